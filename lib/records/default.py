@@ -1,0 +1,88 @@
+"""The default dataset: a modest national synthetic dataset, generated and stored at first start.
+
+``ensure_default_dataset(db, progress)`` does nothing if the store already holds encounters. Otherwise it
+generates ``DEFAULT_ENCOUNTERS`` synthetic encounters with ``lib.synth`` (fixed seed, so every first start
+gives the same data), ingests them through the same validate → geocode → pseudonymise → store path as
+an upload (one batch, one transaction), and writes the generator's ground truth to ``truth.parquet``
+beside the database, for evaluation only (never read by the app as data). Only the truth columns that
+identify no one are kept there: agency_type, source_record_id, true_child_id, true_cse and the
+damage flags; the synthetic identifiers in clear are not written.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from lib.records import ingest, store
+from lib.records.pseudonymise import load_key
+
+DEFAULT_ENCOUNTERS = 20_000
+DEFAULT_SEED = 20251125
+DEFAULT_FILENAME = "synthetic national dataset"
+TRUTH_FILE = "truth.parquet"
+TRUTH_KEEP = ("agency_type", "source_record_id", "true_child_id", "true_cse", "anonymous", "nhs_status",
+              "name_status", "typo_forename", "typo_surname", "dob_error", "postcode_moved", "far_from_home")
+
+_LOCK = threading.Lock()
+
+
+def truth_path(db_path) -> Path | None:
+    return None if str(db_path) == ":memory:" else Path(db_path).with_name(TRUTH_FILE)
+
+
+def _report(progress, fraction: float, message: str) -> None:
+    if progress is not None:
+        progress(min(max(fraction, 0.0), 1.0), message)
+
+
+def ensure_default_dataset(db=None, progress=None, *, n_encounters: int = DEFAULT_ENCOUNTERS,
+                           seed: int = DEFAULT_SEED, key: str | bytes | None = None) -> dict:
+    """Fill an empty store with the default synthetic dataset. ``db`` is a path or an open connection.
+
+    ``progress(fraction, message)`` is called as steps finish. Returns a summary (``created`` False if
+    the store already held encounters).
+    """
+    with _LOCK:
+        own = not hasattr(db, "execute")
+        db_path = store.resolve_path(db) if own else _connection_path(db)
+        con = store.connect(db_path) if own else db
+        try:
+            existing = store.counts(con)["encounters"]
+            if existing:
+                return {"created": False, "encounters": existing}
+            started = time.perf_counter()
+            raw_key = load_key(None if db_path is None else db_path, key)
+            from lib.synth import SynthConfig, generate
+
+            _report(progress, 0.0, "Generating the synthetic national dataset…")
+            encounters, truth = generate(
+                SynthConfig(n_encounters=n_encounters, seed=seed),
+                progress=lambda f, m: _report(progress, 0.6 * f, f"Generating: {m}"))
+            _report(progress, 0.6, "Validating, placing and pseudonymising records…")
+            batch = ingest.prepare_frame(encounters, DEFAULT_FILENAME, key=raw_key)
+            del encounters
+            _report(progress, 0.85, "Storing records…")
+            stored = ingest.commit(con, batch)
+            path = truth_path(db_path) if db_path is not None else None
+            if path is not None:
+                keep = [c for c in TRUTH_KEEP if c in truth.columns]
+                truth[keep].to_parquet(path, index=False)
+            _report(progress, 1.0, "Default dataset ready")
+            return {"created": True, "encounters": stored["rows_stored"], "rejected": stored["rows_rejected"],
+                    "truth": None if path is None else str(path),
+                    "seconds": round(time.perf_counter() - started, 2)}
+        finally:
+            if own:
+                con.close()
+
+
+def _connection_path(con) -> Path | None:
+    """The file behind an open connection (None for an in-memory database)."""
+    cur = con.cursor()
+    try:
+        rows = cur.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    finally:
+        cur.close()
+    path = rows[0][0] if rows else None
+    return Path(path) if path else None

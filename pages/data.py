@@ -1,0 +1,137 @@
+"""Data page: the extract schema and template, upload → validation summary → store, identifier completeness.
+
+Thin: layout, widgets and caching; the work is in lib.records. Clear names and NHS numbers exist only
+inside ``ingest.prepare``: what this page holds between the summary and "Store" is pseudonymised.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from lib.geo import maps
+from lib.geo.layers import LAYERS
+from lib.records import schema, store
+from lib.records.extract import ExtractError
+from lib.records.ingest import commit, prepare
+from lib.records.pseudonymise import load_key
+from pages.common import connection, db_path, secret_key
+
+MIN_ENCOUNTERS = 6  # areas with fewer encounters than this show no percentages (small numbers)
+AGENCY_LABELS = {"police": "Police", "children_social_care": "Children's social care", "health": "Health",
+                 "education": "Education", "other": "Other"}
+BASIS_LABELS = {"either": "Home, else where it happened", "home": "Home postcode", "encounter": "Where it happened"}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def completeness_table(path: str, version: str, layer: str, basis: str, by: str) -> pd.DataFrame:
+    return store.completeness(connection(path), layer, basis=basis, by=by)
+
+
+DB_PATH = db_path()
+con = connection(DB_PATH)
+
+st.title("Data")
+st.markdown("Load agency extracts (CSV, Excel or Parquet). Each file is checked row by row, placed in every "
+            "geography and pseudonymised before anything is stored: names, NHS numbers, dates of birth and "
+            "postcodes are kept only as keyed hashes. You see what will be stored, and what will not, first.")
+
+schema_tab, upload_tab, completeness_tab = st.tabs(["Extract schema", "Upload", "Identifier completeness"])
+
+with schema_tab:
+    st.markdown("Required columns must be present; others may be left out or blank. Common header spellings "
+                "are recognised (for example *NHS No*, *DOB*, *First name*, *Postcode*).")
+    st.dataframe(schema.schema_frame(), hide_index=True, width="stretch")
+    st.download_button("Download the template (CSV)", schema.template_csv(), "joinedup_template.csv", "text/csv",
+                       key="template")
+    with st.expander("Every check and what happens"):
+        st.dataframe(schema.checks_frame(), hide_index=True, width="stretch")
+
+with upload_tab:
+    uploaded = st.file_uploader("Agency extract", type=["csv", "txt", "tsv", "xlsx", "parquet"], key="extract")
+    if uploaded is not None:
+        data = uploaded.getvalue()
+        token = (uploaded.name, len(data), hash(data))
+        if st.session_state.get("prepared_token") != token:
+            st.session_state.pop("prepared", None)
+            st.session_state.pop("stored", None)
+            with st.spinner("Checking, placing and pseudonymising…"):
+                try:
+                    st.session_state["prepared"] = prepare(data, uploaded.name,
+                                                           key=load_key(DB_PATH, secret_key()))
+                    st.session_state.pop("extract_error", None)
+                except ExtractError as exc:
+                    st.session_state["extract_error"] = str(exc)
+            st.session_state["prepared_token"] = token
+        if st.session_state.get("extract_error"):
+            st.error(f"Nothing can be stored from this file. {st.session_state['extract_error']}")
+        batch = st.session_state.get("prepared")
+        if batch is not None:
+            summary = batch.summary()
+            cols = st.columns(4)
+            cols[0].metric("Rows read", f"{summary['rows_read']:,}")
+            cols[1].metric("Rows to store", f"{summary['rows_valid']:,}")
+            cols[2].metric("Rows rejected", f"{summary['rows_rejected']:,}")
+            cols[3].metric("Values dropped", f"{summary['values_dropped']:,}",
+                           help="Identifiers that failed a check; the row is kept without them.")
+            if summary["ignored_columns"]:
+                st.caption("Columns not used: " + ", ".join(summary["ignored_columns"]))
+            if len(batch.issues):
+                reasons = (batch.issues.groupby(["action", "field", "code"]).size().rename("rows").reset_index()
+                           .sort_values("rows", ascending=False))
+                st.subheader("Problems found")
+                st.dataframe(reasons, hide_index=True, width="stretch")
+                st.dataframe(batch.issues, hide_index=True, width="stretch", height=260)
+                st.download_button("Download the problem list (CSV)", batch.issues.to_csv(index=False).encode(),
+                                   f"{uploaded.name}.problems.csv", "text/csv", key="issues_csv")
+            else:
+                st.success("No problems found.")
+            with st.expander("What will be stored (first 20 rows, pseudonymised)"):
+                st.dataframe(batch.records_frame(limit=20), hide_index=True, width="stretch")
+            stored = st.session_state.get("stored")
+            if stored is None:
+                if st.button(f"Store these {summary['rows_valid']:,} records", type="primary", key="store",
+                             disabled=summary["rows_valid"] == 0):
+                    try:
+                        st.session_state["stored"] = commit(con, batch)
+                    except store.StoreError as exc:
+                        st.error(str(exc))
+                    st.rerun()
+            else:
+                st.success(f"Stored {stored['rows_stored']:,} new records (batch {stored['batch_id']}); "
+                           f"{stored['rows_already_stored']:,} were already stored and were not added again.")
+
+with completeness_tab:
+    st.markdown("How ready each agency's records are for a unique child identifier: the share with a valid "
+                "NHS number, with name and date of birth, and anonymous contacts (no identifier at all).")
+    layer_keys = [k for k in LAYERS if k in store.COMPLETENESS_LAYERS]
+    c1, c2, c3 = st.columns(3)
+    layer = c1.selectbox("Areas", layer_keys, format_func=lambda k: LAYERS[k].title, index=layer_keys.index("utla"),
+                         key="completeness_layer")
+    basis = c2.selectbox("Place each contact by", list(BASIS_LABELS), format_func=BASIS_LABELS.get,
+                         key="completeness_basis")
+    agencies = ["all"] + list(schema.AGENCY_TYPES)
+    agency = c3.selectbox("Agency", agencies, format_func=lambda a: "All agencies" if a == "all" else
+                          AGENCY_LABELS[a], key="completeness_agency")
+    version = store.data_version(con)
+    table = completeness_table(DB_PATH, version, layer, basis, "none" if agency == "all" else "agency_type")
+    if agency != "all":
+        table = table[table["agency_type"] == agency].drop(columns="agency_type")
+    if table.empty:
+        st.info("No records stored for this choice yet.")
+    else:
+        shown = table.copy()
+        small = shown["encounters"] < MIN_ENCOUNTERS
+        for column in ("valid_nhs_pct", "name_dob_pct", "anonymous_pct"):
+            shown[column] = shown[column].where(~small)
+        mapped = shown[(shown["area_code"] != "(unplaced)") & ~small]
+        values = dict(zip(mapped["area_code"], mapped["valid_nhs_pct"].astype(float)))
+        hover = {r.area_code: f"{r.encounters:,} contacts; name and DOB {r.name_dob_pct}%; anonymous "
+                              f"{r.anonymous_pct}%" for r in mapped.itertuples(index=False)}
+        st.plotly_chart(maps.choropleth_figure(layer, values, "Valid NHS number (%)", hover=hover),
+                        width="stretch", key="completeness_map")
+        st.dataframe(shown.rename(columns={"area_code": "code", "area_name": "area", "valid_nhs_pct": "valid NHS %",
+                                           "name_dob_pct": "name + DOB %", "anonymous_pct": "anonymous %"}),
+                     hide_index=True, width="stretch")
+        st.caption(f"Areas with fewer than {MIN_ENCOUNTERS} contacts show no percentages. "
+                   + ("Trust catchments are modelled (NHS trusts have no statutory boundary). " if layer == "trust"
+                      else ""))
