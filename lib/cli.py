@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "lib.geo.commands",
     "lib.synth.commands",
     "lib.records.commands",
+    "lib.linkage.commands",
 )
 
 

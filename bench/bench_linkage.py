@@ -1,0 +1,108 @@
+"""Linkage benchmark: end-to-end time, peak memory and F1, against plain Splink deduplication.
+
+Run: python -m bench.bench_linkage [--sizes 100000,1000000]
+Each size runs in its own subprocess so peak memory is that size's own. Prints JSON lines.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import emit, peak_rss_mb
+
+KEY = b"benchmark-key-not-secret-0123456789abcdef"
+
+
+def plain_splink(con, seed: int = 42) -> tuple[dict, float]:
+    """Baseline a user might pick instead: Splink over every named record, NHS number as one more
+    comparison, no deterministic pass; clustered at the same threshold."""
+    import duckdb
+    import splink.comparison_library as cl
+    from splink import Linker, SettingsCreator, block_on
+    from splink.backends.duckdb import DuckDBAPI
+
+    from lib.linkage import model
+    from lib.linkage.run import LinkConfig
+
+    started = time.perf_counter()
+    frame = con.execute(f"""SELECT record_key AS unique_id, CASE WHEN nhs_status = 'valid' THEN nhs_hash END AS nhs_hash,
+                            {', '.join(model.FEATURES)} FROM encounters WHERE NOT is_anonymous""").df()
+    db_api = DuckDBAPI(connection=duckdb.connect())
+    settings = SettingsCreator(link_type="dedupe_only", comparisons=[*model.comparisons(), cl.ExactMatch("nhs_hash")],
+                               blocking_rules_to_generate_predictions=[*model.blocking_rules(), block_on("nhs_hash")])
+    linker = Linker(db_api.register(frame, dataset_display_name="encounters"), settings, log_level=40)
+    model.train(linker, seed=seed)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("nhs_hash"),
+                                                                      estimate_without_term_frequencies=True)
+    predictions = linker.inference.predict(threshold_match_probability=LinkConfig().match_threshold)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, threshold_match_probability=LinkConfig().match_threshold).as_pandas_dataframe()
+    return dict(zip(clusters["unique_id"], clusters["cluster_id"])), time.perf_counter() - started
+
+
+def one_size(size: int, seed: int) -> None:
+    import pandas as pd
+
+    from lib.linkage.evaluate import evaluate, pairwise_scores
+    from lib.linkage.run import LinkConfig, link
+    from lib.records import ingest, store
+    from lib.synth import SynthConfig, generate
+
+    encounters, truth = generate(SynthConfig(n_encounters=size, seed=seed))
+    with tempfile.TemporaryDirectory() as tmp:
+        con = store.connect(Path(tmp) / "bench.duckdb")
+        ingest.commit(con, ingest.prepare_frame(encounters, "synthetic.parquet", key=KEY))
+        del encounters
+        before = peak_rss_mb()
+        started = time.perf_counter()
+        summary = link(con, LinkConfig())
+        seconds = time.perf_counter() - started
+        emit("link end to end", round(seconds, 2), "s", size=size, target="<= 60 s at 1,000,000")
+        emit("link peak memory (process)", peak_rss_mb(), "MB", size=size, before_link=before)
+        scores = evaluate(con, truth)
+        emit("link F1", scores["f1"], "", size=size, precision=scores["precision"], recall=scores["recall"])
+        emit("multi-agency children estimated vs true", scores["multi_agency_relative_error"], "relative error",
+             size=size, estimated=scores["multi_agency_children_estimated"],
+             true=scores["multi_agency_children_true"])
+        emit("children", summary["children"], "", size=size, nhs_conflicts=summary["nhs_conflicts_flagged"],
+             review_queue=summary["review_queue"])
+
+        clusters, baseline_seconds = plain_splink(con, seed)
+        keys = con.execute("""SELECT record_key, agency_type, source_record_id FROM encounters
+                              WHERE NOT is_anonymous""").df()
+        keys["cluster"] = keys["record_key"].map(clusters)
+        merged = keys.merge(truth, on=["agency_type", "source_record_id"])
+        baseline = pairwise_scores(merged["cluster"], merged["true_child_id"])
+        emit("baseline plain Splink time", round(baseline_seconds, 2), "s", size=size)
+        emit("baseline plain Splink F1", baseline["f1"], "", size=size, precision=baseline["precision"],
+             recall=baseline["recall"])
+        emit("speed ratio baseline/ours", round(baseline_seconds / seconds, 2), "x", size=size)
+        con.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        one_size(args.one, args.seed)
+        return
+    for size in (int(s) for s in args.sizes.split(",")):
+        result = subprocess.run([sys.executable, "-m", "bench.bench_linkage", "--one", str(size),
+                                 "--seed", str(args.seed)], capture_output=True, text=True)
+        for line in result.stdout.splitlines():
+            if line.startswith("{"):
+                print(line, flush=True)
+        if result.returncode:
+            print(json.dumps({"figure": "error", "value": result.stderr[-2000:], "unit": "", "size": size}))
+
+
+if __name__ == "__main__":
+    main()

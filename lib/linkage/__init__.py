@@ -1,0 +1,1 @@
+"""Linkage: turn encounter records into children (NHS number first, then Splink)."""

@@ -1,0 +1,41 @@
+"""The review queue: links the model is unsure of, shown side by side with identifiers masked."""
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from lib.geo import lookup
+
+
+def review_queue(con: duckdb.DuckDBPyConnection, limit: int = 500) -> pd.DataFrame:
+    """Pairs in the review band not yet decided, most uncertain (closest to 0.5 in odds) first."""
+    cur = con.cursor()
+    try:
+        return cur.execute("""
+            SELECT node_l, node_r, record_key_l, record_key_r, match_probability, match_weight
+            FROM link_edges l WHERE status = 'review' AND NOT EXISTS (
+                SELECT 1 FROM review_decisions d
+                WHERE least(d.record_key_l, d.record_key_r) = least(l.record_key_l, l.record_key_r)
+                  AND greatest(d.record_key_l, d.record_key_r) = greatest(l.record_key_l, l.record_key_r))
+            ORDER BY abs(match_weight), node_l, node_r LIMIT ?""", [limit]).df()
+    finally:
+        cur.close()
+
+
+def group_profile(con: duckdb.DuckDBPyConnection, node_id: str) -> pd.DataFrame:
+    """A group's records with masked identifiers only: never a hash, a name or a full postcode."""
+    cur = con.cursor()
+    try:
+        frame = cur.execute("""
+            SELECT e.agency_type AS agency, e.encounter_date AS date, e.encounter_type AS encounter,
+                   CASE e.nhs_status WHEN 'valid' THEN 'valid number (hidden)' WHEN 'invalid' THEN 'invalid number'
+                        ELSE 'none' END AS nhs_number,
+                   e.forename_phonetic AS forename_sounds_like, e.surname_phonetic AS surname_sounds_like,
+                   e.birth_year, e.sex, e.home_sector AS home_postcode_sector, e.home_utla, e.enc_pfa
+            FROM record_child r JOIN encounters e USING (record_key)
+            WHERE r.node_id = ? ORDER BY e.encounter_date""", [node_id]).df()
+    finally:
+        cur.close()
+    frame["home_authority"] = frame.pop("home_utla").map(lookup.name_of("utla"))
+    frame["encounter_force"] = frame.pop("enc_pfa").map(lookup.name_of("pfa"))
+    return frame

@@ -1,0 +1,312 @@
+"""Link encounter records into children: NHS number first, Splink for the rest, reviewers last.
+
+1. Deterministic pass: records sharing a valid NHS number are one child, unless a record's name and
+   date of birth flatly contradict the number's usual identity (surname, forename after nicknames and
+   date of birth all differ, day/month transposition and year of birth included): such a record is
+   flagged as a possible shared or wrong number and goes to the next pass on its own, without the number.
+2. Probabilistic pass: Splink (DuckDB backend, model in lib.linkage.model, trained by EM on this data)
+   over one representative per NHS-number group (its most common value of each feature) and every
+   record without a trustworthy number. Two groups with different valid NHS numbers are never linked.
+3. Clusters: connected components (Splink's clustering) of NHS groups, model links at or above the
+   match threshold, and reviewers' decisions: an accepted pair is linked, a rejected pair's link is
+   dropped. Links in the review band below the threshold are queued for review.
+Anonymous contacts (no identifier at all) are counted, never linked: their child_id is NULL.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from lib.linkage import model
+
+Progress = Callable[[float, str], None]
+
+RECORD_COLUMNS = ["record_key", "agency_type", "nhs_status", "nhs_hash", *model.FEATURES, "is_anonymous"]
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    match_threshold: float = 0.9  # a model link at or above this joins two records
+    review_floor: float = 0.5  # links from here up to the threshold are queued for review
+    seed: int = 42
+    max_u_pairs: float = 2e6
+    train_sample: int = 250_000  # above this many groups, train on a seeded random sample of them
+
+
+DDL = [
+    """CREATE TABLE IF NOT EXISTS review_decisions (record_key_l VARCHAR NOT NULL, record_key_r VARCHAR NOT NULL,
+       decision VARCHAR NOT NULL CHECK (decision IN ('accept', 'reject')), reviewer VARCHAR, decided_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS linkage_runs (run_id INTEGER, started_at TIMESTAMP, seconds DOUBLE,
+       records BIGINT, children BIGINT, config VARCHAR, summary VARCHAR, model VARCHAR)""",
+]
+
+
+def _noop(fraction: float, message: str) -> None:
+    return None
+
+
+def load_records(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    cur = con.cursor()
+    try:
+        return cur.execute(f"SELECT {', '.join(RECORD_COLUMNS)} FROM encounters ORDER BY record_key").df()
+    finally:
+        cur.close()
+
+
+def _mode_columns(con: duckdb.DuckDBPyConnection, source: str, key: str, columns: list[str]) -> str:
+    """SQL for a table (key, column...) holding the most common non-null value of each column per key
+    (ties: the smallest value, so runs repeat)."""
+    parts = [f"""(SELECT {key}, first({c} ORDER BY n DESC, {c}) AS {c} FROM (
+                    SELECT {key}, {c}, count(*) AS n FROM {source} WHERE {c} IS NOT NULL GROUP BY ALL)
+                  GROUP BY {key}) AS m_{c}""" for c in columns]
+    sql = f"SELECT k.{key}, " + ", ".join(f"m_{c}.{c}" for c in columns) + f" FROM (SELECT DISTINCT {key} FROM {source}) k"
+    for c in columns:
+        sql += f" LEFT JOIN {parts[columns.index(c)]} USING ({key})"
+    return sql
+
+
+def deterministic_pass(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(nodes for Splink, record → node table with the NHS flags). Runs in DuckDB: at a million
+    records, grouping 64-character hashes in pandas costs tens of seconds, in DuckDB about one."""
+    con = duckdb.connect()
+    try:
+        con.register("records", records)
+        con.execute("""CREATE TEMP TABLE named AS SELECT * FROM records WHERE NOT is_anonymous""")
+        con.execute("""CREATE TEMP TABLE numbered AS SELECT *, dense_rank() OVER (ORDER BY nhs_hash) AS g
+                       FROM named WHERE nhs_status = 'valid' AND nhs_hash IS NOT NULL""")
+        identity = ["dob_hash", "surname_hash", "forename_canon_hash", "birth_year"]
+        con.execute(f"CREATE TEMP TABLE identity AS {_mode_columns(con, 'numbered', 'g', identity)}")
+        # A record flatly contradicts its number's usual identity when its surname, its forename after
+        # nicknames and its date of birth (exact, transposed or year) all differ; nulls never contradict.
+        con.execute("""CREATE TEMP TABLE judged AS
+            SELECT n.record_key, n.g, n.nhs_hash,
+                   (count(*) OVER (PARTITION BY n.g)) > 1
+                   AND coalesce(n.dob_hash <> i.dob_hash AND n.dob_swap_hash <> i.dob_hash
+                                AND n.birth_year <> i.birth_year, false)
+                   AND coalesce(n.surname_hash <> i.surname_hash, false)
+                   AND coalesce(n.forename_canon_hash <> i.forename_canon_hash, false) AS contradicts
+            FROM numbered n JOIN identity i USING (g)""")
+        con.execute("""CREATE TEMP TABLE trusted AS SELECT n.* FROM numbered n JOIN judged j USING (record_key)
+                       WHERE NOT j.contradicts""")
+        record_nodes = con.execute("""
+            SELECT r.record_key,
+                   CASE WHEN t.record_key IS NOT NULL THEN 'N:' || substr(r.nhs_hash, 1, 24)
+                        ELSE 'R:' || r.record_key END AS node_id,
+                   t.record_key IS NOT NULL AS by_nhs,
+                   coalesce(j.contradicts, false) AS nhs_conflict,
+                   j.g IS NOT NULL AND j.g IN (SELECT g FROM judged WHERE contradicts) AS shared_number_suspected
+            FROM named r LEFT JOIN judged j USING (record_key) LEFT JOIN trusted t USING (record_key)
+            ORDER BY r.record_key""").df()
+        features = ", ".join(model.FEATURES)
+        nodes = con.execute(f"""
+            SELECT 'N:' || substr(t.nhs_hash, 1, 24) AS unique_id, true AS has_nhs, {features}
+            FROM ({_mode_columns(con, 'trusted', 'g', model.FEATURES)}) m
+            JOIN (SELECT g, any_value(nhs_hash) AS nhs_hash FROM trusted GROUP BY g) t USING (g)
+            UNION ALL
+            SELECT 'R:' || record_key AS unique_id, false AS has_nhs, {features}
+            FROM named WHERE record_key NOT IN (SELECT record_key FROM trusted)
+            ORDER BY unique_id""").df()
+    finally:
+        con.close()
+    nodes["birth_year"] = pd.to_numeric(nodes["birth_year"]).astype("Int64")
+    return nodes, record_nodes
+
+
+def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progress = _noop
+                       ) -> tuple[pd.DataFrame, dict]:
+    """Splink predictions between nodes at or above the review floor, and the trained model."""
+    from splink import Linker
+    from splink.backends.duckdb import DuckDBAPI
+
+    db_api = DuckDBAPI(connection=duckdb.connect())
+    frame = nodes[["unique_id", *model.FEATURES]].copy()
+    sdf = db_api.register(frame, dataset_display_name="encounters")
+    progress(0.35, "Training the match model (u by sampling, m by expectation maximisation)")
+    if len(frame) > config.train_sample:
+        # m and u are properties of the recording, not of the population size: a large random sample
+        # estimates them as well, and EM's blocked pairs grow with the square of the input.
+        sample = frame.sample(n=config.train_sample, random_state=config.seed)
+        trainer = Linker(db_api.register(sample, dataset_display_name="training_sample"), model.settings(),
+                         log_level=30)
+        model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs)
+        linker = Linker(sdf, trainer.misc.save_model_to_json(), log_level=30)
+    else:
+        linker = Linker(sdf, model.settings(), log_level=30)
+        model.train(linker, seed=config.seed, max_pairs=config.max_u_pairs)
+    progress(0.6, "Scoring candidate pairs")
+    predictions = linker.inference.predict(threshold_match_probability=config.review_floor)
+    edges = predictions.as_pandas_dataframe()[["unique_id_l", "unique_id_r", "match_weight", "match_probability"]]
+    has_nhs = set(nodes.loc[nodes["has_nhs"], "unique_id"])
+    both_numbered = edges["unique_id_l"].isin(has_nhs) & edges["unique_id_r"].isin(has_nhs)
+    edges = edges[~both_numbered].reset_index(drop=True)  # different valid NHS numbers: different children
+    return edges, linker.misc.save_model_to_json()
+
+
+def _decisions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    cur = con.cursor()
+    try:
+        return cur.execute("""SELECT record_key_l, record_key_r, decision FROM (
+            SELECT *, row_number() OVER (PARTITION BY least(record_key_l, record_key_r),
+                                                      greatest(record_key_l, record_key_r)
+                                         ORDER BY decided_at DESC) AS latest FROM review_decisions)
+            WHERE latest = 1""").df()
+    finally:
+        cur.close()
+
+
+def _pair_key(a: pd.Series, b: pd.Series) -> pd.Series:
+    return np.minimum(a, b) + "\u0000" + np.maximum(a, b)
+
+
+def cluster(nodes: pd.DataFrame, edges: pd.DataFrame, decisions: pd.DataFrame, record_nodes: pd.DataFrame,
+            config: LinkConfig) -> tuple[pd.Series, pd.DataFrame]:
+    """(cluster id per node, the edges with their status: linked, review, rejected, accepted)."""
+    from splink.backends.duckdb import DuckDBAPI
+    from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+    node_of = record_nodes.set_index("record_key")["node_id"]
+    decided = decisions.assign(node_l=decisions["record_key_l"].map(node_of),
+                               node_r=decisions["record_key_r"].map(node_of)).dropna(subset=["node_l", "node_r"])
+    decided = decided[decided["node_l"] != decided["node_r"]]
+    rejected = set(_pair_key(decided.loc[decided["decision"] == "reject", "node_l"],
+                             decided.loc[decided["decision"] == "reject", "node_r"]))
+    accepted = decided[decided["decision"] == "accept"]
+
+    edges = edges.copy()
+    keys = _pair_key(edges["unique_id_l"], edges["unique_id_r"])
+    edges["status"] = np.where(edges["match_probability"] >= config.match_threshold, "linked", "review")
+    edges.loc[keys.isin(rejected).to_numpy(), "status"] = "rejected by reviewer"
+    accepted_keys = set(_pair_key(accepted["node_l"], accepted["node_r"]))
+    edges.loc[keys.isin(accepted_keys).to_numpy(), "status"] = "accepted by reviewer"
+    missing = accepted[~_pair_key(accepted["node_l"], accepted["node_r"]).isin(set(keys))]
+    if len(missing):
+        edges = pd.concat([edges, pd.DataFrame({"unique_id_l": missing["node_l"], "unique_id_r": missing["node_r"],
+                                                "match_weight": np.nan, "match_probability": np.nan,
+                                                "status": "accepted by reviewer"})], ignore_index=True)
+    joining = edges[edges["status"].isin(["linked", "accepted by reviewer"])][["unique_id_l", "unique_id_r"]]
+    db_api = DuckDBAPI(connection=duckdb.connect())
+    clusters = cluster_pairwise_predictions_at_threshold(
+        nodes[["unique_id"]], joining, db_api, node_id_column_name="unique_id").as_pandas_dataframe()
+    return clusters.set_index("unique_id")["cluster_id"], edges
+
+
+def _child_ids(record_nodes: pd.DataFrame, cluster_of: pd.Series) -> pd.Series:
+    """A stable pseudonymous child id per cluster: hash of the cluster's smallest record key."""
+    cluster = record_nodes["node_id"].map(cluster_of)
+    first_key = record_nodes.groupby(cluster)["record_key"].transform("min")
+    return first_key.map(lambda k: "CH-" + hashlib.sha256(k.encode()).hexdigest()[:12])
+
+
+def link(con: duckdb.DuckDBPyConnection, config: LinkConfig = LinkConfig(), progress: Progress = _noop) -> dict:
+    """Run all passes on the store and replace its linkage tables in one transaction; returns a summary."""
+    started = time.perf_counter()
+    started_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    for statement in DDL:
+        con.execute(statement)
+    progress(0.02, "Reading pseudonymised records")
+    records = load_records(con)
+    progress(0.1, "Deterministic pass: valid NHS numbers")
+    nodes, record_nodes = deterministic_pass(records)
+    if len(nodes) >= 2:
+        edges, model_json = probabilistic_pass(nodes, config, progress)
+    else:
+        edges = pd.DataFrame(columns=["unique_id_l", "unique_id_r", "match_weight", "match_probability"])
+        model_json = {}
+    progress(0.85, "Clustering and applying reviewers' decisions")
+    cluster_of, edges = cluster(nodes, edges, _decisions(con), record_nodes, config)
+
+    record_nodes["child_id"] = _child_ids(record_nodes, cluster_of).to_numpy()
+    joined = edges[edges["status"].isin(["linked", "accepted by reviewer"])]
+    best = pd.concat([joined[["unique_id_l", "match_probability"]].set_axis(["node", "p"], axis=1),
+                      joined[["unique_id_r", "match_probability"]].set_axis(["node", "p"], axis=1)])
+    by_reviewer = set(joined.loc[joined["status"] == "accepted by reviewer", "unique_id_l"]) | set(
+        joined.loc[joined["status"] == "accepted by reviewer", "unique_id_r"])
+    record_nodes["best_match_probability"] = record_nodes["node_id"].map(best.groupby("node")["p"].max())
+    node_size = record_nodes.groupby("node_id")["record_key"].transform("size")
+    cluster_size = record_nodes.groupby("child_id")["record_key"].transform("size")
+    record_nodes["link_method"] = np.select(
+        [cluster_size == 1, record_nodes["node_id"].isin(by_reviewer),
+         record_nodes["best_match_probability"].notna(), record_nodes["by_nhs"] & (node_size > 1)],
+        ["single record", "reviewer", "probabilistic", "nhs_number"], default="nhs_number")
+
+    anonymous = records[records["is_anonymous"]]
+    out = pd.concat([record_nodes, pd.DataFrame({
+        "record_key": anonymous["record_key"], "node_id": None, "by_nhs": False, "nhs_conflict": False,
+        "shared_number_suspected": False, "child_id": None, "best_match_probability": np.nan,
+        "link_method": "anonymous (never linked)"})], ignore_index=True)
+    out = out[["record_key", "child_id", "node_id", "link_method", "best_match_probability", "by_nhs",
+               "nhs_conflict", "shared_number_suspected"]]
+    node_records = record_nodes.groupby("node_id")["record_key"].min()
+    edges = edges.assign(record_key_l=edges["unique_id_l"].map(node_records),
+                         record_key_r=edges["unique_id_r"].map(node_records))
+    edges = edges.rename(columns={"unique_id_l": "node_l", "unique_id_r": "node_r"})
+
+    summary = {
+        "records": int(len(records)),
+        "anonymous_records": int(len(anonymous)),
+        "nodes": int(len(nodes)),
+        "children": int(record_nodes["child_id"].nunique()),
+        "linked_by_nhs_number": int(record_nodes["by_nhs"].sum()),
+        "nhs_conflicts_flagged": int(record_nodes["nhs_conflict"].sum()),
+        "model_links": int((edges["status"] == "linked").sum()),
+        "review_queue": int((edges["status"] == "review").sum()),
+        "reviewer_accepted": int((edges["status"] == "accepted by reviewer").sum()),
+        "reviewer_rejected": int((edges["status"] == "rejected by reviewer").sum()),
+        "multi_agency_children": int(multi_agency_children(out.merge(records[["record_key", "agency_type"]]))),
+        "match_threshold": config.match_threshold,
+    }
+    progress(0.95, "Saving")
+    _save(con, out, edges, summary, config, model_json, started_at, started)
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    progress(1.0, f"Linked {summary['records']:,} records into {summary['children']:,} children")
+    return summary
+
+
+def multi_agency_children(frame: pd.DataFrame, child: str = "child_id") -> int:
+    """Children whose records come from two or more agency types."""
+    known = frame.dropna(subset=[child])
+    return int((known.groupby(child)["agency_type"].nunique() >= 2).sum())
+
+
+def _save(con, out, edges, summary, config, model_json, started_at, started) -> None:
+    cur = con.cursor()
+    try:
+        cur.execute("BEGIN TRANSACTION")
+        cur.register("out_frame", out)
+        cur.register("edge_frame", edges[["node_l", "node_r", "record_key_l", "record_key_r", "match_weight",
+                                          "match_probability", "status"]])
+        cur.execute("CREATE OR REPLACE TABLE record_child AS SELECT * FROM out_frame")
+        cur.execute("CREATE OR REPLACE TABLE link_edges AS SELECT * FROM edge_frame")
+        run_id = cur.execute("SELECT coalesce(max(run_id), 0) + 1 FROM linkage_runs").fetchall()[0][0]
+        cur.execute("INSERT INTO linkage_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [run_id, started_at.to_pydatetime(), time.perf_counter() - started, summary["records"],
+                     summary["children"], json.dumps(asdict(config)), json.dumps(summary), json.dumps(model_json)])
+        cur.execute("COMMIT")
+    except Exception:
+        cur.execute("ROLLBACK")
+        raise
+    finally:
+        cur.unregister("out_frame")
+        cur.close()
+
+
+def record_decision(con: duckdb.DuckDBPyConnection, record_key_l: str, record_key_r: str, decision: str,
+                    reviewer: str) -> None:
+    """Store a reviewer's accept/reject for a pair; the next linkage run respects it."""
+    if decision not in ("accept", "reject"):
+        raise ValueError("decision must be 'accept' or 'reject'")
+    for statement in DDL:
+        con.execute(statement)
+    cur = con.cursor()
+    try:
+        cur.execute("INSERT INTO review_decisions VALUES (?, ?, ?, ?, now())",
+                    [record_key_l, record_key_r, decision, reviewer])
+    finally:
+        cur.close()
