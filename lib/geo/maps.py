@@ -45,15 +45,16 @@ def layer_bounds(layer: str) -> dict[str, tuple[float, float, float, float]]:
 
 
 def zoom_for_bounds(bounds: tuple[float, float, float, float], width_px: int = 800, height_px: int = 650) -> dict:
-    """Centre and zoom that fit a bounding box in a map of the given pixel size (web Mercator)."""
+    """Centre and zoom that fit a bounding box in a map of the given pixel size (web Mercator;
+    MapLibre's zoom 0 shows the world in one 512-pixel tile)."""
     min_lon, min_lat, max_lon, max_lat = bounds
     lon_span = max(max_lon - min_lon, 0.01)
     y = lambda lat: math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))  # noqa: E731
     lat_span = max(abs(y(max_lat) - y(min_lat)), 0.0002)
-    zoom_x = math.log2(width_px * 360 / (256 * lon_span))
-    zoom_y = math.log2(height_px * 2 * math.pi / (256 * lat_span))
+    zoom_x = math.log2(width_px * 360 / (512 * lon_span))
+    zoom_y = math.log2(height_px * 2 * math.pi / (512 * lat_span))
     return {"center": {"lat": (min_lat + max_lat) / 2, "lon": (min_lon + max_lon) / 2},
-            "zoom": round(max(min(zoom_x, zoom_y) - 0.3, 4.0), 2)}
+            "zoom": round(max(min(zoom_x, zoom_y) - 0.2, 3.0), 2)}
 
 
 def _line_layer(layer: str, width_scale: float = 1.0) -> dict:

@@ -1,0 +1,342 @@
+"""Children whose encounters cross boundaries: spans, flows, and who would be missed without linkage.
+
+Every measure here is about *linked children* (``record_child.child_id``; anonymous contacts are never
+linked and never counted) and is computed in DuckDB over ``encounters ⋈ record_child`` on ``record_key``.
+SQL is parameterised; the only text put into SQL is a column name chosen from a fixed whitelist.
+
+Definitions (kept in one place so the page, exports and tests agree):
+
+- **Home area** of a child in a layer: the ``home_<layer>`` of the child's most recent record that has
+  one; if records on that latest date disagree, the area the child's records name most often; then the
+  smallest code (so runs repeat). Children with no home postcode placed in the layer are *unplaced*
+  (e.g. every Welsh child for the England-only ``icb`` layer) and belong to no area row.
+- **Spans a geography**: the child's encounters took place (``enc_<g>``, where the encounter happened, not
+  the home address) in two or more different areas of that geography. The span geographies are
+  ``SPAN_LAYERS``: police force area (``pfa``), children's services authority (``utla``), **ICB /
+  health board (``nhs``)** and modelled acute trust catchment (``trust``). For "ICB" the analysis
+  deliberately uses the ``nhs`` geography — the ICB in England and the local health board in Wales — so
+  a child moving between Cardiff and Bristol spans two NHS bodies even though Wales has no ICBs.
+- **Multi-agency**: records from two or more agency types (police, children's social care, health,
+  education, other).
+- **Flows**: for each (home area A, encounter area B ≠ A) of a layer, the linked children resident in A
+  with at least one encounter located in B, and those encounters.
+- **Missed without linkage** (``missed_without_linkage``): a multi-agency child none of whose
+  cross-agency connections could be made by exact matching on a shared identifier. Two records *share an
+  identifier* when both hold the same valid NHS number (``nhs_hash``), or both hold forename, surname and
+  date of birth and all three hashes are equal. Exact matching is applied transitively (records joined
+  through a chain of shared identifiers, within or across agencies, are one group), as a deterministic
+  matching system would. The child is *missed* when no such group holds records of two agency types —
+  only probabilistic linkage (or a reviewer) brought its agencies together. Equivalently, no pair of its
+  records from different agency types shares an identifier (a group with two agency types must contain
+  such a pair), so chains matter only for *partly missed*: some agencies meet in an exact group, but no
+  exact group holds all of them. Invalid or missing NHS numbers and partial name/DOB never count as shared.
+"""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from lib.geo import lookup
+from lib.geo.layers import LAYERS
+
+#: Geographies a child's encounters can span (encounter location), in display order.
+SPAN_LAYERS: dict[str, str] = {
+    "pfa": "police force area",
+    "utla": "children's services authority",
+    "nhs": "ICB or health board",
+    "trust": "trust catchment",
+}
+#: Short plural titles for tables and pickers.
+SPAN_TITLES: dict[str, str] = {
+    "pfa": "police forces",
+    "utla": "children's services authorities",
+    "nhs": "ICBs / health boards",
+    "trust": "trust catchments (modelled)",
+    "any": "any of these",
+}
+#: Layers a child can be resident in (home area): the boundary layers that are drawn.
+HOME_LAYERS = tuple(LAYERS)
+
+
+class LinkageMissing(RuntimeError):
+    """The store has no ``record_child`` table: linkage has not been run."""
+
+
+def _check_layer(layer: str, allowed=HOME_LAYERS) -> str:
+    if layer not in allowed:
+        raise ValueError(f"unknown layer {layer!r}; choose from {', '.join(allowed)}")
+    return layer
+
+
+def _query(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> pd.DataFrame:
+    cur = con.cursor()
+    try:
+        return cur.execute(sql, params or []).df()
+    finally:
+        cur.close()
+
+
+def has_linkage(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when linkage has written ``record_child``."""
+    cur = con.cursor()
+    try:
+        return bool(cur.execute("SELECT count(*) FROM information_schema.tables "
+                                "WHERE table_name = 'record_child'").fetchall()[0][0])
+    finally:
+        cur.close()
+
+
+def records_not_linked(con: duckdb.DuckDBPyConnection) -> int:
+    """Stored encounters with no ``record_child`` row (ingested since the last linkage run)."""
+    _require_linkage(con)
+    cur = con.cursor()
+    try:
+        return int(cur.execute("SELECT count(*) FROM encounters e WHERE NOT EXISTS "
+                               "(SELECT 1 FROM record_child rc WHERE rc.record_key = e.record_key)").fetchall()[0][0])
+    finally:
+        cur.close()
+
+
+def _require_linkage(con) -> None:
+    if not has_linkage(con):
+        raise LinkageMissing("linkage has not been run on this store (no record_child table)")
+
+
+def area_names(layer: str) -> dict[str, str]:
+    """Code → name for a home layer or a span geography (``nhs`` = ICBs and Welsh health boards)."""
+    if layer == "nhs":
+        names: dict[str, str] = {}
+        for part in ("icb", "lhb"):
+            names.update(lookup.name_of(part))
+        return names
+    return lookup.name_of(layer)
+
+
+def _home_sql(layer: str) -> str:
+    """SQL (a CTE body) giving one row per placed child: child_id, home_area."""
+    column = f"home_{_check_layer(layer, (*HOME_LAYERS, 'nhs'))}"
+    return f"""
+        SELECT child_id, area AS home_area FROM (
+            SELECT child_id, area, row_number() OVER (
+                       PARTITION BY child_id ORDER BY last_seen DESC, n DESC, area) AS pick
+            FROM (SELECT rc.child_id, e.{column} AS area, max(e.encounter_date) AS last_seen, count(*) AS n
+                  FROM encounters e JOIN record_child rc USING (record_key)
+                  WHERE rc.child_id IS NOT NULL AND e.{column} IS NOT NULL
+                  GROUP BY ALL))
+        WHERE pick = 1"""
+
+
+def child_table(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
+    """One row per linked child: child_id, home_area (NA if unplaced), records, agencies, cse_records,
+    first_date, last_date, and ``areas_<g>`` (distinct encounter areas) for each span geography."""
+    _require_linkage(con)
+    areas = ", ".join(f"count(DISTINCT e.enc_{g}) AS areas_{g}" for g in SPAN_LAYERS)
+    frame = _query(con, f"""
+        WITH home AS ({_home_sql(layer)}),
+        kids AS (
+            SELECT rc.child_id, count(*) AS records, count(DISTINCT e.agency_type) AS agencies,
+                   count(*) FILTER (WHERE e.cse_flag) AS cse_records,
+                   min(e.encounter_date) AS first_date, max(e.encounter_date) AS last_date, {areas}
+            FROM encounters e JOIN record_child rc USING (record_key)
+            WHERE rc.child_id IS NOT NULL
+            GROUP BY rc.child_id)
+        SELECT k.child_id, h.home_area, k.* EXCLUDE (child_id)
+        FROM kids k LEFT JOIN home h USING (child_id)
+        ORDER BY k.child_id""")
+    for g in SPAN_LAYERS:
+        frame[f"spans_{g}"] = frame[f"areas_{g}"] > 1
+    frame["spans_any"] = frame[[f"spans_{g}" for g in SPAN_LAYERS]].any(axis=1)
+    frame["multi_agency"] = frame["agencies"] >= 2
+    return frame
+
+
+def _per_area(children: pd.DataFrame, layer: str, columns: dict[str, str]) -> pd.DataFrame:
+    """Sum boolean child columns per home area, over every area of the layer (zeros where none)."""
+    placed = children.dropna(subset=["home_area"])
+    sums = placed.groupby("home_area").agg(
+        children=("child_id", "size"), **{out: (src, "sum") for out, src in columns.items()})
+    areas = lookup.area_names(layer)
+    table = pd.DataFrame({"area_code": areas["code"].astype("str"), "area_name": areas["name"].astype("str")})
+    table = table.merge(sums, left_on="area_code", right_index=True, how="left")
+    for column in ["children", *columns]:
+        table[column] = table[column].fillna(0).astype("int64")
+    return table
+
+
+def _share(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    return (numerator / denominator.where(denominator > 0)).astype("float64")
+
+
+def spans_by_area(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
+    """One row per area of ``layer`` (every area, zeros where no child lives there).
+
+    Columns: ``area_code``, ``area_name``, ``children`` (linked children whose home area it is),
+    ``multi_agency`` (of them, known to 2+ agency types), ``spans_pfa``, ``spans_utla``, ``spans_nhs``,
+    ``spans_trust`` (of them, encountered in 2+ areas of that geography — ``nhs`` is the ICB in England and
+    the health board in Wales), ``spans_any`` (any of the four), and ``share_<x>`` = ``<x>`` / children for
+    each of those (NaN where no children). Unplaced children are in ``overview``, not here.
+    """
+    _check_layer(layer)
+    children = child_table(con, layer)
+    counts = {"multi_agency": "multi_agency", **{f"spans_{g}": f"spans_{g}" for g in (*SPAN_LAYERS, "any")}}
+    table = _per_area(children, layer, counts)
+    for column in counts:
+        table[column.replace("spans_", "share_") if column.startswith("spans_") else f"share_{column}"] = \
+            _share(table[column], table["children"])
+    return table
+
+
+def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area: str | None = None
+          ) -> pd.DataFrame:
+    """Where children resident in one area of ``layer`` are encountered in another.
+
+    One row per (home area → encounter area) with the two different: ``from_code``, ``from_name``,
+    ``to_code``, ``to_name``, ``children`` (distinct linked children resident in ``from`` with an
+    encounter located in ``to``), ``encounters`` (those encounters), ``reverse_children`` and
+    ``reverse_encounters`` (the same for ``to → from``, 0 if none), and ``flow`` ("A → B"). A→B and B→A are
+    separate rows. Sorted by children, then encounters, then codes; ``top`` keeps the first rows
+    (None: all); ``area`` keeps flows into or out of one area.
+    """
+    _check_layer(layer)
+    _require_linkage(con)
+    enc = f"enc_{layer}"
+    where = "" if area is None else "WHERE from_code = ? OR to_code = ?"
+    params: list = [] if area is None else [area, area]
+    limit = ""
+    if top is not None:
+        limit = "LIMIT ?"
+        params.append(int(top))
+    frame = _query(con, f"""
+        WITH home AS ({_home_sql(layer)}),
+        moves AS (
+            SELECT h.home_area AS from_code, e.{enc} AS to_code,
+                   count(DISTINCT rc.child_id) AS children, count(*) AS encounters
+            FROM encounters e JOIN record_child rc USING (record_key) JOIN home h USING (child_id)
+            WHERE e.{enc} IS NOT NULL AND e.{enc} <> h.home_area
+            GROUP BY ALL),
+        both_ways AS (
+            SELECT m.*, coalesce(r.children, 0) AS reverse_children, coalesce(r.encounters, 0) AS reverse_encounters
+            FROM moves m LEFT JOIN moves r ON r.from_code = m.to_code AND r.to_code = m.from_code)
+        SELECT * FROM both_ways {where}
+        ORDER BY children DESC, encounters DESC, from_code, to_code
+        {limit}""", params)
+    names = area_names(layer)
+    frame.insert(1, "from_name", frame["from_code"].map(names).fillna(frame["from_code"]).astype("str"))
+    frame.insert(3, "to_name", frame["to_code"].map(names).fillna(frame["to_code"]).astype("str"))
+    frame["flow"] = (frame["from_name"] + " → " + frame["to_name"]).astype("str")
+    for column in ("children", "encounters", "reverse_children", "reverse_encounters"):
+        frame[column] = frame[column].astype("int64")
+    return frame.reset_index(drop=True)
+
+
+def exact_match_reach(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per multi-agency linked child: ``child_id``, ``agencies`` and ``agencies_exact`` — the most agency
+    types held by one group of the child's records joined (transitively) by a shared identifier (same valid
+    NHS number, or same forename, surname and date of birth hashes). See the module docstring."""
+    _require_linkage(con)
+    records = _query(con, """
+        WITH multi AS (
+            SELECT rc.child_id FROM encounters e JOIN record_child rc USING (record_key)
+            WHERE rc.child_id IS NOT NULL GROUP BY rc.child_id HAVING count(DISTINCT e.agency_type) >= 2)
+        SELECT rc.child_id, e.agency_type,
+               CASE WHEN e.nhs_status = 'valid' AND e.nhs_hash IS NOT NULL
+                    THEN rc.child_id || '|N|' || e.nhs_hash END AS nhs_key,
+               CASE WHEN e.forename_hash IS NOT NULL AND e.surname_hash IS NOT NULL AND e.dob_hash IS NOT NULL
+                    THEN rc.child_id || '|D|' || e.forename_hash || '|' || e.surname_hash || '|' || e.dob_hash
+               END AS name_dob_key
+        FROM encounters e JOIN record_child rc USING (record_key) JOIN multi USING (child_id)
+        ORDER BY rc.child_id, e.record_key""")
+    if records.empty:
+        return pd.DataFrame({"child_id": pd.Series(dtype="str"), "agencies": pd.Series(dtype="int64"),
+                             "agencies_exact": pd.Series(dtype="int64")})
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(records)
+    keys = pd.concat([records["nhs_key"], records["name_dob_key"]], ignore_index=True)
+    rows = np.tile(np.arange(n), 2)
+    codes, _ = pd.factorize(keys, use_na_sentinel=True)
+    has_key = codes >= 0
+    graph = coo_matrix((np.ones(int(has_key.sum())), (rows[has_key], n + codes[has_key])),
+                       shape=(n + int(codes.max()) + 1, n + int(codes.max()) + 1))
+    _, labels = connected_components(graph, directed=False)
+    records = records.assign(group=labels[:n])
+    per_group = records.groupby(["child_id", "group"])["agency_type"].nunique().groupby("child_id").max()
+    agencies = records.groupby("child_id")["agency_type"].nunique()
+    return pd.DataFrame({"child_id": agencies.index.astype("str"), "agencies": agencies.to_numpy("int64"),
+                         "agencies_exact": per_group.reindex(agencies.index).to_numpy("int64")})
+
+
+def missed_without_linkage(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
+    """Per area of ``layer`` (every area): ``multi_agency`` (resident children known to 2+ agency types),
+    ``missed`` (of them, no two agencies' records share an identifier even transitively: only probabilistic
+    linkage joined them), ``share_missed`` (missed / multi_agency, NaN if none), ``partly_missed``
+    (exact matching joins some of their agencies but not all). Definitions: module docstring."""
+    _check_layer(layer)
+    children = child_table(con, layer)
+    reach = exact_match_reach(con)
+    children = children.merge(reach[["child_id", "agencies_exact"]], on="child_id", how="left")
+    exact = children["agencies_exact"].fillna(0)
+    children["missed"] = children["multi_agency"] & (exact < 2)
+    children["partly_missed"] = children["multi_agency"] & (exact >= 2) & (exact < children["agencies"])
+    table = _per_area(children, layer, {"multi_agency": "multi_agency", "missed": "missed",
+                                        "partly_missed": "partly_missed"})
+    table["share_missed"] = _share(table["missed"], table["multi_agency"])
+    return table
+
+
+def spanning_children(con: duckdb.DuckDBPyConnection, layer: str, area: str | None = None,
+                      span: str = "any", limit: int | None = 500) -> pd.DataFrame:
+    """Children whose encounters span 2+ areas of ``span`` (a SPAN_LAYERS key or 'any'), optionally only
+    those resident in ``area`` of ``layer``; most areas spanned first. Columns: child_id, home_area,
+    home_name, records, agencies, cse_records, areas (the spanned count of the chosen geography, or
+    the most of any), areas_<g>..., first_date, last_date."""
+    if span != "any":
+        _check_layer(span, tuple(SPAN_LAYERS))
+    children = child_table(con, layer)
+    chosen = children[children[f"spans_{span}"]]
+    if area is not None:
+        chosen = chosen[chosen["home_area"] == area]
+    chosen = chosen.assign(areas=chosen[[f"areas_{g}" for g in SPAN_LAYERS]].max(axis=1) if span == "any"
+                           else chosen[f"areas_{span}"])
+    chosen = chosen.sort_values(["areas", "agencies", "records", "child_id"], ascending=[False, False, False, True])
+    if limit is not None:
+        chosen = chosen.head(limit)
+    names = area_names(layer)
+    chosen.insert(2, "home_name", chosen["home_area"].map(names).fillna("(home not placed)").astype("str"))
+    keep = ["child_id", "home_area", "home_name", "records", "agencies", "cse_records", "areas",
+            *[f"areas_{g}" for g in SPAN_LAYERS], "first_date", "last_date"]
+    return chosen[keep].reset_index(drop=True)
+
+
+def overview(con: duckdb.DuckDBPyConnection, layer: str) -> dict[str, int]:
+    """National totals: records, anonymous_records, children, multi_agency, spans_<g> and spans_any,
+    missed (multi-agency children only probabilistic linkage joined), unplaced (children with no home
+    area in ``layer``)."""
+    children = child_table(con, layer)
+    reach = exact_match_reach(con)
+    counts = _query(con, """SELECT count(*) AS records,
+                                   count(*) FILTER (WHERE rc.child_id IS NULL) AS anonymous_records
+                            FROM encounters e JOIN record_child rc USING (record_key)""").iloc[0]
+    out = {"records": int(counts["records"]), "anonymous_records": int(counts["anonymous_records"]),
+           "children": int(len(children)), "multi_agency": int(children["multi_agency"].sum()),
+           "missed": int((reach["agencies_exact"] < 2).sum()),
+           "unplaced": int(children["home_area"].isna().sum())}
+    for g in (*SPAN_LAYERS, "any"):
+        out[f"spans_{g}"] = int(children[f"spans_{g}"].sum())
+    return out
+
+
+def data_version(con: duckdb.DuckDBPyConnection) -> str:
+    """A token that changes when encounters are added or linkage re-runs (for caches)."""
+    cur = con.cursor()
+    try:
+        encounters = cur.execute("SELECT count(*), max(batch_id) FROM encounters").fetchall()[0]
+        runs = cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'linkage_runs'"
+                           ).fetchall()[0][0]
+        run = cur.execute("SELECT max(run_id) FROM linkage_runs").fetchall()[0][0] if runs else None
+        linked = has_linkage(con)
+    finally:
+        cur.close()
+    return f"{encounters[0]}:{encounters[1]}:{run}:{int(linked)}"
