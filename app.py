@@ -4,14 +4,19 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.geo.build import ATTRIBUTION
+from pages.common import ensure_default_data
 
 st.set_page_config(page_title="Joined Up", page_icon=":link:", layout="wide")
 
 PAGES = [
     st.Page("pages/map.py", title="Boundaries", icon=":material/map:", url_path="boundaries", default=True),
+    st.Page("pages/across.py", title="Across boundaries", icon=":material/conversion_path:", url_path="across"),
+    st.Page("pages/review.py", title="Review links", icon=":material/rule:", url_path="review"),
+    st.Page("pages/data.py", title="Data", icon=":material/database:", url_path="data"),
 ]
 
 navigation = st.navigation(PAGES)
+ensure_default_data()
 with st.sidebar:
     st.caption("Joined Up: where children's safeguarding data falls between agencies.")
 navigation.run()

@@ -1,0 +1,52 @@
+"""Review links: the pairs the model is unsure of, explained, for a reviewer to accept or reject."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib.linkage import explain, review, run
+from pages.common import store_connection
+
+st.title("Review uncertain links")
+st.markdown("Links whose match probability falls in the review band. Each decision is stored and "
+            "respected the next time records are linked. Identifiers are masked: names appear only as "
+            "sound codes, dates of birth as the year, postcodes as the sector.")
+
+con = store_connection()
+try:
+    queue = review.review_queue(con)
+except Exception:  # noqa: BLE001 - no linkage tables yet
+    queue = None
+if queue is None:
+    st.info("Records have not been linked yet. Link them on the Across boundaries page or with "
+            "`python -m lib.cli link`.")
+    st.stop()
+
+st.metric("Pairs awaiting review", len(queue))
+if queue.empty:
+    st.success("Nothing to review.")
+    st.stop()
+
+labels = [f"#{i + 1}: probability {p:.2f}" for i, p in enumerate(queue["match_probability"])]
+choice = st.selectbox("Pair", range(len(queue)), format_func=lambda i: labels[i], key="review_pair")
+pair = queue.iloc[choice]
+table, probability = explain.explain_pair(con, pair["node_l"], pair["node_r"])
+reading = ", ".join(f"{row.step.lower()} {'for' if row.match_weight > 0 else 'against'} ({row.level.lower()})"
+                    for row in table.iloc[1:].itertuples() if abs(row.match_weight) >= 1)
+st.markdown(f"**The model puts this pair at {probability:.0%}.** Evidence: {reading or 'weak on every field'}.")
+chart, numbers = st.tabs(["Waterfall", "Table"])
+chart.plotly_chart(explain.waterfall_figure(table, probability), width="stretch")
+numbers.dataframe(table.round(2), hide_index=True, width="stretch")
+
+left, right = st.columns(2)
+left.subheader("Group A")
+left.dataframe(review.group_profile(con, pair["node_l"]), hide_index=True, width="stretch")
+right.subheader("Group B")
+right.dataframe(review.group_profile(con, pair["node_r"]), hide_index=True, width="stretch")
+
+reviewer = st.text_input("Your name or role (recorded with the decision)", key="reviewer")
+accept, reject = st.columns(2)
+for column, decision, label in ((accept, "accept", "Same child: accept link"),
+                                (reject, "reject", "Different children: reject link")):
+    if column.button(label, key=f"decide_{decision}", disabled=not reviewer.strip(), width="stretch"):
+        run.record_decision(con, pair["record_key_l"], pair["record_key_r"], decision, reviewer.strip())
+        st.success(f"Recorded: {decision}. It takes effect when records are next linked.")
