@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.linkage import explain, review, run
+from lib.linkage import explain, review, run, spans
 from pages.common import store_connection
 
 st.title("Review uncertain links")
@@ -12,16 +12,15 @@ st.markdown("Links whose match probability falls in the review band. Each decisi
             "sound codes, dates of birth as the year, postcodes as the sector.")
 
 con = store_connection()
-try:
-    queue = review.review_queue(con)
-except Exception:  # noqa: BLE001 - no linkage tables yet
-    queue = None
-if queue is None:
+if not spans.has_linkage(con):
     st.info("Records have not been linked yet. Link them on the Across boundaries page or with "
             "`python -m lib.cli link`.")
     st.stop()
 
-st.metric("Pairs awaiting review", len(queue))
+run.ensure_tables(con)
+queue = review.review_queue(con)
+st.metric("Pairs awaiting review", f"{review.queue_length(con):,}",
+          help="Only the 500 most uncertain are listed at a time.")
 if queue.empty:
     st.success("Nothing to review.")
     st.stop()

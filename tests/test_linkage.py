@@ -35,7 +35,7 @@ def test_deterministic_pass_groups_a_valid_nhs_number_and_flags_a_contradiction(
     records = pd.DataFrame([
         _record("a", nhs="n1"), _record("b", nhs="n1", fore="F9", canon="F1"),  # nickname: same child
         _record("c", nhs="n1", dob="D1x", swap="W1x", year=2011),  # DOB error only: same child
-        _record("d", nhs="n1", fore="Z", canon="Z", sur="Q", dob="D7", swap="W7", year=2004),  # flatly contradicts
+        _record("d", nhs="n1", fore="Z", canon="Z", sur="Q", dob="D7", swap=None, year=2004),  # flatly contradicts
         _record("e"), _record("f", anonymous=True),
     ])
     nodes, record_nodes = run.deterministic_pass(records)
@@ -133,6 +133,40 @@ def test_reviewer_decisions_are_respected_on_the_next_run(linked):
     assert set(methods) == {"reviewer"}
     with pytest.raises(ValueError):
         run.record_decision(con, "a", "b", "maybe", "x")
+
+
+def test_no_child_holds_two_different_nhs_numbers(linked):
+    con, _, _ = linked
+    worst = con.execute("""SELECT max(n) FROM (SELECT child_id, count(DISTINCT node_id) AS n FROM record_child
+                           WHERE by_nhs GROUP BY child_id)""").fetchall()[0][0]
+    assert worst == 1
+
+
+def test_review_queue_holds_only_pairs_that_are_still_two_children(linked):
+    con, _, _ = linked
+    edges = con.execute("SELECT record_key_l, record_key_r, status FROM link_edges").df()
+    child = con.execute("SELECT record_key, child_id FROM record_child").df().set_index("record_key")["child_id"]
+    queued = edges[edges["status"] == "review"]
+    assert len(queued) > 0
+    assert (queued["record_key_l"].map(child) != queued["record_key_r"].map(child)).all()
+    joined = edges[edges["status"] == "already joined"]
+    assert (joined["record_key_l"].map(child) == joined["record_key_r"].map(child)).all()
+
+
+def test_explanation_adds_up_to_the_links_probability(linked):
+    import math
+
+    from lib.linkage import explain
+
+    con, _, _ = linked
+    edge = con.execute("SELECT node_l, node_r, match_weight, match_probability FROM link_edges "
+                       "WHERE status = 'review' LIMIT 1").fetchall()[0]
+    table, probability = explain.explain_pair(con, edge[0], edge[1])
+    assert probability == pytest.approx(edge[3])
+    assert table["match_weight"].sum() == pytest.approx(edge[2], abs=1e-6)
+    assert 1 / (1 + 2 ** -table["match_weight"].sum()) == pytest.approx(probability, abs=1e-6)
+    assert not table["level"].str.contains("hash_l|hash_r").any()
+    assert math.isfinite(table["cumulative"].iloc[-1])
 
 
 def test_link_and_evaluate_commands_print_json(linked, tmp_path):

@@ -13,7 +13,6 @@ import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
-from lib.linkage import model
 
 #: Plain-English names of the comparisons in lib.linkage.model.
 COMPARISON_TITLES = {"forename": "Forename", "surname": "Surname", "date_of_birth": "Date of birth",
@@ -31,77 +30,47 @@ def latest_model(con: duckdb.DuckDBPyConnection) -> dict:
     return json.loads(rows[0][0])
 
 
-def node_features(con: duckdb.DuckDBPyConnection, node_id: str) -> dict:
-    """The features Splink compared for a group: a record's own, or an NHS group's most common values."""
-    cur = con.cursor()
-    try:
-        frame = cur.execute(
-            f"""SELECT {', '.join('e.' + c for c in model.FEATURES)} FROM record_child r
-                JOIN encounters e USING (record_key) WHERE r.node_id = ? AND (r.by_nhs OR r.node_id LIKE 'R:%')""",
-            [node_id]).df()
-    finally:
-        cur.close()
-    if frame.empty:
-        raise LookupError(f"no records for group {node_id}")
-    features = {}
-    for column in model.FEATURES:
-        values = frame[column].dropna()
-        features[column] = values.value_counts().sort_index().idxmax() if len(values) else None
-    if features["birth_year"] is not None:
-        features["birth_year"] = int(features["birth_year"])
-    return features
-
-
-def _surname_frequency(con: duckdb.DuckDBPyConnection, surname_hash: str | None) -> float | None:
-    if surname_hash is None:
-        return None
-    cur = con.cursor()
-    try:
-        share = cur.execute("SELECT avg(CASE WHEN surname_hash = ? THEN 1.0 ELSE 0.0 END) FROM encounters "
-                            "WHERE surname_hash IS NOT NULL", [surname_hash]).fetchall()[0][0]
-    finally:
-        cur.close()
-    return float(share) if share else None
-
-
-def _level_label(levels: list[dict], gamma: int) -> str:
-    """Splink numbers non-null levels from the top down to ELSE = 0; -1 is the null level."""
-    if gamma < 0:
+def _level_label(levels: list[dict], weight: float) -> str:
+    """The comparison level whose weight log2(m/u) is nearest the pair's weight for that field."""
+    best, label = math.inf, "missing on one side"
+    for level in levels:
+        if level.get("is_null_level") or not level.get("m_probability") or not level.get("u_probability"):
+            continue
+        distance = abs(math.log2(level["m_probability"] / level["u_probability"]) - weight)
+        if distance < best:
+            best, label = distance, level.get("label_for_charts", "")
+    if weight == 0.0 and best > 1e-6:
         return "missing on one side"
-    non_null = [level for level in levels if not level.get("is_null_level")]
-    label = non_null[len(non_null) - 1 - gamma].get("label_for_charts", "")
     if label.startswith("Exact match on"):
-        return "Identical (keyed hashes match)"
+        return "Identical"
     return "Disagree" if label == "All other comparisons" else label
 
 
 def explain_pair(con: duckdb.DuckDBPyConnection, node_l: str, node_r: str) -> tuple[pd.DataFrame, float]:
-    """(one row per step: step, level, match_weight, cumulative; the match probability)."""
-    from splink import Linker
-    from splink.backends.duckdb import DuckDBAPI
-
+    """(one row per step: step, level, match_weight, cumulative; the match probability), from the weights
+    Splink computed for this pair in the latest run (kept in link_edges), so the bars add up to the
+    probability the review queue shows."""
     settings = latest_model(con)
-    left, right = node_features(con, node_l), node_features(con, node_r)
-    left["unique_id"], right["unique_id"] = node_l, node_r
-    left["tf_surname_hash"] = _surname_frequency(con, left["surname_hash"])
-    right["tf_surname_hash"] = _surname_frequency(con, right["surname_hash"])
-    db_api = DuckDBAPI(connection=duckdb.connect())
-    frame = pd.DataFrame([left, right])[["unique_id", *model.FEATURES]]
-    linker = Linker(db_api.register(frame, dataset_display_name="pair"), settings, log_level=40)
-    scored = linker.inference.score_pair(left, right).as_pandas_dataframe().iloc[0]
-
+    cur = con.cursor()
+    try:
+        edge = cur.execute("SELECT * FROM link_edges WHERE (node_l = ? AND node_r = ?) OR (node_l = ? AND node_r = ?)",
+                           [node_l, node_r, node_r, node_l]).df()
+    finally:
+        cur.close()
+    if edge.empty or pd.isna(edge.iloc[0]["match_weight"]):
+        raise LookupError("this pair was not scored by the model in the latest run")
+    row = edge.iloc[0]
     lam = settings["probability_two_random_records_match"]
-    prior = math.log2(lam / (1 - lam))
-    rows = [("Prior (two random records)", "", prior)]
+    rows = [("Prior (two random records)", "", math.log2(lam / (1 - lam)))]
     levels = {c["output_column_name"]: c["comparison_levels"] for c in settings["comparisons"]}
     for name, title in COMPARISON_TITLES.items():
-        label = _level_label(levels[name], int(scored[f"gamma_{name}"]))
-        weight = float(scored.get(f"mw_{name}", 0.0) or 0.0)
-        tf_weight = float(scored.get(f"mw_tf_{name}", 0.0) or 0.0) if f"mw_tf_{name}" in scored else 0.0
-        rows.append((title, label, weight + tf_weight))
+        base = float(row.get(f"mw_{name}", 0.0) or 0.0)
+        tf = float(row.get(f"mw_tf_adj_{name}", 0.0) or 0.0) if f"mw_tf_adj_{name}" in row.index else 0.0
+        rows.append((title, _level_label(levels[name], base) + (" (adjusted for how common)" if tf else ""),
+                     base + tf))
     table = pd.DataFrame(rows, columns=["step", "level", "match_weight"])
     table["cumulative"] = table["match_weight"].cumsum()
-    return table, float(scored["match_probability"])
+    return table, float(row["match_probability"])
 
 
 def waterfall_figure(table: pd.DataFrame, probability: float) -> go.Figure:

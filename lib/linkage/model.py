@@ -92,7 +92,7 @@ def settings() -> SettingsCreator:
         link_type="dedupe_only",
         comparisons=comparisons(),
         blocking_rules_to_generate_predictions=blocking_rules(),
-        retain_intermediate_calculation_columns=False,
+        retain_intermediate_calculation_columns=True,  # per-field match weights (mw_*), kept to explain links
         retain_matching_columns=False,
     )
 

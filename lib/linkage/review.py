@@ -7,17 +7,27 @@ import pandas as pd
 from lib.geo import lookup
 
 
+_UNDECIDED = """FROM link_edges l WHERE status = 'review' AND NOT EXISTS (
+                SELECT 1 FROM review_decisions d
+                WHERE least(d.record_key_l, d.record_key_r) = least(l.record_key_l, l.record_key_r)
+                  AND greatest(d.record_key_l, d.record_key_r) = greatest(l.record_key_l, l.record_key_r))"""
+
+
+def queue_length(con: duckdb.DuckDBPyConnection) -> int:
+    cur = con.cursor()
+    try:
+        return int(cur.execute(f"SELECT count(*) {_UNDECIDED}").fetchall()[0][0])
+    finally:
+        cur.close()
+
+
 def review_queue(con: duckdb.DuckDBPyConnection, limit: int = 500) -> pd.DataFrame:
     """Pairs in the review band not yet decided, most uncertain (closest to 0.5 in odds) first."""
     cur = con.cursor()
     try:
-        return cur.execute("""
+        return cur.execute(f"""
             SELECT node_l, node_r, record_key_l, record_key_r, match_probability, match_weight
-            FROM link_edges l WHERE status = 'review' AND NOT EXISTS (
-                SELECT 1 FROM review_decisions d
-                WHERE least(d.record_key_l, d.record_key_r) = least(l.record_key_l, l.record_key_r)
-                  AND greatest(d.record_key_l, d.record_key_r) = greatest(l.record_key_l, l.record_key_r))
-            ORDER BY abs(match_weight), node_l, node_r LIMIT ?""", [limit]).df()
+            {_UNDECIDED} ORDER BY abs(match_weight), node_l, node_r LIMIT ?""", [limit]).df()
     finally:
         cur.close()
 

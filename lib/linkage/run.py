@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -60,7 +61,7 @@ def load_records(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         cur.close()
 
 
-def _mode_columns(con: duckdb.DuckDBPyConnection, source: str, key: str, columns: list[str]) -> str:
+def _mode_columns(source: str, key: str, columns: list[str]) -> str:
     """SQL for a table (key, column...) holding the most common non-null value of each column per key
     (ties: the smallest value, so runs repeat)."""
     parts = [f"""(SELECT {key}, first({c} ORDER BY n DESC, {c}) AS {c} FROM (
@@ -82,22 +83,24 @@ def deterministic_pass(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
         con.execute("""CREATE TEMP TABLE numbered AS SELECT *, dense_rank() OVER (ORDER BY nhs_hash) AS g
                        FROM named WHERE nhs_status = 'valid' AND nhs_hash IS NOT NULL""")
         identity = ["dob_hash", "surname_hash", "forename_canon_hash", "birth_year"]
-        con.execute(f"CREATE TEMP TABLE identity AS {_mode_columns(con, 'numbered', 'g', identity)}")
+        con.execute(f"CREATE TEMP TABLE identity AS {_mode_columns('numbered', 'g', identity)}")
         # A record flatly contradicts its number's usual identity when its surname, its forename after
-        # nicknames and its date of birth (exact, transposed or year) all differ; nulls never contradict.
+        # nicknames and its year of birth all differ (a different year implies a different date, transposed
+        # or not; the transposed hash is NULL for most dates, so it cannot be part of the test); nulls never
+        # contradict.
         con.execute("""CREATE TEMP TABLE judged AS
             SELECT n.record_key, n.g, n.nhs_hash,
                    (count(*) OVER (PARTITION BY n.g)) > 1
-                   AND coalesce(n.dob_hash <> i.dob_hash AND n.dob_swap_hash <> i.dob_hash
-                                AND n.birth_year <> i.birth_year, false)
+                   AND coalesce(n.birth_year <> i.birth_year, false)
                    AND coalesce(n.surname_hash <> i.surname_hash, false)
                    AND coalesce(n.forename_canon_hash <> i.forename_canon_hash, false) AS contradicts
             FROM numbered n JOIN identity i USING (g)""")
-        con.execute("""CREATE TEMP TABLE trusted AS SELECT n.* FROM numbered n JOIN judged j USING (record_key)
-                       WHERE NOT j.contradicts""")
+        # An NHS group is named after its smallest record key: no bit of the number's hash leaves this pass.
+        con.execute("""CREATE TEMP TABLE trusted AS SELECT n.*, min(n.record_key) OVER (PARTITION BY n.g) AS group_key
+                       FROM numbered n JOIN judged j USING (record_key) WHERE NOT j.contradicts""")
         record_nodes = con.execute("""
             SELECT r.record_key,
-                   CASE WHEN t.record_key IS NOT NULL THEN 'N:' || substr(r.nhs_hash, 1, 24)
+                   CASE WHEN t.record_key IS NOT NULL THEN 'N:' || t.group_key
                         ELSE 'R:' || r.record_key END AS node_id,
                    t.record_key IS NOT NULL AS by_nhs,
                    coalesce(j.contradicts, false) AS nhs_conflict,
@@ -106,9 +109,9 @@ def deterministic_pass(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
             ORDER BY r.record_key""").df()
         features = ", ".join(model.FEATURES)
         nodes = con.execute(f"""
-            SELECT 'N:' || substr(t.nhs_hash, 1, 24) AS unique_id, true AS has_nhs, {features}
-            FROM ({_mode_columns(con, 'trusted', 'g', model.FEATURES)}) m
-            JOIN (SELECT g, any_value(nhs_hash) AS nhs_hash FROM trusted GROUP BY g) t USING (g)
+            SELECT 'N:' || t.group_key AS unique_id, true AS has_nhs, {features}
+            FROM ({_mode_columns('trusted', 'g', model.FEATURES)}) m
+            JOIN (SELECT g, any_value(group_key) AS group_key FROM trusted GROUP BY g) t USING (g)
             UNION ALL
             SELECT 'R:' || record_key AS unique_id, false AS has_nhs, {features}
             FROM named WHERE record_key NOT IN (SELECT record_key FROM trusted)
@@ -142,7 +145,9 @@ def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progre
         model.train(linker, seed=config.seed, max_pairs=config.max_u_pairs)
     progress(0.6, "Scoring candidate pairs")
     predictions = linker.inference.predict(threshold_match_probability=config.review_floor)
-    edges = predictions.as_pandas_dataframe()[["unique_id_l", "unique_id_r", "match_weight", "match_probability"]]
+    scored = predictions.as_pandas_dataframe()
+    weights = [c for c in scored.columns if c.startswith("mw_")]
+    edges = scored[["unique_id_l", "unique_id_r", "match_weight", "match_probability", *weights]]
     has_nhs = set(nodes.loc[nodes["has_nhs"], "unique_id"])
     both_numbered = edges["unique_id_l"].isin(has_nhs) & edges["unique_id_r"].isin(has_nhs)
     edges = edges[~both_numbered].reset_index(drop=True)  # different valid NHS numbers: different children
@@ -167,34 +172,83 @@ def _pair_key(a: pd.Series, b: pd.Series) -> pd.Series:
 
 def cluster(nodes: pd.DataFrame, edges: pd.DataFrame, decisions: pd.DataFrame, record_nodes: pd.DataFrame,
             config: LinkConfig) -> tuple[pd.Series, pd.DataFrame]:
-    """(cluster id per node, the edges with their status: linked, review, rejected, accepted)."""
-    from splink.backends.duckdb import DuckDBAPI
-    from splink.clustering import cluster_pairwise_predictions_at_threshold
+    """(cluster id per node, the edges with their status).
+
+    Constrained agglomeration: reviewers' accepted pairs first, then model links from the most to the
+    least probable; a union is refused when it would put two different valid NHS numbers, or a pair a
+    reviewer rejected, in one child, however indirect the chain (N1 – record – N2). Splink's connected
+    components cannot express such cannot-link rules, hence this small union-find. Statuses: linked,
+    accepted by reviewer, rejected by reviewer, kept apart (two NHS numbers), kept apart (reviewer),
+    review (in the review band, joining two different children), already joined (in the band, but the
+    two sides are one child through other links: nothing to review).
+    """
+    ids = nodes["unique_id"].to_numpy(dtype=object)
+    position = {node: i for i, node in enumerate(ids)}
+    parent = list(range(len(ids)))
+    numbered = [bool(v) for v in nodes["has_nhs"].to_numpy()]
+    apart: dict[int, set[int]] = {}  # root -> nodes that may never join its cluster
+
+    def find(i: int) -> int:
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:
+            parent[i], i = root, parent[i]
+        return root
+
+    def union(a: int, b: int) -> str:
+        ra, rb = find(a), find(b)
+        if ra == rb:
+            return "joined"
+        if numbered[ra] and numbered[rb]:
+            return "kept apart (two NHS numbers)"
+        if any(find(x) == rb for x in apart.get(ra, ())) or any(find(x) == ra for x in apart.get(rb, ())):
+            return "kept apart (reviewer)"
+        parent[rb] = ra
+        numbered[ra] = numbered[ra] or numbered[rb]
+        if rb in apart:
+            apart.setdefault(ra, set()).update(apart.pop(rb))
+        return "joined"
 
     node_of = record_nodes.set_index("record_key")["node_id"]
     decided = decisions.assign(node_l=decisions["record_key_l"].map(node_of),
                                node_r=decisions["record_key_r"].map(node_of)).dropna(subset=["node_l", "node_r"])
     decided = decided[decided["node_l"] != decided["node_r"]]
-    rejected = set(_pair_key(decided.loc[decided["decision"] == "reject", "node_l"],
-                             decided.loc[decided["decision"] == "reject", "node_r"]))
+    rejected = decided[decided["decision"] == "reject"]
     accepted = decided[decided["decision"] == "accept"]
+    for left, right in zip(rejected["node_l"], rejected["node_r"]):
+        a, b = position[left], position[right]
+        apart.setdefault(a, set()).add(b)
+        apart.setdefault(b, set()).add(a)
 
     edges = edges.copy()
     keys = _pair_key(edges["unique_id_l"], edges["unique_id_r"])
-    edges["status"] = np.where(edges["match_probability"] >= config.match_threshold, "linked", "review")
-    edges.loc[keys.isin(rejected).to_numpy(), "status"] = "rejected by reviewer"
-    accepted_keys = set(_pair_key(accepted["node_l"], accepted["node_r"]))
-    edges.loc[keys.isin(accepted_keys).to_numpy(), "status"] = "accepted by reviewer"
     missing = accepted[~_pair_key(accepted["node_l"], accepted["node_r"]).isin(set(keys))]
     if len(missing):
         edges = pd.concat([edges, pd.DataFrame({"unique_id_l": missing["node_l"], "unique_id_r": missing["node_r"],
-                                                "match_weight": np.nan, "match_probability": np.nan,
-                                                "status": "accepted by reviewer"})], ignore_index=True)
-    joining = edges[edges["status"].isin(["linked", "accepted by reviewer"])][["unique_id_l", "unique_id_r"]]
-    db_api = DuckDBAPI(connection=duckdb.connect())
-    clusters = cluster_pairwise_predictions_at_threshold(
-        nodes[["unique_id"]], joining, db_api, node_id_column_name="unique_id").as_pandas_dataframe()
-    return clusters.set_index("unique_id")["cluster_id"], edges
+                                                "match_weight": np.nan, "match_probability": np.nan})],
+                          ignore_index=True)
+        keys = _pair_key(edges["unique_id_l"], edges["unique_id_r"])
+    is_accepted = keys.isin(set(_pair_key(accepted["node_l"], accepted["node_r"]))).to_numpy()
+    is_rejected = keys.isin(set(_pair_key(rejected["node_l"], rejected["node_r"]))).to_numpy()
+    probability = edges["match_probability"].fillna(1.0).to_numpy()
+    status = np.full(len(edges), "review", dtype=object)
+    status[is_rejected] = "rejected by reviewer"
+    left = edges["unique_id_l"].map(position).to_numpy()
+    right = edges["unique_id_r"].map(position).to_numpy()
+    order = np.lexsort((keys.to_numpy(), -probability, ~is_accepted))  # accepted first, then most probable
+    for i in order:
+        if is_rejected[i] or not (is_accepted[i] or probability[i] >= config.match_threshold):
+            continue
+        outcome = union(left[i], right[i])
+        status[i] = ("accepted by reviewer" if is_accepted[i] else "linked") if outcome == "joined" else outcome
+    in_band = status == "review"
+    same = np.array([find(a) == find(b) for a, b in zip(left[in_band], right[in_band])], dtype=bool)
+    band_rows = np.flatnonzero(in_band)
+    status[band_rows[same]] = "already joined"
+    edges["status"] = status
+    roots = np.array([find(i) for i in range(len(ids))])
+    return pd.Series(ids[roots], index=ids, name="cluster_id"), edges
 
 
 def _child_ids(record_nodes: pd.DataFrame, cluster_of: pd.Series) -> pd.Series:
@@ -204,12 +258,29 @@ def _child_ids(record_nodes: pd.DataFrame, cluster_of: pd.Series) -> pd.Series:
     return first_key.map(lambda k: "CH-" + hashlib.sha256(k.encode()).hexdigest()[:12])
 
 
+_LINK_LOCK = threading.Lock()
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    cur = con.cursor()
+    try:
+        for statement in DDL:
+            cur.execute(statement)
+    finally:
+        cur.close()
+
+
 def link(con: duckdb.DuckDBPyConnection, config: LinkConfig = LinkConfig(), progress: Progress = _noop) -> dict:
-    """Run all passes on the store and replace its linkage tables in one transaction; returns a summary."""
+    """Run all passes on the store and replace its linkage tables in one transaction; returns a summary.
+    One run at a time per process (a second caller waits), so two sessions cannot race on the tables."""
+    with _LINK_LOCK:
+        return _link(con, config, progress)
+
+
+def _link(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: Progress) -> dict:
     started = time.perf_counter()
     started_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    for statement in DDL:
-        con.execute(statement)
+    ensure_tables(con)
     progress(0.02, "Reading pseudonymised records")
     records = load_records(con)
     progress(0.1, "Deterministic pass: valid NHS numbers")
@@ -257,6 +328,7 @@ def link(con: duckdb.DuckDBPyConnection, config: LinkConfig = LinkConfig(), prog
         "nhs_conflicts_flagged": int(record_nodes["nhs_conflict"].sum()),
         "model_links": int((edges["status"] == "linked").sum()),
         "review_queue": int((edges["status"] == "review").sum()),
+        "kept_apart": int(edges["status"].str.startswith("kept apart").sum()),
         "reviewer_accepted": int((edges["status"] == "accepted by reviewer").sum()),
         "reviewer_rejected": int((edges["status"] == "rejected by reviewer").sum()),
         "multi_agency_children": int(multi_agency_children(out.merge(records[["record_key", "agency_type"]]))),
@@ -280,8 +352,9 @@ def _save(con, out, edges, summary, config, model_json, started_at, started) -> 
     try:
         cur.execute("BEGIN TRANSACTION")
         cur.register("out_frame", out)
+        weights = [c for c in edges.columns if c.startswith("mw_")]
         cur.register("edge_frame", edges[["node_l", "node_r", "record_key_l", "record_key_r", "match_weight",
-                                          "match_probability", "status"]])
+                                          "match_probability", "status", *weights]])
         cur.execute("CREATE OR REPLACE TABLE record_child AS SELECT * FROM out_frame")
         cur.execute("CREATE OR REPLACE TABLE link_edges AS SELECT * FROM edge_frame")
         run_id = cur.execute("SELECT coalesce(max(run_id), 0) + 1 FROM linkage_runs").fetchall()[0][0]
@@ -302,8 +375,7 @@ def record_decision(con: duckdb.DuckDBPyConnection, record_key_l: str, record_ke
     """Store a reviewer's accept/reject for a pair; the next linkage run respects it."""
     if decision not in ("accept", "reject"):
         raise ValueError("decision must be 'accept' or 'reject'")
-    for statement in DDL:
-        con.execute(statement)
+    ensure_tables(con)
     cur = con.cursor()
     try:
         cur.execute("INSERT INTO review_decisions VALUES (?, ?, ?, ?, now())",
