@@ -86,16 +86,19 @@ with upload_tab:
             else:
                 st.success("No problems found.")
             with st.expander("What will be stored (first 20 rows, pseudonymised)"):
-                st.dataframe(batch.records_frame(limit=20), hide_index=True, width="stretch")
+                st.dataframe(batch.preview_frame(limit=20), hide_index=True, width="stretch")
             stored = st.session_state.get("stored")
             if stored is None:
                 if st.button(f"Store these {summary['rows_valid']:,} records", type="primary", key="store",
                              disabled=summary["rows_valid"] == 0):
                     try:
                         st.session_state["stored"] = commit(con, batch)
+                        st.session_state.pop("store_error", None)
+                        st.rerun()
                     except store.StoreError as exc:
-                        st.error(str(exc))
-                    st.rerun()
+                        st.session_state["store_error"] = str(exc)
+                if st.session_state.get("store_error"):
+                    st.error(f"Nothing was stored: {st.session_state['store_error']}")
             else:
                 st.success(f"Stored {stored['rows_stored']:,} new records (batch {stored['batch_id']}); "
                            f"{stored['rows_already_stored']:,} were already stored and were not added again.")

@@ -468,3 +468,16 @@ def test_valid_numbers_keep_their_digits():
     number, code, _ = check_nhs_numbers(pa.array(["943 476 5919", "943-476-5919", None]))
     assert number.tolist() == [9434765919, 9434765919, -1]
     assert code.tolist()[2] != code.tolist()[0]
+
+
+def test_a_file_without_a_header_row_is_refused_without_echoing_its_values():
+    from lib.records.extract import ExtractError, read_extract
+    from lib.records.validate import validate
+
+    data = b"P123,police,E23000010,2024-05-01,arrest,N,9434765919,Jane,Smith,2010-05-17,F,LS6 2AB,LS1 3EX\n" * 3
+    with pytest.raises(ExtractError) as caught:
+        validate(read_extract(data, "noheader.csv"))
+    message = str(caught.value)
+    assert "header row" in message
+    for value in ("Jane", "Smith", "9434765919", "LS6 2AB", "2010-05-17"):
+        assert value not in message

@@ -1,6 +1,8 @@
 """The Data page (AppTest, headless): schema and template, upload → summary → store, completeness map."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -56,6 +58,9 @@ def test_upload_shows_summary_before_storing_then_stores(page):
     issues = next(d.value for d in at.dataframe if {"file", "row", "field", "reason"} <= set(d.value.columns))
     assert issues[["row", "field", "code"]].values.tolist() == [[4, "agency_type", "unknown_agency_type"]]
     assert not any("Stored" in s.value for s in at.success)  # nothing stored before the button
+    for shown in at.dataframe:  # no keyed hash is ever displayed (it could be reversed with the key)
+        text = shown.value.astype(str).to_string()
+        assert not re.search(r"\b[0-9a-f]{32,}\b", text), "a hash is shown on the page"
     at.button(key="store").click().run()
     assert not at.exception, at.exception
     assert any("Stored 2 new records" in s.value for s in at.success)

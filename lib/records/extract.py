@@ -429,11 +429,15 @@ def map_columns(headers: list[str], columns: list[pa.Array], filename: str):
         chosen[canonical] = col
     missing = [c for c in schema.REQUIRED if c not in chosen]
     if missing:
-        found = ", ".join(repr(str(h)) for h in headers[:15]) or "none"
+        # Only headers we recognise are echoed: in a file without a header row, the "headers" are the
+        # first record's values (names, NHS numbers), which must never reach a message or a log.
+        known = [repr(str(h)) for h in headers if str(h) in column_map][:15]
+        found = (f"recognised columns: {', '.join(known)}" if known else
+                 f"none of its {len(headers)} column headers is recognised; does the file have a header row?")
         raise ExtractError(
             filename,
             f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"(columns found: {found}); download the template to see the expected headers",
+            f"({found}); download the template to see the expected headers",
             "missing_columns",
         )
     table = pa.table({name: chosen[name] for name in schema.COLUMN_NAMES if name in chosen})
