@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "lib.synth.commands",
     "lib.records.commands",
     "lib.linkage.commands",
+    "lib.measures.commands",
 )
 
 

@@ -1,0 +1,151 @@
+"""Plotly figures for the Divergence page (no Streamlit): dumbbell, log-ratio map, funnel, trend, waterfall.
+
+Colours: Okabe-Ito for agencies (and marker shapes differ, so colour is never the only cue); the map uses
+the diverging, colour-blind-safe ``PuOr`` scale centred on 0 (no difference).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from lib.geo import maps
+from lib.measures import convert, funnel
+from lib.measures.divergence import agency_title
+
+COLOUR = {"police": "#0072B2", "children_social_care": "#D55E00", "health": "#009E73", "education": "#CC79A7",
+          "other": "#999999"}
+SYMBOL = {"police": "circle", "children_social_care": "diamond", "health": "square", "education": "triangle-up",
+          "other": "x"}
+LIMIT_STYLE = {"95": {"dash": "dash", "color": "#555555"}, "998": {"dash": "dot", "color": "#000000"}}
+
+
+@lru_cache(maxsize=None)
+def layer_geojson(layer: str) -> dict:
+    """Display GeoJSON of a measure layer (``nhs`` = ICB features plus Welsh health board features)."""
+    layer = convert.layer_key(layer)
+    if layer == "nhs":
+        return {"type": "FeatureCollection",
+                "features": maps.layer_geojson("icb")["features"] + maps.layer_geojson("lhb")["features"]}
+    return maps.layer_geojson(layer)
+
+
+def dumbbell(table: pd.DataFrame, a: str, b: str, noun: str, top: int = 25) -> go.Figure:
+    """Each agency's count side by side for the ``top`` areas with the largest totals, ordered by log ratio."""
+    shown = table[table["total"] > 0].nlargest(top, "total").sort_values("log_ratio")
+    names = shown["area_name"].tolist()
+    fig = go.Figure()
+    xs, ys = [], []
+    for name, x0, x1 in zip(names, shown["count_a"], shown["count_b"]):
+        xs += [x0, x1, None]
+        ys += [name, name, None]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "#bbbbbb", "width": 3}, hoverinfo="skip",
+                             showlegend=False))
+    for agency, column in ((a, "count_a"), (b, "count_b")):
+        fig.add_trace(go.Scatter(x=shown[column], y=names, mode="markers", name=agency_title(agency),
+                                 marker={"color": COLOUR.get(agency, "#444"), "symbol": SYMBOL.get(agency, "circle"),
+                                         "size": 11, "line": {"width": 1, "color": "white"}},
+                                 hovertemplate="%{y}: %{x:,.0f} " + noun + f" ({agency_title(agency)})<extra></extra>"))
+    fig.update_layout(height=max(320, 22 * len(names) + 90), margin={"l": 10, "r": 10, "t": 30, "b": 40},
+                      xaxis_title=f"{noun[:1].upper()}{noun[1:]}", yaxis={"automargin": True},
+                      legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"},
+                      plot_bgcolor="white", xaxis={"gridcolor": "#eeeeee", "rangemode": "tozero"})
+    return fig
+
+
+def ratio_map(table: pd.DataFrame, layer: str, a: str, b: str, height: int = 560) -> go.Figure:
+    """Areas coloured by log(A / B) on a diverging scale centred on 0 (areas with no counts left blank)."""
+    layer = convert.layer_key(layer)
+    geojson = layer_geojson(layer)
+    shown = table[table["total"] > 0].dropna(subset=["log_ratio"])
+    ids = {f["id"] for f in geojson["features"]}
+    shown = shown[shown["area_code"].isin(ids)]
+    bound = float(max(np.nanmax(np.abs(shown["log_ratio"])) if len(shown) else 1.0, 0.5))
+    ratio = np.exp(shown["log_ratio"])
+    text = [f"{agency_title(a)} {ca:,.0f} · {agency_title(b)} {cb:,.0f}<br>ratio {r:.2f} · {v}"
+            for ca, cb, r, v in zip(shown["count_a"], shown["count_b"], ratio, shown["verdict"])]
+    tick = [-bound, -bound / 2, 0, bound / 2, bound]
+    trace = go.Choroplethmap(
+        geojson=geojson, locations=shown["area_code"], z=shown["log_ratio"], zmid=0, zmin=-bound, zmax=bound,
+        colorscale="PuOr", reversescale=False, marker={"line": {"width": 0.6, "color": "#ffffff"}, "opacity": 0.9},
+        customdata=np.stack([shown["area_name"], shown["area_code"]], axis=-1) if len(shown) else None, text=text,
+        hovertemplate="<b>%{customdata[0]}</b> (%{customdata[1]})<br>%{text}<extra></extra>",
+        colorbar={"title": {"text": f"{agency_title(a)} ÷ {agency_title(b)}", "side": "right"}, "thickness": 14,
+                  "tickvals": tick, "ticktext": [f"×{np.exp(t):.2g}" for t in tick]})
+    fig = go.Figure([trace])
+    layout = maps.base_layout(maps.OFFLINE_STYLE, None, height)
+    layout["map"]["layers"] = [{"sourcetype": "geojson", "source": maps.layer_geojson("pfa"), "type": "fill",
+                                "color": maps.LAND_FILL, "below": "traces"}]
+    fig.update_layout(**layout)
+    return fig
+
+
+def funnel_figure(table: pd.DataFrame, a: str, b: str, label_outliers: int = 12) -> go.Figure:
+    """Each area's A share against its total, with 95% and 99.8% limits around the national share."""
+    counted = table[table["total"] > 0]
+    fig = go.Figure()
+    if counted.empty:
+        return fig
+    p0 = float(counted["national_share"].iat[0])
+    curve = funnel.curve(p0, counted["total"].max())
+    for key in ("998", "95"):
+        for side in ("lower", "upper"):
+            fig.add_trace(go.Scatter(x=curve["n"], y=curve[f"{side}_{key}"], mode="lines",
+                                     line={**LIMIT_STYLE[key], "width": 1.4}, name=f"{funnel.LEVEL_TITLES[key]} limits",
+                                     legendgroup=key, showlegend=side == "upper", hoverinfo="skip"))
+    fig.add_hline(y=p0, line={"color": "#888888", "width": 1}, annotation_text=f"national {p0:.0%}",
+                  annotation_position="top left")
+    inside = counted[~counted["outside_95"]]
+    outside = counted[counted["outside_95"]]
+    fig.add_trace(go.Scatter(x=inside["total"], y=inside["share_a"], mode="markers", name="within 95% limits",
+                             marker={"color": "#999999", "size": 7, "symbol": "circle"},
+                             text=inside["area_name"],
+                             hovertemplate="%{text}<br>total %{x:,.0f}, share %{y:.0%}<extra></extra>"))
+    outer = outside.sort_values("total", ascending=False)
+    labels = [name if i < label_outliers else "" for i, name in enumerate(outer["area_name"])]
+    fig.add_trace(go.Scatter(x=outer["total"], y=outer["share_a"], mode="markers+text", name="outside 95% limits",
+                             marker={"color": ["#D55E00" if o else "#E69F00" for o in outer["outside_998"]],
+                                     "size": 10, "symbol": ["diamond" if o else "square" for o in outer["outside_998"]],
+                                     "line": {"width": 1, "color": "#333333"}},
+                             text=labels, textposition="top center", textfont={"size": 10},
+                             customdata=outer[["area_name", "verdict"]].to_numpy(),
+                             hovertemplate="%{customdata[0]}<br>total %{x:,.0f}, share %{y:.0%}<br>"
+                                           "%{customdata[1]}<extra></extra>"))
+    fig.update_layout(height=480, margin={"l": 10, "r": 10, "t": 30, "b": 40}, plot_bgcolor="white",
+                      xaxis={"title": f"{agency_title(a)} + {agency_title(b)} (log scale)", "type": "log",
+                             "gridcolor": "#eeeeee"},
+                      yaxis={"title": f"{agency_title(a)} share", "tickformat": ".0%", "range": [-0.02, 1.05],
+                             "gridcolor": "#eeeeee"},
+                      legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"})
+    return fig
+
+
+def trend_figure(frame: pd.DataFrame, a: str, b: str, noun: str) -> go.Figure:
+    fig = go.Figure()
+    for agency, column in ((a, "count_a"), (b, "count_b")):
+        fig.add_trace(go.Scatter(x=frame["period"], y=frame[column], mode="lines+markers", name=agency_title(agency),
+                                 line={"color": COLOUR.get(agency, "#444"), "dash": "solid" if agency == a else "dash"},
+                                 marker={"symbol": SYMBOL.get(agency, "circle"), "size": 9}))
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 40}, plot_bgcolor="white",
+                      yaxis={"title": f"{noun[:1].upper()}{noun[1:]}", "rangemode": "tozero", "gridcolor": "#eeeeee"},
+                      xaxis={"title": "Period (financial year, quarter)"},
+                      legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"})
+    return fig
+
+
+def waterfall_figure(result: dict, a: str, b: str) -> go.Figure:
+    comp = result["components"]
+    labels = [*comp["component"], "Gap on own geographies"]
+    values = [*comp["value"], result["total"]]
+    fig = go.Figure(go.Waterfall(
+        x=labels, y=values, measure=["relative"] * len(comp) + ["total"], textposition="outside",
+        text=[f"{v:+,.1f}" for v in values],
+        increasing={"marker": {"color": COLOUR.get(a, "#0072B2")}},
+        decreasing={"marker": {"color": COLOUR.get(b, "#D55E00")}},
+        totals={"marker": {"color": "#555555"}}, connector={"line": {"color": "#999999", "dash": "dot"}}))
+    fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 30, "b": 40}, plot_bgcolor="white",
+                      yaxis={"title": f"{agency_title(a)} − {agency_title(b)} (CSE records)", "gridcolor": "#eeeeee",
+                             "zeroline": True, "zerolinecolor": "#333333"}, showlegend=False)
+    return fig

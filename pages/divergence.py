@@ -1,0 +1,217 @@
+"""Where counts diverge: each agency's count of CSE cases on a common geography, the funnel plot, a trend
+and why two agencies differ. Thin: widgets, caching and layout; the work is in lib.measures."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib.linkage import spans
+from lib.measures import convert, counts, population
+from lib.measures import divergence as dv
+from lib.measures import figures
+from pages.common import connection, db_path
+
+MAP_CONFIG = {"scrollZoom": True, "displaylogo": False}
+
+st.title("Where counts diverge")
+st.markdown(
+    "Police, children's services and the NHS each count child sexual exploitation on their own geography. "
+    "Here every agency's count is placed on one geography, compared area by area against what chance alone "
+    "would produce, and the gap in one area is split into what boundaries, duplicate records and real "
+    "differences in recording each contribute."
+)
+
+DB_PATH = db_path()
+con = connection(DB_PATH)
+version = spans.data_version(con)
+if version.startswith("0:"):
+    st.info("No encounter records are stored yet. Load extracts on the Data page, or "
+            "`python -m lib.cli ingest FILE --db PATH`.", icon=":material/info:")
+    st.stop()
+
+
+@st.cache_resource(show_spinner="Counting every agency's records by area and period…", max_entries=4)
+def cube(path: str, version: str):
+    return counts.build_cube(connection(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def default_population(layer: str):
+    return population.default_population(layer)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def table(path: str, version: str, layer: str, period: str, a: str, b: str, measure: str, pop_key: str, _pop):
+    return dv.divergence_table(cube(path, version), layer, period, a, b, measure, _pop)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def map_figure(path: str, version: str, layer: str, period: str, a: str, b: str, measure: str):
+    return figures.ratio_map(table(path, version, layer, period, a, b, measure, "none", None), layer, a, b)
+
+
+def view_tabs(key: str):
+    return st.tabs(["Chart", "Table"], key=key, on_change="rerun")
+
+
+data = cube(DB_PATH, version)
+if not data.linked:
+    st.warning("Records have not been linked into children, so counts of distinct children and the identity "
+               "effect are not available; run linkage on the Across boundaries page.", icon=":material/warning:")
+
+# -- controls ------------------------------------------------------------------------------------------
+
+c1, c2, c3, c4 = st.columns(4)
+agencies = data.agencies
+a = c1.selectbox("Agency A", agencies, index=agencies.index("police") if "police" in agencies else 0,
+                 format_func=dv.agency_title, key="div_a")
+b_options = [x for x in agencies if x != a]
+b = c2.selectbox("Agency B", b_options,
+                 index=b_options.index("children_social_care") if "children_social_care" in b_options else 0,
+                 format_func=dv.agency_title, key="div_b")
+layer = c3.selectbox("Common geography", list(convert.MEASURE_LAYERS), index=1,
+                     format_func=convert.MEASURE_LAYERS.get, key="div_layer")
+period = c4.selectbox("Period", data.periods, format_func=counts.period_label, key="div_period")
+measure_options = ["cse_records", "cse_children"] if data.linked else ["cse_records"]
+measure = st.radio("Count", measure_options, horizontal=True, key="div_measure",
+                   format_func={"cse_records": "CSE-flagged records",
+                                "cse_children": "Distinct children with a CSE flag (after linkage)"}.get)
+noun = dv.NOUN[measure]
+
+with st.expander("Child population for rates per 10,000"):
+    st.caption(population.DEFAULT_SOURCE)
+    upload = st.file_uploader("Upload a population (CSV with area_code, children) for this geography",
+                              type=["csv"], key="div_population")
+pop_key, pop = "default", default_population(layer)
+if upload is not None:
+    try:
+        pop, problems = population.read_population(upload.getvalue())
+        pop_key = f"upload:{upload.file_id}"
+        for problem in problems[:5]:
+            st.warning(problem)
+    except ValueError as exc:
+        st.error(str(exc))
+if convert.MEASURE_LAYERS[layer].endswith("(modelled)"):
+    st.caption("Trust catchments are modelled: NHS trusts have no statutory boundary (see the Boundaries page).")
+
+result = table(DB_PATH, version, layer, period, a, b, measure, pop_key, pop)
+counted = result[result["total"] > 0]
+st.markdown(dv.describe_table(result, a, b, measure, period))
+if pop_key == "default":
+    st.caption("Rates per 10,000 children use an approximate synthetic population (see the expander above).")
+
+# -- side by side ----------------------------------------------------------------------------------------
+
+st.subheader(f"{dv.agency_title(a)} and {dv.agency_title(b)} side by side")
+top_area = counted.nlargest(1, "total")
+if not top_area.empty:
+    st.markdown(dv.describe_area(top_area.iloc[0], a, b, measure))
+chart, tab = view_tabs("div_dumbbell_view")
+if chart.open:
+    with chart:
+        st.plotly_chart(figures.dumbbell(result, a, b, noun), width="stretch", key="div_dumbbell",
+                        config={"displaylogo": False})
+        st.caption("The 25 areas with the most cases, ordered by the ratio of the two counts.")
+if tab.open:
+    with tab:
+        st.dataframe(counted[["area_name", "area_code", "count_a", "count_b", "total", "rate_a", "rate_b"]],
+                     hide_index=True, width="stretch", key="div_dumbbell_table",
+                     column_config={"area_name": "Area", "area_code": "Code", "count_a": dv.agency_title(a),
+                                    "count_b": dv.agency_title(b), "total": "Both",
+                                    "rate_a": st.column_config.NumberColumn(f"{dv.agency_title(a)} per 10,000",
+                                                                            format="%.2f"),
+                                    "rate_b": st.column_config.NumberColumn(f"{dv.agency_title(b)} per 10,000",
+                                                                            format="%.2f")})
+
+# -- map and ranked table --------------------------------------------------------------------------------
+
+st.subheader("How far apart, on the map")
+ranked = counted.sort_values("log_ratio", ascending=False)
+if not ranked.empty:
+    st.markdown(dv.describe_area(ranked.iloc[0], a, b, measure))
+chart, tab = view_tabs("div_map_view")
+if chart.open:
+    with chart:
+        st.plotly_chart(map_figure(DB_PATH, version, layer, period, a, b, measure), width="stretch",
+                        key="div_map", config=MAP_CONFIG)
+        st.caption(f"Colour: the ratio {dv.agency_title(a)} ÷ {dv.agency_title(b)} (log scale; ½ added to each "
+                   "count so zeros stay finite). Purple: A records more; orange: B records more; pale: about equal.")
+if tab.open:
+    with tab:
+        shown = ranked[["rank", "area_name", "area_code", "count_a", "count_b", "log_ratio", "log_ratio_low",
+                        "log_ratio_high", "share_a", "verdict"]]
+        st.dataframe(shown, hide_index=True, width="stretch", height=380, key="div_ranked_table",
+                     column_config={"rank": "Rank", "area_name": "Area", "area_code": "Code",
+                                    "count_a": dv.agency_title(a), "count_b": dv.agency_title(b),
+                                    "log_ratio": st.column_config.NumberColumn("log(A/B)", format="%.2f"),
+                                    "log_ratio_low": st.column_config.NumberColumn("95% low", format="%.2f"),
+                                    "log_ratio_high": st.column_config.NumberColumn("95% high", format="%.2f"),
+                                    "share_a": st.column_config.NumberColumn("A share", format="percent"),
+                                    "verdict": "Funnel verdict"})
+        st.download_button("Download (CSV)", dv.export_table(result, a, b, layer, period, measure)
+                           .to_csv(index=False).encode("utf-8"), file_name=f"divergence_{layer}.csv",
+                           mime="text/csv", key="div_csv")
+
+# -- funnel ----------------------------------------------------------------------------------------------
+
+st.subheader("Funnel plot: which differences are more than chance")
+st.markdown(dv.describe_funnel(result, a, b))
+chart, tab = view_tabs("div_funnel_view")
+if chart.open:
+    with chart:
+        st.plotly_chart(figures.funnel_figure(result, a, b), width="stretch", key="div_funnel",
+                        config={"displaylogo": False})
+        st.caption("Limits are exact binomial quantiles around the national share (Spiegelhalter 2005, interpolated):"
+                   " 95% dashed, 99.8% dotted. Areas outside the 99.8% limits are red diamonds and named.")
+if tab.open:
+    with tab:
+        st.dataframe(counted[["area_name", "total", "share_a", "lower_95", "upper_95", "lower_998", "upper_998",
+                              "verdict"]].sort_values("total", ascending=False),
+                     hide_index=True, width="stretch", key="div_funnel_table",
+                     column_config={"area_name": "Area", "total": "A + B",
+                                    **{c: st.column_config.NumberColumn(c.replace("_", " "), format="percent")
+                                       for c in ("share_a", "lower_95", "upper_95", "lower_998", "upper_998")}})
+
+# -- one area: trend and why -------------------------------------------------------------------------------
+
+st.subheader("One area: trend, and why the agencies differ")
+names = dict(zip(result["area_code"], result["area_name"]))
+choices = counted.sort_values("total", ascending=False)["area_code"].tolist() or result["area_code"].tolist()
+area = st.selectbox("Area", choices, format_func=lambda c: names.get(c, c), key="div_area")
+area_name = names.get(area, area)
+granularity = st.radio("Trend by", ["quarter", "year"], horizontal=True, key="div_trend_by",
+                       format_func={"quarter": "Quarter", "year": "Financial year"}.get)
+trend = dv.trend(data, layer, area, a, b, measure, granularity)
+st.markdown(dv.describe_trend(trend, area_name, a, b, measure))
+chart, tab = view_tabs("div_trend_view")
+if chart.open:
+    with chart:
+        st.plotly_chart(figures.trend_figure(trend, a, b, noun), width="stretch", key="div_trend",
+                        config={"displaylogo": False})
+if tab.open:
+    with tab:
+        st.dataframe(trend, hide_index=True, width="stretch", key="div_trend_table")
+
+decomposition = dv.decomposition(data, layer, area, period, a, b)
+st.markdown(f"**Why they differ in {area_name}.** " + dv.describe_decomposition(decomposition, area_name, a, b))
+st.caption("Boundary effect: each agency's records counted on its own geography (force, authority or trust, then "
+           "summed or apportioned to this geography) minus the same records placed by where each encounter "
+           "happened. Identity effect: records minus distinct linked children. Recording effect: what remains, "
+           "the difference in distinct children each agency recorded here. The three add up to the gap."
+           + (" Some figures here were apportioned by postcode weights." if decomposition["apportioned"] else ""))
+chart, tab = view_tabs("div_waterfall_view")
+if chart.open:
+    with chart:
+        st.plotly_chart(figures.waterfall_figure(decomposition, a, b), width="stretch", key="div_waterfall",
+                        config={"displaylogo": False})
+if tab.open:
+    with tab:
+        comp = decomposition["components"]
+        rows = comp.assign(value=comp["value"].round(2))
+        st.dataframe(rows, hide_index=True, width="stretch", key="div_waterfall_table")
+        st.markdown(f"{dv.agency_title(a)}: {decomposition['native_a']:,.1f} on its own geography, "
+                    f"{decomposition['records_a']:,.0f} records placed here, {decomposition['children_a']:,.0f} "
+                    f"children. {dv.agency_title(b)}: {decomposition['native_b']:,.1f}, "
+                    f"{decomposition['records_b']:,.0f}, {decomposition['children_b']:,.0f}.")
+if not data.unplaced_native.empty:
+    st.caption(f"{int(data.unplaced_native['records'].sum()):,} records carry an agency code that is not an area of "
+               "their agency's geography and are left out of the own-geography counts.")
