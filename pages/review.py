@@ -28,7 +28,11 @@ if queue.empty:
 labels = [f"#{i + 1}: probability {p:.2f}" for i, p in enumerate(queue["match_probability"])]
 choice = st.selectbox("Pair", range(len(queue)), format_func=lambda i: labels[i], key="review_pair")
 pair = queue.iloc[choice]
-table, probability = explain.explain_pair(con, pair["node_l"], pair["node_r"])
+try:
+    table, probability = explain.explain_pair(con, pair["node_l"], pair["node_r"])
+except LookupError as exc:
+    st.info(f"No explanation for this pair: {exc}.")
+    st.stop()
 reading = ", ".join(f"{row.step.lower()} {'for' if row.match_weight > 0 else 'against'} ({row.level.lower()})"
                     for row in table.iloc[1:].itertuples() if abs(row.match_weight) >= 1)
 st.markdown(f"**The model puts this pair at {probability:.0%}.** Evidence: {reading or 'weak on every field'}.")

@@ -59,6 +59,9 @@ def explain_pair(con: duckdb.DuckDBPyConnection, node_l: str, node_r: str) -> tu
         cur.close()
     if edge.empty or pd.isna(edge.iloc[0]["match_weight"]):
         raise LookupError("this pair was not scored by the model in the latest run")
+    if not any(column.startswith("mw_") for column in edge.columns):
+        raise LookupError("these links were made by an earlier version without per-field weights: "
+                          "link the records again to see why")
     row = edge.iloc[0]
     lam = settings["probability_two_random_records_match"]
     rows = [("Prior (two random records)", "", math.log2(lam / (1 - lam)))]

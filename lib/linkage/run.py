@@ -14,7 +14,6 @@ Anonymous contacts (no identifier at all) are counted, never linked: their child
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -24,6 +23,8 @@ from typing import Callable
 import duckdb
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from lib.linkage import model
 
@@ -53,14 +54,6 @@ def _noop(fraction: float, message: str) -> None:
     return None
 
 
-def load_records(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    cur = con.cursor()
-    try:
-        return cur.execute(f"SELECT {', '.join(RECORD_COLUMNS)} FROM encounters ORDER BY record_key").df()
-    finally:
-        cur.close()
-
-
 def _mode_columns(source: str, key: str, columns: list[str]) -> str:
     """SQL for a table (key, column...) holding the most common non-null value of each column per key
     (ties: the smallest value, so runs repeat)."""
@@ -73,14 +66,21 @@ def _mode_columns(source: str, key: str, columns: list[str]) -> str:
     return sql
 
 
-def deterministic_pass(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(nodes for Splink, record → node table with the NHS flags). Runs in DuckDB: at a million
-    records, grouping 64-character hashes in pandas costs tens of seconds, in DuckDB about one."""
-    con = duckdb.connect()
-    try:
+def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(nodes for Splink, record → node table with the NHS flags), from a frame of RECORD_COLUMNS or
+    straight from a store's `encounters` table. Runs in DuckDB: at a million records, grouping
+    64-character hashes in pandas costs tens of seconds, and a round trip through pandas several more."""
+    if isinstance(records, pd.DataFrame):
+        con = duckdb.connect()
         con.register("records", records)
+    else:
+        con = records.cursor()  # its own connection: temporary tables stay private and go with it
+        con.execute(f"CREATE TEMP VIEW records AS SELECT {', '.join(RECORD_COLUMNS)} FROM encounters")
+    try:
         con.execute("""CREATE TEMP TABLE named AS SELECT * FROM records WHERE NOT is_anonymous""")
-        con.execute("""CREATE TEMP TABLE numbered AS SELECT *, dense_rank() OVER (ORDER BY nhs_hash) AS g
+        # Group key: a 64-bit hash of the NHS-number hash (a collision among a million numbers has a
+        # probability of about 1 in 30 million; sorting 64-character strings for a rank costs seconds).
+        con.execute("""CREATE TEMP TABLE numbered AS SELECT *, hash(nhs_hash) AS g
                        FROM named WHERE nhs_status = 'valid' AND nhs_hash IS NOT NULL""")
         identity = ["dob_hash", "surname_hash", "forename_canon_hash", "birth_year"]
         con.execute(f"CREATE TEMP TABLE identity AS {_mode_columns('numbered', 'g', identity)}")
@@ -174,15 +174,18 @@ def cluster(nodes: pd.DataFrame, edges: pd.DataFrame, decisions: pd.DataFrame, r
             config: LinkConfig) -> tuple[pd.Series, pd.DataFrame]:
     """(cluster id per node, the edges with their status).
 
-    Constrained agglomeration: reviewers' accepted pairs first, then model links from the most to the
-    least probable; a union is refused when it would put two different valid NHS numbers, or a pair a
-    reviewer rejected, in one child, however indirect the chain (N1 – record – N2). Splink's connected
-    components cannot express such cannot-link rules, hence this small union-find. Statuses: linked,
+    Connected components of the joining links (scipy), except where a component would hold two
+    different valid NHS numbers, or a pair a reviewer rejected, however indirect the chain (N1 – record –
+    N2): there, constrained agglomeration — reviewers' accepted pairs first, then model links from the
+    most to the least probable, each union refused if it would break a rule. Splink's connected
+    components cannot express such cannot-link rules. Statuses: linked,
     accepted by reviewer, rejected by reviewer, kept apart (two NHS numbers), kept apart (reviewer),
     review (in the review band, joining two different children), already joined (in the band, but the
     two sides are one child through other links: nothing to review).
     """
     ids = nodes["unique_id"].to_numpy(dtype=object)
+    if len(ids) == 0:
+        return pd.Series([], dtype=object, name="cluster_id"), edges.assign(status=pd.Series(dtype=object))
     position = {node: i for i, node in enumerate(ids)}
     parent = list(range(len(ids)))
     numbered = [bool(v) for v in nodes["has_nhs"].to_numpy()]
@@ -232,30 +235,86 @@ def cluster(nodes: pd.DataFrame, edges: pd.DataFrame, decisions: pd.DataFrame, r
     is_accepted = keys.isin(set(_pair_key(accepted["node_l"], accepted["node_r"]))).to_numpy()
     is_rejected = keys.isin(set(_pair_key(rejected["node_l"], rejected["node_r"]))).to_numpy()
     probability = edges["match_probability"].fillna(1.0).to_numpy()
+    index = pd.Index(ids)
+    left = index.get_indexer(edges["unique_id_l"])
+    right = index.get_indexer(edges["unique_id_r"])
+    candidate = ~is_rejected & (is_accepted | (probability >= config.match_threshold))
     status = np.full(len(edges), "review", dtype=object)
     status[is_rejected] = "rejected by reviewer"
-    left = edges["unique_id_l"].map(position).to_numpy()
-    right = edges["unique_id_r"].map(position).to_numpy()
-    order = np.lexsort((keys.to_numpy(), -probability, ~is_accepted))  # accepted first, then most probable
-    for i in order:
-        if is_rejected[i] or not (is_accepted[i] or probability[i] >= config.match_threshold):
-            continue
-        outcome = union(left[i], right[i])
-        status[i] = ("accepted by reviewer" if is_accepted[i] else "linked") if outcome == "joined" else outcome
+    status[candidate] = np.where(is_accepted[candidate], "accepted by reviewer", "linked")
+
+    # Fast path: plain connected components. Only components that would hold two NHS numbers or a
+    # rejected pair (rare) are re-done edge by edge under the constraints.
+    graph = coo_matrix((np.ones(int(candidate.sum())), (left[candidate], right[candidate])),
+                       shape=(len(ids), len(ids)))
+    _, component = connected_components(graph, directed=False)
+    numbered_count = np.bincount(component, weights=np.asarray(numbered, dtype=float), minlength=component.max() + 1)
+    troubled = numbered_count > 1
+    for a, b in zip(rejected["node_l"], rejected["node_r"]):
+        if component[position[a]] == component[position[b]]:
+            troubled[component[position[a]]] = True
+    labels = component.copy()
+    redo = np.flatnonzero(candidate & troubled[component[np.maximum(left, 0)]])
+    if len(redo):
+        for i in redo[np.lexsort((keys.to_numpy()[redo], -probability[redo], ~is_accepted[redo]))]:
+            outcome = union(left[i], right[i])
+            if outcome != "joined":
+                status[i] = outcome
+        members = np.flatnonzero(troubled[component])
+        offset = component.max() + 1  # fresh labels for the re-done components
+        labels[members] = offset + np.array([find(int(m)) for m in members])
     in_band = status == "review"
-    same = np.array([find(a) == find(b) for a, b in zip(left[in_band], right[in_band])], dtype=bool)
-    band_rows = np.flatnonzero(in_band)
-    status[band_rows[same]] = "already joined"
+    status[in_band & (labels[left] == labels[right])] = "already joined"
     edges["status"] = status
-    roots = np.array([find(i) for i in range(len(ids))])
-    return pd.Series(ids[roots], index=ids, name="cluster_id"), edges
+    # A cluster is named after one of its nodes (the first in node order), as Splink's clustering does.
+    first = pd.Series(np.arange(len(ids))).groupby(labels).transform("min").to_numpy()
+    return pd.Series(ids[first], index=ids, name="cluster_id"), edges
 
 
-def _child_ids(record_nodes: pd.DataFrame, cluster_of: pd.Series) -> pd.Series:
-    """A stable pseudonymous child id per cluster: hash of the cluster's smallest record key."""
-    cluster = record_nodes["node_id"].map(cluster_of)
-    first_key = record_nodes.groupby(cluster)["record_key"].transform("min")
-    return first_key.map(lambda k: "CH-" + hashlib.sha256(k.encode()).hexdigest()[:12])
+def _outcomes(store: duckdb.DuckDBPyConnection, record_nodes: pd.DataFrame, cluster_of: pd.Series,
+              edges: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one outcome row per record, the edges with a record key on each side), in DuckDB: at a million
+    records the same joins and group-bys over string keys take tens of seconds in pandas.
+
+    A child id is pseudonymous and stable while its smallest record key stays in it: "CH-" and the
+    first 12 hex digits of the SHA-256 of that key (record keys are the agencies' own ids, not identities).
+    """
+    con = store.cursor()
+    try:
+        con.register("record_nodes", record_nodes)
+        con.register("clusters", pd.DataFrame({"node_id": cluster_of.index, "cluster_id": cluster_of.to_numpy()}))
+        con.register("edges", edges)
+        out = con.execute("""
+            WITH rc AS (SELECT r.*, c.cluster_id, e.agency_type FROM record_nodes r JOIN clusters c USING (node_id)
+                        JOIN encounters e USING (record_key)),
+            clusters_info AS (SELECT cluster_id, min(record_key) AS first_key, count(*) AS size,
+                                     count(DISTINCT agency_type) AS agencies FROM rc GROUP BY cluster_id),
+            joined AS (SELECT unique_id_l AS node, match_probability AS p, status FROM edges
+                       WHERE status IN ('linked', 'accepted by reviewer')
+                       UNION ALL
+                       SELECT unique_id_r, match_probability, status FROM edges
+                       WHERE status IN ('linked', 'accepted by reviewer')),
+            best AS (SELECT node, max(p) AS p, bool_or(status = 'accepted by reviewer') AS by_reviewer
+                     FROM joined GROUP BY node)
+            SELECT rc.record_key, 'CH-' || substr(sha256(i.first_key), 1, 12) AS child_id, rc.node_id,
+                   CASE WHEN i.size = 1 THEN 'single record' WHEN b.by_reviewer THEN 'reviewer'
+                        WHEN b.p IS NOT NULL THEN 'probabilistic' ELSE 'nhs_number' END AS link_method,
+                   b.p AS best_match_probability, rc.by_nhs, rc.nhs_conflict, rc.shared_number_suspected,
+                   i.agencies
+            FROM rc JOIN clusters_info i USING (cluster_id) LEFT JOIN best b ON b.node = rc.node_id
+            UNION ALL
+            SELECT record_key, NULL, NULL, 'anonymous (never linked)', NULL, false, false, false, 0
+            FROM encounters WHERE is_anonymous
+            ORDER BY record_key""").df()
+        edges = con.execute("""
+            WITH first AS (SELECT node_id, min(record_key) AS record_key FROM record_nodes GROUP BY node_id)
+            SELECT e.* RENAME (unique_id_l AS node_l, unique_id_r AS node_r),
+                   l.record_key AS record_key_l, r.record_key AS record_key_r
+            FROM edges e LEFT JOIN first l ON l.node_id = e.unique_id_l LEFT JOIN first r ON r.node_id = e.unique_id_r
+            """).df()
+    finally:
+        con.close()
+    return out, edges  # out carries `agencies` (distinct agency types of the record's child) for the summary
 
 
 _LINK_LOCK = threading.Lock()
@@ -281,10 +340,8 @@ def _link(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: Progress
     started = time.perf_counter()
     started_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
     ensure_tables(con)
-    progress(0.02, "Reading pseudonymised records")
-    records = load_records(con)
-    progress(0.1, "Deterministic pass: valid NHS numbers")
-    nodes, record_nodes = deterministic_pass(records)
+    progress(0.05, "Deterministic pass: valid NHS numbers")
+    nodes, record_nodes = deterministic_pass(con)
     if len(nodes) >= 2:
         edges, model_json = probabilistic_pass(nodes, config, progress)
     else:
@@ -293,49 +350,25 @@ def _link(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: Progress
     progress(0.85, "Clustering and applying reviewers' decisions")
     cluster_of, edges = cluster(nodes, edges, _decisions(con), record_nodes, config)
 
-    record_nodes["child_id"] = _child_ids(record_nodes, cluster_of).to_numpy()
-    joined = edges[edges["status"].isin(["linked", "accepted by reviewer"])]
-    best = pd.concat([joined[["unique_id_l", "match_probability"]].set_axis(["node", "p"], axis=1),
-                      joined[["unique_id_r", "match_probability"]].set_axis(["node", "p"], axis=1)])
-    by_reviewer = set(joined.loc[joined["status"] == "accepted by reviewer", "unique_id_l"]) | set(
-        joined.loc[joined["status"] == "accepted by reviewer", "unique_id_r"])
-    record_nodes["best_match_probability"] = record_nodes["node_id"].map(best.groupby("node")["p"].max())
-    node_size = record_nodes.groupby("node_id")["record_key"].transform("size")
-    cluster_size = record_nodes.groupby("child_id")["record_key"].transform("size")
-    record_nodes["link_method"] = np.select(
-        [cluster_size == 1, record_nodes["node_id"].isin(by_reviewer),
-         record_nodes["best_match_probability"].notna(), record_nodes["by_nhs"] & (node_size > 1)],
-        ["single record", "reviewer", "probabilistic", "nhs_number"], default="nhs_number")
-
-    anonymous = records[records["is_anonymous"]]
-    out = pd.concat([record_nodes, pd.DataFrame({
-        "record_key": anonymous["record_key"], "node_id": None, "by_nhs": False, "nhs_conflict": False,
-        "shared_number_suspected": False, "child_id": None, "best_match_probability": np.nan,
-        "link_method": "anonymous (never linked)"})], ignore_index=True)
-    out = out[["record_key", "child_id", "node_id", "link_method", "best_match_probability", "by_nhs",
-               "nhs_conflict", "shared_number_suspected"]]
-    node_records = record_nodes.groupby("node_id")["record_key"].min()
-    edges = edges.assign(record_key_l=edges["unique_id_l"].map(node_records),
-                         record_key_r=edges["unique_id_r"].map(node_records))
-    edges = edges.rename(columns={"unique_id_l": "node_l", "unique_id_r": "node_r"})
-
+    out, edges = _outcomes(con, record_nodes, cluster_of, edges)
+    named = out[out["child_id"].notna()]
     summary = {
-        "records": int(len(records)),
-        "anonymous_records": int(len(anonymous)),
+        "records": int(len(out)),
+        "anonymous_records": int(out["child_id"].isna().sum()),
         "nodes": int(len(nodes)),
-        "children": int(record_nodes["child_id"].nunique()),
-        "linked_by_nhs_number": int(record_nodes["by_nhs"].sum()),
-        "nhs_conflicts_flagged": int(record_nodes["nhs_conflict"].sum()),
+        "children": int(named["child_id"].nunique()),
+        "linked_by_nhs_number": int(named["by_nhs"].sum()),
+        "nhs_conflicts_flagged": int(named["nhs_conflict"].sum()),
         "model_links": int((edges["status"] == "linked").sum()),
         "review_queue": int((edges["status"] == "review").sum()),
         "kept_apart": int(edges["status"].str.startswith("kept apart").sum()),
         "reviewer_accepted": int((edges["status"] == "accepted by reviewer").sum()),
         "reviewer_rejected": int((edges["status"] == "rejected by reviewer").sum()),
-        "multi_agency_children": int(multi_agency_children(out.merge(records[["record_key", "agency_type"]]))),
+        "multi_agency_children": int(named.loc[named["agencies"] >= 2, "child_id"].nunique()),
         "match_threshold": config.match_threshold,
     }
     progress(0.95, "Saving")
-    _save(con, out, edges, summary, config, model_json, started_at, started)
+    _save(con, out.drop(columns=["agencies"]), edges, summary, config, model_json, started_at, started)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     progress(1.0, f"Linked {summary['records']:,} records into {summary['children']:,} children")
     return summary
