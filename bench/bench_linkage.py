@@ -46,8 +46,6 @@ def plain_splink(con, seed: int = 42) -> tuple[dict, float]:
 
 
 def one_size(size: int, seed: int) -> None:
-    import pandas as pd
-
     from lib.linkage.evaluate import evaluate, pairwise_scores
     from lib.linkage.run import LinkConfig, link
     from lib.records import ingest, store

@@ -7,7 +7,7 @@ import streamlit as st
 
 from lib.geo.layers import LAYERS
 from lib.linkage import figures, journey, spans
-from pages.common import connection, db_path, progress_callback
+from pages.common import connection, db_path, stored_data_version, progress_callback
 
 MAP_CONFIG = {"scrollZoom": True, "displaylogo": False}
 
@@ -23,11 +23,7 @@ st.markdown(
 
 DB_PATH = db_path()
 con = connection(DB_PATH)
-version = spans.data_version(con)
-if version.startswith("0:"):
-    st.info("No encounter records are stored yet. Load extracts on the Data page, or "
-            "`python -m lib.cli ingest FILE --db PATH`.", icon=":material/info:")
-    st.stop()
+version = stored_data_version(con)
 
 
 def link_button(label: str) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.linkage import spans
 from lib.measures import convert, counts, population
 from lib.measures import divergence as dv
 from lib.measures import figures
-from pages.common import connection, db_path
+from pages.common import connection, db_path, stored_data_version
 
 MAP_CONFIG = {"scrollZoom": True, "displaylogo": False}
 
@@ -22,11 +21,7 @@ st.markdown(
 
 DB_PATH = db_path()
 con = connection(DB_PATH)
-version = spans.data_version(con)
-if version.startswith("0:"):
-    st.info("No encounter records are stored yet. Load extracts on the Data page, or "
-            "`python -m lib.cli ingest FILE --db PATH`.", icon=":material/info:")
-    st.stop()
+version = stored_data_version(con)
 
 
 @st.cache_resource(show_spinner="Counting every agency's records by area and period…", max_entries=4)

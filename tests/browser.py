@@ -28,13 +28,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(env: dict | None = None, timeout: float = 90):
-    """Yield the base URL of the app served on a free loopback port."""
+def running_app(env: dict | None = None, timeout: float = 90, script: str = "app.py"):
+    """Yield the base URL of the app (or one page script) served on a free loopback port."""
     port = _free_port()
     log = open(ROOT / ".pytest_cache" / f"streamlit-{port}.log", "w") if (ROOT / ".pytest_cache").exists() \
         else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / script), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"

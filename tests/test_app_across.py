@@ -5,18 +5,12 @@ import io
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.browser import ROOT, browser_page, chromium_available, wait_idle
+from tests.browser import ROOT, browser_page, chromium_available, running_app, wait_idle
 from tests.fixtures_linkage import copy_store, synthetic_linked_store
 
 PAGE = str(ROOT / "pages" / "across.py")
@@ -139,40 +133,9 @@ def test_unlinked_store_offers_linkage_with_progress(tmp_path, monkeypatch):
 
 # -- real browser ------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
 def running_page(script: str, env: dict, timeout: float = 90):
-    """Serve one page script (not app.py) on a free loopback port; yield its base URL."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true", "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env={**os.environ, **env})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with status {proc.returncode}")
-            try:
-                if urllib.request.urlopen(base + "/_stcore/health", timeout=2).read().strip() == b"ok":
-                    break
-            except OSError:
-                if time.time() > deadline:
-                    raise RuntimeError("the page did not become healthy in time")
-                time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    """Serve one page script (not app.py) on a free loopback port."""
+    return running_app(env=env, timeout=timeout, script=script)
 
 
 @pytest.mark.skipif(not chromium_available() and not os.environ.get("JOINEDUP_REQUIRE_BROWSER"),

@@ -242,7 +242,9 @@ def test_decomposition_by_hand():
 
 @pytest.fixture(scope="module")
 def cube(tmp_path_factory):
-    con = duckdb.connect(str(synthetic_linked_store(tmp_path_factory)), read_only=True)
+    # Not read-only: page tests in this process may hold the same file open read-write, and DuckDB
+    # refuses a second connection to one file with a different configuration.
+    con = duckdb.connect(str(synthetic_linked_store(tmp_path_factory)))
     try:
         yield counts.build_cube(con)
     finally:

@@ -16,7 +16,8 @@ import duckdb
 import pandas as pd
 
 from lib.geo import lookup
-from lib.linkage.spans import SPAN_LAYERS, _home_sql, _query, _require_linkage, area_names
+from lib.linkage.spans import SPAN_LAYERS, _home_sql, _require_linkage, area_names
+from lib.records.store import query
 
 AGENCY_LABELS = {"police": "Police", "children_social_care": "Children's social care", "health": "Health",
                  "education": "Education", "other": "Other"}
@@ -79,7 +80,7 @@ def child_records(con: duckdb.DuckDBPyConnection, child_id: str) -> pd.DataFrame
     """The child's encounters in date order (columns ``RECORD_COLUMNS``); masked identifiers only."""
     _require_linkage(con)
     places = ", ".join(f"e.enc_{k}" for k in PLACE_LAYERS)
-    raw = _query(con, f"""
+    raw = query(con, f"""
         SELECT e.encounter_date, e.agency_type, e.agency_code, e.source_record_id, e.encounter_type, e.cse_flag,
                {places}, e.enc_lsoa, e.nhs_status, e.nhs_hash, e.forename_phonetic, e.surname_phonetic,
                e.forename_hash IS NOT NULL AS has_forename, e.surname_hash IS NOT NULL AS has_surname,
@@ -150,7 +151,7 @@ def child_summary(con: duckdb.DuckDBPyConnection, child_id: str) -> dict:
         return {}
     home = {}
     for key in ("pfa", "utla", "nhs"):
-        found = _query(con, f"WITH home AS ({_home_sql(key)}) SELECT home_area FROM home WHERE child_id = ?",
+        found = query(con, f"WITH home AS ({_home_sql(key)}) SELECT home_area FROM home WHERE child_id = ?",
                        [child_id])
         home[key] = area_names(key).get(found.iloc[0, 0], found.iloc[0, 0]) if len(found) else None
     areas = {k: sorted(set(records.loc[records[f"enc_{k}_name"] != "—", f"enc_{k}_name"])) for k in SPAN_LAYERS}

@@ -39,6 +39,7 @@ import pandas as pd
 
 from lib.geo import lookup
 from lib.geo.layers import LAYERS
+from lib.records.store import query
 
 #: Geographies a child's encounters can span (encounter location), in display order.
 SPAN_LAYERS: dict[str, str] = {
@@ -67,14 +68,6 @@ def _check_layer(layer: str, allowed=HOME_LAYERS) -> str:
     if layer not in allowed:
         raise ValueError(f"unknown layer {layer!r}; choose from {', '.join(allowed)}")
     return layer
-
-
-def _query(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> pd.DataFrame:
-    cur = con.cursor()
-    try:
-        return cur.execute(sql, params or []).df()
-    finally:
-        cur.close()
 
 
 def has_linkage(con: duckdb.DuckDBPyConnection) -> bool:
@@ -132,7 +125,7 @@ def child_table(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
     first_date, last_date, and ``areas_<g>`` (distinct encounter areas) for each span geography."""
     _require_linkage(con)
     areas = ", ".join(f"count(DISTINCT e.enc_{g}) AS areas_{g}" for g in SPAN_LAYERS)
-    frame = _query(con, f"""
+    frame = query(con, f"""
         WITH home AS ({_home_sql(layer)}),
         kids AS (
             SELECT rc.child_id, count(*) AS records, count(DISTINCT e.agency_type) AS agencies,
@@ -207,7 +200,7 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     if top is not None:
         limit = "LIMIT ?"
         params.append(int(top))
-    frame = _query(con, f"""
+    frame = query(con, f"""
         WITH home AS ({_home_sql(layer)}),
         moves AS (
             SELECT h.home_area AS from_code, e.{enc} AS to_code,
@@ -235,7 +228,7 @@ def exact_match_reach(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     types held by one group of the child's records joined (transitively) by a shared identifier (same valid
     NHS number, or same forename, surname and date of birth hashes). See the module docstring."""
     _require_linkage(con)
-    records = _query(con, """
+    records = query(con, """
         WITH multi AS (
             SELECT rc.child_id FROM encounters e JOIN record_child rc USING (record_key)
             WHERE rc.child_id IS NOT NULL GROUP BY rc.child_id HAVING count(DISTINCT e.agency_type) >= 2)
@@ -316,7 +309,7 @@ def overview(con: duckdb.DuckDBPyConnection, layer: str) -> dict[str, int]:
     area in ``layer``)."""
     children = child_table(con, layer)
     reach = exact_match_reach(con)
-    counts = _query(con, """SELECT count(*) AS records,
+    counts = query(con, """SELECT count(*) AS records,
                                    count(*) FILTER (WHERE rc.child_id IS NULL) AS anonymous_records
                             FROM encounters e JOIN record_child rc USING (record_key)""").iloc[0]
     out = {"records": int(counts["records"]), "anonymous_records": int(counts["anonymous_records"]),

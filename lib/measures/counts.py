@@ -31,6 +31,7 @@ import duckdb
 import pandas as pd
 
 from lib.measures import convert
+from lib.records.store import query
 
 AGENCIES: dict[str, str] = {
     "police": "Police",
@@ -68,14 +69,6 @@ def period_label(period: str) -> str:
     return f"financial year {period}"
 
 
-def _query(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> pd.DataFrame:
-    cur = con.cursor()
-    try:
-        return cur.execute(sql, params or []).df()
-    finally:
-        cur.close()
-
-
 def _has_table(con, name: str) -> bool:
     cur = con.cursor()
     try:
@@ -89,7 +82,7 @@ def _grouped(con, area_sql: str, linked: bool, where: str = "", params=None) -> 
     """Counts by agency, area (an SQL expression) and period, for every period granularity at once."""
     child = "rc.child_id" if linked else "CAST(NULL AS VARCHAR)"
     join = "LEFT JOIN record_child rc USING (record_key)" if linked else ""
-    frame = _query(con, f"""
+    frame = query(con, f"""
         WITH base AS (
             SELECT e.agency_type, {area_sql} AS area_code, {_YEAR} AS year, {_QUARTER} AS quarter,
                    coalesce(e.cse_flag, false) AS cse, {child} AS child_id

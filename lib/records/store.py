@@ -218,7 +218,8 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch, *, progress=None) -> dic
 
 # -- queries -------------------------------------------------------------------------------------------
 
-def _query(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> pd.DataFrame:
+def query(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> pd.DataFrame:
+    """Run one parameterised query on its own cursor (the app shares one connection across threads)."""
     cur = con.cursor()
     try:
         return cur.execute(sql, params or []).df()
@@ -246,13 +247,13 @@ def data_version(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def batches(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    return _query(con, "SELECT * FROM batches ORDER BY batch_id")
+    return query(con, "SELECT * FROM batches ORDER BY batch_id")
 
 
 def rejections(con: duckdb.DuckDBPyConnection, batch_id: int | None = None) -> pd.DataFrame:
     if batch_id is None:
-        return _query(con, "SELECT * FROM rejections ORDER BY batch_id, row, field")
-    return _query(con, "SELECT * FROM rejections WHERE batch_id = ? ORDER BY row, field", [batch_id])
+        return query(con, "SELECT * FROM rejections ORDER BY batch_id, row, field")
+    return query(con, "SELECT * FROM rejections WHERE batch_id = ? ORDER BY row, field", [batch_id])
 
 
 AREA_BASES = ("either", "home", "encounter")
@@ -280,7 +281,7 @@ def completeness(con: duckdb.DuckDBPyConnection, layer: str = "utla", *, basis: 
     area = {"home": f"home_{layer}", "encounter": f"enc_{layer}",
             "either": f"coalesce(home_{layer}, enc_{layer})"}[basis]
     group = COMPLETENESS_BY[by]
-    frame = _query(con, f"""
+    frame = query(con, f"""
         SELECT {group}coalesce({area}, '(unplaced)') AS area_code,
                count(*) AS encounters,
                round(100.0 * avg(CASE WHEN nhs_status = 'valid' THEN 1 ELSE 0 END), 1) AS valid_nhs_pct,
