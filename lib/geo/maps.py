@@ -54,7 +54,7 @@ def zoom_for_bounds(bounds: tuple[float, float, float, float], width_px: int = 8
     zoom_x = math.log2(width_px * 360 / (512 * lon_span))
     zoom_y = math.log2(height_px * 2 * math.pi / (512 * lat_span))
     return {"center": {"lat": (min_lat + max_lat) / 2, "lon": (min_lon + max_lon) / 2},
-            "zoom": round(max(min(zoom_x, zoom_y) - 0.2, 3.0), 2)}
+            "zoom": round(max(min(zoom_x, zoom_y) - 0.5, 3.0), 2)}
 
 
 def _line_layer(layer: str, width_scale: float = 1.0) -> dict:
