@@ -6,6 +6,7 @@ cursor per query, so sessions on different threads do not share a result set.
 from __future__ import annotations
 
 import os
+import threading
 
 import streamlit as st
 
@@ -40,26 +41,33 @@ def progress_callback(bar):
     return update
 
 
+@st.cache_resource(show_spinner=False)
+def _first_start_lock() -> threading.Lock:
+    return threading.Lock()
+
+
 def ensure_default_data() -> None:
     """At first start on the default store (no $JOINEDUP_DB), build the synthetic national dataset and
-    link it, showing progress; afterwards a cheap check once per session."""
+    link it, showing progress; afterwards a cheap check once per session. One session does the work:
+    others arriving meanwhile wait, then find it done."""
     if st.session_state.get("_default_data_checked") or store.DB_ENV in os.environ:
         return
-    con = store_connection()
-    if store.counts(con)["encounters"] == 0:
-        from lib.records.default import ensure_default_dataset
-
-        bar = st.progress(0.0, text="First start: building the synthetic national dataset…")
-        ensure_default_dataset(con, progress_callback(bar), key=secret_key())
-        bar.empty()
     from lib.linkage import spans
 
-    if not spans.has_linkage(con):
-        from lib.linkage import run
+    with _first_start_lock():
+        con = store_connection()
+        if store.counts(con)["encounters"] == 0:
+            from lib.records.default import ensure_default_dataset
 
-        bar = st.progress(0.0, text="First start: linking records into children…")
-        run.link(con, run.LinkConfig(), progress=progress_callback(bar))
-        bar.empty()
+            bar = st.progress(0.0, text="First start: building the synthetic national dataset…")
+            ensure_default_dataset(con, progress_callback(bar), key=secret_key())
+            bar.empty()
+        if not spans.has_linkage(con):
+            from lib.linkage import run
+
+            bar = st.progress(0.0, text="First start: linking records into children…")
+            run.link(con, run.LinkConfig(), progress=progress_callback(bar))
+            bar.empty()
     st.session_state["_default_data_checked"] = True
 
 
