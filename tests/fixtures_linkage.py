@@ -7,6 +7,7 @@ tests can open it. The tiny store has a handful of rows whose every span, flow a
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -130,3 +131,25 @@ def tiny_store(path: Path):
     cur.execute("CREATE TABLE record_child AS SELECT * FROM tiny_links")
     cur.close()
     return con
+
+
+# -- page tests ----------------------------------------------------------------------------------------
+
+def run_page(script: str, db_path: Path, monkeypatch):
+    """AppTest of one page script on a given store (JOINEDUP_DB), run once and checked for exceptions."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("JOINEDUP_DB", str(db_path))
+    at = AppTest.from_file(script, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def plotly_specs(at) -> list[dict]:
+    """The Plotly figures on a page, as the JSON the browser would receive."""
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def trace_types(figure: dict) -> set[str]:
+    return {trace.get("type", "scatter") for trace in figure["data"]}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 
@@ -11,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.browser import ROOT, browser_page, chromium_available, running_app, wait_idle
-from tests.fixtures_linkage import copy_store, synthetic_linked_store
+from tests.fixtures_linkage import copy_store, plotly_specs, run_page, synthetic_linked_store, trace_types
 
 PAGE = str(ROOT / "pages" / "across.py")
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -24,19 +23,8 @@ def db_path(tmp_path_factory):
 
 @pytest.fixture()
 def app(db_path, monkeypatch) -> AppTest:
-    monkeypatch.setenv("JOINEDUP_DB", str(db_path))
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(PAGE, db_path, monkeypatch)
 
-
-def _figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def _trace_types(figure: dict) -> set[str]:
-    return {trace.get("type", "scatter") for trace in figure["data"]}
 
 
 def _displayed_text(at: AppTest) -> str:
@@ -51,8 +39,8 @@ def _displayed_text(at: AppTest) -> str:
 
 def test_page_renders_maps_metrics_and_readings(app):
     assert app.title[0].value == "Across boundaries"
-    figures = _figures(app)
-    choropleths = [f for f in figures if "choroplethmap" in _trace_types(f)]
+    figures = plotly_specs(app)
+    choropleths = [f for f in figures if "choroplethmap" in trace_types(f)]
     assert choropleths, "no choropleth of spans"
     spans_map = choropleths[0]
     assert spans_map["layout"]["map"]["style"] == "white-bg"
@@ -74,7 +62,7 @@ def test_layer_and_span_choices_redraw(app):
     app.selectbox(key="across_layer").set_value("pfa").run()
     app.selectbox(key="across_span").set_value("nhs").run()
     assert not app.exception
-    spans_map = next(f for f in _figures(app) if "choroplethmap" in _trace_types(f))
+    spans_map = next(f for f in plotly_specs(app) if "choroplethmap" in trace_types(f))
     assert all(code.startswith(("E23", "W15")) for code in spans_map["data"][0]["locations"])
     assert "ICBs / health boards" in spans_map["data"][0]["colorbar"]["title"]["text"]
     assert any("Span 2+ ICBs / health boards" == m.label for m in app.metric)
@@ -97,7 +85,7 @@ def test_open_one_child_shows_timeline_and_masked_records(app):
     assert len(box.options) > 10
     box.set_value(box.options[3].split(" — ")[0]).run()
     assert not app.exception
-    timeline = next(f for f in _figures(app) if _trace_types(f) == {"scatter"})
+    timeline = next(f for f in plotly_specs(app) if trace_types(f) == {"scatter"})
     agencies = {t["name"] for t in timeline["data"] if t.get("x") is not None and t["x"][0] is not None}
     assert len(agencies) >= 1 and agencies <= {"Police", "Children's social care", "Health", "Education", "Other"}
     app.session_state["child_view"] = "Records"
@@ -110,7 +98,7 @@ def test_open_one_child_shows_timeline_and_masked_records(app):
     assert not HEX64.search(_displayed_text(app))
     app.session_state["child_view"] = "Map"
     app.run()
-    journey_map = _figures(app)[-1]
+    journey_map = plotly_specs(app)[-1]
     assert any(t.get("type") == "scattermap" and t.get("mode") == "markers" for t in journey_map["data"])
 
 
@@ -133,11 +121,6 @@ def test_unlinked_store_offers_linkage_with_progress(tmp_path, monkeypatch):
 
 # -- real browser ------------------------------------------------------------------------------------
 
-def running_page(script: str, env: dict, timeout: float = 90):
-    """Serve one page script (not app.py) on a free loopback port."""
-    return running_app(env=env, timeout=timeout, script=script)
-
-
 @pytest.mark.skipif(not chromium_available() and not os.environ.get("JOINEDUP_REQUIRE_BROWSER"),
                     reason="Debian chromium not installed (apt-get install -y chromium)")
 def test_page_draws_in_chromium(db_path, tmp_path):
@@ -145,7 +128,7 @@ def test_page_draws_in_chromium(db_path, tmp_path):
 
     served = copy_store(db_path, tmp_path)  # this process holds the fixture file open
     errors: list[str] = []
-    with running_page("pages/across.py", {"JOINEDUP_DB": str(served)}) as base, browser_page() as page:
+    with running_app(env={"JOINEDUP_DB": str(served)}, script="pages/across.py") as base, browser_page() as page:
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(base + "/")
         page.wait_for_selector("canvas.maplibregl-canvas", timeout=90_000)

@@ -1,15 +1,13 @@
 """The Divergence page: headless (AppTest) on the linked synthetic store, and once in real Chromium."""
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.browser import ROOT, browser_page, chromium_available, wait_idle
-from tests.fixtures_linkage import copy_store, synthetic_linked_store
-from tests.test_app_across import running_page
+from tests.browser import ROOT, browser_page, chromium_available, running_app, wait_idle
+from tests.fixtures_linkage import copy_store, plotly_specs, run_page, synthetic_linked_store, trace_types
 
 PAGE = str(ROOT / "pages" / "divergence.py")
 
@@ -21,28 +19,17 @@ def db_path(tmp_path_factory):
 
 @pytest.fixture()
 def app(db_path, monkeypatch) -> AppTest:
-    monkeypatch.setenv("JOINEDUP_DB", str(db_path))
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(PAGE, db_path, monkeypatch)
 
-
-def _figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def _types(figure: dict) -> set[str]:
-    return {trace.get("type", "scatter") for trace in figure["data"]}
 
 
 def test_page_renders_every_chart_with_a_reading(app):
     assert app.title[0].value == "Where counts diverge"
-    figures = _figures(app)
-    kinds = [_types(f) for f in figures]
+    figures = plotly_specs(app)
+    kinds = [trace_types(f) for f in figures]
     assert {"choroplethmap"} in kinds and {"waterfall"} in kinds
     assert sum(k == {"scatter"} for k in kinds) >= 3  # dumbbell, funnel, trend
-    choropleth = next(f for f in figures if "choroplethmap" in _types(f))
+    choropleth = next(f for f in figures if "choroplethmap" in trace_types(f))
     assert choropleth["data"][0]["zmid"] == 0 and choropleth["layout"]["map"]["style"] == "white-bg"
     assert all(c.startswith(("E06", "E08", "E09", "E10", "W06")) for c in choropleth["data"][0]["locations"])
     funnel = next(f for f in figures if any("limits" in (t.get("name") or "") for t in f["data"]))
@@ -56,7 +43,7 @@ def test_layer_period_and_measure_switch(app):
     app.selectbox(key="div_period").set_value("2024-25").run()
     app.radio(key="div_measure").set_value("cse_children").run()
     assert not app.exception, app.exception
-    choropleth = next(f for f in _figures(app) if "choroplethmap" in _types(f))
+    choropleth = next(f for f in plotly_specs(app) if "choroplethmap" in trace_types(f))
     assert all(c.startswith(("E23", "W15")) for c in choropleth["data"][0]["locations"])
     assert "children with a CSE flag" in " ".join(m.value for m in app.markdown)
     app.selectbox(key="div_layer").set_value("nhs").run()
@@ -83,7 +70,7 @@ def test_every_chart_has_a_table_view(app):
 def test_page_draws_in_chromium(db_path, tmp_path):
     served = copy_store(db_path, tmp_path)
     errors: list[str] = []
-    with running_page("pages/divergence.py", {"JOINEDUP_DB": str(served)}) as base, browser_page() as page:
+    with running_app(env={"JOINEDUP_DB": str(served)}, script="pages/divergence.py") as base, browser_page() as page:
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(base + "/")
         page.wait_for_selector("canvas.maplibregl-canvas", timeout=90_000)

@@ -1,14 +1,13 @@
 """The Review links page: the queue, a waterfall that explains the pair, masked groups, decisions stored."""
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from tests.fixtures_linkage import copy_store, synthetic_linked_store
+from tests.fixtures_linkage import copy_store, plotly_specs, run_page, synthetic_linked_store
 
 PAGE = str(ROOT / "pages" / "review.py")
 
@@ -16,17 +15,13 @@ PAGE = str(ROOT / "pages" / "review.py")
 @pytest.fixture()
 def app(tmp_path_factory, tmp_path, monkeypatch) -> tuple[AppTest, str]:
     path = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)  # decisions must not leak
-    monkeypatch.setenv("JOINEDUP_DB", str(path))
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    return at, str(path)
+    return run_page(PAGE, path, monkeypatch), str(path)
 
 
 def test_queue_explains_a_pair_with_a_waterfall_and_masked_groups(app):
     at, _ = app
     assert int(at.metric[0].value.replace(",", "")) > 0
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    spec = plotly_specs(at)[0]
     assert spec["data"][0]["type"] == "waterfall"
     assert "The model puts this pair at" in " ".join(m.value for m in at.markdown)
     for frame in at.dataframe:
