@@ -1,0 +1,69 @@
+"""Board pack benchmark: time to build the deck (target <= 10 s), cold and with the browser kept.
+
+Run: python -m bench.bench_boardpack [--db PATH] [--size 20000] [--seed 7] [--layer utla] [--area CODE]
+     [--role commissioner] [--repeat 2]
+Builds a linked synthetic store of --size encounters (or reads --db), then builds the board pack as the page
+does: the first build pays for starting headless Chromium (kaleido) and counting; later builds in the same
+process reuse the browser, as the app does. Prints JSON lines {"figure","value","unit",...} with the
+per-stage split (counts, tables, images, deck). Never asserted in tests.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import emit, peak_rss_mb
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", type=Path, default=None, help="reuse an existing store (opened read-only)")
+    parser.add_argument("--size", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--layer", default="utla")
+    parser.add_argument("--area", default=None, help="default: the area with the most records")
+    parser.add_argument("--role", default="commissioner")
+    parser.add_argument("--repeat", type=int, default=2, help="builds after the first (browser kept)")
+    args = parser.parse_args()
+
+    import duckdb
+
+    from lib.export import boardpack, images
+    from lib.measures import convert
+
+    if args.db is None:
+        from tests.linkage_fixtures import synthetic_store
+
+        path = Path(tempfile.mkdtemp(prefix="bench-boardpack-")) / "store.duckdb"
+        started = time.perf_counter()
+        con, _ = synthetic_store(path, args.size, args.seed)
+        con.close()
+        emit("store build (generate, ingest, link)", round(time.perf_counter() - started, 1), "s",
+             encounters=args.size)
+        args.db = path
+    con = duckdb.connect(str(args.db), read_only=True)
+    layer = convert.layer_key(args.layer)
+    area = args.area or con.execute(f"SELECT enc_{layer} FROM encounters WHERE enc_{layer} IS NOT NULL "
+                                    "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchall()[0][0]
+    n = con.execute("SELECT count(*) FROM encounters").fetchall()[0][0]
+
+    pack = boardpack.build_board_pack(con, layer=layer, area=area, role=args.role, audit=False)
+    emit("board pack, first build (starts Chromium; counts, tables, 3 images, deck)", pack.seconds, "s",
+         encounters=int(n), layer=layer, area=area, role=args.role, deck_mb=round(len(pack.deck) / 1e6, 2),
+         **pack.timings)
+    warm = []
+    for _ in range(args.repeat):
+        pack = boardpack.build_board_pack(con, layer=layer, area=area, role=args.role, audit=False)
+        warm.append(pack.seconds)
+        emit("board pack, browser kept (as in the app)", pack.seconds, "s", encounters=int(n), **pack.timings)
+    if warm:
+        emit("board pack, browser kept, best of runs", min(warm), "s", runs=len(warm), target_s=10)
+    images.close()
+    con.close()
+    emit("board pack peak memory", peak_rss_mb(), "MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""In real Chromium: open a shared Compare link as a commissioner, see the view it names, and download the
+board pack with one click; the downloaded file is a deck python-pptx opens, with the expected slides."""
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from tests.browser import browser_page, chromium_available, running_app, wait_idle
+from tests.fixtures_linkage import copy_store, synthetic_linked_store
+
+pytestmark = pytest.mark.skipif(not chromium_available() and not os.environ.get("JOINEDUP_REQUIRE_BROWSER"),
+                                reason="Debian chromium not installed (apt-get install -y chromium)")
+
+
+def test_shared_link_restores_view_and_deck_downloads(tmp_path_factory, tmp_path):
+    from pptx import Presentation
+
+    from lib.export.boardpack import SLIDE_TITLES
+
+    db = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)
+    env = {"JOINEDUP_DB": str(db), "JOINEDUP_SYNTHETIC_STORE": "1", "JOINEDUP_DEMO_ROLE": "commissioner",
+           "JOINEDUP_ACCOUNTS": str(tmp_path / "no-accounts.json")}
+    errors: list[str] = []
+    with running_app(env=env) as base, browser_page() as page:
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(base + "/compare?layer=pfa&areas=E23000001,E23000005&period=all")
+        page.get_by_text("Side by side", exact=True).wait_for(timeout=90_000)
+        wait_idle(page)
+        main = page.locator('[data-testid="stMain"]')
+        text = main.inner_text()
+        assert "Metropolitan Police (E23000001)" in text and "Greater Manchester (E23000005)" in text
+        assert not page.locator('[data-testid="stException"]').count()
+
+        button = page.get_by_role("button", name="Board pack (PowerPoint)")
+        button.focus()  # keyboard-usable: the download starts from Enter on the focused button
+        with page.expect_download(timeout=120_000) as info:
+            page.keyboard.press("Enter")
+        download = info.value
+        assert download.suggested_filename == "board_pack_pfa_E23000001_all.pptx"
+        data = open(download.path(), "rb").read()
+        assert "E23000001" in page.url and "layer=pfa" in page.url
+    assert not errors, errors
+
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)  # the app has stopped: its audit rows are on disk
+    try:
+        audited = con.execute("SELECT role, action, subject FROM audit_log WHERE action = 'export'").fetchall()
+    finally:
+        con.close()
+    assert ("commissioner", "export", "pfa:E23000001") in audited
+
+    deck = Presentation(io.BytesIO(data))
+    titles = [s.shapes.title.text for s in deck.slides]
+    assert len(titles) == len(SLIDE_TITLES)
+    assert titles[0].startswith("Metropolitan Police")
+    pictures = [sh for s in deck.slides for sh in s.shapes if sh.shape_type == 13]
+    assert len(pictures) == 3
+    assert "Commissioner" in deck.core_properties.subject

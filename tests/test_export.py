@@ -1,0 +1,180 @@
+"""Exports: the board pack opens with python-pptx and holds the expected slides, images, alt text and text;
+a commissioner's pack and CSVs are suppressed and hold no child-level row; CSV cells that a spreadsheet
+would run are neutralised; the `boardpack` command writes the same deck."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from lib.export.csv_safe import to_csv_bytes
+from tests.fixtures_linkage import copy_store, synthetic_linked_store
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return synthetic_linked_store(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def packs(store):
+    from lib.export import boardpack, images
+    from lib.measures import counts
+    from lib.records import store as records
+
+    con = records.connect(store, read_only=True)
+    try:
+        cube = counts.build_cube(con, layers=("utla",))
+        built = {role: boardpack.build_board_pack(con, layer="utla", area="E06000066", role=role, cube=cube,
+                                                  audit=False)
+                 for role in ("lead", "commissioner")}
+    finally:
+        con.close()
+        images.close()
+    return built
+
+
+def _deck(data: bytes):
+    from pptx import Presentation
+
+    return Presentation(io.BytesIO(data))
+
+
+def _all_text(deck) -> str:
+    parts = []
+    for slide in deck.slides:
+        for shape in slide.shapes:
+            if shape.has_text_frame:
+                parts.append(shape.text_frame.text)
+            if shape.has_table:
+                parts += [cell.text for row in shape.table.rows for cell in row.cells]
+        if slide.has_notes_slide:
+            parts.append(slide.notes_slide.notes_text_frame.text)
+    return "\n".join(parts)
+
+
+def test_deck_slides_images_alt_text_and_text(packs):
+    from lib.export.boardpack import SLIDE_TITLES
+    from lib.geo.build import ATTRIBUTION
+
+    deck = _deck(packs["lead"].deck)
+    slides = list(deck.slides)
+    assert len(slides) == len(SLIDE_TITLES) == 8
+    titles = [s.shapes.title.text for s in slides]
+    assert titles[0] == "Somerset: where agencies' counts diverge"
+    assert titles[1] == "Summary" and titles[-1] == "Attribution, date and data vintage"
+    assert titles[4].startswith("Funnel plot") and titles[5].startswith("Comparison")
+    pictures = [sh for s in slides for sh in s.shapes if sh.shape_type == 13]
+    assert [p.name for p in pictures] == ["Map of the divergence ratio", "Divergence chart", "Funnel plot"]
+    for picture in pictures:
+        alt = picture._element.nvPicPr.cNvPr.get("descr")
+        assert alt and len(alt) > 60
+        image = Image.open(io.BytesIO(picture.image.blob))
+        assert image.format == "PNG" and image.size[0] >= 900
+        colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
+        assert len(colours) > 20  # a drawn chart, not a blank canvas
+    for slide in slides:  # nothing spills off the 16:9 slide
+        for shape in slide.shapes:
+            assert shape.left >= 0 and shape.top >= 0, shape.name
+            assert shape.left + shape.width <= deck.slide_width and shape.top + shape.height <= deck.slide_height, \
+                (slide.shapes.title.text, shape.name)
+    text = _all_text(deck)
+    assert ATTRIBUTION in text and "ONSPD November 2025" in text
+    assert "Somerset" in slides[1].shapes[1].text_frame.text  # the plain-English summary names the area
+    assert "Funnel limits are exact binomial" in text and "comparator group" in text.lower()
+    for slide in slides[2:5]:  # every chart slide carries its table in the notes
+        assert slide.has_notes_slide and " | " in slide.notes_slide.notes_text_frame.text
+    table = [sh for sh in slides[5].shapes if sh.has_table][0].table
+    header = [cell.text for cell in table.rows[0].cells]
+    assert header[0] == "Indicator" and header[1] == "Somerset" and header[-2:] == ["Comparator group",
+                                                                                     "England and Wales"]
+
+
+def test_pngs_and_csvs_come_with_the_pack(packs):
+    pack = packs["lead"]
+    assert set(pack.pngs) == {"map.png", "divergence.png", "funnel.png"}
+    for data in pack.pngs.values():
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(pack.csvs) == {"divergence_utla.csv", "comparison.csv", "comparator_group.csv"}
+    frame = pd.read_csv(io.BytesIO(pack.csvs["divergence_utla.csv"]), encoding="utf-8-sig")
+    assert {"area_code", "police", "children_social_care", "total", "verdict"} <= set(frame.columns)
+    assert len(frame) == 175
+
+
+def test_commissioner_pack_is_suppressed_and_has_no_child_rows(packs):
+    pack = packs["commissioner"]
+    frame = pd.read_csv(io.BytesIO(pack.csvs["divergence_utla.csv"]), encoding="utf-8-sig", dtype=str)
+    counts = frame[["police", "children_social_care", "total"]]
+    assert (counts == "c").any().any()
+    visible = counts[counts != "c"].stack().dropna().astype(float)
+    assert ((visible == 0) | (visible > 5)).all()
+    # Secondary: no row gives a hidden count back from its total (exactly one hidden of A, B, A + B).
+    hidden = (counts == "c").sum(axis=1)
+    assert not (hidden == 1).any()
+    # Rates and shares from hidden counts are hidden too.
+    assert (frame.loc[counts["police"] == "c", "rate_a"] == "c").all()
+    assert (frame.loc[(counts["police"] == "c") | (counts["children_social_care"] == "c"), "share_a"] == "c").all()
+    deck_text = _all_text(_deck(pack.deck))
+    everything = deck_text + "".join(b.decode("utf-8-sig") for b in pack.csvs.values())
+    assert "CH-" not in everything  # no child pseudonyms anywhere
+    assert "Counts from 1 to 5 are shown as c" in deck_text
+    table = [sh for s in _deck(pack.deck).slides for sh in s.shapes if sh.has_table][0].table
+    for row in list(table.rows)[1:]:
+        cells = [c.text for c in row.cells]
+        if cells[0].endswith("CSE-flagged records"):
+            for value in cells[1:]:
+                assert value == "c" or float(value.replace(",", "")) == 0 or float(value.replace(",", "")) > 5
+    # One suppression for every view: the comparison and the divergence table hide the same cells.
+    comparison = pd.read_csv(io.BytesIO(pack.csvs["comparison.csv"]), encoding="utf-8-sig", dtype=str)
+    by_name = frame.set_index("area_name")
+    for label, column in (("Police: CSE-flagged records", "police"),
+                          ("Children's social care: CSE-flagged records", "children_social_care")):
+        row = comparison[comparison["indicator"] == label].iloc[0]
+        for area in comparison.columns[1:-2]:
+            assert (row[area] == "c") == (by_name.at[area, column] == "c"), (label, area)
+    lead_text = _all_text(_deck(packs["lead"].deck))
+    assert "Counts from 1 to 5 are shown as c" not in lead_text
+
+
+def test_formulas_are_neutralised_numbers_are_not():
+    frame = pd.DataFrame({"area_name": ["=HYPERLINK(\"http://x\",\"y\")", "+44 1234", "-2+3", "@SUM(A1)",
+                                        "\tcmd", "Leeds", "c"],
+                          "count": [1, 2, -3, 4, 5, 6, 7]})
+    frame["=total"] = frame["count"]
+    rows = list(csv.reader(io.StringIO(to_csv_bytes(frame).decode("utf-8-sig"))))
+    assert rows[0] == ["area_name", "count", "'=total"]
+    names = [r[0] for r in rows[1:]]
+    assert names[:5] == ["'=HYPERLINK(\"http://x\",\"y\")", "'+44 1234", "'-2+3", "'@SUM(A1)", "'\tcmd"]
+    assert names[5:] == ["Leeds", "c"]
+    assert [r[1] for r in rows[1:]][2] == "-3"  # a negative number stays a number
+
+
+def test_cli_boardpack_writes_the_deck(store, tmp_path):
+    db = copy_store(store, tmp_path)
+    out = tmp_path / "deck.pptx"
+    result = subprocess.run([sys.executable, "-m", "lib.cli", "boardpack", "--db", str(db), "--layer", "pfa",
+                             "--area", "E23000005", "--role", "commissioner", "--out", str(out),
+                             "--assets", str(tmp_path / "assets")], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["role"] == "commissioner" and summary["slides"][0] == "Board pack"
+    deck = _deck(out.read_bytes())
+    assert deck.slides[0].shapes.title.text.startswith("Greater Manchester")
+    assert (tmp_path / "assets" / "funnel.png").exists() and (tmp_path / "assets" / "comparison.csv").exists()
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("SELECT role, action, subject FROM audit_log").fetchall()
+    finally:
+        con.close()
+    assert ("commissioner", "export", "pfa:E23000005") in rows
