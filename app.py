@@ -1,11 +1,13 @@
-"""Joined Up: the Streamlit entry point. Thin: navigation, page config, the attribution footer."""
+"""Joined Up: the Streamlit entry point. Thin: sign-in, navigation per role, page config, the attribution footer."""
 from __future__ import annotations
 
 import streamlit as st
 
+from lib.access.roles import may_open
 from lib.geo.build import ATTRIBUTION
 from lib.records.store import StoreError
-from pages.common import ensure_default_data
+from pages.common import (account_sidebar, check_session_timeout, current_role, demo_banner, ensure_default_data,
+                          sign_in_page)
 
 st.set_page_config(page_title="Joined Up", page_icon=":link:", layout="wide")
 
@@ -14,15 +16,29 @@ PAGES = [
     st.Page("pages/across.py", title="Across boundaries", icon=":material/conversion_path:", url_path="across"),
     st.Page("pages/divergence.py", title="Where counts diverge", icon=":material/compare_arrows:",
             url_path="divergence"),
+    st.Page("pages/compare.py", title="Compare areas", icon=":material/balance:", url_path="compare"),
+    st.Page("pages/scenario.py", title="NHS number scenarios", icon=":material/tune:", url_path="scenario"),
     st.Page("pages/review.py", title="Review links", icon=":material/rule:", url_path="review"),
     st.Page("pages/data.py", title="Data", icon=":material/database:", url_path="data"),
+    st.Page("pages/audit.py", title="Audit trail", icon=":material/history:", url_path="audit"),
 ]
 
-navigation = st.navigation(PAGES)
-try:
-    ensure_default_data()
-except StoreError as exc:  # e.g. the store is locked by a command-line ingest
-    st.warning(f"The record store is not available right now: {exc}")
+# Who may open what (lib.access.roles.PAGE_ROLES): a page the role may not open is not in the navigation
+# at all; each page checks again itself. Not signed in: the sign-in page only.
+check_session_timeout()
+ROLE = current_role()
+if ROLE is None:
+    navigation = st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:", url_path="signin",
+                                        default=True)])
+else:
+    # The default page reports url_path "" (it is served at /): it is the Boundaries page, open to every role.
+    navigation = st.navigation([page for page in PAGES if may_open(ROLE, page.url_path or "boundaries")])
+    try:
+        ensure_default_data()
+    except StoreError as exc:  # e.g. the store is locked by a command-line ingest
+        st.warning(f"The record store is not available right now: {exc}")
+account_sidebar(ROLE)
+demo_banner()
 with st.sidebar:
     st.caption("Joined Up: where children's safeguarding data falls between agencies.")
 navigation.run()

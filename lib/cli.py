@@ -17,6 +17,10 @@ COMMAND_MODULES = (
     "lib.records.commands",
     "lib.linkage.commands",
     "lib.measures.commands",
+    "bench.run_all",  # `bench`: every benchmark, JSON lines and a markdown table
+    "lib.access.commands",
+    "lib.scenario.commands",
+    "lib.export.commands",
 )
 
 

@@ -1,4 +1,5 @@
-"""Shared page plumbing (not a page): the store connection and the first-start default dataset.
+"""Shared page plumbing (not a page): the store connection, the first-start default dataset, and who is
+signed in with which role (sign-in gate, session timeout, demo mode, page guard, audit helper).
 
 One DuckDB connection per store file per server process (st.cache_resource); lib functions take a
 cursor per query, so sessions on different threads do not share a result set.
@@ -6,10 +7,15 @@ cursor per query, so sessions on different threads do not share a result set.
 from __future__ import annotations
 
 import os
+import secrets as _secrets
 import threading
+import time
 
 import streamlit as st
 
+from lib.access import accounts, audit as audit_log, auth
+from lib.access.roles import LEAD, ROLE_LABELS, ROLES, may_open
+from lib.access.safety import escape_markdown
 from lib.records import store
 
 
@@ -81,3 +87,243 @@ def stored_data_version(con) -> str:
                 "`python -m lib.cli ingest FILE --db PATH`.", icon=":material/info:")
         st.stop()
     return version
+
+
+# -- who is signed in, with which role (issue 7) --------------------------------------------------------
+# Modes (lib.access.auth): OpenID Connect when secrets hold [auth]; local accounts when the accounts file
+# holds a user; otherwise a demo on synthetic data only, with a "view as" role. lib.access.roles decides
+# what each role may open; app.py builds the navigation from it and every page also checks it itself.
+
+DEMO_ROLE_ENV = "JOINEDUP_DEMO_ROLE"  # the demo's initial "view as" role (default: safeguarding lead)
+
+
+def _secret_section(name: str) -> dict:
+    try:
+        if name in st.secrets:
+            return auth._plain(st.secrets[name])
+    except Exception:  # noqa: BLE001 - no secrets file: the standalone case
+        pass
+    return {}
+
+
+def auth_settings() -> dict:
+    """The [joinedup] secrets section (role claim, allow-lists, timeout, accounts file)."""
+    return auth.settings({"joinedup": _secret_section("joinedup")})
+
+
+def accounts_path():
+    from pathlib import Path
+
+    configured = auth_settings().get("accounts_file")
+    return Path(configured) if configured else accounts.default_path(db_path())
+
+
+def sign_in_mode() -> str:
+    return auth.mode({"auth": _secret_section("auth")}, accounts.configured(accounts_path()))
+
+
+def demo_state() -> tuple[bool, str]:
+    """(allowed, why not): demo mode only on synthetic data (lib.access.auth.demo_allowed)."""
+    default_store = store.DB_ENV not in os.environ
+    files: list[str] = []
+    if default_store:
+        try:
+            cur = store_connection().cursor()
+            try:
+                files = [r[0] for r in cur.execute("SELECT DISTINCT file_name FROM batches").fetchall()]
+            finally:
+                cur.close()
+        except Exception:  # noqa: BLE001 - unreadable store: refuse the demo rather than guess
+            return False, "the record store cannot be read"
+    return auth.demo_allowed(files, default_store=default_store)
+
+
+def _oidc_user() -> dict:
+    try:
+        return st.user.to_dict() if st.user.is_logged_in else {}
+    except Exception:  # noqa: BLE001 - st.user unavailable outside a session
+        return {}
+
+
+def current_role() -> str | None:
+    """The role of this session (None: not signed in, or no access)."""
+    mode = sign_in_mode()
+    if mode == auth.DEMO:
+        if not demo_state()[0]:
+            return None
+        role = st.session_state.get("demo_role") or os.environ.get(DEMO_ROLE_ENV) or LEAD
+        return role if role in ROLES else LEAD
+    if mode == auth.LOCAL:
+        signed = st.session_state.get("_auth")
+        return signed["role"] if signed and signed.get("role") in ROLES else None
+    user = _oidc_user()
+    return auth.oidc_role(user, auth_settings()) if user else None
+
+
+def current_user() -> str | None:
+    mode = sign_in_mode()
+    if mode == auth.DEMO:
+        return auth.DEMO_USER if demo_state()[0] else None
+    if mode == auth.LOCAL:
+        signed = st.session_state.get("_auth")
+        return signed["username"] if signed else None
+    user = _oidc_user()
+    return auth.oidc_user_name(user) if user else None
+
+
+def is_demo() -> bool:
+    return sign_in_mode() == auth.DEMO
+
+
+def uploads_allowed() -> tuple[bool, str]:
+    """Real extracts are loaded only after sign-in; a store declared synthetic may take test uploads."""
+    if not is_demo():
+        return True, ""
+    if os.environ.get(auth.SYNTHETIC_ENV) == "1":
+        return True, ("Demo mode on a store declared synthetic (JOINEDUP_SYNTHETIC_STORE=1): upload synthetic "
+                      "test files only.")
+    return False, ("This is the synthetic demo: loading real data requires sign-in. Configure local accounts "
+                   "(`python -m lib.cli accounts add`) or OpenID Connect, then sign in as an analyst.")
+
+
+def audit(action: str, subject=None, detail=None) -> None:
+    """Append an audit row for this session's user and role (lib.access.audit.record)."""
+    audit_log.record(store_connection(), user=current_user() or "(not signed in)",
+                     role=current_role() or "(none)", action=action, subject=subject, detail=detail)
+
+
+def audit_view(action: str, subject, detail=None, *, slot: str) -> None:
+    """Audit a view once per change of what is shown in ``slot`` (not on every rerun of the same view)."""
+    marker = f"_audited_{slot}"
+    if st.session_state.get(marker) != (action, subject, current_user()):
+        audit(action, subject, detail)
+        st.session_state[marker] = (action, subject, current_user())
+
+
+def export_button(label: str, data, file_name: str, mime: str, *, key: str, subject=None, **kwargs):
+    """st.download_button that writes an 'export' audit row when clicked."""
+    return st.download_button(label, data, file_name=file_name, mime=mime, key=key,
+                              on_click=audit, args=("export", subject or file_name, file_name), **kwargs)
+
+
+def require_page(url_path: str) -> str:
+    """Stop the page unless this session's role may open it; returns the role."""
+    role = current_role()
+    if role is None:
+        st.warning("Sign in to see this page.", icon=":material/lock:")
+        st.stop()
+    if not may_open(role, url_path):
+        st.error(f"The {ROLE_LABELS[role].lower()} role cannot open this page.", icon=":material/block:")
+        st.stop()
+    return role
+
+
+@st.cache_resource(show_spinner=False)
+def _throttle() -> accounts.Throttle:
+    return accounts.Throttle()
+
+
+def _session_id() -> str:
+    return st.session_state.setdefault("_session_id", _secrets.token_hex(16))
+
+
+def _signed_in(mode: str) -> bool:
+    if mode == auth.LOCAL:
+        return "_auth" in st.session_state
+    if mode == auth.OIDC:
+        return bool(_oidc_user())
+    return False
+
+
+def _sign_out(reason: str = "signed out") -> None:
+    mode = sign_in_mode()
+    try:
+        audit("sign_out", detail=reason)
+    except Exception:  # noqa: BLE001 - never keep a session open because the audit store is busy
+        pass
+    for name in ("_auth", "_last_seen"):
+        st.session_state.pop(name, None)
+    if mode == auth.OIDC:
+        st.logout()
+
+
+def check_session_timeout() -> None:
+    """Sign the session out after the idle timeout (README: 30 minutes unless configured)."""
+    mode = sign_in_mode()
+    if mode == auth.DEMO or not _signed_in(mode):
+        return
+    now = time.time()
+    last = st.session_state.get("_last_seen")
+    if last is not None and now - last > auth.timeout_seconds(auth_settings()):
+        st.session_state["_timed_out"] = True
+        _sign_out("idle timeout")
+        return
+    st.session_state["_last_seen"] = now
+
+
+def sign_in_page() -> None:
+    """The only page a session that is not signed in can open."""
+    st.title("Joined Up")
+    mode = sign_in_mode()
+    if mode == auth.DEMO:
+        allowed, why = demo_state()
+        if not allowed:
+            st.error(f"Sign-in is required but not configured: {why}.", icon=":material/lock:")
+        return
+    if st.session_state.pop("_timed_out", False):
+        st.info("You were signed out after a period of inactivity.", icon=":material/timer_off:")
+    if mode == auth.OIDC:
+        user = _oidc_user()
+        if user:  # signed in at the identity provider, but no role here
+            st.error("Your account has no role in Joined Up. Ask your administrator to add you.",
+                     icon=":material/block:")
+            st.button("Sign out", key="signout_norole", on_click=st.logout)
+            return
+        st.markdown("Sign in with your organisation's account.")
+        provider = auth_settings().get("oidc_provider")
+        st.button("Sign in", key="signin_oidc", type="primary",
+                  on_click=(lambda: st.login(provider)) if provider else st.login)
+        return
+    st.markdown("Sign in with your Joined Up account.")
+    with st.form("signin_form"):
+        username = st.text_input("User name", key="signin_user", max_chars=64)
+        password = st.text_input("Password", type="password", key="signin_password", max_chars=256)
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        account = accounts.authenticate(accounts_path(), username, password, _throttle(), _session_id())
+        if account is None:
+            shown = username.strip() if accounts.USERNAME.match(username.strip()) else "(not a valid user name)"
+            try:
+                audit_log.record(store_connection(), user=shown, role="(none)", action="sign_in_failed")
+            except Exception:  # noqa: BLE001
+                pass
+            st.error(accounts.FAILED_MESSAGE, icon=":material/lock:")
+            return
+        st.session_state["_auth"] = {"username": account.username, "role": account.role}
+        st.session_state["_last_seen"] = time.time()
+        audit("sign_in", detail="local account")
+        st.rerun()
+
+
+def account_sidebar(role: str | None) -> None:
+    """Sidebar: the demo's "view as" role, or who is signed in with a sign-out button."""
+    mode = sign_in_mode()
+    with st.sidebar:
+        if mode == auth.DEMO:
+            if role is None:
+                return
+            if st.session_state.get("demo_role") not in ROLES:
+                st.session_state["demo_role"] = os.environ.get(DEMO_ROLE_ENV) if \
+                    os.environ.get(DEMO_ROLE_ENV) in ROLES else LEAD
+            st.selectbox("View as (synthetic demo)", list(ROLES), format_func=ROLE_LABELS.get, key="demo_role",
+                         help="No sign-in is configured, so this demo on synthetic data lets you see what each "
+                              "role sees. With real data every user signs in and has one role.")
+        elif role is not None:
+            st.caption(f"Signed in as **{escape_markdown(current_user())}** ({ROLE_LABELS[role]})")
+            st.button("Sign out", key="signout", on_click=_sign_out)
+
+
+def demo_banner() -> None:
+    if is_demo() and demo_state()[0]:
+        st.warning("**Synthetic demo data.** No sign-in is configured: every record here is generated, none is "
+                   "about a real child. Loading real data requires sign-in.", icon=":material/science:")

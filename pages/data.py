@@ -14,7 +14,9 @@ from lib.records import schema, store
 from lib.records.extract import ExtractError
 from lib.records.ingest import commit, prepare
 from lib.records.pseudonymise import load_key
-from pages.common import connection, db_path, secret_key
+from lib.access.safety import csv_safe_frame, escape_markdown, safe_filename
+from lib.access.views import aggregate_view
+from pages.common import audit, connection, db_path, export_button, require_page, secret_key, uploads_allowed
 
 MIN_ENCOUNTERS = 6  # areas with fewer encounters than this show no percentages (small numbers)
 AGENCY_LABELS = {"police": "Police", "children_social_care": "Children's social care", "health": "Health",
@@ -27,6 +29,7 @@ def completeness_table(path: str, version: str, layer: str, basis: str, by: str)
     return store.completeness(connection(path), layer, basis=basis, by=by)
 
 
+ROLE = require_page("data")  # analysts only: loading extracts
 DB_PATH = db_path()
 con = connection(DB_PATH)
 
@@ -47,23 +50,31 @@ with schema_tab:
         st.dataframe(schema.checks_frame(), hide_index=True, width="stretch")
 
 with upload_tab:
-    uploaded = st.file_uploader("Agency extract", type=["csv", "txt", "tsv", "xlsx", "parquet"], key="extract")
-    if uploaded is not None:
+    may_upload, upload_note = uploads_allowed()
+    if upload_note:
+        (st.caption if may_upload else st.info)(upload_note)
+    uploaded = st.file_uploader("Agency extract", type=["csv", "txt", "tsv", "xlsx", "parquet"], key="extract",
+                                disabled=not may_upload,
+                                help="CSV, Excel .xlsx or Parquet; at most 200 MB here (the command line "
+                                     "takes larger files). The content is checked, not just the name.")
+    if uploaded is not None and may_upload:
         data = uploaded.getvalue()
-        token = (uploaded.name, len(data), hash(data))
+        upload_name = safe_filename(uploaded.name)  # never a path; shown, stored and audited as this
+        token = (upload_name, len(data), hash(data))
         if st.session_state.get("prepared_token") != token:
             st.session_state.pop("prepared", None)
             st.session_state.pop("stored", None)
             with st.spinner("Checking, placing and pseudonymising…"):
                 try:
-                    st.session_state["prepared"] = prepare(data, uploaded.name,
+                    st.session_state["prepared"] = prepare(data, upload_name,
                                                            key=load_key(DB_PATH, secret_key()))
                     st.session_state.pop("extract_error", None)
                 except ExtractError as exc:
                     st.session_state["extract_error"] = str(exc)
+                    audit("upload_refused", upload_name, exc.code)
             st.session_state["prepared_token"] = token
         if st.session_state.get("extract_error"):
-            st.error(f"Nothing can be stored from this file. {st.session_state['extract_error']}")
+            st.error(f"Nothing can be stored from this file. {escape_markdown(st.session_state['extract_error'])}")
         batch = st.session_state.get("prepared")
         if batch is not None:
             summary = batch.summary()
@@ -74,19 +85,27 @@ with upload_tab:
             cols[3].metric("Values dropped", f"{summary['values_dropped']:,}",
                            help="Identifiers that failed a check; the row is kept without them.")
             if summary["ignored_columns"]:
-                st.caption("Columns not used: " + ", ".join(summary["ignored_columns"]))
+                ignored = summary["ignored_columns"]  # the file's own headers: user text, shown inert
+                st.caption("Columns not used: " + ", ".join(escape_markdown(c[:60]) for c in ignored[:30])
+                           + (f" and {len(ignored) - 30} more" if len(ignored) > 30 else ""))
             if len(batch.issues):
                 reasons = (batch.issues.groupby(["action", "field", "code"]).size().rename("rows").reset_index()
                            .sort_values("rows", ascending=False))
                 st.subheader("Problems found")
                 st.dataframe(reasons, hide_index=True, width="stretch")
                 st.dataframe(batch.issues, hide_index=True, width="stretch", height=260)
-                st.download_button("Download the problem list (CSV)", batch.issues.to_csv(index=False).encode(),
-                                   f"{uploaded.name}.problems.csv", "text/csv", key="issues_csv")
+                export_button("Download the problem list (CSV)",
+                              csv_safe_frame(batch.issues).to_csv(index=False).encode(),
+                              f"{upload_name}.problems.csv", "text/csv", key="issues_csv")
             else:
                 st.success("No problems found.")
-            with st.expander("What will be stored (first 20 rows, pseudonymised)"):
-                st.dataframe(batch.preview_frame(limit=20), hide_index=True, width="stretch")
+            with st.expander("What will be stored (columns, pseudonymised)"):
+                # Analysts see aggregates only (lib.access.roles): no record-level preview, just what each
+                # stored column holds and how many rows have it.
+                st.dataframe(pd.DataFrame({"column": batch.records.column_names,
+                                           "rows with a value": [batch.records.num_rows - c.null_count
+                                                                 for c in batch.records.columns]}),
+                             hide_index=True, width="stretch")
             stored = st.session_state.get("stored")
             if stored is None:
                 if st.button(f"Store these {summary['rows_valid']:,} records", type="primary", key="store",
@@ -94,6 +113,9 @@ with upload_tab:
                     try:
                         st.session_state["stored"] = commit(con, batch)
                         st.session_state.pop("store_error", None)
+                        stored_now = st.session_state["stored"]
+                        audit("upload", upload_name, f"batch {stored_now['batch_id']}: {stored_now['rows_stored']} "
+                                                     f"rows stored, {summary['rows_rejected']} rejected")
                         st.rerun()
                     except store.StoreError as exc:
                         st.session_state["store_error"] = str(exc)
@@ -132,6 +154,8 @@ with completeness_tab:
                               f"{r.anonymous_pct}%" for r in mapped.itertuples(index=False)}
         st.plotly_chart(maps.choropleth_figure(layer, values, "Valid NHS number (%)", hover=hover),
                         width="stretch", key="completeness_map")
+        shown = aggregate_view(shown, ["encounters"], role=ROLE, rates={c: "encounters" for c in (
+            "valid_nhs_pct", "name_dob_pct", "anonymous_pct")})  # counts 1-5 as c for aggregate-only roles
         st.dataframe(shown.rename(columns={"area_code": "code", "area_name": "area", "valid_nhs_pct": "valid NHS %",
                                            "name_dob_pct": "name + DOB %", "anonymous_pct": "anonymous %"}),
                      hide_index=True, width="stretch")

@@ -7,8 +7,15 @@ import streamlit as st
 from lib.measures import convert, counts, population
 from lib.measures import divergence as dv
 from lib.measures import figures
-from pages.common import connection, db_path, stored_data_version
+from lib.export.csv_safe import to_csv_bytes
+from lib.access.roles import aggregates_suppressed
+from lib.access.views import aggregate_view, visible_rows
+from lib.measures.suppression import is_small
+from pages.common import connection, db_path, require_page, stored_data_version
+from pages import exports
 
+ROLE = require_page("divergence")  # every role; counts suppressed for roles that see aggregates only
+AGG = aggregates_suppressed(ROLE)  # analysts, commissioners: areas whose counts would be c are left out
 MAP_CONFIG = {"scrollZoom": True, "displaylogo": False}
 
 st.title("Where counts diverge")
@@ -63,7 +70,10 @@ b_options = [x for x in agencies if x != a]
 b = c2.selectbox("Agency B", b_options,
                  index=b_options.index("children_social_care") if "children_social_care" in b_options else 0,
                  format_func=dv.agency_title, key="div_b")
-layer = c3.selectbox("Common geography", list(convert.MEASURE_LAYERS), index=1,
+exports.seed_from_query("layer", "div_layer", convert.MEASURE_LAYERS)  # a shared link restores the view
+exports.seed_from_query("period", "div_period", data.periods)
+layer = c3.selectbox("Common geography", list(convert.MEASURE_LAYERS),
+                     index=None if "div_layer" in st.session_state else 1,
                      format_func=convert.MEASURE_LAYERS.get, key="div_layer")
 period = c4.selectbox("Period", data.periods, format_func=counts.period_label, key="div_period")
 measure_options = ["cse_records", "cse_children"] if data.linked else ["cse_records"]
@@ -89,8 +99,13 @@ if convert.MEASURE_LAYERS[layer].endswith("(modelled)"):
     st.caption("Trust catchments are modelled: NHS trusts have no statutory boundary (see the Boundaries page).")
 
 result = table(DB_PATH, version, layer, period, a, b, measure, pop_key, pop)
+if AGG:  # counts 1-5 (and cells that would give them away from totals): the whole area row is left out
+    result = visible_rows(result, aggregate_view(result, ["count_a", "count_b"], role=ROLE, total_column="total"),
+                          ["count_a", "count_b", "total"]).reset_index(drop=True)
+    st.caption("For your role, areas where a count is from 1 to 5 (or would reveal one) are left out of every "
+               "chart, table and download on this page (DfE small-number convention).")
 counted = result[result["total"] > 0]
-st.markdown(dv.describe_table(result, a, b, measure, period))
+st.markdown(("Among areas whose counts can be shown: " if AGG else "") + dv.describe_table(result, a, b, measure, period))
 if pop_key == "default":
     st.caption("Rates per 10,000 children use an approximate synthetic population (see the expander above).")
 
@@ -142,8 +157,8 @@ if tab.open:
                                     "log_ratio_high": st.column_config.NumberColumn("95% high", format="%.2f"),
                                     "share_a": st.column_config.NumberColumn("A share", format="percent"),
                                     "verdict": "Funnel verdict"})
-        st.download_button("Download (CSV)", dv.export_table(result, a, b, layer, period, measure)
-                           .to_csv(index=False).encode("utf-8"), file_name=f"divergence_{layer}.csv",
+        st.download_button("Download (CSV)", to_csv_bytes(dv.export_table(result, a, b, layer, period, measure)),
+                           file_name=f"divergence_{layer}.csv",
                            mime="text/csv", key="div_csv")
 
 # -- funnel ----------------------------------------------------------------------------------------------
@@ -171,11 +186,20 @@ if tab.open:
 st.subheader("One area: trend, and why the agencies differ")
 names = dict(zip(result["area_code"], result["area_name"]))
 choices = counted.sort_values("total", ascending=False)["area_code"].tolist() or result["area_code"].tolist()
+exports.seed_from_query("area", "div_area", choices)
 area = st.selectbox("Area", choices, format_func=lambda c: names.get(c, c), key="div_area")
 area_name = names.get(area, area)
+exports.sync_query_params({"layer": layer, "period": period, "area": area})
+with st.container(border=True):
+    st.markdown(f"**Board pack for {area_name}**: map, charts, comparison with similar areas, summary and notes.")
+    exports.board_pack_controls(layer=layer, area=area, period=period, measure=measure, a=a, b=b, cube=data,
+                                role=ROLE, key="div_bp")
 granularity = st.radio("Trend by", ["quarter", "year"], horizontal=True, key="div_trend_by",
                        format_func={"quarter": "Quarter", "year": "Financial year"}.get)
 trend = dv.trend(data, layer, area, a, b, measure, granularity)
+if AGG and len(trend):
+    trend = visible_rows(trend, aggregate_view(trend, ["count_a", "count_b"], role=ROLE, total_column="total"),
+                         ["count_a", "count_b", "total"]).reset_index(drop=True)
 st.markdown(dv.describe_trend(trend, area_name, a, b, measure))
 chart, tab = view_tabs("div_trend_view")
 if chart.open:
@@ -187,6 +211,11 @@ if tab.open:
         st.dataframe(trend, hide_index=True, width="stretch", key="div_trend_table")
 
 decomposition = dv.decomposition(data, layer, area, period, a, b)
+if AGG and any(is_small([decomposition.get(k, 0) or 0])[0] for k in
+               ("native_a", "native_b", "records_a", "records_b", "children_a", "children_b")):
+    st.info(f"Why the agencies differ in {area_name} is not shown for your role: some of its counts are from "
+            "1 to 5.", icon=":material/visibility_off:")
+    st.stop()
 st.markdown(f"**Why they differ in {area_name}.** " + dv.describe_decomposition(decomposition, area_name, a, b))
 st.caption("Boundary effect: each agency's records counted on its own geography (force, authority or trust, then "
            "summed or apportioned to this geography) minus the same records placed by where each encounter "

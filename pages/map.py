@@ -6,7 +6,10 @@ import streamlit as st
 
 from lib.geo import alignment, lookup, maps
 from lib.geo.layers import LAYERS, PLACE_ORDER
+from lib.export.csv_safe import to_csv_bytes
+from pages.common import require_page
 
+require_page("boundaries")  # every role: public boundaries only, no records
 st.title("Boundaries")
 st.markdown(
     "Police, children's services and the NHS each work on their own map. Switch layers on to see "
@@ -138,7 +141,7 @@ else:
                 config[f"{k}_crossing"] = st.column_config.NumberColumn(f"{LAYERS[k].short}: cutting across")
             st.dataframe(table.sort_values("crossing_partners", ascending=False)[columns], hide_index=True,
                          column_config=config, width="stretch", height=420)
-            st.download_button("Download table (CSV)", table[columns].to_csv(index=False).encode("utf-8"),
+            st.download_button("Download table (CSV)", to_csv_bytes(table[columns]),
                                file_name=f"misalignment_{layer}.csv", mime="text/csv")
         if against == "trust" or layer == "trust":
             st.caption(LAYERS["trust"].note)

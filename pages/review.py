@@ -4,8 +4,9 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.linkage import explain, review, run, spans
-from pages.common import store_connection
+from pages.common import audit, audit_view, current_user, is_demo, require_page, store_connection
 
+require_page("review")  # safeguarding leads only: pairs of children's records
 st.title("Review uncertain links")
 st.markdown("Links whose match probability falls in the review band. Each decision is stored and "
             "respected the next time records are linked. Identifiers are masked: names appear only as "
@@ -28,6 +29,8 @@ if queue.empty:
 labels = [f"#{i + 1}: probability {p:.2f}" for i, p in enumerate(queue["match_probability"])]
 choice = st.selectbox("Pair", range(len(queue)), format_func=lambda i: labels[i], key="review_pair")
 pair = queue.iloc[choice]
+audit_view("view_review", f"{pair['node_l']} / {pair['node_r']}", f"probability {pair['match_probability']:.2f}",
+           slot="review_pair")
 try:
     table, probability = explain.explain_pair(con, pair["node_l"], pair["node_r"])
 except LookupError as exc:
@@ -46,10 +49,15 @@ left.dataframe(review.group_profile(con, pair["node_l"]), hide_index=True, width
 right.subheader("Group B")
 right.dataframe(review.group_profile(con, pair["node_r"]), hide_index=True, width="stretch")
 
-reviewer = st.text_input("Your name or role (recorded with the decision)", key="reviewer")
+if is_demo():  # no sign-in in the synthetic demo: the reviewer names themself
+    reviewer = st.text_input("Your name or role (recorded with the decision)", key="reviewer", max_chars=120)
+else:
+    reviewer = current_user() or ""
+    st.caption(f"Decisions are recorded as made by **{reviewer}**.")
 accept, reject = st.columns(2)
 for column, decision, label in ((accept, "accept", "Same child: accept link"),
                                 (reject, "reject", "Different children: reject link")):
     if column.button(label, key=f"decide_{decision}", disabled=not reviewer.strip(), width="stretch"):
         run.record_decision(con, pair["record_key_l"], pair["record_key_r"], decision, reviewer.strip())
+        audit("review_decision", f"{pair['node_l']} / {pair['node_r']}", f"{decision} (reviewer: {reviewer.strip()})")
         st.success(f"Recorded: {decision}. It takes effect when records are next linked.")

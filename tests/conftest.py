@@ -15,3 +15,25 @@ os.chdir(ROOT)
 # fixture store, the app sees an empty throw-away one, and no first-start dataset is built.
 _SESSION_STORE = Path(tempfile.mkdtemp(prefix="joinedup-tests-")) / "empty.duckdb"
 os.environ.setdefault("JOINEDUP_DB", str(_SESSION_STORE))
+
+# Issue 7: without sign-in the app runs only as a demo on synthetic data. Test stores are synthetic or
+# hand-built, so the tests declare them so, and no accounts file is configured unless a test sets one
+# (tests of sign-in point JOINEDUP_ACCOUNTS at their own file). Pages then run as the demo's default
+# role, the safeguarding lead, unless a test (or the module map below) chooses another.
+os.environ.setdefault("JOINEDUP_SYNTHETIC_STORE", "1")
+os.environ.setdefault("JOINEDUP_ACCOUNTS", str(_SESSION_STORE.with_name("no-accounts.json")))
+
+import pytest  # noqa: E402
+
+# Page tests written before roles existed, for pages only another role may open.
+_MODULE_ROLE = {"tests.test_records_page": "analyst",
+                "tests.test_app_across::test_unlinked_store_offers_linkage_with_progress": "analyst"}
+
+
+@pytest.fixture(autouse=True)
+def _demo_role_for_module(request, monkeypatch):
+    module = request.module.__name__
+    role = _MODULE_ROLE.get(f"{module}::{request.node.originalname}", _MODULE_ROLE.get(module))
+    if role:
+        monkeypatch.setenv("JOINEDUP_DEMO_ROLE", role)
+    yield

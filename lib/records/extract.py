@@ -7,6 +7,12 @@ wrong number of fields) are returned as issues and checked no further.
 
 Row numbers are what a user sees in a spreadsheet: the header is row 1, the first data row is row 2.
 For CSV, a record with a quoted line break is one row; wholly blank rows are skipped but still counted.
+
+Hostile files (issue 7): the type is sniffed from the content, not the name; a file name is reduced to a
+safe base name (no directories); an .xlsx is checked before it is opened for zip bombs (too many parts,
+too much uncompressed XML, extreme compression ratios) and XML entity tricks (any DTD is refused); Excel
+formulas are read as their text (``=…``), so validation rejects the row rather than trusting a cached
+result; more than ``MAX_COLUMNS`` columns is refused. Nothing is stored from a refused file.
 """
 from __future__ import annotations
 
@@ -30,6 +36,10 @@ from lib.records import schema
 
 MAX_BYTES = 1 << 30  # 1 GiB
 MAX_ROWS = 5_000_000
+MAX_COLUMNS = 500
+XLSX_MAX_PARTS = 2_000  # zip members in a workbook
+XLSX_MAX_UNCOMPRESSED = 3 << 30  # 3 GiB of XML in all (a 1 GiB workbook of real data inflates about 10x)
+XLSX_MAX_RATIO = 200  # a member inflating more than 200x (and over 1 MB) is a zip bomb, not a spreadsheet
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "excel", ".xlsm": "excel", ".parquet": "parquet",
            ".pq": "parquet"}
 
@@ -77,6 +87,9 @@ def read_extract(source, filename: str | None = None, *, max_bytes: int = MAX_BY
                  max_rows: int = MAX_ROWS) -> Extract:
     """Read a file (path, bytes or binary file object) named ``filename`` into an Extract."""
     data, filename = _read_bytes(source, filename, max_bytes)
+    from lib.access.safety import safe_filename
+
+    filename = safe_filename(filename)  # a name, never a path: it is shown, stored and audited
     digest = hashlib.sha256(data).hexdigest()
     suffix = Path(filename).suffix.lower()
     if suffix == ".xls":
@@ -101,6 +114,9 @@ def read_extract(source, filename: str | None = None, *, max_bytes: int = MAX_BY
         headers, columns, rows, issues, blank = _read_excel(data, filename, max_rows)
     else:
         headers, columns, rows, issues, blank = _read_parquet(data, filename, max_rows)
+    if len(headers) > MAX_COLUMNS:
+        raise ExtractError(filename, f"the file has {len(headers):,} columns; at most {MAX_COLUMNS} are read "
+                           "(the extract has 13)", "too_many_columns")
     table, column_map, ignored = map_columns(headers, columns, filename)
     if table.num_rows == 0 and len(issues) == 0:
         raise ExtractError(filename, "the file has a header but no data rows", "no_data_rows")
@@ -156,6 +172,9 @@ def _sniff(data: bytes) -> str:
 
 
 def _decode(data: bytes, filename: str) -> str:
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise ExtractError(filename, "the file is UTF-32 text, which is not read; save it as 'CSV UTF-8' and "
+                           "upload it again", "encoding")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return data.decode("utf-16")
@@ -184,6 +203,16 @@ def _delimiter(first_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def _is_utf8(data: bytes) -> bool:
+    """Whole-buffer UTF-8 check without decoding to a Python string (Arrow validates in place)."""
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
+    try:
+        pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def _read_csv(data: bytes, filename: str, max_rows: int):
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 (Excel "Unicode text"): re-encode once
         data = _decode(data, filename).encode("utf-8")
@@ -198,6 +227,8 @@ def _read_csv(data: bytes, filename: str, max_rows: int):
         invalid.append(row)
         return "skip"
 
+    if not _is_utf8(data):  # the decode below names the line; pyarrow's row handler would choke on it
+        return _read_csv_python(_decode(data, filename), delimiter, filename, max_rows)
     table = None
     try:
         header_names = next(csv.reader([first_line], delimiter=delimiter))
@@ -305,11 +336,57 @@ def _cell_text(value) -> str:
     return str(value)
 
 
+def check_workbook_archive(data: bytes, filename: str) -> None:
+    """Refuse zip bombs and XML entity tricks before openpyxl parses anything."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = z.infolist()
+            if len(infos) > XLSX_MAX_PARTS:
+                raise ExtractError(filename, f"the workbook has {len(infos):,} parts; this is not an ordinary "
+                                   "spreadsheet", "xlsx_bomb")
+            total = 0
+            for info in infos:
+                total += info.file_size
+                if info.file_size > (1 << 20) and info.file_size > XLSX_MAX_RATIO * max(info.compress_size, 1):
+                    raise ExtractError(filename, "the workbook expands to far more than its size (a 'zip bomb'); "
+                                       "it is not read", "xlsx_bomb")
+                if info.flag_bits & 0x1:
+                    raise ExtractError(filename, "the workbook is encrypted; remove the password and upload it "
+                                       "again", "not_excel")
+            if total > XLSX_MAX_UNCOMPRESSED:
+                raise ExtractError(filename, f"the workbook expands to {total / 1e9:,.1f} GB; the limit is "
+                                   f"{XLSX_MAX_UNCOMPRESSED / 1e9:,.1f} GB", "xlsx_bomb")
+            for info in infos:
+                if info.filename.lower().endswith((".xml", ".rels", ".vml")):
+                    with z.open(info) as part:
+                        head = part.read(4096)
+                    if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in head.upper():
+                        raise ExtractError(filename, "the workbook declares XML entities (DTD), which "
+                                           "spreadsheets do not need; it is not read", "xlsx_dtd")
+    except ExtractError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise ExtractError(filename, "the workbook is not a valid .xlsx (zip) file", "not_excel") from exc
+    except Exception as exc:  # noqa: BLE001 - zlib.error, LargeZipFile, NotImplementedError (compression), …
+        raise ExtractError(filename, f"the workbook cannot be opened ({type(exc).__name__})", "not_excel") from exc
+
+
+def _excel_value(value):
+    """A cell as read with data_only=False: formulas arrive as their text (=…), array formulas too."""
+    text = getattr(value, "text", None)  # openpyxl ArrayFormula / DataTableFormula
+    if text is not None and not isinstance(value, str):
+        return "=" + str(text).lstrip("=")
+    return value
+
+
 def _read_excel(data: bytes, filename: str, max_rows: int):
     import openpyxl
 
+    check_workbook_archive(data, filename)
     try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        # data_only=False: a formula cell arrives as "=…" and validation rejects its row; its cached result
+        # (which anyone can edit independently of the formula) is never taken as data.
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
     except Exception as exc:  # openpyxl raises many types for broken workbooks
         raise ExtractError(filename, f"the workbook cannot be opened ({type(exc).__name__})", "not_excel") from exc
     try:
@@ -336,7 +413,7 @@ def _read_excel(data: bytes, filename: str, max_rows: int):
         blank = 0
         for values in iterator:
             number += 1
-            values = values or ()
+            values = tuple(_excel_value(v) for v in (values or ()))
             cells = [_cell_text(v) for v in values[:width]]
             if not any(c.strip() for c in cells):
                 if any(v is not None and str(v).strip() for v in values[width:]):
@@ -352,6 +429,10 @@ def _read_excel(data: bytes, filename: str, max_rows: int):
             rows.append(number)
             if len(rows) > max_rows:
                 raise ExtractError(filename, f"the sheet has more than {max_rows:,} rows", "too_large")
+    except ExtractError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a sheet broken part-way through (bad XML, bad cell types)
+        raise ExtractError(filename, f"the workbook cannot be read ({type(exc).__name__})", "not_excel") from exc
     finally:
         book.close()
     columns = [pa.array([r[i] for r in records], type=pa.string()) for i in range(width)]

@@ -187,7 +187,8 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 # -- cell-level checks ---------------------------------------------------------------------------------
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_FORMULA = re.compile(r"^(=|@|[+\-][^0-9 .,])")
+# = or @ anywhere first; + or - first unless the cell is just a number ("-2+3+cmd|…" is a formula, "-2.5" is not)
+_FORMULA = re.compile(r"^(=|@|[+\-](?![0-9 .,]*$))")
 _SHEET_ERROR = re.compile(r"^#(REF!|VALUE!|DIV/0!|NAME\?|NUM!|NULL!|SPILL!|CALC!|GETTING_DATA|FIELD!|BLOCKED!|"
                           r"CONNECT!)$", re.IGNORECASE)
 

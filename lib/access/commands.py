@@ -1,0 +1,96 @@
+"""Command line: local accounts and the audit trail.
+
+    python -m lib.cli accounts add USER --role lead [--file PATH] [--replace]   # password from the terminal/stdin
+    python -m lib.cli accounts remove USER [--file PATH]
+    python -m lib.cli accounts list [--file PATH]
+    python -m lib.cli audit verify --db PATH
+    python -m lib.cli audit export --db PATH --out audit.csv
+
+Passwords are never taken from the command line (they would sit in shell history and the process
+list): they are read with getpass from a terminal, or as the first line of stdin when piped.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+
+
+def _password(args) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != first:
+            raise SystemExit("the two passwords differ; nothing changed")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _path(args):
+    from lib.access import accounts
+
+    return args.file or accounts.default_path(getattr(args, "db", None))
+
+
+def cmd_add(args) -> int:
+    from lib.access import accounts
+
+    try:
+        account = accounts.add_user(_path(args), args.username, _password(args), args.role, replace=args.replace)
+    except accounts.AccountError as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}))
+        return 2
+    print(json.dumps({"ok": True, "username": account.username, "role": account.role, "file": str(_path(args))}))
+    return 0
+
+
+def cmd_remove(args) -> int:
+    from lib.access import accounts
+
+    removed = accounts.remove_user(_path(args), args.username)
+    print(json.dumps({"ok": removed, "username": args.username}))
+    return 0 if removed else 1
+
+
+def cmd_list(args) -> int:
+    from lib.access import accounts
+
+    print(json.dumps({"file": str(_path(args)), "users": accounts.list_users(_path(args))}))
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from lib.access import audit
+    from lib.records import store
+
+    con = store.connect(store.resolve_path(args.db))
+    try:
+        if args.action == "verify":
+            print(json.dumps(audit.verify(con)))
+            return 0
+        frame = audit.read(con)
+        with open(args.out, "wb") as handle:
+            handle.write(audit.to_csv(frame))
+        print(json.dumps({"rows": len(frame), "out": args.out, **{"chain_ok": audit.verify(con)["ok"]}}))
+        return 0
+    finally:
+        con.close()
+
+
+def register(sub) -> None:
+    acc = sub.add_parser("accounts", help="local accounts (argon2id hashes) for a standalone install")
+    acc_sub = acc.add_subparsers(dest="accounts_command", required=True)
+    for name, func in (("add", cmd_add), ("remove", cmd_remove), ("list", cmd_list)):
+        p = acc_sub.add_parser(name)
+        if name != "list":
+            p.add_argument("username")
+        if name == "add":
+            p.add_argument("--role", required=True, choices=["lead", "analyst", "commissioner"])
+            p.add_argument("--replace", action="store_true", help="set a new password or role for an existing user")
+        p.add_argument("--file", help="accounts file (default $JOINEDUP_ACCOUNTS, else accounts.json beside the store)")
+        p.add_argument("--db", help="store path, to find the default accounts file beside it")
+        p.set_defaults(func=func)
+    aud = sub.add_parser("audit", help="verify or export the audit trail")
+    aud.add_argument("action", choices=["verify", "export"])
+    aud.add_argument("--db")
+    aud.add_argument("--out", default="audit.csv")
+    aud.set_defaults(func=cmd_audit)

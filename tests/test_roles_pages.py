@@ -1,0 +1,169 @@
+"""Every page in every role (AppTest): the role decides which pages and widgets exist; aggregate-only roles
+never get a child-level row or an unsuppressed small count, on screen or in a download."""
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lib.access.roles import PAGE_ROLES, ROLES, may_open
+from tests.conftest import ROOT
+from tests.fixtures_linkage import copy_store, synthetic_linked_store
+
+# url_path -> page script, read from app.py so pages added later (compare, scenario) are covered too.
+APP_PAGES = dict((url, f"pages/{name}.py") for name, url in re.findall(
+    r'st\.Page\("pages/(\w+)\.py".*?url_path="(\w+)"', (ROOT / "app.py").read_text(), re.DOTALL))
+CHILD_WIDGETS = ("child_id", "child_area", "review_pair", "decide_accept", "decide_reject")
+NOT_COUNTS = re.compile(r"^(rank|#|seq|period|year|quarter|code|area_code|row|layer)$", re.IGNORECASE)
+
+
+def test_every_page_in_app_is_in_the_role_table_and_exists():
+    assert set(APP_PAGES) == set(PAGE_ROLES), (set(APP_PAGES) ^ set(PAGE_ROLES))
+    for script in APP_PAGES.values():
+        assert (ROOT / script).exists(), script
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory):
+    return synthetic_linked_store(tmp_path_factory)
+
+
+@pytest.fixture()
+def store_copy(linked, tmp_path, monkeypatch):
+    import streamlit as st
+
+    path = copy_store(linked, tmp_path)
+    monkeypatch.setenv("JOINEDUP_DB", str(path))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield path
+    st.cache_resource.clear()
+
+
+def _run_page(script: str, role: str, tables: bool = False) -> AppTest:
+    at = AppTest.from_file(str(ROOT / script), default_timeout=180)
+    at.session_state["demo_role"] = role
+    if tables:  # open the Table tab of every chart, where the CSV downloads are
+        for key in TABLE_TABS:
+            at.session_state[key] = "Table"
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _keys(at: AppTest) -> set[str]:
+    keys = set()
+    for kind in ("selectbox", "button", "text_input", "download_button", "file_uploader", "radio", "slider"):
+        for widget in at.get(kind):
+            if getattr(widget, "key", None):
+                keys.add(widget.key)
+    return keys
+
+
+def _small_counts(frame: pd.DataFrame) -> list[tuple[str, object]]:
+    """Cells that are whole numbers from 1 to 5 in a column that is not a rank, code or period."""
+    found = []
+    for column in frame.columns:
+        if NOT_COUNTS.match(str(column)) or "code" in str(column).lower():
+            continue
+        series = frame[column]
+        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_float_dtype(series):
+            continue
+        for value in series.dropna():
+            text = str(value).strip()
+            if re.fullmatch(r"[1-5]", text):
+                found.append((column, value))
+    return found
+
+
+def _download_frames(at: AppTest) -> list[pd.DataFrame]:
+    """The CSV downloads on a page, read back from the in-memory media store AppTest gives the run (found
+    by the file id in the button's URL). Downloads built only on click (board packs) have no URL yet."""
+    import gc
+    import io
+
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    stores = [o for o in gc.get_objects() if isinstance(o, MemoryMediaFileStorage)]
+    frames = []
+    for button in at.get("download_button"):
+        url = button.proto.url
+        if not url.endswith(".csv"):
+            continue
+        file_id = url.rsplit("/", 1)[-1].split(".")[0]
+        media = next((s._files_by_id[file_id] for s in stores if file_id in s._files_by_id), None)
+        assert media is not None, f"download {button.proto.label!r} not found"
+        frames.append(pd.read_csv(io.BytesIO(media.content), dtype=str))
+    return frames
+
+
+TABLE_TABS = ("spans_view", "flows_view", "missed_view", "div_dumbbell_view", "div_map_view", "div_funnel_view",
+              "div_trend_view", "div_waterfall_view")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_page_opens_only_for_its_roles(store_copy, role):
+    for url, script in APP_PAGES.items():
+        at = _run_page(script, role)
+        refused = any("cannot open this page" in e.value for e in at.error)
+        assert refused == (not may_open(role, url)), (role, url)
+        if refused:
+            assert not at.dataframe and not at.get("plotly_chart") and not at.get("download_button"), (role, url)
+
+
+@pytest.mark.parametrize("role", ["analyst", "commissioner"])
+def test_aggregate_roles_see_no_child_rows_and_no_small_counts(store_copy, role):
+    downloads = 0
+    for url, script in APP_PAGES.items():
+        if not may_open(role, url):
+            continue
+        at = _run_page(script, role, tables=True)
+        keys = _keys(at)
+        assert not keys & set(CHILD_WIDGETS), (role, url, keys & set(CHILD_WIDGETS))
+        assert not any("Open one child" in s.value for s in at.subheader), (role, url)
+        for frame in at.dataframe:
+            value = frame.value
+            assert not {"child_id", "Child", "record_key", "Link method"} & set(map(str, value.columns)), (role, url)
+            assert not value.astype(str).apply(lambda c: c.str.contains(r"\bCH-\w", regex=True)).any().any(), \
+                (role, url, "a child pseudonym is shown")
+            small = _small_counts(value)
+            assert not small, (role, url, small[:5])
+        for metric in at.metric:
+            assert not re.fullmatch(r"[1-5]", str(metric.value).strip()), (role, url, metric.label)
+        for frame in _download_frames(at):
+            downloads += 1
+            assert not _small_counts(frame), (role, url, "download", _small_counts(frame)[:5])
+            assert not frame.astype(str).apply(lambda c: c.str.contains(r"\bCH-\w", regex=True)).any().any()
+    assert downloads >= 2, "no CSV download was checked"
+
+
+def test_lead_sees_child_level_parts_and_unsuppressed_counts(store_copy):
+    at = _run_page(APP_PAGES["across"], "lead", tables=True)
+    assert "child_id" in _keys(at)
+    assert any(_small_counts(f.value) for f in at.dataframe), "the small-count check would never fire"
+    assert any(_small_counts(f) for f in _download_frames(at)), "the download check would never fire"
+    at = _run_page(APP_PAGES["review"], "lead")
+    assert "review_pair" in _keys(at) or any("Nothing to review" in s.value for s in at.success)
+
+
+def test_app_navigation_lists_only_the_role_pages(store_copy):
+    for role in ROLES:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+        at.session_state["demo_role"] = role
+        at.run()
+        assert not at.exception, at.exception
+        assert any("Synthetic demo data" in w.value for w in at.warning), "the demo is not labelled"
+        assert at.selectbox(key="demo_role").value == role
+        for url, script in APP_PAGES.items():
+            # A page outside this session's navigation is either refused by AppTest or runs nothing.
+            try:
+                at.switch_page(str(ROOT / script))
+            except ValueError:
+                opened = False
+            else:
+                at.run()
+                assert not at.exception, (role, url, at.exception)
+                opened = bool(at.title) and not any("cannot open this page" in e.value for e in at.error)
+            assert opened == may_open(role, url), (role, url)
