@@ -206,8 +206,21 @@ def export_button(label: str, data, file_name: str, mime: str, *, key: str, subj
                               on_click=audit, args=("export", subject or file_name, file_name), **kwargs)
 
 
+def _run_through_app() -> None:
+    """On a fresh server, the first request for a page's own URL (e.g. /review) is run by Streamlit's old
+    folder mode: the script in pages/ runs directly and app.py (sign-in, demo banner, per-role navigation)
+    is skipped, because app.py has not yet called st.navigation, which is what turns that mode off. Turn
+    it off here and rerun, so app.py handles the request (the URL, hence the page, is kept)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def require_page(url_path: str) -> str:
     """Stop the page unless this session's role may open it; returns the role."""
+    _run_through_app()
     role = current_role()
     if role is None:
         st.warning("Sign in to see this page.", icon=":material/lock:")
