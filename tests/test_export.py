@@ -21,7 +21,9 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return synthetic_linked_store(tmp_path_factory)
+    # A private copy: the shared store may already be open read-write in this process (an AppTest's cached
+    # connection), and DuckDB refuses a read-only connection to a file open with another configuration.
+    return copy_store(synthetic_linked_store(tmp_path_factory), tmp_path_factory.mktemp("export_store"))
 
 
 @pytest.fixture(scope="module")
