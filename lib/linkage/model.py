@@ -44,9 +44,12 @@ def comparisons() -> list:
         [
             cll.NullLevel("dob_hash"),
             cll.ExactMatchLevel("dob_hash"),
-            cll.CustomLevel('"dob_hash_l" = "dob_swap_hash_r"', label_for_charts="Day and month transposed"),
-            cll.CustomLevel('"birth_year_l" = "birth_year_r"', label_for_charts="Same year of birth"),
-            cll.CustomLevel('abs("birth_year_l" - "birth_year_r") <= 1', label_for_charts="Year of birth ±1"),
+            cll.CustomLevel('"dob_hash_l" = "dob_swap_hash_r"', label_for_charts="Day and month transposed",
+                            base_dialect_str="duckdb"),
+            cll.CustomLevel('"birth_year_l" = "birth_year_r"', label_for_charts="Same year of birth",
+                            base_dialect_str="duckdb"),
+            cll.CustomLevel('abs("birth_year_l" - "birth_year_r") <= 1', label_for_charts="Year of birth ±1",
+                            base_dialect_str="duckdb"),
             cll.ElseLevel(),
         ],
         output_column_name="date_of_birth",
@@ -54,7 +57,7 @@ def comparisons() -> list:
     sex = cl.CustomComparison(
         [
             cll.CustomLevel('"sex_l" IS NULL OR "sex_r" IS NULL OR "sex_l" = \'U\' OR "sex_r" = \'U\'',
-                            label_for_charts="Sex unknown").configure(is_null_level=True),
+                            label_for_charts="Sex unknown", base_dialect_str="duckdb").configure(is_null_level=True),
             cll.ExactMatchLevel("sex"),
             cll.ElseLevel(),
         ],
@@ -83,7 +86,7 @@ def blocking_rules() -> list:
         block_on("surname_phonetic", "birth_year", "home_district"),
         block_on("forename_canon_hash", "birth_year", "home_district"),
         block_on("home_postcode_hash", "birth_year"),
-        "l.dob_hash = r.dob_swap_hash AND l.surname_phonetic = r.surname_phonetic",
+        "l.dob_hash = r.dob_swap_hash AND l.surname_phonetic = r.surname_phonetic",  # plain SQL: any dialect
     ]
 
 
@@ -108,3 +111,27 @@ def train(linker, seed: int = 42, max_pairs: float = 2e6) -> None:
                                                                       estimate_without_term_frequencies=True)
     linker.training.estimate_parameters_using_expectation_maximisation(
         block_on("forename_canon_hash", "surname_hash"), estimate_without_term_frequencies=True)
+
+
+def trained_settings(model_json: dict, dialect: str) -> dict:
+    """The settings of `model.settings()` written for another SQL dialect (e.g. "spark"), carrying the
+    trained λ and every m and u probability of `model_json` (a model trained elsewhere, e.g. on DuckDB).
+
+    Splink's model JSON holds SQL in the dialect it was trained in: DuckDB's double-quoted identifiers
+    would be string literals in Spark SQL, so the JSON cannot be loaded as it is by another backend.
+    """
+    target = settings().create_settings_dict(sql_dialect_str=dialect)
+    target["probability_two_random_records_match"] = model_json["probability_two_random_records_match"]
+    trained = {c["output_column_name"]: c for c in model_json["comparisons"]}
+    for comparison in target["comparisons"]:
+        source = trained[comparison["output_column_name"]]["comparison_levels"]
+        levels = comparison["comparison_levels"]
+        if len(source) != len(levels):
+            raise ValueError(f"model JSON does not match the settings for {comparison['output_column_name']}")
+        for level, fitted in zip(levels, source):
+            if level.get("label_for_charts") != fitted.get("label_for_charts"):
+                raise ValueError(f"level mismatch: {level.get('label_for_charts')} / {fitted.get('label_for_charts')}")
+            for key in ("m_probability", "u_probability", "tf_minimum_u_value"):
+                if key in fitted:
+                    level[key] = fitted[key]
+    return target

@@ -15,6 +15,8 @@ Anonymous contacts (no identifier at all) are counted, never linked: their child
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -40,6 +42,20 @@ class LinkConfig:
     seed: int = 42
     max_u_pairs: float = 2e6
     train_sample: int = 250_000  # above this many groups, train on a seeded random sample of them
+    memory_limit: str | None = None  # DuckDB memory limit while linking (None: 35% of RAM, at most 8 GB);
+    #                                  past it DuckDB spills to disk instead of growing
+    temp_directory: str | None = None  # where DuckDB spills (None: one temporary folder per process)
+    predict_chunk_nodes: int = 1_500_000  # score in chunks of about this many nodes (bounded memory at 5M+)
+    backend: str = "duckdb"  # where Splink scores pairs: "duckdb" (in process) or "spark" (lib.linkage.spark)
+    spark_master: str | None = None  # e.g. "local[2]", "spark://host:7077"; None: $JOINEDUP_SPARK_MASTER,
+    #                                  an active SparkSession, else local[*]
+    spark_checkpoint_dir: str | None = None  # visible to every executor on a cluster (HDFS, S3, shared mount)
+    spark_partitions: int | None = None  # spark.sql.shuffle.partitions (None: the session's own)
+    spark_exchange_dir: str | None = None  # nodes go to the cluster as Parquet here instead of from memory
+
+    def __post_init__(self):
+        if self.backend not in ("duckdb", "spark"):
+            raise ValueError(f"backend must be 'duckdb' or 'spark', not {self.backend!r}")
 
 
 DDL = [
@@ -124,13 +140,15 @@ def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection) -> tup
 
 def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progress = _noop
                        ) -> tuple[pd.DataFrame, dict]:
-    """Splink predictions between nodes at or above the review floor, and the trained model."""
+    """Splink predictions between nodes at or above the review floor, and the trained model.
+
+    Training always runs in DuckDB (on at most `config.train_sample` groups); scoring runs on
+    `config.backend` with that trained model, so DuckDB and Spark give the same links."""
     from splink import Linker
     from splink.backends.duckdb import DuckDBAPI
 
-    db_api = DuckDBAPI(connection=duckdb.connect())
-    frame = nodes[["unique_id", *model.FEATURES]].copy()
-    sdf = db_api.register(frame, dataset_display_name="encounters")
+    db_api = DuckDBAPI(connection=duckdb.connect(config=_duckdb_config(config)))
+    frame = nodes[["unique_id", *model.FEATURES]]
     progress(0.35, "Training the match model (u by sampling, m by expectation maximisation)")
     if len(frame) > config.train_sample:
         # m and u are properties of the recording, not of the population size: a large random sample
@@ -139,19 +157,37 @@ def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progre
         trainer = Linker(db_api.register(sample, dataset_display_name="training_sample"), model.settings(),
                          log_level=30)
         model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs)
-        linker = Linker(sdf, trainer.misc.save_model_to_json(), log_level=30)
+        model_json = trainer.misc.save_model_to_json()
+        linker = None
     else:
-        linker = Linker(sdf, model.settings(), log_level=30)
+        linker = Linker(db_api.register(frame, dataset_display_name="encounters"), model.settings(), log_level=30)
         model.train(linker, seed=config.seed, max_pairs=config.max_u_pairs)
-    progress(0.6, "Scoring candidate pairs")
-    predictions = linker.inference.predict(threshold_match_probability=config.review_floor)
-    scored = predictions.as_pandas_dataframe()
+        model_json = linker.misc.save_model_to_json()
+    if config.backend == "spark":
+        from lib.linkage import spark
+
+        progress(0.6, "Scoring candidate pairs on Spark")
+        scored = spark.predict(frame, model_json, config.review_floor, master=config.spark_master,
+                               checkpoint_dir=config.spark_checkpoint_dir, partitions=config.spark_partitions,
+                               exchange_dir=config.spark_exchange_dir)
+    else:
+        if linker is None:
+            linker = Linker(db_api.register(frame, dataset_display_name="encounters"), model_json, log_level=30)
+        progress(0.6, "Scoring candidate pairs")
+        # Chunks (of the left side of each pair) bound the comparison vectors held at once; one chunk
+        # below predict_chunk_nodes, so small runs are unchanged.
+        chunks = max(1, -(-len(frame) // config.predict_chunk_nodes))
+        predictions = linker.inference.predict(threshold_match_probability=config.review_floor,
+                                               num_chunks_left=chunks if chunks > 1 else None)
+        scored = predictions.as_pandas_dataframe()
+        predictions.drop_table_from_database_and_remove_from_cache()
+    db_api.duckdb_con.close()  # its tables and buffers go before clustering starts
     weights = [c for c in scored.columns if c.startswith("mw_")]
     edges = scored[["unique_id_l", "unique_id_r", "match_weight", "match_probability", *weights]]
     has_nhs = set(nodes.loc[nodes["has_nhs"], "unique_id"])
     both_numbered = edges["unique_id_l"].isin(has_nhs) & edges["unique_id_r"].isin(has_nhs)
     edges = edges[~both_numbered].reset_index(drop=True)  # different valid NHS numbers: different children
-    return edges, linker.misc.save_model_to_json()
+    return edges, model_json
 
 
 def _decisions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -336,7 +372,51 @@ def link(con: duckdb.DuckDBPyConnection, config: LinkConfig = LinkConfig(), prog
         return _link(con, config, progress)
 
 
+def _memory_limit(config: LinkConfig) -> str:
+    if config.memory_limit:
+        return config.memory_limit
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 * 2**30
+    return f"{max(1, min(8, int(total * 0.35 / 2**30)))}GB"
+
+
+_TEMP: dict[str, str] = {}
+
+
+def _temp_directory(config: LinkConfig) -> str:
+    if config.temp_directory:
+        return config.temp_directory
+    if "dir" not in _TEMP or not os.path.isdir(_TEMP["dir"]):
+        _TEMP["dir"] = tempfile.mkdtemp(prefix="joinedup-link-spill-")
+    return _TEMP["dir"]
+
+
+def _duckdb_config(config: LinkConfig) -> dict:
+    return {"memory_limit": _memory_limit(config), "temp_directory": _temp_directory(config)}
+
+
 def _link(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: Progress) -> dict:
+    """Linking with the store's DuckDB memory limit lowered to the linkage's (restored afterwards), so a
+    national extract spills to disk instead of exhausting memory."""
+    cur = con.cursor()
+    try:
+        before = cur.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        cur.execute(f"SET memory_limit = '{_memory_limit(config)}'")
+    finally:
+        cur.close()
+    try:
+        return _link_passes(con, config, progress)
+    finally:
+        cur = con.cursor()
+        try:
+            cur.execute(f"SET memory_limit = '{before}'")
+        finally:
+            cur.close()
+
+
+def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: Progress) -> dict:
     started = time.perf_counter()
     started_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
     ensure_tables(con)

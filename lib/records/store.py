@@ -329,3 +329,32 @@ def wait_for_unlock(path: str | os.PathLike, timeout: float = 10.0) -> None:
 
 
 ingest_batch = commit_batch  # the name used in the design notes
+
+
+# --- Parquet exchange (a cluster reads the store's tables as Parquet and sends its linkage back) ------------
+
+def export_parquet(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike,
+                   tables: tuple[str, ...] = ("encounters", "record_child", "link_edges")) -> dict[str, int]:
+    """Write each existing table of `tables` to ``folder/<table>.parquet`` (zstd); returns rows written per table.
+    Encounters hold only pseudonymised identifiers (never a clear value), so the files can go to a cluster."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    cur = con.cursor()
+    written = {}
+    try:
+        present = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        for table in tables:
+            if table not in present:
+                continue
+            if not table.isidentifier():
+                raise ValueError(f"not a table name: {table!r}")
+            target = out / f"{table}.parquet"
+            cur.execute(f"COPY (SELECT * FROM {table}) TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION zstd)")
+            written[table] = int(cur.execute(f"SELECT count(*) FROM '{_sql_path(target)}'").fetchall()[0][0])
+    finally:
+        cur.close()
+    return written
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")

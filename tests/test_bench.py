@@ -1,0 +1,49 @@
+"""The bench command runs end to end at a tiny size and prints valid JSON figure lines (no timing asserted)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from bench import run_all
+from tests.conftest import ROOT
+
+
+def test_bench_command_prints_json_figures_and_writes_a_table(tmp_path):
+    table = tmp_path / "bench.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "lib.cli", "bench", "--size", "1500", "--work", str(tmp_path / "work"),
+         "--skip", "placement_baseline,link_baseline,pages,boardpack", "--no-default-pages", "--table", str(table)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert records and all({"figure", "value", "unit"} <= set(r) for r in records)
+    figures = {r["figure"]: r for r in records}
+    assert "error" not in " ".join(figures), [r for r in records if "error" in r["figure"]]
+    for step in ("generate", "ingest", "placement", "link", "measures"):
+        assert figures[f"{step} time"]["value"] > 0
+        assert figures[f"{step} peak memory"]["value"] > 50  # MB of a Python process with pandas loaded
+    assert figures["ingest: rows stored"]["value"] == 1500
+    assert 0.8 < figures["link F1"]["value"] <= 1
+    assert figures["placement: postcodes placed"]["value"] > 1000
+    text = table.read_text()
+    assert "| link end to end (ours) |" in text and "1,500 encounters" in text and "cores" in text
+    assert "skipped" not in text.split("| link end to end (ours) |")[1].split("\n")[0]
+
+
+def test_every_page_of_the_app_is_found():
+    pages = dict(run_all.app_pages())
+    assert pages["pages/map.py"] == "boundaries"
+    assert {"pages/divergence.py", "pages/review.py", "pages/data.py"} <= set(pages)
+
+
+def test_a_failing_step_is_reported_and_its_dependents_skipped(tmp_path):
+    # No generated extract in the folder: ingest fails, link and measures are skipped, and the table says so.
+    figures = run_all.run_all([1000], work=tmp_path, skip={"generate", "placement", "placement_baseline",
+                                                           "link_baseline", "pages", "boardpack"},
+                              default_pages=False)
+    by_name = {r["figure"]: r for r in figures}
+    assert "ingest error" in by_name
+    assert by_name["link time"]["value"] is None and "skipped" in by_name["link time"]["note"]
+    text = run_all.table(figures, [1000])
+    assert "failed" in text.split("| ingest + validate + geocode + store |")[1].split("\n")[0]

@@ -1,0 +1,50 @@
+"""Bounded-memory linkage settings (issue 8) change nothing in the result: chunked scoring and a low
+DuckDB memory limit (spilling to disk) give the same links as one chunk in memory."""
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from lib.linkage import run
+from tests.linkage_fixtures import synthetic_store
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory):
+    con, _ = synthetic_store(tmp_path_factory.mktemp("scale") / "store.duckdb", 4_000, seed=9, link=False)
+    found, _ = run.deterministic_pass(con)
+    con.close()
+    return found
+
+
+def _parameters(model_json: dict) -> list:
+    """λ and every level's m and u (the JSON also carries run-specific bookkeeping)."""
+    return [model_json["probability_two_random_records_match"]] + [
+        (c["output_column_name"], level.get("label_for_charts"), level.get("m_probability"), level.get("u_probability"))
+        for c in model_json["comparisons"] for level in c["comparison_levels"]]
+
+
+def _sorted(edges: pd.DataFrame) -> pd.DataFrame:
+    return edges.sort_values(["unique_id_l", "unique_id_r"]).reset_index(drop=True)
+
+
+def test_chunked_scoring_with_a_low_memory_limit_gives_the_same_links(nodes, tmp_path):
+    whole, model_whole = run.probabilistic_pass(nodes, run.LinkConfig())
+    chunked, model_chunked = run.probabilistic_pass(
+        nodes, run.LinkConfig(predict_chunk_nodes=700, memory_limit="200MB", temp_directory=str(tmp_path)))
+    assert len(nodes) > 2_000 and len(whole) > 500
+    assert _parameters(model_whole) == _parameters(model_chunked)
+    pd.testing.assert_frame_equal(_sorted(whole), _sorted(chunked))
+
+
+def test_the_store_memory_limit_is_restored_after_linking(tmp_path):
+    con, _ = synthetic_store(tmp_path / "store.duckdb", 1_500, seed=4, link=False)
+    con.execute("SET memory_limit = '3GB'")
+    before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    run.link(con, run.LinkConfig(memory_limit="1GB"))
+    after = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    # DuckDB shows the limit rounded to 0.1 GiB, and setting that text back can round down once more.
+    assert before.endswith(" GiB") and after.endswith(" GiB") and abs(float(after[:-4]) - float(before[:-4])) < 0.11
+    assert con.execute("SELECT count(*) FROM record_child").fetchall()[0][0] > 1_000
+    con.close()
