@@ -10,10 +10,11 @@ from lib.access.roles import aggregates_suppressed
 from lib.measures import compare, convert, counts, population
 from lib.measures import divergence as dv
 from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
+import pages.common as common
 from pages import exports
 from pages.common import connection, db_path, stored_data_version
 
-ROLE = exports.require("compare")
+ROLE = common.require_page("compare")
 
 st.title("Compare areas")
 st.markdown(

@@ -4,7 +4,7 @@ each table as CSV, plus the view's URL state. Thin: the work is lib.export.board
 The pack is built when a download button is clicked (Streamlit runs a callable ``data`` on click, off the
 script thread), kept in a small per-process cache keyed by everything that shapes it (store version,
 layer, area, period, measure, agencies, role, areas compared, comparator), and every download writes an
-``export`` row to the audit trail when lib.access.audit is present.
+``export`` row to the audit trail.
 """
 from __future__ import annotations
 
@@ -22,18 +22,12 @@ _MAX = 8
 
 
 def current_role() -> str:
-    """This session's role (issue 7's sign-in), or the lead where sign-in is not there yet."""
-    return getattr(common, "current_role", lambda: "lead")() or "lead"
+    """This session's role; the page has already stopped if there is none (pages.common.require_page)."""
+    return common.current_role()
 
 
 def current_user() -> str:
-    return getattr(common, "current_user", lambda: None)() or "(not signed in)"
-
-
-def require(url_path: str) -> str:
-    """The page's role check (issue 7's require_page) when present; else the session's role."""
-    check = getattr(common, "require_page", None)
-    return check(url_path) if check else current_role()
+    return common.current_user() or "(not signed in)"
 
 
 @st.cache_resource(show_spinner="Counting every agency's records by area and period…", max_entries=2)

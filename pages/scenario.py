@@ -15,10 +15,7 @@ from lib.synth.config import AGENCY_TYPES
 import pages.common as common
 from pages.common import connection, db_path, progress_callback
 
-if hasattr(common, "require_page"):
-    ROLE = common.require_page("scenario")  # every role; the area table is suppressed for aggregate-only roles
-else:
-    ROLE = getattr(common, "current_role", lambda: "lead")() or "lead"
+ROLE = common.require_page("scenario")  # every role; the area table is suppressed for aggregate-only roles
 
 POPULATIONS = {20_000: "20,000 encounters (the default dataset)", 5_000: "5,000 encounters (quicker)"}
 LAYERS = {"utla": "Children's services authority", "pfa": "Police force area", "nhs": "ICB / Welsh health board"}

@@ -183,3 +183,23 @@ def test_link_and_evaluate_commands_print_json(linked, tmp_path):
     scores = json.loads(out.stdout)
     for key in ("precision", "recall", "f1", "multi_agency_children_estimated", "multi_agency_children_true"):
         assert key in scores
+
+
+def test_every_record_numbered_links_by_number_alone(tmp_path):
+    """With a valid NHS number on every identified record nothing is left for Splink to learn from; the run
+    still completes, one child per true child, and its summary says the probabilistic pass was skipped."""
+    from lib.records import ingest, store
+    from lib.synth.config import SynthConfig
+    from lib.synth.generator import generate
+
+    encounters, truth = generate(SynthConfig(n_encounters=400, seed=5))
+    named = ~truth["anonymous"].to_numpy()
+    encounters.loc[named, "nhs_number"] = truth.loc[named, "true_nhs_number"].to_numpy()
+    con = store.connect(str(tmp_path / "all_numbered.duckdb"))
+    try:
+        ingest.commit(con, ingest.prepare_frame(encounters, "all numbered", key=b"k" * 32))
+        summary = run.link(con, run.LinkConfig())
+        assert summary["probabilistic_pass"].startswith("skipped")
+        assert summary["children"] == truth.loc[named, "true_child_id"].nunique()
+    finally:
+        con.close()

@@ -34,8 +34,14 @@ def test_chunked_scoring_with_a_low_memory_limit_gives_the_same_links(nodes, tmp
     chunked, model_chunked = run.probabilistic_pass(
         nodes, run.LinkConfig(predict_chunk_nodes=700, memory_limit="200MB", temp_directory=str(tmp_path)))
     assert len(nodes) > 2_000 and len(whole) > 500
-    assert _parameters(model_whole) == _parameters(model_chunked)
-    pd.testing.assert_frame_equal(_sorted(whole), _sorted(chunked))
+    # Same parameters and links; floating-point sums may differ in the last bits (DuckDB's parallel
+    # aggregation order varies with memory and threads), so values are compared to 1e-9, labels exactly.
+    whole_p, chunked_p = _parameters(model_whole), _parameters(model_chunked)
+    assert whole_p[0] == pytest.approx(chunked_p[0], rel=1e-9)
+    for (c1, l1, m1, u1), (c2, l2, m2, u2) in zip(whole_p[1:], chunked_p[1:], strict=True):
+        assert (c1, l1) == (c2, l2)
+        assert (m1, u1) == pytest.approx((m2, u2), rel=1e-9, abs=1e-15) if m1 is not None else m1 == m2
+    pd.testing.assert_frame_equal(_sorted(whole), _sorted(chunked), check_exact=False, rtol=1e-9)
 
 
 def test_the_store_memory_limit_is_restored_after_linking(tmp_path):

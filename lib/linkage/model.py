@@ -100,12 +100,20 @@ def settings() -> SettingsCreator:
     )
 
 
+class TrainingError(RuntimeError):
+    """Splink could not estimate the model from these records: e.g. nearly every record carries a valid NHS
+    number, so too few unnumbered records are left to find a single matching pair among them."""
+
+
 def train(linker, seed: int = 42, max_pairs: float = 2e6) -> None:
     """λ from deterministic rules, u by random sampling, m by EM in two blocked sessions."""
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("forename_hash", "surname_hash", "dob_hash"), block_on("dob_hash", "home_postcode_hash")],
-        recall=0.8,
-    )
+    try:
+        linker.training.estimate_probability_two_random_records_match(
+            [block_on("forename_hash", "surname_hash", "dob_hash"), block_on("dob_hash", "home_postcode_hash")],
+            recall=0.8,
+        )
+    except (ValueError, ZeroDivisionError) as exc:  # log(0): no pair meets the deterministic rules
+        raise TrainingError(f"too few records without a valid NHS number to train the match model ({exc})") from exc
     linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob_hash"),
                                                                       estimate_without_term_frequencies=True)

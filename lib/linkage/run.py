@@ -144,10 +144,19 @@ def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progre
 
     Training always runs in DuckDB (on at most `config.train_sample` groups); scoring runs on
     `config.backend` with that trained model, so DuckDB and Spark give the same links."""
-    from splink import Linker
     from splink.backends.duckdb import DuckDBAPI
 
     db_api = DuckDBAPI(connection=duckdb.connect(config=_duckdb_config(config)))
+    try:
+        return _probabilistic_pass(db_api, nodes, config, progress)
+    finally:
+        db_api.duckdb_con.close()  # its tables and buffers go before clustering starts
+
+
+def _probabilistic_pass(db_api, nodes: pd.DataFrame, config: LinkConfig, progress: Progress
+                        ) -> tuple[pd.DataFrame, dict]:
+    from splink import Linker
+
     frame = nodes[["unique_id", *model.FEATURES]]
     progress(0.35, "Training the match model (u by sampling, m by expectation maximisation)")
     if len(frame) > config.train_sample:
@@ -181,7 +190,6 @@ def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progre
                                                num_chunks_left=chunks if chunks > 1 else None)
         scored = predictions.as_pandas_dataframe()
         predictions.drop_table_from_database_and_remove_from_cache()
-    db_api.duckdb_con.close()  # its tables and buffers go before clustering starts
     weights = [c for c in scored.columns if c.startswith("mw_")]
     edges = scored[["unique_id_l", "unique_id_r", "match_weight", "match_probability", *weights]]
     has_nhs = set(nodes.loc[nodes["has_nhs"], "unique_id"])
@@ -422,11 +430,15 @@ def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: P
     ensure_tables(con)
     progress(0.05, "Deterministic pass: valid NHS numbers")
     nodes, record_nodes = deterministic_pass(con)
-    if len(nodes) >= 2:
-        edges, model_json = probabilistic_pass(nodes, config, progress)
+    edges = pd.DataFrame(columns=["unique_id_l", "unique_id_r", "match_weight", "match_probability"])
+    model_json, probabilistic = {}, "ran"
+    if len(nodes) < 2 or nodes["has_nhs"].all():
+        probabilistic = "skipped: every group already carries a valid NHS number"
     else:
-        edges = pd.DataFrame(columns=["unique_id_l", "unique_id_r", "match_weight", "match_probability"])
-        model_json = {}
+        try:
+            edges, model_json = probabilistic_pass(nodes, config, progress)
+        except model.TrainingError as exc:  # the NHS-number pass stands alone, and the summary says so
+            probabilistic = f"skipped: {exc}"
     progress(0.85, "Clustering and applying reviewers' decisions")
     cluster_of, edges = cluster(nodes, edges, _decisions(con), record_nodes, config)
 
@@ -446,6 +458,7 @@ def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: P
         "reviewer_rejected": int((edges["status"] == "rejected by reviewer").sum()),
         "multi_agency_children": int(named.loc[named["agencies"] >= 2, "child_id"].nunique()),
         "match_threshold": config.match_threshold,
+        "probabilistic_pass": probabilistic,
     }
     progress(0.95, "Saving")
     _save(con, out.drop(columns=["agencies"]), edges, summary, config, model_json, started_at, started)

@@ -134,6 +134,9 @@ def run(pop: Population, levers: Levers | None, *, key: bytes, mode: str = "full
         if mode == "full":
             try:
                 summary = link(con, LinkConfig(), progress=_sub(progress, 0.25, 1.0, "Linking: "))
+                if summary.get("probabilistic_pass", "ran") != "ran":
+                    note = (f"Splink could not be trained on this scenario ({summary['probabilistic_pass']}); "
+                            "the NHS-number pass alone links these records.")
             except ValueError as exc:
                 # Splink cannot be trained when (almost) every record carries a valid number: its prior
                 # estimate finds no pairs among the few unnumbered records ("math domain error").
