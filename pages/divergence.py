@@ -51,6 +51,17 @@ def map_figure(path: str, version: str, layer: str, period: str, a: str, b: str,
     return figures.ratio_map(table(path, version, layer, period, a, b, measure, "none", None), layer, a, b)
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def area_trend(path: str, version: str, layer: str, area: str, a: str, b: str, measure: str, granularity: str):
+    """One area's trend (a pivot over every period: cached, as a rerun would otherwise redo it)."""
+    return dv.trend(cube(path, version), layer, area, a, b, measure, granularity)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def area_decomposition(path: str, version: str, layer: str, area: str, period: str, a: str, b: str):
+    return dv.decomposition(cube(path, version), layer, area, period, a, b)
+
+
 def view_tabs(key: str):
     return st.tabs(["Chart", "Table"], key=key, on_change="rerun")
 
@@ -196,7 +207,7 @@ with st.container(border=True):
                                 role=ROLE, key="div_bp")
 granularity = st.radio("Trend by", ["quarter", "year"], horizontal=True, key="div_trend_by",
                        format_func={"quarter": "Quarter", "year": "Financial year"}.get)
-trend = dv.trend(data, layer, area, a, b, measure, granularity)
+trend = area_trend(DB_PATH, version, layer, area, a, b, measure, granularity)
 if AGG and len(trend):
     trend = visible_rows(trend, aggregate_view(trend, ["count_a", "count_b"], role=ROLE, total_column="total"),
                          ["count_a", "count_b", "total"]).reset_index(drop=True)
@@ -210,7 +221,7 @@ if tab.open:
     with tab:
         st.dataframe(trend, hide_index=True, width="stretch", key="div_trend_table")
 
-decomposition = dv.decomposition(data, layer, area, period, a, b)
+decomposition = area_decomposition(DB_PATH, version, layer, area, period, a, b)
 if AGG and any(is_small([decomposition.get(k, 0) or 0])[0] for k in
                ("native_a", "native_b", "records_a", "records_b", "children_a", "children_b")):
     st.info(f"Why the agencies differ in {area_name} is not shown for your role: some of its counts are from "
