@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from lib.access.roles import aggregates_suppressed
+from lib.access.roles import aggregates_suppressed, periods_for
 from lib.measures import compare, convert, counts, population
 from lib.measures import divergence as dv
 from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
@@ -56,11 +56,12 @@ def neighbours_of(layer: str, code: str):
 
 layers = list(convert.MEASURE_LAYERS)
 exports.seed_from_query("layer", "cmp_layer", layers)
-exports.seed_from_query("period", "cmp_period", data.periods)
+PERIODS = periods_for(ROLE, data.periods)  # aggregate-only roles: all periods together (no differencing)
+exports.seed_from_query("period", "cmp_period", PERIODS)
 c1, c2, c3 = st.columns([2, 1, 1])
 st.session_state.setdefault("cmp_layer", "utla")
 layer = c1.selectbox("Layer", layers, format_func=convert.MEASURE_LAYERS.get, key="cmp_layer")
-period = c2.selectbox("Period", data.periods, format_func=counts.period_label, key="cmp_period")
+period = c2.selectbox("Period", PERIODS, format_func=counts.period_label, key="cmp_period")
 measure_options = ["cse_records", "cse_children"] if data.linked else ["cse_records"]
 measure = c3.selectbox("Count", measure_options, key="cmp_measure",
                        format_func={"cse_records": "CSE-flagged records",

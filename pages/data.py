@@ -15,7 +15,9 @@ from lib.records.extract import ExtractError
 from lib.records.ingest import commit, prepare
 from lib.records.pseudonymise import load_key
 from lib.access.safety import csv_safe_frame, escape_markdown, safe_filename
-from lib.access.views import aggregate_view
+from lib.access.roles import aggregates_suppressed
+from lib.access.views import aggregate_view, visible_rows
+from lib.measures.suppression import is_small
 from pages.common import audit, connection, db_path, export_button, require_page, secret_key, uploads_allowed
 
 MIN_ENCOUNTERS = 6  # areas with fewer encounters than this show no percentages (small numbers)
@@ -30,6 +32,7 @@ def completeness_table(path: str, version: str, layer: str, basis: str, by: str)
 
 
 ROLE = require_page("data")  # analysts only: loading extracts
+AGG = aggregates_suppressed(ROLE)  # analysts see aggregates only: counts 1-5 as c, shares from them hidden
 DB_PATH = db_path()
 con = connection(DB_PATH)
 
@@ -148,6 +151,12 @@ with completeness_tab:
         small = shown["encounters"] < MIN_ENCOUNTERS
         for column in ("valid_nhs_pct", "name_dob_pct", "anonymous_pct"):
             shown[column] = shown[column].where(~small)
+            if AGG:  # a share times its shown denominator gives its count back: hide it where that count is 1-5
+                numerator = (shown[column].astype("float64") * shown["encounters"] / 100).round()
+                shown[column] = shown[column].where(~is_small(numerator.fillna(0).to_numpy()))
+        if AGG:  # the map's hover shows contacts: only areas whose count the table below shows
+            visible = visible_rows(shown, aggregate_view(shown, ["encounters"], role=ROLE), ["encounters"])
+            small = small | ~shown.index.isin(visible.index)
         mapped = shown[(shown["area_code"] != "(unplaced)") & ~small]
         values = dict(zip(mapped["area_code"], mapped["valid_nhs_pct"].astype(float)))
         hover = {r.area_code: f"{r.encounters:,} contacts; name and DOB {r.name_dob_pct}%; anonymous "

@@ -8,8 +8,8 @@ from lib.measures import convert, counts, population
 from lib.measures import divergence as dv
 from lib.measures import figures
 from lib.export.csv_safe import to_csv_bytes
-from lib.access.roles import aggregates_suppressed
-from lib.access.views import aggregate_view, visible_rows
+from lib.access.roles import aggregates_suppressed, periods_for
+from lib.access.views import aggregate_view, count_text, visible_rows
 from lib.measures.suppression import is_small
 from pages.common import connection, db_path, require_page, stored_data_version
 from pages import exports
@@ -47,8 +47,13 @@ def table(path: str, version: str, layer: str, period: str, a: str, b: str, meas
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def map_figure(path: str, version: str, layer: str, period: str, a: str, b: str, measure: str):
-    return figures.ratio_map(table(path, version, layer, period, a, b, measure, "none", None), layer, a, b)
+def map_figure(path: str, version: str, layer: str, period: str, a: str, b: str, measure: str, role: str):
+    """The ratio map; its hover shows counts, so aggregate-only roles get only the areas shown elsewhere."""
+    frame = table(path, version, layer, period, a, b, measure, "none", None)
+    if aggregates_suppressed(role):
+        frame = visible_rows(frame, aggregate_view(frame, ["count_a", "count_b"], role=role, total_column="total"),
+                             ["count_a", "count_b", "total"])
+    return figures.ratio_map(frame, layer, a, b)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -82,11 +87,12 @@ b = c2.selectbox("Agency B", b_options,
                  index=b_options.index("children_social_care") if "children_social_care" in b_options else 0,
                  format_func=dv.agency_title, key="div_b")
 exports.seed_from_query("layer", "div_layer", convert.MEASURE_LAYERS)  # a shared link restores the view
-exports.seed_from_query("period", "div_period", data.periods)
+PERIODS = periods_for(ROLE, data.periods)  # aggregate-only roles: all periods together (no differencing)
+exports.seed_from_query("period", "div_period", PERIODS)
 layer = c3.selectbox("Common geography", list(convert.MEASURE_LAYERS),
                      index=None if "div_layer" in st.session_state else 1,
                      format_func=convert.MEASURE_LAYERS.get, key="div_layer")
-period = c4.selectbox("Period", data.periods, format_func=counts.period_label, key="div_period")
+period = c4.selectbox("Period", PERIODS, format_func=counts.period_label, key="div_period")
 measure_options = ["cse_records", "cse_children"] if data.linked else ["cse_records"]
 measure = st.radio("Count", measure_options, horizontal=True, key="div_measure",
                    format_func={"cse_records": "CSE-flagged records",
@@ -152,7 +158,7 @@ if not ranked.empty:
 chart, tab = view_tabs("div_map_view")
 if chart.open:
     with chart:
-        st.plotly_chart(map_figure(DB_PATH, version, layer, period, a, b, measure), width="stretch",
+        st.plotly_chart(map_figure(DB_PATH, version, layer, period, a, b, measure, ROLE), width="stretch",
                         key="div_map", config=MAP_CONFIG)
         st.caption(f"Colour: the ratio {dv.agency_title(a)} ÷ {dv.agency_title(b)} (log scale; ½ added to each "
                    "count so zeros stay finite). Purple: A records more; orange: B records more; pale: about equal.")
@@ -205,21 +211,22 @@ with st.container(border=True):
     st.markdown(f"**Board pack for {area_name}**: map, charts, comparison with similar areas, summary and notes.")
     exports.board_pack_controls(layer=layer, area=area, period=period, measure=measure, a=a, b=b, cube=data,
                                 role=ROLE, key="div_bp")
-granularity = st.radio("Trend by", ["quarter", "year"], horizontal=True, key="div_trend_by",
-                       format_func={"quarter": "Quarter", "year": "Financial year"}.get)
-trend = area_trend(DB_PATH, version, layer, area, a, b, measure, granularity)
-if AGG and len(trend):
-    trend = visible_rows(trend, aggregate_view(trend, ["count_a", "count_b"], role=ROLE, total_column="total"),
-                         ["count_a", "count_b", "total"]).reset_index(drop=True)
-st.markdown(dv.describe_trend(trend, area_name, a, b, measure))
-chart, tab = view_tabs("div_trend_view")
-if chart.open:
-    with chart:
-        st.plotly_chart(figures.trend_figure(trend, a, b, noun), width="stretch", key="div_trend",
-                        config={"displaylogo": False})
-if tab.open:
-    with tab:
-        st.dataframe(trend, hide_index=True, width="stretch", key="div_trend_table")
+if AGG:
+    st.info("Trends by quarter or year are not shown for your role: a year is the sum of its quarters, so a "
+            "count hidden in one period could be worked out from the others.", icon=":material/visibility_off:")
+else:
+    granularity = st.radio("Trend by", ["quarter", "year"], horizontal=True, key="div_trend_by",
+                           format_func={"quarter": "Quarter", "year": "Financial year"}.get)
+    trend = area_trend(DB_PATH, version, layer, area, a, b, measure, granularity)
+    st.markdown(dv.describe_trend(trend, area_name, a, b, measure))
+    chart, tab = view_tabs("div_trend_view")
+    if chart.open:
+        with chart:
+            st.plotly_chart(figures.trend_figure(trend, a, b, noun), width="stretch", key="div_trend",
+                            config={"displaylogo": False})
+    if tab.open:
+        with tab:
+            st.dataframe(trend, hide_index=True, width="stretch", key="div_trend_table")
 
 decomposition = area_decomposition(DB_PATH, version, layer, area, period, a, b)
 if AGG and any(is_small([decomposition.get(k, 0) or 0])[0] for k in
@@ -248,5 +255,5 @@ if tab.open:
                     f"children. {dv.agency_title(b)}: {decomposition['native_b']:,.1f}, "
                     f"{decomposition['records_b']:,.0f}, {decomposition['children_b']:,.0f}.")
 if not data.unplaced_native.empty:
-    st.caption(f"{int(data.unplaced_native['records'].sum()):,} records carry an agency code that is not an area of "
+    st.caption(f"{count_text(int(data.unplaced_native['records'].sum()), role=ROLE)} records carry an agency code that is not an area of "
                "their agency's geography and are left out of the own-geography counts.")

@@ -167,3 +167,52 @@ def test_app_navigation_lists_only_the_role_pages(store_copy):
                 assert not at.exception, (role, url, at.exception)
                 opened = bool(at.title) and not any("cannot open this page" in e.value for e in at.error)
             assert opened == may_open(role, url), (role, url)
+
+
+@pytest.mark.parametrize("role", ["analyst", "commissioner"])
+def test_divergence_for_aggregate_roles_maps_only_shown_areas_and_one_period(store_copy, role):
+    """The ratio map's hover carries each area's counts, so it must hold only the areas the page shows; and
+    these roles get all periods together only (a year minus its other quarters would give a hidden one)."""
+    at = _run_page(APP_PAGES["divergence"], role, tables=True)
+    period = next(s for s in at.selectbox if s.key == "div_period")
+    assert list(period.options) == ["all periods"]
+    assert "div_trend_by" not in _keys(at)
+    shown = {str(code) for f in at.dataframe if "area_code" in f.value.columns for code in f.value["area_code"]}
+    assert shown
+    import json
+
+    at = _run_page(APP_PAGES["divergence"], role)  # chart tabs open: the map is drawn
+    maps = 0
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        for trace in spec.get("data", []):
+            if trace.get("type") == "choroplethmap":
+                maps += 1
+                assert set(map(str, trace.get("locations", []))) <= shown, role
+    assert maps, "no map was checked"
+
+
+def test_board_pack_refuses_a_single_period_for_aggregate_roles(store_copy):
+    from lib.export import boardpack
+    from lib.records import store
+
+    con = store.connect(store_copy)
+    try:
+        with pytest.raises(ValueError, match="all periods together"):
+            boardpack.build_board_pack(con, layer="utla", area="E06000066", role="commissioner",
+                                       period="2024-25", audit=False)
+    finally:
+        con.close()
+
+
+def test_scenario_area_table_is_protected_against_its_totals():
+    """One small cell in a column whose total is shown: naive suppression would hide it alone, and the total
+    minus the other areas would give it back; the area table hides a second cell in that column."""
+    from lib.scenario.scenario import area_table
+
+    by_area = pd.DataFrame({"area_code": ["A", "B", "C", "D"], "area_name": ["a", "b", "c", "d"],
+                            "multi_agency_true": [40, 4, 30, 25], "multi_agency_linked": [38, 20, 29, 24]})
+    shown = area_table({"by_area": by_area}, role="commissioner")
+    assert (shown["multi_agency_true"] == "c").sum() >= 2
+    assert shown.loc[1, "multi_agency_true"] == "c"
+    assert area_table({"by_area": by_area}, role="lead")["multi_agency_true"].tolist() == [40, 4, 30, 25]

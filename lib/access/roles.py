@@ -51,6 +51,15 @@ def aggregates_suppressed(role: str) -> bool:
     return role != LEAD
 
 
+def periods_for(role: str, periods: list[str]) -> list[str]:
+    """The periods a role may pick. Aggregate-only roles get "all" alone: suppression works within one table,
+    and a year is the sum of its quarters (and "all" of its years), so a count hidden in one period could be
+    worked out by subtracting the others. One non-overlapping period cannot be differenced."""
+    if aggregates_suppressed(role):
+        return [p for p in periods if p == "all"] or periods[:1]
+    return list(periods)
+
+
 def may_load_data(role: str) -> bool:
     """Upload extracts and run linkage."""
     return role == ANALYST

@@ -27,7 +27,7 @@ from lib.measures import compare, convert, counts, population
 from lib.measures import divergence as dv
 from lib.measures import figures
 from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
-from lib.measures.suppression import SUPPRESSED, numeric
+from lib.measures.suppression import SUPPRESSED, is_small, numeric
 from lib.export.csv_safe import to_csv_bytes
 
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
@@ -62,11 +62,17 @@ def divergence_for_role(table: pd.DataFrame, role: str, mask: pd.DataFrame, a: s
         if column in table.columns:
             sources = [sources] if isinstance(sources, str) else sources
             hidden[column] = np.logical_or.reduce([hidden[src] for src in sources])
+    either = hide_a | hide_b
+    for column in ("verdict", "rank"):  # which side of the funnel a hidden area lies is a hint at its count
+        if column in table.columns:
+            hidden[column] = either
     display = table.copy()
     for column, rows in hidden.items():
         display[column] = display[column].astype("object").where(~rows, SUPPRESSED)
-    plotted = numeric(display, list(hidden))
-    either = hide_a | hide_b
+    plotted = numeric(display, [c for c in hidden if c not in ("verdict", "rank")])
+    for column in ("verdict", "rank"):  # charts drop hidden areas through their counts; keep the type here
+        if column in table.columns:
+            plotted[column] = table[column]
     for column in ("outside_95", "outside_998"):
         plotted[column] = display[column].astype(bool) & ~either
     return display, plotted
@@ -210,6 +216,9 @@ def build_board_pack(con, *, layer: str, area: str, role: str, period: str = "al
     started = time.perf_counter()
     timings: dict[str, float] = {}
     role = check_role(role)
+    if aggregates_suppressed(role) and period != "all":
+        raise ValueError(f"the {role} role sees all periods together only: counts of overlapping periods "
+                         "(a year and its quarters) could be subtracted to reveal a suppressed count")
     layer = convert.layer_key(layer)
     images.warm_up()  # the browser starts while the data is counted
     if cube is None:
@@ -288,8 +297,9 @@ def _quality_notes(con, prof: compare.Profile, cube, layer: str, role: str) -> l
     if convert.layer_key(layer) == "trust":
         notes.append("Trust catchments are modelled (NHS trusts have no statutory boundary).")
     if not cube.unplaced_native.empty:
-        notes.append(f"{int(cube.unplaced_native['records'].sum()):,} records carry an agency code that is not an area "
-                     "of their agency's geography.")
+        unplaced = int(cube.unplaced_native['records'].sum())
+        shown = SUPPRESSED if aggregates_suppressed(role) and is_small([unplaced])[0] else f"{unplaced:,}"
+        notes.append(f"{shown} records carry an agency code that is not an area of their agency's geography.")
     notes.append(SUPPRESSION_NOTE if aggregates_suppressed(role) else
                  "This pack is unsuppressed (safeguarding lead): do not share it beyond those entitled to see it.")
     return notes
@@ -368,7 +378,8 @@ def _deck(area_name, layer, period, role, a, b, noun, summary, pngs, alts, displ
 
     slide = titled(f"Divergence: {dv.agency_title(a)} and {dv.agency_title(b)} side by side")
     picture(slide, "divergence", 0.7, 1.2, 11.9)
-    notes(slide, _table_text(counted.sort_values("rank"), chart_columns))
+    by_rank = pd.to_numeric(counted["rank"], errors="coerce").to_numpy(dtype="float64", na_value=np.inf)
+    notes(slide, _table_text(counted.iloc[np.argsort(by_rank, kind="stable")], chart_columns))  # hidden last
 
     slide = titled("Funnel plot: which differences are more than chance")
     picture(slide, "funnel", 0.7, 1.2, 11.9)
