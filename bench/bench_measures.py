@@ -16,6 +16,20 @@ from pathlib import Path
 from bench.common import emit, peak_rss_mb
 
 
+
+def divergence_page_measures(cube, layer: str, period: str, measure: str) -> None:
+    """What the divergence page computes for one layer and period: the table, then the largest area's trend
+    and decomposition, and the sentence (the figure timed on a layer or period switch)."""
+    from lib.measures import divergence as dv
+    from lib.measures import population
+
+    table = dv.divergence_table(cube, layer, period, measure=measure,
+                                population=population.default_population(layer))
+    area = table.nlargest(1, "total")["area_code"].iat[0]
+    dv.trend(cube, layer, area, measure=measure)
+    dv.decomposition(cube, layer, area, period)
+    dv.describe_table(table, "police", "children_social_care", measure, period)
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=1_000_000)
@@ -26,8 +40,7 @@ def main() -> None:
 
     import duckdb
 
-    from lib.measures import counts, population
-    from lib.measures import divergence as dv
+    from lib.measures import counts
 
     if args.db is None:
         from tests.linkage_fixtures import synthetic_store
@@ -50,12 +63,7 @@ def main() -> None:
     measure = "cse_children" if cube.linked else "cse_records"
 
     def page_measures(layer: str, period: str) -> None:
-        table = dv.divergence_table(cube, layer, period, measure=measure,
-                                    population=population.default_population(layer))
-        area = table.nlargest(1, "total")["area_code"].iat[0]
-        dv.trend(cube, layer, area, measure=measure)
-        dv.decomposition(cube, layer, area, period)
-        dv.describe_table(table, "police", "children_social_care", measure, period)
+        divergence_page_measures(cube, layer, period, measure)
 
     page_measures("utla", "all")  # warm geography look-ups
     timings = []

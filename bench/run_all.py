@@ -194,8 +194,8 @@ def step_link_baseline(size: int, work: Path, seed: int) -> None:
 
 
 def step_measures(size: int, work: Path, seed: int) -> None:
-    from lib.measures import counts, population
-    from lib.measures import divergence as dv
+    from bench.bench_measures import divergence_page_measures
+    from lib.measures import counts
     from lib.records import store
 
     con = store.connect(work / "store.duckdb", read_only=True)
@@ -205,12 +205,7 @@ def step_measures(size: int, work: Path, seed: int) -> None:
     measure = "cse_children" if cube.linked else "cse_records"
 
     def page_measures(layer: str, period: str) -> None:
-        table = dv.divergence_table(cube, layer, period, measure=measure,
-                                    population=population.default_population(layer))
-        area = table.nlargest(1, "total")["area_code"].iat[0]
-        dv.trend(cube, layer, area, measure=measure)
-        dv.decomposition(cube, layer, area, period)
-        dv.describe_table(table, "police", "children_social_care", measure, period)
+        divergence_page_measures(cube, layer, period, measure)
 
     page_measures("utla", "all")
     switches = []
