@@ -5,13 +5,15 @@
 Each file is one batch in one transaction. The summary lists, per file, rows read, stored, already
 stored (re-uploads add nothing twice), rejected, and counts by reason; a file with a whole-file problem
 (empty, not UTF-8, not what its name says, missing columns) is reported with its error and stores
-nothing. Exit status 1 if any file failed as a whole, 2 if nothing could be stored (store locked by
-another process, wrong key), else 0. The key comes from $JOINEDUP_KEY or the
+nothing; each refused file also gets one line on stderr (``ingest: FILE refused: reason``), never a
+traceback. Exit status 1 if some file failed as a whole, 2 if nothing could be stored (every file
+refused, store locked by another process, wrong key), else 0. The key comes from $JOINEDUP_KEY or the
 key file beside the database (created on first use).
 """
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -38,4 +40,10 @@ def run(args) -> int:
         print(json.dumps({"error": str(exc), "rows_stored": 0}))
         return 2
     print(json.dumps(summary))
-    return 1 if summary["files_failed"] else 0
+    for result in summary["files"]:
+        if "error" in result:  # one line each, for a person reading the terminal; the JSON above is the record
+            reason = " ".join(str(result["error"]).split())
+            print(f"ingest: {result['file']} refused: {reason}", file=sys.stderr)
+    if summary["files_failed"]:
+        return 2 if summary["files_failed"] == len(summary["files"]) else 1
+    return 0

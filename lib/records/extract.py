@@ -39,6 +39,9 @@ MAX_ROWS = 5_000_000
 MAX_COLUMNS = 500
 XLSX_MAX_PARTS = 2_000  # zip members in a workbook
 XLSX_MAX_UNCOMPRESSED = 3 << 30  # 3 GiB of XML in all (a 1 GiB workbook of real data inflates about 10x)
+PARQUET_MAX_TEXT = MAX_BYTES  # decoded bytes of the extract's columns: what a CSV within MAX_BYTES could hold
+PARQUET_MAX_ROW_GROUPS = 10_000  # 5 million rows in row groups of 500; more is a file built to be slow
+PARQUET_BATCH_ROWS = 65_536  # rows read at a time (text kept dictionary-encoded until the size is known)
 XLSX_MAX_RATIO = 200  # a member inflating more than 200x (and over 1 MB) is a zip bomb, not a spreadsheet
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "excel", ".xlsm": "excel", ".parquet": "parquet",
            ".pq": "parquet"}
@@ -65,6 +68,8 @@ class Extract:
     column_map: dict[str, str] = field(default_factory=dict)  # header in file -> canonical column
     ignored_columns: list[str] = field(default_factory=list)
     blank_rows: int = 0
+    sheet: str | None = None  # Excel: the worksheet read
+    sheet_note: str | None = None  # Excel: a sentence naming the sheet read and any sheets not read
 
     @property
     def rows_read(self) -> int:
@@ -108,10 +113,11 @@ def read_extract(source, filename: str | None = None, *, max_bytes: int = MAX_BY
         expected = {"csv": "a CSV text file", "excel": "an Excel .xlsx workbook", "parquet": "a Parquet file"}[kind]
         raise ExtractError(filename, f"named as {expected} but the content is {what}; check the file type",
                            f"not_{kind}")
+    sheet = (None, None)
     if kind == "csv":
         headers, columns, rows, issues, blank = _read_csv(data, filename, max_rows)
     elif kind == "excel":
-        headers, columns, rows, issues, blank = _read_excel(data, filename, max_rows)
+        headers, columns, rows, issues, blank, sheet = _read_excel(data, filename, max_rows)
     else:
         headers, columns, rows, issues, blank = _read_parquet(data, filename, max_rows)
     if len(headers) > MAX_COLUMNS:
@@ -121,7 +127,7 @@ def read_extract(source, filename: str | None = None, *, max_bytes: int = MAX_BY
     if table.num_rows == 0 and len(issues) == 0:
         raise ExtractError(filename, "the file has a header but no data rows", "no_data_rows")
     return Extract(filename=filename, format=kind, sha256=digest, table=table, rows=rows, issues=issues,
-                   column_map=column_map, ignored_columns=ignored, blank_rows=blank)
+                   column_map=column_map, ignored_columns=ignored, blank_rows=blank, sheet=sheet[0], sheet_note=sheet[1])
 
 
 # -- bytes and sniffing -------------------------------------------------------------------------
@@ -218,8 +224,9 @@ def _read_csv(data: bytes, filename: str, max_rows: int):
         data = _decode(data, filename).encode("utf-8")
     elif data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    end = data.find(b"\n")
-    first_line = _decode(data[: end if end >= 0 else len(data)], filename).rstrip("\r")
+    # The header ends at the first line break of any kind: LF, CRLF or a lone CR (old Mac / some exports).
+    ends = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
+    first_line = _decode(data[: min(ends) if ends else len(data)], filename)
     delimiter = _delimiter(first_line)
     invalid: list = []
 
@@ -241,7 +248,7 @@ def _read_csv(data: bytes, filename: str, max_rows: int):
                 column_types={name: pa.string() for name in header_names}, strings_can_be_null=False,
                 quoted_strings_can_be_null=False, check_utf8=True),
         )
-    except (pa.ArrowInvalid, StopIteration):
+    except (pa.ArrowInvalid, StopIteration, csv.Error):
         table = None
     if table is None or invalid or len(set(table.column_names)) != table.num_columns \
             or table.num_columns != len(header_names):
@@ -357,12 +364,8 @@ def check_workbook_archive(data: bytes, filename: str) -> None:
                 raise ExtractError(filename, f"the workbook expands to {total / 1e9:,.1f} GB; the limit is "
                                    f"{XLSX_MAX_UNCOMPRESSED / 1e9:,.1f} GB", "xlsx_bomb")
             for info in infos:
-                if info.filename.lower().endswith((".xml", ".rels", ".vml")):
-                    with z.open(info) as part:
-                        head = part.read(4096)
-                    if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in head.upper():
-                        raise ExtractError(filename, "the workbook declares XML entities (DTD), which "
-                                           "spreadsheets do not need; it is not read", "xlsx_dtd")
+                if not info.is_dir():
+                    _check_xml_part(z, info, filename)
     except ExtractError:
         raise
     except zipfile.BadZipFile as exc:
@@ -371,12 +374,144 @@ def check_workbook_archive(data: bytes, filename: str) -> None:
         raise ExtractError(filename, f"the workbook cannot be opened ({type(exc).__name__})", "not_excel") from exc
 
 
+XML_CHUNK = 1 << 16  # bytes of a workbook part parsed at a time: the DTD check streams, whatever the part's size
+# A DTD or entity declaration as bytes, in every encoding an XML parser would accept it in.
+_DTD_MARKERS = tuple(m.encode(enc) for m in ("<!DOCTYPE", "<!ENTITY")
+                     for enc in ("ascii", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"))
+
+
+def _check_xml_part(z: zipfile.ZipFile, info: zipfile.ZipInfo, filename: str) -> None:
+    """Refuse a DTD or entity declaration anywhere in one part of a workbook (issue 14).
+
+    Every part, whatever its name says, goes through defusedxml's expat parser with DTDs, entity
+    declarations and external references forbidden, fed ``XML_CHUNK`` bytes at a time, so a part is never
+    held whole and a declaration after any amount of padding is still found. Where the parser stops
+    because the part is not well-formed XML (binary media, legacy VML drawings, a declaration placed where
+    XML does not allow one), the rest of the part is scanned as bytes, so a declaration cannot hide behind
+    a syntax error either.
+    """
+    from xml.sax import SAXException
+
+    from defusedxml import DefusedXmlException
+    from defusedxml.expatreader import create_parser
+
+    refused = ExtractError(filename, f"the workbook part {safe_part_name(info.filename)!r} declares a DTD or XML "
+                           "entities, which spreadsheets do not need; it is not read", "xlsx_dtd")
+    parser = create_parser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    _quiet_sax(parser)
+    with z.open(info) as part:
+        seen = b""  # the chunk before the current one: a marker may straddle the point where parsing stopped
+        chunk = part.read(XML_CHUNK)
+        try:
+            while chunk:
+                parser.feed(chunk)
+                seen, chunk = chunk, part.read(XML_CHUNK)
+            parser.close()
+        except DefusedXmlException:
+            raise refused from None
+        except SAXException:
+            if _scan_for_dtd(part, seen + chunk):
+                raise refused from None
+
+
+def _quiet_sax(parser) -> None:
+    """Only the refusing DTD/entity handlers matter here: drop the per-element Python callbacks so the check
+    runs at expat's own speed. defusedxml installs its handlers on the expat object in reset(); feed() would
+    call reset() again before the first chunk, so it is made a no-op once the handlers are set."""
+    parser.reset()
+    expat = parser._parser
+    for handler in ("StartElementHandler", "EndElementHandler", "CharacterDataHandler",
+                    "ProcessingInstructionHandler", "StartNamespaceDeclHandler", "EndNamespaceDeclHandler"):
+        setattr(expat, handler, None)
+    parser.reset = lambda: None
+
+
+def _scan_for_dtd(part, already: bytes) -> bool:
+    """Stream the rest of ``part`` for a DTD or entity declaration (ASCII case-insensitive; a marker split
+    across two chunks is still found)."""
+    tail = b""
+    chunk = already
+    while chunk:
+        window = tail + chunk.upper()
+        if any(m in window for m in _DTD_MARKERS):
+            return True
+        tail = window[-40:]
+        chunk = part.read(XML_CHUNK)
+    return False
+
+
+def safe_part_name(name: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in name)[:80]
+
+
 def _excel_value(value):
     """A cell as read with data_only=False: formulas arrive as their text (=…), array formulas too."""
     text = getattr(value, "text", None)  # openpyxl ArrayFormula / DataTableFormula
     if text is not None and not isinstance(value, str):
         return "=" + str(text).lstrip("=")
     return value
+
+
+SHEET_PROBE_ROWS = 20  # rows of each sheet looked at for a header when choosing the data sheet
+
+
+def _sheet_header(sheet) -> list[str]:
+    """The first non-blank row among a sheet's first ``SHEET_PROBE_ROWS`` rows, as text."""
+    for values in sheet.iter_rows(values_only=True, max_row=SHEET_PROBE_ROWS):
+        if values and any(v is not None and str(v).strip() for v in values):
+            return [_cell_text(v) for v in values[:MAX_COLUMNS + 1]]
+    return []
+
+
+def _looks_like_data(header: list[str]) -> bool:
+    found = {schema.HEADER_LOOKUP.get(schema.header_key(h)) for h in header}
+    return all(c in found for c in schema.REQUIRED)
+
+
+def _quoted(names) -> str:
+    return ", ".join(repr(safe_part_name(n)[:40]) for n in names)
+
+
+def _choose_sheet(book, filename: str):
+    """The one worksheet to read, and a note saying which it is and what was left aside (issue 14).
+
+    Only visible worksheets are candidates: a hidden or very hidden sheet is never read, whatever its
+    name. Of the visible ones, the sheet whose header row holds every required column is read; a workbook
+    with several such visible sheets, or with no visible worksheet at all, is refused (which sheet is
+    the extract cannot be guessed safely). A single visible sheet is read even without those headers (the
+    missing-columns message then names what is missing).
+    """
+    worksheets = list(book.worksheets)  # chartsheets hold no rows
+    for sheet in worksheets:
+        sheet.reset_dimensions()  # never trust the sheet's own claim of its size (e.g. A1:XFD1048576)
+    visible = [ws for ws in worksheets if getattr(ws, "sheet_state", None) in (None, "visible")]
+    hidden = [ws.title for ws in worksheets if ws not in visible]
+    if not visible:
+        what = f"its worksheets ({_quoted(hidden)}) are all hidden" if hidden else "it has no worksheet"
+        raise ExtractError(filename, f"the workbook has no visible sheet to read: {what}. Unhide the sheet that "
+                           "holds the extract (and only that one) and upload it again", "excel_sheet")
+    if len(visible) == 1:
+        chosen = visible[0]
+    else:
+        data_like = [ws for ws in visible if _looks_like_data(_sheet_header(ws))]
+        if len(data_like) > 1:
+            raise ExtractError(filename, f"the workbook has {len(data_like)} visible sheets that look like extracts "
+                               f"({_quoted(ws.title for ws in data_like)}); it is not clear which to read. Keep the "
+                               "extract on one sheet and delete the others (or upload each as its own file)",
+                               "excel_sheet")
+        if not data_like:
+            raise ExtractError(filename, f"none of the workbook's {len(visible)} visible sheets "
+                               f"({_quoted(ws.title for ws in visible)}) has the required column headers "
+                               f"({', '.join(schema.REQUIRED)}) in its first {SHEET_PROBE_ROWS} rows; download "
+                               "the template to see the expected headers", "missing_columns")
+        chosen = data_like[0]
+    note = f"Read the sheet {safe_part_name(chosen.title)!r}."
+    others = [ws.title for ws in visible if ws is not chosen]
+    if others:
+        note += f" Visible sheets without the extract's headers, not read: {_quoted(others)}."
+    if hidden:
+        note += f" Hidden sheets, not read: {_quoted(hidden)}."
+    return chosen, note
 
 
 def _read_excel(data: bytes, filename: str, max_rows: int):
@@ -390,9 +525,7 @@ def _read_excel(data: bytes, filename: str, max_rows: int):
     except Exception as exc:  # openpyxl raises many types for broken workbooks
         raise ExtractError(filename, f"the workbook cannot be opened ({type(exc).__name__})", "not_excel") from exc
     try:
-        names = book.sheetnames
-        preferred = [n for n in names if n.strip().lower() in ("encounters", "data", "extract")]
-        sheet = book[preferred[0] if preferred else names[0]]
+        sheet, note = _choose_sheet(book, filename)
         iterator = sheet.iter_rows(values_only=True)
         header = None
         number = 0
@@ -442,19 +575,151 @@ def _read_excel(data: bytes, filename: str, max_rows: int):
                                "reason": "row has values in columns without a header", "action": schema.ROW_REJECTED})
     # Row numbers are the sheet's own, so they stay true even when the header is lower down.
     rows_arr = np.asarray(rows, dtype=np.int64)
-    return headers, columns, rows_arr, issues, blank
+    return headers, columns, rows_arr, issues, blank, (sheet.title, note)
 
 
 # -- Parquet --------------------------------------------------------------------------------------
 
 def _read_parquet(data: bytes, filename: str, max_rows: int):
+    """Read a Parquet file without trusting it to be small once decoded (issue 14).
+
+    First the footer alone is checked: columns, rows, row groups, the uncompressed size of the columns we
+    read, and the text they would decode to (estimated from each column chunk's statistics: a 600 KB file
+    can hold 5 million copies of one long dictionary value). Then only the extract's own columns are read,
+    ``PARQUET_BATCH_ROWS`` rows at a time, text kept dictionary-encoded, and the decoded size is counted
+    exactly batch by batch, so a file without statistics (or with false ones) is refused at the limit,
+    before it is ever decoded. Nothing is allocated in proportion to what the file claims to expand to.
+    """
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        meta_file = pq.ParquetFile(pa.BufferReader(data))
+        meta = meta_file.metadata
+        names = meta_file.schema_arrow.names
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for broken files
-        raise ExtractError(filename, f"the Parquet file cannot be read ({str(exc)[:120]})", "not_parquet") from exc
-    if table.num_rows > max_rows:
-        raise ExtractError(filename, f"the file has {table.num_rows:,} rows; the limit is {max_rows:,}", "too_large")
-    return table_columns(table, filename)
+        raise ExtractError(filename, f"the Parquet file cannot be read ({_short(exc)})", "not_parquet") from exc
+    if len(names) > MAX_COLUMNS:
+        raise ExtractError(filename, f"the file has {len(names):,} columns; at most {MAX_COLUMNS} are read "
+                           "(the extract has 13)", "too_many_columns")
+    if meta.num_rows > max_rows:
+        raise ExtractError(filename, f"the file has {meta.num_rows:,} rows; the limit is {max_rows:,}", "too_large")
+    if meta.num_row_groups > PARQUET_MAX_ROW_GROUPS:
+        raise ExtractError(filename, f"the file has {meta.num_row_groups:,} row groups; at most "
+                           f"{PARQUET_MAX_ROW_GROUPS:,} are read (write it with larger row groups)", "parquet_bomb")
+    wanted = [i for i, n in enumerate(names) if schema.HEADER_LOOKUP.get(schema.header_key(n)) is not None]
+    wanted_names = [names[i] for i in wanted]
+    leaf_owner = _parquet_leaf_owners(meta_file, set(wanted_names))
+    uncompressed = 0
+    estimated_text = 0
+    compressed = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            compressed += max(chunk.total_compressed_size, 0)
+            if leaf_owner.get(c) is None:
+                continue
+            uncompressed += max(chunk.total_uncompressed_size, 0)
+            estimated_text += _chunk_text_estimate(chunk)
+    if compressed > len(data) + (1 << 20):
+        raise ExtractError(filename, "the Parquet file's own index (footer) claims more data than the file "
+                           "holds; it is damaged or forged and is not read", "not_parquet")
+    limit = PARQUET_MAX_TEXT
+    if uncompressed > limit or estimated_text > limit:
+        size = max(uncompressed, estimated_text)
+        raise ExtractError(filename, f"the Parquet file would expand to about {size / 1e9:,.1f} GB when read "
+                           f"({meta.num_rows:,} rows from {len(data) / 1e6:,.1f} MB); the limit is "
+                           f"{limit / 1e9:,.1f} GB, about what a CSV within the size limit holds. It is not read "
+                           "(a 'decompression bomb', or far more text than an extract holds)", "parquet_bomb")
+    if not wanted:  # nothing to read: map_columns names the missing columns
+        return names, [None] * len(names), np.arange(2, 2 + meta.num_rows, dtype=np.int64), empty_issues(), 0
+    try:
+        reader = pq.ParquetFile(pa.BufferReader(data), read_dictionary=_string_leaves(meta_file, wanted_names))
+        batches = []
+        decoded = 0
+        for batch in reader.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted_names, use_threads=False):
+            decoded += sum(_decoded_bytes(col) for col in batch.columns)
+            if decoded > limit:
+                raise ExtractError(filename, f"the Parquet file holds more than {limit / 1e9:,.1f} GB of text once "
+                                   f"decoded (found after {sum(b.num_rows for b in batches) + batch.num_rows:,} rows);"
+                                   " it is not read (a 'decompression bomb', or far more text than an extract holds)",
+                                   "parquet_bomb")
+            batches.append(batch)
+        table = pa.Table.from_batches(batches, schema=batches[0].schema if batches else None) if batches else \
+            reader.schema_arrow.empty_table().select(wanted_names)
+    except ExtractError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - damaged pages, bad encodings, unsupported types
+        raise ExtractError(filename, f"the Parquet file cannot be read ({_short(exc)})", "not_parquet") from exc
+    if table.num_rows > max_rows or table.num_rows != meta.num_rows:
+        raise ExtractError(filename, f"the Parquet file holds {table.num_rows:,} rows but its footer says "
+                           f"{meta.num_rows:,}; it is damaged and is not read", "not_parquet")
+    read_headers, read_columns, rows, issues, blank = table_columns(table, filename)
+    by_name = dict(zip(read_headers, read_columns))
+    # Every header (for the ignored-columns list and duplicate checks); only the extract's columns were read.
+    return names, [by_name.get(n) for n in names], rows, issues, blank
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:120] + "…") if len(text) > 120 else (text or type(exc).__name__)
+
+
+def _parquet_leaf_owners(parquet_file, wanted: set[str]) -> dict[int, str]:
+    """Leaf column index -> the top-level column it belongs to, for the top-level columns we read."""
+    owners = {}
+    for i in range(len(parquet_file.schema)):
+        top = parquet_file.schema.column(i).path.split(".")[0]
+        if top in wanted:
+            owners[i] = top
+    return owners
+
+
+def _string_leaves(parquet_file, wanted: list[str]) -> list[str]:
+    """Top-level text columns among ``wanted``: read dictionary-encoded, so a bomb never expands in memory."""
+    out = []
+    for field in parquet_file.schema_arrow:
+        if field.name in wanted:
+            t = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+            if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
+                    or pa.types.is_large_binary(t):
+                out.append(field.name)
+    return out
+
+
+def _chunk_text_estimate(chunk) -> int:
+    """Bytes a byte-array column chunk decodes to, from its statistics (values x longest of min and max).
+
+    An estimate, not a bound (statistics may be absent or false): the batch-by-batch count is the bound.
+    """
+    try:
+        stats = chunk.statistics
+        if chunk.physical_type != "BYTE_ARRAY" or stats is None or not stats.has_min_max:
+            return 0
+        longest = max(len(_as_bytes(stats.min)), len(_as_bytes(stats.max)))
+        return int(max(chunk.num_values, 0)) * longest
+    except Exception:  # noqa: BLE001 - unreadable statistics: rely on the batch count
+        return 0
+
+
+def _as_bytes(value) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8", errors="replace")
+
+
+def _decoded_bytes(col) -> int:
+    """Bytes a column of one batch takes once dictionary-decoded, computed without decoding it."""
+    if isinstance(col, pa.ChunkedArray):
+        return sum(_decoded_bytes(c) for c in col.chunks)
+    if pa.types.is_dictionary(col.type):
+        dictionary = col.dictionary
+        if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type) \
+                or pa.types.is_binary(dictionary.type) or pa.types.is_large_binary(dictionary.type):
+            lengths = pc.binary_length(dictionary)
+            per_row = pc.take(lengths, col.indices)
+            total = pc.sum(per_row).as_py() or 0
+            return int(total) + 8 * len(col)
+        return len(col) * 16 + dictionary.nbytes
+    return col.nbytes
 
 
 def table_columns(table: pa.Table, filename: str):
@@ -513,8 +778,11 @@ def map_columns(headers: list[str], columns: list[pa.Array], filename: str):
         # Only headers we recognise are echoed: in a file without a header row, the "headers" are the
         # first record's values (names, NHS numbers), which must never reach a message or a log.
         known = [repr(str(h)) for h in headers if str(h) in column_map][:15]
-        found = (f"recognised columns: {', '.join(known)}" if known else
-                 f"none of its {len(headers)} column headers is recognised; does the file have a header row?")
+        if not any(str(h).strip() for h in headers):
+            found = "the first row is blank; the header row must be the first row"
+        else:
+            found = (f"recognised columns: {', '.join(known)}" if known else
+                     f"none of its {len(headers)} column headers is recognised; does the file have a header row?")
         raise ExtractError(
             filename,
             f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "

@@ -7,9 +7,12 @@ stored (hashes and lossy features) plus the issues: clear names and NHS numbers 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -19,6 +22,8 @@ from lib.records import schema, store
 from lib.records.extract import ExtractError, map_columns, read_extract, table_columns
 from lib.records.pseudonymise import key_check, load_key, pseudonymise
 from lib.records.validate import Validated, validate
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,6 +37,8 @@ class PreparedBatch:
     key_check: str
     blank_rows: int = 0
     ignored_columns: list[str] = field(default_factory=list)
+    sheet: str | None = None  # the worksheet read from an Excel workbook (None for CSV and Parquet)
+    sheet_note: str | None = None  # which sheet was read and which were not (hidden, without headers)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)  # read, validate stages, pseudonymise
 
@@ -87,6 +94,8 @@ class PreparedBatch:
             "home_placed": int(r.num_rows - r.column("home_lsoa").null_count),
             "encounter_placed": int(r.num_rows - r.column("enc_lsoa").null_count),
             "ignored_columns": list(self.ignored_columns),
+            "sheet": self.sheet,
+            "sheet_note": self.sheet_note,
         }
 
 
@@ -108,11 +117,34 @@ def prepare(source, filename: str | None = None, *, key: bytes, today: date | No
     """Read, validate, geocode and pseudonymise one extract. Raises ExtractError for whole-file problems."""
     started = time.perf_counter()
     kwargs = {} if max_bytes is None else {"max_bytes": max_bytes}
-    extract = read_extract(source, filename, **kwargs)
-    read_seconds = time.perf_counter() - started
-    validated = validate(extract, today=today)
-    return _finish(validated, sha256=extract.sha256, fmt=extract.format, key=key, started=started,
-                   read_seconds=read_seconds)
+    try:
+        extract = read_extract(source, filename, **kwargs)
+        read_seconds = time.perf_counter() - started
+        validated = validate(extract, today=today)
+        batch = _finish(validated, sha256=extract.sha256, fmt=extract.format, key=key, started=started,
+                        read_seconds=read_seconds)
+    except ExtractError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - last resort for a hostile file: a clear refusal, never a traceback
+        raise _internal_error(source, filename, exc) from exc
+    batch.sheet, batch.sheet_note = extract.sheet, extract.sheet_note
+    return batch
+
+
+def _internal_error(source, filename: str | None, exc: BaseException) -> ExtractError:
+    """An unexpected failure while reading one file, as a refusal naming the file (nothing is stored).
+
+    The exception's own text is not shown or logged (it may quote a cell); its type and where it was
+    raised are logged for the developers. Tests treat the code ``internal_error`` as a bug to fix.
+    """
+    from lib.access.safety import safe_filename
+
+    name = safe_filename(filename or (getattr(source, "name", None) if not isinstance(source, (str, Path))
+                                      else Path(source).name))
+    where = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)[-3:])).strip()
+    _log.error("reading %s failed with %s at\n%s", name, type(exc).__name__, where)
+    return ExtractError(name, f"the file could not be read ({type(exc).__name__}); nothing from it was stored. "
+                              "If the file opens normally, save it again as CSV UTF-8 and upload that", "internal_error")
 
 
 def prepare_frame(frame: pd.DataFrame, filename: str, *, key: bytes, today: date | None = None) -> PreparedBatch:
