@@ -676,12 +676,12 @@ def _parquet_leaf_owners(parquet_file, wanted: set[str]) -> dict[int, str]:
 def _string_leaves(parquet_file, wanted: list[str]) -> list[str]:
     """Top-level text columns among ``wanted``: read dictionary-encoded, so a bomb never expands in memory."""
     out = []
-    for field in parquet_file.schema_arrow:
-        if field.name in wanted:
-            t = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+    for column in parquet_file.schema_arrow:
+        if column.name in wanted:
+            t = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
             if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
                     or pa.types.is_large_binary(t):
-                out.append(field.name)
+                out.append(column.name)
     return out
 
 
