@@ -87,6 +87,8 @@ with upload_tab:
             cols[2].metric("Rows rejected", f"{summary['rows_rejected']:,}")
             cols[3].metric("Values dropped", f"{summary['values_dropped']:,}",
                            help="Identifiers that failed a check; the row is kept without them.")
+            if summary.get("sheet_note"):  # Excel: which sheet was read, and which were not (hidden, no headers)
+                st.info(escape_markdown(summary["sheet_note"]))
             if summary["ignored_columns"]:
                 ignored = summary["ignored_columns"]  # the file's own headers: user text, shown inert
                 st.caption("Columns not used: " + ", ".join(escape_markdown(c[:60]) for c in ignored[:30])

@@ -78,3 +78,45 @@ def test_a_broken_file_is_refused_on_the_page(page):
     at, _ = page
     at.file_uploader(key="extract").set_value(("empty.csv", b"", "text/csv")).run()
     assert any("Nothing can be stored from this file" in e.value and "the file is empty" in e.value for e in at.error)
+
+
+def _refusals(path):
+    from lib.access import audit
+
+    con = store.connect(path)
+    try:
+        return audit.read(con, action="upload_refused")
+    finally:
+        con.close()
+
+
+def test_carriage_return_files_on_the_page(page):
+    """Issue 14: a CR-only file is read; CR garbage (the fuzzer's b'\\r\\x01') is refused with a message, no
+    traceback, and an upload_refused audit row."""
+    at, path = page
+    rows = good_rows(3)
+    for i, r in enumerate(rows):
+        r["source_record_id"] = f"CR{i}"
+    at.file_uploader(key="extract").set_value(("mac.csv", csv_bytes(rows).replace(b"\n", b"\r"), "text/csv")).run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Rows read"], metrics["Rows to store"]) == ("3", "3")
+    at.file_uploader(key="extract").set_value(("cr.csv", b"\r\x01", "text/csv")).run()
+    assert not at.exception, at.exception
+    errors = [e.value.replace("\\", "") for e in at.error]  # shown markdown-escaped
+    assert any("Nothing can be stored from this file" in e and "cr.csv: missing required" in e for e in errors)
+    refused = _refusals(path)
+    assert refused["subject"].tolist() == ["cr.csv"] and refused["detail"].tolist() == ["missing_columns"]
+
+
+def test_the_page_says_which_excel_sheet_it_read(page):
+    from tests.test_hostile_files import _ids, _rows_as_lists, workbook
+
+    at, _ = page
+    data = workbook([("Old", "hidden", _rows_as_lists(_ids(good_rows(5), "HIDDEN"))),
+                     ("Sheet1", "visible", _rows_as_lists(_ids(good_rows(2), "SHOWN")))])
+    at.file_uploader(key="extract").set_value(("book.xlsx", data, "application/octet-stream")).run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Rows read"] == "2"
+    notes = [i.value.replace("\\", "") for i in at.info]  # shown escaped (sheet names are user text)
+    assert any("Read the sheet 'Sheet1'" in n and "Hidden sheets, not read: 'Old'" in n for n in notes), notes
