@@ -28,13 +28,18 @@ ROOT = Path(__file__).resolve().parents[1]
 # -- Parquet decompression bomb ------------------------------------------------------------------------
 
 def parquet_bomb(rows: int = 5_000_000, width: int = 1_000, *, statistics: bool = True,
-                 columns: tuple[str, ...] = ("source_record_id",)) -> bytes:
-    """About 0.5 MB on disk: ``rows`` copies of one ``width``-character dictionary value per column."""
-    value = pa.array(["x" * width])
+                 columns: tuple[str, ...] = ("source_record_id",), complete: bool = True) -> bytes:
+    """About 0.6 MB on disk: ``rows`` copies of one ``width``-character dictionary value in each of
+    ``columns``; with ``complete``, the other required columns hold one short valid value each, so the
+    file looks like an extract (without them it is refused from its footer as missing columns)."""
     indices = pa.array(np.zeros(rows, dtype=np.int32))
-    table = pa.table({name: pa.DictionaryArray.from_arrays(indices, value) for name in columns})
+    short = {"source_record_id": "R1", "agency_type": "police", "agency_code": "E23000010",
+             "encounter_date": "2025-03-14"}
+    data = {name: pa.DictionaryArray.from_arrays(indices, pa.array([value]))
+            for name, value in short.items() if complete and name not in columns}
+    data.update({name: pa.DictionaryArray.from_arrays(indices, pa.array(["x" * width])) for name in columns})
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, write_statistics=statistics)
+    pq.write_table(pa.table(data), buffer, write_statistics=statistics)
     return buffer.getvalue()
 
 
@@ -72,6 +77,24 @@ def test_parquet_bomb_is_refused_without_expanding(tmp_path, statistics):
     assert result["outcome"] == "refused" and result["code"] == "parquet_bomb", result
     assert "GB" in result["message"] and "not read" in result["message"]
     # Bounded: the file expands to 5 GB; refusing it holds well under one (the cap above is 3 GB).
+    assert result["peak_rss_mb"] < 1_000, result
+
+
+def test_a_bomb_without_our_columns_is_refused_from_its_footer(tmp_path):
+    path = tmp_path / "bare.parquet"
+    path.write_bytes(parquet_bomb(columns=("surname",), complete=False))
+    result = refuse_in_child(path)
+    assert result["outcome"] == "refused" and result["code"] == "missing_columns", result
+    assert result["peak_rss_mb"] < 1_000, result
+
+
+def test_a_smaller_bomb_is_refused_against_the_columns_longest_values(tmp_path):
+    """1 million rows of 1,000 characters (1 GB) is under the 1 GiB cap, but no source_record_id is
+    longer than 64 characters: what the file claims is checked against what its columns can hold."""
+    path = tmp_path / "smaller.parquet"
+    path.write_bytes(parquet_bomb(rows=1_000_000))
+    result = refuse_in_child(path)
+    assert result["outcome"] == "refused" and result["code"] == "parquet_bomb", result
     assert result["peak_rss_mb"] < 1_000, result
 
 

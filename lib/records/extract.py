@@ -604,8 +604,12 @@ def _read_parquet(data: bytes, filename: str, max_rows: int):
     if meta.num_row_groups > PARQUET_MAX_ROW_GROUPS:
         raise ExtractError(filename, f"the file has {meta.num_row_groups:,} row groups; at most "
                            f"{PARQUET_MAX_ROW_GROUPS:,} are read (write it with larger row groups)", "parquet_bomb")
-    wanted = [i for i, n in enumerate(names) if schema.HEADER_LOOKUP.get(schema.header_key(n)) is not None]
+    canonical = [schema.HEADER_LOOKUP.get(schema.header_key(n)) for n in names]
+    wanted = [i for i, c in enumerate(canonical) if c is not None]
     wanted_names = [names[i] for i in wanted]
+    if not wanted or any(c not in canonical for c in schema.REQUIRED):
+        # Nothing is read from a file without the required columns: map_columns names what is missing.
+        return names, [None] * len(names), np.arange(2, 2 + meta.num_rows, dtype=np.int64), empty_issues(), 0
     leaf_owner = _parquet_leaf_owners(meta_file, set(wanted_names))
     uncompressed = 0
     estimated_text = 0
@@ -622,15 +626,17 @@ def _read_parquet(data: bytes, filename: str, max_rows: int):
     if compressed > len(data) + (1 << 20):
         raise ExtractError(filename, "the Parquet file's own index (footer) claims more data than the file "
                            "holds; it is damaged or forged and is not read", "not_parquet")
-    limit = PARQUET_MAX_TEXT
+    # What every cell of the columns read could need at its longest (4 UTF-8 bytes a character, plus
+    # slack), and never more than PARQUET_MAX_TEXT: a file beyond that cannot be an extract.
+    per_row = sum(4 * schema.MAX_LENGTH[c] + 16 for c in canonical if c is not None)
+    limit = min(PARQUET_MAX_TEXT, max(meta.num_rows, 0) * per_row + (1 << 20))
     if uncompressed > limit or estimated_text > limit:
         size = max(uncompressed, estimated_text)
-        raise ExtractError(filename, f"the Parquet file would expand to about {size / 1e9:,.1f} GB when read "
-                           f"({meta.num_rows:,} rows from {len(data) / 1e6:,.1f} MB); the limit is "
-                           f"{limit / 1e9:,.1f} GB, about what a CSV within the size limit holds. It is not read "
-                           "(a 'decompression bomb', or far more text than an extract holds)", "parquet_bomb")
-    if not wanted:  # nothing to read: map_columns names the missing columns
-        return names, [None] * len(names), np.arange(2, 2 + meta.num_rows, dtype=np.int64), empty_issues(), 0
+        raise ExtractError(filename, f"the Parquet file would expand to about {_gb(size)} when read "
+                           f"({meta.num_rows:,} rows from {len(data) / 1e6:,.1f} MB); the limit for this file is "
+                           f"{_gb(limit)} (every value at its column's longest, and at most {_gb(PARQUET_MAX_TEXT)}). "
+                           "It is not read: a 'decompression bomb', or far more text than an extract holds",
+                           "parquet_bomb")
     try:
         reader = pq.ParquetFile(pa.BufferReader(data), read_dictionary=_string_leaves(meta_file, wanted_names))
         batches = []
@@ -638,7 +644,7 @@ def _read_parquet(data: bytes, filename: str, max_rows: int):
         for batch in reader.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted_names, use_threads=False):
             decoded += sum(_decoded_bytes(col) for col in batch.columns)
             if decoded > limit:
-                raise ExtractError(filename, f"the Parquet file holds more than {limit / 1e9:,.1f} GB of text once "
+                raise ExtractError(filename, f"the Parquet file holds more than {_gb(limit)} of text once "
                                    f"decoded (found after {sum(b.num_rows for b in batches) + batch.num_rows:,} rows);"
                                    " it is not read (a 'decompression bomb', or far more text than an extract holds)",
                                    "parquet_bomb")
@@ -656,6 +662,10 @@ def _read_parquet(data: bytes, filename: str, max_rows: int):
     by_name = dict(zip(read_headers, read_columns))
     # Every header (for the ignored-columns list and duplicate checks); only the extract's columns were read.
     return names, [by_name.get(n) for n in names], rows, issues, blank
+
+
+def _gb(size: float) -> str:
+    return f"{size / 1e9:,.1f} GB" if size >= 1e8 else f"{size / 1e6:,.1f} MB"
 
 
 def _short(exc: BaseException) -> str:
