@@ -72,21 +72,22 @@ def _good_value(rnd: random.Random, column: str) -> str:
     return _GOOD[rnd.randrange(5)][column]
 
 
-def _column_values(rnd: random.Random, column: str, n: int) -> list:
-    """Mostly valid values for our column, some nasty, some missing."""
+def _column_values(rnd: random.Random, column: str, n: int, good: float = 0.6) -> list:
+    """Mostly valid values for our column (share ``good``), some nasty, some missing."""
     canonical = schema.HEADER_LOOKUP.get(schema.header_key(column))
     out = []
     for _ in range(n):
         r = rnd.random()
-        out.append(None if r < 0.1 else _good_value(rnd, canonical) if r < 0.6 and canonical else _text(rnd))
+        out.append(None if r < 0.05 else _good_value(rnd, canonical) if r < good and canonical else _text(rnd))
     return out
 
 
-def _header_names(rnd: random.Random) -> list[str]:
-    """A random set of headers: canonical names, their variants, unrelated names, duplicates in meaning."""
+def _header_names(rnd: random.Random, plausible: bool = False) -> list[str]:
+    """A random set of headers: canonical names, their variants, unrelated names, duplicates in meaning.
+    ``plausible``: every column of ours present (as itself or a variant), so the deep path is reached."""
     names: list[str] = []
     for column in schema.COLUMN_NAMES:
-        r = rnd.random()
+        r = rnd.random() * (0.85 if plausible else 1)
         if r < 0.65:
             names.append(column)
         elif r < 0.85:
@@ -112,9 +113,27 @@ ARROW_KINDS = ("string", "string", "string", "large_string", "dictionary", "int6
                "fixed_binary", "list", "struct", "map", "null", "time", "duration", "dict_int")
 
 
-def _arrow_column(rnd: random.Random, name: str, n: int) -> pa.Array:
-    kind = rnd.choice(ARROW_KINDS)
-    text = _column_values(rnd, name, n)
+# Types an agency's tool might really write for each of our columns (the "plausible" files).
+PLAUSIBLE_KINDS = {"encounter_date": ("string", "date32", "timestamp"), "date_of_birth": ("string", "date32"),
+                   "cse_flag": ("string", "bool", "dictionary"), "nhs_number": ("string", "int64_nhs")}
+
+
+def _arrow_column(rnd: random.Random, name: str, n: int, plausible: bool = False) -> pa.Array:
+    canonical = schema.HEADER_LOOKUP.get(schema.header_key(name))
+    if plausible:
+        kind = rnd.choice(PLAUSIBLE_KINDS.get(canonical, ("string", "large_string", "dictionary")))
+    else:
+        kind = rnd.choice(ARROW_KINDS)
+    text = _column_values(rnd, name, n, good=0.9 if plausible else 0.6)
+    if kind == "int64_nhs":
+        return pa.array([int(v) if v and v.isdigit() else None for v in text], pa.int64())
+    if kind in ("date32", "timestamp") and plausible:
+        days = [rnd.randint(-3_000, 20_000) for _ in range(n)]
+        values = [date(1990, 1, 1) + timedelta(days=d) for d in days]
+        return pa.array(values if kind == "date32" else [datetime(v.year, v.month, v.day) for v in values],
+                        pa.date32() if kind == "date32" else pa.timestamp("us"))
+    if kind == "bool" and plausible:
+        return pa.array([rnd.random() < 0.3 for _ in range(n)], pa.bool_())
     if kind == "string":
         return pa.array(text, pa.string())
     if kind == "large_string":
@@ -174,15 +193,16 @@ def _huge_dictionary(rnd: random.Random, n: int) -> pa.Array:
 
 
 def random_parquet(rnd: random.Random) -> FuzzFile:
+    plausible = rnd.random() < 0.4  # a file an agency might really send, with some bad cells
     bomb = rnd.random() < 0.15
     many_groups = rnd.random() < 0.1
     n = rnd.choice([0, 1, 2, 5, 17, 40]) if not (bomb or many_groups) else 300 if many_groups \
         else rnd.choice([300, 1_000, 3_000])
-    names = _header_names(rnd)
+    names = _header_names(rnd, plausible)
     columns = {}
     for name in names:
-        columns[name] = _arrow_column(rnd, name, n)
-    notes = []
+        columns[name] = _arrow_column(rnd, name, n, plausible)
+    notes = ["plausible"] if plausible else []
     limits: dict[str, int] = {}
     if bomb:
         target = rnd.choice([c for c in names] or ["source_record_id"])
@@ -211,7 +231,7 @@ def random_parquet(rnd: random.Random) -> FuzzFile:
     except (pa.ArrowException, ValueError, TypeError) as exc:  # a schema the writer itself refuses
         data = b"PAR1" + rnd.randbytes(64) + b"PAR1"
         notes.append(f"writer refused ({type(exc).__name__})")
-    damage = rnd.random()
+    damage = rnd.random() * (3 if plausible else 1)
     if damage < 0.1 and len(data) > 8:
         cut = rnd.randrange(4, len(data))
         data = data[:cut]
@@ -232,9 +252,9 @@ def random_parquet(rnd: random.Random) -> FuzzFile:
 
 # -- Excel ----------------------------------------------------------------------------------------------
 
-def _cell(rnd: random.Random, column: str | None):
+def _cell(rnd: random.Random, column: str | None, good: float = 0.5):
     r = rnd.random()
-    if r < 0.5 and column:
+    if r < good and column:
         return _good_value(rnd, column)
     if r < 0.6:
         return None
@@ -247,14 +267,16 @@ def _cell(rnd: random.Random, column: str | None):
     return _text(rnd)
 
 
-def _sheet_rows(rnd: random.Random) -> list[list]:
-    ours = rnd.random() < 0.7
-    header = _header_names(rnd) if ours else [_text(rnd, 12) for _ in range(rnd.randint(1, 6))]
+def _sheet_rows(rnd: random.Random, plausible: bool = False) -> list[list]:
+    ours = plausible or rnd.random() < 0.7
+    header = _header_names(rnd, plausible) if ours else [_text(rnd, 12) for _ in range(rnd.randint(1, 6))]
     canonical = [schema.HEADER_LOOKUP.get(schema.header_key(h)) for h in header]
     rows: list[list] = [[] for _ in range(rnd.choice([0, 0, 1, 3]))] + [list(header)]
-    for _ in range(rnd.choice([0, 1, 3, 8])):
-        width = len(header) + rnd.choice([0, 0, 0, 1, -1])
-        rows.append([_cell(rnd, canonical[i] if i < len(canonical) else None) for i in range(max(width, 0))])
+    width_jitter = [0] if plausible else [0, 0, 0, 1, -1]
+    for _ in range(rnd.choice([3, 8, 20] if plausible else [0, 1, 3, 8])):
+        width = len(header) + rnd.choice(width_jitter)
+        rows.append([_cell(rnd, canonical[i] if i < len(canonical) else None, 0.93 if plausible else 0.5)
+                     for i in range(max(width, 0))])
     return rows
 
 
@@ -274,24 +296,25 @@ def _write_zip(members, compression=zipfile.ZIP_DEFLATED, comment: bytes = b"") 
 
 
 def random_xlsx(rnd: random.Random) -> FuzzFile:
+    plausible = rnd.random() < 0.4  # a workbook an agency might really send, with some bad cells
     book = openpyxl.Workbook()
     book.remove(book.active)
     states = []
-    for i in range(rnd.choice([1, 1, 2, 3, 4])):
+    for i in range(1 if plausible else rnd.choice([1, 1, 2, 3, 4])):
         title = rnd.choice(["Sheet1", "data", "Encounters", "Notes", "extract", f"S{i}",
                             ILLEGAL_CHARACTERS_RE.sub("", re.sub(r"[\[\]:*?/\\]", "", _text(rnd, 20)))[:31]
                             or f"T{i}"])
         while title in book.sheetnames or not title.strip("'"):
             title = f"{title[:28]}{i}x"
         sheet = book.create_sheet(title.strip("'") or f"U{i}")
-        for row in _sheet_rows(rnd):  # openpyxl refuses control characters: the zip edits below add those
+        for row in _sheet_rows(rnd, plausible):  # openpyxl refuses control characters: the zip edits below add those
             sheet.append([ILLEGAL_CHARACTERS_RE.sub("?", v) if isinstance(v, str) else v for v in row])
         if rnd.random() < 0.2 and sheet.max_row > 1 and sheet.max_column > 1:
             sheet.merge_cells(start_row=rnd.randint(1, sheet.max_row), start_column=1,
                               end_row=sheet.max_row, end_column=rnd.randint(1, sheet.max_column))
-        state = rnd.choice(["visible", "visible", "hidden", "veryHidden"])
+        state = "visible" if plausible else rnd.choice(["visible", "visible", "hidden", "veryHidden"])
         states.append(state)
-    notes = [f"{len(states)} sheets {states}"]
+    notes = (["plausible"] if plausible else []) + [f"{len(states)} sheets {states}"]
     visible = [i for i, s in enumerate(states) if s == "visible"]
     for sheet, state in zip(book.worksheets, states):
         sheet.sheet_state = state
@@ -306,7 +329,7 @@ def random_xlsx(rnd: random.Random) -> FuzzFile:
         members = [(n, c.replace(b'sheetId="1" state="visible"', b'sheetId="1" state="hidden"')
                     if n == "xl/workbook.xml" else c) for n, c in members]
         notes.append("all sheets hidden")
-    odd = rnd.random()
+    odd = rnd.random() * (2 if plausible else 1)
     compression = zipfile.ZIP_DEFLATED
     comment = b""
     sheet_parts = [i for i, (n, _) in enumerate(members) if n.startswith("xl/worksheets/sheet")]

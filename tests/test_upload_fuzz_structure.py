@@ -52,8 +52,8 @@ def test_random_xlsx_structure(con, seed):
 
 
 def test_the_builders_reach_every_path(con):
-    """The generators are worth running: over 120 seeds each, both refusals and stored batches occur,
-    the bomb path refuses, and hidden or ambiguous sheets are refused."""
+    """The generators are worth running: over 120 seeds each, refusals, files read with nothing valid and
+    files with rows to store all occur, the bomb path refuses, and hidden or ambiguous sheets are refused."""
     outcomes: dict[str, set[str]] = {"parquet": set(), "xlsx": set()}
     codes: set[str] = set()
     for seed in range(120):
@@ -61,11 +61,11 @@ def test_the_builders_reach_every_path(con):
             case = build(random.Random(seed))
             try:
                 with limits_lowered(case):
-                    prepare(case.data, case.filename, key=KEY, today=TODAY)
-                outcomes[kind].add("read")
+                    batch = prepare(case.data, case.filename, key=KEY, today=TODAY)
+                outcomes[kind].add("rows to store" if batch.rows_valid else "read")
             except extract_module.ExtractError as exc:
                 outcomes[kind].add("refused")
                 codes.add(exc.code)
-    assert outcomes == {"parquet": {"read", "refused"}, "xlsx": {"read", "refused"}}
+    assert outcomes == {"parquet": {"read", "rows to store", "refused"}, "xlsx": {"read", "rows to store", "refused"}}
     assert {"parquet_bomb", "excel_sheet", "not_parquet", "not_excel", "missing_columns"} <= codes, codes
     assert "internal_error" not in codes
