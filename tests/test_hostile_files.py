@@ -349,3 +349,17 @@ def test_an_ordinary_workbook_with_entities_of_xml_itself_is_read():
     rows[1][rows[0].index("encounter_type")] = "A & B <referral>"
     extract = read_extract(workbook([("Sheet1", "visible", rows)]), "ok.xlsx")
     assert extract.frame["encounter_type"].tolist()[0] == "A & B <referral>"
+
+
+def test_shared_strings_beyond_the_limit_are_refused_before_openpyxl(monkeypatch):
+    from lib.records import extract
+
+    rows = _rows_as_lists(good_rows(40))
+    data = workbook([("Sheet1", "visible", rows)])
+    members = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    if "xl/sharedStrings.xml" not in members:  # openpyxl wrote inline strings: add a shared strings part
+        data = _add(data, "xl/sharedStrings.xml", b'<sst xmlns="x">' + b"<si><t>x</t></si>" * 5000 + b"</sst>")
+    monkeypatch.setattr(extract, "XLSX_MAX_SHARED_STRINGS", 10_000)
+    with pytest.raises(ExtractError) as exc:
+        read_extract(data, "strings.xlsx")
+    assert exc.value.code == "xlsx_bomb" and "shared strings" in exc.value.message

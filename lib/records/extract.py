@@ -42,6 +42,7 @@ XLSX_MAX_UNCOMPRESSED = 3 << 30  # 3 GiB of XML in all (a 1 GiB workbook of real
 PARQUET_MAX_TEXT = MAX_BYTES  # decoded bytes of the extract's columns: what a CSV within MAX_BYTES could hold
 PARQUET_MAX_ROW_GROUPS = 10_000  # 5 million rows in row groups of 500; more is a file built to be slow
 PARQUET_BATCH_ROWS = 65_536  # rows read at a time (text kept dictionary-encoded until the size is known)
+XLSX_MAX_SHARED_STRINGS = 512 << 20  # uncompressed sharedStrings.xml: openpyxl loads it whole into memory
 XLSX_MAX_RATIO = 200  # a member inflating more than 200x (and over 1 MB) is a zip bomb, not a spreadsheet
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "excel", ".xlsm": "excel", ".parquet": "parquet",
            ".pq": "parquet"}
@@ -360,6 +361,11 @@ def check_workbook_archive(data: bytes, filename: str) -> None:
                 if info.flag_bits & 0x1:
                     raise ExtractError(filename, "the workbook is encrypted; remove the password and upload it "
                                        "again", "not_excel")
+            strings = sum(i.file_size for i in infos if i.filename.lower().endswith("sharedstrings.xml"))
+            if strings > XLSX_MAX_SHARED_STRINGS:  # openpyxl holds every shared string in memory at once
+                raise ExtractError(filename, f"the workbook's shared strings expand to {strings / 1e6:,.0f} MB; the "
+                                   f"limit is {XLSX_MAX_SHARED_STRINGS / 1e6:,.0f} MB (they are held in memory "
+                                   "whole). Save a workbook this large as CSV UTF-8 and upload that", "xlsx_bomb")
             if total > XLSX_MAX_UNCOMPRESSED:
                 raise ExtractError(filename, f"the workbook expands to {total / 1e9:,.1f} GB; the limit is "
                                    f"{XLSX_MAX_UNCOMPRESSED / 1e9:,.1f} GB", "xlsx_bomb")
