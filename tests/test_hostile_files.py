@@ -98,6 +98,17 @@ def test_a_smaller_bomb_is_refused_against_the_columns_longest_values(tmp_path):
     assert result["peak_rss_mb"] < 1_000, result
 
 
+def test_a_damaged_footer_that_aborted_pyarrow_is_refused(tmp_path):
+    """Found by the structured fuzzer (tests/fuzz_structures.py, seed 202 of random_parquet): a bit flip in
+    a column chunk's level histogram. pyarrow 26 aborts the whole process (std::terminate: it would take
+    the app's server down) when that chunk's metadata is read through RowGroupMetaData.column(); the reader
+    raises an ordinary error. Run in a child process so a regression fails this test, not the test run."""
+    path = ROOT / "tests" / "data" / "parquet_damaged_footer_abort.parquet"
+    result = refuse_in_child(path)
+    assert result["outcome"] == "refused" and result["code"] == "not_parquet", result
+    assert "histogram" in result["message"]
+
+
 def test_parquet_bomb_leaves_the_store_unchanged(tmp_path):
     con = store.connect(tmp_path / "s.duckdb")
     try:

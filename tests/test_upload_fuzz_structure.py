@@ -39,6 +39,7 @@ def _run(con, case) -> str:
 
 @given(seed=SEEDS)
 @example(seed=0)
+@example(seed=202)  # a damaged level histogram: pyarrow aborted the process (tests/test_hostile_files.py)
 def test_random_parquet_structure(con, seed):
     case = random_parquet(random.Random(seed))
     _run(con, case)
