@@ -343,8 +343,8 @@ def random_xlsx(rnd: random.Random) -> FuzzFile:
         notes.append("dimension claims A1:XFD1048576")
     elif odd < 0.24 and sheet_parts:
         i = rnd.choice(sheet_parts)
-        members[i] = (members[i][0], re.sub(rb'<c r="([A-Z]+[0-9]+)"( [^>]*)?>', rb'<c r="\1" t="s"><v>99999</v></c><c r="ZZ1">',
-                                            members[i][1], count=1))
+        forged = rb'<c r="\1" t="s"><v>99999</v></c><c r="ZZ1">'  # a string index far past the table
+        members[i] = (members[i][0], re.sub(rb'<c r="([A-Z]+[0-9]+)"( [^>]*)?>', forged, members[i][1], count=1))
         notes.append("forged shared-string index")
     elif odd < 0.3:
         name = rnd.choice([m[0] for m in members])

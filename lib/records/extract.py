@@ -128,7 +128,8 @@ def read_extract(source, filename: str | None = None, *, max_bytes: int = MAX_BY
     if table.num_rows == 0 and len(issues) == 0:
         raise ExtractError(filename, "the file has a header but no data rows", "no_data_rows")
     return Extract(filename=filename, format=kind, sha256=digest, table=table, rows=rows, issues=issues,
-                   column_map=column_map, ignored_columns=ignored, blank_rows=blank, sheet=sheet[0], sheet_note=sheet[1])
+                   column_map=column_map, ignored_columns=ignored, blank_rows=blank, sheet=sheet[0],
+                   sheet_note=sheet[1])
 
 
 # -- bytes and sniffing -------------------------------------------------------------------------

@@ -144,7 +144,8 @@ def _internal_error(source, filename: str | None, exc: BaseException) -> Extract
     where = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)[-3:])).strip()
     _log.error("reading %s failed with %s at\n%s", name, type(exc).__name__, where)
     return ExtractError(name, f"the file could not be read ({type(exc).__name__}); nothing from it was stored. "
-                              "If the file opens normally, save it again as CSV UTF-8 and upload that", "internal_error")
+                              "If the file opens normally, save it again as CSV UTF-8 and upload that",
+                        "internal_error")
 
 
 def prepare_frame(frame: pd.DataFrame, filename: str, *, key: bytes, today: date | None = None) -> PreparedBatch:
