@@ -3,7 +3,7 @@
 The ONS Open Geography Portal lookups the product depends on are vendored, as R data files, by the public
 repository humaniverse/geographr. `extract()` reads the named .rda files from a git mirror of that
 repository (pyreadr, build time only) and writes each as a small CSV under geodata/official/, with
-geodata/official/sources.json naming, for every extract: repository, path, commit, publisher, dataset,
+geodata/official/geography_sources.json naming, for every extract: repository, path, commit, publisher, dataset,
 vintage, landing page, licence and the sha256 of both the .rda and the extract. The geodata build and the
 tests read only those committed extracts, so neither needs the mirror or the network.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 OFFICIAL = Path(__file__).resolve().parents[2] / "geodata" / "official"
-SOURCES_JSON = OFFICIAL / "sources.json"
+SOURCES_JSON = OFFICIAL / "geography_sources.json"
 GEOGRAPHR = "humaniverse/geographr"
 OGL = "Open Government Licence v3.0"
 PORTAL = "https://geoportal.statistics.gov.uk/datasets/"
@@ -189,7 +189,7 @@ def extract(mirror_root: Path, out_dir: Path = OFFICIAL) -> dict:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
-    (out_dir / "sources.json").write_text(json.dumps(entries, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out_dir / SOURCES_JSON.name).write_text(json.dumps(entries, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return entries
 
 
@@ -217,11 +217,11 @@ def verify() -> list[str]:
     for source in SOURCES:
         entry = entries.get(source.key)
         if entry is None:
-            problems.append(f"{source.key}: not in sources.json")
+            problems.append(f"{source.key}: not in geography_sources.json")
             continue
         p = path(source.key)
         if not p.exists():
             problems.append(f"{source.filename}: missing")
         elif _sha256(p.read_bytes()) != entry["sha256"]:
-            problems.append(f"{source.filename}: checksum differs from sources.json")
+            problems.append(f"{source.filename}: checksum differs from geography_sources.json")
     return problems
