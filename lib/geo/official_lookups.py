@@ -17,7 +17,7 @@ import io
 import json
 import subprocess
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -182,7 +182,7 @@ def extract(mirror_root: Path, out_dir: Path = OFFICIAL) -> dict:
         written.append((out_dir / source.filename, data))
         entries[source.key] = {
             **{k: v for k, v in asdict(source).items() if k not in ("key", "columns", "gzip", "r_object")},
-            "commit": commit, "r_object": source.r_object, "file": source.filename, "rows": int(len(frame)),
+            "commit": commit, "r_object": source.r_object, "file": source.filename, "rows": len(frame),
             "columns": list(source.columns), "source_sha256": _sha256(raw), "sha256": _sha256(data),
         }
     for path, data in written:
@@ -202,7 +202,7 @@ def path(key: str) -> Path:
     return OFFICIAL / BY_KEY[key].filename
 
 
-@lru_cache(maxsize=None)
+@cache
 def read(key: str) -> pd.DataFrame:
     """An official extract as text columns (blank cells become <NA>). Callers must not modify it."""
     if key not in BY_KEY:

@@ -11,7 +11,7 @@ same columns. ``map_codes(kind, codes)`` is the one entry point the rest of the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -57,7 +57,7 @@ def table() -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def by_kind(kind: str) -> dict[str, Successor]:
     rows = table()
     rows = rows[rows["kind"] == kind]
