@@ -73,3 +73,12 @@ LAYERS: dict[str, Layer] = {
 
 #: Layers a place falls in, in the order a side panel lists them.
 PLACE_ORDER = ("pfa", "utla", "lad", "icb", "sicbl", "lhb", "trust")
+
+
+def vintage_table():
+    """Layer — source — vintage, one row per layer (the Boundaries page shows it)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [(layer.title, layer.source, layer.vintage) for layer in LAYERS.values()],
+        columns=["Layer", "Source", "Vintage"])
