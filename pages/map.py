@@ -147,8 +147,6 @@ else:
             st.caption(LAYERS["trust"].note)
 
 st.subheader("Layer sources and vintages")
-st.dataframe(vintage_table(), hide_index=True, width="stretch",
-             column_config={"Source": st.column_config.TextColumn(width="large"),
-                            "Vintage": st.column_config.TextColumn(width="large")})
+st.table(vintage_table().set_index("Layer"))
 st.caption(f"Every layer is drawn from {POLYGONS}. Codes and names come from the official lookups listed in "
            "geodata/manifest.json (Open Government Licence v3.0); docs/REFERENCE_DATA.md says how they are refreshed.")

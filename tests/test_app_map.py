@@ -87,9 +87,9 @@ def test_misalignment_view_states_and_tabulates(app):
 def test_boundaries_page_shows_each_layers_source_and_vintage(app):
     from lib.geo.layers import LAYERS
 
-    tables = [df.value for df in app.dataframe if "Vintage" in df.value.columns]
+    tables = [t.value for t in app.table if "Vintage" in t.value.columns]
     assert len(tables) == 1
-    shown = tables[0].set_index("Layer")
+    shown = tables[0]
     assert list(shown.columns) == ["Source", "Vintage"]
     for layer in LAYERS.values():
         assert shown.at[layer.title, "Vintage"] == layer.vintage and shown.at[layer.title, "Source"] == layer.source
