@@ -40,12 +40,14 @@ def test_official_extracts_match_their_checksums():
     assert official_lookups.verify() == []
     entries = official_lookups.sources_json()
     for key, entry in entries.items():
-        assert entry["repository"] == "humaniverse/geographr" and len(entry["commit"]) == 40
+        assert entry["repository"] == official_lookups.BY_KEY[key].repository and len(entry["commit"]) == 40
+        assert entry["repository"] in ("humaniverse/geographr", "dfe-analytical-services/CSC_outcomes_and_enablers")
         assert entry["licence"] == "Open Government Licence v3.0" and entry["vintage"] and entry["dataset"]
         assert len(official_lookups.read(key)) == entry["rows"]
 
 
-@pytest.mark.skipif(not (MIRROR / "humaniverse+geographr" / "repo").exists(), reason="no git mirror here")
+@pytest.mark.skipif(not all((MIRROR / s.repository.replace("/", "+") / "repo").exists()
+                            for s in official_lookups.SOURCES), reason="no git mirrors here")
 def test_extracts_are_what_the_mirror_gives(tmp_path):
     fresh = official_lookups.extract(MIRROR, tmp_path)
     committed = official_lookups.sources_json()
@@ -173,3 +175,10 @@ def test_every_layer_names_its_source_and_vintage():
             assert manifest["layers"][key]["official"][extract]["sha256"] == entries[extract]["sha256"]
     assert "2025" in layers.LAYERS["lad"].vintage
     assert "April 2024" in layers.LAYERS["icb"].vintage and "April 2026" in layers.LAYERS["icb"].vintage
+
+
+def test_two_official_copies_of_the_april_2023_utla_lookup_agree():
+    """geographr's and the Department for Education's copies of the same ONS lookup: same pairs, same names."""
+    ons = official_lookups.read("ltla23_utla23")
+    dfe = official_lookups.read("dfe_ltla23_utla23")
+    assert set(map(tuple, ons.to_numpy().tolist())) == set(map(tuple, dfe.to_numpy().tolist()))

@@ -33,7 +33,7 @@ PORTAL = "https://geoportal.statistics.gov.uk/datasets/"
 class OfficialSource:
     key: str  # extract name: geodata/official/{key}.csv or .csv.gz
     path: str  # file in the repository
-    r_object: str  # name of the data frame inside the .rda
+    r_object: str  # name of the data frame inside the .rda ("" for a CSV file)
     publisher: str
     dataset: str  # the publisher's title of the dataset
     vintage: str
@@ -115,6 +115,14 @@ SOURCES: tuple[OfficialSource, ...] = (
         ("lsoa21_code", "sicbl24_code", "sicbl24_code_nhs", "sicbl24_name", "icb24_code", "icb24_code_nhs",
          "icb24_name"), gzip=True),
     OfficialSource(
+        "dfe_ltla23_utla23", "data-raw/LTLA-UTLA_Apr23_Lookup_England-Wales.csv", "",
+        "Office for National Statistics (copy vendored by the Department for Education)",
+        "Lower Tier Local Authority to Upper Tier Local Authority (April 2023) Lookup in England and Wales",
+        "April 2023",
+        PORTAL + "ons::lower-tier-local-authority-to-upper-tier-local-authority-april-2023-lookup-in-ew/about",
+        ("LTLA23CD", "LTLA23NM", "UTLA23CD", "UTLA23NM"),
+        repository="dfe-analytical-services/CSC_outcomes_and_enablers"),
+    OfficialSource(
         "ua22_lhb22", *_rda("lookup_ltla21_lhb22"), "Office for National Statistics",
         "Unitary Authority to Local Health Board (December 2022) Lookup in Wales", "December 2022",
         PORTAL + "ons::unitary-authority-to-local-health-board-december-2022-lookup-in-wales/explore",
@@ -167,13 +175,17 @@ def extract(mirror_root: Path, out_dir: Path = OFFICIAL) -> dict:
             raise OfficialDataError(f"{source.key}: no git mirror of {source.repository} at {mirror}")
         commit = _git(mirror, "rev-parse", "HEAD").decode().strip()
         raw = _git(mirror, "show", f"{commit}:{source.path}")
-        with tempfile.NamedTemporaryFile(suffix=".rda") as handle:
-            handle.write(raw)
-            handle.flush()
-            frames = pyreadr.read_r(handle.name)
-        if source.r_object not in frames:
-            raise OfficialDataError(f"{source.repository}/{source.path}: no object {source.r_object!r}")
-        frame = frames[source.r_object]
+        if source.path.endswith(".csv"):
+            frame = pd.read_csv(io.BytesIO(raw), dtype="string", encoding="utf-8-sig", keep_default_na=False,
+                                na_values=[""])
+        else:
+            with tempfile.NamedTemporaryFile(suffix=".rda") as handle:
+                handle.write(raw)
+                handle.flush()
+                frames = pyreadr.read_r(handle.name)
+            if source.r_object not in frames:
+                raise OfficialDataError(f"{source.repository}/{source.path}: no object {source.r_object!r}")
+            frame = frames[source.r_object]
         missing = [c for c in source.columns if c not in frame.columns]
         if missing:
             raise OfficialDataError(f"{source.repository}/{source.path}: columns {missing} not found")
