@@ -183,3 +183,28 @@ def test_two_official_copies_of_the_april_2023_utla_lookup_agree():
     ons = official_lookups.read("ltla23_utla23")
     dfe = official_lookups.read("dfe_ltla23_utla23")
     assert set(map(tuple, ons.to_numpy().tolist())) == set(map(tuple, dfe.to_numpy().tolist()))
+
+
+def test_overlap_successors_maps_a_near_whole_move_and_flags_a_split():
+    from lib.geo import reference
+
+    old = pd.Series(["A"] * 99 + ["B"] * 1 + ["C"] * 60 + ["C"] * 40 + ["K"] * 5)
+    new = pd.Series(["A2"] * 99 + ["X"] * 1 + ["D1"] * 60 + ["D2"] * 40 + ["K"] * 5)
+    out = reference.overlap_successors(old, new, "utla", "test", current={"A2", "X", "D1", "D2", "K"}).set_index(
+        "old_code")
+    assert set(out.index) == {"A", "B", "C"}  # K is current: not a retired code
+    assert (out.at["A", "status"], out.at["A", "new_code"]) == ("mapped", "A2")
+    assert (out.at["C", "status"], out.at["C", "new_code"], out.at["C", "share"]) == ("split", "", 0.6)
+    assert out.at["C", "destinations"] == "D1:0.6000 D2:0.4000"
+
+
+def test_build_refuses_lookups_that_disagree_with_the_postcode_directory():
+    from lib.geo import reference
+
+    table = lookup.lsoa_table()
+    current = table["lad_code"].reset_index(drop=True)
+    codes = reference.lsoa_official_codes(table["lsoa11cd"])
+    succ = reference.lad_successors(codes, current)
+    without_leeds = current.where(current != "E08000035", "E08000036")  # as if Leeds had vanished
+    with pytest.raises(reference.ReferenceError, match="lad24_csp24_pfa24.*E08000035"):
+        reference.lad_facts(without_leeds, succ)
