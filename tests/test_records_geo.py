@@ -140,3 +140,12 @@ def test_retired_agency_codes_are_mapped_to_successors_or_flagged_where_split():
     assert summary["codes_mapped"] == {"agency_code: retired_code": 2}
     assert summary["rejected_by_reason"] == {"agency_code: split_code": 2}
     assert list(summary["retired_codes_mapped"].values()) == [2]
+
+
+def test_a_retired_code_of_another_kind_is_named_in_the_rejection():
+    rows = good_rows(1)
+    rows[0].update(agency_type="health", agency_code="E54000052")  # an ICB (July 2022), not a trust
+    batch = prepare(csv_bytes(rows), "health.csv", key=KEY, today=TODAY)
+    issue = batch.issues.iloc[0]
+    assert (issue["row"], issue["field"], issue["code"]) == (2, "agency_code", "unknown_agency_code")
+    assert "retired integrated care board code (now E54000063)" in issue["reason"]

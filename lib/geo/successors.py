@@ -74,6 +74,15 @@ def lookup(kind: str, code: str) -> Successor | None:
     return by_kind(kind).get(code)
 
 
+def find(code: str) -> Successor | None:
+    """The successor entry of a retired code of any kind (first kind in table order), or None."""
+    for kind in dict.fromkeys(table()["kind"]):
+        entry = by_kind(kind).get(code)
+        if entry is not None:
+            return entry
+    return None
+
+
 def map_codes(kind: str, codes, names: dict[str, str] | None = None) -> tuple[list[str | None], list[str]]:
     """Current code for each code: unchanged if not retired, its successor if mapped, None if split.
 

@@ -617,6 +617,10 @@ def validate(data, filename: str | None = None, *, rows: np.ndarray | None = Non
         found = layer_of.get(code)
         word = geography.LAYER_WORDS.get(found, "")
         also = f"; it is {'an' if word[:1] in 'aeiou' else 'a'} {word}" if found and found != layer else ""
+        other = successors.find(code) if not also else None
+        if other is not None:
+            now = f"now {other.new_code}" if other.status == "mapped" else "since split"
+            also = f"; it is a retired {successors.KIND_WORDS.get(other.kind, other.kind)} code ({now})"
         pair_reason.append(f"agency code {_show(code, 16)} is not a {geography.LAYER_WORDS[layer]} "
                            f"(agency type {kind}){also}")
 
