@@ -18,6 +18,8 @@ def main() -> None:
         started = time.perf_counter()
         manifest = build.build(Path(tmp), progress=lambda message: None)
         emit("geodata build time", round(time.perf_counter() - started, 1), "s")
+    for name, seconds in manifest.get("timings_s", {}).items():
+        emit(f"geodata build step: {name}", seconds, "s")
     display_total = 0
     for name, info in sorted(manifest["files"].items()):
         emit(f"geodata size {name}", round(info["bytes"] / 1e6, 3), "MB")

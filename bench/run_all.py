@@ -6,7 +6,7 @@ baseline) → link (and the plain-Splink baseline) → all measures → each pag
 cached) → board pack (when the `boardpack` command exists). Then each page once more on the default
 dataset (what the app builds at first start), the setting of the ≤ 1 s page target.
 
-Prints one JSON object per line, {"figure", "value", "unit", ...} (DESIGN.md), and with --table FILE
+Prints one JSON object per line, {"figure", "value", "unit", ...} (docs/PERFORMANCE.md), and with --table FILE
 writes a markdown table with the date and the machine. Timings are measured here, never asserted in tests.
 """
 from __future__ import annotations

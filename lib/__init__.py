@@ -1,1 +1,1 @@
-"""Joined Up analysis core: plain Python, no Streamlit (see README "Architecture")."""
+"""Joined Up analysis core: plain Python, no Streamlit (see docs/ARCHITECTURE.md)."""

@@ -1,7 +1,7 @@
 """Command line for everything the pages do (batch jobs, schedulers, benchmarks).
 
 Each concept registers its own sub-commands through a ``register(subparsers)`` function, so this
-file stays a dispatcher. Commands print JSON on stdout; other tools rely on it (DESIGN.md).
+file stays a dispatcher. Commands print JSON on stdout; other tools rely on it (docs/CLI.md).
 """
 from __future__ import annotations
 

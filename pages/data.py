@@ -93,6 +93,8 @@ with upload_tab:
                 ignored = summary["ignored_columns"]  # the file's own headers: user text, shown inert
                 st.caption("Columns not used: " + ", ".join(escape_markdown(c[:60]) for c in ignored[:30])
                            + (f" and {len(ignored) - 30} more" if len(ignored) > 30 else ""))
+            for message, rows in summary["retired_codes_mapped"].items():  # built from official codes, not user text
+                st.info(f"{escape_markdown(message)} ({rows:,} rows).", icon=":material/swap_horiz:")
             if len(batch.issues):
                 reasons = (batch.issues.groupby(["action", "field", "code"]).size().rename("rows").reset_index()
                            .sort_values("rows", ascending=False))

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from lib.geo import alignment, lookup, maps
-from lib.geo.layers import LAYERS, PLACE_ORDER
+from lib.geo.layers import LAYERS, PLACE_ORDER, POLYGONS, vintage_table
 from lib.export.csv_safe import to_csv_bytes
 from pages.common import require_page
 
@@ -145,3 +145,8 @@ else:
                                file_name=f"misalignment_{layer}.csv", mime="text/csv")
         if against == "trust" or layer == "trust":
             st.caption(LAYERS["trust"].note)
+
+st.subheader("Layer sources and vintages")
+st.table(vintage_table().set_index("Layer"))
+st.caption(f"Every layer is drawn from {POLYGONS}. Codes and names come from the official lookups listed in "
+           "geodata/manifest.json (Open Government Licence v3.0); docs/REFERENCE_DATA.md says how they are refreshed.")

@@ -82,3 +82,16 @@ def test_misalignment_view_states_and_tabulates(app):
     assert not app.exception
     table = [d.value for d in app.dataframe if "crossing_partners" in d.value.columns][0]
     assert len(table) == 43
+
+
+def test_boundaries_page_shows_each_layers_source_and_vintage(app):
+    from lib.geo.layers import LAYERS
+
+    tables = [t.value for t in app.table if "Vintage" in t.value.columns]
+    assert len(tables) == 1
+    shown = tables[0]
+    assert list(shown.columns) == ["Source", "Vintage"]
+    for layer in LAYERS.values():
+        assert shown.at[layer.title, "Vintage"] == layer.vintage and shown.at[layer.title, "Source"] == layer.source
+    assert "2025" in shown.at[LAYERS["lad"].title, "Vintage"]
+    assert "April 2026" in shown.at[LAYERS["icb"].title, "Vintage"]  # says the 36-ICB edition is not in yet

@@ -110,7 +110,7 @@ def test_display_layers_fit_the_size_budget():
     ("LS1 3EX", "Leeds", "West Yorkshire", "Leeds", "NHS West Yorkshire Integrated Care Board"),
     ("cf10 1ep", "Cardiff", "South Wales", "Cardiff", "Cardiff and Vale University Health Board"),
     ("SW1A 1AA", "Westminster", "Metropolitan Police", "Westminster", "NHS North West London Integrated Care Board"),
-    ("EC2V7HH", "City of London", "City of London", "City of London", "NHS North East London Integrated Care Board"),
+    ("EC2V7HH", "City of London", "London, City of", "City of London", "NHS North East London Integrated Care Board"),
     ("S1 2HE", "Sheffield", "South Yorkshire", "Sheffield", "NHS South Yorkshire Integrated Care Board"),
     ("TR1 3LQ", "Cornwall", "Devon & Cornwall", "Cornwall", "NHS Cornwall and the Isles of Scilly Integrated Care Board"),
 ])

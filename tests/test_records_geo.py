@@ -106,3 +106,46 @@ def test_agency_codes_come_from_the_geodata():
     assert "E08000035" in codes["children_social_care"] and "W06000015" in codes["education"]
     assert "RR8" in codes["health"] and "7A4" in codes["health"]
     assert "E08000035" not in codes["police"]
+
+
+def test_retired_agency_codes_are_mapped_to_successors_or_flagged_where_split():
+    """An upload on retired codes: Barnsley's pre-2025 code is mapped to E08000038 and said so in the summary;
+    Cumbria (E10000006) and Northamptonshire (E10000021) were split, so those rows are rejected with a message
+    naming file, row and field and the parts of the split; current codes pass untouched."""
+    rows = good_rows(5)
+    codes = ["E08000016", "E10000006", "E08000035", "E10000021", "E08000016"]
+    for row, code in zip(rows, codes):
+        row.update(agency_type="children_social_care", agency_code=code)
+    rows[4]["source_record_id"] = "R-BARNSLEY-2"
+    batch = prepare(csv_bytes(rows), "retired.csv", key=KEY, today=TODAY)
+    kept = batch.records_frame().set_index("source_record_id")["agency_code"]
+    assert kept.to_dict() == {"R00000": "E08000038", "R00002": "E08000035", "R-BARNSLEY-2": "E08000038"}
+
+    issues = batch.issues.set_index("row")
+    for row in (2, 6):
+        issue = issues.loc[row]
+        assert (issue["file"], issue["field"], issue["code"], issue["action"]) == \
+            ("retired.csv", "agency_code", "retired_code", "code mapped")
+        assert "E08000016 (Barnsley)" in issue["reason"] and "E08000038 Barnsley" in issue["reason"]
+    for row, parts in ((3, ("Cumberland", "Westmorland and Furness")),
+                       (5, ("North Northamptonshire", "West Northamptonshire"))):
+        issue = issues.loc[row]
+        assert (issue["file"], issue["field"], issue["code"], issue["action"]) == \
+            ("retired.csv", "agency_code", "split_code", "row rejected")
+        assert "split" in issue["reason"] and all(p in issue["reason"] for p in parts)
+    assert 4 not in issues.index  # Leeds is current
+
+    summary = batch.summary()
+    assert summary["rows_valid"] == 3 and summary["rows_rejected"] == 2
+    assert summary["codes_mapped"] == {"agency_code: retired_code": 2}
+    assert summary["rejected_by_reason"] == {"agency_code: split_code": 2}
+    assert list(summary["retired_codes_mapped"].values()) == [2]
+
+
+def test_a_retired_code_of_another_kind_is_named_in_the_rejection():
+    rows = good_rows(1)
+    rows[0].update(agency_type="health", agency_code="E54000052")  # an ICB (July 2022), not a trust
+    batch = prepare(csv_bytes(rows), "health.csv", key=KEY, today=TODAY)
+    issue = batch.issues.iloc[0]
+    assert (issue["row"], issue["field"], issue["code"]) == (2, "agency_code", "unknown_agency_code")
+    assert "retired integrated care board code (now E54000063)" in issue["reason"]

@@ -120,3 +120,16 @@ def test_the_page_says_which_excel_sheet_it_read(page):
     assert {m.label: m.value for m in at.metric}["Rows read"] == "2"
     notes = [i.value.replace("\\", "") for i in at.info]  # shown escaped (sheet names are user text)
     assert any("Read the sheet 'Sheet1'" in n and "Hidden sheets, not read: 'Old'" in n for n in notes), notes
+
+
+def test_upload_with_a_retired_code_says_it_was_mapped(page):
+    at, _ = page
+    rows = good_rows(2)
+    for i, r in enumerate(rows):
+        r.update(source_record_id=f"OLD{i}", agency_type="children_social_care", agency_code="E08000016")
+    at.file_uploader(key="extract").set_value(("old_codes.csv", csv_bytes(rows), "text/csv")).run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Rows to store"], metrics["Rows rejected"]) == ("2", "0")
+    said = [i.value for i in at.info if "retired" in i.value]
+    assert len(said) == 1 and "E08000038 Barnsley" in said[0] and "(2 rows)" in said[0]

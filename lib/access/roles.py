@@ -1,6 +1,6 @@
 """The three roles and what each may see; one table the pages, exports and CLI all consult.
 
-Decision (README, "Roles"): only the safeguarding lead sees child-level rows (journeys, the review
+Decision (docs/ACCESS.md, "Roles"): only the safeguarding lead sees child-level rows (journeys, the review
 queue, lists of children). Analysts and commissioners see aggregates, and every aggregate they see
 or export passes through small-number suppression (lib.measures.suppression). Analysts alone load
 extracts and run linkage. The role decides which pages and widgets exist, not only what is hidden.

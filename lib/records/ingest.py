@@ -62,6 +62,13 @@ class PreparedBatch:
         counts = (part["field"] + ": " + part["code"]).value_counts()
         return {str(k): int(v) for k, v in counts.items()}
 
+    def retired_codes_mapped(self) -> dict[str, int]:
+        """Rows per retired-code message ("E08000016 (Barnsley) is a retired ... mapped to ..."), for the summary."""
+        if not len(self.issues):
+            return {}
+        part = self.issues[self.issues["action"] == schema.CODE_MAPPED]
+        return {str(k): int(v) for k, v in part["reason"].value_counts().items()}
+
     def records_frame(self, limit: int | None = None) -> pd.DataFrame:
         """The pseudonymised rows as pandas (exactly what will be stored)."""
         table = self.records if limit is None else self.records.slice(0, limit)
@@ -89,6 +96,8 @@ class PreparedBatch:
             "values_dropped": int(self.values_dropped),
             "rejected_by_reason": self.by_reason(schema.ROW_REJECTED),
             "dropped_by_reason": self.by_reason(schema.VALUE_DROPPED),
+            "codes_mapped": self.by_reason(schema.CODE_MAPPED),
+            "retired_codes_mapped": self.retired_codes_mapped(),
             "nhs_status": {d["values"]: int(d["counts"]) for d in nhs},
             "anonymous": int(pc.sum(r.column("is_anonymous")).as_py() or 0),
             "home_placed": int(r.num_rows - r.column("home_lsoa").null_count),

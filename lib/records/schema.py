@@ -146,13 +146,14 @@ MAX_AGE_YEARS = 25
 
 ROW_REJECTED = "row rejected"
 VALUE_DROPPED = "value dropped"
+CODE_MAPPED = "code mapped"  # a retired agency code replaced by its one official successor; the row is kept
 
 
 @dataclass(frozen=True)
 class Check:
     code: str
     field: str
-    action: str  # ROW_REJECTED or VALUE_DROPPED
+    action: str  # ROW_REJECTED, VALUE_DROPPED or CODE_MAPPED
     description: str
 
 
@@ -172,6 +173,12 @@ CHECKS: tuple[Check, ...] = (
     Check("missing", "agency_code", ROW_REJECTED, "No agency code."),
     Check("unknown_agency_code", "agency_code", ROW_REJECTED,
           "Not a code of that agency type in the geodata (force area, upper-tier LA, trust or health board)."),
+    Check("retired_code", "agency_code", CODE_MAPPED,
+          "A retired code with one official successor (e.g. Barnsley E08000016 → E08000038, Surrey Heartlands ICB "
+          "E54000052 → E54000063): replaced by the successor and reported (geodata/facts/code_successors.csv)."),
+    Check("split_code", "agency_code", ROW_REJECTED,
+          "A retired code whose area was split (e.g. Cumbria E10000006, Northamptonshire E10000021): the row "
+          "cannot be placed in one area; resubmit it with the current code."),
     Check("missing", "encounter_date", ROW_REJECTED, "No encounter date."),
     Check("bad_date", "encounter_date", ROW_REJECTED, "Not a date in an accepted format."),
     Check("impossible_date", "encounter_date", ROW_REJECTED, "Not a real calendar date (e.g. 31/02/2024)."),

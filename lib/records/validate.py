@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lib.geo import lookup, successors
 from lib.records import geography, schema
 from lib.records.extract import Extract, ExtractError, read_extract  # noqa: F401 (re-exported)
 
@@ -586,26 +587,57 @@ def validate(data, filename: str | None = None, *, rows: np.ndarray | None = Non
     ncode = max(len(code_text), 1)
     pair = np.where((type_index >= 0) & (acode.codes >= 0), type_index * ncode + acode.codes, -1)
     pair_ids, pair_inverse = np.unique(pair, return_inverse=True)
-    pair_reason = []
+    pair_reason, pair_mapped, pair_split = [], [], []
+    final_codes = list(code_text)  # codes after successor mapping: code_text, then successors appended
+    pair_final = []  # index into final_codes per pair
     for p in pair_ids:
+        pair_mapped.append("")
+        pair_split.append("")
         if p < 0:
             pair_reason.append("")
+            pair_final.append(-1)
             continue
         kind, code = schema.AGENCY_TYPES[p // ncode], code_text[p % ncode]
+        pair_final.append(int(p % ncode))
         if kind == "other" or code in valid_codes[kind]:
             pair_reason.append("")
             continue
         layer = geography.AGENCY_LAYER[kind]
+        retired = successors.lookup(layer, code)
+        if retired is not None and retired.status == "split":
+            pair_reason.append("")
+            pair_split[-1] = f"agency code {retired.message(lookup.name_of(layer))}"
+            continue
+        if retired is not None and retired.new_code in valid_codes[kind]:
+            pair_reason.append("")
+            pair_mapped[-1] = f"agency code {retired.message()}"
+            final_codes.append(retired.new_code)
+            pair_final[-1] = len(final_codes) - 1
+            continue
         found = layer_of.get(code)
         word = geography.LAYER_WORDS.get(found, "")
         also = f"; it is {'an' if word[:1] in 'aeiou' else 'a'} {word}" if found and found != layer else ""
+        other = successors.find(code) if not also else None
+        if other is not None:
+            now = f"now {other.new_code}" if other.status == "mapped" else "since split"
+            also = f"; it is a retired {successors.KIND_WORDS.get(other.kind, other.kind)} code ({now})"
         pair_reason.append(f"agency code {_show(code, 16)} is not a {geography.LAYER_WORDS[layer]} "
                            f"(agency type {kind}){also}")
-    pair_reasons = np.asarray(pair_reason, dtype=object)[pair_inverse.reshape(-1)] if n else np.array([], object)
+
+    def per_row(values: list) -> np.ndarray:
+        return np.asarray(values, dtype=object)[pair_inverse.reshape(-1)] if n else np.array([], object)
+
+    pair_reasons = per_row(pair_reason)
     issues.add(pair_reasons != "", "agency_code", "unknown_agency_code", pair_reasons, schema.ROW_REJECTED)
+    split_reasons = per_row(pair_split)
+    issues.add(split_reasons != "", "agency_code", "split_code", split_reasons, schema.ROW_REJECTED)
+    mapped_reasons = per_row(pair_mapped)
+    issues.add(mapped_reasons != "", "agency_code", "retired_code", mapped_reasons, schema.CODE_MAPPED)
 
     type_text = pa.array(list(schema.AGENCY_TYPES), pa.string()).take(pa.array(type_index, mask=type_index < 0))
-    code_arr = pa.array(code_text, pa.string()).take(pa.array(acode.codes, mask=acode.codes < 0))
+    final_index = np.where(pair >= 0, np.asarray(pair_final, dtype=np.int64)[pair_inverse.reshape(-1)],
+                           acode.codes) if n else np.array([], np.int64)
+    code_arr = pa.array(final_codes, pa.string()).take(pa.array(final_index, mask=final_index < 0))
     record_key = pc.binary_join_element_wise(type_text, code_arr, record_id, "|")
     dup, first = _duplicates(record_key)
     issues.add(dup, "source_record_id", "duplicate_id",
