@@ -138,6 +138,23 @@ def test_parquet_metadata_limits(monkeypatch):
     assert rows.value.code == "too_large" and "40 rows" in rows.value.message
 
 
+def test_the_parquet_text_limit_counts_text_as_a_csv_would(monkeypatch):
+    """The limit is on text, not Arrow's per-value offsets: an extract whose text is within the limit is read
+    (counting 8-byte offsets too refused a 5-million-row extract whose CSV is accepted)."""
+    from lib.records import extract
+
+    rows = good_rows(2_000)
+    text = sum(len(str(v).encode()) for r in rows for v in r.values())
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False), buffer)
+    monkeypatch.setattr(extract, "PARQUET_MAX_TEXT", int(text * 1.2))
+    assert read_extract(buffer.getvalue(), "text.parquet").table.num_rows == 2_000
+    monkeypatch.setattr(extract, "PARQUET_MAX_TEXT", int(text * 0.8))
+    with pytest.raises(ExtractError) as exc:
+        read_extract(buffer.getvalue(), "text.parquet")
+    assert exc.value.code == "parquet_bomb"
+
+
 def test_parquet_in_many_batches_and_row_groups_reads_exactly(monkeypatch):
     """Bounded batches must not change what is read: values, order and row numbers."""
     from lib.records import extract

@@ -681,19 +681,27 @@ def _string_leaves(parquet_file, wanted: list[str]) -> list[str]:
 
 
 def _decoded_bytes(col) -> int:
-    """Bytes a column of one batch takes once dictionary-decoded, computed without decoding it."""
+    """Bytes of text a column of one batch holds once dictionary-decoded, computed without decoding it.
+
+    Text only (as a CSV would hold it), not Arrow's offsets: those are at most 8 bytes a value and bounded
+    by the row limit, and counting them would refuse a 5-million-row Parquet extract whose CSV is accepted.
+    """
     if isinstance(col, pa.ChunkedArray):
         return sum(_decoded_bytes(c) for c in col.chunks)
     if pa.types.is_dictionary(col.type):
         dictionary = col.dictionary
-        if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type) \
-                or pa.types.is_binary(dictionary.type) or pa.types.is_large_binary(dictionary.type):
-            lengths = pc.binary_length(dictionary)
-            per_row = pc.take(lengths, col.indices)
-            total = pc.sum(per_row).as_py() or 0
-            return int(total) + 8 * len(col)
-        return len(col) * 16 + dictionary.nbytes
+        if _is_text(dictionary.type):
+            per_row = pc.take(pc.binary_length(dictionary), col.indices)
+            return int(pc.sum(per_row).as_py() or 0)
+        return dictionary.nbytes + col.indices.nbytes
+    if _is_text(col.type):
+        return int(pc.sum(pc.binary_length(col)).as_py() or 0)
     return col.nbytes
+
+
+def _is_text(t) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
+        or pa.types.is_large_binary(t)
 
 
 def table_columns(table: pa.Table, filename: str):
