@@ -628,7 +628,7 @@ def _read_parquet(data: bytes, filename: str, max_rows: int):
     uncompressed = sum(max(meta.row_group(g).total_byte_size, 0) for g in range(meta.num_row_groups))
     if uncompressed > PARQUET_MAX_TEXT:
         raise ExtractError(filename, f"the Parquet file's data is {_gb(uncompressed)} uncompressed ({meta.num_rows:,} "
-                           f"rows from {len(data) / 1e6:,.1f} MB); the limit is {_gb(PARQUET_MAX_TEXT)}. It is not "
+                           f"rows from {_gb(len(data))}); the limit is {_gb(PARQUET_MAX_TEXT)}. It is not "
                            "read: a 'decompression bomb', or far more data than an extract holds", "parquet_bomb")
     try:
         reader = pq.ParquetFile(pa.BufferReader(data), read_dictionary=_string_leaves(meta_file, wanted_names))
@@ -639,7 +639,7 @@ def _read_parquet(data: bytes, filename: str, max_rows: int):
             if decoded > limit:
                 raise ExtractError(filename, f"the Parquet file holds more than {_gb(limit)} of text once decoded "
                                    f"(found after {sum(b.num_rows for b in batches) + batch.num_rows:,} of its "
-                                   f"{meta.num_rows:,} rows, from {len(data) / 1e6:,.1f} MB); the limit for this file "
+                                   f"{meta.num_rows:,} rows, from {_gb(len(data))}); the limit for this file "
                                    f"is every value at its column's longest, and at most {_gb(PARQUET_MAX_TEXT)}. It "
                                    "is not read: a 'decompression bomb', or far more text than an extract holds",
                                    "parquet_bomb")
@@ -660,7 +660,10 @@ def _read_parquet(data: bytes, filename: str, max_rows: int):
 
 
 def _gb(size: float) -> str:
-    return f"{size / 1e9:,.1f} GB" if size >= 1e8 else f"{size / 1e6:,.1f} MB"
+    """A size for a message: GB, MB or KB, whichever reads naturally."""
+    if size >= 1e8:
+        return f"{size / 1e9:,.1f} GB"
+    return f"{size / 1e6:,.1f} MB" if size >= 1e6 else f"{max(size / 1e3, 0.1):,.1f} KB"
 
 
 def _short(exc: BaseException) -> str:
