@@ -291,11 +291,12 @@ def _quality_notes(con, prof: compare.Profile, cube, layer: str, role: str) -> l
     notes += [
         "Counts place each record where the encounter happened (direct basis). Funnel limits are exact binomial "
         "quantiles around the national share (Spiegelhalter 2005): 95% and 99.8%.",
-        "Rates per 10,000 children use an approximate population: " + population.DEFAULT_SOURCE,
+        population.source_label(population.DEFAULT_AGE, layer),
         prof.explanation,
     ]
     if convert.layer_key(layer) == "trust":
-        notes.append("Trust catchments are modelled (NHS trusts have no statutory boundary).")
+        notes.append("Trust catchments are modelled from OHID admissions (NHS Acute (Hospital) Trust Catchment "
+                     "Populations, 2022 edition); NHS trusts have no statutory boundary.")
     if not cube.unplaced_native.empty:
         unplaced = int(cube.unplaced_native['records'].sum())
         shown = SUPPRESSED if aggregates_suppressed(role) and is_small([unplaced])[0] else f"{unplaced:,}"

@@ -41,8 +41,10 @@ LAYERS: dict[str, Layer] = {
               note="7 Welsh health boards."),
         Layer("trust", "Acute trust catchments (modelled)", "Trust catchment", "trust_code", "NHS acute trusts",
               "#E69F00", 1.8, "longdashdot", modelled=True,
-              note="Modelled: NHS trusts have no statutory boundary. Each LSOA goes to the acute stroke-unit hospital "
-                   "with the shortest road travel time; hospitals are grouped into their trust (Welsh health board in Wales)."),
+              note="Modelled from OHID admissions (NHS Acute (Hospital) Trust Catchment Populations, 2022 edition; "
+                   "current ODS codes): NHS trusts have no statutory boundary. Each outline is where the trust is the "
+                   "main provider (largest share of a district's admissions); see 'Trust catchment shares' for a "
+                   "trust's share of every district. Wales: the health board."),
     )
 }
 
