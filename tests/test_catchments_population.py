@@ -272,3 +272,18 @@ def test_population_command_writes_the_documented_columns(tmp_path, capsys):
     assert main(["population", "--layer", "trust", "--out", str(out)]) == 0
     frame = pd.read_csv(out, encoding="utf-8-sig")
     assert set(frame["age_band"]) == {"0-17"} and len(frame) == len(convert.area_codes("trust"))
+
+
+def test_trust_successor_table_maps_retired_codes_from_the_ods_table():
+    committed = pd.read_csv(lookup.GEODATA / "facts" / "trust_successors.csv", dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(committed, trusts.successor_facts(OFFICIAL).astype(str), check_dtype=False)
+    rows = committed.set_index("old_code")
+    assert rows.loc["RLN", ["new_code", "status"]].tolist() == ["R0B", "mapped"]
+    assert rows.loc["RBZ", "new_code"] == "RH8"
+    assert rows.loc["RW6", "status"] == "split" and set(rows.loc["RW6", "destinations"].replace(":nan", "").split()) \
+        == {"R0A", "RM3"}
+    resolve = current_code(official("ods_trust_successors.csv"))
+    mapped = committed[committed["status"] == "mapped"]
+    assert all(resolve(old) == new for old, new in zip(mapped["old_code"], mapped["new_code"]))
+    # no retired code is listed as a trust of the catchment layer
+    assert not set(committed["old_code"]) & set(lookup.area_names("trust")["code"])

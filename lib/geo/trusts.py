@@ -61,6 +61,10 @@ TRUST_LIST = Source(
     "ods_trusts", "humaniverse/geographr", "data/points_nhs_trusts22.rda",
     "NHS England (Organisation Data Service)", "NHS trusts (etr.csv): ODS code, name, open or closed",
     "2022", OGL, "ods_trust_names.csv")
+TRUST_LIST_2024 = Source(
+    "ods_trusts_2024", "rcpch/rcpch-nhs-organisations", "rcpch_nhs_organisations/hospitals/constants/trust.py",
+    "NHS England (Organisation Data Service), compiled by RCPCH", "English NHS trusts with ODS codes and names",
+    "RCPCH NHS organisations, August 2024 (names preferred over the 2022 list)", OGL, "ods_trust_names.csv")
 HEALTH_BOARDS = Source(
     "ods_health_boards", "rcpch/rcpch-nhs-organisations",
     "rcpch_nhs_organisations/hospitals/constants/local_health_boards.py",
@@ -75,7 +79,8 @@ POP_LTLA = Source(
     "Office for National Statistics", "Mid-year population estimates by single year of age, LTLA 2021 (MYE2 persons)",
     "mid-2020", OGL, "ons_mye2020_ltla21.csv")
 
-OFFICIAL_SOURCES = (CATCHMENT, CATCHMENT_2019, SUCCESSORS, TRUST_LIST, HEALTH_BOARDS, LSOA_LTLA, POP_LTLA)
+OFFICIAL_SOURCES = (CATCHMENT, CATCHMENT_2019, SUCCESSORS, TRUST_LIST, TRUST_LIST_2024, HEALTH_BOARDS, LSOA_LTLA,
+                    POP_LTLA)
 
 
 # ---------------------------------------------------------------- official extracts (mirror → geodata/official)
@@ -145,15 +150,24 @@ def refresh_official(folder: Path = OFFICIAL) -> dict[str, dict]:
 
     trusts, info = _read_rdata(TRUST_LIST)
     provenance[TRUST_LIST.key] = info
+    newer, info = _python_literal(TRUST_LIST_2024, "TRUSTS")
+    provenance[TRUST_LIST_2024.key] = info
     boards, info = _python_literal(HEALTH_BOARDS, "LOCAL_HEALTH_BOARDS")
     provenance[HEALTH_BOARDS.key] = info
     names = pd.concat([
+        pd.DataFrame({"ods_code": [b["ods_code"] for b in boards], "ods_name": [b["health_board"] for b in boards],
+                      "kind": "local health board", "gss_code": [b["gss_code"] for b in boards]}),
+        pd.DataFrame({"ods_code": [t["ods_code"] for t in newer], "ods_name": [t["trust_name"] for t in newer],
+                      "kind": "trust (2024 list)", "gss_code": ""}),
         pd.DataFrame({"ods_code": trusts["nhs_trust22_code"].astype(str),
                       "ods_name": trusts["nhs_trust22_name"].astype(str).str.upper(),
                       "kind": "trust (" + trusts["status"].astype(str) + ")", "gss_code": ""}),
-        pd.DataFrame({"ods_code": [b["ods_code"] for b in boards], "ods_name": [b["health_board"] for b in boards],
-                      "kind": "local health board", "gss_code": [b["gss_code"] for b in boards]}),
-    ], ignore_index=True).drop_duplicates("ods_code").sort_values("ods_code", ignore_index=True)
+    ], ignore_index=True)
+    # One row per code: the 2024 name where RCPCH lists it, the 2022 ODS list's status either way.
+    status = names[names["kind"].str.startswith("trust (") & ~names["kind"].eq("trust (2024 list)")]
+    status = status.drop_duplicates("ods_code").set_index("ods_code")["kind"]
+    names = names.drop_duplicates("ods_code").sort_values("ods_code", ignore_index=True)
+    names["kind"] = [status.get(c, k) if k == "trust (2024 list)" else k for c, k in zip(names["ods_code"], names["kind"])]
     names.to_csv(folder / TRUST_LIST.extract, index=False, lineterminator="\n")
 
     frame, info = read_r(LSOA_LTLA)
@@ -336,6 +350,32 @@ def assign_lsoas(table: pd.DataFrame, shares: pd.DataFrame, folder: Path = OFFIC
     return out
 
 
+SUCCESSOR_FACTS = "trust_successors.csv"
+
+
+def successor_facts(folder: Path = OFFICIAL) -> pd.DataFrame:
+    """Every retired NHS trust code of the ODS successor table → its current code, in the shape of the
+    project's code successor tables (kind, old_code, old_name, new_code, new_name, status, share,
+    destinations, basis). A code with two successors is a ``split``: the ODS table gives no proportions."""
+    succ = read_extract(SUCCESSORS, folder)
+    names = organisation_names(folder)
+    current = successor_map(succ)
+    split = splits(succ)
+    rows = []
+    for old in sorted(set(succ["old_code"])):
+        name = names.get(old, "")
+        last = succ[succ["old_code"] == old]["date"].max()
+        if old in split:
+            rows.append(("trust", old, name, "", "", "split", "", " ".join(f"{c}:nan" for c in split[old]),
+                         f"ODS successor table: {len(split[old])} successors from {last}; no proportions published"))
+        elif old in current and current[old] != old:
+            new = current[old]
+            rows.append(("trust", old, name, new, names.get(new, ""), "mapped", "1", f"{new}:1",
+                         f"ODS successor table (succ/succarc), change dated {last}"))
+    return pd.DataFrame(rows, columns=["kind", "old_code", "old_name", "new_code", "new_name", "status", "share",
+                                       "destinations", "basis"])
+
+
 def write(out_dir: Path = GEODATA, refresh: bool | None = None) -> tuple[pd.DataFrame, dict]:
     """Refresh the extracts (when the mirror is present), derive and write the shares; return (shares, manifest
     section)."""
@@ -345,6 +385,8 @@ def write(out_dir: Path = GEODATA, refresh: bool | None = None) -> tuple[pd.Data
     provenance = refresh_official(folder) if refresh else _provenance_from_manifest(out_dir)
     shares, info = all_shares(folder)
     shares.to_parquet(out_dir / SHARES_FILE, index=False, compression="zstd")
+    (out_dir / "facts").mkdir(parents=True, exist_ok=True)
+    successor_facts(folder).to_csv(out_dir / "facts" / SUCCESSOR_FACTS, index=False, lineterminator="\n")
     official = {}
     for source in OFFICIAL_SOURCES:
         entry = dict(provenance.get(source.key) or {})
