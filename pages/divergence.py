@@ -102,7 +102,6 @@ noun = dv.NOUN[measure]
 with st.expander("Child population for rates per 10,000"):
     age = st.radio("Age band", population.AGE_BANDS, horizontal=True, key="div_age",
                    format_func=lambda x: f"aged {x.replace('-', '–')}")
-    st.caption(population.source_label(age, layer))
     upload = st.file_uploader("Upload a population (CSV with area_code, children) for this geography",
                               type=["csv"], key="div_population")
 pop_key, pop = f"official:{age}", default_population(layer, age)

@@ -125,9 +125,11 @@ elif view_choice == VIEWS[2]:
     table = trust_shares_table(trust)
     served = table[table["share"] >= 0.005]
     main = table[table["share"] >= 0.5]
-    st.markdown(f"**{names.get(trust, trust)}** takes at least 0.5% of the admissions of {len(served)} local "
-                f"authority districts, and most of them in {len(main)}"
-                + (f"; its largest share is {table['share'].iat[0]:.0%} of {table['area_name'].iat[0]}." if len(table) else "."))
+    st.markdown(f"**{names.get(trust, trust)}** takes at least 0.5% of the hospital admissions of {len(served)} "
+                "local authority districts"
+                + (f", more than half of them in {len(main)}" if len(main) else "")
+                + (f"; its largest share is {table['share'].iat[0]:.0%}, of {table['area_name'].iat[0]}."
+                   if len(table) else "."))
     chart_tab, table_tab = st.tabs(["Map", "Table"])
     with chart_tab:
         st.plotly_chart(trust_share_figure(trust), width="stretch", config={"scrollZoom": True, "displaylogo": False},

@@ -107,12 +107,13 @@ def default_population(layer: str, age: str = DEFAULT_AGE) -> pd.Series:
 def source_label(age: str = DEFAULT_AGE, layer: str | None = None) -> str:
     """One sentence naming the population behind a rate: band, source and vintage."""
     age = _band(age)
-    band = "aged 0–17" if age == "0-17" else "aged 10–17"
     if age == "0-17":
-        text = (f"Rates per 10,000 children {band}: {SOURCE_SCALED} (mid-2024 in England; Welsh areas "
-                f"mid-2020).")
+        text = ("Rates per 10,000 children aged 0–17. Source: ONS mid-year population estimates — mid-2024 "
+                "local authority totals for England (as published by DfE), shared within each authority by "
+                "ONS mid-2020 LSOA estimates; Wales: ONS mid-2020 LSOA estimates.")
     else:
-        text = f"Rates per 10,000 children {band}: {SOURCE_LSOA}."
+        text = ("Rates per 10,000 children aged 10–17. Source: ONS mid-year population estimates, mid-2020, "
+                "by LSOA and single year of age (no newer local authority totals for this age band).")
     if layer is not None and convert.layer_key(layer) == "trust":
         text += (" A trust's children are its modelled share of each area's children (" + catchments.EDITION_SHORT
                  + ").")
