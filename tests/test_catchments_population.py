@@ -108,7 +108,7 @@ def test_lsoas_take_the_shares_of_their_official_district_and_outline_the_main_p
 
 
 def test_committed_catchment_files_equal_what_the_build_derives(shares):
-    derived, info = trusts.all_shares(OFFICIAL)
+    derived, _ = trusts.all_shares(OFFICIAL)
     pd.testing.assert_frame_equal(derived.reset_index(drop=True), shares.reset_index(drop=True), check_exact=False,
                                   rtol=1e-12)
     manifest = json.loads((lookup.GEODATA / "manifest.json").read_text(encoding="utf-8"))

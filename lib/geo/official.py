@@ -84,3 +84,30 @@ def read_csv(source: Source, **kwargs):
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def ensure_extracts(folder: Path, sources) -> None:
+    """Without the mirror, a build into another folder starts from the committed extracts."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        target = folder / source.extract
+        if not target.exists():
+            committed = OFFICIAL / source.extract
+            if not committed.exists():
+                raise FileNotFoundError(f"{committed}: official extract missing and no mirror of {source.repo}")
+            shutil.copyfile(committed, target)
+
+
+def provenance_from_manifest(*folders: Path) -> dict[str, dict]:
+    """The recorded provenance of the extracts (a build without the mirror keeps what the last one found)."""
+    import json
+
+    for folder in folders:
+        path = Path(folder) / "manifest.json"
+        if path.exists():
+            found = json.loads(path.read_text(encoding="utf-8")).get("official", {})
+            if found:
+                return found
+    return {}

@@ -20,7 +20,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lib.geo.official import GEODATA, OFFICIAL, Source, read_csv, read_r, sha256_file
+from lib.geo.official import (
+    GEODATA,
+    OFFICIAL,
+    Source,
+    ensure_extracts,
+    provenance_from_manifest,
+    read_csv,
+    read_r,
+    sha256_file,
+)
 
 OGL = "Open Government Licence v3.0"
 POPULATION_FILE = "child_population_lsoa.parquet"
@@ -146,7 +155,11 @@ def write(table: pd.DataFrame, utla_names: pd.Series, out_dir: Path = GEODATA,
     folder = out_dir / "official"
     if refresh is None:
         refresh = all(s.available() for s in OFFICIAL_SOURCES)
-    provenance = refresh_official(folder) if refresh else {}
+    if refresh:
+        provenance = refresh_official(folder)
+    else:
+        ensure_extracts(folder, OFFICIAL_SOURCES)
+        provenance = provenance_from_manifest(out_dir, GEODATA)
     frame, info = derive(table, utla_names, folder)
     frame.to_parquet(out_dir / POPULATION_FILE, index=False, compression="zstd")
     official = {}

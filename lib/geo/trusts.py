@@ -28,13 +28,21 @@ district or health board whose shares apply) and ``trust_code`` (the main provid
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lib.geo.official import GEODATA, OFFICIAL, Source, read_blob, read_r, sha256_file
+from lib.geo.official import (
+    GEODATA,
+    OFFICIAL,
+    Source,
+    ensure_extracts,
+    provenance_from_manifest,
+    read_blob,
+    read_r,
+    sha256_file,
+)
 
 OGL = "Open Government Licence v3.0"
 SHARES_FILE = "trust_catchment_shares.parquet"
@@ -267,7 +275,7 @@ def trust_totals(p: pd.DataFrame, population: pd.Series, earlier: pd.DataFrame,
     ratio = fitted / b
     info = {
         "method": "non-negative least squares of Σ_t p(t,l)·T(t) = Pop(l), weighted by 1/Pop(l)",
-        "districts": int(len(b)), "trusts": int(p.shape[1]),
+        "districts": len(b), "trusts": p.shape[1],
         "trusts_from_earlier_download": zero,
         "earlier_to_2022_scale": round(scale, 4),
         "fit_ratio_percentiles": {q: round(float(np.percentile(ratio, q)), 4) for q in (0, 5, 50, 95, 100)},
@@ -382,7 +390,11 @@ def write(out_dir: Path = GEODATA, refresh: bool | None = None) -> tuple[pd.Data
     folder = out_dir / "official"
     if refresh is None:
         refresh = all(s.available() for s in OFFICIAL_SOURCES)
-    provenance = refresh_official(folder) if refresh else _provenance_from_manifest(out_dir)
+    if refresh:
+        provenance = refresh_official(folder)
+    else:
+        ensure_extracts(folder, OFFICIAL_SOURCES)
+        provenance = provenance_from_manifest(out_dir, GEODATA)
     shares, info = all_shares(folder)
     shares.to_parquet(out_dir / SHARES_FILE, index=False, compression="zstd")
     (out_dir / "facts").mkdir(parents=True, exist_ok=True)
@@ -395,9 +407,3 @@ def write(out_dir: Path = GEODATA, refresh: bool | None = None) -> tuple[pd.Data
         official[source.key] = entry
     return shares, {"official": official, "trust_catchments": info}
 
-
-def _provenance_from_manifest(out_dir: Path) -> dict[str, dict]:
-    path = out_dir / "manifest.json"
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text(encoding="utf-8")).get("official", {})

@@ -39,7 +39,7 @@ def population_command(args) -> int:
     table = population.official_population(args.layer, args.age)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(csv_safe.to_csv_bytes(table))
-    print(json.dumps({"layer": args.layer, "age_band": args.age, "areas": int(len(table)),
+    print(json.dumps({"layer": args.layer, "age_band": args.age, "areas": len(table),
                       "children": int(table["children"].sum()), "vintages": sorted(table["vintage"].unique().tolist()),
                       "out": str(args.out)}))
     return 0

@@ -15,7 +15,7 @@ as a CSV with ``area_code`` and ``children`` columns on the layer being shown.
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -65,7 +65,7 @@ def _source_for(vintages: set[str], age: str) -> str:
     return SOURCE_SCALED
 
 
-@lru_cache(maxsize=None)
+@cache
 def official_population(layer: str, age: str = DEFAULT_AGE) -> pd.DataFrame:
     """One row per area of ``layer``: ``area_code, area_name, children, age_band, source, vintage``.
     ``children`` is rounded to whole children (authorities and police forces in England equal the
