@@ -78,12 +78,23 @@ def la_totals(folder: Path = OFFICIAL) -> pd.DataFrame:
     return frame
 
 
+def _successor(code: str) -> str | None:
+    """The current upper-tier code of a retired one, from the project's code successor table when the
+    geography build provides it (``lib.geo.successors``); None otherwise."""
+    try:
+        from lib.geo import successors  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    entry = successors.lookup("utla", code) if hasattr(successors, "lookup") else None
+    return entry.new_code if entry is not None and entry.status == "mapped" and entry.new_code else None
+
+
 def latest_la_totals(utla_names: pd.Series, folder: Path = OFFICIAL,
-                     successors: dict[str, str] | None = None) -> tuple[pd.Series, str, dict]:
+                     successor=_successor) -> tuple[pd.Series, str, dict]:
     """(children 0–17 by current upper-tier code, the vintage, codes moved to their current code).
 
     ``utla_names``: current code → name. A code of the DfE file that is no longer current moves to its
-    successor (``successors``, ONS retired → current), else to the current authority of the same name."""
+    successor (``successor(code)``, ONS retired → current), else to the current authority of the same name."""
     frame = la_totals(folder)
     latest = frame["time_period"].astype(int).max()
     frame = frame[frame["time_period"].astype(int) == latest]
@@ -93,7 +104,7 @@ def latest_la_totals(utla_names: pd.Series, folder: Path = OFFICIAL,
         if code in utla_names.index:
             codes.append(code)
             continue
-        new = (successors or {}).get(code) or by_name.get(name)
+        new = successor(code) or by_name.get(name)
         if new is None:
             raise ValueError(f"{DFE_MYE.extract}: {latest} row for {code} {name!r} matches no current authority")
         moved[code] = new
@@ -102,18 +113,6 @@ def latest_la_totals(utla_names: pd.Series, folder: Path = OFFICIAL,
     if totals.index.duplicated().any():
         raise ValueError(f"{DFE_MYE.extract}: two {latest} rows for {list(totals.index[totals.index.duplicated()])}")
     return totals, f"mid-{latest}", moved
-
-
-def _successors() -> dict[str, str]:
-    try:  # ONS retired → current codes, when the geography build provides them
-        from lib.geo import successors  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    for name in ("CODE_SUCCESSORS", "SUCCESSORS"):
-        value = getattr(successors, name, None)
-        if isinstance(value, dict):
-            return dict(value)
-    return {}
 
 
 def derive(table: pd.DataFrame, utla_names: pd.Series, folder: Path = OFFICIAL) -> tuple[pd.DataFrame, dict]:
@@ -128,7 +127,7 @@ def derive(table: pd.DataFrame, utla_names: pd.Series, folder: Path = OFFICIAL) 
     out["age_0_17_2020"] = pop[AGES].sum(axis=1).to_numpy("int64")
     out["age_10_17_2020"] = pop[AGES[10:]].sum(axis=1).to_numpy("int64")
 
-    totals, vintage, moved = latest_la_totals(utla_names, folder, _successors())
+    totals, vintage, moved = latest_la_totals(utla_names, folder)
     base = out.groupby("scale_area")["age_0_17_2020"].sum()
     england = out["scale_area"].str.startswith("E")
     unmatched = sorted(set(out.loc[england, "scale_area"]) - set(totals.index))
