@@ -54,8 +54,16 @@ def trust_share_figure(trust: str):
     shown = table[table["share"] >= 0.001]
     values = dict(zip(shown["area_code"], (shown["share"] * 100).round(1)))
     hover = {c: f"about {n:,.0f} children aged 0–17 attributed" for c, n in zip(shown["area_code"], shown["children"])}
-    return maps.choropleth_figure("lad", values, "% of the district's admissions", hover=hover, outline="trust",
-                                  colorscale="Viridis", reverse=True)
+    figure = maps.choropleth_figure("lad", values, "% of the district's admissions", hover=hover, outline="trust",
+                                    colorscale="Viridis", reverse=True)
+    # Zoom to the districts where the trust takes at least 5% of admissions (all shaded ones if none).
+    core = table[table["share"] >= 0.05]["area_code"].tolist() or list(values)
+    bounds = [b for code, b in maps.layer_bounds("lad").items() if code in set(core)]
+    if bounds:
+        box = (min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds), max(b[3] for b in bounds))
+        view = maps.zoom_for_bounds(box)
+        figure.update_layout(map={**view, "zoom": max(view["zoom"] - 1.0, 3.0)})  # some context around it
+    return figure
 
 
 def _place_panel(rows: list[tuple[str, str, str]]) -> None:
@@ -142,9 +150,8 @@ elif view_choice == VIEWS[2]:
                                     "Children attributed": st.column_config.NumberColumn(format="%.0f")})
         st.download_button("Download table (CSV)", to_csv_bytes(served), file_name=f"trust_shares_{trust}.csv",
                            mime="text/csv")
-    st.caption(f"Modelled from OHID admissions, 2022 edition. {catchments.CAPTION} Districts shaded where the "
-               "trust takes at least 0.1%; outlines: where each trust is the main provider. Children aged 0–17: "
-               "ONS mid-2020 LSOA estimates.")
+    st.caption(f"{catchments.CAPTION} Districts shaded where the trust takes at least 0.1%; outlines: where "
+               "each trust is the main provider. Children aged 0–17: ONS mid-2020 LSOA estimates.")
 
 else:
     left, right, share_col = st.columns(3)

@@ -22,9 +22,9 @@ from lib.geo import lookup
 SHARES_FILE = "trust_catchment_shares.parquet"
 POPULATION_FILE = "child_population_lsoa.parquet"
 EDITION_SHORT = "OHID acute trust catchments, 2022 edition"
-CAPTION = ("Modelled from OHID admissions (NHS Acute (Hospital) Trust Catchment Populations, 2022 edition; "
-           "trust codes moved to current ODS codes): each district's share of admissions going to each acute "
-           "trust. NHS trusts have no statutory boundary. Wales: each health board serves its own residents.")
+CAPTION = ("Modelled from OHID admissions, 2022 edition (NHS Acute (Hospital) Trust Catchment Populations; trust "
+           "codes moved to current ODS codes): each district's share of admissions going to each acute trust. "
+           "NHS trusts have no statutory boundary. Wales: each health board serves its own residents.")
 
 
 @lru_cache(maxsize=1)
