@@ -306,4 +306,5 @@ def test_divergence_command(tmp_path_factory, tmp_path, capsys):
     assert summary["layer"] == "nhs" and summary["areas"] == 49
     out = pd.read_csv(tmp_path / "d.csv")
     assert {"area_code", "police", "children_social_care", "log_ratio", "verdict"} <= set(out.columns)
+    assert out["rate_basis"].str.contains("ONS mid-2024").all()  # rates name their population
     assert len(out) == 49

@@ -263,7 +263,7 @@ def build_board_pack(con, *, layer: str, area: str, role: str, period: str = "al
     export_columns = ["area_code", "area_name", "count_a", "count_b", "total", "share_a", "national_share",
                       "verdict", "rate_a", "rate_b", "log_ratio"]
     csv_table = display[export_columns].rename(columns={"count_a": a, "count_b": b}).assign(
-        layer=layer, period=period, measure=measure)
+        layer=layer, period=period, measure=measure, rate_basis=population.rate_label())
     comparison = prof.table.drop(columns=["indicator"]).rename(columns={"label": "indicator"})
     csvs = {f"divergence_{layer}.csv": to_csv_bytes(csv_table), "comparison.csv": to_csv_bytes(comparison),
             "comparator_group.csv": to_csv_bytes(prof.comparator)}

@@ -79,7 +79,8 @@ def divergence(args) -> int:
         con.close()
     measure = args.measure if cube.linked else "cse_records"
     table = dv.divergence_table(cube, layer, args.period, a, b, measure, population.default_population(layer))
-    dv.export_table(table, a, b, layer, args.period, measure).to_csv(args.out, index=False)
+    dv.export_table(table, a, b, layer, args.period, measure,
+                    rate_basis=population.rate_label()).to_csv(args.out, index=False)
     counted = table[table["total"] > 0]
     print(json.dumps({
         "layer": layer, "period": args.period, "measure": measure, "agencies": [a, b], "areas": int(len(table)),
