@@ -60,6 +60,7 @@ def trust_codes() -> list[str]:
     return sorted(shares()["trust_code"].unique())
 
 
+@lru_cache(maxsize=16)
 def area_trust_weights(column: str) -> pd.DataFrame:
     """(area of the lsoa_table ``column``, trust) pairs: ``area_code``, ``trust_code``, ``weight`` (children of
     the area attributed to the trust)."""

@@ -85,8 +85,14 @@ def official_population(layer: str, age: str = DEFAULT_AGE) -> pd.DataFrame:
         amount, vint = values, vintages
     frame = pd.DataFrame({"area_code": codes, "children": amount, "vintage": vint}).dropna(subset=["area_code"])
     frame["area_code"] = frame["area_code"].astype(str)
-    grouped = frame.groupby("area_code").agg(children=("children", "sum"),
-                                             vintage=("vintage", lambda v: " and ".join(sorted(set(v), reverse=True))))
+    frame["v2024"] = frame["vintage"] != "mid-2020"
+    frame["v2020"] = ~frame["v2024"]
+    grouped = frame.groupby("area_code").agg(children=("children", "sum"), v2024=("v2024", "any"),
+                                             v2020=("v2020", "any"))
+    later = frame.loc[frame["v2024"], "vintage"]
+    latest = later.iat[0] if len(later) else "mid-2024"
+    grouped["vintage"] = np.select([grouped["v2024"] & grouped["v2020"], grouped["v2024"]],
+                                   [f"{latest} and mid-2020", latest], "mid-2020")
     grouped = grouped.reindex(convert.area_codes(key))
     names = convert.area_names(key)
     out = pd.DataFrame({"area_code": grouped.index.astype(str)})
