@@ -186,10 +186,18 @@ def uploads_allowed() -> tuple[bool, str]:
                    "(`python -m lib.cli accounts add`) or OpenID Connect, then sign in as an analyst.")
 
 
+def audit_key():
+    """The audit key from Streamlit secrets, if configured (else $JOINEDUP_AUDIT_KEY or the key file)."""
+    try:
+        return st.secrets.get(audit_log.KEY_ENV)
+    except Exception:  # noqa: BLE001 - no secrets file is the normal standalone case
+        return None
+
+
 def audit_trail() -> audit_log.AuditLog:
     """The audit trail beside the store (its own SQLite file: lib.access.audit)."""
     path = db_path()
-    return audit_log.AuditLog.for_store(path, con=connection(path))
+    return audit_log.AuditLog.for_store(path, con=connection(path), key=audit_key())
 
 
 def audit(action: str, subject=None, detail=None) -> None:

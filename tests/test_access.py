@@ -139,7 +139,7 @@ def test_audit_rows_chain_and_tampering_is_detected(tmp_path):
     assert list(rows["seq"]) == [5, 4, 3, 2, 1]
     assert audit.read(log, action="upload")["subject"].tolist() == ["f.csv"]
     assert audit.read(log, text="ch-2")["subject"].tolist() == ["CH-2"]
-    assert audit.verify(log) == {"ok": True, "rows": 5, "first_bad_seq": None}
+    assert audit.verify(log) == {"ok": True, "rows": 5, "first_bad_seq": None, "problem": None}
     _tamper(log, "UPDATE audit_log SET subject = 'CH-9' WHERE seq = 3")  # tampering, outside the app
     assert audit.verify(log)["first_bad_seq"] == 3
 

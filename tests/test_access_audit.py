@@ -3,10 +3,12 @@ appending at once, the read-only store, migration of an old in-store trail."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import stat
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -72,7 +74,7 @@ def test_several_processes_append_at_once_without_losing_a_row_or_breaking_the_c
     rows = audit.read(log)
     assert len(rows) == 1 + 4 * 40
     assert sorted(rows["seq"]) == list(range(1, 162))
-    assert audit.verify(log) == {"ok": True, "rows": 161, "first_bad_seq": None}
+    assert audit.verify(log) == {"ok": True, "rows": 161, "first_bad_seq": None, "problem": None}
 
 
 def test_memory_store_gets_an_in_memory_log():
@@ -110,7 +112,7 @@ def test_an_old_in_store_trail_is_migrated_once_and_new_rows_chain_on(tmp_path):
     db = tmp_path / "old.duckdb"
     _old_store(db, 3)
     log = audit.AuditLog.for_store(db)
-    assert audit.verify(log) == {"ok": True, "rows": 3, "first_bad_seq": None}
+    assert audit.verify(log) == {"ok": True, "rows": 3, "first_bad_seq": None, "problem": None}
     assert audit.record(log, user="lead1", role="lead", action="export", subject="x") == 4
     assert audit.read(log)["subject"].tolist() == ["x", "CH-3", "CH-2", "CH-1"]
     audit.AuditLog._registry.clear()  # a new process: the file says the migration is done
@@ -132,3 +134,140 @@ def test_cli_verify_and_export_read_the_audit_file(tmp_path):
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert result["ok"] and result["rows"] == 2 and result["file"].endswith("cli.duckdb.audit.sqlite")
+
+
+# -- issue 14, item 3: a tail removed, a row rewritten with a plain hash, the head lost or rolled back ----
+
+def _trail(tmp_path, rows: int = 6, name: str = "t.duckdb"):
+    log = audit.AuditLog.for_store(tmp_path / name)
+    for i in range(rows):
+        audit.record(log, user="lead1", role="lead", action="view_child", subject=f"CH-{i}", detail="x")
+    assert audit.verify(log)["ok"]
+    return log
+
+
+def _sql(log, statement, params=()):
+    con = sqlite3.connect(str(log.path), isolation_level=None)
+    try:
+        return con.execute(statement, params).fetchall()
+    finally:
+        con.close()
+
+
+def _head(log) -> Path:
+    return Path(str(log.path) + ".head")
+
+
+def test_removing_the_last_row_is_detected(tmp_path):
+    log = _trail(tmp_path)
+    _sql(log, "DELETE FROM audit_log WHERE seq = 6")
+    result = audit.verify(log)
+    assert result["ok"] is False and result["first_bad_seq"] == 6 and "removed" in result["problem"]
+
+
+def test_removing_the_last_three_rows_is_detected(tmp_path):
+    log = _trail(tmp_path)
+    _sql(log, "DELETE FROM audit_log WHERE seq >= 4")
+    result = audit.verify(log)
+    assert result["ok"] is False and result["first_bad_seq"] == 4 and "3 row(s)" in result["problem"]
+
+
+def test_editing_the_last_row_and_recomputing_a_plain_sha256_is_detected(tmp_path):
+    log = _trail(tmp_path)
+    seq, at, user, role, action, _subject, detail, prev, _ = _sql(log, "SELECT * FROM audit_log WHERE seq = 6")[0]
+    forged = audit._row_hash(prev, seq, at, user, role, action, "CH-innocent", detail)  # what the old chain was
+    _sql(log, "UPDATE audit_log SET subject = 'CH-innocent', row_hash = ? WHERE seq = 6", [forged])
+    result = audit.verify(log)
+    assert result["ok"] is False and result["first_bad_seq"] == 6
+
+
+def test_claiming_every_row_is_an_unkeyed_legacy_row_does_not_help(tmp_path):
+    log = _trail(tmp_path)
+    prev = audit.GENESIS
+    for seq, at, user, role, action, subject, detail, _, _ in _sql(log, "SELECT * FROM audit_log ORDER BY seq"):
+        subject = "CH-innocent" if seq == 6 else subject
+        digest = audit._row_hash(prev, seq, at, user, role, action, subject, detail)
+        _sql(log, "UPDATE audit_log SET subject = ?, prev_hash = ?, row_hash = ? WHERE seq = ?",
+             [subject, prev, digest, seq])
+        prev = digest
+    _sql(log, "UPDATE audit_meta SET value = '6' WHERE name = 'legacy_rows'")
+    assert audit.verify(log)["ok"] is False
+
+
+def test_a_missing_head_is_detected(tmp_path):
+    log = _trail(tmp_path)
+    _head(log).unlink()
+    result = audit.verify(log)
+    assert result["ok"] is False and "missing" in result["problem"]
+
+
+def test_a_rolled_back_head_is_detected(tmp_path):
+    log = _trail(tmp_path, rows=3)
+    old = _head(log).read_bytes()
+    for i in range(3):
+        audit.record(log, user="lead1", role="lead", action="export", subject=f"later-{i}")
+    _head(log).write_bytes(old)
+    result = audit.verify(log)
+    assert result["ok"] is False and result["first_bad_seq"] == 4 and "rolled back" in result["problem"]
+
+
+def test_a_forged_head_is_detected(tmp_path):
+    log = _trail(tmp_path)
+    _sql(log, "DELETE FROM audit_log WHERE seq = 6")
+    head = json.loads(_head(log).read_bytes())
+    head.update(seq=5, row_hash=_sql(log, "SELECT row_hash FROM audit_log WHERE seq = 5")[0][0])
+    _head(log).write_text(json.dumps(head))
+    result = audit.verify(log)
+    assert result["ok"] is False and "not genuine" in result["problem"]
+
+
+def test_the_key_is_kept_apart_and_another_key_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv(audit.KEY_ENV, raising=False)
+    log = _trail(tmp_path, rows=2, name="k.duckdb")
+    key_file = tmp_path / "k.audit.key"
+    assert key_file.exists() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(_head(log).stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert key.encode() not in log.path.read_bytes() and key.encode() not in _head(log).read_bytes()
+    audit.AuditLog._registry.clear()
+    with pytest.raises(audit.AuditError, match="not the one") as raised:
+        audit.AuditLog.for_store(tmp_path / "k.duckdb", key="another-audit-key-0123456789")
+    assert "another-audit-key" not in str(raised.value)
+    monkeypatch.setenv(audit.KEY_ENV, key)  # the same key from the environment is accepted
+    audit.AuditLog._registry.clear()
+    assert audit.verify(audit.AuditLog.for_store(tmp_path / "k.duckdb"))["ok"]
+
+
+def test_a_failed_commit_puts_the_previous_head_back(tmp_path, monkeypatch):
+    log = _trail(tmp_path, rows=2)
+    before = _head(log).read_bytes()
+    real_connect = log._connect
+
+    class FailingCommit:  # the disk fills up as the row is committed, after the new head was written
+        def __init__(self, con):
+            self.con = con
+
+        def execute(self, sql, *args):
+            if sql == "COMMIT":
+                assert _head(log).read_bytes() != before  # the new head is in place at this point
+                raise sqlite3.OperationalError("database or disk is full")
+            return self.con.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.con, name)
+
+    monkeypatch.setattr(log, "_connect", lambda: FailingCommit(real_connect()))
+    with pytest.raises(audit.AuditError, match="disk is full"):
+        audit.record(log, user="u", role="lead", action="export")
+    monkeypatch.setattr(log, "_connect", real_connect)
+    assert _head(log).read_bytes() == before
+    assert audit.verify(log) == {"ok": True, "rows": 2, "first_bad_seq": None, "problem": None}
+
+
+def test_cli_verify_reports_a_removed_tail_on_a_copy(tmp_path):
+    log = _trail(tmp_path, rows=4, name="cli2.duckdb")
+    _sql(log, "DELETE FROM audit_log WHERE seq = 4")
+    run = subprocess.run([sys.executable, "-m", "lib.cli", "audit", "verify", "--db", str(tmp_path / "cli2.duckdb")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = json.loads(run.stdout)
+    assert run.returncode == 1 and result["ok"] is False and result["first_bad_seq"] == 4, run.stderr

@@ -1,31 +1,46 @@
 """The audit trail: who saw, exported, loaded, linked or decided what, and when. No Streamlit here.
 
-The trail lives in its own SQLite file beside the record store (``<store path>.audit.sqlite``, e.g.
+Where: its own SQLite file beside the record store (``<store path>.audit.sqlite``, e.g.
 ``data/joinedup.duckdb.audit.sqlite``), not inside the DuckDB store: the app holds the store read-only
 while command-line jobs write it, and every one of those processes must be able to append audit rows at
 the same time. SQLite in WAL mode with a busy timeout allows that; each row is one ``BEGIN IMMEDIATE``
 transaction (the write lock is taken before the last row is read), so sequence numbers and the chain stay
-consistent across processes. The file is created with mode 0600.
+consistent across processes. Files are created with mode 0600.
 
-Every child-level view, export, upload, linkage run, review decision and sign-in event is one row of the
-append-only table ``audit_log``. This module only ever INSERTs into it (no UPDATE or DELETE anywhere in
-the code; a test checks). Each row carries a hash chain: ``row_hash`` covers the previous row's hash and
-this row's fields, so editing or deleting an earlier row is detectable with ``verify(log)``.
+What: every child-level view, export, upload, linkage run, review decision and sign-in event is one row of
+the append-only table ``audit_log``. This module only ever INSERTs into it (no UPDATE or DELETE anywhere in
+the code; a test checks).
+
+Tamper evidence (issue 14, item 3):
+- a keyed chain: ``row_hash`` is HMAC-SHA256, under the audit key, of the previous row's hash and this
+  row's fields. Without the key nobody can recompute it, so an edited row (even with a recomputed plain
+  SHA-256) or a removed row in the middle breaks the chain;
+- a head record outside the database, ``<audit file>.head``: the last sequence number and hash, HMAC'd
+  with the same key, replaced atomically inside the row's transaction. Removing the last row(s), or
+  restoring an older head file, or deleting it, makes the trail and its head disagree.
+``verify(log)`` checks both and says what is wrong.
+
+The audit key is kept apart from the store and the trail (``load_key``), first match wins: the ``key``
+argument (the app passes ``st.secrets["JOINEDUP_AUDIT_KEY"]``), ``$JOINEDUP_AUDIT_KEY``, else the key file
+``<store stem>.audit.key`` beside the store (0600, created at first use, like the pseudonymisation key).
+A different key from the one the trail was started with is refused (a key check is kept, never the key).
+Held only in a file beside the data, the key protects against someone who can change the trail but not
+read that file; for more, keep the key in the app's secrets or the environment (docs/INFORMATION_GOVERNANCE.md).
 
 Use::
 
     log = AuditLog.for_store("data/joinedup.duckdb")      # one object per store file per process
     record(log, user="lead1", role="lead", action="view_child", subject="CH-…")
     read(log, action="export")                            # a DataFrame, newest first
-    verify(log)                                           # {"ok", "rows", "first_bad_seq", ...}
+    verify(log)                                           # {"ok", "rows", "first_bad_seq", "problem"}
 
-An in-memory store (``":memory:"``) gets a process-wide in-memory log; ``AuditLog.memory()`` makes a
-private one (tests).
+An in-memory store (``":memory:"``) gets a process-wide in-memory log with a random key; ``AuditLog.memory()``
+makes a private one (tests).
 
-Old stores kept the trail in an ``audit_log`` table inside DuckDB. The first time the SQLite file is
-created for such a store, the old rows are copied over once (their chain is checked first, and the copy
-re-checked), and the SQLite file records where they came from. The old table is left in the store
-untouched (read-only) as evidence.
+Older trails: an ``audit_log`` table inside an old DuckDB store is copied over once, the first time the
+SQLite file is made (its plain SHA-256 chain is checked first and the copy re-checked); the old table is
+left in the store untouched. Those first rows keep their plain hashes ("legacy rows"); the first keyed row
+and the HMAC'd head then vouch for them, so they cannot be rewritten afterwards without detection.
 
 Values recorded: user name, role, action (see ``ACTIONS``), subject (an area code, a child pseudonym
 ``CH-…``, a file name, a batch id) and a short free-text detail. Never an identifier in clear, never a
@@ -34,8 +49,10 @@ key or password.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import sqlite3
 import threading
 from datetime import UTC, datetime
@@ -46,6 +63,10 @@ import pandas as pd
 
 TABLE = "audit_log"
 SUFFIX = ".audit.sqlite"
+HEAD_SUFFIX = ".head"
+KEY_ENV = "JOINEDUP_AUDIT_KEY"
+KEY_SUFFIX = ".audit.key"
+MIN_KEY_LENGTH = 16
 ACTIONS = {
     "view_child": "Opened one child's journey",
     "view_review": "Opened a pair in the review queue",
@@ -63,52 +84,95 @@ GENESIS = "0" * 64
 MAX_TEXT = 500  # subject and detail are cut to this length
 BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another process's INSERT before giving up
 COLUMNS = ["seq", "at_utc", "user_name", "role", "action", "subject", "detail"]
+_KEY_CHECK_MESSAGE = b"joinedup audit key check v1"
+_HEAD_VERSION = 1
 
 _SCHEMA = (
     (f"CREATE TABLE IF NOT EXISTS {TABLE} (seq INTEGER PRIMARY KEY, at_utc TEXT NOT NULL, "
-    "user_name TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, subject TEXT, detail TEXT, "
-    "prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL)"),
+     "user_name TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, subject TEXT, detail TEXT, "
+     "prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL)"),
     "CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 # SQL: table names are this module's constants; every value (user, filters, limit) is a ? parameter.
 
 
 class AuditError(RuntimeError):
-    """The audit trail cannot be opened or written (a clear message naming the file)."""
+    """The audit trail cannot be opened or written (a clear message naming the file, never a key)."""
 
 
 def audit_path(store_path) -> Path | str:
     """``<store path>.audit.sqlite`` for a store file; ``":memory:"`` for an in-memory store."""
     text = str(store_path)
-    if text == ":memory:" or text == "":
+    if text in (":memory:", ""):
         return ":memory:"
     return Path(text + SUFFIX)
 
 
+def key_path(store_path) -> Path:
+    """The audit key file beside the store: ``data/joinedup.audit.key`` for ``data/joinedup.duckdb``."""
+    return Path(str(store_path)).with_suffix(KEY_SUFFIX)
+
+
+def load_key(store_path=None, key: str | bytes | None = None) -> bytes:
+    """The audit key: ``key``, else $JOINEDUP_AUDIT_KEY, else the key file beside the store (created 0600
+    at first use); an in-memory store without either gets a random key for this process."""
+    if key is None:
+        key = os.environ.get(KEY_ENV) or None
+    if key is None:
+        if store_path is None or str(store_path) in (":memory:", ""):
+            return secrets.token_hex(32).encode("ascii")
+        path = key_path(store_path)
+        try:
+            if path.exists():
+                key = path.read_text(encoding="utf-8").strip()
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                new = secrets.token_hex(32)
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:  # made by a concurrent first run
+                    key = path.read_text(encoding="utf-8").strip()
+                else:
+                    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                        handle.write(new + "\n")
+                    os.chmod(path, 0o600)
+                    key = new
+        except OSError as exc:
+            raise AuditError(f"the audit key file {path} cannot be read or made: {exc.strerror}") from None
+    raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+    if len(raw) < MIN_KEY_LENGTH:
+        raise AuditError(f"the audit key must be at least {MIN_KEY_LENGTH} characters")
+    return raw
+
+
 class AuditLog:
-    """One audit trail (a SQLite file, or an in-memory database for in-memory stores and tests)."""
+    """One audit trail (a SQLite file and its head file, or in memory for in-memory stores and tests)."""
 
     _registry: ClassVar[dict[str, AuditLog]] = {}
     _registry_lock = threading.Lock()
 
-    def __init__(self, path: Path | str, *, store_path=None, con=None):
+    def __init__(self, path: Path | str, *, store_path=None, con=None, key: str | bytes | None = None):
         self.path = path
         self.store_path = store_path
+        self._key = load_key(store_path, key)
         self._lock = threading.Lock()  # serialises this process's writers (SQLite serialises processes)
         self._memory = None
+        self._memory_head: bytes | None = None
         if path == ":memory:":
             self._memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             self._setup(self._memory)
         else:
             self._create_file()
         self._migrate_old_table(con)
+        self._adopt()
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
-    def for_store(cls, store_path=None, *, con=None) -> AuditLog:
+    def for_store(cls, store_path=None, *, con=None, key: str | bytes | None = None) -> AuditLog:
         """The audit log of the store at ``store_path`` (default: $JOINEDUP_DB, else data/joinedup.duckdb).
         One object per file per process. ``con``: an open connection to that store, used once to migrate an
-        old in-store ``audit_log`` table (otherwise the store is opened read-only for that, if it exists)."""
+        old in-store ``audit_log`` table (otherwise the store is opened read-only for that, if it exists).
+        ``key``: the audit key when it comes from the app's secrets (see ``load_key``)."""
         if store_path is None:
             from lib.records.store import resolve_path
 
@@ -118,25 +182,30 @@ class AuditLog:
         with cls._registry_lock:
             log = cls._registry.get(name)
             if log is None or (log.path != ":memory:" and not Path(log.path).exists()):
-                log = cls(path, store_path=None if path == ":memory:" else Path(str(store_path)), con=con)
+                log = cls(path, store_path=None if path == ":memory:" else Path(str(store_path)), con=con,
+                          key=key)
                 cls._registry[name] = log
             return log
 
     @classmethod
-    def for_connection(cls, con) -> AuditLog:
+    def for_connection(cls, con, *, key: str | bytes | None = None) -> AuditLog:
         """The audit log of the store a DuckDB connection has open (its main database file)."""
         rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
                            ).fetchall()
         path = rows[0][0] if rows and rows[0][0] else ":memory:"
-        return cls.for_store(path, con=con)
+        return cls.for_store(path, con=con, key=key)
 
     @classmethod
-    def memory(cls) -> AuditLog:
+    def memory(cls, key: str | bytes | None = None) -> AuditLog:
         """A private in-memory log (tests)."""
-        return cls(":memory:")
+        return cls(":memory:", key=key)
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r})"
+
+    @property
+    def head_path(self) -> Path | None:
+        return None if self.path == ":memory:" else Path(str(self.path) + HEAD_SUFFIX)
 
     def _create_file(self) -> None:
         path = Path(self.path)
@@ -175,7 +244,58 @@ class AuditLog:
         """A context manager yielding a SQLite connection (a fresh one per call for a file)."""
         return _Conn(self)
 
-    # -- migration of the old in-store table --------------------------------------------------------
+    # -- keys, hashes and the head ------------------------------------------------------------------
+    def _mac(self, payload: str) -> str:
+        return hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).hexdigest()
+
+    def key_check(self) -> str:
+        """Identifies the key without revealing it (kept in the trail's audit_meta)."""
+        return hmac.new(self._key, _KEY_CHECK_MESSAGE, hashlib.sha256).hexdigest()[:32]
+
+    def _row_mac(self, prev_hash: str, seq: int, at: str, user, role, action, subject, detail) -> str:
+        return self._mac(_payload(prev_hash, seq, at, user, role, action, subject, detail))
+
+    def _head_bytes(self, seq: int, row_hash: str, legacy: int) -> bytes:
+        body = {"version": _HEAD_VERSION, "seq": int(seq), "row_hash": row_hash, "legacy_rows": int(legacy)}
+        body["mac"] = self._mac(json.dumps([body["version"], body["seq"], row_hash, body["legacy_rows"]],
+                                           separators=(",", ":")))
+        return (json.dumps(body, separators=(",", ":")) + "\n").encode("ascii")
+
+    def _read_head(self) -> bytes | None:
+        if self._memory is not None:
+            return self._memory_head
+        try:
+            return self.head_path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _write_head(self, data: bytes | None) -> None:
+        """Replace the head atomically (a temporary file in the same folder, fsync, rename); None removes."""
+        if self._memory is not None:
+            self._memory_head = data
+            return
+        head = self.head_path
+        if data is None:
+            head.unlink(missing_ok=True)
+            return
+        tmp = head.with_name(f"{head.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, head)
+        try:
+            folder = os.open(head.parent, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+    # -- first open: migration and adoption ---------------------------------------------------------
     def _migrate_old_table(self, con) -> None:
         with self.connection() as lite:
             done = lite.execute("SELECT value FROM audit_meta WHERE name = 'origin'").fetchone()
@@ -189,22 +309,67 @@ class AuditLog:
                     lite.execute("ROLLBACK")  # another process migrated meanwhile
                     return
                 if lite.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]:
-                    origin = "rows present before migration check"
+                    origin = "rows present before the migration check"
                 elif rows:
-                    check = _verify_rows(rows)
+                    check = _verify_plain(rows)
                     if not check["ok"]:
                         raise AuditError(f"the old audit trail in {self.store_path} is broken at row "
                                          f"{check['first_bad_seq']}; export it with an older release and keep it "
                                          "as evidence before upgrading")
                     lite.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                    copied = lite.execute(f"SELECT seq, at_utc, user_name, role, action, subject, detail, "
+                                          f"prev_hash, row_hash FROM {TABLE} ORDER BY seq").fetchall()
+                    if not _verify_plain(copied)["ok"] or len(copied) != len(rows):
+                        raise AuditError(f"copying the old audit trail from {self.store_path} did not reproduce "
+                                         "its chain; nothing was written")
                     origin = f"migrated {len(rows)} rows from {TABLE} in {Path(str(self.store_path)).name}"
                 else:
                     origin = "new"
                 lite.execute("INSERT INTO audit_meta VALUES ('origin', ?)", [origin])
                 lite.execute("COMMIT")
             except BaseException:
-                lite.execute("ROLLBACK")
+                if lite.in_transaction:
+                    lite.execute("ROLLBACK")
                 raise
+
+    def _adopt(self) -> None:
+        """Bind the trail to this key on first use: record the key check and, for rows written before the
+        trail was keyed (migrated or older), their count ("legacy rows") and a head that vouches for them.
+        Later opens only check that the key is the same."""
+        with self._lock, self.connection() as lite:
+            lite.execute("BEGIN IMMEDIATE")
+            try:
+                meta = dict(lite.execute("SELECT name, value FROM audit_meta").fetchall())
+                if "key_check" in meta:
+                    lite.execute("ROLLBACK")
+                    if not hmac.compare_digest(meta["key_check"], self.key_check()):
+                        raise AuditError(f"the audit key ({KEY_ENV}, the app's secrets or the key file "
+                                         f"{self._key_source()}) is not the one the audit trail {self.path} was "
+                                         "started with; use that key (nothing was written)")
+                    return
+                rows = lite.execute(f"SELECT seq, at_utc, user_name, role, action, subject, detail, prev_hash, "
+                                    f"row_hash FROM {TABLE} ORDER BY seq").fetchall()
+                check = _verify_plain(rows)
+                if not check["ok"]:
+                    raise AuditError(f"the audit trail {self.path} is broken at row {check['first_bad_seq']} "
+                                     "(before it was keyed); keep a copy as evidence and start a new trail")
+                lite.execute("INSERT INTO audit_meta VALUES ('key_check', ?)", [self.key_check()])
+                lite.execute("INSERT INTO audit_meta VALUES ('legacy_rows', ?)", [str(len(rows))])
+                old_head = self._read_head()
+                if rows:
+                    self._write_head(self._head_bytes(rows[-1][0], rows[-1][8], len(rows)))
+                try:
+                    lite.execute("COMMIT")
+                except BaseException:
+                    self._write_head(old_head)
+                    raise
+            except BaseException:
+                if lite.in_transaction:
+                    lite.execute("ROLLBACK")
+                raise
+
+    def _key_source(self) -> str:
+        return str(key_path(self.store_path)) if self.store_path is not None else "(in memory)"
 
     def _old_rows(self, con) -> list[tuple]:
         """Rows of an old DuckDB ``audit_log`` table, as SQLite values (empty when there is none)."""
@@ -269,10 +434,15 @@ def _text(value) -> str | None:
     return text[:MAX_TEXT]
 
 
+def _payload(prev_hash: str, seq: int, at: str, user: str, role: str, action: str, subject, detail) -> str:
+    return json.dumps([prev_hash, seq, at, user, role, action, subject, detail], ensure_ascii=True,
+                      separators=(",", ":"))
+
+
 def _row_hash(prev_hash: str, seq: int, at: str, user: str, role: str, action: str, subject, detail) -> str:
-    payload = json.dumps([prev_hash, seq, at, user, role, action, subject, detail], ensure_ascii=True,
-                         separators=(",", ":"))
-    return hashlib.sha256(payload.encode("ascii")).hexdigest()
+    """The plain (unkeyed) SHA-256 of older trails ("legacy rows"); new rows use AuditLog._row_mac."""
+    return hashlib.sha256(_payload(prev_hash, seq, at, user, role, action, subject, detail).encode("ascii")
+                          ).hexdigest()
 
 
 def _iso(at: datetime) -> str:
@@ -298,19 +468,30 @@ def record(log: AuditLog, *, user: str, role: str, action: str, subject=None, de
     try:
         with log._lock, log.connection() as con:
             con.execute("BEGIN IMMEDIATE")  # the write lock before reading the last row: no two get one seq
+            old_head = written = None
             try:
+                legacy = int(con.execute("SELECT value FROM audit_meta WHERE name = 'legacy_rows'").fetchone()[0])
                 last = con.execute(f"SELECT seq, row_hash FROM {TABLE} ORDER BY seq DESC LIMIT 1").fetchone()
                 seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-                digest = _row_hash(prev, seq, at, user, role, action, subject, detail)
+                digest = log._row_mac(prev, seq, at, user, role, action, subject, detail)
                 con.execute(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [seq, at, user, role, action, subject, detail, prev, digest])
+                # The head is replaced while this transaction holds the write lock, so heads are written in
+                # sequence order; if the commit fails the previous head is put back.
+                old_head = log._read_head()
+                written = log._head_bytes(seq, digest, legacy)
+                log._write_head(written)
                 con.execute("COMMIT")
             except BaseException:
                 if con.in_transaction:
                     con.execute("ROLLBACK")
+                if written is not None:
+                    log._write_head(old_head)
                 raise
     except sqlite3.Error as exc:
         raise AuditError(f"could not write to the audit trail {log.path}: {exc}") from exc
+    except OSError as exc:
+        raise AuditError(f"could not write the audit head {log.head_path}: {exc.strerror}") from exc
     return int(seq)
 
 
@@ -348,7 +529,8 @@ def read(log: AuditLog, *, action: str | None = None, user: str | None = None, t
     return frame
 
 
-def _verify_rows(rows) -> dict:
+def _verify_plain(rows) -> dict:
+    """The plain SHA-256 chain of an older trail."""
     prev = GENESIS
     expected_seq = 1
     for seq, at, user, role, action, subject, detail, prev_hash, row_hash in rows:
@@ -360,12 +542,66 @@ def _verify_rows(rows) -> dict:
 
 
 def verify(log: AuditLog) -> dict:
-    """Re-compute the hash chain: {"ok", "rows", "first_bad_seq"} (first row where the chain breaks)."""
+    """Check the keyed chain and the head record.
+
+    Returns {"ok", "rows", "first_bad_seq", "problem"}: ``first_bad_seq`` is the first row where the chain
+    breaks, or the first missing row when the tail was removed; ``problem`` says what is wrong (None if ok).
+    """
     log = _log(log)
-    with log.connection() as con:
-        rows = con.execute(f"SELECT seq, at_utc, user_name, role, action, subject, detail, prev_hash, row_hash "
-                           f"FROM {TABLE} ORDER BY seq").fetchall()
-    return _verify_rows(rows)
+
+    def bad(seq, problem):
+        return {"ok": False, "rows": len(rows), "first_bad_seq": None if seq is None else int(seq),
+                "problem": problem}
+
+    with log._lock, log.connection() as con:
+        con.execute("BEGIN IMMEDIATE")  # no writer between reading the rows and reading the head
+        try:
+            meta = dict(con.execute("SELECT name, value FROM audit_meta").fetchall())
+            rows = con.execute(f"SELECT seq, at_utc, user_name, role, action, subject, detail, prev_hash, "
+                               f"row_hash FROM {TABLE} ORDER BY seq").fetchall()
+            head_bytes = log._read_head()
+        finally:
+            con.execute("ROLLBACK")
+    if "key_check" not in meta or not hmac.compare_digest(meta["key_check"], log.key_check()):
+        return bad(None, "the trail's key check is missing or is not this key's: the trail was replaced, or "
+                         "the wrong audit key is configured")
+    try:
+        legacy = int(meta.get("legacy_rows", "x"))
+    except ValueError:
+        return bad(None, "the trail's record of its unkeyed rows is missing or altered")
+    prev, expected_seq = GENESIS, 1
+    for seq, at, user, role, action, subject, detail, prev_hash, row_hash in rows:
+        if seq != expected_seq:
+            return bad(expected_seq, f"row {expected_seq} is missing")
+        fields = (prev, seq, at, user, role, action, subject, detail)
+        digest = _row_hash(*fields) if seq <= legacy else log._row_mac(*fields)
+        if prev_hash != prev or not hmac.compare_digest(digest, row_hash):
+            return bad(seq, f"row {seq} was changed (its keyed hash does not match)")
+        prev, expected_seq = row_hash, seq + 1
+    last_seq = rows[-1][0] if rows else 0
+    if head_bytes is None:
+        if rows:
+            return bad(last_seq + 1, "the head record (last row and hash, kept outside the database) is missing")
+        return {"ok": True, "rows": 0, "first_bad_seq": None, "problem": None}
+    try:
+        head = json.loads(head_bytes)
+        expected = log._head_bytes(head["seq"], head["row_hash"], head["legacy_rows"])
+        genuine = hmac.compare_digest(json.loads(expected)["mac"], str(head["mac"]))
+    except (ValueError, KeyError, TypeError):
+        genuine = False
+    if not genuine:
+        return bad(None, "the head record is not genuine (altered, or made with another key)")
+    if head["legacy_rows"] != legacy:
+        return bad(None, "the trail's record of its unkeyed rows does not match its head")
+    if head["seq"] > last_seq:
+        return bad(last_seq + 1, f"the trail ends at row {last_seq} but its head says {head['seq']}: "
+                                 f"{head['seq'] - last_seq} row(s) at the end were removed")
+    if head["seq"] < last_seq:
+        return bad(head["seq"] + 1, f"the head says the trail ends at row {head['seq']} but it holds {last_seq}: "
+                                    "the head was rolled back (or replaced by an older copy)")
+    if not hmac.compare_digest(head["row_hash"], rows[-1][8]):
+        return bad(last_seq, f"row {last_seq} does not match the head record")
+    return {"ok": True, "rows": len(rows), "first_bad_seq": None, "problem": None}
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:

@@ -64,8 +64,9 @@ def cmd_audit(args) -> int:
 
     log = audit.AuditLog.for_store(store.resolve_path(args.db))
     if args.action == "verify":
-        print(json.dumps({"file": str(log.path), **audit.verify(log)}))
-        return 0
+        result = audit.verify(log)
+        print(json.dumps({"file": str(log.path), **result}))
+        return 0 if result["ok"] else 1
     frame = audit.read(log)
     with open(args.out, "wb") as handle:
         handle.write(audit.to_csv(frame))
