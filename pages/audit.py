@@ -13,16 +13,17 @@ log = audit_trail()
 
 st.title("Audit trail")
 st.markdown("Every child-level view, export, upload, linkage run, review decision and sign-in is recorded here, "
-            "append-only. Each row is chained to the one before it by a hash, so a changed or deleted row "
-            "shows up below as a broken chain.")
+            "append-only. Each row is chained to the one before it by a keyed hash, and a keyed head record "
+            "outside the database holds the last row, so a changed, deleted or missing row shows up below.")
 audit_view("view_audit", None, slot="audit_page")
 
 check = audit.verify(log)
 if check["ok"]:
     st.success(f"Chain intact: {check['rows']:,} rows, none altered or removed.", icon=":material/verified:")
 else:
-    st.error(f"The audit chain is broken at row {check['first_bad_seq']:,}: a row was changed or removed "
-             "outside the application. Report this to your information governance lead.", icon=":material/gpp_bad:")
+    st.error(f"The audit trail fails its check: {check['problem']}. A row was changed or removed outside the "
+             "application, or the head record kept beside the trail was lost or replaced. Report this to your "
+             "information governance lead.", icon=":material/gpp_bad:")
 
 c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
 actions = [None, *audit.ACTIONS]

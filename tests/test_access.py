@@ -182,11 +182,31 @@ def test_oidc_role_from_claim_or_allow_list():
               "allow": {"commissioner": ["Board@Example.org"]}}
     assert auth.oidc_role({"is_logged_in": True, "groups": ["sg-leads"]}, config) == "lead"
     assert auth.oidc_role({"is_logged_in": True, "groups": ["sg-leads", "bi-team"]}, config) == "analyst"
-    assert auth.oidc_role({"is_logged_in": True, "email": "board@example.org"}, config) == "commissioner"
+    assert auth.oidc_role({"is_logged_in": True, "email": "board@example.org", "email_verified": True},
+                          config) == "commissioner"
     assert auth.oidc_role({"is_logged_in": True, "email": "board@example.org", "email_verified": False},
                           config) is None
     assert auth.oidc_role({"is_logged_in": True, "email": "stranger@example.org", "groups": ["x"]}, config) is None
     assert auth.oidc_role({"is_logged_in": False, "groups": ["sg-leads"]}, config) is None
+
+
+def test_an_allow_list_needs_a_verified_email_and_a_missing_claim_is_not_verified():
+    """Issue 14, item 10: a missing email_verified claim counted as verified."""
+    config = {"allow": {"lead": ["lead@example.org"]}}
+    base = {"is_logged_in": True, "email": "lead@example.org"}
+    assert auth.oidc_role(base, config) is None  # no email_verified claim at all
+    for unverified in (False, "false", None, "", "yes", 1, "False"):
+        assert auth.oidc_role({**base, "email_verified": unverified}, config) is None, unverified
+    for verified in (True, "true", "TRUE"):
+        assert auth.oidc_role({**base, "email_verified": verified}, config) == "lead", verified
+    tenant = {**config, "allow_issuer": "https://login.example.org/our-tenant/v2.0"}
+    assert auth.oidc_role({**base, "email_verified": True, "iss": "https://login.example.org/other/v2.0"},
+                          tenant) is None
+    assert auth.oidc_role({**base, "email_verified": True, "iss": "https://login.example.org/our-tenant/v2.0/"},
+                          tenant) == "lead"
+    assert auth.oidc_role({**base, "email_verified": True}, tenant) is None  # no issuer claim
+    claim = {"role_claim": "groups", "claim_roles": {"sg-leads": "lead"}}  # a group claim needs no e-mail
+    assert auth.oidc_role({"is_logged_in": True, "groups": ["sg-leads"]}, claim) == "lead"
 
 
 def test_mode_and_demo_rules():

@@ -197,7 +197,7 @@ def test_oidc_role_from_claim_and_allow_list(local):
     lead = _oidc_app({"is_logged_in": True, "email": "lead@example.org", "groups": ["sg-leads"]})
     assert any("Signed in as **lead@example\\.org**" in c.value for c in lead.sidebar.caption)  # escaped
     assert _can_open(lead, "review") and _can_open(lead, "audit")
-    board = _oidc_app({"is_logged_in": True, "email": "board@example.org"})
+    board = _oidc_app({"is_logged_in": True, "email": "board@example.org", "email_verified": True})
     assert not _can_open(board, "review") and _can_open(board, "across")
     assert not board.get("selectbox") or "child_id" not in {w.key for w in board.selectbox}
     stranger = _oidc_app({"is_logged_in": True, "email": "x@example.org", "groups": ["other"]})

@@ -143,7 +143,7 @@ def test_sign_in_secrets_never_shown(tmp_path, monkeypatch):
                                 "client_id": "joinedup", "client_secret": CLIENT_SECRET,
                                 "server_metadata_url": "https://idp.example.org/.well-known/openid-configuration"},
                        "joinedup": {"allow": {"lead": ["lead@example.org"]}}})
-    at.user = {"is_logged_in": True, "email": "lead@example.org"}
+    at.user = {"is_logged_in": True, "email": "lead@example.org", "email_verified": True}
     at.run()
     assert not at.exception, at.exception
     everything = json.dumps([str(getattr(e, "value", "")) for kind in ("markdown", "caption", "error", "warning",
