@@ -319,7 +319,7 @@ def sign_in_page() -> None:
     if submitted:
         account = accounts.authenticate(accounts_path(), username, password, _throttle(), _session_id())
         if account is None:
-            shown = username.strip() if accounts.USERNAME.match(username.strip()) else "(not a valid user name)"
+            shown = accounts.audit_name(accounts_path(), username)  # never a typed password in clear
             try:
                 audit_log.record(audit_trail(), user=shown, role="(none)", action="sign_in_failed")
             except Exception:  # noqa: BLE001
