@@ -44,5 +44,5 @@ st.dataframe(rows, hide_index=True, width="stretch", height=420, key="audit_tabl
              column_config={"seq": "#", "at_utc": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
                             "user_name": "User", "role": "Role", "action": "Action", "subject": "Area / child / file",
                             "detail": "Detail"})
-export_button("Download these rows (CSV)", audit.to_csv(rows), "joinedup_audit.csv", "text/csv", key="audit_csv",
+export_button("Download these rows (CSV)", rows, "joinedup_audit.csv", "text/csv", key="audit_csv",
               subject="audit trail")

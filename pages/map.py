@@ -6,8 +6,7 @@ import streamlit as st
 
 from lib.geo import alignment, lookup, maps
 from lib.geo.layers import LAYERS, PLACE_ORDER
-from lib.export.csv_safe import to_csv_bytes
-from pages.common import require_page
+from pages.common import export_button, require_page
 
 require_page("boundaries")  # every role: public boundaries only, no records
 st.title("Boundaries")
@@ -141,7 +140,7 @@ else:
                 config[f"{k}_crossing"] = st.column_config.NumberColumn(f"{LAYERS[k].short}: cutting across")
             st.dataframe(table.sort_values("crossing_partners", ascending=False)[columns], hide_index=True,
                          column_config=config, width="stretch", height=420)
-            st.download_button("Download table (CSV)", to_csv_bytes(table[columns]),
-                               file_name=f"misalignment_{layer}.csv", mime="text/csv")
+            export_button("Download table (CSV)", table[columns], f"misalignment_{layer}.csv", "text/csv",
+                          key="misalignment_csv", subject=layer)
         if against == "trust" or layer == "trust":
             st.caption(LAYERS["trust"].note)

@@ -69,6 +69,7 @@ KEY_SUFFIX = ".audit.key"
 MIN_KEY_LENGTH = 16
 ACTIONS = {
     "view_child": "Opened one child's journey",
+    "view_list": "Opened a list of children (spanning boundaries)",
     "view_review": "Opened a pair in the review queue",
     "review_decision": "Accepted or rejected a link",
     "export": "Downloaded a table, figure or pack",
@@ -493,6 +494,26 @@ def record(log: AuditLog, *, user: str, role: str, action: str, subject=None, de
     except OSError as exc:
         raise AuditError(f"could not write the audit head {log.head_path}: {exc.strerror}") from exc
     return int(seq)
+
+
+CLI_ROLE = "(command line)"
+
+
+def cli_user() -> str:
+    """Who ran a command-line job: ``cli:<operating-system user>`` (the uid when there is no name)."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid-{os.getuid()}"
+
+
+def record_command(store_path, *, action: str, subject=None, detail=None) -> int:
+    """Audit a command-line job on the store at ``store_path`` (user ``cli:<os user>``, role "(command line)").
+    Exports call this before writing their file, so an export that cannot be audited is not written."""
+    return record(AuditLog.for_store(store_path), user=cli_user(), role=CLI_ROLE, action=action,
+                  subject=subject, detail=detail)
 
 
 def read(log: AuditLog, *, action: str | None = None, user: str | None = None, text: str | None = None,

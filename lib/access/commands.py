@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from pathlib import Path
 
 
 def _password(args) -> str:
@@ -67,6 +68,8 @@ def cmd_audit(args) -> int:
         result = audit.verify(log)
         print(json.dumps({"file": str(log.path), **result}))
         return 0 if result["ok"] else 1
+    audit.record_command(store.resolve_path(args.db), action="export", subject="audit trail",
+                         detail=f"command line: audit export to {Path(args.out).name}")  # before reading and writing
     frame = audit.read(log)
     with open(args.out, "wb") as handle:
         handle.write(audit.to_csv(frame))
