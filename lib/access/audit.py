@@ -428,10 +428,17 @@ def _duck_rows(con) -> list[tuple]:
     return [(int(r[0]), _iso(r[1]) if isinstance(r[1], datetime) else str(r[1]), *r[2:]) for r in rows]
 
 
-def _text(value) -> str | None:
+def _text(value, *, scrub: bool = False) -> str | None:
+    """Printable text cut to MAX_TEXT; with ``scrub``, NHS-number- and postcode-shaped parts are replaced by
+    "[withheld]" (lib.records.identifiers.scrub): subjects and details come from file names, record and node
+    ids, and must never carry an identifier in clear."""
     if value is None:
         return None
     text = "".join(ch if ch.isprintable() else " " for ch in str(value))
+    if scrub:
+        from lib.records.identifiers import scrub as scrub_identifiers
+
+        text = scrub_identifiers(text)
     return text[:MAX_TEXT]
 
 
@@ -464,7 +471,7 @@ def record(log: AuditLog, *, user: str, role: str, action: str, subject=None, de
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     user, role = _text(user) or "(unknown)", _text(role) or "(none)"
-    subject, detail = _text(subject), _text(detail)
+    subject, detail = _text(subject, scrub=True), _text(detail, scrub=True)
     at = _iso(datetime.now(UTC).replace(tzinfo=None))
     try:
         with log._lock, log.connection() as con:
