@@ -3,7 +3,7 @@ text (``encounter_type``) or used as an agency's record id (``source_record_id``
 
 What counts (docs/INFORMATION_GOVERNANCE.md, "Identifiers in free text and record ids"):
 - NHS-number-shaped: 10 digits standing alone (not part of a longer run of digits), written together or in
-  3-3-4 groups with spaces or dashes, that pass the Modulus 11 check (lib.records.validate's own check; a
+  3-3-4 groups separated by spaces or by dashes (the same separator twice), that pass the Modulus 11 check (lib.records.validate's own check; a
   number whose digits are all the same is a placeholder and does not count);
 - postcode-shaped: a UK postcode pattern (outward code, optional space, digit and two letters) written in
   capitals as postcodes are, or in any case when it is in the postcode directory (ONSPD, as geocoding uses);
@@ -32,7 +32,7 @@ KIND_WORDS = {"nhs": "an NHS number", "postcode": "a postcode", "dob": "a date o
 KIND_ORDER = ("nhs", "postcode", "dob", "name")
 WITHHELD = "(withheld: shaped like {what})"
 
-_NHS = re.compile(r"(?<!\d)(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?!\d)")
+_NHS = re.compile(r"(?<!\d)(\d{3})([ -]?)(\d{3})\2(\d{4})(?!\d)")  # together, or 3-3-4 with one separator
 _POSTCODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2}\d[A-Za-z\d]?) ?(\d[A-Za-z]{2})(?![A-Za-z0-9])")
 _MONTHS = ("jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february|march|april|june|july|august|"
            "september|october|november|december")
@@ -44,10 +44,15 @@ _DATES = (
 _NAME_WORD = r"[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?"
 _NAME = re.compile(rf"(?<![A-Za-z])({_NAME_WORD})\s+({_NAME_WORD}|[A-Z]{{2,}}(?:[-'][A-Z]+)?)(?![A-Za-z])")
 _ID_NAME = re.compile(r"^[^0-9]*[A-Za-z]{2,}[^A-Za-z0-9]+[A-Za-z]{2,}[^0-9]*$")
-# One RE2 pass over a whole column finds the few values worth checking exactly (no lookaround in RE2).
-_PREFILTER = (r"\d{3}[ -]?\d{3}[ -]?\d{4}|(?i:[a-z]{1,2}\d[a-z\d]? ?\d[a-z]{2})|\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}"
-              rf"|(?i:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?,?\s+\d{{4}})"
+# One RE2 pass over a whole column finds the few values worth checking exactly (RE2 has no lookaround, so
+# the boundaries are written as groups); a value that is only an NHS-number-shaped number is checked
+# vectorised (lib.records.validate.check_nhs_numbers), the rest in Python.
+_PREFILTER = (r"(?:^|[^0-9])(?:\d{10}|\d{3} \d{3} \d{4}|\d{3}-\d{3}-\d{4})(?:[^0-9]|$)"
+              r"|(?:^|[^A-Za-z0-9])(?i:[a-z]{1,2}\d[a-z\d]? ?\d[a-z]{2})(?:[^A-Za-z0-9]|$)"
+              r"|(?:^|[^0-9])\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}(?:[^0-9]|$)"
+              rf"|(?:^|[^0-9])(?i:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?,?\s+\d{{4}})"
               r"|^[^0-9]*[A-Za-z]{2,}[^A-Za-z0-9]+[A-Za-z]{2,}[^0-9]*$")
+_ONLY_NHS_SHAPE = r"^(?:\d{10}|\d{3} \d{3} \d{4}|\d{3}-\d{3}-\d{4})$"
 
 
 def _nhs_valid(digits: str) -> bool:
@@ -70,7 +75,7 @@ def _in_directory(postcodes: list[str]) -> list[bool]:
 def _spans(text: str) -> dict[str, list[tuple[int, int]]]:
     found: dict[str, list[tuple[int, int]]] = {k: [] for k in KIND_ORDER}
     for m in _NHS.finditer(text):
-        if _nhs_valid("".join(m.groups())):
+        if _nhs_valid(m.group(1) + m.group(3) + m.group(4)):
             found["nhs"].append(m.span())
     shaped = list(_POSTCODE.finditer(text))
     lower = [m for m in shaped if m.group(0) != m.group(0).upper()]
@@ -127,7 +132,15 @@ def column_id_kinds(arr: pa.Array) -> np.ndarray:
     out = np.full(n, "", dtype=object)
     if not n:
         return out
+    from lib.records.validate import NHS_CODES, check_nhs_numbers
+
     candidate = pc.fill_null(pc.match_substring_regex(arr, _PREFILTER), False).to_numpy(zero_copy_only=False)
+    number_only = pc.fill_null(pc.match_substring_regex(arr, _ONLY_NHS_SHAPE), False).to_numpy(zero_copy_only=False)
+    if number_only.any():
+        idx = np.flatnonzero(number_only)
+        _, code, _ = check_nhs_numbers(arr.take(pa.array(idx)))
+        out[idx[code == NHS_CODES.index("valid")]] = "nhs"
+        candidate &= ~number_only
     idx = np.flatnonzero(candidate)
     if len(idx):
         values = arr.take(pa.array(idx)).to_pylist()
