@@ -73,7 +73,7 @@ def test_a_record_id_shaped_like_an_identifier_rejects_the_row_without_echoing_i
 
 def test_ordinary_record_ids_pass():
     ids = ["R00001", "CSC-000123", "POL-E23000010-0000123", "HLT-RR8-0000042", "2025/000123", "MASH 1234",
-           "9434765918", "12345678901", "A1B2C3"]
+           "9434765918", "12345678901", "A1B2C3", "CASE-100000-2024"]
     kinds = identifiers.column_id_kinds(pa.array(ids))
     assert list(kinds) == [""] * len(ids)
 
