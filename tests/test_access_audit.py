@@ -271,3 +271,28 @@ def test_cli_verify_reports_a_removed_tail_on_a_copy(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     result = json.loads(run.stdout)
     assert run.returncode == 1 and result["ok"] is False and result["first_bad_seq"] == 4, run.stderr
+
+
+def test_the_audit_page_says_what_the_check_found(tmp_path, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    db = tmp_path / "page.duckdb"
+    store.connect(db).close()
+    log = _trail(tmp_path, rows=3, name="page.duckdb")
+    monkeypatch.setenv("JOINEDUP_DB", str(db))
+    monkeypatch.setenv("JOINEDUP_SYNTHETIC_STORE", "1")
+    monkeypatch.setenv("JOINEDUP_ACCOUNTS", str(tmp_path / "none.json"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "pages" / "audit.py"), default_timeout=120)
+    at.session_state["demo_role"] = "lead"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Chain intact" in s.value for s in at.success)
+    head = _head(log).read_bytes()
+    audit.record(log, user="x", role="lead", action="export", subject="later")
+    _head(log).write_bytes(head)  # rolled back: the last row is no longer vouched for
+    at.run()
+    assert any("fails its check" in e.value and "rolled back" in e.value for e in at.error), [e.value for e in at.error]
+    st.cache_data.clear()

@@ -632,6 +632,22 @@ def verify(log: AuditLog) -> dict:
     return {"ok": True, "rows": len(rows), "first_bad_seq": None, "problem": None}
 
 
+def fingerprint(log: AuditLog) -> tuple:
+    """Size and modification time of the trail, its WAL and its head: any write changes it (lets a page reuse
+    a ``verify`` result between reruns that wrote nothing, for a short time)."""
+    log = _log(log)
+    if log.path == ":memory:":
+        return (id(log), log._memory.total_changes, log._memory_head)
+    out = []
+    for path in (Path(log.path), Path(str(log.path) + "-wal"), log.head_path):
+        try:
+            info = path.stat()
+            out.append((info.st_size, info.st_mtime_ns))
+        except FileNotFoundError:
+            out.append(None)
+    return tuple(out)
+
+
 def to_csv(frame: pd.DataFrame) -> bytes:
     """CSV of audit rows with spreadsheet-formula cells neutralised (a leading ' on = + - @ tab CR)."""
     from lib.access.safety import csv_safe_frame
