@@ -296,3 +296,16 @@ def test_the_audit_page_says_what_the_check_found(tmp_path, monkeypatch):
     at.run()
     assert any("fails its check" in e.value and "rolled back" in e.value for e in at.error), [e.value for e in at.error]
     st.cache_data.clear()
+
+
+def test_cli_with_another_audit_key_says_so_without_a_traceback_or_the_key(tmp_path):
+    import os
+
+    _trail(tmp_path, rows=2, name="wrong.duckdb")
+    audit.AuditLog._registry.clear()
+    run = subprocess.run([sys.executable, "-m", "lib.cli", "audit", "verify", "--db", str(tmp_path / "wrong.duckdb")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, audit.KEY_ENV: "another-audit-key-for-this-test"})
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "not the one" in json.loads(run.stdout)["error"]
+    assert "another-audit-key-for-this-test" not in run.stdout + run.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def cmd_audit(args) -> int:
     audit.record_command(store.resolve_path(args.db), action="export", subject="audit trail",
                          detail=f"command line: audit export to {Path(args.out).name}")  # before reading and writing
     frame = audit.read(log)
-    with open(args.out, "wb") as handle:
+    with open(os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:  # names users
         handle.write(audit.to_csv(frame))
     print(json.dumps({"rows": len(frame), "out": args.out, **{"chain_ok": audit.verify(log)["ok"]}}))
     return 0
