@@ -125,3 +125,27 @@ def test_the_journey_view_withholds_an_identifier_shaped_id_from_an_older_store(
         con.close()
     _no_clear_value(records.to_string())
     assert "(withheld: shaped like an NHS number)" in records["source_record_id"].tolist()
+
+
+def test_node_ids_shown_or_audited_withhold_an_identifier_shaped_source_id():
+    assert identifiers.safe_node_id("R:police|E23000010|943 476 5919") == \
+        "R:police|E23000010|(withheld: shaped like an NHS number)"
+    assert identifiers.safe_node_id("R:health|RR8|Oliver Smith") == "R:health|RR8|(withheld: shaped like a name)"
+    assert identifiers.safe_node_id("R:police|E23000010|POL-E23000010-0000001") == \
+        "R:police|E23000010|POL-E23000010-0000001"
+    assert identifiers.safe_node_id("N:3f2a") == "N:3f2a"
+
+
+def test_the_review_queue_profile_withholds_free_text_from_an_older_store(tmp_path_factory, tmp_path):
+    from lib.linkage import review
+    from tests.fixtures_linkage import copy_store, synthetic_linked_store
+
+    path = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)
+    con = duckdb.connect(str(path))
+    try:
+        node, key = con.execute("SELECT node_id, record_key FROM record_child ORDER BY record_key LIMIT 1").fetchall()[0]
+        con.execute("UPDATE encounters SET encounter_type = ? WHERE record_key = ?", [ISSUE_TEXT, key])
+        profile = review.group_profile(con, node)
+    finally:
+        con.close()
+    _no_clear_value(profile.to_string())

@@ -160,6 +160,17 @@ def withhold(value, *, record_id: bool = True) -> str | None:
     return WITHHELD.format(what=describe(kinds)) if kinds else value
 
 
+def safe_node_id(node: str | None) -> str | None:
+    """A linkage node id fit to show or audit: ``R:agency|code|source id`` keeps the agency and code and
+    withholds an identifier-shaped source id (``N:`` nodes carry a keyed hash only)."""
+    if not node or not str(node).startswith("R:"):
+        return node
+    parts = str(node).split("|", 2)
+    if len(parts) != 3:
+        return node
+    return f"{parts[0]}|{parts[1]}|{withhold(parts[2])}"
+
+
 def scrub(text: str | None) -> str | None:
     """Free text with every NHS-number- and postcode-shaped part replaced (for the audit trail: subjects and
     details come from file names, area codes and record ids, where a date is usually not a birth date)."""
