@@ -7,11 +7,10 @@ import streamlit as st
 from lib.measures import convert, counts, population
 from lib.measures import divergence as dv
 from lib.measures import figures
-from lib.export.csv_safe import to_csv_bytes
 from lib.access.roles import aggregates_suppressed, periods_for
 from lib.access.views import aggregate_view, count_text, visible_rows
 from lib.measures.suppression import is_small
-from pages.common import connection, db_path, require_page, stored_data_version
+from pages.common import connection, db_path, export_button, require_page, stored_data_version
 from pages import exports
 
 ROLE = require_page("divergence")  # every role; counts suppressed for roles that see aggregates only
@@ -181,9 +180,9 @@ if tab.open:
                                     "log_ratio_high": st.column_config.NumberColumn("95% high", format="%.2f"),
                                     "share_a": st.column_config.NumberColumn("A share", format="percent"),
                                     "verdict": "Funnel verdict"})
-        st.download_button("Download (CSV)", to_csv_bytes(dv.export_table(result, a, b, layer, period, measure)),
-                           file_name=f"divergence_{layer}.csv",
-                           mime="text/csv", key="div_csv")
+        export_button("Download (CSV)", dv.export_table(result, a, b, layer, period, measure),
+                      f"divergence_{layer}.csv", "text/csv", key="div_csv", subject=layer,
+                      detail=f"divergence_{layer}.csv ({period}, {measure}, {a} v {b})")
 
 # -- funnel ----------------------------------------------------------------------------------------------
 

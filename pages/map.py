@@ -6,8 +6,7 @@ import streamlit as st
 
 from lib.geo import alignment, catchments, lookup, maps
 from lib.geo.layers import LAYERS, PLACE_ORDER, POLYGONS, vintage_table
-from lib.export.csv_safe import to_csv_bytes
-from pages.common import require_page
+from pages.common import export_button, require_page
 
 require_page("boundaries")  # every role: public boundaries only, no records
 st.title("Boundaries")
@@ -148,8 +147,8 @@ elif view_choice == VIEWS[2]:
         st.dataframe(shown, hide_index=True, width="stretch", height=420,
                      column_config={"Share of admissions": st.column_config.NumberColumn(format="percent"),
                                     "Children attributed": st.column_config.NumberColumn(format="%.0f")})
-        st.download_button("Download table (CSV)", to_csv_bytes(served), file_name=f"trust_shares_{trust}.csv",
-                           mime="text/csv")
+        export_button("Download table (CSV)", served, f"trust_shares_{trust}.csv", "text/csv",
+                      key="trust_shares_csv", subject=trust)
     st.caption(f"{catchments.CAPTION} Districts shaded where the trust takes at least 0.1%; outlines: where "
                "each trust is the main provider. Children aged 0–17: ONS mid-2020 LSOA estimates.")
 
@@ -195,8 +194,8 @@ else:
                 config[f"{k}_crossing"] = st.column_config.NumberColumn(f"{LAYERS[k].short}: cutting across")
             st.dataframe(table.sort_values("crossing_partners", ascending=False)[columns], hide_index=True,
                          column_config=config, width="stretch", height=420)
-            st.download_button("Download table (CSV)", to_csv_bytes(table[columns]),
-                               file_name=f"misalignment_{layer}.csv", mime="text/csv")
+            export_button("Download table (CSV)", table[columns], f"misalignment_{layer}.csv", "text/csv",
+                          key="misalignment_csv", subject=layer)
         if against == "trust" or layer == "trust":
             st.caption(LAYERS["trust"].note)
 
