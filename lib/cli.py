@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 
 # Modules that contribute sub-commands; each has register(subparsers) and sets
@@ -40,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from lib.access.audit import AuditError
+
+    try:
+        return int(args.func(args) or 0)
+    except AuditError as exc:  # the audit trail cannot be written or is not ours: say so, never a traceback
+        print(json.dumps({"ok": False, "error": f"audit trail: {exc}"}))
+        return 2
 
 
 if __name__ == "__main__":

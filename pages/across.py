@@ -7,11 +7,10 @@ import streamlit as st
 
 from lib.geo.layers import LAYERS
 from lib.linkage import figures, journey, spans
-from lib.export.csv_safe import to_csv_bytes
 from pages import exports
 from lib.access.roles import aggregates_suppressed, may_load_data, sees_child_level
 from lib.access.views import aggregate_view, count_text, visible_rows
-from pages.common import (audit, audit_view, connection, db_path, progress_callback, require_page,
+from pages.common import (audit, audit_view, connection, db_path, export_button, progress_callback, require_page,
                           stored_data_version)
 
 ROLE = require_page("across")  # every role; child lists and journeys below: safeguarding leads only
@@ -228,8 +227,8 @@ if table_tab.open:
             shown = as_text_shares(shown, SPAN_RATES)
             config = {k: (v if isinstance(v, str) else v["label"]) for k, v in config.items()}
         st.dataframe(shown, hide_index=True, width="stretch", height=380, column_config=config, key="spans_table")
-        st.download_button("Download table (CSV)", to_csv_bytes(shown_spans),
-                           file_name=f"across_spans_{layer}.csv", mime="text/csv", key="spans_csv")
+        export_button("Download table (CSV)", shown_spans, f"across_spans_{layer}.csv", "text/csv", key="spans_csv",
+                      subject=layer)
 
 
 # -- flows ---------------------------------------------------------------------------------------------
@@ -262,9 +261,8 @@ if table_tab.open:
                                     "encounters": "Encounters", "reverse_children": "Children the other way",
                                     "reverse_encounters": "Encounters the other way", "from_code": "From (code)",
                                     "to_code": "To (code)"})
-        st.download_button("Download all flows (CSV)",
-                           to_csv_bytes(aggregate_view(all_flows, FLOW_COUNTS, role=ROLE, column_totals=False)),
-                           file_name=f"across_flows_{layer}.csv", mime="text/csv", key="flows_csv")
+        export_button("Download all flows (CSV)", aggregate_view(all_flows, FLOW_COUNTS, role=ROLE, column_totals=False),
+                      f"across_flows_{layer}.csv", "text/csv", key="flows_csv", subject=layer)
 
 
 # -- missed without linkage ----------------------------------------------------------------------------
@@ -325,6 +323,8 @@ c1, c2 = st.columns([1, 2])
 resident_in = c1.selectbox("Resident in", [None, *table.loc[table["children"] > 0, "area_code"]], key="child_area",
                            format_func=lambda c: "All areas" if c is None else names.get(c, c))
 candidates = spanning(DB_PATH, version, layer, resident_in)
+audit_view("view_list", f"{layer}:{resident_in or 'all areas'}", f"{len(candidates)} children listed "
+           "(encounters in several areas)", slot="across_list")
 if candidates.empty:
     st.info("No child resident here has encounters in more than one area.")
     st.stop()

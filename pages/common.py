@@ -13,7 +13,7 @@ import time
 
 import streamlit as st
 
-from lib.access import accounts, audit as audit_log, auth
+from lib.access import accounts, audit as audit_log, auth, sessions
 from lib.access.roles import LEAD, ROLE_LABELS, ROLES, may_open
 from lib.access.safety import escape_markdown
 from lib.records import store
@@ -186,9 +186,23 @@ def uploads_allowed() -> tuple[bool, str]:
                    "(`python -m lib.cli accounts add`) or OpenID Connect, then sign in as an analyst.")
 
 
+def audit_key():
+    """The audit key from Streamlit secrets, if configured (else $JOINEDUP_AUDIT_KEY or the key file)."""
+    try:
+        return st.secrets.get(audit_log.KEY_ENV)
+    except Exception:  # noqa: BLE001 - no secrets file is the normal standalone case
+        return None
+
+
+def audit_trail() -> audit_log.AuditLog:
+    """The audit trail beside the store (its own SQLite file: lib.access.audit)."""
+    path = db_path()
+    return audit_log.AuditLog.for_store(path, con=connection(path), key=audit_key())
+
+
 def audit(action: str, subject=None, detail=None) -> None:
     """Append an audit row for this session's user and role (lib.access.audit.record)."""
-    audit_log.record(store_connection(), user=current_user() or "(not signed in)",
+    audit_log.record(audit_trail(), user=current_user() or "(not signed in)",
                      role=current_role() or "(none)", action=action, subject=subject, detail=detail)
 
 
@@ -200,10 +214,23 @@ def audit_view(action: str, subject, detail=None, *, slot: str) -> None:
         st.session_state[marker] = (action, subject, current_user())
 
 
-def export_button(label: str, data, file_name: str, mime: str, *, key: str, subject=None, **kwargs):
-    """st.download_button that writes an 'export' audit row when clicked."""
-    return st.download_button(label, data, file_name=file_name, mime=mime, key=key,
-                              on_click=audit, args=("export", subject or file_name, file_name), **kwargs)
+def export_button(label: str, data, file_name: str, mime: str | None = None, *, key: str, subject=None, detail=None,
+                  container=None, **kwargs):
+    """The one download path of the pages: st.download_button that writes an 'export' audit row when clicked
+    (subject: ``subject`` or the file name; detail: ``detail`` or the file name). A table is passed as a
+    DataFrame and written as spreadsheet-safe CSV (lib.export.csv_safe); a .csv passed as text or bytes is
+    refused, so no CSV leaves without that. Other formats (JSON, PPTX, PNG) are passed as bytes or str.
+    ``container``: a column or other container to draw the button in (default: the page)."""
+    import pandas as pd
+
+    from lib.export.csv_safe import to_csv_bytes
+
+    if isinstance(data, pd.DataFrame):
+        data, mime = to_csv_bytes(data), mime or "text/csv"
+    elif file_name.lower().endswith(".csv"):
+        raise TypeError(f"{file_name}: pass a CSV download as a DataFrame, so it is made spreadsheet-safe")
+    return (container or st).download_button(label, data, file_name=file_name, mime=mime, key=key, on_click=audit,
+                                             args=("export", subject or file_name, detail or file_name), **kwargs)
 
 
 def _run_through_app() -> None:
@@ -248,8 +275,59 @@ def _signed_in(mode: str) -> bool:
     return False
 
 
+# A session that disappears (tab closed): lib.access.sessions. Streamlit 1.67 has no public "session ended"
+# callback; the server can only see that a session's browser connection is gone (Runtime.is_active_session).
+SESSION_GRACE_ENV = "JOINEDUP_SESSION_GRACE_SECONDS"  # how long a lost connection may come back (default 120)
+
+
+def _runtime_session_id() -> str | None:
+    """This session's id in the Streamlit server (None where there is no server, e.g. AppTest)."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if not Runtime.exists():
+        return None
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx else None
+
+
+def _is_active(session_id: str) -> bool:
+    from streamlit.runtime import Runtime
+
+    return Runtime.instance().is_active_session(session_id)
+
+
+@st.cache_resource(show_spinner=False)
+def _session_registry() -> sessions.SessionRegistry:
+    """One registry and one sweeper thread per server process."""
+    try:
+        grace = float(os.environ.get(SESSION_GRACE_ENV) or sessions.GRACE_SECONDS)
+    except ValueError:
+        grace = sessions.GRACE_SECONDS
+    registry = sessions.SessionRegistry(grace)
+    registry.sweeper = sessions.Sweeper(registry, _is_active, interval=min(sessions.SWEEP_SECONDS, max(grace, 1.0)))
+    return registry
+
+
+def _track_session(mode: str) -> None:
+    """Register this signed-in session, and sign out any whose browser connection has gone."""
+    session_id = _runtime_session_id()
+    if session_id is None:
+        return
+    registry = _session_registry()
+    if mode != auth.DEMO and _signed_in(mode):
+        from functools import partial
+
+        registry.seen(session_id, user=current_user() or "(unknown)", role=current_role() or "(none)",
+                      record=partial(audit_log.record, audit_trail()))
+    registry.sweep(_is_active)
+
+
 def _sign_out(reason: str = "signed out") -> None:
     mode = sign_in_mode()
+    session_id = _runtime_session_id()
+    if session_id is not None:
+        _session_registry().forget(session_id)
     try:
         audit("sign_out", detail=reason)
     except Exception:  # noqa: BLE001 - never keep a session open because the audit store is busy
@@ -261,17 +339,21 @@ def _sign_out(reason: str = "signed out") -> None:
 
 
 def check_session_timeout() -> None:
-    """Sign the session out after the idle timeout (README: 30 minutes unless configured)."""
+    """Sign the session out after the idle timeout (README: 30 minutes unless configured); record sessions
+    that ended without signing out (lib.access.sessions)."""
     mode = sign_in_mode()
     if mode == auth.DEMO or not _signed_in(mode):
+        _track_session(mode)
         return
     now = time.time()
     last = st.session_state.get("_last_seen")
     if last is not None and now - last > auth.timeout_seconds(auth_settings()):
         st.session_state["_timed_out"] = True
         _sign_out("idle timeout")
+        _track_session(mode)
         return
     st.session_state["_last_seen"] = now
+    _track_session(mode)
 
 
 def sign_in_page() -> None:
@@ -305,9 +387,9 @@ def sign_in_page() -> None:
     if submitted:
         account = accounts.authenticate(accounts_path(), username, password, _throttle(), _session_id())
         if account is None:
-            shown = username.strip() if accounts.USERNAME.match(username.strip()) else "(not a valid user name)"
+            shown = accounts.audit_name(accounts_path(), username)  # never a typed password in clear
             try:
-                audit_log.record(store_connection(), user=shown, role="(none)", action="sign_in_failed")
+                audit_log.record(audit_trail(), user=shown, role="(none)", action="sign_in_failed")
             except Exception:  # noqa: BLE001
                 pass
             st.error(accounts.FAILED_MESSAGE, icon=":material/lock:")

@@ -178,5 +178,7 @@ st.caption(f"A deck for the first area ({names[areas[0]]}) with these areas side
 exports.board_pack_controls(layer=layer, area=areas[0], period=period, measure=measure, a=a, b=b, cube=data,
                             compare_areas=areas, comparator=comparator, role=ROLE, key="cmp_bp")
 if convert.MEASURE_LAYERS[layer].endswith("(modelled)"):
-    st.caption("Trust catchments are modelled: NHS trusts have no statutory boundary (see the Boundaries page).")
+    st.caption("Trust catchments are modelled from OHID admissions (NHS Acute (Hospital) Trust Catchment Populations, "
+               "2022 edition): NHS trusts have no statutory boundary (see the Boundaries page). A trust's children "
+               "are its modelled share of each area's children.")
 st.caption(f"Agencies compared for divergence: {dv.agency_title(a)} and {dv.agency_title(b)}.")

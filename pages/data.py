@@ -14,7 +14,7 @@ from lib.records import schema, store
 from lib.records.extract import ExtractError
 from lib.records.ingest import commit, prepare
 from lib.records.pseudonymise import load_key
-from lib.access.safety import csv_safe_frame, escape_markdown, safe_filename
+from lib.access.safety import escape_markdown, safe_filename
 from lib.access.roles import aggregates_suppressed
 from lib.access.views import aggregate_view, visible_rows
 from lib.measures.suppression import is_small
@@ -47,8 +47,8 @@ with schema_tab:
     st.markdown("Required columns must be present; others may be left out or blank. Common header spellings "
                 "are recognised (for example *NHS No*, *DOB*, *First name*, *Postcode*).")
     st.dataframe(schema.schema_frame(), hide_index=True, width="stretch")
-    st.download_button("Download the template (CSV)", schema.template_csv(), "joinedup_template.csv", "text/csv",
-                       key="template")
+    export_button("Download the template (CSV)", schema.template_frame(), "joinedup_template.csv", "text/csv",
+                  key="template", detail="blank template")
     with st.expander("Every check and what happens"):
         st.dataframe(schema.checks_frame(), hide_index=True, width="stretch")
 
@@ -101,8 +101,7 @@ with upload_tab:
                 st.subheader("Problems found")
                 st.dataframe(reasons, hide_index=True, width="stretch")
                 st.dataframe(batch.issues, hide_index=True, width="stretch", height=260)
-                export_button("Download the problem list (CSV)",
-                              csv_safe_frame(batch.issues).to_csv(index=False).encode(),
+                export_button("Download the problem list (CSV)", batch.issues,
                               f"{upload_name}.problems.csv", "text/csv", key="issues_csv")
             else:
                 st.success("No problems found.")

@@ -7,11 +7,10 @@ import streamlit as st
 from lib.measures import convert, counts, population
 from lib.measures import divergence as dv
 from lib.measures import figures
-from lib.export.csv_safe import to_csv_bytes
 from lib.access.roles import aggregates_suppressed, periods_for
 from lib.access.views import aggregate_view, count_text, visible_rows
 from lib.measures.suppression import is_small
-from pages.common import connection, db_path, require_page, stored_data_version
+from pages.common import connection, db_path, export_button, require_page, stored_data_version
 from pages import exports
 
 ROLE = require_page("divergence")  # every role; counts suppressed for roles that see aggregates only
@@ -37,8 +36,8 @@ def cube(path: str, version: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def default_population(layer: str):
-    return population.default_population(layer)
+def default_population(layer: str, age: str = population.DEFAULT_AGE):
+    return population.default_population(layer, age)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -100,10 +99,11 @@ measure = st.radio("Count", measure_options, horizontal=True, key="div_measure",
 noun = dv.NOUN[measure]
 
 with st.expander("Child population for rates per 10,000"):
-    st.caption(population.DEFAULT_SOURCE)
+    age = st.radio("Age band", population.AGE_BANDS, horizontal=True, key="div_age",
+                   format_func=lambda x: f"aged {x.replace('-', '–')}")
     upload = st.file_uploader("Upload a population (CSV with area_code, children) for this geography",
                               type=["csv"], key="div_population")
-pop_key, pop = "default", default_population(layer)
+pop_key, pop = f"official:{age}", default_population(layer, age)
 if upload is not None:
     try:
         pop, problems = population.read_population(upload.getvalue())
@@ -113,7 +113,12 @@ if upload is not None:
     except ValueError as exc:
         st.error(str(exc))
 if convert.MEASURE_LAYERS[layer].endswith("(modelled)"):
-    st.caption("Trust catchments are modelled: NHS trusts have no statutory boundary (see the Boundaries page).")
+    st.caption("Trust catchments are modelled from OHID admissions (NHS Acute (Hospital) Trust Catchment "
+               "Populations, 2022 edition): NHS trusts have no statutory boundary (see the Boundaries page).")
+if "health" in (a, b):
+    st.caption("On the native basis, trust-recorded counts are apportioned to other geographies by OHID's "
+               "catchment shares (each district's share of admissions going to each trust, 2022 edition), "
+               "weighted by children; such figures are marked as apportioned.")
 
 result = table(DB_PATH, version, layer, period, a, b, measure, pop_key, pop)
 if AGG:  # counts 1-5 (and cells that would give them away from totals): the whole area row is left out
@@ -123,8 +128,9 @@ if AGG:  # counts 1-5 (and cells that would give them away from totals): the who
                "chart, table and download on this page (DfE small-number convention).")
 counted = result[result["total"] > 0]
 st.markdown(("Among areas whose counts can be shown: " if AGG else "") + dv.describe_table(result, a, b, measure, period))
-if pop_key == "default":
-    st.caption("Rates per 10,000 children use an approximate synthetic population (see the expander above).")
+if pop_key.startswith("official"):
+    st.caption(population.source_label(age, layer))
+rate_unit = population.rate_label(age) if pop_key.startswith("official") else "per 10,000 (uploaded population)"
 
 # -- side by side ----------------------------------------------------------------------------------------
 
@@ -144,9 +150,9 @@ if tab.open:
                      hide_index=True, width="stretch", key="div_dumbbell_table",
                      column_config={"area_name": "Area", "area_code": "Code", "count_a": dv.agency_title(a),
                                     "count_b": dv.agency_title(b), "total": "Both",
-                                    "rate_a": st.column_config.NumberColumn(f"{dv.agency_title(a)} per 10,000",
+                                    "rate_a": st.column_config.NumberColumn(f"{dv.agency_title(a)} {rate_unit}",
                                                                             format="%.2f"),
-                                    "rate_b": st.column_config.NumberColumn(f"{dv.agency_title(b)} per 10,000",
+                                    "rate_b": st.column_config.NumberColumn(f"{dv.agency_title(b)} {rate_unit}",
                                                                             format="%.2f")})
 
 # -- map and ranked table --------------------------------------------------------------------------------
@@ -174,9 +180,9 @@ if tab.open:
                                     "log_ratio_high": st.column_config.NumberColumn("95% high", format="%.2f"),
                                     "share_a": st.column_config.NumberColumn("A share", format="percent"),
                                     "verdict": "Funnel verdict"})
-        st.download_button("Download (CSV)", to_csv_bytes(dv.export_table(result, a, b, layer, period, measure)),
-                           file_name=f"divergence_{layer}.csv",
-                           mime="text/csv", key="div_csv")
+        export_button("Download (CSV)", dv.export_table(result, a, b, layer, period, measure),
+                      f"divergence_{layer}.csv", "text/csv", key="div_csv", subject=layer,
+                      detail=f"divergence_{layer}.csv ({period}, {measure}, {a} v {b})")
 
 # -- funnel ----------------------------------------------------------------------------------------------
 
@@ -239,7 +245,8 @@ st.caption("Boundary effect: each agency's records counted on its own geography 
            "summed or apportioned to this geography) minus the same records placed by where each encounter "
            "happened. Identity effect: records minus distinct linked children. Recording effect: what remains, "
            "the difference in distinct children each agency recorded here. The three add up to the gap."
-           + (" Some figures here were apportioned by postcode weights." if decomposition["apportioned"] else ""))
+           + (" Some figures here were apportioned (trust counts by OHID catchment shares, other non-nesting "
+              "geographies by postcode weights)." if decomposition["apportioned"] else ""))
 chart, tab = view_tabs("div_waterfall_view")
 if chart.open:
     with chart:

@@ -14,6 +14,7 @@ from collections import OrderedDict
 import streamlit as st
 
 import pages.common as common
+from lib.access import audit
 from lib.export import boardpack
 
 _PACKS: OrderedDict = OrderedDict()
@@ -60,6 +61,7 @@ def board_pack_controls(*, layer: str, area: str, period: str = "all", measure: 
     version = common.stored_data_version(common.connection(path))
     role = role or current_role()
     user = current_user()
+    trail = common.audit_trail()  # taken here: make() runs off the script thread (no secrets, no session)
     cube = cube if cube is not None else measure_cube(path, version)
     spec = {"layer": layer, "area": area, "role": role, "period": period, "measure": measure, "a": a, "b": b,
             "compare_areas": list(compare_areas) if compare_areas else None,
@@ -69,8 +71,8 @@ def board_pack_controls(*, layer: str, area: str, period: str = "all", measure: 
         def make() -> bytes:
             pack = _pack(path, version, spec, cube)
             data = pack.deck if part == "deck" else (pack.pngs if part == "png" else pack.csvs)[name]
-            boardpack.audit_export(common.connection(path), user, role, f"{layer}:{area}",
-                                   f"{name or pack.file_stem + '.pptx'} ({period}, {measure})")
+            audit.record(trail, user=user, role=role, action="export", subject=f"{layer}:{area}",  # before serving
+                         detail=f"{name or pack.file_stem + '.pptx'} ({period}, {measure})")
             return data
         return make
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lib.geo import alignment, lookup, maps
+from lib.geo import alignment, catchments, lookup, maps
 from lib.geo.layers import LAYERS, PLACE_ORDER, POLYGONS, vintage_table
-from lib.export.csv_safe import to_csv_bytes
-from pages.common import require_page
+from pages.common import export_button, require_page
 
 require_page("boundaries")  # every role: public boundaries only, no records
 st.title("Boundaries")
@@ -16,7 +15,7 @@ st.markdown(
     "them together; hover an area to see which areas of the other layers it falls in."
 )
 
-VIEWS = ("Overlay map", "Where boundaries misalign")
+VIEWS = ("Overlay map", "Where boundaries misalign", "Trust catchment shares")
 view_choice = st.segmented_control("View", VIEWS, default=VIEWS[0], key="view", label_visibility="collapsed") \
     or VIEWS[0]
 
@@ -39,6 +38,31 @@ def misalignment_figure(layer: str, against: str, min_share: float):
                                   hover=alignment.hover_text(layer), outline=against, colorscale="Cividis",
                                   reverse=True, discrete_max=max(3, int(covered[f"{against}_crossing"].max())))
 
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def trust_shares_table(trust: str) -> pd.DataFrame:
+    table = catchments.trust_share_by_area(trust, "lad_code")
+    table.insert(1, "area_name", table["area_code"].map(lookup.name_of("lad")))
+    return table
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def trust_share_figure(trust: str):
+    table = trust_shares_table(trust)
+    shown = table[table["share"] >= 0.001]
+    values = dict(zip(shown["area_code"], (shown["share"] * 100).round(1)))
+    hover = {c: f"about {n:,.0f} children aged 0–17 attributed" for c, n in zip(shown["area_code"], shown["children"])}
+    figure = maps.choropleth_figure("lad", values, "% of the district's admissions", hover=hover, outline="trust",
+                                    colorscale="Viridis", reverse=True)
+    # Zoom to the districts where the trust takes at least 5% of admissions (all shaded ones if none).
+    core = table[table["share"] >= 0.05]["area_code"].tolist() or list(values)
+    bounds = [b for code, b in maps.layer_bounds("lad").items() if code in set(core)]
+    if bounds:
+        box = (min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds), max(b[3] for b in bounds))
+        view = maps.zoom_for_bounds(box)
+        figure.update_layout(map={**view, "zoom": max(view["zoom"] - 1.0, 3.0)})  # some context around it
+    return figure
 
 
 def _place_panel(rows: list[tuple[str, str, str]]) -> None:
@@ -99,6 +123,35 @@ if view_choice == VIEWS[0]:
         st.plotly_chart(figure, width="stretch", config={"scrollZoom": True, "displaylogo": False},
                         key="boundaries_map")
 
+elif view_choice == VIEWS[2]:
+    names = lookup.name_of("trust")
+    codes = sorted(catchments.trust_codes(), key=lambda c: names.get(c, c))
+    default = codes.index("RJ1") if "RJ1" in codes else 0
+    trust = st.selectbox("Acute trust (or Welsh health board)", codes, index=default, key="share_trust",
+                         format_func=lambda c: f"{names.get(c, c)} ({c})")
+    table = trust_shares_table(trust)
+    served = table[table["share"] >= 0.005]
+    main = table[table["share"] >= 0.5]
+    st.markdown(f"**{names.get(trust, trust)}** takes at least 0.5% of the hospital admissions of {len(served)} "
+                "local authority districts"
+                + (f", more than half of them in {len(main)}" if len(main) else "")
+                + (f"; its largest share is {table['share'].iat[0]:.0%}, of {table['area_name'].iat[0]}."
+                   if len(table) else "."))
+    chart_tab, table_tab = st.tabs(["Map", "Table"])
+    with chart_tab:
+        st.plotly_chart(trust_share_figure(trust), width="stretch", config={"scrollZoom": True, "displaylogo": False},
+                        key="trust_share_map")
+    with table_tab:
+        shown = served.rename(columns={"area_code": "District code", "area_name": "District",
+                                       "share": "Share of admissions", "children": "Children attributed"})
+        st.dataframe(shown, hide_index=True, width="stretch", height=420,
+                     column_config={"Share of admissions": st.column_config.NumberColumn(format="percent"),
+                                    "Children attributed": st.column_config.NumberColumn(format="%.0f")})
+        export_button("Download table (CSV)", served, f"trust_shares_{trust}.csv", "text/csv",
+                      key="trust_shares_csv", subject=trust)
+    st.caption(f"{catchments.CAPTION} Districts shaded where the trust takes at least 0.1%; outlines: where "
+               "each trust is the main provider. Children aged 0–17: ONS mid-2020 LSOA estimates.")
+
 else:
     left, right, share_col = st.columns(3)
     layer = left.selectbox("Areas of", list(LAYERS), index=list(LAYERS).index("utla"),
@@ -141,8 +194,8 @@ else:
                 config[f"{k}_crossing"] = st.column_config.NumberColumn(f"{LAYERS[k].short}: cutting across")
             st.dataframe(table.sort_values("crossing_partners", ascending=False)[columns], hide_index=True,
                          column_config=config, width="stretch", height=420)
-            st.download_button("Download table (CSV)", to_csv_bytes(table[columns]),
-                               file_name=f"misalignment_{layer}.csv", mime="text/csv")
+            export_button("Download table (CSV)", table[columns], f"misalignment_{layer}.csv", "text/csv",
+                          key="misalignment_csv", subject=layer)
         if against == "trust" or layer == "trust":
             st.caption(LAYERS["trust"].note)
 

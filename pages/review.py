@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.linkage import explain, review, run, spans
+from lib.records.identifiers import safe_node_id
 from pages.common import audit, audit_view, current_user, is_demo, require_page, store_connection
 
 require_page("review")  # safeguarding leads only: pairs of children's records
@@ -29,7 +30,7 @@ if queue.empty:
 labels = [f"#{i + 1}: probability {p:.2f}" for i, p in enumerate(queue["match_probability"])]
 choice = st.selectbox("Pair", range(len(queue)), format_func=lambda i: labels[i], key="review_pair")
 pair = queue.iloc[choice]
-audit_view("view_review", f"{pair['node_l']} / {pair['node_r']}", f"probability {pair['match_probability']:.2f}",
+audit_view("view_review", f"{safe_node_id(pair['node_l'])} / {safe_node_id(pair['node_r'])}", f"probability {pair['match_probability']:.2f}",
            slot="review_pair")
 try:
     table, probability = explain.explain_pair(con, pair["node_l"], pair["node_r"])
@@ -59,5 +60,5 @@ for column, decision, label in ((accept, "accept", "Same child: accept link"),
                                 (reject, "reject", "Different children: reject link")):
     if column.button(label, key=f"decide_{decision}", disabled=not reviewer.strip(), width="stretch"):
         run.record_decision(con, pair["record_key_l"], pair["record_key_r"], decision, reviewer.strip())
-        audit("review_decision", f"{pair['node_l']} / {pair['node_r']}", f"{decision} (reviewer: {reviewer.strip()})")
+        audit("review_decision", f"{safe_node_id(pair['node_l'])} / {safe_node_id(pair['node_r'])}", f"{decision} (reviewer: {reviewer.strip()})")
         st.success(f"Recorded: {decision}. It takes effect when records are next linked.")

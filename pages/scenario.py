@@ -3,6 +3,8 @@ the work is in lib.scenario (simulation on the synthetic population, or a model 
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 
 import streamlit as st
 
@@ -41,11 +43,29 @@ def population(n: int, seed: int):
     return simulate.population(n, seed)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def simulation(n: int, seed: int, levers_json: str, layer: str, curve_agencies: tuple, curve_mode: str, _progress):
+@st.cache_resource(show_spinner=False)
+def _simulations() -> tuple[threading.Lock, OrderedDict]:
+    """Results of scenario runs, shared by sessions (at most 16). Not st.cache_resource on the run itself:
+    its progress bar is drawn from inside the run, and replaying those calls on a later rerun (a download
+    click) fails with CacheReplayClosureError, because the bar is a new element in each run."""
+    return threading.Lock(), OrderedDict()
+
+
+def simulation(n: int, seed: int, levers_json: str, layer: str, curve_agencies: tuple, curve_mode: str, progress):
+    lock, results = _simulations()
+    key = (DB_PATH, n, seed, levers_json, layer, curve_agencies, curve_mode)
+    with lock:
+        if key in results:
+            results.move_to_end(key)
+            return results[key]
     levers = Levers(**json.loads(levers_json))
-    return sc.simulate_scenario(levers, key=_key(), n_encounters=n, seed=seed, layer=layer,
-                                curve_agencies=curve_agencies, curve_mode=curve_mode, progress=_progress)
+    result = sc.simulate_scenario(levers, key=_key(), n_encounters=n, seed=seed, layer=layer,
+                                  curve_agencies=curve_agencies, curve_mode=curve_mode, progress=progress)
+    with lock:
+        results[key] = result
+        while len(results) > 16:
+            results.popitem(last=False)
+    return result
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -231,11 +251,7 @@ with st.expander("Assumptions (for the board pack)", expanded=True):
 
 payload = json.dumps(sc.to_json({**result, "by_area": report.area_table}), indent=1, default=str)
 d1, d2 = st.columns(2)
-if hasattr(common, "export_button"):
-    common.export_button("Download the result (JSON)", payload, "scenario.json", "application/json", key="scn_json")
-    common.export_button("Download the area table (CSV)", report.area_table.to_csv(index=False), "scenario_areas.csv",
-                         "text/csv", key="scn_csv")
-else:
-    d1.download_button("Download the result (JSON)", payload, file_name="scenario.json", mime="application/json")
-    d2.download_button("Download the area table (CSV)", report.area_table.to_csv(index=False),
-                       file_name="scenario_areas.csv", mime="text/csv")
+common.export_button("Download the result (JSON)", payload, "scenario.json", "application/json", key="scn_json",
+                     container=d1)
+common.export_button("Download the area table (CSV)", report.area_table, "scenario_areas.csv", "text/csv",
+                     key="scn_csv", container=d2)

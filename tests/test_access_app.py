@@ -3,6 +3,7 @@ the demo refused on a store that may hold real data; an audit row for every audi
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -18,11 +19,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def _audit_rows(path, action=None):
-    con = store.connect(path)
-    try:
-        return audit.read(con, action=action)
-    finally:
-        con.close()
+    return audit.read(audit.AuditLog.for_store(path), action=action)
 
 
 @pytest.fixture()
@@ -105,8 +102,22 @@ def test_failed_sign_in_says_nothing_about_which_part(local):
     assert messages[0] == messages[1] == [accounts.FAILED_MESSAGE]
     assert not _signed_in(wrong_password) and not _signed_in(wrong_user)
     failed = _audit_rows(local, "sign_in_failed")
-    assert sorted(failed["user_name"]) == ["lead1", "nobody"]
+    assert sorted(failed["user_name"]) == [accounts.UNKNOWN_USER, "lead1"]  # "nobody" is not an account
     assert PASSWORD not in failed.to_string() and "not the password" not in failed.to_string()
+
+
+def test_a_password_typed_into_the_user_name_box_is_not_stored(local):
+    """Issue 14, item 8: a password typed as the user name reached the audit trail in clear."""
+    typed = "Tr0ub4dor-and-3"  # a valid-looking user name that is really someone's password
+    at = _sign_in(_app(), typed, "")
+    assert not _signed_in(at)
+    failed = _audit_rows(local, "sign_in_failed")
+    assert failed["user_name"].tolist() == [accounts.UNKNOWN_USER]
+    assert typed not in failed.to_string()
+    trail = Path(str(local) + ".audit.sqlite")
+    for path in (trail, Path(str(trail) + "-wal"), Path(str(trail) + ".head")):
+        if path.exists():
+            assert typed.encode() not in path.read_bytes(), path.name
 
 
 def test_lock_out_after_five_failures(local):
@@ -201,7 +212,7 @@ def test_oidc_role_from_claim_and_allow_list(local):
     lead = _oidc_app({"is_logged_in": True, "email": "lead@example.org", "groups": ["sg-leads"]})
     assert any("Signed in as **lead@example\\.org**" in c.value for c in lead.sidebar.caption)  # escaped
     assert _can_open(lead, "review") and _can_open(lead, "audit")
-    board = _oidc_app({"is_logged_in": True, "email": "board@example.org"})
+    board = _oidc_app({"is_logged_in": True, "email": "board@example.org", "email_verified": True})
     assert not _can_open(board, "review") and _can_open(board, "across")
     assert not board.get("selectbox") or "child_id" not in {w.key for w in board.selectbox}
     stranger = _oidc_app({"is_logged_in": True, "email": "x@example.org", "groups": ["other"]})

@@ -51,6 +51,20 @@ def test_layer_period_and_measure_switch(app):
     assert not app.exception, app.exception
 
 
+def test_rates_name_the_official_population_and_the_age_band_switches(app):
+    captions = " ".join(c.value for c in app.caption)
+    assert "ONS mid-year population estimates" in captions and "mid-2024" in captions
+    assert "approximate" not in captions.lower()
+    app.radio(key="div_age").set_value("10-17").run()
+    assert not app.exception, app.exception
+    captions = " ".join(c.value for c in app.caption)
+    assert "children aged 10–17" in captions and "mid-2020" in captions
+    app.selectbox(key="div_layer").set_value("trust").run()
+    assert not app.exception, app.exception
+    captions = " ".join(c.value for c in app.caption)
+    assert "OHID" in captions and "2022 edition" in captions
+
+
 def test_every_chart_has_a_table_view(app):
     for key in ("div_dumbbell_view", "div_map_view", "div_funnel_view", "div_trend_view", "div_waterfall_view"):
         app.session_state[key] = "Table"

@@ -95,3 +95,22 @@ def test_boundaries_page_shows_each_layers_source_and_vintage(app):
         assert shown.at[layer.title, "Vintage"] == layer.vintage and shown.at[layer.title, "Source"] == layer.source
     assert "2025" in shown.at[LAYERS["lad"].title, "Vintage"]
     assert "April 2026" in shown.at[LAYERS["icb"].title, "Vintage"]  # says the 36-ICB edition is not in yet
+
+
+def test_trust_catchment_shares_view_maps_one_trusts_share_by_district(app):
+    from lib.geo import catchments
+
+    app.button_group(key="view").set_value("Trust catchment shares").run()
+    assert not app.exception, app.exception
+    app.selectbox(key="share_trust").set_value("R0A").run()
+    assert not app.exception, app.exception
+    figure = _map_figure(app)
+    trace = figure["data"][0]
+    shares = dict(zip(trace["locations"], trace["z"]))
+    expected = catchments.trust_share_by_area("R0A", "lad_code").set_index("area_code")["share"]
+    assert max(shares, key=shares.get) == expected.idxmax()
+    assert shares[expected.idxmax()] == pytest.approx(round(expected.max() * 100, 1))
+    assert "% of the district's admissions" in json.dumps(trace["colorbar"])
+    captions = " ".join(c.value for c in app.caption)
+    assert "Modelled from OHID admissions, 2022 edition" in captions
+    assert "Manchester University NHS Foundation Trust" in " ".join(m.value for m in app.markdown)

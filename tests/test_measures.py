@@ -274,7 +274,9 @@ def test_synthetic_totals_agree_across_layers_and_bases(cube):
 
 def test_synthetic_divergence_table_and_readings(cube):
     pop = population.default_population("utla")
-    assert pop.sum() == pytest.approx(population.NATIONAL_CHILDREN)
+    # official ONS children aged 0–17: England's latest LA totals plus Wales (mid-2020)
+    official = population.official_population("utla")
+    assert pop.sum() == official["children"].sum() and 12_000_000 < pop.sum() < 13_500_000
     table = dv.divergence_table(cube, "utla", "all", population=pop)
     counted = table[table["total"] > 0]
     assert counted["national_share"].iat[0] == pytest.approx(counted["count_a"].sum() / counted["total"].sum())
@@ -304,4 +306,5 @@ def test_divergence_command(tmp_path_factory, tmp_path, capsys):
     assert summary["layer"] == "nhs" and summary["areas"] == 49
     out = pd.read_csv(tmp_path / "d.csv")
     assert {"area_code", "police", "children_social_care", "log_ratio", "verdict"} <= set(out.columns)
+    assert out["rate_basis"].str.contains("ONS mid-2024").all()  # rates name their population
     assert len(out) == 49

@@ -20,7 +20,7 @@ LAYERS = ("lsoa", "lad", "utla", "pfa", "icb", "sicbl", "lhb", "nhs", "trust")
     ("cf10 1ep", {"lsoa": "W01001952", "lad": "W06000015", "utla": "W06000015", "pfa": "W15000003",
                   "icb": None, "sicbl": None, "lhb": "W11000029", "nhs": "W11000029", "trust": "7A4"}),
     ("SW1A1AA", {"lad": "E09000033", "utla": "E09000033", "pfa": "E23000001", "icb": "E54000027"}),
-    ("M1 1AE", {"lad": "E08000003", "pfa": "E23000005", "trust": "RM3"}),
+    ("M1 1AE", {"lad": "E08000003", "pfa": "E23000005", "trust": "R0A"}),  # main provider of Manchester (OHID)
 ])
 def test_a_record_is_placed_in_every_geography_for_home_and_encounter(postcode, expected):
     rows = good_rows(1)

@@ -72,7 +72,7 @@ def test_cli_output_files_and_errors_carry_no_secret(canary_store):
         assert not _leaks(run.stdout) and not _leaks(run.stderr), run.args
     assert outputs[-1].returncode != 0 or "different key" in outputs[-1].stdout + outputs[-1].stderr
     for path in folder.iterdir():
-        if path.is_file() and path.suffix in (".csv", ".json", ".duckdb", ".wal", ".parquet"):
+        if path.is_file() and path.suffix in (".csv", ".json", ".duckdb", ".wal", ".parquet", ".sqlite"):
             assert not _leaks(path.read_bytes()), path.name
 
 
@@ -143,7 +143,7 @@ def test_sign_in_secrets_never_shown(tmp_path, monkeypatch):
                                 "client_id": "joinedup", "client_secret": CLIENT_SECRET,
                                 "server_metadata_url": "https://idp.example.org/.well-known/openid-configuration"},
                        "joinedup": {"allow": {"lead": ["lead@example.org"]}}})
-    at.user = {"is_logged_in": True, "email": "lead@example.org"}
+    at.user = {"is_logged_in": True, "email": "lead@example.org", "email_verified": True}
     at.run()
     assert not at.exception, at.exception
     everything = json.dumps([str(getattr(e, "value", "")) for kind in ("markdown", "caption", "error", "warning",

@@ -145,7 +145,18 @@ def test_agency_codes_follow_contract(joined):
     police, health = agency == "police", agency == "health"
     la = agency.isin(["children_social_care", "education"])
     assert (joined.loc[police, "agency_code"] == at_encounter.loc[police, "pfa_code"]).all()
-    assert (joined.loc[health, "agency_code"] == at_encounter.loc[health, "trust_code"]).all()
+    # Health: a real acute trust (or Welsh health board) taking a share of the encounter place's admissions
+    # in OHID's catchment model, drawn by those shares (so not always the main provider).
+    from lib.geo import catchments
+
+    shares = catchments.shares()
+    area = lookup.lsoa_table().set_index("lsoa11cd")["trust_area"]
+    pairs = pd.DataFrame({"area_code": at_encounter.loc[health, "lsoa11cd"].map(area).to_numpy(),
+                          "trust_code": joined.loc[health, "agency_code"].to_numpy()})
+    found = pairs.merge(shares, on=["area_code", "trust_code"], how="left")["share"]
+    assert found.notna().all() and (found > 0).all()
+    main = (joined.loc[health, "agency_code"] == at_encounter.loc[health, "trust_code"]).mean()
+    assert 0.5 < main < 0.98
     assert (joined.loc[la, "agency_code"] == at_home.loc[la, "utla_code"]).all()
 
 
@@ -312,6 +323,29 @@ def test_runs_on_a_hand_made_geography():
     assert len(enc) == 400
     assert set(enc["agency_code"]) <= {"P1", "P2", "U1", "U2", "U3", "T1", "T2"}
     assert truth["true_home_postcode"].str[:3].isin(["AB1", "AB2"]).all()  # homes in force P1
+
+
+def test_health_trust_is_drawn_by_catchment_shares():
+    from lib.synth.geography import build_geography
+
+    lsoas = pd.DataFrame({
+        "lsoa11cd": ["X01", "X02"], "pfa_code": ["P1", "P1"], "utla_code": ["U1", "U1"],
+        "trust_code": ["T2", "T3"], "lon": [-1.50, -1.49], "lat": [53.80, 53.81],
+    })
+    postcodes = pd.DataFrame({"postcode": [f"AB{i}{j}CD" for i in range(1, 3) for j in range(5)],
+                              "lsoa11cd": [f"X0{i}" for i in range(1, 3) for _ in range(5)]})
+    shares = pd.DataFrame({"lsoa_idx": [0, 0, 1], "trust_code": ["T1", "T2", "T3"], "share": [0.3, 0.7, 1.0]})
+    geo = build_geography(postcodes, lsoas, shares)
+    codes = list(geo.codes)
+    drawn = geo.draw_trust(np.array([0, 0, 0, 0, 1, 1]), np.array([0.0, 0.29, 0.31, 0.999, 0.0, 0.999]))
+    assert [codes[i] for i in drawn] == ["T1", "T1", "T2", "T2", "T3", "T3"]
+    u = np.random.default_rng(3).random(20_000)
+    picked = np.array(codes, dtype=object)[geo.draw_trust(np.zeros(len(u), dtype=np.int64), u)]
+    assert abs((picked == "T1").mean() - 0.3) < 0.02
+    enc, _ = generate(SynthConfig(n_encounters=600, seed=4), geography=geo)
+    health = enc[enc["agency_type"] == "health"]
+    assert len(health) > 50 and set(health["agency_code"]) <= {"T1", "T2", "T3"}
+    assert "T1" in set(health["agency_code"])  # not only the main providers
 
 
 def test_cli_writes_parquet_and_json(tmp_path, capsys, geo):

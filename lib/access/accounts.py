@@ -167,6 +167,22 @@ class Throttle:
                 self._failures.pop(key, None)
 
 
+UNKNOWN_USER = "(unknown user name)"
+
+
+def audit_name(path, typed: str) -> str:
+    """What the audit trail records for a failed sign-in: the user name when it is a known account, else
+    ``UNKNOWN_USER`` and nothing of what was typed (issue 14, item 8: a password typed into the user-name
+    box must not be stored). No hash and no length either: a password's hash could be guessed offline by
+    whoever holds the key, and its length narrows a guess."""
+    name = str(typed or "").strip()
+    try:
+        known = name in load(path)
+    except (OSError, ValueError):
+        known = False
+    return name if known and USERNAME.match(name) else UNKNOWN_USER
+
+
 def authenticate(path, username: str, password: str, throttle: Throttle, session: str | None = None
                  ) -> Account | None:
     """The account if the user name and password are right and neither it nor the session is locked out;

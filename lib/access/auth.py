@@ -63,8 +63,11 @@ def oidc_role(user: Mapping, config: Mapping) -> str | None:
        ``claim_roles`` (claim value -> role); a value that is itself a role name counts too. When several
        match, the least privileged wins (commissioner, then analyst, then lead), so a stray group
        never widens access.
-    2. Otherwise, or when the claim gives nothing: the ``allow`` lists by e-mail (case-insensitive).
-    Only a verified e-mail is matched when the provider reports ``email_verified``.
+    2. Otherwise, or when the claim gives nothing: the ``allow`` lists by e-mail (case-insensitive), matched
+       only when the ID token says ``email_verified`` is true (a missing claim counts as NOT verified: some
+       providers let a user, or another tenant, set an unverified address), and, when ``allow_issuer`` is
+       configured, only for a token whose ``iss`` equals it (a multi-tenant provider issues tokens for other
+       organisations' tenants too).
     """
     if not user or not user.get("is_logged_in", True):
         return None
@@ -81,8 +84,7 @@ def oidc_role(user: Mapping, config: Mapping) -> str | None:
                 found.append(role)
     if not found:
         email = str(user.get("email") or "").strip().lower()
-        verified = user.get("email_verified", True) not in (False, "false", "False")
-        if email and verified:
+        if email and email_verified(user) and issuer_allowed(user, config):
             for role, emails in (config.get("allow") or {}).items():
                 if role in ROLES and email in {str(e).strip().lower() for e in (emails or [])}:
                     found.append(role)
@@ -90,6 +92,21 @@ def oidc_role(user: Mapping, config: Mapping) -> str | None:
         return None
     order = {"commissioner": 0, "analyst": 1, "lead": 2}
     return check_role(min(found, key=order.get))
+
+
+def email_verified(user: Mapping) -> bool:
+    """True only when the ``email_verified`` claim is present and true (boolean, or the string "true")."""
+    value = user.get("email_verified")
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def issuer_allowed(user: Mapping, config: Mapping) -> bool:
+    """With ``[joinedup] allow_issuer`` set (a string or a list), the token's ``iss`` must be one of them."""
+    wanted = config.get("allow_issuer")
+    if not wanted:
+        return True
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    return str(user.get("iss") or "").rstrip("/") in {str(w).rstrip("/") for w in wanted}
 
 
 def oidc_user_name(user: Mapping) -> str:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
+from pathlib import Path
 
 
 def _password(args) -> str:
@@ -62,18 +64,18 @@ def cmd_audit(args) -> int:
     from lib.access import audit
     from lib.records import store
 
-    con = store.connect(store.resolve_path(args.db))
-    try:
-        if args.action == "verify":
-            print(json.dumps(audit.verify(con)))
-            return 0
-        frame = audit.read(con)
-        with open(args.out, "wb") as handle:
-            handle.write(audit.to_csv(frame))
-        print(json.dumps({"rows": len(frame), "out": args.out, **{"chain_ok": audit.verify(con)["ok"]}}))
-        return 0
-    finally:
-        con.close()
+    log = audit.AuditLog.for_store(store.resolve_path(args.db))
+    if args.action == "verify":
+        result = audit.verify(log)
+        print(json.dumps({"file": str(log.path), **result}))
+        return 0 if result["ok"] else 1
+    audit.record_command(store.resolve_path(args.db), action="export", subject="audit trail",
+                         detail=f"command line: audit export to {Path(args.out).name}")  # before reading and writing
+    frame = audit.read(log)
+    with open(os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:  # names users
+        handle.write(audit.to_csv(frame))
+    print(json.dumps({"rows": len(frame), "out": args.out, **{"chain_ok": audit.verify(log)["ok"]}}))
+    return 0
 
 
 def register(sub) -> None:

@@ -107,10 +107,11 @@ def data_vintage(con) -> dict:
 
 
 def audit_export(con, user: str, role: str, subject: str, detail: str) -> bool:
-    """Record an export in the audit trail (every export is audited)."""
+    """Record an export in the audit trail of the store ``con`` has open (every export is audited)."""
     from lib.access import audit
 
-    audit.record(con, user=user, role=role, action="export", subject=subject, detail=detail)
+    audit.record(audit.AuditLog.for_connection(con), user=user, role=role, action="export", subject=subject,
+                 detail=detail)
     return True
 
 
@@ -263,7 +264,7 @@ def build_board_pack(con, *, layer: str, area: str, role: str, period: str = "al
     export_columns = ["area_code", "area_name", "count_a", "count_b", "total", "share_a", "national_share",
                       "verdict", "rate_a", "rate_b", "log_ratio"]
     csv_table = display[export_columns].rename(columns={"count_a": a, "count_b": b}).assign(
-        layer=layer, period=period, measure=measure)
+        layer=layer, period=period, measure=measure, rate_basis=population.rate_label())
     comparison = prof.table.drop(columns=["indicator"]).rename(columns={"label": "indicator"})
     csvs = {f"divergence_{layer}.csv": to_csv_bytes(csv_table), "comparison.csv": to_csv_bytes(comparison),
             "comparator_group.csv": to_csv_bytes(prof.comparator)}
@@ -291,11 +292,12 @@ def _quality_notes(con, prof: compare.Profile, cube, layer: str, role: str) -> l
     notes += [
         "Counts place each record where the encounter happened (direct basis). Funnel limits are exact binomial "
         "quantiles around the national share (Spiegelhalter 2005): 95% and 99.8%.",
-        "Rates per 10,000 children use an approximate population: " + population.DEFAULT_SOURCE,
+        population.source_label(population.DEFAULT_AGE, layer),
         prof.explanation,
     ]
     if convert.layer_key(layer) == "trust":
-        notes.append("Trust catchments are modelled (NHS trusts have no statutory boundary).")
+        notes.append("Trust catchments are modelled from OHID admissions (NHS Acute (Hospital) Trust Catchment "
+                     "Populations, 2022 edition); NHS trusts have no statutory boundary.")
     if not cube.unplaced_native.empty:
         unplaced = int(cube.unplaced_native['records'].sum())
         shown = SUPPRESSED if aggregates_suppressed(role) and is_small([unplaced])[0] else f"{unplaced:,}"

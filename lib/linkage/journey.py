@@ -17,6 +17,7 @@ import pandas as pd
 
 from lib.geo import lookup
 from lib.linkage.spans import SPAN_LAYERS, _home_sql, _require_linkage, area_names
+from lib.records.identifiers import withhold
 from lib.records.store import query
 
 AGENCY_LABELS = {"police": "Police", "children_social_care": "Children's social care", "health": "Health",
@@ -95,8 +96,10 @@ def child_records(con: duckdb.DuckDBPyConnection, child_id: str) -> pd.DataFrame
     out["agency"] = raw["agency_type"].map(agency_label).astype("str")
     out["agency_name"] = [(_agency_name(a, c)) for a, c in zip(raw["agency_type"], raw["agency_code"])]
     out["agency_name"] = out["agency_name"].astype("str")
-    out["source_record_id"] = raw["source_record_id"].astype("str")
-    out["encounter_type"] = raw["encounter_type"].astype("str")
+    # An id or a free text shaped like an NHS number, postcode, birth date or name (possible in stores loaded
+    # before ingest refused them) is shown only as what it looks like (lib.records.identifiers).
+    out["source_record_id"] = raw["source_record_id"].astype("str").map(withhold)
+    out["encounter_type"] = raw["encounter_type"].astype("str").map(lambda v: withhold(v, record_id=False))
     out["cse_flag"] = raw["cse_flag"].astype("boolean")
     for key in PLACE_LAYERS:
         names = area_names(key)

@@ -5,6 +5,7 @@ import duckdb
 import pandas as pd
 
 from lib.geo import lookup
+from lib.records.identifiers import withhold
 
 
 _UNDECIDED = """FROM link_edges l WHERE status = 'review' AND NOT EXISTS (
@@ -46,6 +47,7 @@ def group_profile(con: duckdb.DuckDBPyConnection, node_id: str) -> pd.DataFrame:
             WHERE r.node_id = ? ORDER BY e.encounter_date""", [node_id]).df()
     finally:
         cur.close()
+    frame["encounter"] = frame["encounter"].map(lambda v: withhold(v, record_id=False))  # older stores
     frame["home_authority"] = frame.pop("home_utla").map(lookup.name_of("utla"))
     frame["encounter_force"] = frame.pop("enc_pfa").map(lookup.name_of("pfa"))
     return frame

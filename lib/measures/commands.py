@@ -25,6 +25,24 @@ def register(sub) -> None:
     div.add_argument("--agencies", default="police,children_social_care", help="the pair compared: A,B")
     div.add_argument("--out", type=Path, required=True)
     div.set_defaults(func=divergence)
+    pop = sub.add_parser("population", help="official child population (ONS mid-year estimates) of every area of a layer")
+    pop.add_argument("--layer", choices=["pfa", "utla", "lad", "icb", "nhs", "sicbl", "lhb", "trust"], required=True)
+    pop.add_argument("--age", choices=["0-17", "10-17"], default="0-17", help="age band (default 0-17)")
+    pop.add_argument("--out", type=Path, required=True, help="CSV: area_code, area_name, children, age_band, source, vintage")
+    pop.set_defaults(func=population_command)
+
+
+def population_command(args) -> int:
+    from lib.export import csv_safe
+    from lib.measures import population
+
+    table = population.official_population(args.layer, args.age)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(csv_safe.to_csv_bytes(table))
+    print(json.dumps({"layer": args.layer, "age_band": args.age, "areas": len(table),
+                      "children": int(table["children"].sum()), "vintages": sorted(table["vintage"].unique().tolist()),
+                      "out": str(args.out)}))
+    return 0
 
 
 def import_stats(args) -> int:
@@ -61,7 +79,13 @@ def divergence(args) -> int:
         con.close()
     measure = args.measure if cube.linked else "cse_records"
     table = dv.divergence_table(cube, layer, args.period, a, b, measure, population.default_population(layer))
-    dv.export_table(table, a, b, layer, args.period, measure).to_csv(args.out, index=False)
+    from lib.access import audit
+    from lib.export.csv_safe import safe_frame
+
+    audit.record_command(store.resolve_path(args.db), action="export", subject=layer,  # before writing the file
+                         detail=f"command line: divergence {Path(args.out).name} ({args.period}, {measure}, {a} v {b})")
+    safe_frame(dv.export_table(table, a, b, layer, args.period, measure,
+                                rate_basis=population.rate_label())).to_csv(args.out, index=False)
     counted = table[table["total"] > 0]
     print(json.dumps({
         "layer": layer, "period": args.period, "measure": measure, "agencies": [a, b], "areas": int(len(table)),

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from lib.access.roles import aggregates_suppressed
-from lib.measures import convert
+from lib.measures import convert, population
 from lib.measures import divergence as dv
 from lib.measures.counts import MeasureCube, agency_counts
 from lib.measures.suppression import SUPPRESSED, suppress
@@ -193,7 +193,7 @@ INDICATOR_LABELS = {"share_a": "agency A's share of A + B", "valid_nhs_pct": "va
 
 def indicator_label(column: str) -> str:
     if column.startswith("rate_"):
-        return f"{dv.agency_title(column[5:]).lower()} rate per 10,000"
+        return f"{dv.agency_title(column[5:]).lower()} rate per 10,000 children"
     return INDICATOR_LABELS.get(column, column)
 
 
@@ -308,7 +308,7 @@ def profile(base: pd.DataFrame, areas: list[str], role: str, *, comparator: list
     agencies = [c for c in base.columns if c in dv.AGENCIES]
     noun = dv.NOUN.get(measure, measure)
     spec = [(x, f"{dv.agency_title(x)}: {noun}", "count") for x in agencies]
-    spec += [(f"rate_{x}", f"{dv.agency_title(x)}: {noun} per 10,000 children", "rate") for x in agencies]
+    spec += [(f"rate_{x}", f"{dv.agency_title(x)}: {noun} {population.rate_label()}", "rate") for x in agencies]
     if a in agencies and b in agencies:
         spec += [("share_a", f"Divergence: {dv.agency_title(a)} share of {dv.agency_title(a)} + "
                              f"{dv.agency_title(b)} (%)", "pct"),
@@ -340,7 +340,7 @@ def profile(base: pd.DataFrame, areas: list[str], role: str, *, comparator: list
         display.append(shown)
         numeric_rows.append(nums)
     notes = ["Counts are placed where each encounter happened (direct basis); completeness, spans and the "
-             "linkage rate cover all periods."]
+             "linkage rate cover all periods.", population.source_label()]
     if aggregates_suppressed(role):
         from lib.measures.suppression import NOTE
         notes.append(NOTE)

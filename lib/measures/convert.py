@@ -12,6 +12,12 @@ children's services authority → police force, LAD → authority) every weight 
 conversion is a plain sum: integer counts stay integers and nothing is marked as apportioned. Where they
 do not nest (authority ↔ ICB, anything ↔ trust catchment) the result is marked ``apportioned``.
 
+Trust catchments are different: a trust has no area of its own, only a share of each district's admissions
+(OHID's catchment model, ``lib.geo.catchments``). Conversions to or from ``trust`` use those shares,
+weighted by each LSOA's ONS child population: ``w(trust → a)`` = the share of the trust's modelled child
+catchment living in ``a``; ``w(a → trust)`` = the share of ``a``'s children's admissions going to the
+trust. The ``postcodes`` column then holds that child weight.
+
 Layers: the boundary layers of ``lib.geo.layers`` plus ``nhs`` (ICB in England, local health board in
 Wales), the NHS geography measures use; ``icb`` is accepted as an alias of ``nhs`` where users pick a layer.
 """
@@ -22,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from lib.geo import lookup
+from lib.geo import catchments, lookup
 
 #: Layers counts can be expressed on, with their lsoa_table column.
 LAYER_COLUMNS: dict[str, str] = {**lookup.LAYER_COLUMN, "nhs": "nhs_code"}
@@ -57,6 +63,8 @@ def area_names(layer: str) -> dict[str, str]:
 def area_codes(layer: str) -> list[str]:
     """Every area of a layer that has LSOAs (sorted codes)."""
     column = LAYER_COLUMNS[layer_key(layer)]
+    if column == "trust_code":  # every trust with a catchment share, not only main providers
+        return catchments.trust_codes()
     return sorted(lookup.lsoa_table()[column].dropna().astype(str).unique())
 
 
@@ -65,6 +73,8 @@ def weights(from_layer: str, to_layer: str) -> pd.DataFrame:
     """``from_code``, ``to_code``, ``weight`` (share of from's postcode weight lying in to; sums to 1 per
     from_code), ``postcodes`` (the shared weight). LSOAs without a code in either layer are left out."""
     a, b = LAYER_COLUMNS[layer_key(from_layer)], LAYER_COLUMNS[layer_key(to_layer)]
+    if "trust_code" in (a, b):
+        return _trust_weights(a, b)
     table = lookup.lsoa_table()
     if a == b:
         codes = table[a].dropna().astype(str).unique()
@@ -80,6 +90,27 @@ def weights(from_layer: str, to_layer: str) -> pd.DataFrame:
     pairs["weight"] = pairs["postcodes"] / totals
     # A sole destination gets exactly 1.0 (x / x is exact), so nested conversions are plain sums.
     return pairs[["from_code", "to_code", "weight", "postcodes"]].reset_index(drop=True)
+
+
+def _trust_weights(a: str, b: str) -> pd.DataFrame:
+    """weights() where either side is the trust layer: OHID catchment shares × LSOA children."""
+    if a == b:
+        pairs = catchments.area_trust_weights("lsoa11cd").groupby("trust_code")["weight"].sum()
+        codes = catchments.trust_codes()
+        return pd.DataFrame({"from_code": codes, "to_code": codes, "weight": 1.0,
+                             "postcodes": pairs.reindex(codes).fillna(0.0).to_numpy("float64")})
+    other = b if a == "trust_code" else a
+    pairs = catchments.area_trust_weights(other)
+    pairs = pairs[pairs["weight"] > 0]
+    if a == "trust_code":
+        pairs = pairs.rename(columns={"trust_code": "from_code", "area_code": "to_code", "weight": "postcodes"})
+    else:
+        pairs = pairs.rename(columns={"area_code": "from_code", "trust_code": "to_code", "weight": "postcodes"})
+    totals = pairs.groupby("from_code")["postcodes"].transform("sum")
+    pairs["weight"] = pairs["postcodes"] / totals
+    pairs = pairs.sort_values(["from_code", "to_code"], ignore_index=True)
+    return pairs[["from_code", "to_code", "weight", "postcodes"]].astype(
+        {"from_code": str, "to_code": str, "weight": "float64", "postcodes": "float64"})
 
 
 def nests(from_layer: str, to_layer: str) -> bool:

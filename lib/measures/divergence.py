@@ -226,13 +226,15 @@ def describe_decomposition(result: dict, area_name: str, a: str, b: str) -> str:
             f"{largest.lower()} ({comp[largest]:+,.1f}).")
 
 
-def export_table(table: pd.DataFrame, a: str, b: str, layer: str, period: str, measure: str) -> pd.DataFrame:
+def export_table(table: pd.DataFrame, a: str, b: str, layer: str, period: str, measure: str,
+                 rate_basis: str | None = None) -> pd.DataFrame:
     """The ``divergence`` command's CSV: one row per area with each agency's count, the divergence measure
-    and its funnel verdict."""
+    and its funnel verdict; ``rate_basis`` (the population behind ``rate_a``/``rate_b``) as a column if given."""
     out = table[["area_code", "area_name", "count_a", "count_b", "total", "share_a", "national_share",
                  "log_ratio", "log_ratio_low", "log_ratio_high", "lower_95", "upper_95", "lower_998", "upper_998",
                  "verdict", "rate_a", "rate_b"]].rename(columns={"count_a": a, "count_b": b})
-    return out.assign(layer=convert.layer_key(layer), period=period, measure=measure)
+    out = out.assign(layer=convert.layer_key(layer), period=period, measure=measure)
+    return out if rate_basis is None else out.assign(rate_basis=rate_basis)
 
 
 __all__ = ["divergence_table", "trend", "decomposition", "describe_area", "describe_table", "describe_funnel",

@@ -30,14 +30,37 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from lib.access import audit
+    from lib.access.safety import safe_filename
     from lib.records.ingest import ingest_files
     from lib.records.pseudonymise import KeyProblem
-    from lib.records.store import StoreError
+    from lib.records.store import StoreError, resolve_path
 
+    db = resolve_path(args.db)
     try:
         summary = ingest_files(args.files, args.db, today=args.today)
     except (StoreError, KeyProblem) as exc:
+        try:
+            for path in args.files:
+                audit.record_command(db, action="upload_refused", subject=safe_filename(path.name),
+                                     detail=f"command line: {type(exc).__name__}")
+        except audit.AuditError as problem:
+            print(json.dumps({"error": str(exc), "audit_error": str(problem), "rows_stored": 0}))
+            return 2
         print(json.dumps({"error": str(exc), "rows_stored": 0}))
+        return 2
+    try:
+        for result in summary["files"]:  # one row per file, as the Data page writes
+            if "error" in result:
+                audit.record_command(db, action="upload_refused", subject=result["file"],
+                                     detail=f"command line: {result.get('error_code')}")
+            else:
+                audit.record_command(db, action="upload", subject=result["file"],
+                                     detail=f"command line: batch {result['batch_id']}: {result['rows_stored']} "
+                                            f"rows stored, {result['rows_rejected']} rejected")
+    except audit.AuditError as exc:
+        summary["audit_error"] = str(exc)
+        print(json.dumps(summary))
         return 2
     print(json.dumps(summary))
     for result in summary["files"]:

@@ -168,6 +168,9 @@ CHECKS: tuple[Check, ...] = (
     Check("missing", "source_record_id", ROW_REJECTED, "No record id."),
     Check("duplicate_id", "source_record_id", ROW_REJECTED,
           "The same agency and record id appear earlier in the file (the first is kept)."),
+    Check("identifier_as_id", "source_record_id", ROW_REJECTED,
+          "The record id is shaped like an NHS number, a postcode, a date of birth or a name: use the agency's "
+          "own reference (the value is never shown)."),
     Check("missing", "agency_type", ROW_REJECTED, "No agency type."),
     Check("unknown_agency_type", "agency_type", ROW_REJECTED, "Not one of the agency types."),
     Check("missing", "agency_code", ROW_REJECTED, "No agency code."),
@@ -185,6 +188,9 @@ CHECKS: tuple[Check, ...] = (
     Check("future_date", "encounter_date", ROW_REJECTED, "After today."),
     Check("too_old", "encounter_date", ROW_REJECTED, f"Before {EARLIEST_ENCOUNTER}."),
     Check("bad_flag", "cse_flag", ROW_REJECTED, "Not Y/N (or yes/no, true/false, 1/0)."),
+    Check("identifier_in_text", "encounter_type", VALUE_DROPPED,
+          "The text holds something shaped like an NHS number, a postcode, a date of birth (or a name beside "
+          "them): the value is not stored, the row is."),
     Check("dob_future", "date_of_birth", ROW_REJECTED, "Date of birth after today."),
     Check("dob_after_encounter", "date_of_birth", ROW_REJECTED, "Date of birth after the encounter."),
     Check("too_old_person", "date_of_birth", ROW_REJECTED, f"Aged over {MAX_AGE_YEARS} at the encounter."),

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lib.geo import lookup, successors
-from lib.records import geography, schema
+from lib.records import geography, identifiers, schema
 from lib.records.extract import Extract, ExtractError, read_extract  # noqa: F401 (re-exported)
 
 ISSUE_COLUMNS = ["file", "row", "field", "code", "reason", "action"]
@@ -566,6 +566,24 @@ def validate(data, filename: str | None = None, *, rows: np.ndarray | None = Non
     # Record id.
     record_id = arrays["source_record_id"]
     missing("source_record_id", pc.is_valid(record_id).to_numpy(zero_copy_only=False), "record id")
+    # A record id shaped like a personal identifier is never stored, shown or audited (issue 14, item 4).
+    id_kinds = identifiers.column_id_kinds(record_id)
+    issues.add((id_kinds != "") & ~bad_cells["source_record_id"], "source_record_id", "identifier_as_id",
+               lambda pos: [f"record id is shaped like {identifiers.describe(k.split(','))}; a record id must be "
+                            "the agency's own reference, never a personal identifier (the row is not stored)"
+                            for k in id_kinds[pos]], schema.ROW_REJECTED)
+
+    clock.lap("free text")
+    # Free text holding an identifier: the value is dropped (the contact still counts), never echoed.
+    etype = coded["encounter_type"]
+    text_kinds = [",".join(identifiers.kinds_in_text(u)) for u in etype.uniques]
+    if any(text_kinds):
+        flagged = _lookup([bool(k) for k in text_kinds], etype.codes, False, dtype=bool)
+        issues.add(flagged & ~bad_cells["encounter_type"], "encounter_type", "identifier_in_text",
+                   _lookup([f"encounter type holds text shaped like {identifiers.describe(k.split(','))}; free "
+                            "text must not identify anyone, so the value is not stored" if k else ""
+                            for k in text_kinds], etype.codes, ""), schema.VALUE_DROPPED)
+        etype.blank_out(flagged)
 
     clock.lap("agency type, code, duplicates")
     # Agency type and code.

@@ -319,8 +319,11 @@ def generate(config: SynthConfig | None = None, progress: Callable[[float, str],
     loc[st] = _far_lsoa(geo, cfg, len(st), rng)
     enc_pc = _postcode_in(geo, loc, rng)
 
-    code = np.where(agency == _POLICE, geo.lsoa_pfa[loc],
-                    np.where(agency == _HEALTH, geo.lsoa_trust[loc], geo.lsoa_utla[home_lsoa])).astype(np.int32)
+    code = np.where(agency == _POLICE, geo.lsoa_pfa[loc], geo.lsoa_utla[home_lsoa]).astype(np.int32)
+    # Health: the acute trust recording it is drawn by the OHID catchment shares of the place it happened
+    # (own stream, so the other draws do not depend on it).
+    health = np.flatnonzero(agency == _HEALTH)
+    code[health] = geo.draw_trust(loc[health], _stream(seed, 11).random(len(health)))
 
     report(0.4, "recording CSE concerns")
     rng = _stream(seed, 6)

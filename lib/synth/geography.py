@@ -58,6 +58,24 @@ class Geography:
     neighbours: np.ndarray  # int32 [n_lsoa, NEIGHBOURS]; column 0 is the LSOA itself
     city_weight: np.ndarray  # float64, 0 for unusable LSOAs
     pfa_codes: frozenset
+    # Health encounters' trust: per LSOA, the acute trusts taking its admissions and their cumulative
+    # shares (OHID catchment model), as CSR arrays: trusts of LSOA i are trust_idx[trust_ptr[i]:trust_ptr[i+1]].
+    trust_ptr: np.ndarray | None = None  # int64 [n_lsoa + 1]
+    trust_idx: np.ndarray | None = None  # int32 index into codes
+    trust_cum: np.ndarray | None = None  # float64 cumulative share within each LSOA, last = 1.0
+
+    def draw_trust(self, lsoa: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Index into codes of the trust recording each encounter in ``lsoa``, drawn by the LSOA's catchment
+        shares with uniforms ``u`` (without shares: the LSOA's main provider)."""
+        if self.trust_ptr is None:
+            return self.lsoa_trust[lsoa]
+        start, end = self.trust_ptr[lsoa], self.trust_ptr[lsoa + 1]
+        # Within each LSOA's slice, the first trust whose cumulative share exceeds u.
+        pos = np.searchsorted(self.trust_cum + np.repeat(np.arange(len(self.trust_ptr) - 1), np.diff(self.trust_ptr)),
+                              lsoa + np.minimum(u, 1 - 1e-12), side="right")
+        pos = np.clip(pos, start, np.maximum(end - 1, start))
+        out = self.trust_idx[pos]
+        return np.where(end > start, out, self.lsoa_trust[lsoa]).astype(np.int32)
 
     @property
     def n_lsoa(self) -> int:
@@ -85,11 +103,14 @@ def _code_index(values: pd.Series, codes: np.ndarray) -> np.ndarray:
     return idx.astype(np.int32)
 
 
-def build_geography(postcodes: pd.DataFrame, lsoas: pd.DataFrame) -> Geography:
+def build_geography(postcodes: pd.DataFrame, lsoas: pd.DataFrame,
+                    trust_shares: pd.DataFrame | None = None) -> Geography:
     """Reshape a postcode index and LSOA table (CONTRACTS.md shapes) for the generator.
 
     Taking the frames as arguments (rather than reading them here) lets tests run the generator
-    on a small hand-made geography as well as on the real one.
+    on a small hand-made geography as well as on the real one. ``trust_shares`` (``lsoa_idx`` = row of
+    ``lsoas``, ``trust_code``, ``share``) lets health encounters be recorded by any trust taking the
+    LSOA's admissions, in proportion to its share; without it, by the LSOA's ``trust_code``.
     """
     from scipy.spatial import cKDTree
 
@@ -115,6 +136,8 @@ def build_geography(postcodes: pd.DataFrame, lsoas: pd.DataFrame) -> Geography:
 
     code_cols = ("pfa_code", "utla_code", "trust_code")
     present = np.concatenate([lsoas[c].dropna().to_numpy(dtype=object) for c in code_cols])
+    if trust_shares is not None:
+        present = np.concatenate([present, trust_shares["trust_code"].astype(str).to_numpy(dtype=object)])
     codes = np.array(sorted(set(present.tolist())), dtype=object)
     lsoa_pfa, lsoa_utla, lsoa_trust = (_code_index(lsoas[c], codes) for c in code_cols)
     usable = (count > 0) & (lsoa_pfa >= 0) & (lsoa_utla >= 0) & (lsoa_trust >= 0)
@@ -136,16 +159,31 @@ def build_geography(postcodes: pd.DataFrame, lsoas: pd.DataFrame) -> Geography:
     city = np.zeros(n)
     city[usable_idx] = np.asarray(density, dtype=float)
     pfa_codes = frozenset(lsoas["pfa_code"].dropna().astype(str))
+    ptr = idx = cum = None
+    if trust_shares is not None:
+        rows = trust_shares[trust_shares["share"] > 0].sort_values(["lsoa_idx", "trust_code"], kind="stable")
+        lsoa_of = rows["lsoa_idx"].to_numpy(np.int64)
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(lsoa_of, minlength=n))]).astype(np.int64)
+        idx = np.searchsorted(codes.astype(str), rows["trust_code"].astype(str).to_numpy()).astype(np.int32)
+        share = rows["share"].to_numpy("float64")
+        totals = np.bincount(lsoa_of, weights=share, minlength=n)
+        cum = np.zeros(len(share))
+        if len(share):
+            running = np.cumsum(share)
+            starts = np.repeat(ptr[:-1], np.diff(ptr))
+            offset = (running - share)[starts]
+            cum = (running - offset) / totals[lsoa_of]
+            cum[ptr[1:][np.diff(ptr) > 0] - 1] = 1.0
     return Geography(lsoa_codes, norm, fmt, pc_lsoa, start, count, usable, codes,
-                     lsoa_pfa, lsoa_utla, lsoa_trust, neighbours, city, pfa_codes)
+                     lsoa_pfa, lsoa_utla, lsoa_trust, neighbours, city, pfa_codes, ptr, idx, cum)
 
 
 @lru_cache(maxsize=1)
 def load_geography() -> Geography:
     """The real geography of England and Wales from lib.geo.lookup (cached per process)."""
-    from lib.geo import lookup
+    from lib.geo import catchments, lookup
 
-    return build_geography(lookup.postcode_index(), lookup.lsoa_table())
+    return build_geography(lookup.postcode_index(), lookup.lsoa_table(), catchments.lsoa_rows())
 
 
 def resolve_pfas(geo: Geography, pfa_filter, region) -> tuple[str, ...] | None:

@@ -1,0 +1,131 @@
+"""Issue 14, item 7: downloads on every page, the lead's list of children, and command-line jobs are audited.
+(Closing a tab: tests/test_browser_session_end.py; the session registry: tests/test_access_sessions.py.)"""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lib.access import audit
+from tests.conftest import ROOT
+from tests.fixtures_linkage import copy_store, synthetic_linked_store
+
+
+def _rows(path, action=None):
+    return audit.read(audit.AuditLog.for_store(path), action=action)
+
+
+@pytest.fixture()
+def linked_copy(tmp_path_factory, tmp_path, monkeypatch):
+    import streamlit as st
+
+    path = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)
+    monkeypatch.setenv("JOINEDUP_DB", str(path))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield path
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _page(name: str, role: str, **state) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=240)
+    at.session_state["demo_role"] = role
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_divergence_across_and_flows_csv_downloads_are_audited(linked_copy):
+    at = _page("divergence", "analyst", div_map_view="Table")
+    at.download_button(key="div_csv").click().run()
+    assert not at.exception, at.exception
+    at = _page("across", "commissioner", spans_view="Table", flows_view="Table")
+    at.download_button(key="spans_csv").click().run()
+    at.download_button(key="flows_csv").click().run()
+    assert not at.exception, at.exception
+    exports = _rows(linked_copy, "export")
+    by_role = sorted(zip(exports["role"], exports["detail"]))
+    assert [role for role, _ in by_role] == ["analyst", "commissioner", "commissioner"]
+    details = " ".join(exports["detail"])
+    assert "divergence_" in details and "across_spans_" in details and "across_flows_" in details
+
+
+def test_the_lead_s_list_of_children_is_audited_once_per_list(linked_copy):
+    at = _page("across", "lead")
+    at.run()  # the same list again: no second row
+    lists = _rows(linked_copy, "view_list")
+    assert len(lists) == 1 and lists["role"].tolist() == ["lead"]
+    assert "children listed" in lists["detail"].iloc[0]
+    options = at.selectbox(key="child_area").options
+    assert len(options) > 1
+    at.selectbox(key="child_area").select_index(1).run()
+    assert len(_rows(linked_copy, "view_list")) == 2
+
+
+def test_the_scenario_json_download_is_audited(linked_copy):
+    at = _page("scenario", "lead")
+    at.selectbox(key="scn_population").set_value(5_000).run()
+    next(b for b in at.button if "Run scenario" in b.label).click().run()
+    assert not at.exception, at.exception
+    at.download_button(key="scn_json").click().run()
+    assert not at.exception, at.exception
+    assert "scenario.json" in _rows(linked_copy, "export")["subject"].tolist()
+
+
+def test_every_download_on_a_page_goes_through_the_audited_export_path():
+    """st.download_button only in pages/common.py (export_button) and pages/exports.py (the board pack, which
+    audits as each file is made); no CSV built by hand on a page."""
+    allowed = {"common.py", "exports.py"}
+    for path in sorted((ROOT / "pages").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)]
+        names = {node.func.attr for node in calls}
+        if path.name not in allowed:
+            assert "download_button" not in names, path.name
+        assert "to_csv" not in names or path.name == "common.py", f"{path.name}: CSV must go through export_button"
+
+
+def test_export_button_refuses_a_csv_that_is_not_a_frame():
+    from pages import common
+
+    with pytest.raises(TypeError, match="spreadsheet-safe"):
+        common.export_button("x", b"a,b\n=1,2\n", "x.csv", "text/csv", key="x")
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "lib.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def test_command_line_jobs_are_audited(tmp_path):
+    import os
+
+    env = {**os.environ, "JOINEDUP_KEY": "a-test-key-for-the-cli-audit-0123"}
+    db = str(tmp_path / "cli.duckdb")
+    assert _cli("synth", "--encounters", "300", "--seed", "3", "--out", str(tmp_path), env=env).returncode == 0
+    (tmp_path / "empty.csv").write_bytes(b"")
+    steps = [("ingest", str(tmp_path / "encounters.parquet"), str(tmp_path / "empty.csv"), "--db", db),
+             ("link", "--db", db),
+             ("export-parquet", "--db", db, "--out", str(tmp_path / "pq")),
+             ("divergence", "--db", db, "--layer", "pfa", "--out", str(tmp_path / "div.csv")),
+             ("audit", "export", "--db", db, "--out", str(tmp_path / "audit.csv"))]
+    for args in steps:
+        run = _cli(*args, env=env)
+        assert run.returncode in (0, 1), (args, run.stderr[-2000:])
+        assert "audit_error" not in run.stdout, run.stdout
+    rows = _rows(tmp_path / "cli.duckdb").iloc[::-1]
+    assert set(rows["role"]) == {audit.CLI_ROLE} and all(u.startswith("cli:") for u in rows["user_name"])
+    got = list(zip(rows["action"], rows["subject"].fillna("")))
+    assert got[:2] == [("upload", "encounters.parquet"), ("upload_refused", "empty.csv")]
+    assert [a for a, _ in got[2:]] == ["link_run", "export", "export", "export"]
+    assert got[3][1].startswith("parquet:") and got[4][1] == "pfa" and got[5][1] == "audit trail"
+    assert "audit trail" in (tmp_path / "audit.csv").read_text()  # the export's own row is in it
+    run = _cli("audit", "verify", "--db", db, env=env)
+    assert json.loads(run.stdout)["ok"] is True
