@@ -55,10 +55,10 @@ def test_cr_only_csv_uploaded_in_chromium(tmp_path):
         assert "cr.csv: missing required columns" in body, body[-1500:]
         assert "Traceback" not in body and "_csv.Error" not in body and "new-line character" not in body
         assert not page.locator('[data-testid="stException"]').count()
+    refused = audit.read(audit.AuditLog.for_store(db), action="upload_refused")
+    assert refused["subject"].tolist() == ["cr.csv"] and refused["role"].tolist() == ["analyst"]
     con = store.connect(db)
     try:
-        refused = audit.read(con, action="upload_refused")
-        assert refused["subject"].tolist() == ["cr.csv"] and refused["role"].tolist() == ["analyst"]
         assert store.counts(con)["encounters"] == 8  # nothing stored from either upload (no Store pressed)
     finally:
         con.close()

@@ -83,11 +83,7 @@ def test_a_broken_file_is_refused_on_the_page(page):
 def _refusals(path):
     from lib.access import audit
 
-    con = store.connect(path)
-    try:
-        return audit.read(con, action="upload_refused")
-    finally:
-        con.close()
+    return audit.read(audit.AuditLog.for_store(path), action="upload_refused")
 
 
 def test_carriage_return_files_on_the_page(page):
