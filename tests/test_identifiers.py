@@ -86,7 +86,7 @@ def test_nothing_identifying_reaches_the_store(tmp_path):
     con = store.connect(tmp_path / "s.duckdb")
     try:
         stored = commit(con, prepare(csv_bytes(rows), "extract.csv", key=KEY, today=TODAY))
-        assert stored["rows_stored"] == 2
+        assert stored["rows_stored"] == 4  # identifier-shaped record ids are kept as keyed hashes, rows kept
         everything = []
         for (table,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall():
             everything.append(con.execute(f'SELECT * FROM "{table}"').df().to_string())
@@ -149,3 +149,27 @@ def test_the_review_queue_profile_withholds_free_text_from_an_older_store(tmp_pa
     finally:
         con.close()
     _no_clear_value(profile.to_string())
+
+
+def test_an_identifier_shaped_record_id_is_stored_only_as_a_keyed_hash_and_reuploads_match(tmp_path):
+    """With the store's key (every real ingest) the row is kept and counted; its id becomes ID-<keyed hash>,
+    the same on a re-upload (so it is not stored twice) and different under another key."""
+    rows = good_rows(3)
+    rows[1]["source_record_id"] = "9434765919"  # a valid NHS number as the agency's reference
+    batch = prepare(csv_bytes(rows), "extract.csv", key=KEY, today=TODAY)
+    flagged = batch.issues[batch.issues["code"] == "identifier_as_id"]
+    assert flagged[["row", "field", "action"]].values.tolist() == [[3, "source_record_id", "value dropped"]]
+    assert "9434765919" not in batch.issues.to_string()
+    con = store.connect(tmp_path / "s.duckdb")
+    try:
+        first = commit(con, batch)
+        again = commit(con, prepare(csv_bytes(rows), "extract.csv", key=KEY, today=TODAY))
+        stored = [r[0] for r in con.execute("SELECT source_record_id FROM encounters ORDER BY 1").fetchall()]
+    finally:
+        con.close()
+    assert first["rows_stored"] == 3 and again["rows_stored"] == 0
+    hashed = [s for s in stored if s.startswith(identifiers.HASHED_ID_PREFIX)]
+    assert len(hashed) == 1 and len(hashed[0]) == len(identifiers.HASHED_ID_PREFIX) + identifiers.HASHED_ID_HEX
+    assert "9434765919" not in " ".join(stored)
+    other = prepare(csv_bytes(rows), "extract.csv", key=b"another key of the same length!!", today=TODAY)
+    assert hashed[0] not in set(other.records.column("source_record_id").to_pylist())

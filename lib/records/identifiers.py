@@ -31,6 +31,8 @@ NEAR = 40  # characters between a name and another identifier for the name to co
 KIND_WORDS = {"nhs": "an NHS number", "postcode": "a postcode", "dob": "a date of birth", "name": "a name"}
 KIND_ORDER = ("nhs", "postcode", "dob", "name")
 WITHHELD = "(withheld: shaped like {what})"
+HASHED_ID_PREFIX = "ID-"  # a record id stored as its keyed hash (lib.records.validate)
+HASHED_ID_HEX = 20  # 80 bits of the HMAC: collisions negligible at any agency's volume
 
 _NHS = re.compile(r"(?<!\d)(\d{3})([ -]?)(\d{3})\2(\d{4})(?!\d)")  # together, or 3-3-4 with one separator
 _POSTCODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2}\d[A-Za-z\d]?) ?(\d[A-Za-z]{2})(?![A-Za-z0-9])")

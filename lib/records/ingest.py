@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from lib.records import schema, store
 from lib.records.extract import ExtractError, map_columns, read_extract, table_columns
-from lib.records.pseudonymise import key_check, load_key, pseudonymise
+from lib.records.pseudonymise import Hasher, key_check, load_key, pseudonymise
 from lib.records.validate import Validated, validate
 
 _log = logging.getLogger(__name__)
@@ -121,6 +121,12 @@ def _finish(validated: Validated, *, sha256: str, fmt: str, key: bytes, started:
                          stage_seconds=stages)
 
 
+def record_id_hasher(key: bytes):
+    """value -> keyed hex digest, for record ids shaped like a personal identifier (kept only hashed)."""
+    hasher = Hasher(key)
+    return lambda value: hasher.hexdigest("record_id", value)
+
+
 def prepare(source, filename: str | None = None, *, key: bytes, today: date | None = None,
             max_bytes: int | None = None) -> PreparedBatch:
     """Read, validate, geocode and pseudonymise one extract. Raises ExtractError for whole-file problems."""
@@ -129,7 +135,7 @@ def prepare(source, filename: str | None = None, *, key: bytes, today: date | No
     try:
         extract = read_extract(source, filename, **kwargs)
         read_seconds = time.perf_counter() - started
-        validated = validate(extract, today=today)
+        validated = validate(extract, today=today, id_hasher=record_id_hasher(key))
         batch = _finish(validated, sha256=extract.sha256, fmt=extract.format, key=key, started=started,
                         read_seconds=read_seconds)
     except ExtractError:
@@ -163,7 +169,7 @@ def prepare_frame(frame: pd.DataFrame, filename: str, *, key: bytes, today: date
     table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
     headers, columns, rows, _, _ = table_columns(table, filename)
     canonical, _, ignored = map_columns(headers, columns, filename)
-    validated = validate(canonical, filename, rows=rows, today=today)
+    validated = validate(canonical, filename, rows=rows, today=today, id_hasher=record_id_hasher(key))
     validated.ignored_columns = ignored
     digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
     return _finish(validated, sha256=digest, fmt="frame", key=key, started=started, read_seconds=0.0)

@@ -168,9 +168,9 @@ CHECKS: tuple[Check, ...] = (
     Check("missing", "source_record_id", ROW_REJECTED, "No record id."),
     Check("duplicate_id", "source_record_id", ROW_REJECTED,
           "The same agency and record id appear earlier in the file (the first is kept)."),
-    Check("identifier_as_id", "source_record_id", ROW_REJECTED,
-          "The record id is shaped like an NHS number, a postcode, a date of birth or a name: use the agency's "
-          "own reference (the value is never shown)."),
+    Check("identifier_as_id", "source_record_id", VALUE_DROPPED,
+          "The record id is shaped like an NHS number, a postcode, a date of birth or a name: it is kept only as a "
+          "keyed hash (ID-…), never in clear (validation without the store's key rejects the row)."),
     Check("missing", "agency_type", ROW_REJECTED, "No agency type."),
     Check("unknown_agency_type", "agency_type", ROW_REJECTED, "Not one of the agency types."),
     Check("missing", "agency_code", ROW_REJECTED, "No agency code."),
