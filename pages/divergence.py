@@ -180,7 +180,7 @@ if tab.open:
                                     "log_ratio_high": st.column_config.NumberColumn("95% high", format="%.2f"),
                                     "share_a": st.column_config.NumberColumn("A share", format="percent"),
                                     "verdict": "Funnel verdict"})
-        export_button("Download (CSV)", dv.export_table(result, a, b, layer, period, measure),
+        export_button("Download (CSV)", dv.export_table(result, a, b, layer, period, measure, rate_basis=rate_unit),
                       f"divergence_{layer}.csv", "text/csv", key="div_csv", subject=layer,
                       detail=f"divergence_{layer}.csv ({period}, {measure}, {a} v {b})")
 

@@ -656,7 +656,9 @@ def validate(data, filename: str | None = None, *, rows: np.ndarray | None = Non
         if other is not None:
             now = f"now {other.new_code}" if other.status == "mapped" else "since split"
             also = f"; it is a retired {successors.KIND_WORDS.get(other.kind, other.kind)} code ({now})"
-        pair_reason.append(f"agency code {_show(code, 16)} is not a {geography.LAYER_WORDS[layer]} "
+        wanted = geography.LAYER_WORDS[layer]
+        article = "an" if wanted[:1] in "aeiou" or wanted.startswith("NHS") else "a"
+        pair_reason.append(f"agency code {_show(code, 16)} is not {article} {wanted} "
                            f"(agency type {kind}){also}")
 
     def per_row(values: list) -> np.ndarray:
