@@ -79,9 +79,7 @@ def ensure_default_data() -> None:
 
 def stored_data_version(con) -> str:
     """The store's data version; stops the page with a clear message when nothing is stored yet."""
-    from lib.linkage import spans
-
-    version = spans.data_version(con)
+    version = store.data_version(con)
     if version.startswith("0:"):
         st.info("No encounter records are stored yet. Load extracts on the Data page, or "
                 "`python -m lib.cli ingest FILE --db PATH`.", icon=":material/info:")
