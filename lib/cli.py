@@ -38,9 +38,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_STORE = 2  # the store cannot be used (none yet, wrong key, opened by an old-layout process)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A store that another writer holds, or cannot be used, ends the command with one line
+    on stderr (and a JSON error on stdout), never a traceback: exit code 75 (locked: try again later; see
+    docs/OPERATIONS.md) or 2."""
+    import json
+
+    from lib.records.store import StoreError
+    from lib.records.versions import EXIT_LOCKED, StoreLocked
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except StoreLocked as exc:
+        code, message = EXIT_LOCKED, str(exc)
+    except StoreError as exc:
+        code, message = EXIT_STORE, str(exc)
+    print(json.dumps({"error": message, "exit_code": code}))
+    print(f"{args.command}: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

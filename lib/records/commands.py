@@ -5,8 +5,8 @@
 Each file is one batch in one transaction. The summary lists, per file, rows read, stored, already
 stored (re-uploads add nothing twice), rejected, and counts by reason; a file with a whole-file problem
 (empty, not UTF-8, not what its name says, missing columns) is reported with its error and stores
-nothing. Exit status 1 if any file failed as a whole, 2 if nothing could be stored (store locked by
-another process, wrong key), else 0. The key comes from $JOINEDUP_KEY or the
+nothing. Exit status 1 if any file failed as a whole, 2 if nothing could be stored (wrong key), 75 if
+another writer holds the store (try again later; docs/OPERATIONS.md), else 0. The key comes from $JOINEDUP_KEY or the
 key file beside the database (created on first use).
 """
 from __future__ import annotations

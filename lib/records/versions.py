@@ -136,18 +136,21 @@ def describe_lock(path, holder: dict) -> str:
 
 
 def is_locked(path: str | os.PathLike) -> dict | None:
-    """The holder's details if a writer holds the lock now, else None (a probe; takes nothing)."""
-    lock = lock_path(path)
-    if not lock.exists():
+    """The holder's details if a writer seems to hold the lock now, else None. A probe that takes nothing (so
+    it can never make a real writer fail): the holder writes its details into the lock file when it takes the
+    lock and empties it on release; details left by a killed writer name a process that no longer exists."""
+    holder = read_lock(path)
+    if not holder.get("pid"):
         return None
-    fd = os.open(lock, os.O_RDONLY)
+    if holder.get("host") not in (None, socket.gethostname()):
+        return holder  # another machine (a shared mount): cannot check, believe it
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return read_lock(path) or {"command": "another process"}
-    finally:
-        os.close(fd)  # closing drops the probe's shared lock
-    return None
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # exists, another user's
+    return holder
 
 
 @contextlib.contextmanager
