@@ -6,10 +6,10 @@ from datetime import datetime, time, timedelta
 import streamlit as st
 
 from lib.access import audit
-from pages.common import audit_view, export_button, require_page, store_connection
+from pages.common import audit_trail, audit_view, export_button, require_page
 
 require_page("audit")
-con = store_connection()
+log = audit_trail()
 
 st.title("Audit trail")
 st.markdown("Every child-level view, export, upload, linkage run, review decision and sign-in is recorded here, "
@@ -17,7 +17,7 @@ st.markdown("Every child-level view, export, upload, linkage run, review decisio
             "shows up below as a broken chain.")
 audit_view("view_audit", None, slot="audit_page")
 
-check = audit.verify(con)
+check = audit.verify(log)
 if check["ok"]:
     st.success(f"Chain intact: {check['rows']:,} rows, none altered or removed.", icon=":material/verified:")
 else:
@@ -37,7 +37,7 @@ if isinstance(period, (list, tuple)) and len(period) == 2:
     since = datetime.combine(period[0], time.min)
     until = datetime.combine(period[1], time.min) + timedelta(days=1)
 
-rows = audit.read(con, action=action, user=user, text=text, since=since, until=until)
+rows = audit.read(log, action=action, user=user, text=text, since=since, until=until)
 st.caption(f"{len(rows):,} rows (times in UTC), newest first.")
 st.dataframe(rows, hide_index=True, width="stretch", height=420, key="audit_table",
              column_config={"seq": "#", "at_utc": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),

@@ -320,9 +320,15 @@ def uploads_allowed() -> tuple[bool, str]:
                    "(`python -m lib.cli accounts add`) or OpenID Connect, then sign in as an analyst.")
 
 
+def audit_trail() -> audit_log.AuditLog:
+    """The audit trail beside the store (its own SQLite file: lib.access.audit)."""
+    path = db_path()
+    return audit_log.AuditLog.for_store(path, con=connection(path))
+
+
 def audit(action: str, subject=None, detail=None) -> None:
     """Append an audit row for this session's user and role (lib.access.audit.record)."""
-    audit_log.record(store_connection(), user=current_user() or "(not signed in)",
+    audit_log.record(audit_trail(), user=current_user() or "(not signed in)",
                      role=current_role() or "(none)", action=action, subject=subject, detail=detail)
 
 
@@ -441,7 +447,7 @@ def sign_in_page() -> None:
         if account is None:
             shown = username.strip() if accounts.USERNAME.match(username.strip()) else "(not a valid user name)"
             try:
-                audit_log.record(store_connection(), user=shown, role="(none)", action="sign_in_failed")
+                audit_log.record(audit_trail(), user=shown, role="(none)", action="sign_in_failed")
             except Exception:  # noqa: BLE001
                 pass
             st.error(accounts.FAILED_MESSAGE, icon=":material/lock:")

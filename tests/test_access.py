@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -15,7 +16,6 @@ import pytest
 from lib.access import accounts, audit, auth
 from lib.access.safety import csv_safe_frame, redact, safe_filename
 from lib.access.views import aggregate_view, count_text, visible_rows
-from lib.records import store
 from tests.conftest import ROOT
 
 PASSWORD = "correct horse battery staple"
@@ -120,39 +120,46 @@ def test_cli_reads_the_password_from_stdin_never_argv(tmp_path):
 
 # -- audit ------------------------------------------------------------------------------------------
 
+def _tamper(log, sql, params=()):
+    """Change the audit file outside the application (as someone with write access to it could)."""
+    con = sqlite3.connect(str(log.path), isolation_level=None)
+    try:
+        con.execute(sql, params)
+    finally:
+        con.close()
+
+
 def test_audit_rows_chain_and_tampering_is_detected(tmp_path):
-    con = store.connect(tmp_path / "a.duckdb")
+    log = audit.AuditLog.for_store(tmp_path / "a.duckdb")
+    assert log.path == tmp_path / "a.duckdb.audit.sqlite"
     for i in range(4):
-        audit.record(con, user="lead1", role="lead", action="view_child", subject=f"CH-{i}", detail="x")
-    audit.record(con, user="a", role="analyst", action="upload", subject="f.csv")
-    rows = audit.read(con)
+        audit.record(log, user="lead1", role="lead", action="view_child", subject=f"CH-{i}", detail="x")
+    audit.record(log, user="a", role="analyst", action="upload", subject="f.csv")
+    rows = audit.read(log)
     assert list(rows["seq"]) == [5, 4, 3, 2, 1]
-    assert audit.read(con, action="upload")["subject"].tolist() == ["f.csv"]
-    assert audit.read(con, text="ch-2")["subject"].tolist() == ["CH-2"]
-    assert audit.verify(con) == {"ok": True, "rows": 5, "first_bad_seq": None}
-    con.execute("UPDATE audit_log SET subject = 'CH-9' WHERE seq = 3")  # tampering, outside the app
-    assert audit.verify(con)["first_bad_seq"] == 3
-    con.close()
+    assert audit.read(log, action="upload")["subject"].tolist() == ["f.csv"]
+    assert audit.read(log, text="ch-2")["subject"].tolist() == ["CH-2"]
+    assert audit.verify(log) == {"ok": True, "rows": 5, "first_bad_seq": None}
+    _tamper(log, "UPDATE audit_log SET subject = 'CH-9' WHERE seq = 3")  # tampering, outside the app
+    assert audit.verify(log)["first_bad_seq"] == 3
 
 
 def test_audit_deletion_is_detected_and_unknown_actions_refused(tmp_path):
-    con = store.connect(tmp_path / "b.duckdb")
+    log = audit.AuditLog.for_store(tmp_path / "b.duckdb")
     for i in range(3):
-        audit.record(con, user="u", role="lead", action="export", subject=str(i))
-    con.execute("DELETE FROM audit_log WHERE seq = 2")
-    assert audit.verify(con)["ok"] is False
+        audit.record(log, user="u", role="lead", action="export", subject=str(i))
+    _tamper(log, "DELETE FROM audit_log WHERE seq = 2")
+    assert audit.verify(log)["ok"] is False
     with pytest.raises(ValueError):
-        audit.record(con, user="u", role="lead", action="drop everything")
-    con.close()
+        audit.record(log, user="u", role="lead", action="drop everything")
 
 
 def test_audit_filters_are_parameters_not_sql(tmp_path):
-    con = store.connect(tmp_path / "c.duckdb")
-    audit.record(con, user="o'brien", role="lead", action="export", subject="x'); DROP TABLE audit_log; --")
-    assert len(audit.read(con, user="o'brien")) == 1
-    assert len(audit.read(con, text="'); DROP TABLE")) == 1
-    assert audit.verify(con)["ok"]
-    con.close()
+    log = audit.AuditLog.for_store(tmp_path / "c.duckdb")
+    audit.record(log, user="o'brien", role="lead", action="export", subject="x'); DROP TABLE audit_log; --")
+    assert len(audit.read(log, user="o'brien")) == 1
+    assert len(audit.read(log, text="'); DROP TABLE")) == 1
+    assert audit.verify(log)["ok"]
 
 
 def test_only_inserts_into_the_audit_table_anywhere_in_the_code():

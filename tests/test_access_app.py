@@ -18,11 +18,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def _audit_rows(path, action=None):
-    con = store.connect(path)
-    try:
-        return audit.read(con, action=action)
-    finally:
-        con.close()
+    return audit.read(audit.AuditLog.for_store(path), action=action)
 
 
 @pytest.fixture()

@@ -43,14 +43,11 @@ def test_shared_link_restores_view_and_deck_downloads(tmp_path_factory, tmp_path
         assert "E23000001" in page.url and "layer=pfa" in page.url
     assert not errors, errors
 
-    import duckdb
+    from lib.access import audit
 
-    con = duckdb.connect(str(db), read_only=True)  # the app has stopped: its audit rows are on disk
-    try:
-        audited = con.execute("SELECT role, action, subject FROM audit_log WHERE action = 'export'").fetchall()
-    finally:
-        con.close()
-    assert ("commissioner", "export", "pfa:E23000001") in audited
+    audited = audit.read(audit.AuditLog.for_store(db), action="export")  # the app's rows, in the audit file
+    assert ("commissioner", "export", "pfa:E23000001") in set(audited[["role", "action", "subject"]]
+                                                              .itertuples(index=False, name=None))
 
     deck = Presentation(io.BytesIO(data))
     titles = [s.shapes.title.text for s in deck.slides]

@@ -72,7 +72,7 @@ def test_cli_output_files_and_errors_carry_no_secret(canary_store):
         assert not _leaks(run.stdout) and not _leaks(run.stderr), run.args
     assert outputs[-1].returncode != 0 or "different key" in outputs[-1].stdout + outputs[-1].stderr
     for path in folder.iterdir():
-        if path.is_file() and path.suffix in (".csv", ".json", ".duckdb", ".wal", ".parquet"):
+        if path.is_file() and path.suffix in (".csv", ".json", ".duckdb", ".wal", ".parquet", ".sqlite"):
             assert not _leaks(path.read_bytes()), path.name
 
 

@@ -62,18 +62,15 @@ def cmd_audit(args) -> int:
     from lib.access import audit
     from lib.records import store
 
-    con = store.connect(store.resolve_path(args.db))
-    try:
-        if args.action == "verify":
-            print(json.dumps(audit.verify(con)))
-            return 0
-        frame = audit.read(con)
-        with open(args.out, "wb") as handle:
-            handle.write(audit.to_csv(frame))
-        print(json.dumps({"rows": len(frame), "out": args.out, **{"chain_ok": audit.verify(con)["ok"]}}))
+    log = audit.AuditLog.for_store(store.resolve_path(args.db))
+    if args.action == "verify":
+        print(json.dumps({"file": str(log.path), **audit.verify(log)}))
         return 0
-    finally:
-        con.close()
+    frame = audit.read(log)
+    with open(args.out, "wb") as handle:
+        handle.write(audit.to_csv(frame))
+    print(json.dumps({"rows": len(frame), "out": args.out, **{"chain_ok": audit.verify(log)["ok"]}}))
+    return 0
 
 
 def register(sub) -> None:

@@ -107,10 +107,11 @@ def data_vintage(con) -> dict:
 
 
 def audit_export(con, user: str, role: str, subject: str, detail: str) -> bool:
-    """Record an export in the audit trail (every export is audited)."""
+    """Record an export in the audit trail of the store ``con`` has open (every export is audited)."""
     from lib.access import audit
 
-    audit.record(con, user=user, role=role, action="export", subject=subject, detail=detail)
+    audit.record(audit.AuditLog.for_connection(con), user=user, role=role, action="export", subject=subject,
+                 detail=detail)
     return True
 
 
