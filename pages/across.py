@@ -11,7 +11,7 @@ from lib.export.csv_safe import to_csv_bytes
 from pages import exports
 from lib.access.roles import aggregates_suppressed, may_load_data, sees_child_level
 from lib.access.views import aggregate_view, count_text, visible_rows
-from pages.common import (audit, audit_view, connection, db_path, progress_callback, require_page,
+from pages.common import (after_write, audit, audit_view, connection, db_path, progress_callback, require_page,
                           stored_data_version)
 
 ROLE = require_page("across")  # every role; child lists and journeys below: safeguarding leads only
@@ -73,6 +73,7 @@ def link_button(label: str) -> None:
             with versions.write(DB_PATH, "link (app)", wait=2) as w:
                 summary = run.link(w.con, run.LinkConfig(), progress=progress_callback(bar))
                 w.change = f"linkage: {summary['records']:,} records, {summary['children']:,} children"
+            after_write()
         except versions.StoreLocked as exc:
             bar.empty()
             st.warning(f"Not linked now: {exc.holder.get('command', 'another writer')} (since "

@@ -71,6 +71,12 @@ def _pin(path: str) -> tuple[str, int, str]:
     return pin
 
 
+def after_write() -> None:
+    """This session wrote a new version (upload, linkage, decision): read it from here on, without the notice."""
+    _pin(db_path())
+    st.session_state.pop("_data_updated", None)
+
+
 def begin_rerun() -> None:
     """Pin this rerun to the store's current version (app.py calls it first on every rerun)."""
     _pin(db_path())

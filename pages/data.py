@@ -18,7 +18,8 @@ from lib.access.safety import csv_safe_frame, escape_markdown, safe_filename
 from lib.access.roles import aggregates_suppressed
 from lib.access.views import aggregate_view, visible_rows
 from lib.measures.suppression import is_small
-from pages.common import audit, connection, db_path, export_button, require_page, secret_key, uploads_allowed
+from pages.common import (after_write, audit, connection, db_path, export_button, require_page, secret_key,
+                          uploads_allowed)
 
 MIN_ENCOUNTERS = 6  # areas with fewer encounters than this show no percentages (small numbers)
 AGENCY_LABELS = {"police": "Police", "children_social_care": "Children's social care", "health": "Health",
@@ -117,6 +118,7 @@ with upload_tab:
                         with versions.write(DB_PATH, "upload (app)", wait=2) as w:
                             st.session_state["stored"] = commit(w.con, batch)
                             w.change = f"upload: {st.session_state['stored']['rows_stored']:,} rows stored"
+                        after_write()
                         st.session_state.pop("store_error", None)
                         stored_now = st.session_state["stored"]
                         audit("upload", upload_name, f"batch {stored_now['batch_id']}: {stored_now['rows_stored']} "

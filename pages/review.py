@@ -5,7 +5,7 @@ import streamlit as st
 
 from lib.linkage import explain, review, run, spans
 from lib.records import versions
-from pages.common import audit, audit_view, current_user, db_path, is_demo, require_page, store_connection
+from pages.common import after_write, audit, audit_view, current_user, db_path, is_demo, require_page, store_connection
 
 require_page("review")  # safeguarding leads only: pairs of children's records
 st.title("Review uncertain links")
@@ -69,6 +69,7 @@ for column, decision, label in ((accept, "accept", "Same child: accept link"),
             with versions.write(db_path(), "review decision", wait=2) as w:
                 run.record_decision(w.con, pair["record_key_l"], pair["record_key_r"], decision, reviewer.strip())
                 w.change = "a review decision"
+            after_write()
             saved = "It takes effect when records are next linked."
         except versions.StoreLocked as exc:  # a nightly load holds the store: keep the decision in the queue
             from datetime import datetime, timezone

@@ -116,4 +116,8 @@ def _connection_path(con) -> Path | None:
     finally:
         cur.close()
     path = rows[0][0] if rows else None
-    return Path(path) if path else None
+    if not path:
+        return None
+    from lib.records.versions import logical_path
+
+    return logical_path(path)  # a writer's version file: the key and truth files live beside the store

@@ -83,6 +83,15 @@ def version_file(path: str | os.PathLike, number: int) -> Path:
     return versions_dir(path) / f"v{number:06d}.duckdb"
 
 
+def logical_path(file: str | os.PathLike) -> Path:
+    """The store a version file belongs to (P for P.versions/v000042.duckdb); any other path unchanged. For
+    code that finds its files from an open connection (key, audit trail, truth file live beside P)."""
+    file = Path(file)
+    if _number(file.name) is not None and file.parent.name.endswith(".versions"):
+        return file.parent.with_name(file.parent.name.removesuffix(".versions"))
+    return file
+
+
 def current(path: str | os.PathLike) -> Version | None:
     """The published version (one readlink): None if no store exists yet."""
     path = Path(path)
