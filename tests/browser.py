@@ -77,3 +77,33 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_function(
         """() => !document.querySelector('[data-testid="stStatusWidget"]')
                 && !!document.querySelector('[data-testid="stMain"]')""", timeout=timeout_ms)
+
+
+# -- browsing the app while the store changes (issue 21; bench/bench_load.py) --------------------------------
+
+#: The pages a safeguarding lead can open, by URL path (the Boundaries page is served at /).
+LEAD_PAGES = ("boundaries", "across", "divergence", "compare", "scenario", "review", "audit")
+_STATUS = r"Data version (\d+)\b.*?\b([\d,]+) encounters"
+
+
+def open_page(page, url_path: str, timeout_ms: int = 120_000) -> None:
+    """Go to a page through the sidebar navigation (the same Streamlit session), and wait for it to finish."""
+    links = page.locator('[data-testid="stSidebarNavLink"]')
+    link = links.first if url_path == "boundaries" else page.locator(
+        f'[data-testid="stSidebarNavLink"][href$="/{url_path}"]')
+    link.first.click()
+    page.wait_for_timeout(200)
+    wait_idle(page, timeout_ms)
+
+
+def page_state(page) -> dict:
+    """What the page shows: the data version(s) and encounter count in its status line, and any error."""
+    import re
+
+    status = page.eval_on_selector_all('[data-testid="stSidebar"] [data-testid="stCaptionContainer"]',
+                                       "els => els.map(e => e.innerText)")
+    found = [m.groups() for text in status for m in [re.search(_STATUS, text, re.S)] if m]
+    errors = page.eval_on_selector_all('[data-testid="stException"], [data-testid="stAlertContentError"]',
+                                       "els => els.map(e => e.innerText.slice(0, 300))")
+    return {"versions": [int(v) for v, _ in found], "encounters": [int(n.replace(",", "")) for _, n in found],
+            "errors": errors}
