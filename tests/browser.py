@@ -93,7 +93,17 @@ def open_page(page, url_path: str, timeout_ms: int = 120_000) -> None:
         f'[data-testid="stSidebarNavLink"][href$="/{url_path}"]')
     link.first.click()
     page.wait_for_timeout(200)
-    wait_idle(page, timeout_ms)
+    wait_rendered(page, timeout_ms)
+
+
+#: The script has finished and its page is drawn: no running indicator, a title in the main area, nothing stale.
+RENDERED_JS = """() => !document.querySelector('[data-testid="stStatusWidget"]')
+    && !!document.querySelector('[data-testid="stMain"] h1')
+    && !document.querySelector('[data-stale="true"]')"""
+
+
+def wait_rendered(page, timeout_ms: int = 60_000) -> None:
+    page.wait_for_function(RENDERED_JS, timeout=timeout_ms)
 
 
 def page_state(page) -> dict:

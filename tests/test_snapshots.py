@@ -275,3 +275,54 @@ def test_store_files_are_private(tmp_path, extracts):
     assert files and all(mode(f) == 0o600 for f in files)
     assert mode(db) == 0o600  # through the link
     assert mode(plain) == 0o600
+
+
+# -- the app while a writer holds the store ------------------------------------------------------------------
+
+def test_a_review_decision_made_while_a_writer_holds_the_store_is_kept_and_applied(tmp_path_factory, tmp_path,
+                                                                                  monkeypatch):
+    from tests.fixtures_linkage import copy_store, run_page, synthetic_linked_store
+
+    path = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)
+    at = run_page(str(ROOT / "pages" / "review.py"), path, monkeypatch)
+    at.text_input(key="reviewer").set_value("Safeguarding lead").run()
+    pair = at.session_state["review_pair"]
+    with versions.locked(path, "link (nightly)"):
+        at.button(key="decide_reject").click().run()
+        assert not at.exception, at.exception
+        said = " ".join(s.value for s in at.success)
+        assert "Recorded: reject" in said and "`link (nightly)`" in said and "queue" in said
+        assert [d["decision"] for d in versions.pending(path)] == ["reject"]
+        at.run()  # the page no longer offers the decided pair, and says a decision is waiting
+        assert any("waiting to be saved" in c.value for c in at.caption)
+    assert pair is not None
+    with versions.write(path, "link"):  # the next writer applies the queue
+        pass
+    assert versions.pending(path) == []
+    con = store.connect(path, read_only=True)
+    try:
+        assert con.execute("SELECT decision, reviewer FROM review_decisions").fetchall() == [
+            ("reject", "Safeguarding lead")]
+    finally:
+        con.close()
+
+
+def test_the_app_says_when_a_writer_is_at_work(tmp_path_factory, tmp_path, monkeypatch):
+    from tests.fixtures_linkage import copy_store, run_page, synthetic_linked_store
+
+    path = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)
+    monkeypatch.setenv("JOINEDUP_DB", str(path))
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert not any("A data load is running" in c.value for c in at.sidebar.caption)
+    with versions.locked(path, "ingest"):
+        at.run()
+        assert not at.exception, at.exception
+        assert any("A data load is running (`ingest` since" in c.value for c in at.sidebar.caption)
+    at.run()
+    assert not any("A data load is running" in c.value for c in at.sidebar.caption)
