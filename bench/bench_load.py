@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -117,10 +116,13 @@ async def run_load(base: str, sessions: int, seconds: float, db: Path, more: Pat
                 context = await browser.new_context(viewport={"width": 1280, "height": 900})
                 pages.append(await context.new_page())
 
+            opening = asyncio.Semaphore(4)  # sessions arrive a few at a time, as people do
+
             async def start(page):
-                await page.goto(base)
-                await page.get_by_text("Data version").first.wait_for(timeout=600_000)
-                await _idle(page, 600_000)
+                async with opening:
+                    await page.goto(base, timeout=600_000)
+                    await page.get_by_text("Data version").first.wait_for(timeout=600_000)
+                    await _idle(page, 600_000)
 
             await asyncio.gather(*(start(pg) for pg in pages))
             deadline = time.monotonic() + seconds

@@ -19,8 +19,16 @@ import time
 import pytest
 
 from lib.records import versions
-from tests.browser import (CHROMIUM, CHROMIUM_ARGS, LEAD_PAGES, chromium_available, open_page, page_state,
-                           running_app, wait_idle)
+from tests.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LEAD_PAGES,
+    chromium_available,
+    open_page,
+    page_state,
+    running_app,
+    wait_idle,
+)
 from tests.conftest import ROOT
 from tests.linkage_fixtures import TEST_KEY
 from tests.test_snapshots import ENV, cli, extract

@@ -141,7 +141,7 @@ def test_kill_9_during_link_keeps_the_previous_version_and_the_next_run_succeeds
     db = _copy_versioned(linked, tmp_path)
     start = versions.current(db)
     digest, token = sha(start.file), _version_token(db)
-    for attempt in range(2):  # twice: orphans never pile up
+    for _ in range(2):  # twice: orphans never pile up
         proc = subprocess.Popen([sys.executable, "-m", "lib.cli", "link", "--db", str(db)], cwd=ROOT, env=ENV,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 120
@@ -308,7 +308,7 @@ def test_a_review_decision_made_while_a_writer_holds_the_store_is_kept_and_appli
 
 
 def test_the_app_says_when_a_writer_is_at_work(tmp_path_factory, tmp_path, monkeypatch):
-    from tests.fixtures_linkage import copy_store, run_page, synthetic_linked_store
+    from tests.fixtures_linkage import copy_store, synthetic_linked_store
 
     path = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)
     monkeypatch.setenv("JOINEDUP_DB", str(path))
