@@ -116,11 +116,11 @@ async def run_load(base: str, sessions: int, seconds: float, db: Path, more: Pat
                 context = await browser.new_context(viewport={"width": 1280, "height": 900})
                 pages.append(await context.new_page())
 
-            opening = asyncio.Semaphore(4)  # sessions arrive a few at a time, as people do
+            opening = asyncio.Semaphore(2)  # sessions arrive a couple at a time, as people do
 
             async def start(page):
-                async with opening:
-                    await page.goto(base, timeout=600_000)
+                async with opening:  # the light Audit page first; the browsing then covers every page
+                    await page.goto(base + "/audit", timeout=600_000, wait_until="commit")
                     await page.get_by_text("Data version").first.wait_for(timeout=600_000)
                     await _idle(page, 600_000)
 

@@ -26,7 +26,9 @@ from lib.access.roles import LEAD, ROLE_LABELS, ROLES, may_open
 from lib.access.safety import escape_markdown
 from lib.records import store, versions
 
-POLL_SECONDS = 3  # how often an open page checks for a new version of the store (one readlink)
+POLL_ENV = "JOINEDUP_POLL_SECONDS"
+#: How often an open page checks for a new version of the store (one readlink); 0: only when it reruns.
+POLL_SECONDS = float(os.environ.get(POLL_ENV) or 5)
 _PIN = "_store_pin"  # session_state: (store path, version number, version file) this rerun reads
 
 
@@ -149,8 +151,14 @@ def _apply_queued_decisions(path: str) -> None:
         pass  # another writer took it first: it applies the queue
 
 
-@st.fragment(run_every=POLL_SECONDS)
 def version_watch() -> None:
+    """The watch below, unless polling is off (JOINEDUP_POLL_SECONDS=0)."""
+    if POLL_SECONDS > 0:
+        _version_watch()
+
+
+@st.fragment(run_every=POLL_SECONDS if POLL_SECONDS > 0 else None)
+def _version_watch() -> None:
     """Between reruns: rerun the whole page when a new version is published; apply queued decisions when the
     store is free. Costs one readlink (and a stat of the queue) every few seconds per open page."""
     path = db_path()
