@@ -67,13 +67,11 @@ async def _state(page) -> dict:
 
 
 async def _open(page, url_path: str) -> None:
-    selector = ('[data-testid="stSidebarNavLink"]' if url_path == "boundaries"
-                else f'[data-testid="stSidebarNavLink"][href$="/{url_path}"]')
-    from tests.browser import RENDERED_JS
+    """Navigate in the session and wait for that page's own finished run (tests.browser.open_page)."""
+    from tests.browser import NAVIGATED_JS, PAGE_TITLES, nav_selector
 
-    await page.locator(selector).first.click()
-    await page.wait_for_timeout(150)
-    await page.wait_for_function(RENDERED_JS, timeout=180_000)
+    await page.locator(nav_selector(url_path)).first.click()
+    await page.wait_for_function(NAVIGATED_JS, arg=PAGE_TITLES[url_path], timeout=180_000)
 
 
 async def _decide(page, who: str) -> bool:
@@ -106,6 +104,7 @@ async def run_load(base: str, sessions: int, seconds: float, db: Path, more: Pat
     times: list[float] = []
     errors: list[str] = []
     versions_seen: set[int] = set()
+    last_version: dict[int, int] = {}
     done = {"writers": False, "link_started": False}
     decisions: list[str] = []
     async with async_playwright() as p:
@@ -118,13 +117,24 @@ async def run_load(base: str, sessions: int, seconds: float, db: Path, more: Pat
 
             opening = asyncio.Semaphore(2)  # sessions arrive a couple at a time, as people do
 
-            async def start(page):
+            async def start(i, page):
                 async with opening:  # the light Audit page first; the browsing then covers every page
-                    await page.goto(base + "/audit", timeout=600_000, wait_until="commit")
-                    await page.get_by_text("Data version").first.wait_for(timeout=600_000)
-                    await _idle(page, 600_000)
+                    t = time.perf_counter()
+                    try:
+                        await page.goto(base + "/audit", timeout=300_000, wait_until="commit")
+                        await page.get_by_text("Data version").first.wait_for(timeout=300_000)
+                        await _idle(page, 300_000)
+                    except Exception as exc:  # noqa: BLE001 - a session that never opened is an error
+                        errors.append(f"session {i} did not open: {type(exc).__name__}")
+                        return None
+                    print(f"session {i} open in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+                    return page
 
-            await asyncio.gather(*(start(pg) for pg in pages))
+            # The first session alone: a fresh server's very first requests are run by Streamlit's folder mode
+            # until app.py has run once (pages.common._run_through_app); two at once there can hang one.
+            first = await start(0, pages[0])
+            rest = await asyncio.gather(*(start(i, pg) for i, pg in enumerate(pages) if i > 0))
+            pages = [pg for pg in [first, *rest] if pg]
             deadline = time.monotonic() + seconds
 
             async def browse(i: int, page) -> None:
@@ -150,12 +160,15 @@ async def run_load(base: str, sessions: int, seconds: float, db: Path, more: Pat
                         state = await _state(page)
                         times.append(time.perf_counter() - t)
                         versions_seen.update(state["versions"])
+                        if state["versions"]:
+                            last_version[i] = state["versions"][-1]
                         if state["errors"]:
                             errors.append(f"{url}: {state['errors'][0]}")
                         if len(state["versions"]) != 1:
                             errors.append(f"{url}: versions shown {state['versions']}")
                     except Exception as exc:  # noqa: BLE001 - a page that did not finish counts as an error
                         errors.append(f"{url}: {type(exc).__name__}: {str(exc)[:150]}")
+                    print(f"session {i} {url} {times[-1] if times else 0:.1f} s", file=sys.stderr, flush=True)
                     step += 1
                     if done["writers"] and step % len(order) == 0:
                         rounds_after += 1
@@ -167,12 +180,16 @@ async def run_load(base: str, sessions: int, seconds: float, db: Path, more: Pat
                     proc = await asyncio.create_subprocess_exec(
                         sys.executable, "-m", "lib.cli", *args, "--db", str(db), cwd=ROOT,
                         env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                    print(f"writer {name} started", file=sys.stderr, flush=True)
                     if name == "link":
                         await asyncio.sleep(1)
                         done["link_started"] = True
                     stdout, stderr = await proc.communicate()
+                    print(f"writer {name} exit {proc.returncode}", file=sys.stderr, flush=True)
+                    from lib.records import versions as _versions
+
                     out[name] = {"code": proc.returncode, "seconds": round(time.perf_counter() - started, 1),
-                                 "stdout": stdout.decode()[-4000:]}
+                                 "stdout": stdout.decode()[-4000:], "version": _versions.current(db).number}
                 done["writers"] = True
                 return out
 
@@ -180,7 +197,7 @@ async def run_load(base: str, sessions: int, seconds: float, db: Path, more: Pat
         finally:
             await browser.close()
     return {"writers": results[0], "times": times, "errors": errors, "versions_seen": sorted(versions_seen),
-            "decisions": decisions}
+            "decisions": decisions, "last_version": last_version}
 
 
 def main(argv=None) -> int:
@@ -237,6 +254,10 @@ def main(argv=None) -> int:
     emit("lost_writes", lost, "rows or decisions", encounters_before=before, ingest_reported=reported,
          encounters_after=after)
     emit("versions_seen", result["versions_seen"], "versions")
+    linked = result["writers"].get("link", {}).get("version")
+    emit("sessions_ending_on_linked_data", sum(1 for v in result["last_version"].values() if linked and v >= linked),
+         "sessions", link_version=linked, note="the last page each session loaded showed the version `link` "
+         "published (or a later one holding only review decisions)")
     emit("load_average", os.getloadavg()[0], "1-min")
     return 0 if not result["errors"] and not lost else 1
 

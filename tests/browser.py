@@ -86,14 +86,29 @@ LEAD_PAGES = ("boundaries", "across", "divergence", "compare", "scenario", "revi
 _STATUS = r"Data version (\d+)\b.*?\b([\d,]+) encounters"
 
 
+#: The titles (h1) of the pages a lead opens, by URL path: how a navigation is known to have happened.
+PAGE_TITLES = {"boundaries": "Boundaries", "across": "Across boundaries", "divergence": "Where counts diverge",
+               "compare": "Compare areas", "scenario": "What if every agency recorded the NHS number?",
+               "review": "Review uncertain links", "audit": "Audit trail", "data": "Data"}
+
+
+def nav_selector(url_path: str) -> str:
+    return ('[data-testid="stSidebarNavLink"]' if url_path == "boundaries"
+            else f'[data-testid="stSidebarNavLink"][href$="/{url_path}"]')
+
+
 def open_page(page, url_path: str, timeout_ms: int = 120_000) -> None:
-    """Go to a page through the sidebar navigation (the same Streamlit session), and wait for it to finish."""
-    links = page.locator('[data-testid="stSidebarNavLink"]')
-    link = links.first if url_path == "boundaries" else page.locator(
-        f'[data-testid="stSidebarNavLink"][href$="/{url_path}"]')
-    link.first.click()
-    page.wait_for_timeout(200)
-    wait_rendered(page, timeout_ms)
+    """Go to a page through the sidebar navigation (the same Streamlit session), and wait until that page has
+    been drawn by a finished run: its own title in the main area (the previous page's title differs), no
+    running indicator, nothing stale."""
+    page.locator(nav_selector(url_path)).first.click()
+    page.wait_for_function(NAVIGATED_JS, arg=PAGE_TITLES[url_path], timeout=timeout_ms)
+
+
+NAVIGATED_JS = """(title) => { const h = document.querySelector('[data-testid="stMain"] h1');
+    return !!h && h.innerText.trim() === title
+        && !document.querySelector('[data-testid="stStatusWidget"]')
+        && !document.querySelector('[data-stale="true"]'); }"""
 
 
 #: The script has finished and its page is drawn: no running indicator, a title in the main area, nothing stale.
