@@ -6,8 +6,9 @@ import streamlit as st
 from lib.access.roles import may_open
 from lib.geo.build import ATTRIBUTION
 from lib.records.store import StoreError
-from pages.common import (account_sidebar, check_session_timeout, current_role, demo_banner, ensure_default_data,
-                          sign_in_page)
+from lib.records.versions import StoreLocked
+from pages.common import (account_sidebar, begin_rerun, check_session_timeout, current_role, data_status, demo_banner,
+                          ensure_default_data, notice_update, sign_in_page, version_watch)
 
 st.set_page_config(page_title="Joined Up", page_icon=":link:", layout="wide")
 
@@ -23,6 +24,9 @@ PAGES = [
     st.Page("pages/audit.py", title="Audit trail", icon=":material/history:", url_path="audit"),
 ]
 
+# The store: this rerun reads one version of it, the current one (pages.common.begin_rerun).
+begin_rerun()
+
 # Who may open what (lib.access.roles.PAGE_ROLES): a page the role may not open is not in the navigation
 # at all; each page checks again itself. Not signed in: the sign-in page only.
 check_session_timeout()
@@ -35,12 +39,19 @@ else:
     navigation = st.navigation([page for page in PAGES if may_open(ROLE, page.url_path or "boundaries")])
     try:
         ensure_default_data()
-    except StoreError as exc:  # e.g. the store is locked by a command-line ingest
+    except StoreLocked as exc:  # a command-line writer is building the first version: wait for it
+        st.info(f"The record store is being written right now ({exc.holder.get('command', 'another writer')} "
+                f"since {exc.holder.get('started', '?')}); this page updates by itself when it finishes.",
+                icon=":material/hourglass_top:")
+    except StoreError as exc:
         st.warning(f"The record store is not available right now: {exc}")
 account_sidebar(ROLE)
 demo_banner()
 with st.sidebar:
     st.caption("Joined Up: where children's safeguarding data falls between agencies.")
+    data_status()
+    version_watch()
+notice_update()
 navigation.run()
 st.divider()
 st.caption(ATTRIBUTION)

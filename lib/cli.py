@@ -39,15 +39,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_STORE = 2  # the store cannot be used (none yet, wrong key, opened by an old-layout process)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A store that another writer holds, or cannot be used, ends the command with one line
+    on stderr (and a JSON error on stdout), never a traceback: exit code 75 (locked: try again later; see
+    docs/OPERATIONS.md) or 2."""
+    import json
+
+    from lib.records.store import StoreError
+    from lib.records.versions import EXIT_LOCKED, StoreLocked
+
     args = build_parser().parse_args(argv)
     from lib.access.audit import AuditError
 
     try:
         return int(args.func(args) or 0)
+    except StoreLocked as exc:
+        code, message = EXIT_LOCKED, str(exc)
+    except StoreError as exc:
+        code, message = EXIT_STORE, str(exc)
     except AuditError as exc:  # the audit trail cannot be written or is not ours: say so, never a traceback
-        print(json.dumps({"ok": False, "error": f"audit trail: {exc}"}))
-        return 2
+        code, message = EXIT_STORE, f"audit trail: {exc}"
+    print(json.dumps({"ok": False, "error": message, "exit_code": code}))
+    print(f"{args.command}: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

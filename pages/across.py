@@ -10,7 +10,8 @@ from lib.linkage import figures, journey, spans
 from pages import exports
 from lib.access.roles import aggregates_suppressed, may_load_data, sees_child_level
 from lib.access.views import aggregate_view, count_text, visible_rows
-from pages.common import (audit, audit_view, connection, db_path, export_button, progress_callback, require_page,
+from pages.common import (after_write, audit, audit_view, connection, db_path, export_button, progress_callback,
+                          require_page,
                           stored_data_version)
 
 ROLE = require_page("across")  # every role; child lists and journeys below: safeguarding leads only
@@ -65,9 +66,20 @@ def link_button(label: str) -> None:
     if st.button(label, key="link_now", type="primary", disabled=not allowed,
                  help=None if allowed else "Only an analyst can link records.") and allowed:
         from lib.linkage import run
+        from lib.records import versions
 
         bar = st.progress(0.0, text="Starting linkage…")
-        summary = run.link(con, run.LinkConfig(), progress=progress_callback(bar))
+        try:  # the linkage is the store's next version (lib.records.versions.write)
+            with versions.write(DB_PATH, "link (app)", wait=2) as w:
+                summary = run.link(w.con, run.LinkConfig(), progress=progress_callback(bar))
+                w.change = f"linkage: {summary['records']:,} records, {summary['children']:,} children"
+            after_write()
+        except versions.StoreLocked as exc:
+            bar.empty()
+            st.warning(f"Not linked now: {exc.holder.get('command', 'another writer')} (since "
+                       f"{exc.holder.get('started', '?')}) is writing the store. Try again when it finishes; this page "
+                       "updates by itself.", icon=":material/sync:")
+            return
         audit("link_run", None, f"{summary['records']} records into {summary['children']} children")
         st.success(f"Linked {summary['records']:,} records into {summary['children']:,} children "
                    f"in {summary['seconds']} s.")

@@ -1,8 +1,16 @@
 """Shared page plumbing (not a page): the store connection, the first-start default dataset, and who is
 signed in with which role (sign-in gate, session timeout, demo mode, page guard, audit helper).
 
-One DuckDB connection per store file per server process (st.cache_resource); lib functions take a
-cursor per query, so sessions on different threads do not share a result set.
+The store (lib.records.versions): the app only ever reads, from the current version file opened READ-ONLY,
+so command-line writers (ingest, link, import-linkage) are never blocked by it. One read-only connection per
+version per server process (st.cache_resource); lib functions take a cursor per query. Each rerun is pinned
+to one version (``begin_rerun``, called first thing by app.py): every query of that rerun reads the same
+version, so a page never mixes two. A new version is noticed at the start of the next rerun (one readlink)
+and, between reruns, by a small fragment polling every ``POLL_SECONDS`` (``version_watch``); the session then
+reruns on the new version and is told "Data updated at HH:MM (what changed)" once. Writes from the app (the
+first-start dataset, an upload, a linkage run, a review decision) go through ``versions.write`` like any
+command-line writer; a review decision made while another writer holds the lock is queued and applied when
+the lock frees.
 """
 from __future__ import annotations
 
@@ -16,20 +24,149 @@ import streamlit as st
 from lib.access import accounts, audit as audit_log, auth, sessions
 from lib.access.roles import LEAD, ROLE_LABELS, ROLES, may_open
 from lib.access.safety import escape_markdown
-from lib.records import store
+from lib.records import store, versions
+
+POLL_ENV = "JOINEDUP_POLL_SECONDS"
+#: How often an open page checks for a new version of the store (one readlink); 0: only when it reruns.
+POLL_SECONDS = float(os.environ.get(POLL_ENV) or 5)
+_PIN = "_store_pin"  # session_state: (store path, version number, version file) this rerun reads
 
 
-@st.cache_resource(show_spinner=False)
-def connection(path: str):
-    return store.connect(path)
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _version_connection(file: str, number: int):
+    """A read-only connection to one immutable version file (shared by every session reading it)."""
+    import duckdb
+
+    return duckdb.connect(file, read_only=True)
 
 
 def db_path() -> str:
     return str(store.resolve_path())
 
 
+def _create_empty(path: str) -> None:
+    """A store named by $JOINEDUP_DB that does not exist yet: an empty one (schema only), as before."""
+    try:
+        with versions.write(path, "create empty store", wait=5):
+            pass
+    except versions.StoreLocked:
+        pass  # another writer is creating it
+
+
+def _pin(path: str) -> tuple[str, int, str]:
+    version = versions.current(path)
+    if version is None:
+        _create_empty(path)
+        version = versions.current(path)
+        if version is None:
+            holder = versions.is_locked(path)
+            st.info("The record store is being created"
+                    + (f" by `{holder.get('command')}` since {holder.get('started')}" if holder else "")
+                    + "; this page will load when it is ready.", icon=":material/hourglass_top:")
+            version_watch()
+            st.stop()
+    pin = (path, version.number, str(version.file))
+    previous = st.session_state.get(_PIN)
+    if previous and previous[0] == path and previous[1] != pin[1]:
+        st.session_state["_data_updated"] = pin[1]  # said once, on this rerun (notice_update)
+    st.session_state[_PIN] = pin
+    return pin
+
+
+def after_write() -> None:
+    """This session wrote a new version (upload, linkage, decision): read it from here on, without the notice."""
+    _pin(db_path())
+    st.session_state.pop("_data_updated", None)
+
+
+def begin_rerun() -> None:
+    """Pin this rerun to the store's current version (app.py calls it first on every rerun)."""
+    _pin(db_path())
+
+
+def connection(path: str):
+    """The read-only connection to the version this rerun reads (pinned at its start)."""
+    pin = st.session_state.get(_PIN)
+    if not pin or pin[0] != str(path):
+        pin = _pin(str(path))
+    for _ in range(3):
+        try:
+            return _version_connection(pin[2], pin[1])
+        except Exception:
+            if os.path.exists(pin[2]):
+                raise
+            pin = _pin(str(path))  # collected between readlink and open (a long-idle session): re-read the link
+    return _version_connection(pin[2], pin[1])
+
+
 def store_connection():
     return connection(db_path())
+
+
+def pinned_version() -> int | None:
+    pin = st.session_state.get(_PIN)
+    return pin[1] if pin else None
+
+
+def data_status() -> None:
+    """Sidebar: which version this page shows, how much it holds, and whether a writer is at work."""
+    pin = st.session_state.get(_PIN)
+    if not pin:
+        return
+    con = store_connection()
+    last = versions.history(con, 1)
+    written = f", {last[0]['written_at']:%d %b %H:%M} UTC, {last[0]['command']}" if last else ""
+    try:
+        encounters = store.counts(con)["encounters"]
+    except Exception:  # noqa: BLE001 - a store without tables yet
+        encounters = 0
+    st.caption(f"Data version {pin[1]}{written}: {encounters:,} encounters",
+               help="Every page of one view reads one version of the store; a new version is picked up "
+                    f"within {POLL_SECONDS} seconds of its publication.")
+    holder = versions.is_locked(pin[0])
+    if holder:
+        st.caption(f":material/sync: A data load is running (`{holder.get('command', 'a writer')}` since "
+                   f"{holder.get('started', '?')}): you see the data as it was before it, until it finishes.")
+
+
+def notice_update() -> None:
+    """Say once, on the rerun that switched, that the data changed (and what changed)."""
+    number = st.session_state.pop("_data_updated", None)
+    if number is None:
+        return
+    last = versions.history(store_connection(), 1)
+    what = f" ({last[0]['change'] or last[0]['command']})" if last else ""
+    when = f"{last[0]['written_at']:%H:%M} UTC" if last else "just now"
+    st.toast(f"Data updated at {when}{what}.", icon=":material/update:")
+    st.info(f"Data updated at {when}{what}. This page now shows version {number}.", icon=":material/update:")
+
+
+def _apply_queued_decisions(path: str) -> None:
+    if not versions.pending(path) or versions.is_locked(path):
+        return
+    try:
+        with versions.write(path, "queued review decisions"):
+            pass  # the writer applies the queue itself, before the caller's work
+    except versions.StoreLocked:
+        pass  # another writer took it first: it applies the queue
+
+
+def version_watch() -> None:
+    """The watch below, unless polling is off (JOINEDUP_POLL_SECONDS=0)."""
+    if POLL_SECONDS > 0:
+        _version_watch()
+
+
+@st.fragment(run_every=POLL_SECONDS if POLL_SECONDS > 0 else None)
+def _version_watch() -> None:
+    """Between reruns: rerun the whole page when a new version is published; apply queued decisions when the
+    store is free. Costs one readlink (and a stat of the queue) every few seconds per open page."""
+    path = db_path()
+    _apply_queued_decisions(path)
+    version = versions.current(path)
+    pin = st.session_state.get(_PIN)
+    if version is not None and pin and pin[0] == path and version.number != pin[1]:
+        st.rerun(scope="app")
 
 
 def secret_key():
@@ -54,34 +191,45 @@ def _first_start_lock() -> threading.Lock:
 
 def ensure_default_data() -> None:
     """At first start on the default store (no $JOINEDUP_DB), build the synthetic national dataset and
-    link it, showing progress; afterwards a cheap check once per session. One session does the work:
-    others arriving meanwhile wait, then find it done."""
+    link it, showing progress, as the store's next version; afterwards a cheap check once per session. One
+    session does the work: others arriving meanwhile wait, then find it done."""
     if st.session_state.get("_default_data_checked") or store.DB_ENV in os.environ:
         return
     from lib.linkage import spans
 
+    def ready() -> bool:
+        opened = versions.open_current(db_path())
+        if opened is None:
+            return False
+        con = opened[0]
+        try:
+            return store.counts(con)["encounters"] > 0 and spans.has_linkage(con)
+        except Exception:  # noqa: BLE001 - a version without tables
+            return False
+        finally:
+            con.close()
+
     with _first_start_lock():
-        con = store_connection()
-        if store.counts(con)["encounters"] == 0:
+        if not ready():
+            from lib.linkage import run
             from lib.records.default import ensure_default_dataset
 
+            path = db_path()
             bar = st.progress(0.0, text="First start: building the synthetic national dataset…")
-            ensure_default_dataset(con, progress_callback(bar), key=secret_key())
+            with versions.write(path, "first-start default dataset", wait=2) as w:
+                ensure_default_dataset(w.con, progress_callback(bar), key=secret_key(), db_path=path)
+                if not spans.has_linkage(w.con):
+                    bar.progress(0.0, text="First start: linking records into children…")
+                    run.link(w.con, run.LinkConfig(), progress=progress_callback(bar))
+                w.change = "first start: synthetic national dataset, linked"
             bar.empty()
-        if not spans.has_linkage(con):
-            from lib.linkage import run
-
-            bar = st.progress(0.0, text="First start: linking records into children…")
-            run.link(con, run.LinkConfig(), progress=progress_callback(bar))
-            bar.empty()
+            _pin(path)  # this rerun reads the new version from here on
     st.session_state["_default_data_checked"] = True
 
 
 def stored_data_version(con) -> str:
     """The store's data version; stops the page with a clear message when nothing is stored yet."""
-    from lib.linkage import spans
-
-    version = spans.data_version(con)
+    version = store.data_version(con)
     if version.startswith("0:"):
         st.info("No encounter records are stored yet. Load extracts on the Data page, or "
                 "`python -m lib.cli ingest FILE --db PATH`.", icon=":material/info:")

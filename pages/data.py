@@ -10,7 +10,7 @@ import streamlit as st
 
 from lib.geo import maps
 from lib.geo.layers import LAYERS
-from lib.records import schema, store
+from lib.records import schema, store, versions
 from lib.records.extract import ExtractError
 from lib.records.ingest import commit, prepare
 from lib.records.pseudonymise import load_key
@@ -18,7 +18,8 @@ from lib.access.safety import escape_markdown, safe_filename
 from lib.access.roles import aggregates_suppressed
 from lib.access.views import aggregate_view, visible_rows
 from lib.measures.suppression import is_small
-from pages.common import audit, connection, db_path, export_button, require_page, secret_key, uploads_allowed
+from pages.common import (after_write, audit, connection, db_path, export_button, require_page, secret_key,
+                          uploads_allowed)
 
 MIN_ENCOUNTERS = 6  # areas with fewer encounters than this show no percentages (small numbers)
 AGENCY_LABELS = {"police": "Police", "children_social_care": "Children's social care", "health": "Health",
@@ -116,13 +117,21 @@ with upload_tab:
             if stored is None:
                 if st.button(f"Store these {summary['rows_valid']:,} records", type="primary", key="store",
                              disabled=summary["rows_valid"] == 0):
-                    try:
-                        st.session_state["stored"] = commit(con, batch)
+                    try:  # the batch becomes the store's next version (lib.records.versions.write)
+                        with versions.write(DB_PATH, "upload (app)", wait=2) as w:
+                            st.session_state["stored"] = commit(w.con, batch)
+                            w.change = f"upload: {st.session_state['stored']['rows_stored']:,} rows stored"
+                        after_write()
                         st.session_state.pop("store_error", None)
                         stored_now = st.session_state["stored"]
                         audit("upload", upload_name, f"batch {stored_now['batch_id']}: {stored_now['rows_stored']} "
                                                      f"rows stored, {summary['rows_rejected']} rejected")
                         st.rerun()
+                    except versions.StoreLocked as exc:
+                        st.session_state["store_error"] = (
+                            f"a data load (`{exc.holder.get('command', 'another writer')}` since "
+                            f"{exc.holder.get('started', '?')}) is writing the store. The checked file is kept: "
+                            "press Store again when it finishes.")
                     except store.StoreError as exc:
                         st.session_state["store_error"] = str(exc)
                 if st.session_state.get("store_error"):

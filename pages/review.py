@@ -4,8 +4,9 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.linkage import explain, review, run, spans
+from lib.records import versions
 from lib.records.identifiers import safe_node_id
-from pages.common import audit, audit_view, current_user, is_demo, require_page, store_connection
+from pages.common import after_write, audit, audit_view, current_user, db_path, is_demo, require_page, store_connection
 
 require_page("review")  # safeguarding leads only: pairs of children's records
 st.title("Review uncertain links")
@@ -19,8 +20,14 @@ if not spans.has_linkage(con):
             "`python -m lib.cli link`.")
     st.stop()
 
-run.ensure_tables(con)
 queue = review.review_queue(con)
+waiting = versions.pending(db_path())  # decided here while another writer held the store: not shown again
+if waiting and not queue.empty:
+    queued = {(d["record_key_l"], d["record_key_r"]) for d in waiting}
+    queue = queue[[(a, b) not in queued for a, b in zip(queue["record_key_l"], queue["record_key_r"])]
+                  ].reset_index(drop=True)
+    st.caption(f"{len(waiting)} decision{'s' if len(waiting) != 1 else ''} waiting to be saved (a data load is "
+               "writing the store; they are saved when it finishes).")
 st.metric("Pairs awaiting review", f"{review.queue_length(con):,}",
           help="Only the 500 most uncertain are listed at a time.")
 if queue.empty:
@@ -59,6 +66,21 @@ accept, reject = st.columns(2)
 for column, decision, label in ((accept, "accept", "Same child: accept link"),
                                 (reject, "reject", "Different children: reject link")):
     if column.button(label, key=f"decide_{decision}", disabled=not reviewer.strip(), width="stretch"):
-        run.record_decision(con, pair["record_key_l"], pair["record_key_r"], decision, reviewer.strip())
+        try:  # the decision is the store's next version (lib.records.versions.write)
+            with versions.write(db_path(), "review decision", wait=2) as w:
+                run.record_decision(w.con, pair["record_key_l"], pair["record_key_r"], decision, reviewer.strip())
+                w.change = "a review decision"
+            after_write()
+            saved = "It takes effect when records are next linked."
+        except versions.StoreLocked as exc:  # a nightly load holds the store: keep the decision in the queue
+            from datetime import datetime, timezone
+
+            versions.queue_decision(db_path(), {
+                "record_key_l": pair["record_key_l"], "record_key_r": pair["record_key_r"], "decision": decision,
+                "reviewer": reviewer.strip(),
+                "decided_at": datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")})
+            saved = (f"A data load (`{exc.holder.get('command', 'another writer')}` since "
+                     f"{exc.holder.get('started', '?')}) is writing the store, so your decision is kept in a queue and "
+                     "saved as soon as it finishes (within seconds of it); nothing needs doing.")
         audit("review_decision", f"{safe_node_id(pair['node_l'])} / {safe_node_id(pair['node_r'])}", f"{decision} (reviewer: {reviewer.strip()})")
-        st.success(f"Recorded: {decision}. It takes effect when records are next linked.")
+        st.success(f"Recorded: {decision}. {saved}")

@@ -77,3 +77,58 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_function(
         """() => !document.querySelector('[data-testid="stStatusWidget"]')
                 && !!document.querySelector('[data-testid="stMain"]')""", timeout=timeout_ms)
+
+
+# -- browsing the app while the store changes (issue 21; bench/bench_load.py) --------------------------------
+
+#: The pages a safeguarding lead can open, by URL path (the Boundaries page is served at /).
+LEAD_PAGES = ("boundaries", "across", "divergence", "compare", "scenario", "review", "audit")
+_STATUS = r"Data version (\d+)\b.*?\b([\d,]+) encounters"
+
+
+#: The titles (h1) of the pages a lead opens, by URL path: how a navigation is known to have happened.
+PAGE_TITLES = {"boundaries": "Boundaries", "across": "Across boundaries", "divergence": "Where counts diverge",
+               "compare": "Compare areas", "scenario": "What if every agency recorded the NHS number?",
+               "review": "Review uncertain links", "audit": "Audit trail", "data": "Data"}
+
+
+def nav_selector(url_path: str) -> str:
+    return ('[data-testid="stSidebarNavLink"]' if url_path == "boundaries"
+            else f'[data-testid="stSidebarNavLink"][href$="/{url_path}"]')
+
+
+def open_page(page, url_path: str, timeout_ms: int = 120_000) -> None:
+    """Go to a page through the sidebar navigation (the same Streamlit session), and wait until that page has
+    been drawn by a finished run: its own title in the main area (the previous page's title differs), no
+    running indicator, nothing stale."""
+    page.locator(nav_selector(url_path)).first.click()
+    page.wait_for_function(NAVIGATED_JS, arg=PAGE_TITLES[url_path], timeout=timeout_ms)
+
+
+NAVIGATED_JS = """(title) => { const h = document.querySelector('[data-testid="stMain"] h1');
+    return !!h && h.innerText.trim() === title
+        && !document.querySelector('[data-testid="stStatusWidget"]')
+        && !document.querySelector('[data-stale="true"]'); }"""
+
+
+#: The script has finished and its page is drawn: no running indicator, a title in the main area, nothing stale.
+RENDERED_JS = """() => !document.querySelector('[data-testid="stStatusWidget"]')
+    && !!document.querySelector('[data-testid="stMain"] h1')
+    && !document.querySelector('[data-stale="true"]')"""
+
+
+def wait_rendered(page, timeout_ms: int = 60_000) -> None:
+    page.wait_for_function(RENDERED_JS, timeout=timeout_ms)
+
+
+def page_state(page) -> dict:
+    """What the page shows: the data version(s) and encounter count in its status line, and any error."""
+    import re
+
+    status = page.eval_on_selector_all('[data-testid="stSidebar"] [data-testid="stCaptionContainer"]',
+                                       "els => els.map(e => e.innerText)")
+    found = [m.groups() for text in status for m in [re.search(_STATUS, text, re.S)] if m]
+    errors = page.eval_on_selector_all('[data-testid="stException"], [data-testid="stAlertContentError"]',
+                                       "els => els.map(e => e.innerText.slice(0, 300))")
+    return {"versions": [int(v) for v, _ in found], "encounters": [int(n.replace(",", "")) for _, n in found],
+            "errors": errors}

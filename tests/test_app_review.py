@@ -39,7 +39,7 @@ def test_a_decision_needs_a_name_and_is_stored(app):
     assert any("Recorded: reject" in s.value for s in at.success)
     from lib.records import store
 
-    con = store.connect(path)
+    con = store.connect(path, read_only=True)  # the decision is the store's next version: a reader sees it
     try:
         rows = con.execute("SELECT decision, reviewer FROM review_decisions").fetchall()
     finally:

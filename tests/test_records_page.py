@@ -64,7 +64,7 @@ def test_upload_shows_summary_before_storing_then_stores(page):
     at.button(key="store").click().run()
     assert not at.exception, at.exception
     assert any("Stored 2 new records" in s.value for s in at.success)
-    con = store.connect(path)
+    con = store.connect(path, read_only=True)  # the upload is the store's next version: a reader sees it
     try:
         assert store.counts(con)["encounters"] == 42
     finally:

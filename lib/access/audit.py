@@ -194,6 +194,10 @@ class AuditLog:
         rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
                            ).fetchall()
         path = rows[0][0] if rows and rows[0][0] else ":memory:"
+        if path != ":memory:":
+            from lib.records.versions import logical_path
+
+            path = logical_path(path)  # a version file (P.versions/v000042.duckdb) belongs to the store P
         return cls.for_store(path, con=con, key=key)
 
     @classmethod

@@ -36,7 +36,7 @@ def boardpack(args) -> int:
     from lib.records import store
 
     a, b = [x.strip() for x in args.agencies.split(",")]
-    con = store.connect(args.db) if args.db else store.connect()
+    con = store.connect(args.db, read_only=True)  # a reader: the current version
     try:
         pack = build_board_pack(con, layer=args.layer, area=args.area, role=args.role, period=args.period,
                                 measure=args.measure, a=a, b=b, compare_areas=_codes(args.compare),

@@ -46,9 +46,17 @@ def _db(db):
 
 
 def _connect(db):
+    """Read-only: the current version (readers never wait for a writer)."""
     from lib.records import store
 
-    return store.connect(db) if db else store.connect()
+    return store.connect(db, read_only=True)
+
+
+def _writer(db, command: str):
+    """The next version of the store, published when the block ends (lib.records.versions.write)."""
+    from lib.records import versions
+
+    return versions.write(db, command)
 
 
 def config_from_args(args):
@@ -71,8 +79,9 @@ def _link(args) -> int:
     from lib.linkage.run import link
 
     config = config_from_args(args)
-    con = _connect(args.db)
-    summary = link(con, config, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
+    with _writer(args.db, "link") as w:
+        summary = link(w.con, config, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
+        w.change = f"linkage: {summary.get('records', 0):,} records, {summary.get('children', 0):,} children"
     audit.record_command(_db(args.db), action="link_run", detail=f"command line: {summary.get('records')} records "
                                                                  f"into {summary.get('children')} children")
     print(json.dumps(summary))
@@ -105,7 +114,9 @@ def _import(args) -> int:
     from lib.linkage.exchange import LinkageImportError, import_linkage
 
     try:
-        summary = import_linkage(_connect(args.db), args.source, edges=args.edges)
+        with _writer(args.db, "import-linkage") as w:
+            summary = import_linkage(w.con, args.source, edges=args.edges)
+            w.change = "linkage imported"
     except LinkageImportError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2

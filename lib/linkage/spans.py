@@ -322,14 +322,8 @@ def overview(con: duckdb.DuckDBPyConnection, layer: str) -> dict[str, int]:
 
 
 def data_version(con: duckdb.DuckDBPyConnection) -> str:
-    """A token that changes when encounters are added or linkage re-runs (for caches)."""
-    cur = con.cursor()
-    try:
-        encounters = cur.execute("SELECT count(*), max(batch_id) FROM encounters").fetchall()[0]
-        runs = cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'linkage_runs'"
-                           ).fetchall()[0][0]
-        run = cur.execute("SELECT max(run_id) FROM linkage_runs").fetchall()[0][0] if runs else None
-        linked = has_linkage(con)
-    finally:
-        cur.close()
-    return f"{encounters[0]}:{encounters[1]}:{run}:{int(linked)}"
+    """The store's data version: one function for every page and cache (lib.records.store.data_version)."""
+    from lib.records import store
+
+    return store.data_version(con)
+

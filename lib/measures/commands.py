@@ -72,7 +72,7 @@ def divergence(args) -> int:
 
     a, b = [x.strip() for x in args.agencies.split(",")]
     layer = convert.layer_key(args.layer)
-    con = store.connect(args.db) if args.db else store.connect()
+    con = store.connect(args.db, read_only=True)
     try:
         cube = counts.build_cube(con, layers=(layer,))
     finally:

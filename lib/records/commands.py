@@ -7,7 +7,8 @@ stored (re-uploads add nothing twice), rejected, and counts by reason; a file wi
 (empty, not UTF-8, not what its name says, missing columns) is reported with its error and stores
 nothing; each refused file also gets one line on stderr (``ingest: FILE refused: reason``), never a
 traceback. Exit status 1 if some file failed as a whole, 2 if nothing could be stored (every file
-refused, store locked by another process, wrong key), else 0. The key comes from $JOINEDUP_KEY or the
+refused, wrong key), 75 if another writer holds the store (try again later; docs/OPERATIONS.md), else 0.
+The key comes from $JOINEDUP_KEY or the
 key file beside the database (created on first use).
 """
 from __future__ import annotations

@@ -37,44 +37,75 @@ def _report(progress, fraction: float, message: str) -> None:
 
 
 def ensure_default_dataset(db=None, progress=None, *, n_encounters: int = DEFAULT_ENCOUNTERS,
-                           seed: int = DEFAULT_SEED, key: str | bytes | None = None) -> dict:
+                           seed: int = DEFAULT_SEED, key: str | bytes | None = None, db_path=None) -> dict:
     """Fill an empty store with the default synthetic dataset. ``db`` is a path or an open connection.
 
-    ``progress(fraction, message)`` is called as steps finish. Returns a summary (``created`` False if
-    the store already held encounters).
+    Given a path, the dataset is written as the store's next version (lib.records.versions.write). Given a
+    connection (e.g. a writer's), ``db_path`` names the logical store, beside which the key and truth files
+    live (default: the connection's file). ``progress(fraction, message)`` is called as steps finish.
+    Returns a summary (``created`` False if the store already held encounters).
     """
     with _LOCK:
-        own = not hasattr(db, "execute")
-        db_path = store.resolve_path(db) if own else _connection_path(db)
-        con = store.connect(db_path) if own else db
-        try:
-            existing = store.counts(con)["encounters"]
+        if hasattr(db, "execute"):
+            return _fill(db, db_path if db_path is not None else _connection_path(db), progress, n_encounters,
+                         seed, key)
+        path = store.resolve_path(db)
+        if str(path) == ":memory:":
+            con = store.connect(path)
+            try:
+                return _fill(con, None, progress, n_encounters, seed, key)
+            finally:
+                con.close()
+        from lib.records import versions
+
+        opened = versions.open_current(path)
+        if opened is not None:
+            try:
+                existing = store.counts(opened[0])["encounters"] if _has_encounters_table(opened[0]) else 0
+            finally:
+                opened[0].close()
             if existing:
                 return {"created": False, "encounters": existing}
-            started = time.perf_counter()
-            raw_key = load_key(None if db_path is None else db_path, key)
-            from lib.synth import SynthConfig, generate
+        with versions.write(path, "first-start default dataset") as w:
+            summary = _fill(w.con, path, progress, n_encounters, seed, key)
+            w.change = f"default synthetic dataset: {summary.get('encounters', 0):,} encounters"
+            return summary
 
-            _report(progress, 0.0, "Generating the synthetic national dataset…")
-            encounters, truth = generate(
-                SynthConfig(n_encounters=n_encounters, seed=seed),
-                progress=lambda f, m: _report(progress, 0.6 * f, f"Generating: {m}"))
-            _report(progress, 0.6, "Validating, placing and pseudonymising records…")
-            batch = ingest.prepare_frame(encounters, DEFAULT_FILENAME, key=raw_key)
-            del encounters
-            _report(progress, 0.85, "Storing records…")
-            stored = ingest.commit(con, batch)
-            path = truth_path(db_path) if db_path is not None else None
-            if path is not None:
-                keep = [c for c in TRUTH_KEEP if c in truth.columns]
-                truth[keep].to_parquet(path, index=False)
-            _report(progress, 1.0, "Default dataset ready")
-            return {"created": True, "encounters": stored["rows_stored"], "rejected": stored["rows_rejected"],
-                    "truth": None if path is None else str(path),
-                    "seconds": round(time.perf_counter() - started, 2)}
-        finally:
-            if own:
-                con.close()
+
+def _has_encounters_table(con) -> bool:
+    cur = con.cursor()
+    try:
+        return bool(cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'encounters'"
+                                ).fetchall()[0][0])
+    finally:
+        cur.close()
+
+
+def _fill(con, db_path, progress, n_encounters: int, seed: int, key) -> dict:
+    existing = store.counts(con)["encounters"]
+    if existing:
+        return {"created": False, "encounters": existing}
+    started = time.perf_counter()
+    raw_key = load_key(None if db_path is None else db_path, key)
+    from lib.synth import SynthConfig, generate
+
+    _report(progress, 0.0, "Generating the synthetic national dataset…")
+    encounters, truth = generate(
+        SynthConfig(n_encounters=n_encounters, seed=seed),
+        progress=lambda f, m: _report(progress, 0.6 * f, f"Generating: {m}"))
+    _report(progress, 0.6, "Validating, placing and pseudonymising records…")
+    batch = ingest.prepare_frame(encounters, DEFAULT_FILENAME, key=raw_key)
+    del encounters
+    _report(progress, 0.85, "Storing records…")
+    stored = ingest.commit(con, batch)
+    path = truth_path(db_path) if db_path is not None else None
+    if path is not None:
+        keep = [c for c in TRUTH_KEEP if c in truth.columns]
+        truth[keep].to_parquet(path, index=False)
+    _report(progress, 1.0, "Default dataset ready")
+    return {"created": True, "encounters": stored["rows_stored"], "rejected": stored["rows_rejected"],
+            "truth": None if path is None else str(path),
+            "seconds": round(time.perf_counter() - started, 2)}
 
 
 def _connection_path(con) -> Path | None:
@@ -85,4 +116,8 @@ def _connection_path(con) -> Path | None:
     finally:
         cur.close()
     path = rows[0][0] if rows else None
-    return Path(path) if path else None
+    if not path:
+        return None
+    from lib.records.versions import logical_path
+
+    return logical_path(path)  # a writer's version file: the key and truth files live beside the store

@@ -181,11 +181,18 @@ def commit(con, batch: PreparedBatch, *, progress=None) -> dict:
 
 def ingest_files(paths, db=None, *, key: str | bytes | None = None, today: date | None = None) -> dict:
     """Ingest each file as its own batch; a file with a whole-file problem is reported and skipped."""
+    from contextlib import nullcontext
+
+    from lib.records import versions
+
     db_path = store.resolve_path(db)
     raw_key = load_key(db_path, key)
-    con = store.connect(db_path)
     results = []
-    try:
+    memory = str(db_path) == ":memory:"
+    # A shared store is written through the versioned writer: the files go into the next version, published
+    # once all are stored (readers see none of them, or all; a crash publishes nothing).
+    with (nullcontext() if memory else versions.write(db_path, "ingest")) as w:
+        con = store.connect(db_path) if memory else w.con
         for path in paths:
             try:
                 batch = prepare(path, key=raw_key, today=today)
@@ -199,8 +206,11 @@ def ingest_files(paths, db=None, *, key: str | bytes | None = None, today: date 
             summary["seconds"] = round(batch.seconds, 3)
             results.append(summary)
         totals = store.counts(con)
-    finally:
-        con.close()
+        if w is not None:
+            w.change = (f"ingest: {sum(1 for r in results if 'error' not in r)} file(s), "
+                        f"{sum(r.get('rows_stored', 0) for r in results):,} rows stored")
+        if memory:
+            con.close()
     rejected: dict[str, int] = {}
     dropped: dict[str, int] = {}
     for r in results:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -74,6 +73,8 @@ DDL = [
     "CREATE TABLE IF NOT EXISTS rejections (batch_id INTEGER, file VARCHAR, row BIGINT, field VARCHAR, "
     "code VARCHAR, reason VARCHAR, action VARCHAR)",
     "CREATE TABLE IF NOT EXISTS encounters (" + ", ".join(f"{n} {t}" for n, t in ENCOUNTER_COLUMNS) + ")",
+    "CREATE TABLE IF NOT EXISTS store_versions (version BIGINT PRIMARY KEY, written_at TIMESTAMP, "
+    "command VARCHAR, change VARCHAR)",
 ]
 
 _INGEST_LOCK = threading.Lock()
@@ -92,17 +93,37 @@ def resolve_path(path: str | os.PathLike | None = None) -> Path | str:
 
 
 def connect(path: str | os.PathLike | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the store and make sure its tables exist."""
+    """Open the store. ``read_only=True``: the current version (any number of readers, while a writer builds
+    the next one; lib.records.versions). Read-write opens a private store directly (creating it and its
+    tables): tests, benchmarks, an in-memory database. A shared, versioned store is written only through
+    ``lib.records.versions.write``, so readers never see half an update: opening one read-write is refused."""
+    from lib.records import versions
+
     resolved = resolve_path(path)
-    if resolved != ":memory:" and not read_only:
-        Path(resolved).parent.mkdir(parents=True, exist_ok=True)
+    if read_only and resolved != ":memory:":
+        opened = versions.open_current(resolved)
+        if opened is None:
+            raise StoreError(f"no store at {resolved} yet: load extracts first (`python -m lib.cli ingest FILE "
+                             f"--db {resolved}`)")
+        return opened[0]
+    if resolved != ":memory:":
+        if os.path.islink(resolved):
+            raise StoreError(f"the store {resolved} is versioned: write it through lib.records.versions.write "
+                             "(the command-line writers and the app do), or open it read-only")
+        if not Path(resolved).parent.exists():
+            Path(resolved).parent.mkdir(mode=0o700, parents=True)
+    old_umask = os.umask(0o077)  # the store and its WAL are created 0600 (issue 14 item 9)
     try:
         con = duckdb.connect(str(resolved), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
-            raise StoreError(f"the store {resolved} is open for writing in another process (the app or another "
-                             "ingest?); DuckDB allows one writing process: stop it or use another database") from exc
+            raise StoreError(f"the store {resolved} is open for writing in another process; DuckDB allows one "
+                             "writing process: stop it or use another database") from exc
         raise
+    finally:
+        os.umask(old_umask)
+    if resolved != ":memory:":
+        os.chmod(resolved, 0o600)
     if not read_only:
         ensure_schema(con)
     return con
@@ -237,13 +258,21 @@ def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def data_version(con: duckdb.DuckDBPyConnection) -> str:
-    """Changes whenever a batch is stored (for caches)."""
+    """The one data version token (for caches and the app's "data updated" notice): changes when a batch is
+    stored, linkage re-runs (a new run, or linkage imported) or a new version is published. Starts with the
+    number of stored encounters ("0:" means nothing stored yet)."""
     cur = con.cursor()
     try:
-        n, last = cur.execute("SELECT count(*), coalesce(max(batch_id), 0) FROM batches").fetchall()[0]
+        tables = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        encounters = cur.execute("SELECT count(*), coalesce(max(batch_id), 0) FROM encounters").fetchall()[0] \
+            if "encounters" in tables else (0, 0)
+        run = cur.execute("SELECT max(run_id) FROM linkage_runs").fetchall()[0][0] if "linkage_runs" in tables else None
+        linked = cur.execute("SELECT count(*) FROM record_child").fetchall()[0][0] if "record_child" in tables else -1
+        version = cur.execute("SELECT max(version) FROM store_versions").fetchall()[0][0] \
+            if "store_versions" in tables else 0
     finally:
         cur.close()
-    return f"{n}:{last}"
+    return f"{encounters[0]}:{encounters[1]}:{run}:{linked}:v{version or 0}"
 
 
 def batches(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -313,19 +342,6 @@ def database_size_mb(path: str | os.PathLike) -> float:
     wal = Path(str(path) + ".wal")
     total += wal.stat().st_size if wal.exists() else 0
     return total / 1e6
-
-
-def wait_for_unlock(path: str | os.PathLike, timeout: float = 10.0) -> None:
-    """Retry opening until another process's write lock is released (used by tests and the CLI)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            duckdb.connect(str(path), read_only=True).close()
-            return
-        except duckdb.IOException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 ingest_batch = commit_batch  # the name used in the design notes
