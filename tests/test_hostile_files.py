@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,54 @@ def test_parquet_in_many_batches_and_row_groups_reads_exactly(monkeypatch):
     got = read_extract(buffer.getvalue(), "batches.parquet")
     assert got.frame.astype(str).values.tolist() == pd.DataFrame(rows).astype(str).values.tolist()
     assert got.rows.tolist() == list(range(2, 52)) and got.ignored_columns == ["unrelated"]
+
+
+def nested_parquet(rows: int = 70_000, copies: int = 200, width: int = 1_000, *, kind: str = "list") -> bytes:
+    """The reviewer's ~190 KB file: ``encounter_type`` a LIST of ``copies`` copies of one ``width``-character
+    string in every row (13 GB once decoded), written without the Arrow schema so only Parquet's own
+    schema describes it."""
+    short = {"source_record_id": "R1", "agency_type": "police", "agency_code": "E23000010",
+             "encounter_date": "2025-03-14"}
+    indices = pa.array(np.zeros(rows, dtype=np.int32))
+    data = {name: pa.DictionaryArray.from_arrays(indices, pa.array([value])) for name, value in short.items()}
+    inner = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows * copies, dtype=np.int32)),
+                                           pa.array(["x" * width]))
+    offsets = pa.array(np.arange(0, rows * copies + 1, copies, dtype=np.int32))
+    values = pa.ListArray.from_arrays(offsets, inner)
+    if kind == "struct":
+        values = pa.StructArray.from_arrays([values], names=["inner"])
+    elif kind == "map":
+        values = pa.MapArray.from_arrays(offsets, inner, inner)
+    data["encounter_type"] = values
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(data), buffer, store_schema=False)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["list", "struct", "map"])
+def test_nested_parquet_column_is_refused_from_its_schema(tmp_path, kind):
+    """A list (or struct, or map) in one of the extract's columns expanded per batch before its size was
+    counted: refused from the schema, before any data page is read, naming the file and the column."""
+    data = nested_parquet(kind=kind)
+    if kind == "list":
+        assert len(data) < 250_000  # the reviewer's 187 KB file
+    path = tmp_path / "nested.parquet"
+    path.write_bytes(data)
+    result = refuse_in_child(path)
+    assert result["outcome"] == "refused" and result["code"] == "parquet_type", result
+    assert "'encounter_type'" in result["message"], result
+    assert result["peak_rss_mb"] < 1_000, result
+
+
+def test_scalar_typed_parquet_columns_are_still_read():
+    rows = good_rows(3)
+    table = pa.table({k: [r[k] for r in rows] for k in rows[0]})
+    table = table.set_column(table.schema.get_field_index("encounter_date"), "encounter_date",
+                             pa.array([date(2025, 3, 14)] * 3))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, store_schema=False)
+    extract = read_extract(buffer.getvalue(), "typed.parquet")
+    assert extract.frame["encounter_date"].tolist() == ["2025-03-14"] * 3
 
 
 # -- carriage-return-only CSV ----------------------------------------------------------------------------

@@ -623,6 +623,7 @@ def _read_parquet(data: bytes, filename: str, max_rows: int):
         return names, [None] * len(names), np.arange(2, 2 + meta.num_rows, dtype=np.int64), empty_issues(), 0
     # What every cell of the columns read could need at its longest (4 UTF-8 bytes a character, plus
     # slack), and never more than PARQUET_MAX_TEXT: a file beyond that cannot be an extract.
+    _refuse_nested(meta_file.schema_arrow, wanted_names, filename)
     per_row = sum(4 * schema.MAX_LENGTH[c] + 16 for c in canonical if c is not None)
     limit = min(PARQUET_MAX_TEXT, max(meta.num_rows, 0) * per_row + (1 << 20))
     uncompressed = sum(max(meta.row_group(g).total_byte_size, 0) for g in range(meta.num_row_groups))
@@ -671,14 +672,40 @@ def _short(exc: BaseException) -> str:
     return (text[:120] + "…") if len(text) > 120 else (text or type(exc).__name__)
 
 
+def _is_scalar(t) -> bool:
+    """A type whose every value is one fixed-size number or one piece of text (read dictionary-encoded).
+
+    Anything else (list, large list, fixed-size list, struct, map, union, a wide fixed-size binary, a
+    dictionary of any of these) can hold any number of values in one row, so a single batch could expand
+    without bound before its size is counted: the extract's columns are all scalars and never need them.
+    """
+    if pa.types.is_dictionary(t):
+        return _is_scalar(t.value_type)
+    if _is_text(t):
+        return True
+    if pa.types.is_fixed_size_binary(t):
+        return t.byte_width <= 32  # decimals, UUIDs; a wide one is a row-sized blob
+    return (pa.types.is_null(t) or pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
+            or pa.types.is_decimal(t) or pa.types.is_temporal(t))
+
+
+def _refuse_nested(arrow_schema: pa.Schema, wanted: list[str], filename: str) -> None:
+    """Refuse, from the schema alone (no data page read), a non-scalar type in one of the extract's columns."""
+    for column in arrow_schema:
+        if column.name in wanted and not _is_scalar(column.type):
+            raise ExtractError(filename, f"column {safe_part_name(column.name)!r} has type "
+                               f"{safe_part_name(str(column.type))}, which an extract column never has (each cell "
+                               "must hold one value: text, a number or a date); it is not read. Write the file "
+                               "with plain columns", "parquet_type")
+
+
 def _string_leaves(parquet_file, wanted: list[str]) -> list[str]:
     """Top-level text columns among ``wanted``: read dictionary-encoded, so a bomb never expands in memory."""
     out = []
     for column in parquet_file.schema_arrow:
         if column.name in wanted:
             t = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-            if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
-                    or pa.types.is_large_binary(t):
+            if _is_text(t):
                 out.append(column.name)
     return out
 
@@ -704,7 +731,7 @@ def _decoded_bytes(col) -> int:
 
 def _is_text(t) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
-        or pa.types.is_large_binary(t)
+        or pa.types.is_large_binary(t) or pa.types.is_string_view(t) or pa.types.is_binary_view(t)
 
 
 def table_columns(table: pa.Table, filename: str):
