@@ -270,6 +270,38 @@ def test_cli_ingest_of_a_refused_file_prints_one_line_and_exits_2(tmp_path):
     assert json.loads(run.stdout)["rows_stored"] == 3
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+def test_a_quoted_line_break_in_the_last_header_cell_stays_in_the_cell(newline):
+    """A valid CSV whose last header cell is quoted and holds a line break was split at that break: the
+    header names did not match the columns, pyarrow typed the extra column int64 and the blank-row check
+    crashed (ArrowNotImplementedError on utf8_length), refused as internal_error."""
+    rows = good_rows(3)
+    body = csv_bytes(rows).decode()
+    header, rest = body.split("\n", 1)
+    lines = [line + ",7" for line in rest.splitlines()]
+    text = newline.join([header + ',"case' + newline + 'weight"', *lines, ",,,,,,,,,,,,,7", ",,,,,,,,,,,,,"]) + newline
+    extract = read_extract(text.encode(), "weights.csv")
+    assert extract.ignored_columns == ["case" + newline + "weight"]
+    assert extract.frame["source_record_id"].tolist()[:3] == [r["source_record_id"] for r in rows]
+    assert extract.rows.tolist() == [2, 3, 4, 5]  # the header spans two lines; the last row is blank
+    assert extract.blank_rows == 1
+
+
+def test_cli_ingest_of_a_quoted_multiline_header_has_no_traceback(tmp_path):
+    data = csv_bytes(good_rows(3)).decode().split("\n")
+    text = "\n".join([data[0] + ',"case\nweight"'] + [line + ",7" for line in data[1:] if line]
+                     + [",,,,,,,,,,,,,7"]) + "\n"
+    path = tmp_path / "weights.csv"
+    path.write_text(text)
+    env = {"JOINEDUP_KEY": KEY.decode(), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-m", "lib.cli", "ingest", str(path), "--db", str(tmp_path / "c.duckdb"),
+                          "--today", "2025-06-30"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert "Traceback" not in run.stderr and "Arrow" not in run.stderr, run.stderr
+    summary = json.loads(run.stdout)
+    assert "error_code" not in summary["files"][0] or summary["files"][0]["error_code"] is None, summary
+    assert summary["rows_stored"] == 3
+
+
 # -- hidden Excel sheets ---------------------------------------------------------------------------------
 
 def _rows_as_lists(rows: list[dict]) -> list[list]:

@@ -226,9 +226,9 @@ def _read_csv(data: bytes, filename: str, max_rows: int):
         data = _decode(data, filename).encode("utf-8")
     elif data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    # The header ends at the first line break of any kind: LF, CRLF or a lone CR (old Mac / some exports).
-    ends = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
-    first_line = _decode(data[: min(ends) if ends else len(data)], filename)
+    # The header ends at the first line break of any kind (LF, CRLF or a lone CR: old Mac / some exports)
+    # outside double quotes: a quoted header cell may hold a line break, as the CSV reader keeps it.
+    first_line = _decode(data[: _header_end(data)], filename)
     delimiter = _delimiter(first_line)
     invalid: list = []
 
@@ -240,7 +240,7 @@ def _read_csv(data: bytes, filename: str, max_rows: int):
         return _read_csv_python(_decode(data, filename), delimiter, filename, max_rows)
     table = None
     try:
-        header_names = next(csv.reader([first_line], delimiter=delimiter))
+        header_names = next(csv.reader(io.StringIO(first_line, newline=""), delimiter=delimiter))
         table = pacsv.read_csv(
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(block_size=1 << 24),
@@ -253,7 +253,8 @@ def _read_csv(data: bytes, filename: str, max_rows: int):
     except (pa.ArrowInvalid, StopIteration, csv.Error):
         table = None
     if table is None or invalid or len(set(table.column_names)) != table.num_columns \
-            or table.num_columns != len(header_names):
+            or table.num_columns != len(header_names) \
+            or not all(pa.types.is_string(t) for t in table.schema.types):
         # Not UTF-8 (the decode below names the line), or rows the fast reader cannot number exactly.
         return _read_csv_python(_decode(data, filename), delimiter, filename, max_rows)
     headers = table.column_names
@@ -277,6 +278,27 @@ def _read_csv(data: bytes, filename: str, max_rows: int):
             columns = [pc.filter(c, pa.array(keep)) for c in columns]
             rows = rows[keep]
     return headers, columns, rows, empty_issues(), n_blank
+
+
+def _header_end(data: bytes) -> int:
+    """Offset of the line break ending the header row: the first CR or LF outside double quotes (a doubled
+    quote inside a quoted cell toggles twice, so it needs no special case). The whole buffer when none."""
+    pos = 0
+    quoted = False
+    while True:
+        if quoted:
+            close = data.find(b'"', pos)
+            if close < 0:
+                return len(data)
+            quoted, pos = False, close + 1
+            continue
+        ends = [i for i in (data.find(b"\n", pos), data.find(b"\r", pos), data.find(b'"', pos)) if i >= 0]
+        if not ends:
+            return len(data)
+        pos = min(ends)
+        if data[pos:pos + 1] != b'"':
+            return pos
+        quoted, pos = True, pos + 1
 
 
 def _read_csv_python(text: str, delimiter: str, filename: str, max_rows: int):
