@@ -388,6 +388,45 @@ def test_a_sheet_claiming_huge_dimensions_is_read_by_its_real_cells():
 
 # -- DTDs anywhere in a workbook ---------------------------------------------------------------------------
 
+def _book_with_hidden(*, rows: tuple[int, ...] = (), columns: tuple[str, ...] = (), extra: int = 0) -> bytes:
+    """One visible sheet of good rows (header in row 1) with the given rows and columns hidden."""
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = "Extract"
+    for row in _rows_as_lists(good_rows(4 + extra)):
+        ws.append(row)
+    for number in rows:
+        ws.row_dimensions[number].hidden = True
+    for letter in columns:
+        ws.column_dimensions[letter].hidden = True
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("rows", "columns", "where"), [
+    ((), ("G",), "column G"),  # the NHS number column, hidden
+    ((3,), (), "row 3"),
+    ((1,), (), "row 1"),  # the header row itself
+], ids=["hidden column", "hidden row", "hidden header row"])
+def test_hidden_rows_or_columns_holding_data_are_refused(rows, columns, where):
+    """A hidden column holding NHS numbers was stored unseen: a sheet whose hidden rows or columns hold data
+    is refused, naming the sheet and where, with what to do. Nothing is stored."""
+    data = _book_with_hidden(rows=rows, columns=columns)
+    with pytest.raises(ExtractError) as exc:
+        read_extract(data, "hidden.xlsx")
+    assert exc.value.code == "excel_hidden" and exc.value.filename == "hidden.xlsx"
+    assert "'Extract'" in exc.value.message and where in exc.value.message
+    assert "unhide or delete the hidden rows/columns" in exc.value.message.lower()
+
+
+def test_hidden_rows_and_columns_without_data_are_read():
+    data = _book_with_hidden(rows=(20, 21), columns=("P", "Q"))
+    extract = read_extract(data, "tidy.xlsx")
+    assert extract.rows.tolist() == [2, 3, 4, 5]
+    assert extract.frame["nhs_number"].notna().all()
+
+
 def _rewrite(data: bytes, member: str, patch) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:

@@ -543,6 +543,76 @@ def _choose_sheet(book, filename: str):
     return chosen, note
 
 
+def _hidden_rows_and_columns(data: bytes, part: str) -> tuple[set[int], list[int]]:
+    """The sheet's hidden row numbers and hidden column indices (0-based), from its XML (issue 14 review).
+
+    openpyxl's read-only mode does not expose row or column dimensions, so the part is read here:
+    ``<row r=".." hidden="1">`` and ``<col min=".." max=".." hidden="1">``. A sheet with no ``hidden=``
+    attribute anywhere (nearly all) is only scanned as bytes; otherwise expat streams it in chunks with only
+    a start-element handler. DTDs were already refused from every part by ``check_workbook_archive``.
+    """
+    from xml.parsers import expat
+
+    rows: set[int] = set()
+    columns: list[int] = []
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        name = part.lstrip("/")
+        tail = b""
+        with z.open(name) as stream:
+            found = False
+            while chunk := stream.read(XML_CHUNK):
+                if b"hidden=" in tail + chunk:
+                    found = True
+                    break
+                tail = chunk[-8:]
+        if not found:
+            return rows, columns
+        state = {"row": 0}
+
+        def start(tag, attrs):
+            local = tag.rsplit(":", 1)[-1]
+            if local == "row":
+                ref = attrs.get("r")
+                state["row"] = int(ref) if ref and ref.isdigit() else state["row"] + 1
+                if attrs.get("hidden") in ("1", "true"):
+                    rows.add(state["row"])
+            elif local == "col" and attrs.get("hidden") in ("1", "true"):
+                low, high = attrs.get("min", ""), attrs.get("max", "")
+                if low.isdigit() and high.isdigit():
+                    columns.extend(range(int(low) - 1, min(int(high), MAX_COLUMNS + 1)))
+
+        parser = expat.ParserCreate()
+        parser.StartElementHandler = start
+        with z.open(name) as stream:
+            while chunk := stream.read(XML_CHUNK):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    return rows, sorted(set(columns))
+
+
+def _refuse_hidden_data(values, number: int, hidden_rows: set[int], hidden_columns: list[int], title: str,
+                        filename: str) -> None:
+    """Refuse a sheet whose hidden rows or columns hold data: the person uploading cannot see it (a hidden
+    column of NHS numbers was stored unseen), so it is neither read nor skipped silently."""
+    def filled(v) -> bool:
+        return v is not None and bool(str(v).strip())
+
+    where = None
+    if number in hidden_rows and values and any(filled(v) for v in values):
+        where = f"row {number}"
+    else:
+        for index in hidden_columns:
+            if index < len(values or ()) and filled(values[index]):
+                from openpyxl.utils import get_column_letter
+
+                where = f"column {get_column_letter(index + 1)} (row {number})"
+                break
+    if where:
+        raise ExtractError(filename, f"the sheet {safe_part_name(title)!r} has hidden rows or columns holding "
+                           f"data (first found: {where}); hidden cells are not read. Unhide or delete the hidden "
+                           "rows/columns, check what they hold, and upload the file again", "excel_hidden")
+
+
 def _read_excel(data: bytes, filename: str, max_rows: int):
     import openpyxl
 
@@ -555,11 +625,14 @@ def _read_excel(data: bytes, filename: str, max_rows: int):
         raise ExtractError(filename, f"the workbook cannot be opened ({type(exc).__name__})", "not_excel") from exc
     try:
         sheet, note = _choose_sheet(book, filename)
+        hidden_rows, hidden_columns = _hidden_rows_and_columns(data, sheet._worksheet_path)
         iterator = sheet.iter_rows(values_only=True)
         header = None
         number = 0
         for values in iterator:
             number += 1
+            if hidden_rows or hidden_columns:
+                _refuse_hidden_data(values, number, hidden_rows, hidden_columns, sheet.title, filename)
             if values and any(v is not None and str(v).strip() for v in values):
                 header = values
                 break
@@ -575,6 +648,8 @@ def _read_excel(data: bytes, filename: str, max_rows: int):
         blank = 0
         for values in iterator:
             number += 1
+            if hidden_rows or hidden_columns:
+                _refuse_hidden_data(values, number, hidden_rows, hidden_columns, sheet.title, filename)
             values = tuple(_excel_value(v) for v in (values or ()))
             cells = [_cell_text(v) for v in values[:width]]
             if not any(c.strip() for c in cells):
