@@ -420,6 +420,24 @@ def test_hidden_rows_or_columns_holding_data_are_refused(rows, columns, where):
     assert "unhide or delete the hidden rows/columns" in exc.value.message.lower()
 
 
+@pytest.mark.parametrize("how", ["row height 0", "column width 0"])
+def test_zero_sized_rows_or_columns_holding_data_count_as_hidden(how):
+    """Excel shows a row of height 0 or a column of width 0 as hidden (openpyxl will not write a zero size,
+    so the sheet XML is patched)."""
+    if how == "row height 0":
+        def patch(xml: bytes) -> bytes:
+            return xml.replace(b'<row r="4">', b'<row r="4" ht="0" customHeight="1">')
+    else:
+        def patch(xml: bytes) -> bytes:
+            return xml.replace(b"<sheetData>", b'<cols><col min="7" max="7" width="0" customWidth="1"/></cols>'
+                               b"<sheetData>")
+    data = _rewrite(_book_with_hidden(), "xl/worksheets/sheet1.xml", patch)
+    with pytest.raises(ExtractError) as exc:
+        read_extract(data, "thin.xlsx")
+    assert exc.value.code == "excel_hidden"
+    assert ("row 4" if how == "row height 0" else "column G") in exc.value.message
+
+
 def test_hidden_rows_and_columns_without_data_are_read():
     data = _book_with_hidden(rows=(20, 21), columns=("P", "Q"))
     extract = read_extract(data, "tidy.xlsx")

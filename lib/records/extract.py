@@ -547,8 +547,9 @@ def _hidden_rows_and_columns(data: bytes, part: str) -> tuple[set[int], list[int
     """The sheet's hidden row numbers and hidden column indices (0-based), from its XML (issue 14 review).
 
     openpyxl's read-only mode does not expose row or column dimensions, so the part is read here:
-    ``<row r=".." hidden="1">`` and ``<col min=".." max=".." hidden="1">``. A sheet with no ``hidden=``
-    attribute anywhere (nearly all) is only scanned as bytes; otherwise expat streams it in chunks with only
+    ``<row r=".." hidden="1">`` and ``<col min=".." max=".." hidden="1">``, and rows of height 0 or columns
+    of width 0, which Excel shows as hidden too. A sheet with no ``hidden=``, ``ht="0`` or ``width="0``
+    anywhere (nearly all) is only scanned as bytes; otherwise expat streams it in chunks with only
     a start-element handler. DTDs were already refused from every part by ``check_workbook_archive``.
     """
     from xml.parsers import expat
@@ -561,10 +562,11 @@ def _hidden_rows_and_columns(data: bytes, part: str) -> tuple[set[int], list[int
         with z.open(name) as stream:
             found = False
             while chunk := stream.read(XML_CHUNK):
-                if b"hidden=" in tail + chunk:
+                window = tail + chunk
+                if b"hidden=" in window or b'ht="0' in window or b'width="0' in window:
                     found = True
                     break
-                tail = chunk[-8:]
+                tail = chunk[-10:]
         if not found:
             return rows, columns
         state = {"row": 0}
@@ -574,9 +576,9 @@ def _hidden_rows_and_columns(data: bytes, part: str) -> tuple[set[int], list[int
             if local == "row":
                 ref = attrs.get("r")
                 state["row"] = int(ref) if ref and ref.isdigit() else state["row"] + 1
-                if attrs.get("hidden") in ("1", "true"):
+                if attrs.get("hidden") in ("1", "true") or _zero(attrs.get("ht")):
                     rows.add(state["row"])
-            elif local == "col" and attrs.get("hidden") in ("1", "true"):
+            elif local == "col" and (attrs.get("hidden") in ("1", "true") or _zero(attrs.get("width"))):
                 low, high = attrs.get("min", ""), attrs.get("max", "")
                 if low.isdigit() and high.isdigit():
                     columns.extend(range(int(low) - 1, min(int(high), MAX_COLUMNS + 1)))
@@ -588,6 +590,14 @@ def _hidden_rows_and_columns(data: bytes, part: str) -> tuple[set[int], list[int
                 parser.Parse(chunk, False)
             parser.Parse(b"", True)
     return rows, sorted(set(columns))
+
+
+def _zero(size: str | None) -> bool:
+    """A row height or column width of zero: Excel shows such a row or column as hidden too."""
+    try:
+        return size is not None and float(size) == 0
+    except ValueError:
+        return False
 
 
 def _refuse_hidden_data(values, number: int, hidden_rows: set[int], hidden_columns: list[int], title: str,
