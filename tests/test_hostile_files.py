@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,54 @@ def test_parquet_in_many_batches_and_row_groups_reads_exactly(monkeypatch):
     assert got.rows.tolist() == list(range(2, 52)) and got.ignored_columns == ["unrelated"]
 
 
+def nested_parquet(rows: int = 70_000, copies: int = 200, width: int = 1_000, *, kind: str = "list") -> bytes:
+    """The reviewer's ~190 KB file: ``encounter_type`` a LIST of ``copies`` copies of one ``width``-character
+    string in every row (13 GB once decoded), written without the Arrow schema so only Parquet's own
+    schema describes it."""
+    short = {"source_record_id": "R1", "agency_type": "police", "agency_code": "E23000010",
+             "encounter_date": "2025-03-14"}
+    indices = pa.array(np.zeros(rows, dtype=np.int32))
+    data = {name: pa.DictionaryArray.from_arrays(indices, pa.array([value])) for name, value in short.items()}
+    inner = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows * copies, dtype=np.int32)),
+                                           pa.array(["x" * width]))
+    offsets = pa.array(np.arange(0, rows * copies + 1, copies, dtype=np.int32))
+    values = pa.ListArray.from_arrays(offsets, inner)
+    if kind == "struct":
+        values = pa.StructArray.from_arrays([values], names=["inner"])
+    elif kind == "map":
+        values = pa.MapArray.from_arrays(offsets, inner, inner)
+    data["encounter_type"] = values
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(data), buffer, store_schema=False)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["list", "struct", "map"])
+def test_nested_parquet_column_is_refused_from_its_schema(tmp_path, kind):
+    """A list (or struct, or map) in one of the extract's columns expanded per batch before its size was
+    counted: refused from the schema, before any data page is read, naming the file and the column."""
+    data = nested_parquet(kind=kind)
+    if kind == "list":
+        assert len(data) < 250_000  # the reviewer's 187 KB file
+    path = tmp_path / "nested.parquet"
+    path.write_bytes(data)
+    result = refuse_in_child(path)
+    assert result["outcome"] == "refused" and result["code"] == "parquet_type", result
+    assert "'encounter_type'" in result["message"], result
+    assert result["peak_rss_mb"] < 1_000, result
+
+
+def test_scalar_typed_parquet_columns_are_still_read():
+    rows = good_rows(3)
+    table = pa.table({k: [r[k] for r in rows] for k in rows[0]})
+    table = table.set_column(table.schema.get_field_index("encounter_date"), "encounter_date",
+                             pa.array([date(2025, 3, 14)] * 3))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, store_schema=False)
+    extract = read_extract(buffer.getvalue(), "typed.parquet")
+    assert extract.frame["encounter_date"].tolist() == ["2025-03-14"] * 3
+
+
 # -- carriage-return-only CSV ----------------------------------------------------------------------------
 
 def cr_only(rows: list[dict]) -> bytes:
@@ -219,6 +268,38 @@ def test_cli_ingest_of_a_refused_file_prints_one_line_and_exits_2(tmp_path):
                           "2025-06-30"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout)["rows_stored"] == 3
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+def test_a_quoted_line_break_in_the_last_header_cell_stays_in_the_cell(newline):
+    """A valid CSV whose last header cell is quoted and holds a line break was split at that break: the
+    header names did not match the columns, pyarrow typed the extra column int64 and the blank-row check
+    crashed (ArrowNotImplementedError on utf8_length), refused as internal_error."""
+    rows = good_rows(3)
+    body = csv_bytes(rows).decode()
+    header, rest = body.split("\n", 1)
+    lines = [line + ",7" for line in rest.splitlines()]
+    text = newline.join([header + ',"case' + newline + 'weight"', *lines, ",,,,,,,,,,,,,7", ",,,,,,,,,,,,,"]) + newline
+    extract = read_extract(text.encode(), "weights.csv")
+    assert extract.ignored_columns == ["case" + newline + "weight"]
+    assert extract.frame["source_record_id"].tolist()[:3] == [r["source_record_id"] for r in rows]
+    assert extract.rows.tolist() == [2, 3, 4, 5]  # the header spans two lines; the last row is blank
+    assert extract.blank_rows == 1
+
+
+def test_cli_ingest_of_a_quoted_multiline_header_has_no_traceback(tmp_path):
+    data = csv_bytes(good_rows(3)).decode().split("\n")
+    text = "\n".join([data[0] + ',"case\nweight"'] + [line + ",7" for line in data[1:] if line]
+                     + [",,,,,,,,,,,,,7"]) + "\n"
+    path = tmp_path / "weights.csv"
+    path.write_text(text)
+    env = {"JOINEDUP_KEY": KEY.decode(), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-m", "lib.cli", "ingest", str(path), "--db", str(tmp_path / "c.duckdb"),
+                          "--today", "2025-06-30"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert "Traceback" not in run.stderr and "Arrow" not in run.stderr, run.stderr
+    summary = json.loads(run.stdout)
+    assert "error_code" not in summary["files"][0] or summary["files"][0]["error_code"] is None, summary
+    assert summary["rows_stored"] == 3
 
 
 # -- hidden Excel sheets ---------------------------------------------------------------------------------
@@ -306,6 +387,63 @@ def test_a_sheet_claiming_huge_dimensions_is_read_by_its_real_cells():
 
 
 # -- DTDs anywhere in a workbook ---------------------------------------------------------------------------
+
+def _book_with_hidden(*, rows: tuple[int, ...] = (), columns: tuple[str, ...] = (), extra: int = 0) -> bytes:
+    """One visible sheet of good rows (header in row 1) with the given rows and columns hidden."""
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = "Extract"
+    for row in _rows_as_lists(good_rows(4 + extra)):
+        ws.append(row)
+    for number in rows:
+        ws.row_dimensions[number].hidden = True
+    for letter in columns:
+        ws.column_dimensions[letter].hidden = True
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("rows", "columns", "where"), [
+    ((), ("G",), "column G"),  # the NHS number column, hidden
+    ((3,), (), "row 3"),
+    ((1,), (), "row 1"),  # the header row itself
+], ids=["hidden column", "hidden row", "hidden header row"])
+def test_hidden_rows_or_columns_holding_data_are_refused(rows, columns, where):
+    """A hidden column holding NHS numbers was stored unseen: a sheet whose hidden rows or columns hold data
+    is refused, naming the sheet and where, with what to do. Nothing is stored."""
+    data = _book_with_hidden(rows=rows, columns=columns)
+    with pytest.raises(ExtractError) as exc:
+        read_extract(data, "hidden.xlsx")
+    assert exc.value.code == "excel_hidden" and exc.value.filename == "hidden.xlsx"
+    assert "'Extract'" in exc.value.message and where in exc.value.message
+    assert "unhide or delete the hidden rows/columns" in exc.value.message.lower()
+
+
+@pytest.mark.parametrize("how", ["row height 0", "column width 0"])
+def test_zero_sized_rows_or_columns_holding_data_count_as_hidden(how):
+    """Excel shows a row of height 0 or a column of width 0 as hidden (openpyxl will not write a zero size,
+    so the sheet XML is patched)."""
+    if how == "row height 0":
+        def patch(xml: bytes) -> bytes:
+            return xml.replace(b'<row r="4">', b'<row r="4" ht="0" customHeight="1">')
+    else:
+        def patch(xml: bytes) -> bytes:
+            return xml.replace(b"<sheetData>", b'<cols><col min="7" max="7" width="0" customWidth="1"/></cols>'
+                               b"<sheetData>")
+    data = _rewrite(_book_with_hidden(), "xl/worksheets/sheet1.xml", patch)
+    with pytest.raises(ExtractError) as exc:
+        read_extract(data, "thin.xlsx")
+    assert exc.value.code == "excel_hidden"
+    assert ("row 4" if how == "row height 0" else "column G") in exc.value.message
+
+
+def test_hidden_rows_and_columns_without_data_are_read():
+    data = _book_with_hidden(rows=(20, 21), columns=("P", "Q"))
+    extract = read_extract(data, "tidy.xlsx")
+    assert extract.rows.tolist() == [2, 3, 4, 5]
+    assert extract.frame["nhs_number"].notna().all()
+
 
 def _rewrite(data: bytes, member: str, patch) -> bytes:
     out = io.BytesIO()

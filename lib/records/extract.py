@@ -226,9 +226,9 @@ def _read_csv(data: bytes, filename: str, max_rows: int):
         data = _decode(data, filename).encode("utf-8")
     elif data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    # The header ends at the first line break of any kind: LF, CRLF or a lone CR (old Mac / some exports).
-    ends = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
-    first_line = _decode(data[: min(ends) if ends else len(data)], filename)
+    # The header ends at the first line break of any kind (LF, CRLF or a lone CR: old Mac / some exports)
+    # outside double quotes: a quoted header cell may hold a line break, as the CSV reader keeps it.
+    first_line = _decode(data[: _header_end(data)], filename)
     delimiter = _delimiter(first_line)
     invalid: list = []
 
@@ -240,7 +240,7 @@ def _read_csv(data: bytes, filename: str, max_rows: int):
         return _read_csv_python(_decode(data, filename), delimiter, filename, max_rows)
     table = None
     try:
-        header_names = next(csv.reader([first_line], delimiter=delimiter))
+        header_names = next(csv.reader(io.StringIO(first_line, newline=""), delimiter=delimiter))
         table = pacsv.read_csv(
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(block_size=1 << 24),
@@ -253,7 +253,8 @@ def _read_csv(data: bytes, filename: str, max_rows: int):
     except (pa.ArrowInvalid, StopIteration, csv.Error):
         table = None
     if table is None or invalid or len(set(table.column_names)) != table.num_columns \
-            or table.num_columns != len(header_names):
+            or table.num_columns != len(header_names) \
+            or not all(pa.types.is_string(t) for t in table.schema.types):
         # Not UTF-8 (the decode below names the line), or rows the fast reader cannot number exactly.
         return _read_csv_python(_decode(data, filename), delimiter, filename, max_rows)
     headers = table.column_names
@@ -277,6 +278,27 @@ def _read_csv(data: bytes, filename: str, max_rows: int):
             columns = [pc.filter(c, pa.array(keep)) for c in columns]
             rows = rows[keep]
     return headers, columns, rows, empty_issues(), n_blank
+
+
+def _header_end(data: bytes) -> int:
+    """Offset of the line break ending the header row: the first CR or LF outside double quotes (a doubled
+    quote inside a quoted cell toggles twice, so it needs no special case). The whole buffer when none."""
+    pos = 0
+    quoted = False
+    while True:
+        if quoted:
+            close = data.find(b'"', pos)
+            if close < 0:
+                return len(data)
+            quoted, pos = False, close + 1
+            continue
+        ends = [i for i in (data.find(b"\n", pos), data.find(b"\r", pos), data.find(b'"', pos)) if i >= 0]
+        if not ends:
+            return len(data)
+        pos = min(ends)
+        if data[pos:pos + 1] != b'"':
+            return pos
+        quoted, pos = True, pos + 1
 
 
 def _read_csv_python(text: str, delimiter: str, filename: str, max_rows: int):
@@ -521,6 +543,86 @@ def _choose_sheet(book, filename: str):
     return chosen, note
 
 
+def _hidden_rows_and_columns(data: bytes, part: str) -> tuple[set[int], list[int]]:
+    """The sheet's hidden row numbers and hidden column indices (0-based), from its XML (issue 14 review).
+
+    openpyxl's read-only mode does not expose row or column dimensions, so the part is read here:
+    ``<row r=".." hidden="1">`` and ``<col min=".." max=".." hidden="1">``, and rows of height 0 or columns
+    of width 0, which Excel shows as hidden too. A sheet with no ``hidden=``, ``ht="0`` or ``width="0``
+    anywhere (nearly all) is only scanned as bytes; otherwise expat streams it in chunks with only
+    a start-element handler. DTDs were already refused from every part by ``check_workbook_archive``.
+    """
+    from xml.parsers import expat
+
+    rows: set[int] = set()
+    columns: list[int] = []
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        name = part.lstrip("/")
+        tail = b""
+        with z.open(name) as stream:
+            found = False
+            while chunk := stream.read(XML_CHUNK):
+                window = tail + chunk
+                if b"hidden=" in window or b'ht="0' in window or b'width="0' in window:
+                    found = True
+                    break
+                tail = chunk[-10:]
+        if not found:
+            return rows, columns
+        state = {"row": 0}
+
+        def start(tag, attrs):
+            local = tag.rsplit(":", 1)[-1]
+            if local == "row":
+                ref = attrs.get("r")
+                state["row"] = int(ref) if ref and ref.isdigit() else state["row"] + 1
+                if attrs.get("hidden") in ("1", "true") or _zero(attrs.get("ht")):
+                    rows.add(state["row"])
+            elif local == "col" and (attrs.get("hidden") in ("1", "true") or _zero(attrs.get("width"))):
+                low, high = attrs.get("min", ""), attrs.get("max", "")
+                if low.isdigit() and high.isdigit():
+                    columns.extend(range(int(low) - 1, min(int(high), MAX_COLUMNS + 1)))
+
+        parser = expat.ParserCreate()
+        parser.StartElementHandler = start
+        with z.open(name) as stream:
+            while chunk := stream.read(XML_CHUNK):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    return rows, sorted(set(columns))
+
+
+def _zero(size: str | None) -> bool:
+    """A row height or column width of zero: Excel shows such a row or column as hidden too."""
+    try:
+        return size is not None and float(size) == 0
+    except ValueError:
+        return False
+
+
+def _refuse_hidden_data(values, number: int, hidden_rows: set[int], hidden_columns: list[int], title: str,
+                        filename: str) -> None:
+    """Refuse a sheet whose hidden rows or columns hold data: the person uploading cannot see it (a hidden
+    column of NHS numbers was stored unseen), so it is neither read nor skipped silently."""
+    def filled(v) -> bool:
+        return v is not None and bool(str(v).strip())
+
+    where = None
+    if number in hidden_rows and values and any(filled(v) for v in values):
+        where = f"row {number}"
+    else:
+        for index in hidden_columns:
+            if index < len(values or ()) and filled(values[index]):
+                from openpyxl.utils import get_column_letter
+
+                where = f"column {get_column_letter(index + 1)} (row {number})"
+                break
+    if where:
+        raise ExtractError(filename, f"the sheet {safe_part_name(title)!r} has hidden rows or columns holding "
+                           f"data (first found: {where}); hidden cells are not read. Unhide or delete the hidden "
+                           "rows/columns, check what they hold, and upload the file again", "excel_hidden")
+
+
 def _read_excel(data: bytes, filename: str, max_rows: int):
     import openpyxl
 
@@ -533,11 +635,14 @@ def _read_excel(data: bytes, filename: str, max_rows: int):
         raise ExtractError(filename, f"the workbook cannot be opened ({type(exc).__name__})", "not_excel") from exc
     try:
         sheet, note = _choose_sheet(book, filename)
+        hidden_rows, hidden_columns = _hidden_rows_and_columns(data, sheet._worksheet_path)
         iterator = sheet.iter_rows(values_only=True)
         header = None
         number = 0
         for values in iterator:
             number += 1
+            if hidden_rows or hidden_columns:
+                _refuse_hidden_data(values, number, hidden_rows, hidden_columns, sheet.title, filename)
             if values and any(v is not None and str(v).strip() for v in values):
                 header = values
                 break
@@ -553,6 +658,8 @@ def _read_excel(data: bytes, filename: str, max_rows: int):
         blank = 0
         for values in iterator:
             number += 1
+            if hidden_rows or hidden_columns:
+                _refuse_hidden_data(values, number, hidden_rows, hidden_columns, sheet.title, filename)
             values = tuple(_excel_value(v) for v in (values or ()))
             cells = [_cell_text(v) for v in values[:width]]
             if not any(c.strip() for c in cells):
@@ -623,6 +730,7 @@ def _read_parquet(data: bytes, filename: str, max_rows: int):
         return names, [None] * len(names), np.arange(2, 2 + meta.num_rows, dtype=np.int64), empty_issues(), 0
     # What every cell of the columns read could need at its longest (4 UTF-8 bytes a character, plus
     # slack), and never more than PARQUET_MAX_TEXT: a file beyond that cannot be an extract.
+    _refuse_nested(meta_file.schema_arrow, wanted_names, filename)
     per_row = sum(4 * schema.MAX_LENGTH[c] + 16 for c in canonical if c is not None)
     limit = min(PARQUET_MAX_TEXT, max(meta.num_rows, 0) * per_row + (1 << 20))
     uncompressed = sum(max(meta.row_group(g).total_byte_size, 0) for g in range(meta.num_row_groups))
@@ -671,14 +779,40 @@ def _short(exc: BaseException) -> str:
     return (text[:120] + "…") if len(text) > 120 else (text or type(exc).__name__)
 
 
+def _is_scalar(t) -> bool:
+    """A type whose every value is one fixed-size number or one piece of text (read dictionary-encoded).
+
+    Anything else (list, large list, fixed-size list, struct, map, union, a wide fixed-size binary, a
+    dictionary of any of these) can hold any number of values in one row, so a single batch could expand
+    without bound before its size is counted: the extract's columns are all scalars and never need them.
+    """
+    if pa.types.is_dictionary(t):
+        return _is_scalar(t.value_type)
+    if _is_text(t):
+        return True
+    if pa.types.is_fixed_size_binary(t):
+        return t.byte_width <= 32  # decimals, UUIDs; a wide one is a row-sized blob
+    return (pa.types.is_null(t) or pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
+            or pa.types.is_decimal(t) or pa.types.is_temporal(t))
+
+
+def _refuse_nested(arrow_schema: pa.Schema, wanted: list[str], filename: str) -> None:
+    """Refuse, from the schema alone (no data page read), a non-scalar type in one of the extract's columns."""
+    for column in arrow_schema:
+        if column.name in wanted and not _is_scalar(column.type):
+            raise ExtractError(filename, f"column {safe_part_name(column.name)!r} has type "
+                               f"{safe_part_name(str(column.type))}, which an extract column never has (each cell "
+                               "must hold one value: text, a number or a date); it is not read. Write the file "
+                               "with plain columns", "parquet_type")
+
+
 def _string_leaves(parquet_file, wanted: list[str]) -> list[str]:
     """Top-level text columns among ``wanted``: read dictionary-encoded, so a bomb never expands in memory."""
     out = []
     for column in parquet_file.schema_arrow:
         if column.name in wanted:
             t = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-            if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
-                    or pa.types.is_large_binary(t):
+            if _is_text(t):
                 out.append(column.name)
     return out
 
@@ -704,7 +838,7 @@ def _decoded_bytes(col) -> int:
 
 def _is_text(t) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
-        or pa.types.is_large_binary(t)
+        or pa.types.is_large_binary(t) or pa.types.is_string_view(t) or pa.types.is_binary_view(t)
 
 
 def table_columns(table: pa.Table, filename: str):
