@@ -68,7 +68,8 @@ def link_button(label: str) -> None:
 
         bar = st.progress(0.0, text="Starting linkage…")
         summary = run.link(con, run.LinkConfig(), progress=progress_callback(bar))
-        audit("link_run", None, f"{summary['records']} records into {summary['children']} children")
+        audit("link_run", None, f"run {summary.get('run_id')}: {summary['records']} records into "
+                                f"{summary['children']} children")
         st.success(f"Linked {summary['records']:,} records into {summary['children']:,} children "
                    f"in {summary['seconds']} s.")
         st.rerun()

@@ -72,7 +72,10 @@ def ensure_default_data() -> None:
             from lib.linkage import run
 
             bar = st.progress(0.0, text="First start: linking records into children…")
-            run.link(con, run.LinkConfig(), progress=progress_callback(bar))
+            summary = run.link(con, run.LinkConfig(), progress=progress_callback(bar))
+            audit_log.record(audit_trail(), user="system", role="(first start)", action="link_run",
+                             detail=f"first start: run {summary.get('run_id')}: {summary['records']} records "
+                                    f"into {summary['children']} children")
             bar.empty()
     st.session_state["_default_data_checked"] = True
 

@@ -66,7 +66,13 @@ def cmd_audit(args) -> int:
 
     log = audit.AuditLog.for_store(store.resolve_path(args.db))
     if args.action == "verify":
-        result = audit.verify(log)
+        con = store.connect(store.resolve_path(args.db), read_only=True) \
+            if Path(store.resolve_path(args.db)).exists() else None
+        try:
+            result = audit.verify(log, store=con)  # with the store: every batch and linkage run audited
+        finally:
+            if con is not None:
+                con.close()
         print(json.dumps({"file": str(log.path), **result}))
         return 0 if result["ok"] else 1
     audit.record_command(store.resolve_path(args.db), action="export", subject="audit trail",

@@ -73,7 +73,8 @@ def _link(args) -> int:
     config = config_from_args(args)
     con = _connect(args.db)
     summary = link(con, config, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
-    audit.record_command(_db(args.db), action="link_run", detail=f"command line: {summary.get('records')} records "
+    audit.record_command(_db(args.db), action="link_run", detail=f"command line: run {summary.get('run_id')}: "
+                                                                 f"{summary.get('records')} records "
                                                                  f"into {summary.get('children')} children")
     print(json.dumps(summary))
     return 0
@@ -110,6 +111,6 @@ def _import(args) -> int:
         print(json.dumps({"error": str(exc)}))
         return 2
     audit.record_command(_db(args.db), action="link_run", subject=Path(args.source).name,
-                         detail="command line: import-linkage")
+                         detail=f"command line: run {summary.get('run_id')}: import-linkage")
     print(json.dumps(summary))
     return 0
