@@ -367,13 +367,19 @@ def test_a_deleted_trail_and_head_is_caught_by_the_store_cross_check(tmp_path, c
 
 
 def test_link_runs_are_cross_checked_and_older_rows_without_a_run_id_count(tmp_path):
+    from lib.records.default import DEFAULT_FILENAME
+
     db = tmp_path / "runs.duckdb"
     con = store.connect(db)
     try:
-        con.execute("CREATE TABLE IF NOT EXISTS linkage_runs (run_id INTEGER)")
-        con.execute("INSERT INTO linkage_runs VALUES (1), (2)")
+        con.execute("CREATE TABLE IF NOT EXISTS linkage_runs (run_id INTEGER, started_at TIMESTAMP)")
+        con.execute("INSERT INTO batches (batch_id, file_name, ingested_at) VALUES (1, ?, "
+                    "TIMESTAMP '2025-01-01'), (2, 'upload.csv', TIMESTAMP '2025-02-01')", [DEFAULT_FILENAME])
+        con.execute("INSERT INTO linkage_runs VALUES (0, TIMESTAMP '2025-01-02'), (1, TIMESTAMP '2025-03-01'), "
+                    "(2, TIMESTAMP '2025-03-02')")  # run 0: before any upload (first start), not expected
         log = audit.AuditLog.for_store(db)
         audit.record(log, user="u", role="analyst", action="link_run", detail="10 records into 4 children")  # old
+        audit.record(log, user="u", role="analyst", action="upload", detail="batch 2: 5 rows stored, 0 rejected")
         result = audit.verify(log, store=con)
         assert result["ok"] is False and result["unaudited_runs"] == [1, 2]
         audit.record(log, user="u", role="analyst", action="link_run", detail="run 2: 10 records into 4 children")

@@ -662,7 +662,7 @@ def cross_check(log: AuditLog, store) -> dict:
     ``run N:``). Detects a trail deleted with its head, or rolled back to an older copy of itself and its
     head, while the store kept what was done since. ``link_run`` rows written before run ids were recorded
     are accepted by count. The default synthetic dataset (loaded by the app itself, never uploaded) is not
-    expected to have an 'upload' row.
+    expected to have an 'upload' row, nor a linkage run made before any extract was uploaded.
 
     Returns {"ok", "unaudited_batches", "unaudited_runs", "problem"}."""
     from lib.records.default import DEFAULT_FILENAME
@@ -674,8 +674,12 @@ def cross_check(log: AuditLog, store) -> dict:
         batches = [int(r[0]) for r in cur.execute(
             "SELECT batch_id FROM batches WHERE file_name IS DISTINCT FROM ? ORDER BY batch_id",
             [DEFAULT_FILENAME]).fetchall()] if "batches" in tables else []
-        runs = [int(r[0]) for r in cur.execute("SELECT run_id FROM linkage_runs ORDER BY run_id").fetchall()
-                ] if "linkage_runs" in tables else []
+        # A run made while the store held only the default synthetic dataset (the app's first start, which
+        # older releases did not audit) linked no uploaded record: not expected to have a row.
+        runs = [int(r[0]) for r in cur.execute(
+            "SELECT run_id FROM linkage_runs r WHERE EXISTS (SELECT 1 FROM batches b WHERE b.file_name IS "
+            "DISTINCT FROM ? AND (b.ingested_at IS NULL OR r.started_at IS NULL OR b.ingested_at <= r.started_at)) "
+            "ORDER BY run_id", [DEFAULT_FILENAME]).fetchall()] if {"linkage_runs", "batches"} <= tables else []
     finally:
         cur.close()
     with log.connection() as con:
