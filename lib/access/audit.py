@@ -88,6 +88,7 @@ ACTIONS = {
     "sign_in_failed": "A sign-in attempt failed",
     "sign_out": "Signed out (or the session timed out)",
     "view_audit": "Opened the audit trail",
+    "account_change": "Added, changed or removed a local account (subject: its user name)",
 }
 GENESIS = "0" * 64
 MAX_TEXT = 500  # subject and detail are cut to this length
