@@ -169,3 +169,14 @@ def test_scenario_out_is_audited_as_an_export_before_the_file_is_written(tmp_pat
     rows = _rows(db, "export")
     assert len(rows) == 1 and rows["subject"].iloc[0].startswith("scenario") and "scenario.json" in rows["detail"].iloc[0]
 
+
+def test_the_dataframe_toolbar_download_is_turned_off_by_streamlit_s_own_option():
+    """Issue 14, item 7: st.dataframe's toolbar "Download as CSV" bypassed the audit and the CSV safety.
+    Streamlit's supported option client.disableDataExport hides it (and clipboard copy) on every table."""
+    import tomllib
+
+    from streamlit import config
+
+    assert "client.disableDataExport" in config.get_config_options()  # an option this Streamlit knows
+    settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert settings["client"]["disableDataExport"] is True
