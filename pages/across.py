@@ -80,7 +80,8 @@ def link_button(label: str) -> None:
                        f"{exc.holder.get('started', '?')}) is writing the store. Try again when it finishes; this page "
                        "updates by itself.", icon=":material/sync:")
             return
-        audit("link_run", None, f"{summary['records']} records into {summary['children']} children")
+        audit("link_run", None, f"run {summary.get('run_id')}: {summary['records']} records into "
+                                f"{summary['children']} children")
         st.success(f"Linked {summary['records']:,} records into {summary['children']:,} children "
                    f"in {summary['seconds']} s.")
         st.rerun()

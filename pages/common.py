@@ -216,14 +216,19 @@ def ensure_default_data() -> None:
 
             path = db_path()
             bar = st.progress(0.0, text="First start: building the synthetic national dataset…")
+            summary = None
             with versions.write(path, "first-start default dataset", wait=2) as w:
                 ensure_default_dataset(w.con, progress_callback(bar), key=secret_key(), db_path=path)
                 if not spans.has_linkage(w.con):
                     bar.progress(0.0, text="First start: linking records into children…")
-                    run.link(w.con, run.LinkConfig(), progress=progress_callback(bar))
+                    summary = run.link(w.con, run.LinkConfig(), progress=progress_callback(bar))
                 w.change = "first start: synthetic national dataset, linked"
             bar.empty()
             _pin(path)  # this rerun reads the new version from here on
+            if summary is not None:  # audited once the version is published (the trail opens beside it)
+                audit_log.record(audit_trail(), user="system", role="(first start)", action="link_run",
+                                 detail=f"first start: run {summary.get('run_id')}: {summary['records']} "
+                                        f"records into {summary['children']} children")
     st.session_state["_default_data_checked"] = True
 
 

@@ -246,3 +246,19 @@ def test_aggregate_view_hides_small_counts_only_for_aggregate_roles():
     assert visible_rows(frame, shown, ["children", "multi"])["area"].tolist() == ["c", "d"]
     assert count_text(4, role="analyst") == "c" and count_text(4, role="lead") == "4"
     assert count_text(0, role="analyst") == "0"
+
+
+def test_allow_issuer_bars_another_issuer_by_the_claim_route_too_and_only_the_mapping_grants_a_role():
+    """Review of issue 14 item 10: with allow_issuer set, a token from another tenant carrying a mapped group
+    still got the role; and a claim value equal to a role name ("lead") granted it without any mapping."""
+    ours, theirs = "https://login.example.org/our-tenant/v2.0", "https://login.example.org/other/v2.0"
+    config = {"role_claim": "roles", "claim_roles": {"sg-leads": "lead"}, "allow_issuer": ours,
+              "allow": {"analyst": ["a@example.org"]}}
+    user = {"is_logged_in": True, "roles": ["sg-leads"], "email": "a@example.org", "email_verified": True}
+    assert auth.oidc_role({**user, "iss": theirs}, config) is None
+    assert auth.oidc_role({**user}, config) is None  # no issuer claim at all
+    assert auth.oidc_role({**user, "iss": ours}, config) == "lead"
+    bare = {"role_claim": "roles", "claim_roles": {"sg-leads": "lead"}}
+    assert auth.oidc_role({"is_logged_in": True, "roles": ["lead"]}, bare) is None
+    assert auth.oidc_role({"is_logged_in": True, "roles": "commissioner"}, bare) is None
+    assert auth.oidc_role({"is_logged_in": True, "roles": ["lead"]}, {"role_claim": "roles"}) is None

@@ -309,3 +309,80 @@ def test_cli_with_another_audit_key_says_so_without_a_traceback_or_the_key(tmp_p
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "not the one" in json.loads(run.stdout)["error"]
     assert "another-audit-key-for-this-test" not in run.stdout + run.stderr
+
+
+# -- review of item 3: a consistent rollback (old head put back) and a wiped trail, seen against the store ------
+
+def _ingest(db, tmp_path, n: int, capsys) -> None:
+    from lib import cli
+    from tests.test_records import csv_bytes, good_rows
+
+    path = tmp_path / f"extract{n}.csv"
+    rows = good_rows(2)
+    for i, row in enumerate(rows):
+        row["source_record_id"] = f"R{n:02d}{i:03d}"
+    path.write_bytes(csv_bytes(rows))
+    assert cli.main(["ingest", str(path), "--db", str(db), "--today", "2025-06-30"]) == 0
+    capsys.readouterr()
+
+
+def _verify_cli(db, capsys) -> tuple[int, dict]:
+    from lib import cli
+
+    code = cli.main(["audit", "verify", "--db", str(db)])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_an_old_head_copied_back_after_the_tail_was_removed_is_caught_by_the_store_cross_check(tmp_path, capsys):
+    db = tmp_path / "roll.duckdb"
+    _ingest(db, tmp_path, 1, capsys)
+    log = audit.AuditLog.for_store(db)
+    saved_head = _head(log).read_bytes()
+    for n in (2, 3, 4):
+        _ingest(db, tmp_path, n, capsys)
+    assert _verify_cli(db, capsys)[0] == 0
+    _sql(log, "DELETE FROM audit_log WHERE seq > 1")
+    _head(log).write_bytes(saved_head)
+    assert audit.verify(log)["ok"]  # the chain and head alone agree: this is what the cross-check is for
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        result = audit.verify(log, store=con)
+    finally:
+        con.close()
+    assert result["ok"] is False and result["unaudited_batches"] == [2, 3, 4], result
+    code, out = _verify_cli(db, capsys)
+    assert code == 1 and out["ok"] is False and "3 upload batch(es)" in out["problem"]
+
+
+def test_a_deleted_trail_and_head_is_caught_by_the_store_cross_check(tmp_path, capsys):
+    db = tmp_path / "wiped.duckdb"
+    for n in (1, 2):
+        _ingest(db, tmp_path, n, capsys)
+    log = audit.AuditLog.for_store(db)
+    assert _verify_cli(db, capsys)[0] == 0
+    for path in (Path(log.path), _head(log), Path(str(log.path) + "-wal"), Path(str(log.path) + "-shm")):
+        path.unlink(missing_ok=True)
+    code, out = _verify_cli(db, capsys)
+    assert code == 1 and out["ok"] is False and out["rows"] == 0 and out["unaudited_batches"] == [1, 2], out
+
+
+def test_link_runs_are_cross_checked_and_older_rows_without_a_run_id_count(tmp_path):
+    from lib.records.default import DEFAULT_FILENAME
+
+    db = tmp_path / "runs.duckdb"
+    con = store.connect(db)
+    try:
+        con.execute("CREATE TABLE IF NOT EXISTS linkage_runs (run_id INTEGER, started_at TIMESTAMP)")
+        con.execute("INSERT INTO batches (batch_id, file_name, ingested_at) VALUES (1, ?, "
+                    "TIMESTAMP '2025-01-01'), (2, 'upload.csv', TIMESTAMP '2025-02-01')", [DEFAULT_FILENAME])
+        con.execute("INSERT INTO linkage_runs VALUES (0, TIMESTAMP '2025-01-02'), (1, TIMESTAMP '2025-03-01'), "
+                    "(2, TIMESTAMP '2025-03-02')")  # run 0: before any upload (first start), not expected
+        log = audit.AuditLog.for_store(db)
+        audit.record(log, user="u", role="analyst", action="link_run", detail="10 records into 4 children")  # old
+        audit.record(log, user="u", role="analyst", action="upload", detail="batch 2: 5 rows stored, 0 rejected")
+        result = audit.verify(log, store=con)
+        assert result["ok"] is False and result["unaudited_runs"] == [1, 2]
+        audit.record(log, user="u", role="analyst", action="link_run", detail="run 2: 10 records into 4 children")
+        assert audit.verify(log, store=con)["ok"]  # run 2 named, run 1 accepted by the older row's count
+    finally:
+        con.close()

@@ -129,3 +129,54 @@ def test_command_line_jobs_are_audited(tmp_path):
     assert "audit trail" in (tmp_path / "audit.csv").read_text()  # the export's own row is in it
     run = _cli("audit", "verify", "--db", db, env=env)
     assert json.loads(run.stdout)["ok"] is True
+
+
+def test_account_changes_on_the_command_line_are_audited_by_user_name_never_the_password(tmp_path, monkeypatch,
+                                                                                         capsys):
+    import io
+
+    from lib import cli
+
+    db, accounts_file = tmp_path / "acc.duckdb", tmp_path / "accounts.json"
+    monkeypatch.setenv("JOINEDUP_DB", str(db))
+    password = "correct horse battery staple 42"
+    for argv in (["accounts", "add", "clerk", "--role", "analyst"], ["accounts", "add", "clerk", "--role", "lead",
+                                                                     "--replace"]):
+        monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+        assert cli.main([*argv, "--file", str(accounts_file)]) == 0
+    assert cli.main(["accounts", "remove", "clerk", "--file", str(accounts_file)]) == 0
+    capsys.readouterr()
+    rows = _rows(db, "account_change").sort_values("seq")
+    assert rows["subject"].tolist() == ["clerk"] * 3
+    assert [d.split(" (")[0] for d in rows["detail"]] == ["command line: added, role analyst",
+                                                          "command line: replaced: password and role set, role lead",
+                                                          "command line: removed"]
+    everything = audit.read(audit.AuditLog.for_store(db)).to_string()
+    assert password not in everything and "$argon2" not in everything
+
+
+def test_scenario_out_is_audited_as_an_export_before_the_file_is_written(tmp_path, monkeypatch, capsys):
+    from lib import cli
+    from lib.records import store
+
+    db = tmp_path / "scen.duckdb"
+    store.connect(db).close()
+    out = tmp_path / "scenario.json"
+    code = cli.main(["scenario", "--db", str(db), "--encounters", "2000", "--seed", "3", "--curve", "",
+                     "--capture", "all=1.0", "--out", str(out)])
+    capsys.readouterr()
+    assert code == 0 and out.exists()
+    rows = _rows(db, "export")
+    assert len(rows) == 1 and rows["subject"].iloc[0].startswith("scenario") and "scenario.json" in rows["detail"].iloc[0]
+
+
+def test_the_dataframe_toolbar_download_is_turned_off_by_streamlit_s_own_option():
+    """Issue 14, item 7: st.dataframe's toolbar "Download as CSV" bypassed the audit and the CSV safety.
+    Streamlit's supported option client.disableDataExport hides it (and clipboard copy) on every table."""
+    import tomllib
+
+    from streamlit import config
+
+    assert "client.disableDataExport" in config.get_config_options()  # an option this Streamlit knows
+    settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert settings["client"]["disableDataExport"] is True

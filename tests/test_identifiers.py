@@ -173,3 +173,43 @@ def test_an_identifier_shaped_record_id_is_stored_only_as_a_keyed_hash_and_reupl
     assert "9434765919" not in " ".join(stored)
     other = prepare(csv_bytes(rows), "extract.csv", key=b"another key of the same length!!", today=TODAY)
     assert hashed[0] not in set(other.records.column("source_record_id").to_pylist())
+
+
+# Review of the first fix (typed as stored): other separators, Unicode digits and spaces, more date forms.
+NBSP = "\u00a0"
+FULL_WIDTH_NHS = "".join(chr(0xFF10 + int(c)) for c in "9434765919")
+ARABIC_INDIC_NHS = "".join(chr(0x0660 + int(c)) for c in "9434765919")
+
+
+@pytest.mark.parametrize("text, kinds", [
+    (f"Seen Oliver Smith NHS 943.476.5919 DOB 1-Feb-2010 pc SW1A{NBSP}1AA", ["nhs", "postcode", "dob", "name"]),
+    ("nhs 943 476-5919", ["nhs"]), ("nhs 943  476  5919", ["nhs"]), (f"nhs 943{NBSP}476{NBSP}5919", ["nhs"]),
+    ("nhs 943\u2013476\u20135919", ["nhs"]), ("nhs 943\u200b476\u200b5919", ["nhs"]),
+    ("born Feb 1, 2010", ["dob"]), ("dob 1-Feb-2010", ["dob"]), ("dob 1st February 2010", ["dob"]),
+    ("born February 1st 2010", ["dob"]), (f"nhs {FULL_WIDTH_NHS}", ["nhs"]), (f"nhs {ARABIC_INDIC_NHS}", ["nhs"]),
+])
+def test_reviewers_free_text_cases_are_caught_and_unicode_digits_never_crash(text, kinds):
+    assert identifiers.kinds_in_text(text) == kinds
+    rows = good_rows(2)
+    rows[0]["encounter_type"] = text
+    good, issues = run(rows)  # Arabic-Indic digits used to crash _nhs_valid (.encode("ascii")): internal_error
+    assert len(good) == 2 and good["encounter_type"].isna().tolist() == [True, False]
+    assert (issues["code"] == "identifier_in_text").sum() == 1
+
+
+@pytest.mark.parametrize("record_id, kind", [(FULL_WIDTH_NHS, "nhs"), ("943.476.5919", "nhs"), ("943 476-5919", "nhs"),
+                                             (ARABIC_INDIC_NHS, "nhs"), (f"SW1A{NBSP}1AA", "postcode"),
+                                             ("1-Feb-2010", "dob")])
+def test_reviewers_record_ids_are_caught_by_the_column_pre_filter_and_never_stored_in_clear(record_id, kind):
+    assert list(identifiers.column_id_kinds(pa.array(["R00001", record_id]))) == ["", kind]
+    rows = good_rows(2)
+    rows[0]["source_record_id"] = record_id
+    batch = prepare(csv_bytes(rows), "extract.csv", key=KEY, today=TODAY)
+    stored = batch.records.column("source_record_id").to_pylist()
+    assert record_id not in stored and any(s.startswith(identifiers.HASHED_ID_PREFIX) for s in stored)
+    assert record_id not in batch.issues.to_string()
+
+
+def test_scrub_withholds_dotted_and_unicode_written_numbers():
+    assert identifiers.scrub("upload 943.476.5919.csv") == "upload [withheld].csv"
+    assert identifiers.scrub(f"upload {FULL_WIDTH_NHS}") == "upload [withheld]"

@@ -16,9 +16,16 @@ Tamper evidence (issue 14, item 3):
   row's fields. Without the key nobody can recompute it, so an edited row (even with a recomputed plain
   SHA-256) or a removed row in the middle breaks the chain;
 - a head record outside the database, ``<audit file>.head``: the last sequence number and hash, HMAC'd
-  with the same key, replaced atomically inside the row's transaction. Removing the last row(s), or
-  restoring an older head file, or deleting it, makes the trail and its head disagree.
-``verify(log)`` checks both and says what is wrong.
+  with the same key, replaced atomically inside the row's transaction. Removing the last row(s) while the
+  head stays, or restoring an older head file alone, or deleting the head alone, makes the trail and its
+  head disagree.
+``verify(log)`` checks both and says what is wrong. What the chain and head alone cannot see: someone with
+write access to the files who keeps an older head copy, removes the rows written since and puts that head
+back (a consistent rollback), or deletes the trail and its head together (an empty trail is consistent).
+``verify(log, store=con)`` (and ``python -m lib.cli audit verify --db PATH``) therefore also cross-checks the
+record store (``cross_check``): every upload batch and linkage run the store holds must have its audit row,
+so a trail rolled back or wiped while the store kept the uploads and runs is reported. Views, exports and
+sign-ins leave nothing in the store, so a rollback that removes only such rows is still not detected.
 
 The audit key is kept apart from the store and the trail (``load_key``), first match wins: the ``key``
 argument (the app passes ``st.secrets["JOINEDUP_AUDIT_KEY"]``), ``$JOINEDUP_AUDIT_KEY``, else the key file
@@ -52,6 +59,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -80,6 +88,7 @@ ACTIONS = {
     "sign_in_failed": "A sign-in attempt failed",
     "sign_out": "Signed out (or the session timed out)",
     "view_audit": "Opened the audit trail",
+    "account_change": "Added, changed or removed a local account (subject: its user name)",
 }
 GENESIS = "0" * 64
 MAX_TEXT = 500  # subject and detail are cut to this length
@@ -573,12 +582,24 @@ def _verify_plain(rows) -> dict:
     return {"ok": True, "rows": len(rows), "first_bad_seq": None}
 
 
-def verify(log: AuditLog) -> dict:
-    """Check the keyed chain and the head record.
+def verify(log: AuditLog, store=None) -> dict:
+    """Check the keyed chain and the head record, and with ``store`` (an open connection to the record store)
+    also ``cross_check``: every upload batch and linkage run in the store has its audit row.
 
     Returns {"ok", "rows", "first_bad_seq", "problem"}: ``first_bad_seq`` is the first row where the chain
     breaks, or the first missing row when the tail was removed; ``problem`` says what is wrong (None if ok).
     """
+    result = _verify_chain(log)
+    if store is None or not result["ok"]:
+        return result
+    checked = cross_check(log, store)
+    if not checked["ok"]:
+        return {**result, "ok": False, "problem": checked["problem"],
+                "unaudited_batches": checked["unaudited_batches"], "unaudited_runs": checked["unaudited_runs"]}
+    return result
+
+
+def _verify_chain(log: AuditLog) -> dict:
     log = _log(log)
 
     def bad(seq, problem):
@@ -634,6 +655,65 @@ def verify(log: AuditLog) -> dict:
     if not hmac.compare_digest(head["row_hash"], rows[-1][8]):
         return bad(last_seq, f"row {last_seq} does not match the head record")
     return {"ok": True, "rows": len(rows), "first_bad_seq": None, "problem": None}
+
+
+_BATCH_IN_DETAIL = re.compile(r"(?:^|\s)batch (\d+):")
+_RUN_IN_DETAIL = re.compile(r"(?:^|\s)run (\d+):")
+
+
+def cross_check(log: AuditLog, store) -> dict:
+    """Compare the trail with the record store (an open DuckDB connection): every upload batch and every
+    linkage run the store holds must have its audit row ('upload' naming ``batch N:``, 'link_run' naming
+    ``run N:``). Detects a trail deleted with its head, or rolled back to an older copy of itself and its
+    head, while the store kept what was done since. ``link_run`` rows written before run ids were recorded
+    are accepted by count. The default synthetic dataset (loaded by the app itself, never uploaded) is not
+    expected to have an 'upload' row, nor a linkage run made before any extract was uploaded.
+
+    Returns {"ok", "unaudited_batches", "unaudited_runs", "problem"}."""
+    from lib.records.default import DEFAULT_FILENAME
+
+    log = _log(log)
+    cur = store.cursor()
+    try:
+        tables = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        batches = [int(r[0]) for r in cur.execute(
+            "SELECT batch_id FROM batches WHERE file_name IS DISTINCT FROM ? ORDER BY batch_id",
+            [DEFAULT_FILENAME]).fetchall()] if "batches" in tables else []
+        # A run made while the store held only the default synthetic dataset (the app's first start, which
+        # older releases did not audit) linked no uploaded record: not expected to have a row.
+        runs = [int(r[0]) for r in cur.execute(
+            "SELECT run_id FROM linkage_runs r WHERE EXISTS (SELECT 1 FROM batches b WHERE b.file_name IS "
+            "DISTINCT FROM ? AND (b.ingested_at IS NULL OR r.started_at IS NULL OR b.ingested_at <= r.started_at)) "
+            "ORDER BY run_id", [DEFAULT_FILENAME]).fetchall()] if {"linkage_runs", "batches"} <= tables else []
+    finally:
+        cur.close()
+    with log.connection() as con:
+        rows = con.execute(f"SELECT action, detail FROM {TABLE} WHERE action IN ('upload', 'link_run')").fetchall()
+    audited_batches, audited_runs, runs_without_id = set(), set(), 0
+    for action, detail in rows:
+        if action == "upload":
+            audited_batches.update(int(m) for m in _BATCH_IN_DETAIL.findall(detail or ""))
+        else:
+            found = _RUN_IN_DETAIL.findall(detail or "")
+            audited_runs.update(int(m) for m in found)
+            runs_without_id += not found
+    missing_batches = [b for b in batches if b not in audited_batches]
+    missing_runs = [r for r in runs if r not in audited_runs]
+    if len(missing_runs) <= runs_without_id:
+        missing_runs = []  # older link_run rows named no run id: accepted by count
+    problems = []
+    if missing_batches:
+        problems.append(f"{len(missing_batches)} upload batch(es) in the store have no audit row (batch "
+                        f"{', '.join(map(str, missing_batches[:10]))}{'…' if len(missing_batches) > 10 else ''})")
+    if missing_runs:
+        problems.append(f"{len(missing_runs)} linkage run(s) in the store have no audit row (run "
+                        f"{', '.join(map(str, missing_runs[:10]))}{'…' if len(missing_runs) > 10 else ''})")
+    problem = None
+    if problems:
+        problem = ("; ".join(problems) + ": the trail was deleted, rolled back to an older copy, or an upload "
+                   "or linkage run was not audited")
+    return {"ok": not problems, "unaudited_batches": missing_batches, "unaudited_runs": missing_runs,
+            "problem": problem}
 
 
 def fingerprint(log: AuditLog) -> tuple:

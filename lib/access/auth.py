@@ -59,10 +59,12 @@ def timeout_seconds(config: Mapping, environ: Mapping = os.environ) -> float:
 def oidc_role(user: Mapping, config: Mapping) -> str | None:
     """The role of a signed-in OpenID Connect user, or None (no access).
 
+    0. ``allow_issuer`` set: a token whose ``iss`` is not one of them gets no role by any route (claim or
+       allow-list).
     1. ``role_claim`` set: the claim's value (a string or a list, e.g. groups) is looked up in
-       ``claim_roles`` (claim value -> role); a value that is itself a role name counts too. When several
-       match, the least privileged wins (commissioner, then analyst, then lead), so a stray group
-       never widens access.
+       ``claim_roles`` (claim value -> role); only the configured mapping grants a role (a claim value that
+       merely equals a role name grants nothing unless ``claim_roles`` maps it). When several match, the
+       least privileged wins (commissioner, then analyst, then lead), so a stray group never widens access.
     2. Otherwise, or when the claim gives nothing: the ``allow`` lists by e-mail (case-insensitive), matched
        only when the ID token says ``email_verified`` is true (a missing claim counts as NOT verified: some
        providers let a user, or another tenant, set an unverified address), and, when ``allow_issuer`` is
@@ -71,6 +73,8 @@ def oidc_role(user: Mapping, config: Mapping) -> str | None:
     """
     if not user or not user.get("is_logged_in", True):
         return None
+    if not issuer_allowed(user, config):
+        return None  # another organisation's tenant: no role from a claim or an allow-list
     found: list[str] = []
     claim = config.get("role_claim")
     if claim:
@@ -79,12 +83,12 @@ def oidc_role(user: Mapping, config: Mapping) -> str | None:
             values = [values]
         mapping = {str(k): v for k, v in (config.get("claim_roles") or {}).items()}
         for value in values or []:
-            role = mapping.get(str(value), str(value) if str(value) in ROLES else None)
-            if role in ROLES:
+            role = mapping.get(str(value))
+            if isinstance(role, str) and role in ROLES:
                 found.append(role)
     if not found:
         email = str(user.get("email") or "").strip().lower()
-        if email and email_verified(user) and issuer_allowed(user, config):
+        if email and email_verified(user):
             for role, emails in (config.get("allow") or {}).items():
                 if role in ROLES and email in {str(e).strip().lower() for e in (emails or [])}:
                     found.append(role)

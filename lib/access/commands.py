@@ -33,14 +33,27 @@ def _path(args):
     return args.file or accounts.default_path(getattr(args, "db", None))
 
 
+def _audit_account(args, detail: str) -> None:
+    """An 'account_change' row in the trail of the store beside which the accounts live (subject: the user
+    name changed; never a password)."""
+    from lib.access import audit
+    from lib.records import store
+
+    audit.record_command(store.resolve_path(getattr(args, "db", None)), action="account_change",
+                         subject=args.username, detail=f"command line: {detail} ({Path(str(_path(args))).name})")
+
+
 def cmd_add(args) -> int:
     from lib.access import accounts
 
     try:
+        existed = any(u["username"] == args.username for u in accounts.list_users(_path(args))) \
+            if Path(str(_path(args))).exists() else False
         account = accounts.add_user(_path(args), args.username, _password(args), args.role, replace=args.replace)
     except accounts.AccountError as exc:
         print(json.dumps({"ok": False, "error": str(exc)}))
         return 2
+    _audit_account(args, f"{'replaced: password and role set' if existed else 'added'}, role {account.role}")
     print(json.dumps({"ok": True, "username": account.username, "role": account.role, "file": str(_path(args))}))
     return 0
 
@@ -49,6 +62,8 @@ def cmd_remove(args) -> int:
     from lib.access import accounts
 
     removed = accounts.remove_user(_path(args), args.username)
+    if removed:
+        _audit_account(args, "removed")
     print(json.dumps({"ok": removed, "username": args.username}))
     return 0 if removed else 1
 
@@ -66,7 +81,13 @@ def cmd_audit(args) -> int:
 
     log = audit.AuditLog.for_store(store.resolve_path(args.db))
     if args.action == "verify":
-        result = audit.verify(log)
+        con = store.connect(store.resolve_path(args.db), read_only=True) \
+            if Path(store.resolve_path(args.db)).exists() else None
+        try:
+            result = audit.verify(log, store=con)  # with the store: every batch and linkage run audited
+        finally:
+            if con is not None:
+                con.close()
         print(json.dumps({"file": str(log.path), **result}))
         return 0 if result["ok"] else 1
     audit.record_command(store.resolve_path(args.db), action="export", subject="audit trail",

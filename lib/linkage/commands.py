@@ -82,7 +82,8 @@ def _link(args) -> int:
     with _writer(args.db, "link") as w:
         summary = link(w.con, config, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
         w.change = f"linkage: {summary.get('records', 0):,} records, {summary.get('children', 0):,} children"
-    audit.record_command(_db(args.db), action="link_run", detail=f"command line: {summary.get('records')} records "
+    audit.record_command(_db(args.db), action="link_run", detail=f"command line: run {summary.get('run_id')}: "
+                                                                 f"{summary.get('records')} records "
                                                                  f"into {summary.get('children')} children")
     print(json.dumps(summary))
     return 0
@@ -121,6 +122,6 @@ def _import(args) -> int:
         print(json.dumps({"error": str(exc)}))
         return 2
     audit.record_command(_db(args.db), action="link_run", subject=Path(args.source).name,
-                         detail="command line: import-linkage")
+                         detail=f"command line: run {summary.get('run_id')}: import-linkage")
     print(json.dumps(summary))
     return 0

@@ -88,6 +88,7 @@ def import_linkage(con: duckdb.DuckDBPyConnection, source: str | Path, *, edges:
                         [run_id, rows, children, json.dumps({"backend": "imported", "source": str(record_child)}),
                          json.dumps(summary), json.dumps({})])
             cur.execute("COMMIT")
+            summary["run_id"] = int(run_id)  # the audit row names it (lib.access.audit.cross_check)
         except Exception:
             cur.execute("ROLLBACK")
             raise

@@ -461,7 +461,8 @@ def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: P
         "probabilistic_pass": probabilistic,
     }
     progress(0.95, "Saving")
-    _save(con, out.drop(columns=["agencies"]), edges, summary, config, model_json, started_at, started)
+    run_id = _save(con, out.drop(columns=["agencies"]), edges, summary, config, model_json, started_at, started)
+    summary["run_id"] = run_id  # linkage_runs.run_id: the audit row names it (lib.access.audit.cross_check)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     progress(1.0, f"Linked {summary['records']:,} records into {summary['children']:,} children")
     return summary
@@ -473,7 +474,7 @@ def multi_agency_children(frame: pd.DataFrame, child: str = "child_id") -> int:
     return int((known.groupby(child)["agency_type"].nunique() >= 2).sum())
 
 
-def _save(con, out, edges, summary, config, model_json, started_at, started) -> None:
+def _save(con, out, edges, summary, config, model_json, started_at, started) -> int:
     cur = con.cursor()
     try:
         cur.execute("BEGIN TRANSACTION")
@@ -488,6 +489,7 @@ def _save(con, out, edges, summary, config, model_json, started_at, started) -> 
                     [run_id, started_at.to_pydatetime(), time.perf_counter() - started, summary["records"],
                      summary["children"], json.dumps(asdict(config)), json.dumps(summary), json.dumps(model_json)])
         cur.execute("COMMIT")
+        return int(run_id)
     except Exception:
         cur.execute("ROLLBACK")
         raise

@@ -2,13 +2,19 @@
 text (``encounter_type``) or used as an agency's record id (``source_record_id``). Issue 14, item 4.
 
 What counts (docs/INFORMATION_GOVERNANCE.md, "Identifiers in free text and record ids"):
+- every value is first normalised (``normalise``): Unicode NFKC (full-width digits and letters become ASCII),
+  any other Unicode decimal digit (Arabic-Indic, Devanagari...) becomes its ASCII digit, every Unicode space
+  (no-break, thin, zero-width...) becomes a plain space and runs of spaces collapse to one, every dash becomes
+  "-"; the checks below run on that text, so a value is never stored in clear because of how it is written;
 - NHS-number-shaped: 10 digits standing alone (not part of a longer run of digits), written together or in
-  3-3-4 groups separated by spaces or by dashes (the same separator twice), that pass the Modulus 11 check (lib.records.validate's own check; a
-  number whose digits are all the same is a placeholder and does not count);
+  3-3-4 groups with a separator between each pair of groups (space, "." or "-", mixed allowed), that pass the
+  Modulus 11 check (lib.records.validate's own check; a number whose digits are all the same is a placeholder
+  and does not count);
 - postcode-shaped: a UK postcode pattern (outward code, optional space, digit and two letters) written in
   capitals as postcodes are, or in any case when it is in the postcode directory (ONSPD, as geocoding uses);
 - date-of-birth-shaped: a whole date, day/month/year with / . or - (two- or four-digit year), year-month-day,
-  or "1 February 2010" (day, month name, year);
+  "1 February 2010", "1st Feb 2010", "1-Feb-2010", "1/Feb/10" (day, month name, year) or "Feb 1, 2010",
+  "February 1st 2010" (month name, day, year);
 - a name: a capitalised forename and surname ("Oliver Smith", "Oliver SMITH") next to one of those (within
   ``NEAR`` characters). In a record id, text with no digit and two or more words of letters counts as a
   name on its own (agency references carry digits).
@@ -22,6 +28,7 @@ file, row and field but never the value.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import numpy as np
 import pyarrow as pa
@@ -34,32 +41,70 @@ WITHHELD = "(withheld: shaped like {what})"
 HASHED_ID_PREFIX = "ID-"  # a record id stored as its keyed hash (lib.records.validate)
 HASHED_ID_HEX = 20  # 80 bits of the HMAC: collisions negligible at any agency's volume
 
-_NHS = re.compile(r"(?<!\d)(\d{3})([ -]?)(\d{3})\2(\d{4})(?!\d)")  # together, or 3-3-4 with one separator
-_POSTCODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2}\d[A-Za-z\d]?) ?(\d[A-Za-z]{2})(?![A-Za-z0-9])")
+_SEP = r"(?: ?[.-] ?| )"  # between NHS number groups, after normalise(): space, "." or "-"
+_NHS = re.compile(rf"(?<![0-9])([0-9]{{3}})(?:({_SEP})([0-9]{{3}}){_SEP}|([0-9]{{3}}))([0-9]{{4}})(?![0-9])", re.ASCII)
+_POSTCODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2}[0-9][A-Za-z0-9]?) ?([0-9][A-Za-z]{2})(?![A-Za-z0-9])", re.ASCII)
 _MONTHS = ("jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february|march|april|june|july|august|"
            "september|october|november|december")
+_ORD = r"(?:st|nd|rd|th)?"
 _DATES = (
-    re.compile(r"(?<!\d)(?P<d>\d{1,2})[/.-](?P<m>\d{1,2})[/.-](?P<y>\d{4}|\d{2})(?!\d)"),
-    re.compile(r"(?<!\d)(?P<y>\d{4})[/.-](?P<m>\d{1,2})[/.-](?P<d>\d{1,2})(?!\d)"),
-    re.compile(rf"(?<!\d)(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<mn>{_MONTHS})\.?,?\s+(?P<y>\d{{4}})(?!\d)", re.IGNORECASE),
+    re.compile(r"(?<![0-9])(?P<d>[0-9]{1,2})[/.-](?P<m>[0-9]{1,2})[/.-](?P<y>[0-9]{4}|[0-9]{2})(?![0-9])", re.ASCII),
+    re.compile(r"(?<![0-9])(?P<y>[0-9]{4})[/.-](?P<m>[0-9]{1,2})[/.-](?P<d>[0-9]{1,2})(?![0-9])", re.ASCII),
+    # 1 February 2010, 1st Feb. 2010, 1-Feb-2010, 1 Feb, 2010
+    re.compile(rf"(?<![0-9])(?P<d>[0-9]{{1,2}}){_ORD}\s+(?P<mn>{_MONTHS})\.?,?\s+(?P<y>[0-9]{{4}})(?![0-9])",
+               re.IGNORECASE | re.ASCII),
+    re.compile(rf"(?<![0-9])(?P<d>[0-9]{{1,2}}){_ORD} ?[/.-] ?(?P<mn>{_MONTHS})\.? ?[/.-] ?(?P<y>[0-9]{{4}}|[0-9]{{2}})"
+               r"(?![0-9])", re.IGNORECASE | re.ASCII),
+    # Feb 1, 2010; February 1st 2010
+    re.compile(rf"(?<![A-Za-z])(?P<mn>{_MONTHS})\.?\s+(?P<d>[0-9]{{1,2}}){_ORD},?\s+(?P<y>[0-9]{{4}})(?![0-9])",
+               re.IGNORECASE | re.ASCII),
 )
+_SPACE_LIKE = {"\u180e", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"}  # zero-width, not category Zs
 _NAME_WORD = r"[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?"
 _NAME = re.compile(rf"(?<![A-Za-z])({_NAME_WORD})\s+({_NAME_WORD}|[A-Z]{{2,}}(?:[-'][A-Z]+)?)(?![A-Za-z])")
 _ID_NAME = re.compile(r"^[^0-9]*[A-Za-z]{2,}[^A-Za-z0-9]+[A-Za-z]{2,}[^0-9]*$")
 # One RE2 pass over a whole column finds the few values worth checking exactly (RE2 has no lookaround, so
 # the boundaries are written as groups); a value that is only an NHS-number-shaped number is checked
 # vectorised (lib.records.validate.check_nhs_numbers), the rest in Python.
-_PREFILTER = (r"(?:^|[^0-9])(?:\d{10}|\d{3} \d{3} \d{4}|\d{3}-\d{3}-\d{4})(?:[^0-9]|$)"
-              r"|(?:^|[^A-Za-z0-9])(?i:[a-z]{1,2}\d[a-z\d]? ?\d[a-z]{2})(?:[^A-Za-z0-9]|$)"
-              r"|(?:^|[^0-9])\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}(?:[^0-9]|$)"
-              rf"|(?:^|[^0-9])(?i:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?,?\s+\d{{4}})"
+# The pre-filter is a loose superset of the exact checks on ASCII text; any value holding a non-ASCII
+# character (full-width or other Unicode digits, no-break or zero-width spaces, Unicode dashes) is always a
+# candidate, so the Python check normalises it first.
+_PREFILTER = (r"[^\x00-\x7F]"
+              r"|(?:^|[^0-9])\d{3}[\s.-]{0,3}\d{3}[\s.-]{0,3}\d{4}(?:[^0-9]|$)"
+              r"|(?:^|[^A-Za-z0-9])(?i:[a-z]{1,2}\d[a-z\d]?\s*\d[a-z]{2})(?:[^A-Za-z0-9]|$)"
+              r"|(?:^|[^0-9])\d{1,4}\s*[/.-]\s*\d{1,2}\s*[/.-]\s*\d{2,4}(?:[^0-9]|$)"
+              rf"|(?i:\d(?:st|nd|rd|th)?[\s./,-]*(?:{_MONTHS}))"
+              rf"|(?i:(?:{_MONTHS})\.?\s+\d)"
               r"|^[^0-9]*[A-Za-z]{2,}[^A-Za-z0-9]+[A-Za-z]{2,}[^0-9]*$")
 _ONLY_NHS_SHAPE = r"^(?:\d{10}|\d{3} \d{3} \d{4}|\d{3}-\d{3}-\d{4})$"
+
+
+def normalise(text: str) -> str:
+    """The text the checks run on: NFKC, every Unicode decimal digit as its ASCII digit, every Unicode space
+    (and zero-width space) as one plain space (runs collapsed), every dash as "-"."""
+    text = unicodedata.normalize("NFKC", str(text))
+    if text.isascii():
+        return re.sub(r"[ \t\r\n\f\v]{2,}", " ", re.sub(r"[\t\r\n\f\v]", " ", text))
+    out = []
+    for ch in text:
+        if ch.isascii():
+            out.append(" " if ch.isspace() else ch)
+        elif ch.isspace() or ch in _SPACE_LIKE or unicodedata.category(ch) in ("Zs", "Zl", "Zp"):
+            out.append(" ")
+        elif ch.isdecimal():
+            out.append(str(unicodedata.decimal(ch)))
+        elif unicodedata.category(ch) == "Pd":
+            out.append("-")
+        else:
+            out.append(ch)
+    return re.sub(" {2,}", " ", "".join(out))
 
 
 def _nhs_valid(digits: str) -> bool:
     from lib.records.validate import nhs_digit_checks
 
+    if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
+        return False  # normalise() has made every digit ASCII; anything else is not a number
     row = np.frombuffer(digits.encode("ascii"), dtype=np.uint8).astype(np.int64).reshape(1, 10) - 48
     mod11, chi_ok = nhs_digit_checks(row)
     return bool(mod11[0] and chi_ok[0]) and len(set(digits)) > 1
@@ -77,7 +122,7 @@ def _in_directory(postcodes: list[str]) -> list[bool]:
 def _spans(text: str) -> dict[str, list[tuple[int, int]]]:
     found: dict[str, list[tuple[int, int]]] = {k: [] for k in KIND_ORDER}
     for m in _NHS.finditer(text):
-        if _nhs_valid(m.group(1) + m.group(3) + m.group(4)):
+        if _nhs_valid(m.group(1) + (m.group(3) or m.group(4)) + m.group(5)):
             found["nhs"].append(m.span())
     shaped = list(_POSTCODE.finditer(text))
     lower = [m for m in shaped if m.group(0) != m.group(0).upper()]
@@ -106,7 +151,7 @@ def kinds_in_text(text: str | None) -> list[str]:
     """The kinds of identifier found in free text, in KIND_ORDER ([] when none)."""
     if not text:
         return []
-    found = _spans(str(text))
+    found = _spans(normalise(text))
     return [k for k in KIND_ORDER if found[k]]
 
 
@@ -114,7 +159,7 @@ def id_kinds(value: str | None) -> list[str]:
     """The kinds of identifier a record id is shaped like ([] for an ordinary agency reference)."""
     if not value:
         return []
-    text = str(value)
+    text = normalise(value)
     kinds = kinds_in_text(text)
     if "name" not in kinds and _ID_NAME.match(text):
         kinds.append("name")
@@ -178,6 +223,7 @@ def scrub(text: str | None) -> str | None:
     details come from file names, area codes and record ids, where a date is usually not a birth date)."""
     if not text:
         return text
+    text = normalise(text)  # the audit keeps the normalised text (spans are found on it)
     found = _spans(text)
     spans = sorted(found["nhs"] + found["postcode"])
     if not spans:

@@ -103,6 +103,11 @@ def _scenario(args) -> int:
             con.close()
     payload = scenario.to_json(result)
     if args.out:
+        from lib.access import audit
+
+        # An export: audited before the file is written (no row, no file), in the trail of the store read.
+        audit.record_command(db_path, action="export", subject=f"scenario {result.get('mode', mode)}",
+                             detail=f"command line: scenario ({role}) to {args.out.name}")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
     short = {k: v for k, v in payload.items() if k not in ("by_area", "curve", "assumptions", "levers_text")}
