@@ -53,7 +53,10 @@ try:
     outcome = {"outcome": "read"}
 except ExtractError as exc:
     outcome = {"outcome": "refused", "code": exc.code, "message": exc.message}
-outcome["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM is this process's own peak (ru_maxrss would carry over the parent's peak across fork and exec on
+# Linux, so a large test runner made every child look 2 GB big).
+with open("/proc/self/status") as status:
+    outcome["peak_rss_mb"] = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 print(json.dumps(outcome))
 """
 
