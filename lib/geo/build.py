@@ -108,7 +108,26 @@ def base_lookup(lsoa: gpd.GeoDataFrame, postcodes: pd.DataFrame, lsoa_of_postcod
         reps = shapely.point_on_surface(np.asarray(lsoa.geometry.values)[empty.to_numpy()])
         _, nearest = tree.query_nearest(reps, all_matches=False)
         table.loc[empty, "lad_code"] = postcodes["lad_code"].to_numpy()[nearest]
-    return table
+    return official_districts(table)
+
+
+def official_districts(table: pd.DataFrame, folder: Path = sources.GEODATA / "official") -> pd.DataFrame:
+    """Each LSOA's district from the ONS LSOA (2011) → LTLA (2021) lookup, on current (2025) codes.
+
+    The postcode majority above can put an LSOA whose postcodes mostly carry a neighbour's code on the wrong
+    side of a boundary (5 LSOAs, two of them across a county and a police force). Every 2021 district lies
+    wholly inside one current district (2023 unitaries merged whole districts; 2025 re-coded Barnsley and
+    Sheffield), so each official 2021 district is carried to the current district holding most of its LSOAs
+    by postcode majority; an LSOA the lookup does not list keeps its postcode majority."""
+    official = pd.read_csv(folder / "ons_lsoa11_ltla21.csv", dtype=str).set_index("lsoa11_code")["ltla21_code"]
+    ltla21 = table["lsoa11cd"].map(official)
+    carried = (pd.DataFrame({"ltla21": ltla21, "lad": table["lad_code"]}).dropna()
+               .groupby(["ltla21", "lad"]).size().rename("n").reset_index()
+               .sort_values(["ltla21", "n", "lad"], ascending=[True, False, True])
+               .drop_duplicates("ltla21").set_index("ltla21")["lad"])
+    out = table.copy()
+    out["lad_code"] = ltla21.map(carried).fillna(table["lad_code"]).astype("str")
+    return out
 
 
 def reference_facts(table: pd.DataFrame) -> Reference:
