@@ -69,6 +69,8 @@ from typing import ClassVar
 
 import pandas as pd
 
+from lib.records.pseudonymise import read_or_make_key_file
+
 TABLE = "audit_log"
 SUFFIX = ".audit.sqlite"
 HEAD_SUFFIX = ".head"
@@ -133,20 +135,7 @@ def load_key(store_path=None, key: str | bytes | None = None) -> bytes:
             return secrets.token_hex(32).encode("ascii")
         path = key_path(store_path)
         try:
-            if path.exists():
-                key = path.read_text(encoding="utf-8").strip()
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                new = secrets.token_hex(32)
-                try:
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                except FileExistsError:  # made by a concurrent first run
-                    key = path.read_text(encoding="utf-8").strip()
-                else:
-                    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                        handle.write(new + "\n")
-                    os.chmod(path, 0o600)
-                    key = new
+            key = read_or_make_key_file(path)
         except OSError as exc:
             raise AuditError(f"the audit key file {path} cannot be read or made: {exc.strerror}") from None
     raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)

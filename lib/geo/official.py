@@ -111,3 +111,17 @@ def provenance_from_manifest(*folders: Path) -> dict[str, dict]:
             if found:
                 return found
     return {}
+
+
+def refresh_or_recall(out_dir: Path, sources: list, refresh_official, refresh: bool | None = None
+                      ) -> tuple[Path, dict[str, dict]]:
+    """The extracts folder of a build into ``out_dir`` and the extracts' provenance: re-extracted by
+    ``refresh_official(folder)`` from the mirror when it is present (or ``refresh``), else the vendored
+    extracts with the provenance the last build recorded."""
+    folder = out_dir / "official"
+    if refresh is None:
+        refresh = all(s.available() for s in sources)
+    if refresh:
+        return folder, refresh_official(folder)
+    ensure_extracts(folder, sources)
+    return folder, provenance_from_manifest(out_dir, GEODATA)

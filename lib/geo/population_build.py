@@ -25,10 +25,9 @@ from lib.geo.official import (
     GEODATA,
     OFFICIAL,
     Source,
-    ensure_extracts,
-    provenance_from_manifest,
     read_csv,
     read_r,
+    refresh_or_recall,
     sha256_file,
 )
 
@@ -148,14 +147,7 @@ def derive(table: pd.DataFrame, utla_names: pd.Series, folder: Path = OFFICIAL) 
 
 def write(table: pd.DataFrame, utla_names: pd.Series, out_dir: Path = GEODATA,
           refresh: bool | None = None) -> dict:
-    folder = out_dir / "official"
-    if refresh is None:
-        refresh = all(s.available() for s in OFFICIAL_SOURCES)
-    if refresh:
-        provenance = refresh_official(folder)
-    else:
-        ensure_extracts(folder, OFFICIAL_SOURCES)
-        provenance = provenance_from_manifest(out_dir, GEODATA)
+    folder, provenance = refresh_or_recall(out_dir, OFFICIAL_SOURCES, refresh_official, refresh)
     frame, info = derive(table, utla_names, folder)
     frame.to_parquet(out_dir / POPULATION_FILE, index=False, compression="zstd")
     official = {}

@@ -11,7 +11,6 @@ same columns. ``map_codes(kind, codes)`` is the one entry point the rest of the 
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path

@@ -37,10 +37,9 @@ from lib.geo.official import (
     GEODATA,
     OFFICIAL,
     Source,
-    ensure_extracts,
-    provenance_from_manifest,
     read_blob,
     read_r,
+    refresh_or_recall,
     sha256_file,
 )
 
@@ -387,14 +386,7 @@ def successor_facts(folder: Path = OFFICIAL) -> pd.DataFrame:
 def write(out_dir: Path = GEODATA, refresh: bool | None = None) -> tuple[pd.DataFrame, dict]:
     """Refresh the extracts (when the mirror is present), derive and write the shares; return (shares, manifest
     section)."""
-    folder = out_dir / "official"
-    if refresh is None:
-        refresh = all(s.available() for s in OFFICIAL_SOURCES)
-    if refresh:
-        provenance = refresh_official(folder)
-    else:
-        ensure_extracts(folder, OFFICIAL_SOURCES)
-        provenance = provenance_from_manifest(out_dir, GEODATA)
+    folder, provenance = refresh_or_recall(out_dir, OFFICIAL_SOURCES, refresh_official, refresh)
     shares, info = all_shares(folder)
     shares.to_parquet(out_dir / SHARES_FILE, index=False, compression="zstd")
     (out_dir / "facts").mkdir(parents=True, exist_ok=True)

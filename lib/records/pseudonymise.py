@@ -43,26 +43,31 @@ def key_path(db_path: str | os.PathLike) -> Path:
     return Path(db_path).with_suffix(".key")
 
 
+def read_or_make_key_file(path: Path) -> str:
+    """The key held in ``path``, or a new random one written there 0600 (exclusive create, so two first runs
+    agree on one key). Shared by the pseudonymisation key and the audit key; OSError propagates."""
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # made by a concurrent first run
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(new + "\n")
+    os.chmod(path, 0o600)
+    return new
+
+
 def load_key(db_path: str | os.PathLike | None = None, key: str | bytes | None = None, *, create: bool = True) -> bytes:
     """The pseudonymisation key (see module docstring for the order of sources)."""
     if key is None:
         key = os.environ.get(KEY_ENV) or None
     if key is None and db_path is not None and str(db_path) != ":memory:":
         path = key_path(db_path)
-        if path.exists():
-            key = path.read_text(encoding="utf-8").strip()
-        elif create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            new = secrets.token_hex(32)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # created by a concurrent first run
-                key = path.read_text(encoding="utf-8").strip()
-            else:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(new + "\n")
-                os.chmod(path, 0o600)
-                key = new
+        if path.exists() or create:
+            key = read_or_make_key_file(path)
     if key is None:
         raise KeyProblem(f"no pseudonymisation key: set {KEY_ENV} or give a database path to keep a key file beside")
     raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)
