@@ -5,7 +5,8 @@ Pipeline (each step a function below, so a step can be added or replaced without
 1. LSOA 2011 polygons, cleaned into a valid coverage (sources.lsoa_polygons).
 2. Every England and Wales postcode placed in its LSOA by point-in-polygon (STRtree), the few
    that fall outside the generalised coastline going to the nearest LSOA (assign_postcodes_to_lsoa).
-3. Each LSOA gets the LAD held by most of its postcodes (base_lookup).
+3. Each LSOA gets its district from the ONS LSOA → LTLA 2021 lookup on 2025 codes (base_lookup,
+   official_districts).
 4. Official codes and facts (reference_facts, from geodata/official/ via lib/geo/reference.py): each LSOA's
    April 2024 sub-ICB/ICB, each LAD's upper-tier authority, police force area and Welsh health board, the
    official names, and the retired-code successor table.
