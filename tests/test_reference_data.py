@@ -208,3 +208,19 @@ def test_build_refuses_lookups_that_disagree_with_the_postcode_directory():
     without_leeds = current.where(current != "E08000035", "E08000036")  # as if Leeds had vanished
     with pytest.raises(reference.ReferenceError, match="lad24_csp24_pfa24.*E08000035"):
         reference.lad_facts(without_leeds, succ)
+
+
+def test_regions_of_police_forces_come_from_the_official_lookups():
+    """The synthetic generator's region filter (lib.synth REGION_PFAS) is derived from the ONS LAD → region and
+    LAD → PFA lookups, never typed: every force in exactly one region, and all its districts in that region."""
+    from lib.geo import official_lookups
+    from lib.synth import REGION_PFAS
+
+    listed = [force for forces in REGION_PFAS.values() for force in forces]
+    assert sorted(listed) == sorted(lookup.name_of("pfa")) and len(listed) == 43
+    region = official_lookups.read("ltla24_region24").set_index("ltla24_code")["region24_name"]
+    pfa = official_lookups.read("lad24_csp24_pfa24")
+    for name, forces in REGION_PFAS.items():
+        districts = pfa.loc[pfa["pfa24_code"].isin(forces), "ltla24_code"]
+        assert set(districts.map(region).fillna("Wales")) == {name}
+    assert "E23000036" in REGION_PFAS["South West"]  # Avon and Somerset

@@ -54,6 +54,11 @@ def _rda(name: str) -> tuple[str, str]:
 
 SOURCES: tuple[OfficialSource, ...] = (
     OfficialSource(
+        "ltla24_region24", *_rda("lookup_ltla24_region24"), "Office for National Statistics",
+        "Local Authority District to Region (December 2024) Lookup in England", "December 2024",
+        PORTAL + "ons::local-authority-district-to-region-december-2024-lookup-in-en/about",
+        ("ltla24_code", "ltla24_name", "region24_code", "region24_name")),
+    OfficialSource(
         "lad24_csp24_pfa24", *_rda("lookup_ltla24_csp24_pfa24"), "Office for National Statistics",
         "Local Authority District to Community Safety Partnership to Police Force Areas (December 2024) "
         "Lookup in England and Wales", "December 2024",

@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lib.geo import official_lookups
+
 # Neighbourhood used for "near home": the LSOA itself plus its nearest neighbours by centroid.
 NEIGHBOURS = 12
 # Urban density: usable LSOA centroids within this radius (km); dense places weigh more as
@@ -24,20 +26,22 @@ DENSITY_RADIUS_KM = 2.0
 # A UK postcode with the space removed (same shape lib.geo.lookup.normalise_postcode accepts).
 POSTCODE_SHAPE = r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$"
 
-# English regions (and Wales) as sets of police force areas: forces nest in regions, so a
-# region filter is a force filter. Codes as in geodata/facts/police_force_areas.csv.
-REGION_PFAS: dict[str, tuple[str, ...]] = {
-    "North East": ("E23000007", "E23000008", "E23000013"),
-    "North West": ("E23000002", "E23000003", "E23000004", "E23000005", "E23000006"),
-    "Yorkshire and The Humber": ("E23000009", "E23000010", "E23000011", "E23000012"),
-    "East Midlands": ("E23000018", "E23000019", "E23000020", "E23000021", "E23000022"),
-    "West Midlands": ("E23000014", "E23000015", "E23000016", "E23000017"),
-    "East of England": ("E23000023", "E23000024", "E23000025", "E23000026", "E23000027", "E23000028"),
-    "London": ("E23000001", "E23000034"),
-    "South East": ("E23000029", "E23000030", "E23000031", "E23000032", "E23000033"),
-    "South West": ("E23000035", "E23000036", "E23000037", "E23000038", "E23000039"),
-    "Wales": ("W15000001", "W15000002", "W15000003", "W15000004"),
-}
+def region_pfas() -> dict[str, tuple[str, ...]]:
+    """English regions (and Wales) as sets of police force areas, from the ONS LAD → region (December 2024)
+    and LAD → CSP → PFA (December 2024) lookups: forces nest in regions, so a region filter is a force filter."""
+    pfa = official_lookups.read("lad24_csp24_pfa24").drop_duplicates("ltla24_code").set_index("ltla24_code")
+    region = official_lookups.read("ltla24_region24").set_index("ltla24_code")
+    joined = pfa[["pfa24_code"]].join(region[["region24_code", "region24_name"]], how="left")
+    joined["region24_name"] = joined["region24_name"].fillna("Wales").where(
+        ~joined["pfa24_code"].str.startswith("W"), "Wales")
+    joined["region24_code"] = joined["region24_code"].fillna("W")  # sorts Wales after the English regions
+    out: dict[str, tuple[str, ...]] = {}
+    for (_, name), rows in joined.groupby(["region24_code", "region24_name"], sort=True):
+        out[str(name)] = tuple(sorted(rows["pfa24_code"].astype(str).unique()))
+    return out
+
+
+REGION_PFAS: dict[str, tuple[str, ...]] = region_pfas()
 
 
 @dataclass(frozen=True)
