@@ -149,3 +149,15 @@ def test_a_retired_code_of_another_kind_is_named_in_the_rejection():
     issue = batch.issues.iloc[0]
     assert (issue["row"], issue["field"], issue["code"]) == (2, "agency_code", "unknown_agency_code")
     assert "retired integrated care board code (now E54000063)" in issue["reason"]
+
+
+def test_a_retired_unitary_older_than_the_upper_tier_lookups_maps_through_the_district_chain():
+    """Bournemouth (E06000028) and Poole (E06000029) became Bournemouth, Christchurch and Poole (E06000058) in
+    2019: a children's social care record on the old code is kept on the successor, and the summary says so."""
+    rows = good_rows(2)
+    for row, code in zip(rows, ["E06000028", "E06000029"]):
+        row.update(agency_type="children_social_care", agency_code=code)
+    batch = prepare(csv_bytes(rows), "dorset.csv", key=KEY, today=TODAY)
+    assert batch.records_frame()["agency_code"].tolist() == ["E06000058", "E06000058"]
+    assert (batch.issues["code"] == "retired_code").sum() == 2
+    assert "Bournemouth, Christchurch and Poole" in batch.issues["reason"].iloc[0]
