@@ -138,6 +138,7 @@ def test_kill_9_during_link_while_the_app_serves(served):
         while not versions.is_locked(db) or not versions.version_file(db, published.number + 1).exists():
             assert proc.poll() is None and time.time() < deadline
             time.sleep(0.05)
+        proc.send_signal(signal.SIGSTOP)  # frozen mid-run, holding the lock: the page below cannot race its end
         open_page(pages[0], "across")  # a page served while the writer works
         assert page_state(pages[0])["versions"] == [published.number]
         proc.send_signal(signal.SIGKILL)
