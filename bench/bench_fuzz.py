@@ -33,18 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import emit  # noqa: E402
+from tests.test_upload_fuzz import _snapshot  # noqa: E402 (store row counts: the fuzz test's own check)
 
 KEY = b"benchmark-key-not-secret-0123456789"
-TABLES = ("encounters", "batches", "rejections")
-
-
-def _snapshot(con) -> tuple:
-    cur = con.cursor()
-    try:
-        return tuple(cur.execute(f"SELECT count(*), coalesce(max(batch_id), 0) FROM {t}").fetchall()[0]
-                     for t in TABLES)  # fixed table names
-    finally:
-        cur.close()
 
 
 def classify(con, data: bytes, filename: str, limits: dict | None = None) -> tuple[str, str]:

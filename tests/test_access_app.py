@@ -230,7 +230,7 @@ def linked_copy(tmp_path_factory, tmp_path, monkeypatch, clean_caches):
 
 
 def _page(name: str, role: str, **state) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=180)
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=240)
     at.session_state["demo_role"] = role
     for key, value in state.items():
         at.session_state[key] = value

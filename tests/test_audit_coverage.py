@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from lib.access import audit
 from tests.conftest import ROOT
+from tests.test_access_app import _page
 from tests.fixtures_linkage import copy_store, synthetic_linked_store
 
 
@@ -30,16 +30,6 @@ def linked_copy(tmp_path_factory, tmp_path, monkeypatch):
     yield path
     st.cache_resource.clear()
     st.cache_data.clear()
-
-
-def _page(name: str, role: str, **state) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=240)
-    at.session_state["demo_role"] = role
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def test_divergence_across_and_flows_csv_downloads_are_audited(linked_copy):
