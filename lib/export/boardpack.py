@@ -393,9 +393,9 @@ def _deck(area_name, layer, period, role, a, b, noun, summary, pngs, alts, displ
     rows, cols = len(frame) + 1, len(frame.columns)
     shape = slide.shapes.add_table(rows, cols, Inches(0.4), Inches(1.2), Inches(12.5), Inches(5.2))
     grid = shape.table
-    grid.columns[0].width = Inches(4.1)
+    grid.columns[0].width = Inches(4.9)  # indicator names (with their population source) on one or two lines
     for j in range(1, cols):
-        grid.columns[j].width = Inches(8.4 / (cols - 1))
+        grid.columns[j].width = Inches(7.6 / (cols - 1))
     for j, name in enumerate(["Indicator", *frame.columns[1:]]):
         grid.cell(0, j).text = str(name)
     for i, (_, row) in enumerate(frame.iterrows(), start=1):
@@ -403,10 +403,12 @@ def _deck(area_name, layer, period, role, a, b, noun, summary, pngs, alts, displ
             grid.cell(i, j).text = _cell(value)
     for i in range(rows):
         for j in range(cols):
-            for paragraph in grid.cell(i, j).text_frame.paragraphs:
-                paragraph.font.size = Pt(10 if i else 11)
+            cell = grid.cell(i, j)
+            cell.margin_top = cell.margin_bottom = Pt(2)  # 14 indicators and the note fit above the slide's foot
+            for paragraph in cell.text_frame.paragraphs:
+                paragraph.font.size = Pt(9 if i else 10)
     bullets(slide, [f"Comparator group: {', '.join(prof.comparator['area_name'])}. " + " ".join(prof.notes)],
-            top=6.5, size=11, height=0.9)
+            top=6.55, size=9, height=0.85)
 
     slide = titled("Data quality and methods")
     bullets(slide, quality, size=14)

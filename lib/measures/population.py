@@ -131,9 +131,10 @@ DEFAULT_SOURCE = source_label(DEFAULT_AGE)
 
 
 def rate_label(age: str = DEFAULT_AGE) -> str:
-    """Short column label, e.g. 'per 10,000 children aged 0–17 (ONS mid-2024)'."""
+    """Short column label, e.g. 'per 10,000 children aged 0–17 (ONS mid-2024)'; the caption beside every rate
+    (``source_label``) gives the whole source, Wales' mid-2020 base included. Short, so table rows stay one line."""
     age = _band(age)
-    return ("per 10,000 children aged 0–17 (ONS mid-2024; Wales mid-2020)" if age == "0-17"
+    return ("per 10,000 children aged 0–17 (ONS mid-2024)" if age == "0-17"
             else "per 10,000 children aged 10–17 (ONS mid-2020)")
 
 
