@@ -70,6 +70,7 @@ from typing import ClassVar
 import pandas as pd
 
 from lib.records.pseudonymise import read_or_make_key_file
+from lib.records.store import cursor
 
 TABLE = "audit_log"
 SUFFIX = ".audit.sqlite"
@@ -417,16 +418,13 @@ class _Conn:
 
 
 def _duck_rows(con) -> list[tuple]:
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         found = cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
                             [TABLE]).fetchall()[0][0]
         if not found:
             return []
         rows = cur.execute(f"SELECT seq, at_utc, user_name, role, action, subject, detail, prev_hash, row_hash "
                            f"FROM {TABLE} ORDER BY seq").fetchall()
-    finally:
-        cur.close()
     return [(int(r[0]), _iso(r[1]) if isinstance(r[1], datetime) else str(r[1]), *r[2:]) for r in rows]
 
 
@@ -662,8 +660,7 @@ def cross_check(log: AuditLog, store) -> dict:
     from lib.records.default import DEFAULT_FILENAME
 
     log = _log(log)
-    cur = store.cursor()
-    try:
+    with cursor(store) as cur:
         tables = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         batches = [int(r[0]) for r in cur.execute(
             "SELECT batch_id FROM batches WHERE file_name IS DISTINCT FROM ? ORDER BY batch_id",
@@ -674,8 +671,6 @@ def cross_check(log: AuditLog, store) -> dict:
             "SELECT run_id FROM linkage_runs r WHERE EXISTS (SELECT 1 FROM batches b WHERE b.file_name IS "
             "DISTINCT FROM ? AND (b.ingested_at IS NULL OR r.started_at IS NULL OR b.ingested_at <= r.started_at)) "
             "ORDER BY run_id", [DEFAULT_FILENAME]).fetchall()] if {"linkage_runs", "batches"} <= tables else []
-    finally:
-        cur.close()
     with log.connection() as con:
         rows = con.execute(f"SELECT action, detail FROM {TABLE} WHERE action IN ('upload', 'link_run')").fetchall()
     audited_batches, audited_runs, runs_without_id = set(), set(), 0

@@ -29,6 +29,7 @@ from lib.measures import figures
 from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
 from lib.measures.suppression import SUPPRESSED, is_small, numeric
 from lib.export.csv_safe import to_csv_bytes
+from lib.records.store import cursor
 
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 SLIDE_TITLES = ["Board pack", "Summary", "Map", "Divergence chart", "Funnel plot", "Comparison table",
@@ -92,15 +93,12 @@ class BoardPack:
 def data_vintage(con) -> dict:
     """Geography vintages (geodata manifest) and the store's latest upload and linkage run."""
     manifest = json.loads((lookup.GEODATA / "manifest.json").read_text(encoding="utf-8"))
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         latest = cur.execute("SELECT max(ingested_at) FROM batches").fetchall()[0][0]
         has_runs = cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'linkage_runs'"
                                ).fetchall()[0][0]
         linked = cur.execute("SELECT max(started_at) FROM linkage_runs").fetchall()[0][0] if has_runs else None
         span = cur.execute("SELECT min(encounter_date), max(encounter_date), count(*) FROM encounters").fetchall()[0]
-    finally:
-        cur.close()
     return {"geography": manifest.get("vintages", {}), "licence": manifest.get("licence", ""),
             "latest_upload": str(latest)[:16] if latest else "none", "linkage_run": str(linked)[:16] if linked else
             "not linked", "encounters_from": str(span[0]), "encounters_to": str(span[1]), "records": int(span[2])}

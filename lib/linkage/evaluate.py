@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lib.linkage.run import multi_agency_children
+from lib.records.store import cursor
 
 
 def _pairs(labels: pd.Series) -> int:
@@ -33,13 +34,10 @@ def pairwise_scores(predicted: pd.Series, truth: pd.Series) -> dict:
 
 def evaluate(con: duckdb.DuckDBPyConnection, truth: pd.DataFrame) -> dict:
     """Compare the store's latest linkage with the truth table (agency_type, source_record_id, true_child_id)."""
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         linked = cur.execute("""SELECT e.agency_type, e.source_record_id, r.child_id
                                 FROM record_child r JOIN encounters e USING (record_key)
                                 WHERE NOT e.is_anonymous""").df()
-    finally:
-        cur.close()
     truth = truth[["agency_type", "source_record_id", "true_child_id"]]
     merged = linked.merge(truth, on=["agency_type", "source_record_id"], how="inner", validate="one_to_one")
     if len(merged) < len(linked):

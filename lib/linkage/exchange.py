@@ -13,6 +13,9 @@ from pathlib import Path
 
 import duckdb
 
+from lib.records import tables
+from lib.records.store import atomic, cursor
+
 RECORD_CHILD_COLUMNS = ["record_key", "child_id", "node_id", "link_method", "best_match_probability", "by_nhs",
                         "nhs_conflict", "shared_number_suspected"]
 LINK_EDGE_COLUMNS = ["node_l", "node_r", "record_key_l", "record_key_r", "match_weight", "match_probability",
@@ -39,15 +42,12 @@ def import_linkage(con: duckdb.DuckDBPyConnection, source: str | Path, *, edges:
 
     `source`: a folder holding record_child.parquet (and optionally link_edges.parquet), or the
     record_child file itself. Every stored encounter must have exactly one row, and no other key may appear."""
-    from lib.linkage.run import ensure_tables
-
     record_child = _path(source, "record_child")
     if record_child is None:
         raise LinkageImportError(f"no record_child.parquet at {source}")
     edge_file = Path(edges) if edges else (_path(source, "link_edges") if Path(source).is_dir() else None)
-    ensure_tables(con)
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
+        tables.create(cur, tables.LINKAGE_TABLES)
         columns = [r[0] for r in cur.execute("SELECT name FROM parquet_schema(?) WHERE name <> 'schema'",
                                              [str(record_child)]).fetchall()]
         missing = [c for c in RECORD_CHILD_COLUMNS if c not in columns]
@@ -70,8 +70,7 @@ def import_linkage(con: duckdb.DuckDBPyConnection, source: str | Path, *, edges:
             missing = [c for c in LINK_EDGE_COLUMNS if c not in edge_columns]
             if missing:
                 raise LinkageImportError(f"link_edges.parquet lacks columns {missing}")
-        cur.execute("BEGIN TRANSACTION")
-        try:
+        with atomic(cur):  # on this cursor: the temporary view `incoming` lives on it
             cur.execute(f"CREATE OR REPLACE TABLE record_child AS SELECT {', '.join(RECORD_CHILD_COLUMNS)} "
                         "FROM incoming ORDER BY record_key")
             edge_rows = None
@@ -87,11 +86,5 @@ def import_linkage(con: duckdb.DuckDBPyConnection, source: str | Path, *, edges:
             cur.execute("INSERT INTO linkage_runs VALUES (?, now(), 0, ?, ?, ?, ?, ?)",
                         [run_id, rows, children, json.dumps({"backend": "imported", "source": str(record_child)}),
                          json.dumps(summary), json.dumps({})])
-            cur.execute("COMMIT")
-            summary["run_id"] = int(run_id)  # the audit row names it (lib.access.audit.cross_check)
-        except Exception:
-            cur.execute("ROLLBACK")
-            raise
+        summary["run_id"] = int(run_id)  # the audit row names it (lib.access.audit.cross_check)
         return summary
-    finally:
-        cur.close()

@@ -13,6 +13,8 @@ import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
+from lib.records.store import cursor
+
 
 #: Plain-English names of the comparisons in lib.linkage.model.
 COMPARISON_TITLES = {"forename": "Forename", "surname": "Surname", "date_of_birth": "Date of birth",
@@ -20,11 +22,8 @@ COMPARISON_TITLES = {"forename": "Forename", "surname": "Surname", "date_of_birt
 
 
 def latest_model(con: duckdb.DuckDBPyConnection) -> dict:
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         rows = cur.execute("SELECT model FROM linkage_runs ORDER BY run_id DESC LIMIT 1").fetchall()
-    finally:
-        cur.close()
     if not rows or not rows[0][0] or rows[0][0] == "{}":
         raise LookupError("no trained linkage model: run linkage first")
     return json.loads(rows[0][0])
@@ -51,12 +50,9 @@ def explain_pair(con: duckdb.DuckDBPyConnection, node_l: str, node_r: str) -> tu
     Splink computed for this pair in the latest run (kept in link_edges), so the bars add up to the
     probability the review queue shows."""
     settings = latest_model(con)
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         edge = cur.execute("SELECT * FROM link_edges WHERE (node_l = ? AND node_r = ?) OR (node_l = ? AND node_r = ?)",
                            [node_l, node_r, node_r, node_l]).df()
-    finally:
-        cur.close()
     if edge.empty or pd.isna(edge.iloc[0]["match_weight"]):
         raise LookupError("this pair was not scored by the model in the latest run")
     if not any(column.startswith("mw_") for column in edge.columns):

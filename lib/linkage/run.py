@@ -29,6 +29,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from lib.linkage import model
+from lib.records import tables
+from lib.records.store import cursor, transaction
 
 Progress = Callable[[float, str], None]
 
@@ -58,12 +60,7 @@ class LinkConfig:
             raise ValueError(f"backend must be 'duckdb' or 'spark', not {self.backend!r}")
 
 
-DDL = [
-    """CREATE TABLE IF NOT EXISTS review_decisions (record_key_l VARCHAR NOT NULL, record_key_r VARCHAR NOT NULL,
-       decision VARCHAR NOT NULL CHECK (decision IN ('accept', 'reject')), reviewer VARCHAR, decided_at TIMESTAMP)""",
-    """CREATE TABLE IF NOT EXISTS linkage_runs (run_id INTEGER, started_at TIMESTAMP, seconds DOUBLE,
-       records BIGINT, children BIGINT, config VARCHAR, summary VARCHAR, model VARCHAR)""",
-]
+DDL = list(tables.LINKAGE_TABLES.values())  # defined with every other table in lib.records.tables
 
 
 def _noop(fraction: float, message: str) -> None:
@@ -199,15 +196,12 @@ def _probabilistic_pass(db_api, nodes: pd.DataFrame, config: LinkConfig, progres
 
 
 def _decisions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         return cur.execute("""SELECT record_key_l, record_key_r, decision FROM (
             SELECT *, row_number() OVER (PARTITION BY least(record_key_l, record_key_r),
                                                       greatest(record_key_l, record_key_r)
                                          ORDER BY decided_at DESC) AS latest FROM review_decisions)
             WHERE latest = 1""").df()
-    finally:
-        cur.close()
 
 
 def _pair_key(a: pd.Series, b: pd.Series) -> pd.Series:
@@ -323,8 +317,7 @@ def _outcomes(store: duckdb.DuckDBPyConnection, record_nodes: pd.DataFrame, clus
     A child id is pseudonymous and stable while its smallest record key stays in it: "CH-" and the
     first 12 hex digits of the SHA-256 of that key (record keys are the agencies' own ids, not identities).
     """
-    con = store.cursor()
-    try:
+    with cursor(store) as con:
         con.register("record_nodes", record_nodes)
         con.register("clusters", pd.DataFrame({"node_id": cluster_of.index, "cluster_id": cluster_of.to_numpy()}))
         con.register("edges", edges)
@@ -356,8 +349,6 @@ def _outcomes(store: duckdb.DuckDBPyConnection, record_nodes: pd.DataFrame, clus
                    l.record_key AS record_key_l, r.record_key AS record_key_r
             FROM edges e LEFT JOIN first l ON l.node_id = e.unique_id_l LEFT JOIN first r ON r.node_id = e.unique_id_r
             """).df()
-    finally:
-        con.close()
     return out, edges  # out carries `agencies` (distinct agency types of the record's child) for the summary
 
 
@@ -365,12 +356,8 @@ _LINK_LOCK = threading.Lock()
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    cur = con.cursor()
-    try:
-        for statement in DDL:
-            cur.execute(statement)
-    finally:
-        cur.close()
+    with cursor(con) as cur:
+        tables.create(cur, tables.LINKAGE_TABLES)
 
 
 def link(con: duckdb.DuckDBPyConnection, config: LinkConfig = LinkConfig(), progress: Progress = _noop) -> dict:
@@ -408,20 +395,14 @@ def _duckdb_config(config: LinkConfig) -> dict:
 def _link(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: Progress) -> dict:
     """Linking with the store's DuckDB memory limit lowered to the linkage's (restored afterwards), so a
     national extract spills to disk instead of exhausting memory."""
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         before = cur.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         cur.execute(f"SET memory_limit = '{_memory_limit(config)}'")
-    finally:
-        cur.close()
     try:
         return _link_passes(con, config, progress)
     finally:
-        cur = con.cursor()
-        try:
+        with cursor(con) as cur:
             cur.execute(f"SET memory_limit = '{before}'")
-        finally:
-            cur.close()
 
 
 def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: Progress) -> dict:
@@ -475,9 +456,7 @@ def multi_agency_children(frame: pd.DataFrame, child: str = "child_id") -> int:
 
 
 def _save(con, out, edges, summary, config, model_json, started_at, started) -> int:
-    cur = con.cursor()
-    try:
-        cur.execute("BEGIN TRANSACTION")
+    with transaction(con) as cur:
         cur.register("out_frame", out)
         weights = [c for c in edges.columns if c.startswith("mw_")]
         cur.register("edge_frame", edges[["node_l", "node_r", "record_key_l", "record_key_r", "match_weight",
@@ -488,14 +467,8 @@ def _save(con, out, edges, summary, config, model_json, started_at, started) -> 
         cur.execute("INSERT INTO linkage_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [run_id, started_at.to_pydatetime(), time.perf_counter() - started, summary["records"],
                      summary["children"], json.dumps(asdict(config)), json.dumps(summary), json.dumps(model_json)])
-        cur.execute("COMMIT")
-        return int(run_id)
-    except Exception:
-        cur.execute("ROLLBACK")
-        raise
-    finally:
         cur.unregister("out_frame")
-        cur.close()
+    return int(run_id)
 
 
 def record_decision(con: duckdb.DuckDBPyConnection, record_key_l: str, record_key_r: str, decision: str,
@@ -504,9 +477,6 @@ def record_decision(con: duckdb.DuckDBPyConnection, record_key_l: str, record_ke
     if decision not in ("accept", "reject"):
         raise ValueError("decision must be 'accept' or 'reject'")
     ensure_tables(con)
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         cur.execute("INSERT INTO review_decisions VALUES (?, ?, ?, ?, now())",
                     [record_key_l, record_key_r, decision, reviewer])
-    finally:
-        cur.close()

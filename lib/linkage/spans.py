@@ -39,7 +39,7 @@ import pandas as pd
 
 from lib.geo import lookup
 from lib.geo.layers import LAYERS
-from lib.records.store import query
+from lib.records.store import cursor, query
 
 #: Geographies a child's encounters can span (encounter location), in display order.
 SPAN_LAYERS: dict[str, str] = {
@@ -72,23 +72,17 @@ def _check_layer(layer: str, allowed=HOME_LAYERS) -> str:
 
 def has_linkage(con: duckdb.DuckDBPyConnection) -> bool:
     """True when linkage has written ``record_child``."""
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         return bool(cur.execute("SELECT count(*) FROM information_schema.tables "
                                 "WHERE table_name = 'record_child'").fetchall()[0][0])
-    finally:
-        cur.close()
 
 
 def records_not_linked(con: duckdb.DuckDBPyConnection) -> int:
     """Stored encounters with no ``record_child`` row (ingested since the last linkage run)."""
     _require_linkage(con)
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         return int(cur.execute("SELECT count(*) FROM encounters e WHERE NOT EXISTS "
                                "(SELECT 1 FROM record_child rc WHERE rc.record_key = e.record_key)").fetchall()[0][0])
-    finally:
-        cur.close()
 
 
 def _require_linkage(con) -> None:

@@ -31,7 +31,7 @@ import duckdb
 import pandas as pd
 
 from lib.measures import convert
-from lib.records.store import query
+from lib.records.store import cursor, query
 
 AGENCIES: dict[str, str] = {
     "police": "Police",
@@ -70,12 +70,9 @@ def period_label(period: str) -> str:
 
 
 def _has_table(con, name: str) -> bool:
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         return bool(cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
                                 [name]).fetchall()[0][0])
-    finally:
-        cur.close()
 
 
 def _grouped(con, area_sql: str, linked: bool, where: str = "", params=None) -> pd.DataFrame:

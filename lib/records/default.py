@@ -73,12 +73,9 @@ def ensure_default_dataset(db=None, progress=None, *, n_encounters: int = DEFAUL
 
 
 def _has_encounters_table(con) -> bool:
-    cur = con.cursor()
-    try:
+    with store.cursor(con) as cur:
         return bool(cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'encounters'"
                                 ).fetchall()[0][0])
-    finally:
-        cur.close()
 
 
 def _fill(con, db_path, progress, n_encounters: int, seed: int, key) -> dict:
@@ -110,11 +107,8 @@ def _fill(con, db_path, progress, n_encounters: int, seed: int, key) -> dict:
 
 def _connection_path(con) -> Path | None:
     """The file behind an open connection (None for an in-memory database)."""
-    cur = con.cursor()
-    try:
+    with store.cursor(con) as cur:
         rows = cur.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
-    finally:
-        cur.close()
     path = rows[0][0] if rows else None
     if not path:
         return None

@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from datetime import datetime, timezone
@@ -26,79 +27,35 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from lib.records import geography
+from lib.records import tables, versions
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = tables.SCHEMA_VERSION
 DB_ENV = "JOINEDUP_DB"
 DEFAULT_DB = Path(__file__).resolve().parents[2] / "data" / "joinedup.duckdb"
 
-_GEO_COLUMNS = [(f"{prefix}_{key}", "VARCHAR") for prefix in ("home", "enc") for key in geography.GEOGRAPHY]
-
-#: Stored columns of ``encounters`` and their DuckDB types (nothing else identifying is stored).
-ENCOUNTER_COLUMNS: list[tuple[str, str]] = [
-    ("record_key", "VARCHAR NOT NULL"),
-    ("source_record_id", "VARCHAR NOT NULL"),
-    ("agency_type", "VARCHAR NOT NULL"),
-    ("agency_code", "VARCHAR NOT NULL"),
-    ("encounter_date", "DATE NOT NULL"),
-    ("encounter_type", "VARCHAR"),
-    ("cse_flag", "BOOLEAN"),
-    ("nhs_status", "VARCHAR NOT NULL"),
-    ("nhs_hash", "VARCHAR"),
-    ("forename_hash", "VARCHAR"),
-    ("surname_hash", "VARCHAR"),
-    ("forename_canon_hash", "VARCHAR"),
-    ("forename_phonetic", "VARCHAR"),
-    ("surname_phonetic", "VARCHAR"),
-    ("dob_hash", "VARCHAR"),
-    ("dob_swap_hash", "VARCHAR"),
-    ("birth_year", "SMALLINT"),
-    ("sex", "VARCHAR"),
-    ("home_postcode_hash", "VARCHAR"),
-    ("home_sector", "VARCHAR"),
-    ("home_district", "VARCHAR"),
-    *_GEO_COLUMNS,
-    ("is_anonymous", "BOOLEAN NOT NULL"),
-    ("batch_id", "INTEGER NOT NULL"),
-    ("ingested_at", "TIMESTAMP NOT NULL"),
-]
+#: Stored columns of ``encounters`` and their DuckDB types (defined in lib.records.tables).
+ENCOUNTER_COLUMNS = tables.ENCOUNTER_COLUMNS
 ENCOUNTER_NAMES = [name for name, _ in ENCOUNTER_COLUMNS]
 RECORD_NAMES = ENCOUNTER_NAMES[:-2]  # supplied by the batch; batch_id and ingested_at added at commit
-
-DDL = [
-    "CREATE TABLE IF NOT EXISTS meta (name VARCHAR PRIMARY KEY, value VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS batches (batch_id INTEGER PRIMARY KEY, file_name VARCHAR, file_sha256 VARCHAR, "
-    "file_format VARCHAR, rows_read BIGINT, rows_stored BIGINT, rows_already_stored BIGINT, rows_rejected BIGINT, "
-    "values_dropped BIGINT, blank_rows BIGINT, ingested_at TIMESTAMP)",
-    "CREATE TABLE IF NOT EXISTS rejections (batch_id INTEGER, file VARCHAR, row BIGINT, field VARCHAR, "
-    "code VARCHAR, reason VARCHAR, action VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS encounters (" + ", ".join(f"{n} {t}" for n, t in ENCOUNTER_COLUMNS) + ")",
-    "CREATE TABLE IF NOT EXISTS store_versions (version BIGINT PRIMARY KEY, written_at TIMESTAMP, "
-    "command VARCHAR, change VARCHAR)",
-]
 
 _INGEST_LOCK = threading.Lock()
 INSERT_CHUNK = 200_000  # rows decoded at a time while streaming into the batch's one INSERT
 
 
-class StoreError(RuntimeError):
-    pass
+StoreError = tables.StoreError
 
 
 def resolve_path(path: str | os.PathLike | None = None) -> Path | str:
     """The database path: the argument, else $JOINEDUP_DB, else data/joinedup.duckdb."""
-    if path is None:
-        path = os.environ.get(DB_ENV) or DEFAULT_DB
-    return path if str(path) == ":memory:" else Path(path)
+    return versions.resolve_path(path, default=DEFAULT_DB)
 
 
 def connect(path: str | os.PathLike | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the store. ``read_only=True``: the current version (any number of readers, while a writer builds
     the next one; lib.records.versions). Read-write opens a private store directly (creating it and its
-    tables): tests, benchmarks, an in-memory database. A shared, versioned store is written only through
-    ``lib.records.versions.write``, so readers never see half an update: opening one read-write is refused."""
-    from lib.records import versions
-
+    tables, or upgrading an older schema): tests, benchmarks, an in-memory database. A shared, versioned
+    store is written only through ``lib.records.versions.write``, so readers never see half an update:
+    opening one read-write is refused. A store written by a newer release is refused either way."""
     resolved = resolve_path(path)
     if read_only and resolved != ":memory:":
         opened = versions.open_current(resolved)
@@ -124,20 +81,105 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False) -
         os.umask(old_umask)
     if resolved != ":memory:":
         os.chmod(resolved, 0o600)
-    if not read_only:
-        ensure_schema(con)
+    try:
+        if read_only:
+            tables.check(con, f"the store {resolved}")
+        else:
+            ensure_schema(con, f"the store {resolved}")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_schema(con: duckdb.DuckDBPyConnection, where: str = "the store") -> int:
+    """Create the store's tables, or upgrade an older schema (lib.records.tables); returns the version found."""
+    return tables.ensure_schema(con, where)
+
+
+# -- the facade: who owns the connection, cursors and transactions -------------------------------------------
+
+@contextlib.contextmanager
+def cursor(con: duckdb.DuckDBPyConnection):
+    """A cursor of its own on ``con`` (the app shares one connection across threads), closed afterwards."""
     cur = con.cursor()
     try:
-        for statement in DDL:
-            cur.execute(statement)
-        cur.execute("INSERT INTO meta SELECT 'schema_version', ? WHERE NOT EXISTS "
-                    "(SELECT 1 FROM meta WHERE name = 'schema_version')", [SCHEMA_VERSION])
+        yield cur
     finally:
         cur.close()
+
+
+@contextlib.contextmanager
+def atomic(cur):
+    """BEGIN … COMMIT on a cursor already open (one holding temporary views the work needs); on any error
+    (or interrupt) ROLLBACK, so nothing is half-written."""
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        yield cur
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            cur.execute("ROLLBACK")
+        raise
+    cur.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection):
+    """A cursor of its own inside BEGIN … COMMIT; ROLLBACK on any error, so nothing is half-written."""
+    with cursor(con) as cur, atomic(cur):
+        yield cur
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the store holds table ``name`` (an old store may lack the linkage tables)."""
+    with cursor(con) as cur:
+        return name in tables.existing(cur)
+
+
+class Store:
+    """One object that owns a store's connection (as Splink's DatabaseAPI owns its engine's).
+
+    ``Store.open(path, read_only=True)`` opens the current version for reading; ``Store.open(path)`` a private
+    store for writing (schema created or upgraded); ``Store(con)`` wraps a connection someone else opened
+    (the ``Write.con`` of ``lib.records.versions.write``). Use it as a context manager to close it.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | str | None = None, *, owned: bool = False):
+        self.con, self.path, self._owned = con, path, owned
+
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None, *, read_only: bool = False) -> Store:
+        resolved = resolve_path(path)
+        return cls(connect(resolved, read_only=read_only), resolved, owned=True)
+
+    def cursor(self):
+        return cursor(self.con)
+
+    def transaction(self):
+        return transaction(self.con)
+
+    def query(self, sql: str, params=None) -> pd.DataFrame:
+        return query(self.con, sql, params)
+
+    def has_table(self, name: str) -> bool:
+        return has_table(self.con, name)
+
+    def data_version(self) -> str:
+        return data_version(self.con)
+
+    def schema_version(self) -> int | None:
+        with self.cursor() as cur:
+            return tables.stored_version(cur)
+
+    def close(self) -> None:
+        if self._owned:
+            self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def decode_dictionaries(table: pa.Table) -> pa.Table:
@@ -174,66 +216,54 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch, *, progress=None) -> dic
     records = _records_table(batch.records)
     issues = batch.issues[["file", "row", "field", "code", "reason", "action"]]
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    with _INGEST_LOCK:
-        cur = con.cursor()
-        try:
-            cur.execute("BEGIN TRANSACTION")
-            stored_check = cur.execute("SELECT value FROM meta WHERE name = 'key_check'").fetchall()
-            if not stored_check:
-                cur.execute("INSERT INTO meta VALUES ('key_check', ?)", [batch.key_check])
-            elif stored_check[0][0] != batch.key_check:
-                raise StoreError("this database was pseudonymised with a different key; use the same "
-                                 "JOINEDUP_KEY (or key file) or a new database")
-            batch_id = cur.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchall()[0][0]
-            if progress:
-                progress("transaction started")
-            # Idempotency: keys already stored are found once (inside this transaction, under the lock),
-            # then the new rows are inserted in slices so memory stays bounded.
-            cur.register("incoming_keys", pa.table({"record_key": records.column("record_key"),
-                                                    "pos": pa.array(range(records.num_rows), pa.int64())}))
-            present = cur.execute("SELECT i.pos FROM incoming_keys i JOIN encounters e USING (record_key)"
-                                  ).fetchnumpy()["pos"]
-            cur.unregister("incoming_keys")
-            if len(present):
-                keep = np.ones(records.num_rows, dtype=bool)
-                keep[np.asarray(present, dtype=np.int64)] = False
-                records = records.filter(pa.array(keep))
-            columns = ", ".join(RECORD_NAMES)
-            cur.register("incoming_records", _decoded_stream(records))
-            stored = cur.execute(f"INSERT INTO encounters ({columns}, batch_id, ingested_at) "
-                                 f"SELECT {columns}, ?, ? FROM incoming_records", [batch_id, now]).fetchall()[0][0]
-            cur.unregister("incoming_records")
-            if progress:
-                progress("encounters inserted")
-            if len(issues):
-                cur.register("incoming_issues", pa.Table.from_pandas(issues, preserve_index=False))
-                cur.execute("INSERT INTO rejections SELECT ?, file, row, field, code, reason, action "
-                            "FROM incoming_issues", [batch_id]).fetchall()
-                cur.unregister("incoming_issues")
-            summary = {
-                "batch_id": int(batch_id),
-                "file": batch.filename,
-                "rows_read": int(batch.rows_read),
-                "rows_stored": int(stored),
-                "rows_already_stored": int(len(present)),
-                "rows_rejected": int(batch.rows_rejected),
-                "values_dropped": int(batch.values_dropped),
-            }
-            cur.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [batch_id, batch.filename, batch.file_sha256, batch.file_format, batch.rows_read, stored,
-                         summary["rows_already_stored"], batch.rows_rejected, batch.values_dropped,
-                         batch.blank_rows, now]).fetchall()
-            if progress:
-                progress("committing")
-            cur.execute("COMMIT")
-        except BaseException:
-            try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
-        finally:
-            cur.close()
+    with _INGEST_LOCK, transaction(con) as cur:
+        stored_check = cur.execute("SELECT value FROM meta WHERE name = 'key_check'").fetchall()
+        if not stored_check:
+            cur.execute("INSERT INTO meta VALUES ('key_check', ?)", [batch.key_check])
+        elif stored_check[0][0] != batch.key_check:
+            raise StoreError("this database was pseudonymised with a different key; use the same "
+                             "JOINEDUP_KEY (or key file) or a new database")
+        batch_id = cur.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchall()[0][0]
+        if progress:
+            progress("transaction started")
+        # Idempotency: keys already stored are found once (inside this transaction, under the lock),
+        # then the new rows are inserted in slices so memory stays bounded.
+        cur.register("incoming_keys", pa.table({"record_key": records.column("record_key"),
+                                                "pos": pa.array(range(records.num_rows), pa.int64())}))
+        present = cur.execute("SELECT i.pos FROM incoming_keys i JOIN encounters e USING (record_key)"
+                              ).fetchnumpy()["pos"]
+        cur.unregister("incoming_keys")
+        if len(present):
+            keep = np.ones(records.num_rows, dtype=bool)
+            keep[np.asarray(present, dtype=np.int64)] = False
+            records = records.filter(pa.array(keep))
+        columns = ", ".join(RECORD_NAMES)
+        cur.register("incoming_records", _decoded_stream(records))
+        stored = cur.execute(f"INSERT INTO encounters ({columns}, batch_id, ingested_at) "
+                             f"SELECT {columns}, ?, ? FROM incoming_records", [batch_id, now]).fetchall()[0][0]
+        cur.unregister("incoming_records")
+        if progress:
+            progress("encounters inserted")
+        if len(issues):
+            cur.register("incoming_issues", pa.Table.from_pandas(issues, preserve_index=False))
+            cur.execute("INSERT INTO rejections SELECT ?, file, row, field, code, reason, action "
+                        "FROM incoming_issues", [batch_id]).fetchall()
+            cur.unregister("incoming_issues")
+        summary = {
+            "batch_id": int(batch_id),
+            "file": batch.filename,
+            "rows_read": int(batch.rows_read),
+            "rows_stored": int(stored),
+            "rows_already_stored": int(len(present)),
+            "rows_rejected": int(batch.rows_rejected),
+            "values_dropped": int(batch.values_dropped),
+        }
+        cur.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [batch_id, batch.filename, batch.file_sha256, batch.file_format, batch.rows_read, stored,
+                     summary["rows_already_stored"], batch.rows_rejected, batch.values_dropped,
+                     batch.blank_rows, now]).fetchall()
+        if progress:
+            progress("committing")
     return summary
 
 
@@ -241,38 +271,36 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch, *, progress=None) -> dic
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> pd.DataFrame:
     """Run one parameterised query on its own cursor (the app shares one connection across threads)."""
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         return cur.execute(sql, params or []).df()
-    finally:
-        cur.close()
 
 
 def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    cur = con.cursor()
-    try:
+    with cursor(con) as cur:
         return {table: int(cur.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
                 for table in ("encounters", "batches", "rejections")}
-    finally:
-        cur.close()
 
 
 def data_version(con: duckdb.DuckDBPyConnection) -> str:
     """The one data version token (for caches and the app's "data updated" notice): changes when a batch is
-    stored, linkage re-runs (a new run, or linkage imported) or a new version is published. Starts with the
-    number of stored encounters ("0:" means nothing stored yet)."""
-    cur = con.cursor()
-    try:
-        tables = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    stored, linkage re-runs (a new run, or linkage imported), a reviewer records a decision or a new version
+    is published. Starts with the number of stored encounters ("0:" means nothing stored yet). Every page
+    and cache uses this one (pages.common.stored_data_version calls it)."""
+    with cursor(con) as cur:
+        present = tables.existing(cur)
         encounters = cur.execute("SELECT count(*), coalesce(max(batch_id), 0) FROM encounters").fetchall()[0] \
-            if "encounters" in tables else (0, 0)
-        run = cur.execute("SELECT max(run_id) FROM linkage_runs").fetchall()[0][0] if "linkage_runs" in tables else None
-        linked = cur.execute("SELECT count(*) FROM record_child").fetchall()[0][0] if "record_child" in tables else -1
+            if "encounters" in present else (0, 0)
+        run = cur.execute("SELECT max(run_id) FROM linkage_runs").fetchall()[0][0] \
+            if "linkage_runs" in present else None
+        linked = cur.execute("SELECT count(*) FROM record_child").fetchall()[0][0] \
+            if "record_child" in present else -1
+        reviews = cur.execute("SELECT count(*), max(decided_at) FROM review_decisions").fetchall()[0] \
+            if "review_decisions" in present else (0, None)
         version = cur.execute("SELECT max(version) FROM store_versions").fetchall()[0][0] \
-            if "store_versions" in tables else 0
-    finally:
-        cur.close()
-    return f"{encounters[0]}:{encounters[1]}:{run}:{linked}:v{version or 0}"
+            if "store_versions" in present else 0
+    decided = f"r{reviews[0]}" + (f"@{reviews[1]:%Y%m%dT%H%M%S%f}" if reviews[1] is not None else "")
+    return f"{encounters[0]}:{encounters[1]}:{run}:{linked}:{decided}:v{version or 0}"
+
 
 
 def batches(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -344,9 +372,6 @@ def database_size_mb(path: str | os.PathLike) -> float:
     return total / 1e6
 
 
-ingest_batch = commit_batch  # the name used in the design notes
-
-
 # --- Parquet exchange (a cluster reads the store's tables as Parquet and sends its linkage back) ------------
 
 def export_parquet(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike,
@@ -355,10 +380,9 @@ def export_parquet(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike,
     Encounters hold only pseudonymised identifiers (never a clear value), so the files can go to a cluster."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    cur = con.cursor()
     written = {}
-    try:
-        present = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    with cursor(con) as cur:
+        present = tables.existing(cur)
         for table in tables:
             if table not in present:
                 continue
@@ -367,8 +391,6 @@ def export_parquet(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike,
             target = out / f"{table}.parquet"
             cur.execute(f"COPY (SELECT * FROM {table}) TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION zstd)")
             written[table] = int(cur.execute(f"SELECT count(*) FROM '{_sql_path(target)}'").fetchall()[0][0])
-    finally:
-        cur.close()
     return written
 
 

@@ -38,10 +38,21 @@ from pathlib import Path
 
 import duckdb
 
+from lib.records import tables
+
 KEEP = 3  # published versions kept: the current one and the two before it
 EXIT_LOCKED = 75  # EX_TEMPFAIL (sysexits.h): "try again later"; every command that writes returns it when locked
 _VERSION_FILE = re.compile(r"^v(\d{6,})\.duckdb$")
 QUEUE_SUFFIX = ".queue.jsonl"
+DB_ENV = "JOINEDUP_DB"
+DEFAULT_DB = Path(__file__).resolve().parents[2] / "data" / "joinedup.duckdb"
+
+
+def resolve_path(path: str | os.PathLike | None = None, default: str | os.PathLike = DEFAULT_DB) -> Path | str:
+    """The database path: the argument, else $JOINEDUP_DB, else ``default`` (data/joinedup.duckdb)."""
+    if path is None:
+        path = os.environ.get(DB_ENV) or default
+    return path if str(path) == ":memory:" else Path(path)
 
 
 class StoreLocked(RuntimeError):
@@ -117,11 +128,17 @@ def open_current(path: str | os.PathLike) -> tuple[duckdb.DuckDBPyConnection, Ve
         if version is None:
             return None
         try:
-            return duckdb.connect(str(version.file), read_only=True), version
+            con = duckdb.connect(str(version.file), read_only=True)
         except duckdb.IOException:
             if version.number and not version.file.exists():  # collected between readlink and open: retry
                 continue
             raise
+        try:
+            tables.check(con, f"the store {path}")  # a store written by a newer release is refused
+        except BaseException:
+            con.close()
+            raise
+        return con, version
     raise RuntimeError(f"the store {path} kept changing while being opened")
 
 
@@ -252,9 +269,7 @@ def _prepare_source(version: Version) -> None:
         try:
             con = duckdb.connect(str(version.file))
         except duckdb.IOException as exc:
-            from lib.records.store import StoreError
-
-            raise StoreError(f"the store {version.file} is open for writing in a process of the old layout; stop "
+            raise tables.StoreError(f"the store {version.file} is open for writing in a process of the old layout; stop "
                              "it once so the store can move to versioned files") from exc
         con.execute("CHECKPOINT")
         con.close()
@@ -267,9 +282,7 @@ def write(path: str | os.PathLike, command: str, *, wait: float = 0.0, apply_pen
     ``command`` names the writer in the lock file, in refusal messages and in ``store_versions``. Set
     ``w.change`` (or call ``w.note``) to say what changed ("2 files, 1,204 rows stored"); the app shows it.
     """
-    from lib.records import store
-
-    path = Path(store.resolve_path(path))
+    path = Path(resolve_path(path))
     if str(path) == ":memory:":
         raise ValueError("an in-memory store has no versions: pass its connection to the lib functions instead")
     with locked(path, command, wait=wait):
@@ -278,9 +291,7 @@ def write(path: str | os.PathLike, command: str, *, wait: float = 0.0, apply_pen
         os.chmod(folder, 0o700)
         base = current(path)
         if base is None and any(_number(e.name) for e in folder.iterdir()):
-            from lib.records.store import StoreError
-
-            raise StoreError(f"the store link {path} is missing but {folder} holds versions: restore the link to "
+            raise tables.StoreError(f"the store link {path} is missing but {folder} holds versions: restore the link to "
                              f"the newest one (docs/OPERATIONS.md, after a crash) or move the folder away")
         _clean(path, keep_from=0, current_number=base.number if base else 0)  # orphans of a crashed writer
         number = (base.number if base else 0) + 1
@@ -300,7 +311,7 @@ def write(path: str | os.PathLike, command: str, *, wait: float = 0.0, apply_pen
             finally:
                 os.umask(old_umask)
             os.chmod(target, 0o600)
-            store.ensure_schema(con)
+            tables.ensure_schema(con, f"the store {path}")
             w = Write(con=con, number=number, store_path=path)
             if apply_pending:
                 applied = apply_queue(w)
@@ -308,13 +319,10 @@ def write(path: str | os.PathLike, command: str, *, wait: float = 0.0, apply_pen
                     w.note(f"{applied} queued review decision{'s' if applied != 1 else ''} applied")
             yield w
             change = "; ".join([c for c in [w.change, *w.changes] if c])
-            cur = con.cursor()
-            try:
+            with contextlib.closing(con.cursor()) as cur:
                 cur.execute("INSERT INTO store_versions VALUES (?, ?, ?, ?)",
                             [number, datetime.now(timezone.utc).replace(tzinfo=None), command, change[:500]])
                 cur.execute("CHECKPOINT")
-            finally:
-                cur.close()
             con.close()
             con = None
             _fsync(target)
@@ -338,16 +346,11 @@ def write(path: str | os.PathLike, command: str, *, wait: float = 0.0, apply_pen
 
 def history(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[dict]:
     """The store's recent versions, newest first (empty for a store never written through ``write``)."""
-    cur = con.cursor()
-    try:
-        present = cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'store_versions'"
-                              ).fetchall()[0][0]
-        if not present:
+    with contextlib.closing(con.cursor()) as cur:
+        if "store_versions" not in tables.existing(cur):
             return []
         rows = cur.execute("SELECT version, written_at, command, change FROM store_versions "
                            "ORDER BY version DESC LIMIT ?", [limit]).fetchall()
-    finally:
-        cur.close()
     return [{"version": r[0], "written_at": r[1], "command": r[2], "change": r[3]} for r in rows]
 
 
@@ -390,12 +393,9 @@ def apply_queue(w: Write) -> int:
     w._queued = len(queued)  # what _truncate_queue may drop after publishing
     if not queued:
         return 0
-    from lib.linkage import run
-
-    run.ensure_tables(w.con)
-    cur = w.con.cursor()
+    tables.create(w.con, tables.LINKAGE_TABLES)
     added = 0
-    try:
+    with contextlib.closing(w.con.cursor()) as cur:
         for d in queued:
             args = [d["record_key_l"], d["record_key_r"], d["decision"], d.get("reviewer"), d.get("decided_at")]
             exists = cur.execute("SELECT count(*) FROM review_decisions WHERE record_key_l = ? AND record_key_r = ? "
@@ -404,8 +404,6 @@ def apply_queue(w: Write) -> int:
             if not exists:
                 cur.execute("INSERT INTO review_decisions VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMP))", args).fetchall()
                 added += 1
-    finally:
-        cur.close()
     return added
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from lib.linkage.evaluate import pairwise_scores
+from lib.records.store import cursor
 from lib.scenario.capture import Levers, Recorder
 from lib.synth.config import AGENCY_TYPES
 
@@ -123,12 +124,9 @@ def run(pop: Population, levers: Levers | None, *, key: bytes, mode: str = "full
         ingest.commit(con, batch)
         stages["ingest"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        cur = con.cursor()
-        try:
+        with cursor(con) as cur:
             records = cur.execute("""SELECT record_key, agency_type, source_record_id, is_anonymous
                                      FROM encounters""").df()
-        finally:
-            cur.close()
         summary = {}
         note = None
         if mode == "full":
@@ -144,11 +142,8 @@ def run(pop: Population, levers: Levers | None, *, key: bytes, mode: str = "full
                         "is reported, as nearly every record carries a valid number.")
                 mode = "deterministic"
             else:
-                cur = con.cursor()
-                try:
+                with cursor(con) as cur:
                     linked = cur.execute("SELECT record_key, child_id, node_id, nhs_conflict FROM record_child").df()
-                finally:
-                    cur.close()
         if mode == "deterministic":
             progress(0.5, "Deterministic pass: valid NHS numbers")
             _, linked = deterministic_pass(con)

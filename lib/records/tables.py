@@ -1,0 +1,154 @@
+"""Every table the store holds, in one place: definitions, the schema version and its migrations.
+
+The store (``lib.records.store``) creates these on open; linkage (``lib.linkage.run``) and the review queue
+(``lib.records.versions.apply_queue``) use the same definitions instead of their own.
+
+- ``STORE_TABLES``: ``meta`` (schema version, key check), ``batches`` (one row per upload), ``rejections``
+  (every issue found, never an identifier's value), ``encounters`` (one row per stored encounter,
+  pseudonymised; columns in ``ENCOUNTER_COLUMNS``), ``store_versions`` (one row per published version).
+- ``LINKAGE_TABLES``: ``review_decisions`` (a reviewer's accept or reject of a pair) and ``linkage_runs``
+  (one row per run, with its model).
+- ``DERIVED_TABLES``: ``record_child`` and ``link_edges`` are replaced whole by each linkage run or import
+  (``CREATE OR REPLACE TABLE … AS SELECT``: their columns follow the run's model), so they have no fixed
+  definition here.
+
+Schema versions (``meta.schema_version``): 1 is the layout of releases up to November 2026 (linkage tables
+created only by the first linkage run); 2 creates every table above when a store is opened for writing.
+``ensure_schema`` creates a new store at ``SCHEMA_VERSION``, upgrades an older one step by step (inside one
+transaction: a failed step leaves the store as it was) and refuses a store written by a newer release.
+"""
+from __future__ import annotations
+
+import duckdb
+
+from lib.records import geography
+
+SCHEMA_VERSION = 2
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be opened or written as asked; ``str()`` is the message for the user."""
+
+
+_GEO_COLUMNS = [(f"{prefix}_{key}", "VARCHAR") for prefix in ("home", "enc") for key in geography.GEOGRAPHY]
+
+#: Stored columns of ``encounters`` and their DuckDB types (nothing else identifying is stored).
+ENCOUNTER_COLUMNS: list[tuple[str, str]] = [
+    ("record_key", "VARCHAR NOT NULL"),
+    ("source_record_id", "VARCHAR NOT NULL"),
+    ("agency_type", "VARCHAR NOT NULL"),
+    ("agency_code", "VARCHAR NOT NULL"),
+    ("encounter_date", "DATE NOT NULL"),
+    ("encounter_type", "VARCHAR"),
+    ("cse_flag", "BOOLEAN"),
+    ("nhs_status", "VARCHAR NOT NULL"),
+    ("nhs_hash", "VARCHAR"),
+    ("forename_hash", "VARCHAR"),
+    ("surname_hash", "VARCHAR"),
+    ("forename_canon_hash", "VARCHAR"),
+    ("forename_phonetic", "VARCHAR"),
+    ("surname_phonetic", "VARCHAR"),
+    ("dob_hash", "VARCHAR"),
+    ("dob_swap_hash", "VARCHAR"),
+    ("birth_year", "SMALLINT"),
+    ("sex", "VARCHAR"),
+    ("home_postcode_hash", "VARCHAR"),
+    ("home_sector", "VARCHAR"),
+    ("home_district", "VARCHAR"),
+    *_GEO_COLUMNS,
+    ("is_anonymous", "BOOLEAN NOT NULL"),
+    ("batch_id", "INTEGER NOT NULL"),
+    ("ingested_at", "TIMESTAMP NOT NULL"),
+]
+
+STORE_TABLES: dict[str, str] = {
+    "meta": "CREATE TABLE IF NOT EXISTS meta (name VARCHAR PRIMARY KEY, value VARCHAR)",
+    "batches": "CREATE TABLE IF NOT EXISTS batches (batch_id INTEGER PRIMARY KEY, file_name VARCHAR, "
+               "file_sha256 VARCHAR, file_format VARCHAR, rows_read BIGINT, rows_stored BIGINT, "
+               "rows_already_stored BIGINT, rows_rejected BIGINT, values_dropped BIGINT, blank_rows BIGINT, "
+               "ingested_at TIMESTAMP)",
+    "rejections": "CREATE TABLE IF NOT EXISTS rejections (batch_id INTEGER, file VARCHAR, row BIGINT, "
+                  "field VARCHAR, code VARCHAR, reason VARCHAR, action VARCHAR)",
+    "encounters": "CREATE TABLE IF NOT EXISTS encounters ("
+                  + ", ".join(f"{n} {t}" for n, t in ENCOUNTER_COLUMNS) + ")",
+    "store_versions": "CREATE TABLE IF NOT EXISTS store_versions (version BIGINT PRIMARY KEY, "
+                      "written_at TIMESTAMP, command VARCHAR, change VARCHAR)",
+}
+
+LINKAGE_TABLES: dict[str, str] = {
+    "review_decisions": "CREATE TABLE IF NOT EXISTS review_decisions (record_key_l VARCHAR NOT NULL, "
+                        "record_key_r VARCHAR NOT NULL, decision VARCHAR NOT NULL CHECK (decision IN "
+                        "('accept', 'reject')), reviewer VARCHAR, decided_at TIMESTAMP)",
+    "linkage_runs": "CREATE TABLE IF NOT EXISTS linkage_runs (run_id INTEGER, started_at TIMESTAMP, "
+                    "seconds DOUBLE, records BIGINT, children BIGINT, config VARCHAR, summary VARCHAR, "
+                    "model VARCHAR)",
+}
+
+#: Replaced whole by each linkage run or import (lib.linkage.run, lib.linkage.exchange).
+DERIVED_TABLES = ("record_child", "link_edges")
+
+#: Every fixed definition, in creation order.
+TABLES: dict[str, str] = {**STORE_TABLES, **LINKAGE_TABLES}
+
+
+def create(cur, definitions: dict[str, str] = TABLES) -> None:
+    """Create the tables of ``definitions`` that do not exist yet (on an open cursor or connection)."""
+    for statement in definitions.values():
+        cur.execute(statement)
+
+
+def existing(cur) -> set[str]:
+    """Names of the tables in the connection's database."""
+    return {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def stored_version(cur) -> int | None:
+    """The schema version written in the store (None: no ``meta`` table or no version row: a new file)."""
+    if "meta" not in existing(cur):
+        return None
+    rows = cur.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchall()
+    return int(rows[0][0]) if rows else None
+
+
+def check(cur, where: str = "the store") -> int | None:
+    """The stored schema version; StoreError if a newer release wrote it (this one cannot read it safely)."""
+    version = stored_version(cur)
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreError(f"{where} has schema version {version}, written by a newer Joined Up; this release "
+                         f"reads up to version {SCHEMA_VERSION}: upgrade the app and command line together")
+    return version
+
+
+def _to_2(cur) -> None:
+    """1 → 2: the linkage tables exist in every store (before, only after the first linkage run)."""
+    create(cur, LINKAGE_TABLES)
+
+
+#: Migration from each version to the next.
+MIGRATIONS = {1: _to_2}
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, where: str = "the store") -> int:
+    """Create a new store's tables, or upgrade an older store to ``SCHEMA_VERSION``; returns the version it
+    had (``SCHEMA_VERSION`` for a new store). One transaction: a failed migration changes nothing."""
+    cur = con.cursor()
+    try:
+        before = check(cur, where)
+        if before == SCHEMA_VERSION and TABLES.keys() <= existing(cur):
+            return before
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            create(cur, STORE_TABLES)
+            version = SCHEMA_VERSION if before is None else before
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](cur)
+                version += 1
+            create(cur, LINKAGE_TABLES)
+            cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return SCHEMA_VERSION if before is None else before
+    finally:
+        cur.close()
