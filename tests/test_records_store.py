@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.records import store
+from lib.linkage import run
+from lib.records import store, tables, versions
 from lib.records.ingest import commit, prepare
 from lib.records.pseudonymise import Hasher, KeyProblem, key_check, load_key
 from tests.test_records import KEY, TODAY, VALID_NHS, csv_bytes, good_rows
@@ -368,3 +369,128 @@ def test_default_dataset_is_built_once_with_progress(tmp_path, monkeypatch):
     assert not any(c.startswith("true_") and c not in ("true_child_id", "true_cse") for c in truth.columns)
     assert db.with_suffix(".key").exists()
     assert ensure_default_dataset(db, None)["created"] is False
+
+
+# -- the store facade: one table module, the schema version and its migration, one data version (issue 15) ----
+
+SCHEMA1_STORE = ROOT / "tests" / "data" / "store_schema1_e4a3813.duckdb.gz"  # built by commit e4a3813 (below)
+
+
+def _schema1_store(tmp_path: Path) -> Path:
+    """A private store written by the release before issue 15 (schema version 1): main at commit e4a3813
+    ran ``store.connect(path)`` then ``ingest.commit`` of ``prepare(csv_bytes(good_rows(5)), "v1.csv",
+    key=KEY, today=TODAY)`` and CHECKPOINT; the file is gzipped. It has no linkage tables (they came with
+    the first linkage run)."""
+    import gzip
+
+    path = tmp_path / "old.duckdb"
+    path.write_bytes(gzip.decompress(SCHEMA1_STORE.read_bytes()))
+    os.chmod(path, 0o600)
+    return path
+
+
+def _tables_of(con) -> set[str]:
+    with store.cursor(con) as cur:
+        return tables.existing(cur)
+
+
+def test_a_store_written_by_the_previous_release_opens_and_is_upgraded(tmp_path):
+    path = _schema1_store(tmp_path)
+    reader = store.connect(path, read_only=True)  # readers of the new release read an old store as it is
+    assert dict(reader.execute("SELECT * FROM meta").fetchall())["schema_version"] == "1"
+    before = snapshot(reader)
+    reader.close()
+    assert "review_decisions" not in _tables_of(duckdb_open(path))
+    with store.Store.open(path) as s:
+        assert s.schema_version() == tables.SCHEMA_VERSION == 2
+        assert set(tables.TABLES) <= _tables_of(s.con)
+        after = snapshot(s.con)
+        assert after["encounters"] == before["encounters"] and after["batches"] == before["batches"]
+        assert dict(after["meta"])["key_check"] == dict(before["meta"])["key_check"] == key_check(KEY)
+        assert s.data_version().startswith("5:1:None:-1:r0:")
+    # the upgraded store takes a batch with the same key and a reviewer decision, as a new one does
+    con = store.connect(path)
+    commit(con, prepare(csv_bytes(good_rows(3)), "again.csv", key=KEY, today=TODAY))
+    assert store.counts(con)["encounters"] == 5
+    run.record_decision(con, "police|E23000010|R1", "health|RR8|R2", "reject", "lead")
+    con.close()
+
+
+def test_a_versioned_store_of_the_previous_release_is_upgraded_by_its_next_writer(tmp_path):
+    path = _schema1_store(tmp_path)
+    with versions.write(path, "upgrade") as w:
+        assert store.Store(w.con).schema_version() == 2
+    con = store.connect(path, read_only=True)
+    assert dict(con.execute("SELECT * FROM meta").fetchall())["schema_version"] == "2"
+    assert store.counts(con)["encounters"] == 5 and "linkage_runs" in _tables_of(con)
+    con.close()
+
+
+def duckdb_open(path: Path):
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    return con
+
+
+def test_a_failed_migration_leaves_the_store_as_it_was(tmp_path, monkeypatch):
+    path = _schema1_store(tmp_path)
+
+    def broken(cur):
+        cur.execute("CREATE TABLE half_done (x INTEGER)")
+        raise RuntimeError("migration failed half way")
+
+    monkeypatch.setitem(tables.MIGRATIONS, 1, broken)
+    with pytest.raises(RuntimeError, match="half way"):
+        store.connect(path)
+    con = duckdb_open(path)
+    assert "half_done" not in _tables_of(con)
+    assert dict(con.execute("SELECT * FROM meta").fetchall())["schema_version"] == "1"
+    con.close()
+
+
+def test_a_store_from_a_newer_release_is_refused(tmp_path):
+    path = tmp_path / "new.duckdb"
+    con = store.connect(path)
+    con.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(tables.SCHEMA_VERSION + 1)])
+    con.close()
+    for read_only in (False, True):
+        with pytest.raises(store.StoreError, match="newer Joined Up"):
+            store.connect(path, read_only=read_only)
+    with pytest.raises(store.StoreError, match="newer Joined Up"):
+        with versions.write(path, "old writer"):
+            pass
+
+
+def test_a_new_store_holds_every_table_of_the_one_table_module(tmp_path):
+    with store.Store.open(tmp_path / "s.duckdb") as s:
+        assert _tables_of(s.con) == set(tables.TABLES)
+        assert s.schema_version() == tables.SCHEMA_VERSION
+        assert [c[0] for c in s.con.execute("DESCRIBE encounters").fetchall()] == store.ENCOUNTER_NAMES
+
+
+def test_a_transaction_writes_everything_or_nothing():
+    con = store.connect(":memory:")
+    with pytest.raises(ZeroDivisionError):
+        with store.transaction(con) as cur:
+            cur.execute("INSERT INTO meta VALUES ('a', '1')")
+            1 / 0
+    with store.transaction(con) as cur:
+        cur.execute("INSERT INTO meta VALUES ('b', '2')")
+    names = {r[0] for r in con.execute("SELECT name FROM meta").fetchall()}
+    assert "b" in names and "a" not in names
+    con.close()
+
+
+def test_the_data_version_changes_on_a_reviewer_decision_in_a_private_store():
+    """A reviewer's decision changes what the next link does and what the review page shows: caches keyed on
+    the data version must see it even when it is written in place (a private store, no new version)."""
+    con = store.connect(":memory:")
+    commit(con, prepare(csv_bytes(good_rows(5)), "a.csv", key=KEY, today=TODAY))
+    token = store.data_version(con)
+    run.record_decision(con, "police|E23000010|R1", "health|RR8|R2", "reject", "lead")
+    second = store.data_version(con)
+    assert second != token
+    run.record_decision(con, "police|E23000010|R1", "health|RR8|R2", "accept", "lead")
+    assert store.data_version(con) not in (token, second)
+    con.close()
