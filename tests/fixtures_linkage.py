@@ -124,12 +124,11 @@ def tiny_store(path: Path):
     frame["cse_flag"] = frame["cse_flag"].astype("boolean")
     link_frame = pd.DataFrame(links)
     link_frame["best_match_probability"] = link_frame["best_match_probability"].astype("float64")
-    cur = con.cursor()
-    cur.register("tiny_encounters", frame)
-    cur.register("tiny_links", link_frame)
-    cur.execute("INSERT INTO encounters BY NAME SELECT * FROM tiny_encounters")
-    cur.execute("CREATE TABLE record_child AS SELECT * FROM tiny_links")
-    cur.close()
+    with store.cursor(con) as cur:
+        cur.register("tiny_encounters", frame)
+        cur.register("tiny_links", link_frame)
+        cur.execute("INSERT INTO encounters BY NAME SELECT * FROM tiny_encounters")
+        cur.execute("CREATE TABLE record_child AS SELECT * FROM tiny_links")
     return con
 
 

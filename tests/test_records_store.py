@@ -29,12 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def snapshot(con) -> dict:
     """Every row of every table, to compare a store before and after."""
-    cur = con.cursor()
-    try:
+    with store.cursor(con) as cur:
         return {t: cur.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
                 for t in ("encounters", "batches", "rejections", "meta")}
-    finally:
-        cur.close()
 
 
 def big_extract(path: Path, n: int, prefix: str = "BIG") -> Path:
@@ -66,7 +63,7 @@ def test_re_uploading_the_same_extract_adds_nothing_twice(db):
     again = commit(con, prepare(csv_bytes(rows), "again.csv", key=KEY, today=TODAY))
     assert (again["rows_stored"], again["rows_already_stored"]) == (0, 6)
     assert store.counts(con)["encounters"] == before + 1
-    keys = con.cursor().execute("SELECT record_key, count(*) FROM encounters GROUP BY 1 HAVING count(*) > 1").fetchall()
+    keys = store.query(con, "SELECT record_key, count(*) FROM encounters GROUP BY 1 HAVING count(*) > 1").values.tolist()
     assert keys == []
     assert store.batches(con)["rows_stored"].tolist() == [5, 1, 0]
 
@@ -294,7 +291,7 @@ def test_a_different_key_is_refused_and_changes_nothing(db):
     with pytest.raises(store.StoreError, match="different key"):
         commit(con, prepare(csv_bytes(rows), "k.csv", key=b"the-wrong-key-0123456789", today=TODAY))
     assert snapshot(con) == before
-    assert dict(con.cursor().execute("SELECT * FROM meta").fetchall())["key_check"] == key_check(KEY)
+    assert dict(store.query(con, "SELECT * FROM meta").values.tolist())["key_check"] == key_check(KEY)
 
 
 # -- the ingest command ---------------------------------------------------------------------------------------

@@ -178,12 +178,9 @@ def test_missing_linkage_and_bad_layer(tmp_path, tiny):
 # -- synthetic store: sanity and an independent recount --------------------------------------------------
 
 def _joined(con) -> pd.DataFrame:
-    cur = con.cursor()
-    try:
+    with store.cursor(con) as cur:
         return cur.execute("SELECT rc.child_id, e.* FROM encounters e JOIN record_child rc USING (record_key) "
                            "WHERE rc.child_id IS NOT NULL").df()
-    finally:
-        cur.close()
 
 
 def test_synthetic_spans_match_an_independent_recount(synth):

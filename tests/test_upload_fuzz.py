@@ -187,12 +187,9 @@ def _zip_with(members: dict[str, bytes]) -> bytes:
 
 
 def _snapshot(con) -> tuple:
-    cur = con.cursor()
-    try:
+    with store.cursor(con) as cur:
         return tuple(cur.execute(f"SELECT count(*), coalesce(max(batch_id), 0) FROM {t}").fetchall()[0]
                      for t in TABLES)  # fixed table names
-    finally:
-        cur.close()
 
 
 @pytest.fixture()
