@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 from lib.access.roles import ROLES
+from lib.geo import layers
 
 
 def register(sub) -> None:
     cmd = sub.add_parser("boardpack", help="build the board pack (PowerPoint) for one area")
     cmd.add_argument("--db", type=Path, default=None, help="DuckDB store (default $JOINEDUP_DB or data/)")
-    cmd.add_argument("--layer", choices=["pfa", "utla", "lad", "icb", "nhs", "trust"], default="utla")
+    cmd.add_argument("--layer", choices=layers.measure_choices(), default="utla")
     cmd.add_argument("--area", required=True, help="area code of the focus area, e.g. E06000066")
     cmd.add_argument("--role", choices=list(ROLES), default="commissioner",
                      help="whose view: commissioner and analyst packs are suppressed")

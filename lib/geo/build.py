@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 
-from lib.geo import official_lookups, population_build, reference, sources, trusts
+from lib.geo import layers, official_lookups, population_build, reference, sources, trusts
 from lib.geo.layers import LAYERS
 
 CODE_COLUMNS = ("lad_code", "utla_code", "pfa_code", "sicbl_code", "icb_code", "lhb_code", "nhs_code", "trust_code")
@@ -410,7 +410,7 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
                             "local authority district (2025 codes)"},
         },
         "package_versions": sources.package_versions(),
-        "vintages": {key: layer.vintage_short for key, layer in LAYERS.items()} | {
+        "vintages": layers.vintages() | {
             "lsoa": "2011", "postcodes": "ONSPD November 2025",
             "child_population": "ONS mid-2020 LSOA estimates; 0–17 in England scaled to ONS mid-2024 upper-tier "
                                 "LA totals"},

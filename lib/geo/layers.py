@@ -1,11 +1,20 @@
-"""The boundary layers of the product: one registry so pages, measures and the build agree.
+"""The layer registry: every geography of the product, so pages, measures, the store and the build agree.
 
-Each agency records children on its own geography; this table says which geography that is,
-how it is coded and how it is drawn. Line styles differ in dash and width, not only colour,
-so the overlay reads without colour vision (Okabe-Ito palette).
+Each agency records children on its own geography (``lib.geo.agencies`` says which); this registry says
+how each layer is coded (its column in the LSOA lookup and the ``home_``/``enc_`` columns of stored
+encounters), where its codes, names and membership come from and of which vintage, what nests in what,
+whether it is official or modelled, and how it is drawn. Line styles differ in dash and width, not only
+colour, so the overlay reads without colour vision (Okabe-Ito palette).
+
+``REGISTRY`` holds every layer; ``LAYERS`` the drawn boundary layers (a live view: a layer registered later
+appears in it if drawn); ``nhs`` is a combined layer (ICBs in England and health boards in Wales), not
+drawn, named from its parts. CLI choices, labels and SQL columns elsewhere are derived from these views;
+``register`` adds a layer (docs/ARCHITECTURE.md, "How to add a layer or an agency").
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 
@@ -25,6 +34,25 @@ class Layer:
     vintage: str = ""  # which edition of them (shown on the Boundaries page)
     official: tuple[str, ...] = ()  # keys of the official extracts in geodata/official/ it is built from
     vintage_short: str = ""  # the vintage in a few words (manifest "vintages", board pack)
+    drawn: bool = True  # a boundary layer of the map, with geodata/layers/<key>.geojson
+    nests_in: tuple[str, ...] = ()  # layers each of whose areas lies wholly in one of theirs (checked on the lookup)
+    union_of: str = ""  # the layer whose whole areas make up each of its areas ("" if none)
+    parts: tuple[str, ...] = ()  # names (and map features) come from these layers' areas; default: its own key
+    stored: str | None = None  # suffix of the encounters' home_/enc_ columns holding it (None: the key itself)
+    measure_title: str = ""  # offered for measures under this title ("": not offered)
+    measured_as: str = ""  # where a user picks it for a measure, this layer is used instead (icb -> nhs)
+    noun: str = ""  # one area of it, in a sentence ("police force area")
+    code_words: str = ""  # its codes, in a validation message ("police force area code (E23…/W15…)")
+
+    @property
+    def name_layers(self) -> tuple[str, ...]:
+        """The layers of geodata/areas.csv whose names this layer uses."""
+        return self.parts or (self.key,)
+
+    @property
+    def stored_key(self) -> str:
+        """Suffix of the stored ``home_<suffix>``/``enc_<suffix>`` columns of encounters."""
+        return self.stored or self.key
 
 
 #: Every layer is drawn by dissolving these polygons; its codes come from the layer's own source.
@@ -34,37 +62,54 @@ POLYGONS = "ONS LSOA (December 2011) super-generalised clipped boundaries, via s
 NHS_VINTAGE = "April 2024 (42 ICBs, 106 sub-ICB locations; April 2023 codes). The April 2026 36-ICB lookup is not yet in the project"
 
 
-LAYERS: dict[str, Layer] = {
+REGISTRY: dict[str, Layer] = {
     layer.key: layer
     for layer in (
         Layer("pfa", "Police force areas", "Police force", "pfa_code", "Police", "#0072B2", 3.2, "solid",
               note="43 territorial forces, each a union of whole local authority districts.",
               source="ONS LAD to Community Safety Partnership to Police Force Area lookup",
-              vintage="December 2024 (districts on 2025 codes)", official=("lad24_csp24_pfa24",), vintage_short="ONS December 2024"),
+              vintage="December 2024 (districts on 2025 codes)", official=("lad24_csp24_pfa24",), vintage_short="ONS December 2024",
+              union_of="lad", measure_title="Police force areas", noun="police force area",
+              code_words="police force area code (E23…/W15…)"),
         Layer("utla", "Children's services authorities", "Children's services", "utla_code",
               "Children's social care", "#D55E00", 2.2, "solid",
               note="Upper-tier local authorities: counties, unitaries, metropolitan and London boroughs, Welsh unitaries.",
               source="ONS Lower Tier to Upper Tier Local Authority lookup",
-              vintage="April 2023, with the 1 April 2025 Barnsley/Sheffield re-coding", official=("ltla23_utla23",), vintage_short="ONS April 2023, 2025 codes"),
+              vintage="April 2023, with the 1 April 2025 Barnsley/Sheffield re-coding", official=("ltla23_utla23",), vintage_short="ONS April 2023, 2025 codes",
+              nests_in=("pfa",), union_of="lad", measure_title="Children's services authorities",
+              noun="children's services authority",
+              code_words="upper-tier local authority code (E06/E08/E09/E10/W06)"),
         Layer("lad", "Local authority districts", "LAD", "lad_code", "District councils", "#999999", 0.8, "dot",
               note="Current (2025) districts; county districts nest in their county.",
               source="ONS LSOA (2011) to LTLA (2021) lookup, carried to 2025 codes with the ONS Postcode Directory",
               vintage="2025 (ONSPD November 2025 codes, after the 1 April 2025 Barnsley and Sheffield re-coding)",
-              official=("lad24_csp24_pfa24",), vintage_short="2025 codes (ONSPD November 2025)"),
+              official=("lad24_csp24_pfa24",), vintage_short="2025 codes (ONSPD November 2025)",
+              nests_in=("utla", "pfa"), measure_title="Local authority districts", noun="local authority district",
+              code_words="local authority district code"),
         Layer("icb", "Integrated care boards (England)", "ICB", "icb_code", "NHS England", "#009E73", 2.6, "dash",
               note="42 ICBs (April 2023 codes: E54000063 Surrey Heartlands, E54000064 Sussex), built from sub-ICB locations.",
               source="ONS LSOA (2021) to Sub ICB Location to ICB lookup, via the ONS LSOA 2011 to 2021 lookup",
               vintage=NHS_VINTAGE, official=("lsoa21_sicbl24_icb24", "lsoa11_lsoa21_ltla22"),
-              vintage_short="ONS April 2024 (April 2026 edition not yet in)"),
+              vintage_short="ONS April 2024 (April 2026 edition not yet in)", union_of="sicbl",
+              measured_as="nhs", noun="integrated care board",
+              code_words="integrated care board code"),
         Layer("sicbl", "Sub-ICB locations (England)", "Sub-ICB", "sicbl_code", "NHS England", "#56B4E9", 1.2, "dashdot",
               note="106 sub-ICB locations, built from LSOAs.",
               source="ONS LSOA (2021) to Sub ICB Location to ICB lookup, via the ONS LSOA 2011 to 2021 lookup",
               vintage=NHS_VINTAGE, official=("lsoa21_sicbl24_icb24", "lsoa11_lsoa21_ltla22"),
-              vintage_short="ONS April 2024"),
+              vintage_short="ONS April 2024", nests_in=("icb",), noun="sub-ICB location",
+              code_words="sub-ICB location code"),
         Layer("lhb", "Local health boards (Wales)", "Health board", "lhb_code", "NHS Wales", "#CC79A7", 2.6, "longdash",
               note="7 Welsh health boards.",
               source="ONS Unitary Authority to Local Health Board lookup", vintage="December 2022",
-              official=("ua22_lhb22",), vintage_short="ONS December 2022"),
+              official=("ua22_lhb22",), vintage_short="ONS December 2022", noun="local health board",
+              code_words="Welsh local health board code"),
+        Layer("nhs", "NHS bodies: ICBs (England) and health boards (Wales)", "NHS body", "nhs_code",
+              "NHS England and NHS Wales", "#009E73", 2.6, "dash", drawn=False, parts=("icb", "lhb"),
+              note="The NHS geography measures use: the integrated care board in England, the local health "
+                   "board in Wales.",
+              source="the icb and lhb layers", vintage=NHS_VINTAGE, vintage_short="ONS April 2024 / December 2022",
+              measure_title="ICBs (England) and health boards (Wales)", noun="ICB or health board"),
         Layer("trust", "Acute trust catchments (modelled)", "Trust catchment", "trust_code", "NHS acute trusts",
               "#E69F00", 1.8, "longdashdot", modelled=True,
               note="Modelled from OHID admissions (NHS Acute (Hospital) Trust Catchment Populations, 2022 edition; "
@@ -73,17 +118,117 @@ LAYERS: dict[str, Layer] = {
                    "trust's share of every district. Wales: the health board.",
               source="OHID NHS Acute (Hospital) Trust Catchment Populations (via humaniverse/geographr); ODS successors",
               vintage="OHID 2022 edition, trusts on current ODS codes",
-              vintage_short="modelled, OHID 2022 edition"),
+              vintage_short="modelled, OHID 2022 edition", measure_title="Acute trust catchments (modelled)",
+              noun="trust catchment",
+              code_words="NHS trust or Welsh health board ODS code"),
     )
 }
+
+
+class _View(Mapping):
+    """A live, read-only view of the registry (layers registered later appear in it)."""
+
+    def __init__(self, keep, value=None):
+        self._keep, self._value = keep, value or (lambda layer: layer)
+
+    def _keys(self) -> list[str]:
+        return [k for k, layer in REGISTRY.items() if self._keep(layer)]
+
+    def __getitem__(self, key):
+        layer = REGISTRY.get(key)
+        if layer is None or not self._keep(layer):
+            raise KeyError(key)
+        return self._value(layer)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+#: The drawn boundary layers (the map, the build, the Boundaries page), in drawing-legend order.
+LAYERS: Mapping[str, Layer] = _View(lambda layer: layer.drawn)
+#: Layer key -> its column in the LSOA lookup (lib.geo.lookup.lsoa_table), for every layer.
+COLUMNS: Mapping[str, str] = _View(lambda layer: True, lambda layer: layer.column)
+#: Layers offered for measures -> their title, in display order.
+MEASURE_LAYERS: Mapping[str, str] = _View(lambda layer: bool(layer.measure_title), lambda layer: layer.measure_title)
+#: A layer picked for a measure -> the layer used (``icb`` -> ``nhs``).
+MEASURE_ALIASES: Mapping[str, str] = _View(lambda layer: bool(layer.measured_as), lambda layer: layer.measured_as)
+#: Suffix of the stored home_/enc_ columns -> LSOA lookup column (each stored once).
+STORED: Mapping[str, str] = _View(lambda layer: layer.stored is None, lambda layer: layer.column)
+
+
+def get(key: str) -> Layer:
+    """The layer ``key``; ValueError naming the known keys if there is none."""
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        raise ValueError(f"unknown layer {key!r}; choose from {', '.join(REGISTRY)}") from None
+
+
+def register(layer: Layer) -> Layer:
+    """Add a layer (ValueError if its key is taken or it refers to an unknown layer). A layer stored on
+    encounters under its own key also needs a store migration (lib.records.tables); one stored as another
+    layer (``stored=``) or only converted to from the LSOA lookup needs nothing else."""
+    if layer.key in REGISTRY:
+        raise ValueError(f"a layer {layer.key!r} is already registered")
+    for other in (*layer.nests_in, *layer.parts, *filter(None, (layer.union_of, layer.measured_as, layer.stored))):
+        get(other)
+    REGISTRY[layer.key] = layer
+    return layer
+
+
+def unregister(key: str) -> None:
+    REGISTRY.pop(key, None)
+
+
+@contextlib.contextmanager
+def registered(layer: Layer):
+    """The layer registered for the block (tests; a plug-in loaded for one run)."""
+    register(layer)
+    try:
+        yield layer
+    finally:
+        unregister(layer.key)
+
+
+def nestings() -> list[tuple[str, str]]:
+    """(inner, outer) for every declared nesting: each area of inner lies wholly in one area of outer."""
+    return [(key, outer) for key, layer in REGISTRY.items() for outer in layer.nests_in]
+
+
+def measure_choices() -> list[str]:
+    """Layer keys a user may pick for a measure (command-line choices): measure layers, then their aliases."""
+    return [*MEASURE_LAYERS, *MEASURE_ALIASES]
+
+
+def vintages() -> dict[str, str]:
+    """Drawn layer key -> its vintage in a few words (geodata manifest "vintages", board pack)."""
+    return {key: layer.vintage_short for key, layer in LAYERS.items()}
+
+
+def facts():
+    """The registry as a table, one row per registered layer: what it is, where it comes from, what it nests in."""
+    import pandas as pd  # not at the top: the command line imports this registry and should start fast
+
+    return pd.DataFrame([{
+        "layer": key, "title": layer.title, "column": layer.column, "stored_as": layer.stored_key,
+        "kind": "modelled" if layer.modelled else ("combined" if layer.parts else "official"),
+        "drawn": layer.drawn, "names_from": " + ".join(layer.name_layers), "nests_in": ", ".join(layer.nests_in),
+        "union_of": layer.union_of, "source": layer.source, "vintage": layer.vintage,
+        "official_extracts": ", ".join(layer.official)} for key, layer in REGISTRY.items()])
 
 #: Layers a place falls in, in the order a side panel lists them.
 PLACE_ORDER = ("pfa", "utla", "lad", "icb", "sicbl", "lhb", "trust")
 
 
 def vintage_table():
-    """Layer — source — vintage, one row per layer (the Boundaries page shows it)."""
-    import pandas as pd
+    """Layer — source — vintage, one row per drawn layer (the Boundaries page shows it)."""
+    import pandas as pd  # not at the top: the command line imports this registry and should start fast
 
     return pd.DataFrame(
         [(layer.title, layer.source, layer.vintage) for layer in LAYERS.values()],

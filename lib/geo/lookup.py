@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lib.geo import layers
 from lib.geo.layers import LAYERS
 
 GEODATA = Path(__file__).resolve().parents[2] / "geodata"
-LAYER_COLUMN = {key: layer.column for key, layer in LAYERS.items()}
+#: Layer key -> lsoa_table column, for every registered layer (a live view of lib.geo.layers).
+LAYER_COLUMN = layers.COLUMNS
 PLACE_COLUMNS = ["lsoa11cd", "lad_code", "utla_code", "pfa_code", "icb_code", "sicbl_code", "lhb_code",
                  "nhs_code", "trust_code", "lon", "lat"]
 
@@ -28,7 +30,7 @@ _POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
 def lsoa_table() -> pd.DataFrame:
     """One row per 2011 LSOA with its code in every layer (see docs/CONTRACTS.md)."""
     table = pd.read_parquet(GEODATA / "lsoa_lookup.parquet")
-    for column in LAYER_COLUMN.values():
+    for column in {layer.column for layer in LAYERS.values()}:
         table[column] = table[column].replace("nan", pd.NA)
     return table
 
@@ -58,16 +60,28 @@ def areas() -> pd.DataFrame:
 
 
 def area_names(layer: str) -> pd.DataFrame:
-    """code and name of every area in a layer."""
-    if layer not in LAYERS:
-        raise KeyError(f"unknown layer {layer!r}; choose from {', '.join(LAYERS)}")
+    """code and name of every area in a layer (a combined layer such as ``nhs``: the areas of its parts)."""
+    if layer not in layers.REGISTRY:
+        raise KeyError(f"unknown layer {layer!r}; choose from {', '.join(layers.REGISTRY)}")
     table = areas()
-    return table.loc[table["layer"] == layer, ["code", "name"]].reset_index(drop=True)
+    return table.loc[table["layer"].isin(layers.REGISTRY[layer].name_layers), ["code", "name"]].reset_index(drop=True)
 
 
 @lru_cache(maxsize=None)
 def name_of(layer: str) -> dict[str, str]:
+    """Code -> name of every area of a layer: the one place names are built (``nhs``: ICBs and health boards)."""
     return dict(area_names(layer).itertuples(index=False, name=None))
+
+
+def nesting_violations(inner: str, outer: str) -> pd.DataFrame:
+    """Areas of ``inner`` whose LSOAs fall in more than one area of ``outer`` (empty when inner nests in outer):
+    the check of the registry's ``nests_in`` against the official lookup."""
+    a, b = layers.COLUMNS[inner], layers.COLUMNS[outer]
+    if a == b:
+        return pd.DataFrame({a: pd.Series(dtype="str"), "outer_areas": pd.Series(dtype="int64")})
+    table = lsoa_table()[[a, b]].dropna().drop_duplicates()
+    counts = table.groupby(a)[b].nunique()
+    return counts[counts > 1].rename("outer_areas").reset_index()
 
 
 def normalise_postcode(values: pd.Series) -> pd.Series:

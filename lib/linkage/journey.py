@@ -15,15 +15,14 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from lib.geo import lookup
+from lib.geo import agencies, lookup
 from lib.linkage.spans import SPAN_LAYERS, _home_sql, _require_linkage, area_names
 from lib.records.identifiers import withhold
 from lib.records.store import query
 
-AGENCY_LABELS = {"police": "Police", "children_social_care": "Children's social care", "health": "Health",
-                 "education": "Education", "other": "Other"}
+AGENCY_LABELS = agencies.LABELS
 #: Which layer names an agency's code (docs/CONTRACTS.md).
-AGENCY_CODE_LAYER = {"police": "pfa", "children_social_care": "utla", "education": "utla", "health": "trust"}
+AGENCY_CODE_LAYER = agencies.NATIVE_LAYER
 #: Encounter-location layers returned for each record, with their column titles.
 PLACE_LAYERS = {"pfa": "Police force area", "utla": "Children's services", "nhs": "ICB / health board",
                 "trust": "Trust catchment (modelled)", "lad": "District"}

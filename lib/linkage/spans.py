@@ -92,11 +92,6 @@ def _require_linkage(con) -> None:
 
 def area_names(layer: str) -> dict[str, str]:
     """Code → name for a home layer or a span geography (``nhs`` = ICBs and Welsh health boards)."""
-    if layer == "nhs":
-        names: dict[str, str] = {}
-        for part in ("icb", "lhb"):
-            names.update(lookup.name_of(part))
-        return names
     return lookup.name_of(layer)
 
 

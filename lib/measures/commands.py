@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lib.geo import layers
+
 
 def register(sub) -> None:
     imp = sub.add_parser("import-stats", help="import published statistics (DfE C3 or generic CSV) to a tidy CSV")
@@ -19,14 +21,14 @@ def register(sub) -> None:
     imp.set_defaults(func=import_stats)
     div = sub.add_parser("divergence", help="per-area agency counts, divergence measure and funnel verdict")
     div.add_argument("--db", type=Path, default=None, help="DuckDB store (default $JOINEDUP_DB or data/)")
-    div.add_argument("--layer", choices=["pfa", "utla", "lad", "icb", "nhs", "trust"], default="utla")
+    div.add_argument("--layer", choices=layers.measure_choices(), default="utla")
     div.add_argument("--period", default="all", help="all, a financial year (2023-24) or quarter ('2023-24 Q1')")
     div.add_argument("--measure", choices=["cse_records", "cse_children"], default="cse_records")
     div.add_argument("--agencies", default="police,children_social_care", help="the pair compared: A,B")
     div.add_argument("--out", type=Path, required=True)
     div.set_defaults(func=divergence)
     pop = sub.add_parser("population", help="official child population (ONS mid-year estimates) of every area of a layer")
-    pop.add_argument("--layer", choices=["pfa", "utla", "lad", "icb", "nhs", "sicbl", "lhb", "trust"], required=True)
+    pop.add_argument("--layer", choices=list(layers.COLUMNS), required=True)
     pop.add_argument("--age", choices=["0-17", "10-17"], default="0-17", help="age band (default 0-17)")
     pop.add_argument("--out", type=Path, required=True, help="CSV: area_code, area_name, children, age_band, source, vintage")
     pop.set_defaults(func=population_command)

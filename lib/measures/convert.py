@@ -28,36 +28,27 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from lib.geo import catchments, lookup
+from lib.geo import catchments, layers, lookup
 
-#: Layers counts can be expressed on, with their lsoa_table column.
-LAYER_COLUMNS: dict[str, str] = {**lookup.LAYER_COLUMN, "nhs": "nhs_code"}
-#: Layers offered for measures (the issue's list), in display order.
-MEASURE_LAYERS: dict[str, str] = {
-    "pfa": "Police force areas",
-    "utla": "Children's services authorities",
-    "lad": "Local authority districts",
-    "nhs": "ICBs (England) and health boards (Wales)",
-    "trust": "Acute trust catchments (modelled)",
-}
-ALIASES = {"icb": "nhs"}
+#: Layers counts can be expressed on, with their lsoa_table column (live views of the layer registry).
+LAYER_COLUMNS = layers.COLUMNS
+#: Layers offered for measures, in display order, with their titles.
+MEASURE_LAYERS = layers.MEASURE_LAYERS
+ALIASES = layers.MEASURE_ALIASES
 
 
 def layer_key(layer: str) -> str:
     """Canonical layer key (``icb`` → ``nhs``); ValueError if unknown."""
     key = ALIASES.get(layer, layer)
     if key not in LAYER_COLUMNS:
-        raise ValueError(f"unknown layer {layer!r}; choose from {', '.join([*MEASURE_LAYERS, 'icb'])}")
+        raise ValueError(f"unknown layer {layer!r}; choose from {', '.join(layers.measure_choices())}")
     return key
 
 
 @lru_cache(maxsize=None)
 def area_names(layer: str) -> dict[str, str]:
     """Code → name of every area of a layer (``nhs``: ICBs and Welsh health boards)."""
-    layer = layer_key(layer)
-    if layer == "nhs":
-        return {**lookup.name_of("icb"), **lookup.name_of("lhb")}
-    return dict(lookup.name_of(layer))
+    return dict(lookup.name_of(layer_key(layer)))
 
 
 def area_codes(layer: str) -> list[str]:

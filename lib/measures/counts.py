@@ -30,19 +30,14 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from lib.geo import agencies as agency_registry
+from lib.geo.layers import REGISTRY as LAYER_REGISTRY
 from lib.measures import convert
 from lib.records.store import cursor, query
 
-AGENCIES: dict[str, str] = {
-    "police": "Police",
-    "children_social_care": "Children's social care",
-    "health": "Health",
-    "education": "Education",
-    "other": "Other",
-}
+AGENCIES: dict[str, str] = agency_registry.LABELS  # the agency registry (lib.geo.agencies)
 #: The geography each agency records on (its ``agency_code``).
-NATIVE_LAYER: dict[str, str] = {"police": "pfa", "children_social_care": "utla", "education": "utla",
-                                "health": "trust"}
+NATIVE_LAYER: dict[str, str] = agency_registry.NATIVE_LAYER
 MEASURES: dict[str, str] = {"cse_records": "CSE-flagged records", "cse_children": "distinct children (CSE)",
                             "records": "all records", "children": "distinct children (all)"}
 VALUE_COLUMNS = ["records", "cse_records", "children", "cse_children"]
@@ -122,14 +117,16 @@ class MeasureCube:
         return self._slices.get((layer, period, basis), empty)
 
 
-def build_cube(con: duckdb.DuckDBPyConnection, layers=tuple(convert.MEASURE_LAYERS)) -> MeasureCube:
-    """Compute all per-agency counts (direct and native basis) for ``layers`` and every period."""
+def build_cube(con: duckdb.DuckDBPyConnection, layers=None) -> MeasureCube:
+    """Compute all per-agency counts (direct and native basis) for ``layers`` (default: every measure layer of
+    the registry) and every period."""
     started = time.perf_counter()
+    layers = tuple(convert.MEASURE_LAYERS) if layers is None else tuple(layers)
     linked = _has_table(con, "record_child")
     parts = []
     for layer in layers:
         layer = convert.layer_key(layer)
-        direct = _grouped(con, f"e.enc_{layer}", linked)
+        direct = _grouped(con, f"e.enc_{LAYER_REGISTRY[layer].stored_key}", linked)
         direct["apportioned"] = False
         parts.append(direct.assign(layer=layer, basis="direct"))
 

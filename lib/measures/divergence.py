@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from lib.geo import agencies
 from lib.measures import convert, funnel
 from lib.measures.counts import AGENCIES, MEASURES, MeasureCube, agency_counts, period_label
 
@@ -40,8 +41,7 @@ def agency_title(agency: str) -> str:
 
 
 def _agency_subject(agency: str) -> str:
-    return {"police": "Police", "children_social_care": "Children's services", "health": "Health services",
-            "education": "Schools and education services"}.get(agency, agency_title(agency))
+    return agencies.AGENCIES[agency].subject if agency in agencies.AGENCIES else agency_title(agency)
 
 
 def divergence_table(cube: MeasureCube, layer: str, period: str = "all", a: str = "police",

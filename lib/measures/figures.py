@@ -11,25 +11,22 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from lib.geo import maps
+from lib.geo import agencies, layers, maps
 from lib.measures import convert, funnel
 from lib.measures.divergence import agency_title
 
-COLOUR = {"police": "#0072B2", "children_social_care": "#D55E00", "health": "#009E73", "education": "#CC79A7",
-          "other": "#999999"}
-SYMBOL = {"police": "circle", "children_social_care": "diamond", "health": "square", "education": "triangle-up",
-          "other": "x"}
+COLOUR = {key: agency.colour for key, agency in agencies.AGENCIES.items()}
+SYMBOL = {key: agency.symbol for key, agency in agencies.AGENCIES.items()}
 LIMIT_STYLE = {"95": {"dash": "dash", "color": "#555555"}, "998": {"dash": "dot", "color": "#000000"}}
 
 
 @lru_cache(maxsize=None)
 def layer_geojson(layer: str) -> dict:
     """Display GeoJSON of a measure layer (``nhs`` = ICB features plus Welsh health board features)."""
-    layer = convert.layer_key(layer)
-    if layer == "nhs":
-        return {"type": "FeatureCollection",
-                "features": maps.layer_geojson("icb")["features"] + maps.layer_geojson("lhb")["features"]}
-    return maps.layer_geojson(layer)
+    parts = layers.get(convert.layer_key(layer)).name_layers
+    if len(parts) == 1:
+        return maps.layer_geojson(parts[0])
+    return {"type": "FeatureCollection", "features": [f for part in parts for f in maps.layer_geojson(part)["features"]]}
 
 
 def dumbbell(table: pd.DataFrame, a: str, b: str, noun: str, top: int = 25) -> go.Figure:

@@ -21,30 +21,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lib.geo import lookup
+from lib.geo import agencies, layers, lookup
 
-#: Stored geography suffix -> lsoa_table column.
-GEOGRAPHY: dict[str, str] = {
-    "lsoa": "lsoa11cd",
-    "lad": "lad_code",
-    "utla": "utla_code",
-    "pfa": "pfa_code",
-    "icb": "icb_code",
-    "sicbl": "sicbl_code",
-    "lhb": "lhb_code",
-    "nhs": "nhs_code",
-    "trust": "trust_code",
-}
+#: Stored geography suffix -> lsoa_table column: the LSOA, then every layer stored under its own key (lib.geo.layers
+#: STORED), in the column order of the LSOA lookup (the stored encounters table keeps that order).
+GEOGRAPHY: dict[str, str] = {"lsoa": "lsoa11cd", **dict(sorted(
+    layers.STORED.items(), key=lambda kv: lookup.PLACE_COLUMNS.index(kv[1]) if kv[1] in lookup.PLACE_COLUMNS
+    else len(lookup.PLACE_COLUMNS)))}
 
 POSTCODE_PATTERN = r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$"
 
 #: Which layer holds the valid agency codes of each agency type (docs/CONTRACTS.md).
-AGENCY_LAYER = {"police": "pfa", "children_social_care": "utla", "education": "utla", "health": "trust"}
-LAYER_WORDS = {"pfa": "police force area code (E23…/W15…)",
-               "utla": "upper-tier local authority code (E06/E08/E09/E10/W06)",
-               "trust": "NHS trust or Welsh health board ODS code",
-               "lad": "local authority district code", "icb": "integrated care board code",
-               "sicbl": "sub-ICB location code", "lhb": "Welsh local health board code"}
+AGENCY_LAYER = agencies.NATIVE_LAYER
+#: Layer -> how its codes are described in messages (lib.geo.layers ``code_words``).
+LAYER_WORDS = {key: layer.code_words for key, layer in layers.REGISTRY.items() if layer.code_words}
 
 
 def normalise_postcodes(values: pa.Array) -> pa.Array:
@@ -223,7 +213,7 @@ def agency_codes() -> dict[str, frozenset[str]]:
 def code_layers() -> dict[str, str]:
     """Any agency code -> the layer it belongs to (for helpful messages)."""
     out = {}
-    for layer in ("pfa", "utla", "trust", "lad", "icb", "sicbl", "lhb"):
+    for layer in dict.fromkeys([*AGENCY_LAYER.values(), *layers.LAYERS]):  # agencies' own layers first
         for code in lookup.area_names(layer)["code"].astype(str):
             out.setdefault(code, layer)
     return out

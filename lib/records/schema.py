@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-AGENCY_TYPES = ("police", "children_social_care", "health", "education", "other")
+from lib.geo import agencies
+
+AGENCY_TYPES = agencies.TYPES  # the agency registry (lib.geo.agencies)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from lib.geo import layers, lookup
 from lib.records import tables, versions
 
 SCHEMA_VERSION = tables.SCHEMA_VERSION
@@ -314,7 +315,7 @@ def rejections(con: duckdb.DuckDBPyConnection, batch_id: int | None = None) -> p
 
 
 AREA_BASES = ("either", "home", "encounter")
-COMPLETENESS_LAYERS = ("pfa", "utla", "lad", "icb", "sicbl", "lhb", "trust", "nhs")
+COMPLETENESS_LAYERS = layers.COLUMNS  # every registered layer (a live view of lib.geo.layers)
 COMPLETENESS_BY = {"agency_type": "agency_type, ", "agency": "agency_type, agency_code, ", "none": ""}
 
 
@@ -335,8 +336,9 @@ def completeness(con: duckdb.DuckDBPyConnection, layer: str = "utla", *, basis: 
         raise ValueError(f"unknown basis {basis!r}; choose from {', '.join(AREA_BASES)}")
     if by not in COMPLETENESS_BY:
         raise ValueError(f"unknown grouping {by!r}; choose from {', '.join(COMPLETENESS_BY)}")
-    area = {"home": f"home_{layer}", "encounter": f"enc_{layer}",
-            "either": f"coalesce(home_{layer}, enc_{layer})"}[basis]
+    stored = layers.REGISTRY[layer].stored_key  # the encounters' home_/enc_ columns holding the layer
+    area = {"home": f"home_{stored}", "encounter": f"enc_{stored}",
+            "either": f"coalesce(home_{stored}, enc_{stored})"}[basis]
     group = COMPLETENESS_BY[by]
     frame = query(con, f"""
         SELECT {group}coalesce({area}, '(unplaced)') AS area_code,
@@ -347,21 +349,10 @@ def completeness(con: duckdb.DuckDBPyConnection, layer: str = "utla", *, basis: 
                round(100.0 * avg(CASE WHEN is_anonymous THEN 1 ELSE 0 END), 1) AS anonymous_pct
         FROM encounters GROUP BY ALL ORDER BY ALL
     """)
-    names = _area_names(layer)
+    names = lookup.name_of(layer)
     frame.insert(frame.columns.get_loc("area_code") + 1, "area_name",
                  frame["area_code"].map(names).fillna(frame["area_code"]).astype("str"))
     return frame
-
-
-def _area_names(layer: str) -> dict[str, str]:
-    from lib.geo import lookup
-
-    if layer == "nhs":
-        names = {}
-        for part in ("icb", "lhb"):
-            names.update(lookup.name_of(part))
-        return names
-    return lookup.name_of(layer)
 
 
 def database_size_mb(path: str | os.PathLike) -> float:

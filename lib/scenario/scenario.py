@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from lib.geo import agencies
 from lib.scenario import simulate
 from lib.scenario.capture import Levers
 from lib.synth.config import AGENCY_TYPES
 
-AGENCY_LABEL = {"police": "Police", "children_social_care": "Children's social care", "health": "Health",
-                "education": "Education", "other": "Other"}
+AGENCY_LABEL = agencies.LABELS
 LAYER_LABEL = {"utla": "children's services authority", "pfa": "police force area", "nhs": "ICB / health board"}
 SIMULATION_TITLE = "Simulation on the synthetic population"
 MODEL_TITLE = "Model from your data's measured NHS-number completeness (an estimate, not a re-run)"

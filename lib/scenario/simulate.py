@@ -242,9 +242,7 @@ def by_area(pop: Population, today: Outcome, scenario: Outcome, layer: str = "ut
     table = table.reset_index()
     table["gain"] = table["recognised_scenario"] - table["recognised_today"]
     table["gain_by_number"] = table["by_number_scenario"] - table["by_number_today"]
-    names = {}
-    for part in (("icb", "lhb") if layer == "nhs" else (layer,)):
-        names.update(lookup.name_of(part))
+    names = lookup.name_of(layer)
     table.insert(1, "area_name", table["area_code"].map(names).fillna(table["area_code"]).astype(str))
     return table.sort_values(["gain_by_number", "multi_agency_true"], ascending=False).reset_index(drop=True)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, fields
 
-AGENCY_TYPES = ("police", "children_social_care", "health", "education")
+from lib.geo import agencies
+
+AGENCY_TYPES = agencies.SYNTHETIC_TYPES  # the agency registry (lib.geo.agencies)
 
 
 def _per_agency(police: float, csc: float, health: float, education: float):
