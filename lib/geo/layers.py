@@ -217,7 +217,7 @@ def facts():
 
     return pd.DataFrame([{
         "layer": key, "title": layer.title, "column": layer.column, "stored_as": layer.stored_key,
-        "kind": "modelled" if layer.modelled else ("combined" if layer.parts else "official"),
+        "kind": "modelled" if layer.modelled else ("combined" if len(layer.name_layers) > 1 else "official"),
         "drawn": layer.drawn, "names_from": " + ".join(layer.name_layers), "nests_in": ", ".join(layer.nests_in),
         "union_of": layer.union_of, "source": layer.source, "vintage": layer.vintage,
         "official_extracts": ", ".join(layer.official)} for key, layer in REGISTRY.items()])

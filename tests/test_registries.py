@@ -1,0 +1,121 @@
+"""The layer and agency registries (issue 15): the declared facts hold on the official lookup, the combined
+``nhs`` layer is named in one place, and a layer registered by a test flows through the geodata facts, the
+command-line choices and a measure without touching any other module."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from lib import cli
+from lib.geo import agencies, layers, lookup
+from lib.measures import convert, counts, population
+from lib.records import schema, store
+from lib.records.ingest import commit, prepare
+from tests.test_records import KEY, TODAY, csv_bytes, good_rows
+
+
+def _choices(parser: argparse.ArgumentParser, command: str, option: str = "--layer") -> list[str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    action = next(a for a in sub.choices[command]._actions if option in a.option_strings)
+    return list(action.choices)
+
+
+# -- the declared facts -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("inner", "outer"), layers.nestings())
+def test_every_declared_nesting_holds_on_the_official_lookup(inner, outer):
+    assert lookup.nesting_violations(inner, outer).empty
+
+
+@pytest.mark.parametrize("key", [k for k, layer in layers.REGISTRY.items() if layer.union_of])
+def test_a_layer_declared_a_union_of_whole_areas_is_one(key):
+    assert lookup.nesting_violations(layers.REGISTRY[key].union_of, key).empty
+
+
+def test_a_false_nesting_is_caught():
+    """The check can fail: districts do not nest in ICBs (nor ICBs in police forces)."""
+    assert not lookup.nesting_violations("lad", "icb").empty
+    assert not lookup.nesting_violations("icb", "pfa").empty
+
+
+def test_the_registries_are_consistent():
+    assert set(layers.LAYERS) == {k for k, layer in layers.REGISTRY.items() if layer.drawn}
+    assert set(layers.COLUMNS.values()) <= set(lookup.lsoa_table().columns)
+    assert set(layers.MEASURE_ALIASES.values()) <= set(layers.MEASURE_LAYERS)
+    for key, layer in layers.REGISTRY.items():
+        assert set(layer.name_layers) <= set(lookup.areas()["layer"]) or layer.parts, key
+    assert schema.AGENCY_TYPES == agencies.TYPES
+    assert set(agencies.SYNTHETIC_TYPES) < set(agencies.TYPES)
+    assert set(agencies.NATIVE_LAYER.values()) <= set(layers.LAYERS)
+    assert agencies.native_agencies("utla") == ("children_social_care", "education")
+    assert counts.NATIVE_LAYER == agencies.NATIVE_LAYER and counts.AGENCIES == agencies.LABELS
+    assert layers.vintages() == {k: v for k, v in lookup.manifest()["vintages"].items() if k in layers.LAYERS}
+
+
+def test_the_combined_nhs_layer_is_named_from_its_parts_in_one_place():
+    names = lookup.name_of("nhs")
+    assert names == {**lookup.name_of("icb"), **lookup.name_of("lhb")}
+    assert len(names) == len(lookup.name_of("icb")) + len(lookup.name_of("lhb"))
+    assert convert.area_names("nhs") == names and convert.area_names("icb") == names  # icb is measured as nhs
+    assert set(convert.area_codes("nhs")) == set(names)
+
+
+# -- a layer registered by a test ---------------------------------------------------------------------------
+
+UTLA = layers.REGISTRY["utla"]
+#: A test-only layer: children's services authorities again, under another key (built from the lookup's
+#: existing utla_code column, named from the utla areas, stored on encounters as utla).
+COPY = dataclasses.replace(UTLA, key="csa_copy", title="Children's services (test copy)", short="CSA copy",
+                           drawn=False, parts=("utla",), stored="utla", measure_title="Children's services (copy)",
+                           noun="children's services area (copy)")
+
+
+@pytest.fixture()
+def small_store():
+    con = store.connect(":memory:")
+    commit(con, prepare(csv_bytes(good_rows(5)), "a.csv", key=KEY, today=TODAY))
+    yield con
+    con.close()
+
+
+def test_a_registered_layer_flows_through_facts_choices_and_measures(small_store):
+    assert "csa_copy" not in layers.REGISTRY
+    with layers.registered(COPY):
+        # geodata facts: its row in the registry table, its names and membership from the official lookup
+        fact = layers.facts().set_index("layer").loc["csa_copy"]
+        assert (fact["column"], fact["names_from"], fact["nests_in"], fact["kind"]) == \
+            ("utla_code", "utla", "pfa", "official")
+        assert lookup.area_names("csa_copy").equals(lookup.area_names("utla"))
+        assert lookup.nesting_violations("csa_copy", "pfa").empty
+        # command-line choices
+        parser = cli.build_parser()
+        for command in ("divergence", "boardpack", "population"):
+            assert "csa_copy" in _choices(parser, command), command
+        assert parser.parse_args(["divergence", "--layer", "csa_copy", "--out", "x.csv"]).layer == "csa_copy"
+        # measures: counts on both bases, names, population and completeness equal those of utla
+        cube = counts.build_cube(small_store, layers=("utla", "csa_copy"))
+        for basis in ("direct", "native"):
+            copy = cube.slice("csa_copy", basis=basis).drop(columns="layer").reset_index(drop=True)
+            original = cube.slice("utla", basis=basis).drop(columns="layer").reset_index(drop=True)
+            assert len(copy) > 0
+            pd.testing.assert_frame_equal(copy, original)
+            pd.testing.assert_frame_equal(counts.agency_counts(cube, "csa_copy", basis=basis),
+                                          counts.agency_counts(cube, "utla", basis=basis))
+        pd.testing.assert_frame_equal(population.official_population("csa_copy"),
+                                      population.official_population("utla"))
+        pd.testing.assert_frame_equal(store.completeness(small_store, "csa_copy"),
+                                      store.completeness(small_store, "utla"))
+        assert "csa_copy" in layers.MEASURE_LAYERS and "csa_copy" not in layers.LAYERS  # not drawn
+    assert "csa_copy" not in layers.REGISTRY
+    assert "csa_copy" not in _choices(cli.build_parser(), "divergence")
+
+
+def test_registering_a_layer_checks_it():
+    with pytest.raises(ValueError, match="already registered"):
+        layers.register(UTLA)
+    with pytest.raises(ValueError, match="unknown layer 'nowhere'"):
+        layers.register(dataclasses.replace(COPY, nests_in=("nowhere",)))
+    assert "csa_copy" not in layers.REGISTRY
