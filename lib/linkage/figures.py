@@ -36,7 +36,7 @@ def centroids(layer: str) -> pd.DataFrame:
 
     The mean of its LSOA centroids weighted by each LSOA's postcode count (the apportioning weight of
     lib.geo.lookup), so a centre sits where people live, not in empty moorland."""
-    column = "nhs_code" if layer == "nhs" else lookup.LAYER_COLUMN[layer]
+    column = lookup.LAYER_COLUMN[layer]  # every registered layer, nhs included
     table = lookup.lsoa_table()[[column, "postcodes", "lon", "lat"]].dropna(subset=[column])
     weight = table["postcodes"].clip(lower=1).astype("float64")
     grouped = pd.DataFrame({"code": table[column].astype("str"), "w": weight, "wlon": table["lon"] * weight,
