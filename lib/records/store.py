@@ -1,11 +1,13 @@
-"""The embedded DuckDB store: schema, one-transaction batch ingest, and read queries.
+"""The embedded DuckDB store: the facade that owns connections, one-transaction batch ingest, read queries.
 
 - Path: ``connect(path)``; default ``$JOINEDUP_DB`` or ``data/joinedup.duckdb`` in the repository.
-- Tables: ``encounters`` (one row per stored encounter, pseudonymised; columns in ``ENCOUNTER_COLUMNS``),
-  ``batches`` (one row per upload), ``rejections`` (every issue found: file, row, field, code, reason,
-  action; never an identifier's value) and ``meta`` (schema version, key check).
+- The facade: ``connect`` / ``Store.open`` open a store (the schema checked, an older one upgraded when opened
+  for writing); ``cursor(con)`` and ``transaction(con)`` are the only way lib/ takes a cursor; ``data_version``
+  is the one cache token. Tables, the schema version and its migrations: ``lib.records.tables``
+  (``encounters``, columns in ``ENCOUNTER_COLUMNS``; ``batches``; ``rejections``, never an identifier's value;
+  ``meta``: schema version, key check; ``store_versions``; the linkage tables).
 - A batch (its encounters, its batch row and its rejections) is written in ONE transaction on a fresh
-  cursor: BEGIN … COMMIT, ROLLBACK on any error. DuckDB writes the WAL at commit, so a process killed
+  cursor (``transaction``): BEGIN … COMMIT, ROLLBACK on any error. DuckDB writes the WAL at commit, so a process killed
   mid-upload leaves the store as it was (tested by SIGKILL in a subprocess).
 - Idempotent: ``record_key = agency_type|agency_code|source_record_id``; keys of the batch already stored
   are found by one join inside the same transaction and those rows are left out; ingests in one process
