@@ -46,6 +46,7 @@ INSERT_CHUNK = 200_000  # rows decoded at a time while streaming into the batch'
 
 
 StoreError = tables.StoreError
+_existing_tables = tables.existing  # export_parquet's `tables` argument hides the module
 
 
 def resolve_path(path: str | os.PathLike | None = None) -> Path | str:
@@ -375,7 +376,7 @@ def export_parquet(con: duckdb.DuckDBPyConnection, folder: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     with cursor(con) as cur:
-        present = tables.existing(cur)
+        present = _existing_tables(cur)
         for table in tables:
             if table not in present:
                 continue
