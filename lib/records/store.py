@@ -21,8 +21,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import duckdb
 import numpy as np
@@ -179,7 +180,7 @@ class Store:
         if self._owned:
             self.con.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -219,7 +220,7 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch, *, progress=None) -> dic
     """Store a PreparedBatch in one transaction; returns counts. ``progress(stage)`` is called inside it."""
     records = _records_table(batch.records)
     issues = batch.issues[["file", "row", "field", "code", "reason", "action"]]
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     with _INGEST_LOCK, transaction(con) as cur:
         stored_check = cur.execute("SELECT value FROM meta WHERE name = 'key_check'").fetchall()
         if not stored_check:
@@ -258,7 +259,7 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch, *, progress=None) -> dic
             "file": batch.filename,
             "rows_read": int(batch.rows_read),
             "rows_stored": int(stored),
-            "rows_already_stored": int(len(present)),
+            "rows_already_stored": len(present),
             "rows_rejected": int(batch.rows_rejected),
             "values_dropped": int(batch.values_dropped),
         }

@@ -33,7 +33,7 @@ import shutil
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -198,7 +198,7 @@ def locked(path: str | os.PathLike, command: str, wait: float = 0.0):
                     raise StoreLocked(path, read_lock(path) or {}) from None
                 time.sleep(0.1)
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-                  "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+                  "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         try:
@@ -321,7 +321,7 @@ def write(path: str | os.PathLike, command: str, *, wait: float = 0.0, apply_pen
             change = "; ".join([c for c in [w.change, *w.changes] if c])
             with contextlib.closing(con.cursor()) as cur:
                 cur.execute("INSERT INTO store_versions VALUES (?, ?, ?, ?)",
-                            [number, datetime.now(timezone.utc).replace(tzinfo=None), command, change[:500]])
+                            [number, datetime.now(UTC).replace(tzinfo=None), command, change[:500]])
                 cur.execute("CHECKPOINT")
             con.close()
             con = None
