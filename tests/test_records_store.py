@@ -56,7 +56,7 @@ def db(tmp_path):
 # -- transactions and idempotency ------------------------------------------------------------------------
 
 def test_re_uploading_the_same_extract_adds_nothing_twice(db):
-    path, con = db
+    _path, con = db
     before = store.counts(con)["encounters"]
     rows = good_rows(5) + [dict(good_rows(1)[0], source_record_id="NEW1")]
     result = commit(con, prepare(csv_bytes(rows), "again.csv", key=KEY, today=TODAY))
@@ -70,7 +70,7 @@ def test_re_uploading_the_same_extract_adds_nothing_twice(db):
 
 
 def test_same_record_id_at_two_agencies_is_two_records(db):
-    path, con = db
+    _path, con = db
     rows = good_rows(2)
     rows[1].update(source_record_id=rows[0]["source_record_id"])  # R00000, but police not social care
     result = commit(con, prepare(csv_bytes(rows), "two.csv", key=KEY, today=TODAY))
@@ -79,7 +79,7 @@ def test_same_record_id_at_two_agencies_is_two_records(db):
 
 @pytest.mark.parametrize("stage", ["transaction started", "encounters inserted", "committing"])
 def test_a_failing_batch_leaves_the_store_unchanged(db, stage):
-    path, con = db
+    _path, con = db
     before = snapshot(con)
     rows = good_rows(5)
     for i, r in enumerate(rows):
@@ -254,7 +254,7 @@ def test_anonymous_contacts_are_marked(tmp_path):
 
 
 def test_rejections_are_stored_without_identifier_values(db):
-    path, con = db
+    _path, con = db
     rows = good_rows(3)
     rows[0].update(source_record_id="X1", nhs_number="9434765918")
     rows[1].update(source_record_id="X2", agency_type="polce")
@@ -285,7 +285,7 @@ def test_key_is_generated_once_in_a_private_file(tmp_path, monkeypatch):
 
 
 def test_a_different_key_is_refused_and_changes_nothing(db):
-    path, con = db
+    _path, con = db
     before = snapshot(con)
     rows = good_rows(2)
     rows[0]["source_record_id"] = "K1"
