@@ -11,7 +11,7 @@ import pytest
 from lib.linkage import evaluate as ev
 from lib.linkage import run
 from tests.conftest import ROOT
-from tests.linkage_fixtures import synthetic_store
+from tests.fixtures_linkage import synthetic_store
 
 
 @pytest.fixture(scope="module")
