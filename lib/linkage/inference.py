@@ -101,15 +101,21 @@ def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progre
     try:
         frame = nodes[["unique_id", *model.FEATURES]]
         progress(0.35, "Training the match model (u by sampling, m by expectation maximisation)")
-        model_json, linker = training.train_model(db_api, frame, config)
-        scored = score(db_api, linker, frame, model_json, config, progress)
+        model_json = training.train_model(db_api, frame, config)
+        scored = score(db_api, frame, model_json, config, progress)
     finally:
         db_api.duckdb_con.close()  # its tables and buffers go before clustering starts
     return kept_edges(scored, nodes), model_json
 
 
-def score(db_api, linker, frame: pd.DataFrame, model_json: dict, config: LinkConfig, progress: Progress
-          ) -> pd.DataFrame:
+def scoring_settings(settings: dict) -> dict:
+    """A trained model's settings for scoring: Splink 5 outputs the level that fired (gamma_*) only when it
+    retains the matching columns, which training does without (they would weigh down EM's tables);
+    `edge_columns` drops them again before they leave the backend."""
+    return {**settings, "retain_matching_columns": True}
+
+
+def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, progress: Progress) -> pd.DataFrame:
     """Splink's predictions of `frame`'s pairs at or above the review floor, on `config.backend`."""
     from splink import Linker
 
@@ -120,8 +126,8 @@ def score(db_api, linker, frame: pd.DataFrame, model_json: dict, config: LinkCon
         return spark.predict(frame, model_json, config.review_floor, master=config.spark_master,
                              checkpoint_dir=config.spark_checkpoint_dir, partitions=config.spark_partitions,
                              exchange_dir=config.spark_exchange_dir)
-    if linker is None:
-        linker = Linker(db_api.register(frame, dataset_display_name="encounters"), model_json, log_level=30)
+    linker = Linker(db_api.register(frame, dataset_display_name="encounters"), scoring_settings(model_json),
+                    log_level=30)
     progress(0.6, "Scoring candidate pairs")
     # Chunks (of the left side of each pair) bound the comparison vectors held at once; one chunk
     # below predict_chunk_nodes, so small runs are unchanged.

@@ -97,9 +97,7 @@ def settings() -> SettingsCreator:
         comparisons=comparisons(),
         blocking_rules_to_generate_predictions=blocking_rules(),
         retain_intermediate_calculation_columns=True,  # per-field match weights (mw_*), kept to explain links
-        retain_matching_columns=True,  # Splink 5 outputs the level that fired (gamma_*) only with these; the
-        #                                scoring stage keeps gamma_* and mw_* and drops the matching columns
-        #                                (lib.linkage.inference.edge_columns)
+        retain_matching_columns=False,
     )
 
 

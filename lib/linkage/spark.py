@@ -91,10 +91,9 @@ def predict(frame: pd.DataFrame, model_json: dict, threshold: float, *, master: 
         table = spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))
     api = SparkAPI(spark_session=spark, num_partitions_on_repartition=partitions)
     from lib.linkage import model
+    from lib.linkage.inference import edge_columns, scoring_settings
 
     linker = Linker(api.register(table, dataset_display_name="encounters"),
-                    model.trained_settings(model_json, "spark"), log_level=30)
-    from lib.linkage.inference import edge_columns
-
+                    scoring_settings(model.trained_settings(model_json, "spark")), log_level=30)
     scored = linker.inference.predict(threshold_match_probability=threshold).as_spark_dataframe()
     return scored.select(*edge_columns(scored.columns)).toPandas()  # the matching columns stay on the cluster

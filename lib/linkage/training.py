@@ -13,9 +13,9 @@ from lib.linkage import model
 from lib.linkage.config import LinkConfig
 
 
-def train_model(db_api, frame: pd.DataFrame, config: LinkConfig):
-    """(trained model JSON, a Linker over the whole `frame` ready to score, or None when training ran on a
-    sample and the scoring stage must register the frame itself). `frame`: unique_id + model.FEATURES."""
+def train_model(db_api, frame: pd.DataFrame, config: LinkConfig) -> dict:
+    """The trained model (Splink's JSON) of `frame` (unique_id + model.FEATURES), or of a seeded random sample
+    of it when it holds more than `config.train_sample` nodes."""
     from splink import Linker
 
     if len(frame) > config.train_sample:
@@ -23,7 +23,7 @@ def train_model(db_api, frame: pd.DataFrame, config: LinkConfig):
         trainer = Linker(db_api.register(sample, dataset_display_name="training_sample"), model.settings(),
                          log_level=30)
         model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs)
-        return trainer.misc.save_model_to_json(), None
-    linker = Linker(db_api.register(frame, dataset_display_name="encounters"), model.settings(), log_level=30)
-    model.train(linker, seed=config.seed, max_pairs=config.max_u_pairs)
-    return linker.misc.save_model_to_json(), linker
+        return trainer.misc.save_model_to_json()
+    trainer = Linker(db_api.register(frame, dataset_display_name="training_nodes"), model.settings(), log_level=30)
+    model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs)
+    return trainer.misc.save_model_to_json()
