@@ -34,7 +34,7 @@ def main() -> None:
     from lib.measures import convert
 
     if args.db is None:
-        from tests.linkage_fixtures import synthetic_store
+        from tests.fixtures_linkage import synthetic_store
 
         path = Path(tempfile.mkdtemp(prefix="bench-boardpack-")) / "store.duckdb"
         started = time.perf_counter()

@@ -43,7 +43,7 @@ def main() -> None:
     from lib.measures import counts
 
     if args.db is None:
-        from tests.linkage_fixtures import synthetic_store
+        from tests.fixtures_linkage import synthetic_store
 
         path = Path(tempfile.mkdtemp(prefix="bench-measures-")) / "store.duckdb"
         started = time.perf_counter()

@@ -1,8 +1,10 @@
-"""Linked stores for the Across boundaries tests: one synthetic store per session, one hand-built tiny store.
+"""Linked stores for the linkage and page tests: a synthetic store built to order, one synthetic store per
+session, one hand-built tiny store.
 
-The synthetic store is built once per pytest session (whichever module asks first) from a fixed seed with
-tests.linkage_fixtures.synthetic_store (synthetic encounters → ingest → link), then closed so pages and
-tests can open it. The tiny store has a handful of rows whose every span, flow and miss is known exactly.
+``synthetic_store`` builds a real store from the synthetic generator (synthetic encounters → ingest →
+optionally link) with the test key. ``synthetic_linked_store`` builds one such store once per pytest session
+(whichever module asks first) from a fixed seed, then closes it so pages and tests can open it. The tiny
+store has a handful of rows whose every span, flow and miss is known exactly.
 """
 from __future__ import annotations
 
@@ -12,19 +14,35 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
+TEST_KEY = b"joined-up-test-key-not-secret-0123456789"
 SYNTH_ENCOUNTERS = 12_000
 SYNTH_SEED = 11
 _BUILT: dict[tuple[int, int], Path] = {}
+
+
+def synthetic_store(path: Path, n_encounters: int, seed: int, link: bool = True
+                    ) -> tuple[duckdb.DuckDBPyConnection, pd.DataFrame]:
+    """(open store with ingested and optionally linked synthetic encounters, truth)."""
+    from lib.linkage.run import LinkConfig
+    from lib.linkage.run import link as run_link
+    from lib.records import ingest, store
+    from lib.synth import SynthConfig, generate
+
+    encounters, truth = generate(SynthConfig(n_encounters=n_encounters, seed=seed))
+    con = store.connect(path)
+    ingest.commit(con, ingest.prepare_frame(encounters, "synthetic.parquet", key=TEST_KEY))
+    if link:
+        run_link(con, LinkConfig())
+    return con, truth
 
 
 def synthetic_linked_store(tmp_path_factory, n_encounters: int = SYNTH_ENCOUNTERS, seed: int = SYNTH_SEED) -> Path:
     """Path of a linked synthetic store (built on first call in the session, then reused)."""
     key = (n_encounters, seed)
     if key not in _BUILT:
-        from tests.linkage_fixtures import synthetic_store
-
         path = tmp_path_factory.mktemp("across_synth") / "linked.duckdb"
         con, _ = synthetic_store(path, n_encounters, seed)
         con.close()

@@ -268,13 +268,13 @@ def test_child_view_review_view_decision_and_audit_page_are_audited(linked_copy)
 
 
 def test_upload_refusal_store_and_linkage_are_audited(tmp_path, monkeypatch, clean_caches):
-    from tests.linkage_fixtures import synthetic_store
+    from tests.fixtures_linkage import synthetic_store
 
     path = tmp_path / "unlinked.duckdb"
     con, _ = synthetic_store(path, 800, 4, link=False)
     con.close()
     monkeypatch.setenv("JOINEDUP_DB", str(path))
-    from tests.linkage_fixtures import TEST_KEY
+    from tests.fixtures_linkage import TEST_KEY
 
     monkeypatch.setenv("JOINEDUP_KEY", TEST_KEY.decode() if isinstance(TEST_KEY, bytes) else TEST_KEY)
     at = _page("data", "analyst")

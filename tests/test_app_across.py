@@ -103,7 +103,7 @@ def test_open_one_child_shows_timeline_and_masked_records(app):
 
 
 def test_unlinked_store_offers_linkage_with_progress(tmp_path, monkeypatch):
-    from tests.linkage_fixtures import synthetic_store
+    from tests.fixtures_linkage import synthetic_store
 
     con, _ = synthetic_store(tmp_path / "unlinked.duckdb", 1500, 5, link=False)
     con.close()

@@ -30,7 +30,7 @@ from tests.browser import (
     wait_idle,
 )
 from tests.conftest import ROOT
-from tests.linkage_fixtures import TEST_KEY
+from tests.fixtures_linkage import TEST_KEY
 from tests.test_snapshots import ENV, cli, extract
 
 pytestmark = pytest.mark.skipif(not chromium_available() and not os.environ.get("JOINEDUP_REQUIRE_BROWSER"),

@@ -11,7 +11,7 @@ import pytest
 from lib.linkage import evaluate as ev
 from lib.linkage import run
 from tests.conftest import ROOT
-from tests.linkage_fixtures import synthetic_store
+from tests.fixtures_linkage import synthetic_store
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +167,69 @@ def test_explanation_adds_up_to_the_links_probability(linked):
     assert 1 / (1 + 2 ** -table["match_weight"].sum()) == pytest.approx(probability, abs=1e-6)
     assert not table["level"].str.contains("hash_l|hash_r").any()
     assert math.isfinite(table["cumulative"].iloc[-1])
+
+
+def test_explained_level_is_the_level_splink_recorded_for_the_pair(linked):
+    """Each field's level in an explanation is the level that fired for the pair (its gamma_ value), named as
+    Splink's own comparison objects number and label their levels: not a guess from the nearest weight."""
+    from lib.linkage import explain, model
+
+    con, _, _ = linked
+    splink_levels = {}
+    for creator in model.comparisons():
+        comparison = creator.get_comparison("duckdb")
+        splink_levels[comparison.output_column_name] = {
+            level.comparison_vector_value: explain.plain_label(level.label_for_charts, level.is_null_level)
+            for level in comparison.comparison_levels}
+    gammas = [f"gamma_{name}" for name in explain.COMPARISON_TITLES]
+    pairs = con.execute(f"""SELECT node_l, node_r, {', '.join(gammas)} FROM link_edges WHERE match_weight IS NOT NULL
+                            ORDER BY {', '.join(gammas)}, node_l, node_r""").df()
+    # one pair of every distinct combination of levels, so every level that occurs is checked
+    sample = pairs.drop_duplicates(subset=gammas)
+    assert len(sample) >= 10
+    fired = set()
+    for row in sample.itertuples(index=False):
+        table, _ = explain.explain_pair(con, row.node_l, row.node_r)
+        explained = dict(zip(table["step"], table["level"].str.replace(" (adjusted for how common)", "")))
+        for name, title in explain.COMPARISON_TITLES.items():
+            gamma = int(getattr(row, f"gamma_{name}"))
+            assert explained[title] == splink_levels[name][gamma], (name, gamma, row.node_l, row.node_r)
+            fired.add((name, gamma))
+    assert any(gamma == -1 for _, gamma in fired) and any(gamma == 0 for _, gamma in fired)
+
+
+def test_explanation_names_the_level_that_fired_when_two_levels_weigh_the_same(linked):
+    """A weight alone cannot tell two levels of equal m/u apart (guessing from the nearest weight named the
+    first of them); the pair's gamma_ value can."""
+    import json
+    import math
+
+    import duckdb
+
+    from lib.linkage import explain
+
+    con, _, _ = linked
+    settings = explain.latest_model(con)
+    levels = next(c for c in settings["comparisons"] if c["output_column_name"] == "date_of_birth")
+    levels = levels["comparison_levels"]
+    same_year = next(level for level in levels if level.get("label_for_charts") == "Same year of birth")
+    near_year = next(level for level in levels if level.get("label_for_charts") == "Year of birth ±1")
+    same_year["m_probability"], same_year["u_probability"] = near_year["m_probability"], near_year["u_probability"]
+    gamma = {label: value for value, label in explain.gamma_labels(levels).items()}["Year of birth ±1"]
+    edge = con.execute("SELECT * FROM link_edges WHERE match_weight IS NOT NULL ORDER BY node_l, node_r "
+                       "LIMIT 1").df()
+    edge["gamma_date_of_birth"] = gamma
+    edge["mw_date_of_birth"] = math.log2(near_year["m_probability"] / near_year["u_probability"])
+    other = duckdb.connect()
+    try:
+        other.execute("CREATE TABLE linkage_runs (run_id INTEGER, model VARCHAR)")
+        other.execute("INSERT INTO linkage_runs VALUES (1, ?)", [json.dumps(settings)])
+        other.register("edge", edge)
+        other.execute("CREATE TABLE link_edges AS SELECT * FROM edge")
+        table, _ = explain.explain_pair(other, edge["node_l"].iloc[0], edge["node_r"].iloc[0])
+    finally:
+        other.close()
+    assert table.set_index("step").loc["Date of birth", "level"] == "Year of birth ±1"
 
 
 def test_link_and_evaluate_commands_print_json(linked, tmp_path):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from lib.linkage import run
-from tests.linkage_fixtures import synthetic_store
+from tests.fixtures_linkage import synthetic_store
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from lib.linkage import run
 from lib.linkage.exchange import LinkageImportError, import_linkage
 from lib.records import store
 from tests.conftest import ROOT
-from tests.linkage_fixtures import synthetic_store
+from tests.fixtures_linkage import synthetic_store
 
 
 @pytest.fixture(scope="module")

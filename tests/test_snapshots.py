@@ -18,7 +18,7 @@ import pytest
 
 from lib.records import store, versions
 from tests.conftest import ROOT
-from tests.linkage_fixtures import TEST_KEY
+from tests.fixtures_linkage import TEST_KEY
 
 ENV = {**os.environ, "JOINEDUP_KEY": TEST_KEY.decode(), "PYTHONPATH": str(ROOT)}
 

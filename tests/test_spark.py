@@ -21,7 +21,7 @@ import pytest
 
 from lib.linkage import run
 from lib.linkage import spark as spark_backend
-from tests.linkage_fixtures import synthetic_store
+from tests.fixtures_linkage import synthetic_store
 
 REQUIRED = os.environ.get("JOINEDUP_REQUIRE_SPARK") == "1"
 if not REQUIRED and not (spark_backend.available() and shutil.which("java")):

@@ -369,3 +369,35 @@ def test_config_rejects_nonsense():
     with pytest.raises(ValueError):
         SynthConfig(n_encounters=0)
     assert SynthConfig(nhs_capture={"police": 0.1}).nhs_capture["health"] == 0.9  # partial dict filled
+
+
+# ------------------------------------------------------------------ one nickname table (lib.records.nicknames)
+
+def test_every_nickname_the_generator_writes_is_known_to_the_pseudonymiser():
+    """Each forename variant the generator can record (its vocabulary's nickname table) has the same
+    canonical forename, as the pseudonymiser hashes it, as the forename it stands for."""
+    from lib.records.pseudonymise import canonical_forename
+    from lib.records.validate import normalise_name
+    from lib.synth.names import names
+
+    fore = names().forenames
+
+    def canonical(name: str) -> str:
+        return canonical_forename(normalise_name(name)[0])
+
+    pairs = [(fore.strings[i], fore.strings[fore.nick[i, k]])
+             for i in range(len(fore.nick)) for k in range(int(fore.nick_n[i]))]
+    assert len(pairs) > 150
+    unknown = [(full, nick) for full, nick in pairs if canonical(full) != canonical(nick)]
+    assert not unknown, f"{len(unknown)} of {len(pairs)} generator nicknames unknown to the pseudonymiser: {unknown[:10]}"
+
+
+def test_recorded_nicknames_hash_to_the_true_forenames_canonical(joined):
+    from lib.records.pseudonymise import canonical_forename
+    from lib.records.validate import normalise_name
+
+    nicknamed = joined[(joined["name_status"] == "nickname") & ~joined["typo_forename"]]
+    assert len(nicknamed) > 100
+    recorded = nicknamed["forename"].map(lambda v: canonical_forename(normalise_name(v)[0]))
+    true = nicknamed["true_forename"].map(lambda v: canonical_forename(normalise_name(v)[0]))
+    assert (recorded == true).all()

@@ -75,7 +75,7 @@ def import_linkage(con: duckdb.DuckDBPyConnection, source: str | Path, *, edges:
                         "FROM incoming ORDER BY record_key")
             edge_rows = None
             if edge_file is not None:
-                keep = LINK_EDGE_COLUMNS + [c for c in edge_columns if c.startswith("mw_")]
+                keep = LINK_EDGE_COLUMNS + [c for c in edge_columns if c.startswith(("mw_", "gamma_"))]
                 cur.execute(f"CREATE OR REPLACE TABLE link_edges AS SELECT {', '.join(keep)} "
                             f"FROM read_parquet({_literal(edge_file)})")
                 edge_rows = int(cur.execute("SELECT count(*) FROM link_edges").fetchall()[0][0])

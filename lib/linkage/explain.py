@@ -3,6 +3,8 @@
 A link's match weight is the prior (how likely two random records are the same child) plus one
 weight per comparison (positive where the fields agree more than chance, negative where they
 disagree). The waterfall chart shows them in order; the total converts to the match probability.
+Each field's level is the one that fired for the pair: Splink's gamma_* value (kept in link_edges
+with the mw_* weights), named by the latest model's level labels.
 """
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.records.store import cursor
-
 
 #: Plain-English names of the comparisons in lib.linkage.model.
 COMPARISON_TITLES = {"forename": "Forename", "surname": "Surname", "date_of_birth": "Date of birth",
@@ -29,20 +30,39 @@ def latest_model(con: duckdb.DuckDBPyConnection) -> dict:
     return json.loads(rows[0][0])
 
 
-def _level_label(levels: list[dict], weight: float) -> str:
-    """The comparison level whose weight log2(m/u) is nearest the pair's weight for that field."""
-    best, label = math.inf, "missing on one side"
+def gamma_labels(levels: list[dict]) -> dict[int, str]:
+    """Splink's comparison vector value (gamma) of each level of a comparison in a model's JSON, to its label.
+
+    Splink numbers a comparison's levels so: the null level is -1; the others count down from the first
+    (the strongest agreement, number of non-null levels - 1) to the last (0, the else level)."""
+    counter = sum(1 for level in levels if not level.get("is_null_level")) - 1
+    labels = {}
     for level in levels:
-        if level.get("is_null_level") or not level.get("m_probability") or not level.get("u_probability"):
-            continue
-        distance = abs(math.log2(level["m_probability"] / level["u_probability"]) - weight)
-        if distance < best:
-            best, label = distance, level.get("label_for_charts", "")
-    if weight == 0.0 and best > 1e-6:
+        if level.get("is_null_level"):
+            labels[-1] = level.get("label_for_charts", "")
+        else:
+            labels[counter] = level.get("label_for_charts", "")
+            counter -= 1
+    return labels
+
+
+def plain_label(label: str, is_null: bool = False) -> str:
+    """A level's label in plain English (Splink's own for exact, null and else levels name columns)."""
+    if is_null:
         return "missing on one side"
     if label.startswith("Exact match on"):
         return "Identical"
     return "Disagree" if label == "All other comparisons" else label
+
+
+def level_reached(levels: list[dict], gamma) -> str:
+    """The plain-English label of the level that fired for a pair, from its gamma value."""
+    if gamma is None or pd.isna(gamma):
+        raise LookupError("no comparison level was recorded for this pair")
+    labels = gamma_labels(levels)
+    if int(gamma) not in labels:
+        raise LookupError(f"comparison level {int(gamma)} is not in the latest model")
+    return plain_label(labels[int(gamma)], is_null=int(gamma) == -1)
 
 
 def explain_pair(con: duckdb.DuckDBPyConnection, node_l: str, node_r: str) -> tuple[pd.DataFrame, float]:
@@ -55,8 +75,8 @@ def explain_pair(con: duckdb.DuckDBPyConnection, node_l: str, node_r: str) -> tu
                            [node_l, node_r, node_r, node_l]).df()
     if edge.empty or pd.isna(edge.iloc[0]["match_weight"]):
         raise LookupError("this pair was not scored by the model in the latest run")
-    if not any(column.startswith("mw_") for column in edge.columns):
-        raise LookupError("these links were made by an earlier version without per-field weights: "
+    if not any(column.startswith("gamma_") for column in edge.columns):
+        raise LookupError("these links were made by an earlier version without per-field levels: "
                           "link the records again to see why")
     row = edge.iloc[0]
     lam = settings["probability_two_random_records_match"]
@@ -65,8 +85,8 @@ def explain_pair(con: duckdb.DuckDBPyConnection, node_l: str, node_r: str) -> tu
     for name, title in COMPARISON_TITLES.items():
         base = float(row.get(f"mw_{name}", 0.0) or 0.0)
         tf = float(row.get(f"mw_tf_adj_{name}", 0.0) or 0.0) if f"mw_tf_adj_{name}" in row.index else 0.0
-        rows.append((title, _level_label(levels[name], base) + (" (adjusted for how common)" if tf else ""),
-                     base + tf))
+        level = level_reached(levels[name], row.get(f"gamma_{name}"))
+        rows.append((title, level + (" (adjusted for how common)" if tf else ""), base + tf))
     table = pd.DataFrame(rows, columns=["step", "level", "match_weight"])
     table["cumulative"] = table["match_weight"].cumsum()
     return table, float(row["match_probability"])

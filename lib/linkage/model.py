@@ -4,7 +4,9 @@ Identifiers reach linkage only as keyed hashes and lossy derived features (lib.r
 so string-distance comparisons are not possible; agreement is graded instead by exact hash, nickname-
 canonical hash, phonetic code, transposed day/month, postcode sector and district. Every m and u
 probability is estimated from the data (u by random sampling, m by expectation maximisation); none is
-typed in.
+typed in. Levels are Splink's library levels (exact match, null, columns reversed, absolute difference,
+literal match, composed with Or) wherever one says what we mean; the one custom SQL level is the date of
+birth read with day and month transposed, which compares two different columns.
 """
 from __future__ import annotations
 
@@ -46,18 +48,17 @@ def comparisons() -> list:
             cll.ExactMatchLevel("dob_hash"),
             cll.CustomLevel('"dob_hash_l" = "dob_swap_hash_r"', label_for_charts="Day and month transposed",
                             base_dialect_str="duckdb"),
-            cll.CustomLevel('"birth_year_l" = "birth_year_r"', label_for_charts="Same year of birth",
-                            base_dialect_str="duckdb"),
-            cll.CustomLevel('abs("birth_year_l" - "birth_year_r") <= 1', label_for_charts="Year of birth ±1",
-                            base_dialect_str="duckdb"),
+            cll.ExactMatchLevel("birth_year").configure(label_for_charts="Same year of birth"),
+            cll.AbsoluteDifferenceLevel("birth_year", 1).configure(label_for_charts="Year of birth ±1"),
             cll.ElseLevel(),
         ],
         output_column_name="date_of_birth",
     )
     sex = cl.CustomComparison(
         [
-            cll.CustomLevel('"sex_l" IS NULL OR "sex_r" IS NULL OR "sex_l" = \'U\' OR "sex_r" = \'U\'',
-                            label_for_charts="Sex unknown", base_dialect_str="duckdb").configure(is_null_level=True),
+            cll.Or(cll.NullLevel("sex"), cll.LiteralMatchLevel("sex", "U", "string", "left"),
+                   cll.LiteralMatchLevel("sex", "U", "string", "right")).configure(
+                label_for_charts="Sex unknown", is_null_level=True),
             cll.ExactMatchLevel("sex"),
             cll.ElseLevel(),
         ],

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lib.records.geography import GEOGRAPHY
+from lib.records.nicknames import canonical_forename
 
 KEY_ENV = "JOINEDUP_KEY"
 MIN_KEY_LENGTH = 16
@@ -113,60 +114,6 @@ class Hasher:
             o.update(h.digest())
             append(o.hexdigest())
         return out
-
-
-#: Common English nicknames and short forms -> canonical forename (used for forename_canon_hash).
-NICKNAMES: dict[str, str] = {
-    "BOB": "ROBERT", "BOBBY": "ROBERT", "ROB": "ROBERT", "ROBBIE": "ROBERT", "BERT": "ROBERT",
-    "BILL": "WILLIAM", "BILLY": "WILLIAM", "WILL": "WILLIAM", "WILLIE": "WILLIAM", "LIAM": "WILLIAM",
-    "JIM": "JAMES", "JIMMY": "JAMES", "JAMIE": "JAMES", "JIMMIE": "JAMES",
-    "MIKE": "MICHAEL", "MICKY": "MICHAEL", "MICK": "MICHAEL", "MIKEY": "MICHAEL",
-    "TOM": "THOMAS", "TOMMY": "THOMAS",
-    "DAN": "DANIEL", "DANNY": "DANIEL",
-    "DAVE": "DAVID", "DAVEY": "DAVID",
-    "CHRIS": "CHRISTOPHER", "KIT": "CHRISTOPHER",
-    "JOE": "JOSEPH", "JOEY": "JOSEPH",
-    "JACK": "JOHN", "JOHNNY": "JOHN", "JON": "JOHN",
-    "NICK": "NICHOLAS", "NICKY": "NICHOLAS",
-    "SAM": "SAMUEL", "SAMMY": "SAMUEL",
-    "BEN": "BENJAMIN", "BENNY": "BENJAMIN",
-    "ALEX": "ALEXANDER", "AL": "ALEXANDER", "XANDER": "ALEXANDER",
-    "ED": "EDWARD", "EDDIE": "EDWARD", "TED": "EDWARD", "TEDDY": "EDWARD",
-    "HARRY": "HENRY", "HAL": "HENRY",
-    "CHARLIE": "CHARLES", "CHARLEY": "CHARLES", "CHAS": "CHARLES",
-    "FREDDIE": "FREDERICK", "FRED": "FREDERICK", "FREDDY": "FREDERICK",
-    "ALFIE": "ALFRED", "ALF": "ALFRED",
-    "ARCHIE": "ARCHIBALD",
-    "MATT": "MATTHEW", "MATTY": "MATTHEW",
-    "ANDY": "ANDREW", "DREW": "ANDREW",
-    "TONY": "ANTHONY",
-    "STEVE": "STEPHEN", "STEVEN": "STEPHEN", "STEVIE": "STEPHEN",
-    "JOSH": "JOSHUA", "ZAK": "ZACHARY", "ZACK": "ZACHARY", "ZAC": "ZACHARY",
-    "OLLIE": "OLIVER", "OLLY": "OLIVER",
-    "LIZ": "ELIZABETH", "LIZZIE": "ELIZABETH", "BETH": "ELIZABETH", "BETTY": "ELIZABETH",
-    "ELIZA": "ELIZABETH", "LIBBY": "ELIZABETH", "ELSIE": "ELIZABETH",
-    "KATE": "KATHERINE", "KATIE": "KATHERINE", "KATY": "KATHERINE", "KAT": "KATHERINE", "KATHRYN": "KATHERINE",
-    "CATHERINE": "KATHERINE", "CATH": "KATHERINE", "KITTY": "KATHERINE",
-    "MAGGIE": "MARGARET", "MEG": "MARGARET", "PEGGY": "MARGARET",
-    "JENNY": "JENNIFER", "JEN": "JENNIFER",
-    "BECKY": "REBECCA", "BECCA": "REBECCA",
-    "SUE": "SUSAN", "SUZY": "SUSAN", "SUSIE": "SUSAN",
-    "MANDY": "AMANDA", "ABBY": "ABIGAIL", "ABBIE": "ABIGAIL", "ABI": "ABIGAIL",
-    "ELLIE": "ELEANOR", "NELL": "ELEANOR", "NELLIE": "ELEANOR",
-    "MILLIE": "AMELIA", "MILLY": "AMELIA",
-    "SOPH": "SOPHIE", "SOPHIA": "SOPHIE",
-    "JESS": "JESSICA", "JESSIE": "JESSICA",
-    "VICKY": "VICTORIA", "VICKI": "VICTORIA", "TORI": "VICTORIA",
-    "CHARLOTTE": "CHARLOTTE", "LOTTIE": "CHARLOTTE", "LOTTY": "CHARLOTTE",
-    "NAT": "NATALIE", "TASHA": "NATASHA",
-    "POLLY": "MARY", "MOLLY": "MARY",
-    "HATTIE": "HARRIET", "ROSIE": "ROSE", "GEORGIE": "GEORGIA", "IZZY": "ISABELLE", "ISABEL": "ISABELLE",
-    "ISABELLA": "ISABELLE", "BELLA": "ISABELLE", "EVIE": "EVELYN", "GRACIE": "GRACE",
-}
-
-
-def canonical_forename(name: str) -> str:
-    return NICKNAMES.get(name, name)
 
 
 def _dictionary(arr) -> pa.DictionaryArray:

@@ -1,4 +1,4 @@
-"""Name vocabularies for synthetic children: forenames, surnames, nicknames and typo variants.
+"""Name vocabularies for synthetic children: forenames, surnames, nicknames (lib.records.nicknames) and typos.
 
 Names are held as integer codes into fixed vocabularies so that a whole run can choose, alter and
 falsify names with numpy indexing instead of per-record string work; strings are only made at
@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
+# Nicknames a child may give instead of their registered name (or be recorded under): the one table the
+# pseudonymiser also reads (lib.records.nicknames), so every variant written here is one it knows.
+from lib.records.nicknames import VARIANTS as NICKNAMES
 
 BOYS = """
 Jack Oliver Thomas Harry Joshua Alfie Charlie Daniel James William Samuel George Joseph Lewis
@@ -47,34 +51,6 @@ Julia Maja Oliwia Wiktoria Lena Amelie Thea Orla Aoife Cara Eden Erin Kiera Kayl
 Charlie Frankie Billie Bella Isobel Martha Beatrice Rose Mary Sarah Laura Louise Emma Stephanie
 Precious Blessing Favour Esther Ruth Deborah Tiana Shanice Tamara Keisha Jordan Melissa Naomi
 """.split()
-
-# Nicknames a child may give instead of their registered name (or be recorded under).
-NICKNAMES = {
-    "Robert": ["Bob", "Rob", "Robbie"], "William": ["Will", "Bill", "Billy"], "Thomas": ["Tom", "Tommy"],
-    "James": ["Jim", "Jimmy", "Jamie"], "Joshua": ["Josh"], "Daniel": ["Dan", "Danny"], "Samuel": ["Sam", "Sammy"],
-    "Benjamin": ["Ben", "Benji"], "Alexander": ["Alex", "Xander"], "Matthew": ["Matt", "Matty"],
-    "Christopher": ["Chris", "Kit"], "Michael": ["Mike", "Mikey", "Mick"], "Joseph": ["Joe", "Joey"],
-    "Jacob": ["Jake", "Jakey"], "Nathan": ["Nate", "Nat"], "Zachary": ["Zach", "Zak"], "Harrison": ["Harry"],
-    "Frederick": ["Fred", "Freddie"], "Freddie": ["Fred"], "Edward": ["Ed", "Eddie", "Ted"], "Oliver": ["Ollie", "Olly"],
-    "Alfred": ["Alfie", "Alf"], "Charles": ["Charlie", "Chas"], "Anthony": ["Tony", "Ant"], "Andrew": ["Andy", "Drew"],
-    "Stephen": ["Steve"], "Patrick": ["Pat", "Paddy"], "Dominic": ["Dom"], "Sebastian": ["Seb", "Bash"],
-    "Theo": ["Teddy"], "Isaac": ["Zac"], "Mohammed": ["Mo", "Mohd"], "Muhammad": ["Mo", "Mohd"], "Mohammad": ["Mo"],
-    "Abdullah": ["Abdul"], "Ibrahim": ["Ibby"], "Kieran": ["Kie"], "Cameron": ["Cam"], "Callum": ["Cal"],
-    "Jonah": ["Jon"], "Gabriel": ["Gabe"], "Tristan": ["Tris"], "Reuben": ["Reub"], "Emmanuel": ["Manny"],
-    "Jakub": ["Kuba"], "Kacper": ["Kacpi"], "Dafydd": ["Dai", "Dafi"], "Tomos": ["Twm"], "Mitchell": ["Mitch"],
-    "Elizabeth": ["Beth", "Liz", "Lizzie", "Libby"], "Jessica": ["Jess", "Jessie"], "Rebecca": ["Becky", "Becca"],
-    "Katherine": ["Kate", "Katie", "Kat"], "Victoria": ["Vicky", "Tori"], "Samantha": ["Sam", "Sammy"],
-    "Alexandra": ["Alex", "Lexi", "Sasha"], "Abigail": ["Abbie", "Abi", "Gail"], "Charlotte": ["Lottie", "Charlie"],
-    "Isabella": ["Bella", "Izzy"], "Isabelle": ["Izzy", "Belle"], "Isobel": ["Izzy"], "Eleanor": ["Ellie", "Nell"],
-    "Amelia": ["Millie", "Mia"], "Madison": ["Maddie"], "Jennifer": ["Jen", "Jenny"], "Natasha": ["Tash", "Tasha"],
-    "Olivia": ["Liv", "Livvy"], "Sophie": ["Soph"], "Sophia": ["Soph"], "Georgia": ["Gee", "George"],
-    "Bethany": ["Beth"], "Lauren": ["Laurie"], "Megan": ["Meg"], "Gabriella": ["Gabby", "Ella"],
-    "Danielle": ["Dani"], "Nicole": ["Nikki"], "Stephanie": ["Steph"], "Harriet": ["Hattie"],
-    "Matilda": ["Tilly", "Tilda"], "Florence": ["Flo", "Florrie"], "Beatrice": ["Bea"], "Hannah": ["Han"],
-    "Caitlin": ["Cait"], "Kayleigh": ["Kay"], "Jasmine": ["Jas", "Jazz"], "Aleksandra": ["Ola", "Ala"],
-    "Wiktoria": ["Wika"], "Zuzanna": ["Zuza"], "Khadija": ["Dija"], "Scarlett": ["Scar"], "Courtney": ["Court"],
-    "Gracie": ["Grace"], "Mollie": ["Moll"], "Molly": ["Moll"], "Chelsea": ["Chels"], "Precious": ["Prec"],
-}
 
 # The commonest British surnames, most common first (ONS / Office for National Statistics name
 # studies; order approximate). Their frequencies follow Zipf's law from Smith at ~1.1% down.

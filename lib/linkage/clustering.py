@@ -1,0 +1,202 @@
+"""Clustering stage (Splink's `linker.clustering`): children from linked nodes, under reviewers' decisions.
+
+Connected components of the joining links: NHS-number nodes, model links at or above the match threshold and
+pairs a reviewer accepted; a pair a reviewer rejected is never joined. Where a component would hold two
+different valid NHS numbers, or a rejected pair, however indirect the chain (N1 – record – N2), it is
+re-done by constrained agglomeration: reviewers' accepted pairs first, then model links from the most to the
+least probable, each union refused if it would break a rule. Splink's connected components cannot express
+such cannot-link rules. Links in the review band below the threshold are queued for review.
+"""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from lib.linkage.config import LinkConfig
+from lib.records.store import cursor
+
+
+def decisions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Each reviewed pair's latest decision (record_key_l, record_key_r, decision)."""
+    with cursor(con) as cur:
+        return cur.execute("""SELECT record_key_l, record_key_r, decision FROM (
+            SELECT *, row_number() OVER (PARTITION BY least(record_key_l, record_key_r),
+                                                      greatest(record_key_l, record_key_r)
+                                         ORDER BY decided_at DESC) AS latest FROM review_decisions)
+            WHERE latest = 1""").df()
+
+
+def _pair_key(a: pd.Series, b: pd.Series) -> pd.Series:
+    return np.minimum(a, b) + "\u0000" + np.maximum(a, b)
+
+
+class _ConstrainedUnion:
+    """Union-find over node positions that refuses a union joining two NHS numbers or a rejected pair."""
+
+    def __init__(self, numbered: list[bool], rejected_positions: list[tuple[int, int]]):
+        self.parent = list(range(len(numbered)))
+        self.numbered = list(numbered)
+        self.apart: dict[int, set[int]] = {}  # root -> nodes that may never join its cluster
+        for a, b in rejected_positions:
+            self.apart.setdefault(a, set()).add(b)
+            self.apart.setdefault(b, set()).add(a)
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:
+            parent[i], i = root, parent[i]
+        return root
+
+    def union(self, a: int, b: int) -> str:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return "joined"
+        if self.numbered[ra] and self.numbered[rb]:
+            return "kept apart (two NHS numbers)"
+        apart = self.apart
+        if any(self.find(x) == rb for x in apart.get(ra, ())) or any(self.find(x) == ra for x in apart.get(rb, ())):
+            return "kept apart (reviewer)"
+        self.parent[rb] = ra
+        self.numbered[ra] = self.numbered[ra] or self.numbered[rb]
+        if rb in apart:
+            apart.setdefault(ra, set()).update(apart.pop(rb))
+        return "joined"
+
+
+def _decided_pairs(decided: pd.DataFrame, record_nodes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accepted, rejected) reviewer decisions as pairs of two different nodes (node_l, node_r)."""
+    node_of = record_nodes.set_index("record_key")["node_id"]
+    decided = decided.assign(node_l=decided["record_key_l"].map(node_of),
+                             node_r=decided["record_key_r"].map(node_of)).dropna(subset=["node_l", "node_r"])
+    decided = decided[decided["node_l"] != decided["node_r"]]
+    return decided[decided["decision"] == "accept"], decided[decided["decision"] == "reject"]
+
+
+def _with_accepted(edges: pd.DataFrame, accepted: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """(edges plus an unscored edge for each accepted pair the model did not score, their pair keys)."""
+    edges = edges.copy()
+    keys = _pair_key(edges["unique_id_l"], edges["unique_id_r"])
+    missing = accepted[~_pair_key(accepted["node_l"], accepted["node_r"]).isin(set(keys))]
+    if len(missing):
+        edges = pd.concat([edges, pd.DataFrame({"unique_id_l": missing["node_l"], "unique_id_r": missing["node_r"],
+                                                "match_weight": np.nan, "match_probability": np.nan})],
+                          ignore_index=True)
+        keys = _pair_key(edges["unique_id_l"], edges["unique_id_r"])
+    return edges, keys
+
+
+def _components(ids: np.ndarray, numbered: list[bool], left: np.ndarray, right: np.ndarray, priority: tuple,
+                candidate: np.ndarray, status: np.ndarray, rejected: list[tuple[int, int]]) -> np.ndarray:
+    """A cluster label per node; refused joins get their status in `status` (changed in place).
+
+    Fast path: plain connected components of the candidate links. Only components that would hold two NHS
+    numbers or a rejected pair (rare) are re-done edge by edge under the constraints, in the order of
+    `priority` (np.lexsort keys over all edges, last key first)."""
+    graph = coo_matrix((np.ones(int(candidate.sum())), (left[candidate], right[candidate])),
+                       shape=(len(ids), len(ids)))
+    _, component = connected_components(graph, directed=False)
+    numbered_count = np.bincount(component, weights=np.asarray(numbered, dtype=float), minlength=component.max() + 1)
+    troubled = numbered_count > 1
+    for a, b in rejected:
+        if component[a] == component[b]:
+            troubled[component[a]] = True
+    labels = component.copy()
+    redo = np.flatnonzero(candidate & troubled[component[np.maximum(left, 0)]])
+    if len(redo):
+        constrained = _ConstrainedUnion(numbered, rejected)
+        for i in redo[np.lexsort(tuple(k[redo] for k in priority))]:
+            outcome = constrained.union(left[i], right[i])
+            if outcome != "joined":
+                status[i] = outcome
+        members = np.flatnonzero(troubled[component])
+        offset = component.max() + 1  # fresh labels for the re-done components
+        labels[members] = offset + np.array([constrained.find(int(m)) for m in members])
+    return labels
+
+
+def cluster(nodes: pd.DataFrame, edges: pd.DataFrame, decisions: pd.DataFrame, record_nodes: pd.DataFrame,
+            config: LinkConfig) -> tuple[pd.Series, pd.DataFrame]:
+    """(cluster id per node, the edges with their status).
+
+    Statuses: linked, accepted by reviewer, rejected by reviewer, kept apart (two NHS numbers), kept apart
+    (reviewer), review (in the review band, joining two different children), already joined (in the band,
+    but the two sides are one child through other links: nothing to review).
+    """
+    ids = nodes["unique_id"].to_numpy(dtype=object)
+    if len(ids) == 0:
+        return pd.Series([], dtype=object, name="cluster_id"), edges.assign(status=pd.Series(dtype=object))
+    position = {node: i for i, node in enumerate(ids)}
+    numbered = [bool(v) for v in nodes["has_nhs"].to_numpy()]
+    accepted, rejected = _decided_pairs(decisions, record_nodes)
+    rejected_positions = [(position[a], position[b]) for a, b in zip(rejected["node_l"], rejected["node_r"])]
+
+    edges, keys = _with_accepted(edges, accepted)
+    is_accepted = keys.isin(set(_pair_key(accepted["node_l"], accepted["node_r"]))).to_numpy()
+    is_rejected = keys.isin(set(_pair_key(rejected["node_l"], rejected["node_r"]))).to_numpy()
+    probability = edges["match_probability"].fillna(1.0).to_numpy()
+    index = pd.Index(ids)
+    left = index.get_indexer(edges["unique_id_l"])
+    right = index.get_indexer(edges["unique_id_r"])
+    candidate = ~is_rejected & (is_accepted | (probability >= config.match_threshold))
+    status = np.full(len(edges), "review", dtype=object)
+    status[is_rejected] = "rejected by reviewer"
+    status[candidate] = np.where(is_accepted[candidate], "accepted by reviewer", "linked")
+
+    # Constrained joins: reviewers' accepted pairs first, then the most probable links, ties by pair key.
+    priority = (keys.to_numpy(), -probability, ~is_accepted)
+    labels = _components(ids, numbered, left, right, priority, candidate, status, rejected_positions)
+    in_band = status == "review"
+    status[in_band & (labels[left] == labels[right])] = "already joined"
+    edges["status"] = status
+    # A cluster is named after one of its nodes (the first in node order), as Splink's clustering does.
+    first = pd.Series(np.arange(len(ids))).groupby(labels).transform("min").to_numpy()
+    return pd.Series(ids[first], index=ids, name="cluster_id"), edges
+
+
+def outcomes(store: duckdb.DuckDBPyConnection, record_nodes: pd.DataFrame, cluster_of: pd.Series,
+              edges: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one outcome row per record, the edges with a record key on each side), in DuckDB: at a million
+    records the same joins and group-bys over string keys take tens of seconds in pandas.
+
+    A child id is pseudonymous and stable while its smallest record key stays in it: "CH-" and the
+    first 12 hex digits of the SHA-256 of that key (record keys are the agencies' own ids, not identities).
+    """
+    with cursor(store) as con:
+        con.register("record_nodes", record_nodes)
+        con.register("clusters", pd.DataFrame({"node_id": cluster_of.index, "cluster_id": cluster_of.to_numpy()}))
+        con.register("edges", edges)
+        out = con.execute("""
+            WITH rc AS (SELECT r.*, c.cluster_id, e.agency_type FROM record_nodes r JOIN clusters c USING (node_id)
+                        JOIN encounters e USING (record_key)),
+            clusters_info AS (SELECT cluster_id, min(record_key) AS first_key, count(*) AS size,
+                                     count(DISTINCT agency_type) AS agencies FROM rc GROUP BY cluster_id),
+            joined AS (SELECT unique_id_l AS node, match_probability AS p, status FROM edges
+                       WHERE status IN ('linked', 'accepted by reviewer')
+                       UNION ALL
+                       SELECT unique_id_r, match_probability, status FROM edges
+                       WHERE status IN ('linked', 'accepted by reviewer')),
+            best AS (SELECT node, max(p) AS p, bool_or(status = 'accepted by reviewer') AS by_reviewer
+                     FROM joined GROUP BY node)
+            SELECT rc.record_key, 'CH-' || substr(sha256(i.first_key), 1, 12) AS child_id, rc.node_id,
+                   CASE WHEN i.size = 1 THEN 'single record' WHEN b.by_reviewer THEN 'reviewer'
+                        WHEN b.p IS NOT NULL THEN 'probabilistic' ELSE 'nhs_number' END AS link_method,
+                   b.p AS best_match_probability, rc.by_nhs, rc.nhs_conflict, rc.shared_number_suspected,
+                   i.agencies
+            FROM rc JOIN clusters_info i USING (cluster_id) LEFT JOIN best b ON b.node = rc.node_id
+            UNION ALL
+            SELECT record_key, NULL, NULL, 'anonymous (never linked)', NULL, false, false, false, 0
+            FROM encounters WHERE is_anonymous
+            ORDER BY record_key""").df()
+        edges = con.execute("""
+            WITH first AS (SELECT node_id, min(record_key) AS record_key FROM record_nodes GROUP BY node_id)
+            SELECT e.* RENAME (unique_id_l AS node_l, unique_id_r AS node_r),
+                   l.record_key AS record_key_l, r.record_key AS record_key_r
+            FROM edges e LEFT JOIN first l ON l.node_id = e.unique_id_l LEFT JOIN first r ON r.node_id = e.unique_id_r
+            """).df()
+    return out, edges  # out carries `agencies` (distinct agency types of the record's child) for the summary

@@ -1,0 +1,62 @@
+"""What every linkage stage shares: the run's settings (`LinkConfig`), the progress callback and the DuckDB
+limits a linkage connection runs under."""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Progress = Callable[[float, str], None]
+
+
+def noop(fraction: float, message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    match_threshold: float = 0.9  # a model link at or above this joins two records
+    review_floor: float = 0.5  # links from here up to the threshold are queued for review
+    seed: int = 42
+    max_u_pairs: float = 2e6
+    train_sample: int = 250_000  # above this many groups, train on a seeded random sample of them
+    memory_limit: str | None = None  # DuckDB memory limit while linking (None: 35% of RAM, at most 8 GB);
+    #                                  past it DuckDB spills to disk instead of growing
+    temp_directory: str | None = None  # where DuckDB spills (None: one temporary folder per process)
+    predict_chunk_nodes: int = 1_500_000  # score in chunks of about this many nodes (bounded memory at 5M+)
+    backend: str = "duckdb"  # where Splink scores pairs: "duckdb" (in process) or "spark" (lib.linkage.spark)
+    spark_master: str | None = None  # e.g. "local[2]", "spark://host:7077"; None: $JOINEDUP_SPARK_MASTER,
+    #                                  an active SparkSession, else local[*]
+    spark_checkpoint_dir: str | None = None  # visible to every executor on a cluster (HDFS, S3, shared mount)
+    spark_partitions: int | None = None  # spark.sql.shuffle.partitions (None: the session's own)
+    spark_exchange_dir: str | None = None  # nodes go to the cluster as Parquet here instead of from memory
+
+    def __post_init__(self):
+        if self.backend not in ("duckdb", "spark"):
+            raise ValueError(f"backend must be 'duckdb' or 'spark', not {self.backend!r}")
+
+
+def memory_limit(config: LinkConfig) -> str:
+    if config.memory_limit:
+        return config.memory_limit
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 * 2**30
+    return f"{max(1, min(8, int(total * 0.35 / 2**30)))}GB"
+
+
+_TEMP: dict[str, str] = {}
+
+
+def temp_directory(config: LinkConfig) -> str:
+    if config.temp_directory:
+        return config.temp_directory
+    if "dir" not in _TEMP or not os.path.isdir(_TEMP["dir"]):
+        _TEMP["dir"] = tempfile.mkdtemp(prefix="joinedup-link-spill-")
+    return _TEMP["dir"]
+
+
+def duckdb_config(config: LinkConfig) -> dict:
+    return {"memory_limit": memory_limit(config), "temp_directory": temp_directory(config)}

@@ -1,0 +1,156 @@
+"""Inference stage (Splink's `linker.inference`): which pairs of records are the same child, and how sure.
+
+1. Deterministic links (`deterministic_pass`): records sharing a valid NHS number are one node, unless a
+   record's name and date of birth flatly contradict the number's usual identity (surname, forename after
+   nicknames and year of birth all differ): such a record is flagged as a possible shared or wrong number and
+   goes on alone, without the number.
+2. Scored pairs (`probabilistic_pass`): the model trained by lib.linkage.training scores candidate pairs of
+   nodes (DuckDB in chunks, or Spark) and keeps those at or above the review floor, with each comparison's
+   match weight (mw_*) and the level that fired (gamma_*). Pairs of two different valid NHS numbers are
+   dropped: they are different children.
+Thresholds (link, review) are applied by lib.linkage.clustering.
+"""
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from lib.linkage import model, training
+from lib.linkage.config import LinkConfig, Progress, duckdb_config, noop
+
+RECORD_COLUMNS = ["record_key", "agency_type", "nhs_status", "nhs_hash", *model.FEATURES, "is_anonymous"]
+
+
+def _mode_columns(source: str, key: str, columns: list[str]) -> str:
+    """SQL for a table (key, column...) holding the most common non-null value of each column per key
+    (ties: the smallest value, so runs repeat)."""
+    parts = [f"""(SELECT {key}, first({c} ORDER BY n DESC, {c}) AS {c} FROM (
+                    SELECT {key}, {c}, count(*) AS n FROM {source} WHERE {c} IS NOT NULL GROUP BY ALL)
+                  GROUP BY {key}) AS m_{c}""" for c in columns]
+    sql = f"SELECT k.{key}, " + ", ".join(f"m_{c}.{c}" for c in columns) + f" FROM (SELECT DISTINCT {key} FROM {source}) k"
+    for c in columns:
+        sql += f" LEFT JOIN {parts[columns.index(c)]} USING ({key})"
+    return sql
+
+
+def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(nodes for Splink, record → node table with the NHS flags), from a frame of RECORD_COLUMNS or
+    straight from a store's `encounters` table. Runs in DuckDB: at a million records, grouping
+    64-character hashes in pandas costs tens of seconds, and a round trip through pandas several more."""
+    if isinstance(records, pd.DataFrame):
+        con = duckdb.connect()
+        con.register("records", records)
+    else:
+        con = records.cursor()  # its own connection: temporary tables stay private and go with it
+        con.execute(f"CREATE TEMP VIEW records AS SELECT {', '.join(RECORD_COLUMNS)} FROM encounters")
+    try:
+        con.execute("""CREATE TEMP TABLE named AS SELECT * FROM records WHERE NOT is_anonymous""")
+        # Group key: a 64-bit hash of the NHS-number hash (a collision among a million numbers has a
+        # probability of about 1 in 30 million; sorting 64-character strings for a rank costs seconds).
+        con.execute("""CREATE TEMP TABLE numbered AS SELECT *, hash(nhs_hash) AS g
+                       FROM named WHERE nhs_status = 'valid' AND nhs_hash IS NOT NULL""")
+        identity = ["dob_hash", "surname_hash", "forename_canon_hash", "birth_year"]
+        con.execute(f"CREATE TEMP TABLE identity AS {_mode_columns('numbered', 'g', identity)}")
+        # A record flatly contradicts its number's usual identity when its surname, its forename after
+        # nicknames and its year of birth all differ (a different year implies a different date, transposed
+        # or not; the transposed hash is NULL for most dates, so it cannot be part of the test); nulls never
+        # contradict.
+        con.execute("""CREATE TEMP TABLE judged AS
+            SELECT n.record_key, n.g, n.nhs_hash,
+                   (count(*) OVER (PARTITION BY n.g)) > 1
+                   AND coalesce(n.birth_year <> i.birth_year, false)
+                   AND coalesce(n.surname_hash <> i.surname_hash, false)
+                   AND coalesce(n.forename_canon_hash <> i.forename_canon_hash, false) AS contradicts
+            FROM numbered n JOIN identity i USING (g)""")
+        # An NHS group is named after its smallest record key: no bit of the number's hash leaves this pass.
+        con.execute("""CREATE TEMP TABLE trusted AS SELECT n.*, min(n.record_key) OVER (PARTITION BY n.g) AS group_key
+                       FROM numbered n JOIN judged j USING (record_key) WHERE NOT j.contradicts""")
+        record_nodes = con.execute("""
+            SELECT r.record_key,
+                   CASE WHEN t.record_key IS NOT NULL THEN 'N:' || t.group_key
+                        ELSE 'R:' || r.record_key END AS node_id,
+                   t.record_key IS NOT NULL AS by_nhs,
+                   coalesce(j.contradicts, false) AS nhs_conflict,
+                   j.g IS NOT NULL AND j.g IN (SELECT g FROM judged WHERE contradicts) AS shared_number_suspected
+            FROM named r LEFT JOIN judged j USING (record_key) LEFT JOIN trusted t USING (record_key)
+            ORDER BY r.record_key""").df()
+        features = ", ".join(model.FEATURES)
+        nodes = con.execute(f"""
+            SELECT 'N:' || t.group_key AS unique_id, true AS has_nhs, {features}
+            FROM ({_mode_columns('trusted', 'g', model.FEATURES)}) m
+            JOIN (SELECT g, any_value(group_key) AS group_key FROM trusted GROUP BY g) t USING (g)
+            UNION ALL
+            SELECT 'R:' || record_key AS unique_id, false AS has_nhs, {features}
+            FROM named WHERE record_key NOT IN (SELECT record_key FROM trusted)
+            ORDER BY unique_id""").df()
+    finally:
+        con.close()
+    nodes["birth_year"] = pd.to_numeric(nodes["birth_year"]).astype("Int64")
+    return nodes, record_nodes
+
+
+def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progress = noop
+                       ) -> tuple[pd.DataFrame, dict]:
+    """Splink predictions between nodes at or above the review floor, and the trained model.
+
+    Training always runs in DuckDB (on at most `config.train_sample` nodes); scoring runs on
+    `config.backend` with that trained model, so DuckDB and Spark give the same links."""
+    from splink.backends.duckdb import DuckDBAPI
+
+    db_api = DuckDBAPI(connection=duckdb.connect(config=duckdb_config(config)))
+    try:
+        frame = nodes[["unique_id", *model.FEATURES]]
+        progress(0.35, "Training the match model (u by sampling, m by expectation maximisation)")
+        model_json = training.train_model(db_api, frame, config)
+        scored = score(db_api, frame, model_json, config, progress)
+    finally:
+        db_api.duckdb_con.close()  # its tables and buffers go before clustering starts
+    return kept_edges(scored, nodes), model_json
+
+
+def scoring_settings(settings: dict) -> dict:
+    """A trained model's settings for scoring: Splink 5 outputs the level that fired (gamma_*) only when it
+    retains the matching columns, which training does without (they would weigh down EM's tables);
+    `edge_columns` drops them again before they leave the backend."""
+    return {**settings, "retain_matching_columns": True}
+
+
+def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, progress: Progress) -> pd.DataFrame:
+    """Splink's predictions of `frame`'s pairs at or above the review floor, on `config.backend`."""
+    from splink import Linker
+
+    if config.backend == "spark":
+        from lib.linkage import spark
+
+        progress(0.6, "Scoring candidate pairs on Spark")
+        return spark.predict(frame, model_json, config.review_floor, master=config.spark_master,
+                             checkpoint_dir=config.spark_checkpoint_dir, partitions=config.spark_partitions,
+                             exchange_dir=config.spark_exchange_dir)
+    linker = Linker(db_api.register(frame, dataset_display_name="encounters"), scoring_settings(model_json),
+                    log_level=30)
+    progress(0.6, "Scoring candidate pairs")
+    # Chunks (of the left side of each pair) bound the comparison vectors held at once; one chunk
+    # below predict_chunk_nodes, so small runs are unchanged.
+    chunks = max(1, -(-len(frame) // config.predict_chunk_nodes))
+    predictions = linker.inference.predict(threshold_match_probability=config.review_floor,
+                                           num_chunks_left=chunks if chunks > 1 else None)
+    relation = predictions.as_duckdbpyrelation()
+    scored = relation.select(*edge_columns(relation.columns)).df()  # the matching columns never leave DuckDB
+    predictions.drop_table_from_database_and_remove_from_cache()
+    return scored
+
+
+def edge_columns(columns: list[str]) -> list[str]:
+    """The prediction columns an edge keeps: the pair, its weight and probability, and for each comparison
+    its match weight (mw_*, mw_tf_adj_*) and the level that fired (gamma_*); never a matching column."""
+    return ["unique_id_l", "unique_id_r", "match_weight", "match_probability",
+            *[c for c in columns if c.startswith(("mw_", "gamma_"))]]
+
+
+def kept_edges(scored: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
+    """The scored pairs as edges (ids, weight, probability, per-comparison mw_* and gamma_*), without pairs of
+    two nodes that each carry a different valid NHS number."""
+    edges = scored[edge_columns(list(scored.columns))]
+    has_nhs = set(nodes.loc[nodes["has_nhs"], "unique_id"])
+    both_numbered = edges["unique_id_l"].isin(has_nhs) & edges["unique_id_r"].isin(has_nhs)
+    return edges[~both_numbered].reset_index(drop=True)  # different valid NHS numbers: different children

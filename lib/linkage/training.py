@@ -1,0 +1,29 @@
+"""Training stage (Splink's `linker.training`): the match model's λ, u and m estimated on this data.
+
+Training always runs in DuckDB, on at most `LinkConfig.train_sample` nodes: m and u are properties of the
+recording, not of the population size, so a large random sample estimates them as well, and EM's blocked
+pairs grow with the square of the input. The trained model (Splink's JSON) is what the scoring stage uses,
+on DuckDB or Spark alike. The comparisons, blocking rules and estimation steps are in lib.linkage.model.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from lib.linkage import model
+from lib.linkage.config import LinkConfig
+
+
+def train_model(db_api, frame: pd.DataFrame, config: LinkConfig) -> dict:
+    """The trained model (Splink's JSON) of `frame` (unique_id + model.FEATURES), or of a seeded random sample
+    of it when it holds more than `config.train_sample` nodes."""
+    from splink import Linker
+
+    if len(frame) > config.train_sample:
+        sample = frame.sample(n=config.train_sample, random_state=config.seed)
+        trainer = Linker(db_api.register(sample, dataset_display_name="training_sample"), model.settings(),
+                         log_level=30)
+        model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs)
+        return trainer.misc.save_model_to_json()
+    trainer = Linker(db_api.register(frame, dataset_display_name="training_nodes"), model.settings(), log_level=30)
+    model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs)
+    return trainer.misc.save_model_to_json()
