@@ -28,7 +28,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from lib.linkage import model
+from lib.linkage import dice, model
 
 Progress = Callable[[float, str], None]
 
@@ -52,6 +52,7 @@ class LinkConfig:
     spark_checkpoint_dir: str | None = None  # visible to every executor on a cluster (HDFS, S3, shared mount)
     spark_partitions: int | None = None  # spark.sql.shuffle.partitions (None: the session's own)
     spark_exchange_dir: str | None = None  # nodes go to the cluster as Parquet here instead of from memory
+    name_similarity: bool = True  # Dice levels on the names' Bloom filters (lib.linkage.dice); False: without
 
     def __post_init__(self):
         if self.backend not in ("duckdb", "spark"):
@@ -163,13 +164,16 @@ def _probabilistic_pass(db_api, nodes: pd.DataFrame, config: LinkConfig, progres
         # m and u are properties of the recording, not of the population size: a large random sample
         # estimates them as well, and EM's blocked pairs grow with the square of the input.
         sample = frame.sample(n=config.train_sample, random_state=config.seed)
-        trainer = Linker(db_api.register(sample, dataset_display_name="training_sample"), model.settings(),
+        cuts = dice.thresholds(sample, config.seed) if config.name_similarity else None
+        trainer = Linker(db_api.register(sample, dataset_display_name="training_sample"), model.settings(cuts),
                          log_level=30)
         model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs)
         model_json = trainer.misc.save_model_to_json()
         linker = None
     else:
-        linker = Linker(db_api.register(frame, dataset_display_name="encounters"), model.settings(), log_level=30)
+        cuts = dice.thresholds(frame, config.seed) if config.name_similarity else None
+        linker = Linker(db_api.register(frame, dataset_display_name="encounters"), model.settings(cuts),
+                        log_level=30)
         model.train(linker, seed=config.seed, max_pairs=config.max_u_pairs)
         model_json = linker.misc.save_model_to_json()
     if config.backend == "spark":

@@ -48,6 +48,8 @@ ENCOUNTER_COLUMNS: list[tuple[str, str]] = [
     ("forename_hash", "VARCHAR"),
     ("surname_hash", "VARCHAR"),
     ("forename_canon_hash", "VARCHAR"),
+    ("forename_bloom", "BIGINT[]"),  # keyed Bloom filters of name bigrams (lib.records.bloom)
+    ("surname_bloom", "BIGINT[]"),
     ("forename_phonetic", "VARCHAR"),
     ("surname_phonetic", "VARCHAR"),
     ("dob_hash", "VARCHAR"),
@@ -75,6 +77,10 @@ DDL = [
     "CREATE TABLE IF NOT EXISTS encounters (" + ", ".join(f"{n} {t}" for n, t in ENCOUNTER_COLUMNS) + ")",
     "CREATE TABLE IF NOT EXISTS store_versions (version BIGINT PRIMARY KEY, written_at TIMESTAMP, "
     "command VARCHAR, change VARCHAR)",
+    # Stores made before the name Bloom filters: the columns are added (NULL for rows stored then: a name
+    # cannot be re-encoded from its hash; re-ingest the extracts to fill them).
+    "ALTER TABLE encounters ADD COLUMN IF NOT EXISTS forename_bloom BIGINT[]",
+    "ALTER TABLE encounters ADD COLUMN IF NOT EXISTS surname_bloom BIGINT[]",
 ]
 
 _INGEST_LOCK = threading.Lock()
