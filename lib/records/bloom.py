@@ -35,7 +35,7 @@ FIELDS = ("forename", "surname")
 
 def field_key(key: bytes, field: str) -> bytes:
     """The key of one field's filters: the pseudonymisation key salted with the field name."""
-    return hmac.new(key, f"bloom:{field}".encode("utf-8"), hashlib.sha256).digest()
+    return hmac.new(key, f"bloom:{field}".encode(), hashlib.sha256).digest()
 
 
 def bigrams(name: str) -> list[str]:
