@@ -9,9 +9,10 @@ How the cut-points are trained (`thresholds`), for each name field F, on the nod
   postcode, but not on F (neither its hash, its nickname-canonical hash nor its sound code): the other
   fields label them as one child almost always, so their F-Dice shows how a misrecorded F looks;
 - *random pairs* ("u pairs"): a seeded random sample of pairs of nodes, with the same condition on F;
-- the lower cut-point is the Dice value that best separates the two (largest difference between the share
-  of m pairs and of u pairs at or above it: Youden's J on a grid of 0.01); the upper one does the same
-  among the pairs at or above the lower one. EM then estimates each level's m and u as for any level.
+- a first cut-point is the Dice value that best separates the two (largest difference between the share
+  of m pairs and of u pairs at or above it: Youden's J on a grid of 0.01); the level's cut-point does the
+  same among the pairs at or above the first (the first alone lets in about one random pair in ten).
+  With `LEVELS` = 2 both become levels. EM then estimates each level's m and u as for any level.
 If there are too few m or u pairs to choose from (fewer than `MIN_PAIRS`), F gets no Dice level and
 linkage falls back to today's comparisons for that field.
 
@@ -28,6 +29,7 @@ import pandas as pd
 
 from lib.records import bloom
 
+LEVELS = 1  # one Dice level per name (two were measured worse: docs/LINKAGE_PRIVACY.md)
 MIN_PAIRS = 30
 U_PAIRS = 200_000
 GRID = np.round(np.arange(0.30, 0.96, 0.01), 2)
@@ -83,7 +85,10 @@ def thresholds(frame: pd.DataFrame, seed: int = 42) -> dict[str, list[float]]:
             out[field] = []
             continue
         high = _best_cut(m[m >= low], u[u >= low], GRID[GRID > low])
-        out[field] = [high, low] if high is not None else [low]
+        if LEVELS == 1:
+            out[field] = [high if high is not None else low]
+        else:
+            out[field] = [high, low] if high is not None else [low]
     return out
 
 
