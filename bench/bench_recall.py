@@ -12,7 +12,7 @@ each with NHS numbers as generated and with every NHS number removed. Each is li
 and scored pairwise against the truth (lib.linkage.evaluate). Prints one JSON line per run and a table:
 precision, recall, F1 and review queue (links in the review band, 0.5 up to the threshold, joining two
 children) per 100,000 records at the default match threshold (0.9); "recall@eqP": the model's best recall at
-any threshold of THRESHOLDS whose precision is at least the other model's at 0.9 (the issue's "recall at
+any threshold of THRESHOLDS whose precision is at least the "before" model's at 0.9 (one reference for both) (the issue's "recall at
 equal precision"); seconds of the deterministic and probabilistic passes (training and scoring).
 Each model is trained and scored once, down to probability 0.3, and clustered at every threshold with
 lib.linkage.run.cluster, as `link` does (no reviewers' decisions).
@@ -77,8 +77,8 @@ def sweep(con, truth: pd.DataFrame, similarity: bool) -> tuple[list[dict], float
 
 def measure(encounters: pd.DataFrame, truth: pd.DataFrame, *, nhs: bool, store_dir: Path) -> dict[str, dict]:
     """{"before": scores, "after": scores} of one truth set on one store, at the default match threshold,
-    with "recall_at_equal_precision": the best recall of the model at any threshold of THRESHOLDS whose
-    precision is at least the other model's at the default threshold."""
+    with "recall_at_equal_precision": the model's best recall at any threshold of THRESHOLDS whose
+    precision is at least that of "before" at the default threshold (the same reference for both)."""
     from lib.linkage.run import LinkConfig
     from lib.records import ingest, store
 
@@ -91,11 +91,11 @@ def measure(encounters: pd.DataFrame, truth: pd.DataFrame, *, nhs: bool, store_d
     finally:
         con.close()
     default = LinkConfig().match_threshold
+    reference = next(s for s in curves["before"][0] if s["threshold"] == default)["precision"]
     out = {}
     for name, (curve, seconds) in curves.items():
         at = next(s for s in curve if s["threshold"] == default)
-        other = next(s for s in curves["after" if name == "before" else "before"][0] if s["threshold"] == default)
-        eligible = [s for s in curve if s["precision"] >= other["precision"]]
+        eligible = [s for s in curve if s["precision"] >= reference]
         best = max(eligible, key=lambda s: s["recall"]) if eligible else None
         out[name] = {**at, "seconds": round(seconds, 1),
                      "recall_at_equal_precision": best["recall"] if best else None,

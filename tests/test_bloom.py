@@ -164,10 +164,11 @@ def independent(tmp_path_factory):
 
 def test_dice_levels_find_more_of_the_same_child_on_independently_damaged_names(independent):
     before, after = independent["before"], independent["after"]
-    # measured at this seed (docs/LINKAGE_PRIVACY.md): the issue's +5 points are not reached; the gain that is
-    # reached is pinned, so losing it fails
-    assert after["recall_at_equal_precision"] >= before["recall"] + 0.003, (before, after)  # 0.9559 -> 0.9593
-    assert after["f1"] > before["f1"]
+    # measured at this seed and size (docs/LINKAGE_PRIVACY.md has the 100,000-record table): the issue's +5
+    # points are not reached; recall at equal precision 0.9589 -> 0.9593, F1 and precision up. Pinned as
+    # strict gains, so removing the levels (both models then identical) fails.
+    assert after["recall_at_equal_precision"] > before["recall_at_equal_precision"], (before, after)
+    assert after["f1"] > before["f1"] + 0.002, (before["f1"], after["f1"])
     assert after["precision"] >= before["precision"] - 0.001
 
 
