@@ -28,7 +28,8 @@ def _record(key, nhs=None, fore="F1", canon="F1", sur="S1", dob="D1", swap="W1",
             "forename_hash": fore, "forename_canon_hash": canon, "forename_phonetic": fore[:1],
             "surname_hash": sur, "surname_phonetic": sur[:1], "dob_hash": dob, "dob_swap_hash": swap,
             "birth_year": year, "sex": "F", "home_postcode_hash": "P", "home_sector": "LS6 2",
-            "home_district": "LS6", "is_anonymous": anonymous}
+            "home_district": "LS6", "forename_bloom": None, "surname_bloom": None,  # no name filters here
+            "is_anonymous": anonymous}
 
 
 def test_deterministic_pass_groups_a_valid_nhs_number_and_flags_a_contradiction():

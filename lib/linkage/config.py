@@ -31,6 +31,7 @@ class LinkConfig:
     spark_checkpoint_dir: str | None = None  # visible to every executor on a cluster (HDFS, S3, shared mount)
     spark_partitions: int | None = None  # spark.sql.shuffle.partitions (None: the session's own)
     spark_exchange_dir: str | None = None  # nodes go to the cluster as Parquet here instead of from memory
+    name_similarity: bool = True  # Dice levels on the names' Bloom filters (lib.linkage.dice); False: without
 
     def __post_init__(self):
         if self.backend not in ("duckdb", "spark"):

@@ -14,19 +14,25 @@ import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import SettingsCreator, block_on
 
+from lib.linkage import dice
+
 #: Columns Splink sees (beside unique_id).
 FEATURES = ["forename_hash", "forename_canon_hash", "forename_phonetic", "surname_hash", "surname_phonetic",
             "dob_hash", "dob_swap_hash", "birth_year", "sex", "home_postcode_hash", "home_sector",
-            "home_district"]
+            "home_district", "forename_bloom", "surname_bloom"]
 
 
-def comparisons() -> list:
+def comparisons(dice_cuts: dict[str, list[float]] | None = None) -> list:
+    """The comparisons; `dice_cuts` (from `dice.thresholds`) adds Dice levels on the names' Bloom filters
+    between sound-alike and disagreement (None or an empty list: today's levels only)."""
+    dice_cuts = dice_cuts or {}
     forename = cl.CustomComparison(
         [
             cll.NullLevel("forename_hash"),
             cll.ExactMatchLevel("forename_hash"),
             cll.ExactMatchLevel("forename_canon_hash").configure(label_for_charts="Same forename after nicknames"),
             cll.ExactMatchLevel("forename_phonetic").configure(label_for_charts="Forenames sound alike"),
+            *dice.levels("forename", dice_cuts.get("forename", [])),
             cll.ColumnsReversedLevel("forename_hash", "surname_hash").configure(
                 label_for_charts="Forename and surname swapped"),
             cll.ElseLevel(),
@@ -38,6 +44,7 @@ def comparisons() -> list:
             cll.NullLevel("surname_hash"),
             cll.ExactMatchLevel("surname_hash", term_frequency_adjustments=True),
             cll.ExactMatchLevel("surname_phonetic").configure(label_for_charts="Surnames sound alike"),
+            *dice.levels("surname", dice_cuts.get("surname", [])),
             cll.ElseLevel(),
         ],
         output_column_name="surname",
@@ -91,10 +98,10 @@ def blocking_rules() -> list:
     ]
 
 
-def settings() -> SettingsCreator:
+def settings(dice_cuts: dict[str, list[float]] | None = None) -> SettingsCreator:
     return SettingsCreator(
         link_type="dedupe_only",
-        comparisons=comparisons(),
+        comparisons=comparisons(dice_cuts),
         blocking_rules_to_generate_predictions=blocking_rules(),
         retain_intermediate_calculation_columns=True,  # per-field match weights (mw_*), kept to explain links
         retain_matching_columns=False,
@@ -129,7 +136,7 @@ def trained_settings(model_json: dict, dialect: str) -> dict:
     Splink's model JSON holds SQL in the dialect it was trained in: DuckDB's double-quoted identifiers
     would be string literals in Spark SQL, so the JSON cannot be loaded as it is by another backend.
     """
-    target = settings().create_settings_dict(sql_dialect_str=dialect)
+    target = settings(dice.thresholds_in(model_json)).create_settings_dict(sql_dialect_str=dialect)
     target["probability_two_random_records_match"] = model_json["probability_two_random_records_match"]
     trained = {c["output_column_name"]: c for c in model_json["comparisons"]}
     for comparison in target["comparisons"]:

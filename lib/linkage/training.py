@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lib.linkage import model
+from lib.linkage import dice, model
 from lib.linkage.config import LinkConfig
 
 
@@ -19,11 +19,10 @@ def train_model(db_api, frame: pd.DataFrame, config: LinkConfig) -> dict:
     from splink import Linker
 
     if len(frame) > config.train_sample:
-        sample = frame.sample(n=config.train_sample, random_state=config.seed)
-        trainer = Linker(db_api.register(sample, dataset_display_name="training_sample"), model.settings(),
-                         log_level=30)
-        model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs)
-        return trainer.misc.save_model_to_json()
-    trainer = Linker(db_api.register(frame, dataset_display_name="training_nodes"), model.settings(), log_level=30)
+        frame = frame.sample(n=config.train_sample, random_state=config.seed)
+    # the Dice cut-points are learned from the same nodes the model is trained on, and travel in its JSON
+    cuts = dice.thresholds(frame, config.seed) if config.name_similarity else None
+    trainer = Linker(db_api.register(frame, dataset_display_name="training_nodes"), model.settings(cuts),
+                     log_level=30)
     model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs)
     return trainer.misc.save_model_to_json()

@@ -18,7 +18,8 @@ Design decisions:
    (agency_type|agency_code|source_record_id), the agency fields, encounter date and type, CSE flag,
    ``nhs_status`` (valid / invalid / missing) and ``nhs_hash`` (valid numbers only), hashes of the
    normalised forename and surname (upper case, letters only) and of the forename after mapping
-   nicknames to a canonical name (BOB → ROBERT), Metaphone codes of both names (lossy, in clear),
+   nicknames to a canonical name (BOB → ROBERT), keyed Bloom filters of both names' bigrams
+   (lib.records.bloom), Metaphone codes of both names (lossy, in clear),
    hashes of the date of birth and of it with day and month swapped, birth year, sex, hash of the home
    postcode, its sector and district, home and encounter geography, ``is_anonymous`` (no valid NHS
    number, name, date of birth or home postcode), batch_id, ingested_at. Nothing else identifying.

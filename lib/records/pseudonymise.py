@@ -12,6 +12,9 @@ Hashes are hex HMAC-SHA256 over ``domain + ":" + normalised value`` with one dom
 (``nhs``, ``name``, ``dob``, ``postcode``). Forename and surname share the ``name`` domain on purpose, so
 linkage can spot a forename and surname recorded the wrong way round. Each distinct value is hashed once.
 
+Forename and surname are also kept as keyed Bloom filters of their character bigrams (``forename_bloom``,
+``surname_bloom``; lib.records.bloom), so linkage can grade a misspelling by Dice similarity.
+
 Derived features kept in clear are lossy: phonetic codes of names (jellyfish Metaphone), birth year,
 sex, postcode sector ("LS6 2") and district ("LS6"), and the geography of the postcode.
 """
@@ -28,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lib.records import bloom
 from lib.records.geography import GEOGRAPHY
 from lib.records.nicknames import canonical_forename
 
@@ -169,6 +173,13 @@ def sector_district(postcodes: pa.Array) -> tuple[pa.Array, pa.Array]:
     return sector, outward
 
 
+def _bloom_column(arr, encoder: bloom.Encoder) -> pa.Array:
+    """Each value's Bloom filter (a list of int64; null stays null), encoded once per distinct value."""
+    arr = _dictionary(arr)
+    filters = pa.array(encoder.encode_many(arr.dictionary.to_pylist()), pa.list_(pa.int64()))
+    return filters.take(arr.indices)
+
+
 def pseudonymise(good: pa.Table, key: bytes) -> pa.Table:
     """Turn validated rows (clear identifiers) into stored rows: hashes and lossy features only.
 
@@ -198,6 +209,8 @@ def pseudonymise(good: pa.Table, key: bytes) -> pa.Table:
         "surname_hash": hashed(surname, "name"),
         "forename_canon_hash": _with_dictionary(forename, pa.array(
             hasher.values("name", [canonical_forename(v) for v in forename.dictionary.to_pylist()]), pa.string())),
+        "forename_bloom": _bloom_column(forename, bloom.Encoder(key, "forename")),
+        "surname_bloom": _bloom_column(surname, bloom.Encoder(key, "surname")),
         "forename_phonetic": _map_dictionary(forename, lambda v: jellyfish.metaphone(v) or None),
         "surname_phonetic": _map_dictionary(surname, lambda v: jellyfish.metaphone(v) or None),
         "dob_hash": _with_dictionary(dob_dict, pa.array(hasher.values("dob", _iso(dob_days)), pa.string())),

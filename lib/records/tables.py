@@ -13,7 +13,9 @@ The store (``lib.records.store``) creates these on open; linkage (``lib.linkage.
   definition here.
 
 Schema versions (``meta.schema_version``): 1 is the layout of releases up to November 2026 (linkage tables
-created only by the first linkage run); 2 creates every table above when a store is opened for writing.
+created only by the first linkage run); 2 creates every table above when a store is opened for writing; 3 adds
+the keyed Bloom filters of both names (``forename_bloom``, ``surname_bloom``: NULL for rows stored before, since a
+name cannot be re-encoded from its hash; re-ingest the extracts to fill them).
 ``ensure_schema`` creates a new store at ``SCHEMA_VERSION``, upgrades an older one step by step (inside one
 transaction: a failed step leaves the store as it was) and refuses a store written by a newer release.
 """
@@ -23,7 +25,7 @@ import duckdb
 
 from lib.records import geography
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class StoreError(RuntimeError):
@@ -46,6 +48,8 @@ ENCOUNTER_COLUMNS: list[tuple[str, str]] = [
     ("forename_hash", "VARCHAR"),
     ("surname_hash", "VARCHAR"),
     ("forename_canon_hash", "VARCHAR"),
+    ("forename_bloom", "BIGINT[]"),  # keyed Bloom filters of name bigrams (lib.records.bloom)
+    ("surname_bloom", "BIGINT[]"),
     ("forename_phonetic", "VARCHAR"),
     ("surname_phonetic", "VARCHAR"),
     ("dob_hash", "VARCHAR"),
@@ -124,8 +128,14 @@ def _to_2(cur) -> None:
     create(cur, LINKAGE_TABLES)
 
 
+def _to_3(cur) -> None:
+    """2 → 3: the keyed Bloom filters of the names (lib.records.bloom); rows stored before keep NULL."""
+    cur.execute("ALTER TABLE encounters ADD COLUMN IF NOT EXISTS forename_bloom BIGINT[]")
+    cur.execute("ALTER TABLE encounters ADD COLUMN IF NOT EXISTS surname_bloom BIGINT[]")
+
+
 #: Migration from each version to the next.
-MIGRATIONS = {1: _to_2}
+MIGRATIONS = {1: _to_2, 2: _to_3}
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, where: str = "the store") -> int:

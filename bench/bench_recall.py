@@ -1,0 +1,143 @@
+"""Recall on imperfect names, before and after the Dice levels on the names' Bloom filters (issue 20).
+
+Run: python -m bench.bench_recall [--size 20000] [--seed 11] [--rate 0.15]
+
+Two synthetic truth sets of `--size` encounters from lib.synth:
+- "built-in": lib.synth as it is (its own typos, nicknames, aliases, false names);
+- "independent": lib.synth with its typo rate set to zero, then names damaged by bench/corruption.py
+  (keyboard, OCR, dropped/doubled/transposed letters, truncation, swapped order, split double-barrelled
+  surnames) at `--rate` per name field;
+each with NHS numbers as generated and with every NHS number removed. Each is linked twice on one store:
+"before" (today's comparisons, `LinkConfig(name_similarity=False)`) and "after" (with the Dice levels),
+and scored pairwise against the truth (lib.linkage.evaluate). Prints one JSON line per run and a table:
+precision, recall, F1 and review queue (links in the review band, 0.5 up to the threshold, joining two
+children) per 100,000 records at the default match threshold (0.9); "recall@eqP": the model's best recall at
+any threshold of THRESHOLDS whose precision is at least the "before" model's at 0.9 (one reference for both) (the issue's "recall at
+equal precision"); seconds of the deterministic and probabilistic passes (training and scoring).
+Each model is trained and scored once, down to probability 0.3, and clustered at every threshold with
+lib.linkage.run.cluster, as `link` does (no reviewers' decisions).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from bench import corruption
+
+KEY = b"benchmark-key-not-secret-0123456789abcdef"
+
+
+def truth_sets(size: int, seed: int, rate: float) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    from lib.synth import AGENCY_TYPES, SynthConfig, generate
+
+    builtin = generate(SynthConfig(n_encounters=size, seed=seed))
+    clean, truth = generate(SynthConfig(n_encounters=size, seed=seed, typo_rate={a: 0.0 for a in AGENCY_TYPES}))
+    damaged, _ = corruption.apply(clean, truth, rate=rate, seed=seed)
+    return {"built-in": builtin, "independent": (damaged, truth)}
+
+
+THRESHOLDS = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99]
+FLOOR = 0.3  # pairs scored down to this probability, so every threshold of THRESHOLDS can be clustered
+
+
+def sweep(con, truth: pd.DataFrame, similarity: bool) -> tuple[list[dict], float]:
+    """Pairwise scores at each match threshold of THRESHOLDS (review band: 0.5 up to the threshold) from
+    one training and one scoring (lib.linkage.run's passes and clustering, as `link` runs them), and the
+    seconds the passes took."""
+    from lib.linkage import run
+    from lib.linkage.evaluate import pairwise_scores
+
+    started = time.perf_counter()
+    nodes, record_nodes = run.deterministic_pass(con)
+    edges, _ = run.probabilistic_pass(nodes, run.LinkConfig(review_floor=FLOOR, name_similarity=similarity))
+    seconds = time.perf_counter() - started
+    keys = con.execute("""SELECT record_key, agency_type, source_record_id FROM encounters
+                          WHERE NOT is_anonymous""").df()
+    keys = keys.merge(truth[["agency_type", "source_record_id", "true_child_id"]],
+                      on=["agency_type", "source_record_id"], validate="one_to_one")
+    keys = keys.merge(record_nodes[["record_key", "node_id"]], on="record_key")
+    out = []
+    for threshold in THRESHOLDS:
+        config = run.LinkConfig(match_threshold=threshold, review_floor=min(0.5, threshold))
+        cluster_of, status = run.cluster(nodes, edges[edges["match_probability"] >= config.review_floor],
+                                         pd.DataFrame(columns=["record_key_l", "record_key_r", "decision"]),
+                                         record_nodes, config)
+        scores = pairwise_scores(keys["node_id"].map(cluster_of), keys["true_child_id"])
+        queue = int((status["status"] == "review").sum())
+        scores.update(threshold=threshold, review_queue=queue,
+                      review_per_100k=round(queue * 100_000 / len(keys), 1), records_evaluated=len(keys))
+        out.append(scores)
+    return out, seconds
+
+
+def measure(encounters: pd.DataFrame, truth: pd.DataFrame, *, nhs: bool, store_dir: Path) -> dict[str, dict]:
+    """{"before": scores, "after": scores} of one truth set on one store, at the default match threshold,
+    with "recall_at_equal_precision": the model's best recall at any threshold of THRESHOLDS whose
+    precision is at least that of "before" at the default threshold (the same reference for both)."""
+    from lib.linkage.run import LinkConfig
+    from lib.records import ingest, store
+
+    if not nhs:
+        encounters = encounters.assign(nhs_number=None)
+    con = store.connect(store_dir / f"recall-{nhs}.duckdb")
+    try:
+        ingest.commit(con, ingest.prepare_frame(encounters, "truth.parquet", key=KEY))
+        curves = {name: sweep(con, truth, similarity) for name, similarity in (("before", False), ("after", True))}
+    finally:
+        con.close()
+    default = LinkConfig().match_threshold
+    reference = next(s for s in curves["before"][0] if s["threshold"] == default)["precision"]
+    out = {}
+    for name, (curve, seconds) in curves.items():
+        at = next(s for s in curve if s["threshold"] == default)
+        eligible = [s for s in curve if s["precision"] >= reference]
+        best = max(eligible, key=lambda s: s["recall"]) if eligible else None
+        out[name] = {**at, "seconds": round(seconds, 1),
+                     "recall_at_equal_precision": best["recall"] if best else None,
+                     "threshold_at_equal_precision": best["threshold"] if best else None,
+                     "curve": [{k: s[k] for k in ("threshold", "precision", "recall", "f1", "review_per_100k")}
+                               for s in curve]}
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    head = (f"{'truth set':<12} {'NHS':<8} {'model':<7} {'precision':>9} {'recall':>7} {'F1':>7} {'review/100k':>11} "
+            f"{'recall@eqP':>10} {'s':>6}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        eq = "-" if r["recall_at_equal_precision"] is None else (
+            f"{r['recall_at_equal_precision']:.4f}@{r['threshold_at_equal_precision']}")
+        lines.append(f"{r['truth_set']:<12} {r['nhs']:<8} {r['model']:<7} {r['precision']:>9.4f} {r['recall']:>7.4f} "
+                     f"{r['f1']:>7.4f} {r['review_per_100k']:>11.1f} {eq:>10} {r['seconds']:>6.1f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--rate", type=float, default=0.15, help="share of each name field damaged")
+    args = parser.parse_args(argv)
+    if args.size > 100_000:
+        parser.error("at most 100,000 records here (shared machine); the lead runs larger sizes")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for set_name, (encounters, truth) in truth_sets(args.size, args.seed, args.rate).items():
+            for nhs in (True, False):
+                folder = Path(tmp) / f"{set_name}-{nhs}"
+                folder.mkdir()
+                for model_name, scores in measure(encounters, truth, nhs=nhs, store_dir=folder).items():
+                    row = {"truth_set": set_name, "nhs": "with" if nhs else "without", "model": model_name,
+                           "size": args.size, **scores}
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
