@@ -11,7 +11,7 @@ import pytest
 
 from lib.linkage import dice, model
 from lib.records import bloom
-from tests.linkage_fixtures import TEST_KEY
+from tests.fixtures_linkage import TEST_KEY
 
 OTHER_KEY = b"another-key-entirely-0123456789abcdef"
 

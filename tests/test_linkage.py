@@ -173,11 +173,11 @@ def test_explanation_adds_up_to_the_links_probability(linked):
 def test_explained_level_is_the_level_splink_recorded_for_the_pair(linked):
     """Each field's level in an explanation is the level that fired for the pair (its gamma_ value), named as
     Splink's own comparison objects number and label their levels: not a guess from the nearest weight."""
-    from lib.linkage import explain, model
+    from lib.linkage import dice, explain, model
 
     con, _, _ = linked
     splink_levels = {}
-    for creator in model.comparisons():
+    for creator in model.comparisons(dice.thresholds_in(explain.latest_model(con))):  # the run's own levels
         comparison = creator.get_comparison("duckdb")
         splink_levels[comparison.output_column_name] = {
             level.comparison_vector_value: explain.plain_label(level.label_for_charts, level.is_null_level)

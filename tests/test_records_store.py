@@ -400,10 +400,14 @@ def test_a_store_written_by_the_previous_release_opens_and_is_upgraded(tmp_path)
     reader.close()
     assert "review_decisions" not in _tables_of(duckdb_open(path))
     with store.Store.open(path) as s:
-        assert s.schema_version() == tables.SCHEMA_VERSION == 2
+        assert s.schema_version() == tables.SCHEMA_VERSION == 3  # 3: the names' Bloom filters
         assert set(tables.TABLES) <= _tables_of(s.con)
         after = snapshot(s.con)
-        assert after["encounters"] == before["encounters"] and after["batches"] == before["batches"]
+        # every stored value kept; schema 3 appends the two Bloom-filter columns, empty for rows stored before
+        width = len(before["encounters"][0])
+        assert [row[:width] for row in after["encounters"]] == before["encounters"]
+        assert all(value is None for row in after["encounters"] for value in row[width:])
+        assert after["batches"] == before["batches"]
         assert dict(after["meta"])["key_check"] == dict(before["meta"])["key_check"] == key_check(KEY)
         assert s.data_version().startswith("5:1:None:-1:r0:")
     # the upgraded store takes a batch with the same key and a reviewer decision, as a new one does
@@ -417,9 +421,9 @@ def test_a_store_written_by_the_previous_release_opens_and_is_upgraded(tmp_path)
 def test_a_versioned_store_of_the_previous_release_is_upgraded_by_its_next_writer(tmp_path):
     path = _schema1_store(tmp_path)
     with versions.write(path, "upgrade") as w:
-        assert store.Store(w.con).schema_version() == 2
+        assert store.Store(w.con).schema_version() == tables.SCHEMA_VERSION
     con = store.connect(path, read_only=True)
-    assert dict(con.execute("SELECT * FROM meta").fetchall())["schema_version"] == "2"
+    assert dict(con.execute("SELECT * FROM meta").fetchall())["schema_version"] == str(tables.SCHEMA_VERSION)
     assert store.counts(con)["encounters"] == 5 and "linkage_runs" in _tables_of(con)
     con.close()
 

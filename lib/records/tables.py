@@ -107,11 +107,13 @@ def existing(cur) -> set[str]:
 
 
 def stored_version(cur) -> int | None:
-    """The schema version written in the store (None: no ``meta`` table or no version row: a new file)."""
-    if "meta" not in existing(cur):
-        return None
-    rows = cur.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchall()
-    return int(rows[0][0]) if rows else None
+    """The schema version written in the store. A store with an ``encounters`` table but no version row was
+    written before versions were recorded: version 1. None: a new file."""
+    here = existing(cur)
+    rows = cur.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchall() if "meta" in here else []
+    if rows:
+        return int(rows[0][0])
+    return 1 if "encounters" in here else None
 
 
 def check(cur, where: str = "the store") -> int | None:
