@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import emit, peak_rss_mb  # noqa: E402
+from bench.common import emit, peak_rss_mb
 
 
 def main(argv=None) -> int:

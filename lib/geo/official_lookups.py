@@ -148,6 +148,14 @@ SOURCES: tuple[OfficialSource, ...] = (
          *(f"SN_{i}{p}" for i in range(1, 11) for p in ("", "P"))),
         repository=DFE_CSC),
     OfficialSource(
+        "census21_household_deprivation_lsoa21", "data/household_deprivation21_lsoa21.rda",
+        "household_deprivation21_lsoa21", "Office for National Statistics (as vendored by humaniverse/demographr)",
+        "Census 2021 TS011: Households by deprivation dimensions, Lower layer Super Output Areas, England and "
+        "Wales", "Census 2021 (21 March 2021)",
+        "https://www.ons.gov.uk/datasets/TS011/editions/2021/versions/1",
+        ("lsoa21_code", "deprivation_dimensions", "n", "total_households"), repository="humaniverse/demographr",
+        gzip=True),
+    OfficialSource(
         "ua22_lhb22", *_rda("lookup_ltla21_lhb22"), "Office for National Statistics",
         "Unitary Authority to Local Health Board (December 2022) Lookup in Wales", "December 2022",
         PORTAL + "ons::unitary-authority-to-local-health-board-december-2022-lookup-in-wales/explore",

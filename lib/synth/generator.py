@@ -167,6 +167,7 @@ def _encounter_counts(cfg: SynthConfig, rng):
 
 
 def _children(cfg: SynthConfig, geo: Geography, pfas, rng_list) -> dict:
+    """Step: the children: who they are, how often and when agencies meet them, where they live and travel."""
     rng_pop, rng_home, rng_id, rng_travel = rng_list
     cse, counts = _encounter_counts(cfg, rng_pop)
     k = len(counts)
@@ -178,6 +179,9 @@ def _children(cfg: SynthConfig, geo: Geography, pfas, rng_list) -> dict:
     shape = 1.0 + 0.5 * np.minimum(counts - 1, 10)
     length = np.where(counts > 1, np.round(span * rng_pop.beta(shape, 2.0)), 0).astype(np.int64)
     wstart = (rng_pop.random(k) * (span - length + 1)).astype(np.int64)
+    home_lsoa, home_pc, years = _homes(cfg, geo, pfas, cse, rng_home)
+    if years is not None:  # an exploited child's time with agencies lies in one of its authority's published years
+        wstart, length = _within_year(geo, home_lsoa, cse, length, wstart, years, rng_home)
     # Date of birth: aged 10 at the first encounter at the youngest, under 18 at the last; skewed
     # towards mid-teens where exploitation concentrates.
     latest = start_abs + wstart - _DAYS_10Y
@@ -194,64 +198,113 @@ def _children(cfg: SynthConfig, geo: Geography, pfas, rng_list) -> dict:
     cum_mix = np.cumsum(mix, axis=1)
     cum_mix[:, -1] = 1.0
 
-    # Homes: a uniformly random real postcode in the allowed forces (postcodes ~ households).
-    mask = geo.home_lsoa_mask(pfas)
-    if not mask.any():
-        raise ValueError("no postcodes in the chosen area")
-    elig = np.flatnonzero(mask)
-    cum = np.cumsum(geo.lsoa_count[elig])
-    r = rng_home.integers(0, cum[-1], size=k)
-    j = np.searchsorted(cum, r, side="right")
-    home_lsoa = elig[j]
-    home_pc = geo.lsoa_start[home_lsoa] + (r - (cum[j] - geo.lsoa_count[home_lsoa]))
-    # A previous address, recorded by agencies that have not caught up: mostly nearby.
-    near = rng_home.random(k) < 0.75
-    old_lsoa = np.where(near, geo.neighbours[home_lsoa, rng_home.integers(0, NEIGHBOURS, size=k)],
-                        _weighted_lsoa(np.where(geo.usable, geo.lsoa_count, 0).astype(float), k, rng_home))
-    old_pc = _postcode_in(geo, old_lsoa, rng_home)
-    for _ in range(5):  # a previous address is a different postcode
-        same = np.flatnonzero(old_pc == home_pc)
-        if len(same) == 0:
-            break
-        old_lsoa[same] = geo.neighbours[home_lsoa[same], rng_home.integers(1, NEIGHBOURS, size=len(same))]
-        old_pc[same] = _postcode_in(geo, old_lsoa[same], rng_home)
-
-    # Names, aliases and NHS numbers.
-    nm = names()
-    forename = np.empty(k, dtype=np.int32)
-    nf = int(female.sum())
-    forename[female] = rng_id.choice(nm.girl_ids, size=nf, p=nm.girl_p)
-    forename[~female] = rng_id.choice(nm.boy_ids, size=k - nf, p=nm.boy_p)
-    surname = rng_id.choice(nm.surname_ids, size=k, p=nm.surname_p).astype(np.int32)
-    alias_fore = _random_forename(female, rng_id, avoid=forename)
-    alias_sur = _random_surname(k, rng_id, avoid=surname)
-    nick_pick = rng_id.integers(0, 1 << 20, size=k)
-    nhs_true = nhs.unique_valid_numbers(k, rng_id)
-
+    old_lsoa, old_pc = _previous_addresses(geo, home_lsoa, home_pc, rng_home)
+    ids = _identities(cfg, female, rng_id)
     # Siblings: a few children share a surname and a home with another child in the data.
     n_sib = round(cfg.sibling_share * k) if k > 1 else 0
     if n_sib:
         younger = rng_id.choice(k, size=n_sib, replace=False)
         elder = (younger + rng_id.integers(1, k, size=n_sib)) % k
-        for arr in (surname, home_lsoa, home_pc, old_lsoa, old_pc):
+        for arr in (ids["surname"], home_lsoa, home_pc, old_lsoa, old_pc):
             arr[younger] = arr[elder]
-        alias_sur[younger] = _random_surname(n_sib, rng_id, avoid=surname[younger])
+        ids["alias_sur"][younger] = _random_surname(n_sib, rng_id, avoid=ids["surname"][younger])
+    travel = _travel(cfg, geo, cse, home_lsoa, rng_travel)
+    return dict(n=k, cse=cse, counts=counts, female=female, start_abs=start_abs, wstart=wstart, length=length,
+                dob=dob, cum_mix=cum_mix, home_lsoa=home_lsoa, home_pc=home_pc, old_pc=old_pc, **ids, **travel)
 
-    # Travel: who goes far (county lines), and where to.
+
+def _homes(cfg: SynthConfig, geo: Geography, pfas, cse: np.ndarray, rng):
+    """Each child's home LSOA and postcode, and (calibrated runs) the published-year shares.
+
+    Calibrated (``cfg.calibrate`` and a geography with official child populations): children not exploited
+    live where children live (official 0-17 population per LSOA); exploited children live in each children's
+    services authority in proportion to its published DfE C3 CSE count for the run's years
+    (``lib.synth.calibration``), shared within the authority by its children. Otherwise a uniformly random
+    real postcode in the allowed forces (postcodes ~ households), as before calibration."""
+    mask = geo.home_lsoa_mask(pfas)
+    if not mask.any():
+        raise ValueError("no postcodes in the chosen area")
+    k = len(cse)
+    if cfg.calibrate and geo.lsoa_children is not None:
+        from lib.synth import calibration
+
+        plan = calibration.home_plan(cfg, geo, mask)
+        home_lsoa = np.empty(k, dtype=np.int64)
+        for exploited, weights in ((False, plan.weights_other), (True, plan.weights_cse)):
+            sel = np.flatnonzero(cse == exploited)
+            home_lsoa[sel] = _weighted_lsoa(weights, len(sel), rng)
+        return home_lsoa, _postcode_in(geo, home_lsoa, rng), plan
+    elig = np.flatnonzero(mask)
+    cum = np.cumsum(geo.lsoa_count[elig])
+    r = rng.integers(0, cum[-1], size=k)
+    j = np.searchsorted(cum, r, side="right")
+    home_lsoa = elig[j]
+    home_pc = geo.lsoa_start[home_lsoa] + (r - (cum[j] - geo.lsoa_count[home_lsoa]))
+    return home_lsoa, home_pc, None
+
+
+def _within_year(geo: Geography, home_lsoa, cse, length, wstart, plan, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Exploited children: their time with agencies lies within one financial year, drawn by the home
+    authority's published counts per year (``plan.year_shares``), so each year's volumes follow C3.
+    Returns (window start, window length) for all children (others unchanged)."""
+    sel = np.flatnonzero(cse)
+    shares = plan.year_shares[geo.lsoa_utla[home_lsoa[sel]]]
+    cum = np.cumsum(shares, axis=1)
+    year = (rng.random(len(sel))[:, None] > cum / cum[:, -1:]).sum(axis=1).clip(0, len(plan.year_offsets) - 1)
+    lo, hi = plan.year_offsets[year], plan.year_ends[year]
+    new_length = np.minimum(length[sel], hi - lo)
+    start = lo + (rng.random(len(sel)) * (hi - lo - new_length + 1)).astype(np.int64)
+    out_start, out_length = wstart.copy(), length.copy()
+    out_start[sel], out_length[sel] = start, new_length
+    return out_start, out_length
+
+
+def _previous_addresses(geo: Geography, home_lsoa, home_pc, rng):
+    """A previous address, recorded by agencies that have not caught up: mostly nearby."""
+    k = len(home_lsoa)
+    near = rng.random(k) < 0.75
+    old_lsoa = np.where(near, geo.neighbours[home_lsoa, rng.integers(0, NEIGHBOURS, size=k)],
+                        _weighted_lsoa(np.where(geo.usable, geo.lsoa_count, 0).astype(float), k, rng))
+    old_pc = _postcode_in(geo, old_lsoa, rng)
+    for _ in range(5):  # a previous address is a different postcode
+        same = np.flatnonzero(old_pc == home_pc)
+        if len(same) == 0:
+            break
+        old_lsoa[same] = geo.neighbours[home_lsoa[same], rng.integers(1, NEIGHBOURS, size=len(same))]
+        old_pc[same] = _postcode_in(geo, old_lsoa[same], rng)
+    return old_lsoa, old_pc
+
+
+def _identities(cfg: SynthConfig, female, rng) -> dict:
+    """Names, aliases and NHS numbers."""
+    k = len(female)
+    nm = names()
+    forename = np.empty(k, dtype=np.int32)
+    nf = int(female.sum())
+    forename[female] = rng.choice(nm.girl_ids, size=nf, p=nm.girl_p)
+    forename[~female] = rng.choice(nm.boy_ids, size=k - nf, p=nm.boy_p)
+    surname = rng.choice(nm.surname_ids, size=k, p=nm.surname_p).astype(np.int32)
+    alias_fore = _random_forename(female, rng, avoid=forename)
+    alias_sur = _random_surname(k, rng, avoid=surname)
+    nick_pick = rng.integers(0, 1 << 20, size=k)
+    nhs_true = nhs.unique_valid_numbers(k, rng)
+    return {"forename": forename, "surname": surname, "alias_fore": alias_fore, "alias_sur": alias_sur,
+            "nick_pick": nick_pick, "nhs": nhs_true}
+
+
+def _travel(cfg: SynthConfig, geo: Geography, cse, home_lsoa, rng) -> dict:
+    """Travel: who goes far (county lines), and where to."""
+    k = len(cse)
     p_travel = cfg.travel_far_share / (1 - cfg.cse_prevalence + cfg.cse_prevalence * cfg.travel_far_cse_ratio)
-    travels = rng_travel.random(k) < np.minimum(1.0, np.where(cse, p_travel * cfg.travel_far_cse_ratio, p_travel))
+    travels = rng.random(k) < np.minimum(1.0, np.where(cse, p_travel * cfg.travel_far_cse_ratio, p_travel))
     dest1 = np.full(k, -1, dtype=np.int64)  # only travellers have destinations
     dest2 = np.full(k, -1, dtype=np.int64)
     ti = np.flatnonzero(travels)
-    dest1[ti] = _destinations(geo, cfg, home_lsoa[ti], rng_travel)
-    dest2[ti] = np.where(rng_travel.random(len(ti)) < cfg.second_destination_share,
-                         _destinations(geo, cfg, home_lsoa[ti], rng_travel), dest1[ti])
-    flag_z = rng_travel.standard_normal(k)  # a child's own visibility of exploitation
-
-    return {"n": k, "cse": cse, "counts": counts, "female": female, "start_abs": start_abs, "wstart": wstart, "length": length,
-                "dob": dob, "cum_mix": cum_mix, "home_lsoa": home_lsoa, "home_pc": home_pc, "old_pc": old_pc,
-                "forename": forename, "surname": surname, "alias_fore": alias_fore, "alias_sur": alias_sur,
-                "nick_pick": nick_pick, "nhs": nhs_true, "travels": travels, "dest1": dest1, "dest2": dest2, "flag_z": flag_z}
+    dest1[ti] = _destinations(geo, cfg, home_lsoa[ti], rng)
+    dest2[ti] = np.where(rng.random(len(ti)) < cfg.second_destination_share,
+                         _destinations(geo, cfg, home_lsoa[ti], rng), dest1[ti])
+    flag_z = rng.standard_normal(k)  # a child's own visibility of exploitation
+    return {"travels": travels, "dest1": dest1, "dest2": dest2, "flag_z": flag_z}
 
 
 def _random_forename(female: np.ndarray, rng, avoid: np.ndarray | None = None) -> np.ndarray:
@@ -349,6 +402,8 @@ def _record_concerns(cfg: SynthConfig, geo: Geography, ch: dict, enc: dict, seed
     n, child, agency, code = enc["n"], enc["child"], enc["agency"], enc["code"]
     true_cse = ch["cse"][child]
     factor = _area_factors(cfg, len(geo.codes), seed)
+    if cfg.calibrate and geo.lsoa_children is not None:
+        factor[_CSC] = 1.0  # calibrated: the published C3 count already holds each authority's recording practice
     p_flag = np.where(true_cse, _agency_vector(cfg.cse_flag_propensity)[agency],
                       _agency_vector(cfg.cse_false_flag_rate)[agency]) * factor[agency, code]
     rho = cfg.cse_flag_child_correlation
