@@ -110,3 +110,49 @@ def test_imported_figures_are_kept_in_the_store_with_their_symbols():
     with pytest.raises((ValueError, duckdb.Error)):
         published.store_figures(con, tidy.assign(count="not a number"), "c3")
     assert len(published.stored_figures(con, "c3")) == len(tidy)  # the failed import lost nothing
+
+
+def test_import_stats_keeps_figures_and_symbols_in_the_store(tmp_path, capsys):
+    import argparse
+    import json
+
+    from lib.measures import commands
+    from lib.records import store
+
+    source = tmp_path / "police.csv"
+    source.write_text("area_code,period,count\nE23000010,2024-25,120\nE23000011,2024-25,c\nE23000012,2024-25,k\n")
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers(dest="command"))
+    db = tmp_path / "store.duckdb"
+    args = parser.parse_args(["import-stats", str(source), "--format", "generic", "--out", str(tmp_path / "o.csv"),
+                              "--db", str(db)])
+    assert args.func(args) == 0
+    assert json.loads(capsys.readouterr().out)["stored"] == 3
+    con = store.connect(db, read_only=True)
+    try:
+        kept = published.stored_figures(con).set_index("area_code")
+    finally:
+        con.close()
+    assert kept.loc["E23000010", "count"] == 120 and kept.loc["E23000010", "source"] == "police.csv"
+    assert pd.isna(kept.loc["E23000011", "count"]) and kept.loc["E23000011", "symbol"] == "c"
+    assert kept.loc["E23000012", "meaning"] == "rounds to 0 but is not 0"
+    assert list(pd.read_csv(tmp_path / "o.csv").columns) == published.TIDY_COLUMNS
+
+
+def test_reconcile_store_uses_the_stores_counts_and_imported_figures():
+    from lib.records import default, store
+
+    con = store.connect(":memory:")
+    default.ensure_default_dataset(con, n_encounters=3000, seed=4, key=b"test-key-not-secret-0123456789abcdef")
+    mine = published.store_csc_counts(con)
+    flagged = con.execute("SELECT count(*) FROM encounters WHERE agency_type = 'children_social_care' AND cse_flag"
+                          ).fetchall()[0][0]
+    assert mine["store_count"].sum() == flagged > 0
+    out = published.reconcile_store(con)
+    assert out["store_count"].sum() == flagged
+    assert out["published"].notna().any()  # the vendored C3 figures when nothing was imported
+    tidy = published.dfe_c3()
+    tidy = tidy[tidy["period"] == "2024-25"].assign(count=1.0)
+    published.store_figures(con, tidy, "my-import")
+    imported = published.reconcile_store(con)
+    assert set(imported.loc[imported["period"] == "2024-25", "published"].dropna()) == {1.0}

@@ -202,7 +202,8 @@ def guess_layer(codes: pd.Series) -> str:
     return best
 
 
-def read_generic(source, layer: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_generic(source, layer: str | None = None, *, with_symbols: bool = False
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A generic "area code, period, count" CSV (police or health figures) → (tidy frame, report).
 
     ``geographic_level`` is the layer (given, or guessed from the codes); codes not in that layer are
@@ -224,7 +225,11 @@ def read_generic(source, layer: str | None = None) -> tuple[pd.DataFrame, pd.Dat
                          "status": status})
     if tidy["count"].dropna().mod(1).eq(0).all():
         tidy["count"] = tidy["count"].astype("Int64")
-    return tidy[TIDY_COLUMNS], check_codes(tidy, layer, levels=(layer,))
+    columns = TIDY_COLUMNS
+    if with_symbols:
+        tidy["symbol"], tidy["meaning"] = symbols(frame[found["count"]])
+        columns = [*TIDY_COLUMNS, "symbol", "meaning"]
+    return tidy[columns], check_codes(tidy, layer, levels=(layer,))
 
 
 def to_layer(tidy: pd.DataFrame, from_layer: str, to_layer: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -438,6 +443,22 @@ def stored_figures(con, source: str | None = None) -> pd.DataFrame:
         frame[column] = frame[column].fillna("").astype("str")
     frame["count"] = frame["count"].astype("Float64")
     return frame[[*PUBLISHED_COLUMNS, "source"]]
+
+
+def figures_for(con) -> pd.DataFrame:
+    """The published local-authority figures a page shows beside a store: those imported into it (local
+    authority rows of any source, latest import first where two give the same area and period), else the
+    vendored DfE C3 figures."""
+    stored = stored_figures(con)
+    stored = stored[stored["geographic_level"].isin(["Local authority", "utla"])]
+    if stored.empty:
+        return dfe_c3()
+    return stored.drop_duplicates(["area_code", "period"], keep="last").drop(columns="source")
+
+
+def reconcile_store(con, measure: str = "cse_records") -> pd.DataFrame:
+    """``reconcile`` of the store's children's social care counts with ``figures_for(con)``."""
+    return reconcile(store_csc_counts(con, measure), figures_for(con))
 
 
 # -- calibration and coverage figures (lib.synth, bench/bench_default.py) -------------------------------------
