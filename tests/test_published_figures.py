@@ -156,3 +156,16 @@ def test_reconcile_store_uses_the_stores_counts_and_imported_figures():
     published.store_figures(con, tidy, "my-import")
     imported = published.reconcile_store(con)
     assert set(imported.loc[imported["period"] == "2024-25", "published"].dropna()) == {1.0}
+
+
+def test_reconcile_police_force_sums_both_sides(raw):
+    store = pd.DataFrame({"area_code": ["E08000035", "E08000032", "E09000012"],
+                          "period": ["2024-25", "2024-25", "2021-22"], "store_count": [40, 30, 7]})
+    out = published.reconcile_police_force(store).set_index(["area_code", "period"])
+    west_yorks = out.loc[("E23000010", "2024-25")]
+    want = raw[raw["la_name"].isin(["Bradford", "Calderdale", "Kirklees", "Leeds", "Wakefield"])
+               & (raw["time_period"] == "2025")]["Child_sexual_exploitation"].astype(int).sum()
+    assert west_yorks["store_count"] == 70 and west_yorks["published"] == want
+    assert west_yorks["text"] == f"your extract: 70; published: {want:,}"
+    met = out.loc[("E23000001", "2021-22")]
+    assert met["store_count"] == 7 and not met["complete"] and "Hackney: x, not available" in met["text"]

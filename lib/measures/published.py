@@ -461,6 +461,27 @@ def reconcile_store(con, measure: str = "cse_records") -> pd.DataFrame:
     return reconcile(store_csc_counts(con, measure), figures_for(con))
 
 
+def reconcile_police_force(store: pd.DataFrame, figures: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``reconcile`` on police force areas: the store's children's social care counts per authority
+    (``store_csc_counts``) and the published figures, both summed to forces. Adds ``complete`` and ``symbols``
+    (authorities whose published cell carries a symbol, left out of the published sum)."""
+    mine, _ = convert.convert(store.rename(columns={"store_count": "count"}), "utla", "pfa", ["count"],
+                              by=["period"])
+    pub = to_police_force(figures)
+    out = mine[["area_code", "period", "count"]].rename(columns={"count": "store_count"}).merge(
+        pub.rename(columns={"count": "published"}), on=["area_code", "period"], how="outer")
+    out["area_name"] = out["area_code"].map(convert.area_names("pfa")).fillna("")
+    out["store_count"] = out["store_count"].fillna(0).round().astype("int64")
+    out["symbols"] = out["symbols"].fillna("").astype("str")
+    out["complete"] = out["symbols"] == ""
+    out["published"] = out["published"].astype("Float64")
+    out["text"] = [f"your extract: {s:,}; published: " + (_figure(p) if pd.notna(p) else "no figure")
+                   + ("" if ok else f" (leaves out {sym})")
+                   for s, p, ok, sym in zip(out["store_count"], out["published"], out["complete"], out["symbols"])]
+    return out[["area_code", "area_name", "period", "store_count", "published", "complete", "symbols", "text"]
+               ].sort_values(["area_code", "period"], ignore_index=True)
+
+
 # -- calibration and coverage figures (lib.synth, bench/bench_default.py) -------------------------------------
 
 def c3_weights(periods: tuple[str, ...], factor: str = "Child_sexual_exploitation") -> pd.DataFrame:
