@@ -41,7 +41,8 @@ def test_official_extracts_match_their_checksums():
     entries = official_lookups.sources_json()
     for key, entry in entries.items():
         assert entry["repository"] == official_lookups.BY_KEY[key].repository and len(entry["commit"]) == 40
-        assert entry["repository"] in ("humaniverse/geographr", "dfe-analytical-services/CSC_outcomes_and_enablers")
+        assert entry["repository"] in ("humaniverse/geographr", "dfe-analytical-services/CSC_outcomes_and_enablers",
+                                       "humaniverse/demographr")
         assert entry["licence"] == "Open Government Licence v3.0" and entry["vintage"] and entry["dataset"]
         assert len(official_lookups.read(key)) == entry["rows"]
 

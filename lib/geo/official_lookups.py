@@ -25,6 +25,7 @@ import pandas as pd
 OFFICIAL = Path(__file__).resolve().parents[2] / "geodata" / "official"
 SOURCES_JSON = OFFICIAL / "geography_sources.json"
 GEOGRAPHR = "humaniverse/geographr"
+DFE_CSC = "dfe-analytical-services/CSC_outcomes_and_enablers"
 OGL = "Open Government Licence v3.0"
 PORTAL = "https://geoportal.statistics.gov.uk/datasets/"
 
@@ -127,6 +128,33 @@ SOURCES: tuple[OfficialSource, ...] = (
         PORTAL + "ons::lower-tier-local-authority-to-upper-tier-local-authority-april-2023-lookup-in-ew/about",
         ("LTLA23CD", "LTLA23NM", "UTLA23CD", "UTLA23NM"),
         repository="dfe-analytical-services/CSC_outcomes_and_enablers"),
+    OfficialSource(
+        "dfe_c3_cse_2018_2025", "data-raw/c3_factors_identified_at_end_of_assessment_2018_to_2025.csv", "",
+        "Department for Education (as vendored by its CSC outcomes and enablers dashboard)",
+        "Children in need: table C3, factors identified at the end of assessment, years ending 31 March "
+        "2018 to 2025 (factor kept: child sexual exploitation)", "2018 to 2025 (reporting years)",
+        "https://explore-education-statistics.service.gov.uk/find-statistics/characteristics-of-children-in-need",
+        ("time_period", "time_identifier", "geographic_level", "country_code", "country_name", "region_code",
+         "region_name", "old_la_code", "new_la_code", "la_name", "Episodes_with_assessment_factor",
+         "Child_sexual_exploitation"),
+        repository=DFE_CSC),
+    OfficialSource(
+        "dfe_statistical_neighbours_2025", "data-raw/sn_model_2025_wide.csv", "",
+        "Department for Education (as vendored by its CSC outcomes and enablers dashboard)",
+        "Children's services statistical neighbour benchmarking tool: 10 nearest neighbours per local "
+        "authority with closeness bands (2025 model)", "2025",
+        "https://www.gov.uk/government/publications/local-authority-interactive-tool-lait",
+        ("old_la_code", "la_name", "region_ind", "region_name",
+         *(f"SN_{i}{p}" for i in range(1, 11) for p in ("", "P"))),
+        repository=DFE_CSC),
+    OfficialSource(
+        "census21_household_deprivation_lsoa21", "data/household_deprivation21_lsoa21.rda",
+        "household_deprivation21_lsoa21", "Office for National Statistics (as vendored by humaniverse/demographr)",
+        "Census 2021 TS011: Households by deprivation dimensions, Lower layer Super Output Areas, England and "
+        "Wales", "Census 2021 (21 March 2021)",
+        "https://www.ons.gov.uk/datasets/TS011/editions/2021/versions/1",
+        ("lsoa21_code", "deprivation_dimensions", "n", "total_households"), repository="humaniverse/demographr",
+        gzip=True),
     OfficialSource(
         "ua22_lhb22", *_rda("lookup_ltla21_lhb22"), "Office for National Statistics",
         "Unitary Authority to Local Health Board (December 2022) Lookup in Wales", "December 2022",

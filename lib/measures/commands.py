@@ -18,6 +18,8 @@ def register(sub) -> None:
     imp.add_argument("--factor", default="Child_sexual_exploitation", help="DfE C3 factor column")
     imp.add_argument("--layer", default=None, help="generic: layer of the area codes (default: guessed)")
     imp.add_argument("--out", type=Path, required=True, help="tidy CSV to write")
+    imp.add_argument("--db", type=Path, default=None,
+                     help="also keep the figures, with their symbols, in this store (table published_figures)")
     imp.set_defaults(func=import_stats)
     div = sub.add_parser("divergence", help="per-area agency counts, divergence measure and funnel verdict")
     div.add_argument("--db", type=Path, default=None, help="DuckDB store (default $JOINEDUP_DB or data/)")
@@ -51,10 +53,17 @@ def import_stats(args) -> int:
     from lib.measures import published
 
     if args.format == "dfe-c3":
-        tidy, report = published.read_dfe_c3(args.file, args.factor)
+        tidy, report = published.read_dfe_c3(args.file, args.factor, with_symbols=True)
     else:
-        tidy, report = published.read_generic(args.file, args.layer)
-    published.write_tidy(tidy, args.out)
+        tidy, report = published.read_generic(args.file, args.layer, with_symbols=True)
+    published.write_tidy(tidy[published.TIDY_COLUMNS], args.out)
+    stored = None
+    if args.db is not None:
+        from lib.records import versions
+
+        with versions.write(args.db, "import-stats") as w:
+            stored = published.store_figures(w.con, tidy, source=args.file.name)
+            w.change = f"published figures: {stored:,} rows from {args.file.name}"
     status = tidy["status"].value_counts()
     print(json.dumps({
         "file": str(args.file), "format": args.format, "factor": args.factor if args.format == "dfe-c3" else None,
@@ -63,7 +72,7 @@ def import_stats(args) -> int:
         "unavailable": int(status.get("unavailable", 0)),
         "levels": {k: int(v) for k, v in tidy["geographic_level"].value_counts().items()},
         "periods": sorted(tidy["period"].unique().tolist()),
-        "codes_reported": report.to_dict(orient="records")}))
+        "codes_reported": report.to_dict(orient="records"), "stored": stored}))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The default dataset: a modest national synthetic dataset, generated and stored at first start.
+"""The default dataset: a national synthetic dataset calibrated to England's published volumes (lib.synth.calibration),
+generated and stored at first start.
 
 ``ensure_default_dataset(db, progress)`` does nothing if the store already holds encounters. Otherwise it
 generates ``DEFAULT_ENCOUNTERS`` synthetic encounters with ``lib.synth`` (fixed seed, so every first start
@@ -16,8 +17,9 @@ from pathlib import Path
 
 from lib.records import ingest, store
 from lib.records.pseudonymise import load_key
+from lib.synth import config
 
-DEFAULT_ENCOUNTERS = 20_000
+DEFAULT_ENCOUNTERS = config.DEFAULT_ENCOUNTERS  # one constant, defined with the generator (lib.synth.config)
 DEFAULT_SEED = 20251125
 DEFAULT_FILENAME = "synthetic national dataset"
 TRUTH_FILE = "truth.parquet"

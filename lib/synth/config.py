@@ -12,6 +12,11 @@ from dataclasses import dataclass, field, fields
 from lib.geo import agencies
 
 AGENCY_TYPES = agencies.SYNTHETIC_TYPES  # the agency registry (lib.geo.agencies)
+#: The size of the default synthetic dataset: the one constant behind the first start
+#: (lib.records.default) and `python -m lib.cli synth` without --encounters. Sized so that over both
+#: years at least 90% of children's services authorities show a commissioner a children's social care CSE
+#: count of 10 or more (bench/bench_default.py; docs/SYNTHETIC_DATA.md).
+DEFAULT_ENCOUNTERS = 200_000
 
 
 def _per_agency(police: float, csc: float, health: float, education: float):
@@ -27,7 +32,7 @@ class SynthConfig:
     ["police"] = 0.05 means about 5% of police records with a date of birth carry a wrong one).
     """
 
-    n_encounters: int = 20_000
+    n_encounters: int = DEFAULT_ENCOUNTERS
     seed: int = 0
     start_date: dt.date = dt.date(2023, 4, 1)
     end_date: dt.date = dt.date(2025, 3, 31)
@@ -35,6 +40,12 @@ class SynthConfig:
     # region of England / "Wales"; both given = their union). Encounters may still be elsewhere.
     pfa_filter: tuple[str, ...] | str | None = None
     region: str | None = None
+
+    # Calibration (lib.synth.calibration): children's homes follow the official child population, exploited
+    # children's homes and years the published DfE C3 CSE counts per authority; children's social care
+    # recording practice is then in the published figure already (no area spread for it). False: homes
+    # follow postcodes, as before issue 17. Needs a geography with official child populations.
+    calibrate: bool = True
 
     # --- population of children at risk ---
     mean_encounters_per_child: float = 3.0

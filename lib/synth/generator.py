@@ -9,7 +9,7 @@ not reshuffle every other step.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -167,6 +167,7 @@ def _encounter_counts(cfg: SynthConfig, rng):
 
 
 def _children(cfg: SynthConfig, geo: Geography, pfas, rng_list) -> dict:
+    """Step: the children: who they are, how often and when agencies meet them, where they live and travel."""
     rng_pop, rng_home, rng_id, rng_travel = rng_list
     cse, counts = _encounter_counts(cfg, rng_pop)
     k = len(counts)
@@ -178,6 +179,9 @@ def _children(cfg: SynthConfig, geo: Geography, pfas, rng_list) -> dict:
     shape = 1.0 + 0.5 * np.minimum(counts - 1, 10)
     length = np.where(counts > 1, np.round(span * rng_pop.beta(shape, 2.0)), 0).astype(np.int64)
     wstart = (rng_pop.random(k) * (span - length + 1)).astype(np.int64)
+    home_lsoa, home_pc, years = _homes(cfg, geo, pfas, cse, rng_home)
+    if years is not None:  # an exploited child's time with agencies lies in one of its authority's published years
+        wstart, length = _within_year(geo, home_lsoa, cse, length, wstart, years, rng_home)
     # Date of birth: aged 10 at the first encounter at the youngest, under 18 at the last; skewed
     # towards mid-teens where exploitation concentrates.
     latest = start_abs + wstart - _DAYS_10Y
@@ -194,64 +198,113 @@ def _children(cfg: SynthConfig, geo: Geography, pfas, rng_list) -> dict:
     cum_mix = np.cumsum(mix, axis=1)
     cum_mix[:, -1] = 1.0
 
-    # Homes: a uniformly random real postcode in the allowed forces (postcodes ~ households).
+    old_lsoa, old_pc = _previous_addresses(geo, home_lsoa, home_pc, rng_home)
+    ids = _identities(cfg, female, rng_id)
+    # Siblings: a few children share a surname and a home with another child in the data.
+    n_sib = round(cfg.sibling_share * k) if k > 1 else 0
+    if n_sib:
+        younger = rng_id.choice(k, size=n_sib, replace=False)
+        elder = (younger + rng_id.integers(1, k, size=n_sib)) % k
+        for arr in (ids["surname"], home_lsoa, home_pc, old_lsoa, old_pc):
+            arr[younger] = arr[elder]
+        ids["alias_sur"][younger] = _random_surname(n_sib, rng_id, avoid=ids["surname"][younger])
+    travel = _travel(cfg, geo, cse, home_lsoa, rng_travel)
+    return dict(n=k, cse=cse, counts=counts, female=female, start_abs=start_abs, wstart=wstart, length=length,
+                dob=dob, cum_mix=cum_mix, home_lsoa=home_lsoa, home_pc=home_pc, old_pc=old_pc, **ids, **travel)
+
+
+def _homes(cfg: SynthConfig, geo: Geography, pfas, cse: np.ndarray, rng):
+    """Each child's home LSOA and postcode, and (calibrated runs) the published-year shares.
+
+    Calibrated (``cfg.calibrate`` and a geography with official child populations): children not exploited
+    live where children live (official 0-17 population per LSOA); exploited children live in each children's
+    services authority in proportion to its published DfE C3 CSE count for the run's years
+    (``lib.synth.calibration``), shared within the authority by its children. Otherwise a uniformly random
+    real postcode in the allowed forces (postcodes ~ households), as before calibration."""
     mask = geo.home_lsoa_mask(pfas)
     if not mask.any():
         raise ValueError("no postcodes in the chosen area")
+    k = len(cse)
+    if cfg.calibrate and geo.lsoa_children is not None:
+        from lib.synth import calibration
+
+        plan = calibration.home_plan(cfg, geo, mask)
+        home_lsoa = np.empty(k, dtype=np.int64)
+        for exploited, weights in ((False, plan.weights_other), (True, plan.weights_cse)):
+            sel = np.flatnonzero(cse == exploited)
+            home_lsoa[sel] = _weighted_lsoa(weights, len(sel), rng)
+        return home_lsoa, _postcode_in(geo, home_lsoa, rng), plan
     elig = np.flatnonzero(mask)
     cum = np.cumsum(geo.lsoa_count[elig])
-    r = rng_home.integers(0, cum[-1], size=k)
+    r = rng.integers(0, cum[-1], size=k)
     j = np.searchsorted(cum, r, side="right")
     home_lsoa = elig[j]
     home_pc = geo.lsoa_start[home_lsoa] + (r - (cum[j] - geo.lsoa_count[home_lsoa]))
-    # A previous address, recorded by agencies that have not caught up: mostly nearby.
-    near = rng_home.random(k) < 0.75
-    old_lsoa = np.where(near, geo.neighbours[home_lsoa, rng_home.integers(0, NEIGHBOURS, size=k)],
-                        _weighted_lsoa(np.where(geo.usable, geo.lsoa_count, 0).astype(float), k, rng_home))
-    old_pc = _postcode_in(geo, old_lsoa, rng_home)
+    return home_lsoa, home_pc, None
+
+
+def _within_year(geo: Geography, home_lsoa, cse, length, wstart, plan, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Exploited children: their time with agencies lies within one financial year, drawn by the home
+    authority's published counts per year (``plan.year_shares``), so each year's volumes follow C3.
+    Returns (window start, window length) for all children (others unchanged)."""
+    sel = np.flatnonzero(cse)
+    shares = plan.year_shares[geo.lsoa_utla[home_lsoa[sel]]]
+    cum = np.cumsum(shares, axis=1)
+    year = (rng.random(len(sel))[:, None] > cum / cum[:, -1:]).sum(axis=1).clip(0, len(plan.year_offsets) - 1)
+    lo, hi = plan.year_offsets[year], plan.year_ends[year]
+    new_length = np.minimum(length[sel], hi - lo)
+    start = lo + (rng.random(len(sel)) * (hi - lo - new_length + 1)).astype(np.int64)
+    out_start, out_length = wstart.copy(), length.copy()
+    out_start[sel], out_length[sel] = start, new_length
+    return out_start, out_length
+
+
+def _previous_addresses(geo: Geography, home_lsoa, home_pc, rng):
+    """A previous address, recorded by agencies that have not caught up: mostly nearby."""
+    k = len(home_lsoa)
+    near = rng.random(k) < 0.75
+    old_lsoa = np.where(near, geo.neighbours[home_lsoa, rng.integers(0, NEIGHBOURS, size=k)],
+                        _weighted_lsoa(np.where(geo.usable, geo.lsoa_count, 0).astype(float), k, rng))
+    old_pc = _postcode_in(geo, old_lsoa, rng)
     for _ in range(5):  # a previous address is a different postcode
         same = np.flatnonzero(old_pc == home_pc)
         if len(same) == 0:
             break
-        old_lsoa[same] = geo.neighbours[home_lsoa[same], rng_home.integers(1, NEIGHBOURS, size=len(same))]
-        old_pc[same] = _postcode_in(geo, old_lsoa[same], rng_home)
+        old_lsoa[same] = geo.neighbours[home_lsoa[same], rng.integers(1, NEIGHBOURS, size=len(same))]
+        old_pc[same] = _postcode_in(geo, old_lsoa[same], rng)
+    return old_lsoa, old_pc
 
-    # Names, aliases and NHS numbers.
+
+def _identities(cfg: SynthConfig, female, rng) -> dict:
+    """Names, aliases and NHS numbers."""
+    k = len(female)
     nm = names()
     forename = np.empty(k, dtype=np.int32)
     nf = int(female.sum())
-    forename[female] = rng_id.choice(nm.girl_ids, size=nf, p=nm.girl_p)
-    forename[~female] = rng_id.choice(nm.boy_ids, size=k - nf, p=nm.boy_p)
-    surname = rng_id.choice(nm.surname_ids, size=k, p=nm.surname_p).astype(np.int32)
-    alias_fore = _random_forename(female, rng_id, avoid=forename)
-    alias_sur = _random_surname(k, rng_id, avoid=surname)
-    nick_pick = rng_id.integers(0, 1 << 20, size=k)
-    nhs_true = nhs.unique_valid_numbers(k, rng_id)
+    forename[female] = rng.choice(nm.girl_ids, size=nf, p=nm.girl_p)
+    forename[~female] = rng.choice(nm.boy_ids, size=k - nf, p=nm.boy_p)
+    surname = rng.choice(nm.surname_ids, size=k, p=nm.surname_p).astype(np.int32)
+    alias_fore = _random_forename(female, rng, avoid=forename)
+    alias_sur = _random_surname(k, rng, avoid=surname)
+    nick_pick = rng.integers(0, 1 << 20, size=k)
+    nhs_true = nhs.unique_valid_numbers(k, rng)
+    return {"forename": forename, "surname": surname, "alias_fore": alias_fore, "alias_sur": alias_sur,
+            "nick_pick": nick_pick, "nhs": nhs_true}
 
-    # Siblings: a few children share a surname and a home with another child in the data.
-    n_sib = int(round(cfg.sibling_share * k)) if k > 1 else 0
-    if n_sib:
-        younger = rng_id.choice(k, size=n_sib, replace=False)
-        elder = (younger + rng_id.integers(1, k, size=n_sib)) % k
-        for arr in (surname, home_lsoa, home_pc, old_lsoa, old_pc):
-            arr[younger] = arr[elder]
-        alias_sur[younger] = _random_surname(n_sib, rng_id, avoid=surname[younger])
 
-    # Travel: who goes far (county lines), and where to.
+def _travel(cfg: SynthConfig, geo: Geography, cse, home_lsoa, rng) -> dict:
+    """Travel: who goes far (county lines), and where to."""
+    k = len(cse)
     p_travel = cfg.travel_far_share / (1 - cfg.cse_prevalence + cfg.cse_prevalence * cfg.travel_far_cse_ratio)
-    travels = rng_travel.random(k) < np.minimum(1.0, np.where(cse, p_travel * cfg.travel_far_cse_ratio, p_travel))
+    travels = rng.random(k) < np.minimum(1.0, np.where(cse, p_travel * cfg.travel_far_cse_ratio, p_travel))
     dest1 = np.full(k, -1, dtype=np.int64)  # only travellers have destinations
     dest2 = np.full(k, -1, dtype=np.int64)
     ti = np.flatnonzero(travels)
-    dest1[ti] = _destinations(geo, cfg, home_lsoa[ti], rng_travel)
-    dest2[ti] = np.where(rng_travel.random(len(ti)) < cfg.second_destination_share,
-                         _destinations(geo, cfg, home_lsoa[ti], rng_travel), dest1[ti])
-    flag_z = rng_travel.standard_normal(k)  # a child's own visibility of exploitation
-
-    return dict(n=k, cse=cse, counts=counts, female=female, start_abs=start_abs, wstart=wstart, length=length,
-                dob=dob, cum_mix=cum_mix, home_lsoa=home_lsoa, home_pc=home_pc, old_pc=old_pc,
-                forename=forename, surname=surname, alias_fore=alias_fore, alias_sur=alias_sur,
-                nick_pick=nick_pick, nhs=nhs_true, travels=travels, dest1=dest1, dest2=dest2, flag_z=flag_z)
+    dest1[ti] = _destinations(geo, cfg, home_lsoa[ti], rng)
+    dest2[ti] = np.where(rng.random(len(ti)) < cfg.second_destination_share,
+                         _destinations(geo, cfg, home_lsoa[ti], rng), dest1[ti])
+    flag_z = rng.standard_normal(k)  # a child's own visibility of exploitation
+    return {"travels": travels, "dest1": dest1, "dest2": dest2, "flag_z": flag_z}
 
 
 def _random_forename(female: np.ndarray, rng, avoid: np.ndarray | None = None) -> np.ndarray:
@@ -296,11 +349,26 @@ def generate(config: SynthConfig | None = None, progress: Callable[[float, str],
 
     report(0.1, "creating children")
     ch = _children(cfg, geo, pfas, [_stream(seed, s) for s in (1, 2, 3, 4)])
-    k = ch["n"]
-    n = int(cfg.n_encounters)
-
     report(0.3, "placing encounters")
+    enc = _place_encounters(cfg, geo, ch, seed)
+    report(0.4, "recording CSE concerns")
+    _record_concerns(cfg, geo, ch, enc, seed)
+    report(0.5, "recording identifiers")
+    _record_identifiers(cfg, ch, enc, seed)
+    report(0.65, "numbering records")
+    order, seq = _number_records(geo, ch, enc, seed)
+    report(0.75, "writing text columns")
+    encounters = _encounter_frame(geo, enc, order, seq)
+    report(0.9, "writing truth")
+    truth = _truth_frame(geo, ch, enc, order, encounters)
+    report(1.0, "done")
+    return encounters, truth
+
+
+def _place_encounters(cfg: SynthConfig, geo: Geography, ch: dict, seed: int) -> dict:
+    """Step: one row per encounter: its child, agency, day, place and the agency area recording it."""
     rng = _stream(seed, 5)
+    k, n = ch["n"], int(cfg.n_encounters)
     child = np.repeat(np.arange(k, dtype=np.int64), ch["counts"])
     agency = (rng.random(n)[:, None] > ch["cum_mix"][child]).sum(axis=1).astype(np.int8)
     day = ch["wstart"][child] + (rng.random(n) * (ch["length"][child] + 1)).astype(np.int64)
@@ -324,11 +392,18 @@ def generate(config: SynthConfig | None = None, progress: Callable[[float, str],
     # (own stream, so the other draws do not depend on it).
     health = np.flatnonzero(agency == _HEALTH)
     code[health] = geo.draw_trust(loc[health], _stream(seed, 11).random(len(health)))
+    return {"n": n, "child": child, "agency": agency, "enc_day": enc_day, "enc_pc": enc_pc, "code": code,
+                "traveller_far": traveller_far, "stray": stray}
 
-    report(0.4, "recording CSE concerns")
+
+def _record_concerns(cfg: SynthConfig, geo: Geography, ch: dict, enc: dict, seed: int) -> None:
+    """Step: whether each record is flagged as CSE, its encounter type, and anonymous sexual-health contacts."""
     rng = _stream(seed, 6)
+    n, child, agency, code = enc["n"], enc["child"], enc["agency"], enc["code"]
     true_cse = ch["cse"][child]
     factor = _area_factors(cfg, len(geo.codes), seed)
+    if cfg.calibrate and geo.lsoa_children is not None:
+        factor[_CSC] = 1.0  # calibrated: the published C3 count already holds each authority's recording practice
     p_flag = np.where(true_cse, _agency_vector(cfg.cse_flag_propensity)[agency],
                       _agency_vector(cfg.cse_false_flag_rate)[agency]) * factor[agency, code]
     rho = cfg.cse_flag_child_correlation
@@ -350,11 +425,15 @@ def generate(config: SynthConfig | None = None, progress: Callable[[float, str],
             etype[sel] = offsets[a] + np.searchsorted(w / w[-1], u[sel], side="right").clip(0, len(w) - 1)
     sexual_health = etype == offsets["health"] + ENCOUNTER_TYPES["health"].index("sexual health clinic")
     anonymous = sexual_health & (rng.random(n) < cfg.anonymous_sexual_health_share)
-    identified = ~anonymous
+    enc.update(true_cse=true_cse, flag=flag, etype=etype, type_names=type_names, anonymous=anonymous,
+               identified=~anonymous)
 
-    report(0.5, "recording identifiers")
+
+def _record_identifiers(cfg: SynthConfig, ch: dict, enc: dict, seed: int) -> None:
+    """Step: what each record holds of the child's identifiers (NHS number, names, date of birth, sex,
+    home postcode), damaged at each agency's rates."""
     rng = _stream(seed, 7)
-    nm = names()
+    n, k, child, agency, identified = enc["n"], ch["n"], enc["child"], enc["agency"], enc["identified"]
     # NHS number.
     nhs_true = ch["nhs"][child]
     has_nhs = identified & (rng.random(n) < _agency_vector(cfg.nhs_capture)[agency])
@@ -367,8 +446,32 @@ def generate(config: SynthConfig | None = None, progress: Callable[[float, str],
     oi = np.flatnonzero(other)
     nhs_rec[oi] = ch["nhs"][(child[oi] + rng.integers(1, max(k, 2), size=len(oi))) % k]
     nhs_status = np.where(~has_nhs, 1, np.where(mistyped, 2, np.where(other, 3, 0))).astype(np.int8)
+    enc.update(nhs_true=nhs_true, has_nhs=has_nhs, nhs_rec=nhs_rec, nhs_status=nhs_status)
+    _record_names(cfg, ch, enc, rng)
 
-    # Names: nickname, then false name (alias or one-off), then keying errors.
+    # Date of birth, sex, home postcode.
+    dob_true = ch["dob"][child]
+    dob_present = identified & (rng.random(n) >= _agency_vector(cfg.dob_missing_rate)[agency])
+    dob_err = dob_present & (rng.random(n) < _agency_vector(cfg.dob_error_rate)[agency])
+    dob_rec = dob_true.copy()
+    di = np.flatnonzero(dob_err)
+    dob_rec[di] = _damage_dob(dob_true[di], rng)
+    female = ch["female"][child]
+    sex_rec = np.where(female, 1, 0).astype(np.int8)
+    sex_rec[enc["anonymous"] | (rng.random(n) < cfg.sex_unknown_rate)] = 2
+    pc_present = identified & (rng.random(n) >= _agency_vector(cfg.home_postcode_missing_rate)[agency])
+    moved = pc_present & (rng.random(n) < _agency_vector(cfg.moved_postcode_rate)[agency])
+    home_pc_true = ch["home_pc"][child]
+    home_pc_rec = np.where(moved, ch["old_pc"][child], home_pc_true)
+    enc.update(dob_true=dob_true, dob_present=dob_present, dob_err=dob_err, dob_rec=dob_rec, female=female,
+               sex_rec=sex_rec, pc_present=pc_present, moved=moved, home_pc_true=home_pc_true,
+               home_pc_rec=home_pc_rec)
+
+
+def _record_names(cfg: SynthConfig, ch: dict, enc: dict, rng) -> None:
+    """Names: nickname, then false name (alias or one-off), then keying errors."""
+    n, child, agency, identified = enc["n"], enc["child"], enc["agency"], enc["identified"]
+    nm = names()
     fore_true = ch["forename"][child]
     sur_true = ch["surname"][child]
     fn = fore_true.copy()
@@ -393,101 +496,98 @@ def generate(config: SynthConfig | None = None, progress: Callable[[float, str],
     fn[ti] = nm.forenames.typo[fn[ti], rng.integers(0, TYPO_VARIANTS, size=len(ti))]
     ti = np.flatnonzero(typo_s)
     sn[ti] = nm.surnames.typo[sn[ti], rng.integers(0, TYPO_VARIANTS, size=len(ti))]
-    name_status = np.select([anonymous, one_off, alias, use_nick], [4, 3, 2, 1], 0).astype(np.int8)
+    name_status = np.select([enc["anonymous"], one_off, alias, use_nick], [4, 3, 2, 1], 0).astype(np.int8)
+    enc.update(fore_true=fore_true, sur_true=sur_true, fn=fn, sn=sn, typo_f=typo_f, typo_s=typo_s,
+               name_status=name_status)
 
-    # Date of birth, sex, home postcode.
-    dob_true = ch["dob"][child]
-    dob_present = identified & (rng.random(n) >= _agency_vector(cfg.dob_missing_rate)[agency])
-    dob_err = dob_present & (rng.random(n) < _agency_vector(cfg.dob_error_rate)[agency])
-    dob_rec = dob_true.copy()
-    di = np.flatnonzero(dob_err)
-    dob_rec[di] = _damage_dob(dob_true[di], rng)
-    female = ch["female"][child]
-    sex_rec = np.where(female, 1, 0).astype(np.int8)
-    sex_rec[anonymous | (rng.random(n) < cfg.sex_unknown_rate)] = 2
-    pc_present = identified & (rng.random(n) >= _agency_vector(cfg.home_postcode_missing_rate)[agency])
-    moved = pc_present & (rng.random(n) < _agency_vector(cfg.moved_postcode_rate)[agency])
-    home_pc_true = ch["home_pc"][child]
-    home_pc_rec = np.where(moved, ch["old_pc"][child], home_pc_true)
 
-    report(0.65, "numbering records")
-    # Agency extracts come sorted by agency, area and date; numbering within each agency area.
+def _number_records(geo: Geography, ch: dict, enc: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Step: agency extracts come sorted by agency, area and date; numbering within each agency area.
+    Returns (row order, sequence number within the agency area in that order)."""
     rng = _stream(seed, 8)
-    n_codes = len(geo.codes)
-    group = agency.astype(np.int64) * n_codes + code
-    key = ((group * 4096 + (enc_day - ch["start_abs"])) << 24) + rng.integers(0, 1 << 24, size=n)
+    n = enc["n"]
+    group = enc["agency"].astype(np.int64) * len(geo.codes) + enc["code"]
+    key = ((group * 4096 + (enc["enc_day"] - ch["start_abs"])) << 24) + rng.integers(0, 1 << 24, size=n)
     order = np.argsort(key, kind="stable")
     group_sorted = group[order]
     first = np.r_[True, group_sorted[1:] != group_sorted[:-1]]
     starts = np.maximum.accumulate(np.where(first, np.arange(n), 0))
-    seq = np.arange(n) - starts + 1
+    return order, np.arange(n) - starts + 1
 
-    report(0.75, "writing text columns")
-    o = order
-    agency_o = agency[o]
-    agency_names = pa.array(list(AGENCY_TYPES))
-    agency_col = agency_names.take(pa.array(agency_o))
-    code_col = pa.array(geo.codes.tolist()).take(pa.array(code[o]))
+
+def _days_to_ts(days, present):
+    out = days.astype("M8[D]").astype("M8[us]")
+    out[~present] = np.datetime64("NaT")
+    return out
+
+
+def _nhs_text(values, present):
+    return pc.utf8_lpad(pa.array(values, mask=~present).cast(pa.string()), 10, "0")
+
+
+def _encounter_frame(geo: Geography, enc: dict, o: np.ndarray, seq: np.ndarray) -> pd.DataFrame:
+    """Step: the canonical encounter columns, rows in extract order ``o``."""
+    n = enc["n"]
+    nm = names()
+    agency_o = enc["agency"][o]
+    agency_col = pa.array(list(AGENCY_TYPES)).take(pa.array(agency_o))
+    code_col = pa.array(geo.codes.tolist()).take(pa.array(enc["code"][o]))
     prefix = pa.array([RECORD_PREFIX[a] for a in AGENCY_TYPES]).take(pa.array(agency_o))
     seq_txt = pc.utf8_lpad(pa.array(seq).cast(pa.string()), 7, "0")
     record_id = pc.binary_join_element_wise(prefix, code_col, seq_txt, "-")
     fore_vocab = pa.array(nm.forenames.strings.tolist())
     sur_vocab = pa.array(nm.surnames.strings.tolist())
-    ident_o = identified[o]
+    ident_o = enc["identified"][o]
 
     def masked_take(vocab, idx, present):
         return vocab.take(pa.array(idx, mask=~present))
 
-    def nhs_text(values, present):
-        return pc.utf8_lpad(pa.array(values, mask=~present).cast(pa.string()), 10, "0")
-
-    def days_to_ts(days, present):
-        out = days.astype("M8[D]").astype("M8[us]")
-        out[~present] = np.datetime64("NaT")
-        return out
-
     sex_vocab = pa.array(["M", "F", "U"])
-    encounters = pd.DataFrame({
+    return pd.DataFrame({
         "source_record_id": _text(record_id),
         "agency_type": _text(agency_col),
         "agency_code": _text(code_col),
-        "encounter_date": days_to_ts(enc_day[o], np.ones(n, bool)),
-        "encounter_type": _text(pa.array(type_names).take(pa.array(etype[o]))),
-        "cse_flag": flag[o],
-        "nhs_number": _text(nhs_text(nhs_rec[o], has_nhs[o])),
-        "forename": _text(masked_take(fore_vocab, fn[o], ident_o)),
-        "surname": _text(masked_take(sur_vocab, sn[o], ident_o)),
-        "date_of_birth": days_to_ts(dob_rec[o], dob_present[o]),
-        "sex": _text(sex_vocab.take(pa.array(sex_rec[o]))),
-        "home_postcode": _text(masked_take(geo.postcode_fmt, home_pc_rec[o], pc_present[o])),
-        "encounter_postcode": _text(geo.postcode_fmt.take(pa.array(enc_pc[o]))),
+        "encounter_date": _days_to_ts(enc["enc_day"][o], np.ones(n, bool)),
+        "encounter_type": _text(pa.array(enc["type_names"]).take(pa.array(enc["etype"][o]))),
+        "cse_flag": enc["flag"][o],
+        "nhs_number": _text(_nhs_text(enc["nhs_rec"][o], enc["has_nhs"][o])),
+        "forename": _text(masked_take(fore_vocab, enc["fn"][o], ident_o)),
+        "surname": _text(masked_take(sur_vocab, enc["sn"][o], ident_o)),
+        "date_of_birth": _days_to_ts(enc["dob_rec"][o], enc["dob_present"][o]),
+        "sex": _text(sex_vocab.take(pa.array(enc["sex_rec"][o]))),
+        "home_postcode": _text(masked_take(geo.postcode_fmt, enc["home_pc_rec"][o], enc["pc_present"][o])),
+        "encounter_postcode": _text(geo.postcode_fmt.take(pa.array(enc["enc_pc"][o]))),
     })
 
-    report(0.9, "writing truth")
-    child_o = child[o]
-    truth = pd.DataFrame({
+
+def _truth_frame(geo: Geography, ch: dict, enc: dict, o: np.ndarray, encounters: pd.DataFrame) -> pd.DataFrame:
+    """Step: the ground truth of each record, same rows and order as the encounters."""
+    n = enc["n"]
+    nm = names()
+    fore_vocab = pa.array(nm.forenames.strings.tolist())
+    sur_vocab = pa.array(nm.surnames.strings.tolist())
+    sex_vocab = pa.array(["M", "F", "U"])
+    anonymous = enc["anonymous"]
+    return pd.DataFrame({
         "agency_type": encounters["agency_type"],
         "source_record_id": encounters["source_record_id"],
-        "true_child_id": child_o,
-        "true_cse": true_cse[o],
-        "true_nhs_number": _text(nhs_text(nhs_true[o], np.ones(n, bool))),
-        "true_forename": _text(fore_vocab.take(pa.array(fore_true[o]))),
-        "true_surname": _text(sur_vocab.take(pa.array(sur_true[o]))),
-        "true_date_of_birth": days_to_ts(dob_true[o], np.ones(n, bool)),
-        "true_sex": _text(sex_vocab.take(pa.array(female[o].astype(np.int8)))),
-        "true_home_postcode": _text(geo.postcode_fmt.take(pa.array(home_pc_true[o]))),
+        "true_child_id": enc["child"][o],
+        "true_cse": enc["true_cse"][o],
+        "true_nhs_number": _text(_nhs_text(enc["nhs_true"][o], np.ones(n, bool))),
+        "true_forename": _text(fore_vocab.take(pa.array(enc["fore_true"][o]))),
+        "true_surname": _text(sur_vocab.take(pa.array(enc["sur_true"][o]))),
+        "true_date_of_birth": _days_to_ts(enc["dob_true"][o], np.ones(n, bool)),
+        "true_sex": _text(sex_vocab.take(pa.array(enc["female"][o].astype(np.int8)))),
+        "true_home_postcode": _text(geo.postcode_fmt.take(pa.array(enc["home_pc_true"][o]))),
         "anonymous": anonymous[o],
-        "nhs_status": pd.Categorical.from_codes(np.where(anonymous, 1, nhs_status)[o], NHS_STATUS),
-        "name_status": pd.Categorical.from_codes(name_status[o], NAME_STATUS),
-        "typo_forename": typo_f[o],
-        "typo_surname": typo_s[o],
-        "dob_error": dob_err[o],
-        "postcode_moved": moved[o],
-        "far_from_home": (traveller_far | stray)[o],
+        "nhs_status": pd.Categorical.from_codes(np.where(anonymous, 1, enc["nhs_status"])[o], NHS_STATUS),
+        "name_status": pd.Categorical.from_codes(enc["name_status"][o], NAME_STATUS),
+        "typo_forename": enc["typo_f"][o],
+        "typo_surname": enc["typo_s"][o],
+        "dob_error": enc["dob_err"][o],
+        "postcode_moved": enc["moved"][o],
+        "far_from_home": (enc["traveller_far"] | enc["stray"])[o],
     })
-    report(1.0, "done")
-    return encounters, truth
-
 
 def _text(array) -> pd.Series:
     """A pyarrow string array as a pandas ``str`` column (missing values as NaN, pandas 3)."""

@@ -8,6 +8,7 @@ one the rest of the product will find for that postcode. Postcodes are held sort
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -67,6 +68,8 @@ class Geography:
     trust_ptr: np.ndarray | None = None  # int64 [n_lsoa + 1]
     trust_idx: np.ndarray | None = None  # int32 index into codes
     trust_cum: np.ndarray | None = None  # float64 cumulative share within each LSOA, last = 1.0
+    # Official children aged 0-17 per LSOA (lib.measures.population); None: homes follow postcodes.
+    lsoa_children: np.ndarray | None = None
 
     def draw_trust(self, lsoa: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Index into codes of the trust recording each encounter in ``lsoa``, drawn by the LSOA's catchment
@@ -186,8 +189,11 @@ def build_geography(postcodes: pd.DataFrame, lsoas: pd.DataFrame,
 def load_geography() -> Geography:
     """The real geography of England and Wales from lib.geo.lookup (cached per process)."""
     from lib.geo import catchments, lookup
+    from lib.measures import population
 
-    return build_geography(lookup.postcode_index(), lookup.lsoa_table(), catchments.lsoa_rows())
+    geo = build_geography(lookup.postcode_index(), lookup.lsoa_table(), catchments.lsoa_rows())
+    children, _ = population._lsoa_values("0-17")  # rows of lookup.lsoa_table(), as geo.lsoa_codes
+    return dataclasses.replace(geo, lsoa_children=np.asarray(children, dtype=float))
 
 
 def resolve_pfas(geo: Geography, pfa_filter, region) -> tuple[str, ...] | None:
