@@ -7,8 +7,19 @@ from lib.access.roles import may_open
 from lib.geo.build import ATTRIBUTION
 from lib.records.store import StoreError
 from lib.records.versions import StoreLocked
-from pages.common import (account_sidebar, begin_rerun, check_session_timeout, current_role, data_status, demo_banner,
-                          ensure_default_data, notice_update, sign_in_page, version_watch)
+from pages.common import (
+    account_sidebar,
+    app_frame,
+    begin_rerun,
+    check_session_timeout,
+    current_role,
+    data_status,
+    demo_banner,
+    ensure_default_data,
+    notice_update,
+    sign_in_page,
+    version_watch,
+)
 
 st.set_page_config(page_title="Joined Up", page_icon=":link:", layout="wide")
 
@@ -52,6 +63,7 @@ with st.sidebar:
     data_status()
     version_watch()
 notice_update()
-navigation.run()
+with app_frame():  # the page knows app.py runs it (pages.common.require_page)
+    navigation.run()
 st.divider()
 st.caption(ATTRIBUTION)
