@@ -8,6 +8,7 @@ from lib.geo.build import ATTRIBUTION
 from lib.records.store import StoreError
 from lib.records.versions import StoreLocked
 from pages.common import (
+    APP_PAGES,
     account_sidebar,
     app_frame,
     begin_rerun,
@@ -23,17 +24,8 @@ from pages.common import (
 
 st.set_page_config(page_title="Joined Up", page_icon=":link:", layout="wide")
 
-PAGES = [
-    st.Page("pages/map.py", title="Boundaries", icon=":material/map:", url_path="boundaries", default=True),
-    st.Page("pages/across.py", title="Across boundaries", icon=":material/conversion_path:", url_path="across"),
-    st.Page("pages/divergence.py", title="Where counts diverge", icon=":material/compare_arrows:",
-            url_path="divergence"),
-    st.Page("pages/compare.py", title="Compare areas", icon=":material/balance:", url_path="compare"),
-    st.Page("pages/scenario.py", title="NHS number scenarios", icon=":material/tune:", url_path="scenario"),
-    st.Page("pages/review.py", title="Review links", icon=":material/rule:", url_path="review"),
-    st.Page("pages/data.py", title="Data", icon=":material/database:", url_path="data"),
-    st.Page("pages/audit.py", title="Audit trail", icon=":material/history:", url_path="audit"),
-]
+PAGES = [st.Page(page.script, title=page.title, icon=page.icon, url_path=page.url_path, default=page.default)
+         for page in APP_PAGES]
 
 # The store: this rerun reads one version of it, the current one (pages.common.begin_rerun).
 begin_rerun()

@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -222,10 +221,10 @@ def step_measures(size: int, work: Path, seed: int) -> None:
 
 
 def app_pages() -> list[tuple[str, str]]:
-    """(script path, url_path) of every page app.py lists (pages other engineers add are found at run time)."""
-    text = (ROOT / "app.py").read_text()
-    found = re.findall(r'st\.Page\(\s*"(pages/[a-z_]+\.py)".*?url_path="([a-z_-]+)"', text, flags=re.S)
-    return [(script, url) for script, url in found if (ROOT / script).exists()]
+    """(script path, url_path) of every page app.py lists (pages.common.APP_PAGES, its navigation's table)."""
+    from pages.common import APP_PAGES
+
+    return [(page.script, page.url_path) for page in APP_PAGES if (ROOT / page.script).exists()]
 
 
 def step_pages(size: int, work: Path, seed: int) -> None:

@@ -22,6 +22,7 @@ import secrets as _secrets
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -391,6 +392,29 @@ def export_button(label: str, data, file_name: str, mime: str | None = None, *, 
         raise TypeError(f"{file_name}: pass a CSV download as a DataFrame, so it is made spreadsheet-safe")
     return (container or st).download_button(label, data, file_name=file_name, mime=mime, key=key, on_click=audit,
                                              args=("export", subject or file_name, detail or file_name), **kwargs)
+
+
+# -- the app's pages: app.py's navigation is built from this table (lib.access.roles decides who opens which) ------
+
+@dataclass(frozen=True)
+class AppPage:
+    script: str
+    title: str
+    icon: str
+    url_path: str
+    default: bool = False
+
+
+APP_PAGES = (
+    AppPage("pages/map.py", "Boundaries", ":material/map:", "boundaries", default=True),
+    AppPage("pages/across.py", "Across boundaries", ":material/conversion_path:", "across"),
+    AppPage("pages/divergence.py", "Where counts diverge", ":material/compare_arrows:", "divergence"),
+    AppPage("pages/compare.py", "Compare areas", ":material/balance:", "compare"),
+    AppPage("pages/scenario.py", "NHS number scenarios", ":material/tune:", "scenario"),
+    AppPage("pages/review.py", "Review links", ":material/rule:", "review"),
+    AppPage("pages/data.py", "Data", ":material/database:", "data"),
+    AppPage("pages/audit.py", "Audit trail", ":material/history:", "audit"),
+)
 
 
 # -- every request goes through app.py ---------------------------------------------------------------------
