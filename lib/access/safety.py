@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import html
 import re
 
 import pandas as pd
@@ -46,10 +45,6 @@ def escape_markdown(text) -> str:
     """User text made inert inside Streamlit markdown (no links, images, emphasis, HTML or LaTeX)."""
     text = "".join(ch if ch.isprintable() else " " for ch in str(text))
     return _MARKDOWN.sub(r"\\\1", text)
-
-
-def escape_html(text) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def secret_forms(secret: str | bytes) -> list[str]:

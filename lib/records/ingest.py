@@ -75,14 +75,6 @@ class PreparedBatch:
         table = self.records if limit is None else self.records.slice(0, limit)
         return store.decode_dictionaries(table).to_pandas()
 
-    def preview_frame(self, limit: int = 20) -> pd.DataFrame:
-        """What will be stored, for display: each keyed hash shown only as present or absent (a hash of
-        a date of birth or an NHS number can be reversed by anyone holding the key, so none is shown)."""
-        frame = self.records_frame(limit)
-        for column in [c for c in frame.columns if c.endswith("_hash")]:
-            frame[column] = frame[column].notna().map({True: "present", False: "absent"})
-        return frame
-
     def summary(self) -> dict:
         r = self.records
         nhs = pc.value_counts(pc.cast(r.column("nhs_status"), pa.string())).to_pylist() if r.num_rows else []

@@ -156,9 +156,6 @@ class _Coded:
         if mask.any():
             self.codes = np.where(mask, -1, self.codes)
 
-    def per_unique(self, func, missing=None, dtype=object) -> np.ndarray:
-        return _lookup([func(u) for u in self.uniques], self.codes, missing, dtype)
-
     def text(self) -> pa.Array:
         """Per-row text (null for blank)."""
         return pa.array(self.uniques, pa.string()).take(pa.array(self.codes, mask=self.codes < 0))
