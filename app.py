@@ -7,22 +7,25 @@ from lib.access.roles import may_open
 from lib.geo.build import ATTRIBUTION
 from lib.records.store import StoreError
 from lib.records.versions import StoreLocked
-from pages.common import (account_sidebar, begin_rerun, check_session_timeout, current_role, data_status, demo_banner,
-                          ensure_default_data, notice_update, sign_in_page, version_watch)
+from pages.common import (
+    APP_PAGES,
+    account_sidebar,
+    app_frame,
+    begin_rerun,
+    check_session_timeout,
+    current_role,
+    data_status,
+    demo_banner,
+    ensure_default_data,
+    notice_update,
+    sign_in_page,
+    version_watch,
+)
 
 st.set_page_config(page_title="Joined Up", page_icon=":link:", layout="wide")
 
-PAGES = [
-    st.Page("pages/map.py", title="Boundaries", icon=":material/map:", url_path="boundaries", default=True),
-    st.Page("pages/across.py", title="Across boundaries", icon=":material/conversion_path:", url_path="across"),
-    st.Page("pages/divergence.py", title="Where counts diverge", icon=":material/compare_arrows:",
-            url_path="divergence"),
-    st.Page("pages/compare.py", title="Compare areas", icon=":material/balance:", url_path="compare"),
-    st.Page("pages/scenario.py", title="NHS number scenarios", icon=":material/tune:", url_path="scenario"),
-    st.Page("pages/review.py", title="Review links", icon=":material/rule:", url_path="review"),
-    st.Page("pages/data.py", title="Data", icon=":material/database:", url_path="data"),
-    st.Page("pages/audit.py", title="Audit trail", icon=":material/history:", url_path="audit"),
-]
+PAGES = [st.Page(page.script, title=page.title, icon=page.icon, url_path=page.url_path, default=page.default)
+         for page in APP_PAGES]
 
 # The store: this rerun reads one version of it, the current one (pages.common.begin_rerun).
 begin_rerun()
@@ -52,6 +55,7 @@ with st.sidebar:
     data_status()
     version_watch()
 notice_update()
-navigation.run()
+with app_frame():  # the page knows app.py runs it (pages.common.require_page)
+    navigation.run()
 st.divider()
 st.caption(ATTRIBUTION)

@@ -1,6 +1,6 @@
 """Fuzz counts for the upload path (issue 14): files tried, refused, stored, crashes, partial writes.
 
-Prints one JSON object per line, {"figure", "value", "unit"}, like `python -m lib.cli bench`. Every file
+Prints one JSON object per line, {"figure", "value", "unit"}, like `python -m bench.run_all`. Every file
 goes through what the Data page and `ingest` run (read -> validate -> pseudonymise -> one-transaction
 store) against a scratch store, and is classified:
 - refused: an ExtractError with a message (nothing stored);
@@ -81,8 +81,16 @@ class _null:
 
 
 def regression_files() -> list[tuple[str, bytes, str]]:
-    from tests.test_hostile_files import (_entity_after_comment, _ids, _plain_book, _rewrite, _rows_as_lists,
-                                          cr_only, parquet_bomb, workbook)
+    from tests.test_hostile_files import (
+        _entity_after_comment,
+        _ids,
+        _plain_book,
+        _rewrite,
+        _rows_as_lists,
+        cr_only,
+        parquet_bomb,
+        workbook,
+    )
     from tests.test_records import good_rows
 
     return [

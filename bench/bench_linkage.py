@@ -30,7 +30,8 @@ def plain_splink(con, seed: int = 42) -> tuple[dict, float]:
     from lib.linkage.run import LinkConfig
 
     started = time.perf_counter()
-    frame = con.execute(f"""SELECT record_key AS unique_id, CASE WHEN nhs_status = 'valid' THEN nhs_hash END AS nhs_hash,
+    frame = con.execute(f"""SELECT record_key AS unique_id,
+                                   CASE WHEN nhs_status = 'valid' THEN nhs_hash END AS nhs_hash,
                             {', '.join(model.FEATURES)} FROM encounters WHERE NOT is_anonymous""").df()
     db_api = DuckDBAPI(connection=duckdb.connect())
     settings = SettingsCreator(link_type="dedupe_only", comparisons=[*model.comparisons(), cl.ExactMatch("nhs_hash")],

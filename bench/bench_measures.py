@@ -16,7 +16,6 @@ from pathlib import Path
 from bench.common import emit, peak_rss_mb
 
 
-
 def divergence_page_measures(cube, layer: str, period: str, measure: str) -> None:
     """What the divergence page computes for one layer and period: the table, then the largest area's trend
     and decomposition, and the sentence (the figure timed on a layer or period switch)."""

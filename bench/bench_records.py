@@ -1,6 +1,6 @@
 """Benchmark of ingest: read + validate + geocode + pseudonymise rate, store write, store size, peak memory.
 
-Prints one JSON object per line, {"figure", "value", "unit"}, like `python -m lib.cli bench`.
+Prints one JSON object per line, {"figure", "value", "unit"}, like `python -m bench.run_all`.
 A synthetic extract of --size encounters (lib.synth, real postcodes, realistic identifier damage) is
 written as Parquet and CSV first (not timed). Each measured run happens in a fresh child process, so
 its peak memory is its own; geodata loading is timed apart (paid once per process by the app and CLI).

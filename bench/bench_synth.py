@@ -1,6 +1,6 @@
 """Benchmark of the synthetic encounter generator: records per second and peak memory.
 
-Prints one JSON object per line, {"figure", "value", "unit"}, like `python -m lib.cli bench`.
+Prints one JSON object per line, {"figure", "value", "unit"}, like `python -m bench.run_all`.
 The geography (postcode index, neighbours) is loaded first and timed apart, because the app and
 the CLI pay for it once per process while generation is paid per run.
 

@@ -1,4 +1,4 @@
-"""All benchmarks in one command: `python -m lib.cli bench [--size N ...] [--table FILE]`.
+"""All benchmarks in one command: `python -m bench.run_all [--size N ...] [--table FILE]`.
 
 For each size, every step runs in its own child process (so its peak memory, VmHWM, is its own) on one
 working folder: generate → ingest + geocode → placement in every geography (and the geopandas `sjoin`
@@ -12,10 +12,10 @@ writes a markdown table with the date and the machine. Timings are measured here
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -221,10 +221,10 @@ def step_measures(size: int, work: Path, seed: int) -> None:
 
 
 def app_pages() -> list[tuple[str, str]]:
-    """(script path, url_path) of every page app.py lists (pages other engineers add are found at run time)."""
-    text = (ROOT / "app.py").read_text()
-    found = re.findall(r'st\.Page\(\s*"(pages/[a-z_]+\.py)".*?url_path="([a-z_-]+)"', text, flags=re.S)
-    return [(script, url) for script, url in found if (ROOT / script).exists()]
+    """(script path, url_path) of every page app.py lists (pages.common.APP_PAGES, its navigation's table)."""
+    from pages.common import APP_PAGES
+
+    return [(page.script, page.url_path) for page in APP_PAGES if (ROOT / page.script).exists()]
 
 
 def step_pages(size: int, work: Path, seed: int) -> None:
@@ -270,7 +270,6 @@ def step_boardpack(size: int, work: Path, seed: int) -> None:
     if "boardpack" not in commands:
         emit("boardpack time", None, "s", size=size, note="skipped: no `boardpack` command in this checkout yet")
         return
-    import contextlib
     import io
 
     from lib.records import store
@@ -319,8 +318,8 @@ def machine() -> dict:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 info["ram_gb"] = round(int(line.split()[1]) / 2**20, 1)
-        models = [l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                  if l.startswith("model name")]
+        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")]
         info["cpu"] = models[0] if models else platform.processor()
         info["load_average_at_start"] = os.getloadavg()
     except OSError:
@@ -328,10 +327,8 @@ def machine() -> dict:
     import importlib.metadata as md
 
     for package in ("duckdb", "splink", "pandas", "geopandas", "streamlit"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             info[package] = md.version(package)
-        except md.PackageNotFoundError:
-            pass
     return info
 
 
@@ -346,10 +343,8 @@ def run_step(step: str, size: int, work: Path, seed: int, timeout: float) -> tup
     lines = []
     for line in done.stdout.splitlines():
         if line.startswith("{"):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 lines.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
     error = None
     if done.returncode:
         error = f"exit {done.returncode}: " + (done.stderr.strip().splitlines() or [""])[-1][-300:]
@@ -443,21 +438,24 @@ def table(figures: list[dict], sizes: list[int]) -> str:
             cells.append(f"{b / a:,.1f}×" if a and b else "—")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for label, figure in (("link F1 (ours)", "link F1"), ("link F1 (plain Splink)", "link baseline F1"),
-                          ("measures: worst layer/period switch", "measures: recompute after a layer or period switch (max)")):
+                          ("measures: worst layer/period switch",
+                           "measures: recompute after a layer or period switch (max)")):
         cells = [str(_value(figures, figure, size) if _value(figures, figure, size) is not None else "—")
                  for size in sizes]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     pages = [r for r in figures if str(r.get("figure", "")).startswith("page ")]
     if pages:
-        lines += ["", "| page script (AppTest) | dataset | first run | cached rerun (median of 3) |", "|---|---|---|---|"]
+        lines += ["", "| page script (AppTest) | dataset | first run | cached rerun (median of 3) |",
+                  "|---|---|---|---|"]
         for r in pages:
             dataset = "default (first-start dataset)" if r.get("size") == 0 else f"{r.get('size'):,} encounters"
             lines.append(f"| {r['figure'].split(':')[0][5:]} | {dataset} | {r.get('first')} s | {r['value']} s |")
     return "\n".join(lines) + "\n"
 
 
-def register(sub) -> None:
-    p = sub.add_parser("bench", help="run every benchmark; JSON lines, and a markdown table with --table")
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.run_all",
+                                description="Run every benchmark; JSON lines, and a markdown table with --table.")
     p.add_argument("--size", type=int, action="append", default=None,
                    help="encounters (repeatable; default 100000 and 1000000)")
     p.add_argument("--seed", type=int, default=1)
@@ -468,12 +466,13 @@ def register(sub) -> None:
                    help="largest size for the plain-Splink baseline (it is slow; default 1,000,000)")
     p.add_argument("--no-default-pages", action="store_true", help="do not time the pages on the default dataset")
     p.add_argument("--timeout", type=float, default=7200, help="seconds allowed per step")
-    p.set_defaults(func=_command)
+    return p
 
 
 def _command(args) -> int:
     sizes = args.size or [100_000, 1_000_000]
-    figures = run_all(sizes, seed=args.seed, work=args.work, skip={s.strip() for s in args.skip.split(",") if s.strip()},
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    figures = run_all(sizes, seed=args.seed, work=args.work, skip=skip,
                       baseline_max=args.baseline_max, default_pages=not args.no_default_pages, timeout=args.timeout)
     if args.table:
         args.table.write_text(table(figures, sizes))
@@ -481,6 +480,11 @@ def _command(args) -> int:
 
 
 def main(argv=None) -> int:
+    """``python -m bench.run_all [--size N ...] [--table FILE]``: every benchmark. With ``--step`` (how
+    ``run_all`` starts each step in its own process): one step at one size."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--step" not in argv:
+        return _command(_parser().parse_args(argv))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--step", choices=(*STEPS, "default_store"), required=True)
     parser.add_argument("--size", type=int, required=True)

@@ -1,4 +1,4 @@
-"""Command line for everything the pages do (batch jobs, schedulers, benchmarks).
+"""Command line for everything the pages do (batch jobs, schedulers). Benchmarks: ``python -m bench.run_all``.
 
 Each concept registers its own sub-commands through a ``register(subparsers)`` function, so this
 file stays a dispatcher. Commands print JSON on stdout; other tools rely on it (docs/CLI.md).
@@ -10,6 +10,10 @@ import importlib
 import json
 import sys
 
+from lib.access.audit import AuditError
+from lib.records.store import StoreError
+from lib.records.versions import EXIT_LOCKED, StoreLocked
+
 # Modules that contribute sub-commands; each has register(subparsers) and sets
 # ``func`` on its parsers via set_defaults(func=...).
 COMMAND_MODULES = (
@@ -18,7 +22,6 @@ COMMAND_MODULES = (
     "lib.records.commands",
     "lib.linkage.commands",
     "lib.measures.commands",
-    "bench.run_all",  # `bench`: every benchmark, JSON lines and a markdown table
     "lib.access.commands",
     "lib.scenario.commands",
     "lib.export.commands",
@@ -46,14 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. A store that another writer holds, or cannot be used, ends the command with one line
     on stderr (and a JSON error on stdout), never a traceback: exit code 75 (locked: try again later; see
     docs/OPERATIONS.md) or 2."""
-    import json
-
-    from lib.records.store import StoreError
-    from lib.records.versions import EXIT_LOCKED, StoreLocked
-
     args = build_parser().parse_args(argv)
-    from lib.access.audit import AuditError
-
     try:
         return int(args.func(args) or 0)
     except StoreLocked as exc:

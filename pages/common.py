@@ -14,16 +14,28 @@ the lock frees.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+import runpy
 import secrets as _secrets
+import sys
 import threading
 import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
+import duckdb
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from lib.access import accounts, audit as audit_log, auth, sessions
+from lib.access import accounts, auth, sessions
+from lib.access import audit as audit_log
 from lib.access.roles import LEAD, ROLE_LABELS, ROLES, may_open
 from lib.access.safety import escape_markdown
+from lib.linkage import spans
 from lib.records import store, versions
 
 POLL_ENV = "JOINEDUP_POLL_SECONDS"
@@ -35,8 +47,6 @@ _PIN = "_store_pin"  # session_state: (store path, version number, version file)
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _version_connection(file: str, number: int):
     """A read-only connection to one immutable version file (shared by every session reading it)."""
-    import duckdb
-
     return duckdb.connect(file, read_only=True)
 
 
@@ -101,11 +111,6 @@ def connection(path: str):
 
 def store_connection():
     return connection(db_path())
-
-
-def pinned_version() -> int | None:
-    pin = st.session_state.get(_PIN)
-    return pin[1] if pin else None
 
 
 def data_status() -> None:
@@ -195,7 +200,6 @@ def ensure_default_data() -> None:
     session does the work: others arriving meanwhile wait, then find it done."""
     if st.session_state.get("_default_data_checked") or store.DB_ENV in os.environ:
         return
-    from lib.linkage import spans
 
     def ready() -> bool:
         opened = versions.open_current(db_path())
@@ -211,6 +215,7 @@ def ensure_default_data() -> None:
 
     with _first_start_lock():
         if not ready():
+            # Loaded only for a first start: Splink and the generator take seconds to import (no cycle here).
             from lib.linkage import run
             from lib.records.default import ensure_default_dataset
 
@@ -265,8 +270,6 @@ def auth_settings() -> dict:
 
 
 def accounts_path():
-    from pathlib import Path
-
     configured = auth_settings().get("accounts_file")
     return Path(configured) if configured else accounts.default_path(db_path())
 
@@ -386,16 +389,66 @@ def export_button(label: str, data, file_name: str, mime: str | None = None, *, 
                                              args=("export", subject or file_name, detail or file_name), **kwargs)
 
 
-def _run_through_app() -> None:
-    """On a fresh server, the first request for a page's own URL (e.g. /review) is run by Streamlit's old
-    folder mode: the script in pages/ runs directly and app.py (sign-in, demo banner, per-role navigation)
-    is skipped, because app.py has not yet called st.navigation, which is what turns that mode off. Turn
-    it off here and rerun, so app.py handles the request (the URL, hence the page, is kept)."""
-    from streamlit.runtime.pages_manager import PagesManager
+# -- the app's pages: app.py's navigation is built from this table (lib.access.roles decides who opens which) ------
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+@dataclass(frozen=True)
+class AppPage:
+    script: str
+    title: str
+    icon: str
+    url_path: str
+    default: bool = False
+
+
+APP_PAGES = (
+    AppPage("pages/map.py", "Boundaries", ":material/map:", "boundaries", default=True),
+    AppPage("pages/across.py", "Across boundaries", ":material/conversion_path:", "across"),
+    AppPage("pages/divergence.py", "Where counts diverge", ":material/compare_arrows:", "divergence"),
+    AppPage("pages/compare.py", "Compare areas", ":material/balance:", "compare"),
+    AppPage("pages/scenario.py", "NHS number scenarios", ":material/tune:", "scenario"),
+    AppPage("pages/review.py", "Review links", ":material/rule:", "review"),
+    AppPage("pages/data.py", "Data", ":material/database:", "data"),
+    AppPage("pages/audit.py", "Audit trail", ":material/history:", "audit"),
+)
+
+
+# -- every request goes through app.py ---------------------------------------------------------------------
+# Streamlit keeps its old pages/ folder mode on until some session has called st.navigation ("As soon as any
+# session of your app executes the st.navigation command, your app will ignore the pages/ directory (across
+# all sessions)", st.navigation's documentation). So on a fresh server the first request for a page's own URL
+# (e.g. /review) runs that script of pages/ by itself: no sign-in, demo banner or per-role navigation. Page
+# scripts therefore do not run on their own under app.py: ``require_page`` sees that app.py is the entry point
+# but is not the one running the page, and hands the request to app.py (sign-in, navigation, then this page,
+# same URL); app.py's st.navigation also ends folder mode for the whole server. A page served as its own
+# entry point (AppTest.from_file, `streamlit run pages/x.py`) runs as before.
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+_IN_APP: contextvars.ContextVar[bool] = contextvars.ContextVar("joinedup_in_app", default=False)
+
+
+@contextlib.contextmanager
+def app_frame():
+    """app.py runs the chosen page inside this (so the page knows app.py is around it)."""
+    token = _IN_APP.set(True)
+    try:
+        yield
+    finally:
+        _IN_APP.reset(token)
+
+
+def _entry_point() -> Path | None:
+    """The script passed to `streamlit run` (Streamlit installs it as ``__main__`` for every run)."""
+    main = sys.modules.get("__main__")
+    file = getattr(main, "__file__", None)
+    return Path(file).resolve() if file else None
+
+
+def _run_through_app() -> None:
+    """Run app.py for this request when Streamlit's folder mode started this page script on its own."""
+    if _IN_APP.get() or _entry_point() != APP:
+        return
+    runpy.run_path(str(APP))  # sign-in, navigation (folder mode off), then the requested page, in app_frame
+    st.stop()
 
 
 def require_page(url_path: str) -> str:
@@ -435,9 +488,6 @@ SESSION_GRACE_ENV = "JOINEDUP_SESSION_GRACE_SECONDS"  # how long a lost connecti
 
 def _runtime_session_id() -> str | None:
     """This session's id in the Streamlit server (None where there is no server, e.g. AppTest)."""
-    from streamlit.runtime import Runtime
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
     if not Runtime.exists():
         return None
     ctx = get_script_run_ctx()
@@ -445,8 +495,6 @@ def _runtime_session_id() -> str | None:
 
 
 def _is_active(session_id: str) -> bool:
-    from streamlit.runtime import Runtime
-
     return Runtime.instance().is_active_session(session_id)
 
 
@@ -469,7 +517,6 @@ def _track_session(mode: str) -> None:
         return
     registry = _session_registry()
     if mode != auth.DEMO and _signed_in(mode):
-        from functools import partial
 
         registry.seen(session_id, user=current_user() or "(unknown)", role=current_role() or "(none)",
                       record=partial(audit_log.record, audit_trail()))
@@ -481,10 +528,8 @@ def _sign_out(reason: str = "signed out") -> None:
     session_id = _runtime_session_id()
     if session_id is not None:
         _session_registry().forget(session_id)
-    try:
+    with contextlib.suppress(Exception):  # never keep a session open because the audit store is busy
         audit("sign_out", detail=reason)
-    except Exception:  # noqa: BLE001 - never keep a session open because the audit store is busy
-        pass
     for name in ("_auth", "_last_seen"):
         st.session_state.pop(name, None)
     if mode == auth.OIDC:
@@ -541,10 +586,8 @@ def sign_in_page() -> None:
         account = accounts.authenticate(accounts_path(), username, password, _throttle(), _session_id())
         if account is None:
             shown = accounts.audit_name(accounts_path(), username)  # never a typed password in clear
-            try:
+            with contextlib.suppress(Exception):  # a busy audit store never hides the failure message
                 audit_log.record(audit_trail(), user=shown, role="(none)", action="sign_in_failed")
-            except Exception:  # noqa: BLE001
-                pass
             st.error(accounts.FAILED_MESSAGE, icon=":material/lock:")
             return
         st.session_state["_auth"] = {"username": account.username, "role": account.role}
@@ -575,3 +618,7 @@ def demo_banner() -> None:
     if is_demo() and demo_state()[0]:
         st.warning("**Synthetic demo data.** No sign-in is configured: every record here is generated, none is "
                    "about a real child. Loading real data requires sign-in.", icon=":material/science:")
+
+
+if __name__ == "__main__":  # Streamlit's folder mode serving this module itself as a page (/common)
+    _run_through_app()

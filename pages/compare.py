@@ -44,7 +44,8 @@ def base_table(path: str, version: str, layer: str, period: str, measure: str, a
 @st.cache_data(show_spinner=False, max_entries=32)
 def hidden_for(path: str, version: str, layer: str, period: str, measure: str, a: str, b: str, role: str):
     """Which cells the role may not see: one suppression over all areas (lib.measures.compare.hidden_mask)."""
-    return compare.hidden_mask(base_table(path, version, layer, period, measure, a, b), role, a, b)
+    return compare.hidden_mask(base_table(path, version, layer, period, measure, a, b),
+                               aggregates_suppressed(role), a, b)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -113,7 +114,7 @@ if not areas:
     st.info("Choose at least one area to compare.", icon=":material/info:")
     st.stop()
 
-prof = compare.profile(base, areas, ROLE, comparator=comparator, a=a, b=b, measure=measure,
+prof = compare.profile(base, areas, aggregates_suppressed(ROLE), comparator=comparator, a=a, b=b, measure=measure,
                        mask=hidden_for(DB_PATH, version, layer, period, measure, a, b, ROLE))
 suppressed = aggregates_suppressed(ROLE)
 

@@ -32,7 +32,7 @@ def running_app(env: dict | None = None, timeout: float = 90, script: str = "app
     """Yield the base URL of the app (or one page script) served on a free loopback port."""
     port = _free_port()
     log = open(ROOT / ".pytest_cache" / f"streamlit-{port}.log", "w") if (ROOT / ".pytest_cache").exists() \
-        else subprocess.DEVNULL
+        else subprocess.DEVNULL  # noqa: SIM115 - closed in the finally below, after the server stops
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / script), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
@@ -48,7 +48,7 @@ def running_app(env: dict | None = None, timeout: float = 90, script: str = "app
                     break
             except OSError:
                 if time.time() > deadline:
-                    raise RuntimeError("the app did not become healthy in time")
+                    raise RuntimeError("the app did not become healthy in time") from None
                 time.sleep(0.3)
         yield base
     finally:
@@ -57,6 +57,8 @@ def running_app(env: dict | None = None, timeout: float = 90, script: str = "app
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if log is not subprocess.DEVNULL:
+            log.close()
 
 
 @contextmanager

@@ -9,7 +9,9 @@ def test_a_session_gone_past_the_grace_is_signed_out_once():
     log = audit.AuditLog.memory()
     active = {"a", "b"}
     registry = SessionRegistry(grace_seconds=60)
-    record = lambda **kw: audit.record(log, **kw)
+    def record(**kw):
+        return audit.record(log, **kw)
+
     registry.seen("a", user="lead1", role="lead", record=record)
     registry.seen("b", user="board1", role="commissioner", record=record)
     assert registry.sweep(active.__contains__, now=1000) == []
@@ -26,7 +28,9 @@ def test_a_reconnection_within_the_grace_and_a_signed_out_session_record_nothing
     log = audit.AuditLog.memory()
     active = {"a", "b"}
     registry = SessionRegistry(grace_seconds=60)
-    record = lambda **kw: audit.record(log, **kw)
+    def record(**kw):
+        return audit.record(log, **kw)
+
     registry.seen("a", user="lead1", role="lead", record=record)
     registry.seen("b", user="board1", role="commissioner", record=record)
     active.clear()

@@ -2,17 +2,17 @@
 (Closing a tab: tests/test_browser_session_end.py; the session registry: tests/test_access_sessions.py.)"""
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from lib.access import audit
 from tests.conftest import ROOT
-from tests.test_access_app import _page
 from tests.fixtures_linkage import copy_store, synthetic_linked_store
+from tests.test_access_app import _page
 
 
 def _rows(path, action=None):
@@ -69,17 +69,61 @@ def test_the_scenario_json_download_is_audited(linked_copy):
     assert "scenario.json" in _rows(linked_copy, "export")["subject"].tolist()
 
 
-def test_every_download_on_a_page_goes_through_the_audited_export_path():
-    """st.download_button only in pages/common.py (export_button) and pages/exports.py (the board pack, which
-    audits as each file is made); no CSV built by hand on a page."""
-    allowed = {"common.py", "exports.py"}
-    for path in sorted((ROOT / "pages").glob("*.py")):
-        tree = ast.parse(path.read_text())
-        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)]
-        names = {node.func.attr for node in calls}
-        if path.name not in allowed:
-            assert "download_button" not in names, path.name
-        assert "to_csv" not in names or path.name == "common.py", f"{path.name}: CSV must go through export_button"
+ALLOWED_DOWNLOADS = {("common.py", "export_button"), ("exports.py", None)}  # None: any function of the file
+
+
+def _download_spy(monkeypatch) -> list[tuple[str, str]]:
+    """Record (file, function) of whatever draws each st.download_button (the module function and the
+    container method both)."""
+    import streamlit as st
+    from streamlit.delta_generator import DeltaGenerator
+
+    drawn: list[tuple[str, str]] = []
+    original = DeltaGenerator.download_button
+
+    def record(frame) -> None:
+        drawn.append((Path(frame.f_code.co_filename).name, frame.f_code.co_name))
+
+    def method(self, *args, **kwargs):
+        record(sys._getframe(1))
+        return original(self, *args, **kwargs)
+
+    def function(*args, **kwargs):
+        record(sys._getframe(1))
+        return original(st._main, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", method)
+    monkeypatch.setattr(st, "download_button", function)
+    return drawn
+
+
+def _allowed(file: str, function: str) -> bool:
+    return (file, function) in ALLOWED_DOWNLOADS or (file, None) in ALLOWED_DOWNLOADS
+
+
+def test_every_download_a_page_draws_goes_through_the_audited_export_path(linked_copy, monkeypatch):
+    """Every page, in every role that may open it: each download button is drawn by pages.common.export_button
+    (audited, CSV only from a frame, made spreadsheet-safe) or by the board pack (pages/exports.py, which audits
+    as each file is made); none by a page itself."""
+    from lib.access.roles import ROLES, may_open
+    from pages.common import APP_PAGES
+
+    drawn = _download_spy(monkeypatch)
+    for page in APP_PAGES:
+        for role in ROLES:
+            if may_open(role, page.url_path):
+                _page(Path(page.script).stem, role)
+    assert drawn, "no page drew a download button"
+    assert all(_allowed(*where) for where in drawn), sorted(set(drawn))
+
+
+def test_the_download_spy_sees_a_page_s_own_download_button(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    drawn = _download_spy(monkeypatch)
+    at = AppTest.from_string("import streamlit as st\nst.download_button('CSV', b'a,b', 'x.csv')\n").run()
+    assert not at.exception, at.exception
+    assert len(drawn) == 1 and not _allowed(*drawn[0]), drawn
 
 
 def test_export_button_refuses_a_csv_that_is_not_a_frame():
@@ -157,7 +201,8 @@ def test_scenario_out_is_audited_as_an_export_before_the_file_is_written(tmp_pat
     capsys.readouterr()
     assert code == 0 and out.exists()
     rows = _rows(db, "export")
-    assert len(rows) == 1 and rows["subject"].iloc[0].startswith("scenario") and "scenario.json" in rows["detail"].iloc[0]
+    assert len(rows) == 1 and rows["subject"].iloc[0].startswith("scenario")
+    assert "scenario.json" in rows["detail"].iloc[0]
 
 
 def test_the_dataframe_toolbar_download_is_turned_off_by_streamlit_s_own_option():

@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 def test_bench_command_prints_json_figures_and_writes_a_table(tmp_path):
     table = tmp_path / "bench.md"
     done = subprocess.run(
-        [sys.executable, "-m", "lib.cli", "bench", "--size", "1500", "--work", str(tmp_path / "work"),
+        [sys.executable, "-m", "bench.run_all", "--size", "1500", "--work", str(tmp_path / "work"),
          "--skip", "placement_baseline,link_baseline,pages,boardpack", "--no-default-pages", "--table", str(table)],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -80,7 +80,8 @@ def test_committed_shares_give_back_the_official_trust_proportions(shares):
                          how="left", suffixes=("_official", "_ours"))
     positive = joined["p_official"] > 0
     assert joined.loc[positive, "p_ours"].notna().all()
-    np.testing.assert_allclose(joined.loc[positive, "p_ours"], joined.loc[positive, "p_official"], rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(joined.loc[positive, "p_ours"], joined.loc[positive, "p_official"], rtol=1e-9,
+                               atol=1e-15)
     assert len(plain["trust_code"].unique()) >= 130
 
 

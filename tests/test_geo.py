@@ -115,7 +115,8 @@ def test_display_layers_fit_the_size_budget():
     ("SW1A 1AA", "Westminster", "Metropolitan Police", "Westminster", "NHS North West London Integrated Care Board"),
     ("EC2V7HH", "City of London", "London, City of", "City of London", "NHS North East London Integrated Care Board"),
     ("S1 2HE", "Sheffield", "South Yorkshire", "Sheffield", "NHS South Yorkshire Integrated Care Board"),
-    ("TR1 3LQ", "Cornwall", "Devon & Cornwall", "Cornwall", "NHS Cornwall and the Isles of Scilly Integrated Care Board"),
+    ("TR1 3LQ", "Cornwall", "Devon & Cornwall", "Cornwall",
+     "NHS Cornwall and the Isles of Scilly Integrated Care Board"),
 ])
 def test_postcode_lookup_for_real_postcodes(postcode, lad, pfa, utla, icb_or_lhb):
     row = lookup.place_postcodes(pd.Series([postcode])).iloc[0]

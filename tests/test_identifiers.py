@@ -39,7 +39,8 @@ def test_the_issue_s_encounter_type_is_not_stored_and_the_message_names_row_and_
 
 @pytest.mark.parametrize("text, kind", [("NHS 9434765919", "an NHS number"), ("nhs no 943-476-5919", "an NHS number"),
                                         ("home LS6 2AB", "a postcode"), ("home ls6 2ab", "a postcode"),
-                                        ("dob 2010-02-01", "a date of birth"), ("born 1 February 2010", "a date of birth")])
+                                        ("dob 2010-02-01", "a date of birth"),
+                                        ("born 1 February 2010", "a date of birth")])
 def test_each_identifier_shape_in_free_text_is_caught(text, kind):
     rows = good_rows(1)
     rows[0]["encounter_type"] = text
@@ -143,7 +144,8 @@ def test_the_review_queue_profile_withholds_free_text_from_an_older_store(tmp_pa
     path = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)
     con = duckdb.connect(str(path))
     try:
-        node, key = con.execute("SELECT node_id, record_key FROM record_child ORDER BY record_key LIMIT 1").fetchall()[0]
+        node, key = con.execute("SELECT node_id, record_key FROM record_child ORDER BY record_key LIMIT 1"
+                                ).fetchall()[0]
         con.execute("UPDATE encounters SET encounter_type = ? WHERE record_key = ?", [ISSUE_TEXT, key])
         profile = review.group_profile(con, node)
     finally:

@@ -129,7 +129,7 @@ C3 = """time_period,time_identifier,geographic_level,country_code,country_name,r
 202324,Financial year,Local authority,E92000001,England,E12000003,Yorkshire and The Humber,E06000014,816,York,410,x,z
 202223,Financial year,Local authority,E92000001,England,E12000003,Yorkshire and The Humber,E10000023,815,North Yorkshire,900,60,44
 202324,Financial year,Local authority,E92000001,England,E12000003,Yorkshire and The Humber,E99999999,999,Nowhere,1,2,3
-"""
+"""  # noqa: E501 (the published file's own rows)
 
 
 def test_dfe_c3_parses_suppressed_unavailable_and_levels():
@@ -200,7 +200,8 @@ def test_import_stats_command(tmp_path, capsys):
 def _hand_store() -> duckdb.DuckDBPyConnection:
     """Police: 3 CSE records on West Yorkshire's code, located WY, WY, SY; children P1, P1, P2.
     Children's social care: 3 CSE records on Leeds's code (in WY), located WY, SY, SY; children C1, C2, C3."""
-    rows = [("p1", "police", WEST_YORKSHIRE, WEST_YORKSHIRE, "P1"), ("p2", "police", WEST_YORKSHIRE, WEST_YORKSHIRE, "P1"),
+    rows = [("p1", "police", WEST_YORKSHIRE, WEST_YORKSHIRE, "P1"),
+            ("p2", "police", WEST_YORKSHIRE, WEST_YORKSHIRE, "P1"),
             ("p3", "police", WEST_YORKSHIRE, SOUTH_YORKSHIRE, "P2"),
             ("c1", "children_social_care", LEEDS, WEST_YORKSHIRE, "C1"),
             ("c2", "children_social_care", LEEDS, SOUTH_YORKSHIRE, "C2"),
@@ -267,7 +268,8 @@ def test_synthetic_totals_agree_across_layers_and_bases(cube):
     for agency in ("police", "children_social_care", "health"):
         values = national[agency].to_numpy()
         assert np.allclose(values, values[0], rtol=1e-12), agency
-    quarters = c[(c["granularity"] == "quarter") & (c["basis"] == "direct") & (c["layer"] == "pfa")]["cse_records"].sum()
+    quarters = c[(c["granularity"] == "quarter") & (c["basis"] == "direct")
+                 & (c["layer"] == "pfa")]["cse_records"].sum()
     years = c[(c["granularity"] == "year") & (c["basis"] == "direct") & (c["layer"] == "pfa")]["cse_records"].sum()
     assert quarters == years
 

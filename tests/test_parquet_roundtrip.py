@@ -80,8 +80,8 @@ def test_command_line_round_trip(linked, tmp_path):
     expected, _ = _tables(con)
     con.execute("CHECKPOINT")
     db = tmp_path / "copy.duckdb"
-    con.execute(f"ATTACH '{db}' AS copy; COPY FROM DATABASE {con.execute('SELECT current_database()').fetchall()[0][0]} "
-                "TO copy; DETACH copy")
+    current = con.execute("SELECT current_database()").fetchall()[0][0]
+    con.execute(f"ATTACH '{db}' AS copy; COPY FROM DATABASE {current} TO copy; DETACH copy")
     out = tmp_path / "out"
     cli = [sys.executable, "-m", "lib.cli"]
     done = subprocess.run([*cli, "export-parquet", "--db", str(db), "--out", str(out)], cwd=ROOT, capture_output=True,

@@ -9,12 +9,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.access.roles import PAGE_ROLES, ROLES, may_open
+from pages import common
 from tests.conftest import ROOT
 from tests.fixtures_linkage import copy_store, synthetic_linked_store
 
-# url_path -> page script, read from app.py so pages added later (compare, scenario) are covered too.
-APP_PAGES = dict((url, f"pages/{name}.py") for name, url in re.findall(
-    r'st\.Page\("pages/(\w+)\.py".*?url_path="(\w+)"', (ROOT / "app.py").read_text(), re.DOTALL))
+# url_path -> page script: the table app.py builds its navigation from, so pages added later are covered too.
+APP_PAGES = {page.url_path: page.script for page in common.APP_PAGES}
 CHILD_WIDGETS = ("child_id", "child_area", "review_pair", "decide_accept", "decide_reject")
 NOT_COUNTS = re.compile(r"^(rank|#|seq|period|year|quarter|code|area_code|row|layer)$", re.IGNORECASE)
 

@@ -249,12 +249,26 @@ def test_the_data_version_changes_after_a_re_link(tmp_path, linked):
     con.close()
 
 
-def test_scenario_page_uses_the_one_data_version():
-    source = (ROOT / "pages" / "scenario.py").read_text() + (ROOT / "pages" / "data.py").read_text()
-    assert "spans.data_version" not in source
-    from lib.linkage import spans
+def test_the_pages_read_the_stores_one_data_version(tmp_path, linked):
+    """Every page keys its caches on pages.common.stored_data_version (the scenario page once used a version
+    that ignored linkage, and served a stale model after a re-link): it is the store's token, and it moves
+    with a re-link."""
+    from lib.linkage.run import LinkConfig, link
+    from pages.common import stored_data_version
 
-    assert spans.data_version.__doc__ and "store.data_version" in spans.data_version.__doc__
+    db = _copy_versioned(linked, tmp_path)
+    seen = []
+    for threshold in (None, 0.99):
+        if threshold is not None:
+            with versions.write(db, "relink") as w:
+                link(w.con, LinkConfig(match_threshold=threshold))
+        con = store.connect(db, read_only=True)
+        try:
+            seen.append(stored_data_version(con))
+            assert seen[-1] == store.data_version(con)
+        finally:
+            con.close()
+    assert seen[0] != seen[1]
 
 
 # -- permissions (issue 14 item 9) ---------------------------------------------------------------------------

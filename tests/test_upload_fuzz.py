@@ -98,7 +98,7 @@ def corpus(seed: int = 7) -> list[tuple[str, bytes, str]]:
     # Truncations and bit flips of each format.
     for name, data, fname in (("csv", good, "x.csv"), ("xlsx", good_xlsx, "x.xlsx"),
                               ("parquet", good_parquet, "x.parquet")):
-        for i in range(12):
+        for _ in range(12):
             cut = rng.randrange(1, len(data))
             cases.append((f"{name} truncated at {cut}", data[:cut], fname))
         for i in range(14):

@@ -8,8 +8,9 @@ transaction (the write lock is taken before the last row is read), so sequence n
 consistent across processes. Files are created with mode 0600.
 
 What: every child-level view, export, upload, linkage run, review decision and sign-in event is one row of
-the append-only table ``audit_log``. This module only ever INSERTs into it (no UPDATE or DELETE anywhere in
-the code; a test checks).
+the append-only table ``audit_log``. This module only ever INSERTs into it, and the trail's own triggers
+refuse UPDATE and DELETE from any code that opens it (someone with write access to the file can drop them:
+that is what the chain below is for).
 
 Tamper evidence (issue 14, item 3):
 - a keyed chain: ``row_hash`` is HMAC-SHA256, under the audit key, of the previous row's hash and this
@@ -105,6 +106,11 @@ _SCHEMA = (
      "user_name TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, subject TEXT, detail TEXT, "
      "prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL)"),
     "CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # Append-only by the trail itself, whatever code holds a connection (added to older trails when opened).
+    (f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE} "
+     "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"),
+    (f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE} "
+     "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"),
 )
 # SQL: table names are this module's constants; every value (user, filters, limit) is a ? parameter.
 

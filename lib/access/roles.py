@@ -63,7 +63,3 @@ def periods_for(role: str, periods: list[str]) -> list[str]:
 def may_load_data(role: str) -> bool:
     """Upload extracts and run linkage."""
     return role == ANALYST
-
-
-def may_view_audit(role: str) -> bool:
-    return role == LEAD

@@ -1,7 +1,8 @@
 """Small defences used wherever user-supplied text leaves the program: file names, CSV exports, HTML.
 
-- ``safe_filename``: an uploaded file's name reduced to a harmless base name (no directories, no
-  ``..``, no control or shell characters, bounded length) before it is shown, stored or logged.
+- ``safe_filename`` (from ``lib.records.filenames``, where reading an extract uses it): an uploaded file's
+  name reduced to a harmless base name (no directories, no ``..``, no control or shell characters, bounded
+  length) before it is shown, stored or logged.
 - ``csv_safe_frame``: text cells that a spreadsheet would run as a formula (starting ``= + - @`` or a
   tab or carriage return) get a leading apostrophe, the OWASP "CSV injection" neutralisation. Numbers
   are left as numbers.
@@ -10,31 +11,14 @@
 from __future__ import annotations
 
 import base64
-import html
+import contextlib
 import re
-import unicodedata
 
 import pandas as pd
 
-MAX_FILENAME = 120
-_UNSAFE = re.compile(r"[^A-Za-z0-9 ._()\-+,]")
+from lib.records.filenames import MAX_FILENAME, safe_filename  # noqa: F401 (re-exported)
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_filename(name: str | None, default: str = "upload") -> str:
-    """The last path component of ``name``, with anything but letters, digits and ``._-()+, `` replaced."""
-    text = unicodedata.normalize("NFKC", str(name or ""))
-    text = re.split(r"[\\/]", text)[-1]
-    text = "".join(ch for ch in text if ch.isprintable())
-    text = _UNSAFE.sub("_", text).strip(" .")
-    text = re.sub(r"_{2,}", "_", text)
-    if not text or set(text) <= {".", "_"}:
-        return default
-    if len(text) > MAX_FILENAME:
-        stem, dot, suffix = text.rpartition(".")
-        suffix = suffix[:10] if dot else ""
-        text = (stem if dot else text)[: MAX_FILENAME - len(suffix) - 2] + "…" + ("." + suffix if suffix else "")
-    return text
 
 
 def neutralise_cell(value):
@@ -63,18 +47,12 @@ def escape_markdown(text) -> str:
     return _MARKDOWN.sub(r"\\\1", text)
 
 
-def escape_html(text) -> str:
-    return html.escape(str(text), quote=True)
-
-
 def secret_forms(secret: str | bytes) -> list[str]:
     """The forms a secret could be written in: as text, hex and base64."""
     raw = secret.encode() if isinstance(secret, str) else bytes(secret)
     forms = {raw.hex(), base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
-    try:
+    with contextlib.suppress(UnicodeDecodeError):
         forms.add(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        pass
     return [f for f in forms if len(f) >= 8]
 
 

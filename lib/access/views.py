@@ -43,7 +43,8 @@ def aggregate_view(frame: pd.DataFrame, counts: Iterable[str], *, role: str,
     for column in counts:  # text, so one column can hold numbers and c (Arrow needs one type per column)
         integer = pd.api.types.is_integer_dtype(frame[column])
         shown[column] = shown[column].map(
-            lambda v: v if v == suppression.SUPPRESSED else (f"{int(v)}" if integer else f"{v:g}")).astype("str")
+            lambda v, integer=integer: v if v == suppression.SUPPRESSED else (f"{int(v)}" if integer else f"{v:g}")
+        ).astype("str")
     return _rates_as_text(shown, rates)
 
 

@@ -233,13 +233,15 @@ def build_board_pack(con, *, layer: str, area: str, role: str, period: str = "al
     area_name = names[area]
     noun = dv.NOUN.get(measure, measure)
     base = compare.area_base(cube, con, layer, period, measure, pop, a, b)
-    mask = compare.hidden_mask(base, role, a, b)  # one suppression for every view of this layer and period
+    # one suppression for every view of this layer and period
+    mask = compare.hidden_mask(base, aggregates_suppressed(role), a, b)
     display, plotted = divergence_for_role(table, role, mask, a, b)
     # Chromium draws the charts while the comparison is computed.
     pending = images.to_png_async(_figures(plotted, layer, a, b, noun, area),
                                   sizes={"map": (900, 800), "divergence": (1200, 620), "funnel": (1200, 620)})
     areas = compare_areas or [area, *compare.adjacent_areas(layer, area, limit=3)]
-    prof = compare.profile(base, areas, role, comparator=comparator, a=a, b=b, measure=measure, mask=mask)
+    prof = compare.profile(base, areas, aggregates_suppressed(role), comparator=comparator, a=a, b=b, measure=measure,
+                           mask=mask)
     timings["tables"] = round(time.perf_counter() - started - sum(timings.values()), 3)
     pngs = pending.result()
     timings["images (after tables)"] = round(time.perf_counter() - started - sum(timings.values()), 3)

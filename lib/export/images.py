@@ -63,9 +63,6 @@ class _Renderer:
         self.start()
         return asyncio.run_coroutine_threadsafe(self._render(figures, opts), self.loop)
 
-    def render(self, figures: list[go.Figure], opts: list[dict]) -> list[bytes]:
-        return self.submit(figures, opts).result(timeout=300)
-
     def close(self) -> None:
         with self.lock:
             if self.ready is None or self.loop is None:
@@ -114,9 +111,3 @@ def to_png_async(figures: dict[str, go.Figure], size: tuple[int, int] = DEFAULT_
         width, height = (sizes or {}).get(key, size)
         opts.append({"format": "png", "width": width, "height": height, "scale": scale})
     return PendingImages(keys, _RENDERER.submit([figures[k] for k in keys], opts))
-
-
-def to_png(figures: dict[str, go.Figure], size: tuple[int, int] = DEFAULT_SIZE, scale: float = 1.0,
-           sizes: dict[str, tuple[int, int]] | None = None) -> dict[str, bytes]:
-    """PNG bytes of each figure (same keys), rendered concurrently in the kept browser."""
-    return to_png_async(figures, size, scale, sizes).result()

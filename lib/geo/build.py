@@ -221,8 +221,8 @@ def area_names(table: pd.DataFrame, ref: Reference, trust_shares: pd.DataFrame |
 
 
 FACT_HEADERS = {
-    "police_force_areas.csv": "Police force areas of England and Wales: GSS code and name exactly as in the ONS LAD to CSP "
-                              "to PFA (December 2024) lookup",
+    "police_force_areas.csv": "Police force areas of England and Wales: GSS code and name exactly as in the "
+                              "ONS LAD to CSP to PFA (December 2024) lookup",
     "lad_memberships.csv": "Every current local authority district (ONS Postcode Directory, November 2025 codes) with "
                            "its upper-tier authority (ONS LTLA to UTLA, April 2023), police force area (ONS LAD to CSP "
                            "to PFA, December 2024) and, in Wales, local health board (ONS UA to LHB, December 2022); "

@@ -37,7 +37,8 @@ BASE_VINTAGE = "mid-2020"
 
 POP_LSOA = Source(
     "ons_mye2020_lsoa11", "humaniverse/demographr", "data/population20_lsoa11.rda",
-    "Office for National Statistics", "Lower layer Super Output Area population estimates by single year of age (persons)",
+    "Office for National Statistics",
+    "Lower layer Super Output Area population estimates by single year of age (persons)",
     "mid-2020; LSOA 2011", OGL, "ons_mye2020_lsoa11_ages0_17.parquet")
 DFE_MYE = Source(
     "ons_mye_children_la", "dfe-analytical-services/CSC_outcomes_and_enablers",
@@ -118,7 +119,8 @@ def derive(table: pd.DataFrame, utla_names: pd.Series, folder: Path = OFFICIAL) 
     if len(missing):
         raise ValueError(f"{POP_LSOA.extract}: no population for LSOAs {list(missing[:5])}")
     pop = pop.reindex(table["lsoa11cd"])
-    out = pd.DataFrame({"lsoa11cd": table["lsoa11cd"].to_numpy(), "scale_area": table["utla_code"].astype(str).to_numpy()})
+    out = pd.DataFrame({"lsoa11cd": table["lsoa11cd"].to_numpy(),
+                        "scale_area": table["utla_code"].astype(str).to_numpy()})
     out["total_2020"] = pop["total_population"].to_numpy("int64")
     out["age_0_17_2020"] = pop[AGES].sum(axis=1).to_numpy("int64")
     out["age_10_17_2020"] = pop[AGES[10:]].sum(axis=1).to_numpy("int64")

@@ -36,11 +36,6 @@ def package_versions() -> dict[str, str]:
     return {name: metadata.version(name) for name in PACKAGES}
 
 
-def read_fact(name: str) -> pd.DataFrame:
-    """A facts CSV: '#' lines carry its source; every column read as text."""
-    return pd.read_csv(FACTS / name, comment="#", dtype=str, keep_default_na=False)
-
-
 def lsoa_polygons() -> gpd.GeoDataFrame:
     """LSOA 2011 super-generalised polygons in OSGB metres, cleaned into a valid coverage.
 

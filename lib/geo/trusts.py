@@ -174,7 +174,8 @@ def refresh_official(folder: Path = OFFICIAL) -> dict[str, dict]:
     status = names[names["kind"].str.startswith("trust (") & ~names["kind"].eq("trust (2024 list)")]
     status = status.drop_duplicates("ods_code").set_index("ods_code")["kind"]
     names = names.drop_duplicates("ods_code").sort_values("ods_code", ignore_index=True)
-    names["kind"] = [status.get(c, k) if k == "trust (2024 list)" else k for c, k in zip(names["ods_code"], names["kind"])]
+    names["kind"] = [status.get(c, k) if k == "trust (2024 list)" else k
+                     for c, k in zip(names["ods_code"], names["kind"])]
     names.to_csv(folder / TRUST_LIST.extract, index=False, lineterminator="\n")
 
     frame, info = read_r(LSOA_LTLA)
@@ -184,7 +185,8 @@ def refresh_official(folder: Path = OFFICIAL) -> dict[str, dict]:
 
     frame, info = read_r(POP_LTLA)
     ages = [str(a) for a in range(18)]
-    frame = frame[["ltla21_code", "ltla21_name", "total_population", *ages]].sort_values("ltla21_code", ignore_index=True)
+    frame = frame[["ltla21_code", "ltla21_name", "total_population", *ages]].sort_values("ltla21_code",
+                                                                                       ignore_index=True)
     frame[["total_population", *ages]] = frame[["total_population", *ages]].round().astype("int64")
     frame.to_csv(folder / POP_LTLA.extract, index=False, lineterminator="\n")
     provenance[POP_LTLA.key] = info

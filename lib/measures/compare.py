@@ -20,10 +20,12 @@ is either user-defined or the areas most similar to a focus area on the product'
 (``nearest_neighbours``): every indicator is standardised over the layer's areas (z-score, missing = the
 mean), and areas are ranked by Euclidean distance to the focus area, each indicator weighted equally.
 
-For an aggregate-only role every count passes through ``lib.measures.suppression`` on the table of
-*all* areas with the national total row (so an area's cell is hidden the same way whichever areas are
-compared), derived figures follow their counts, and a comparator cell is hidden whenever any member's
-cell is hidden (a group total minus visible members would give a lone hidden member back).
+Measures know no roles: the caller says whether aggregates are suppressed (``suppressed``, from
+``lib.access.roles.aggregates_suppressed(role)`` in the view layer). When they are, every count passes
+through ``lib.measures.suppression`` on the table of *all* areas with the national total row (so an area's
+cell is hidden the same way whichever areas are compared), derived figures follow their counts, and a
+comparator cell is hidden whenever any member's cell is hidden (a group total minus visible members would
+give a lone hidden member back).
 """
 from __future__ import annotations
 
@@ -32,12 +34,14 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+import shapely
 
-from lib.access.roles import aggregates_suppressed
+from lib.linkage import spans
 from lib.measures import convert, population
 from lib.measures import divergence as dv
 from lib.measures.counts import MeasureCube, agency_counts
-from lib.measures.suppression import SUPPRESSED, suppress
+from lib.measures.figures import layer_geojson
+from lib.measures.suppression import NOTE, SUPPRESSED, suppress
 from lib.records.store import completeness, query
 
 NATIONAL = "England and Wales"
@@ -46,9 +50,16 @@ MAX_AREAS = 6
 NEIGHBOURS = 5
 
 
-def _spans_per_area(con, layer: str) -> pd.DataFrame:
-    from lib.linkage import spans
+def _suppressed(suppressed) -> bool:
+    """The flag itself; a role name is refused (measures know no roles: pass
+    ``lib.access.roles.aggregates_suppressed(role)``)."""
+    if not isinstance(suppressed, (bool, np.bool_)):
+        raise TypeError(f"suppressed must be True or False (lib.access.roles.aggregates_suppressed(role)), "
+                        f"not {suppressed!r}")
+    return bool(suppressed)
 
+
+def _spans_per_area(con, layer: str) -> pd.DataFrame:
     if not spans.has_linkage(con):
         return pd.DataFrame(columns=["area_code", "children", "spanning"])
     children = spans.child_table(con, layer).dropna(subset=["home_area"])
@@ -57,8 +68,6 @@ def _spans_per_area(con, layer: str) -> pd.DataFrame:
 
 
 def _linkage_per_area(con, layer: str) -> pd.DataFrame:
-    from lib.linkage import spans
-
     if not spans.has_linkage(con):
         return pd.DataFrame(columns=["area_code", "identifiable", "linked"])
     column = f"enc_{convert.layer_key(layer)}"
@@ -151,14 +160,16 @@ def aggregate(base: pd.DataFrame, codes, name: str) -> pd.DataFrame:
     return row
 
 
-def hidden_mask(base: pd.DataFrame, role: str, a: str = "police", b: str = "children_social_care") -> pd.DataFrame:
-    """Per area (plus a last row for England and Wales) and count/derived column: True where hidden for
-    ``role``. Suppression runs on all areas at once with the national total row."""
+def hidden_mask(base: pd.DataFrame, suppressed: bool, a: str = "police", b: str = "children_social_care"
+                ) -> pd.DataFrame:
+    """Per area (plus a last row for England and Wales) and count/derived column: True where hidden when
+    aggregates are ``suppressed`` (all False otherwise). Suppression runs on all areas at once with the
+    national total row."""
     full = pd.concat([base, aggregate(base, base["area_code"], NATIONAL)], ignore_index=True)
     full.index = [*base["area_code"], NATIONAL]
     derived = indicators(full, a, b)
     columns = [*count_columns(base), *derived_sources(base, a, b)]
-    if not aggregates_suppressed(role):
+    if not _suppressed(suppressed):
         return pd.DataFrame(False, index=full.index, columns=columns)
     agencies = [c for c in base.columns if c in dv.AGENCIES]
     sources = derived_sources(base, a, b)
@@ -226,9 +237,6 @@ def nearest_neighbours(base: pd.DataFrame, focus: str, k: int = NEIGHBOURS, excl
 
 @lru_cache(maxsize=16)
 def _shapes(layer: str):
-    import shapely
-    from lib.measures.figures import layer_geojson
-
     features = layer_geojson(convert.layer_key(layer))["features"]
     codes = [f["id"] for f in features]
     geoms = [shapely.geometry.shape(f["geometry"]) for f in features]
@@ -267,11 +275,13 @@ class Profile:
     notes: list[str] = field(default_factory=list)
 
 
-def profile(base: pd.DataFrame, areas: list[str], role: str, *, comparator: list[str] | None = None,
+def profile(base: pd.DataFrame, areas: list[str], suppressed: bool, *, comparator: list[str] | None = None,
             a: str = "police", b: str = "children_social_care", measure: str = "cse_records",
             mask: pd.DataFrame | None = None) -> Profile:
     """Side-by-side profile of 1–6 ``areas``; comparator = ``comparator`` codes, or else the nearest
-    neighbours of the first area (excluding the areas compared)."""
+    neighbours of the first area (excluding the areas compared). ``suppressed``: aggregates are suppressed
+    for the viewer (``lib.access.roles.aggregates_suppressed(role)``)."""
+    suppressed = _suppressed(suppressed)
     if not areas:
         raise ValueError("choose at least one area")
     if len(areas) > MAX_AREAS:
@@ -286,7 +296,7 @@ def profile(base: pd.DataFrame, areas: list[str], role: str, *, comparator: list
                        "computed from the group's summed counts and populations.")
     else:
         group, explanation = nearest_neighbours(base, areas[0], exclude=areas, a=a, b=b)
-    mask = hidden_mask(base, role, a, b) if mask is None else mask
+    mask = hidden_mask(base, suppressed, a, b) if mask is None else mask
     rows = pd.concat([base[base["area_code"].isin(areas)].set_index("area_code").loc[areas].reset_index(),
                       aggregate(base, group["area_code"], COMPARATOR),
                       aggregate(base, base["area_code"], NATIONAL)], ignore_index=True)
@@ -295,7 +305,7 @@ def profile(base: pd.DataFrame, areas: list[str], role: str, *, comparator: list
     row_mask = mask.reindex([*areas, NATIONAL]).copy()
     members = mask.reindex(list(group["area_code"])).fillna(False)
     comp_row = members.any(axis=0) if len(members) else pd.Series(False, index=mask.columns)
-    if aggregates_suppressed(role):  # the group's own small counts, and anything derived from them
+    if suppressed:  # the group's own small counts, and anything derived from them
         small = suppress(values.loc[[COMPARATOR]], [c for c in count_columns(base)])
         for column in count_columns(base):
             comp_row[column] = bool(comp_row[column]) or small[column].iat[0] == SUPPRESSED
@@ -341,12 +351,11 @@ def profile(base: pd.DataFrame, areas: list[str], role: str, *, comparator: list
         numeric_rows.append(nums)
     notes = ["Counts are placed where each encounter happened (direct basis); completeness, spans and the "
              "linkage rate cover all periods.", population.source_label()]
-    if aggregates_suppressed(role):
-        from lib.measures.suppression import NOTE
+    if suppressed:
         notes.append(NOTE)
     return Profile(table=pd.DataFrame(display), numeric=pd.DataFrame(numeric_rows), areas=list(areas),
                    names={c: names[c] for c in areas}, comparator=group, explanation=explanation, hidden=hidden,
-                   suppressed=aggregates_suppressed(role), notes=notes)
+                   suppressed=suppressed, notes=notes)
 
 
 def describe(prof: Profile) -> str:

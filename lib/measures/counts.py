@@ -47,13 +47,6 @@ _YEAR = f"(CAST({_FY} AS VARCHAR) || '-' || lpad(CAST(({_FY} + 1) % 100 AS VARCH
 _QUARTER = f"({_YEAR} || ' Q' || CAST((month(e.encounter_date) + 8) % 12 // 3 + 1 AS VARCHAR))"
 
 
-def granularity_of(period: str) -> str:
-    """``"all"`` → all; ``"2023-24"`` → year; ``"2023-24 Q1"`` → quarter."""
-    if period == "all":
-        return "all"
-    return "quarter" if " Q" in period else "year"
-
-
 def period_label(period: str) -> str:
     if period == "all":
         return "all periods"

@@ -126,10 +126,6 @@ def source_label(age: str = DEFAULT_AGE, layer: str | None = None) -> str:
     return text
 
 
-#: Kept for callers that show one line about the default population.
-DEFAULT_SOURCE = source_label(DEFAULT_AGE)
-
-
 def rate_label(age: str = DEFAULT_AGE) -> str:
     """Short column label, e.g. 'per 10,000 children aged 0–17 (ONS mid-2024)'; the caption beside every rate
     (``source_label``) gives the whole source, Wales' mid-2020 base included. Short, so table rows stay one line."""
@@ -146,7 +142,8 @@ def read_population(source) -> tuple[pd.Series, list[str]]:
     frame.columns = [c.strip().lower() for c in frame.columns]
     missing = {"area_code", "children"} - set(frame.columns)
     if missing:
-        raise ValueError(f"the population file needs columns area_code and children (missing {', '.join(sorted(missing))})")
+        raise ValueError("the population file needs columns area_code and children "
+                         f"(missing {', '.join(sorted(missing))})")
     values = pd.to_numeric(frame["children"].str.replace(",", "").str.strip(), errors="coerce")
     problems = [f"row {i + 2}: children {frame['children'].iat[i]!r} is not a number"
                 for i in range(len(frame)) if pd.isna(values.iat[i])]

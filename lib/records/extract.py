@@ -33,6 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from lib.records import schema
+from lib.records.filenames import safe_filename
 
 MAX_BYTES = 1 << 30  # 1 GiB
 MAX_ROWS = 5_000_000
@@ -93,8 +94,6 @@ def read_extract(source, filename: str | None = None, *, max_bytes: int = MAX_BY
                  max_rows: int = MAX_ROWS) -> Extract:
     """Read a file (path, bytes or binary file object) named ``filename`` into an Extract."""
     data, filename = _read_bytes(source, filename, max_bytes)
-    from lib.access.safety import safe_filename
-
     filename = safe_filename(filename)  # a name, never a path: it is shown, stored and audited
     digest = hashlib.sha256(data).hexdigest()
     suffix = Path(filename).suffix.lower()

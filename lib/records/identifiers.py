@@ -34,6 +34,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lib.records.nhs import NHS_CODES, check_nhs_numbers, nhs_digit_checks
+
 NEAR = 40  # characters between a name and another identifier for the name to count
 KIND_WORDS = {"nhs": "an NHS number", "postcode": "a postcode", "dob": "a date of birth", "name": "a name"}
 KIND_ORDER = ("nhs", "postcode", "dob", "name")
@@ -65,7 +67,7 @@ _NAME = re.compile(rf"(?<![A-Za-z])({_NAME_WORD})\s+({_NAME_WORD}|[A-Z]{{2,}}(?:
 _ID_NAME = re.compile(r"^[^0-9]*[A-Za-z]{2,}[^A-Za-z0-9]+[A-Za-z]{2,}[^0-9]*$")
 # One RE2 pass over a whole column finds the few values worth checking exactly (RE2 has no lookaround, so
 # the boundaries are written as groups); a value that is only an NHS-number-shaped number is checked
-# vectorised (lib.records.validate.check_nhs_numbers), the rest in Python.
+# vectorised (lib.records.nhs.check_nhs_numbers), the rest in Python.
 # The pre-filter is a loose superset of the exact checks on ASCII text; any value holding a non-ASCII
 # character (full-width or other Unicode digits, no-break or zero-width spaces, Unicode dashes) is always a
 # candidate, so the Python check normalises it first.
@@ -101,8 +103,6 @@ def normalise(text: str) -> str:
 
 
 def _nhs_valid(digits: str) -> bool:
-    from lib.records.validate import nhs_digit_checks
-
     if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
         return False  # normalise() has made every digit ASCII; anything else is not a number
     row = np.frombuffer(digits.encode("ascii"), dtype=np.uint8).astype(np.int64).reshape(1, 10) - 48
@@ -179,8 +179,6 @@ def column_id_kinds(arr: pa.Array) -> np.ndarray:
     out = np.full(n, "", dtype=object)
     if not n:
         return out
-    from lib.records.validate import NHS_CODES, check_nhs_numbers
-
     candidate = pc.fill_null(pc.match_substring_regex(arr, _PREFILTER), False).to_numpy(zero_copy_only=False)
     number_only = pc.fill_null(pc.match_substring_regex(arr, _ONLY_NHS_SHAPE), False).to_numpy(zero_copy_only=False)
     if number_only.any():

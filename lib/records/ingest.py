@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from lib.records import schema, store
 from lib.records.extract import ExtractError, map_columns, read_extract, table_columns
+from lib.records.filenames import safe_filename
 from lib.records.pseudonymise import Hasher, key_check, load_key, pseudonymise
 from lib.records.validate import Validated, validate
 
@@ -73,14 +74,6 @@ class PreparedBatch:
         """The pseudonymised rows as pandas (exactly what will be stored)."""
         table = self.records if limit is None else self.records.slice(0, limit)
         return store.decode_dictionaries(table).to_pandas()
-
-    def preview_frame(self, limit: int = 20) -> pd.DataFrame:
-        """What will be stored, for display: each keyed hash shown only as present or absent (a hash of
-        a date of birth or an NHS number can be reversed by anyone holding the key, so none is shown)."""
-        frame = self.records_frame(limit)
-        for column in [c for c in frame.columns if c.endswith("_hash")]:
-            frame[column] = frame[column].notna().map({True: "present", False: "absent"})
-        return frame
 
     def summary(self) -> dict:
         r = self.records
@@ -152,8 +145,6 @@ def _internal_error(source, filename: str | None, exc: BaseException) -> Extract
     The exception's own text is not shown or logged (it may quote a cell); its type and where it was
     raised are logged for the developers. Tests treat the code ``internal_error`` as a bug to fix.
     """
-    from lib.access.safety import safe_filename
-
     name = safe_filename(filename or (getattr(source, "name", None) if not isinstance(source, (str, Path))
                                       else Path(source).name))
     where = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)[-3:])).strip()

@@ -66,7 +66,6 @@ COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 REQUIRED: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.required)
 IDENTIFIERS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.identifier)
 MAX_LENGTH: dict[str, int] = {c.name: c.max_length for c in COLUMNS}
-BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
 
 #: Header spellings accepted for each column. Headers are compared after lower-casing and removing
 #: everything that is not a letter or digit, so "NHS No", "nhs_no", "NHS-No." all match "nhsno".

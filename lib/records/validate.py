@@ -34,6 +34,13 @@ import pyarrow.compute as pc
 from lib.geo import lookup, successors
 from lib.records import geography, identifiers, schema
 from lib.records.extract import Extract, ExtractError, read_extract  # noqa: F401 (re-exported)
+from lib.records.nhs import (  # noqa: F401 (re-exported: the NHS number checks were defined here)
+    NHS_CODES,
+    NHS_REASONS,
+    check_nhs_numbers,
+    nhs_digit_checks,
+    nhs_is_valid,
+)
 
 ISSUE_COLUMNS = ["file", "row", "field", "code", "reason", "action"]
 HIGH_CARDINALITY = ("source_record_id", "nhs_number", "home_postcode", "encounter_postcode")
@@ -148,9 +155,6 @@ class _Coded:
     def blank_out(self, mask: np.ndarray) -> None:
         if mask.any():
             self.codes = np.where(mask, -1, self.codes)
-
-    def per_unique(self, func, missing=None, dtype=object) -> np.ndarray:
-        return _lookup([func(u) for u in self.uniques], self.codes, missing, dtype)
 
     def text(self) -> pa.Array:
         """Per-row text (null for blank)."""
@@ -354,93 +358,6 @@ def age_years(dob: np.ndarray, on: np.ndarray) -> np.ndarray:
     return np.where(ok, age, -1)
 
 
-# -- NHS numbers -----------------------------------------------------------------------------------------
-
-_NHS_FORMAT = r"^(\d{10}|\d{3} \d{3} \d{4}|\d{3}-\d{3}-\d{4})$"
-_WEIGHTS = np.arange(10, 1, -1, dtype=np.int64)
-_POWERS = 10 ** np.arange(9, -1, -1, dtype=np.int64)
-_DAYS_IN_MONTH = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-NHS_CODES = ("valid", "missing", "nhs_length", "nhs_characters", "nhs_scientific", "nhs_format",
-             "nhs_check_digit", "nhs_chi_date", "nhs_placeholder")
-NHS_REASONS = {
-    "nhs_characters": "NHS number contains letters or other characters; it must be 10 digits",
-    "nhs_scientific": ("NHS number was turned into scientific notation by a spreadsheet (e.g. 9.43E+09); "
-                       "format the column as text and export again"),
-    "nhs_format": "NHS number digits are not grouped as 10 digits or 3-3-4",
-    "nhs_check_digit": "NHS number fails the Modulus 11 check digit (mistyped?)",
-    "nhs_chi_date": "NHS number is in the Scottish CHI range but does not start with a date (DDMMYY)",
-    "nhs_placeholder": "NHS number is a placeholder (all digits the same), not a real number",
-}
-
-
-def nhs_digit_checks(digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(Modulus 11 passes, CHI date rule passes) for an (n, 10) digit matrix, as nhs_number.is_valid."""
-    check = 11 - (digits[:, :9] @ _WEIGHTS) % 11
-    check = np.where(check == 11, 0, check)
-    mod11 = check == digits[:, 9]  # a check value of 10 never equals a digit
-    number = digits @ _POWERS
-    chi = (number >= 100_000_000) & (number <= 3_112_999_999)
-    chi_ok = np.ones(len(digits), dtype=bool)
-    if chi.any():
-        dd = digits[:, 0] * 10 + digits[:, 1]
-        mm = digits[:, 2] * 10 + digits[:, 3]
-        yy = digits[:, 4] * 10 + digits[:, 5]
-        year = np.where(yy < 69, 2000 + yy, 1900 + yy)  # strptime's %y rule
-        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-        mclip = np.clip(mm, 0, 12)
-        days = _DAYS_IN_MONTH[mclip] - ((mclip == 2) & ~leap)
-        chi_ok = ~chi | ((mm >= 1) & (mm <= 12) & (dd >= 1) & (dd <= days))
-    return mod11, chi_ok
-
-
-def check_nhs_numbers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vectorised NHS number check of a string array (nulls = missing).
-
-    Returns per row: the number as int64 (-1 unless valid), an index into NHS_CODES, and the digit
-    count (used in messages). 'valid' agrees with ``nhs_number.is_valid``; numbers it accepts whose
-    digits are all the same are then set apart as 'nhs_placeholder'.
-    """
-    n = len(arr)
-    present = pc.is_valid(arr).to_numpy(zero_copy_only=False)
-    formatted = pc.fill_null(pc.match_substring_regex(arr, _NHS_FORMAT), False).to_numpy(zero_copy_only=False)
-    code = np.where(present, NHS_CODES.index("nhs_characters"), NHS_CODES.index("missing")).astype(np.int8)
-    number = np.full(n, -1, dtype=np.int64)
-    ndigits = np.zeros(n, dtype=np.int64)
-    if formatted.any():
-        idx = np.flatnonzero(formatted)
-        digits_text = pc.replace_substring(arr.filter(pa.array(formatted)), pattern=" ", replacement="")
-        digits_text = pc.replace_substring(digits_text, pattern="-", replacement="")
-        digits = (geography.fixed_width_bytes(digits_text, 10).astype(np.int64) - 48)
-        mod11, chi_ok = nhs_digit_checks(digits)
-        same = (digits == digits[:, :1]).all(axis=1)
-        ok = mod11 & chi_ok
-        code[idx] = np.select([ok & same, ok, ~mod11], [NHS_CODES.index("nhs_placeholder"), NHS_CODES.index("valid"),
-                                                        NHS_CODES.index("nhs_check_digit")],
-                              NHS_CODES.index("nhs_chi_date"))
-        good = ok & ~same
-        number[idx[good]] = (digits @ _POWERS)[good]
-    other = present & ~formatted
-    if other.any():
-        idx = np.flatnonzero(other)
-        sub = arr.filter(pa.array(other))
-        sci = pc.match_substring_regex(sub, r"^\d(\.\d+)?[eE][+]?\d+$").to_numpy(zero_copy_only=False)
-        stripped = pc.replace_substring_regex(sub, pattern=r"[\s\-.]", replacement="")
-        only_digits = pc.match_substring_regex(stripped, r"^\d+$").to_numpy(zero_copy_only=False)
-        length = pc.utf8_length(stripped).to_numpy(zero_copy_only=False)
-        code[idx[sci]] = NHS_CODES.index("nhs_scientific")
-        code[idx[only_digits & ~sci & (length != 10)]] = NHS_CODES.index("nhs_length")
-        code[idx[only_digits & ~sci & (length == 10)]] = NHS_CODES.index("nhs_format")
-        ndigits[idx] = length
-    return number, code, ndigits
-
-
-def nhs_is_valid(values) -> np.ndarray:
-    """Boolean array: valid exactly as ``nhs_number.is_valid`` would say (placeholders included)."""
-    arr = pa.array([None if v is None else str(v).strip() for v in values], type=pa.string())
-    _, code, _ = check_nhs_numbers(arr)
-    return np.isin(code, [NHS_CODES.index("valid"), NHS_CODES.index("nhs_placeholder")])
-
-
 # -- names -----------------------------------------------------------------------------------------------
 
 def normalise_name(text: str) -> tuple[str | None, str]:
@@ -520,6 +437,303 @@ def _as_table(data) -> pa.Table:
     raise TypeError(f"cannot validate a {type(data).__name__}")
 
 
+@dataclass
+class _Run:
+    """One validation: the columns as read, the issues found so far, and which cells failed the cell checks."""
+    n: int
+    rows: np.ndarray
+    today: date
+    issues: _Issues
+    raw: dict[str, pa.Array]
+    coded: dict[str, _Coded] = field(default_factory=dict)    # low-cardinality columns
+    arrays: dict[str, pa.Array] = field(default_factory=dict)  # HIGH_CARDINALITY columns, cleaned
+    bad_cells: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def missing(self, name: str, present: np.ndarray, label: str) -> None:
+        self.issues.add(~present & ~self.bad_cells[name], name, "missing", f"no {label} ({name} is required)",
+                        schema.ROW_REJECTED)
+
+
+def _raw_columns(table: pa.Table) -> dict[str, pa.Array]:
+    """Every schema column as one string array; optional columns absent from the file are blank."""
+    raw = {}
+    for name in schema.COLUMN_NAMES:
+        if name in table.column_names:
+            col = table.column(name)
+            col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            col = pc.cast(col, pa.string())
+        else:
+            col = pa.nulls(table.num_rows, pa.string())
+        raw[name] = col
+    return raw
+
+
+def _check_cells(run: _Run) -> None:
+    """Cell checks on every field; a bad cell is then ignored by the field's own checks."""
+    for name in schema.COLUMN_NAMES:
+        if name in HIGH_CARDINALITY:
+            run.arrays[name], run.bad_cells[name] = _check_array_cells(run.issues, name, _clean_array(run.raw[name]))
+        else:
+            run.coded[name] = _Coded(run.raw[name])
+            run.bad_cells[name] = _check_coded_cells(run.issues, name, run.coded[name])
+
+
+def _record_ids(run: _Run, id_hasher) -> pa.Array:
+    """Record ids, required. One shaped like a personal identifier is never stored, shown or audited (issue
+    14, item 4): with a key it is kept only as a keyed hash (an agency whose references are 10-digit numbers
+    would otherwise lose about one row in eleven to the Modulus 11 check); without one the row is rejected."""
+    issues = run.issues
+    record_id = run.arrays["source_record_id"]
+    run.missing("source_record_id", pc.is_valid(record_id).to_numpy(zero_copy_only=False), "record id")
+    id_kinds = identifiers.column_id_kinds(record_id)
+    shaped = (id_kinds != "") & ~run.bad_cells["source_record_id"]
+    if id_hasher is None:
+        issues.add(shaped, "source_record_id", "identifier_as_id",
+                   lambda pos: [f"record id is shaped like {identifiers.describe(k.split(','))}; a record id must "
+                                "be the agency's own reference, never a personal identifier (the row is not stored)"
+                                for k in id_kinds[pos]], schema.ROW_REJECTED)
+    elif shaped.any():
+        issues.add(shaped, "source_record_id", "identifier_as_id",
+                   lambda pos: [f"record id is shaped like {identifiers.describe(k.split(','))}; it is kept only "
+                                "as a keyed hash (ID-…), never in clear" for k in id_kinds[pos]],
+                   schema.VALUE_DROPPED)
+        values = record_id.to_pylist()
+        for i in np.flatnonzero(shaped):
+            values[i] = identifiers.HASHED_ID_PREFIX + id_hasher(values[i])[:identifiers.HASHED_ID_HEX]
+        record_id = pa.array(values, pa.string())
+    return record_id
+
+
+def _free_text(run: _Run) -> None:
+    """Free text holding an identifier: the value is dropped (the contact still counts), never echoed."""
+    etype = run.coded["encounter_type"]
+    text_kinds = [",".join(identifiers.kinds_in_text(u)) for u in etype.uniques]
+    if any(text_kinds):
+        flagged = _lookup([bool(k) for k in text_kinds], etype.codes, False, dtype=bool)
+        run.issues.add(flagged & ~run.bad_cells["encounter_type"], "encounter_type", "identifier_in_text",
+                       _lookup([f"encounter type holds text shaped like {identifiers.describe(k.split(','))}; free "
+                                "text must not identify anyone, so the value is not stored" if k else ""
+                                for k in text_kinds], etype.codes, ""), schema.VALUE_DROPPED)
+        etype.blank_out(flagged)
+
+
+def _agency_types(run: _Run) -> np.ndarray:
+    """Per row: index into schema.AGENCY_TYPES (-1 if missing or unknown, which rejects the row)."""
+    atype = run.coded["agency_type"]
+    type_of = [schema.AGENCY_TYPE_VARIANTS.get(re.sub(r"[^a-z]", "", u.lower())) for u in atype.uniques]
+    run.missing("agency_type", atype.codes >= 0, "agency type")
+    unknown = _lookup([t is None for t in type_of], atype.codes, False, dtype=bool)
+    run.issues.add(unknown, "agency_type", "unknown_agency_type",
+                   _lookup([f"unknown agency type {_show(u)}; expected one of {', '.join(schema.AGENCY_TYPES)}"
+                            for u in atype.uniques], atype.codes, ""), schema.ROW_REJECTED)
+    return _lookup([schema.AGENCY_TYPES.index(t) if t else -1 for t in type_of], atype.codes, -1, dtype=np.int64)
+
+
+@dataclass
+class _CodeCheck:
+    """What one (agency type, agency code) pair comes to: a reason it is refused, a split predecessor, or a
+    retired code mapped to its successor (``new_code``)."""
+    reason: str = ""
+    split: str = ""
+    mapped: str = ""
+    new_code: str | None = None
+
+
+def _check_agency_code(kind: str, code: str, valid_codes, layer_of) -> _CodeCheck:
+    if kind == "other" or code in valid_codes[kind]:
+        return _CodeCheck()
+    layer = geography.AGENCY_LAYER[kind]
+    retired = successors.lookup(layer, code)
+    if retired is None and layer == "utla":
+        # A retired unitary's code is also its district code: Bournemouth (E06000028) and Poole retired in
+        # 2019, before the upper-tier lookups the table is built from, but the district chain has them.
+        retired = successors.lookup("lad", code)
+    if retired is not None and retired.status == "split":
+        return _CodeCheck(split=f"agency code {retired.message(lookup.name_of(layer))}")
+    if retired is not None and retired.new_code in valid_codes[kind]:
+        return _CodeCheck(mapped=f"agency code {retired.message()}", new_code=retired.new_code)
+    found = layer_of.get(code)
+    word = geography.LAYER_WORDS.get(found, "")
+    also = f"; it is {'an' if word[:1] in 'aeiou' else 'a'} {word}" if found and found != layer else ""
+    other = successors.find(code) if not also else None
+    if other is not None:
+        now = f"now {other.new_code}" if other.status == "mapped" else "since split"
+        also = f"; it is a retired {successors.KIND_WORDS.get(other.kind, other.kind)} code ({now})"
+    wanted = geography.LAYER_WORDS[layer]
+    article = "an" if wanted[:1] in "aeiou" or wanted.startswith("NHS") else "a"
+    return _CodeCheck(reason=f"agency code {_show(code, 16)} is not {article} {wanted} (agency type {kind}){also}")
+
+
+def _agency_codes(run: _Run, type_index: np.ndarray) -> pa.Array:
+    """Per row: the agency code, checked against the official codes of its type once per distinct (type, code)
+    pair; a retired code is mapped to its successor (reported), a split or unknown one rejects the row."""
+    acode = run.coded["agency_code"]
+    code_text = [re.sub(r"\s+", "", u.upper()) for u in acode.uniques]
+    run.missing("agency_code", acode.codes >= 0, "agency code")
+    valid_codes = geography.agency_codes()
+    layer_of = geography.code_layers()
+    ncode = max(len(code_text), 1)
+    pair = np.where((type_index >= 0) & (acode.codes >= 0), type_index * ncode + acode.codes, -1)
+    pair_ids, pair_inverse = np.unique(pair, return_inverse=True)
+    checks = []
+    final_codes = list(code_text)  # codes after successor mapping: code_text, then successors appended
+    pair_final = []  # index into final_codes per pair
+    for p in pair_ids:
+        if p < 0:
+            checks.append(_CodeCheck())
+            pair_final.append(-1)
+            continue
+        check = _check_agency_code(schema.AGENCY_TYPES[p // ncode], code_text[p % ncode], valid_codes, layer_of)
+        checks.append(check)
+        pair_final.append(int(p % ncode))
+        if check.new_code is not None:
+            final_codes.append(check.new_code)
+            pair_final[-1] = len(final_codes) - 1
+
+    def per_row(values: list) -> np.ndarray:
+        return np.asarray(values, dtype=object)[pair_inverse.reshape(-1)] if run.n else np.array([], object)
+
+    for code, reasons, action in (("unknown_agency_code", per_row([c.reason for c in checks]), schema.ROW_REJECTED),
+                                  ("split_code", per_row([c.split for c in checks]), schema.ROW_REJECTED),
+                                  ("retired_code", per_row([c.mapped for c in checks]), schema.CODE_MAPPED)):
+        run.issues.add(reasons != "", "agency_code", code, reasons, action)
+    final_index = np.where(pair >= 0, np.asarray(pair_final, dtype=np.int64)[pair_inverse.reshape(-1)],
+                           acode.codes) if run.n else np.array([], np.int64)
+    return pa.array(final_codes, pa.string()).take(pa.array(final_index, mask=final_index < 0))
+
+
+def _duplicate_ids(run: _Run, record_key: pa.Array) -> None:
+    dup, first = _duplicates(record_key)
+    run.issues.add(dup, "source_record_id", "duplicate_id",
+                   lambda pos: [f"duplicate record id: the same agency and source_record_id are on row {r} "
+                                "(the first is kept)" for r in run.rows[first[pos]]], schema.ROW_REJECTED)
+
+
+def _encounter_dates(run: _Run) -> np.ndarray:
+    """Per row: the encounter date (NaT where missing, unreadable, in the future or too old: all reject)."""
+    issues, today = run.issues, run.today
+    enc_date, status, reason = _dates(run.coded["encounter_date"], "encounter date")
+    run.missing("encounter_date", status != "missing", "encounter date")
+    for code in ("bad_date", "impossible_date"):
+        issues.add(status == code, "encounter_date", code, reason, schema.ROW_REJECTED)
+    future = enc_date > np.datetime64(today, "D")
+    issues.add(future, "encounter_date", "future_date", f"encounter date is in the future (after {today:%d/%m/%Y})",
+               schema.ROW_REJECTED)
+    earliest = np.datetime64(schema.EARLIEST_ENCOUNTER, "D")
+    too_old = enc_date < earliest
+    issues.add(too_old, "encounter_date", "too_old",
+               f"encounter date is before {date.fromisoformat(schema.EARLIEST_ENCOUNTER):%d/%m/%Y}; check the date",
+               schema.ROW_REJECTED)
+    return np.where(future | too_old, np.datetime64("NaT"), enc_date)
+
+
+def _cse_flags(run: _Run) -> pa.Array:
+    flag = run.coded["cse_flag"]
+    flag_of = [schema.FLAG_VALUES.get(u.lower()) for u in flag.uniques]
+    bad_flag = _lookup([f is None for f in flag_of], flag.codes, False, dtype=bool)
+    run.issues.add(bad_flag, "cse_flag", "bad_flag",
+                   _lookup([f"CSE flag {_show(u, 12)} not understood; use Y or N (blank if not recorded)"
+                            for u in flag.uniques], flag.codes, ""), schema.ROW_REJECTED)
+    flag_index = _lookup([-1 if f is None else int(f) for f in flag_of], flag.codes, -1, dtype=np.int64)
+    return pa.array(flag_index == 1, mask=flag_index < 0)
+
+
+def _dates_of_birth(run: _Run, enc_date: np.ndarray) -> np.ndarray:
+    """Unreadable dates of birth are dropped; impossible combinations (future, after the encounter, over
+    MAX_AGE_YEARS at the encounter) reject the row."""
+    issues = run.issues
+    dob, status, reason = _dates(run.coded["date_of_birth"], "date of birth")
+    for code in ("bad_date", "impossible_date"):
+        issues.add(status == code, "date_of_birth", code, reason, schema.VALUE_DROPPED)
+    placeholder = dob <= np.datetime64("1900-01-01", "D")
+    issues.add(placeholder, "date_of_birth", "dob_placeholder",
+               "date of birth is a placeholder (1900-01-01 or earlier), not a real date", schema.VALUE_DROPPED)
+    dob = np.where(placeholder, np.datetime64("NaT"), dob)
+    dob_future = dob > np.datetime64(run.today, "D")
+    issues.add(dob_future, "date_of_birth", "dob_future", "date of birth is in the future", schema.ROW_REJECTED)
+    issues.add((dob > enc_date) & ~dob_future, "date_of_birth", "dob_after_encounter",
+               "date of birth is after the encounter date", schema.ROW_REJECTED)
+    # Aged over MAX_AGE_YEARS: born on or before the encounter date less (MAX_AGE_YEARS + 1) years.
+    encounters = run.coded["encounter_date"]
+    encounter_days = [parse_date(u)[0] for u in encounters.uniques]
+    limit = _lookup([_years_before(d, schema.MAX_AGE_YEARS + 1) for d in encounter_days], encounters.codes,
+                    np.datetime64("NaT"), dtype="datetime64[D]")
+    limit[np.isnat(enc_date)] = np.datetime64("NaT")  # rejected encounter dates say nothing about age
+    issues.add(dob <= limit, "date_of_birth", "too_old_person",
+               lambda pos: [f"date of birth makes the person {a} at the encounter; Joined Up holds children and "
+                            f"young people (under {schema.MAX_AGE_YEARS + 1})" for a in age_years(dob[pos],
+                                                                                                  enc_date[pos])],
+               schema.ROW_REJECTED)
+    return dob
+
+
+def _nhs_numbers(run: _Run) -> tuple[np.ndarray, np.ndarray]:
+    """(number as int64, -1 unless valid; status 0 valid / 1 invalid / 2 missing). A wrong number is dropped."""
+    nhs_number, nhs_code, ndigits = check_nhs_numbers(run.arrays["nhs_number"])
+    for i, code in enumerate(NHS_CODES):
+        if code == "nhs_length":
+            run.issues.add(nhs_code == i, "nhs_number", code,
+                           lambda pos: [f"NHS number has {k} digits; it must have 10" for k in ndigits[pos]],
+                           schema.VALUE_DROPPED)
+        elif code in NHS_REASONS:
+            run.issues.add(nhs_code == i, "nhs_number", code, NHS_REASONS[code], schema.VALUE_DROPPED)
+    nhs_missing = (nhs_code == NHS_CODES.index("missing")) & ~run.bad_cells["nhs_number"]
+    return nhs_number, np.where(nhs_number >= 0, 0, np.where(nhs_missing, 2, 1)).astype(np.int32)
+
+
+def _person_names(run: _Run) -> dict[str, pa.DictionaryArray]:
+    names = {}
+    for name, label in (("forename", "first name"), ("surname", "surname")):
+        names[name], problem = _names(run.coded[name])
+        run.issues.add(problem == "name_no_letters", name, "name_no_letters", f"{label} contains no letters",
+                       schema.VALUE_DROPPED)
+        run.issues.add(problem == "name_placeholder", name, "name_placeholder",
+                       f"{label} is a placeholder (such as UNKNOWN or BABY), not a name", schema.VALUE_DROPPED)
+    return names
+
+
+def _sexes(run: _Run) -> np.ndarray:
+    """Per row: index into "MFU" (-1 if blank or not recognised, which drops the value)."""
+    sex = run.coded["sex"]
+    sex_of = [schema.SEX_VALUES.get(re.sub(r"[^a-z0-9]", "", u.lower())) for u in sex.uniques]
+    bad_sex = _lookup([s is None for s in sex_of], sex.codes, False, dtype=bool)
+    run.issues.add(bad_sex, "sex", "bad_sex",
+                   _lookup([f"sex {_show(u, 12)} not recognised; use M, F or U" for u in sex.uniques], sex.codes,
+                           ""), schema.VALUE_DROPPED)
+    return _lookup([-1 if s is None else "MFU".index(s) for s in sex_of], sex.codes, -1, dtype=np.int64)
+
+
+def _postcodes(run: _Run) -> dict[str, tuple[pa.Array, np.ndarray]]:
+    """Per prefix (home, enc): the postcode (blank unless in the directory) and its LSOA index (-1 if none)."""
+    places = {}
+    for name, prefix, label in (("home_postcode", "home", "home postcode"),
+                                ("encounter_postcode", "enc", "encounter postcode")):
+        index, ukeys, ulsoa, present = geography.parse_postcodes(run.arrays[name])
+        run.issues.add(present & (index < 0), name, "bad_postcode", f"{label} is not shaped like a UK postcode",
+                       schema.VALUE_DROPPED)
+        lsoa = np.where(index >= 0, ulsoa[np.maximum(index, 0)] if len(ulsoa) else -1, -1).astype(np.int32)
+        run.issues.add((index >= 0) & (lsoa < 0), name, "unknown_postcode",
+                       f"{label} is not in the England and Wales postcode directory (ONSPD November 2025)",
+                       schema.VALUE_DROPPED)
+        postcode = geography.indexed_dictionary(np.where(lsoa >= 0, index, -1),
+                                                geography.postcodes_from_keys(ukeys))
+        places[prefix] = (postcode, lsoa)
+    return places
+
+
+def _issue_table(issues: _Issues, filename: str, prior_issues: pd.DataFrame | None) -> pd.DataFrame:
+    """The issues of the file reading (``prior_issues``) and of validation, by row then field."""
+    issue_frame = issues.frame(filename)
+    if prior_issues is not None and len(prior_issues):
+        prior = prior_issues.assign(file=filename)[ISSUE_COLUMNS]
+        issue_frame = pd.concat([prior, issue_frame], ignore_index=True)
+    if len(issue_frame):
+        order = {name: i for i, name in enumerate(("(row)",) + schema.COLUMN_NAMES)}
+        issue_frame = (issue_frame.assign(_f=issue_frame["field"].map(order))
+                       .sort_values(["row", "_f"], kind="stable").drop(columns="_f").reset_index(drop=True))
+    return issue_frame
+
+
 def validate(data, filename: str | None = None, *, rows: np.ndarray | None = None, today: date | None = None,
              prior_issues: pd.DataFrame | None = None, id_hasher=None) -> Validated:
     """Validate an Extract, or a table/frame of canonical text columns, and place each row in every geography.
@@ -535,260 +749,38 @@ def validate(data, filename: str | None = None, *, rows: np.ndarray | None = Non
     else:
         table = _as_table(data)
         filename = filename or "extract"
-    today = today or date.today()
     n = table.num_rows
     rows = np.arange(2, n + 2, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
-    issues = _Issues(n, rows)
-
-    raw = {}
-    for name in schema.COLUMN_NAMES:
-        if name in table.column_names:
-            col = table.column(name)
-            col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-            col = pc.cast(col, pa.string())
-        else:  # optional columns absent from the file are blank
-            col = pa.nulls(n, pa.string())
-        raw[name] = col
+    run = _Run(n=n, rows=rows, today=today or date.today(), issues=_Issues(n, rows), raw=_raw_columns(table))
 
     clock.lap("cell checks")
-    # Cell checks: every field; then the cell is ignored by the field's own checks.
-    coded: dict[str, _Coded] = {}
-    arrays: dict[str, pa.Array] = {}
-    bad_cells: dict[str, np.ndarray] = {}
-    for name in schema.COLUMN_NAMES:
-        if name in HIGH_CARDINALITY:
-            arrays[name], bad_cells[name] = _check_array_cells(issues, name, _clean_array(raw[name]))
-        else:
-            coded[name] = _Coded(raw[name])
-            bad_cells[name] = _check_coded_cells(issues, name, coded[name])
-
-    def missing(name: str, present: np.ndarray, label: str) -> None:
-        issues.add(~present & ~bad_cells[name], name, "missing", f"no {label} ({name} is required)",
-                   schema.ROW_REJECTED)
-
+    _check_cells(run)
     clock.lap("record id")
-    # Record id.
-    record_id = arrays["source_record_id"]
-    missing("source_record_id", pc.is_valid(record_id).to_numpy(zero_copy_only=False), "record id")
-    # A record id shaped like a personal identifier is never stored, shown or audited (issue 14, item 4).
-    # With a key it is kept only as a keyed hash (an agency whose references are 10-digit numbers would
-    # otherwise lose about one row in eleven to the Modulus 11 check); the clear value is never kept.
-    id_kinds = identifiers.column_id_kinds(record_id)
-    shaped = (id_kinds != "") & ~bad_cells["source_record_id"]
-    if id_hasher is None:
-        issues.add(shaped, "source_record_id", "identifier_as_id",
-                   lambda pos: [f"record id is shaped like {identifiers.describe(k.split(','))}; a record id must "
-                                "be the agency's own reference, never a personal identifier (the row is not stored)"
-                                for k in id_kinds[pos]], schema.ROW_REJECTED)
-    elif shaped.any():
-        issues.add(shaped, "source_record_id", "identifier_as_id",
-                   lambda pos: [f"record id is shaped like {identifiers.describe(k.split(','))}; it is kept only "
-                                "as a keyed hash (ID-…), never in clear" for k in id_kinds[pos]],
-                   schema.VALUE_DROPPED)
-        values = record_id.to_pylist()
-        for i in np.flatnonzero(shaped):
-            values[i] = identifiers.HASHED_ID_PREFIX + id_hasher(values[i])[:identifiers.HASHED_ID_HEX]
-        record_id = pa.array(values, pa.string())
-
+    record_id = _record_ids(run, id_hasher)
     clock.lap("free text")
-    # Free text holding an identifier: the value is dropped (the contact still counts), never echoed.
-    etype = coded["encounter_type"]
-    text_kinds = [",".join(identifiers.kinds_in_text(u)) for u in etype.uniques]
-    if any(text_kinds):
-        flagged = _lookup([bool(k) for k in text_kinds], etype.codes, False, dtype=bool)
-        issues.add(flagged & ~bad_cells["encounter_type"], "encounter_type", "identifier_in_text",
-                   _lookup([f"encounter type holds text shaped like {identifiers.describe(k.split(','))}; free "
-                            "text must not identify anyone, so the value is not stored" if k else ""
-                            for k in text_kinds], etype.codes, ""), schema.VALUE_DROPPED)
-        etype.blank_out(flagged)
-
+    _free_text(run)
     clock.lap("agency type, code, duplicates")
-    # Agency type and code.
-    atype = coded["agency_type"]
-    type_of = [schema.AGENCY_TYPE_VARIANTS.get(re.sub(r"[^a-z]", "", u.lower())) for u in atype.uniques]
-    missing("agency_type", atype.codes >= 0, "agency type")
-    unknown = _lookup([t is None for t in type_of], atype.codes, False, dtype=bool)
-    issues.add(unknown, "agency_type", "unknown_agency_type",
-               _lookup([f"unknown agency type {_show(u)}; expected one of {', '.join(schema.AGENCY_TYPES)}"
-                        for u in atype.uniques], atype.codes, ""), schema.ROW_REJECTED)
-    type_index = _lookup([schema.AGENCY_TYPES.index(t) if t else -1 for t in type_of], atype.codes, -1,
-                         dtype=np.int64)
-
-    acode = coded["agency_code"]
-    code_text = [re.sub(r"\s+", "", u.upper()) for u in acode.uniques]
-    missing("agency_code", acode.codes >= 0, "agency code")
-    valid_codes = geography.agency_codes()
-    layer_of = geography.code_layers()
-    ncode = max(len(code_text), 1)
-    pair = np.where((type_index >= 0) & (acode.codes >= 0), type_index * ncode + acode.codes, -1)
-    pair_ids, pair_inverse = np.unique(pair, return_inverse=True)
-    pair_reason, pair_mapped, pair_split = [], [], []
-    final_codes = list(code_text)  # codes after successor mapping: code_text, then successors appended
-    pair_final = []  # index into final_codes per pair
-    for p in pair_ids:
-        pair_mapped.append("")
-        pair_split.append("")
-        if p < 0:
-            pair_reason.append("")
-            pair_final.append(-1)
-            continue
-        kind, code = schema.AGENCY_TYPES[p // ncode], code_text[p % ncode]
-        pair_final.append(int(p % ncode))
-        if kind == "other" or code in valid_codes[kind]:
-            pair_reason.append("")
-            continue
-        layer = geography.AGENCY_LAYER[kind]
-        retired = successors.lookup(layer, code)
-        if retired is None and layer == "utla":
-            # A retired unitary's code is also its district code: Bournemouth (E06000028) and Poole retired in
-            # 2019, before the upper-tier lookups the table is built from, but the district chain has them.
-            retired = successors.lookup("lad", code)
-        if retired is not None and retired.status == "split":
-            pair_reason.append("")
-            pair_split[-1] = f"agency code {retired.message(lookup.name_of(layer))}"
-            continue
-        if retired is not None and retired.new_code in valid_codes[kind]:
-            pair_reason.append("")
-            pair_mapped[-1] = f"agency code {retired.message()}"
-            final_codes.append(retired.new_code)
-            pair_final[-1] = len(final_codes) - 1
-            continue
-        found = layer_of.get(code)
-        word = geography.LAYER_WORDS.get(found, "")
-        also = f"; it is {'an' if word[:1] in 'aeiou' else 'a'} {word}" if found and found != layer else ""
-        other = successors.find(code) if not also else None
-        if other is not None:
-            now = f"now {other.new_code}" if other.status == "mapped" else "since split"
-            also = f"; it is a retired {successors.KIND_WORDS.get(other.kind, other.kind)} code ({now})"
-        wanted = geography.LAYER_WORDS[layer]
-        article = "an" if wanted[:1] in "aeiou" or wanted.startswith("NHS") else "a"
-        pair_reason.append(f"agency code {_show(code, 16)} is not {article} {wanted} "
-                           f"(agency type {kind}){also}")
-
-    def per_row(values: list) -> np.ndarray:
-        return np.asarray(values, dtype=object)[pair_inverse.reshape(-1)] if n else np.array([], object)
-
-    pair_reasons = per_row(pair_reason)
-    issues.add(pair_reasons != "", "agency_code", "unknown_agency_code", pair_reasons, schema.ROW_REJECTED)
-    split_reasons = per_row(pair_split)
-    issues.add(split_reasons != "", "agency_code", "split_code", split_reasons, schema.ROW_REJECTED)
-    mapped_reasons = per_row(pair_mapped)
-    issues.add(mapped_reasons != "", "agency_code", "retired_code", mapped_reasons, schema.CODE_MAPPED)
-
+    type_index = _agency_types(run)
     type_text = pa.array(list(schema.AGENCY_TYPES), pa.string()).take(pa.array(type_index, mask=type_index < 0))
-    final_index = np.where(pair >= 0, np.asarray(pair_final, dtype=np.int64)[pair_inverse.reshape(-1)],
-                           acode.codes) if n else np.array([], np.int64)
-    code_arr = pa.array(final_codes, pa.string()).take(pa.array(final_index, mask=final_index < 0))
+    code_arr = _agency_codes(run, type_index)
     record_key = pc.binary_join_element_wise(type_text, code_arr, record_id, "|")
-    dup, first = _duplicates(record_key)
-    issues.add(dup, "source_record_id", "duplicate_id",
-               lambda pos: [f"duplicate record id: the same agency and source_record_id are on row {r} "
-                            "(the first is kept)" for r in rows[first[pos]]], schema.ROW_REJECTED)
-
+    _duplicate_ids(run, record_key)
     clock.lap("encounter date")
-    # Encounter date.
-    enc_date, status, reason = _dates(coded["encounter_date"], "encounter date")
-    encounter_days = [parse_date(u)[0] for u in coded["encounter_date"].uniques]
-    enc_codes = coded["encounter_date"].codes
-    missing("encounter_date", status != "missing", "encounter date")
-    for code in ("bad_date", "impossible_date"):
-        issues.add(status == code, "encounter_date", code, reason, schema.ROW_REJECTED)
-    today64 = np.datetime64(today, "D")
-    future = enc_date > today64
-    issues.add(future, "encounter_date", "future_date", f"encounter date is in the future (after {today:%d/%m/%Y})",
-               schema.ROW_REJECTED)
-    earliest = np.datetime64(schema.EARLIEST_ENCOUNTER, "D")
-    too_old = enc_date < earliest
-    issues.add(too_old, "encounter_date", "too_old",
-               f"encounter date is before {date.fromisoformat(schema.EARLIEST_ENCOUNTER):%d/%m/%Y}; check the date",
-               schema.ROW_REJECTED)
-    enc_date = np.where(future | too_old, np.datetime64("NaT"), enc_date)
-
-    # CSE flag.
-    flag = coded["cse_flag"]
-    flag_of = [schema.FLAG_VALUES.get(u.lower()) for u in flag.uniques]
-    bad_flag = _lookup([f is None for f in flag_of], flag.codes, False, dtype=bool)
-    issues.add(bad_flag, "cse_flag", "bad_flag",
-               _lookup([f"CSE flag {_show(u, 12)} not understood; use Y or N (blank if not recorded)"
-                        for u in flag.uniques], flag.codes, ""), schema.ROW_REJECTED)
-    flag_index = _lookup([-1 if f is None else int(f) for f in flag_of], flag.codes, -1, dtype=np.int64)
-    cse_flag = pa.array(flag_index == 1, mask=flag_index < 0)
-
+    enc_date = _encounter_dates(run)
+    cse_flag = _cse_flags(run)
     clock.lap("date of birth")
-    # Date of birth: unreadable values are dropped; impossible combinations reject the row.
-    dob, status, reason = _dates(coded["date_of_birth"], "date of birth")
-    for code in ("bad_date", "impossible_date"):
-        issues.add(status == code, "date_of_birth", code, reason, schema.VALUE_DROPPED)
-    placeholder = dob <= np.datetime64("1900-01-01", "D")
-    issues.add(placeholder, "date_of_birth", "dob_placeholder",
-               "date of birth is a placeholder (1900-01-01 or earlier), not a real date", schema.VALUE_DROPPED)
-    dob = np.where(placeholder, np.datetime64("NaT"), dob)
-    dob_future = dob > today64
-    issues.add(dob_future, "date_of_birth", "dob_future", "date of birth is in the future", schema.ROW_REJECTED)
-    issues.add((dob > enc_date) & ~dob_future, "date_of_birth", "dob_after_encounter",
-               "date of birth is after the encounter date", schema.ROW_REJECTED)
-    # Aged over MAX_AGE_YEARS: born on or before the encounter date less (MAX_AGE_YEARS + 1) years.
-    limit = _lookup([_years_before(d, schema.MAX_AGE_YEARS + 1) for d in encounter_days], enc_codes,
-                    np.datetime64("NaT"), dtype="datetime64[D]")
-    limit[np.isnat(enc_date)] = np.datetime64("NaT")  # rejected encounter dates say nothing about age
-    issues.add(dob <= limit, "date_of_birth", "too_old_person",
-               lambda pos: [f"date of birth makes the person {a} at the encounter; Joined Up holds children and "
-                            f"young people (under {schema.MAX_AGE_YEARS + 1})" for a in age_years(dob[pos],
-                                                                                                  enc_date[pos])],
-               schema.ROW_REJECTED)
-
+    dob = _dates_of_birth(run, enc_date)
     clock.lap("nhs number")
-    # NHS number.
-    nhs_number, nhs_code, ndigits = check_nhs_numbers(arrays["nhs_number"])
-    for i, code in enumerate(NHS_CODES):
-        if code == "nhs_length":
-            issues.add(nhs_code == i, "nhs_number", code,
-                       lambda pos: [f"NHS number has {k} digits; it must have 10" for k in ndigits[pos]],
-                       schema.VALUE_DROPPED)
-        elif code in NHS_REASONS:
-            issues.add(nhs_code == i, "nhs_number", code, NHS_REASONS[code], schema.VALUE_DROPPED)
-    nhs_missing = (nhs_code == NHS_CODES.index("missing")) & ~bad_cells["nhs_number"]
-    nhs_status = np.where(nhs_number >= 0, 0, np.where(nhs_missing, 2, 1)).astype(np.int32)  # valid/invalid/missing
-
+    nhs_number, nhs_status = _nhs_numbers(run)
     clock.lap("names")
-    # Names.
-    names = {}
-    for name, label in (("forename", "first name"), ("surname", "surname")):
-        names[name], problem = _names(coded[name])
-        issues.add(problem == "name_no_letters", name, "name_no_letters", f"{label} contains no letters",
-                   schema.VALUE_DROPPED)
-        issues.add(problem == "name_placeholder", name, "name_placeholder",
-                   f"{label} is a placeholder (such as UNKNOWN or BABY), not a name", schema.VALUE_DROPPED)
-
+    names = _person_names(run)
     clock.lap("sex")
-    # Sex.
-    sex = coded["sex"]
-    sex_of = [schema.SEX_VALUES.get(re.sub(r"[^a-z0-9]", "", u.lower())) for u in sex.uniques]
-    bad_sex = _lookup([s is None for s in sex_of], sex.codes, False, dtype=bool)
-    issues.add(bad_sex, "sex", "bad_sex",
-               _lookup([f"sex {_show(u, 12)} not recognised; use M, F or U" for u in sex.uniques], sex.codes, ""),
-               schema.VALUE_DROPPED)
-    sex_index = _lookup([-1 if s is None else "MFU".index(s) for s in sex_of], sex.codes, -1, dtype=np.int64)
-
+    sex_index = _sexes(run)
     clock.lap("postcodes and geography")
-    # Postcodes and geography.
-    places = {}
-    for name, prefix, label in (("home_postcode", "home", "home postcode"),
-                                ("encounter_postcode", "enc", "encounter postcode")):
-        index, ukeys, ulsoa, present = geography.parse_postcodes(arrays[name])
-        issues.add(present & (index < 0), name, "bad_postcode", f"{label} is not shaped like a UK postcode",
-                   schema.VALUE_DROPPED)
-        lsoa = np.where(index >= 0, ulsoa[np.maximum(index, 0)] if len(ulsoa) else -1, -1).astype(np.int32)
-        issues.add((index >= 0) & (lsoa < 0), name, "unknown_postcode",
-                   f"{label} is not in the England and Wales postcode directory (ONSPD November 2025)",
-                   schema.VALUE_DROPPED)
-        postcode = geography.indexed_dictionary(np.where(lsoa >= 0, index, -1),
-                                                geography.postcodes_from_keys(ukeys))
-        places[prefix] = (postcode, lsoa)
+    places = _postcodes(run)
 
     clock.lap("build kept rows")
     # Kept rows, clear values normalised (the input to pseudonymise, never stored).
-    keep = ~issues.rejected
     columns = {
         "row": pa.array(rows),
         "record_key": record_key,
@@ -796,7 +788,7 @@ def validate(data, filename: str | None = None, *, rows: np.ndarray | None = Non
         "agency_type": type_text,
         "agency_code": code_arr,
         "encounter_date": pa.array(enc_date.astype("datetime64[D]"), type=pa.date32()),
-        "encounter_type": coded["encounter_type"].text(),
+        "encounter_type": run.coded["encounter_type"].text(),
         "cse_flag": cse_flag,
         "nhs_number": geography.int_dictionary(nhs_number, geography.digits_text),
         "nhs_status": pa.DictionaryArray.from_arrays(pa.array(nhs_status), pa.array(["valid", "invalid", "missing"])),
@@ -811,17 +803,11 @@ def validate(data, filename: str | None = None, *, rows: np.ndarray | None = Non
     for prefix in ("home", "enc"):
         columns.update(geography.geography_columns(places[prefix][1], prefix))
     good = pa.table(columns)
+    keep = ~run.issues.rejected
     if not keep.all():
         good = good.filter(pa.array(keep))
 
-    issue_frame = issues.frame(filename)
-    if prior_issues is not None and len(prior_issues):
-        prior = prior_issues.assign(file=filename)[ISSUE_COLUMNS]
-        issue_frame = pd.concat([prior, issue_frame], ignore_index=True)
-    if len(issue_frame):
-        order = {name: i for i, name in enumerate(("(row)",) + schema.COLUMN_NAMES)}
-        issue_frame = (issue_frame.assign(_f=issue_frame["field"].map(order))
-                       .sort_values(["row", "_f"], kind="stable").drop(columns="_f").reset_index(drop=True))
+    issue_frame = _issue_table(run.issues, filename, prior_issues)
     clock.lap("end")
     return Validated(filename=filename, table=good, timings=clock.laps, issues=issue_frame,
                      rows_read=n + (0 if prior_issues is None else len(prior_issues)), blank_rows=blank,
