@@ -1,12 +1,13 @@
 """Across boundaries: children whose encounters cross force, council and NHS boundaries; flows; the
 children only linkage finds; one child's journey. Thin: widgets, caching and layout; the work is in
-lib.linkage.spans, lib.linkage.journey and lib.linkage.figures."""
+lib.measures.spans, lib.measures.journeys and lib.linkage.figures."""
 from __future__ import annotations
 
 import streamlit as st
 
 from lib.geo.layers import LAYERS
-from lib.linkage import figures, journey, spans
+from lib.linkage import figures
+from lib.measures import journeys as journey, spans
 from pages import exports
 from lib.access.roles import aggregates_suppressed, may_load_data, sees_child_level
 from lib.access.views import aggregate_view, count_text, visible_rows

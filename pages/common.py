@@ -195,7 +195,7 @@ def ensure_default_data() -> None:
     session does the work: others arriving meanwhile wait, then find it done."""
     if st.session_state.get("_default_data_checked") or store.DB_ENV in os.environ:
         return
-    from lib.linkage import spans
+    from lib.measures import spans
 
     def ready() -> bool:
         opened = versions.open_current(db_path())

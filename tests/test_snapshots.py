@@ -252,7 +252,7 @@ def test_the_data_version_changes_after_a_re_link(tmp_path, linked):
 def test_scenario_page_uses_the_one_data_version():
     source = (ROOT / "pages" / "scenario.py").read_text() + (ROOT / "pages" / "data.py").read_text()
     assert "spans.data_version" not in source
-    from lib.linkage import spans
+    from lib.measures import spans
 
     assert spans.data_version.__doc__ and "store.data_version" in spans.data_version.__doc__
 

@@ -9,7 +9,7 @@ Per area of a layer (``area_base``) the profile holds, for the chosen period and
   happened there (``lib.records.store.completeness``, encounter location);
 - children spanning boundaries: % of linked children resident there whose encounters span two or more
   police forces, children's services authorities, ICBs/health boards or trust catchments
-  (``lib.linkage.spans``);
+  (``lib.measures.spans``);
 - linkage rate: % of the identifiable (not anonymous) records that happened there which linkage joined
   to at least one other record.
 Completeness, spans and linkage rate cover all periods (they describe the data, not a year's cases).
@@ -47,7 +47,7 @@ NEIGHBOURS = 5
 
 
 def _spans_per_area(con, layer: str) -> pd.DataFrame:
-    from lib.linkage import spans
+    from lib.measures import spans
 
     if not spans.has_linkage(con):
         return pd.DataFrame(columns=["area_code", "children", "spanning"])
@@ -57,7 +57,7 @@ def _spans_per_area(con, layer: str) -> pd.DataFrame:
 
 
 def _linkage_per_area(con, layer: str) -> pd.DataFrame:
-    from lib.linkage import spans
+    from lib.measures import spans
 
     if not spans.has_linkage(con):
         return pd.DataFrame(columns=["area_code", "identifiable", "linked"])
