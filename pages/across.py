@@ -13,8 +13,19 @@ from lib.measures import spans
 from lib.views import across as view_def
 from lib.views.base import Source
 from pages import exports
-from pages.common import (after_write, audit, audit_view, column_config, connection, db_path, export_button,
-                          pinned_version, progress_callback, require_page, stored_data_version)
+from pages.common import (
+    after_write,
+    audit,
+    audit_view,
+    column_config,
+    connection,
+    db_path,
+    export_button,
+    pinned_version,
+    progress_callback,
+    require_page,
+    stored_data_version,
+)
 
 ROLE = require_page("across")  # every role; child lists and journeys below: safeguarding leads only
 MAP_CONFIG = {"scrollZoom": True, "displaylogo": False}
