@@ -62,8 +62,8 @@ if view_choice == "overlay":
                  if st.toggle(layer.title, value=key in view_def.DEFAULT_LAYERS, key=f"layer_{key}",
                               help=f"{layer.agency}. {layer.note} Drawn as a {layer.dash} line.")]
         hover_layer = st.selectbox("Hover details for", list(LAYERS), index=list(LAYERS).index("utla"),
-                                   format_func=lambda k: LAYERS[k].title)
-        basemap = st.selectbox("Base map", list(maps.BASEMAPS), index=0)
+                                   format_func=lambda k: LAYERS[k].title, key="hover_layer")
+        basemap = st.selectbox("Base map", list(maps.BASEMAPS), index=0, key="basemap")
         st.subheader("Find a place")
         query = st.text_input("Postcode or area name", placeholder="e.g. LS1 3EX or Rotherham",
                               key="place_query", on_change=reset_match)
