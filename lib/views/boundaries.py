@@ -234,6 +234,12 @@ def build(con, params: dict, role: str) -> PageData:
     role: public boundaries only. ``con`` is not read."""
     data = PageData(page=PAGE, role=role, params=dict(params), data_version="geodata", title=TITLE,
                     sentences=[], extra={"warnings": [], "info": []})
+    if params["trust"] is not None and params["trust"] not in set(catchments.trust_codes()):
+        raise ValueError(f"parameter trust={params['trust']!r}: not an acute trust or Welsh health board code "
+                         f"(e.g. {', '.join(trust_choices()[:3])})")
+    if params["against"] is not None and params["against"] == params["layer"]:
+        raise ValueError(f"parameter against={params['against']!r}: choose a layer other than "
+                         f"layer={params['layer']!r}")
     view = params["view"]
     if view == "overlay":
         _overlay(params, data)
