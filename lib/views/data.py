@@ -84,9 +84,9 @@ def _completeness(con, params: dict, role: str, data: PageData) -> None:
         shown.rename(columns={"area_code": "code", "area_name": "area", "valid_nhs_pct": "valid NHS %",
                               "name_dob_pct": "name + DOB %", "anonymous_pct": "anonymous %"}).reset_index(drop=True),
         title="Identifier completeness")
-    slots["completeness_note"] = [f"Areas with fewer than {MIN_ENCOUNTERS} contacts show no percentages. "
+    slots["completeness_note"] = [(f"Areas with fewer than {MIN_ENCOUNTERS} contacts show no percentages. "
                                   + ("Trust catchments are modelled (NHS trusts have no statutory boundary). "
-                                     if layer == "trust" else "")]
+                                     if layer == "trust" else "")).rstrip()]
     data.notes += slots["completeness_note"]
 
 
