@@ -58,7 +58,9 @@ def page_figure(path: str, pin: int | None, version: str, role: str, items: tupl
 
 
 def view(**params):
-    return page_view(DB_PATH, PIN, VERSION, ROLE, tuple(sorted(params.items())))
+    """The view for these parameters (resolved first, so the same choice is one cache entry)."""
+    resolved = views.resolve_params("across", params)
+    return page_view(DB_PATH, PIN, VERSION, ROLE, tuple(sorted(resolved.items())))
 
 
 def chart(data, name: str, **kwargs) -> None:

@@ -8,7 +8,6 @@ the summary and "Store" is pseudonymised; "Store" writes through lib.records.ver
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from lib import views
@@ -36,10 +35,10 @@ from pages.common import (
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def page_view(path: str, pin: int | None, version: str, role: str, items: tuple):
-    """The view for these parameters, and its figures as Plotly objects (drawn without re-validation)."""
+    """The view for these parameters (its figures are Plotly objects: drawn without re-validation)."""
     views.check_access("data", role)
     data = view_def.build(Source(connection(path), path), views.resolve_params("data", dict(items)), role)
-    return data, {name: go.Figure(spec) for name, spec in data.figures.items()}
+    return data, data.figures
 
 
 ROLE = require_page("data")  # analysts only: loading extracts

@@ -5,7 +5,6 @@ are here. ``python -m lib.cli view boundaries --param ...`` writes the same view
 """
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from lib import views
@@ -20,9 +19,9 @@ MAP_CONFIG = {"scrollZoom": True, "displaylogo": False}
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def page_view(role: str, items: tuple):
-    """The view for these parameters, and its figures as Plotly objects (drawn without re-validation)."""
+    """The view for these parameters (its figures are Plotly objects: drawn without re-validation)."""
     data = views.build_with("boundaries", None, dict(items), role)
-    return data, {name: go.Figure(spec) for name, spec in data.figures.items()}
+    return data, data.figures
 
 
 def build(**params):

@@ -58,7 +58,7 @@ def test_rendered_tables_equal_the_cli_view(store, monkeypatch, role, case):
     hidden = {t for slot in MAP_SLOTS for t in view["extra"]["slots"].get(slot, [])}  # tabs left closed
     assert all(n in captions for n in view["notes"] if n not in hidden)
     if role == "lead":
-        assert not any("c" == cell for row in view["tables"]["spans"]["rows"] for cell in row)
+        assert not any(cell == "c" for row in view["tables"]["spans"]["rows"] for cell in row)
     else:
         assert "children" not in view["extra"] and "child_records" not in view["tables"]
 

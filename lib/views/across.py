@@ -13,8 +13,9 @@ text is also in ``sentences`` (markdown readings) or ``notes`` (captions); warni
 delta, help), as in lib.views.boundaries. Selector options the page needs are in ``extra`` (areas as
 ``[code, name]`` pairs, in the order offered).
 
-Figures are costly (each map carries its layer's boundaries): ``build(..., figures=())`` leaves them out and
-``figure(source, params, role, name)`` draws one as a Plotly object, so the page draws only open tabs.
+Figures are Plotly objects (``to_json`` writes their dict spec) and costly (each map carries its layer's
+boundaries): ``build(..., figures=())`` leaves them out and ``figure(source, params, role, name)`` draws one,
+so the page draws only open tabs.
 Expensive measures are memoised on the ``Source`` the page keeps per store version (``_measure``).
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from lib.access.views import aggregate_view, count_text, visible_rows
 from lib.geo.layers import LAYERS
 from lib.linkage import figures as across_figures
 from lib.measures import journeys, spans
-from lib.views.base import PageData, Param, Source, Table, figure_spec, source_of
+from lib.views.base import PageData, Param, Source, Table, source_of
 
 PAGE = "across"
 TITLE = "Across boundaries"
@@ -403,5 +404,5 @@ def build(con_or_store, params: dict, role: str, *, figures: Iterable[str] | Non
     for name in wanted:
         if name.startswith("child_") and "child_records" not in data.tables:
             continue
-        data.figures[name] = figure_spec(figure(src, data.params, role, name))
+        data.figures[name] = figure(src, data.params, role, name)
     return data

@@ -22,7 +22,7 @@ import pandas as pd
 
 from lib.geo import alignment, catchments, lookup, maps
 from lib.geo.layers import LAYERS, PLACE_ORDER, POLYGONS, vintage_table
-from lib.views.base import PageData, Param, Table, figure_spec
+from lib.views.base import PageData, Param, Table
 
 PAGE = "boundaries"
 TITLE = "Boundaries"
@@ -106,8 +106,8 @@ def _overlay(params: dict, data: PageData) -> None:
         data.extra["info"].append(LAYERS["trust"].note)
     view = maps.zoom_for_bounds(maps.layer_bounds(highlight[0])[highlight[1]]) if highlight else (
         {"center": {"lat": point[0], "lon": point[1]}, "zoom": 10.5} if point else None)
-    data.figures["map"] = figure_spec(maps.boundaries_figure(
-        shown, params["hover"], style=maps.BASEMAPS[params["basemap"]], view=view, highlight=highlight, point=point))
+    data.figures["map"] = maps.boundaries_figure(
+        shown, params["hover"], style=maps.BASEMAPS[params["basemap"]], view=view, highlight=highlight, point=point)
 
 
 # -- misalignment -------------------------------------------------------------------------------------
@@ -143,10 +143,10 @@ def _misalignment(params: dict, data: PageData) -> None:
             ("Cut across", str(len(split)), None, None),
             ("Most partner areas", str(int(covered[f"{against}_areas"].max())), None, None)])
         values = dict(zip(covered["code"], covered[f"{against}_crossing"].astype(float)))
-        data.figures["misalignment_map"] = figure_spec(maps.choropleth_figure(
+        data.figures["misalignment_map"] = maps.choropleth_figure(
             layer, values, f"{LAYERS[against].short} areas cutting across", hover=alignment.hover_text(layer),
             outline=against, colorscale="Cividis", reverse=True,
-            discrete_max=max(3, int(covered[f"{against}_crossing"].max()))))
+            discrete_max=max(3, int(covered[f"{against}_crossing"].max())))
         data.notes.append(f"Colour: how many {b_title} cut across each area (0 = wholly inside one, or wholly "
                           f"made of whole ones). Outlines: {b_title}.")
         columns = misalignment_columns(layer)
@@ -216,7 +216,7 @@ def _trust_shares(params: dict, data: PageData) -> None:
         "local authority districts" + (f", more than half of them in {len(main)}" if len(main) else "")
         + (f"; its largest share is {table['share'].iat[0]:.0%}, of {table['area_name'].iat[0]}."
            if len(table) else "."))
-    data.figures["trust_share_map"] = figure_spec(_trust_figure(table))
+    data.figures["trust_share_map"] = _trust_figure(table)
     data.tables["trust_shares"] = Table(
         served.reset_index(drop=True), title=f"{names.get(trust, trust)}: share of each district's admissions",
         downloadable=True,

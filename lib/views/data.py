@@ -16,7 +16,7 @@ from lib.geo import maps
 from lib.geo.layers import LAYERS
 from lib.measures.suppression import is_small
 from lib.records import schema, store
-from lib.views.base import PageData, Param, Table, figure_spec, source_of
+from lib.views.base import PageData, Param, Table, source_of
 
 PAGE = "data"
 TITLE = "Data"
@@ -78,8 +78,8 @@ def _completeness(con, params: dict, role: str, data: PageData) -> None:
     values = dict(zip(mapped["area_code"], mapped["valid_nhs_pct"].astype(float)))
     hover = {r.area_code: f"{r.encounters:,} contacts; name and DOB {r.name_dob_pct}%; anonymous "
                           f"{r.anonymous_pct}%" for r in mapped.itertuples(index=False)}
-    data.figures["completeness_map"] = figure_spec(maps.choropleth_figure(layer, values, "Valid NHS number (%)",
-                                                                          hover=hover))
+    data.figures["completeness_map"] = maps.choropleth_figure(layer, values, "Valid NHS number (%)",
+                                                                 hover=hover)
     data.tables["completeness"] = Table(
         shown.rename(columns={"area_code": "code", "area_name": "area", "valid_nhs_pct": "valid NHS %",
                               "name_dob_pct": "name + DOB %", "anonymous_pct": "anonymous %"}).reset_index(drop=True),
