@@ -128,3 +128,21 @@ def test_cli_csv_is_not_written_when_it_cannot_be_audited(store, tmp_path, capsy
     code = cli.main(["view", "divergence", "--role", "lead", "--db", str(path), "--format", "csv", "--out", str(out)])
     assert code == 2 and not out.exists()
     assert "audit trail" in capsys.readouterr().err
+
+
+def test_a_population_file_gives_rates_per_its_children_and_a_bad_one_is_named(store, tmp_path, capsys):
+    good = tmp_path / "pop.csv"
+    lead = cli_view(store, "divergence", "lead", {"layer": "pfa"})
+    codes = [row[1] for row in lead["tables"]["div_dumbbell_table"]["rows"]]
+    good.write_text("area_code,children\n" + "".join(f"{c},10000\n" for c in codes))
+    given = cli_view(store, "divergence", "lead", {"layer": "pfa", "population": str(good)})
+    assert given["extra"]["rate_unit"] == "per 10,000 (uploaded population)"
+    table = given["tables"]["div_dumbbell_table"]
+    count_a, rate_a = table["columns"].index("count_a"), table["columns"].index("rate_a")
+    assert all(abs(row[rate_a] - row[count_a]) < 1e-9 for row in table["rows"])  # 10,000 children each
+    bad = tmp_path / "bad.csv"
+    bad.write_text("code,kids\nE23000001,5\n")
+    assert cli.main(["view", "divergence", "--role", "lead", "--db", str(store), "--param", "layer=pfa",
+                     "--param", f"population={bad}"]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "area_code and children" in err

@@ -22,6 +22,7 @@ import hashlib
 import importlib
 
 from lib.access.roles import PAGE_ROLES, check_role, may_open
+from lib.records import store
 from lib.views.base import PageData, Param, Source, Table  # noqa: F401 - the package's interface
 
 BUILDERS: dict[str, str] = {
@@ -119,8 +120,6 @@ def build_with(page: str, con_or_store, params: dict | None, role: str) -> PageD
 
 def build(page: str, store_path, params: dict | None, role: str) -> PageData:
     """Open the store at ``store_path`` read-only (None: $JOINEDUP_DB) and build the page for ``role``."""
-    from lib.records import store
-
     check_access(page, role)
     resolved = resolve_params(page, params)
     con = store.connect(store_path, read_only=True)

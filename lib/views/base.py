@@ -39,6 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lib.export.csv_safe import to_csv_bytes
+from lib.measures import counts
+from lib.records import store
+
 
 @dataclass
 class Table:
@@ -104,8 +108,6 @@ class PageData:
         return dumps(self.to_dict(), indent=indent)
 
     def to_csv(self, table_name: str) -> bytes:
-        from lib.export.csv_safe import to_csv_bytes
-
         return to_csv_bytes(self.table(table_name).frame)
 
 
@@ -154,14 +156,10 @@ class Source:
 
     def cube(self):
         if self._cube is None:
-            from lib.measures import counts
-
             self._cube = self.memo.get(("cube",), lambda: counts.build_cube(self.con))
         return self._cube
 
     def data_version(self) -> str:
-        from lib.records import store
-
         return store.data_version(self.con)
 
 

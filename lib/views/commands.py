@@ -13,16 +13,14 @@ import json
 import sys
 from pathlib import Path
 
-from lib.access.roles import ROLES
+from lib.access.roles import PAGE_ROLES, ROLES
 
 EXIT_USAGE = 2
 
 
 def register(sub) -> None:
-    from lib.views import BUILDERS
-
     cmd = sub.add_parser("view", help="a page's tables, sentences and figures as JSON, or one table as CSV")
-    cmd.add_argument("page", choices=sorted(BUILDERS), help="the page's url_path")
+    cmd.add_argument("page", choices=sorted(PAGE_ROLES), help="the page's url_path (lib.views.BUILDERS)")
     cmd.add_argument("--role", choices=list(ROLES), required=True, help="whose view (suppression follows it)")
     cmd.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="a page parameter (repeatable); lists are comma-separated")
