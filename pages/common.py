@@ -35,7 +35,7 @@ from lib.access import accounts, auth, sessions
 from lib.access import audit as audit_log
 from lib.access.roles import LEAD, ROLE_LABELS, ROLES, may_open
 from lib.access.safety import escape_markdown
-from lib.linkage import spans
+from lib.measures import spans
 from lib.records import store, versions
 
 POLL_ENV = "JOINEDUP_POLL_SECONDS"

@@ -1,57 +1,73 @@
 """Data page: the extract schema and template, upload → validation summary → store, identifier completeness.
 
-Thin: layout, widgets and caching; the work is in lib.records. Clear names and NHS numbers exist only
-inside ``ingest.prepare``: what this page holds between the summary and "Store" is pseudonymised.
+What it shows from the store (schema, checks, template, completeness map and table) comes from
+lib.views.data, the same view ``python -m lib.cli view data --role analyst`` writes. The upload flow stays
+here: clear names and NHS numbers exist only inside ``ingest.prepare``, so what this page holds between
+the summary and "Store" is pseudonymised; "Store" writes through lib.records.versions.write.
 """
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from lib.geo import maps
+from lib import views
+from lib.access.safety import escape_markdown, safe_filename
 from lib.geo.layers import LAYERS
-from lib.records import schema, store, versions
+from lib.records import store, versions
 from lib.records.extract import ExtractError
 from lib.records.ingest import commit, prepare
 from lib.records.pseudonymise import load_key
-from lib.access.safety import escape_markdown, safe_filename
-from lib.access.roles import aggregates_suppressed
-from lib.access.views import aggregate_view, visible_rows
-from lib.measures.suppression import is_small
-from pages.common import (after_write, audit, connection, db_path, export_button, require_page, secret_key,
-                          uploads_allowed)
+from lib.views import data as view_def
+from lib.views.base import Source
+from pages.common import (
+    after_write,
+    audit,
+    column_config,
+    connection,
+    db_path,
+    export_button,
+    pinned_version,
+    require_page,
+    secret_key,
+    uploads_allowed,
+)
 
-MIN_ENCOUNTERS = 6  # areas with fewer encounters than this show no percentages (small numbers)
-AGENCY_LABELS = {"police": "Police", "children_social_care": "Children's social care", "health": "Health",
-                 "education": "Education", "other": "Other"}
-BASIS_LABELS = {"either": "Home, else where it happened", "home": "Home postcode", "encounter": "Where it happened"}
 
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def completeness_table(path: str, version: str, layer: str, basis: str, by: str) -> pd.DataFrame:
-    return store.completeness(connection(path), layer, basis=basis, by=by)
+@st.cache_resource(show_spinner=False, max_entries=32)
+def page_view(path: str, pin: int | None, version: str, role: str, items: tuple):
+    """The view for these parameters (its figures are Plotly objects: drawn without re-validation)."""
+    views.check_access("data", role)
+    data = view_def.build(Source(connection(path), path), views.resolve_params("data", dict(items)), role)
+    return data, data.figures
 
 
 ROLE = require_page("data")  # analysts only: loading extracts
-AGG = aggregates_suppressed(ROLE)  # analysts see aggregates only: counts 1-5 as c, shares from them hidden
 DB_PATH = db_path()
 con = connection(DB_PATH)
 
-st.title("Data")
-st.markdown("Load agency extracts (CSV, Excel or Parquet). Each file is checked row by row, placed in every "
-            "geography and pseudonymised before anything is stored: names, NHS numbers, dates of birth and "
-            "postcodes are kept only as keyed hashes. You see what will be stored, and what will not, first.")
+
+def view(**params):
+    return page_view(DB_PATH, pinned_version(), store.data_version(con), ROLE, tuple(sorted(params.items())))
+
+
+layer = st.session_state.get("completeness_layer", "utla")
+basis = st.session_state.get("completeness_basis", "either")
+agency = st.session_state.get("completeness_agency", "all")
+view_data, figures = view(layer=layer, basis=basis, agency=agency)
+
+st.title(view_data.title)
+st.markdown(view_data.extra["slots"]["intro"][0])
 
 schema_tab, upload_tab, completeness_tab = st.tabs(["Extract schema", "Upload", "Identifier completeness"])
 
 with schema_tab:
-    st.markdown("Required columns must be present; others may be left out or blank. Common header spellings "
-                "are recognised (for example *NHS No*, *DOB*, *First name*, *Postcode*).")
-    st.dataframe(schema.schema_frame(), hide_index=True, width="stretch")
-    export_button("Download the template (CSV)", schema.template_frame(), "joinedup_template.csv", "text/csv",
+    st.markdown(view_data.extra["slots"]["schema"][0])
+    st.dataframe(view_data.tables["schema"].frame, hide_index=True, width="stretch", key="schema")
+    export_button("Download the template (CSV)", view_data.tables["template"].frame, "joinedup_template.csv",
+                  "text/csv",
                   key="template", detail="blank template")
     with st.expander("Every check and what happens"):
-        st.dataframe(schema.checks_frame(), hide_index=True, width="stretch")
+        st.dataframe(view_data.tables["checks"].frame, hide_index=True, width="stretch", key="checks")
 
 with upload_tab:
     may_upload, upload_note = uploads_allowed()
@@ -100,8 +116,8 @@ with upload_tab:
                 reasons = (batch.issues.groupby(["action", "field", "code"]).size().rename("rows").reset_index()
                            .sort_values("rows", ascending=False))
                 st.subheader("Problems found")
-                st.dataframe(reasons, hide_index=True, width="stretch")
-                st.dataframe(batch.issues, hide_index=True, width="stretch", height=260)
+                st.dataframe(reasons, hide_index=True, width="stretch", key="upload_reasons")
+                st.dataframe(batch.issues, hide_index=True, width="stretch", height=260, key="upload_issues")
                 export_button("Download the problem list (CSV)", batch.issues,
                               f"{upload_name}.problems.csv", "text/csv", key="issues_csv")
             else:
@@ -112,7 +128,7 @@ with upload_tab:
                 st.dataframe(pd.DataFrame({"column": batch.records.column_names,
                                            "rows with a value": [batch.records.num_rows - c.null_count
                                                                  for c in batch.records.columns]}),
-                             hide_index=True, width="stretch")
+                             hide_index=True, width="stretch", key="upload_columns")
             stored = st.session_state.get("stored")
             if stored is None:
                 if st.button(f"Store these {summary['rows_valid']:,} records", type="primary", key="store",
@@ -141,45 +157,19 @@ with upload_tab:
                            f"{stored['rows_already_stored']:,} were already stored and were not added again.")
 
 with completeness_tab:
-    st.markdown("How ready each agency's records are for a unique child identifier: the share with a valid "
-                "NHS number, with name and date of birth, and anonymous contacts (no identifier at all).")
-    layer_keys = [k for k in LAYERS if k in store.COMPLETENESS_LAYERS]
+    st.markdown(view_data.extra["slots"]["completeness"][0])
     c1, c2, c3 = st.columns(3)
-    layer = c1.selectbox("Areas", layer_keys, format_func=lambda k: LAYERS[k].title, index=layer_keys.index("utla"),
-                         key="completeness_layer")
-    basis = c2.selectbox("Place each contact by", list(BASIS_LABELS), format_func=BASIS_LABELS.get,
-                         key="completeness_basis")
-    agencies = ["all"] + list(schema.AGENCY_TYPES)
-    agency = c3.selectbox("Agency", agencies, format_func=lambda a: "All agencies" if a == "all" else
-                          AGENCY_LABELS[a], key="completeness_agency")
-    version = store.data_version(con)
-    table = completeness_table(DB_PATH, version, layer, basis, "none" if agency == "all" else "agency_type")
-    if agency != "all":
-        table = table[table["agency_type"] == agency].drop(columns="agency_type")
-    if table.empty:
-        st.info("No records stored for this choice yet.")
+    c1.selectbox("Areas", view_def.LAYER_CHOICES, format_func=lambda k: LAYERS[k].title,
+                 index=view_def.LAYER_CHOICES.index("utla"), key="completeness_layer")
+    c2.selectbox("Place each contact by", list(view_def.BASIS_LABELS), format_func=view_def.BASIS_LABELS.get,
+                 key="completeness_basis")
+    c3.selectbox("Agency", view_def.AGENCY_CHOICES, key="completeness_agency",
+                 format_func=lambda a: "All agencies" if a == "all" else view_def.AGENCY_LABELS[a])
+    if "completeness" not in view_data.tables:
+        st.info(view_data.extra["slots"]["completeness_empty"][0])
     else:
-        shown = table.copy()
-        small = shown["encounters"] < MIN_ENCOUNTERS
-        for column in ("valid_nhs_pct", "name_dob_pct", "anonymous_pct"):
-            shown[column] = shown[column].where(~small)
-            if AGG:  # a share times its shown denominator gives its count back: hide it where that count is 1-5
-                numerator = (shown[column].astype("float64") * shown["encounters"] / 100).round()
-                shown[column] = shown[column].where(~is_small(numerator.fillna(0).to_numpy()))
-        if AGG:  # the map's hover shows contacts: only areas whose count the table below shows
-            visible = visible_rows(shown, aggregate_view(shown, ["encounters"], role=ROLE), ["encounters"])
-            small = small | ~shown.index.isin(visible.index)
-        mapped = shown[(shown["area_code"] != "(unplaced)") & ~small]
-        values = dict(zip(mapped["area_code"], mapped["valid_nhs_pct"].astype(float)))
-        hover = {r.area_code: f"{r.encounters:,} contacts; name and DOB {r.name_dob_pct}%; anonymous "
-                              f"{r.anonymous_pct}%" for r in mapped.itertuples(index=False)}
-        st.plotly_chart(maps.choropleth_figure(layer, values, "Valid NHS number (%)", hover=hover),
-                        width="stretch", key="completeness_map")
-        shown = aggregate_view(shown, ["encounters"], role=ROLE, rates={c: "encounters" for c in (
-            "valid_nhs_pct", "name_dob_pct", "anonymous_pct")})  # counts 1-5 as c for aggregate-only roles
-        st.dataframe(shown.rename(columns={"area_code": "code", "area_name": "area", "valid_nhs_pct": "valid NHS %",
-                                           "name_dob_pct": "name + DOB %", "anonymous_pct": "anonymous %"}),
-                     hide_index=True, width="stretch")
-        st.caption(f"Areas with fewer than {MIN_ENCOUNTERS} contacts show no percentages. "
-                   + ("Trust catchments are modelled (NHS trusts have no statutory boundary). " if layer == "trust"
-                      else ""))
+        st.plotly_chart(figures["completeness_map"], width="stretch", key="completeness_map")
+        table = view_data.tables["completeness"]
+        st.dataframe(table.frame, hide_index=True, width="stretch", key="completeness",
+                     column_config=column_config(table))
+        st.caption(view_data.extra["slots"]["completeness_note"][0])

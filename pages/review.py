@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.linkage import explain, review, run, spans
+from lib.linkage import explain, review, run
+from lib.measures import spans
 from lib.records import versions
 from lib.records.identifiers import safe_node_id
 from pages.common import after_write, audit, audit_view, current_user, db_path, is_demo, require_page, store_connection

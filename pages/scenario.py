@@ -79,7 +79,7 @@ def _key() -> bytes:
 
 def _store_kind() -> tuple[bool, str]:
     """(store holds real data with linkage, its data version)."""
-    from lib.linkage import spans
+    from lib.measures import spans
     from lib.records import store
 
     try:

@@ -111,7 +111,7 @@ def test_audit_subjects_and_details_never_hold_an_nhs_number_or_postcode(tmp_pat
 
 
 def test_the_journey_view_withholds_an_identifier_shaped_id_from_an_older_store(tmp_path_factory, tmp_path):
-    from lib.linkage import journey
+    from lib.measures import journeys as journey
     from tests.fixtures_linkage import copy_store, synthetic_linked_store
 
     path = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)

@@ -12,7 +12,7 @@ import re
 import pandas as pd
 import pytest
 
-from lib.linkage import journey, spans
+from lib.measures import journeys, spans
 from lib.records import store
 from tests.fixtures_linkage import h, synthetic_linked_store, tiny_store
 
@@ -133,8 +133,8 @@ def test_overview_and_spanning_children(tiny):
 
 
 def test_child_records_are_dated_and_masked(tiny):
-    records = journey.child_records(tiny, "CH-1")
-    assert list(records.columns) == journey.RECORD_COLUMNS
+    records = journeys.child_records(tiny, "CH-1")
+    assert list(records.columns) == journeys.RECORD_COLUMNS
     assert list(records["encounter_date"].dt.day) == [10, 10, 10] and records["encounter_date"].is_monotonic_increasing
     assert list(records["agency"]) == ["Police", "Health", "Health"]
     assert list(records["enc_utla_name"]) == ["Leeds", "Manchester", "Manchester"]
@@ -143,24 +143,24 @@ def test_child_records_are_dated_and_masked(tiny):
     assert records.loc[0, "birth_year"] == 2009 and records.loc[0, "home_sector"] == "LS22 5"
     assert list(records["cse_flag"].astype("object").fillna("na")) == [False, True, "na"]
     assert records["lon"].notna().all()
-    text = records.astype(str).to_string() + journey.display_table(records).astype(str).to_string()
+    text = records.astype(str).to_string() + journeys.display_table(records).astype(str).to_string()
     assert not HEX64.search(text)
     assert h("N1") not in text and h("N1")[:24] not in text
-    two_numbers = journey.child_records(tiny, "CH-6")["nhs_number"]
+    two_numbers = journeys.child_records(tiny, "CH-6")["nhs_number"]
     assert list(two_numbers) == ["valid number •••• (A)", "valid number •••• (B)", "none"]
-    probabilistic = journey.child_records(tiny, "CH-2")
+    probabilistic = journeys.child_records(tiny, "CH-2")
     assert "0.9700" in probabilistic.loc[0, "how_linked"]
-    assert journey.child_records(tiny, "CH-none").empty
+    assert journeys.child_records(tiny, "CH-none").empty
 
 
 def test_child_summary(tiny):
-    summary = journey.child_summary(tiny, "CH-8")
+    summary = journeys.child_summary(tiny, "CH-8")
     assert summary["records"] == 2 and summary["agencies"] == ["Health", "Police"]
     assert summary["spans"] == {"pfa": 2, "utla": 2, "nhs": 2, "trust": 2}
     assert summary["home"]["utla"] == "Cardiff" and summary["cse_records"] == 1
     assert summary["link_methods"] == {"nhs_number": 2}
-    assert "2 police force areas" in journey.describe_child(summary)
-    assert journey.child_summary(tiny, "CH-none") == {}
+    assert "2 police force areas" in journeys.describe_child(summary)
+    assert journeys.child_summary(tiny, "CH-none") == {}
 
 
 def test_missing_linkage_and_bad_layer(tmp_path, tiny):
@@ -253,13 +253,13 @@ def test_synthetic_journeys_never_show_hashes(synth):
     assert len(chosen) == 15 and chosen["areas"].is_monotonic_decreasing
     joined = _joined(synth)
     for child_id in chosen["child_id"]:
-        records = journey.child_records(synth, child_id)
+        records = journeys.child_records(synth, child_id)
         assert len(records) == (joined["child_id"] == child_id).sum()
-        text = journey.display_table(records).astype(str).to_string() + records.astype(str).to_string()
+        text = journeys.display_table(records).astype(str).to_string() + records.astype(str).to_string()
         assert not HEX64.search(text)
         for number in joined.loc[joined["child_id"] == child_id, "nhs_hash"].dropna().unique():
             assert number[:24] not in text
-        summary = journey.child_summary(synth, child_id)
+        summary = journeys.child_summary(synth, child_id)
         assert max(summary["spans"].values()) >= 2
 
 

@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 
 from lib.geo import lookup, maps
 from lib.geo.layers import LAYERS
-from lib.linkage import journey
-from lib.linkage.spans import SPAN_LAYERS, SPAN_TITLES
+from lib.measures import journeys
+from lib.measures.spans import SPAN_LAYERS, SPAN_TITLES
 
 #: Okabe-Ito colours per agency (colour-blind safe; never the only cue).
 AGENCY_COLOURS = {"Police": "#0072B2", "Children's social care": "#D55E00", "Health": "#009E73",
@@ -229,7 +229,7 @@ def _with_cse(records: pd.DataFrame) -> pd.DataFrame:
 def timeline_figure(records: pd.DataFrame, height: int | None = None) -> go.Figure:
     """Encounters by date (x) and agency (y); CSE-flagged records are filled diamonds."""
     records = _with_cse(records)
-    order = journey.agency_order(records)
+    order = journeys.agency_order(records)
     fig = go.Figure()
     for agency in order:
         part = records[records["agency"] == agency]
@@ -264,7 +264,7 @@ def journey_map(records: pd.DataFrame, style: str = maps.OFFLINE_STYLE, height: 
         fig.add_trace(go.Scattermap(lon=records["lon"], lat=records["lat"], mode="lines",
                                     line={"width": 1.5, "color": "#777777"}, hoverinfo="skip",
                                     name="Path in date order", showlegend=True))
-    order = journey.agency_order(records)
+    order = journeys.agency_order(records)
     for rank, agency in enumerate(order):
         part = records[records["agency"] == agency]
         grouped = part.groupby(["lon", "lat"], sort=False)

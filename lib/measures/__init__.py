@@ -8,5 +8,7 @@
 - ``divergence``: the per-area divergence table, trend, decomposition and plain-English readings.
 - ``population``: child population for rates (synthetic default or uploaded).
 - ``published``: importers for DfE children-in-need table C3 and generic "area, period, count" files.
+- ``spans``: measures of linked children (``record_child``): spans of several areas, flows between areas,
+  children only probabilistic linkage brought together. ``journeys``: one linked child's records, masked.
 - ``figures``: Plotly figures for the Divergence page. ``commands``: ``import-stats`` and ``divergence``.
 """

@@ -9,7 +9,7 @@ Per area of a layer (``area_base``) the profile holds, for the chosen period and
   happened there (``lib.records.store.completeness``, encounter location);
 - children spanning boundaries: % of linked children resident there whose encounters span two or more
   police forces, children's services authorities, ICBs/health boards or trust catchments
-  (``lib.linkage.spans``);
+  (``lib.measures.spans``);
 - linkage rate: % of the identifiable (not anonymous) records that happened there which linkage joined
   to at least one other record.
 Completeness, spans and linkage rate cover all periods (they describe the data, not a year's cases).
@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from lib.linkage import spans
+from lib.measures import spans
 from lib.measures import convert, population
 from lib.measures import divergence as dv
 from lib.measures.counts import MeasureCube, agency_counts

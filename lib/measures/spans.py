@@ -150,7 +150,7 @@ def _share(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return (numerator / denominator.where(denominator > 0)).astype("float64")
 
 
-def spans_by_area(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
+def spans_by_area(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per area of ``layer`` (every area, zeros where no child lives there).
 
     Columns: ``area_code``, ``area_name``, ``children`` (linked children whose home area it is),
@@ -158,9 +158,10 @@ def spans_by_area(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
     ``spans_trust`` (of them, encountered in 2+ areas of that geography — ``nhs`` is the ICB in England and
     the health board in Wales), ``spans_any`` (any of the four), and ``share_<x>`` = ``<x>`` / children for
     each of those (NaN where no children). Unplaced children are in ``overview``, not here.
+    ``children``: ``child_table(con, layer)`` when the caller already has it (it is not recomputed).
     """
     _check_layer(layer)
-    children = child_table(con, layer)
+    children = child_table(con, layer) if children is None else children
     counts = {"multi_agency": "multi_agency", **{f"spans_{g}": f"spans_{g}" for g in (*SPAN_LAYERS, "any")}}
     table = _per_area(children, layer, counts)
     for column in counts:
@@ -250,14 +251,16 @@ def exact_match_reach(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                          "agencies_exact": per_group.reindex(agencies.index).to_numpy("int64")})
 
 
-def missed_without_linkage(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
+def missed_without_linkage(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame | None = None,
+                           reach: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per area of ``layer`` (every area): ``multi_agency`` (resident children known to 2+ agency types),
     ``missed`` (of them, no two agencies' records share an identifier even transitively: only probabilistic
     linkage joined them), ``share_missed`` (missed / multi_agency, NaN if none), ``partly_missed``
-    (exact matching joins some of their agencies but not all). Definitions: module docstring."""
+    (exact matching joins some of their agencies but not all). Definitions: module docstring.
+    ``children``, ``reach``: ``child_table(con, layer)`` and ``exact_match_reach(con)`` if already computed."""
     _check_layer(layer)
-    children = child_table(con, layer)
-    reach = exact_match_reach(con)
+    children = child_table(con, layer) if children is None else children
+    reach = exact_match_reach(con) if reach is None else reach
     children = children.merge(reach[["child_id", "agencies_exact"]], on="child_id", how="left")
     exact = children["agencies_exact"].fillna(0)
     children["missed"] = children["multi_agency"] & (exact < 2)
@@ -269,14 +272,16 @@ def missed_without_linkage(con: duckdb.DuckDBPyConnection, layer: str) -> pd.Dat
 
 
 def spanning_children(con: duckdb.DuckDBPyConnection, layer: str, area: str | None = None,
-                      span: str = "any", limit: int | None = 500) -> pd.DataFrame:
+                      span: str = "any", limit: int | None = 500, children: pd.DataFrame | None = None
+                      ) -> pd.DataFrame:
     """Children whose encounters span 2+ areas of ``span`` (a SPAN_LAYERS key or 'any'), optionally only
     those resident in ``area`` of ``layer``; most areas spanned first. Columns: child_id, home_area,
     home_name, records, agencies, cse_records, areas (the spanned count of the chosen geography, or
-    the most of any), areas_<g>..., first_date, last_date."""
+    the most of any), areas_<g>..., first_date, last_date. ``children``: ``child_table(con, layer)`` if
+    already computed."""
     if span != "any":
         _check_layer(span, tuple(SPAN_LAYERS))
-    children = child_table(con, layer)
+    children = child_table(con, layer) if children is None else children
     chosen = children[children[f"spans_{span}"]]
     if area is not None:
         chosen = chosen[chosen["home_area"] == area]
@@ -292,12 +297,13 @@ def spanning_children(con: duckdb.DuckDBPyConnection, layer: str, area: str | No
     return chosen[keep].reset_index(drop=True)
 
 
-def overview(con: duckdb.DuckDBPyConnection, layer: str) -> dict[str, int]:
+def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame | None = None,
+             reach: pd.DataFrame | None = None) -> dict[str, int]:
     """National totals: records, anonymous_records, children, multi_agency, spans_<g> and spans_any,
     missed (multi-agency children only probabilistic linkage joined), unplaced (children with no home
-    area in ``layer``)."""
-    children = child_table(con, layer)
-    reach = exact_match_reach(con)
+    area in ``layer``). ``children``, ``reach``: as for ``missed_without_linkage``."""
+    children = child_table(con, layer) if children is None else children
+    reach = exact_match_reach(con) if reach is None else reach
     counts = query(con, """SELECT count(*) AS records,
                                    count(*) FILTER (WHERE rc.child_id IS NULL) AS anonymous_records
                             FROM encounters e JOIN record_child rc USING (record_key)""").iloc[0]

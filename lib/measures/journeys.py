@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from lib.geo import agencies, lookup
-from lib.linkage.spans import SPAN_LAYERS, _home_sql, _require_linkage, area_names
+from lib.measures.spans import SPAN_LAYERS, _home_sql, _require_linkage, area_names
 from lib.records.identifiers import withhold
 from lib.records.store import query
 

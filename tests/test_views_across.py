@@ -1,0 +1,125 @@
+"""Across boundaries page = `view across` (issue 15): for every role that may open the page and several
+parameter sets, the tables, headline figures and sentences the page renders equal the CLI twin's JSON."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from lib import cli, views
+from lib.access.roles import PAGE_ROLES, sees_child_level
+from lib.measures import spans
+from lib.records import store as store_mod
+from lib.views import across
+from tests.fixtures_linkage import copy_store, synthetic_linked_store
+from tests.view_parity import assert_parity, cli_view, run_page
+
+ROLES = sorted(PAGE_ROLES["across"])
+#: view parameters -> the widget keys the page reads them from
+WIDGETS = {"layer": "across_layer", "span": "across_span", "top": "across_top", "focus": "across_flow_area",
+           "resident_in": "child_area", "child": "child_id"}
+CASES = {
+    "default": {},
+    "pfa-nhs-top10": {"layer": "pfa", "span": "nhs", "top": 10},
+    "lad-trust": {"layer": "lad", "span": "trust", "top": 25},
+}
+MAP_SLOTS = ("spans_map", "flows_map", "missed_map", "child_timeline", "child_map")  # captions of closed tabs
+OPEN = {"spans_view": "Table", "flows_view": "Table", "missed_view": "Table", "child_view": "Records"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A copy of the session's linked store: the lead's page audits its views beside the store it reads."""
+    return copy_store(synthetic_linked_store(tmp_path_factory), tmp_path_factory.mktemp("views_across"))
+
+
+def _state(params: dict) -> dict:
+    return {**OPEN, **{WIDGETS[k]: v for k, v in params.items()}}
+
+
+def _expected_tables(role: str) -> list[str]:
+    return ["spans", "flows", "missed", *(["child_records"] if sees_child_level(role) else [])]
+
+
+def _metrics(at) -> list[list]:
+    return [[m.label, m.value] for m in at.metric]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", list(CASES))
+def test_rendered_tables_equal_the_cli_view(store, monkeypatch, role, case):
+    params = CASES[case]
+    at, view = assert_parity(monkeypatch, store, "across", role, params=params, query={}, state=_state(params),
+                             tables=_expected_tables(role))
+    metrics = view["tables"]["metrics"]
+    assert _metrics(at) == [[row[0], row[1]] for row in metrics["rows"]]
+    shown = [m.value for m in at.markdown]
+    assert view["sentences"] and all(s in shown for s in view["sentences"])
+    captions = [c.value for c in at.caption]
+    hidden = {t for slot in MAP_SLOTS for t in view["extra"]["slots"].get(slot, [])}  # tabs left closed
+    assert all(n in captions for n in view["notes"] if n not in hidden)
+    if role == "lead":
+        assert not any(cell == "c" for row in view["tables"]["spans"]["rows"] for cell in row)
+    else:
+        assert "children" not in view["extra"] and "child_records" not in view["tables"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_flow_focus_parity(store, monkeypatch, role):
+    areas = cli_view(store, "across", role, {"layer": "pfa"})["extra"]["flow_areas"]
+    focus = areas[len(areas) // 2][0]
+    params = {"layer": "pfa", "top": 5, "focus": focus}
+    _, view = assert_parity(monkeypatch, store, "across", role, params=params, query={}, state=_state(params),
+                            tables=_expected_tables(role))
+    flows = pd.DataFrame(view["tables"]["flows"]["rows"], columns=view["tables"]["flows"]["columns"])
+    assert len(flows) <= 5 and ((flows["from_code"] == focus) | (flows["to_code"] == focus)).all()
+
+
+def test_the_lead_s_chosen_child_and_area_are_the_cli_s(store, monkeypatch):
+    table = cli_view(store, "across", "lead", {"layer": "utla"})["tables"]["spans_all"]
+    frame = pd.DataFrame(table["rows"], columns=table["columns"])
+    area = frame.sort_values("spans_any", ascending=False)["area_code"].iloc[0]  # most children to list
+    children = cli_view(store, "across", "lead", {"resident_in": area})["extra"]["children"]
+    child = children[-1][0]
+    params = {"resident_in": area, "child": child}
+    at, view = assert_parity(monkeypatch, store, "across", "lead", params=params, query={}, state=_state(params),
+                             tables=_expected_tables("lead"))
+    assert view["params"]["child"] == child and at.selectbox(key="child_id").value == child
+    assert view["tables"]["child_records"]["rows"], "the opened child's records"
+
+
+def test_the_page_draws_the_view_s_figures(store, monkeypatch):
+    import json
+
+    at = run_page(monkeypatch, store, "across", "commissioner", state={"across_layer": "pfa"})
+    view = cli_view(store, "across", "commissioner", {"layer": "pfa"})
+    drawn = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    spans_map = next(f for f in drawn if f["data"] and f["data"][0].get("type") == "choroplethmap")
+    assert spans_map["data"][0]["locations"] == view["figures"]["spans_map"]["data"][0]["locations"]
+    assert spans_map["data"][0]["z"] == view["figures"]["spans_map"]["data"][0]["z"]
+
+
+def test_flows_from_the_full_table_equal_the_measure(store):
+    con = store_mod.connect(store, read_only=True)
+    try:
+        src = views.Source(con, store)
+        for layer, top, area in (("utla", 15, None), ("pfa", 5, "E23000007"), ("lad", 50, None)):
+            expected = spans.flows(con, layer, top=top, area=area)
+            pd.testing.assert_frame_equal(across._flows(src, layer, top, area), expected)
+    finally:
+        con.close()
+
+
+def test_aggregate_roles_see_small_counts_suppressed(store):
+    lead = cli_view(store, "across", "lead", {"layer": "lad"})["tables"]["spans_all"]
+    commissioner = cli_view(store, "across", "commissioner", {"layer": "lad"})["tables"]["spans_all"]
+    column = lead["columns"].index("children")
+    assert any(1 <= int(row[column]) <= 5 for row in lead["rows"])
+    assert not any(str(row[column]) in {"1", "2", "3", "4", "5"} for row in commissioner["rows"])
+    assert any(row[column] == "c" for row in commissioner["rows"])
+
+
+def test_child_parameters_are_refused_for_aggregate_roles(store, capsys):
+    assert cli.main(["view", "across", "--role", "analyst", "--db", str(store), "--param", "child=CH-1"]) == 2
+    assert "safeguarding lead only" in capsys.readouterr().err
+    assert cli.main(["view", "across", "--role", "lead", "--db", str(store), "--param", "focus=E99999999"]) == 2
+    assert "focus='E99999999'" in capsys.readouterr().err

@@ -1,0 +1,78 @@
+"""Data page = `view data` (issue 15): for the role that may open it (analyst) and several parameter sets, the
+tables the page renders (schema, checks, identifier completeness) equal the CLI twin's JSON; the completeness
+table is protected for the role in the view."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lib import cli, views
+from lib.access.roles import PAGE_ROLES
+from lib.records import store as store_mod
+from lib.views import data as view_def
+from tests.fixtures_linkage import synthetic_linked_store
+from tests.view_parity import assert_parity, cli_view
+
+ROLES = sorted(PAGE_ROLES["data"])
+WIDGETS = {"layer": "completeness_layer", "basis": "completeness_basis", "agency": "completeness_agency"}
+CASES = {
+    "default": {},
+    "pfa-home-police": {"layer": "pfa", "basis": "home", "agency": "police"},
+    "lad-encounter-health": {"layer": "lad", "basis": "encounter", "agency": "health"},
+    "trust": {"layer": "trust"},
+}
+RENDERED = ["schema", "checks", "completeness"]  # page order; the template is a download only
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return synthetic_linked_store(tmp_path_factory)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", list(CASES))
+def test_rendered_tables_equal_the_cli_view(store, monkeypatch, role, case):
+    params = CASES[case]
+    at, view = assert_parity(monkeypatch, store, "data", role, params=params, query={},
+                             state={WIDGETS[k]: v for k, v in params.items()}, tables=RENDERED)
+    assert all(s in [m.value for m in at.markdown] for s in view["sentences"])
+    assert all(n in [c.value for c in at.caption] for n in view["notes"])
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    spec = view["figures"]["completeness_map"]["data"][0]
+    assert chart["locations"] == spec["locations"] and chart["z"] == spec["z"]
+
+
+def test_completeness_is_protected_for_the_analyst(store):
+    con = store_mod.connect(store, read_only=True)
+    try:
+        raw = store_mod.completeness(con, "lad", basis="encounter", by="agency_type")
+    finally:
+        con.close()
+    raw = raw[raw["agency_type"] == "health"]
+    assert raw["encounters"].between(1, 5).any(), "the case needs small counts to protect"
+    shown = cli_view(store, "data", "analyst", {"layer": "lad", "basis": "encounter", "agency": "health"})
+    table = shown["tables"]["completeness"]
+    contacts = [row[table["columns"].index("encounters")] for row in table["rows"]]
+    assert "c" in contacts and not any(str(v) in {"1", "2", "3", "4", "5"} for v in contacts)
+    share = table["columns"].index("valid NHS %")
+    small = [row[share] for row in table["rows"] if row[table["columns"].index("encounters")] == "c"]
+    assert all(v in (None, "", "c") for v in small), "no share is shown for a count too small to show"
+
+
+def test_only_analysts_open_the_data_view(store, capsys):
+    for role in ("lead", "commissioner"):
+        assert cli.main(["view", "data", "--role", role, "--db", str(store)]) == 2
+        assert "cannot open page 'data'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="agency='nobody'"):
+        views.resolve_params("data", {"agency": "nobody"})
+
+
+def test_empty_choice_says_so(tmp_path):
+    path = tmp_path / "empty.duckdb"
+    store_mod.connect(path).close()
+    data = views.build("data", path, {}, "analyst")
+    assert "completeness" not in data.tables
+    assert data.extra["info"] == ["No records stored for this choice yet."]
+    assert list(data.tables) == ["schema", "template", "checks"]
+    assert data.table("template").downloadable and view_def.MIN_ENCOUNTERS == 6
