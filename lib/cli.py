@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "lib.access.commands",
     "lib.scenario.commands",
     "lib.export.commands",
+    "lib.views.commands",  # `view <page>`: the PageData a page renders (JSON / CSV)
 )
 
 

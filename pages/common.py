@@ -369,21 +369,24 @@ def audit_view(action: str, subject, detail=None, *, slot: str) -> None:
 
 def export_button(label: str, data, file_name: str, mime: str | None = None, *, key: str, subject=None, detail=None,
                   container=None, **kwargs):
-    """The one download path of the pages: st.download_button that writes an 'export' audit row when clicked
-    (subject: ``subject`` or the file name; detail: ``detail`` or the file name). A table is passed as a
-    DataFrame and written as spreadsheet-safe CSV (lib.export.csv_safe); a .csv passed as text or bytes is
-    refused, so no CSV leaves without that. Other formats (JSON, PPTX, PNG) are passed as bytes or str.
-    ``container``: a column or other container to draw the button in (default: the page)."""
-    import pandas as pd
+    """The one download path of the pages: st.download_button over lib.export.downloads (the export path the
+    command line shares): the payload is made there (a table is passed as a DataFrame and written as
+    spreadsheet-safe CSV; a .csv passed as text or bytes is refused) and an 'export' audit row is written when
+    clicked (subject: ``subject`` or the file name; detail: ``detail`` or the file name). Other formats (JSON,
+    PPTX, PNG) are passed as bytes or str. ``container``: a column or other container to draw the button in."""
+    from lib.export import downloads
 
-    from lib.export.csv_safe import to_csv_bytes
+    data, default_mime = downloads.payload(file_name, data)
+    return (container or st).download_button(label, data, file_name=file_name, mime=mime or default_mime, key=key,
+                                             on_click=_record_export, args=(subject or file_name, detail or file_name),
+                                             **kwargs)
 
-    if isinstance(data, pd.DataFrame):
-        data, mime = to_csv_bytes(data), mime or "text/csv"
-    elif file_name.lower().endswith(".csv"):
-        raise TypeError(f"{file_name}: pass a CSV download as a DataFrame, so it is made spreadsheet-safe")
-    return (container or st).download_button(label, data, file_name=file_name, mime=mime, key=key, on_click=audit,
-                                             args=("export", subject or file_name, detail or file_name), **kwargs)
+
+def _record_export(subject, detail) -> None:
+    from lib.export import downloads
+
+    downloads.record(audit_trail(), user=current_user() or "(not signed in)", role=current_role() or "(none)",
+                     subject=subject, detail=detail)
 
 
 def _run_through_app() -> None:
@@ -575,3 +578,24 @@ def demo_banner() -> None:
     if is_demo() and demo_state()[0]:
         st.warning("**Synthetic demo data.** No sign-in is configured: every record here is generated, none is "
                    "about a real child. Loading real data requires sign-in.", icon=":material/science:")
+
+
+# -- rendering a view's PageData (lib.views): pages only render what the builder returns --------------------
+
+def column_config(table) -> dict:
+    """st.column_config from a lib.views Table's JSON-safe column hints ({"col": {"label", "format"}})."""
+    config = {}
+    for column, hint in (table.columns or {}).items():
+        if hint.get("format"):
+            config[column] = st.column_config.NumberColumn(hint.get("label", column), format=hint["format"])
+        else:
+            config[column] = hint.get("label", column)
+    return config
+
+
+def show_table(page_data, name: str, **kwargs):
+    """st.dataframe of one view table, keyed by its name (tests/view_parity.py pairs them by that key)."""
+    table = page_data.table(name)
+    kwargs.setdefault("hide_index", True)
+    kwargs.setdefault("width", "stretch")
+    return st.dataframe(table.frame, key=name, column_config=column_config(table) or None, **kwargs)
