@@ -46,7 +46,7 @@ else:
     verdict.error(data.sentences[1], icon=":material/gpp_bad:")
 rows = data.tables["rows"]
 st.caption(data.sentences[2])
-st.dataframe(rows.frame, hide_index=True, width="stretch", height=420, key="audit_table",
+st.dataframe(rows.frame, hide_index=True, width="stretch", height=420, key="rows",
              column_config={"seq": "#", "at_utc": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
                             "user_name": "User", "role": "Role", "action": "Action", "subject": "Area / child / file",
                             "detail": "Detail"})

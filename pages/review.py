@@ -49,12 +49,12 @@ if data.extra["state"] == "unexplained":
 st.markdown(data.sentences[1])
 chart, numbers = st.tabs(["Waterfall", "Table"])
 chart.plotly_chart(data.figures["waterfall"], width="stretch")
-numbers.dataframe(data.tables["explanation"].frame, hide_index=True, width="stretch")
+numbers.dataframe(data.tables["explanation"].frame, hide_index=True, width="stretch", key="explanation")
 
 left, right = st.columns(2)
 for column, name in ((left, "group_a"), (right, "group_b")):
     column.subheader(data.tables[name].title)
-    column.dataframe(data.tables[name].frame, hide_index=True, width="stretch")
+    column.dataframe(data.tables[name].frame, hide_index=True, width="stretch", key=name)
 
 if is_demo():  # no sign-in in the synthetic demo: the reviewer names themself
     reviewer = st.text_input("Your name or role (recorded with the decision)", key="reviewer", max_chars=120)

@@ -183,7 +183,7 @@ def table(name: str, **kwargs) -> None:
             config[column] = st.column_config.NumberColumn(hint.get("label"), format=hint["format"])
         else:
             config[column] = st.column_config.TextColumn(hint.get("label"), width=hint.get("width"))
-    st.dataframe(spec.frame, hide_index=True, width="stretch", column_config=config or None, **kwargs)
+    st.dataframe(spec.frame, hide_index=True, width="stretch", column_config=config or None, key=name, **kwargs)
 
 
 st.subheader(data.title)
