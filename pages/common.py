@@ -594,7 +594,7 @@ def column_config(table) -> dict:
 
 
 def show_table(page_data, name: str, **kwargs):
-    """st.dataframe of one view table, keyed by its name (tests/view_parity.py pairs them by that key)."""
+    """st.dataframe of one view table (key: its name); tests/view_parity.py compares it with the CLI twin's."""
     table = page_data.table(name)
     kwargs.setdefault("hide_index", True)
     kwargs.setdefault("width", "stretch")

@@ -1,7 +1,7 @@
 """Parity harness (issue 15): a page's rendered tables equal its command-line twin's (one source of truth).
 
 Run a page with Streamlit's AppTest as a role, with URL query parameters and/or session state, collect every
-dataframe it rendered, and compare each, by its key, with the tables of ``python -m lib.cli view <page> --role R
+dataframe it rendered, and compare them, in order, with the tables of ``python -m lib.cli view <page> --role R
 --param ...`` (run in-process through lib.cli.main, so the JSON compared is the CLI's own output).
 
     from tests.view_parity import assert_parity
@@ -10,8 +10,9 @@ dataframe it rendered, and compare each, by its key, with the tables of ``python
 
 ``params`` are the view's parameters (the CLI's ``--param``); ``query`` the URL the page is opened on
 (default: ``params`` as text); ``state``: session_state set before the run (e.g. tabs opened on "Table").
-``tables``: the names of the view's tables the page is expected to render (default: all of them). A page
-renders a view table with ``st.dataframe(..., key=<its name in PageData.tables>)``; the key pairs them.
+``tables``: the names of the view's tables the page is expected to render, in order (default: all of them, in
+PageData order). AppTest gives no key for a read-only dataframe, so rendered tables are paired by order: the
+page must render every dataframe from the view (pages.common.show_table), in PageData order.
 Both sides are compared through the same JSON normalisation (NaN -> null, numpy -> Python), so a difference
 of Arrow dtypes alone is not a difference, but any value, column name or row order is.
 """
@@ -53,17 +54,12 @@ def run_page(monkeypatch, store, page: str, role: str, *, query: dict | None = N
     return at
 
 
-def rendered_tables(at) -> dict[str, pd.DataFrame]:
-    """Every st.dataframe the page rendered, by its widget key (a page renders a view table with
-    ``key=<the table's name in PageData>``). A dataframe without a key, or an st.table, fails: every table a
-    user sees must be a view table."""
-    assert not at.table, "render view tables with st.dataframe(key=<table name>), not st.table"
-    frames: dict[str, pd.DataFrame] = {}
-    for element in at.dataframe:
-        assert element.key, "a dataframe without a key: render view tables with key=<table name>"
-        assert element.key not in frames, f"two dataframes with the key {element.key!r}"
-        frames[element.key] = element.value
-    return frames
+def rendered_tables(at) -> list[pd.DataFrame]:
+    """Every st.dataframe the page rendered, in page order (AppTest carries no key for a read-only
+    dataframe, so tables are paired with the view's by order). An st.table fails: render view tables with
+    st.dataframe (pages.common.show_table)."""
+    assert not at.table, "render view tables with st.dataframe (pages.common.show_table), not st.table"
+    return [element.value for element in at.dataframe]
 
 
 def cli_view(store, page: str, role: str, params: dict | None = None) -> dict:
@@ -87,22 +83,19 @@ def normalised(frame: pd.DataFrame) -> dict:
 
 def assert_parity(monkeypatch, store, page: str, role: str, *, params: dict | None = None,
                   query: dict | None = None, state: dict | None = None, tables: list[str] | None = None):
-    """Every table the page rendered is the view's table of the same name (its key), equal in columns, rows
-    and order; the page rendered exactly ``tables`` (default: every table of the view). Returns (AppTest,
-    the view's JSON)."""
+    """The page rendered exactly the view's ``tables`` (default: all of them, in PageData order), each equal
+    in columns, rows and row order to the CLI twin's. Returns (AppTest, the view's JSON)."""
     view = cli_view(store, page, role, params)
     if query is None:
         query = {k: ",".join(v) if isinstance(v, (list, tuple)) else str(v) for k, v in (params or {}).items()}
     at = run_page(monkeypatch, store, page, role, query=query, state=state)
-    rendered = rendered_tables(at)
-    expected = list(view["table_order"]) if tables is None else list(tables)
-    unknown = [k for k in rendered if k not in view["tables"]]
-    assert not unknown, f"{page} as {role} rendered tables {unknown} that the view does not build " \
-                        f"(view tables: {view['table_order']})"
-    assert sorted(rendered) == sorted(expected), f"{page} as {role}: rendered {sorted(rendered)}, " \
-                                                  f"expected {sorted(expected)}"
-    for name in expected:
-        got = normalised(rendered[name])
+    names = list(view["table_order"]) if tables is None else list(tables)
+    missing = [n for n in names if n not in view["tables"]]
+    assert not missing, f"view {page} has no table {missing}: it has {view['table_order']}"
+    rendered = [normalised(f) for f in rendered_tables(at)]
+    assert len(rendered) == len(names), (
+        f"{page} as {role}: the page rendered {len(rendered)} tables, expected {len(names)} ({names})")
+    for name, got in zip(names, rendered):
         want = {"columns": view["tables"][name]["columns"], "rows": view["tables"][name]["rows"]}
         assert got["columns"] == want["columns"], f"{page}/{name} as {role}: columns {got['columns']} != " \
                                                   f"{want['columns']}"

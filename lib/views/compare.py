@@ -123,8 +123,10 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                       xaxis={"title": labels[indicator], "gridcolor": "#eeeeee", "rangemode": "tozero"})
     data.figures["cmp_chart"] = figure_spec(fig)
     hidden_here = [n for n, v in values.items() if pd.isna(v)]
-    chart_table = pd.DataFrame({"Area": values.index, labels[indicator]: [
-        "c" if pd.isna(v) and suppressed else ("" if pd.isna(v) else round(v, 1)) for v in values]})
+    cells = ["c" if pd.isna(v) and suppressed else ("" if pd.isna(v) else round(v, 1)) for v in values]
+    if any(isinstance(v, str) for v in cells):  # one type per column: as text, as the page has always shown it
+        cells = [str(v) for v in cells]
+    chart_table = pd.DataFrame({"Area": values.index, labels[indicator]: cells})
     chart_note = ("Blue: the areas compared; hatched orange: the comparator group; dotted grey: England and Wales. "
                   "Each bar carries its value." + (f" Not shown (hidden or no data): {', '.join(hidden_here)}."
                                                    if hidden_here else ""))
