@@ -148,7 +148,8 @@ def page_data(result: dict, params: dict, role: str, data_version: str = "") -> 
              for a, v in result["today_levers"]["capture"].items()], columns=["agency", "today"]),
             title="Measured NHS-number capture today (valid numbers, identified encounters)")
     if result.get("curve") is not None:
-        tables["curve"] = Table(result["curve"].reset_index(drop=True), title="Curve as a table")
+        curve = result["curve"].drop(columns=["seconds"], errors="ignore")  # run time, not a result: not shown
+        tables["curve"] = Table(curve.reset_index(drop=True), title="Curve as a table")
     tables["areas"] = Table(report.area_table.reset_index(drop=True), downloadable=True,
                             title=f"Where: children newly recognised by NHS number alone, by home "
                                   f"{sc.LAYER_LABEL[result['layer']]}",
