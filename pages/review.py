@@ -3,7 +3,7 @@ number, sentence and table shown comes from the view builder lib.views.review; t
 here and write through lib.records.versions."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import streamlit as st
 
@@ -12,7 +12,16 @@ from lib.records import versions
 from lib.records.identifiers import safe_node_id
 from lib.views import review as view
 from lib.views.base import Source
-from pages.common import after_write, audit, audit_view, current_user, db_path, is_demo, require_page, store_connection
+from pages.common import (
+    after_write,
+    audit,
+    audit_view,
+    current_user,
+    db_path,
+    is_demo,
+    require_page,
+    store_connection,
+)
 
 ROLE = require_page("review")  # safeguarding leads only: pairs of children's records
 
@@ -75,7 +84,7 @@ for column, decision, label in ((accept, "accept", "Same child: accept link"),
             versions.queue_decision(db_path(), {
                 "record_key_l": pair["record_key_l"], "record_key_r": pair["record_key_r"], "decision": decision,
                 "reviewer": reviewer.strip(),
-                "decided_at": datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")})
+                "decided_at": datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")})
             saved = (f"A data load (`{exc.holder.get('command', 'another writer')}` since "
                      f"{exc.holder.get('started', '?')}) is writing the store, so your decision is kept in a queue and "
                      "saved as soon as it finishes (within seconds of it); nothing needs doing.")

@@ -16,7 +16,7 @@ from lib.scenario.capture import Levers
 from lib.synth.config import AGENCY_TYPES
 from lib.views import scenario as view
 from lib.views.base import Source
-import pages.common as common
+from pages import common
 from pages.common import connection, db_path, progress_callback
 
 ROLE = common.require_page("scenario")  # every role; the area table is suppressed for aggregate-only roles
@@ -92,7 +92,7 @@ with st.form("scn_levers"):
     cols = st.columns(len(AGENCY_TYPES))
     capture = {}
     for col, agency in zip(cols, AGENCY_TYPES):
-        start = int(round(100 * today["capture"][agency]))
+        start = round(100 * today["capture"][agency])
         value = col.slider(sc.AGENCY_LABEL[agency], 0, 100, start, step=1, format="%d%%",
                            key=f"scn_cap_{agency}_{basis}",
                            help=f"Today: {today['capture'][agency]:.1%}")
@@ -126,7 +126,7 @@ with st.form("scn_levers"):
                                    key=f"scn_false_{agency}_{basis}")
                 if abs(value - f_start) > 0.05:  # a slider float, not a change
                     false_names[agency] = value / 100
-            a_start = int(round(100 * today["anonymous"]))
+            a_start = round(100 * today["anonymous"])
             anonymous = st.slider("Anonymous sexual-health contacts, %", 0, 100, a_start, key=f"scn_anonymous_{basis}")
             wrong = None if abs(wrong - w_start) < 0.05 else wrong / 100
             anonymous = None if anonymous == a_start else anonymous / 100

@@ -9,7 +9,13 @@ import pytest
 from lib import views
 from lib.access import audit
 from lib.records import store
-from tests.view_parity import assert_parity, cli_view, normalised, rendered_tables, run_page
+from tests.view_parity import (
+    assert_parity,
+    cli_view,
+    normalised,
+    rendered_tables,
+    run_page,
+)
 
 
 @pytest.fixture()
@@ -40,7 +46,7 @@ def test_the_audit_page_rows_equal_the_view_with_default_filters(trail, monkeypa
     ({"text": "calc", "action": "export"}, {"audit_text": "calc", "audit_action": "export"}, 1),
 ])
 def test_the_audit_page_rows_equal_the_view_with_filters(trail, monkeypatch, params, state, expected):
-    at, data = assert_parity(monkeypatch, trail, "audit", "lead", params=params, query={}, state=state)
+    _, data = assert_parity(monkeypatch, trail, "audit", "lead", params=params, query={}, state=state)
     assert len(data["tables"]["rows"]["rows"]) == expected
 
 

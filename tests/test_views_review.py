@@ -51,8 +51,8 @@ def test_the_review_view_shows_no_more_than_the_page(private):
 def test_other_roles_cannot_build_the_review_view(linked, role):
     with pytest.raises(ValueError, match="cannot open page 'review'"):
         views.build("review", linked, {}, role)
-    from lib.views import review
     from lib.records import store
+    from lib.views import review
 
     con = store.connect(linked, read_only=True)
     try:

@@ -52,7 +52,7 @@ SIMULATION = {"kind": "simulation", "encounters": 5_000, "levers": json.dumps({"
 
 @pytest.mark.parametrize("role", ["lead", "commissioner"])
 def test_simulation_page_tables_equal_the_view(linked, monkeypatch, role):
-    at, data = assert_parity(monkeypatch, linked, "scenario", role, params=SIMULATION, query={},
+    _, data = assert_parity(monkeypatch, linked, "scenario", role, params=SIMULATION, query={},
                              state={"scn_request": _request(SIMULATION)})
     assert set(data["tables"]) == {"summary", "agencies", "curve", "areas"}
     areas = data["tables"]["areas"]

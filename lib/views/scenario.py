@@ -55,7 +55,8 @@ def levers_of(params: dict) -> Levers:
     except json.JSONDecodeError as exc:
         raise ValueError(f"parameter levers: not JSON ({exc.msg} at character {exc.pos})") from None
     if not isinstance(raw, dict):
-        raise ValueError("parameter levers: expected a JSON object such as {\"capture\": {\"police\": 1.0}}")
+        raise ValueError(  # noqa: TRY004 - a bad parameter value is a ValueError, as for every view parameter
+            'parameter levers: expected a JSON object such as {"capture": {"police": 1.0}}')
     unknown = sorted(set(raw) - set(Levers().as_dict()))
     if unknown:
         raise ValueError(f"parameter levers: unknown field {', '.join(unknown)}: expected "
