@@ -79,13 +79,13 @@ def divergence(args) -> int:
         con.close()
     measure = args.measure if cube.linked else "cse_records"
     table = dv.divergence_table(cube, layer, args.period, a, b, measure, population.default_population(layer))
-    from lib.access import audit
-    from lib.export.csv_safe import safe_frame
+    from lib.export import downloads
 
-    audit.record_command(store.resolve_path(args.db), action="export", subject=layer,  # before writing the file
-                         detail=f"command line: divergence {Path(args.out).name} ({args.period}, {measure}, {a} v {b})")
-    safe_frame(dv.export_table(table, a, b, layer, args.period, measure,
-                                rate_basis=population.rate_label())).to_csv(args.out, index=False)
+    body = downloads.command_export(  # audited before the file is written; spreadsheet-safe CSV
+        store.resolve_path(args.db), "csv", dv.export_table(table, a, b, layer, args.period, measure,
+                                                             rate_basis=population.rate_label()),
+        subject=layer, detail=f"command line: divergence {Path(args.out).name} ({args.period}, {measure}, {a} v {b})")
+    Path(args.out).write_bytes(body)
     counted = table[table["total"] > 0]
     print(json.dumps({
         "layer": layer, "period": args.period, "measure": measure, "agencies": [a, b], "areas": int(len(table)),

@@ -12,7 +12,8 @@ Interface (kept small; other builders depend on it):
 - ``PageData(page, role, params, data_version, title, sentences=[], tables={}, figures={}, notes=[])``:
   ``sentences``: the readings shown as markdown, in page order; ``tables``: ordered name -> Table;
   ``figures``: name -> Plotly figure as a dict (``fig.to_plotly_json()``; ``figure_spec(fig)`` makes one);
-  ``notes``: captions and caveats. ``extra``: small JSON-safe values the page needs to lay itself out
+  ``notes``: captions and caveats (``say(name, text)`` / ``note(name, text)`` append a named one, which
+  the page places with ``sentence(name)`` / ``note_text(name)``: None when the builder left it out). ``extra``: small JSON-safe values the page needs to lay itself out
   (e.g. names of areas for a selector); never a number the user sees that is not also in a table/sentence.
 - ``pd.to_json()``: deterministic (sorted keys, NaN -> null, dates ISO 8601, numpy -> Python).
 - ``pd.to_csv(name)``: one table as spreadsheet-safe CSV bytes (lib.export.csv_safe).
@@ -64,6 +65,24 @@ class PageData:
     figures: dict[str, dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    sentence_names: dict[str, int] = field(default_factory=dict)
+    note_names: dict[str, int] = field(default_factory=dict)
+
+    def say(self, name: str, text: str) -> None:
+        """Append a named sentence (the page places it with ``sentence(name)``)."""
+        self.sentence_names[name] = len(self.sentences)
+        self.sentences.append(text)
+
+    def note(self, name: str, text: str) -> None:
+        """Append a named note or caveat (the page places it with ``note_text(name)``)."""
+        self.note_names[name] = len(self.notes)
+        self.notes.append(text)
+
+    def sentence(self, name: str) -> str | None:
+        return self.sentences[self.sentence_names[name]] if name in self.sentence_names else None
+
+    def note_text(self, name: str) -> str | None:
+        return self.notes[self.note_names[name]] if name in self.note_names else None
 
     def table(self, name: str) -> Table:
         if name not in self.tables:
@@ -75,7 +94,8 @@ class PageData:
         return {"page": self.page, "role": self.role, "params": self.params, "data_version": self.data_version,
                 "title": self.title, "sentences": list(self.sentences), "notes": list(self.notes),
                 "tables": {name: t.to_dict() for name, t in self.tables.items()},
-                "table_order": list(self.tables), "figures": self.figures, "extra": self.extra}
+                "table_order": list(self.tables), "figures": self.figures, "extra": self.extra,
+                "sentence_names": self.sentence_names, "note_names": self.note_names}
 
     def to_json(self, *, indent: int | None = None) -> str:
         return dumps(self.to_dict(), indent=indent)

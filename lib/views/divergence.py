@@ -1,0 +1,248 @@
+"""View builder of the Where counts diverge page: each agency's count on a common geography, side by side,
+on the map, on the funnel plot, one area's trend and why two agencies differ there, for one role.
+
+The role's protection happens in ONE place, ``_protect`` (issue 16 replaces its body): for aggregate-only
+roles every area whose count is 1-5 (or would reveal one) is left out of every chart, table and download.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+from lib.access.roles import aggregates_suppressed, periods_for
+from lib.access.views import aggregate_view, count_text, visible_rows
+from lib.measures import convert, figures, population
+from lib.measures import divergence as dv
+from lib.measures.suppression import is_small
+from lib.views.base import PageData, Param, Source, Table, figure_spec, source_of
+
+PAGE = "divergence"
+TITLE = "Where counts diverge"
+MEASURES = {"cse_records": "CSE-flagged records", "cse_children": "Distinct children with a CSE flag (after linkage)"}
+GRANULARITIES = {"quarter": "Quarter", "year": "Financial year"}
+NOT_LINKED = ("Records have not been linked into children, so counts of distinct children and the identity "
+              "effect are not available; run linkage on the Across boundaries page.")
+POPULATION_INPUT = "population"  # Source.inputs key of an uploaded population (CSV bytes)
+
+PARAMS: dict[str, Param] = {
+    "a": Param("police", help="agency A (an agency of the store)"),
+    "b": Param("children_social_care", help="agency B, not A"),
+    "layer": Param("utla", tuple(convert.MEASURE_LAYERS), help="the common geography"),
+    "period": Param("all", help="all, a financial year (2023-24) or quarter ('2023-24 Q1'); aggregate-only "
+                                "roles: all"),
+    "measure": Param("cse_records", tuple(MEASURES), help="cse_children needs linkage"),
+    "age": Param(population.DEFAULT_AGE, population.AGE_BANDS, help="age band of the official population"),
+    "population": Param(None, help="a population CSV (area_code, children) instead of the official one"),
+    "area": Param(None, help="the area of the trend and the decomposition (default: the most cases)"),
+    "granularity": Param("quarter", tuple(GRANULARITIES), help="the trend by quarter or financial year"),
+}
+
+TABLE_COLUMNS = {
+    "div_dumbbell_table": ["area_name", "area_code", "count_a", "count_b", "total", "rate_a", "rate_b"],
+    "div_ranked_table": ["rank", "area_name", "area_code", "count_a", "count_b", "log_ratio", "log_ratio_low",
+                         "log_ratio_high", "share_a", "verdict"],
+    "div_funnel_table": ["area_name", "total", "share_a", "lower_95", "upper_95", "lower_998", "upper_998",
+                         "verdict"],
+}
+SMALL_KEYS = ("native_a", "native_b", "records_a", "records_b", "children_a", "children_b")
+
+
+def _protect(frame: pd.DataFrame, role: str) -> pd.DataFrame:
+    """THE suppression of this page: the rows ``role`` may see (all of them for the lead)."""
+    if not aggregates_suppressed(role):
+        return frame
+    return visible_rows(frame, aggregate_view(frame, ["count_a", "count_b"], role=role, total_column="total"),
+                        ["count_a", "count_b", "total"]).reset_index(drop=True)
+
+
+def _population(source: Source, params: dict) -> tuple[str, pd.Series, list[str]]:
+    """(key, population by area code, problems): an uploaded or named CSV, else the official one."""
+    body = source.inputs.get(POPULATION_INPUT)
+    name = "the uploaded population"
+    if body is None and params["population"]:
+        path = Path(params["population"])
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"parameter population: cannot read {path}: {exc.strerror}") from None
+        name = str(path)
+    if body is None:
+        age = params["age"]
+        return f"official:{age}", population.default_population(params["layer"], age), []
+    try:
+        pop, problems = population.read_population(body)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    return f"upload:{hashlib.sha256(body).hexdigest()}", pop, problems
+
+
+def _table(source: Source, layer, period, a, b, measure, pop_key, pop) -> pd.DataFrame:
+    return source.memo.get(("divergence.table", layer, period, a, b, measure, pop_key),
+                           lambda: dv.divergence_table(source.cube(), layer, period, a, b, measure, pop))
+
+
+def options(con_or_store, role: str) -> dict:
+    """What the page's selectors offer for ``role``: agencies, periods and measures in the store."""
+    cube = source_of(con_or_store).cube()
+    return {"agencies": list(cube.agencies), "periods": periods_for(role, cube.periods), "linked": cube.linked,
+            "measures": list(MEASURES) if cube.linked else ["cse_records"]}
+
+
+def area_choices(con_or_store, params: dict, role: str) -> tuple[list[str], dict[str, str]]:
+    """The areas the one-area selector offers (most cases first, among those the role may see) and names."""
+    source = source_of(con_or_store)
+    key, pop, _ = _population(source, params)
+    result = _protect(_table(source, params["layer"], params["period"], params["a"], params["b"],
+                             params["measure"], key, pop), role)
+    counted = result[result["total"] > 0]
+    names = dict(zip(result["area_code"], result["area_name"]))
+    return counted.sort_values("total", ascending=False)["area_code"].tolist() or result["area_code"].tolist(), names
+
+
+def _check(source: Source, params: dict, role: str) -> None:
+    allowed = options(source, role)
+    for param in ("a", "b"):
+        if params[param] not in allowed["agencies"]:
+            raise ValueError(f"parameter {param}={params[param]!r}: expected one of {', '.join(allowed['agencies'])}")
+    if params["a"] == params["b"]:
+        raise ValueError("parameters a and b: choose two different agencies")
+    if params["period"] not in allowed["periods"]:
+        raise ValueError(f"parameter period={params['period']!r}: expected one of {', '.join(allowed['periods'])} "
+                         f"for the {role} role")
+    if params["measure"] not in allowed["measures"]:
+        raise ValueError(f"parameter measure={params['measure']!r}: the store is not linked; expected cse_records")
+
+
+def build(con_or_store, params: dict, role: str) -> PageData:
+    source = source_of(con_or_store)
+    _check(source, params, role)
+    a, b, layer, period, measure = (params[k] for k in ("a", "b", "layer", "period", "measure"))
+    agg = aggregates_suppressed(role)
+    cube = source.cube()
+    noun = dv.NOUN[measure]
+    data = PageData(page=PAGE, role=role, params=dict(params), data_version=source.data_version(), title=TITLE)
+    if not cube.linked:
+        data.note("not_linked", NOT_LINKED)
+    pop_key, pop, problems = _population(source, params)
+    for i, problem in enumerate(problems[:5]):
+        data.note(f"population_problem_{i}", problem)
+    if convert.MEASURE_LAYERS[layer].endswith("(modelled)"):
+        data.note("modelled", "Trust catchments are modelled from OHID admissions (NHS Acute (Hospital) Trust "
+                              "Catchment Populations, 2022 edition): NHS trusts have no statutory boundary (see the "
+                              "Boundaries page).")
+    if "health" in (a, b):
+        data.note("apportioned", "On the native basis, trust-recorded counts are apportioned to other geographies "
+                                 "by OHID's catchment shares (each district's share of admissions going to each "
+                                 "trust, 2022 edition), weighted by children; such figures are marked as apportioned.")
+
+    result = _protect(_table(source, layer, period, a, b, measure, pop_key, pop), role)
+    if agg:
+        data.note("suppressed", "For your role, areas where a count is from 1 to 5 (or would reveal one) are left "
+                                "out of every chart, table and download on this page (DfE small-number convention).")
+    counted = result[result["total"] > 0]
+    data.say("table", ("Among areas whose counts can be shown: " if agg else "")
+             + dv.describe_table(result, a, b, measure, period))
+    official = pop_key.startswith("official")
+    if official:
+        data.note("population_source", population.source_label(params["age"], layer))
+    rate_unit = population.rate_label(params["age"]) if official else "per 10,000 (uploaded population)"
+    title_a, title_b = dv.agency_title(a), dv.agency_title(b)
+
+    # side by side
+    top_area = counted.nlargest(1, "total")
+    if not top_area.empty:
+        data.say("top_area", dv.describe_area(top_area.iloc[0], a, b, measure))
+    data.figures["div_dumbbell"] = figure_spec(figures.dumbbell(result, a, b, noun))
+    data.tables["div_dumbbell_table"] = Table(
+        counted[TABLE_COLUMNS["div_dumbbell_table"]], f"{title_a} and {title_b} side by side",
+        "The 25 areas with the most cases, ordered by the ratio of the two counts.",
+        columns={"area_name": {"label": "Area"}, "area_code": {"label": "Code"}, "count_a": {"label": title_a},
+                 "count_b": {"label": title_b}, "total": {"label": "Both"},
+                 "rate_a": {"label": f"{title_a} {rate_unit}", "format": "%.2f"},
+                 "rate_b": {"label": f"{title_b} {rate_unit}", "format": "%.2f"}})
+
+    # map and ranked table
+    ranked = counted.sort_values("log_ratio", ascending=False)
+    if not ranked.empty:
+        data.say("ranked_top", dv.describe_area(ranked.iloc[0], a, b, measure))
+    data.figures["div_map"] = source.memo.get(
+        ("divergence.map", layer, period, a, b, measure, role), lambda: figure_spec(figures.ratio_map(
+            _protect(_table(source, layer, period, a, b, measure, "none", None), role), layer, a, b)))
+    data.note("map", f"Colour: the ratio {title_a} ÷ {title_b} (log scale; ½ added to each count so zeros stay "
+                     "finite). Purple: A records more; orange: B records more; pale: about equal.")
+    data.tables["div_ranked_table"] = Table(
+        ranked[TABLE_COLUMNS["div_ranked_table"]], "How far apart",
+        columns={"rank": {"label": "Rank"}, "area_name": {"label": "Area"}, "area_code": {"label": "Code"},
+                 "count_a": {"label": title_a}, "count_b": {"label": title_b},
+                 "log_ratio": {"label": "log(A/B)", "format": "%.2f"},
+                 "log_ratio_low": {"label": "95% low", "format": "%.2f"},
+                 "log_ratio_high": {"label": "95% high", "format": "%.2f"},
+                 "share_a": {"label": "A share", "format": "percent"}, "verdict": {"label": "Funnel verdict"}})
+    data.tables["div_export"] = Table(
+        dv.export_table(result, a, b, layer, period, measure, rate_basis=rate_unit), f"divergence_{layer}.csv",
+        f"{period}, {measure}, {a} v {b}", downloadable=True)
+
+    # funnel
+    data.say("funnel", dv.describe_funnel(result, a, b))
+    data.figures["div_funnel"] = figure_spec(figures.funnel_figure(result, a, b))
+    data.note("funnel", "Limits are exact binomial quantiles around the national share (Spiegelhalter 2005, "
+                        "interpolated): 95% dashed, 99.8% dotted. Areas outside the 99.8% limits are red diamonds "
+                        "and named.")
+    data.tables["div_funnel_table"] = Table(
+        counted[TABLE_COLUMNS["div_funnel_table"]].sort_values("total", ascending=False), "Funnel plot",
+        columns={"area_name": {"label": "Area"}, "total": {"label": "A + B"},
+                 **{c: {"label": c.replace("_", " "), "format": "percent"}
+                    for c in ("share_a", "lower_95", "upper_95", "lower_998", "upper_998")}})
+
+    # one area: trend and why
+    choices, names = area_choices(source, params, role)
+    area = params["area"] or (choices[0] if choices else None)
+    if area is not None and area not in choices:
+        raise ValueError(f"parameter area={area!r}: not an area of layer {layer!r} shown for the {role} role")
+    data.extra.update({"area": area, "area_choices": choices, "names": {c: names.get(c, c) for c in choices},
+                       "rate_unit": rate_unit, "population_key": pop_key, "linked": cube.linked})
+    if area is None:
+        return data
+    area_name = names.get(area, area)
+    data.extra["area_name"] = area_name
+    if agg:
+        data.note("trend_hidden", "Trends by quarter or year are not shown for your role: a year is the sum of its "
+                                  "quarters, so a count hidden in one period could be worked out from the others.")
+    else:
+        granularity = params["granularity"]
+        trend = source.memo.get(("divergence.trend", layer, area, a, b, measure, granularity),
+                                lambda: dv.trend(cube, layer, area, a, b, measure, granularity))
+        data.say("trend", dv.describe_trend(trend, area_name, a, b, measure))
+        data.figures["div_trend"] = figure_spec(figures.trend_figure(trend, a, b, noun))
+        data.tables["div_trend_table"] = Table(trend, f"{area_name}: trend")
+
+    decomposition = source.memo.get(("divergence.decomposition", layer, area, period, a, b),
+                                    lambda: dv.decomposition(cube, layer, area, period, a, b))
+    if agg and any(is_small([decomposition.get(k, 0) or 0])[0] for k in SMALL_KEYS):
+        data.note("decomposition_hidden", f"Why the agencies differ in {area_name} is not shown for your role: some "
+                                          "of its counts are from 1 to 5.")
+        return data
+    data.say("decomposition", f"**Why they differ in {area_name}.** "
+             + dv.describe_decomposition(decomposition, area_name, a, b))
+    data.note("decomposition", "Boundary effect: each agency's records counted on its own geography (force, "
+              "authority or trust, then summed or apportioned to this geography) minus the same records placed by "
+              "where each encounter happened. Identity effect: records minus distinct linked children. Recording "
+              "effect: what remains, the difference in distinct children each agency recorded here. The three add "
+              "up to the gap." + (" Some figures here were apportioned (trust counts by OHID catchment shares, other "
+                                  "non-nesting geographies by postcode weights)." if decomposition["apportioned"]
+                                  else ""))
+    data.figures["div_waterfall"] = figure_spec(figures.waterfall_figure(decomposition, a, b))
+    comp = decomposition["components"]
+    data.tables["div_waterfall_table"] = Table(comp.assign(value=comp["value"].round(2)),
+                                               f"Why they differ in {area_name}")
+    data.say("decomposition_figures",
+             f"{title_a}: {decomposition['native_a']:,.1f} on its own geography, {decomposition['records_a']:,.0f} "
+             f"records placed here, {decomposition['children_a']:,.0f} children. {title_b}: "
+             f"{decomposition['native_b']:,.1f}, {decomposition['records_b']:,.0f}, {decomposition['children_b']:,.0f}.")
+    if not cube.unplaced_native.empty:
+        data.note("unplaced", f"{count_text(int(cube.unplaced_native['records'].sum()), role=role)} records carry an "
+                              "agency code that is not an area of their agency's geography and are left out of the "
+                              "own-geography counts.")
+    return data
