@@ -161,12 +161,17 @@ if st.session_state.get("scn_request") is None:
     st.stop()
 
 shown = {k: list(v) if isinstance(v, tuple) else v for k, v in st.session_state["scn_request"]}
-if shown["kind"] == "simulation":
-    bar = st.progress(0.0, text="Starting…")
-    result = scenario_result(shown, progress_callback(bar))
-    bar.empty()
-else:
-    result = scenario_result(shown)
+try:
+    if shown["kind"] == "simulation":
+        bar = st.progress(0.0, text="Starting…")
+        result = scenario_result(shown, progress_callback(bar))
+        bar.empty()
+    else:
+        result = scenario_result(shown)
+except ValueError as exc:  # e.g. the model asked of a store that no longer holds linked records of your own
+    st.session_state.pop("scn_request", None)
+    st.error(str(exc))
+    st.stop()
 if request != st.session_state["scn_request"]:
     st.caption("Showing the last scenario run; press **Run scenario** to run the levers as now set.")
 
