@@ -18,6 +18,7 @@ Downloads go through ONE export path, ``lib.export.downloads`` (``prepare(...)``
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 
 from lib.access.roles import PAGE_ROLES, check_role, may_open
@@ -92,11 +93,28 @@ def check_access(page: str, role: str) -> None:
                          f"{', '.join(sorted(PAGE_ROLES[page])) or '(none)'}")
 
 
+def _frozen(value):
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, (bytes, bytearray)):
+        return hashlib.sha256(value).hexdigest()
+    return value
+
+
 def build_with(page: str, con_or_store, params: dict | None, role: str) -> PageData:
-    """The page's PageData from an open connection or Source (pages use this with their cached Source)."""
+    """The page's PageData from an open connection or Source (pages use this with their cached Source).
+    A builder module with ``CACHEABLE = True`` (its PageData depends only on the store's data version, the
+    parameters, the role and ``Source.inputs``) is built once per those in ``Source.memo``: the PageData is
+    then shared, so a page must never change it."""
     check_access(page, role)
-    builder(page)
-    return builder(page).build(con_or_store, resolve_params(page, params), role)
+    module = builder(page)
+    resolved = resolve_params(page, params)
+    if getattr(module, "CACHEABLE", False) and isinstance(con_or_store, Source):
+        key = ("page", page, role, _frozen(resolved), _frozen(con_or_store.inputs))
+        return con_or_store.memo.get(key, lambda: module.build(con_or_store, resolved, role))
+    return module.build(con_or_store, resolved, role)
 
 
 def build(page: str, store_path, params: dict | None, role: str) -> PageData:

@@ -11,7 +11,9 @@ Interface (kept small; other builders depend on it):
   ``{"col": {"label": "Area", "format": "%.2f"}}`` (JSON-safe; the page turns them into column_config).
 - ``PageData(page, role, params, data_version, title, sentences=[], tables={}, figures={}, notes=[])``:
   ``sentences``: the readings shown as markdown, in page order; ``tables``: ordered name -> Table;
-  ``figures``: name -> Plotly figure as a dict (``fig.to_plotly_json()``; ``figure_spec(fig)`` makes one);
+  ``figures``: name -> Plotly figure: a ``go.Figure`` or its dict spec (``to_json()`` writes the dict,
+  ``fig.to_plotly_json()``; ``figure_spec(fig)`` gives the dict). st.plotly_chart draws either; a go.Figure
+  is cheaper to draw on every rerun (a dict is validated again each time);
   ``notes``: captions and caveats (``say(name, text)`` / ``note(name, text)`` append a named one, which
   the page places with ``sentence(name)`` / ``note_text(name)``: None when the builder left it out). ``extra``: small JSON-safe values the page needs to lay itself out
   (e.g. names of areas for a selector); never a number the user sees that is not also in a table/sentence.
@@ -62,7 +64,7 @@ class PageData:
     title: str
     sentences: list[str] = field(default_factory=list)
     tables: dict[str, Table] = field(default_factory=dict)
-    figures: dict[str, dict] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     sentence_names: dict[str, int] = field(default_factory=dict)
@@ -94,7 +96,8 @@ class PageData:
         return {"page": self.page, "role": self.role, "params": self.params, "data_version": self.data_version,
                 "title": self.title, "sentences": list(self.sentences), "notes": list(self.notes),
                 "tables": {name: t.to_dict() for name, t in self.tables.items()},
-                "table_order": list(self.tables), "figures": self.figures, "extra": self.extra,
+                "table_order": list(self.tables), "figures": {k: figure_spec(f) for k, f in self.figures.items()},
+                "extra": self.extra,
                 "sentence_names": self.sentence_names, "note_names": self.note_names}
 
     def to_json(self, *, indent: int | None = None) -> str:

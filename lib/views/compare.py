@@ -10,9 +10,10 @@ from lib.access.roles import aggregates_suppressed, periods_for
 from lib.measures import compare, convert, counts, population
 from lib.measures import divergence as dv
 from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
-from lib.views.base import PageData, Param, Source, Table, figure_spec, source_of
+from lib.views.base import PageData, Param, Source, Table, source_of
 
 PAGE = "compare"
+CACHEABLE = True  # lib.views.build_with keeps the PageData per data version, parameters and role
 TITLE = "Compare areas"
 A, B = "police", "children_social_care"
 MEASURES = {"cse_records": "CSE-flagged records", "cse_children": "Distinct children with a CSE flag"}
@@ -121,7 +122,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     fig.update_layout(height=90 + 46 * len(shown), margin={"l": 10, "r": 40, "t": 20, "b": 40},
                       plot_bgcolor="white", yaxis={"autorange": "reversed", "automargin": True},
                       xaxis={"title": labels[indicator], "gridcolor": "#eeeeee", "rangemode": "tozero"})
-    data.figures["cmp_chart"] = figure_spec(fig)
+    data.figures["cmp_chart"] = fig
     hidden_here = [n for n, v in values.items() if pd.isna(v)]
     cells = ["c" if pd.isna(v) and suppressed else ("" if pd.isna(v) else round(v, 1)) for v in values]
     if any(isinstance(v, str) for v in cells):  # one type per column: as text, as the page has always shown it

@@ -16,9 +16,10 @@ from lib.access.views import aggregate_view, count_text, visible_rows
 from lib.measures import convert, figures, population
 from lib.measures import divergence as dv
 from lib.measures.suppression import is_small
-from lib.views.base import PageData, Param, Source, Table, figure_spec, source_of
+from lib.views.base import Memo, PageData, Param, Source, Table, source_of
 
 PAGE = "divergence"
+CACHEABLE = True  # lib.views.build_with keeps the PageData per data version, parameters, role and upload
 TITLE = "Where counts diverge"
 MEASURES = {"cse_records": "CSE-flagged records", "cse_children": "Distinct children with a CSE flag (after linkage)"}
 GRANULARITIES = {"quarter": "Quarter", "year": "Financial year"}
@@ -154,7 +155,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     top_area = counted.nlargest(1, "total")
     if not top_area.empty:
         data.say("top_area", dv.describe_area(top_area.iloc[0], a, b, measure))
-    data.figures["div_dumbbell"] = figure_spec(figures.dumbbell(result, a, b, noun))
+    data.figures["div_dumbbell"] = figures.dumbbell(result, a, b, noun)
     data.tables["div_dumbbell_table"] = Table(
         counted[TABLE_COLUMNS["div_dumbbell_table"]], f"{title_a} and {title_b} side by side",
         "The 25 areas with the most cases, ordered by the ratio of the two counts.",
@@ -167,9 +168,9 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     ranked = counted.sort_values("log_ratio", ascending=False)
     if not ranked.empty:
         data.say("ranked_top", dv.describe_area(ranked.iloc[0], a, b, measure))
-    data.figures["div_map"] = source.memo.get(
-        ("divergence.map", layer, period, a, b, measure, role), lambda: figure_spec(figures.ratio_map(
-            _protect(_table(source, layer, period, a, b, measure, "none", None), role), layer, a, b)))
+    maps = source.memo.get(("divergence.maps",), lambda: Memo(max_entries=64))  # maps are large: their own bound
+    data.figures["div_map"] = maps.get((layer, period, a, b, measure, role), lambda: figures.ratio_map(
+        _protect(_table(source, layer, period, a, b, measure, "none", None), role), layer, a, b))
     data.note("map", f"Colour: the ratio {title_a} ÷ {title_b} (log scale; ½ added to each count so zeros stay "
                      "finite). Purple: A records more; orange: B records more; pale: about equal.")
     data.tables["div_ranked_table"] = Table(
@@ -186,7 +187,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
 
     # funnel
     data.say("funnel", dv.describe_funnel(result, a, b))
-    data.figures["div_funnel"] = figure_spec(figures.funnel_figure(result, a, b))
+    data.figures["div_funnel"] = figures.funnel_figure(result, a, b)
     data.note("funnel", "Limits are exact binomial quantiles around the national share (Spiegelhalter 2005, "
                         "interpolated): 95% dashed, 99.8% dotted. Areas outside the 99.8% limits are red diamonds "
                         "and named.")
@@ -215,7 +216,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         trend = source.memo.get(("divergence.trend", layer, area, a, b, measure, granularity),
                                 lambda: dv.trend(cube, layer, area, a, b, measure, granularity))
         data.say("trend", dv.describe_trend(trend, area_name, a, b, measure))
-        data.figures["div_trend"] = figure_spec(figures.trend_figure(trend, a, b, noun))
+        data.figures["div_trend"] = figures.trend_figure(trend, a, b, noun)
         data.tables["div_trend_table"] = Table(trend, f"{area_name}: trend")
 
     decomposition = source.memo.get(("divergence.decomposition", layer, area, period, a, b),
@@ -233,7 +234,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
               "up to the gap." + (" Some figures here were apportioned (trust counts by OHID catchment shares, other "
                                   "non-nesting geographies by postcode weights)." if decomposition["apportioned"]
                                   else ""))
-    data.figures["div_waterfall"] = figure_spec(figures.waterfall_figure(decomposition, a, b))
+    data.figures["div_waterfall"] = figures.waterfall_figure(decomposition, a, b)
     comp = decomposition["components"]
     data.tables["div_waterfall_table"] = Table(comp.assign(value=comp["value"].round(2)),
                                                f"Why they differ in {area_name}")

@@ -1,0 +1,130 @@
+"""Where counts diverge = `view divergence` (issue 15): for every role that may open the page and several
+parameter sets, the tables the page renders equal the CLI twin's JSON; the CLI's CSV is spreadsheet-safe and
+audited before it is written."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from lib import cli, views
+from lib.access import audit
+from lib.access.roles import PAGE_ROLES, aggregates_suppressed
+from lib.views import divergence as view
+from tests.fixtures_linkage import copy_store, synthetic_linked_store
+from tests.view_parity import assert_parity, cli_view
+
+ROLES = sorted(PAGE_ROLES["divergence"])
+TABS = {k: "Table" for k in ("div_dumbbell_view", "div_map_view", "div_funnel_view", "div_trend_view",
+                             "div_waterfall_view")}
+WIDGETS = {"a": "div_a", "b": "div_b", "measure": "div_measure", "age": "div_age", "granularity": "div_trend_by"}
+URL = ("layer", "period", "area")
+CASES = {
+    "default": {},
+    "pfa-children-10-17": {"layer": "pfa", "measure": "cse_children", "age": "10-17"},
+    "nhs-health": {"layer": "nhs", "b": "health"},
+    "utla-area-by-year": {"layer": "utla", "area": "E06000066", "granularity": "year"},
+    "lead-one-year": {"layer": "lad", "period": "2024-25"},
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return synthetic_linked_store(tmp_path_factory)
+
+
+def _rendered_names(view_json):
+    return [n for n in view_json["table_order"] if n != "div_export"]  # the download is not drawn as a table
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", list(CASES))
+def test_rendered_tables_equal_the_cli_view(store, monkeypatch, role, case):
+    params = dict(CASES[case])
+    if aggregates_suppressed(role) and params.get("period", "all") != "all":
+        pytest.skip("aggregate-only roles have one period (test_cli_refuses_... checks the refusal)")
+    if aggregates_suppressed(role) and "area" in params:
+        params.pop("granularity")  # no trend for these roles; the area may be left out for them
+        if params["area"] not in cli_view(store, "divergence", role, {"layer": params["layer"]})["extra"]["area_choices"]:
+            params.pop("area")
+    state = {**TABS, **{WIDGETS[k]: v for k, v in params.items() if k in WIDGETS}}
+    query = {k: v for k, v in params.items() if k in URL}
+    view_json = cli_view(store, "divergence", role, params)
+    at, got = assert_parity(monkeypatch, store, "divergence", role, params=params, query=query, state=state,
+                            tables=_rendered_names(view_json))
+    assert got["table_order"] == view_json["table_order"]
+    shown = [m.value for m in at.markdown]
+    assert all(s in shown for s in got["sentences"]), set(got["sentences"]) - set(shown)
+    if aggregates_suppressed(role):
+        assert "div_trend_table" not in got["tables"] and "trend_hidden" in got["note_names"]
+    else:
+        assert "div_trend_table" in got["tables"]
+
+
+def test_chart_tabs_open_render_no_table(store, monkeypatch):
+    assert_parity(monkeypatch, store, "divergence", "lead", params={}, tables=[])
+
+
+def test_aggregate_roles_leave_out_small_areas(store):
+    lead = cli_view(store, "divergence", "lead", {"layer": "lad"})["tables"]["div_dumbbell_table"]
+    analyst = cli_view(store, "divergence", "analyst", {"layer": "lad"})["tables"]["div_dumbbell_table"]
+    counts = lead["columns"].index("count_a"), lead["columns"].index("count_b")
+    small = [r for r in lead["rows"] if any(1 <= (r[i] or 0) <= 5 for i in counts)]
+    assert small, "the fixture has small counts to hide"
+    assert len(analyst["rows"]) < len(lead["rows"])
+    assert not [r for r in analyst["rows"] if any(1 <= (r[i] or 0) <= 5 for i in counts)]
+
+
+def test_cli_refuses_unknown_parameters_and_values(store, capsys):
+    def refused(*argv):
+        assert cli.main(["view", "divergence", "--db", str(store), *argv]) == 2
+        return capsys.readouterr().err
+
+    assert "no parameter colour" in refused("--role", "lead", "--param", "colour=red")
+    assert "layer='mars'" in refused("--role", "lead", "--param", "layer=mars")
+    assert "for the commissioner role" in refused("--role", "commissioner", "--param", "period=2024-25")
+    assert "two different agencies" in refused("--role", "lead", "--param", "b=police")
+    assert "parameter a='fire'" in refused("--role", "lead", "--param", "a=fire")
+    assert "area='E99999999'" in refused("--role", "lead", "--param", "area=E99999999")
+    assert "KEY=VALUE" in refused("--role", "lead", "--param", "layer")
+    assert "unknown page" not in refused("--role", "lead", "--param", "population=/nonexistent.csv")
+
+
+def test_cli_csv_is_spreadsheet_safe_and_audited(store, tmp_path, capsys, monkeypatch):
+    path = copy_store(store, tmp_path)
+    original = view.dv.export_table
+
+    def hostile(*args, **kwargs):  # an area name a spreadsheet would run as a formula
+        frame = original(*args, **kwargs)
+        frame.loc[frame.index[0], "area_name"] = "=HYPERLINK(\"http://example.invalid\")"
+        return frame
+
+    monkeypatch.setattr(view.dv, "export_table", hostile)
+    out = tmp_path / "div.csv"
+    argv = ["view", "divergence", "--role", "analyst", "--db", str(path), "--format", "csv", "--param", "layer=pfa",
+            "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["ok"]
+    body = out.read_bytes()
+    assert body.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: spreadsheets read accents
+    frame = pd.read_csv(out, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert frame["area_name"].iat[0] == "'=HYPERLINK(\"http://example.invalid\")"  # shown as text
+    built = views.build("divergence", path, {"layer": "pfa"}, "analyst")
+    assert body == built.to_csv("div_export")
+    rows = audit.read(audit.AuditLog.for_store(path), action="export")
+    assert len(rows) == 1 and rows["subject"].iat[0] == "divergence"
+    assert "layer=pfa" in rows["detail"].iat[0] and "--table div_export" in rows["detail"].iat[0]
+
+
+def test_cli_csv_is_not_written_when_it_cannot_be_audited(store, tmp_path, capsys, monkeypatch):
+    path = copy_store(store, tmp_path)
+
+    def broken(*args, **kwargs):
+        raise audit.AuditError("the audit trail is read-only")
+
+    monkeypatch.setattr(audit, "record", broken)
+    out = tmp_path / "div.csv"
+    code = cli.main(["view", "divergence", "--role", "lead", "--db", str(path), "--format", "csv", "--out", str(out)])
+    assert code == 2 and not out.exists()
+    assert "audit trail" in capsys.readouterr().err
