@@ -18,7 +18,7 @@ import pandas as pd
 from lib.access.roles import sees_child_level
 from lib.linkage import explain, review, spans
 from lib.records import store
-from lib.views.base import PageData, Param, Table, figure_spec, source_of
+from lib.views.base import PageData, Param, Table, source_of
 from lib.views.scenario import store_path
 
 PAGE = "review"
@@ -100,7 +100,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         return data
     data.extra["state"] = "pair"
     data.sentences.append(reading(table, probability))
-    data.figures["waterfall"] = figure_spec(explain.waterfall_figure(table, probability))
+    data.figures["waterfall"] = explain.waterfall_figure(table, probability)
     data.tables["explanation"] = Table(table.round(2), title="Table")
     data.tables["group_a"] = Table(review.group_profile(con, pair["node_l"]), title="Group A")
     data.tables["group_b"] = Table(review.group_profile(con, pair["node_r"]), title="Group B")

@@ -23,7 +23,7 @@ from lib.records import store
 from lib.scenario import scenario as sc
 from lib.scenario.capture import Levers
 from lib.synth.config import AGENCY_TYPES
-from lib.views.base import PageData, Param, Source, Table, figure_spec, source_of
+from lib.views.base import PageData, Param, Source, Table, source_of
 
 PAGE = "scenario"
 POPULATIONS = {20_000: "20,000 encounters (the default dataset)", 5_000: "5,000 encounters (quicker)"}
@@ -158,7 +158,7 @@ def page_data(result: dict, params: dict, role: str, data_version: str = "") -> 
     lines = [*result["levers_text"], *result["assumptions"]]
     return PageData(page=PAGE, role=role, params=dict(params), data_version=data_version, title=report.title,
                     sentences=sentences, tables=tables,
-                    figures={"curve": figure_spec(report.figures["curve"]), "map": figure_spec(report.figures["map"])},
+                    figures=dict(report.figures),  # go.Figure: cheaper to draw on a rerun
                     notes=lines, extra={"kind": result["kind"]})
 
 
