@@ -1,35 +1,30 @@
-"""Audit trail (safeguarding leads only): who saw, exported, loaded, linked or decided what, and when."""
+"""Audit trail (safeguarding leads only): who saw, exported, loaded, linked or decided what, and when. Thin: the
+check's verdict, the row count and the rows come from the view builder lib.views.audit."""
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 import streamlit as st
 
 from lib.access import audit
+from lib.views import audit as view
 from pages.common import audit_trail, audit_view, export_button, require_page
 
-require_page("audit")
+ROLE = require_page("audit")
 log = audit_trail()
 
-st.title("Audit trail")
-st.markdown("Every child-level view, export, upload, linkage run, review decision and sign-in is recorded here, "
-            "append-only. Each row is chained to the one before it by a keyed hash, and a keyed head record "
-            "outside the database holds the last row, so a changed, deleted or missing row shows up below.")
+st.title(view.TITLE)
+st.markdown(view.INTRO)
 audit_view("view_audit", None, slot="audit_page")
+verdict = st.container()  # the check's verdict, above the filters (filled once the view is built)
+
 
 @st.cache_data(ttl=120, max_entries=8, show_spinner="Checking the audit chain…")
-def _check(path: str, fingerprint: tuple) -> dict:
-    """verify() is O(rows) (about 3 s per 100,000 rows under load): reuse it while nothing was written."""
-    return audit.verify(log)
+def _view(path: str, fingerprint: tuple, params: tuple, role: str):
+    """The view (its chain check is O(rows), about 3 s per 100,000 rows under load): reused while nothing
+    was written to the trail (any write changes its fingerprint)."""
+    return view.build(log, dict(params), role)
 
-
-check = _check(str(log.path), audit.fingerprint(log))
-if check["ok"]:
-    st.success(f"Chain intact: {check['rows']:,} rows, none altered or removed.", icon=":material/verified:")
-else:
-    st.error(f"The audit trail fails its check: {check['problem']}. A row was changed or removed outside the "
-             "application, or the head record kept beside the trail was lost or replaced. Report this to your "
-             "information governance lead.", icon=":material/gpp_bad:")
 
 c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
 actions = [None, *audit.ACTIONS]
@@ -38,17 +33,22 @@ action = c1.selectbox("Action", actions, format_func=lambda a: "All actions" if 
 user = c2.text_input("User (exact)", key="audit_user", max_chars=200).strip() or None
 text = c3.text_input("Area, child or file contains", key="audit_text", max_chars=200).strip() or None
 today = datetime.now().date()
-period = c4.date_input("Between", (today - timedelta(days=30), today), key="audit_period")
-since = until = None
+period = c4.date_input("Between", (today - timedelta(days=view.DAYS), today), key="audit_period")
+since = until = view.ANY  # half a range picked: every row
 if isinstance(period, (list, tuple)) and len(period) == 2:
-    since = datetime.combine(period[0], time.min)
-    until = datetime.combine(period[1], time.min) + timedelta(days=1)
+    since, until = period[0].isoformat(), period[1].isoformat()
+params = {"action": action, "user": user, "text": text, "since": since, "until": until}
+data = _view(str(log.path), audit.fingerprint(log), tuple(sorted(params.items())), ROLE)
 
-rows = audit.read(log, action=action, user=user, text=text, since=since, until=until)
-st.caption(f"{len(rows):,} rows (times in UTC), newest first.")
-st.dataframe(rows, hide_index=True, width="stretch", height=420, key="audit_table",
+if data.extra["chain_ok"]:
+    verdict.success(data.sentences[1], icon=":material/verified:")
+else:
+    verdict.error(data.sentences[1], icon=":material/gpp_bad:")
+rows = data.tables["rows"]
+st.caption(data.sentences[2])
+st.dataframe(rows.frame, hide_index=True, width="stretch", height=420, key="rows",
              column_config={"seq": "#", "at_utc": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
                             "user_name": "User", "role": "Role", "action": "Action", "subject": "Area / child / file",
                             "detail": "Detail"})
-export_button("Download these rows (CSV)", rows, "joinedup_audit.csv", "text/csv", key="audit_csv",
+export_button("Download these rows (CSV)", rows.frame, "joinedup_audit.csv", "text/csv", key="audit_csv",
               subject="audit trail")

@@ -13,9 +13,9 @@ from collections import OrderedDict
 
 import streamlit as st
 
-import pages.common as common
 from lib.access import audit
 from lib.export import boardpack
+from pages import common
 
 _PACKS: OrderedDict = OrderedDict()
 _LOCK = threading.Lock()

@@ -1,7 +1,9 @@
 """In real Chromium: the scenario explorer runs a scenario with progress and draws its curve and map."""
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -53,3 +55,52 @@ def test_scenario_runs_and_draws_in_chromium(tmp_path_factory, tmp_path):
         assert "By NHS number alone" in legend
         assert not page.locator('[data-testid="stException"]').count()
     assert not errors, errors
+
+
+def _run_police_100(page, base) -> None:
+    """Open the scenario page, pick the quicker population, set police capture to 100% and run."""
+    page.goto(base + "/scenario")
+    page.get_by_role("button", name="Run scenario").wait_for(timeout=120_000)
+    wait_idle(page)
+    page.get_by_role("combobox", name="Synthetic population").click()
+    page.get_by_role("option", name="5,000 encounters (quicker)").click()
+    wait_idle(page)
+    page.wait_for_timeout(1000)  # the sliders are re-created for the new population's rates
+    thumb = page.get_by_role("slider", name="Police")
+    thumb.focus()
+    thumb.press("End")
+    expect(thumb).to_have_value("100", timeout=10_000)
+    thumb.press("Tab")
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Run scenario").click()
+    page.get_by_text("NHS number alone recognises").wait_for(timeout=240_000)
+    wait_idle(page, 120_000)
+
+
+def _no_exception(page) -> None:
+    main = page.locator('[data-testid="stMain"]')
+    assert not page.locator('[data-testid="stException"]').count(), main.inner_text()[:2000]
+    assert "CacheReplayClosureError" not in main.inner_text()
+
+
+def test_a_scenario_survives_a_second_session_and_its_download(tmp_path_factory, tmp_path):
+    """Issue 18: "Police 100%" run in one session, then in another, or any run followed by "Download the result
+    (JSON)", replaced the results by CacheReplayClosureError and a traceback."""
+    db = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)
+    with running_app(env={"JOINEDUP_DB": str(db)}) as base:
+        with browser_page() as first:
+            _run_police_100(first, base)
+            _no_exception(first)
+            with first.expect_download(timeout=60_000) as info:
+                first.get_by_role("button", name="Download the result (JSON)").click()
+            result = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
+            assert result["levers"]["capture"] == {"police": 1.0} and result["by_area"]
+            wait_idle(first)
+            first.wait_for_timeout(1500)
+            _no_exception(first)
+            assert "NHS number alone recognises" in first.locator('[data-testid="stMain"]').inner_text()
+        with browser_page() as second:  # another session, the same scenario (served from the shared cache)
+            _run_police_100(second, base)
+            second.wait_for_timeout(1500)
+            _no_exception(second)
+            assert "Police: NHS number recorded on 100%" in second.locator('[data-testid="stMain"]').inner_text()

@@ -15,17 +15,18 @@ import io
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from lib.access.roles import ROLE_LABELS, aggregates_suppressed, check_role
+from lib.export.csv_safe import to_csv_bytes
 from lib.geo import lookup
 from lib.geo.build import ATTRIBUTION
-from lib.measures import compare, convert, counts, population
+from lib.measures import compare, convert, counts, figures, population
 from lib.measures import divergence as dv
-from lib.measures import figures
 from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
 from lib.measures.suppression import SUPPRESSED, is_small, numeric
 from lib.export.csv_safe import to_csv_bytes
@@ -113,14 +114,13 @@ def audit_export(con, user: str, role: str, subject: str, detail: str) -> bool:
     return True
 
 
-def deck_map(plotted: pd.DataFrame, layer: str, a: str, b: str, focus: str | None = None) -> "go.Figure":
+def deck_map(plotted: pd.DataFrame, layer: str, a: str, b: str, focus: str | None = None) -> go.Figure:
     """The divergence-ratio map as plain SVG shapes (for the deck; the page's MapLibre map takes 3-4x as
     long to draw in headless Chromium). Same diverging PuOr scale centred on ×1 as the page; areas with no
     cases or hidden counts are hatched, so they are not told apart by colour alone; the focus area is
     outlined. Longitude is scaled by cos(52.5°) so England and Wales keep their shape."""
-    import plotly.graph_objects as go
-    from plotly.colors import sample_colorscale
     import shapely
+    from plotly.colors import sample_colorscale
 
     geojson = figures.layer_geojson(convert.layer_key(layer))
     shown = plotted[plotted["total"] > 0].dropna(subset=["log_ratio"]).set_index("area_code")["log_ratio"]
@@ -258,7 +258,10 @@ def build_board_pack(con, *, layer: str, area: str, role: str, period: str = "al
                dv.describe_funnel(plotted.fillna({"outside_998": False}), a, b), compare.describe(prof)]
     quality = _quality_notes(con, prof, cube, layer, role)
     alts = _alt_texts(plotted, layer, a, b, noun, area_name)
-    deck = _deck(area_name, layer, period, role, a, b, noun, summary, pngs, alts, display, prof, quality, vintage)
+    content = _Content(area_name=area_name, layer=layer, period=period, role=role, a=a, b=b, noun=noun,
+                       summary=summary, alts=alts, display=display, prof=prof, quality=quality, vintage=vintage,
+                       made=datetime.now(UTC))
+    deck = _deck(content, pngs)
     timings["deck"] = round(time.perf_counter() - started - sum(timings.values()), 3)
 
     export_columns = ["area_code", "area_name", "count_a", "count_b", "total", "share_a", "national_share",
@@ -290,8 +293,8 @@ def _quality_notes(con, prof: compare.Profile, cube, layer: str, role: str) -> l
     else:
         notes.append("Records have not been linked, so distinct-children figures are not available.")
     notes += [
-        "Counts place each record where the encounter happened (direct basis). Funnel limits are exact binomial "
-        "quantiles around the national share (Spiegelhalter 2005): 95% and 99.8%.",
+        ("Counts place each record where the encounter happened (direct basis). Funnel limits are exact binomial "
+         "quantiles around the national share (Spiegelhalter 2005): 95% and 99.8%."),
         population.source_label(population.DEFAULT_AGE, layer),
         prof.explanation,
     ]
@@ -307,29 +310,67 @@ def _quality_notes(con, prof: compare.Profile, cube, layer: str, role: str) -> l
     return notes
 
 
-# -- the deck -------------------------------------------------------------------------------------------
+# -- the deck: one function per slide ---------------------------------------------------------------------
 
-def _deck(area_name, layer, period, role, a, b, noun, summary, pngs, alts, display, prof, quality, vintage) -> bytes:
-    from pptx import Presentation
-    from pptx.util import Inches, Pt
+@dataclass
+class _Content:
+    """Everything the slides show (built by ``build_board_pack``)."""
 
-    prs = Presentation()
-    prs.slide_width, prs.slide_height = Inches(13.333), Inches(7.5)
-    made = datetime.now(timezone.utc)
-    layer_title = convert.MEASURE_LAYERS[convert.layer_key(layer)]
-    prs.core_properties.title = f"Joined Up board pack: {area_name}"
-    prs.core_properties.author = "Joined Up"
-    prs.core_properties.subject = f"{layer_title}; {counts.period_label(period)}; {ROLE_LABELS[role]}"
+    area_name: str
+    layer: str
+    period: str
+    role: str
+    a: str
+    b: str
+    noun: str
+    summary: list[str]
+    alts: dict[str, str]
+    display: pd.DataFrame
+    prof: compare.Profile
+    quality: list[str]
+    vintage: dict
+    made: datetime
 
-    def titled(title: str):
-        slide = prs.slides.add_slide(prs.slide_layouts[5])  # title only
+    @property
+    def layer_title(self) -> str:
+        return convert.MEASURE_LAYERS[convert.layer_key(self.layer)]
+
+    @property
+    def counted(self) -> pd.DataFrame:
+        """Areas with cases (or hidden counts): the tables behind the charts."""
+        return self.display[self.display["total"].astype("object").ne(0)]
+
+    @property
+    def chart_columns(self) -> dict[str, str]:
+        return {"area_name": "Area", "count_a": dv.agency_title(self.a), "count_b": dv.agency_title(self.b),
+                "log_ratio": "log(A/B)", "verdict": "Funnel verdict"}
+
+
+class _Slides:
+    """The presentation being built and the helpers every slide uses (16:9, title-only layout)."""
+
+    def __init__(self, pngs: dict[str, bytes], alts: dict[str, str]):
+        from pptx import Presentation
+        from pptx.util import Inches
+
+        self.prs = Presentation()
+        self.prs.slide_width, self.prs.slide_height = Inches(13.333), Inches(7.5)
+        self.pngs, self.alts = pngs, alts
+
+    def titled(self, title: str):
+        from pptx.util import Inches, Pt
+
+        slide = self.prs.slides.add_slide(self.prs.slide_layouts[5])  # title only
         slide.shapes.title.text = title
         slide.shapes.title.text_frame.paragraphs[0].font.size = Pt(30)
         slide.shapes.title.top, slide.shapes.title.height = Inches(0.3), Inches(0.9)
         slide.shapes.title.left, slide.shapes.title.width = Inches(0.5), Inches(12.3)
         return slide
 
+    @staticmethod
     def bullets(slide, lines, top=1.3, size=16, left=0.6, width=12.1, height=5.8):
+        from pptx.util import Inches, Pt
+
         box = slide.shapes.add_textbox(Inches(left), Inches(top), Inches(width), Inches(height))
         frame = box.text_frame
         frame.word_wrap = True
@@ -340,59 +381,79 @@ def _deck(area_name, layer, period, role, a, b, noun, summary, pngs, alts, displ
             paragraph.space_after = Pt(8)
         return box
 
-    def picture(slide, key, left, top, width, height=7.5 - 1.3):
+    def picture(self, slide, key, left, top, width, height=7.5 - 1.3):
         """The image scaled to fit the box (width × height inches), keeping its aspect ratio."""
         from PIL import Image
+        from pptx.util import Inches
 
-        w, h = Image.open(io.BytesIO(pngs[key])).size
+        w, h = Image.open(io.BytesIO(self.pngs[key])).size
         scale = min(width / w, height / h)
-        pic = slide.shapes.add_picture(io.BytesIO(pngs[key]), Inches(left), Inches(top), width=Inches(w * scale),
-                                       height=Inches(h * scale))
+        pic = slide.shapes.add_picture(io.BytesIO(self.pngs[key]), Inches(left), Inches(top),
+                                       width=Inches(w * scale), height=Inches(h * scale))
         pic.name = CHARTS[key]
-        pic._element.nvPicPr.cNvPr.set("descr", alts[key])  # alt text (python-pptx has no setter)
+        pic._element.nvPicPr.cNvPr.set("descr", self.alts[key])  # alt text (python-pptx has no setter)
         return pic
 
+    @staticmethod
     def notes(slide, text):
         slide.notes_slide.notes_text_frame.text = text
 
-    title = prs.slides.add_slide(prs.slide_layouts[0])
-    title.shapes.title.text = f"{area_name}: where agencies' counts diverge"
-    title.placeholders[1].text = (f"Joined Up board pack · {layer_title} · {counts.period_label(period)} · "
-                                  f"{ROLE_LABELS[role]} view · {made:%d %B %Y}")
+    def save(self) -> bytes:
+        out = io.BytesIO()
+        self.prs.save(out)
+        return out.getvalue()
+
+
+def _title_slide(deck: _Slides, c: _Content) -> None:
+    from pptx.util import Inches
+
+    title = deck.prs.slides.add_slide(deck.prs.slide_layouts[0])
+    title.shapes.title.text = f"{c.area_name}: where agencies' counts diverge"
+    title.placeholders[1].text = (f"Joined Up board pack · {c.layer_title} · {counts.period_label(c.period)} · "
+                                  f"{ROLE_LABELS[c.role]} view · {c.made:%d %B %Y}")
     for shape, top, height in ((title.shapes.title, 2.0, 1.6), (title.placeholders[1], 3.8, 1.4)):
         shape.left, shape.width, shape.top, shape.height = Inches(0.8), Inches(11.7), Inches(top), Inches(height)
 
-    slide = titled("Summary")
-    bullets(slide, summary, size=18)
 
-    chart_columns = {"area_name": "Area", "count_a": dv.agency_title(a), "count_b": dv.agency_title(b),
-                     "log_ratio": "log(A/B)", "verdict": "Funnel verdict"}
-    counted = display[display["total"].astype("object").ne(0)]
-    slide = titled(f"Map: {dv.agency_title(a)} ÷ {dv.agency_title(b)}")
-    picture(slide, "map", 0.5, 1.25, 6.6)
-    bullets(slide, [f"Each area of the {layer_title.lower()} is coloured by the ratio of {dv.agency_title(a).lower()} "
-                    f"to {dv.agency_title(b).lower()} {noun} (log scale; ½ added to each count so zeros stay finite).",
-                    "Purple: A records more. Orange: B records more. Pale: about equal. Hatched: no cases, or "
-                    "hidden because the counts are small.", f"Focus area (outlined in black): {area_name}.",
-                    "The table behind the map is in this slide's notes and in the CSV export."],
-            top=1.4, left=7.4, width=5.4, size=16)
-    notes(slide, _table_text(counted, chart_columns))
+def _summary_slide(deck: _Slides, c: _Content) -> None:
+    deck.bullets(deck.titled("Summary"), c.summary, size=18)
 
-    slide = titled(f"Divergence: {dv.agency_title(a)} and {dv.agency_title(b)} side by side")
-    picture(slide, "divergence", 0.7, 1.2, 11.9)
+
+def _map_slide(deck: _Slides, c: _Content) -> None:
+    a, b = dv.agency_title(c.a), dv.agency_title(c.b)
+    slide = deck.titled(f"Map: {a} ÷ {b}")
+    deck.picture(slide, "map", 0.5, 1.25, 6.6)
+    deck.bullets(slide, [(f"Each area of the {c.layer_title.lower()} is coloured by the ratio of {a.lower()} "
+                          f"to {b.lower()} {c.noun} (log scale; ½ added to each count so zeros stay finite)."),
+                         ("Purple: A records more. Orange: B records more. Pale: about equal. Hatched: no cases, or "
+                          "hidden because the counts are small."), f"Focus area (outlined in black): {c.area_name}.",
+                         "The table behind the map is in this slide's notes and in the CSV export."],
+                 top=1.4, left=7.4, width=5.4, size=16)
+    deck.notes(slide, _table_text(c.counted, c.chart_columns))
+
+
+def _divergence_slide(deck: _Slides, c: _Content) -> None:
+    slide = deck.titled(f"Divergence: {dv.agency_title(c.a)} and {dv.agency_title(c.b)} side by side")
+    deck.picture(slide, "divergence", 0.7, 1.2, 11.9)
+    counted = c.counted
     by_rank = pd.to_numeric(counted["rank"], errors="coerce").to_numpy(dtype="float64", na_value=np.inf)
-    notes(slide, _table_text(counted.iloc[np.argsort(by_rank, kind="stable")], chart_columns))  # hidden last
+    deck.notes(slide, _table_text(counted.iloc[np.argsort(by_rank, kind="stable")], c.chart_columns))  # hidden last
 
-    slide = titled("Funnel plot: which differences are more than chance")
-    picture(slide, "funnel", 0.7, 1.2, 11.9)
-    notes(slide, _table_text(counted, {"area_name": "Area", "total": "A + B", "share_a": "A share",
-                                        "verdict": "Funnel verdict"}))
 
-    slide = titled("Comparison: areas side by side")
-    frame = prof.table.drop(columns=["indicator"])
+def _funnel_slide(deck: _Slides, c: _Content) -> None:
+    slide = deck.titled("Funnel plot: which differences are more than chance")
+    deck.picture(slide, "funnel", 0.7, 1.2, 11.9)
+    deck.notes(slide, _table_text(c.counted, {"area_name": "Area", "total": "A + B", "share_a": "A share",
+                                              "verdict": "Funnel verdict"}))
+
+
+def _comparison_slide(deck: _Slides, c: _Content) -> None:
+    from pptx.util import Inches, Pt
+
+    slide = deck.titled("Comparison: areas side by side")
+    frame = c.prof.table.drop(columns=["indicator"])
     rows, cols = len(frame) + 1, len(frame.columns)
-    shape = slide.shapes.add_table(rows, cols, Inches(0.4), Inches(1.2), Inches(12.5), Inches(5.2))
-    grid = shape.table
+    grid = slide.shapes.add_table(rows, cols, Inches(0.4), Inches(1.2), Inches(12.5), Inches(5.2)).table
     grid.columns[0].width = Inches(4.9)  # indicator names (with their population source) on one or two lines
     for j in range(1, cols):
         grid.columns[j].width = Inches(7.6 / (cols - 1))
@@ -407,21 +468,35 @@ def _deck(area_name, layer, period, role, a, b, noun, summary, pngs, alts, displ
             cell.margin_top = cell.margin_bottom = Pt(2)  # 14 indicators and the note fit above the slide's foot
             for paragraph in cell.text_frame.paragraphs:
                 paragraph.font.size = Pt(9 if i else 10)
-    bullets(slide, [f"Comparator group: {', '.join(prof.comparator['area_name'])}. " + " ".join(prof.notes)],
-            top=6.55, size=9, height=0.85)
+    deck.bullets(slide, [f"Comparator group: {', '.join(c.prof.comparator['area_name'])}. " + " ".join(c.prof.notes)],
+                 top=6.55, size=9, height=0.85)
 
-    slide = titled("Data quality and methods")
-    bullets(slide, quality, size=14)
 
-    slide = titled("Attribution, date and data vintage")
-    geo = vintage["geography"]
-    bullets(slide, [ATTRIBUTION,
-                    f"Produced {made:%d %B %Y %H:%M} UTC by Joined Up for the {ROLE_LABELS[role]} role.",
-                    "Geography vintages: " + "; ".join(f"{k}: {v}" for k, v in geo.items()) + ".",
-                    f"Records: {vintage['records']:,} encounters dated {vintage['encounters_from']} to "
-                    f"{vintage['encounters_to']}; latest upload {vintage['latest_upload']}; linkage run "
-                    f"{vintage['linkage_run']}.",
-                    "Licence: " + vintage["licence"]], size=15)
-    out = io.BytesIO()
-    prs.save(out)
-    return out.getvalue()
+def _quality_slide(deck: _Slides, c: _Content) -> None:
+    deck.bullets(deck.titled("Data quality and methods"), c.quality, size=14)
+
+
+def _attribution_slide(deck: _Slides, c: _Content) -> None:
+    vintage = c.vintage
+    deck.bullets(deck.titled("Attribution, date and data vintage"), [
+        ATTRIBUTION,
+        f"Produced {c.made:%d %B %Y %H:%M} UTC by Joined Up for the {ROLE_LABELS[c.role]} role.",
+        "Geography vintages: " + "; ".join(f"{k}: {v}" for k, v in vintage["geography"].items()) + ".",
+        (f"Records: {vintage['records']:,} encounters dated {vintage['encounters_from']} to "
+         f"{vintage['encounters_to']}; latest upload {vintage['latest_upload']}; linkage run {vintage['linkage_run']}."),
+        "Licence: " + vintage["licence"]], size=15)
+
+
+#: The slides in order (SLIDE_TITLES names them).
+SLIDES = (_title_slide, _summary_slide, _map_slide, _divergence_slide, _funnel_slide, _comparison_slide,
+          _quality_slide, _attribution_slide)
+
+
+def _deck(c: _Content, pngs: dict[str, bytes]) -> bytes:
+    deck = _Slides(pngs, c.alts)
+    deck.prs.core_properties.title = f"Joined Up board pack: {c.area_name}"
+    deck.prs.core_properties.author = "Joined Up"
+    deck.prs.core_properties.subject = f"{c.layer_title}; {counts.period_label(c.period)}; {ROLE_LABELS[c.role]}"
+    for slide in SLIDES:
+        slide(deck, c)
+    return deck.save()

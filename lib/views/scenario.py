@@ -1,0 +1,205 @@
+"""View builder of the scenario explorer ("What if every agency recorded the NHS number?").
+
+``build(con_or_store, params, role)`` runs the scenario (``compute``) and lays it out (``page_data``): the
+headline, the summary table, each agency's counts (simulation) or today's measured capture (model), the
+curve (figure and table), the gain by area (map and table, suppressed for aggregate-only roles in ONE place:
+``lib.scenario.scenario.area_table``), and the assumptions. The page caches ``compute`` (a scenario takes
+10-20 s; its progress bar is drawn by the page) and renders ``page_data``; ``python -m lib.cli view scenario``
+calls ``build``. Both key their caches on ``lib.records.store.data_version`` only (``cache_key``).
+
+Parameters: ``kind`` (simulation on the synthetic population, or a model from the store's measured
+completeness), ``encounters`` (the synthetic population), ``levers`` (JSON of
+``lib.scenario.capture.Levers.as_dict()``, e.g. ``{"capture": {"police": 1.0}}``), ``layer`` (areas of the
+gain), ``curve_agencies`` and ``curve_mode``.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from lib.access.roles import aggregates_suppressed
+from lib.records import store
+from lib.scenario import scenario as sc
+from lib.scenario.capture import Levers
+from lib.synth.config import AGENCY_TYPES
+from lib.views.base import PageData, Param, Source, Table, source_of
+
+PAGE = "scenario"
+POPULATIONS = {20_000: "20,000 encounters (the default dataset)", 5_000: "5,000 encounters (quicker)"}
+LAYERS = {"utla": "Children's services authority", "pfa": "Police force area", "nhs": "ICB / Welsh health board"}
+CURVE_MODES = {"deterministic": "NHS-number pass only (fast, about 1–2 s a point)",
+               "full": "Full linkage at every point (about 5 s a point)"}
+KINDS = {"simulation": "Simulation on the synthetic population", "model": "Model on your data"}
+
+PARAMS = {
+    "kind": Param("simulation", choices=tuple(KINDS), help="simulation (synthetic population) or model (your data)"),
+    "encounters": Param(20_000, choices=tuple(POPULATIONS), kind=int, help="synthetic population size"),
+    "levers": Param("{}", help='JSON of the levers, e.g. {"capture": {"police": 1.0}, "opt_out": 0.1}'),
+    "layer": Param("utla", choices=tuple(LAYERS), help="areas of the gain table and map"),
+    "curve_agencies": Param(None, choices=tuple(AGENCY_TYPES), many=True,
+                            help="agencies whose capture the curve varies (default: every agency)"),
+    "curve_mode": Param("deterministic", choices=tuple(CURVE_MODES), help="how each curve point is linked"),
+}
+
+SUPPRESSED_CAPTION = "Counts from 1 to 5 are shown as `c`, with secondary suppression, for this role."
+AGENCY_CAPTION = ("Estimated by linkage today and under the scenario, against the true count: duplicate records "
+                  "the agency cannot join inflate its count.")
+
+
+def levers_of(params: dict) -> Levers:
+    """The levers of ``params`` (ValueError naming the field when the JSON or a share is wrong)."""
+    text = params.get("levers") or "{}"
+    try:
+        raw = json.loads(text) if isinstance(text, str) else dict(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"parameter levers: not JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(  # noqa: TRY004 - a bad parameter value is a ValueError, as for every view parameter
+            'parameter levers: expected a JSON object such as {"capture": {"police": 1.0}}')
+    unknown = sorted(set(raw) - set(Levers().as_dict()))
+    if unknown:
+        raise ValueError(f"parameter levers: unknown field {', '.join(unknown)}: expected "
+                         f"{', '.join(Levers().as_dict())}")
+    return Levers(**raw)
+
+
+def levers_json(levers: Levers) -> str:
+    """The canonical JSON of the levers (the ``levers`` parameter the page passes)."""
+    return json.dumps(levers.as_dict(), sort_keys=True)
+
+
+def store_path(source: Source):
+    """The logical path of the store the source reads (a version file belongs to its store)."""
+    if source.path is not None:
+        return source.path
+    rows = source.con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+                              ).fetchall()
+    path = rows[0][0] if rows and rows[0][0] else None
+    if path is None:
+        return None
+    from lib.records.versions import logical_path
+
+    return logical_path(path)
+
+
+def model_available(con) -> bool:
+    """The store holds real (not the default synthetic) records with linkage: the model can run on it."""
+    from lib.measures import spans
+
+    try:
+        if store.counts(con)["encounters"] == 0 or sc.is_default_synthetic(con):
+            return False
+        return spans.has_linkage(con)
+    except Exception:  # noqa: BLE001 - a locked or empty store: the simulation still works
+        return False
+
+
+def cache_key(con_or_store, params: dict) -> tuple:
+    """What a scenario result depends on: the parameters and, for the model, the store's ONE data version
+    (lib.records.store.data_version: changes on every upload, linkage run and reviewer decision). A
+    simulation reads only the synthetic population (and the store's key), so it is keyed on the store path."""
+    source = source_of(con_or_store)
+    agencies = tuple(params.get("curve_agencies") or AGENCY_TYPES)
+    common = (str(store_path(source)), params["kind"], levers_json(levers_of(params)), params["layer"])
+    if params["kind"] == "model":
+        return (*common, store.data_version(source.con))
+    return (*common, int(params["encounters"]), agencies, params["curve_mode"])
+
+
+def compute(con_or_store, params: dict, *, key: bytes | None = None, progress=None) -> dict:
+    """The scenario's result (lib.scenario.scenario): a simulation re-run or the model from the store."""
+    source = source_of(con_or_store)
+    levers = levers_of(params)
+    if params["kind"] == "model":
+        if not model_available(source.con):
+            raise ValueError("kind=model needs a store of your own records that has been linked (the default "
+                             "synthetic dataset has the simulation instead)")
+        return sc.model_scenario(source.con, levers, layer=params["layer"])
+    from lib.records.default import DEFAULT_SEED
+
+    if key is None:
+        key = sc.scenario_key(store_path(source))
+    return sc.simulate_scenario(levers, key=key, n_encounters=int(params["encounters"]), seed=DEFAULT_SEED,
+                                layer=params["layer"], curve_agencies=tuple(params.get("curve_agencies")
+                                                                            or AGENCY_TYPES),
+                                curve_mode=params["curve_mode"], **({"progress": progress} if progress else {}))
+
+
+def page_data(result: dict, params: dict, role: str, data_version: str = "") -> PageData:
+    """What the page shows for ``result`` to ``role`` (cheap: the page calls it on every rerun)."""
+    report = sc.scenario_report(result, role)  # the area table is suppressed for the role here, once
+    tables = {"summary": Table(report.table, title="Today and under the scenario",
+                               columns={"measure": {"label": "Measure", "width": "medium"},
+                                        "today": {"label": "Today", "format": "%.4g"},
+                                        "scenario": {"label": "Scenario", "format": "%.4g"},
+                                        "change": {"label": "Change", "format": "%+.4g"}})}
+    sentences = [report.headline]
+    if result["kind"] == "simulation":
+        counts, before = result["scenario"]["agency_counts"], result["today"]["agency_counts"]
+        tables["agencies"] = Table(pd.DataFrame(
+            [{"agency": sc.AGENCY_LABEL[a], "today": before[a]["estimated"], "scenario": counts[a]["estimated"],
+              "true": counts[a]["true"]} for a in AGENCY_TYPES]),
+            title="Each agency's count of distinct children", note=AGENCY_CAPTION)
+        if result["scenario"].get("note"):
+            sentences.append(result["scenario"]["note"])
+    else:
+        tables["capture"] = Table(pd.DataFrame(
+            [{"agency": sc.AGENCY_LABEL.get(a, a), "today": f"{v:.0%}"}
+             for a, v in result["today_levers"]["capture"].items()], columns=["agency", "today"]),
+            title="Measured NHS-number capture today (valid numbers, identified encounters)")
+    if result.get("curve") is not None:
+        curve = result["curve"].drop(columns=["seconds"], errors="ignore")  # run time, not a result: not shown
+        tables["curve"] = Table(curve.reset_index(drop=True), title="Curve as a table")
+    tables["areas"] = Table(report.area_table.reset_index(drop=True), downloadable=True,
+                            title=f"Where: children newly recognised by NHS number alone, by home "
+                                  f"{sc.LAYER_LABEL[result['layer']]}",
+                            note=SUPPRESSED_CAPTION if aggregates_suppressed(role) else "")
+    lines = [*result["levers_text"], *result["assumptions"]]
+    return PageData(page=PAGE, role=role, params=dict(params), data_version=data_version, title=report.title,
+                    sentences=sentences, tables=tables,
+                    figures=dict(report.figures),  # go.Figure: cheaper to draw on a rerun
+                    notes=lines, extra={"kind": result["kind"]})
+
+
+def download_json(result: dict, role: str) -> str:
+    """The "Download the result (JSON)" payload: the whole result with the area table as the role sees it."""
+    return json.dumps(sc.to_json({**result, "by_area": sc.area_table(result, role)}), indent=1, default=str)
+
+
+def build(con_or_store, params: dict, role: str) -> PageData:
+    source = source_of(con_or_store)
+    result = compute(source, params)
+    return page_data(result, params, role, store.data_version(source.con))
+
+
+# -- what the page's levers start from (widget defaults and choices, not results) ------------------------
+
+def todays_levers(con, kind: str, population=None) -> dict:
+    """Today's recording, where each slider starts: the synthetic population's (``population``, from
+    ``lib.scenario.simulate.population``) or the store's measured NHS-number capture."""
+    if kind == "simulation":
+        return population.baseline.as_dict()
+    from lib.scenario import model
+
+    measured = model.national_capture(con)
+    return {"capture": {a: measured.get(a, 0.0) for a in AGENCY_TYPES}}
+
+
+def area_choices(con, kind: str, agency: str, population=None) -> list[str]:
+    """The agency's own area codes a per-area capture can be set for."""
+    if kind == "simulation":
+        encounters = population.recorder.encounters
+        return sorted(encounters.loc[encounters["agency_type"] == agency, "agency_code"].unique())
+    return store.query(con, "SELECT DISTINCT agency_code FROM encounters WHERE agency_type = ? ORDER BY 1",
+                       [agency])["agency_code"].tolist()
+
+
+def area_names() -> dict[str, str]:
+    """Names of the agencies' own areas (police force areas, authorities, trusts) for the area selector."""
+    from lib.geo import lookup
+
+    names: dict[str, str] = {}
+    for layer in ("pfa", "utla", "trust"):
+        names.update(lookup.name_of(layer))
+    return names
