@@ -8,7 +8,7 @@ from lib.geo.build import ATTRIBUTION
 from lib.records.store import StoreError
 from lib.records.versions import StoreLocked
 from pages.common import (account_sidebar, begin_rerun, check_session_timeout, current_role, data_status, demo_banner,
-                          ensure_default_data, notice_update, sign_in_page, version_watch)
+                          ensure_default_data, notice_update, show_error, sign_in_page, version_watch)
 
 st.set_page_config(page_title="Joined Up", page_icon=":link:", layout="wide")
 
@@ -52,6 +52,9 @@ with st.sidebar:
     data_status()
     version_watch()
 notice_update()
-navigation.run()
+try:
+    navigation.run()
+except Exception as exc:  # noqa: BLE001 - the one place a page's error becomes a reference, not a traceback
+    show_error(exc, navigation.url_path or "boundaries")
 st.divider()
 st.caption(ATTRIBUTION)

@@ -18,8 +18,10 @@ import os
 import secrets as _secrets
 import threading
 import time
+import uuid
 
 import streamlit as st
+from streamlit.logger import get_logger
 
 from lib.access import accounts, audit as audit_log, auth, sessions
 from lib.access.roles import LEAD, ROLE_LABELS, ROLES, may_open
@@ -575,3 +577,14 @@ def demo_banner() -> None:
     if is_demo() and demo_state()[0]:
         st.warning("**Synthetic demo data.** No sign-in is configured: every record here is generated, none is "
                    "about a real child. Loading real data requires sign-in.", icon=":material/science:")
+
+
+def show_error(exc: BaseException, where: str) -> str:
+    """A page failed: log it on the server with a short reference and show the user that reference, never a
+    traceback or a server path (.streamlit/config.toml turns Streamlit's own details off too). Returns it."""
+    reference = uuid.uuid4().hex[:8].upper()
+    get_logger("joinedup.pages").error("error %s on page %r", reference, where, exc_info=exc)
+    st.error(f"Something went wrong while drawing this page (reference **{reference}**). Nothing you stored "
+             "was changed. Try again; if it happens again, give the reference to whoever runs Joined Up: the "
+             "server log has the details under it.", icon=":material/error:")
+    return reference

@@ -28,14 +28,19 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(env: dict | None = None, timeout: float = 90, script: str = "app.py"):
-    """Yield the base URL of the app (or one page script) served on a free loopback port."""
+def running_app(env: dict | None = None, timeout: float = 90, script: str = "app.py", log_path: Path | None = None):
+    """Yield the base URL of the app (or one page script) served on a free loopback port. The server's own
+    settings come from .streamlit/config.toml, as for a user (usage statistics off there, not here)."""
     port = _free_port()
-    log = open(ROOT / ".pytest_cache" / f"streamlit-{port}.log", "w") if (ROOT / ".pytest_cache").exists() \
-        else subprocess.DEVNULL
+    if log_path is not None:
+        log = open(log_path, "w")
+    elif (ROOT / ".pytest_cache").exists():
+        log = open(ROOT / ".pytest_cache" / f"streamlit-{port}.log", "w")
+    else:
+        log = subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / script), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+         "--server.address", "127.0.0.1", "--server.port", str(port)],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
