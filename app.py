@@ -18,6 +18,7 @@ from pages.common import (
     demo_banner,
     ensure_default_data,
     notice_update,
+    show_error,
     sign_in_page,
     version_watch,
 )
@@ -56,6 +57,9 @@ with st.sidebar:
     version_watch()
 notice_update()
 with app_frame():  # the page knows app.py runs it (pages.common.require_page)
-    navigation.run()
+    try:
+        navigation.run()
+    except Exception as exc:  # noqa: BLE001 - the one place a page's error becomes a reference, not a traceback
+        show_error(exc, navigation.url_path or "boundaries")
 st.divider()
 st.caption(ATTRIBUTION)

@@ -22,12 +22,14 @@ import secrets as _secrets
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import duckdb
 import streamlit as st
+from streamlit.logger import get_logger
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -412,6 +414,7 @@ APP_PAGES = (
     AppPage("pages/review.py", "Review links", ":material/rule:", "review"),
     AppPage("pages/data.py", "Data", ":material/database:", "data"),
     AppPage("pages/audit.py", "Audit trail", ":material/history:", "audit"),
+    AppPage("pages/about.py", "About and methods", ":material/info:", "about"),
 )
 
 
@@ -642,6 +645,17 @@ def show_table(page_data, name: str, **kwargs):
     kwargs.setdefault("hide_index", True)
     kwargs.setdefault("width", "stretch")
     return st.dataframe(table.frame, key=name, column_config=column_config(table) or None, **kwargs)
+
+
+def show_error(exc: BaseException, where: str) -> str:
+    """A page failed: log it on the server with a short reference and show the user that reference, never a
+    traceback or a server path (.streamlit/config.toml turns Streamlit's own details off too). Returns it."""
+    reference = uuid.uuid4().hex[:8].upper()
+    get_logger("joinedup.pages").error("error %s on page %r", reference, where, exc_info=exc)
+    st.error(f"Something went wrong while drawing this page (reference **{reference}**). Nothing you stored "
+             "was changed. Try again; if it happens again, give the reference to whoever runs Joined Up: the "
+             "server log has the details under it.", icon=":material/error:")
+    return reference
 
 
 if __name__ == "__main__":  # Streamlit's folder mode serving this module itself as a page (/common)

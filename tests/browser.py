@@ -28,14 +28,19 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(env: dict | None = None, timeout: float = 90, script: str = "app.py"):
-    """Yield the base URL of the app (or one page script) served on a free loopback port."""
+def running_app(env: dict | None = None, timeout: float = 90, script: str = "app.py", log_path: Path | None = None):
+    """Yield the base URL of the app (or one page script) served on a free loopback port. The server's own
+    settings come from .streamlit/config.toml, as for a user (usage statistics off there, not here)."""
     port = _free_port()
-    log = open(ROOT / ".pytest_cache" / f"streamlit-{port}.log", "w") if (ROOT / ".pytest_cache").exists() \
-        else subprocess.DEVNULL  # noqa: SIM115 - closed in the finally below, after the server stops
+    if log_path is not None:
+        log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below, after the server stops
+    elif (ROOT / ".pytest_cache").exists():
+        log = open(ROOT / ".pytest_cache" / f"streamlit-{port}.log", "w")  # noqa: SIM115
+    else:
+        log = subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / script), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+         "--server.address", "127.0.0.1", "--server.port", str(port)],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
@@ -84,14 +89,15 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
 # -- browsing the app while the store changes (issue 21; bench/bench_load.py) --------------------------------
 
 #: The pages a safeguarding lead can open, by URL path (the Boundaries page is served at /).
-LEAD_PAGES = ("boundaries", "across", "divergence", "compare", "scenario", "review", "audit")
+LEAD_PAGES = ("boundaries", "across", "divergence", "compare", "scenario", "review", "audit", "about")
 _STATUS = r"Data version (\d+)\b.*?\b([\d,]+) encounters"
 
 
 #: The titles (h1) of the pages a lead opens, by URL path: how a navigation is known to have happened.
 PAGE_TITLES = {"boundaries": "Boundaries", "across": "Across boundaries", "divergence": "Where counts diverge",
                "compare": "Compare areas", "scenario": "What if every agency recorded the NHS number?",
-               "review": "Review uncertain links", "audit": "Audit trail", "data": "Data"}
+               "review": "Review uncertain links", "audit": "Audit trail", "data": "Data",
+               "about": "About and methods"}
 
 
 def nav_selector(url_path: str) -> str:

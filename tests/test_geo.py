@@ -167,3 +167,21 @@ def test_geojson_is_compact_and_carries_code_and_name_only():
     feature = maps.layer_geojson("pfa")["features"][0]
     assert set(feature["properties"]) == {"code", "name"}
     assert len(json.dumps(feature["geometry"]["coordinates"])) < 200_000
+
+
+def test_map_hover_labels_fit_beside_the_pointer_on_a_narrow_map():
+    """Hover labels were one line per layer, up to ~150 characters (about 1,200 px): clipped on both sides of a
+    700 px map, the area's own name cut off. Every line is now at most HOVER_LINE_CHARS, and the area's name leads.
+    Every layer is tried: hover on Welsh health boards raised (no LSOA of theirs in an ICB: an empty overlap)."""
+    import re
+
+    from lib.geo import alignment
+    from lib.geo.layers import LAYERS
+
+    for layer in LAYERS:
+        labels = alignment.hover_text(layer)
+        widest = max(len(re.sub(r"<[^>]+>", "", line)) for text in labels.values() for line in text.split("<br>"))
+        assert widest <= alignment.HOVER_LINE_CHARS, (layer, widest)
+    north_yorkshire = alignment.hover_text("lad")["E06000065"].split("<br>")
+    assert north_yorkshire[0] == "<b>North Yorkshire (E06000065)</b>"
+    assert "ICB:" in north_yorkshire and any(line.startswith("· NHS West Yorkshire") for line in north_yorkshire)

@@ -27,6 +27,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "review": frozenset({LEAD}),
     "data": frozenset({ANALYST}),
     "audit": frozenset({LEAD}),
+    "about": frozenset(ROLES),         # sources, methods, who sees what, accessibility statement
 }
 
 

@@ -6,6 +6,8 @@ aligned; one split across several means partners must coordinate across a bounda
 """
 from __future__ import annotations
 
+import textwrap
+
 from functools import lru_cache
 
 import pandas as pd
@@ -23,7 +25,9 @@ def overlaps(layer: str, other: str) -> pd.DataFrame:
     counts = pairs.groupby([a, b]).size().rename("lsoas").reset_index()
     counts.columns = ["code", "other_code", "lsoas"]
     totals = table.groupby(a).size()
-    counts["share"] = counts["lsoas"] / counts["code"].map(totals)
+    # float on both sides: with no overlap at all (Welsh health boards and ICBs) the empty mapped column is
+    # string-typed under pandas 3, and dividing by it raised
+    counts["share"] = counts["lsoas"].astype(float) / counts["code"].map(totals).astype(float)
     return counts.sort_values(["code", "share", "other_code"], ascending=[True, False, True], ignore_index=True)
 
 
@@ -84,21 +88,40 @@ def memberships(layer: str, code: str, min_share: float = 0.0) -> dict[str, list
     return result
 
 
+#: Widest line of a hover label, in characters: a label must fit beside the pointer on a 700-pixel map.
+HOVER_LINE_CHARS = 48
+
+
+def _wrapped(text: str, indent: str = "") -> list[str]:
+    """One hover line, wrapped to HOVER_LINE_CHARS."""
+    lines = textwrap.wrap(text, HOVER_LINE_CHARS - len(indent), break_long_words=True) or [""]
+    return [indent + line for line in lines]
+
+
 @lru_cache(maxsize=16)
-def hover_text(layer: str, max_listed: int = 4) -> dict[str, str]:
-    """Per area, an HTML hover label: name, code and the areas of the other layers it falls in."""
+def hover_text(layer: str, max_listed: int = 3) -> dict[str, str]:
+    """Per area, an HTML hover label: name, code and the areas of the other layers it falls in (one per line,
+    with its share where the area is split), wrapped so no line is wider than HOVER_LINE_CHARS."""
     names = lookup.name_of(layer)
-    parts: dict[str, list[str]] = {code: [f"<b>{name}</b> ({code})<br>{LAYERS[layer].title}"]
+    parts: dict[str, list[str]] = {code: [*(f"<b>{line}</b>" for line in _wrapped(f"{name} ({code})")),
+                                          LAYERS[layer].title]
                                    for code, name in names.items()}
     for other in PLACE_ORDER:
         if other == layer:
             continue
         other_names = lookup.name_of(other)
         for code, group in overlaps(layer, other).groupby("code", sort=False):
+            if code not in parts:
+                continue
             listed = [f"{other_names.get(c, c)} {s:.0%}" if s < 0.995 else other_names.get(c, c)
                       for c, s in zip(group["other_code"].head(max_listed), group["share"].head(max_listed))]
             more = len(group) - max_listed
-            tail = f" +{more} more" if more > 0 else ""
-            if code in parts:
-                parts[code].append(f"{LAYERS[other].short}: {'; '.join(listed)}{tail}")
+            if len(listed) == 1 and more <= 0:
+                parts[code].extend(_wrapped(f"{LAYERS[other].short}: {listed[0]}"))
+                continue
+            parts[code].append(f"{LAYERS[other].short}:")
+            for item in listed:
+                parts[code].extend(_wrapped(f"· {item}"))
+            if more > 0:
+                parts[code].append(f"· and {more} more")
     return {code: "<br>".join(lines) for code, lines in parts.items()}

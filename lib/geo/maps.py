@@ -122,6 +122,19 @@ def boundaries_figure(layers: list[str], hover_layer: str, style: str = OFFLINE_
     return fig
 
 
+def whole_number_ticks(values) -> dict:
+    """Colour-bar ticks for counts: whole steps (Plotly picks 0.5 steps for a scale of 0 to 3). Empty for
+    values that are not all whole numbers (percentages keep Plotly's own ticks)."""
+    numbers = [float(v) for v in values if v is not None and v == v]
+    if not numbers or any(not v.is_integer() for v in numbers):
+        return {}
+    span = max(numbers) - min(min(numbers), 0)
+    step = 1
+    while span / step > 6:
+        step = next(m * 10 ** e for e in range(0, 9) for m in (1, 2, 5) if m * 10 ** e > step)
+    return {"tick0": 0, "dtick": step, "tickformat": ",d"}
+
+
 def choropleth_figure(layer: str, values: dict[str, float], title: str, hover: dict[str, str] | None = None,
                       style: str = OFFLINE_STYLE, colorscale: str = "Cividis", reverse: bool = False,
                       outline: str | None = None, height: int = 600, discrete_max: int | None = None) -> go.Figure:
@@ -136,7 +149,7 @@ def choropleth_figure(layer: str, values: dict[str, float], title: str, hover: d
         marker={"line": {"width": 0.6, "color": "#ffffff"}, "opacity": 0.85},
         customdata=[[names.get(c, c), c] for c in codes], text=text,
         hovertemplate="<b>%{customdata[0]}</b> (%{customdata[1]})<br>" + title + ": %{z}<br>%{text}<extra></extra>",
-        colorbar={"title": {"text": title, "side": "right"}, "thickness": 14},
+        colorbar={"title": {"text": title, "side": "right"}, "thickness": 14, **whole_number_ticks(z)},
         zmin=0 if discrete_max else None, zmax=discrete_max,
     )
     fig = go.Figure([trace])

@@ -34,6 +34,7 @@ BUILDERS: dict[str, str] = {
     "review": "lib.views.review",
     "data": "lib.views.data",
     "audit": "lib.views.audit",
+    "about": "lib.views.about",
 }
 assert set(BUILDERS) == set(PAGE_ROLES), "every page has a view builder entry"
 

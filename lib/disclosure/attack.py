@@ -1,0 +1,118 @@
+"""The careful attacker, as a linear programme: everything a role can see, turned into constraints on the true
+counts, and each protected count bounded from below and above (scipy's HiGHS). The tests and
+``bench/bench_disclosure.py`` use it to check the guarantee in docs/DISCLOSURE.md; an operator can run it on a store.
+
+Two kinds of published relation:
+
+- Additive counts (records): every published count is the exact sum of perturbed atom cells q_a, and the attacker
+  knows each q_a lies within MAX_NOISE of the atom's true count t_a (t_a >= 0). ``add_additive`` adds one family
+  (one agency x period x measure): variables t_a and q_a per atom, one equality per published area.
+- Distinct counts (children): each published count p_c is within MAX_NOISE of its true count t_c; true counts obey
+  the geography: a district's children are among its county's (t_W <= t_P), and a county's children are among the
+  union of its districts' (t_P <= sum t_W). ``add_distinct`` adds one family.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linprog
+from scipy.sparse import coo_matrix
+
+from lib.disclosure.cellkey import MAX_NOISE
+
+
+@dataclass
+class Programme:
+    """Variables (name -> column), equality rows (A_eq x = b_eq) and inequality rows (A_ub x <= b_ub)."""
+    columns: dict[str, int] = field(default_factory=dict)
+    lower: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    eq: list[tuple[dict[int, float], float]] = field(default_factory=list)
+    ub: list[tuple[dict[int, float], float]] = field(default_factory=list)
+
+    def var(self, name: str, lo: float = 0.0, hi: float | None = None) -> int:
+        if name not in self.columns:
+            self.columns[name] = len(self.columns)
+            self.lower.append(lo)
+            self.upper.append(math.inf if hi is None else hi)
+        else:
+            i = self.columns[name]
+            self.lower[i] = max(self.lower[i], lo)
+            self.upper[i] = min(self.upper[i], math.inf if hi is None else hi)
+        return self.columns[name]
+
+    def add_eq(self, terms: dict[int, float], value: float) -> None:
+        self.eq.append((terms, value))
+
+    def add_le(self, terms: dict[int, float], value: float) -> None:
+        self.ub.append((terms, value))
+
+    def _matrix(self, rows):
+        if not rows:
+            return None, None
+        data, r, c = [], [], []
+        for i, (terms, _) in enumerate(rows):
+            for j, v in terms.items():
+                r.append(i)
+                c.append(j)
+                data.append(v)
+        shape = (len(rows), len(self.columns))
+        return coo_matrix((data, (r, c)), shape=shape).tocsr(), np.array([v for _, v in rows], dtype=float)
+
+    def bound(self, target: dict[str, float]) -> tuple[float, float]:
+        """(lowest, highest) value of sum(coef * var) over everything the attacker knows."""
+        a_eq, b_eq = self._matrix(self.eq)
+        a_ub, b_ub = self._matrix(self.ub)
+        c = np.zeros(len(self.columns))
+        for name, coef in target.items():
+            c[self.columns[name]] = coef
+        bounds = list(zip(self.lower, [None if math.isinf(u) else u for u in self.upper]))
+        result = []
+        for sign in (1, -1):
+            res = linprog(sign * c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+            if res.status != 0:
+                raise RuntimeError(f"the attacker's programme has no solution ({res.message}): the published "
+                                   "figures contradict the stated method")
+            result.append(sign * res.fun)
+        return result[0], result[1]
+
+
+def add_additive(programme: Programme, family: str, atoms_of: dict[str, list[str]], published: dict[str, float],
+                 noise: int = MAX_NOISE) -> None:
+    """One family of additive counts: ``atoms_of[cell]`` lists the atoms a published cell sums (the attacker knows
+    the geography), ``published[cell]`` its value."""
+    for cell, value in published.items():
+        terms: dict[int, float] = {}
+        for atom in atoms_of[cell]:
+            t = programme.var(f"{family}|t|{atom}")
+            q = programme.var(f"{family}|q|{atom}")
+            terms[q] = terms.get(q, 0.0) + 1.0
+            programme.add_le({q: 1.0, t: -1.0}, noise)   # q - t <= noise
+            programme.add_le({t: 1.0, q: -1.0}, noise)   # t - q <= noise
+        programme.add_eq(terms, float(value))
+
+
+def add_distinct(programme: Programme, family: str, published: dict[str, float], inside: list[tuple[str, str]],
+                 covers: list[tuple[str, list[str]]], noise: int = MAX_NOISE) -> None:
+    """One family of distinct counts: ``inside`` pairs (small, big): every child of the small cell is in the big
+    one; ``covers`` (cell, parts): every child of the cell is in at least one part."""
+    for cell, value in published.items():
+        programme.var(f"{family}|t|{cell}", lo=max(0.0, value - noise), hi=value + noise)
+    for small, big in inside:
+        if small in published and big in published:
+            programme.add_le({programme.columns[f"{family}|t|{small}"]: 1.0,
+                              programme.columns[f"{family}|t|{big}"]: -1.0}, 0.0)
+    for cell, parts in covers:
+        if cell in published and all(p in published for p in parts):
+            terms = {programme.columns[f"{family}|t|{cell}"]: 1.0}
+            for p in parts:
+                j = programme.columns[f"{family}|t|{p}"]
+                terms[j] = terms.get(j, 0.0) - 1.0
+            programme.add_le(terms, 0.0)
+
+
+def integer_interval(lo: float, hi: float) -> tuple[int, int]:
+    """The whole numbers a count can still be (LP bounds rounded inwards, with a little tolerance)."""
+    return math.ceil(lo - 1e-6), math.floor(hi + 1e-6)

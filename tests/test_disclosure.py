@@ -1,0 +1,95 @@
+"""Cell key perturbation and the attacker's linear programme (lib.disclosure; docs/DISCLOSURE.md).
+
+The attacker is tested first: on per-table perturbation of nested counts it pins a hidden count exactly (so it is
+able to find what it looks for). Then the method: with counts perturbed once on atoms and summed, no true count
+1-5 of any atom or area is ever bounded to fewer than three whole values, whatever is subtracted from what.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lib.disclosure import attack, cellkey
+
+SECRET = b"test secret, not a real key"
+
+
+def test_the_perturbation_table_is_unbiased_bounded_and_never_negative():
+    cellkey.check_table()
+    counts = np.repeat(np.arange(0, 12), cellkey.KEYS)
+    keys = np.tile(np.arange(cellkey.KEYS), 12)
+    published = cellkey.perturb(counts, keys)
+    assert (published >= 0).all() and (np.abs(published - counts) <= cellkey.MAX_NOISE).all()
+    assert (published[counts == 0] == 0).all()  # nothing happened: nothing is published
+    for c in range(12):  # mean zero over the keys, each true count
+        assert published[counts == c].mean() == pytest.approx(c)
+
+
+def test_the_same_members_get_the_same_noise_and_a_different_secret_changes_it():
+    ids = [f"child-{i}" for i in range(40)]
+    keys = cellkey.member_keys(ids, SECRET)
+    assert (keys == cellkey.member_keys(ids, SECRET)).all()
+    assert not (keys == cellkey.member_keys(ids, b"another secret")).all()
+    same = cellkey.cell_key(keys[:5])
+    assert same == cellkey.cell_key(keys[:5][::-1])  # order does not matter: the same set
+    assert 0 <= same < cellkey.KEYS
+
+
+def test_the_attacker_pins_a_count_when_each_table_is_perturbed_on_its_own():
+    """County 12 = district W 3 + rest 9, each published with its own noise of at most 2 (the extreme draw):
+    W 5, rest 11, county 10. Subtracting gives W in [3, 3]."""
+    lp = attack.Programme()
+    w, rest = lp.var("W"), lp.var("rest")
+    for terms, published in (({w: 1.0}, 5), ({rest: 1.0}, 11), ({w: 1.0, rest: 1.0}, 10)):
+        lp.add_le(terms, published + 2)
+        lp.add_le({k: -v for k, v in terms.items()}, -(published - 2))
+    assert attack.integer_interval(*lp.bound({"W": 1.0})) == (3, 3)
+
+
+def _nested_geography():
+    """Atoms a..f; districts, a county, a police area and an overlapping health area built from them."""
+    return {"district 1": ["a"], "district 2": ["b", "c"], "district 3": ["d"], "district 4": ["e"],
+            "district 5": ["f"], "county": ["a", "b", "c", "d"], "police area": ["a", "b", "c", "d", "e", "f"],
+            "health area": ["c", "d", "e"], "region": ["a", "b", "c", "d", "e", "f"]}
+
+
+def _publish(true_atoms: dict[str, int], geography) -> dict[str, float]:
+    members = {atom: [f"{atom}-{i}" for i in range(n)] for atom, n in true_atoms.items()}
+    keys = {atom: cellkey.cell_key(cellkey.member_keys(ids, SECRET)) for atom, ids in members.items()}
+    q = {atom: int(cellkey.perturb([true_atoms[atom]], [keys[atom]])[0]) for atom in true_atoms}
+    return {cell: float(sum(q[a] for a in atoms)) for cell, atoms in geography.items()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=9), min_size=6, max_size=6))
+def test_no_small_count_is_pinned_however_published_counts_are_subtracted(counts):
+    geography = _nested_geography()
+    true_atoms = dict(zip("abcdef", counts))
+    published = _publish(true_atoms, geography)
+    lp = attack.Programme()
+    attack.add_additive(lp, "cse", geography, published)
+    targets = {**{f"atom {a}": [a] for a in true_atoms}, **geography}
+    for name, atoms in targets.items():
+        true = sum(true_atoms[a] for a in atoms)
+        if not 1 <= true <= 5:
+            continue
+        lo, hi = attack.integer_interval(*lp.bound({f"cse|t|{a}": 1.0 for a in atoms}))
+        assert lo <= true <= hi, (name, true, lo, hi)
+        assert hi - lo >= 2, f"{name}: true {true} bounded to [{lo}, {hi}] from {published}"
+
+
+def test_distinct_counts_bounded_by_the_geography_are_never_pinned_when_the_same_children_share_noise():
+    """A county whose children all live in one district: the same children, the same cell key, the same noise,
+    so the county cannot be used to cut the district's interval to one value."""
+    children = [f"child-{i}" for i in range(3)]
+    key = cellkey.cell_key(cellkey.member_keys(children, SECRET))
+    district = county = float(cellkey.perturb([3], [key])[0])
+    other = 0.0
+    lp = attack.Programme()
+    attack.add_distinct(lp, "children", {"district": district, "other": other, "county": county},
+                        inside=[("district", "county"), ("other", "county")],
+                        covers=[("county", ["district", "other"])])
+    lo, hi = attack.integer_interval(*lp.bound({"children|t|district": 1.0}))
+    assert lo <= 3 <= hi and hi - lo >= 2
