@@ -31,9 +31,9 @@ from unittest import mock
 
 import numpy as np
 import openpyxl
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 import pyarrow as pa
 import pyarrow.parquet as pq
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from lib.records import schema
 from tests.test_records import good_rows

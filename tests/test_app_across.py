@@ -65,7 +65,7 @@ def test_layer_and_span_choices_redraw(app):
     spans_map = next(f for f in plotly_specs(app) if "choroplethmap" in trace_types(f))
     assert all(code.startswith(("E23", "W15")) for code in spans_map["data"][0]["locations"])
     assert "ICBs / health boards" in spans_map["data"][0]["colorbar"]["title"]["text"]
-    assert any("Span 2+ ICBs / health boards" == m.label for m in app.metric)
+    assert any(m.label == "Span 2+ ICBs / health boards" for m in app.metric)
 
 
 def test_table_alternatives(app):

@@ -2,9 +2,9 @@
 restore the view, changing the view writes them back, and aggregate-only roles see suppressed figures."""
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
+
+import pytest
 
 from tests.fixtures_linkage import plotly_specs, synthetic_linked_store
 

@@ -14,8 +14,16 @@ from urllib.parse import urlparse
 import duckdb
 import pytest
 
-from tests.browser import (LEAD_PAGES, browser_page, chromium_available, nav_selector, open_page, running_app,
-                           wait_idle, wait_rendered)
+from tests.browser import (
+    LEAD_PAGES,
+    browser_page,
+    chromium_available,
+    nav_selector,
+    open_page,
+    running_app,
+    wait_idle,
+    wait_rendered,
+)
 from tests.fixtures_linkage import copy_store, synthetic_linked_store
 
 pytestmark = pytest.mark.skipif(not chromium_available() and not os.environ.get("JOINEDUP_REQUIRE_BROWSER"),

@@ -2,7 +2,6 @@
 DuckDB memory limit (spilling to disk) give the same links as one chunk in memory."""
 from __future__ import annotations
 
-import duckdb
 import pandas as pd
 import pytest
 

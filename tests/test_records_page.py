@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
-from pathlib import Path
 
 from lib.records import store
 from lib.records.ingest import commit, prepare

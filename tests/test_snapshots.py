@@ -101,9 +101,8 @@ def test_the_lock_frees_when_its_holder_dies_and_the_probe_never_blocks_a_writer
     try:
         assert holder.stdout.readline().strip() == b"held"
         assert versions.is_locked(db)["command"] == "holder"
-        with pytest.raises(versions.StoreLocked):
-            with versions.write(db, "second"):
-                pass
+        with pytest.raises(versions.StoreLocked), versions.write(db, "second"):
+            pass
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -128,10 +127,9 @@ def test_a_failing_writer_leaves_the_current_version_untouched(tmp_path):
         w.con.execute("CREATE TABLE t (x INTEGER)")
         w.con.execute("INSERT INTO t VALUES (1)")
     before, digest = versions.current(db), sha(versions.current(db).file)
-    with pytest.raises(RuntimeError, match="boom"):
-        with versions.write(db, "second") as w:
-            w.con.execute("INSERT INTO t VALUES (2)")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), versions.write(db, "second") as w:
+        w.con.execute("INSERT INTO t VALUES (2)")
+        raise RuntimeError("boom")
     assert versions.current(db) == before and sha(before.file) == digest
     assert sorted(p.name for p in versions.versions_dir(db).iterdir()) == [before.file.name]  # no orphan
     assert count(db, "t") == 1

@@ -15,8 +15,7 @@ import pytest
 from nhs_number import is_valid
 
 from lib.geo import lookup
-from lib.synth import (AGENCY_TYPES, ENCOUNTER_COLUMNS, ENCOUNTER_TYPES, TRUTH_COLUMNS, SynthConfig,
-                       generate)
+from lib.synth import AGENCY_TYPES, ENCOUNTER_COLUMNS, ENCOUNTER_TYPES, TRUTH_COLUMNS, SynthConfig, generate
 from lib.synth.geography import REGION_PFAS, load_geography
 
 WEST_YORKSHIRE = "E23000010"

@@ -29,7 +29,6 @@ from lib.measures import compare, convert, counts, figures, population
 from lib.measures import divergence as dv
 from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
 from lib.measures.suppression import SUPPRESSED, is_small, numeric
-from lib.export.csv_safe import to_csv_bytes
 from lib.records.store import cursor
 
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"

@@ -7,7 +7,6 @@ aligned; one split across several means partners must coordinate across a bounda
 from __future__ import annotations
 
 import textwrap
-
 from functools import lru_cache
 
 import pandas as pd

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +67,7 @@ def area_names(layer: str) -> pd.DataFrame:
     return table.loc[table["layer"].isin(layers.REGISTRY[layer].name_layers), ["code", "name"]].reset_index(drop=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def name_of(layer: str) -> dict[str, str]:
     """Code -> name of every area of a layer: the one place names are built (``nhs``: ICBs and health boards)."""
     return dict(area_names(layer).itertuples(index=False, name=None))

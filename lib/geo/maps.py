@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import plotly.graph_objects as go
@@ -28,13 +28,13 @@ DASH_PATTERN = {"solid": None, "dot": [1, 2], "dash": [4, 2], "dashdot": [4, 2, 
 LAND_FILL = "#f3f1ec"
 
 
-@lru_cache(maxsize=None)
+@cache
 def layer_geojson(layer: str) -> dict:
     """The display GeoJSON of a layer (read-only: do not mutate)."""
     return json.loads((lookup.GEODATA / "layers" / f"{layer}.geojson").read_text(encoding="utf-8"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def layer_bounds(layer: str) -> dict[str, tuple[float, float, float, float]]:
     """(min lon, min lat, max lon, max lat) of every area of a layer."""
     out = {}

@@ -84,7 +84,7 @@ def thresholds(frame: pd.DataFrame, seed: int = 42) -> dict[str, list[float]]:
         if low is None:
             out[field] = []
             continue
-        high = _best_cut(m[m >= low], u[u >= low], GRID[GRID > low])
+        high = _best_cut(m[m >= low], u[u >= low], GRID[low < GRID])
         if LEVELS == 1:
             out[field] = [high if high is not None else low]
         else:

@@ -8,7 +8,7 @@ records with a different symbol; every chart has a table beside it on the page.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,7 @@ FLOW_COLOUR = "#0072B2"
 SPAN_OUTLINE = {"pfa": "pfa", "utla": "utla", "nhs": "icb", "trust": "trust"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def centroids(layer: str) -> pd.DataFrame:
     """Postcode-weighted centre of every area of a layer (or ``nhs``): code, lon, lat.
 

@@ -8,7 +8,6 @@ from lib.geo import lookup
 from lib.records.identifiers import withhold
 from lib.records.store import cursor
 
-
 _UNDECIDED = """FROM link_edges l WHERE status = 'review' AND NOT EXISTS (
                 SELECT 1 FROM review_decisions d
                 WHERE least(d.record_key_l, d.record_key_r) = least(l.record_key_l, l.record_key_r)

@@ -36,8 +36,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from lib.measures import spans
-from lib.measures import convert, population
+from lib.measures import convert, population, spans
 from lib.measures import divergence as dv
 from lib.measures.counts import MeasureCube, agency_counts
 from lib.measures.figures import layer_geojson

@@ -23,7 +23,7 @@ Wales), the NHS geography measures use; ``icb`` is accepted as an alias of ``nhs
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,7 @@ def layer_key(layer: str) -> str:
     return key
 
 
-@lru_cache(maxsize=None)
+@cache
 def area_names(layer: str) -> dict[str, str]:
     """Code → name of every area of a layer (``nhs``: ICBs and Welsh health boards)."""
     return dict(lookup.name_of(layer_key(layer)))
@@ -59,7 +59,7 @@ def area_codes(layer: str) -> list[str]:
     return sorted(lookup.lsoa_table()[column].dropna().astype(str).unique())
 
 
-@lru_cache(maxsize=None)
+@cache
 def weights(from_layer: str, to_layer: str) -> pd.DataFrame:
     """``from_code``, ``to_code``, ``weight`` (share of from's postcode weight lying in to; sums to 1 per
     from_code), ``postcodes`` (the shared weight). LSOAs without a code in either layer are left out."""

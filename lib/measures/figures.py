@@ -5,7 +5,7 @@ the diverging, colour-blind-safe ``PuOr`` scale centred on 0 (no difference).
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ SYMBOL = {key: agency.symbol for key, agency in agencies.AGENCIES.items()}
 LIMIT_STYLE = {"95": {"dash": "dash", "color": "#555555"}, "998": {"dash": "dot", "color": "#000000"}}
 
 
-@lru_cache(maxsize=None)
+@cache
 def layer_geojson(layer: str) -> dict:
     """Display GeoJSON of a measure layer (``nhs`` = ICB features plus Welsh health board features)."""
     parts = layers.get(convert.layer_key(layer)).name_layers

@@ -97,7 +97,7 @@ class Hasher:
 
     def hexdigest(self, domain: str, value: str) -> str:
         inner = self._inner.copy()
-        inner.update(f"{domain}:{value}".encode("utf-8"))
+        inner.update(f"{domain}:{value}".encode())
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.hexdigest()
@@ -105,7 +105,7 @@ class Hasher:
     def values(self, domain: str, values: list) -> list:
         """Hex digests of a list of str (None stays None); callers pass distinct values."""
         inner, outer = self._inner, self._outer
-        prefix = f"{domain}:".encode("utf-8")
+        prefix = f"{domain}:".encode()
         out = []
         append = out.append
         for value in values:

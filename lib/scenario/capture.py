@@ -72,7 +72,7 @@ class Levers:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def with_capture(self, share: float, agencies=AGENCY_TYPES) -> "Levers":
+    def with_capture(self, share: float, agencies=AGENCY_TYPES) -> Levers:
         """The same levers with the capture share of ``agencies`` set to ``share`` (no area overrides)."""
         capture = {**self.capture, **{a: float(share) for a in agencies}}
         area = {a: v for a, v in self.area_capture.items() if a not in agencies}
