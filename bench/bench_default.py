@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import emit, peak_rss_mb
+from bench.common import emit, peak_rss_mb  # noqa: E402 - after the path set-up above (run as a script)
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,8 @@ each with NHS numbers as generated and with every NHS number removed. Each is li
 and scored pairwise against the truth (lib.linkage.evaluate). Prints one JSON line per run and a table:
 precision, recall, F1 and review queue (links in the review band, 0.5 up to the threshold, joining two
 children) per 100,000 records at the default match threshold (0.9); "recall@eqP": the model's best recall at
-any threshold of THRESHOLDS whose precision is at least the "before" model's at 0.9 (one reference for both) (the issue's "recall at
+any threshold of THRESHOLDS whose precision is at least the "before" model's at 0.9 (one reference for both)
+(the issue's "recall at
 equal precision"); seconds of the deterministic and probabilistic passes (training and scoring).
 Each model is trained and scored once, down to probability 0.3, and clustered at every threshold with
 lib.linkage.run.cluster, as `link` does (no reviewers' decisions).

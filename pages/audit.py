@@ -47,7 +47,8 @@ else:
 rows = data.tables["rows"]
 st.caption(data.sentences[2])
 st.dataframe(rows.frame, hide_index=True, width="stretch", height=420, key="rows",
-             column_config={"seq": "#", "at_utc": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+             column_config={"seq": "#",
+                            "at_utc": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
                             "user_name": "User", "role": "Role", "action": "Action", "subject": "Area / child / file",
                             "detail": "Detail"})
 export_button("Download these rows (CSV)", rows.frame, "joinedup_audit.csv", "text/csv", key="audit_csv",

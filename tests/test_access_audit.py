@@ -380,7 +380,8 @@ def test_link_runs_are_cross_checked_and_older_rows_without_a_run_id_count(tmp_p
         con.execute("INSERT INTO batches (batch_id, file_name, ingested_at) VALUES (1, ?, "
                     "TIMESTAMP '2025-01-01'), (2, 'upload.csv', TIMESTAMP '2025-02-01')", [DEFAULT_FILENAME])
         con.execute("INSERT INTO linkage_runs (run_id, started_at) VALUES (0, TIMESTAMP '2025-01-02'), "
-                    "(1, TIMESTAMP '2025-03-01'), (2, TIMESTAMP '2025-03-02')")  # run 0: before any upload (first start), not expected
+                    "(1, TIMESTAMP '2025-03-01'), (2, TIMESTAMP '2025-03-02')")
+    # run 0: before any upload (first start), not expected
         log = audit.AuditLog.for_store(db)
         audit.record(log, user="u", role="analyst", action="link_run", detail="10 records into 4 children")  # old
         audit.record(log, user="u", role="analyst", action="upload", detail="batch 2: 5 rows stored, 0 rejected")

@@ -108,7 +108,8 @@ def test_stored_encodings_never_contain_the_clear_name(tmp_path):
     encounters, _ = generate(SynthConfig(n_encounters=600, seed=4))
     con = store.connect(tmp_path / "s.duckdb")
     ingest.commit(con, ingest.prepare_frame(encounters, "synthetic.parquet", key=TEST_KEY))
-    rows = con.execute("SELECT forename_bloom, surname_bloom FROM encounters WHERE forename_bloom IS NOT NULL").fetchall()
+    rows = con.execute("SELECT forename_bloom, surname_bloom FROM encounters "
+                       "WHERE forename_bloom IS NOT NULL").fetchall()
     dump = con.execute("SELECT * FROM encounters").df().astype(str).to_csv().upper()
     con.close()
     assert len(rows) > 500 and all(len(f) == bloom.WORDS for f, _ in rows)

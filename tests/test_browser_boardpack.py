@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,7 @@ def test_shared_link_restores_view_and_deck_downloads(tmp_path_factory, tmp_path
             page.keyboard.press("Enter")
         download = info.value
         assert download.suggested_filename == "board_pack_pfa_E23000001_all.pptx"
-        data = open(download.path(), "rb").read()
+        data = Path(download.path()).read_bytes()
         assert "E23000001" in page.url and "layer=pfa" in page.url
     assert not errors, errors
 

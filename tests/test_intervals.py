@@ -50,7 +50,8 @@ def test_byar_equals_the_hand_computed_interval():
 def test_rate_per_10000_children():
     value, lower, upper = intervals.rate(25, 50_000)
     byar_lower, byar_upper = intervals.byar(25)
-    assert value == pytest.approx(5.0) and lower == pytest.approx(byar_lower / 5) and upper == pytest.approx(byar_upper / 5)
+    assert value == pytest.approx(5.0)
+    assert lower == pytest.approx(byar_lower / 5) and upper == pytest.approx(byar_upper / 5)
     value, lower, upper = intervals.rate([4], [0])
     assert np.isnan(value[0]) and np.isnan(lower[0])
 

@@ -64,7 +64,8 @@ def test_re_uploading_the_same_extract_adds_nothing_twice(db):
     again = commit(con, prepare(csv_bytes(rows), "again.csv", key=KEY, today=TODAY))
     assert (again["rows_stored"], again["rows_already_stored"]) == (0, 6)
     assert store.counts(con)["encounters"] == before + 1
-    keys = store.query(con, "SELECT record_key, count(*) FROM encounters GROUP BY 1 HAVING count(*) > 1").values.tolist()
+    keys = store.query(con, "SELECT record_key, count(*) FROM encounters GROUP BY 1 "
+                            "HAVING count(*) > 1").values.tolist()
     assert keys == []
     assert store.batches(con)["rows_stored"].tolist() == [5, 1, 0]
 

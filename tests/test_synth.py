@@ -388,7 +388,8 @@ def test_every_nickname_the_generator_writes_is_known_to_the_pseudonymiser():
              for i in range(len(fore.nick)) for k in range(int(fore.nick_n[i]))]
     assert len(pairs) > 150
     unknown = [(full, nick) for full, nick in pairs if canonical(full) != canonical(nick)]
-    assert not unknown, f"{len(unknown)} of {len(pairs)} generator nicknames unknown to the pseudonymiser: {unknown[:10]}"
+    assert not unknown, (f"{len(unknown)} of {len(pairs)} generator nicknames unknown to the pseudonymiser: "
+                         f"{unknown[:10]}")
 
 
 def test_recorded_nicknames_hash_to_the_true_forenames_canonical(joined):

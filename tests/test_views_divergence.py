@@ -46,7 +46,8 @@ def test_rendered_tables_equal_the_cli_view(store, monkeypatch, role, case):
         pytest.skip("aggregate-only roles have one period (test_cli_refuses_... checks the refusal)")
     if aggregates_suppressed(role) and "area" in params:
         params.pop("granularity")  # no trend for these roles; the area may be left out for them
-        if params["area"] not in cli_view(store, "divergence", role, {"layer": params["layer"]})["extra"]["area_choices"]:
+        choices = cli_view(store, "divergence", role, {"layer": params["layer"]})["extra"]["area_choices"]
+        if params["area"] not in choices:
             params.pop("area")
     state = {**TABS, **{WIDGETS[k]: v for k, v in params.items() if k in WIDGETS}}
     query = {k: v for k, v in params.items() if k in URL}

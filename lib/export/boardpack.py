@@ -482,7 +482,8 @@ def _attribution_slide(deck: _Slides, c: _Content) -> None:
         f"Produced {c.made:%d %B %Y %H:%M} UTC by Joined Up for the {ROLE_LABELS[c.role]} role.",
         "Geography vintages: " + "; ".join(f"{k}: {v}" for k, v in vintage["geography"].items()) + ".",
         (f"Records: {vintage['records']:,} encounters dated {vintage['encounters_from']} to "
-         f"{vintage['encounters_to']}; latest upload {vintage['latest_upload']}; linkage run {vintage['linkage_run']}."),
+         f"{vintage['encounters_to']}; latest upload {vintage['latest_upload']}; "
+         f"linkage run {vintage['linkage_run']}."),
         "Licence: " + vintage["licence"]], size=15)
 
 

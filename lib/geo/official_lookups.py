@@ -75,19 +75,22 @@ SOURCES: tuple[OfficialSource, ...] = (
         "ltla21_utla21", *_rda("lookup_ltla21_utla21"), "Office for National Statistics",
         "Lower Tier Local Authority to Upper Tier Local Authority (April 2021) Lookup in England and Wales",
         "April 2021",
-        PORTAL + "lower-tier-local-authority-to-upper-tier-local-authority-april-2021-lookup-in-england-and-wales/explore",
+        PORTAL + "lower-tier-local-authority-to-upper-tier-local-authority-april-2021-lookup-in-england-and-wales"
+        "/explore",
         ("ltla21_code", "ltla21_name", "utla21_code", "utla21_name")),
     OfficialSource(
         "ltla20_utla20", *_rda("lookup_ltla20_utla20"), "Office for National Statistics",
         "Lower Tier Local Authority to Upper Tier Local Authority (December 2020) Lookup in England and Wales",
         "December 2020",
-        PORTAL + "lower-tier-local-authority-to-upper-tier-local-authority-december-2020-lookup-in-england-and-wales/explore",
+        PORTAL + "lower-tier-local-authority-to-upper-tier-local-authority-december-2020-lookup-in-england-and-wales"
+        "/explore",
         ("ltla20_code", "ltla20_name", "utla20_code", "utla20_name")),
     OfficialSource(
         "ltla19_utla19", *_rda("lookup_ltla19_utla19"), "Office for National Statistics",
         "Lower Tier Local Authority to Upper Tier Local Authority (April 2019) Lookup in England and Wales",
         "April 2019",
-        PORTAL + "lower-tier-local-authority-to-upper-tier-local-authority-april-2019-lookup-in-england-and-wales/explore",
+        PORTAL + "lower-tier-local-authority-to-upper-tier-local-authority-april-2019-lookup-in-england-and-wales"
+        "/explore",
         ("ltla19_code", "ltla19_name", "utla19_code", "utla19_name")),
     OfficialSource(
         "ltla22_ltla23", *_rda("lookup_ltla22_ltla23"), "Office for National Statistics",

@@ -32,7 +32,8 @@ def register(sub) -> None:
     export.add_argument("--tables", default="encounters,record_child,link_edges")
     export.set_defaults(func=_export)
     imported = sub.add_parser("import-linkage",
-                              help="replace the store's linkage with record_child (+ link_edges) Parquet from elsewhere")
+                              help="replace the store's linkage with record_child (+ link_edges) Parquet from "
+                                   "elsewhere")
     imported.add_argument("source", type=Path, help="folder with record_child.parquet, or that file")
     imported.add_argument("--edges", type=Path, default=None, help="link_edges.parquet (default: beside it)")
     imported.add_argument("--db", type=Path, default=None)

@@ -71,7 +71,9 @@ def dice_samples(frame: pd.DataFrame, field: str, seed: int = 42) -> tuple[np.nd
                             WHERE {_differs(field)}""").fetchnumpy()
     finally:
         con.close()
-    first = lambda d: np.asarray(next(iter(d.values())), dtype=float)
+    def first(d):
+        return np.asarray(next(iter(d.values())), dtype=float)
+
     return first(m), first(u)
 
 

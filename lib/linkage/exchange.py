@@ -61,7 +61,8 @@ def import_linkage(con: duckdb.DuckDBPyConnection, source: str | Path, *, edges:
               (SELECT count(*) FROM encounters ANTI JOIN incoming USING (record_key))""").fetchall()[0]
         rows, duplicated, unknown, uncovered = (int(v) for v in checks)
         if duplicated or unknown or uncovered:
-            raise LinkageImportError(f"record_child does not fit the store: {duplicated} duplicated keys, {unknown} keys "
+            raise LinkageImportError(f"record_child does not fit the store: {duplicated} duplicated keys, "
+                                     f"{unknown} keys "
                                f"not in encounters, {uncovered} stored encounters without a row")
         edge_columns = []
         if edge_file is not None:

@@ -27,7 +27,8 @@ def _mode_columns(source: str, key: str, columns: list[str]) -> str:
     parts = [f"""(SELECT {key}, first({c} ORDER BY n DESC, {c}) AS {c} FROM (
                     SELECT {key}, {c}, count(*) AS n FROM {source} WHERE {c} IS NOT NULL GROUP BY ALL)
                   GROUP BY {key}) AS m_{c}""" for c in columns]
-    sql = f"SELECT k.{key}, " + ", ".join(f"m_{c}.{c}" for c in columns) + f" FROM (SELECT DISTINCT {key} FROM {source}) k"
+    sql = (f"SELECT k.{key}, " + ", ".join(f"m_{c}.{c}" for c in columns)
+           + f" FROM (SELECT DISTINCT {key} FROM {source}) k")
     for c in columns:
         sql += f" LEFT JOIN {parts[columns.index(c)]} USING ({key})"
     return sql

@@ -8,7 +8,8 @@ where they are:
 - training runs in DuckDB on the driver, on at most `LinkConfig.train_sample` groups (a seeded sample),
   so its cost does not grow with the data; the trained λ, m and u are then put into the same settings
   written in Spark SQL (`model.trained_settings`: Splink's model JSON holds DuckDB SQL, whose
-  double-quoted identifiers would be string literals in Spark). Spark and DuckDB therefore score every pair with the same m, u and λ, and produce the
+  double-quoted identifiers would be string literals in Spark). Spark and DuckDB therefore score every pair
+  with the same m, u and λ, and produce the
   same links and the same clusters (tests/test_spark.py). Training on Spark as well would draw a
   different random sample for u (each engine has its own random generator), so the parameters, and
   near-threshold links, would differ a little;

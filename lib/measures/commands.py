@@ -29,10 +29,12 @@ def register(sub) -> None:
     div.add_argument("--agencies", default="police,children_social_care", help="the pair compared: A,B")
     div.add_argument("--out", type=Path, required=True)
     div.set_defaults(func=divergence)
-    pop = sub.add_parser("population", help="official child population (ONS mid-year estimates) of every area of a layer")
+    pop = sub.add_parser("population",
+                         help="official child population (ONS mid-year estimates) of every area of a layer")
     pop.add_argument("--layer", choices=list(layers.COLUMNS), required=True)
     pop.add_argument("--age", choices=["0-17", "10-17"], default="0-17", help="age band (default 0-17)")
-    pop.add_argument("--out", type=Path, required=True, help="CSV: area_code, area_name, children, age_band, source, vintage")
+    pop.add_argument("--out", type=Path, required=True,
+                     help="CSV: area_code, area_name, children, age_band, source, vintage")
     pop.set_defaults(func=population_command)
 
 

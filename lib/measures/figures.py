@@ -26,7 +26,8 @@ def layer_geojson(layer: str) -> dict:
     parts = layers.get(convert.layer_key(layer)).name_layers
     if len(parts) == 1:
         return maps.layer_geojson(parts[0])
-    return {"type": "FeatureCollection", "features": [f for part in parts for f in maps.layer_geojson(part)["features"]]}
+    features = [f for part in parts for f in maps.layer_geojson(part)["features"]]
+    return {"type": "FeatureCollection", "features": features}
 
 
 def dumbbell(table: pd.DataFrame, a: str, b: str, noun: str, top: int = 25) -> go.Figure:

@@ -128,7 +128,7 @@ def _dictionary(arr) -> pa.DictionaryArray:
     return arr
 
 
-def _map_dictionary(arr, func, value_type=pa.string()) -> pa.DictionaryArray:
+def _map_dictionary(arr, func, value_type=pa.string()) -> pa.DictionaryArray:  # noqa: B008 - an immutable type
     """Apply func to each distinct value of a dictionary-encoded column (None stays null)."""
     arr = _dictionary(arr)
     values = [func(v) if v is not None else None for v in arr.dictionary.to_pylist()]

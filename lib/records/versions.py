@@ -269,7 +269,8 @@ def _prepare_source(version: Version) -> None:
         try:
             con = duckdb.connect(str(version.file))
         except duckdb.IOException as exc:
-            raise tables.StoreError(f"the store {version.file} is open for writing in a process of the old layout; stop "
+            raise tables.StoreError(f"the store {version.file} is open for writing in a process of the old layout; "
+                                    "stop "
                              "it once so the store can move to versioned files") from exc
         con.execute("CHECKPOINT")
         con.close()
@@ -291,7 +292,8 @@ def write(path: str | os.PathLike, command: str, *, wait: float = 0.0, apply_pen
         os.chmod(folder, 0o700)
         base = current(path)
         if base is None and any(_number(e.name) for e in folder.iterdir()):
-            raise tables.StoreError(f"the store link {path} is missing but {folder} holds versions: restore the link to "
+            raise tables.StoreError(f"the store link {path} is missing but {folder} holds versions: "
+                                    "restore the link to "
                              f"the newest one (docs/OPERATIONS.md, after a crash) or move the folder away")
         _clean(path, keep_from=0, current_number=base.number if base else 0)  # orphans of a crashed writer
         number = (base.number if base else 0) + 1

@@ -230,10 +230,8 @@ class Recorder:
         e = self.encounters.copy()
         t = self.truth.copy()
         # Anonymous contacts (sexual-health clinics only).
-        if lv.anonymous is None:
-            anon = self.anon0.copy()
-        else:
-            anon = self.sexual_health & (self.u_anon < float(lv.anonymous))
+        anon = (self.anon0.copy() if lv.anonymous is None
+                else self.sexual_health & (self.u_anon < float(lv.anonymous)))
         identified = ~anon
         # Names.
         false = self.false0.copy()

@@ -15,7 +15,8 @@ Interface (kept small; other builders depend on it):
   ``fig.to_plotly_json()``; ``figure_spec(fig)`` gives the dict). st.plotly_chart draws either; a go.Figure
   is cheaper to draw on every rerun (a dict is validated again each time);
   ``notes``: captions and caveats (``say(name, text)`` / ``note(name, text)`` append a named one, which
-  the page places with ``sentence(name)`` / ``note_text(name)``: None when the builder left it out). ``extra``: small JSON-safe values the page needs to lay itself out
+  the page places with ``sentence(name)`` / ``note_text(name)``: None when the builder left it out).
+  ``extra``: small JSON-safe values the page needs to lay itself out
   (e.g. names of areas for a selector); never a number the user sees that is not also in a table/sentence.
 - ``pd.to_json()``: deterministic (sorted keys, NaN -> null, dates ISO 8601, numpy -> Python).
 - ``pd.to_csv(name)``: one table as spreadsheet-safe CSV bytes (lib.export.csv_safe).

@@ -42,7 +42,8 @@ def _base(source: Source, layer: str, period: str, measure: str) -> pd.DataFrame
 def _protect(source: Source, base: pd.DataFrame, key: tuple, role: str) -> pd.DataFrame:
     """THE suppression of this page (issue 16 replaces it): which cells ``role`` may not see, one
     suppression over all areas of the layer (lib.measures.compare.hidden_mask)."""
-    return source.memo.get(("compare.hidden", *key, role), lambda: compare.hidden_mask(base, aggregates_suppressed(role), A, B))
+    return source.memo.get(("compare.hidden", *key, role),
+                           lambda: compare.hidden_mask(base, aggregates_suppressed(role), A, B))
 
 
 def choices(con_or_store, layer: str, period: str, measure: str) -> tuple[dict[str, str], list[str]]:

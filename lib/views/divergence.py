@@ -241,7 +241,8 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     data.say("decomposition_figures",
              f"{title_a}: {decomposition['native_a']:,.1f} on its own geography, {decomposition['records_a']:,.0f} "
              f"records placed here, {decomposition['children_a']:,.0f} children. {title_b}: "
-             f"{decomposition['native_b']:,.1f}, {decomposition['records_b']:,.0f}, {decomposition['children_b']:,.0f}.")
+             f"{decomposition['native_b']:,.1f}, {decomposition['records_b']:,.0f}, "
+             f"{decomposition['children_b']:,.0f}.")
     if not cube.unplaced_native.empty:
         data.note("unplaced", f"{count_text(int(cube.unplaced_native['records'].sum()), role=role)} records carry an "
                               "agency code that is not an area of their agency's geography and are left out of the "
