@@ -17,6 +17,7 @@ import pandas as pd
 
 from lib.linkage import model, training
 from lib.linkage.config import LinkConfig, Progress, duckdb_config, noop
+from lib.linkage.model import edge_columns, scoring_settings  # noqa: F401 - re-exported for callers
 
 RECORD_COLUMNS = ["record_key", "agency_type", "nhs_status", "nhs_hash", *model.FEATURES, "is_anonymous"]
 
@@ -109,13 +110,6 @@ def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progre
     return kept_edges(scored, nodes), model_json
 
 
-def scoring_settings(settings: dict) -> dict:
-    """A trained model's settings for scoring: Splink 5 outputs the level that fired (gamma_*) only when it
-    retains the matching columns, which training does without (they would weigh down EM's tables);
-    `edge_columns` drops them again before they leave the backend."""
-    return {**settings, "retain_matching_columns": True}
-
-
 def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, progress: Progress) -> pd.DataFrame:
     """Splink's predictions of `frame`'s pairs at or above the review floor, on `config.backend`."""
     from splink import Linker
@@ -139,13 +133,6 @@ def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, pro
     scored = relation.select(*edge_columns(relation.columns)).df()  # the matching columns never leave DuckDB
     predictions.drop_table_from_database_and_remove_from_cache()
     return scored
-
-
-def edge_columns(columns: list[str]) -> list[str]:
-    """The prediction columns an edge keeps: the pair, its weight and probability, and for each comparison
-    its match weight (mw_*, mw_tf_adj_*) and the level that fired (gamma_*); never a matching column."""
-    return ["unique_id_l", "unique_id_r", "match_weight", "match_probability",
-            *[c for c in columns if c.startswith(("mw_", "gamma_"))]]
 
 
 def kept_edges(scored: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:

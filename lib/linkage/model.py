@@ -151,3 +151,17 @@ def trained_settings(model_json: dict, dialect: str) -> dict:
                 if key in fitted:
                     level[key] = fitted[key]
     return target
+
+
+def scoring_settings(settings: dict) -> dict:
+    """A trained model's settings for scoring: Splink 5 outputs the level that fired (gamma_*) only when it
+    retains the matching columns, which training does without (they would weigh down EM's tables);
+    `edge_columns` drops them again before they leave the backend."""
+    return {**settings, "retain_matching_columns": True}
+
+
+def edge_columns(columns: list[str]) -> list[str]:
+    """The prediction columns an edge keeps: the pair, its weight and probability, and for each comparison
+    its match weight (mw_*, mw_tf_adj_*) and the level that fired (gamma_*); never a matching column."""
+    return ["unique_id_l", "unique_id_r", "match_weight", "match_probability",
+            *[c for c in columns if c.startswith(("mw_", "gamma_"))]]

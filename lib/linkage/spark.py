@@ -30,6 +30,8 @@ import tempfile
 
 import pandas as pd
 
+from lib.linkage import model
+
 MASTER_ENV = "JOINEDUP_SPARK_MASTER"
 CHECKPOINT_ENV = "JOINEDUP_SPARK_CHECKPOINT_DIR"
 
@@ -71,7 +73,7 @@ def predict(frame: pd.DataFrame, model_json: dict, threshold: float, *, master: 
             checkpoint_dir: str | None = None, partitions: int | None = None,
             exchange_dir: str | None = None) -> pd.DataFrame:
     """Splink predictions (pairs at or above `threshold`) of `frame` (unique_id + model features) scored on
-    Spark with a trained model; the same columns as the DuckDB backend's (lib.linkage.inference.edge_columns).
+    Spark with a trained model; the same columns as the DuckDB backend's (lib.linkage.model.edge_columns).
 
     `exchange_dir`: a folder every executor can read (HDFS, S3, shared mount); the nodes are written there as
     Parquet and read by the cluster, instead of being shipped from the driver's memory.
@@ -91,10 +93,7 @@ def predict(frame: pd.DataFrame, model_json: dict, threshold: float, *, master: 
 
         table = spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))
     api = SparkAPI(spark_session=spark, num_partitions_on_repartition=partitions)
-    from lib.linkage import model
-    from lib.linkage.inference import edge_columns, scoring_settings
-
     linker = Linker(api.register(table, dataset_display_name="encounters"),
-                    scoring_settings(model.trained_settings(model_json, "spark")), log_level=30)
+                    model.scoring_settings(model.trained_settings(model_json, "spark")), log_level=30)
     scored = linker.inference.predict(threshold_match_probability=threshold).as_spark_dataframe()
-    return scored.select(*edge_columns(scored.columns)).toPandas()  # the matching columns stay on the cluster
+    return scored.select(*model.edge_columns(scored.columns)).toPandas()  # the matching columns stay on the cluster

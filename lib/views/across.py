@@ -27,8 +27,8 @@ import pandas as pd
 from lib.access.roles import aggregates_suppressed, sees_child_level
 from lib.access.views import aggregate_view, count_text, visible_rows
 from lib.geo.layers import LAYERS
-from lib.linkage import figures as across_figures
 from lib.measures import journeys, spans
+from lib.measures import span_figures as across_figures
 from lib.views.base import PageData, Param, Source, Table, source_of
 
 PAGE = "across"
