@@ -1,4 +1,4 @@
-"""Command line for everything the pages do (batch jobs, schedulers). Benchmarks: ``python -m bench.run_all``.
+"""Command line for everything the pages do (batch jobs, schedulers, benchmarks).
 
 Each concept registers its own sub-commands through a ``register(subparsers)`` function, so this
 file stays a dispatcher. Commands print JSON on stdout; other tools rely on it (docs/CLI.md).
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import subprocess
 import sys
 
 from lib.access.audit import AuditError
@@ -40,7 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    bench = sub.add_parser("bench", add_help=False,
+                           help="every benchmark (bench/run_all.py): JSON lines and a markdown table; "
+                                "`bench --help` for its options")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=_bench)
     return parser
+
+
+def _bench(args) -> int:
+    """`python -m lib.cli bench ...` is the stable name (docs/CLI.md); the benchmarks live in bench/, which lib
+    never imports: they run as their own process, with the same options and output."""
+    return subprocess.call([sys.executable, "-m", "bench.run_all", *args.bench_args])
 
 
 EXIT_STORE = 2  # the store cannot be used (none yet, wrong key, opened by an old-layout process)
@@ -50,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. A store that another writer holds, or cannot be used, ends the command with one line
     on stderr (and a JSON error on stdout), never a traceback: exit code 75 (locked: try again later; see
     docs/OPERATIONS.md) or 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its options are bench/run_all.py's own (argparse cannot pass on "--help")
+        return _bench(argparse.Namespace(bench_args=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
