@@ -115,6 +115,12 @@ def store_connection():
     return connection(db_path())
 
 
+def pinned_version() -> int | None:
+    """The store version this rerun reads (pages key their caches on it beside the data version)."""
+    pin = st.session_state.get(_PIN)
+    return pin[1] if pin else None
+
+
 def data_status() -> None:
     """Sidebar: which version this page shows, how much it holds, and whether a writer is at work."""
     pin = st.session_state.get(_PIN)

@@ -6,6 +6,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from streamlit import config as _streamlit_config
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -21,6 +23,10 @@ os.environ.setdefault("JOINEDUP_DB", str(_SESSION_STORE))
 # (tests of sign-in point JOINEDUP_ACCOUNTS at their own file). Pages then run as the demo's default
 # role, the safeguarding lead, unless a test (or the module map below) chooses another.
 os.environ.setdefault("JOINEDUP_SYNTHETIC_STORE", "1")
+# Users see no error details (.streamlit/config.toml); a failing test should show the whole error.
+# tests/test_browser_offline.py starts its server with the users' setting.
+os.environ.setdefault("STREAMLIT_CLIENT_SHOW_ERROR_DETAILS", "full")  # servers the tests start
+_streamlit_config.set_option("client.showErrorDetails", "full")  # AppTest, in this process
 os.environ.setdefault("JOINEDUP_ACCOUNTS", str(_SESSION_STORE.with_name("no-accounts.json")))
 
 import pytest  # noqa: E402

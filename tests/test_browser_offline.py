@@ -78,7 +78,8 @@ def test_a_failing_page_shows_a_reference_not_a_traceback(tmp_path_factory, tmp_
     con.execute("ALTER TABLE encounters RENAME COLUMN encounter_date TO date_of_encounter")
     con.close()
     log = tmp_path / "server.log"
-    with running_app(env={"JOINEDUP_DB": str(db), "JOINEDUP_SYNTHETIC_STORE": "1"}, log_path=log) as base, \
+    users = {"STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "none"}  # what users get (.streamlit/config.toml)
+    with running_app(env={"JOINEDUP_DB": str(db), "JOINEDUP_SYNTHETIC_STORE": "1", **users}, log_path=log) as base, \
             browser_page() as page:
         page.goto(base)
         wait_idle(page, timeout_ms=120_000)
@@ -94,3 +95,13 @@ def test_a_failing_page_shows_a_reference_not_a_traceback(tmp_path_factory, tmp_
         assert match, body[:2000]
     server_log = log.read_text()
     assert f"error {match.group(1)}" in server_log and "Traceback" in server_log  # the details stay on the server
+
+
+def test_the_server_settings_users_get_hide_details_and_send_nothing_out():
+    import tomllib
+
+    from tests.browser import ROOT
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none" and config["client"]["toolbarMode"] == "viewer"
+    assert config["browser"]["gatherUsageStats"] is False and config["client"]["disableDataExport"] is True
