@@ -65,6 +65,8 @@ def view(**params):
 
 def chart(data, name: str, **kwargs) -> None:
     figure = page_figure(DB_PATH, PIN, VERSION, ROLE, tuple(sorted(data.params.items())), name)
+    if not figure.data:  # nothing to draw (e.g. every flow too small to show): the reading above says so
+        return
     st.plotly_chart(figure, width="stretch", key=name, **kwargs)
 
 
@@ -158,7 +160,8 @@ if data.extra["slots"].get("stale"):
 metrics = data.tables["metrics"].frame.to_dict("records")
 quiet = {"delta_color": "off", "delta_arrow": "off"}
 for column, row in zip(st.columns(len(metrics)), metrics):
-    column.metric(row["label"], row["value"], row["delta"], help=row["help"], **quiet)
+    delta = row["delta"] if isinstance(row["delta"], str) and row["delta"] else None  # no delta: none shown
+    column.metric(row["label"], row["value"], delta, help=row["help"], **quiet)
 say(data, "headline")
 
 

@@ -84,12 +84,13 @@ def _roles_table() -> pd.DataFrame:
 
 
 def accessibility_statement() -> str:
-    """docs/ACCESSIBILITY.md without its top heading (the page gives its own)."""
+    """docs/ACCESSIBILITY.md without its top heading (the page gives its own), its section headings one level
+    under the page's."""
     text = ACCESSIBILITY.read_text(encoding="utf-8")
     lines = text.splitlines()
     if lines and lines[0].startswith("# "):
         lines = lines[1:]
-    return "\n".join(lines).strip()
+    return "\n".join("###" + line[2:] if line.startswith("## ") else line for line in lines).strip()
 
 
 def build(con_or_store, params: dict, role: str) -> PageData:  # noqa: ARG001 - no store figures on this page

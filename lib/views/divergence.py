@@ -165,14 +165,16 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                  "rate_b": {"label": f"{title_b} {rate_unit}", "format": "%.2f"}})
 
     # map and ranked table
-    ranked = counted.sort_values("log_ratio", ascending=False)
+    # the map's reading names the most divergent area among those the map colours (enough records to compare)
+    ranked = counted[counted["total"] >= figures.RATIO_MIN_TOTAL].sort_values("log_ratio", ascending=False)
     if not ranked.empty:
         data.say("ranked_top", dv.describe_area(ranked.iloc[0], a, b, measure))
     maps = source.memo.get(("divergence.maps",), lambda: Memo(max_entries=64))  # maps are large: their own bound
     data.figures["div_map"] = maps.get((layer, period, a, b, measure, role), lambda: figures.ratio_map(
         _protect(_table(source, layer, period, a, b, measure, "none", None), role), layer, a, b))
     data.note("map", f"Colour: the ratio {title_a} ÷ {title_b} (log scale; ½ added to each count so zeros stay "
-                     "finite). Purple: A records more; orange: B records more; pale: about equal.")
+                     "finite). Purple: A records more; orange: B records more; pale: about equal. Grey: fewer "
+                     f"than {figures.RATIO_MIN_TOTAL} records in both together, too few for a ratio to mean much.")
     data.tables["div_ranked_table"] = Table(
         ranked[TABLE_COLUMNS["div_ranked_table"]], "How far apart",
         columns={"rank": {"label": "Rank"}, "area_name": {"label": "Area"}, "area_code": {"label": "Code"},
