@@ -55,7 +55,8 @@ def sweep(con, truth: pd.DataFrame, similarity: bool) -> tuple[list[dict], float
 
     started = time.perf_counter()
     nodes, record_nodes = run.deterministic_pass(con)
-    edges, _ = run.probabilistic_pass(nodes, run.LinkConfig(review_floor=FLOOR, name_similarity=similarity))
+    edges, _ = run.probabilistic_pass(nodes, run.LinkConfig(review_floor=FLOOR, name_similarity=similarity,
+                                                              name_similarity_min_nodes=0))
     seconds = time.perf_counter() - started
     keys = con.execute("""SELECT record_key, agency_type, source_record_id FROM encounters
                           WHERE NOT is_anonymous""").df()

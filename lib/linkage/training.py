@@ -21,7 +21,8 @@ def train_model(db_api, frame: pd.DataFrame, config: LinkConfig) -> dict:
     if len(frame) > config.train_sample:
         frame = frame.sample(n=config.train_sample, random_state=config.seed)
     # the Dice cut-points are learned from the same nodes the model is trained on, and travel in its JSON
-    cuts = dice.thresholds(frame, config.seed) if config.name_similarity else None
+    use_dice = config.name_similarity and len(frame) >= config.name_similarity_min_nodes
+    cuts = dice.thresholds(frame, config.seed) if use_dice else None
     trainer = Linker(db_api.register(frame, dataset_display_name="training_nodes"), model.settings(cuts),
                      log_level=30)
     model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs)
