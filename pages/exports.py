@@ -13,8 +13,7 @@ from collections import OrderedDict
 
 import streamlit as st
 
-from lib.access import audit
-from lib.export import boardpack
+from lib.export import boardpack, downloads
 from pages import common
 
 _PACKS: OrderedDict = OrderedDict()
@@ -71,8 +70,8 @@ def board_pack_controls(*, layer: str, area: str, period: str = "all", measure: 
         def make() -> bytes:
             pack = _pack(path, version, spec, cube)
             data = pack.deck if part == "deck" else (pack.pngs if part == "png" else pack.csvs)[name]
-            audit.record(trail, user=user, role=role, action="export", subject=f"{layer}:{area}",  # before serving
-                         detail=f"{name or pack.file_stem + '.pptx'} ({period}, {measure})")
+            downloads.record(trail, user=user, role=role, subject=f"{layer}:{area}",  # before serving
+                             detail=f"{name or pack.file_stem + '.pptx'} ({period}, {measure})")
             return data
         return make
 
