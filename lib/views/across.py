@@ -223,7 +223,9 @@ def _spans_section(src: Source, params: dict, role: str, page: _Page) -> None:
         hints = {k: {"label": v["label"]} for k, v in hints.items()}
     page.data.tables["spans"] = Table(rows.reset_index(drop=True), title="Where children's encounters cross "
                                       "boundaries", columns=hints)
-    page.data.tables["spans_all"] = Table(shown.reset_index(drop=True), title="Every area (download)",
+    # aggregate roles download shares as percentages in text ("100%"), never a bare 1 beside the counts
+    every = _as_text_shares(shown, SPAN_RATES) if aggregates_suppressed(role) else shown
+    page.data.tables["spans_all"] = Table(every.reset_index(drop=True), title="Every area (download)",
                                           downloadable=True)
 
 
