@@ -1,4 +1,4 @@
-"""Boundaries, Across boundaries and Data (issue 15's view builders): page script times and `view` times.
+"""Every page's script time through its view builder (issue 15), and `view` times for three of them.
 
     python -m bench.bench_view_pages [--encounters 20000] [--work DIR] [--reruns 3]
 
@@ -20,10 +20,17 @@ from bench.common import emit, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key-not-secret-0123456789abcdef"
-#: page url_path -> (script, role that opens it, a widget key and a new value for it)
+#: page url_path -> (script, role that opens it, a widget key and a new value for it; None: no widget change)
 PAGES = {"boundaries": ("pages/map.py", "lead", "mis_layer", "pfa"),
          "across": ("pages/across.py", "commissioner", "across_layer", "pfa"),
-         "data": ("pages/data.py", "analyst", "completeness_layer", "pfa")}
+         "data": ("pages/data.py", "analyst", "completeness_layer", "pfa"),
+         "compare": ("pages/compare.py", "commissioner", "cmp_layer", "pfa"),
+         "divergence": ("pages/divergence.py", "commissioner", "div_layer", "pfa"),
+         "review": ("pages/review.py", "lead", None, None),
+         "audit": ("pages/audit.py", "lead", None, None),
+         "about": ("pages/about.py", "commissioner", None, None)}
+#: pages whose `view` is also timed from a cold connection
+VIEWS = ("boundaries", "across", "data")
 
 
 def build_store(work: Path, n: int) -> Path:
@@ -57,12 +64,14 @@ def time_page(url: str, reruns: int, size: int) -> None:
         t0 = time.perf_counter()
         at.run()
         runs.append(time.perf_counter() - t0)
-    at.session_state[key] = value
-    t0 = time.perf_counter()
-    at.run()
-    changed = time.perf_counter() - t0
+    changed = None
+    if key is not None:
+        at.session_state[key] = value
+        t0 = time.perf_counter()
+        at.run()
+        changed = round(time.perf_counter() - t0, 3)
     emit(f"page {url}: first run / cached rerun", round(statistics.median(runs), 3), "s", size=size,
-         first=round(cold, 3), widget_change=round(changed, 3), role=role, exceptions=len(at.exception))
+         first=round(cold, 3), widget_change=changed, role=role, exceptions=len(at.exception))
 
 
 def time_view(db: Path, url: str, size: int) -> None:
@@ -93,7 +102,7 @@ def main(argv=None) -> int:
                        "JOINEDUP_ACCOUNTS": str(work / "no-accounts.json"), "JOINEDUP_POLL_SECONDS": "0"})
     for url in PAGES:
         time_page(url, args.reruns, args.encounters)
-    for url in PAGES:
+    for url in VIEWS:
         time_view(db, url, args.encounters)
     emit("peak memory", peak_rss_mb(), "MB")
     return 0
