@@ -233,6 +233,18 @@ def test_explanation_names_the_level_that_fired_when_two_levels_weigh_the_same(l
     assert table.set_index("step").loc["Date of birth", "level"] == "Year of birth ±1"
 
 
+def test_a_small_store_is_linked_without_the_dice_levels(linked):
+    """Below LinkConfig.name_similarity_min_nodes training nodes the Dice levels are left out (measured: at 20,000
+    encounters they cost recall; docs/LINKAGE_PRIVACY.md), so a small partnership's store links as before."""
+    from lib.linkage import dice, explain
+    from lib.linkage.config import LinkConfig
+
+    con, _, _ = linked
+    nodes = con.execute("SELECT count(DISTINCT node_id) FROM record_child WHERE node_id IS NOT NULL").fetchone()[0]
+    assert nodes < LinkConfig().name_similarity_min_nodes
+    assert not any(dice.thresholds_in(explain.latest_model(con)).values())
+
+
 def test_link_and_evaluate_commands_print_json(linked, tmp_path):
     con, truth, path = linked
     con.close()
@@ -267,15 +279,3 @@ def test_every_record_numbered_links_by_number_alone(tmp_path):
         assert summary["children"] == truth.loc[named, "true_child_id"].nunique()
     finally:
         con.close()
-
-
-def test_a_small_store_is_linked_without_the_dice_levels(linked):
-    """Below LinkConfig.name_similarity_min_nodes training nodes the Dice levels are left out (measured: at 20,000
-    encounters they cost recall; docs/LINKAGE_PRIVACY.md), so a small partnership's store links as before."""
-    from lib.linkage import dice, explain
-    from lib.linkage.config import LinkConfig
-
-    con, _, _ = linked
-    nodes = con.execute("SELECT count(DISTINCT node_id) FROM record_child WHERE node_id IS NOT NULL").fetchone()[0]
-    assert nodes < LinkConfig().name_similarity_min_nodes
-    assert not any(dice.thresholds_in(explain.latest_model(con)).values())

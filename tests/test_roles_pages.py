@@ -42,16 +42,12 @@ def store_copy(linked, tmp_path, monkeypatch):
     st.cache_resource.clear()
 
 
-def _run_page(script: str, role: str, tables: bool = False) -> AppTest:
-    """Run a page; the run's media store (where its CSV downloads are) is kept on the AppTest, since AppTest drops
-    its runtime after the run and a store found later by scanning the heap may already be collected."""
+def run_keeping_media(at: AppTest) -> AppTest:
+    """``at.run()``, keeping the run's media store (where its CSV downloads are) on the AppTest as
+    ``media_stores``: AppTest drops its runtime after the run, and a store looked up later by scanning the heap
+    may already be collected."""
     from streamlit.testing.v1 import app_test
 
-    at = AppTest.from_file(str(ROOT / script), default_timeout=180)
-    at.session_state["demo_role"] = role
-    if tables:  # open the Table tab of every chart, where the CSV downloads are
-        for key in TABLE_TABS:
-            at.session_state[key] = "Table"
     made = []
 
     class KeptStorage(app_test.MemoryMediaFileStorage):
@@ -66,6 +62,16 @@ def _run_page(script: str, role: str, tables: bool = False) -> AppTest:
     finally:
         app_test.MemoryMediaFileStorage = original
     at.media_stores = made
+    return at
+
+
+def _run_page(script: str, role: str, tables: bool = False) -> AppTest:
+    at = AppTest.from_file(str(ROOT / script), default_timeout=180)
+    at.session_state["demo_role"] = role
+    if tables:  # open the Table tab of every chart, where the CSV downloads are
+        for key in TABLE_TABS:
+            at.session_state[key] = "Table"
+    run_keeping_media(at)
     assert not at.exception, at.exception
     return at
 
@@ -97,8 +103,8 @@ def _small_counts(frame: pd.DataFrame) -> list[tuple[str, object]]:
 
 def _download_frames(at: AppTest) -> list[pd.DataFrame]:
     """The CSV downloads on a page, read back from the in-memory media store of the page's run (kept by
-    ``_run_page``; found by the file id in the button's URL). Downloads built only on click (board packs) have no
-    URL yet."""
+    ``run_keeping_media``; found by the file id in the button's URL). Downloads built only on click (board packs)
+    have no URL yet."""
     import io
 
     stores = at.media_stores

@@ -22,7 +22,7 @@ from lib.access.safety import secret_forms
 from lib.records import store
 from tests.conftest import ROOT
 from tests.test_records import TODAY, csv_bytes, good_rows
-from tests.test_roles_pages import APP_PAGES, TABLE_TABS, _download_frames
+from tests.test_roles_pages import APP_PAGES, TABLE_TABS, _download_frames, run_keeping_media
 
 CANARY_KEY = "CANARYKEY-7f3a9c1e5b-do-not-leak-0042"
 COOKIE_SECRET = "CANARYCOOKIE-91bd-do-not-leak"
@@ -116,7 +116,7 @@ def test_pages_in_every_role_and_downloads_carry_no_secret(canary_store, tmp_pat
             at.session_state["demo_role"] = role
             for key in TABLE_TABS:
                 at.session_state[key] = "Table"
-            at.run()
+            run_keeping_media(at)
             assert not at.exception, (role, url, at.exception)
             text = "\n".join(str(getattr(e, "value", "")) for kind in ("markdown", "caption", "title", "subheader",
                                                                           "info", "warning", "error", "success",
