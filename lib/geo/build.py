@@ -37,6 +37,7 @@ import shapely
 
 from lib.geo import layers, official_lookups, population_build, reference, sources, trusts
 from lib.geo.layers import LAYERS
+from lib.geo.layers import REGISTRY as LAYER_REGISTRY
 
 CODE_COLUMNS = ("lad_code", "utla_code", "pfa_code", "sicbl_code", "icb_code", "lhb_code", "nhs_code", "trust_code")
 LOOKUP_COLUMNS = ["lsoa11cd", "lsoa11nm", "lad_code", "postcodes", "utla_code", "pfa_code", "sicbl_code", "icb_code",
@@ -45,8 +46,8 @@ LOOKUP_COLUMNS = ["lsoa11cd", "lsoa11nm", "lad_code", "postcodes", "utla_code", 
 #: Coverage-simplification tolerance (metres; the simplifier removes vertices whose effective
 #: area is below about tolerance², keeping shared edges shared). Chosen so that all display
 #: layers together stay under 2 MB while county and city outlines remain recognisable.
-SIMPLIFY_TOLERANCE = {"lad": 900.0, "utla": 1100.0, "pfa": 1300.0, "icb": 1300.0,
-                      "sicbl": 1100.0, "lhb": 1300.0, "trust": 1100.0}
+#: Display simplification tolerance per drawn layer, in metres (the registry's ``simplify_m``).
+SIMPLIFY_TOLERANCE = {key: layer.simplify_m for key, layer in LAYER_REGISTRY.items() if layer.drawn}
 COORD_DECIMALS = 4  # about 10 m in latitude: well below the simplification
 
 ATTRIBUTION = (

@@ -43,6 +43,13 @@ class Layer:
     measured_as: str = ""  # where a user picks it for a measure, this layer is used instead (icb -> nhs)
     noun: str = ""  # one area of it, in a sentence ("police force area")
     code_words: str = ""  # its codes, in a validation message ("police force area code (E23…/W15…)")
+    code_noun: str = ""  # what one of its codes names, in a message about a code ("": ``noun``)
+    simplify_m: float = 1100.0  # display simplification tolerance in metres (geodata build)
+
+    @property
+    def code_name(self) -> str:
+        """What one of its codes names ("NHS trust" for a trust code, not its catchment)."""
+        return self.code_noun or self.noun
 
     @property
     def name_layers(self) -> tuple[str, ...]:
@@ -72,7 +79,7 @@ REGISTRY: dict[str, Layer] = {
               vintage="December 2024 (districts on 2025 codes)", official=("lad24_csp24_pfa24",),
               vintage_short="ONS December 2024",
               union_of="lad", measure_title="Police force areas", noun="police force area",
-              code_words="police force area code (E23…/W15…)"),
+              code_words="police force area code (E23…/W15…)", simplify_m=1300.0),
         Layer("utla", "Children's services authorities", "Children's services", "utla_code",
               "Children's social care", "#D55E00", 2.2, "solid",
               note="Upper-tier local authorities: counties, unitaries, metropolitan and London boroughs, "
@@ -82,14 +89,15 @@ REGISTRY: dict[str, Layer] = {
               vintage_short="ONS April 2023, 2025 codes",
               nests_in=("pfa",), union_of="lad", measure_title="Children's services authorities",
               noun="children's services authority",
-              code_words="upper-tier local authority code (E06/E08/E09/E10/W06)"),
+              code_words="upper-tier local authority code (E06/E08/E09/E10/W06)",
+              code_noun="upper-tier local authority"),
         Layer("lad", "Local authority districts", "LAD", "lad_code", "District councils", "#999999", 0.8, "dot",
               note="Current (2025) districts; county districts nest in their county.",
               source="ONS LSOA (2011) to LTLA (2021) lookup, carried to 2025 codes with the ONS Postcode Directory",
               vintage="2025 (ONSPD November 2025 codes, after the 1 April 2025 Barnsley and Sheffield re-coding)",
               official=("lad24_csp24_pfa24",), vintage_short="2025 codes (ONSPD November 2025)",
               nests_in=("utla", "pfa"), measure_title="Local authority districts", noun="local authority district",
-              code_words="local authority district code"),
+              code_words="local authority district code", simplify_m=900.0),
         Layer("icb", "Integrated care boards (England)", "ICB", "icb_code", "NHS England", "#009E73", 2.6, "dash",
               note="42 ICBs (April 2023 codes: E54000063 Surrey Heartlands, E54000064 Sussex), built from sub-ICB "
                    "locations.",
@@ -97,7 +105,7 @@ REGISTRY: dict[str, Layer] = {
               vintage=NHS_VINTAGE, official=("lsoa21_sicbl24_icb24", "lsoa11_lsoa21_ltla22"),
               vintage_short="ONS April 2024 (April 2026 edition not yet in)", union_of="sicbl",
               measured_as="nhs", noun="integrated care board",
-              code_words="integrated care board code"),
+              code_words="integrated care board code", simplify_m=1300.0),
         Layer("sicbl", "Sub-ICB locations (England)", "Sub-ICB", "sicbl_code", "NHS England", "#56B4E9", 1.2, "dashdot",
               note="106 sub-ICB locations, built from LSOAs.",
               source="ONS LSOA (2021) to Sub ICB Location to ICB lookup, via the ONS LSOA 2011 to 2021 lookup",
@@ -108,7 +116,7 @@ REGISTRY: dict[str, Layer] = {
               note="7 Welsh health boards.",
               source="ONS Unitary Authority to Local Health Board lookup", vintage="December 2022",
               official=("ua22_lhb22",), vintage_short="ONS December 2022", noun="local health board",
-              code_words="Welsh local health board code"),
+              code_words="Welsh local health board code", simplify_m=1300.0),
         Layer("nhs", "NHS bodies: ICBs (England) and health boards (Wales)", "NHS body", "nhs_code",
               "NHS England and NHS Wales", "#009E73", 2.6, "dash", drawn=False, parts=("icb", "lhb"),
               note="The NHS geography measures use: the integrated care board in England, the local health "
@@ -125,7 +133,7 @@ REGISTRY: dict[str, Layer] = {
                      "ODS successors",
               vintage="OHID 2022 edition, trusts on current ODS codes",
               vintage_short="modelled, OHID 2022 edition", measure_title="Acute trust catchments (modelled)",
-              noun="trust catchment",
+              noun="trust catchment", code_noun="NHS trust",
               code_words="NHS trust or Welsh health board ODS code"),
     )
 }

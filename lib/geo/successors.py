@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from lib.geo.layers import REGISTRY as LAYER_REGISTRY
+
 FACTS = Path(__file__).resolve().parents[2] / "geodata" / "facts"
 #: Successor tables read at run time (kind, old_code, old_name, new_code, new_name, status, share,
 #: destinations, basis). Append a path to add a kind.
 TABLES: list[Path] = [FACTS / "code_successors.csv", FACTS / "trust_successors.csv"]
-KIND_WORDS = {"lad": "local authority district", "utla": "upper-tier local authority", "pfa": "police force area",
-              "icb": "integrated care board", "sicbl": "sub-ICB location", "trust": "NHS trust"}
+#: What a retired code of each layer names, in a message (from the layer registry).
+KIND_WORDS = {key: layer.code_name for key, layer in LAYER_REGISTRY.items()}
 
 
 @dataclass(frozen=True)
