@@ -192,8 +192,8 @@ def protected_cube(con, cube: MeasureCube | None = None, *, layers=None, keys: d
     for column in VALUE_COLUMNS:
         counts[column] = counts[column].astype("float64")
     counts["apportioned"] = counts["apportioned"].astype("bool")
-    counts = counts[["layer", "basis", "granularity", "period", "agency_type", "area_code", *VALUE_COLUMNS,
-                     "apportioned"]].reset_index(drop=True)
+    counts = counts[["agency_type", "area_code", "granularity", "period", *VALUE_COLUMNS, "apportioned", "layer",
+                     "basis"]].reset_index(drop=True)  # build_cube's column order
     unplaced_frame = (pd.concat(unplaced, ignore_index=True).rename(columns={"area_code": "agency_code"})
                       if unplaced else pd.DataFrame({"agency_type": pd.Series(dtype="str"),
                                                      "agency_code": pd.Series(dtype="str"),
