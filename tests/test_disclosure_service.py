@@ -177,3 +177,17 @@ def test_a_commissioners_compare_has_no_c_and_says_how_it_is_protected(con):
     assert page.note_text("disclosure") == notes.METHOD
     lead = views.build_with("compare", source, {"layer": "lad", "areas": ["E06000001", "E06000002"]}, "lead")
     assert lead.note_text("disclosure") == notes.UNPROTECTED
+
+
+def test_an_empty_store_has_nothing_to_protect_and_compare_still_builds(tmp_path):
+    from lib import views
+    from lib.records import store
+
+    con = store.connect(tmp_path / "empty.duckdb")
+    try:
+        source = Source(con)
+        assert source.cube_for("commissioner").counts.empty
+        page = views.build_with("compare", source, {}, "commissioner")
+        assert page.note_text("disclosure")
+    finally:
+        con.close()

@@ -42,9 +42,13 @@ def _base(source: Source, layer: str, period: str, measure: str, role: str) -> p
     if not aggregates_suppressed(role):
         return source.memo.get(("compare.base", layer, period, measure), lambda: compare.area_base(
             source.cube(), source.con, layer, period, measure, population.default_population(layer), A, B))
-    return source.memo.get(("compare.base.protected", layer, period, measure), lambda: compare.area_base(
-        source.cube_for(role), source.con, layer, period, measure, population.default_population(layer), A, B,
-        keys=source.keys()))
+    def protected() -> pd.DataFrame:
+        cube = source.cube_for(role)
+        keys = source.keys() if not cube.counts.empty else None  # an empty store has nothing to protect
+        return compare.area_base(cube, source.con, layer, period, measure, population.default_population(layer),
+                                 A, B, keys=keys)
+
+    return source.memo.get(("compare.base.protected", layer, period, measure), protected)
 
 
 def choices(con_or_store, layer: str, period: str, measure: str, role: str | None = None
