@@ -42,6 +42,7 @@ def _base(source: Source, layer: str, period: str, measure: str, role: str) -> p
     if not aggregates_suppressed(role):
         return source.memo.get(("compare.base", layer, period, measure), lambda: compare.area_base(
             source.cube(), source.con, layer, period, measure, population.default_population(layer), A, B))
+
     def protected() -> pd.DataFrame:
         cube = source.cube_for(role)
         keys = source.keys() if not cube.counts.empty else None  # an empty store has nothing to protect
