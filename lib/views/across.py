@@ -6,7 +6,8 @@ the role: for aggregate-only roles (analyst, commissioner) every count is publis
 (docs/DISCLOSURE.md): distinct children with the cell key of the children in the cell, encounters with the
 cell key of the records in it, so the same cell has the same value in the tables, the CSV, the sentences and
 the maps; shares are computed from the published counts. The protection is applied in one place,
-``_protect``. Child lists and journeys are built for the lead only. ``python -m lib.cli view across --role R --param layer=pfa ...`` writes the same object.
+``_protect``. Child lists and journeys are built for the lead only.
+``python -m lib.cli view across --role R --param layer=pfa ...`` writes the same object.
 
 Where each text goes on the page: ``extra["slots"]`` maps a slot name to its texts, in page order, and each
 text is also in ``sentences`` (markdown readings) or ``notes`` (captions); warnings and info boxes are in
@@ -27,7 +28,7 @@ import pandas as pd
 
 from lib.access.roles import aggregates_suppressed, sees_child_level
 from lib.disclosure import cells, members
-from lib.disclosure.notes import SMALL, method_note
+from lib.disclosure.notes import method_note
 from lib.geo.layers import LAYERS
 from lib.measures import journeys, spans
 from lib.measures import span_figures as across_figures
@@ -112,8 +113,8 @@ def _all_flows(src: Source, layer: str) -> pd.DataFrame:
 
 
 def _flows(src: Source, layer: str, top: int, area: str | None) -> pd.DataFrame:
-    """``spans.flows(con, layer, top, area)`` taken from the layer's full, sorted flow table."""
-    flows = _all_flows(src, layer)
+    """``spans.flows(con, layer, top, area)`` taken from the layer's full, sorted flow table (exact)."""
+    flows = cells.drop_keys(_all_flows(src, layer))
     if area is not None:
         flows = flows[(flows["from_code"] == area) | (flows["to_code"] == area)]
     return flows.head(top).reset_index(drop=True)
@@ -179,8 +180,9 @@ def _flows_shown(src: Source, layer: str, role: str, top: int, area: str | None)
     return flows.head(top).reset_index(drop=True)
 
 
-def _small_note(role: str) -> str | None:
-    return SMALL if aggregates_suppressed(role) else None
+def _hatch(role: str) -> dict:
+    """Map arguments hatching small areas for aggregate-only roles (none for the lead)."""
+    return {}
 
 
 def _reading(role: str, shown: pd.DataFrame, describe, *args) -> str:
