@@ -107,7 +107,15 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
     scen = expected(scenario_p(levers))
     table = pd.DataFrame({"multi_agency_linked": 1, "by_number_today": today, "by_number_scenario": scen})
     table["area_code"] = home.reindex(table.index).to_numpy()
-    table = table.groupby("area_code")[["multi_agency_linked", "by_number_today", "by_number_scenario"]].sum()
+    # each child's record key (lib.disclosure: the same key as on every page), so the view can publish the
+    # count of children per area by cell key perturbation
+    from lib.disclosure.keys import store_secret
+    from lib.disclosure.members import keys_of
+
+    table["key_multi_agency_linked"] = keys_of([str(c) for c in table.index], store_secret(con), "child")
+    table = table.groupby("area_code")[["multi_agency_linked", "by_number_today", "by_number_scenario",
+                                        "key_multi_agency_linked"]].sum()
+    table["key_multi_agency_linked"] = table["key_multi_agency_linked"].astype("int64") % 256
     table["gain_by_number"] = table["by_number_scenario"] - table["by_number_today"]
     table = table.reset_index()
     names = dict(zip(measured["area_code"], measured["area_name"]))
