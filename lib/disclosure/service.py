@@ -204,3 +204,55 @@ def protected_cube(con, cube: MeasureCube | None = None, *, layers=None, keys: d
     return MeasureCube(counts=counts, linked=linked, unplaced_native=unplaced_frame,
                        periods=["all", *periods], agencies=agencies,
                        seconds=round(time.perf_counter() - started, 3))
+
+
+# -- counts that are not in the cube (Compare's completeness, linkage and spans), same method ----------------
+
+def area_record_sums(con, keys: dict, layer: str, measures: dict[str, str], *, linked_sizes: bool = False
+                     ) -> pd.DataFrame:
+    """Published counts of records per area of ``layer`` over all agencies and periods, one column per entry of
+    ``measures`` (name -> SQL condition on ``e``, the encounter; with ``linked_sizes`` also ``rc.in_rc``, TRUE
+    when linkage placed the record, and ``s.n``, the number of records of its linked child, NULL if none).
+    Each measure is perturbed on the same atoms as the cube (agency x financial year x every enc_<layer> of the
+    measure layers) and summed, so it adds up across layers and agrees with the cube wherever the condition is
+    the same (``TRUE`` gives the cube's records)."""
+    columns = list(dict.fromkeys(_stored(x) for x in convert.MEASURE_LAYERS))
+    cols = ", ".join(f"e.{c}" for c in columns)
+    parts = []
+    for name, condition in measures.items():
+        parts.append(f"count(*) FILTER (WHERE {condition}) AS \"{name}\", "
+                     f"CAST(coalesce(sum(k.rkey) FILTER (WHERE {condition}), 0) % 256 AS INTEGER) AS \"{name}_key\"")
+    join = ""
+    if linked_sizes:
+        join = ("LEFT JOIN (SELECT record_key, child_id, TRUE AS in_rc FROM record_child) rc USING (record_key) "
+                "LEFT JOIN (SELECT child_id, count(*) AS n FROM record_child WHERE child_id IS NOT NULL GROUP BY 1) s "
+                "USING (child_id)")
+    atoms = _sql(con, keys, f"""
+        SELECT e.agency_type, {_YEAR} AS year, {cols}, {", ".join(parts)}
+        FROM encounters e JOIN {members.RECORD_KEYS} k USING (record_key) {join}
+        GROUP BY ALL""")
+    column = _stored(layer)
+    for name in measures:
+        atoms[name] = cellkey.perturb(atoms[name].to_numpy("int64"), atoms[f"{name}_key"].to_numpy("int64"))
+    placed = atoms[atoms[column].notna()]
+    out = placed.groupby(column)[list(measures)].sum().astype("float64")
+    out.index = out.index.astype("str")
+    return out.rename_axis("area_code").reset_index()
+
+
+def distinct_cells(children: pd.DataFrame, by: list[str], flags: list[str], keys: dict) -> pd.DataFrame:
+    """Published counts of distinct children per cell: ``children`` has one row per child and cell (``child_id``,
+    the ``by`` columns, boolean ``flags``); each cell's count of children, and of children with each flag, is
+    perturbed with the cell key of exactly those children (the same children give the same value wherever the
+    cell appears, on this page or another)."""
+    child_keys = keys[members.CHILD_KEYS].to_pandas()
+    frame = children[["child_id", *by, *flags]].merge(child_keys, on="child_id", how="inner")
+    frame["_all"] = True
+    out = []
+    for name, flag in (("children", "_all"), *((f, f) for f in flags)):
+        chosen = frame[frame[flag].astype(bool)]
+        grouped = chosen.groupby(by, dropna=True).agg(n=("child_id", "size"), key=("rkey", "sum"))
+        grouped[name] = cellkey.perturb(grouped["n"].to_numpy("int64"), grouped["key"].to_numpy("int64") % 256)
+        out.append(grouped[[name]])
+    result = pd.concat(out, axis=1).fillna(0).astype("float64")
+    return result.reset_index()
