@@ -21,6 +21,7 @@ from lib.disclosure.cellkey import MAX_NOISE
 from lib.disclosure.notes import METHOD, UNPROTECTED
 from lib.geo import lookup
 from lib.geo.layers import COLUMNS
+from lib.geo.maps import HATCH_LEGEND
 from lib.measures import spans
 from lib.records import store as store_mod
 from tests.fixtures_linkage import synthetic_linked_store
@@ -157,6 +158,11 @@ def test_same_cell_same_value_across_table_csv_map_and_a_second_build(store):
             assert row["reverse_children"] == flows.loc[(b, a), "children"]
             assert row["reverse_encounters"] == flows.loc[(b, a), "encounters"]
     assert METHOD in first.notes
+    small = set(every.index[(every["children"] > 0) & (every["children"] < 10)])
+    assert small, "the case needs small areas to hatch"
+    for name in ("spans_map", "missed_map"):
+        traces = first.figures[name].to_plotly_json()["data"]
+        assert HATCH_LEGEND in [t.get("name") for t in traces], f"{name}: small areas hatched with a legend"
 
 
 def test_lead_figures_unchanged_and_said_to_be_unprotected(store):
@@ -172,3 +178,4 @@ def test_lead_figures_unchanged_and_said_to_be_unprotected(store):
     pd.testing.assert_frame_equal(shown.reset_index(drop=True), exact.reset_index(drop=True))
     pd.testing.assert_frame_equal(lead.table("flows_all").frame.reset_index(drop=True), flows)
     assert UNPROTECTED in lead.notes and METHOD not in lead.notes
+    assert HATCH_LEGEND not in [t.get("name") for t in lead.figures["spans_map"].to_plotly_json()["data"]]

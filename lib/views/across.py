@@ -180,9 +180,13 @@ def _flows_shown(src: Source, layer: str, role: str, top: int, area: str | None)
     return flows.head(top).reset_index(drop=True)
 
 
-def _hatch(role: str) -> dict:
-    """Map arguments hatching small areas for aggregate-only roles (none for the lead)."""
-    return {}
+def _hatch(role: str, table: pd.DataFrame, column: str) -> dict:
+    """Map arguments hatching, for aggregate-only roles, the areas whose published ``column`` is from 1 to
+    ``SMALL_BELOW - 1`` (perturbed counts that small may differ from the truth by a few); none for the lead."""
+    if not aggregates_suppressed(role):
+        return {}
+    small = table[(table[column] > 0) & (table[column] < SMALL_BELOW)]
+    return {"hatch": small["area_code"].tolist()}
 
 
 def _reading(role: str, shown: pd.DataFrame, describe, *args) -> str:
@@ -312,7 +316,10 @@ def _missed_section(src: Source, params: dict, role: str, page: _Page) -> None:
                                "record of another — not even through a chain of such matches. Only probabilistic "
                                "linkage brought their agencies together. Partly missed: exact matching joins some of "
                                "their agencies, but not all.", "note")
-    page.say("missed_map", "Colour: number of resident children found only by linkage. Darker is more.", "note")
+    page.say("missed_map", "Colour: number of resident children found only by linkage. Darker is more."
+                           + (f" Hatched: fewer than {SMALL_BELOW} children known to 2+ agencies (perturbed counts "
+                              "that small may differ from the true count by a few)." if aggregates_suppressed(role)
+                              else ""), "note")
     rows = shown[shown["multi_agency"] > 0].sort_values(["missed", "multi_agency", "area_code"],
                                                         ascending=[False, False, True])
     page.data.tables["missed"] = Table(
@@ -389,12 +396,13 @@ def figure(con_or_store, params: dict, role: str, name: str):
     src = source_of(con_or_store)
     layer = params["layer"]
     if name == "spans_map":
-        return across_figures.spans_map(_spans_shown(src, layer, role), layer, params["span"],
-                                        **_hatch(role))
+        shown = _spans_shown(src, layer, role)
+        return across_figures.spans_map(shown, layer, params["span"], **_hatch(role, shown, "children"))
     if name == "flows_map":
         return across_figures.flows_map(_flows_shown(src, layer, role, int(params["top"]), params["focus"]), layer)
     if name == "missed_map":
-        return across_figures.missed_map(_missed_shown(src, layer, role), layer, **_hatch(role))
+        shown = _missed_shown(src, layer, role)
+        return across_figures.missed_map(shown, layer, **_hatch(role, shown, "multi_agency"))
     if name in ("child_timeline", "child_map"):
         if not sees_child_level(role) or not params.get("child"):
             raise ValueError(f"figure {name!r}: one child's journey, for the safeguarding lead with a child chosen")
