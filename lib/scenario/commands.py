@@ -96,9 +96,12 @@ def _scenario(args) -> int:
                 levers, key=scenario.scenario_key(db_path), n_encounters=args.encounters, seed=args.seed,
                 layer=args.layer, curve_rates=rates, curve_mode=args.curve_mode,
                 progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
+        from lib.access.roles import aggregates_suppressed
+        from lib.disclosure.notes import method_note
         from lib.views.scenario import protect_areas  # the one place the area table is protected
 
         result["by_area"] = protect_areas(result, role)
+        result["disclosure"] = method_note(aggregates_suppressed(role))
         result["role"] = role
     finally:
         if con is not None:

@@ -28,7 +28,7 @@ import pandas as pd
 
 from lib.access.roles import aggregates_suppressed, sees_child_level
 from lib.disclosure import cells, members
-from lib.disclosure.notes import method_note
+from lib.disclosure.notes import SMALL_BELOW, method_note, small_note
 from lib.geo.layers import LAYERS
 from lib.measures import journeys, spans
 from lib.measures import span_figures as across_figures
@@ -63,8 +63,6 @@ MISSED_COUNTS = ["children", "multi_agency", "missed", "partly_missed"]
 MISSED_RATES = {"share_missed": ["multi_agency", "missed"]}
 FLOW_COLUMNS = ["flow", "children", "encounters", "reverse_children", "reverse_encounters", "from_code", "to_code"]
 MISSED_COLUMNS = ["area_name", "area_code", "children", "multi_agency", "missed", "share_missed", "partly_missed"]
-#: Counts below this are small: the user's own area is told so, and maps hatch such areas.
-SMALL_BELOW = 10
 NOT_LINKED = ("Records have not been linked into children yet, so nothing on this page can be counted. "
               "Linking reads every stored record, matches NHS numbers, then scores the rest with the "
               "probabilistic model; it takes a few seconds per 20,000 records.")
@@ -273,7 +271,7 @@ def _spans_section(src: Source, params: dict, role: str, page: _Page) -> None:
     page.data.tables["spans"] = Table(rows.reset_index(drop=True), title="Where children's encounters cross "
                                       "boundaries", columns=hints)
     page.data.tables["spans_all"] = Table(shown.reset_index(drop=True), title="Every area (download)",
-                                          downloadable=True)
+                                          downloadable=True, note=method_note(aggregates_suppressed(role)))
 
 
 def _flows_section(src: Source, params: dict, role: str, page: _Page) -> None:
@@ -290,10 +288,8 @@ def _flows_section(src: Source, params: dict, role: str, page: _Page) -> None:
     page.say("flows_reading", _reading(role, shown, across_figures.describe_flows))
     if focus is not None and aggregates_suppressed(role):
         resident = _spans_shown(src, layer, role).set_index("area_code")["children"]
-        if int(resident.get(focus, 0)) < SMALL_BELOW:
-            page.say("flows_reading", f"{names.get(focus, focus)} has fewer than {SMALL_BELOW} linked resident "
-                                      "children: its counts are small and, after perturbation, may differ from "
-                                      "the true counts by a few.", "warning")
+        if int(resident.get(focus, 0)) < SMALL_BELOW:  # the user's own area is small: say so, and why
+            page.say("flows_reading", small_note([names.get(focus, focus)]), "warning")
     page.say("flows_map", "Each arc runs from the children's home area to an area where they were encountered. It "
                           "bends to the right of travel and ends in an arrowhead, so the two directions are separate "
                           "arcs; wider arcs carry more children. Area centres are weighted by where postcodes are.",
@@ -305,7 +301,8 @@ def _flows_section(src: Source, params: dict, role: str, page: _Page) -> None:
                  "reverse_encounters": {"label": "Encounters the other way"}, "from_code": {"label": "From (code)"},
                  "to_code": {"label": "To (code)"}})
     page.data.tables["flows_all"] = Table(_all_flows_shown(src, layer, role).reset_index(drop=True),
-                                          title="All flows (download)", downloadable=True)
+                                          title="All flows (download)", downloadable=True,
+                                          note=method_note(aggregates_suppressed(role)))
 
 
 def _missed_section(src: Source, params: dict, role: str, page: _Page) -> None:

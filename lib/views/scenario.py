@@ -198,7 +198,8 @@ def page_data(result: dict, params: dict, role: str, data_version: str = "") -> 
 
 def download_json(result: dict, role: str) -> str:
     """The "Download the result (JSON)" payload: the whole result with the area table as the role sees it."""
-    return json.dumps(sc.to_json({**result, "by_area": protect_areas(result, role)}), indent=1, default=str)
+    return json.dumps(sc.to_json({**result, "by_area": protect_areas(result, role),
+                                  "disclosure": method_note(aggregates_suppressed(role))}), indent=1, default=str)
 
 
 def build(con_or_store, params: dict, role: str) -> PageData:
