@@ -255,6 +255,48 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     return frame.reset_index(drop=True)
 
 
+#: The layers whose home and encounter areas define the atoms of flow encounters (with the flow's own layer).
+ATOM_LAYERS = ("pfa", "utla", "lad", "nhs", "trust")
+
+
+def published_flow_encounters(con: duckdb.DuckDBPyConnection, layer: str, keys: dict) -> pd.DataFrame:
+    """Encounters of every flow of ``layer`` as published below the lead (docs/DISCLOSURE.md): records are
+    additive, so they are perturbed once on atoms and summed. An atom is a distinct combination of the linked
+    child's home area and the encounter's area in every layer of ``ATOM_LAYERS`` (and ``layer``): every flow of
+    every layer (home A, encounter B) is a union of atoms, so a flow is the exact sum of its perturbed atoms and
+    subtracting flows from one another yields at most perturbed atoms. Each atom is perturbed with the cell key of
+    its records (``keys``: lib.disclosure.members.key_tables). Columns: from_code, to_code, encounters."""
+    from lib.disclosure.cellkey import KEYS, perturb
+    from lib.disclosure.members import RECORD_KEYS, register
+
+    _check_layer(layer)
+    _require_linkage(con)
+    atom_layers = list(dict.fromkeys([*ATOM_LAYERS, layer]))
+    homes = ",\n".join(f"h{i} AS ({_home_sql(g)})" for i, g in enumerate(atom_layers))
+    joins = " ".join(f"LEFT JOIN h{i} ON h{i}.child_id = rc.child_id" for i in range(len(atom_layers)))
+    columns = ", ".join([*(f"h{i}.home_area AS home{i}" for i in range(len(atom_layers))),
+                         *(f"e.enc_{g} AS enc{i}" for i, g in enumerate(atom_layers))])
+    with cursor(con) as cur:
+        register(cur, keys)
+        atoms = cur.execute(f"""
+            WITH {homes}
+            SELECT {columns}, count(*) AS n, CAST(sum(k.rkey) % {KEYS} AS INTEGER) AS cell_key
+            FROM encounters e JOIN record_child rc USING (record_key)
+                 JOIN {RECORD_KEYS} k ON k.record_key = e.record_key {joins}
+            WHERE rc.child_id IS NOT NULL
+            GROUP BY ALL""").df()
+    chosen = atom_layers.index(layer)
+    atoms["encounters"] = perturb(atoms["n"].to_numpy("int64"), atoms["cell_key"].to_numpy("int64"))
+    moves = atoms[atoms[f"home{chosen}"].notna() & atoms[f"enc{chosen}"].notna()
+                  & (atoms[f"home{chosen}"] != atoms[f"enc{chosen}"])]
+    out = (moves.groupby([f"home{chosen}", f"enc{chosen}"], as_index=False)["encounters"].sum()
+           .rename(columns={f"home{chosen}": "from_code", f"enc{chosen}": "to_code"}))
+    out["from_code"] = out["from_code"].astype("str")
+    out["to_code"] = out["to_code"].astype("str")
+    out["encounters"] = out["encounters"].astype("int64")
+    return out
+
+
 def exact_match_reach(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Per multi-agency linked child: ``child_id``, ``agencies`` and ``agencies_exact`` — the most agency
     types held by one group of the child's records joined (transitively) by a shared identifier (same valid

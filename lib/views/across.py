@@ -27,7 +27,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from lib.access.roles import aggregates_suppressed, sees_child_level
-from lib.disclosure import cells, members
+from lib.disclosure import cells
 from lib.disclosure.notes import SMALL_BELOW, method_note, small_note
 from lib.geo.layers import LAYERS
 from lib.measures import journeys, spans
@@ -84,8 +84,8 @@ def _children(src: Source, layer: str) -> pd.DataFrame:
 
 
 def _keys(src: Source) -> dict:
-    """The store's record and child keys (lib.disclosure.members), once per store version."""
-    return _measure(src, ("keys",), lambda: members.key_tables(src.con))
+    """The store's record and child keys (lib.disclosure.members), once per store version (Source.keys)."""
+    return src.keys()
 
 
 def _reach(src: Source) -> pd.DataFrame:
@@ -161,9 +161,20 @@ def _missed_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
 
 
 def _all_flows_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
-    """Every flow of the layer as ``role`` sees it, in the published order (most children first)."""
+    """Every flow of the layer as ``role`` sees it, in the published order (most children first): below the
+    lead, children per flow with their children's cell key; encounters (additive) perturbed on atoms and summed
+    (spans.published_flow_encounters); the reverse columns are the reverse flow's published values."""
     def compute():
-        shown = _protect(_all_flows(src, layer), FLOW_COUNTS, role)
+        flows = _all_flows(src, layer)
+        if not aggregates_suppressed(role):
+            return cells.drop_keys(flows)
+        shown = cells.publish(flows, ["children", "reverse_children"])
+        encounters = spans.published_flow_encounters(src.con, layer, src.keys())
+        forward = encounters.set_index(["from_code", "to_code"])["encounters"]
+        shown["encounters"] = forward.reindex(pd.MultiIndex.from_frame(shown[["from_code", "to_code"]])
+                                              ).fillna(0).to_numpy("int64")
+        shown["reverse_encounters"] = forward.reindex(pd.MultiIndex.from_frame(
+            shown[["to_code", "from_code"]].set_axis(["from_code", "to_code"], axis=1))).fillna(0).to_numpy("int64")
         if aggregates_suppressed(role):  # the order must not reveal the exact counts either
             shown = shown.sort_values(["children", "encounters", "from_code", "to_code"],
                                       ascending=[False, False, True, True]).reset_index(drop=True)
