@@ -179,3 +179,30 @@ def test_lead_figures_unchanged_and_said_to_be_unprotected(store):
     pd.testing.assert_frame_equal(lead.table("flows_all").frame.reset_index(drop=True), flows)
     assert UNPROTECTED in lead.notes and METHOD not in lead.notes
     assert HATCH_LEGEND not in [t.get("name") for t in lead.figures["spans_map"].to_plotly_json()["data"]]
+
+
+def test_scenario_national_counts_are_published_below_the_lead():
+    """The scenario's summary counts of children (today and under the scenario) are perturbed with their
+    children's cell keys below the lead, gains follow from them, keys never leave; a result without keys is
+    refused below the lead; the lead's are exact."""
+    from lib.disclosure.cellkey import perturb
+    from lib.views.scenario import published_result
+
+    today = {"multi_agency_recognised": 4, "multi_agency_recognised_by_number": 3, "multi_agency_children_true": 5,
+             "precision": 0.99}
+    scen = {**today, "multi_agency_recognised": 5, "multi_agency_recognised_by_number": 5}
+    keys = {"multi_agency_children_true": 200, "today.multi_agency_recognised": 3,
+            "scenario.multi_agency_recognised": 17, "today.multi_agency_recognised_by_number": 250,
+            "scenario.multi_agency_recognised_by_number": 90}
+    result = {"kind": "simulation", "population": {"multi_agency_children_true": 5}, "today": today,
+              "scenario": scen, "total_keys": keys}
+    shown = published_result(result, "commissioner")
+    assert shown["population"]["multi_agency_children_true"] == perturb(5, 200)
+    assert shown["today"]["multi_agency_recognised_by_number"] == perturb(3, 250)
+    assert shown["scenario"]["multi_agency_recognised"] == perturb(5, 17)
+    assert shown["gain"]["multi_agency_recognised"] == (shown["scenario"]["multi_agency_recognised"]
+                                                        - shown["today"]["multi_agency_recognised"])
+    assert [perturb(5, 200), perturb(3, 250)] != [5, 3], "these keys move the counts"
+    assert published_result(result, "lead") is result
+    with pytest.raises(KeyError):
+        published_result({k: v for k, v in result.items() if k != "total_keys"}, "analyst")

@@ -98,9 +98,12 @@ def _scenario(args) -> int:
                 progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
         from lib.access.roles import aggregates_suppressed
         from lib.disclosure.notes import method_note
-        from lib.views.scenario import protect_areas  # the one place the area table is protected
+        from lib.views.scenario import protect_areas, published_result  # the one place of protection
 
-        result["by_area"] = protect_areas(result, role)
+        areas = protect_areas(result, role)
+        result = published_result(result, role)
+        result.pop("total_keys", None)  # cell keys never leave
+        result["by_area"] = areas
         result["disclosure"] = method_note(aggregates_suppressed(role))
         result["role"] = role
     finally:

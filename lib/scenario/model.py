@@ -113,6 +113,7 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
     from lib.disclosure.members import keys_of
 
     table["key_multi_agency_linked"] = keys_of([str(c) for c in table.index], store_secret(con), "child")
+    total_key = int(table["key_multi_agency_linked"].sum() % 256)  # the national count's cell key
     table = table.groupby("area_code")[["multi_agency_linked", "by_number_today", "by_number_scenario",
                                         "key_multi_agency_linked"]].sum()
     table["key_multi_agency_linked"] = table["key_multi_agency_linked"].astype("int64") % 256
@@ -128,6 +129,7 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
         "layer": layer,
         "measured_capture": national,
         "multi_agency_children_linked": int(len(multi)),
+        "key_multi_agency_children_linked": total_key,
         "expected_by_number_today": round(float(today.sum()), 1),
         "expected_by_number_scenario": round(float(scen.sum()), 1),
         "expected_gain_by_number": round(float(scen.sum() - today.sum()), 1),

@@ -135,7 +135,8 @@ def simulate_scenario(levers: Levers, *, key: bytes, n_encounters: int | None = 
     if has_curve:
         curve = simulate.curve(pop, levers, key=key, agencies=curve_agencies, rates=curve_rates, mode=curve_mode,
                                progress=simulate._sub(progress, split[2], 1.0, "Curve: "))
-    areas = simulate.by_area(pop, today, scen, layer, secret=disclosure_secret(key))
+    secret = disclosure_secret(key)
+    areas = simulate.by_area(pop, today, scen, layer, secret=secret)
     baseline = pop.baseline.as_dict()
     result = {
         "kind": "simulation",
@@ -154,6 +155,7 @@ def simulate_scenario(levers: Levers, *, key: bytes, n_encounters: int | None = 
         "curve": curve,
         "curve_agencies": list(curve_agencies),
         "curve_mode": curve_mode,
+        "total_keys": total_keys(pop, today, scen, secret),
         "timings": {"today_seconds": round(today.seconds, 2), "scenario_seconds": round(scen.seconds, 2),
                     "scenario_stages": scen.stage_seconds,
                     "curve_seconds": None if curve is None else round(float(curve["seconds"].sum()), 2)},
@@ -166,6 +168,24 @@ def simulate_scenario(levers: Levers, *, key: bytes, n_encounters: int | None = 
     result["seconds"] = round(time.perf_counter() - started, 2)
     progress(1.0, f"Scenario ready in {result['seconds']:.1f} s")
     return result
+
+
+def total_keys(pop, today, scen, secret: bytes) -> dict[str, int]:
+    """The cell key of each national count of children in the summary (the sum of its children's record keys
+    modulo 256, lib.disclosure), so a role below the lead sees it perturbed (lib.views.scenario)."""
+    from lib.disclosure.members import keys_of
+
+    ids = pop.multi_agency_true
+    rkey = pd.Series(keys_of([str(i) for i in ids], secret, "child"), index=ids, dtype="int64")
+
+    def key(members) -> int:
+        return int(rkey.reindex(np.intersect1d(members, ids)).sum() % 256)
+
+    return {"multi_agency_children_true": key(ids),
+            "today.multi_agency_recognised": key(today.recognised),
+            "scenario.multi_agency_recognised": key(scen.recognised),
+            "today.multi_agency_recognised_by_number": key(today.recognised_by_number),
+            "scenario.multi_agency_recognised_by_number": key(scen.recognised_by_number)}
 
 
 def _gain(today: dict, scen: dict) -> dict:
@@ -201,6 +221,7 @@ def model_scenario(con, levers: Levers, *, layer: str = "utla", curve_rates=simu
         "expected_gain_by_number": est["expected_gain_by_number"],
         "layer": layer,
         "by_area": est["by_area"],
+        "total_keys": {"multi_agency_children_linked": est["key_multi_agency_children_linked"]},
         "curve": est.get("curve"),
         "assumptions": list(ASSUMPTIONS_MODEL),
     }

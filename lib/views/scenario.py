@@ -158,9 +158,42 @@ def protect_areas(result: dict, role: str) -> pd.DataFrame:
     return shown.sort_values([value, first, "area_code"], ascending=[False, False, True]).reset_index(drop=True)
 
 
+def published_result(result: dict, role: str) -> dict:
+    """``result`` with its national counts of children as ``role`` may see them: exact for the lead; below it
+    each perturbed with its children's cell key (``result["total_keys"]``; a result without them is refused),
+    the model's expected counts scaled to the published count of children and gains recomputed."""
+    if not aggregates_suppressed(role):
+        return result
+    keys = result["total_keys"]
+    out = dict(result)
+    if result["kind"] == "model":
+        true = result["multi_agency_children_linked"]
+        shown = int(cells.perturb(true, keys["multi_agency_children_linked"]))
+        ratio = shown / true if true else 0.0
+        out["multi_agency_children_linked"] = shown
+        for name in ("expected_by_number_today", "expected_by_number_scenario"):
+            out[name] = round(result[name] * ratio, 1)
+        out["expected_gain_by_number"] = round(out["expected_by_number_scenario"] - out["expected_by_number_today"], 1)
+        return out
+    population = dict(result["population"])
+    population["multi_agency_children_true"] = int(cells.perturb(population["multi_agency_children_true"],
+                                                                 keys["multi_agency_children_true"]))
+    out["population"] = population
+    for side in ("today", "scenario"):
+        metrics = dict(result[side])
+        metrics["multi_agency_children_true"] = population["multi_agency_children_true"]
+        for name in ("multi_agency_recognised", "multi_agency_recognised_by_number"):
+            metrics[name] = int(cells.perturb(metrics[name], keys[f"{side}.{name}"]))
+        out[side] = metrics
+    out["gain"] = sc._gain(out["today"], out["scenario"])
+    return out
+
+
 def page_data(result: dict, params: dict, role: str, data_version: str = "") -> PageData:
     """What the page shows for ``result`` to ``role`` (cheap: the page calls it on every rerun)."""
-    report = sc.scenario_report(result, protect_areas(result, role))  # protected for the role here, once
+    areas = protect_areas(result, role)  # protected for the role here, once
+    result = published_result(result, role)
+    report = sc.scenario_report(result, areas)
     tables = {"summary": Table(report.table, title="Today and under the scenario",
                                columns={"measure": {"label": "Measure", "width": "medium"},
                                         "today": {"label": "Today", "format": "%.4g"},
@@ -198,8 +231,10 @@ def page_data(result: dict, params: dict, role: str, data_version: str = "") -> 
 
 def download_json(result: dict, role: str) -> str:
     """The "Download the result (JSON)" payload: the whole result with the area table as the role sees it."""
-    return json.dumps(sc.to_json({**result, "by_area": protect_areas(result, role),
-                                  "disclosure": method_note(aggregates_suppressed(role))}), indent=1, default=str)
+    payload = {**published_result(result, role), "by_area": protect_areas(result, role),
+               "disclosure": method_note(aggregates_suppressed(role))}
+    payload.pop("total_keys", None)  # cell keys never leave
+    return json.dumps(sc.to_json(payload), indent=1, default=str)
 
 
 def build(con_or_store, params: dict, role: str) -> PageData:
