@@ -78,9 +78,12 @@ def _measure(src: Source, key: tuple, compute):
     return memo[key]
 
 
-def _children(src: Source, layer: str) -> pd.DataFrame:
-    """The layer's child table with each child's record key (``rkey``) for disclosure control."""
-    return _measure(src, ("children", layer), lambda: spans.child_keys(src.con, spans.child_table(src.con, layer)))
+def _children(src: Source, layer: str, keyed: bool = False) -> pd.DataFrame:
+    """The layer's child table; ``keyed``: with each child's record key (``rkey``) for disclosure control
+    (made only for roles below the lead: the lead's figures need no key)."""
+    if keyed:
+        return _measure(src, ("children", layer, True), lambda: spans.child_keys(src.con, _children(src, layer)))
+    return _measure(src, ("children", layer), lambda: spans.child_table(src.con, layer))
 
 
 def _keys(src: Source) -> dict:
@@ -92,27 +95,31 @@ def _reach(src: Source) -> pd.DataFrame:
     return _measure(src, ("reach",), lambda: spans.exact_match_reach(src.con))
 
 
-def _spans(src: Source, layer: str) -> pd.DataFrame:
-    return _measure(src, ("spans", layer), lambda: spans.spans_by_area(src.con, layer, children=_children(src, layer)))
+def _spans(src: Source, layer: str, keyed: bool = False) -> pd.DataFrame:
+    """Spans by area; ``keyed``: each count with its cell key (``key_<count>``) for publishing."""
+    return _measure(src, ("spans", layer, keyed), lambda: spans.spans_by_area(
+        src.con, layer, children=_children(src, layer, keyed)))
 
 
-def _missed(src: Source, layer: str) -> pd.DataFrame:
-    return _measure(src, ("missed", layer), lambda: spans.missed_without_linkage(
-        src.con, layer, children=_children(src, layer), reach=_reach(src)))
+def _missed(src: Source, layer: str, keyed: bool = False) -> pd.DataFrame:
+    return _measure(src, ("missed", layer, keyed), lambda: spans.missed_without_linkage(
+        src.con, layer, children=_children(src, layer, keyed), reach=_reach(src)))
 
 
-def _overview(src: Source, layer: str) -> dict:
-    return _measure(src, ("overview", layer), lambda: spans.overview(
-        src.con, layer, children=_children(src, layer), reach=_reach(src), keys=_keys(src)))
+def _overview(src: Source, layer: str, keyed: bool = False) -> dict:
+    return _measure(src, ("overview", layer, keyed), lambda: spans.overview(
+        src.con, layer, children=_children(src, layer, keyed), reach=_reach(src),
+        keys=_keys(src) if keyed else None))
 
 
-def _all_flows(src: Source, layer: str) -> pd.DataFrame:
-    return _measure(src, ("flows", layer), lambda: spans.flows(src.con, layer, top=None, keys=_keys(src)))
+def _all_flows(src: Source, layer: str, keyed: bool = False) -> pd.DataFrame:
+    return _measure(src, ("flows", layer, keyed), lambda: spans.flows(
+        src.con, layer, top=None, keys=_keys(src) if keyed else None))
 
 
 def _flows(src: Source, layer: str, top: int, area: str | None) -> pd.DataFrame:
     """``spans.flows(con, layer, top, area)`` taken from the layer's full, sorted flow table (exact)."""
-    flows = cells.drop_keys(_all_flows(src, layer))
+    flows = _all_flows(src, layer)
     if area is not None:
         flows = flows[(flows["from_code"] == area) | (flows["to_code"] == area)]
     return flows.head(top).reset_index(drop=True)
@@ -145,7 +152,7 @@ def _protect(frame: pd.DataFrame, counts: list[str], role: str, *, rates=None) -
 
 def _totals(src: Source, layer: str, role: str) -> dict:
     """The national totals as ``role`` sees them (each total perturbed with its own cell key)."""
-    totals = _overview(src, layer)
+    totals = _overview(src, layer, aggregates_suppressed(role))
     names = [k for k in totals if not k.startswith(cells.KEY_PREFIX)]
     if not aggregates_suppressed(role):
         return {k: totals[k] for k in names}
@@ -153,11 +160,11 @@ def _totals(src: Source, layer: str, role: str) -> dict:
 
 
 def _spans_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
-    return _protect(_spans(src, layer), SPAN_COUNTS, role, rates=SPAN_RATES)
+    return _protect(_spans(src, layer, aggregates_suppressed(role)), SPAN_COUNTS, role, rates=SPAN_RATES)
 
 
 def _missed_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
-    return _protect(_missed(src, layer), MISSED_COUNTS, role, rates=MISSED_RATES)
+    return _protect(_missed(src, layer, aggregates_suppressed(role)), MISSED_COUNTS, role, rates=MISSED_RATES)
 
 
 def _all_flows_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
@@ -165,17 +172,18 @@ def _all_flows_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
     lead, children per flow with their children's cell key; encounters (additive) perturbed on atoms and summed
     (spans.published_flow_encounters); the reverse columns are the reverse flow's published values."""
     def compute():
-        flows = _all_flows(src, layer)
         if not aggregates_suppressed(role):
-            return cells.drop_keys(flows)
-        shown = cells.publish(flows, ["children", "reverse_children"])
+            return _all_flows(src, layer)
+        shown = cells.publish(_all_flows(src, layer, True), ["children", "reverse_children"])
         encounters = spans.published_flow_encounters(src.con, layer, src.keys())
         forward = encounters.set_index(["from_code", "to_code"])["encounters"]
         shown["encounters"] = forward.reindex(pd.MultiIndex.from_frame(shown[["from_code", "to_code"]])
                                               ).fillna(0).to_numpy("int64")
         shown["reverse_encounters"] = forward.reindex(pd.MultiIndex.from_frame(
             shown[["to_code", "from_code"]].set_axis(["from_code", "to_code"], axis=1))).fillna(0).to_numpy("int64")
-        if aggregates_suppressed(role):  # the order must not reveal the exact counts either
+        # a flow published as nothing is not listed (as a true zero is not); the order is the published one
+        shown = shown[(shown["children"] > 0) | (shown["encounters"] > 0)]
+        if aggregates_suppressed(role):
             shown = shown.sort_values(["children", "encounters", "from_code", "to_code"],
                                       ascending=[False, False, True, True]).reset_index(drop=True)
         return shown
@@ -287,7 +295,7 @@ def _spans_section(src: Source, params: dict, role: str, page: _Page) -> None:
 
 def _flows_section(src: Source, params: dict, role: str, page: _Page) -> None:
     layer = params["layer"]
-    all_flows = _all_flows(src, layer)
+    all_flows = _all_flows_shown(src, layer, role)
     names = spans.area_names(layer)
     areas = sorted(set(all_flows["from_code"]) | set(all_flows["to_code"]), key=lambda c: names.get(c, c))
     page.data.extra["flow_areas"] = [[c, names.get(c, c)] for c in areas]
