@@ -30,10 +30,7 @@ PLACED = {"lib.export.csv_safe": "lib.access", "lib.records.default": "lib.synth
           "lib.disclosure.service": "lib.measures"}
 
 #: (importer, imported) -> who removes it. Keep this short; add nothing without saying so in the report.
-KNOWN = {
-    ("lib.scenario.scenario", "lib.access.roles"): "views-ops: the role's table is lib/views/scenario.py's job",
-    ("lib.scenario.scenario", "lib.access.views"): "views-ops: the role's table is lib/views/scenario.py's job",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 #: Imports inside functions that close an import cycle (module-level, they would fail or half-import).
 KNOWN_CYCLE_DODGES: dict[tuple[str, str], str] = {}
 

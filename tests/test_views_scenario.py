@@ -42,8 +42,10 @@ def test_model_page_tables_equal_the_view(linked, monkeypatch, role, params):
                              state={"scn_kind": "Model on your data", "scn_request": _request(params)})
     assert at.success[0].value == data["sentences"][0] and data["sentences"][0].startswith("Model:")
     assert data["extra"]["kind"] == "model" and set(data["tables"]) == {"summary", "capture", "curve", "areas"}
-    if role != "lead":
-        assert data["tables"]["areas"]["note"] == view.SUPPRESSED_CAPTION
+    from lib.disclosure.notes import method_note
+
+    # issue 16: the method (or, for the lead, "unprotected") is named under the area table
+    assert data["tables"]["areas"]["note"] == method_note(role != "lead")
 
 
 SIMULATION = {"kind": "simulation", "encounters": 5_000, "levers": json.dumps({"capture": {"police": 1.0}}),
@@ -57,10 +59,12 @@ def test_simulation_page_tables_equal_the_view(linked, monkeypatch, role):
     assert set(data["tables"]) == {"summary", "agencies", "curve", "areas"}
     areas = data["tables"]["areas"]
     shown = [row[areas["columns"].index("by_number_today")] for row in areas["rows"]]
-    if role == "lead":
-        assert "c" not in shown
-    else:  # suppressed in the view itself, so the CLI twin never gives away what the page hides
-        assert "c" in shown and not any(isinstance(v, (int, float)) and 1 <= v <= 5 for v in shown)
+    assert "c" not in shown  # issue 16: perturbed below the lead (in the view itself, so the CLI twin matches)
+    if role != "lead":
+        columns = areas["columns"]
+        for row in areas["rows"]:
+            assert row[columns.index("gain_by_number")] == (row[columns.index("by_number_scenario")]
+                                                            - row[columns.index("by_number_today")])
 
 
 def test_bad_levers_are_a_clear_error(linked):
