@@ -119,6 +119,16 @@ def _value(value):
 
 # -- the geography the attacker knows (official lookup in geodata) --------------------------------------
 
+@lru_cache(maxsize=2)
+def _atoms_by_code(basis: str) -> dict[tuple[str, str], frozenset[str]]:
+    table, columns = _geography(basis)
+    out = {}
+    for layer, column in columns.items():
+        for code, atoms in table.groupby(column)["atom"]:
+            out[(layer, code)] = frozenset(atoms)
+    return out
+
+
 @lru_cache(maxsize=1)
 def atom_table() -> pd.DataFrame:
     """One row per atom: a distinct combination of the published layers' codes over the LSOA lookup."""
@@ -135,12 +145,11 @@ def home_atom_table() -> pd.DataFrame:
 
 
 def atoms_of(cell: Cell) -> frozenset[str]:
-    table, columns = (home_atom_table(), HOME_COLUMN) if cell.basis == "home" else (atom_table(), LAYER_COLUMN)
     if cell.layer == "ew":
-        return frozenset(table["atom"])
+        return frozenset(_geography(cell.basis)[0]["atom"])
     layer = cell.layer.split(":", 1)[1] if cell.layer.startswith("group:") else cell.layer
-    codes = cell.area.split("+")
-    return frozenset(table.loc[table[columns[layer]].isin(codes), "atom"])
+    by_code = _atoms_by_code(cell.basis)
+    return frozenset().union(*(by_code.get((layer, code), frozenset()) for code in cell.area.split("+")))
 
 
 # -- collecting everything a role can see -------------------------------------------------------------
@@ -265,19 +274,17 @@ def collect_boardpacks(out: Collected, con, role: str, packs: dict[str, str], *,
     """The tables of one board pack per (layer, area) in ``packs``: the divergence CSV (every area of the layer)
     and the comparison CSV (the focus, its neighbours, the comparator group, England and Wales)."""
     from lib.export import boardpack
-    names = {}
     for layer, area in packs.items():
         pack = boardpack.build_board_pack(con, layer=layer, area=area, role=role, cube=cube, audit=False)
         out.outputs += 1
         where = f"boardpack {layer} {area}"
         div = pd.read_csv(io.BytesIO(pack.csvs[f"divergence_{layer}.csv"]), dtype=str, keep_default_na=False)
         _divergence_rows(out, div, layer, "all", "cse_records", "police", "children_social_care", where)
-        if layer not in names:
-            names[layer] = dict(zip(div["area_name"], div["area_code"]))
         group = pd.read_csv(io.BytesIO(pack.csvs["comparator_group.csv"]), dtype=str)["area_code"].tolist()
         comparison = pd.read_csv(io.BytesIO(pack.csvs["comparison.csv"]), dtype=str, keep_default_na=False)
         out.texts.append(pack.deck)
-        _compare_table(out, comparison, names[layer], group, layer, "all", "cse_records", where)
+        names = {name: code for code, name in lookup.name_of(layer).items()}
+        _compare_table(out, comparison, names, group, layer, "all", "cse_records", where)
 
 
 def collect(store_path: Path, role: str, *, compare_layers=None, compare_runs: dict | None = None,
@@ -367,33 +374,33 @@ class Finding:
     how: str
 
 
+def _geography(basis: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    return (home_atom_table(), HOME_COLUMN) if basis == "home" else (atom_table(), LAYER_COLUMN)
+
+
 def families(cells) -> list[tuple[Cell, list[Cell]]]:
-    """(whole, parts): published cells whose atoms are exactly the disjoint union of the parts' atoms, the
-    parts all from one finer layer (nestings, and overlaps made of whole areas of another layer)."""
-    by_key = defaultdict(dict)
+    """(whole, parts): a published cell and the areas of one other published layer that tile it exactly in
+    the official lookup (nestings, and overlaps made of whole areas of another layer, such as an ICB of whole
+    districts). Parts need not be published: a row left out of a table is as unknown as a ``c``."""
+    by_key = defaultdict(list)
     for cell in cells:
-        by_key[(cell.period, cell.agency, cell.measure, cell.basis)][cell] = atoms_of(cell)
+        by_key[(cell.period, cell.agency, cell.measure, cell.basis)].append(cell)
     result = []
-    for atoms in by_key.values():
-        by_layer = defaultdict(list)
-        for cell, members in atoms.items():
-            if not cell.layer.startswith("group:") and cell.layer != "ew" and members:
-                by_layer[cell.layer].append(cell)
-        # which atom belongs to which area of each layer
-        owner = {layer: {a: cell for cell in layer_cells for a in atoms[cell]} for layer, layer_cells in
-                 by_layer.items()}
-        for whole, whole_atoms in atoms.items():
+    for (period, agency, measure, basis), members in by_key.items():
+        table, columns = _geography(basis)
+        layers = {c.layer for c in members if c.layer in columns}
+        owner = {layer: dict(zip(table["atom"], table[columns[layer]])) for layer in layers}
+        for whole in members:
+            whole_atoms = atoms_of(whole)
             if not whole_atoms:
                 continue
-            for layer in by_layer:
-                if layer == whole.layer:
+            for layer in layers - {whole.layer}:
+                parts = {owner[layer][a] for a in whole_atoms}
+                if len(parts) < 2 or any(not isinstance(p, str) for p in parts):
                     continue
-                parts = {owner[layer].get(a) for a in whole_atoms}
-                if None in parts or len(parts) < 2:
-                    continue
-                if sum(len(atoms[p]) for p in parts) == len(whole_atoms) and \
-                        frozenset().union(*(atoms[p] for p in parts)) == whole_atoms:
-                    result.append((whole, sorted(parts)))
+                cells_of = [Cell(layer, p, period, agency, measure, basis) for p in sorted(parts)]
+                if sum(len(atoms_of(c)) for c in cells_of) == len(whole_atoms):
+                    result.append((whole, cells_of))
     return result
 
 
@@ -404,7 +411,7 @@ def subtraction(seen: Collected, truth: dict[Cell, object]) -> list[Finding]:
         return []
     found = []
     for whole, parts in families(seen.cells):
-        values = [seen.cells[p] for p in parts]
+        values = [seen.cells.get(p, HIDDEN) for p in parts]
         if seen.cells[whole] == HIDDEN or sum(v == HIDDEN for v in values) != 1:
             continue
         hidden = parts[values.index(HIDDEN)]
@@ -422,12 +429,13 @@ def _additive(cell: Cell) -> bool:
     return cell.measure == "cse_records" or cell.basis == "home"
 
 
-def programmes(seen: Collected) -> dict[tuple, tuple[attack.Programme, dict[Cell, dict[str, float]]]]:
-    """One programme per (period, measure, basis) of additive counts: variables t (true) and q (published, under
-    perturbation) per agency x atom; each published count an equality (perturbation: sum of q; suppression:
-    sum of t), ``c`` no relation. Returns the programme and each cell's target (variable -> coefficient)."""
+def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme, dict[Cell, dict[str, float]]]]:
+    """One programme per (period, measure, basis) of additive counts: variables t (true) and q (published,
+    under perturbation) per agency x atom; each published count an equality (perturbation: sum of q;
+    suppression: sum of t), ``c`` no relation; ``extra``: cells not published (a row left out) to bound too.
+    Returns the programme and each cell's target (variable -> coefficient)."""
     out = {}
-    for cell, value in seen.cells.items():
+    for cell, value in [*seen.cells.items(), *((c, None) for c in extra if c not in seen.cells)]:
         if not _additive(cell):
             continue
         key = (cell.period, cell.measure, cell.basis)
@@ -451,20 +459,20 @@ def programmes(seen: Collected) -> dict[tuple, tuple[attack.Programme, dict[Cell
                 else:
                     terms[t] = terms.get(t, 0.0) + 1.0
         targets[cell] = target
-        if value != HIDDEN and terms:
+        if value not in (HIDDEN, None) and terms:
             lp.add_eq(terms, float(value))
     return out
 
 
 def lp_bounds(seen: Collected, truth: dict[Cell, object], *, limit: int | None = None) -> tuple[list[Finding], int]:
     """(findings, cells bounded): each cell whose true count is 1-5 and that the method protects (under
-    suppression: shown as c; under perturbation: every cell) is bounded; a finding is one bounded to fewer than
-    three whole values. Distinct-children counts that do not add up are left to the Hypothesis test of
+    suppression: shown as c or left out; under perturbation: every cell) is bounded; a finding is one bounded
+    to fewer than three whole values. Distinct-children counts that do not add up are left to the Hypothesis test of
     lib.disclosure (tests/test_disclosure.py)."""
     findings, bounded = [], 0
-    for lp, targets in programmes(seen).values():
+    for lp, targets in programmes(seen, extra=list(truth)).values():
         cells = [c for c in targets if isinstance(truth.get(c), int) and 1 <= truth[c] <= 5
-                 and (seen.method == "perturbation" or seen.cells[c] == HIDDEN)]
+                 and (seen.method == "perturbation" or seen.cells.get(c, HIDDEN) == HIDDEN)]
         for cell in cells[:limit] if limit else cells:
             lo, hi = attack.integer_interval(*lp.bound(targets[cell]))
             bounded += 1
