@@ -78,7 +78,7 @@ class Collected:
     seen_in: dict[Cell, list[str]] = field(default_factory=lambda: defaultdict(list))
     disagreements: list[tuple[Cell, object, str, object, str]] = field(default_factory=list)
     outputs: int = 0
-    texts: list = field(default_factory=list)  # deck bytes, searched for the method's name
+    texts: list = field(default_factory=list, repr=False)  # deck bytes, searched for the method's name
 
     def add(self, cell: Cell, value, where: str) -> None:
         value = _value(value)
