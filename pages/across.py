@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lib import views
-from lib.access.roles import may_load_data, sees_child_level
+from lib.access.roles import aggregates_suppressed, may_load_data, sees_child_level
 from lib.geo.layers import LAYERS
 from lib.measures import spans
 from lib.views import across as view_def
@@ -28,6 +28,8 @@ from pages.common import (
 )
 
 ROLE = require_page("across")  # every role; child lists and journeys below: safeguarding leads only
+#: The lead's downloads are exact: their file names say so (lib.disclosure.notes.UNPROTECTED on the page).
+EXPORT_SUFFIX = "" if aggregates_suppressed(ROLE) else "_unprotected"
 MAP_CONFIG = {"scrollZoom": True, "displaylogo": False}
 
 st.title(view_def.TITLE)
@@ -180,8 +182,8 @@ if table_tab.open:
         table = data.tables["spans"]
         st.dataframe(table.frame, hide_index=True, width="stretch", height=380, column_config=column_config(table),
                      key="spans")
-        export_button("Download table (CSV)", data.tables["spans_all"].frame, f"across_spans_{layer}.csv",
-                      "text/csv", key="spans_csv", subject=layer)
+        export_button("Download table (CSV)", data.tables["spans_all"].frame,
+                      f"across_spans_{layer}{EXPORT_SUFFIX}.csv", "text/csv", key="spans_csv", subject=layer)
 
 
 # -- flows ---------------------------------------------------------------------------------------------
@@ -203,8 +205,8 @@ if table_tab.open:
     with table_tab:
         table = data.tables["flows"]
         st.dataframe(table.frame, hide_index=True, width="stretch", key="flows", column_config=column_config(table))
-        export_button("Download all flows (CSV)", data.tables["flows_all"].frame, f"across_flows_{layer}.csv",
-                      "text/csv", key="flows_csv", subject=layer)
+        export_button("Download all flows (CSV)", data.tables["flows_all"].frame,
+                      f"across_flows_{layer}{EXPORT_SUFFIX}.csv", "text/csv", key="flows_csv", subject=layer)
 
 
 # -- missed without linkage ----------------------------------------------------------------------------

@@ -173,3 +173,4 @@ with completeness_tab:
         st.dataframe(table.frame, hide_index=True, width="stretch", key="completeness",
                      column_config=column_config(table))
         st.caption(view_data.extra["slots"]["completeness_note"][0])
+        st.caption(view_data.extra["slots"]["disclosure"][0])

@@ -193,10 +193,12 @@ def test_app_navigation_lists_only_the_role_pages(store_copy):
 @pytest.mark.parametrize("role", ["analyst", "commissioner"])
 def test_divergence_for_aggregate_roles_maps_only_shown_areas_and_one_period(store_copy, role):
     """The ratio map's hover carries each area's counts, so it must hold only the areas the page shows; and
-    these roles get all periods together only (a year minus its other quarters would give a hidden one)."""
+    these roles get all periods and financial years, never quarters (issue 16: years are sums of perturbed
+    atoms, so they add up to all; was "all periods" only under per-table suppression)."""
     at = _run_page(APP_PAGES["divergence"], role, tables=True)
     period = next(s for s in at.selectbox if s.key == "div_period")
-    assert list(period.options) == ["all periods"]
+    assert list(period.options)[0] == "all periods"
+    assert all(o.startswith("financial year") for o in list(period.options)[1:]) and len(period.options) > 1
     assert "div_trend_by" not in _keys(at)
     shown = {str(code) for f in at.dataframe if "area_code" in f.value.columns for code in f.value["area_code"]}
     assert shown
@@ -227,13 +229,21 @@ def test_board_pack_refuses_a_single_period_for_aggregate_roles(store_copy):
 
 
 def test_scenario_area_table_is_protected_against_its_totals():
-    """One small cell in a column whose total is shown: naive suppression would hide it alone, and the total
-    minus the other areas would give it back; the area table hides a second cell in that column."""
-    from lib.scenario.scenario import area_table
+    """One small cell in a column whose total is shown: below the lead every count is published by cell key
+    perturbation (issue 16), so neither the cell nor total minus the other areas gives the true count; the lead
+    sees exact counts. A result without cell keys is refused below the lead, never shown exact."""
+    from lib.views.scenario import protect_areas
 
     by_area = pd.DataFrame({"area_code": ["A", "B", "C", "D"], "area_name": ["a", "b", "c", "d"],
-                            "multi_agency_true": [40, 4, 30, 25], "multi_agency_linked": [38, 20, 29, 24]})
-    shown = area_table({"by_area": by_area}, role="commissioner")
-    assert (shown["multi_agency_true"] == "c").sum() >= 2
-    assert shown.loc[1, "multi_agency_true"] == "c"
-    assert area_table({"by_area": by_area}, role="lead")["multi_agency_true"].tolist() == [40, 4, 30, 25]
+                            "multi_agency_linked": [40, 4, 30, 25], "by_number_today": [20.0, 2.0, 15.0, 10.0],
+                            "by_number_scenario": [40.0, 4.0, 30.0, 25.0], "gain_by_number": [20.0, 2.0, 15.0, 15.0],
+                            "key_multi_agency_linked": [3, 200, 77, 140]})
+    result = {"kind": "model", "by_area": by_area}
+    shown = protect_areas(result, "commissioner").set_index("area_code")
+    assert "key_multi_agency_linked" not in shown.columns and not (shown.drop(columns="area_name") == "c").any().any()
+    assert shown.loc["B", "multi_agency_linked"] != 4  # this cell key moves the 4
+    assert (shown["by_number_scenario"] == shown["multi_agency_linked"]).all()  # 100% capture: all of them
+    lead = protect_areas(result, "lead").set_index("area_code")
+    assert lead.loc[["A", "B", "C", "D"], "multi_agency_linked"].tolist() == [40, 4, 30, 25]
+    with pytest.raises(KeyError, match="cell key"):
+        protect_areas({"kind": "model", "by_area": by_area.drop(columns="key_multi_agency_linked")}, "analyst")

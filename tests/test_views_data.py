@@ -44,20 +44,33 @@ def test_rendered_tables_equal_the_cli_view(store, monkeypatch, role, case):
 
 
 def test_completeness_is_protected_for_the_analyst(store):
+    """Issue 16: the analyst's completeness counts are published by cell key perturbation on atoms, never c;
+    an area's contacts equal its records in the protected cube (the same cell, the same value on Compare);
+    small published counts show no share."""
+    from lib.disclosure import service
+
     con = store_mod.connect(store, read_only=True)
     try:
         raw = store_mod.completeness(con, "lad", basis="encounter", by="agency_type")
+        cube = service.protected_cube(con).counts
     finally:
         con.close()
     raw = raw[raw["agency_type"] == "health"]
     assert raw["encounters"].between(1, 5).any(), "the case needs small counts to protect"
     shown = cli_view(store, "data", "analyst", {"layer": "lad", "basis": "encounter", "agency": "health"})
     table = shown["tables"]["completeness"]
-    contacts = [row[table["columns"].index("encounters")] for row in table["rows"]]
-    assert "c" in contacts and not any(str(v) in {"1", "2", "3", "4", "5"} for v in contacts)
-    share = table["columns"].index("valid NHS %")
-    small = [row[share] for row in table["rows"] if row[table["columns"].index("encounters")] == "c"]
-    assert all(v in (None, "", "c") for v in small), "no share is shown for a count too small to show"
+    columns = table["columns"]
+    contacts = {row[columns.index("code")]: row[columns.index("encounters")] for row in table["rows"]}
+    assert "c" not in contacts.values()
+    true = dict(zip(raw["area_code"], raw["encounters"]))
+    assert any(contacts.get(a, 0) != n for a, n in true.items() if 1 <= n <= 5), "small counts are perturbed"
+    published = cube[(cube["layer"] == "lad") & (cube["basis"] == "direct") & (cube["agency_type"] == "health")
+                     & (cube["period"] == "all")].set_index("area_code")["records"]
+    placed = {a: v for a, v in contacts.items() if a != "(unplaced)"}
+    assert placed == {a: int(published[a]) for a in placed}
+    share = columns.index("valid NHS %")
+    small = [row[share] for row in table["rows"] if row[columns.index("encounters")] < view_def.MIN_ENCOUNTERS]
+    assert small and all(v in (None, "") for v in small), "no share is shown for a small count"
 
 
 def test_only_analysts_open_the_data_view(store, capsys):

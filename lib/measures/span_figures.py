@@ -73,8 +73,9 @@ def _pct(value: float) -> str:
 # -- spans -------------------------------------------------------------------------------------------
 
 def spans_map(table: pd.DataFrame, layer: str, span: str = "any", style: str = maps.OFFLINE_STYLE,
-              height: int = 560) -> go.Figure:
-    """Choropleth of the share (%) of resident children whose encounters span 2+ areas of ``span``."""
+              height: int = 560, hatch=()) -> go.Figure:
+    """Choropleth of the share (%) of resident children whose encounters span 2+ areas of ``span``;
+    ``hatch``: codes of areas hatched as small (lib.geo.maps.hatch_trace, with its legend entry)."""
     shown = table[table["children"] > 0]
     share = f"share_{span}"
     values = dict(zip(shown["area_code"], (100 * shown[share]).round(1)))
@@ -82,9 +83,18 @@ def spans_map(table: pd.DataFrame, layer: str, span: str = "any", style: str = m
              for row in shown.itertuples(index=False)}
     outline = SPAN_OUTLINE.get(span)
     title = f"% spanning 2+ {SPAN_TITLES[span] if span != 'any' else 'areas'}"
-    return maps.choropleth_figure(layer, values, title, hover=hover, style=style, colorscale="Cividis",
-                                  reverse=True, outline=outline if outline and outline != layer else None,
-                                  height=height)
+    fig = maps.choropleth_figure(layer, values, title, hover=hover, style=style, colorscale="Cividis",
+                                 reverse=True, outline=outline if outline and outline != layer else None,
+                                 height=height)
+    return _hatched(fig, layer, hatch)
+
+
+def _hatched(fig: go.Figure, layer: str, codes) -> go.Figure:
+    """``fig`` with the areas ``codes`` hatched on top (none: unchanged)."""
+    codes = list(codes)
+    if codes:
+        fig.add_trace(maps.hatch_trace(layer, codes))
+    return fig
 
 
 def describe_spans(table: pd.DataFrame, layer: str, span: str = "any", min_children: int = 20) -> str:
@@ -191,15 +201,18 @@ def describe_flows(flow_table: pd.DataFrame) -> str:
 
 # -- missed without linkage --------------------------------------------------------------------------
 
-def missed_map(table: pd.DataFrame, layer: str, style: str = maps.OFFLINE_STYLE, height: int = 560) -> go.Figure:
-    """Choropleth of the number of resident children only probabilistic linkage joined across agencies."""
+def missed_map(table: pd.DataFrame, layer: str, style: str = maps.OFFLINE_STYLE, height: int = 560,
+               hatch=()) -> go.Figure:
+    """Choropleth of the number of resident children only probabilistic linkage joined across agencies;
+    ``hatch``: codes of areas hatched as small."""
     shown = table[table["multi_agency"] > 0]
     values = dict(zip(shown["area_code"], shown["missed"].astype(float)))
     hover = {row.area_code: f"{row.missed} of {row.multi_agency} multi-agency children "
                             f"({_pct(row.share_missed)}) share no identifier across agencies"
              for row in shown.itertuples(index=False)}
-    return maps.choropleth_figure(layer, values, "Children missed without linkage", hover=hover, style=style,
-                                  colorscale="Cividis", reverse=True, height=height)
+    fig = maps.choropleth_figure(layer, values, "Children missed without linkage", hover=hover, style=style,
+                                 colorscale="Cividis", reverse=True, height=height)
+    return _hatched(fig, layer, hatch)
 
 
 def describe_missed(table: pd.DataFrame) -> str:

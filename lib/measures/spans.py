@@ -133,15 +133,32 @@ def child_table(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
     return frame
 
 
+def child_keys(con: duckdb.DuckDBPyConnection, children: pd.DataFrame) -> pd.DataFrame:
+    """``children`` (with ``child_id``) plus ``rkey``: each child's record key for disclosure control (the
+    keyed hash of lib.disclosure.members, the same key wherever the child is counted)."""
+    from lib.disclosure.keys import store_secret
+    from lib.disclosure.members import keys_of
+
+    ids = children["child_id"].astype("str").tolist()
+    return children.assign(rkey=np.array(keys_of(ids, store_secret(con), "child"), dtype="int64"))
+
+
 def _per_area(children: pd.DataFrame, layer: str, columns: dict[str, str]) -> pd.DataFrame:
-    """Sum boolean child columns per home area, over every area of the layer (zeros where none)."""
+    """Sum boolean child columns per home area, over every area of the layer (zeros where none). When
+    ``children`` carries record keys (``rkey``, from ``child_keys``) each count ``x`` comes with its cell key
+    ``key_x`` (the sum of its children's keys modulo 256) for lib.disclosure.cells.publish."""
+    from lib.disclosure.cells import group_cells
+
     placed = children.dropna(subset=["home_area"])
-    sums = placed.groupby("home_area").agg(
-        children=("child_id", "size"), **{out: (src, "sum") for out, src in columns.items()})
+    if "rkey" in placed.columns:
+        sums = group_cells(placed, "home_area", {"children": None, **columns}).set_index("home_area")
+    else:
+        sums = placed.groupby("home_area").agg(
+            children=("child_id", "size"), **{out: (src, "sum") for out, src in columns.items()})
     areas = lookup.area_names(layer)
     table = pd.DataFrame({"area_code": areas["code"].astype("str"), "area_name": areas["name"].astype("str")})
     table = table.merge(sums, left_on="area_code", right_index=True, how="left")
-    for column in ["children", *columns]:
+    for column in sums.columns:
         table[column] = table[column].fillna(0).astype("int64")
     return table
 
@@ -170,8 +187,8 @@ def spans_by_area(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataF
     return table
 
 
-def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area: str | None = None
-          ) -> pd.DataFrame:
+def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area: str | None = None,
+          keys: dict | None = None) -> pd.DataFrame:
     """Where children resident in one area of ``layer`` are encountered in another.
 
     One row per (home area → encounter area) with the two different: ``from_code``, ``from_name``,
@@ -180,7 +197,13 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     ``reverse_encounters`` (the same for ``to → from``, 0 if none), and ``flow`` ("A → B"). A→B and B→A are
     separate rows. Sorted by children, then encounters, then codes; ``top`` keeps the first rows
     (None: all); ``area`` keeps flows into or out of one area.
+    ``keys``: the store's record and child keys (``lib.disclosure.members.key_tables``): each count ``x``
+    then comes with its cell key ``key_x`` (children: sum of the children's keys; encounters: of the records'
+    keys; modulo 256), the reverse columns with the keys of the reverse cell.
     """
+    from lib.disclosure.cellkey import KEYS
+    from lib.disclosure.members import CHILD_KEYS, RECORD_KEYS, register
+
     _check_layer(layer)
     _require_linkage(con)
     enc = f"enc_{layer}"
@@ -190,27 +213,88 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     if top is not None:
         limit = "LIMIT ?"
         params.append(int(top))
-    frame = query(con, f"""
+    keyed = keys is not None
+    rkey = "rk.rkey" if keyed else "0"
+    ckey = "ck.rkey" if keyed else "0"
+    joins = (f"JOIN {RECORD_KEYS} rk ON rk.record_key = e.record_key "
+             f"JOIN {CHILD_KEYS} ck ON ck.child_id = rc.child_id") if keyed else ""
+    key_columns = (", m.key_children, m.key_encounters, coalesce(r.key_children, 0) AS key_reverse_children, "
+                   "coalesce(r.key_encounters, 0) AS key_reverse_encounters") if keyed else ""
+    sql = f"""
         WITH home AS ({_home_sql(layer)}),
-        moves AS (
-            SELECT h.home_area AS from_code, e.{enc} AS to_code,
-                   count(DISTINCT rc.child_id) AS children, count(*) AS encounters
-            FROM encounters e JOIN record_child rc USING (record_key) JOIN home h USING (child_id)
+        per_child AS (
+            SELECT h.home_area AS from_code, e.{enc} AS to_code, rc.child_id, any_value({ckey}) AS ckey,
+                   count(*) AS n, sum({rkey}) AS rsum
+            FROM encounters e JOIN record_child rc USING (record_key) JOIN home h USING (child_id) {joins}
             WHERE e.{enc} IS NOT NULL AND e.{enc} <> h.home_area
             GROUP BY ALL),
+        moves AS (
+            SELECT from_code, to_code, count(*) AS children, sum(n) AS encounters,
+                   sum(ckey) % {KEYS} AS key_children, sum(rsum) % {KEYS} AS key_encounters
+            FROM per_child GROUP BY ALL),
         both_ways AS (
-            SELECT m.*, coalesce(r.children, 0) AS reverse_children, coalesce(r.encounters, 0) AS reverse_encounters
+            SELECT m.from_code, m.to_code, m.children, m.encounters,
+                   coalesce(r.children, 0) AS reverse_children, coalesce(r.encounters, 0) AS reverse_encounters
+                   {key_columns}
             FROM moves m LEFT JOIN moves r ON r.from_code = m.to_code AND r.to_code = m.from_code)
         SELECT * FROM both_ways {where}
         ORDER BY children DESC, encounters DESC, from_code, to_code
-        {limit}""", params)
+        {limit}"""
+    with cursor(con) as cur:
+        if keyed:
+            register(cur, keys)
+        frame = cur.execute(sql, params).df()
     names = area_names(layer)
     frame.insert(1, "from_name", frame["from_code"].map(names).fillna(frame["from_code"]).astype("str"))
     frame.insert(3, "to_name", frame["to_code"].map(names).fillna(frame["to_code"]).astype("str"))
     frame["flow"] = (frame["from_name"] + " → " + frame["to_name"]).astype("str")
     for column in ("children", "encounters", "reverse_children", "reverse_encounters"):
         frame[column] = frame[column].astype("int64")
+        if keyed:
+            frame[f"key_{column}"] = frame[f"key_{column}"].astype("int64")
     return frame.reset_index(drop=True)
+
+
+#: The layers whose home and encounter areas define the atoms of flow encounters (with the flow's own layer).
+ATOM_LAYERS = ("pfa", "utla", "lad", "nhs", "trust")
+
+
+def published_flow_encounters(con: duckdb.DuckDBPyConnection, layer: str, keys: dict) -> pd.DataFrame:
+    """Encounters of every flow of ``layer`` as published below the lead (docs/DISCLOSURE.md): records are
+    additive, so they are perturbed once on atoms and summed. An atom is a distinct combination of the linked
+    child's home area and the encounter's area in every layer of ``ATOM_LAYERS`` (and ``layer``): every flow of
+    every layer (home A, encounter B) is a union of atoms, so a flow is the exact sum of its perturbed atoms and
+    subtracting flows from one another yields at most perturbed atoms. Each atom is perturbed with the cell key of
+    its records (``keys``: lib.disclosure.members.key_tables). Columns: from_code, to_code, encounters."""
+    from lib.disclosure.cellkey import KEYS, perturb
+    from lib.disclosure.members import RECORD_KEYS, register
+
+    _check_layer(layer)
+    _require_linkage(con)
+    atom_layers = list(dict.fromkeys([*ATOM_LAYERS, layer]))
+    homes = ",\n".join(f"h{i} AS ({_home_sql(g)})" for i, g in enumerate(atom_layers))
+    joins = " ".join(f"LEFT JOIN h{i} ON h{i}.child_id = rc.child_id" for i in range(len(atom_layers)))
+    columns = ", ".join([*(f"h{i}.home_area AS home{i}" for i in range(len(atom_layers))),
+                         *(f"e.enc_{g} AS enc{i}" for i, g in enumerate(atom_layers))])
+    with cursor(con) as cur:
+        register(cur, keys)
+        atoms = cur.execute(f"""
+            WITH {homes}
+            SELECT {columns}, count(*) AS n, CAST(sum(k.rkey) % {KEYS} AS INTEGER) AS cell_key
+            FROM encounters e JOIN record_child rc USING (record_key)
+                 JOIN {RECORD_KEYS} k ON k.record_key = e.record_key {joins}
+            WHERE rc.child_id IS NOT NULL
+            GROUP BY ALL""").df()
+    chosen = atom_layers.index(layer)
+    atoms["encounters"] = perturb(atoms["n"].to_numpy("int64"), atoms["cell_key"].to_numpy("int64"))
+    moves = atoms[atoms[f"home{chosen}"].notna() & atoms[f"enc{chosen}"].notna()
+                  & (atoms[f"home{chosen}"] != atoms[f"enc{chosen}"])]
+    out = (moves.groupby([f"home{chosen}", f"enc{chosen}"], as_index=False)["encounters"].sum()
+           .rename(columns={f"home{chosen}": "from_code", f"enc{chosen}": "to_code"}))
+    out["from_code"] = out["from_code"].astype("str")
+    out["to_code"] = out["to_code"].astype("str")
+    out["encounters"] = out["encounters"].astype("int64")
+    return out
 
 
 def exact_match_reach(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -298,21 +382,46 @@ def spanning_children(con: duckdb.DuckDBPyConnection, layer: str, area: str | No
 
 
 def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame | None = None,
-             reach: pd.DataFrame | None = None) -> dict[str, int]:
+             reach: pd.DataFrame | None = None, keys: dict | None = None) -> dict[str, int]:
     """National totals: records, anonymous_records, children, multi_agency, spans_<g> and spans_any,
     missed (multi-agency children only probabilistic linkage joined), unplaced (children with no home
-    area in ``layer``). ``children``, ``reach``: as for ``missed_without_linkage``."""
+    area in ``layer``). ``children``, ``reach``: as for ``missed_without_linkage``. ``keys``: the store's
+    record keys (``lib.disclosure.members.key_tables``) with ``children`` carrying ``rkey`` (``child_keys``):
+    each total ``x`` then comes with its cell key ``key_x``."""
+    from lib.disclosure.cellkey import KEYS
+    from lib.disclosure.cells import key_column, total_cell
+    from lib.disclosure.members import RECORD_KEYS, register
+
     children = child_table(con, layer) if children is None else children
     reach = exact_match_reach(con) if reach is None else reach
-    counts = query(con, """SELECT count(*) AS records,
-                                   count(*) FILTER (WHERE rc.child_id IS NULL) AS anonymous_records
-                            FROM encounters e JOIN record_child rc USING (record_key)""").iloc[0]
+    keyed = keys is not None and "rkey" in children.columns
+    with cursor(con) as cur:
+        if keyed:
+            register(cur, keys)
+        join = f"JOIN {RECORD_KEYS} rk ON rk.record_key = e.record_key" if keyed else ""
+        rkey = "rk.rkey" if keyed else "0"
+        counts = cur.execute(f"""SELECT count(*) AS records,
+                                   count(*) FILTER (WHERE rc.child_id IS NULL) AS anonymous_records,
+                                   coalesce(sum({rkey}), 0) % {KEYS} AS key_records,
+                                   coalesce(sum({rkey}) FILTER (WHERE rc.child_id IS NULL), 0) % {KEYS}
+                                       AS key_anonymous_records
+                            FROM encounters e JOIN record_child rc USING (record_key) {join}""").df().iloc[0]
+    missed = reach.loc[reach["agencies_exact"] < 2, ["child_id"]]
     out = {"records": int(counts["records"]), "anonymous_records": int(counts["anonymous_records"]),
            "children": int(len(children)), "multi_agency": int(children["multi_agency"].sum()),
-           "missed": int((reach["agencies_exact"] < 2).sum()),
+           "missed": int(len(missed)),
            "unplaced": int(children["home_area"].isna().sum())}
     for g in (*SPAN_LAYERS, "any"):
         out[f"spans_{g}"] = int(children[f"spans_{g}"].sum())
+    if keyed:
+        members = children.assign(unplaced=children["home_area"].isna(),
+                                  missed=children["child_id"].isin(missed["child_id"]))
+        out[key_column("records")] = int(counts["key_records"])
+        out[key_column("anonymous_records")] = int(counts["key_anonymous_records"])
+        for name in ("children", "multi_agency", "missed", "unplaced", *(f"spans_{g}" for g in (*SPAN_LAYERS, "any"))):
+            count, cell = total_cell(members, None if name == "children" else name)
+            assert count == out[name], name
+            out[key_column(name)] = cell
     return out
 
 

@@ -28,7 +28,7 @@ def register(sub) -> None:
     p.add_argument("--encounters", type=int, default=None, help="synthetic population size (default: the default "
                                                                  "dataset's)")
     p.add_argument("--seed", type=int, default=None, help="synthetic population seed (default: the default dataset's)")
-    p.add_argument("--role", default="lead", help="lead, analyst or commissioner: the area table is suppressed "
+    p.add_argument("--role", default="lead", help="lead, analyst or commissioner: the area table is protected "
                                                   "for aggregate-only roles")
     p.add_argument("--out", type=Path, default=None, help="write the full result (JSON) here")
     p.set_defaults(func=_scenario)
@@ -96,7 +96,15 @@ def _scenario(args) -> int:
                 levers, key=scenario.scenario_key(db_path), n_encounters=args.encounters, seed=args.seed,
                 layer=args.layer, curve_rates=rates, curve_mode=args.curve_mode,
                 progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
-        result["by_area"] = scenario.area_table(result, role)
+        from lib.access.roles import aggregates_suppressed
+        from lib.disclosure.notes import method_note
+        from lib.views.scenario import protect_areas, published_result  # the one place of protection
+
+        areas = protect_areas(result, role)
+        result = published_result(result, role)
+        result.pop("total_keys", None)  # cell keys never leave
+        result["by_area"] = areas
+        result["disclosure"] = method_note(aggregates_suppressed(role))
         result["role"] = role
     finally:
         if con is not None:

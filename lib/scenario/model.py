@@ -107,7 +107,16 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
     scen = expected(scenario_p(levers))
     table = pd.DataFrame({"multi_agency_linked": 1, "by_number_today": today, "by_number_scenario": scen})
     table["area_code"] = home.reindex(table.index).to_numpy()
-    table = table.groupby("area_code")[["multi_agency_linked", "by_number_today", "by_number_scenario"]].sum()
+    # each child's record key (lib.disclosure: the same key as on every page), so the view can publish the
+    # count of children per area by cell key perturbation
+    from lib.disclosure.keys import store_secret
+    from lib.disclosure.members import keys_of
+
+    table["key_multi_agency_linked"] = keys_of([str(c) for c in table.index], store_secret(con), "child")
+    total_key = int(table["key_multi_agency_linked"].sum() % 256)  # the national count's cell key
+    table = table.groupby("area_code")[["multi_agency_linked", "by_number_today", "by_number_scenario",
+                                        "key_multi_agency_linked"]].sum()
+    table["key_multi_agency_linked"] = table["key_multi_agency_linked"].astype("int64") % 256
     table["gain_by_number"] = table["by_number_scenario"] - table["by_number_today"]
     table = table.reset_index()
     names = dict(zip(measured["area_code"], measured["area_name"]))
@@ -120,6 +129,7 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
         "layer": layer,
         "measured_capture": national,
         "multi_agency_children_linked": int(len(multi)),
+        "key_multi_agency_children_linked": total_key,
         "expected_by_number_today": round(float(today.sum()), 1),
         "expected_by_number_scenario": round(float(scen.sum()), 1),
         "expected_gain_by_number": round(float(scen.sum() - today.sum()), 1),

@@ -43,6 +43,15 @@ def scenario_key(db_path=None, key=None) -> bytes:
         return SYNTHETIC_KEY
 
 
+def disclosure_secret(key: bytes) -> bytes:
+    """The secret behind the simulation's cell keys (lib.disclosure): derived from the scenario's key, so the
+    same synthetic children get the same keys on every run and nobody without the key can predict them."""
+    import hashlib
+    import hmac
+
+    return hmac.new(key, b"joined-up/disclosure/scenario-cell-key/v1", hashlib.sha256).digest()
+
+
 def is_default_synthetic(con) -> bool:
     """True when the store holds only the app's default synthetic dataset (one batch, its file name)."""
     from lib.records.default import DEFAULT_FILENAME
@@ -126,7 +135,8 @@ def simulate_scenario(levers: Levers, *, key: bytes, n_encounters: int | None = 
     if has_curve:
         curve = simulate.curve(pop, levers, key=key, agencies=curve_agencies, rates=curve_rates, mode=curve_mode,
                                progress=simulate._sub(progress, split[2], 1.0, "Curve: "))
-    areas = simulate.by_area(pop, today, scen, layer)
+    secret = disclosure_secret(key)
+    areas = simulate.by_area(pop, today, scen, layer, secret=secret)
     baseline = pop.baseline.as_dict()
     result = {
         "kind": "simulation",
@@ -145,6 +155,7 @@ def simulate_scenario(levers: Levers, *, key: bytes, n_encounters: int | None = 
         "curve": curve,
         "curve_agencies": list(curve_agencies),
         "curve_mode": curve_mode,
+        "total_keys": total_keys(pop, today, scen, secret),
         "timings": {"today_seconds": round(today.seconds, 2), "scenario_seconds": round(scen.seconds, 2),
                     "scenario_stages": scen.stage_seconds,
                     "curve_seconds": None if curve is None else round(float(curve["seconds"].sum()), 2)},
@@ -157,6 +168,24 @@ def simulate_scenario(levers: Levers, *, key: bytes, n_encounters: int | None = 
     result["seconds"] = round(time.perf_counter() - started, 2)
     progress(1.0, f"Scenario ready in {result['seconds']:.1f} s")
     return result
+
+
+def total_keys(pop, today, scen, secret: bytes) -> dict[str, int]:
+    """The cell key of each national count of children in the summary (the sum of its children's record keys
+    modulo 256, lib.disclosure), so a role below the lead sees it perturbed (lib.views.scenario)."""
+    from lib.disclosure.members import keys_of
+
+    ids = pop.multi_agency_true
+    rkey = pd.Series(keys_of([str(i) for i in ids], secret, "child"), index=ids, dtype="int64")
+
+    def key(members) -> int:
+        return int(rkey.reindex(np.intersect1d(members, ids)).sum() % 256)
+
+    return {"multi_agency_children_true": key(ids),
+            "today.multi_agency_recognised": key(today.recognised),
+            "scenario.multi_agency_recognised": key(scen.recognised),
+            "today.multi_agency_recognised_by_number": key(today.recognised_by_number),
+            "scenario.multi_agency_recognised_by_number": key(scen.recognised_by_number)}
 
 
 def _gain(today: dict, scen: dict) -> dict:
@@ -192,6 +221,7 @@ def model_scenario(con, levers: Levers, *, layer: str = "utla", curve_rates=simu
         "expected_gain_by_number": est["expected_gain_by_number"],
         "layer": layer,
         "by_area": est["by_area"],
+        "total_keys": {"multi_agency_children_linked": est["key_multi_agency_children_linked"]},
         "curve": est.get("curve"),
         "assumptions": list(ASSUMPTIONS_MODEL),
     }
@@ -305,7 +335,7 @@ def curve_figure(result: dict) -> go.Figure:
 
 
 def gain_map(table: pd.DataFrame, layer: str, value: str = "gain_by_number", height: int = 520) -> go.Figure:
-    """Areas coloured by the gain (children newly recognised); suppressed cells ('c') left grey."""
+    """Areas coloured by the gain (children newly recognised); cells without a number left grey."""
     from lib.geo import maps
     from lib.measures.figures import layer_geojson
 
@@ -320,8 +350,8 @@ def gain_map(table: pd.DataFrame, layer: str, value: str = "gain_by_number", hei
         traces.append(go.Choroplethmap(geojson=geojson, locations=hidden["area_code"], z=np.zeros(len(hidden)),
                                        colorscale=[[0, "#cccccc"], [1, "#cccccc"]], showscale=False,
                                        marker={"line": {"width": 0.5, "color": "#fff"}},
-                                       text=hidden["area_name"], hovertemplate="<b>%{text}</b><br>suppressed (c)"
-                                       "<extra></extra>", name="suppressed"))
+                                       text=hidden["area_name"], hovertemplate="<b>%{text}</b><br>no figure"
+                                       "<extra></extra>", name="no figure"))
     zmax = float(max(z.max() if len(z) else 1.0, 1.0))
     traces.append(go.Choroplethmap(
         geojson=geojson, locations=shown["area_code"], z=z, zmin=0, zmax=zmax, colorscale="Blues",
@@ -339,27 +369,17 @@ def gain_map(table: pd.DataFrame, layer: str, value: str = "gain_by_number", hei
 
 AREA_COUNT_COLUMNS = ("multi_agency_true", "multi_agency_linked", "recognised_today", "recognised_scenario",
                       "by_number_today", "by_number_scenario")
-#: Differences of two counts: hidden whenever either count is (else they would give it away).
+#: Differences of two counts (computed from the published counts below the lead: lib.views.scenario).
 AREA_GAIN_COLUMNS = {"gain": ("recognised_today", "recognised_scenario"),
                      "gain_by_number": ("by_number_today", "by_number_scenario")}
 
 
-def area_table(result: dict, role: str = "lead") -> pd.DataFrame:
-    """The by-area table for a role: suppressed (1–5 as 'c', secondary suppression) where the role sees
-    aggregates only (lib.measures.suppression)."""
-    from lib.access.roles import aggregates_suppressed
+def area_table(result: dict) -> pd.DataFrame:
+    """The by-area table with exact counts (the safeguarding lead's), without the cell keys. What a role below
+    the lead sees is published by lib.views.scenario.protect_areas (the one place protection happens)."""
+    from lib.disclosure.cells import drop_keys
 
-    table = result["by_area"].copy()
-    if aggregates_suppressed(role):
-        from lib.access.views import aggregate_view
-
-        # Against column totals too: the page and exports show national totals, which are exact sums of
-        # this column (every child has a home area, "(unplaced)" included), so one hidden cell per column
-        # could otherwise be worked out by subtraction.
-        counts = [c for c in AREA_COUNT_COLUMNS if c in table.columns]
-        gains = {g: list(src) for g, src in AREA_GAIN_COLUMNS.items() if g in table.columns}
-        table = aggregate_view(table, counts, role=role, rates=gains)
-    return table
+    return drop_keys(result["by_area"])
 
 
 @dataclass
@@ -369,7 +389,7 @@ class ScenarioReport:
     title: str
     figures: dict  # name -> plotly Figure ("curve", "map")
     table: pd.DataFrame  # the small summary table
-    area_table: pd.DataFrame  # by home area (suppressed for aggregate-only roles)
+    area_table: pd.DataFrame  # by home area, as the role may see it
     assumptions: str  # plain text, one assumption per line
     headline: str
 
@@ -390,9 +410,10 @@ def headline(result: dict) -> str:
             f"{s['precision']:.3f}, recall {t['recall']:.3f} → {s['recall']:.3f}.")
 
 
-def scenario_report(result: dict, role: str = "lead") -> ScenarioReport:
-    """Figures + table + assumptions for the page and for a board-pack slide (see docs/CONTRACTS.md)."""
-    areas = area_table(result, role)
+def scenario_report(result: dict, areas: pd.DataFrame | None = None) -> ScenarioReport:
+    """Figures + table + assumptions for the page and for a board-pack slide (see docs/CONTRACTS.md).
+    ``areas``: the by-area table as the role may see it (lib.views.scenario.protect_areas); default exact."""
+    areas = area_table(result) if areas is None else areas
     value = "gain_by_number" if "gain_by_number" in areas.columns else "gain"
     lines = [*result["levers_text"], *result["assumptions"]]
     return ScenarioReport(title=result["title"],

@@ -220,8 +220,11 @@ def baseline(pop: Population, *, key: bytes, mode: str = "full", progress: Progr
     return cached
 
 
-def by_area(pop: Population, today: Outcome, scenario: Outcome, layer: str = "utla") -> pd.DataFrame:
-    """One row per home area: true multi-agency children, recognised today and under the scenario, gain."""
+def by_area(pop: Population, today: Outcome, scenario: Outcome, layer: str = "utla",
+            secret: bytes | None = None) -> pd.DataFrame:
+    """One row per home area: true multi-agency children, recognised today and under the scenario, gain.
+    ``secret``: with it, each count ``x`` comes with its cell key ``key_x`` (the sum of its children's record
+    keys modulo 256, lib.disclosure) so the view can publish it by cell key perturbation."""
     from lib.geo import lookup
 
     if layer not in AREA_LAYERS:
@@ -238,6 +241,22 @@ def by_area(pop: Population, today: Outcome, scenario: Outcome, layer: str = "ut
                           "recognised_scenario": count(scenario.recognised),
                           "by_number_today": count(today.recognised_by_number),
                           "by_number_scenario": count(scenario.recognised_by_number)}).fillna(0).astype(int)
+    if secret is not None:
+        from lib.disclosure.cellkey import KEYS
+        from lib.disclosure.members import keys_of
+
+        ids = pop.multi_agency_true
+        rkey = pd.Series(keys_of([str(i) for i in ids], secret, "child"), index=ids, dtype="int64")
+
+        def key(members):
+            members = np.intersect1d(members, ids)
+            return rkey.reindex(members).groupby(area.reindex(members).to_numpy()).sum()
+
+        sets = {"multi_agency_true": ids, "recognised_today": today.recognised,
+                "recognised_scenario": scenario.recognised, "by_number_today": today.recognised_by_number,
+                "by_number_scenario": scenario.recognised_by_number}
+        keys = pd.DataFrame({f"key_{c}": key(m) for c, m in sets.items()}).reindex(table.index).fillna(0)
+        table = table.join(keys.astype("int64") % KEYS)
     table.index.name = "area_code"
     table = table.reset_index()
     table["gain"] = table["recognised_scenario"] - table["recognised_today"]

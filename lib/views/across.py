@@ -2,10 +2,12 @@
 boundaries, flows between areas, children only linkage finds, and (safeguarding lead only) one child.
 
 ``build(con_or_store, params, role)`` returns the page for one choice of its controls, already protected for
-the role: for aggregate-only roles (analyst, commissioner) counts 1-5 are ``c`` with secondary suppression,
-and sentences and maps use only areas whose counts are shown. The protection is applied in one place,
-``_protect`` (issue 16 replaces it with the disclosure service). Child lists and journeys are built for the
-lead only. ``python -m lib.cli view across --role R --param layer=pfa ...`` writes the same object.
+the role: for aggregate-only roles (analyst, commissioner) every count is published by cell key perturbation
+(docs/DISCLOSURE.md): distinct children with the cell key of the children in the cell, encounters with the
+cell key of the records in it, so the same cell has the same value in the tables, the CSV, the sentences and
+the maps; shares are computed from the published counts. The protection is applied in one place,
+``_protect``. Child lists and journeys are built for the lead only.
+``python -m lib.cli view across --role R --param layer=pfa ...`` writes the same object.
 
 Where each text goes on the page: ``extra["slots"]`` maps a slot name to its texts, in page order, and each
 text is also in ``sentences`` (markdown readings) or ``notes`` (captions); warnings and info boxes are in
@@ -25,7 +27,8 @@ from collections.abc import Iterable
 import pandas as pd
 
 from lib.access.roles import aggregates_suppressed, sees_child_level
-from lib.access.views import aggregate_view, count_text, visible_rows
+from lib.disclosure import cells
+from lib.disclosure.notes import SMALL_BELOW, method_note, small_note
 from lib.geo.layers import LAYERS
 from lib.measures import journeys, spans
 from lib.measures import span_figures as across_figures
@@ -60,8 +63,6 @@ MISSED_COUNTS = ["children", "multi_agency", "missed", "partly_missed"]
 MISSED_RATES = {"share_missed": ["multi_agency", "missed"]}
 FLOW_COLUMNS = ["flow", "children", "encounters", "reverse_children", "reverse_encounters", "from_code", "to_code"]
 MISSED_COLUMNS = ["area_name", "area_code", "children", "multi_agency", "missed", "share_missed", "partly_missed"]
-SUPPRESSED_NOTE = ("Counts from 1 to 5 are shown as c (with further cells hidden so none can be worked out); "
-                   "maps and sentences use only areas whose counts are shown.")
 NOT_LINKED = ("Records have not been linked into children yet, so nothing on this page can be counted. "
               "Linking reads every stored record, matches NHS numbers, then scores the rest with the "
               "probabilistic model; it takes a few seconds per 20,000 records.")
@@ -77,34 +78,47 @@ def _measure(src: Source, key: tuple, compute):
     return memo[key]
 
 
-def _children(src: Source, layer: str) -> pd.DataFrame:
+def _children(src: Source, layer: str, keyed: bool = False) -> pd.DataFrame:
+    """The layer's child table; ``keyed``: with each child's record key (``rkey``) for disclosure control
+    (made only for roles below the lead: the lead's figures need no key)."""
+    if keyed:
+        return _measure(src, ("children", layer, True), lambda: spans.child_keys(src.con, _children(src, layer)))
     return _measure(src, ("children", layer), lambda: spans.child_table(src.con, layer))
+
+
+def _keys(src: Source) -> dict:
+    """The store's record and child keys (lib.disclosure.members), once per store version (Source.keys)."""
+    return src.keys()
 
 
 def _reach(src: Source) -> pd.DataFrame:
     return _measure(src, ("reach",), lambda: spans.exact_match_reach(src.con))
 
 
-def _spans(src: Source, layer: str) -> pd.DataFrame:
-    return _measure(src, ("spans", layer), lambda: spans.spans_by_area(src.con, layer, children=_children(src, layer)))
+def _spans(src: Source, layer: str, keyed: bool = False) -> pd.DataFrame:
+    """Spans by area; ``keyed``: each count with its cell key (``key_<count>``) for publishing."""
+    return _measure(src, ("spans", layer, keyed), lambda: spans.spans_by_area(
+        src.con, layer, children=_children(src, layer, keyed)))
 
 
-def _missed(src: Source, layer: str) -> pd.DataFrame:
-    return _measure(src, ("missed", layer), lambda: spans.missed_without_linkage(
-        src.con, layer, children=_children(src, layer), reach=_reach(src)))
+def _missed(src: Source, layer: str, keyed: bool = False) -> pd.DataFrame:
+    return _measure(src, ("missed", layer, keyed), lambda: spans.missed_without_linkage(
+        src.con, layer, children=_children(src, layer, keyed), reach=_reach(src)))
 
 
-def _overview(src: Source, layer: str) -> dict:
-    return _measure(src, ("overview", layer), lambda: spans.overview(
-        src.con, layer, children=_children(src, layer), reach=_reach(src)))
+def _overview(src: Source, layer: str, keyed: bool = False) -> dict:
+    return _measure(src, ("overview", layer, keyed), lambda: spans.overview(
+        src.con, layer, children=_children(src, layer, keyed), reach=_reach(src),
+        keys=_keys(src) if keyed else None))
 
 
-def _all_flows(src: Source, layer: str) -> pd.DataFrame:
-    return _measure(src, ("flows", layer), lambda: spans.flows(src.con, layer, top=None))
+def _all_flows(src: Source, layer: str, keyed: bool = False) -> pd.DataFrame:
+    return _measure(src, ("flows", layer, keyed), lambda: spans.flows(
+        src.con, layer, top=None, keys=_keys(src) if keyed else None))
 
 
 def _flows(src: Source, layer: str, top: int, area: str | None) -> pd.DataFrame:
-    """``spans.flows(con, layer, top, area)`` taken from the layer's full, sorted flow table."""
+    """``spans.flows(con, layer, top, area)`` taken from the layer's full, sorted flow table (exact)."""
     flows = _all_flows(src, layer)
     if area is not None:
         flows = flows[(flows["from_code"] == area) | (flows["to_code"] == area)]
@@ -121,29 +135,80 @@ def _child(src: Source, child_id: str) -> tuple[pd.DataFrame, dict]:
                                                        journeys.child_summary(src.con, child_id)))
 
 
-# -- protection for the role (one place: issue 16's disclosure service replaces this) ----------------------
+# -- protection for the role (one place) ----------------------------------------------------------------
 
-def _protect(frame: pd.DataFrame, counts: list[str], role: str, *, rates=None, column_totals: bool = True
-             ) -> pd.DataFrame:
-    return aggregate_view(frame, counts, role=role, rates=rates, column_totals=column_totals)
-
-
-def _as_text_shares(frame: pd.DataFrame, rates) -> pd.DataFrame:
-    """Shares as percentages in text, so a column can hold both numbers and c."""
-    out = frame.copy()
-    for column in rates:
-        if column in out.columns:
-            out[column] = out[column].map(lambda v: v if v in ("c", "") else f"{float(v):.0%}").astype("str")
-    return out
-
-
-def _reading(role: str, full: pd.DataFrame, drawn: pd.DataFrame, column: str, describe, *args) -> str:
-    """A page sentence; for aggregate-only roles from the areas whose counts are shown."""
+def _protect(frame: pd.DataFrame, counts: list[str], role: str, *, rates=None) -> pd.DataFrame:
+    """``frame`` as ``role`` sees it: exact for the lead; for aggregate-only roles every count replaced by its
+    published value (cell key perturbation, lib.disclosure.cells.publish) and every share ``rates[share] =
+    [denominator, numerator]`` recomputed from the published counts. Key columns never leave."""
     if not aggregates_suppressed(role):
-        return describe(full, *args)
-    if drawn[column].sum() == 0 and full[column].sum() > 0:
-        return "Every count here is from 1 to 5, too small to show (c)."
-    return "Among areas whose counts can be shown: " + describe(drawn, *args)
+        return cells.drop_keys(frame)
+    shown = cells.publish(frame, counts)
+    for share, (denominator, numerator) in (rates or {}).items():
+        if share in shown.columns:
+            shown[share] = (shown[numerator] / shown[denominator].where(shown[denominator] > 0)).astype("float64")
+    return shown
+
+
+def _totals(src: Source, layer: str, role: str) -> dict:
+    """The national totals as ``role`` sees them (each total perturbed with its own cell key)."""
+    totals = _overview(src, layer, aggregates_suppressed(role))
+    names = [k for k in totals if not k.startswith(cells.KEY_PREFIX)]
+    if not aggregates_suppressed(role):
+        return {k: totals[k] for k in names}
+    return {k: int(cells.perturb(totals[k], totals[cells.key_column(k)])) for k in names}
+
+
+def _spans_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
+    return _protect(_spans(src, layer, aggregates_suppressed(role)), SPAN_COUNTS, role, rates=SPAN_RATES)
+
+
+def _missed_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
+    return _protect(_missed(src, layer, aggregates_suppressed(role)), MISSED_COUNTS, role, rates=MISSED_RATES)
+
+
+def _all_flows_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
+    """Every flow of the layer as ``role`` sees it, in the published order (most children first): below the
+    lead, children per flow with their children's cell key; encounters (additive) perturbed on atoms and summed
+    (spans.published_flow_encounters); the reverse columns are the reverse flow's published values."""
+    def compute():
+        if not aggregates_suppressed(role):
+            return _all_flows(src, layer)
+        shown = cells.publish(_all_flows(src, layer, True), ["children", "reverse_children"])
+        encounters = spans.published_flow_encounters(src.con, layer, src.keys())
+        forward = encounters.set_index(["from_code", "to_code"])["encounters"]
+        shown["encounters"] = forward.reindex(pd.MultiIndex.from_frame(shown[["from_code", "to_code"]])
+                                              ).fillna(0).to_numpy("int64")
+        shown["reverse_encounters"] = forward.reindex(pd.MultiIndex.from_frame(
+            shown[["to_code", "from_code"]].set_axis(["from_code", "to_code"], axis=1))).fillna(0).to_numpy("int64")
+        # a flow published as nothing is not listed (as a true zero is not); the order is the published one
+        shown = shown[(shown["children"] > 0) | (shown["encounters"] > 0)]
+        if aggregates_suppressed(role):
+            shown = shown.sort_values(["children", "encounters", "from_code", "to_code"],
+                                      ascending=[False, False, True, True]).reset_index(drop=True)
+        return shown
+    return _measure(src, ("flows_shown", layer, aggregates_suppressed(role)), compute)
+
+
+def _flows_shown(src: Source, layer: str, role: str, top: int, area: str | None) -> pd.DataFrame:
+    flows = _all_flows_shown(src, layer, role)
+    if area is not None:
+        flows = flows[(flows["from_code"] == area) | (flows["to_code"] == area)]
+    return flows.head(top).reset_index(drop=True)
+
+
+def _hatch(role: str, table: pd.DataFrame, column: str) -> dict:
+    """Map arguments hatching, for aggregate-only roles, the areas whose published ``column`` is from 1 to
+    ``SMALL_BELOW - 1`` (perturbed counts that small may differ from the truth by a few); none for the lead."""
+    if not aggregates_suppressed(role):
+        return {}
+    small = table[(table[column] > 0) & (table[column] < SMALL_BELOW)]
+    return {"hatch": small["area_code"].tolist()}
+
+
+def _reading(role: str, shown: pd.DataFrame, describe, *args) -> str:
+    """A page sentence, from the table as ``role`` sees it (published counts for aggregate-only roles)."""
+    return describe(shown, *args)
 
 
 # -- the sections --------------------------------------------------------------------------------------
@@ -167,35 +232,38 @@ class _Page:
             self.data.extra["warnings" if kind == "warning" else "info"].append(text)
 
 
-def _metric_share(count: int, of: int, text: str, role: str) -> str | None:
-    """The delta line of a metric; none when the count itself is suppressed for this role."""
-    return None if count_text(count, role=role) == "c" or count_text(of, role=role) == "c" else \
-        f"{count / max(of, 1):.0%} {text}"
+def _count(value) -> str:
+    return f"{int(value):,}"
+
+
+def _metric_share(count: int, of: int, text: str) -> str:
+    """The delta line of a metric (from the counts the role sees)."""
+    return f"{count / max(of, 1):.0%} {text}"
 
 
 def _headline(src: Source, params: dict, role: str, page: _Page) -> None:
     layer, span = params["layer"], params["span"]
-    totals = _overview(src, layer)
+    totals = _totals(src, layer, role)
     children = max(totals["children"], 1)
     rows = [
-        ("Linked children", count_text(totals["children"], role=role), None,
-         f"{count_text(totals['records'] - totals['anonymous_records'], role=role)} records linked; "
-         f"{count_text(totals['anonymous_records'], role=role)} anonymous contacts are counted, never linked."),
-        ("Known to 2+ agencies", count_text(totals["multi_agency"], role=role),
-         _metric_share(totals["multi_agency"], children, "of children", role), None),
+        ("Linked children", _count(totals["children"]), None,
+         f"{_count(max(totals['records'] - totals['anonymous_records'], 0))} records linked; "
+         f"{_count(totals['anonymous_records'])} anonymous contacts are counted, never linked."),
+        ("Known to 2+ agencies", _count(totals["multi_agency"]),
+         _metric_share(totals["multi_agency"], children, "of children"), None),
         (f"Span 2+ {spans.SPAN_TITLES[span] if span != 'any' else 'areas'}",
-         count_text(totals[f"spans_{span}"], role=role),
-         _metric_share(totals[f"spans_{span}"], children, "of children", role), None),
-        ("Found only by linkage", count_text(totals["missed"], role=role),
-         _metric_share(totals["missed"], totals["multi_agency"], "of multi-agency", role),
+         _count(totals[f"spans_{span}"]),
+         _metric_share(totals[f"spans_{span}"], children, "of children"), None),
+        ("Found only by linkage", _count(totals["missed"]),
+         _metric_share(totals["missed"], totals["multi_agency"], "of multi-agency"),
          "Known to 2+ agencies with no NHS number, nor name and date of birth, in common across them."),
     ]
     page.data.tables["metrics"] = Table(pd.DataFrame(rows, columns=["label", "value", "delta", "help"])
                                         .astype("object"), title="Headline figures")
-    if aggregates_suppressed(role):
-        page.say("headline", SUPPRESSED_NOTE, "note")
+    page.data.note("disclosure", method_note(aggregates_suppressed(role)))
+    page.data.extra["slots"].setdefault("headline", []).append(page.data.notes[-1])
     if totals["unplaced"]:
-        page.say("headline", f"{count_text(totals['unplaced'], role=role)} linked children have no home postcode "
+        page.say("headline", f"{_count(totals['unplaced'])} linked children have no home postcode "
                              f"placed in {LAYERS[layer].title.lower()} and are left out of the area figures below.",
                  "note")
     if LAYERS[layer].modelled:
@@ -204,34 +272,30 @@ def _headline(src: Source, params: dict, role: str, page: _Page) -> None:
 
 def _spans_section(src: Source, params: dict, role: str, page: _Page) -> None:
     layer, span = params["layer"], params["span"]
-    table = _spans(src, layer)
-    shown = _protect(table, SPAN_COUNTS, role, rates=SPAN_RATES)
-    page.say("spans_reading", _reading(role, table, visible_rows(table, shown, ["children", f"spans_{span}"]),
-                                       "children", across_figures.describe_spans, layer, span))
+    shown = _spans_shown(src, layer, role)
+    page.say("spans_reading", _reading(role, shown, across_figures.describe_spans, layer, span))
     page.say("spans_map", f"Colour: share of the children resident in each area whose encounters took place in more "
                           f"than one {'area of any of these geographies' if span == 'any' else spans.SPAN_LAYERS[span]}"
-                          ". Darker is higher; areas with no linked resident children are left blank.", "note")
-    rows = shown.loc[table[table["children"] > 0].sort_values(f"share_{span}", ascending=False).index]
+                          ". Darker is higher; areas with no linked resident children are left blank."
+                          + (f" Hatched: fewer than {SMALL_BELOW} resident children (perturbed counts that small "
+                             "may differ from the true count by a few)." if aggregates_suppressed(role) else ""),
+             "note")
+    rows = shown[shown["children"] > 0].sort_values([f"share_{span}", "area_code"], ascending=[False, True])
     hints = {"area_name": {"label": "Area"}, "area_code": {"label": "Code"},
              "children": {"label": "Resident children"}, "multi_agency": {"label": "Known to 2+ agencies"},
              "share_multi_agency": {"label": "Share 2+ agencies", "format": "percent"}}
     for key in (*spans.SPAN_LAYERS, "any"):
         hints[f"spans_{key}"] = {"label": f"Span 2+ {spans.SPAN_TITLES[key]}"}
         hints[f"share_{key}"] = {"label": f"Share: {spans.SPAN_TITLES[key]}", "format": "percent"}
-    if aggregates_suppressed(role):
-        rows = _as_text_shares(rows, SPAN_RATES)
-        hints = {k: {"label": v["label"]} for k, v in hints.items()}
     page.data.tables["spans"] = Table(rows.reset_index(drop=True), title="Where children's encounters cross "
                                       "boundaries", columns=hints)
-    # aggregate roles download shares as percentages in text ("100%"), never a bare 1 beside the counts
-    every = _as_text_shares(shown, SPAN_RATES) if aggregates_suppressed(role) else shown
-    page.data.tables["spans_all"] = Table(every.reset_index(drop=True), title="Every area (download)",
-                                          downloadable=True)
+    page.data.tables["spans_all"] = Table(shown.reset_index(drop=True), title="Every area (download)",
+                                          downloadable=True, note=method_note(aggregates_suppressed(role)))
 
 
 def _flows_section(src: Source, params: dict, role: str, page: _Page) -> None:
     layer = params["layer"]
-    all_flows = _all_flows(src, layer)
+    all_flows = _all_flows_shown(src, layer, role)
     names = spans.area_names(layer)
     areas = sorted(set(all_flows["from_code"]) | set(all_flows["to_code"]), key=lambda c: names.get(c, c))
     page.data.extra["flow_areas"] = [[c, names.get(c, c)] for c in areas]
@@ -239,10 +303,12 @@ def _flows_section(src: Source, params: dict, role: str, page: _Page) -> None:
     if focus is not None and focus not in set(areas):
         raise ValueError(f"parameter focus={focus!r}: no flow into or out of it in {layer} "
                          f"(an area code with flows, e.g. {', '.join(areas[:3])})")
-    flow = _flows(src, layer, int(params["top"]), focus)
-    shown = _protect(flow, FLOW_COUNTS, role, column_totals=False)
-    page.say("flows_reading", _reading(role, flow, visible_rows(flow, shown, FLOW_COUNTS), "children",
-                                       across_figures.describe_flows))
+    shown = _flows_shown(src, layer, role, int(params["top"]), focus)
+    page.say("flows_reading", _reading(role, shown, across_figures.describe_flows))
+    if focus is not None and aggregates_suppressed(role):
+        resident = _spans_shown(src, layer, role).set_index("area_code")["children"]
+        if int(resident.get(focus, 0)) < SMALL_BELOW:  # the user's own area is small: say so, and why
+            page.say("flows_reading", small_note([names.get(focus, focus)]), "warning")
     page.say("flows_map", "Each arc runs from the children's home area to an area where they were encountered. It "
                           "bends to the right of travel and ends in an arrowhead, so the two directions are separate "
                           "arcs; wider arcs carry more children. Area centres are weighted by where postcodes are.",
@@ -253,43 +319,41 @@ def _flows_section(src: Source, params: dict, role: str, page: _Page) -> None:
                  "encounters": {"label": "Encounters"}, "reverse_children": {"label": "Children the other way"},
                  "reverse_encounters": {"label": "Encounters the other way"}, "from_code": {"label": "From (code)"},
                  "to_code": {"label": "To (code)"}})
-    page.data.tables["flows_all"] = Table(
-        _protect(all_flows, FLOW_COUNTS, role, column_totals=False).reset_index(drop=True),
-        title="All flows (download)", downloadable=True)
+    page.data.tables["flows_all"] = Table(_all_flows_shown(src, layer, role).reset_index(drop=True),
+                                          title="All flows (download)", downloadable=True,
+                                          note=method_note(aggregates_suppressed(role)))
 
 
 def _missed_section(src: Source, params: dict, role: str, page: _Page) -> None:
-    missed = _missed(src, params["layer"])
-    shown = _protect(missed, MISSED_COUNTS, role, rates=MISSED_RATES)
-    page.say("missed_reading", _reading(role, missed, visible_rows(missed, shown, ["multi_agency", "missed"]),
-                                        "multi_agency", across_figures.describe_missed))
+    shown = _missed_shown(src, params["layer"], role)
+    page.say("missed_reading", _reading(role, shown, across_figures.describe_missed))
     page.say("missed_reading", "Counted: children known to two or more agency types where no record of one agency "
                                "shares a valid NHS number, or the same forename, surname and date of birth, with a "
                                "record of another — not even through a chain of such matches. Only probabilistic "
                                "linkage brought their agencies together. Partly missed: exact matching joins some of "
                                "their agencies, but not all.", "note")
-    page.say("missed_map", "Colour: number of resident children found only by linkage. Darker is more.", "note")
-    rows = shown.loc[missed[missed["multi_agency"] > 0].sort_values(["missed", "multi_agency"], ascending=False).index]
-    aggregate = aggregates_suppressed(role)
-    if aggregate:
-        rows = _as_text_shares(rows, MISSED_RATES)
+    page.say("missed_map", "Colour: number of resident children found only by linkage. Darker is more."
+                           + (f" Hatched: fewer than {SMALL_BELOW} children known to 2+ agencies (perturbed counts "
+                              "that small may differ from the true count by a few)." if aggregates_suppressed(role)
+                              else ""), "note")
+    rows = shown[shown["multi_agency"] > 0].sort_values(["missed", "multi_agency", "area_code"],
+                                                        ascending=[False, False, True])
     page.data.tables["missed"] = Table(
         rows[MISSED_COLUMNS].reset_index(drop=True), title="Children the system would miss without linkage",
         columns={"area_name": {"label": "Area"}, "area_code": {"label": "Code"},
                  "children": {"label": "Resident children"}, "multi_agency": {"label": "Known to 2+ agencies"},
                  "missed": {"label": "Found only by linkage"},
-                 "share_missed": {"label": "Share of 2+ agencies"} if aggregate else
-                 {"label": "Share of 2+ agencies", "format": "percent"},
+                 "share_missed": {"label": "Share of 2+ agencies", "format": "percent"},
                  "partly_missed": {"label": "Partly missed"}})
 
 
-def _pack_section(src: Source, params: dict, page: _Page) -> None:
+def _pack_section(src: Source, params: dict, role: str, page: _Page) -> None:
     layer = params["layer"]
     if layer not in PACK_LAYERS:
         page.say("pack", "Board packs are built on police forces, children's services authorities, districts, "
                          "ICBs/health boards or trust catchments: choose one of those layers above.", "note")
         return
-    table = _spans(src, layer).sort_values("children", ascending=False)
+    table = _spans_shown(src, layer, role).sort_values(["children", "area_code"], ascending=[False, True])
     page.data.extra["pack_areas"] = [[c, n] for c, n in zip(table["area_code"], table["area_name"])]
 
 
@@ -348,19 +412,13 @@ def figure(con_or_store, params: dict, role: str, name: str):
     src = source_of(con_or_store)
     layer = params["layer"]
     if name == "spans_map":
-        table = _spans(src, layer)
-        drawn = visible_rows(table, _protect(table, SPAN_COUNTS, role, rates=SPAN_RATES),
-                             ["children", f"spans_{params['span']}"])
-        return across_figures.spans_map(drawn, layer, params["span"])
+        shown = _spans_shown(src, layer, role)
+        return across_figures.spans_map(shown, layer, params["span"], **_hatch(role, shown, "children"))
     if name == "flows_map":
-        flow = _flows(src, layer, int(params["top"]), params["focus"])
-        return across_figures.flows_map(visible_rows(flow, _protect(flow, FLOW_COUNTS, role, column_totals=False),
-                                                     FLOW_COUNTS), layer)
+        return across_figures.flows_map(_flows_shown(src, layer, role, int(params["top"]), params["focus"]), layer)
     if name == "missed_map":
-        table = _missed(src, layer)
-        drawn = visible_rows(table, _protect(table, MISSED_COUNTS, role, rates=MISSED_RATES),
-                             ["multi_agency", "missed"])
-        return across_figures.missed_map(drawn, layer)
+        shown = _missed_shown(src, layer, role)
+        return across_figures.missed_map(shown, layer, **_hatch(role, shown, "multi_agency"))
     if name in ("child_timeline", "child_map"):
         if not sees_child_level(role) or not params.get("child"):
             raise ValueError(f"figure {name!r}: one child's journey, for the safeguarding lead with a child chosen")
@@ -398,7 +456,7 @@ def build(con_or_store, params: dict, role: str, *, figures: Iterable[str] | Non
     _spans_section(src, params, role, page)
     _flows_section(src, params, role, page)
     _missed_section(src, params, role, page)
-    _pack_section(src, params, page)
+    _pack_section(src, params, role, page)
     if child_level:
         _child_section(src, params, role, page)
     page.say("trust", LAYERS["trust"].note, "note")

@@ -11,12 +11,14 @@ from __future__ import annotations
 import pandas as pd
 
 from lib.access.roles import aggregates_suppressed
-from lib.access.views import aggregate_view, visible_rows
+from lib.disclosure import cells, members
+from lib.disclosure.notes import method_note
 from lib.geo import maps
-from lib.geo.layers import LAYERS
-from lib.measures.suppression import is_small
+from lib.geo.layers import LAYERS, REGISTRY
+from lib.measures import convert
+from lib.measures.counts import _YEAR
 from lib.records import schema, store
-from lib.views.base import PageData, Param, Table, source_of
+from lib.views.base import PageData, Param, Source, Table, source_of
 
 PAGE = "data"
 TITLE = "Data"
@@ -30,6 +32,11 @@ BASIS_LABELS = {"either": "Home, else where it happened", "home": "Home postcode
 LAYER_CHOICES = tuple(k for k in LAYERS if k in store.COMPLETENESS_LAYERS)
 AGENCY_CHOICES = ("all", *schema.AGENCY_TYPES)
 SHARES = ("valid_nhs_pct", "name_dob_pct", "anonymous_pct")
+#: The counts behind each share (records with a valid NHS number, with name and date of birth, anonymous).
+SHARE_COUNTS = {"valid_nhs_pct": "valid_nhs", "name_dob_pct": "name_dob", "anonymous_pct": "anonymous"}
+_FLAGS = {"valid_nhs": "nhs_status = 'valid'",
+          "name_dob": "forename_hash IS NOT NULL AND surname_hash IS NOT NULL AND dob_hash IS NOT NULL",
+          "anonymous": "is_anonymous"}
 
 PARAMS: dict[str, Param] = {
     "layer": Param("utla", LAYER_CHOICES, help="completeness: areas of this layer"),
@@ -39,42 +46,94 @@ PARAMS: dict[str, Param] = {
 }
 
 
-def _protect(table: pd.DataFrame, role: str) -> tuple[pd.DataFrame, pd.Series]:
-    """The completeness table for ``role`` and which rows the map may draw (one place: issue 16's disclosure
-    service replaces it). Areas with fewer than MIN_ENCOUNTERS contacts show no percentages; for aggregate-only
-    roles contacts 1-5 are c, and a share is hidden where share × contacts gives back a count of 1-5."""
+def _place(layer: str, basis: str) -> str:
+    """SQL placing an encounter in ``layer`` on ``basis`` (as lib.records.store.completeness does)."""
+    stored = REGISTRY[layer].stored_key
+    return {"home": f"e.home_{stored}", "encounter": f"e.enc_{stored}",
+            "either": f"coalesce(e.home_{stored}, e.enc_{stored})"}[basis]
+
+
+def atom_counts(con, layer: str, basis: str, keys: dict) -> pd.DataFrame:
+    """Record counts of the completeness table on atoms, published (docs/DISCLOSURE.md, records are additive).
+
+    An atom is a distinct combination of the encounter's place in every measure layer (and ``layer``), on
+    ``basis``, per agency type and financial year: the atoms of lib.disclosure.service for ``basis='encounter'``,
+    so an area's published records here equal its published records on Compare. Each atom's counts
+    (``encounters`` and the ``SHARE_COUNTS``) are perturbed with the cell key of their records; areas are sums.
+    Columns: agency_type, area_code (NULL where unplaced), encounters, valid_nhs, name_dob, anonymous."""
+    placed = list(dict.fromkeys([*(convert.layer_key(k) for k in convert.MEASURE_LAYERS), layer]))
+    columns = [_place(k, basis) for k in placed]
+    chosen = placed.index(layer)
+    select = ", ".join(f"{c} AS a{i}" for i, c in enumerate(columns))
+    flags = ", ".join(f"count(*) FILTER (WHERE {sql}) AS {name}, "
+                      f"CAST(coalesce(sum(k.rkey) FILTER (WHERE {sql}), 0) % 256 AS INTEGER) AS key_{name}"
+                      for name, sql in _FLAGS.items())
+    with store.cursor(con) as cur:
+        members.register(cur, keys)
+        atoms = cur.execute(f"""
+            SELECT e.agency_type, {_YEAR} AS year, {select},
+                   count(*) AS encounters, CAST(sum(k.rkey) % 256 AS INTEGER) AS key_encounters, {flags}
+            FROM encounters e JOIN {members.RECORD_KEYS} k USING (record_key)
+            GROUP BY ALL""").df()
+    published = cells.publish(atoms, ["encounters", *_FLAGS])
+    return (published.rename(columns={f"a{chosen}": "area_code"})
+            .groupby(["agency_type", "area_code"], dropna=False, as_index=False)[["encounters", *_FLAGS]].sum())
+
+
+def _published_table(src: Source, layer: str, basis: str, agency: str) -> pd.DataFrame:
+    """The completeness table as published below the lead: same columns as lib.records.store.completeness
+    (by agency type or all agencies), percentages computed from the published counts."""
+    atoms = src.memo.get(("data.completeness", layer, basis), lambda: atom_counts(src.con, layer, basis, src.keys()))
+    by = ["area_code"] if agency == "all" else ["agency_type", "area_code"]
+    table = atoms.groupby(by, dropna=False, as_index=False)[["encounters", *_FLAGS]].sum()
+    table["area_code"] = table["area_code"].fillna("(unplaced)").astype("str")
+    table = table[table["encounters"] > 0].sort_values(by).reset_index(drop=True)
+    for share, count in SHARE_COUNTS.items():
+        table[share] = (100.0 * table[count] / table["encounters"]).round(1)
+    names = _area_names(layer)
+    table.insert(table.columns.get_loc("area_code") + 1, "area_name",
+                 table["area_code"].map(names).fillna(table["area_code"]).astype("str"))
+    return table[[*by[:-1], "area_code", "area_name", "encounters", *SHARES]]
+
+
+def _area_names(layer: str) -> dict[str, str]:
+    from lib.geo import lookup
+
+    return lookup.name_of(layer)
+
+
+def _protect(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The completeness table and the rows the map may draw. Areas with fewer than MIN_ENCOUNTERS contacts
+    show no percentages (for aggregate-only roles the table is already published: lib.disclosure)."""
     shown = table.copy()
     small = shown["encounters"] < MIN_ENCOUNTERS
-    aggregate = aggregates_suppressed(role)
     for column in SHARES:
         shown[column] = shown[column].where(~small)
-        if aggregate:  # a share times its shown denominator gives its count back: hide it where that count is 1-5
-            numerator = (shown[column].astype("float64") * shown["encounters"] / 100).round()
-            shown[column] = shown[column].where(~is_small(numerator.fillna(0).to_numpy()))
-    if aggregate:  # the map's hover shows contacts: only areas whose count the table shows
-        visible = visible_rows(shown, aggregate_view(shown, ["encounters"], role=role), ["encounters"])
-        small = small | ~shown.index.isin(visible.index)
     drawable = (shown["area_code"] != "(unplaced)") & ~small
-    mapped = shown[drawable]
-    shown = aggregate_view(shown, ["encounters"], role=role, rates={c: "encounters" for c in SHARES})
-    return shown, mapped
+    return shown, shown[drawable]
 
 
-def _completeness(con, params: dict, role: str, data: PageData) -> None:
+def _completeness(src: Source, params: dict, role: str, data: PageData) -> None:
     slots = data.extra["slots"]
     slots["completeness"] = ["How ready each agency's records are for a unique child identifier: the share with a "
                              "valid NHS number, with name and date of birth, and anonymous contacts (no identifier "
                              "at all)."]
     data.sentences += slots["completeness"]
     layer, agency = params["layer"], params["agency"]
-    table = store.completeness(con, layer, basis=params["basis"], by="none" if agency == "all" else "agency_type")
+    if src.data_version().startswith("0:"):  # nothing stored (and no key to perturb with yet)
+        table = pd.DataFrame({"agency_type": pd.Series(dtype="str")})
+    elif aggregates_suppressed(role):
+        table = _published_table(src, layer, params["basis"], agency)
+    else:
+        table = store.completeness(src.con, layer, basis=params["basis"],
+                                   by="none" if agency == "all" else "agency_type")
     if agency != "all":
         table = table[table["agency_type"] == agency].drop(columns="agency_type")
     if table.empty:
         slots["completeness_empty"] = ["No records stored for this choice yet."]
         data.extra["info"] += slots["completeness_empty"]
         return
-    shown, mapped = _protect(table.reset_index(drop=True), role)
+    shown, mapped = _protect(table.reset_index(drop=True))
     values = dict(zip(mapped["area_code"], mapped["valid_nhs_pct"].astype(float)))
     hover = {r.area_code: f"{r.encounters:,} contacts; name and DOB {r.name_dob_pct}%; anonymous "
                           f"{r.anonymous_pct}%" for r in mapped.itertuples(index=False)}
@@ -88,6 +147,8 @@ def _completeness(con, params: dict, role: str, data: PageData) -> None:
                                   + ("Trust catchments are modelled (NHS trusts have no statutory boundary). "
                                      if layer == "trust" else "")).rstrip()]
     data.notes += slots["completeness_note"]
+    data.note("disclosure", method_note(aggregates_suppressed(role)))
+    slots["disclosure"] = [data.notes[-1]]
 
 
 def build(con_or_store, params: dict, role: str) -> PageData:
@@ -102,5 +163,5 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     data.tables["schema"] = Table(schema.schema_frame(), title="Extract schema")
     data.tables["template"] = Table(schema.template_frame(), title="Blank template (download)", downloadable=True)
     data.tables["checks"] = Table(schema.checks_frame(), title="Every check and what happens")
-    _completeness(src.con, params, role, data)
+    _completeness(src, params, role, data)
     return data

@@ -2,8 +2,9 @@
 
 ``build(con_or_store, params, role)`` runs the scenario (``compute``) and lays it out (``page_data``): the
 headline, the summary table, each agency's counts (simulation) or today's measured capture (model), the
-curve (figure and table), the gain by area (map and table, suppressed for aggregate-only roles in ONE place:
-``lib.scenario.scenario.area_table``), and the assumptions. The page caches ``compute`` (a scenario takes
+curve (figure and table), the gain by area (map and table, published by cell key perturbation for
+aggregate-only roles in ONE place: ``protect_areas``, docs/DISCLOSURE.md), and the assumptions.
+The page caches ``compute`` (a scenario takes
 10-20 s; its progress bar is drawn by the page) and renders ``page_data``; ``python -m lib.cli view scenario``
 calls ``build``. Both key their caches on ``lib.records.store.data_version`` only (``cache_key``).
 
@@ -19,6 +20,8 @@ import json
 import pandas as pd
 
 from lib.access.roles import aggregates_suppressed
+from lib.disclosure import cells
+from lib.disclosure.notes import method_note
 from lib.records import store
 from lib.scenario import scenario as sc
 from lib.scenario.capture import Levers
@@ -42,7 +45,12 @@ PARAMS = {
     "curve_mode": Param("deterministic", choices=tuple(CURVE_MODES), help="how each curve point is linked"),
 }
 
-SUPPRESSED_CAPTION = "Counts from 1 to 5 are shown as `c`, with secondary suppression, for this role."
+#: Counts of children in the simulation's by-area table, each published with its children's cell key.
+SIMULATION_COUNTS = ("multi_agency_true", "recognised_today", "recognised_scenario", "by_number_today",
+                     "by_number_scenario")
+#: The model's: children known to 2+ agencies; its expected values are scaled to the published count.
+MODEL_COUNTS = ("multi_agency_linked",)
+MODEL_EXPECTED = ("by_number_today", "by_number_scenario")
 AGENCY_CAPTION = ("Estimated by linkage today and under the scenario, against the true count: duplicate records "
                   "the agency cannot join inflate its count.")
 
@@ -126,9 +134,66 @@ def compute(con_or_store, params: dict, *, key: bytes | None = None, progress=No
                                 curve_mode=params["curve_mode"], **({"progress": progress} if progress else {}))
 
 
+def protect_areas(result: dict, role: str) -> pd.DataFrame:
+    """The by-area table as ``role`` may see it, the one place the scenario is protected: exact for the lead;
+    below the lead every count of children published by cell key perturbation with its children's cell key
+    (lib.disclosure.cells.publish; a result without the keys is refused, never shown exact), gains the
+    differences of the published counts, the model's expected values scaled to the published count of
+    children (the same expected share of them), sorted by the published figures."""
+    table = result["by_area"]
+    if not aggregates_suppressed(role):
+        return cells.drop_keys(table).reset_index(drop=True)
+    counts = MODEL_COUNTS if result["kind"] == "model" else SIMULATION_COUNTS
+    shown = cells.publish(table, counts)
+    if result["kind"] == "model":
+        true = table["multi_agency_linked"].astype("float64")
+        ratio = (shown["multi_agency_linked"] / true.where(true > 0)).fillna(0.0)
+        for column in MODEL_EXPECTED:
+            shown[column] = (table[column].astype("float64") * ratio).round(1)
+    for gain, (before, after) in sc.AREA_GAIN_COLUMNS.items():
+        if gain in shown.columns:
+            shown[gain] = (shown[after] - shown[before]).round(1)
+    first = "multi_agency_linked" if result["kind"] == "model" else "multi_agency_true"
+    value = "gain_by_number" if "gain_by_number" in shown.columns else "gain"
+    return shown.sort_values([value, first, "area_code"], ascending=[False, False, True]).reset_index(drop=True)
+
+
+def published_result(result: dict, role: str) -> dict:
+    """``result`` with its national counts of children as ``role`` may see them: exact for the lead; below it
+    each perturbed with its children's cell key (``result["total_keys"]``; a result without them is refused),
+    the model's expected counts scaled to the published count of children and gains recomputed."""
+    if not aggregates_suppressed(role):
+        return result
+    keys = result["total_keys"]
+    out = dict(result)
+    if result["kind"] == "model":
+        true = result["multi_agency_children_linked"]
+        shown = int(cells.perturb(true, keys["multi_agency_children_linked"]))
+        ratio = shown / true if true else 0.0
+        out["multi_agency_children_linked"] = shown
+        for name in ("expected_by_number_today", "expected_by_number_scenario"):
+            out[name] = round(result[name] * ratio, 1)
+        out["expected_gain_by_number"] = round(out["expected_by_number_scenario"] - out["expected_by_number_today"], 1)
+        return out
+    population = dict(result["population"])
+    population["multi_agency_children_true"] = int(cells.perturb(population["multi_agency_children_true"],
+                                                                 keys["multi_agency_children_true"]))
+    out["population"] = population
+    for side in ("today", "scenario"):
+        metrics = dict(result[side])
+        metrics["multi_agency_children_true"] = population["multi_agency_children_true"]
+        for name in ("multi_agency_recognised", "multi_agency_recognised_by_number"):
+            metrics[name] = int(cells.perturb(metrics[name], keys[f"{side}.{name}"]))
+        out[side] = metrics
+    out["gain"] = sc._gain(out["today"], out["scenario"])
+    return out
+
+
 def page_data(result: dict, params: dict, role: str, data_version: str = "") -> PageData:
     """What the page shows for ``result`` to ``role`` (cheap: the page calls it on every rerun)."""
-    report = sc.scenario_report(result, role)  # the area table is suppressed for the role here, once
+    areas = protect_areas(result, role)  # protected for the role here, once
+    result = published_result(result, role)
+    report = sc.scenario_report(result, areas)
     tables = {"summary": Table(report.table, title="Today and under the scenario",
                                columns={"measure": {"label": "Measure", "width": "medium"},
                                         "today": {"label": "Today", "format": "%.4g"},
@@ -154,17 +219,22 @@ def page_data(result: dict, params: dict, role: str, data_version: str = "") -> 
     tables["areas"] = Table(report.area_table.reset_index(drop=True), downloadable=True,
                             title=f"Where: children newly recognised by NHS number alone, by home "
                                   f"{sc.LAYER_LABEL[result['layer']]}",
-                            note=SUPPRESSED_CAPTION if aggregates_suppressed(role) else "")
+                            note=method_note(aggregates_suppressed(role)))
     lines = [*result["levers_text"], *result["assumptions"]]
-    return PageData(page=PAGE, role=role, params=dict(params), data_version=data_version, title=report.title,
+    data = PageData(page=PAGE, role=role, params=dict(params), data_version=data_version, title=report.title,
                     sentences=sentences, tables=tables,
                     figures=dict(report.figures),  # go.Figure: cheaper to draw on a rerun
                     notes=lines, extra={"kind": result["kind"]})
+    data.note("disclosure", method_note(aggregates_suppressed(role)))
+    return data
 
 
 def download_json(result: dict, role: str) -> str:
     """The "Download the result (JSON)" payload: the whole result with the area table as the role sees it."""
-    return json.dumps(sc.to_json({**result, "by_area": sc.area_table(result, role)}), indent=1, default=str)
+    payload = {**published_result(result, role), "by_area": protect_areas(result, role),
+               "disclosure": method_note(aggregates_suppressed(role))}
+    payload.pop("total_keys", None)  # cell keys never leave
+    return json.dumps(sc.to_json(payload), indent=1, default=str)
 
 
 def build(con_or_store, params: dict, role: str) -> PageData:
