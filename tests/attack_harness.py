@@ -78,6 +78,7 @@ class Collected:
     seen_in: dict[Cell, list[str]] = field(default_factory=lambda: defaultdict(list))
     disagreements: list[tuple[Cell, object, str, object, str]] = field(default_factory=list)
     outputs: int = 0
+    years_complete: bool = True  # every financial year offered was collected, so "all" is their sum
     texts: list = field(default_factory=list, repr=False)  # deck bytes, searched for the method's name
 
     def add(self, cell: Cell, value, where: str) -> None:
@@ -187,12 +188,21 @@ def _compare_table(out: Collected, frame: pd.DataFrame, codes_by_name: dict[str,
             out.add(cell, value, where)
 
 
-def compare_runs(source: Source, layer: str, period: str, measure: str, *, neighbours: bool = True) -> list[dict]:
+def _choices(source: Source, layer: str, period: str, measure: str, role: str) -> dict[str, str]:
+    import inspect
+
+    from lib.views import compare as page
+    if "role" in inspect.signature(page.choices).parameters:
+        return page.choices(source, layer, period, measure, role)[0]
+    return page.choices(source, layer, period, measure)[0]
+
+
+def compare_runs(source: Source, layer: str, period: str, measure: str, role: str, *,
+                 neighbours: bool = True) -> list[dict]:
     """Every area of the layer, six at a time along the official nesting (the districts of one UTLA together,
     the UTLAs of one police force area together, so families are seen side by side as a user would), and with
     ``neighbours`` every area with its neighbours."""
-    from lib.views import compare as page
-    names, _ = page.choices(source, layer, period, measure)
+    names = _choices(source, layer, period, measure, role)
     parent = {"lad": "utla_code", "utla": "pfa_code"}.get(layer)
     codes = sorted(names)
     if parent:
@@ -205,17 +215,21 @@ def compare_runs(source: Source, layer: str, period: str, measure: str, *, neigh
     return runs
 
 
+def _periods(offered: list[str], periods) -> list[str]:
+    return [p for p in offered if periods is None or p in periods]
+
+
 def collect_compare(out: Collected, source: Source, role: str, *, layers=None, runs: dict | None = None,
-                    neighbours: bool = True) -> None:
+                    neighbours: bool = True, periods=None) -> None:
     """Compare: every layer x period offered x measure x run (``compare_runs``; ``runs``: layer -> a documented
     sample of area lists instead, in choose mode)."""
     from lib.views import compare as page
     options = page.options(source, role)
     for layer in layers or (list(runs) if runs else convert.MEASURE_LAYERS):
-        for period in options["periods"]:
+        for period in _periods(options["periods"], periods):
             for measure in options["measures"]:
                 todo = ([{"mode": "choose", "areas": list(a)} for a in runs[layer]] if runs else
-                        compare_runs(source, layer, period, measure, neighbours=neighbours))
+                        compare_runs(source, layer, period, measure, role, neighbours=neighbours))
                 for params in todo:
                     data = views.build_with("compare", source, {"layer": layer, "period": period, "measure": measure,
                                                                 **params}, role)
@@ -237,7 +251,8 @@ def _divergence_rows(out: Collected, frame: pd.DataFrame, layer: str, period: st
         out.add(Cell(layer, code, period, pair, measure, "encounter"), row["total"], where)
 
 
-def collect_divergence(out: Collected, source: Source, role: str, *, layers=None, pairs=None) -> None:
+def collect_divergence(out: Collected, source: Source, role: str, *, layers=None, pairs=None,
+                       periods=None) -> None:
     """Divergence: every layer x period x measure, agency A against every other agency B (``pairs``: only
     these); the export table holds every area of the layer."""
     from lib.views import divergence as page
@@ -245,7 +260,7 @@ def collect_divergence(out: Collected, source: Source, role: str, *, layers=None
     agencies = [x for x in AGENCIES if x in source.cube().agencies]
     pairs = pairs or [(a, b) for i, a in enumerate(agencies) for b in agencies[i + 1:]]
     for layer in layers or convert.MEASURE_LAYERS:
-        for period in options["periods"]:
+        for period in _periods(options["periods"], periods):
             for measure in options["measures"]:
                 for a, b in pairs:
                     data = views.build_with("divergence", source, {"a": a, "b": b, "layer": layer,
@@ -289,18 +304,19 @@ def collect_boardpacks(out: Collected, con, role: str, packs: dict[str, str], *,
 
 def collect(store_path: Path, role: str, *, compare_layers=None, compare_runs: dict | None = None,
             neighbours: bool = True, divergence_layers=None, pairs=None, across_layers=None,
-            packs: dict[str, str] | None = None, skip: tuple[str, ...] = ()) -> Collected:
+            packs: dict[str, str] | None = None, skip: tuple[str, ...] = (), periods=None) -> Collected:
     """Everything ``role`` can see for the store at ``store_path`` (see the module's docstring). The keyword
     arguments bound the collection to a documented sample (None: everything the PARAMS allow); ``skip`` names
-    pages left out."""
+    pages left out; ``periods`` the periods collected (None: every period the role is offered)."""
     con = store_mod.connect(store_path, read_only=True)
     try:
         source = Source(con, store_mod.resolve_path(store_path), memo=Memo(max_entries=100_000))
-        out = Collected(role=role, method="suppression")
+        out = Collected(role=role, method="suppression", years_complete=periods is None)
         if may_open(role, "compare") and "compare" not in skip:
-            collect_compare(out, source, role, layers=compare_layers, runs=compare_runs, neighbours=neighbours)
+            collect_compare(out, source, role, layers=compare_layers, runs=compare_runs, neighbours=neighbours,
+                            periods=periods)
         if may_open(role, "divergence") and "divergence" not in skip:
-            collect_divergence(out, source, role, layers=divergence_layers, pairs=pairs)
+            collect_divergence(out, source, role, layers=divergence_layers, pairs=pairs, periods=periods)
         if may_open(role, "across") and "across" not in skip:
             collect_across(out, source, role, layers=across_layers)
         if packs:
@@ -326,18 +342,23 @@ def _deck_text(deck: bytes) -> str:
 # -- the true counts (the store read as the safeguarding lead) -------------------------------------------
 
 def true_atom_counts(con) -> pd.DataFrame:
-    """(agency, atom, count) of CSE-flagged records over all periods, each record placed in the atom of its
+    """(agency, period, atom, count) of CSE-flagged records per financial year and over all periods ("all"),
+    each record placed in the atom of its
     encounter location (the direct basis every page counts on)."""
     atoms = atom_table()
     columns = list(LAYER_COLUMN.values())
     frame = store_mod.query(con, """
         SELECT agency_type AS agency, enc_lad AS lad_code, enc_utla AS utla_code, enc_pfa AS pfa_code,
-               enc_nhs AS nhs_code, enc_trust AS trust_code, count(*) AS n
+               enc_nhs AS nhs_code, enc_trust AS trust_code,
+               year(encounter_date) - CASE WHEN month(encounter_date) < 4 THEN 1 ELSE 0 END AS fy, count(*) AS n
         FROM encounters WHERE cse_flag GROUP BY ALL""")
+    frame["period"] = [f"{y}-{(y + 1) % 100:02d}" for y in frame["fy"]]
     merged = frame.merge(atoms, on=columns, how="left")
     unplaced = merged["atom"].isna()
     merged.loc[unplaced, "atom"] = "unplaced"
-    return merged.groupby(["agency", "atom"], as_index=False)["n"].sum()
+    years = merged.groupby(["agency", "period", "atom"], as_index=False)["n"].sum()
+    every = merged.groupby(["agency", "atom"], as_index=False)["n"].sum().assign(period="all")
+    return pd.concat([years, every], ignore_index=True)
 
 
 def truth(store_path: Path, cells) -> dict[Cell, int]:
@@ -345,7 +366,7 @@ def truth(store_path: Path, cells) -> dict[Cell, int]:
     atoms, and children by home area from the lead's own Across boundaries tables (exact figures)."""
     con = store_mod.connect(store_path, read_only=True)
     try:
-        atoms = true_atom_counts(con).set_index(["agency", "atom"])["n"].to_dict()
+        atoms = true_atom_counts(con).set_index(["agency", "period", "atom"])["n"].to_dict()
         result: dict[Cell, int] = {}
         home_layers = sorted({c.layer for c in cells if c.basis == "home"})
         if home_layers:
@@ -354,9 +375,9 @@ def truth(store_path: Path, cells) -> dict[Cell, int]:
             collect_across(lead, source, "lead", layers=home_layers)
             result.update({c: v for c, v in lead.cells.items() if isinstance(v, int)})
         for cell in cells:
-            if cell.basis == "encounter" and cell.measure == "cse_records" and cell.period == "all":
+            if cell.basis == "encounter" and cell.measure == "cse_records":
                 members = atoms_of(cell)
-                result[cell] = int(sum(atoms.get((agency, a), 0) for agency in cell.agency.split("+")
+                result[cell] = int(sum(atoms.get((agency, cell.period, a), 0) for agency in cell.agency.split("+")
                                        for a in members))
         return result
     finally:
@@ -430,34 +451,42 @@ def _additive(cell: Cell) -> bool:
 
 
 def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme, dict[Cell, dict[str, float]]]]:
-    """One programme per (period, measure, basis) of additive counts: variables t (true) and q (published,
-    under perturbation) per agency x atom; each published count an equality (perturbation: sum of q;
-    suppression: sum of t), ``c`` no relation; ``extra``: cells not published (a row left out) to bound too.
-    Returns the programme and each cell's target (variable -> coefficient)."""
+    """One programme per (measure, basis) of additive counts: variables t (true) and q (published, under
+    perturbation) per agency x period x atom, where "all" is the sum of the financial years published (when
+    any are); each published count an equality (perturbation: sum of q; suppression: sum of t), ``c`` no
+    relation; ``extra``: cells not published (a row left out) to bound too. Returns the programme and each
+    cell's target (variable -> coefficient)."""
     out = {}
-    for cell, value in [*seen.cells.items(), *((c, None) for c in extra if c not in seen.cells)]:
+    cells = [*seen.cells.items(), *((c, None) for c in extra if c not in seen.cells)]
+    years = defaultdict(set)
+    for cell, _ in cells:
+        if cell.period != "all" and seen.years_complete:
+            years[(cell.measure, cell.basis)].add(cell.period)
+    for cell, value in cells:
         if not _additive(cell):
             continue
-        key = (cell.period, cell.measure, cell.basis)
+        key = (cell.measure, cell.basis)
         if key not in out:
             out[key] = (attack.Programme(), {})
         lp, targets = out[key]
-        agencies = cell.agency.split("+")
+        periods = sorted(years[key]) if cell.period == "all" and years[key] else [cell.period]
         target: dict[str, float] = {}
         terms: dict[int, float] = {}
-        for agency in agencies:
-            for atom in sorted(atoms_of(cell)):
-                t = lp.var(f"{agency}|t|{atom}", hi=CEILING)
-                target[f"{agency}|t|{atom}"] = 1.0
-                if seen.method == "perturbation":
-                    name = f"{agency}|q|{atom}"
-                    if name not in lp.columns:
-                        q = lp.var(name, hi=CEILING)
-                        lp.add_le({q: 1.0, t: -1.0}, MAX_NOISE)
-                        lp.add_le({t: 1.0, q: -1.0}, MAX_NOISE)
-                    terms[lp.columns[name]] = terms.get(lp.columns[name], 0.0) + 1.0
-                else:
-                    terms[t] = terms.get(t, 0.0) + 1.0
+        for agency in cell.agency.split("+"):
+            for period in periods:
+                for atom in sorted(atoms_of(cell)):
+                    name = f"{agency}|{period}|t|{atom}"
+                    t = lp.var(name, hi=CEILING)
+                    target[name] = 1.0
+                    if seen.method == "perturbation":
+                        qname = f"{agency}|{period}|q|{atom}"
+                        if qname not in lp.columns:
+                            q = lp.var(qname, hi=CEILING)
+                            lp.add_le({q: 1.0, t: -1.0}, MAX_NOISE)
+                            lp.add_le({t: 1.0, q: -1.0}, MAX_NOISE)
+                        terms[lp.columns[qname]] = terms.get(lp.columns[qname], 0.0) + 1.0
+                    else:
+                        terms[t] = terms.get(t, 0.0) + 1.0
         targets[cell] = target
         if value not in (HIDDEN, None) and terms:
             lp.add_eq(terms, float(value))

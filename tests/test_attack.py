@@ -25,7 +25,7 @@ ROLE = "commissioner"
 N_ENCOUNTERS = 20_000
 SEED = 11
 FULL = os.environ.get("JOINEDUP_ATTACK_FULL") == "1"
-#: The normal suite's sample: every area of every layer on Divergence (two agency pairs cover all four
+#: The normal suite's sample, all periods together ("all"): every area of every layer on Divergence (two agency pairs cover all four
 #: agencies) and Across boundaries (districts, UTLAs, police force areas), Compare over the districts of the
 #: named counties with their UTLAs and police force areas, and the York board packs.
 PAIRS = [("police", "children_social_care"), ("health", "education")]
@@ -73,7 +73,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def seen(store):
     return h.collect(store, ROLE, compare_runs=_compare_sample(), pairs=PAIRS, across_layers=ACROSS_LAYERS,
-                     packs=_packs(store))
+                     packs=_packs(store), periods=["all"])
 
 
 @pytest.fixture(scope="module")
