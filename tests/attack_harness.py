@@ -1,0 +1,528 @@
+"""The attacker's harness (issue 16): everything a role can see for a store, turned into cells, and the two
+attacks of docs/DISCLOSURE.md ("How it is tested") run over them.
+
+1. ``collect(store, role)`` builds every view twin the role may open (lib.views, the same builders as the pages,
+   CLI and CSV downloads) over every layer, period and area choice their PARAMS allow, and the tables of board
+   packs (``lib.export.boardpack``: one PFA, one UTLA and one LAD pack), and turns each published count into a
+   ``Cell``: (layer, area, period, agency, measure, basis) -> value (a whole number, or ``"c"`` when hidden).
+   Every cell must have ONE value wherever it appears (``Collected.disagreements``).
+2. ``subtraction(...)``: for every published area and every finer layer whose areas tile it exactly (the
+   official nestings district ⊂ UTLA ⊂ PFA ⊂ England and Wales, and overlaps such as an ICB made of whole
+   districts, from the official LSOA lookup in geodata), a family with exactly one unknown member gives it back
+   as the whole minus the rest.
+3. ``lp_bounds(...)``: the attacker's linear programme (``lib.disclosure.attack``) over the finest cells every
+   published area is a union of ("atoms": the distinct district x UTLA x PFA x ICB/health board x trust
+   catchment combinations of the lookup), with every published count of a family as a relation; each protected
+   cell is bounded below and above.
+
+What a published value tells the attacker depends on the method the outputs declare: under per-table
+suppression a shown count is exact and ``c`` is unknown; under cell key perturbation (``lib.disclosure.notes``)
+every published count is the sum of perturbed atoms, each within ``MAX_NOISE`` of its true count.
+
+The TRUE counts come from the same collection as the safeguarding lead (exact figures), so the test knows which
+cells hold 1 to 5. Counts only: rates, shares and verdicts are computed from them (or hidden with them).
+Pages the commissioner cannot open (Data, Review, Audit) are not collected; the Scenario page's simulation
+runs on a synthetic population of its own, not the store, and is left out (see docs/DISCLOSURE.md).
+"""
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+
+from lib import views
+from lib.access.roles import may_open
+from lib.disclosure import attack
+from lib.disclosure.cellkey import MAX_NOISE
+from lib.disclosure.notes import METHOD_NAME
+from lib.geo import lookup
+from lib.measures import compare, convert
+from lib.measures import divergence as dv
+from lib.records import store as store_mod
+from lib.views.base import Memo, Source
+
+HIDDEN = "c"
+#: Layers of the measure cube, and the lookup column holding each one's codes.
+LAYER_COLUMN = {"lad": "lad_code", "utla": "utla_code", "pfa": "pfa_code", "nhs": "nhs_code", "trust": "trust_code"}
+#: Across boundaries layers (children by home area) and their lookup columns.
+HOME_COLUMN = {"lad": "lad_code", "utla": "utla_code", "pfa": "pfa_code", "icb": "icb_code", "sicbl": "sicbl_code",
+               "lhb": "lhb_code", "trust": "trust_code"}
+NATIONAL = ("ew", "K04000001")
+AGENCIES = tuple(dv.AGENCIES)
+SPAN_COUNTS = ("children", "multi_agency", "spans_any")
+#: Upper bound on any one atom's count, so the programme is bounded where nothing is published (it never
+#: narrows an interval to fewer than three values: the store holds far fewer records).
+CEILING = 1e7
+
+
+class Cell(NamedTuple):
+    layer: str     # lad, utla, pfa, nhs, trust, ew, or group:<layer> (a comparator group)
+    area: str      # area code; a group: its member codes joined by "+"
+    period: str
+    agency: str    # an agency, "a+b" (two agencies' total) or "all"
+    measure: str   # cse_records, cse_children, resident_children, ...
+    basis: str     # encounter (where it happened) or home (where the child lives)
+
+
+@dataclass
+class Collected:
+    role: str
+    method: str                                   # "suppression" or "perturbation"
+    cells: dict[Cell, object] = field(default_factory=dict)
+    seen_in: dict[Cell, list[str]] = field(default_factory=lambda: defaultdict(list))
+    disagreements: list[tuple[Cell, object, str, object, str]] = field(default_factory=list)
+    outputs: int = 0
+    years_complete: bool = True  # every financial year offered was collected, so "all" is their sum
+    texts: list = field(default_factory=list, repr=False)  # deck bytes, searched for the method's name
+
+    def add(self, cell: Cell, value, where: str) -> None:
+        value = _value(value)
+        if value is None:
+            return
+        if cell in self.cells and self.cells[cell] != value:
+            self.disagreements.append((cell, self.cells[cell], self.seen_in[cell][0], value, where))
+        self.cells.setdefault(cell, value)
+        if len(self.seen_in[cell]) < 4:
+            self.seen_in[cell].append(where)
+
+    def share_shown(self, where_prefix: str | None = None) -> tuple[int, int]:
+        """(cells shown as a number, all cells) over the outputs whose name starts with ``where_prefix``."""
+        cells = [c for c in self.cells if where_prefix is None
+                 or any(w.startswith(where_prefix) for w in self.seen_in[c])]
+        return sum(self.cells[c] != HIDDEN for c in cells), len(cells)
+
+
+def _value(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        text = value.strip().replace(",", "")
+        if text in ("", "—", "-"):
+            return None
+        if text.lower() == HIDDEN:
+            return HIDDEN
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+    else:
+        number = float(value)
+    if abs(number - round(number)) > 1e-9:
+        raise ValueError(f"a published count is not whole: {value!r}")
+    return int(round(number))
+
+
+# -- the geography the attacker knows (official lookup in geodata) --------------------------------------
+
+@lru_cache(maxsize=2)
+def _atoms_by_code(basis: str) -> dict[tuple[str, str], frozenset[str]]:
+    table, columns = _geography(basis)
+    out = {}
+    for layer, column in columns.items():
+        for code, atoms in table.groupby(column)["atom"]:
+            out[(layer, code)] = frozenset(atoms)
+    return out
+
+
+@lru_cache(maxsize=1)
+def atom_table() -> pd.DataFrame:
+    """One row per atom: a distinct combination of the published layers' codes over the LSOA lookup."""
+    table = lookup.lsoa_table()[list(LAYER_COLUMN.values())].drop_duplicates().reset_index(drop=True)
+    table["atom"] = [f"a{i}" for i in range(len(table))]
+    return table
+
+
+@lru_cache(maxsize=1)
+def home_atom_table() -> pd.DataFrame:
+    table = lookup.lsoa_table()[sorted(set(HOME_COLUMN.values()))].drop_duplicates().reset_index(drop=True)
+    table["atom"] = [f"h{i}" for i in range(len(table))]
+    return table
+
+
+def atoms_of(cell: Cell) -> frozenset[str]:
+    if cell.layer == "ew":
+        return frozenset(_geography(cell.basis)[0]["atom"])
+    layer = cell.layer.split(":", 1)[1] if cell.layer.startswith("group:") else cell.layer
+    by_code = _atoms_by_code(cell.basis)
+    return frozenset().union(*(by_code.get((layer, code), frozenset()) for code in cell.area.split("+")))
+
+
+# -- collecting everything a role can see -------------------------------------------------------------
+
+def declared_method(texts) -> str:
+    """The method the outputs say they use: cell key perturbation when they name it, else per-table
+    suppression (today's main)."""
+    return "perturbation" if any(METHOD_NAME in str(t) for t in texts) else "suppression"
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
+
+
+def _compare_table(out: Collected, frame: pd.DataFrame, codes_by_name: dict[str, str], group: list[str],
+                   layer: str, period: str, measure: str, where: str) -> None:
+    noun = dv.NOUN.get(measure, measure)
+    labels = {f"{dv.agency_title(x)}: {noun}": x for x in AGENCIES}
+    label_column = "Indicator" if "Indicator" in frame.columns else "indicator"
+    for _, row in frame.iterrows():
+        agency = labels.get(row[label_column])
+        if agency is None:
+            continue
+        for column, value in row.items():
+            if column == label_column:
+                continue
+            if column == compare.NATIONAL:
+                cell = Cell(*NATIONAL, period, agency, measure, "encounter")
+            elif column == compare.COMPARATOR:
+                if not group:
+                    continue
+                cell = Cell(f"group:{layer}", "+".join(sorted(group)), period, agency, measure, "encounter")
+            else:
+                cell = Cell(layer, codes_by_name[column], period, agency, measure, "encounter")
+            out.add(cell, value, where)
+
+
+def _choices(source: Source, layer: str, period: str, measure: str, role: str) -> dict[str, str]:
+    import inspect
+
+    from lib.views import compare as page
+    if "role" in inspect.signature(page.choices).parameters:
+        return page.choices(source, layer, period, measure, role)[0]
+    return page.choices(source, layer, period, measure)[0]
+
+
+def compare_runs(source: Source, layer: str, period: str, measure: str, role: str, *,
+                 neighbours: bool = True) -> list[dict]:
+    """Every area of the layer, six at a time along the official nesting (the districts of one UTLA together,
+    the UTLAs of one police force area together, so families are seen side by side as a user would), and with
+    ``neighbours`` every area with its neighbours."""
+    names = _choices(source, layer, period, measure, role)
+    parent = {"lad": "utla_code", "utla": "pfa_code"}.get(layer)
+    codes = sorted(names)
+    if parent:
+        table = lookup.lsoa_table()[[LAYER_COLUMN[layer], parent]].drop_duplicates(LAYER_COLUMN[layer])
+        order = table.set_index(LAYER_COLUMN[layer])[parent].to_dict()
+        codes = sorted(codes, key=lambda c: (order.get(c, ""), c))
+    runs = [{"mode": "choose", "areas": chunk} for chunk in _chunks(codes, compare.MAX_AREAS)]
+    if neighbours:
+        runs += [{"mode": "neighbours", "areas": [code]} for code in codes]
+    return runs
+
+
+def _periods(offered: list[str], periods) -> list[str]:
+    return [p for p in offered if periods is None or p in periods]
+
+
+def collect_compare(out: Collected, source: Source, role: str, *, layers=None, runs: dict | None = None,
+                    neighbours: bool = True, periods=None) -> None:
+    """Compare: every layer x period offered x measure x run (``compare_runs``; ``runs``: layer -> a documented
+    sample of area lists instead, in choose mode)."""
+    from lib.views import compare as page
+    options = page.options(source, role)
+    for layer in layers or (list(runs) if runs else convert.MEASURE_LAYERS):
+        for period in _periods(options["periods"], periods):
+            for measure in options["measures"]:
+                todo = ([{"mode": "choose", "areas": list(a)} for a in runs[layer]] if runs else
+                        compare_runs(source, layer, period, measure, role, neighbours=neighbours))
+                for params in todo:
+                    data = views.build_with("compare", source, {"layer": layer, "period": period, "measure": measure,
+                                                                **params}, role)
+                    out.outputs += 1
+                    by_name = {name: code for code, name in data.extra["names"].items()}
+                    group = data.tables["cmp_group_table"].frame["Code"].tolist()
+                    where = f"compare {layer} {period} {measure} {params['mode']} {','.join(params['areas'])}"
+                    _compare_table(out, data.tables["cmp_table"].frame, by_name, group, layer, period, measure,
+                                   where)
+
+
+def _divergence_rows(out: Collected, frame: pd.DataFrame, layer: str, period: str, measure: str, a: str, b: str,
+                     where: str) -> None:
+    for _, row in frame.iterrows():
+        code = row["area_code"]
+        out.add(Cell(layer, code, period, a, measure, "encounter"), row[a], where)
+        out.add(Cell(layer, code, period, b, measure, "encounter"), row[b], where)
+        pair = "+".join(sorted((a, b)))
+        out.add(Cell(layer, code, period, pair, measure, "encounter"), row["total"], where)
+
+
+def collect_divergence(out: Collected, source: Source, role: str, *, layers=None, pairs=None,
+                       periods=None) -> None:
+    """Divergence: every layer x period x measure, agency A against every other agency B (``pairs``: only
+    these); the export table holds every area of the layer."""
+    from lib.views import divergence as page
+    options = page.options(source, role)
+    agencies = [x for x in AGENCIES if x in source.cube().agencies]
+    pairs = pairs or [(a, b) for i, a in enumerate(agencies) for b in agencies[i + 1:]]
+    for layer in layers or convert.MEASURE_LAYERS:
+        for period in _periods(options["periods"], periods):
+            for measure in options["measures"]:
+                for a, b in pairs:
+                    data = views.build_with("divergence", source, {"a": a, "b": b, "layer": layer,
+                                                                   "period": period, "measure": measure}, role)
+                    out.outputs += 1
+                    _divergence_rows(out, data.tables["div_export"].frame, layer, period, measure, a, b,
+                                     f"divergence {layer} {period} {measure} {a}/{b}")
+
+
+def collect_across(out: Collected, source: Source, role: str, *, layers=None) -> None:
+    """Across boundaries: children resident in every area of every layer (the table behind the spans map and
+    its CSV), with the multi-agency and spanning counts."""
+    for layer in layers or HOME_COLUMN:
+        data = views.build_with("across", source, {"layer": layer}, role)
+        out.outputs += 1
+        if "spans_all" not in data.tables:
+            continue
+        frame = data.tables["spans_all"].frame
+        for _, row in frame.iterrows():
+            for column in SPAN_COUNTS:
+                out.add(Cell(layer, row["area_code"], "all", "all", f"resident_{column}", "home"), row[column],
+                        f"across {layer}")
+
+
+def collect_boardpacks(out: Collected, con, role: str, packs: dict[str, str], *, cube=None) -> None:
+    """The tables of one board pack per (layer, area) in ``packs``: the divergence CSV (every area of the layer)
+    and the comparison CSV (the focus, its neighbours, the comparator group, England and Wales)."""
+    from lib.export import boardpack
+    for layer, area in packs.items():
+        pack = boardpack.build_board_pack(con, layer=layer, area=area, role=role, cube=cube, audit=False)
+        out.outputs += 1
+        where = f"boardpack {layer} {area}"
+        div = pd.read_csv(io.BytesIO(pack.csvs[f"divergence_{layer}.csv"]), dtype=str, keep_default_na=False)
+        _divergence_rows(out, div, layer, "all", "cse_records", "police", "children_social_care", where)
+        group = pd.read_csv(io.BytesIO(pack.csvs["comparator_group.csv"]), dtype=str)["area_code"].tolist()
+        comparison = pd.read_csv(io.BytesIO(pack.csvs["comparison.csv"]), dtype=str, keep_default_na=False)
+        out.texts.append(pack.deck)
+        names = {name: code for code, name in lookup.name_of(layer).items()}
+        _compare_table(out, comparison, names, group, layer, "all", "cse_records", where)
+
+
+def collect(store_path: Path, role: str, *, compare_layers=None, compare_runs: dict | None = None,
+            neighbours: bool = True, divergence_layers=None, pairs=None, across_layers=None,
+            packs: dict[str, str] | None = None, skip: tuple[str, ...] = (), periods=None) -> Collected:
+    """Everything ``role`` can see for the store at ``store_path`` (see the module's docstring). The keyword
+    arguments bound the collection to a documented sample (None: everything the PARAMS allow); ``skip`` names
+    pages left out; ``periods`` the periods collected (None: every period the role is offered)."""
+    con = store_mod.connect(store_path, read_only=True)
+    try:
+        source = Source(con, store_mod.resolve_path(store_path), memo=Memo(max_entries=100_000))
+        out = Collected(role=role, method="suppression", years_complete=periods is None)
+        if may_open(role, "compare") and "compare" not in skip:
+            collect_compare(out, source, role, layers=compare_layers, runs=compare_runs, neighbours=neighbours,
+                            periods=periods)
+        if may_open(role, "divergence") and "divergence" not in skip:
+            collect_divergence(out, source, role, layers=divergence_layers, pairs=pairs, periods=periods)
+        if may_open(role, "across") and "across" not in skip:
+            collect_across(out, source, role, layers=across_layers)
+        if packs:
+            collect_boardpacks(out, con, role, packs, cube=source.cube())
+        notes = []
+        for page in ("compare", "divergence", "across"):
+            if may_open(role, page) and page not in skip:
+                data = views.build_with(page, source, {}, role)
+                notes += [*data.notes, *data.sentences, *(t.note for t in data.tables.values())]
+        out.method = declared_method([*notes, *(_deck_text(d) for d in out.texts)])
+        return out
+    finally:
+        con.close()
+
+
+def _deck_text(deck: bytes) -> str:
+    from pptx import Presentation
+    prs = Presentation(io.BytesIO(deck))
+    return " ".join(shape.text_frame.text for slide in prs.slides for shape in slide.shapes
+                    if shape.has_text_frame)
+
+
+# -- the true counts (the store read as the safeguarding lead) -------------------------------------------
+
+def true_atom_counts(con) -> pd.DataFrame:
+    """(agency, period, atom, count) of CSE-flagged records per financial year and over all periods ("all"),
+    each record placed in the atom of its
+    encounter location (the direct basis every page counts on)."""
+    atoms = atom_table()
+    columns = list(LAYER_COLUMN.values())
+    frame = store_mod.query(con, """
+        SELECT agency_type AS agency, enc_lad AS lad_code, enc_utla AS utla_code, enc_pfa AS pfa_code,
+               enc_nhs AS nhs_code, enc_trust AS trust_code,
+               year(encounter_date) - CASE WHEN month(encounter_date) < 4 THEN 1 ELSE 0 END AS fy, count(*) AS n
+        FROM encounters WHERE cse_flag GROUP BY ALL""")
+    frame["period"] = [f"{y}-{(y + 1) % 100:02d}" for y in frame["fy"]]
+    merged = frame.merge(atoms, on=columns, how="left")
+    unplaced = merged["atom"].isna()
+    merged.loc[unplaced, "atom"] = "unplaced"
+    years = merged.groupby(["agency", "period", "atom"], as_index=False)["n"].sum()
+    every = merged.groupby(["agency", "atom"], as_index=False)["n"].sum().assign(period="all")
+    return pd.concat([years, every], ignore_index=True)
+
+
+def truth(store_path: Path, cells) -> dict[Cell, int]:
+    """The true count of every additive cell in ``cells``: CSE-flagged records (all periods) from the store's
+    atoms, and children by home area from the lead's own Across boundaries tables (exact figures)."""
+    con = store_mod.connect(store_path, read_only=True)
+    try:
+        atoms = true_atom_counts(con).set_index(["agency", "period", "atom"])["n"].to_dict()
+        result: dict[Cell, int] = {}
+        home_layers = sorted({c.layer for c in cells if c.basis == "home"})
+        if home_layers:
+            source = Source(con, store_mod.resolve_path(store_path), memo=Memo(max_entries=1_000))
+            lead = Collected(role="lead", method="exact")
+            collect_across(lead, source, "lead", layers=home_layers)
+            result.update({c: v for c, v in lead.cells.items() if isinstance(v, int)})
+        for cell in cells:
+            if cell.basis == "encounter" and cell.measure == "cse_records":
+                members = atoms_of(cell)
+                result[cell] = int(sum(atoms.get((agency, cell.period, a), 0) for agency in cell.agency.split("+")
+                                       for a in members))
+        return result
+    finally:
+        con.close()
+
+
+# -- attack (a): subtraction along nestings and overlaps ------------------------------------------------
+
+@dataclass
+class Finding:
+    cell: Cell
+    true: int
+    low: int
+    high: int
+    how: str
+
+
+def _geography(basis: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    return (home_atom_table(), HOME_COLUMN) if basis == "home" else (atom_table(), LAYER_COLUMN)
+
+
+def families(cells) -> list[tuple[Cell, list[Cell]]]:
+    """(whole, parts): a published cell and the areas of one other published layer that tile it exactly in
+    the official lookup (nestings, and overlaps made of whole areas of another layer, such as an ICB of whole
+    districts). Parts need not be published: a row left out of a table is as unknown as a ``c``."""
+    by_key = defaultdict(list)
+    for cell in cells:
+        by_key[(cell.period, cell.agency, cell.measure, cell.basis)].append(cell)
+    result = []
+    for (period, agency, measure, basis), members in by_key.items():
+        table, columns = _geography(basis)
+        layers = {c.layer for c in members if c.layer in columns}
+        owner = {layer: dict(zip(table["atom"], table[columns[layer]])) for layer in layers}
+        for whole in members:
+            whole_atoms = atoms_of(whole)
+            if not whole_atoms:
+                continue
+            for layer in layers - {whole.layer}:
+                parts = {owner[layer][a] for a in whole_atoms}
+                if len(parts) < 2 or any(not isinstance(p, str) for p in parts):
+                    continue
+                cells_of = [Cell(layer, p, period, agency, measure, basis) for p in sorted(parts)]
+                if sum(len(atoms_of(c)) for c in cells_of) == len(whole_atoms):
+                    result.append((whole, cells_of))
+    return result
+
+
+def subtraction(seen: Collected, truth: dict[Cell, object]) -> list[Finding]:
+    """Every true count 1-5 that one subtraction gives back exactly. Under perturbation no published count is
+    exact, so nothing is pinned by subtraction alone (the LP then does the work)."""
+    if seen.method != "suppression":
+        return []
+    found = []
+    for whole, parts in families(seen.cells):
+        values = [seen.cells.get(p, HIDDEN) for p in parts]
+        if seen.cells[whole] == HIDDEN or sum(v == HIDDEN for v in values) != 1:
+            continue
+        hidden = parts[values.index(HIDDEN)]
+        recovered = seen.cells[whole] - sum(v for v in values if v != HIDDEN)
+        true = truth.get(hidden)
+        if isinstance(true, int) and 1 <= true <= 5 and recovered == true:
+            found.append(Finding(hidden, true, recovered, recovered, f"{whole.layer} {whole.area} minus "
+                                 f"{len(parts) - 1} {hidden.layer} areas"))
+    return found
+
+
+# -- attack (b): the linear programme over all published relations -------------------------------------
+
+def _additive(cell: Cell) -> bool:
+    return cell.measure == "cse_records" or cell.basis == "home"
+
+
+def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme, dict[Cell, dict[str, float]]]]:
+    """One programme per (measure, basis) of additive counts: variables t (true) and q (published, under
+    perturbation) per agency x period x atom, where "all" is the sum of the financial years published (when
+    any are); each published count an equality (perturbation: sum of q; suppression: sum of t), ``c`` no
+    relation; ``extra``: cells not published (a row left out) to bound too. Returns the programme and each
+    cell's target (variable -> coefficient)."""
+    out = {}
+    cells = [*seen.cells.items(), *((c, None) for c in extra if c not in seen.cells)]
+    years = defaultdict(set)
+    for cell, _ in cells:
+        if cell.period != "all" and seen.years_complete:
+            years[(cell.measure, cell.basis)].add(cell.period)
+    for cell, value in cells:
+        if not _additive(cell):
+            continue
+        key = (cell.measure, cell.basis)
+        if key not in out:
+            out[key] = (attack.Programme(), {})
+        lp, targets = out[key]
+        periods = sorted(years[key]) if cell.period == "all" and years[key] else [cell.period]
+        target: dict[str, float] = {}
+        terms: dict[int, float] = {}
+        for agency in cell.agency.split("+"):
+            for period in periods:
+                for atom in sorted(atoms_of(cell)):
+                    name = f"{agency}|{period}|t|{atom}"
+                    t = lp.var(name, hi=CEILING)
+                    target[name] = 1.0
+                    if seen.method == "perturbation":
+                        qname = f"{agency}|{period}|q|{atom}"
+                        if qname not in lp.columns:
+                            q = lp.var(qname, hi=CEILING)
+                            lp.add_le({q: 1.0, t: -1.0}, MAX_NOISE)
+                            lp.add_le({t: 1.0, q: -1.0}, MAX_NOISE)
+                        terms[lp.columns[qname]] = terms.get(lp.columns[qname], 0.0) + 1.0
+                    else:
+                        terms[t] = terms.get(t, 0.0) + 1.0
+        targets[cell] = target
+        if value not in (HIDDEN, None) and terms:
+            lp.add_eq(terms, float(value))
+    return out
+
+
+def lp_bounds(seen: Collected, truth: dict[Cell, object], *, limit: int | None = None) -> tuple[list[Finding], int]:
+    """(findings, cells bounded): each cell whose true count is 1-5 and that the method protects (under
+    suppression: shown as c or left out; under perturbation: every cell) is bounded; a finding is one bounded
+    to fewer than three whole values. Distinct-children counts that do not add up are left to the Hypothesis test of
+    lib.disclosure (tests/test_disclosure.py)."""
+    findings, bounded = [], 0
+    for lp, targets in programmes(seen, extra=list(truth)).values():
+        cells = [c for c in targets if isinstance(truth.get(c), int) and 1 <= truth[c] <= 5
+                 and (seen.method == "perturbation" or seen.cells.get(c, HIDDEN) == HIDDEN)]
+        for cell in cells[:limit] if limit else cells:
+            lo, hi = attack.integer_interval(*lp.bound(targets[cell]))
+            bounded += 1
+            if hi - lo < 2:
+                findings.append(Finding(cell, truth[cell], lo, hi, f"LP over {len(targets)} published cells"))
+    return findings, bounded
+
+
+def summary(findings: list[Finding], limit: int = 20) -> str:
+    lines = [f"{f.cell.layer} {f.cell.area} {f.cell.agency} {f.cell.measure} ({f.cell.basis}): true {f.true}, "
+             f"bounded to [{f.low}, {f.high}] by {f.how}" for f in findings[:limit]]
+    return "\n".join(lines) + (f"\n... and {len(findings) - limit} more" if len(findings) > limit else "")
+
+
+def area_name(layer: str, code: str) -> str:
+    return lookup.name_of(layer).get(code, code)
+
+
+def code_of(layer: str, name: str) -> str:
+    matches = [c for c, n in lookup.name_of(layer).items() if n == name]
+    if len(matches) != 1:
+        raise ValueError(f"{name!r} is not one area of layer {layer}: {matches}")
+    return matches[0]
+
