@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from lib.export.csv_safe import to_csv_bytes
-from lib.measures import counts
+from lib.measures import aggregates
 from lib.records import store
 
 
@@ -157,7 +157,7 @@ class Source:
 
     def cube(self):
         if self._cube is None:
-            self._cube = self.memo.get(("cube",), lambda: counts.build_cube(self.con))
+            self._cube = self.memo.get(("cube",), lambda: aggregates.cube(self.con))  # the stored aggregates
         return self._cube
 
     def data_version(self) -> str:
