@@ -269,6 +269,8 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch, *, progress=None) -> dic
                      summary["rows_already_stored"], batch.rows_rejected, batch.values_dropped,
                      batch.blank_rows, now]).fetchall()
         # The stored aggregates of the batch's areas, in this transaction (lib.records.aggregates).
+        if progress:
+            progress("updating aggregates")
         aggregates.refresh(cur, batch_id=batch_id, was_current=aggregates_current)
         if progress:
             progress("committing")
