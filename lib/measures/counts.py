@@ -162,7 +162,8 @@ def assemble(direct: dict[str, pd.DataFrame], native_frames: dict[str, pd.DataFr
                                                      "agency_code": pd.Series(dtype="str"),
                                                      "records": pd.Series(dtype="float64")}))
     periods = sorted(set(counts["period"]) - {"all"}, key=lambda p: (p[:7], len(p), p))
-    agencies = [a for a in AGENCIES if a in set(counts["agency_type"])]
+    present = set(counts["agency_type"])  # once (inside the comprehension it was rebuilt per agency)
+    agencies = [a for a in AGENCIES if a in present]
     return MeasureCube(counts=counts, linked=linked, unplaced_native=unplaced_frame,
                        periods=["all", *periods], agencies=agencies,
                        seconds=round(time.perf_counter() - started, 3))
