@@ -267,6 +267,26 @@ def test_killed_mid_refresh_leaves_the_aggregates_current(tmp_path):
         reopened.close()
 
 
+def test_queued_decisions_applied_by_the_next_writer_keep_the_aggregates_current(synthetic, tmp_path):
+    path = tmp_path / "store.duckdb"
+    with versions.write(path, "load") as w:
+        _upload(w.con, synthetic.iloc[:120], "first.parquet")
+        _import_children(w.con, tmp_path / "children", 3, 30)
+    reader = store.connect(path, read_only=True)
+    keys = reader.execute("SELECT record_key FROM encounters ORDER BY record_key LIMIT 2").df()["record_key"]
+    reader.close()
+    versions.queue_decision(path, {"record_key_l": keys[0], "record_key_r": keys[1], "decision": "reject",
+                                   "reviewer": "test", "decided_at": "2026-11-30 12:00:00"})
+    with versions.write(path, "next load") as w:
+        assert w.con.execute("SELECT count(*) FROM review_decisions").fetchall()[0][0] == 1
+        assert stored.current(w.con)
+    reader = store.connect(path, read_only=True)
+    try:
+        assert assert_same_cube(reader)
+    finally:
+        reader.close()
+
+
 # -- the schema 3 -> 4 migration ---------------------------------------------------------------------------------
 
 def test_an_older_store_gets_its_aggregates_built_once_when_upgraded(synthetic, tmp_path):
