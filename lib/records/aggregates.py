@@ -167,8 +167,9 @@ def rebuild(cur) -> None:
 def _refresh_touched(cur, touched_sql: str, params: list) -> None:
     """Recompute the cells holding the records ``touched_sql`` selects (a query of record_key)."""
     linked = _linked(cur)
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE agg_touched AS "
-                f"SELECT DISTINCT e.* FROM encounters e SEMI JOIN ({touched_sql}) t USING (record_key)", params)
+    columns = ", ".join(["agency_type", "agency_code", *sorted({area_column(layer) for layer in measure_layers()})])
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE agg_touched AS SELECT DISTINCT {columns} "
+                f"FROM encounters e SEMI JOIN ({touched_sql}) t USING (record_key)", params)
     try:
         for layer in measure_layers():
             column = area_column(layer)
