@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.measures import convert, counts, population
+from lib.measures import aggregates, convert, counts, population
 from lib.measures import divergence as dv
 from lib.views import base as view_base
 from lib.views import build_with, resolve_params
@@ -31,7 +31,7 @@ version = stored_data_version(con)
 
 @st.cache_resource(show_spinner="Counting every agency's records by area and period…", max_entries=4)
 def cube(path: str, version: str):
-    return counts.build_cube(connection(path))
+    return aggregates.cube(connection(path))  # the stored aggregates (lib.measures.aggregates)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

@@ -32,9 +32,9 @@ def current_user() -> str:
 
 @st.cache_resource(show_spinner="Counting every agency's records by area and period…", max_entries=2)
 def measure_cube(path: str, version: str):
-    from lib.measures import counts
+    from lib.measures import aggregates
 
-    return counts.build_cube(common.connection(path))
+    return aggregates.cube(common.connection(path))  # the stored aggregates
 
 
 def _pack(path: str, version: str, spec: dict, cube) -> boardpack.BoardPack:

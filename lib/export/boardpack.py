@@ -25,7 +25,7 @@ from lib.access.roles import ROLE_LABELS, aggregates_suppressed, check_role
 from lib.export.csv_safe import to_csv_bytes
 from lib.geo import lookup
 from lib.geo.build import ATTRIBUTION
-from lib.measures import compare, convert, counts, figures, population
+from lib.measures import aggregates, compare, convert, counts, figures, population
 from lib.measures import divergence as dv
 from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
 from lib.measures.suppression import SUPPRESSED, is_small, numeric
@@ -220,7 +220,7 @@ def build_board_pack(con, *, layer: str, area: str, role: str, period: str = "al
     layer = convert.layer_key(layer)
     images.warm_up()  # the browser starts while the data is counted
     if cube is None:
-        cube = counts.build_cube(con, layers=(layer,))
+        cube = aggregates.cube(con, layers=(layer,))  # the stored aggregates
     if not cube.linked and measure == "cse_children":
         measure = "cse_records"
     timings["counts"] = round(time.perf_counter() - started, 3)

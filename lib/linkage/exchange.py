@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from lib.records import tables
+from lib.records import aggregates, tables
 from lib.records.store import atomic, cursor
 
 RECORD_CHILD_COLUMNS = ["record_key", "child_id", "node_id", "link_method", "best_match_probability", "by_nhs",
@@ -87,5 +87,6 @@ def import_linkage(con: duckdb.DuckDBPyConnection, source: str | Path, *, edges:
             cur.execute("INSERT INTO linkage_runs VALUES (?, now(), 0, ?, ?, ?, ?, ?)",
                         [run_id, rows, children, json.dumps({"backend": "imported", "source": str(record_child)}),
                          json.dumps(summary), json.dumps({})])
+            aggregates.refresh(cur, full=True)  # record_child replaced whole: every aggregate, in this transaction
         summary["run_id"] = int(run_id)  # the audit row names it (lib.access.audit.cross_check)
         return summary

@@ -28,7 +28,7 @@ from lib.linkage import clustering, model
 from lib.linkage.clustering import cluster
 from lib.linkage.config import LinkConfig, Progress, memory_limit, noop
 from lib.linkage.inference import RECORD_COLUMNS, deterministic_pass, probabilistic_pass
-from lib.records import tables
+from lib.records import aggregates, tables
 from lib.records.store import cursor, transaction
 
 __all__ = ["RECORD_COLUMNS", "LinkConfig", "cluster", "deterministic_pass", "ensure_tables", "link",
@@ -133,6 +133,7 @@ def _save(con, out, edges, summary, config, model_json, started_at, started) -> 
                     [run_id, started_at.to_pydatetime(), time.perf_counter() - started, summary["records"],
                      summary["children"], json.dumps(asdict(config)), json.dumps(summary), json.dumps(model_json)])
         cur.unregister("out_frame")
+        aggregates.refresh(cur, full=True)  # record_child replaced whole: every aggregate, in this transaction
     return int(run_id)
 
 
@@ -142,6 +143,8 @@ def record_decision(con: duckdb.DuckDBPyConnection, record_key_l: str, record_ke
     if decision not in ("accept", "reject"):
         raise ValueError("decision must be 'accept' or 'reject'")
     ensure_tables(con)
-    with cursor(con) as cur:
+    with transaction(con) as cur:  # the decision and the aggregates of its records' areas, together
+        was_current = aggregates.current(cur)
         cur.execute("INSERT INTO review_decisions VALUES (?, ?, ?, ?, now())",
                     [record_key_l, record_key_r, decision, reviewer])
+        aggregates.refresh(cur, record_keys=[record_key_l, record_key_r], was_current=was_current)

@@ -79,7 +79,7 @@ def import_stats(args) -> int:
 
 
 def divergence(args) -> int:
-    from lib.measures import convert, counts, population
+    from lib.measures import aggregates, convert, population
     from lib.measures import divergence as dv
     from lib.records import store
 
@@ -87,7 +87,7 @@ def divergence(args) -> int:
     layer = convert.layer_key(args.layer)
     con = store.connect(args.db, read_only=True)
     try:
-        cube = counts.build_cube(con, layers=(layer,))
+        cube = aggregates.cube(con, layers=(layer,))  # the stored aggregates
     finally:
         con.close()
     measure = args.measure if cube.linked else "cse_records"

@@ -112,28 +112,38 @@ class MeasureCube:
 
 def build_cube(con: duckdb.DuckDBPyConnection, layers=None) -> MeasureCube:
     """Compute all per-agency counts (direct and native basis) for ``layers`` (default: every measure layer of
-    the registry) and every period."""
+    the registry) and every period, from the record-level tables. Pages read the same cube stored by every
+    write (``lib.measures.aggregates.cube``); this is the from-scratch count it must equal."""
     started = time.perf_counter()
     layers = tuple(convert.MEASURE_LAYERS) if layers is None else tuple(layers)
     linked = _has_table(con, "record_child")
-    parts = []
+    direct = {}
     for layer in layers:
         layer = convert.layer_key(layer)
-        direct = _grouped(con, f"e.enc_{LAYER_REGISTRY[layer].stored_key}", linked)
-        direct["apportioned"] = False
-        parts.append(direct.assign(layer=layer, basis="direct"))
-
-    native_parts, unplaced = [], []
+        direct[layer] = _grouped(con, f"e.enc_{LAYER_REGISTRY[layer].stored_key}", linked)
     natives = {}
     for agency, native in NATIVE_LAYER.items():
         natives.setdefault(native, []).append(agency)
-    for native, agencies in natives.items():
-        frame = _grouped(con, "e.agency_code", linked,
-                         "AND e.agency_type IN (" + ", ".join("?" * len(agencies)) + ")", agencies)
-        native_parts.append((native, frame))
+    native_frames = {native: _grouped(con, "e.agency_code", linked,
+                                      "AND e.agency_type IN (" + ", ".join("?" * len(agencies)) + ")", agencies)
+                     for native, agencies in natives.items()}
+    return assemble(direct, native_frames, linked, layers, started)
+
+
+def assemble(direct: dict[str, pd.DataFrame], native_frames: dict[str, pd.DataFrame], linked: bool, layers,
+             started: float) -> MeasureCube:
+    """The cube from grouped counts (columns of ``_grouped``): ``direct`` by layer (areas of the encounter), and
+    ``native_frames`` by native layer (areas = the agencies' own codes), converted here to every layer."""
+    parts = []
     for layer in layers:
         layer = convert.layer_key(layer)
-        for native, frame in native_parts:
+        frame = direct[layer].copy()
+        frame["apportioned"] = False
+        parts.append(frame.assign(layer=layer, basis="direct"))
+    unplaced = []
+    for layer in layers:
+        layer = convert.layer_key(layer)
+        for native, frame in native_frames.items():
             converted, missing = convert.convert(frame, native, layer, VALUE_COLUMNS,
                                                  by=["agency_type", "granularity", "period"])
             parts.append(converted.drop(columns=["sources"]).assign(layer=layer, basis="native"))
@@ -152,7 +162,8 @@ def build_cube(con: duckdb.DuckDBPyConnection, layers=None) -> MeasureCube:
                                                      "agency_code": pd.Series(dtype="str"),
                                                      "records": pd.Series(dtype="float64")}))
     periods = sorted(set(counts["period"]) - {"all"}, key=lambda p: (p[:7], len(p), p))
-    agencies = [a for a in AGENCIES if a in set(counts["agency_type"])]
+    present = set(counts["agency_type"])  # once (inside the comprehension it was rebuilt per agency)
+    agencies = [a for a in AGENCIES if a in present]
     return MeasureCube(counts=counts, linked=linked, unplaced_native=unplaced_frame,
                        periods=["all", *periods], agencies=agencies,
                        seconds=round(time.perf_counter() - started, 3))

@@ -10,6 +10,7 @@ Modules (each cites its own design in its docstring):
 - ``pseudonymise``: keyed hashing (HMAC-SHA256) and derived matching features; key handling.
 - ``store``: the DuckDB store, one-transaction idempotent batch ingest, completeness queries.
 - ``ingest``: prepare (everything but storing) → PreparedBatch → commit.
+- ``aggregates``: the stored per-agency counts (issue 19), refreshed inside every write's transaction.
 - ``default``: the default synthetic national dataset at first start.
 - ``commands``: ``python -m lib.cli ingest FILE... --db PATH``.
 

@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from lib.geo import layers, lookup
-from lib.records import tables, versions
+from lib.records import aggregates, tables, versions
 
 SCHEMA_VERSION = tables.SCHEMA_VERSION
 DB_ENV = "JOINEDUP_DB"
@@ -229,6 +229,7 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch, *, progress=None) -> dic
             raise StoreError("this database was pseudonymised with a different key; use the same "
                              "JOINEDUP_KEY (or key file) or a new database")
         batch_id = cur.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchall()[0][0]
+        aggregates_current = aggregates.current(cur)  # before the change (else the refresh rebuilds all)
         if progress:
             progress("transaction started")
         # Idempotency: keys already stored are found once (inside this transaction, under the lock),
@@ -267,6 +268,10 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch, *, progress=None) -> dic
                     [batch_id, batch.filename, batch.file_sha256, batch.file_format, batch.rows_read, stored,
                      summary["rows_already_stored"], batch.rows_rejected, batch.values_dropped,
                      batch.blank_rows, now]).fetchall()
+        # The stored aggregates of the batch's areas, in this transaction (lib.records.aggregates).
+        if progress:
+            progress("updating aggregates")
+        aggregates.refresh(cur, batch_id=batch_id, was_current=aggregates_current)
         if progress:
             progress("committing")
     return summary

@@ -15,7 +15,9 @@ The store (``lib.records.store``) creates these on open; linkage (``lib.linkage.
 Schema versions (``meta.schema_version``): 1 is the layout of releases up to November 2026 (linkage tables
 created only by the first linkage run); 2 creates every table above when a store is opened for writing; 3 adds
 the keyed Bloom filters of both names (``forename_bloom``, ``surname_bloom``: NULL for rows stored before, since a
-name cannot be re-encoded from its hash; re-ingest the extracts to fill them).
+name cannot be re-encoded from its hash; re-ingest the extracts to fill them); 4 adds the stored aggregates
+(``AGGREGATE_TABLES``, built by ``lib.records.aggregates`` inside every write's transaction; the migration
+builds them once from the stored records).
 ``ensure_schema`` creates a new store at ``SCHEMA_VERSION``, upgrades an older one step by step (inside one
 transaction: a failed step leaves the store as it was) and refuses a store written by a newer release.
 """
@@ -23,9 +25,9 @@ from __future__ import annotations
 
 import duckdb
 
-from lib.records import geography
+from lib.records import aggregates, geography
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class StoreError(RuntimeError):
@@ -88,11 +90,22 @@ LINKAGE_TABLES: dict[str, str] = {
                     "model VARCHAR)",
 }
 
+#: The stored aggregates (lib.records.aggregates): counts by layer, area, agency and period, on the encounter's
+#: area (``agg_direct``) and on the agency's own code (``agg_native``); children NULL before any linkage.
+_AGG_VALUES = "records DOUBLE, cse_records DOUBLE, children DOUBLE, cse_children DOUBLE"
+AGGREGATE_TABLES: dict[str, str] = {
+    "agg_direct": "CREATE TABLE IF NOT EXISTS agg_direct (layer VARCHAR NOT NULL, agency_type VARCHAR NOT NULL, "
+                  "area_code VARCHAR NOT NULL, granularity VARCHAR NOT NULL, period VARCHAR NOT NULL, "
+                  f"{_AGG_VALUES})",
+    "agg_native": "CREATE TABLE IF NOT EXISTS agg_native (agency_type VARCHAR NOT NULL, agency_code VARCHAR NOT NULL, "
+                  f"granularity VARCHAR NOT NULL, period VARCHAR NOT NULL, {_AGG_VALUES})",
+}
+
 #: Replaced whole by each linkage run or import (lib.linkage.run, lib.linkage.exchange).
 DERIVED_TABLES = ("record_child", "link_edges")
 
 #: Every fixed definition, in creation order.
-TABLES: dict[str, str] = {**STORE_TABLES, **LINKAGE_TABLES}
+TABLES: dict[str, str] = {**STORE_TABLES, **LINKAGE_TABLES, **AGGREGATE_TABLES}
 
 
 def create(cur, definitions: dict[str, str] = TABLES) -> None:
@@ -136,8 +149,14 @@ def _to_3(cur) -> None:
     cur.execute("ALTER TABLE encounters ADD COLUMN IF NOT EXISTS surname_bloom BIGINT[]")
 
 
+def _to_4(cur) -> None:
+    """3 → 4: the stored aggregates (built from the stored records by ``ensure_schema`` once every table is
+    there)."""
+    create(cur, AGGREGATE_TABLES)
+
+
 #: Migration from each version to the next.
-MIGRATIONS = {1: _to_2, 2: _to_3}
+MIGRATIONS = {1: _to_2, 2: _to_3, 3: _to_4}
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, where: str = "the store") -> int:
@@ -156,7 +175,10 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, where: str = "the store") -> i
                 MIGRATIONS[version](cur)
                 version += 1
             create(cur, LINKAGE_TABLES)
+            create(cur, AGGREGATE_TABLES)
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            if not aggregates.current(cur):
+                aggregates.rebuild(cur)  # a new store's (empty) aggregates, or an older store's, built once
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import duckdb
 
-from lib.records import tables
+from lib.records import aggregates, tables
 
 KEEP = 3  # published versions kept: the current one and the two before it
 EXIT_LOCKED = 75  # EX_TEMPFAIL (sysexits.h): "try again later"; every command that writes returns it when locked
@@ -396,17 +396,34 @@ def apply_queue(w: Write) -> int:
     if not queued:
         return 0
     tables.create(w.con, tables.LINKAGE_TABLES)
-    added = 0
+    added, keys = 0, []
     with contextlib.closing(w.con.cursor()) as cur:
-        for d in queued:
-            args = [d["record_key_l"], d["record_key_r"], d["decision"], d.get("reviewer"), d.get("decided_at")]
-            exists = cur.execute("SELECT count(*) FROM review_decisions WHERE record_key_l = ? AND record_key_r = ? "
-                                 "AND decision = ? AND reviewer IS NOT DISTINCT FROM ? "
-                                 "AND decided_at IS NOT DISTINCT FROM CAST(? AS TIMESTAMP)", args).fetchall()[0][0]
-            if not exists:
-                cur.execute("INSERT INTO review_decisions VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMP))", args).fetchall()
-                added += 1
+        cur.execute("BEGIN TRANSACTION")  # the decisions and the aggregates of their records' areas, together
+        try:
+            was_current = aggregates.current(cur)
+            added, keys = _insert_queued(cur, queued)
+            if keys:
+                aggregates.refresh(cur, record_keys=keys, was_current=was_current)
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
     return added
+
+
+def _insert_queued(cur, queued: list[dict]) -> tuple[int, list[str]]:
+    """Insert the queued decisions not yet stored; returns how many, and the record keys they name."""
+    added, keys = 0, []
+    for d in queued:
+        args = [d["record_key_l"], d["record_key_r"], d["decision"], d.get("reviewer"), d.get("decided_at")]
+        exists = cur.execute("SELECT count(*) FROM review_decisions WHERE record_key_l = ? AND record_key_r = ? "
+                             "AND decision = ? AND reviewer IS NOT DISTINCT FROM ? "
+                             "AND decided_at IS NOT DISTINCT FROM CAST(? AS TIMESTAMP)", args).fetchall()[0][0]
+        if not exists:
+            cur.execute("INSERT INTO review_decisions VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMP))", args).fetchall()
+            added += 1
+            keys += [d["record_key_l"], d["record_key_r"]]
+    return added, keys
 
 
 def _truncate_queue(path: Path, w: Write) -> None:

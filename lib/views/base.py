@@ -44,7 +44,7 @@ from lib.access.roles import aggregates_suppressed
 from lib.disclosure import members, service
 from lib.disclosure.keys import NoSecret
 from lib.export.csv_safe import to_csv_bytes
-from lib.measures import counts
+from lib.measures import aggregates
 from lib.records import store
 
 
@@ -161,7 +161,7 @@ class Source:
     def cube(self):
         """The EXACT cube (the safeguarding lead's figures). Builders showing counts call ``cube_for(role)``."""
         if self._cube is None:
-            self._cube = self.memo.get(("cube",), lambda: counts.build_cube(self.con))
+            self._cube = self.memo.get(("cube",), lambda: aggregates.cube(self.con))  # the stored aggregates
         return self._cube
 
     def keys(self) -> dict:

@@ -1,0 +1,228 @@
+"""The stored aggregates: per-agency counts by layer, period and area, rebuilt inside every write's transaction.
+
+Issue 19: a page's first open after a change must not recount the record-level tables. So every write path
+(``store.commit_batch``, ``lib.linkage.run`` saving a run, ``lib.linkage.exchange.import_linkage``,
+``lib.linkage.run.record_decision``, ``versions.apply_queue``) calls ``refresh`` on ITS OWN cursor, inside ITS OWN
+transaction: the aggregates commit with the change or not at all, so a reader on another connection sees the old
+aggregates with the old records or the new with the new, never a mix.
+
+Two tables (DDL in ``lib.records.tables.AGGREGATE_TABLES``), the record-level half of ``lib.measures.counts``'s
+cube; the other half (converting native areas to every layer) runs on these small tables when the cube is read
+(``lib.measures.aggregates.cube``), since its weights live in the measures layer above this one:
+
+- ``agg_direct``: layer, agency_type, area_code (the record's ``enc_<layer>``), granularity, period and the four
+  counts (``records``, ``cse_records``, ``children``, ``cse_children``; the last two NULL before any linkage run);
+- ``agg_native``: the same by the agency's own code (``agency_code``), for agencies with a native geography.
+
+``meta`` row ``aggregates`` holds the ``fingerprint`` of the record tables the aggregates were built from
+(encounters, batches, linkage runs, linked rows, decisions). A reader compares it with the store's: a store
+changed by a path that did not refresh (an older release, a hand edit) is detected and recounted, never
+shown stale.
+
+Incremental where a change touches few areas: an upload recomputes only the cells (agency × area of every layer,
+and agency × own code) holding the batch's records; a reviewer decision the cells holding the records of the
+two children concerned. A linkage run or import replaces ``record_child`` whole: everything is rebuilt.
+A cell's counts are recomputed from all its records (distinct children cannot be patched by adding).
+
+The SQL is one text for DuckDB and Spark SQL (``grouped_sql``): no ``?`` parameters, ``STRING`` casts, no
+``//`` or ``FILTER``, so ``lib.measures.aggregates.build_on_spark`` runs the same statements over the exchanged
+Parquet (``store.export_parquet``) and must give the same rows (tests/test_aggregates.py).
+"""
+from __future__ import annotations
+
+import contextlib
+
+from lib.geo import agencies as agency_registry
+from lib.geo import layers as layer_registry
+
+VALUE_COLUMNS = ("records", "cse_records", "children", "cse_children")
+DIRECT_KEYS = ("layer", "agency_type", "area_code", "granularity", "period")
+NATIVE_KEYS = ("agency_type", "agency_code", "granularity", "period")
+STATE_KEY = "aggregates"
+
+_FY = "(year(e.encounter_date) - CASE WHEN month(e.encounter_date) < 4 THEN 1 ELSE 0 END)"
+_YEAR = f"(CAST({_FY} AS STRING) || '-' || lpad(CAST(({_FY} + 1) % 100 AS STRING), 2, '0'))"
+_QUARTER = (f"({_YEAR} || ' Q' || CAST(CAST(floor(((month(e.encounter_date) + 8) % 12) / 3) AS INT) + 1 "
+            "AS STRING))")
+
+
+def measure_layers() -> list[str]:
+    """The layers the cube holds (every measure layer of the registry, in its order)."""
+    return list(layer_registry.MEASURE_LAYERS)
+
+
+def native_agencies() -> list[str]:
+    """Agency types with a native geography (their ``agency_code`` is an area of it)."""
+    return list(agency_registry.NATIVE_LAYER)
+
+
+def _literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def area_column(layer: str) -> str:
+    column = f"enc_{layer_registry.REGISTRY[layer].stored_key}"
+    if not column.isidentifier():
+        raise ValueError(f"not a column name: {column!r}")
+    return column
+
+
+def grouped_sql(area_sql: str, linked: bool, where: str = "", cells: str | None = None) -> str:
+    """Counts by agency, area (an SQL expression on ``e``) and period (quarter, year and all at once).
+
+    ``cells``: a table of (agency_type, area_code) to restrict to (an incremental refresh); ``where``: more
+    conditions (``AND …``). The same text runs on DuckDB and Spark SQL."""
+    child = "rc.child_id" if linked else "CAST(NULL AS STRING)"
+    join = "LEFT JOIN record_child rc ON rc.record_key = e.record_key" if linked else ""
+    if cells:
+        join += f" JOIN {cells} c ON c.agency_type = e.agency_type AND c.area_code = {area_sql}"
+    children = ("CAST(count(DISTINCT child_id) AS DOUBLE)" if linked else "CAST(NULL AS DOUBLE)")
+    cse_children = ("CAST(count(DISTINCT CASE WHEN cse THEN child_id END) AS DOUBLE)" if linked
+                    else "CAST(NULL AS DOUBLE)")
+    return f"""
+        WITH base AS (
+            SELECT e.agency_type AS agency_type, {area_sql} AS area_code, {_YEAR} AS year, {_QUARTER} AS quarter,
+                   coalesce(e.cse_flag, false) AS cse, {child} AS child_id
+            FROM encounters e {join}
+            WHERE {area_sql} IS NOT NULL {where})
+        SELECT agency_type, area_code,
+               CASE WHEN grouping(quarter) = 0 THEN 'quarter' WHEN grouping(year) = 0 THEN 'year'
+                    ELSE 'all' END AS granularity,
+               coalesce(quarter, year, 'all') AS period,
+               CAST(count(*) AS DOUBLE) AS records,
+               CAST(sum(CASE WHEN cse THEN 1 ELSE 0 END) AS DOUBLE) AS cse_records,
+               {children} AS children, {cse_children} AS cse_children
+        FROM base
+        GROUP BY GROUPING SETS ((agency_type, area_code, quarter), (agency_type, area_code, year),
+                                (agency_type, area_code))"""
+
+
+def direct_sql(layer: str, linked: bool, cells: str | None = None) -> str:
+    """``agg_direct`` rows of one layer (all of them, or only those of ``cells``)."""
+    inner = grouped_sql(f"e.{area_column(layer)}", linked, cells=cells)
+    return (f"SELECT {_literal(layer)} AS layer, agency_type, area_code, granularity, period, "
+            f"records, cse_records, children, cse_children FROM ({inner}) g")
+
+
+def native_sql(linked: bool, cells: str | None = None) -> str:
+    """``agg_native`` rows (agencies with a native geography, by their own code)."""
+    agencies = ", ".join(_literal(a) for a in native_agencies())
+    inner = grouped_sql("e.agency_code", linked, f"AND e.agency_type IN ({agencies})", cells=cells)
+    return ("SELECT agency_type, area_code AS agency_code, granularity, period, "
+            f"records, cse_records, children, cse_children FROM ({inner}) g")
+
+
+# -- on a DuckDB cursor, inside the caller's transaction -------------------------------------------------------
+
+def _tables(cur) -> set[str]:
+    return {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def fingerprint(cur) -> str:
+    """What the aggregates depend on, as one string (cheap: counts and maxima DuckDB keeps per table)."""
+    here = _tables(cur)
+    n, batch = cur.execute("SELECT count(*), coalesce(max(batch_id), 0) FROM encounters").fetchall()[0] \
+        if "encounters" in here else (0, 0)
+    run = cur.execute("SELECT max(run_id) FROM linkage_runs").fetchall()[0][0] if "linkage_runs" in here else None
+    linked = cur.execute("SELECT count(*) FROM record_child").fetchall()[0][0] if "record_child" in here else -1
+    decisions = cur.execute("SELECT count(*) FROM review_decisions").fetchall()[0][0] \
+        if "review_decisions" in here else 0
+    return f"{n}:{batch}:{run}:{linked}:{decisions}"
+
+
+def stored_fingerprint(cur) -> str | None:
+    """The fingerprint the stored aggregates were built for (None: never built, e.g. a store of schema 3)."""
+    here = _tables(cur)
+    if not {"meta", "agg_direct", "agg_native"} <= here:
+        return None
+    rows = cur.execute("SELECT value FROM meta WHERE name = ?", [STATE_KEY]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def current(cur) -> bool:
+    """Whether the stored aggregates match the record tables."""
+    stored = stored_fingerprint(cur)
+    return stored is not None and stored == fingerprint(cur)
+
+
+def _linked(cur) -> bool:
+    return "record_child" in _tables(cur)
+
+
+def _mark(cur) -> None:
+    cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [STATE_KEY, fingerprint(cur)])
+
+
+def rebuild(cur) -> None:
+    """Every aggregate from scratch (on ``cur``, inside the caller's transaction)."""
+    linked = _linked(cur)
+    cur.execute("DELETE FROM agg_direct")
+    cur.execute("DELETE FROM agg_native")
+    for layer in measure_layers():
+        cur.execute(f"INSERT INTO agg_direct {direct_sql(layer, linked)}")
+    cur.execute(f"INSERT INTO agg_native {native_sql(linked)}")
+    _mark(cur)
+
+
+def _refresh_touched(cur, touched_sql: str, params: list) -> None:
+    """Recompute the cells holding the records ``touched_sql`` selects (a query of record_key)."""
+    linked = _linked(cur)
+    columns = ", ".join(["agency_type", "agency_code", *sorted({area_column(layer) for layer in measure_layers()})])
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE agg_touched AS SELECT DISTINCT {columns} "
+                f"FROM encounters e SEMI JOIN ({touched_sql}) t USING (record_key)", params)
+    try:
+        for layer in measure_layers():
+            column = area_column(layer)
+            cur.execute("CREATE OR REPLACE TEMP TABLE agg_cells AS SELECT DISTINCT agency_type, "
+                        f"{column} AS area_code FROM agg_touched WHERE {column} IS NOT NULL")
+            cur.execute("DELETE FROM agg_direct USING agg_cells c WHERE agg_direct.layer = ? "
+                        "AND agg_direct.agency_type = c.agency_type AND agg_direct.area_code = c.area_code",
+                        [layer])
+            cur.execute(f"INSERT INTO agg_direct {direct_sql(layer, linked, cells='agg_cells')}")
+        cur.execute("CREATE OR REPLACE TEMP TABLE agg_cells AS SELECT DISTINCT agency_type, "
+                    "agency_code AS area_code FROM agg_touched")
+        cur.execute("DELETE FROM agg_native USING agg_cells c WHERE agg_native.agency_type = c.agency_type "
+                    "AND agg_native.agency_code = c.area_code")
+        cur.execute(f"INSERT INTO agg_native {native_sql(linked, cells='agg_cells')}")
+    finally:
+        cur.execute("DROP TABLE IF EXISTS agg_cells")
+        cur.execute("DROP TABLE IF EXISTS agg_touched")
+
+
+def refresh(cur, *, batch_id: int | None = None, record_keys=None, full: bool = False,
+            was_current: bool = True) -> str:
+    """Bring the aggregates up to date after a change made on ``cur`` (inside its transaction).
+
+    ``batch_id``: a batch was just stored (its cells are recomputed); ``record_keys``: a reviewer decided on
+    these records (the cells of their children's records are recomputed); ``full``: the linkage was replaced.
+    ``was_current``: whether the aggregates matched the store before the change (``maintained`` checks it);
+    if not (never built, or changed by a path that did not refresh) everything is rebuilt.
+    Returns what was done: "full" or "incremental"."""
+    if full or not was_current or stored_fingerprint(cur) is None:
+        rebuild(cur)
+        return "full"
+    if batch_id is not None:
+        _refresh_touched(cur, "SELECT record_key FROM encounters WHERE batch_id = ?", [int(batch_id)])
+    if record_keys:
+        keys = [str(k) for k in record_keys]
+        marks = ", ".join("?" * len(keys))
+        if _linked(cur):
+            touched = (f"SELECT record_key FROM record_child WHERE child_id IN (SELECT child_id FROM record_child "
+                       f"WHERE record_key IN ({marks})) UNION SELECT record_key FROM encounters "
+                       f"WHERE record_key IN ({marks})")
+            _refresh_touched(cur, touched, keys + keys)
+        else:
+            _refresh_touched(cur, f"SELECT record_key FROM encounters WHERE record_key IN ({marks})", keys)
+    _mark(cur)
+    return "incremental"
+
+
+@contextlib.contextmanager
+def maintained(cur, *, batch_id: int | None = None, record_keys=None, full: bool = False):
+    """Around a change made on ``cur`` inside its transaction: notes whether the aggregates are current before
+    it, and refreshes them after it (only if the change raised nothing; the caller's ROLLBACK then undoes
+    both). Yields a dict whose ``mode`` says what the refresh did."""
+    was_current = current(cur)
+    done: dict = {}
+    yield done
+    done["mode"] = refresh(cur, batch_id=batch_id, record_keys=record_keys, full=full, was_current=was_current)

@@ -1,0 +1,355 @@
+"""The stored aggregates (issue 19): the cube every page reads is kept in the store by every write, inside the
+write's transaction, and always equals a from-scratch count (``counts.build_cube``).
+
+- After random sequences of uploads, linkage imports and reviewer decisions (hypothesis, the fixed "ci"
+  profile of tests/conftest.py, small in-memory stores) the stored cube equals ``build_cube``; and after a
+  real linkage run followed by a decision and an upload (incremental refreshes).
+- A failure mid-refresh (an exception inside the transaction, or ``kill -9`` of the writing process) leaves the
+  previous aggregates readable, current and equal to a recount; a reader on another connection during a write
+  sees the old aggregates with the old records.
+- A store of an older schema is upgraded (3 → 4) with its aggregates built once.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lib.linkage import run
+from lib.linkage.exchange import RECORD_CHILD_COLUMNS, import_linkage
+from lib.measures import aggregates, counts
+from lib.records import aggregates as stored
+from lib.records import ingest, store, tables, versions
+from lib.synth import SynthConfig, generate
+from tests.fixtures_linkage import TEST_KEY, synthetic_store
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ["layer", "basis", "granularity", "period", "agency_type", "area_code"]
+
+
+def normalised(cube: counts.MeasureCube) -> pd.DataFrame:
+    frame = cube.counts.sort_values(KEYS, ignore_index=True)
+    return frame[sorted(frame.columns)]
+
+
+def assert_same_cube(con) -> bool:
+    """The stored cube equals a from-scratch count; returns whether it came from the stored aggregates."""
+    got, from_store = aggregates.load(con)
+    want = counts.build_cube(con)
+    pd.testing.assert_frame_equal(normalised(got), normalised(want), check_exact=False, rtol=1e-12, atol=1e-9)
+    cols = ["agency_type", "agency_code", "records"]
+    pd.testing.assert_frame_equal(got.unplaced_native.sort_values(cols, ignore_index=True),
+                                  want.unplaced_native.sort_values(cols, ignore_index=True))
+    assert (got.periods, got.agencies, got.linked) == (want.periods, want.agencies, want.linked)
+    return from_store
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    encounters, _ = generate(SynthConfig(n_encounters=360, seed=3))
+    encounters = encounters.sample(frac=1.0, random_state=0).reset_index(drop=True)  # agencies mixed
+    # a few records of an agency without a native geography (native basis = direct basis for them)
+    other = encounters.index[::17]
+    encounters.loc[other, "agency_type"] = "other"
+    encounters.loc[other, "agency_code"] = "X1"
+    return encounters
+
+
+def _upload(con, frame: pd.DataFrame, name: str) -> dict:
+    return ingest.commit(con, ingest.prepare_frame(frame, name, key=TEST_KEY))
+
+
+def _import_children(con, folder: Path, seed: int, n_children: int) -> dict:
+    """A linkage 'computed elsewhere': every stored record given one of n_children ids (some anonymous)."""
+    keys = con.execute("SELECT record_key FROM encounters ORDER BY record_key").df()["record_key"]
+    rng = np.random.default_rng(seed)
+    child = pd.Series([f"c{v}" for v in rng.integers(0, n_children, len(keys))], dtype="object")
+    child[rng.random(len(keys)) < 0.1] = None
+    frame = pd.DataFrame({"record_key": keys, "child_id": child, "node_id": child.fillna("anon"),
+                          "link_method": "imported", "best_match_probability": 1.0, "by_nhs": False,
+                          "nhs_conflict": False, "shared_number_suspected": False})[RECORD_CHILD_COLUMNS]
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(folder / "record_child.parquet", index=False)
+    return import_linkage(con, folder)
+
+
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("upload"), st.integers(0, 359), st.integers(1, 120)),
+    st.tuples(st.just("link"), st.integers(0, 2**16), st.integers(1, 40)),
+    st.tuples(st.just("decide"), st.integers(0, 2**16), st.sampled_from(["accept", "reject"])),
+), min_size=1, max_size=6)
+
+
+@settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=OPS)
+def test_stored_aggregates_equal_a_recount_after_any_sequence_of_changes(synthetic, tmp_path_factory, ops):
+    con = store.connect(":memory:")
+    folder = tmp_path_factory.mktemp("imports")
+    try:
+        assert assert_same_cube(con)  # a new store's (empty) aggregates
+        for i, op in enumerate(ops):
+            if op[0] == "upload":
+                _, start, size = op
+                _upload(con, synthetic.iloc[start:start + size], f"part{i}.parquet")
+            elif op[0] == "link":
+                if con.execute("SELECT count(*) FROM encounters").fetchall()[0][0] == 0:
+                    continue
+                _import_children(con, folder / f"run{i}", op[1], op[2])
+            else:
+                keys = con.execute("SELECT record_key FROM encounters ORDER BY record_key").df()["record_key"]
+                if len(keys) < 2:
+                    continue
+                rng = np.random.default_rng(op[1])
+                left, right = rng.choice(len(keys), 2, replace=False)
+                run.record_decision(con, keys[left], keys[right], op[2], "test")
+            # every write left the aggregates current (none fell back to a recount) and equal to one
+            assert assert_same_cube(con), f"after {op}"
+    finally:
+        con.close()
+
+
+def test_an_upload_refreshes_only_its_cells(synthetic):
+    con = store.connect(":memory:")
+    try:
+        _upload(con, synthetic.iloc[:200], "first.parquet")
+        police = synthetic.iloc[200:][synthetic.iloc[200:]["agency_type"] == "police"].head(5)
+        before = con.execute("SELECT * FROM agg_direct ORDER BY ALL").df()
+        _upload(con, police, "police.parquet")
+        after = con.execute("SELECT * FROM agg_direct ORDER BY ALL").df()
+        # rows of other agencies are untouched; police rows changed only in the batch's areas
+        keep = ["layer", "agency_type", "area_code", "granularity", "period"]
+        merged = before.merge(after, on=keep, how="outer", suffixes=("_b", "_a"), indicator=True)
+        changed = merged[(merged["_merge"] != "both") | (merged["records_b"] != merged["records_a"])]
+        assert not changed.empty and set(changed["agency_type"]) == {"police"}
+        assert assert_same_cube(con)
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def linked_store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("agg_linked") / "store.duckdb"
+    con, _ = synthetic_store(path, n_encounters=1_500, seed=7, link=True)
+    yield path, con
+    con.close()
+
+
+def test_after_a_linkage_run_a_decision_and_an_upload_the_cube_is_current(linked_store, synthetic):
+    _, con = linked_store
+    assert assert_same_cube(con)
+    pair = con.execute("SELECT record_key_l, record_key_r FROM link_edges ORDER BY match_probability, "
+                       "record_key_l LIMIT 1").fetchall()[0]
+    run.record_decision(con, pair[0], pair[1], "reject", "test")
+    assert assert_same_cube(con)
+    _upload(con, synthetic.iloc[:50], "later.parquet")
+    assert assert_same_cube(con)
+
+
+def test_a_store_changed_behind_the_aggregates_is_recounted_not_shown_stale(synthetic):
+    con = store.connect(":memory:")
+    try:
+        _upload(con, synthetic.iloc[:100], "first.parquet")
+        con.execute("UPDATE encounters SET cse_flag = NOT coalesce(cse_flag, false)")  # no refresh
+        con.execute("DELETE FROM encounters WHERE agency_type = 'police'")
+        assert not assert_same_cube(con)  # the fingerprint differs: counted from the records
+        _upload(con, synthetic.iloc[100:150], "second.parquet")  # the next write rebuilds whole
+        assert assert_same_cube(con)
+    finally:
+        con.close()
+
+
+# -- failures mid-refresh ----------------------------------------------------------------------------------------
+
+def test_an_error_mid_refresh_leaves_the_previous_aggregates(synthetic, monkeypatch):
+    con = store.connect(":memory:")
+    try:
+        _upload(con, synthetic.iloc[:150], "first.parquet")
+        before = normalised(aggregates.cube(con))
+        rows_before = con.execute("SELECT * FROM agg_direct ORDER BY ALL").fetchall()
+        real, calls = stored.direct_sql, []
+
+        def failing(layer, linked, cells=None):  # the first layer's cells are already rewritten by then
+            calls.append(layer)
+            if len(calls) == 2:
+                raise RuntimeError("disk full (simulated) while rebuilding the aggregates")
+            return real(layer, linked, cells)
+
+        monkeypatch.setattr(stored, "direct_sql", failing)
+        with pytest.raises(RuntimeError, match="simulated"):
+            _upload(con, synthetic.iloc[150:300], "second.parquet")
+        monkeypatch.undo()
+        assert len(calls) == 2
+        assert con.execute("SELECT count(*) FROM batches").fetchall()[0][0] == 1  # the upload rolled back too
+        assert con.execute("SELECT * FROM agg_direct ORDER BY ALL").fetchall() == rows_before
+        assert assert_same_cube(con)
+        pd.testing.assert_frame_equal(normalised(aggregates.cube(con)), before)
+        # a failing full rebuild (a linkage import) leaves the linkage and the aggregates as they were
+        monkeypatch.setattr(stored, "rebuild", lambda cur: (_ for _ in ()).throw(RuntimeError("simulated")))
+        with pytest.raises(RuntimeError, match="simulated"):
+            _import_children(con, Path(os.environ.get("TMPDIR", "/tmp")) / f"agg-import-{os.getpid()}", 1, 9)
+        monkeypatch.undo()
+        assert not store.has_table(con, "record_child")
+        assert assert_same_cube(con)
+    finally:
+        con.close()
+
+
+def test_a_reader_during_a_write_sees_the_old_aggregates_with_the_old_records(synthetic):
+    con = store.connect(":memory:")
+    try:
+        _upload(con, synthetic.iloc[:150], "first.parquet")
+        before = normalised(aggregates.cube(con))
+        seen = {}
+
+        def progress(stage):
+            if stage == "committing":  # the new aggregates are written, not yet committed
+                cube, from_store = aggregates.load(con)  # its own cursor: another transaction
+                seen["cube"], seen["from_store"] = normalised(cube), from_store
+
+        ingest.commit(con, ingest.prepare_frame(synthetic.iloc[150:300], "second.parquet", key=TEST_KEY),
+                      progress=progress)
+        assert seen["from_store"]
+        pd.testing.assert_frame_equal(seen["cube"], before)
+        assert not normalised(aggregates.cube(con)).equals(before)
+        assert assert_same_cube(con)
+    finally:
+        con.close()
+
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {root!r})
+    import pandas as pd
+    from lib.records import ingest, store
+    path, extract = sys.argv[1], sys.argv[2]
+    con = store.connect(path)
+    batch = ingest.prepare_frame(pd.read_parquet(extract), "big.parquet", key={key!r})
+    def progress(at):
+        if at == "updating aggregates":
+            print("AT", at, flush=True)  # no pause: the parent kills while the refresh runs
+    ingest.commit(con, batch, progress=progress)
+    print("COMMITTED", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_killed_mid_refresh_leaves_the_aggregates_current(tmp_path):
+    encounters, _ = generate(SynthConfig(n_encounters=20_000, seed=9))
+    path = tmp_path / "store.duckdb"
+    con = store.connect(path)
+    _upload(con, encounters.iloc[:2_000], "first.parquet")
+    con.close()
+    extract = tmp_path / "rest.parquet"
+    encounters.iloc[2_000:].to_parquet(extract, index=False)
+    child = subprocess.Popen([sys.executable, "-c", CHILD.format(root=str(ROOT), key=TEST_KEY), str(path),
+                              str(extract)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline()
+        assert line.startswith(("AT", "COMMITTED")), (line, child.stderr.read())
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    reopened = store.connect(path)
+    try:
+        assert store.counts(reopened)["encounters"] in (2_000, 20_000)
+        assert assert_same_cube(reopened)  # old or new, whole, and current either way
+    finally:
+        reopened.close()
+
+
+def test_queued_decisions_applied_by_the_next_writer_keep_the_aggregates_current(synthetic, tmp_path):
+    path = tmp_path / "store.duckdb"
+    with versions.write(path, "load") as w:
+        _upload(w.con, synthetic.iloc[:120], "first.parquet")
+        _import_children(w.con, tmp_path / "children", 3, 30)
+    reader = store.connect(path, read_only=True)
+    keys = reader.execute("SELECT record_key FROM encounters ORDER BY record_key LIMIT 2").df()["record_key"]
+    reader.close()
+    versions.queue_decision(path, {"record_key_l": keys[0], "record_key_r": keys[1], "decision": "reject",
+                                   "reviewer": "test", "decided_at": "2026-11-30 12:00:00"})
+    with versions.write(path, "next load") as w:
+        assert w.con.execute("SELECT count(*) FROM review_decisions").fetchall()[0][0] == 1
+        assert stored.current(w.con)
+    reader = store.connect(path, read_only=True)
+    try:
+        assert assert_same_cube(reader)
+    finally:
+        reader.close()
+
+
+# -- the schema 3 -> 4 migration ---------------------------------------------------------------------------------
+
+def test_an_older_store_gets_its_aggregates_built_once_when_upgraded(synthetic, tmp_path):
+    path = tmp_path / "old.duckdb"
+    con = store.connect(path)
+    _upload(con, synthetic.iloc[:200], "first.parquet")
+    con.execute("DROP TABLE agg_direct")  # what a store of schema 3 looks like
+    con.execute("DROP TABLE agg_native")
+    con.execute("DELETE FROM meta WHERE name = 'aggregates'")
+    con.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
+    con.close()
+    reader = store.connect(path, read_only=True)  # read-only: counted from the records, as before
+    assert not assert_same_cube(reader)
+    reader.close()
+    with versions.write(path, "upgrade") as w:  # the next writer upgrades it
+        assert store.Store(w.con).schema_version() == tables.SCHEMA_VERSION == 4
+    reader = store.connect(path, read_only=True)
+    try:
+        assert assert_same_cube(reader)
+    finally:
+        reader.close()
+
+
+# -- Spark: the same SQL over the exchanged Parquet ------------------------------------------------------------
+
+def _spark_ready() -> bool:
+    import shutil
+
+    from lib.linkage import spark as spark_backend
+
+    return spark_backend.available() and bool(shutil.which("java"))
+
+
+@pytest.mark.skipif(os.environ.get("JOINEDUP_REQUIRE_SPARK") != "1" and not _spark_ready(),
+                    reason="pyspark (requirements-spark.txt) or Java 17 is not installed; "
+                           "set JOINEDUP_REQUIRE_SPARK=1 to make this a failure")
+def test_spark_and_duckdb_build_the_same_aggregates(linked_store, tmp_path):
+    _, con = linked_store
+    store.export_parquet(con, tmp_path / "exchange")
+    direct, native, linked = aggregates.build_on_spark(tmp_path / "exchange", master="local[2]", partitions=4)
+    assert linked
+    ours_direct = con.execute("SELECT * FROM agg_direct").df()
+    ours_native = con.execute("SELECT * FROM agg_native").df()
+    assert len(ours_direct) > 1_000
+    for theirs, ours, keys in ((direct, ours_direct, list(stored.DIRECT_KEYS)),
+                               (native, ours_native, list(stored.NATIVE_KEYS))):
+        pd.testing.assert_frame_equal(theirs[list(ours.columns)].sort_values(keys, ignore_index=True),
+                                      ours.sort_values(keys, ignore_index=True))
+    # brought back into the store, they are its current aggregates and give the same cube as a recount
+    aggregates.store_rows(con, direct, native)
+    assert assert_same_cube(con)
+
+
+def test_the_refresh_is_incremental_only_when_the_aggregates_were_current(synthetic):
+    con = store.connect(":memory:")
+    try:
+        _upload(con, synthetic.iloc[:100], "first.parquet")
+        cur = con.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        assert stored.refresh(cur, batch_id=1, was_current=stored.current(cur)) == "incremental"
+        assert stored.refresh(cur, batch_id=1, was_current=False) == "full"
+        assert stored.refresh(cur, full=True) == "full"
+        cur.execute("ROLLBACK")
+        cur.close()
+    finally:
+        con.close()
