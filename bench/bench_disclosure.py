@@ -40,10 +40,14 @@ def _shares(frame: pd.DataFrame, skip_columns=(), rows=None) -> tuple[int, int]:
 
 
 def compare_cells(source, role: str, layer: str, limit: int | None) -> dict[str, tuple[int, int]]:
+    import inspect
+
     from lib import views
     from lib.views import compare as page
 
-    names, busiest = page.choices(source, layer, "all", "cse_records")
+    by_role = "role" in inspect.signature(page.choices).parameters  # main before the service: no role
+    names, _ = (page.choices(source, layer, "all", "cse_records", role) if by_role
+                else page.choices(source, layer, "all", "cse_records"))
     codes = sorted(names)[:limit] if limit else sorted(names)
     shown = {"all cells": [0, 0], "counts": [0, 0]}
     for code in codes:

@@ -79,6 +79,7 @@ class Collected:
     disagreements: list[tuple[Cell, object, str, object, str]] = field(default_factory=list)
     outputs: int = 0
     years_complete: bool = True  # every financial year offered was collected, so "all" is their sum
+    years: list = field(default_factory=list)  # the financial years of the store (perturbed one by one)
     texts: list = field(default_factory=list, repr=False)  # deck bytes, searched for the method's name
 
     def add(self, cell: Cell, value, where: str) -> None:
@@ -311,7 +312,8 @@ def collect(store_path: Path, role: str, *, compare_layers=None, compare_runs: d
     con = store_mod.connect(store_path, read_only=True)
     try:
         source = Source(con, store_mod.resolve_path(store_path), memo=Memo(max_entries=100_000))
-        out = Collected(role=role, method="suppression", years_complete=periods is None)
+        out = Collected(role=role, method="suppression", years_complete=periods is None,
+                        years=[p for p in source.cube().periods if p != "all" and " Q" not in p])
         if may_open(role, "compare") and "compare" not in skip:
             collect_compare(out, source, role, layers=compare_layers, runs=compare_runs, neighbours=neighbours,
                             periods=periods)
@@ -452,9 +454,10 @@ def _additive(cell: Cell) -> bool:
 
 def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme, dict[Cell, dict[str, float]]]]:
     """One programme per (measure, basis) of additive counts: variables t (true) and q (published, under
-    perturbation) per agency x period x atom, where "all" is the sum of the financial years published (when
-    any are); each published count an equality (perturbation: sum of q; suppression: sum of t), ``c`` no
-    relation; ``extra``: cells not published (a row left out) to bound too. Returns the programme and each
+    perturbation) per agency x period x atom, where "all" is the sum of the financial years (those published;
+    under perturbation the store's, each perturbed once); each published count an equality (perturbation: sum
+    of q; suppression: sum of t), children by home area (perturbed per cell) within MAX_NOISE of their sum of
+    t, ``c`` no relation; ``extra``: cells not published (a row left out) to bound too. Returns the programme and each
     cell's target (variable -> coefficient)."""
     out = {}
     cells = [*seen.cells.items(), *((c, None) for c in extra if c not in seen.cells)]
@@ -462,6 +465,9 @@ def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme,
     for cell, _ in cells:
         if cell.period != "all" and seen.years_complete:
             years[(cell.measure, cell.basis)].add(cell.period)
+        if seen.method == "perturbation" and cell.basis == "encounter" and seen.years:
+            # the method perturbs each atom once per financial year: "all" is the sum of the years' atoms
+            years[(cell.measure, cell.basis)].update(seen.years)
     for cell, value in cells:
         if not _additive(cell):
             continue
@@ -478,7 +484,7 @@ def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme,
                     name = f"{agency}|{period}|t|{atom}"
                     t = lp.var(name, hi=CEILING)
                     target[name] = 1.0
-                    if seen.method == "perturbation":
+                    if seen.method == "perturbation" and cell.basis == "encounter":
                         qname = f"{agency}|{period}|q|{atom}"
                         if qname not in lp.columns:
                             q = lp.var(qname, hi=CEILING)
@@ -488,7 +494,13 @@ def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme,
                     else:
                         terms[t] = terms.get(t, 0.0) + 1.0
         targets[cell] = target
-        if value not in (HIDDEN, None) and terms:
+        if value in (HIDDEN, None) or not terms:
+            continue
+        if seen.method == "perturbation" and cell.basis != "encounter":
+            # children are perturbed per published cell (their cell key): within MAX_NOISE of the cell's truth
+            lp.add_le(terms, float(value) + MAX_NOISE)
+            lp.add_le({k: -v for k, v in terms.items()}, -(float(value) - MAX_NOISE))
+        else:
             lp.add_eq(terms, float(value))
     return out
 
