@@ -344,10 +344,12 @@ def test_the_refresh_is_incremental_only_when_the_aggregates_were_current(synthe
     con = store.connect(":memory:")
     try:
         _upload(con, synthetic.iloc[:100], "first.parquet")
+        _upload(con, synthetic.iloc[100:110], "second.parquet")
         cur = con.cursor()
         cur.execute("BEGIN TRANSACTION")
-        assert stored.refresh(cur, batch_id=1, was_current=stored.current(cur)) == "incremental"
-        assert stored.refresh(cur, batch_id=1, was_current=False) == "full"
+        assert stored.refresh(cur, batch_id=2, was_current=stored.current(cur)) == "incremental"
+        assert stored.refresh(cur, batch_id=1, was_current=True) == "full"  # most of the store: from scratch
+        assert stored.refresh(cur, batch_id=2, was_current=False) == "full"
         assert stored.refresh(cur, full=True) == "full"
         cur.execute("ROLLBACK")
         cur.close()

@@ -19,9 +19,10 @@ cube; the other half (converting native areas to every layer) runs on these smal
 changed by a path that did not refresh (an older release, a hand edit) is detected and recounted, never
 shown stale.
 
-Incremental where a change touches few areas: an upload recomputes only the cells (agency × area of every layer,
-and agency × own code) holding the batch's records; a reviewer decision the cells holding the records of the
-two children concerned. A linkage run or import replaces ``record_child`` whole: everything is rebuilt.
+Incremental where a change touches few areas: an upload (a quarter of the store or less) recomputes only the
+cells (agency × area of every layer, and agency × own code) holding the batch's records; a reviewer decision
+the cells holding the records of the two children concerned. A linkage run or import replaces
+``record_child`` whole: everything is rebuilt.
 A cell's counts are recomputed from all its records (distinct children cannot be patched by adding).
 
 The SQL is one text for DuckDB and Spark SQL (``grouped_sql``): no ``?`` parameters, ``STRING`` casts, no
@@ -39,6 +40,9 @@ VALUE_COLUMNS = ("records", "cse_records", "children", "cse_children")
 DIRECT_KEYS = ("layer", "agency_type", "area_code", "granularity", "period")
 NATIVE_KEYS = ("agency_type", "agency_code", "granularity", "period")
 STATE_KEY = "aggregates"
+#: A batch holding more than 1/INCREMENTAL_SHARE of the stored encounters is refreshed from scratch: recounting
+#: the cells it touches (most of them) costs more than a full rebuild (measured at 100,000: 10.5 s against 9.1 s).
+INCREMENTAL_SHARE = 4
 
 _FY = "(year(e.encounter_date) - CASE WHEN month(e.encounter_date) < 4 THEN 1 ELSE 0 END)"
 _YEAR = f"(CAST({_FY} AS STRING) || '-' || lpad(CAST(({_FY} + 1) % 100 AS STRING), 2, '0'))"
@@ -202,6 +206,11 @@ def refresh(cur, *, batch_id: int | None = None, record_keys=None, full: bool = 
         rebuild(cur)
         return "full"
     if batch_id is not None:
+        added, total = cur.execute("SELECT count(*) FILTER (WHERE batch_id = ?), count(*) FROM encounters",
+                                   [int(batch_id)]).fetchall()[0]
+        if added * INCREMENTAL_SHARE > total:  # a batch that touches most cells: from scratch is cheaper
+            rebuild(cur)
+            return "full"
         _refresh_touched(cur, "SELECT record_key FROM encounters WHERE batch_id = ?", [int(batch_id)])
     if record_keys:
         keys = [str(k) for k in record_keys]
