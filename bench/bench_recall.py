@@ -1,6 +1,7 @@
 """Recall on imperfect names, before and after the Dice levels on the names' Bloom filters (issue 20).
 
-Run: python -m bench.bench_recall [--size 20000] [--seed 11] [--rate 0.15]
+Run: python -m bench.bench_recall [--size 20000] [--seed 11] [--rate 0.15] [--sets independent]
+     [--nhs without] [--models before,dice,after]
 
 Two synthetic truth sets of `--size` encounters from lib.synth:
 - "built-in": lib.synth as it is (its own typos, nicknames, aliases, false names);
@@ -46,7 +47,12 @@ THRESHOLDS = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99]
 FLOOR = 0.3  # pairs scored down to this probability, so every threshold of THRESHOLDS can be clustered
 
 
-def sweep(con, truth: pd.DataFrame, similarity: bool) -> tuple[list[dict], float]:
+#: The models compared: (Dice levels on the names' Bloom filters, MinHash blocking on them). "before" is
+#: today's model without either, "dice" the previous session's (levels only), "after" both.
+MODELS = {"before": (False, False), "dice": (True, False), "after": (True, True)}
+
+
+def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False) -> tuple[list[dict], float]:
     """Pairwise scores at each match threshold of THRESHOLDS (review band: 0.5 up to the threshold) from
     one training and one scoring (lib.linkage.run's passes and clustering, as `link` runs them), and the
     seconds the passes took."""
@@ -56,7 +62,7 @@ def sweep(con, truth: pd.DataFrame, similarity: bool) -> tuple[list[dict], float
     started = time.perf_counter()
     nodes, record_nodes = run.deterministic_pass(con)
     edges, _ = run.probabilistic_pass(nodes, run.LinkConfig(review_floor=FLOOR, name_similarity=similarity,
-                                                              name_similarity_min_nodes=0))
+                                                              name_blocking=blocking, name_similarity_min_nodes=0))
     seconds = time.perf_counter() - started
     keys = con.execute("""SELECT record_key, agency_type, source_record_id FROM encounters
                           WHERE NOT is_anonymous""").df()
@@ -77,8 +83,9 @@ def sweep(con, truth: pd.DataFrame, similarity: bool) -> tuple[list[dict], float
     return out, seconds
 
 
-def measure(encounters: pd.DataFrame, truth: pd.DataFrame, *, nhs: bool, store_dir: Path) -> dict[str, dict]:
-    """{"before": scores, "after": scores} of one truth set on one store, at the default match threshold,
+def measure(encounters: pd.DataFrame, truth: pd.DataFrame, *, nhs: bool, store_dir: Path,
+            models: tuple[str, ...] = ("before", "after")) -> dict[str, dict]:
+    """{model: scores} for each of `models` (keys of MODELS; "before" always) of one truth set on one store, at the default match threshold,
     with "recall_at_equal_precision": the model's best recall at any threshold of THRESHOLDS whose
     precision is at least that of "before" at the default threshold (the same reference for both)."""
     from lib.linkage.run import LinkConfig
@@ -89,7 +96,7 @@ def measure(encounters: pd.DataFrame, truth: pd.DataFrame, *, nhs: bool, store_d
     con = store.connect(store_dir / f"recall-{nhs}.duckdb")
     try:
         ingest.commit(con, ingest.prepare_frame(encounters, "truth.parquet", key=KEY))
-        curves = {name: sweep(con, truth, similarity) for name, similarity in (("before", False), ("after", True))}
+        curves = {name: sweep(con, truth, *MODELS[name]) for name in dict.fromkeys(("before", *models))}
     finally:
         con.close()
     default = LinkConfig().match_threshold
@@ -124,16 +131,24 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--rate", type=float, default=0.15, help="share of each name field damaged")
+    parser.add_argument("--sets", default="built-in,independent", help="truth sets to run, comma-separated")
+    parser.add_argument("--nhs", default="with,without", help="with and/or without NHS numbers")
+    parser.add_argument("--models", default="before,after", help=f"of {', '.join(MODELS)}")
     args = parser.parse_args(argv)
+    models = tuple(m for m in args.models.split(",") if m)
+    if not set(models) <= set(MODELS):
+        parser.error(f"--models: choose from {', '.join(MODELS)}")
     if args.size > 100_000:
         parser.error("at most 100,000 records here (shared machine); the lead runs larger sizes")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for set_name, (encounters, truth) in truth_sets(args.size, args.seed, args.rate).items():
-            for nhs in (True, False):
+            if set_name not in args.sets.split(","):
+                continue
+            for nhs in [n == "with" for n in args.nhs.split(",")]:
                 folder = Path(tmp) / f"{set_name}-{nhs}"
                 folder.mkdir()
-                for model_name, scores in measure(encounters, truth, nhs=nhs, store_dir=folder).items():
+                for model_name, scores in measure(encounters, truth, nhs=nhs, store_dir=folder, models=models).items():
                     row = {"truth_set": set_name, "nhs": "with" if nhs else "without", "model": model_name,
                            "size": args.size, **scores}
                     print(json.dumps(row), flush=True)
