@@ -13,12 +13,12 @@ model of `--models` (MODELS): "before" (today's comparisons and blocking, `LinkC
 name_blocking=False)`), "dice" (the Dice levels only) and "after" (the Dice levels and the MinHash name
 blocking of lib.linkage.lsh), and scored pairwise against the truth (lib.linkage.evaluate). `--rate 0.75` is
 the documented calibrated rate (docs/LINKAGE_PRIVACY.md): there today's model without NHS numbers has about
-the recall and precision of the external benchmark the issue reports (0.89 at 0.997). Prints one JSON line per run and a table:
-precision, recall, F1 and review queue (links in the review band, 0.5 up to the threshold, joining two
-children) per 100,000 records at the default match threshold (0.9); "recall@eqP": the model's best recall at
-any threshold of THRESHOLDS whose precision is at least the "before" model's at 0.9 (one reference for both)
-(the issue's "recall at
-equal precision"); seconds of the deterministic and probabilistic passes (training and scoring).
+the recall and precision of the external benchmark the issue reports (0.89 at 0.997).
+Prints one JSON line per run and a table: precision, recall, F1 and review queue (links in the review band,
+0.5 up to the threshold, joining two children) per 100,000 records at the default match threshold (0.9);
+"recall@eqP": the model's best recall at any threshold of THRESHOLDS whose precision is at least the "before"
+model's at 0.9 (one reference for both) (the issue's "recall at equal precision"); seconds of the
+deterministic and probabilistic passes (training and scoring).
 Each model is trained and scored once, down to probability 0.3, and clustered at every threshold with
 lib.linkage.run.cluster, as `link` does (no reviewers' decisions).
 """
@@ -88,9 +88,10 @@ def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False) ->
 
 def measure(encounters: pd.DataFrame, truth: pd.DataFrame, *, nhs: bool, store_dir: Path,
             models: tuple[str, ...] = ("before", "after")) -> dict[str, dict]:
-    """{model: scores} for each of `models` (keys of MODELS; "before" always) of one truth set on one store, at the default match threshold,
-    with "recall_at_equal_precision": the model's best recall at any threshold of THRESHOLDS whose
-    precision is at least that of "before" at the default threshold (the same reference for both)."""
+    """{model: scores} for each of `models` (keys of MODELS; "before" always) of one truth set on one store, at the
+    default match threshold, with "recall_at_equal_precision": the model's best recall at any threshold of
+    THRESHOLDS whose precision is at least that of "before" at the default threshold (the same reference for
+    both)."""
     from lib.linkage.run import LinkConfig
     from lib.records import ingest, store
 
