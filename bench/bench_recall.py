@@ -1,20 +1,24 @@
 """Recall on imperfect names, before and after the Dice levels on the names' Bloom filters (issue 20).
 
-Run: python -m bench.bench_recall [--size 20000] [--seed 11] [--rate 0.15]
+Run: python -m bench.bench_recall [--size 20000] [--seed 11] [--rate 0.15] [--sets independent]
+     [--nhs without] [--models before,dice,after]
 
 Two synthetic truth sets of `--size` encounters from lib.synth:
 - "built-in": lib.synth as it is (its own typos, nicknames, aliases, false names);
 - "independent": lib.synth with its typo rate set to zero, then names damaged by bench/corruption.py
   (keyboard, OCR, dropped/doubled/transposed letters, truncation, swapped order, split double-barrelled
   surnames) at `--rate` per name field;
-each with NHS numbers as generated and with every NHS number removed. Each is linked twice on one store:
-"before" (today's comparisons, `LinkConfig(name_similarity=False)`) and "after" (with the Dice levels),
-and scored pairwise against the truth (lib.linkage.evaluate). Prints one JSON line per run and a table:
-precision, recall, F1 and review queue (links in the review band, 0.5 up to the threshold, joining two
-children) per 100,000 records at the default match threshold (0.9); "recall@eqP": the model's best recall at
-any threshold of THRESHOLDS whose precision is at least the "before" model's at 0.9 (one reference for both)
-(the issue's "recall at
-equal precision"); seconds of the deterministic and probabilistic passes (training and scoring).
+each with NHS numbers as generated and with every NHS number removed. Each is linked on one store by each
+model of `--models` (MODELS): "before" (today's comparisons and blocking, `LinkConfig(name_similarity=False,
+name_blocking=False)`), "dice" (the Dice levels only) and "after" (the Dice levels and the MinHash name
+blocking of lib.linkage.lsh), and scored pairwise against the truth (lib.linkage.evaluate). `--rate 0.75` is
+the documented calibrated rate (docs/LINKAGE_PRIVACY.md): there today's model without NHS numbers has about
+the recall and precision of the external benchmark the issue reports (0.89 at 0.997).
+Prints one JSON line per run and a table: precision, recall, F1 and review queue (links in the review band,
+0.5 up to the threshold, joining two children) per 100,000 records at the default match threshold (0.9);
+"recall@eqP": the model's best recall at any threshold of THRESHOLDS whose precision is at least the "before"
+model's at 0.9 (one reference for both) (the issue's "recall at equal precision"); seconds of the
+deterministic and probabilistic passes (training and scoring).
 Each model is trained and scored once, down to probability 0.3, and clustered at every threshold with
 lib.linkage.run.cluster, as `link` does (no reviewers' decisions).
 """
@@ -42,11 +46,16 @@ def truth_sets(size: int, seed: int, rate: float) -> dict[str, tuple[pd.DataFram
     return {"built-in": builtin, "independent": (damaged, truth)}
 
 
-THRESHOLDS = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99]
+THRESHOLDS = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999]
 FLOOR = 0.3  # pairs scored down to this probability, so every threshold of THRESHOLDS can be clustered
 
 
-def sweep(con, truth: pd.DataFrame, similarity: bool) -> tuple[list[dict], float]:
+#: The models compared: (Dice levels on the names' Bloom filters, MinHash blocking on them). "before" is
+#: today's model without either, "dice" the previous session's (levels only), "after" both.
+MODELS = {"before": (False, False), "dice": (True, False), "after": (True, True)}
+
+
+def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False) -> tuple[list[dict], float]:
     """Pairwise scores at each match threshold of THRESHOLDS (review band: 0.5 up to the threshold) from
     one training and one scoring (lib.linkage.run's passes and clustering, as `link` runs them), and the
     seconds the passes took."""
@@ -56,7 +65,7 @@ def sweep(con, truth: pd.DataFrame, similarity: bool) -> tuple[list[dict], float
     started = time.perf_counter()
     nodes, record_nodes = run.deterministic_pass(con)
     edges, _ = run.probabilistic_pass(nodes, run.LinkConfig(review_floor=FLOOR, name_similarity=similarity,
-                                                              name_similarity_min_nodes=0))
+                                                              name_blocking=blocking, name_similarity_min_nodes=0))
     seconds = time.perf_counter() - started
     keys = con.execute("""SELECT record_key, agency_type, source_record_id FROM encounters
                           WHERE NOT is_anonymous""").df()
@@ -77,10 +86,12 @@ def sweep(con, truth: pd.DataFrame, similarity: bool) -> tuple[list[dict], float
     return out, seconds
 
 
-def measure(encounters: pd.DataFrame, truth: pd.DataFrame, *, nhs: bool, store_dir: Path) -> dict[str, dict]:
-    """{"before": scores, "after": scores} of one truth set on one store, at the default match threshold,
-    with "recall_at_equal_precision": the model's best recall at any threshold of THRESHOLDS whose
-    precision is at least that of "before" at the default threshold (the same reference for both)."""
+def measure(encounters: pd.DataFrame, truth: pd.DataFrame, *, nhs: bool, store_dir: Path,
+            models: tuple[str, ...] = ("before", "after")) -> dict[str, dict]:
+    """{model: scores} for each of `models` (keys of MODELS; "before" always) of one truth set on one store, at the
+    default match threshold, with "recall_at_equal_precision": the model's best recall at any threshold of
+    THRESHOLDS whose precision is at least that of "before" at the default threshold (the same reference for
+    both)."""
     from lib.linkage.run import LinkConfig
     from lib.records import ingest, store
 
@@ -89,7 +100,7 @@ def measure(encounters: pd.DataFrame, truth: pd.DataFrame, *, nhs: bool, store_d
     con = store.connect(store_dir / f"recall-{nhs}.duckdb")
     try:
         ingest.commit(con, ingest.prepare_frame(encounters, "truth.parquet", key=KEY))
-        curves = {name: sweep(con, truth, similarity) for name, similarity in (("before", False), ("after", True))}
+        curves = {name: sweep(con, truth, *MODELS[name]) for name in dict.fromkeys(("before", *models))}
     finally:
         con.close()
     default = LinkConfig().match_threshold
@@ -104,6 +115,35 @@ def measure(encounters: pd.DataFrame, truth: pd.DataFrame, *, nhs: bool, store_d
                      "threshold_at_equal_precision": best["threshold"] if best else None,
                      "curve": [{k: s[k] for k in ("threshold", "precision", "recall", "f1", "review_per_100k")}
                                for s in curve]}
+    return out
+
+
+def candidate_pairs(encounters: pd.DataFrame, *, nhs: bool, store_dir: Path) -> dict:
+    """Pairs Splink's blocking rules propose (exact counts from splink.blocking_analysis), without and with
+    the name blocking, and the seconds the MinHash band keys took."""
+    from splink import DuckDBAPI
+    from splink.blocking_analysis import count_comparisons_from_blocking_rules
+
+    from lib.linkage import lsh, model, run
+    from lib.records import ingest, store
+
+    if not nhs:
+        encounters = encounters.assign(nhs_number=None)
+    con = store.connect(store_dir / f"pairs-{nhs}.duckdb")
+    try:
+        ingest.commit(con, ingest.prepare_frame(encounters, "truth.parquet", key=KEY))
+        nodes, _ = run.deterministic_pass(con)
+    finally:
+        con.close()
+    frame = nodes[["unique_id", *model.FEATURES]]
+    started = time.perf_counter()
+    frame = lsh.with_keys(frame)
+    seconds = time.perf_counter() - started
+    out = {"nodes": len(frame), "band_key_seconds": round(seconds, 2)}
+    for name, rules in (("pairs_before", model.blocking_rules()), ("pairs_after", model.blocking_rules(True))):
+        counts = count_comparisons_from_blocking_rules(DuckDBAPI().register(frame), blocking_rules=rules,
+                                                       link_type="dedupe_only", record_sample_proportion=1.0)
+        out[name] = int(counts[-1]["cumulative_comparison_count"])
     return out
 
 
@@ -124,21 +164,36 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--rate", type=float, default=0.15, help="share of each name field damaged")
+    parser.add_argument("--sets", default="built-in,independent", help="truth sets to run, comma-separated")
+    parser.add_argument("--nhs", default="with,without", help="with and/or without NHS numbers")
+    parser.add_argument("--models", default="before,after", help=f"of {', '.join(MODELS)}")
+    parser.add_argument("--pairs", action="store_true",
+                        help="only count candidate pairs without and with the name blocking (no linkage)")
     args = parser.parse_args(argv)
+    models = tuple(m for m in args.models.split(",") if m)
+    if not set(models) <= set(MODELS):
+        parser.error(f"--models: choose from {', '.join(MODELS)}")
     if args.size > 100_000:
         parser.error("at most 100,000 records here (shared machine); the lead runs larger sizes")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for set_name, (encounters, truth) in truth_sets(args.size, args.seed, args.rate).items():
-            for nhs in (True, False):
+            if set_name not in args.sets.split(","):
+                continue
+            for nhs in [n == "with" for n in args.nhs.split(",")]:
                 folder = Path(tmp) / f"{set_name}-{nhs}"
                 folder.mkdir()
-                for model_name, scores in measure(encounters, truth, nhs=nhs, store_dir=folder).items():
+                if args.pairs:
+                    print(json.dumps({"truth_set": set_name, "nhs": "with" if nhs else "without", "size": args.size,
+                                      **candidate_pairs(encounters, nhs=nhs, store_dir=folder)}), flush=True)
+                    continue
+                for model_name, scores in measure(encounters, truth, nhs=nhs, store_dir=folder, models=models).items():
                     row = {"truth_set": set_name, "nhs": "with" if nhs else "without", "model": model_name,
                            "size": args.size, **scores}
                     print(json.dumps(row), flush=True)
                     rows.append(row)
-    print(table(rows))
+    if rows:
+        print(table(rows))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ class LinkConfig:
     spark_partitions: int | None = None  # spark.sql.shuffle.partitions (None: the session's own)
     spark_exchange_dir: str | None = None  # nodes go to the cluster as Parquet here instead of from memory
     name_similarity: bool = True  # Dice levels on the names' Bloom filters (lib.linkage.dice); False: without
+    name_blocking: bool = True  # candidate pairs also from MinHash bands of the names' Bloom filters
+    #                             (lib.linkage.lsh); False: today's blocking rules only
     name_similarity_min_nodes: int = 50_000  # fewer nodes to train on: no Dice levels (measured: at 20,000
     #                                          encounters they cost recall, at 100,000 they add it; LINKAGE_PRIVACY.md)
 

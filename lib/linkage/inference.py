@@ -15,7 +15,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from lib.linkage import model, training
+from lib.linkage import lsh, model, training
 from lib.linkage.config import LinkConfig, Progress, duckdb_config, noop
 from lib.linkage.model import edge_columns, scoring_settings  # noqa: F401 - re-exported for callers
 
@@ -102,6 +102,8 @@ def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progre
     db_api = DuckDBAPI(connection=duckdb.connect(config=duckdb_config(config)))
     try:
         frame = nodes[["unique_id", *model.FEATURES]]
+        if config.name_blocking:
+            frame = lsh.with_keys(frame)  # computed here from the filters, never stored
         progress(0.35, "Training the match model (u by sampling, m by expectation maximisation)")
         model_json = training.train_model(db_api, frame, config)
         scored = score(db_api, frame, model_json, config, progress)

@@ -14,7 +14,7 @@ import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import SettingsCreator, block_on
 
-from lib.linkage import dice
+from lib.linkage import dice, lsh
 
 #: Columns Splink sees (beside unique_id).
 FEATURES = ["forename_hash", "forename_canon_hash", "forename_phonetic", "surname_hash", "surname_phonetic",
@@ -84,9 +84,11 @@ def comparisons(dice_cuts: dict[str, list[float]] | None = None) -> list:
     return [forename, surname, dob, sex, postcode]
 
 
-def blocking_rules() -> list:
-    """Candidate pairs: generous, so recall is not lost before the model sees a pair."""
-    return [
+def blocking_rules(name_lsh: bool = False) -> list:
+    """Candidate pairs: generous, so recall is not lost before the model sees a pair. `name_lsh` adds the
+    MinHash band keys of the names' Bloom filters (lib.linkage.lsh): two nodes sharing any key are a pair,
+    so two misspellings that change the sound code still meet."""
+    rules = [
         block_on("forename_canon_hash", "surname_hash"),
         block_on("dob_hash", "forename_phonetic"),
         block_on("dob_hash", "surname_phonetic"),
@@ -96,13 +98,16 @@ def blocking_rules() -> list:
         block_on("home_postcode_hash", "birth_year"),
         "l.dob_hash = r.dob_swap_hash AND l.surname_phonetic = r.surname_phonetic",  # plain SQL: any dialect
     ]
+    if name_lsh:
+        rules.append(block_on(lsh.COLUMN, arrays_to_explode=[lsh.COLUMN]))
+    return rules
 
 
-def settings(dice_cuts: dict[str, list[float]] | None = None) -> SettingsCreator:
+def settings(dice_cuts: dict[str, list[float]] | None = None, name_lsh: bool = False) -> SettingsCreator:
     return SettingsCreator(
         link_type="dedupe_only",
         comparisons=comparisons(dice_cuts),
-        blocking_rules_to_generate_predictions=blocking_rules(),
+        blocking_rules_to_generate_predictions=blocking_rules(name_lsh),
         retain_intermediate_calculation_columns=True,  # per-field match weights (mw_*), kept to explain links
         retain_matching_columns=False,
     )
@@ -136,7 +141,8 @@ def trained_settings(model_json: dict, dialect: str) -> dict:
     Splink's model JSON holds SQL in the dialect it was trained in: DuckDB's double-quoted identifiers
     would be string literals in Spark SQL, so the JSON cannot be loaded as it is by another backend.
     """
-    target = settings(dice.thresholds_in(model_json)).create_settings_dict(sql_dialect_str=dialect)
+    name_lsh = any(lsh.COLUMN in str(rule) for rule in model_json.get("blocking_rules_to_generate_predictions", []))
+    target = settings(dice.thresholds_in(model_json), name_lsh).create_settings_dict(sql_dialect_str=dialect)
     target["probability_two_random_records_match"] = model_json["probability_two_random_records_match"]
     trained = {c["output_column_name"]: c for c in model_json["comparisons"]}
     for comparison in target["comparisons"]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lib.linkage import dice, model
+from lib.linkage import dice, lsh, model
 from lib.linkage.config import LinkConfig
 
 
@@ -23,7 +23,8 @@ def train_model(db_api, frame: pd.DataFrame, config: LinkConfig) -> dict:
     # the Dice cut-points are learned from the same nodes the model is trained on, and travel in its JSON
     use_dice = config.name_similarity and len(frame) >= config.name_similarity_min_nodes
     cuts = dice.thresholds(frame, config.seed) if use_dice else None
-    trainer = Linker(db_api.register(frame, dataset_display_name="training_nodes"), model.settings(cuts),
+    name_lsh = config.name_blocking and lsh.COLUMN in frame.columns
+    trainer = Linker(db_api.register(frame, dataset_display_name="training_nodes"), model.settings(cuts, name_lsh),
                      log_level=30)
     model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs)
     return trainer.misc.save_model_to_json()
