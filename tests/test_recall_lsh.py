@@ -121,3 +121,16 @@ def test_name_blocking_and_dice_find_more_of_the_same_child_at_equal_precision(c
     assert gain >= 0.04, (before, after)
     assert after["f1"] > before["f1"] + 0.01, (before["f1"], after["f1"])
 
+
+
+def test_name_blocking_goes_with_the_dice_levels():
+    """Below the Dice levels' node threshold (or without them) no MinHash keys are made: at 20,000 encounters both
+    were measured to cost precision (docs/LINKAGE_PRIVACY.md), and the extra pairs would carry no name evidence."""
+    from lib.linkage.config import LinkConfig
+    from lib.linkage.inference import uses_name_blocking
+
+    config = LinkConfig()
+    assert not uses_name_blocking(config, config.name_similarity_min_nodes - 1)
+    assert uses_name_blocking(config, config.name_similarity_min_nodes)
+    assert not uses_name_blocking(LinkConfig(name_similarity=False), 10**6)
+    assert not uses_name_blocking(LinkConfig(name_blocking=False), 10**6)

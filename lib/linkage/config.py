@@ -33,7 +33,8 @@ class LinkConfig:
     spark_exchange_dir: str | None = None  # nodes go to the cluster as Parquet here instead of from memory
     name_similarity: bool = True  # Dice levels on the names' Bloom filters (lib.linkage.dice); False: without
     name_blocking: bool = True  # candidate pairs also from MinHash bands of the names' Bloom filters
-    #                             (lib.linkage.lsh); False: today's blocking rules only
+    #                             (lib.linkage.lsh); False: today's blocking rules only. Only with the Dice
+    #                             levels, from name_similarity_min_nodes (inference.uses_name_blocking)
     name_similarity_min_nodes: int = 50_000  # fewer nodes to train on: no Dice levels (measured: at 20,000
     #                                          encounters they cost recall, at 100,000 they add it; LINKAGE_PRIVACY.md)
 

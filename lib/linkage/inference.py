@@ -91,6 +91,12 @@ def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection) -> tup
     return nodes, record_nodes
 
 
+def uses_name_blocking(config: LinkConfig, nodes: int) -> bool:
+    """Name blocking goes with the Dice levels (the same node threshold): without them the extra candidate pairs
+    carry no name-similarity evidence, and below it both were measured to cost precision (LINKAGE_PRIVACY.md)."""
+    return config.name_blocking and config.name_similarity and nodes >= config.name_similarity_min_nodes
+
+
 def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progress = noop
                        ) -> tuple[pd.DataFrame, dict]:
     """Splink predictions between nodes at or above the review floor, and the trained model.
@@ -102,7 +108,7 @@ def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progre
     db_api = DuckDBAPI(connection=duckdb.connect(config=duckdb_config(config)))
     try:
         frame = nodes[["unique_id", *model.FEATURES]]
-        if config.name_blocking:
+        if uses_name_blocking(config, len(frame)):
             frame = lsh.with_keys(frame)  # computed here from the filters, never stored
         progress(0.35, "Training the match model (u by sampling, m by expectation maximisation)")
         model_json = training.train_model(db_api, frame, config)
