@@ -81,11 +81,15 @@ class Collected:
     years_complete: bool = True  # every financial year offered was collected, so "all" is their sum
     years: list = field(default_factory=list)  # the financial years of the store (perturbed one by one)
     texts: list = field(default_factory=list, repr=False)  # deck bytes, searched for the method's name
+    #: (cell, value, method of the output it came from): outputs may differ while a branch moves pages over
+    observations: list = field(default_factory=list, repr=False)
+    current_method: str | None = None  # the method the output being read declares
 
     def add(self, cell: Cell, value, where: str) -> None:
         value = _value(value)
         if value is None:
             return
+        self.observations.append((cell, value, self.current_method or self.method))
         if cell in self.cells and self.cells[cell] != value:
             self.disagreements.append((cell, self.cells[cell], self.seen_in[cell][0], value, where))
         self.cells.setdefault(cell, value)
@@ -162,6 +166,10 @@ def declared_method(texts) -> str:
     return "perturbation" if any(METHOD_NAME in str(t) for t in texts) else "suppression"
 
 
+def _method_of(data) -> str:
+    return declared_method([*data.notes, *data.sentences, *(t.note for t in data.tables.values())])
+
+
 def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
 
@@ -235,6 +243,7 @@ def collect_compare(out: Collected, source: Source, role: str, *, layers=None, r
                     data = views.build_with("compare", source, {"layer": layer, "period": period, "measure": measure,
                                                                 **params}, role)
                     out.outputs += 1
+                    out.current_method = _method_of(data)
                     by_name = {name: code for code, name in data.extra["names"].items()}
                     group = data.tables["cmp_group_table"].frame["Code"].tolist()
                     where = f"compare {layer} {period} {measure} {params['mode']} {','.join(params['areas'])}"
@@ -267,6 +276,7 @@ def collect_divergence(out: Collected, source: Source, role: str, *, layers=None
                     data = views.build_with("divergence", source, {"a": a, "b": b, "layer": layer,
                                                                    "period": period, "measure": measure}, role)
                     out.outputs += 1
+                    out.current_method = _method_of(data)
                     _divergence_rows(out, data.tables["div_export"].frame, layer, period, measure, a, b,
                                      f"divergence {layer} {period} {measure} {a}/{b}")
 
@@ -277,6 +287,7 @@ def collect_across(out: Collected, source: Source, role: str, *, layers=None) ->
     for layer in layers or HOME_COLUMN:
         data = views.build_with("across", source, {"layer": layer}, role)
         out.outputs += 1
+        out.current_method = _method_of(data)
         if "spans_all" not in data.tables:
             continue
         frame = data.tables["spans_all"].frame
@@ -293,6 +304,7 @@ def collect_boardpacks(out: Collected, con, role: str, packs: dict[str, str], *,
     for layer, area in packs.items():
         pack = boardpack.build_board_pack(con, layer=layer, area=area, role=role, cube=cube, audit=False)
         out.outputs += 1
+        out.current_method = declared_method([_deck_text(pack.deck)])
         where = f"boardpack {layer} {area}"
         div = pd.read_csv(io.BytesIO(pack.csvs[f"divergence_{layer}.csv"]), dtype=str, keep_default_na=False)
         _divergence_rows(out, div, layer, "all", "cse_records", "police", "children_social_care", where)
@@ -329,6 +341,7 @@ def collect(store_path: Path, role: str, *, compare_layers=None, compare_runs: d
                 data = views.build_with(page, source, {}, role)
                 notes += [*data.notes, *data.sentences, *(t.note for t in data.tables.values())]
         out.method = declared_method([*notes, *(_deck_text(d) for d in out.texts)])
+        out.current_method = None
         return out
     finally:
         con.close()
@@ -430,15 +443,16 @@ def families(cells) -> list[tuple[Cell, list[Cell]]]:
 def subtraction(seen: Collected, truth: dict[Cell, object]) -> list[Finding]:
     """Every true count 1-5 that one subtraction gives back exactly. Under perturbation no published count is
     exact, so nothing is pinned by subtraction alone (the LP then does the work)."""
-    if seen.method != "suppression":
+    exact = {c: v for c, v, m in seen.observations if m == "suppression" and v != HIDDEN}
+    if not exact:
         return []
     found = []
-    for whole, parts in families(seen.cells):
-        values = [seen.cells.get(p, HIDDEN) for p in parts]
-        if seen.cells[whole] == HIDDEN or sum(v == HIDDEN for v in values) != 1:
+    for whole, parts in families(exact):
+        values = [exact.get(p, HIDDEN) for p in parts]
+        if sum(v == HIDDEN for v in values) != 1:
             continue
         hidden = parts[values.index(HIDDEN)]
-        recovered = seen.cells[whole] - sum(v for v in values if v != HIDDEN)
+        recovered = exact[whole] - sum(v for v in values if v != HIDDEN)
         true = truth.get(hidden)
         if isinstance(true, int) and 1 <= true <= 5 and recovered == true:
             found.append(Finding(hidden, true, recovered, recovered, f"{whole.layer} {whole.area} minus "
@@ -460,15 +474,16 @@ def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme,
     t, ``c`` no relation; ``extra``: cells not published (a row left out) to bound too. Returns the programme and each
     cell's target (variable -> coefficient)."""
     out = {}
-    cells = [*seen.cells.items(), *((c, None) for c in extra if c not in seen.cells)]
+    cells = [(c, v, m) for c, v, m in seen.observations] or [(c, v, seen.method) for c, v in seen.cells.items()]
+    cells += [(c, None, seen.method) for c in extra if c not in seen.cells]
     years = defaultdict(set)
-    for cell, _ in cells:
+    for cell, _, _ in cells:
         if cell.period != "all" and seen.years_complete:
             years[(cell.measure, cell.basis)].add(cell.period)
         if seen.method == "perturbation" and cell.basis == "encounter" and seen.years:
             # the method perturbs each atom once per financial year: "all" is the sum of the years' atoms
             years[(cell.measure, cell.basis)].update(seen.years)
-    for cell, value in cells:
+    for cell, value, method in cells:
         if not _additive(cell):
             continue
         key = (cell.measure, cell.basis)
@@ -484,7 +499,7 @@ def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme,
                     name = f"{agency}|{period}|t|{atom}"
                     t = lp.var(name, hi=CEILING)
                     target[name] = 1.0
-                    if seen.method == "perturbation" and cell.basis == "encounter":
+                    if method == "perturbation" and cell.basis == "encounter":
                         qname = f"{agency}|{period}|q|{atom}"
                         if qname not in lp.columns:
                             q = lp.var(qname, hi=CEILING)
@@ -496,7 +511,7 @@ def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme,
         targets[cell] = target
         if value in (HIDDEN, None) or not terms:
             continue
-        if seen.method == "perturbation" and cell.basis != "encounter":
+        if method == "perturbation" and cell.basis != "encounter":
             # children are perturbed per published cell (their cell key): within MAX_NOISE of the cell's truth
             lp.add_le(terms, float(value) + MAX_NOISE)
             lp.add_le({k: -v for k, v in terms.items()}, -(float(value) - MAX_NOISE))
@@ -511,9 +526,9 @@ def lp_bounds(seen: Collected, truth: dict[Cell, object], *, limit: int | None =
     to fewer than three whole values. Distinct-children counts that do not add up are left to the Hypothesis test of
     lib.disclosure (tests/test_disclosure.py)."""
     findings, bounded = [], 0
+    exact = {c for c, v, m in seen.observations if m == "suppression" and v != HIDDEN}
     for lp, targets in programmes(seen, extra=list(truth)).values():
-        cells = [c for c in targets if isinstance(truth.get(c), int) and 1 <= truth[c] <= 5
-                 and (seen.method == "perturbation" or seen.cells.get(c, HIDDEN) == HIDDEN)]
+        cells = [c for c in targets if isinstance(truth.get(c), int) and 1 <= truth[c] <= 5 and c not in exact]
         for cell in cells[:limit] if limit else cells:
             lo, hi = attack.integer_interval(*lp.bound(targets[cell]))
             bounded += 1
