@@ -210,6 +210,9 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         return data
     area_name = names.get(area, area)
     data.extra["area_name"] = area_name
+    focus = result[result["area_code"] == area]
+    if not focus.empty:  # the chosen area's reading (the board pack's summary leads with it)
+        data.say("area", dv.describe_area(focus.iloc[0], a, b, measure))
     if agg:
         data.note("trend_hidden", "Trends by quarter or year are not shown for your role: a year is the sum of its "
                                   "quarters, so a count hidden in one period could be worked out from the others.")
