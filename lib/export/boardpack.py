@@ -284,15 +284,17 @@ def _across_views(deck: _Deck, source: Source) -> tuple[dict, dict]:
 # -- slides shared by both kinds ---------------------------------------------------------------------------
 
 def _title_slide(s: Slides, d: _Deck) -> None:
-    from pptx.util import Inches
+    from pptx.util import Inches, Pt
 
     title = s.prs.slides.add_slide(s.prs.slide_layouts[0])
     what = "where agencies' counts diverge" if d.kind == "divergence" else "children across boundaries"
     title.shapes.title.text = f"{d.area_name}: {what}"
     title.placeholders[1].text = (f"Joined Up board pack · {d.layer_title} · {counts.period_label(d.period)} · "
                                   f"{ROLE_LABELS[d.role]} view · {d.made:%d %B %Y}")
-    for shape, top, height in ((title.shapes.title, 2.0, 1.6), (title.placeholders[1], 3.8, 1.4)):
+    for shape, top, height in ((title.shapes.title, 1.7, 1.8), (title.placeholders[1], 3.8, 2.2)):
         shape.left, shape.width, shape.top, shape.height = Inches(0.8), Inches(11.7), Inches(top), Inches(height)
+    for paragraph in title.placeholders[1].text_frame.paragraphs:
+        paragraph.font.size = Pt(22)
     s.titles.append(title.shapes.title.text)
 
 
@@ -378,8 +380,10 @@ def _div_summary(s: Slides, d: _Deck) -> None:
     else:
         row = _compare_row(d, "share_a")
         if row is not None:
-            bullets.append(f"{a} share in {d.area_name}: {row.iloc[1]}%; comparator group {row.iloc[-2]}%; "
-                           f"England and Wales {row.iloc[-1]}%.")
+            def pct(value) -> str:
+                return "not shown (small numbers)" if cell_text(value) in ("c", "") else f"{cell_text(value)}%"
+            bullets.append(f"{a} share in {d.area_name}: {pct(row.iloc[1])}; comparator group {pct(row.iloc[-2])}; "
+                           f"England and Wales {pct(row.iloc[-1])}.")
     _summary(s, paragraph, bullets)
 
 
@@ -408,7 +412,8 @@ def _dumbbell_slide(s: Slides, d: _Deck) -> None:
     counted = frame[frame["total"] > 0].sort_values("total", ascending=False)
     _chart_slide(s, f"Divergence: {dv.agency_title(d.a)} and {dv.agency_title(d.b)} side by side", "divergence",
                  table_text(counted, _chart_columns(d), rows=200, percent=("share_a",)),
-                 f"The 19 areas with the most cases and {d.area_name} (▶, highlighted), ordered by their ratio.")
+                 f"The 19 areas with the most cases and {d.area_name} (▶, highlighted), ordered by their ratio."
+                 + _hidden_caption(d, frame[frame["total"] > 0], "count_a"))
 
 
 def _funnel_slide(s: Slides, d: _Deck) -> None:
@@ -418,7 +423,7 @@ def _funnel_slide(s: Slides, d: _Deck) -> None:
                  table_text(counted, {"area_name": "Area", "total": "A + B", "share_a": "A share",
                                       "lower_998": "99.8% low", "upper_998": "99.8% high", "verdict": "Funnel verdict"},
                             rows=200, percent=("share_a", "lower_998", "upper_998")),
-                 d.views["divergence"].note_text("funnel") or "")
+                 (d.views["divergence"].note_text("funnel") or "") + _hidden_caption(d, counted, "share_a"))
 
 
 def _trend_slide(s: Slides, d: _Deck) -> None:
@@ -499,28 +504,50 @@ def _share_text(value) -> str:
     return value if isinstance(value, str) else cell_text(value, percent=True)
 
 
+def _given(value) -> str:
+    """A text cell of a view table, empty when the view left it out (None or NaN)."""
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def _hidden_caption(d: _Deck, frame: pd.DataFrame, column: str) -> str:
+    """Why the chosen area is not in a chart: the view does not show its figure for the role."""
+    row = _row(frame, d.area)
+    if row is None or cell_text(row[column]) in ("c", ""):
+        return f" {d.area_name} is not in the chart: its figure is not shown for your role (small numbers)."
+    return ""
+
+
 def _across_summary(s: Slides, d: _Deck) -> None:
     data = d.views["across"]
     spans_row = _row(data.table("spans_all").frame, d.area)
     if spans_row is None or cell_text(spans_row["children"]) in ("0", ""):
         paragraph = f"No linked child is resident in {d.area_name}."
     else:
+        spanning = ("too few to show were encountered in more than one area"
+                    if cell_text(spans_row["spans_any"]) == "c" else
+                    f"{cell_text(spans_row['spans_any'])} ({_share_text(spans_row['share_any'])}) were encountered "
+                    "in more than one area")
+        multi_row = ("too few to show are known to two or more agencies" if cell_text(spans_row["multi_agency"]) == "c"
+                     else f"{cell_text(spans_row['multi_agency'])} are known to two or more agencies")
         paragraph = (f"In {d.area_name}, {cell_text(spans_row['children'])} linked children are resident; "
-                     f"{cell_text(spans_row['spans_any'])} ({_share_text(spans_row['share_any'])}) were encountered "
-                     "in more than one area, and "
-                     f"{cell_text(spans_row['multi_agency'])} are known to two or more agencies.")
+                     f"{spanning}, and {multi_row}.")
     metrics = data.table("metrics").frame.set_index("label")
     multi = metrics.loc["Known to 2+ agencies"]
     missed = metrics.loc["Found only by linkage"]
-    multi_delta = f" ({multi['delta']})" if multi["delta"] else ""
-    missed_delta = f" ({missed['delta']})" if missed["delta"] else ""
+    multi_delta = f" ({_given(multi['delta'])})" if _given(multi["delta"]) else ""
+    missed_delta = f" ({_given(missed['delta'])})" if _given(missed["delta"]) else ""
     bullets = [f"England and Wales: {metrics.iloc[0]['value']} linked children; {multi['value']} known to two or "
                f"more agencies{multi_delta}.",
                f"{missed['value']} children were found only by linkage{missed_delta}."]
     missed_row = _row(data.table("missed").frame, d.area)
-    bullets.append(f"In {d.area_name}: {cell_text(missed_row['missed'])} found only by linkage of "
-                   f"{cell_text(missed_row['multi_agency'])} known to two or more agencies." if missed_row is not None
-                   else f"In {d.area_name}: no resident child is known to more than one agency.")
+    if missed_row is None:
+        bullets.append(f"In {d.area_name}: no resident child is known to more than one agency.")
+    elif cell_text(missed_row["missed"]) == "c":
+        bullets.append(f"In {d.area_name}: too few to show were found only by linkage, of "
+                       f"{cell_text(missed_row['multi_agency'])} known to two or more agencies.")
+    else:
+        bullets.append(f"In {d.area_name}: {cell_text(missed_row['missed'])} found only by linkage, of "
+                       f"{cell_text(missed_row['multi_agency'])} known to two or more agencies.")
     _summary(s, paragraph, bullets)
 
 
@@ -534,10 +561,11 @@ def _metrics_slide(s: Slides, d: _Deck) -> None:
         frame = box.text_frame
         frame.word_wrap = True
         for j, (text, size, bold) in enumerate(((row.label, 16, False), (row.value, 36, True),
-                                                (row.delta or "", 15, False))):
+                                                (_given(row.delta), 15, False))):
             paragraph = frame.paragraphs[0] if j == 0 else frame.add_paragraph()
             paragraph.text, paragraph.font.size, paragraph.font.bold = str(text), Pt(size), bold
-    helps = [f"{row.label}: {row.help}" for row in data.table("metrics").frame.itertuples(index=False) if row.help]
+    helps = [f"{row.label}: {row.help}" for row in data.table("metrics").frame.itertuples(index=False)
+             if _given(row.help)]
     notes = data.extra.get("slots", {}).get("headline", [])
     s.bullets(slide, [*helps, *notes], top=4.2, size=14, height=3.0)
 
@@ -545,6 +573,7 @@ def _metrics_slide(s: Slides, d: _Deck) -> None:
 def _spans_slide(s: Slides, d: _Deck) -> None:
     data = d.views["across"]
     reading = " ".join(data.extra.get("slots", {}).get("spans_reading", []))
+    reading += _hidden_caption(d, data.table("spans_all").frame, "share_any")
     _chart_slide(s, "Children whose encounters cross boundaries", "spans",
                  table_text(data.table("spans_all").frame, {"area_name": "Area", "children": "Resident children",
                                                             "spans_any": "Span 2+ areas", "share_any": "Share"},
@@ -560,15 +589,17 @@ def _flows_slide(s: Slides, d: _Deck) -> None:
         return
     labels = {c: data.table("flows").columns.get(c, {}).get("label", c) for c in table.columns[:5]}
     shown = table[list(labels)].rename(columns=labels)
-    s.table(slide, shown, top=1.3, first=4.5, size=12)
+    height = 0.42 * len(shown) + 0.65  # rows of 12-point text with their margins; the header on two lines
+    s.table(slide, shown, top=1.3, first=4.5, size=12, height=height)
     reading = " ".join(data.extra.get("slots", {}).get("flows_reading", []))
-    s.bullets(slide, [reading], top=1.5 + 0.36 * (len(shown) + 1), size=13, height=1.2)
+    s.bullets(slide, [reading], top=1.45 + height, size=13, height=min(1.2, 7.3 - 1.45 - height))
     s.notes(slide, table_text(table, {c: labels.get(c, c) for c in table.columns}))
 
 
 def _missed_slide(s: Slides, d: _Deck) -> None:
     data = d.views["across"]
     reading = data.extra.get("slots", {}).get("missed_reading", [""])[0]
+    reading += _hidden_caption(d, data.table("missed").frame, "missed")
     _chart_slide(s, "Children found only by linkage", "missed",
                  table_text(data.table("missed").frame, {"area_name": "Area", "multi_agency": "Known to 2+ agencies",
                                                          "missed": "Found only by linkage",
