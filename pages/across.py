@@ -232,7 +232,7 @@ with st.expander("Board pack for one area (PowerPoint, PNG, CSV)", icon=":materi
         pack_names = dict(data.extra["pack_areas"])
         pack_area = st.selectbox("Area", list(pack_names), format_func=lambda c: pack_names.get(c, c),
                                  key="across_bp_area")
-        exports.board_pack_controls(layer=layer, area=pack_area, role=ROLE, key="across_bp")
+        exports.board_pack_controls(layer=layer, area=pack_area, role=ROLE, key="across_bp", kind="across")
 
 # -- one child -----------------------------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ ASSETS = {
 }
 CHARTS, TABLES = ASSETS["divergence"]
 SUMMARY_WORDS = 60
+SPAN_MIN_CHILDREN = 20  # as lib.measures.span_figures.describe_spans names the highest share
 SCENARIO_TITLE = "Scenario"
 FUNNEL_METHOD = ("Counts place each record where the encounter happened (direct basis). Funnel limits are exact "
                  "binomial quantiles around the national share (Spiegelhalter 2005): 95% and 99.8%.")
@@ -178,8 +179,11 @@ def build_board_pack(con, *, layer: str, area: str, role: str, period: str = "al
     slides.prs.core_properties.title = f"Joined Up board pack: {deck.area_name}"
     slides.prs.core_properties.author = "Joined Up"
     slides.prs.core_properties.subject = f"{deck.layer_title}; {counts.period_label(period)}; {ROLE_LABELS[role]}"
-    for slide in (DIVERGENCE_SLIDES if kind == "divergence" else ACROSS_SLIDES):
-        slide(slides, deck)
+    names = []
+    for name, slide in (DIVERGENCE_SLIDES if kind == "divergence" else ACROSS_SLIDES):
+        if name != SCENARIO_TITLE or scenario is not None:
+            slide(slides, deck)
+            names.append(name)
     body = slides.save()
     timings["deck"] = round(time.perf_counter() - started - sum(timings.values()), 3)
     stem = f"board_pack_{'' if kind == 'divergence' else 'across_'}{layer}_{area}_{period.replace(' ', '_')}"
@@ -187,7 +191,7 @@ def build_board_pack(con, *, layer: str, area: str, role: str, period: str = "al
         audit_export(con, user, role, f"{layer}:{area}", f"board pack ({kind}, {period}, {measure}); "
                      f"protected={aggregates_suppressed(role)}")
     return BoardPack(deck=body, pngs={f"{k}.png": v for k, v in pngs.items()}, csvs=csvs, file_stem=stem,
-                     seconds=round(time.perf_counter() - started, 3), timings=timings, slides=slides.titles,
+                     seconds=round(time.perf_counter() - started, 3), timings=timings, slides=names,
                      views=deck.views, kind=kind)
 
 
@@ -266,9 +270,12 @@ def _across_views(deck: _Deck, source: Source) -> tuple[dict, dict]:
     deck.views["across"] = data
     spans_all = data.table("spans_all").frame
     missed = data.table("missed").frame
-    charts = {"spans": figs.ranked_bars(spans_all[spans_all["children"].astype(str) != "0"], "share_any",
-                                        "Share of resident linked children encountered in more than one area",
-                                        deck.area, share=True),
+    # shares of areas with at least as many children as the view's reading asks for (a share of 1 of 2
+    # children is not a finding); the chosen area is always drawn when shown
+    children = pd.to_numeric(spans_all["children"], errors="coerce")
+    ranked = spans_all[(children >= SPAN_MIN_CHILDREN) | (spans_all["area_code"] == deck.area)]
+    charts = {"spans": figs.ranked_bars(ranked, "share_any", "Share of resident linked children encountered in more "
+                                        "than one area", deck.area, share=True),
               "missed": figs.ranked_bars(missed, "missed", "Children found only by linkage", deck.area, share=False)}
     deck.alts.update({
         "spans": (f"Bar chart of the share of each area's resident linked children whose encounters crossed a "
@@ -303,15 +310,15 @@ def _summary(s: Slides, paragraph: str, bullets: list[str]) -> None:
         paragraph = paragraph.split(";")[0].rstrip(".") + "."
     slide = s.titled("Summary")
     s.bullets(slide, [paragraph], size=22, height=2.2)
-    s.bullets(slide, bullets[:3], top=3.55, size=17, height=3.6, bullet=True)
+    s.bullets(slide, bullets[:3], top=3.2, size=17, height=3.9, bullet=True)
 
 
 def _chart_slide(s: Slides, title: str, key: str, notes: str, caption: str = "") -> None:
     slide = s.titled(title)
-    height = 7.5 - 1.25 - (0.75 if caption else 0.15)
+    height = 7.5 - 1.2 - (0.95 if caption else 0.15)
     s.picture(slide, key, 0.6, 1.2, 12.1, height)
     if caption:
-        s.bullets(slide, [caption], top=7.5 - 0.75, size=12, height=0.6)
+        s.bullets(slide, [caption], top=7.5 - 0.92, size=11, height=0.85)
     s.notes(slide, notes)
 
 
@@ -331,7 +338,7 @@ def _scenario_slide(s: Slides, d: _Deck) -> None:
             table[column] = [cell_text(v) if isinstance(v, str) else f"{v:{'+' if column == 'change' else ''},.4g}"
                              for v in table[column]]
     table.columns = [str(c).capitalize() for c in table.columns]
-    s.table(slide, table.head(10), top=2.6, first=6.5, size=12)
+    s.table(slide, table.head(10), top=2.6, first=6.5, size=12, row_height=0.36, header_height=0.4)
     s.notes(slide, "\n".join(scenario.notes))
 
 
@@ -458,7 +465,7 @@ def _comparison_slide(s: Slides, d: _Deck) -> None:
     cmp = d.views["compare"]
     slide = s.titled("Comparison: areas side by side")
     table = cmp.table("cmp_table")
-    s.table(slide, table.frame, top=1.2, height=5.2, highlight_column=1)
+    s.table(slide, table.frame, top=1.2, first=4.4, row_height=0.33, header_height=0.6, highlight_column=1)
     group = cmp.tables.get("cmp_group_table")
     names = ", ".join(group.frame["Area"]) if group is not None and "Area" in group.frame else ""
     s.bullets(slide, [f"Comparator group: {names}. {table.note}"], top=6.55, size=9, height=0.85)
@@ -489,8 +496,10 @@ def _quality_slide(s: Slides, d: _Deck) -> None:
     s.bullets(s.titled("Data quality and methods"), _quality_lines(d), size=13, bullet=True)
 
 
-DIVERGENCE_SLIDES = (_title_slide, _div_summary, _map_slide, _dumbbell_slide, _funnel_slide, _trend_slide,
-                     _why_slide, _comparison_slide, _scenario_slide, _quality_slide, _attribution_slide)
+#: (name, slide) in order; the scenario slide is there only when a scenario is given.
+DIVERGENCE_SLIDES = tuple(zip([*SLIDE_TITLES[:8], SCENARIO_TITLE, *SLIDE_TITLES[8:]],
+                              (_title_slide, _div_summary, _map_slide, _dumbbell_slide, _funnel_slide, _trend_slide,
+                               _why_slide, _comparison_slide, _scenario_slide, _quality_slide, _attribution_slide)))
 
 
 # -- the boundary-crossing deck (from the Across page) -------------------------------------------------------
@@ -573,6 +582,7 @@ def _metrics_slide(s: Slides, d: _Deck) -> None:
 def _spans_slide(s: Slides, d: _Deck) -> None:
     data = d.views["across"]
     reading = " ".join(data.extra.get("slots", {}).get("spans_reading", []))
+    reading += f" Areas with at least {SPAN_MIN_CHILDREN} resident linked children."
     reading += _hidden_caption(d, data.table("spans_all").frame, "share_any")
     _chart_slide(s, "Children whose encounters cross boundaries", "spans",
                  table_text(data.table("spans_all").frame, {"area_name": "Area", "children": "Resident children",
@@ -589,8 +599,8 @@ def _flows_slide(s: Slides, d: _Deck) -> None:
         return
     labels = {c: data.table("flows").columns.get(c, {}).get("label", c) for c in table.columns[:5]}
     shown = table[list(labels)].rename(columns=labels)
-    height = 0.42 * len(shown) + 0.65  # rows of 12-point text with their margins; the header on two lines
-    s.table(slide, shown, top=1.3, first=4.5, size=12, height=height)
+    height = 0.4 * len(shown) + 0.65  # rows of 12-point text; the header on two lines
+    s.table(slide, shown, top=1.3, first=4.5, size=12, row_height=0.4, header_height=0.65)
     reading = " ".join(data.extra.get("slots", {}).get("flows_reading", []))
     s.bullets(slide, [reading], top=1.45 + height, size=13, height=min(1.2, 7.3 - 1.45 - height))
     s.notes(slide, table_text(table, {c: labels.get(c, c) for c in table.columns}))
@@ -615,5 +625,6 @@ def _across_quality(s: Slides, d: _Deck) -> None:
     s.bullets(s.titled("Data quality and methods"), list(dict.fromkeys(lines)), size=13, bullet=True)
 
 
-ACROSS_SLIDES = (_title_slide, _across_summary, _metrics_slide, _spans_slide, _flows_slide, _missed_slide,
-                 _scenario_slide, _across_quality, _attribution_slide)
+ACROSS_SLIDES = tuple(zip([*ACROSS_SLIDE_TITLES[:6], SCENARIO_TITLE, *ACROSS_SLIDE_TITLES[6:]],
+                          (_title_slide, _across_summary, _metrics_slide, _spans_slide, _flows_slide, _missed_slide,
+                           _scenario_slide, _across_quality, _attribution_slide)))

@@ -71,14 +71,19 @@ class Slides:
         slide.notes_slide.notes_text_frame.text = text
 
     def table(self, slide, frame: pd.DataFrame, *, top=TOP, left=0.4, width=12.5, first=4.9, size=9,
-              height=None, highlight_column: int | None = None):
+              row_height=0.3, header_height=0.5, highlight_column: int | None = None):
         """``frame`` (already text, as the view shows it) as a slide table; the first column ``first``
-        inches wide; ``highlight_column`` (the chosen area) in bold."""
+        inches wide; ``highlight_column`` (the chosen area) in bold. Row heights are minimums: a row whose
+        text needs more grows (lib.export.deck_check finds a table that then runs into the next box)."""
         from pptx.util import Inches, Pt
 
         rows, cols = len(frame) + 1, len(frame.columns)
-        height = height if height is not None else 0.32 * rows
-        grid = slide.shapes.add_table(rows, cols, Inches(left), Inches(top), Inches(width), Inches(height)).table
+        height = header_height + row_height * (rows - 1)
+        shape = slide.shapes.add_table(rows, cols, Inches(left), Inches(top), Inches(width), Inches(height))
+        grid = shape.table
+        grid.rows[0].height = Inches(header_height)
+        for i in range(1, rows):
+            grid.rows[i].height = Inches(row_height)
         grid.columns[0].width = Inches(first)
         for j in range(1, cols):
             grid.columns[j].width = Inches((width - first) / (cols - 1))
@@ -92,7 +97,7 @@ class Slides:
                 cell = grid.cell(i, j)
                 cell.margin_top = cell.margin_bottom = Pt(2)
                 for paragraph in cell.text_frame.paragraphs:
-                    paragraph.font.size = Pt(size + (1 if i == 0 else 0))
+                    paragraph.font.size = Pt(size)
                     paragraph.font.bold = i == 0 or j == highlight_column
         return grid
 
