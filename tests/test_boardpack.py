@@ -202,7 +202,8 @@ def test_across_deck_from_the_across_view(packs, store):
     assert deck.slides[0].shapes.title.text == "Somerset: children across boundaries"
     params = pack.views["across"].params
     view = _view(store, "across", {k: params[k] for k in ("layer", "top", "focus", "span")}, "commissioner")
-    for name, table in (("spans_utla.csv", "spans_all"), ("flows_utla.csv", "flows_all"), ("missed_utla.csv", "missed")):
+    for name, table in (("spans_utla.csv", "spans_all"), ("flows_utla.csv", "flows_all"),
+                        ("missed_utla.csv", "missed")):
         assert pack.csvs[name] == to_csv_bytes(_table(view["tables"][table])), name
     metrics = _slide(deck, "Headline figures")
     shown = "\n".join(_texts(metrics))

@@ -16,7 +16,7 @@ FOCUS = "#000000"
 #: (width, height) in pixels of each chart, the aspect of its box on the slide (lib.export.deck_slides).
 SIZES = {"map": (760, 780), "divergence": (1240, 640), "funnel": (1240, 640), "trend": (1240, 600),
          "why": (1240, 600), "spans": (1240, 640), "missed": (1240, 640)}
-FONT = 15
+FONT = 18  # pixels at scale 1: about 12.5 points on the slide
 
 
 def divergence_frame(export: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
@@ -93,7 +93,7 @@ def deck_map(frame: pd.DataFrame, layer: str, a: str, b: str, focus: str | None 
                              "records", marker={"color": "#cccccc", "symbol": "square", "size": 12}))
     fig.update_layout(plot_bgcolor="white", xaxis={"visible": False},
                       yaxis={"visible": False, "scaleanchor": "x", "scaleratio": 1},
-                      legend={"x": 0, "y": 1, "bgcolor": "rgba(255,255,255,0.85)"})
+                      legend={"x": 0, "y": 1, "bgcolor": "rgba(255,255,255,0.85)", "font": {"size": FONT - 3}})
     return _style(fig, left=0, right=0, top=10, bottom=0)
 
 
@@ -140,6 +140,7 @@ def funnel(frame: pd.DataFrame, a: str, b: str, focus: str | None, focus_name: s
 def trend(table: pd.DataFrame, a: str, b: str, noun: str) -> go.Figure:
     """The divergence view's trend table (by financial year) as the page draws it."""
     fig = figures.trend_figure(table, a, b, noun)
+    fig.update_traces(cliponaxis=False)  # a count of 0 sits on the axis, whole
     fig.update_layout(xaxis={"title": "Financial year", "type": "category"})
     return _style(fig, left=30, top=50)
 
