@@ -416,6 +416,7 @@ APP_PAGES = (
     AppPage("pages/across.py", "Across boundaries", ":material/conversion_path:", "across"),
     AppPage("pages/divergence.py", "Where counts diverge", ":material/compare_arrows:", "divergence"),
     AppPage("pages/compare.py", "Compare areas", ":material/balance:", "compare"),
+    AppPage("pages/profile.py", "Area profile", ":material/monitoring:", "profile"),
     AppPage("pages/scenario.py", "NHS number scenarios", ":material/tune:", "scenario"),
     AppPage("pages/review.py", "Review links", ":material/rule:", "review"),
     AppPage("pages/data.py", "Data", ":material/database:", "data"),
