@@ -633,6 +633,42 @@ def demo_banner() -> None:
                    "about a real child. Loading real data requires sign-in.", icon=":material/science:")
 
 
+# -- the area chosen once, kept across pages and in the address (?area=) ------------------------------------
+# One area code, chosen on any page (Compare, Divergence, Boundaries, Across boundaries, Area profile), is kept
+# in this session (st.session_state, a key no widget owns, so it survives navigation) and in the URL, so a
+# shared link opens every page on it. A page uses it only where it is an area of the page's layer (a code of
+# another geography leaves that page on its own default). The URL wins on the first run of a session.
+
+AREA_PARAM = "area"
+AREA_STATE = "_joinedup_area"
+
+
+def shared_area(allowed) -> str | None:
+    """The area chosen once (this session's, or the address's ?area= on a session's first page), if it is one
+    of ``allowed`` (the page's layer's codes); None otherwise."""
+    if AREA_STATE not in st.session_state:
+        st.session_state[AREA_STATE] = st.query_params.get(AREA_PARAM) or None
+    code = st.session_state[AREA_STATE]
+    return code if code is not None and code in set(allowed) else None
+
+
+def remember_area(code: str | None) -> None:
+    """Keep the area the user chose on this page for every page, and put it in the address."""
+    if not code:
+        return
+    st.session_state[AREA_STATE] = code
+    if st.query_params.get(AREA_PARAM) != code:
+        st.query_params[AREA_PARAM] = code
+
+
+def seed_area(state_key: str, allowed) -> None:
+    """Before a page's area widget ``state_key`` is drawn: start it on the area chosen once, when that is one
+    of ``allowed`` and differs from the widget's value (a default only: the user can change it)."""
+    code = shared_area(allowed)
+    if code is not None and st.session_state.get(state_key) != code:
+        st.session_state[state_key] = code
+
+
 # -- rendering a view's PageData (lib.views): pages only render what the builder returns --------------------
 
 def column_config(table) -> dict:

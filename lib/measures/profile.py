@@ -163,25 +163,35 @@ def published_row(figures: pd.DataFrame, national: pd.DataFrame, layer: str, cod
                   periods: list[str], population: pd.Series) -> dict:
     """The ``published_rate`` indicator (a row of ``COLUMNS`` plus ``symbols`` and ``periods``): published
     counts of ``periods`` summed, per 10,000 children (Byar limits), against England (DfE's national row over
-    England's children) and the comparator group. Not available where the area has no published number in
-    any of the periods (Wales: DfE publishes England only)."""
+    England's children) and the comparator group (its members with a number for every period). No value where
+    any period has no number (a symbol, or no figure: Wales, DfE publishing England only): a sum leaving a
+    year out would look like a low rate. ``symbols`` names each such period and what its cell means (and, for
+    areas built from several authorities, the authorities left out of a sum)."""
     on_layer = published_on_layer(figures, layer)
     on_layer = on_layer[on_layer["period"].isin(periods)]
-    mine = on_layer[on_layer["area_code"] == code]
-    count = mine["count"].sum(min_count=1)
-    symbols = "; ".join(s for s in mine["symbols"] if s)
+    numbers = on_layer[on_layer["count"].notna()]
+    complete = numbers.groupby("area_code")["period"].nunique() == len(periods)
+    complete = set(complete[complete].index)  # areas with a number for every period
+    totals = numbers.groupby("area_code")["count"].sum()
+    mine = on_layer[on_layer["area_code"] == code].set_index("period")
+    gaps = [f"{p}: {mine.at[p, 'symbols'] or 'no figure'}" if p in mine.index else f"{p}: no figure"
+            for p in periods if p not in mine.index or pd.isna(mine.at[p, "count"])]
+    partial = [f"{p}: {mine.at[p, 'symbols']}" for p in periods
+               if p in mine.index and pd.notna(mine.at[p, "count"]) and mine.at[p, "symbols"]]
+    symbols = "; ".join([*gaps, *partial])
+    if str(code).startswith("W") and code not in complete:
+        symbols = "no figure: DfE publishes figures for England only"
+    count = float(totals[code]) if code in complete else np.nan
     denominator = float(population.get(code, np.nan))
     value, lower, upper = estimate(RATE, count, denominator)
     england_children = float(population[[c for c in population.index if str(c).startswith("E")]].sum())
     nat_rows = national[(national["area_code"] == pub.ENGLAND) & national["period"].isin(periods)]
     nat_count = nat_rows["count"].astype("float64").sum(min_count=1)
-    nat = _point(RATE, nat_count, england_children) if len(nat_rows) == len(periods) else np.nan
-    group_rows = on_layer[on_layer["area_code"].isin(group)]
-    group_count = group_rows["count"].sum(min_count=1)
-    group_known = [c for c in group if c in set(group_rows.loc[group_rows["count"].notna(), "area_code"])]
-    comp = _point(RATE, group_count, float(population.reindex(group_known).sum())) if group_known else np.nan
-    spread = on_layer.groupby("area_code")["count"].sum(min_count=1)
-    spread = pd.Series([_point(RATE, n, population.get(c, np.nan)) for c, n in spread.items()]).dropna()
+    nat = _point(RATE, nat_count, england_children) if nat_rows["count"].notna().sum() == len(periods) else np.nan
+    group_known = [c for c in group if c in complete]
+    comp = (_point(RATE, totals.reindex(group_known).sum(), float(population.reindex(group_known).sum()))
+            if group_known else np.nan)
+    spread = pd.Series([_point(RATE, totals[c], population.get(c, np.nan)) for c in sorted(complete)]).dropna()
     return {
         "indicator": "published_rate", "label": "Published DfE: child sexual exploitation identified at the end "
         "of children in need assessments, per 10,000 children", "kind": RATE,

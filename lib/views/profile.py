@@ -313,8 +313,8 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     if len(csc):
         mine = "c (hidden for your role)" if bool(csc["hidden"].iat[0]) else _count(csc["numerator"].iat[0])
         theirs = (_count(published_row["numerator"]) if pd.notna(published_row["numerator"])
-                  else (published_row["symbols"] or "no figure"))
-        extra = f" (cells published as symbols, left out: {published_row['symbols']})" if (
+                  else f"no total ({published_row['symbols'] or 'no figure'})")
+        extra = f" (left out of the sum, published as symbols: {published_row['symbols']})" if (
             published_row["symbols"] and pd.notna(published_row["numerator"])) else ""
         basis = ("" if layer == "utla" else " Published figures are authorities' figures summed where they nest in "
                  "the area and apportioned by postcodes where they do not.")
