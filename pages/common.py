@@ -643,13 +643,16 @@ AREA_PARAM = "area"
 AREA_STATE = "_joinedup_area"
 
 
-def shared_area(allowed) -> str | None:
+def shared_area(allowed=None) -> str | None:
     """The area chosen once (this session's, or the address's ?area= on a session's first page), if it is one
-    of ``allowed`` (the page's layer's codes); None otherwise."""
+    of ``allowed`` (the page's layer's codes; None: any code); None otherwise. The address gets it back (a
+    page change clears the address's parameters)."""
     if AREA_STATE not in st.session_state:
         st.session_state[AREA_STATE] = st.query_params.get(AREA_PARAM) or None
     code = st.session_state[AREA_STATE]
-    return code if code is not None and code in set(allowed) else None
+    if code is not None and st.query_params.get(AREA_PARAM) is None:
+        st.query_params[AREA_PARAM] = code
+    return code if code is not None and (allowed is None or code in set(allowed)) else None
 
 
 def remember_area(code: str | None) -> None:
@@ -661,12 +664,28 @@ def remember_area(code: str | None) -> None:
         st.query_params[AREA_PARAM] = code
 
 
-def seed_area(state_key: str, allowed) -> None:
+def area_changed(state_key: str) -> None:
+    """on_change of an area widget (a code, or a list whose first item is the area): keep the user's choice."""
+    value = st.session_state.get(state_key)
+    remember_area(value[0] if isinstance(value, (list, tuple)) and value else
+                  value if isinstance(value, str) else None)
+
+
+def seed_area(state_key: str, allowed, *, first_of: list | None = None) -> None:
     """Before a page's area widget ``state_key`` is drawn: start it on the area chosen once, when that is one
-    of ``allowed`` and differs from the widget's value (a default only: the user can change it)."""
+    of ``allowed`` and differs from the widget's value (a default only: the user can change it, which
+    ``area_changed`` keeps). ``first_of``: the widget holds a list (a multiselect) whose first item is the
+    area; the rest (default ``first_of``) follow it."""
     code = shared_area(allowed)
-    if code is not None and st.session_state.get(state_key) != code:
-        st.session_state[state_key] = code
+    if code is None:
+        return
+    if first_of is None:
+        if st.session_state.get(state_key) != code:
+            st.session_state[state_key] = code
+        return
+    current = list(st.session_state.get(state_key) or first_of)
+    if not current or current[0] != code:
+        st.session_state[state_key] = [code, *[c for c in current if c != code]][:len(current) or 1]
 
 
 # -- rendering a view's PageData (lib.views): pages only render what the builder returns --------------------

@@ -50,7 +50,8 @@ common.seed_area("prof_area", codes)
 if st.session_state.get("prof_area") not in names:
     st.session_state["prof_area"] = busiest[0]
 area = c2.selectbox("Area", codes, format_func=lambda c: f"{names[c]} ({c})", key="prof_area",
-                    help="Type to search. The area you choose is kept for the other pages and in the address.")
+                    help="Type to search. The area you choose is kept for the other pages and in the address.",
+                    on_change=common.area_changed, args=("prof_area",))
 period = c3.selectbox("Period", available["periods"], format_func=counts.period_label, key="prof_period")
 common.remember_area(area)
 exports.sync_query_params({"layer": layer, "period": period, "area": area})

@@ -125,9 +125,10 @@ def definitions(layer: str, years: list[str], data_version: str, agencies: list[
               "identifiable (not anonymous) records placed in the area", store + " after linkage", store,
               "A low rate can mean children seen once, or identifiers too poor to link. 95% CI: Wilson."),
              ("Published DfE: CSE identified at the end of children in need assessments, per 10,000 children",
-              f"DfE children in need table C3, factor 'child sexual exploitation', local authority figures "
-              f"{'summed' if convert.layer_key(layer) == 'utla' else 'summed where authorities nest in the area, apportioned by postcodes where they do not'}"
-              f", financial years {span}",
+              "DfE children in need table C3, factor 'child sexual exploitation', local authority figures "
+              + ("summed" if convert.layer_key(layer) == "utla" else
+                 "summed where authorities nest in the area, apportioned by postcodes where they do not")
+              + f", financial years {span}",
               "children aged 0–17 living in the area (official population)",
               "Department for Education, Characteristics of children in need (OGL v3.0); " + pop_source,
               _vintage(pub.C3_EXTRACT),
@@ -173,7 +174,7 @@ def spine(rows: pd.DataFrame, name: str) -> go.Figure:
         half = max(abs(v - centre) for v in (r.range_min, r.range_max, r.value, r.lower, r.upper,
                                             r.comparator_value, centre + 1e-9) if pd.notna(v))
 
-        def x(v):
+        def x(v, centre=centre, half=half):
             return (v - centre) / half if pd.notna(v) else None
 
         y = labels[i]
@@ -300,7 +301,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     said = {}
     for r in rows.itertuples(index=False):
         said.setdefault(r.vs_national, []).append(r.label.split(" (")[0].split(", per")[0])
-    parts = [f"**{prof.SIGNIFICANCE_STYLE[w]['text']} national**: "
+    parts = [f"**{prof.SIGNIFICANCE_STYLE[w]['text']} England and Wales**: "
              + "; ".join(said[w]) for w in ("higher", "similar", "lower") if said.get(w)]
     if said.get("hidden"):
         parts.append("**hidden for your role** (small numbers): " + "; ".join(said["hidden"]))
