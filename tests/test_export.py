@@ -69,13 +69,14 @@ def test_deck_slides_images_alt_text_and_text(packs):
 
     deck = _deck(packs["lead"].deck)
     slides = list(deck.slides)
-    # issue 18 added the trend and "why they differ" slides to the 8 of the first deck
-    assert len(slides) == len(SLIDE_TITLES) == 10 and packs["lead"].slides == SLIDE_TITLES
+    # issue 18 added the trend and "why they differ" slides to the 8 of the first deck, issue 17 the area profile
+    assert len(slides) == len(SLIDE_TITLES) == 11 and packs["lead"].slides == SLIDE_TITLES
     titles = [s.shapes.title.text for s in slides]
     assert titles[0] == "Somerset: where agencies' counts diverge"
     assert titles[1] == "Summary" and titles[-1] == "Attribution, date and data vintage"
     assert titles[4].startswith("Funnel plot") and titles[7].startswith("Comparison")
     assert titles[5] == "Trend by financial year: Somerset" and titles[6] == "Why they differ in Somerset"
+    assert titles[8] == "Area profile: Somerset"
     pictures = [sh for s in slides for sh in s.shapes if sh.shape_type == 13]
     assert [p.name for p in pictures] == ["Map of the divergence ratio", "Divergence chart", "Funnel plot",
                                           "Trend by financial year", "Why they differ"]
@@ -105,7 +106,8 @@ def test_deck_slides_images_alt_text_and_text(packs):
 
 def test_pngs_and_csvs_come_with_the_pack(packs):
     pack = packs["lead"]
-    assert set(pack.pngs) == {"map.png", "divergence.png", "funnel.png"}
+    # with the trend and "why they differ" charts of issue 18 (the lead sees both for Somerset)
+    assert set(pack.pngs) == {"map.png", "divergence.png", "funnel.png", "trend.png", "why.png"}
     for data in pack.pngs.values():
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(pack.csvs) == {"divergence_utla.csv", "comparison.csv", "comparator_group.csv"}
@@ -145,7 +147,7 @@ def test_commissioner_pack_is_suppressed_and_has_no_child_rows(packs):
     by_name = frame.set_index("area_name")
     for label, column in (("Police: CSE-flagged records", "police"),
                           ("Children's social care: CSE-flagged records", "children_social_care")):
-        row = comparison[comparison["indicator"] == label].iloc[0]
+        row = comparison[comparison["Indicator"] == label].iloc[0]  # the Compare page's own CSV (issue 15)
         for area in comparison.columns[1:-2]:  # a count hidden in the comparison is not shown in the divergence
             assert row[area] != "c" or area not in by_name.index, (label, area)
     lead_text = _all_text(_deck(packs["lead"].deck))

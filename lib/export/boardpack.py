@@ -43,7 +43,11 @@ from lib.views.base import PageData, Source
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 KINDS = ("divergence", "across")
 SLIDE_TITLES = ["Board pack", "Summary", "Map", "Divergence chart", "Funnel plot", "Trend by financial year",
-                "Why they differ", "Comparison table", "Data quality and methods", "Attribution and data vintage"]
+                "Why they differ", "Comparison table", "Area profile", "Data quality and methods",
+                "Attribution and data vintage"]
+#: The Area profile view's columns the profile slide shows (the comparator column, named for its method, is
+#: the sixth of the view's table).
+PROFILE_COLUMNS = ["Indicator", "Value", "95% CI", 5, "National", "Against national"]
 ACROSS_SLIDE_TITLES = ["Board pack", "Summary", "Headline figures", "Children crossing boundaries", "Flows",
                        "Found only by linkage", "Data quality and methods", "Attribution and data vintage"]
 CHART_NAMES = {"map": "Map of the divergence ratio", "divergence": "Divergence chart", "funnel": "Funnel plot",
@@ -181,7 +185,7 @@ def build_board_pack(con, *, layer: str, area: str, role: str, period: str = "al
     slides.prs.core_properties.subject = f"{deck.layer_title}; {counts.period_label(period)}; {ROLE_LABELS[role]}"
     names = []
     for name, slide in (DIVERGENCE_SLIDES if kind == "divergence" else ACROSS_SLIDES):
-        if name != SCENARIO_TITLE or scenario is not None:
+        if (name != SCENARIO_TITLE or scenario is not None) and (name != "Area profile" or "profile" in deck.views):
             slide(slides, deck)
             names.append(name)
     body = slides.save()
@@ -214,6 +218,9 @@ def _divergence_views(deck: _Deck, source: Source, compare_areas, comparator) ->
                                                "group": list(comparator) if comparator else None, **cmp_params},
                            deck.role)
     deck.views.update({"divergence": div, "compare": cmp})
+    if "profile" in views.BUILDERS and " Q" not in deck.period:  # the Area profile page (issue 17): its indicators as the last content slide
+        deck.views["profile"] = views.build_with("profile", source, {"layer": deck.layer, "area": deck.area,
+                                                                     "period": deck.period}, deck.role)
     frame = figs.divergence_frame(div.table("div_export").frame, deck.a, deck.b)
     charts = {"map": figs.deck_map(frame, deck.layer, deck.a, deck.b, deck.area, deck.area_name),
               "divergence": figs.dumbbell(frame, deck.a, deck.b, deck.noun, deck.area),
@@ -472,6 +479,19 @@ def _comparison_slide(s: Slides, d: _Deck) -> None:
     s.notes(slide, "\n".join(cmp.sentences))
 
 
+def _profile_slide(s: Slides, d: _Deck) -> None:
+    """The Area profile view's indicators for the chosen area (hook: absent when that page is not built)."""
+    profile = d.views.get("profile")
+    if profile is None:
+        return
+    table = profile.table("profile_table").frame
+    columns = [c if isinstance(c, str) else table.columns[c] for c in PROFILE_COLUMNS]
+    slide = s.titled(f"Area profile: {d.area_name}")
+    s.table(slide, table[columns], top=1.2, first=4.6, size=10, row_height=0.42, header_height=0.5)
+    notes = [t.replace("**", "") for t in profile.sentences] + list(profile.notes)
+    s.notes(slide, "\n".join(notes) + "\n\n" + table_text(table, {c: c for c in table.columns}))
+
+
 def _quality_lines(d: _Deck) -> list[str]:
     lines = [method_note(d.protected)]
     completeness = _compare_row(d, "valid_nhs_pct")
@@ -499,7 +519,8 @@ def _quality_slide(s: Slides, d: _Deck) -> None:
 #: (name, slide) in order; the scenario slide is there only when a scenario is given.
 DIVERGENCE_SLIDES = tuple(zip([*SLIDE_TITLES[:8], SCENARIO_TITLE, *SLIDE_TITLES[8:]],
                               (_title_slide, _div_summary, _map_slide, _dumbbell_slide, _funnel_slide, _trend_slide,
-                               _why_slide, _comparison_slide, _scenario_slide, _quality_slide, _attribution_slide)))
+                               _why_slide, _comparison_slide, _scenario_slide, _profile_slide, _quality_slide,
+                               _attribution_slide)))
 
 
 # -- the boundary-crossing deck (from the Across page) -------------------------------------------------------
