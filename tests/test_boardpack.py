@@ -253,3 +253,16 @@ def test_no_text_overflows_when_rendered(packs, name):
         pytest.skip("LibreOffice (soffice) or poppler-utils not installed")
     findings = deck_check.overflows(packs[name].deck)
     assert not findings, "\n".join(map(str, findings[:20]))
+
+
+def test_across_page_offers_the_boundary_crossing_deck(tmp_path_factory, monkeypatch):
+    """The Across boundaries page's board pack button builds the boundary-crossing deck, not the divergence one
+    (issue 18): its description names the Across slides."""
+    from tests.browser import ROOT
+    from tests.fixtures_linkage import run_page
+
+    at = run_page(str(ROOT / "pages" / "across.py"), synthetic_linked_store(tmp_path_factory), monkeypatch)
+    buttons = [b.proto for b in at.get("download_button") if b.proto.label == "Board pack (PowerPoint)"]
+    assert len(buttons) == 1
+    assert "children crossing boundaries, flows" in buttons[0].help
+    assert "funnel plot" not in buttons[0].help
