@@ -218,7 +218,8 @@ def _divergence_views(deck: _Deck, source: Source, compare_areas, comparator) ->
                                                "group": list(comparator) if comparator else None, **cmp_params},
                            deck.role)
     deck.views.update({"divergence": div, "compare": cmp})
-    if "profile" in views.BUILDERS and " Q" not in deck.period:  # the Area profile page (issue 17): its indicators as the last content slide
+    # the Area profile page (issue 17; years or all periods only): its indicators as the last content slide
+    if "profile" in views.BUILDERS and " Q" not in deck.period:
         deck.views["profile"] = views.build_with("profile", source, {"layer": deck.layer, "area": deck.area,
                                                                      "period": deck.period}, deck.role)
     frame = figs.divergence_frame(div.table("div_export").frame, deck.a, deck.b)
@@ -388,9 +389,11 @@ def _div_summary(s: Slides, d: _Deck) -> None:
     bullets.append(div.sentence("funnel"))
     why = div.tables.get("div_waterfall_table") if d.shown else None
     if why is not None:
-        biggest = why.frame.loc[why.frame["value"].abs().idxmax()]
-        bullets.append(f"Why they differ in {d.area_name}: the {biggest['component'].lower()} is the largest part "
-                       f"of the gap ({biggest['value']:+,.1f}).")
+        value = dict(zip(why.frame["component"], why.frame["value"]))
+        bullets.append(f"Why they differ in {d.area_name}: recording effect {value['Recording effect']:+,.1f} and "
+                       f"identity effect {value['Identity effect']:+,.1f} make the gap where encounters happened; "
+                       f"the boundary effect ({value['Boundary effect']:+,.1f}) moves it on each agency's own "
+                       "geography.")
     else:
         row = _compare_row(d, "share_a")
         if row is not None:
