@@ -158,6 +158,8 @@ area = st.selectbox("Area", choices, format_func=lambda c: names.get(c, c), key=
                     on_change=common.area_changed, args=("div_area",))
 area_name = names.get(area, area)
 exports.sync_query_params({"layer": layer, "period": period, "area": area})
+if page.sentence("area"):  # the chosen area's reading (also the board pack summary's first line)
+    st.markdown(page.sentence("area"))
 with st.container(border=True):
     st.markdown(f"**Board pack for {area_name}**: map, charts, comparison with similar areas, summary and notes.")
     exports.board_pack_controls(layer=layer, area=area, period=period, measure=measure, a=a, b=b,
