@@ -12,7 +12,7 @@ from lib.geo.layers import LAYERS
 from lib.measures import spans
 from lib.views import across as view_def
 from lib.views.base import Source
-from pages import exports
+from pages import common, exports
 from pages.common import (
     after_write,
     audit,
@@ -142,6 +142,8 @@ if not base.extra["linked"]:
         link_button("Link records now")
     st.stop()
 
+if "across_flow_area" not in st.session_state:  # the area chosen on any page (a default)
+    common.seed_area("across_flow_area", [c for c, _ in base.extra["flow_areas"]])
 focus = valid("across_flow_area", [c for c, _ in base.extra["flow_areas"]])
 data = view(layer=layer, span=span, top=top, focus=focus)
 child_level = sees_child_level(ROLE)
@@ -193,6 +195,7 @@ flow_names = dict(base.extra["flow_areas"])
 c1, c2 = st.columns([1, 2])
 c1.slider("Flows shown", 5, 50, 15, step=5, key="across_top")
 c2.selectbox("Into or out of", [None, *flow_names], key="across_flow_area",
+             on_change=common.area_changed, args=("across_flow_area",),
              format_func=lambda c: "All areas" if c is None else flow_names.get(c, c))
 say(data, "flows_reading")
 reading = data.extra["slots"]["flows_reading"][0]
@@ -234,7 +237,7 @@ with st.expander("Board pack for one area (PowerPoint, PNG, CSV)", icon=":materi
         pack_names = dict(data.extra["pack_areas"])
         pack_area = st.selectbox("Area", list(pack_names), format_func=lambda c: pack_names.get(c, c),
                                  key="across_bp_area")
-        exports.board_pack_controls(layer=layer, area=pack_area, role=ROLE, key="across_bp")
+        exports.board_pack_controls(layer=layer, area=pack_area, role=ROLE, key="across_bp", kind="across")
 
 # -- one child -----------------------------------------------------------------------------------------
 

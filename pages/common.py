@@ -416,6 +416,7 @@ APP_PAGES = (
     AppPage("pages/across.py", "Across boundaries", ":material/conversion_path:", "across"),
     AppPage("pages/divergence.py", "Where counts diverge", ":material/compare_arrows:", "divergence"),
     AppPage("pages/compare.py", "Compare areas", ":material/balance:", "compare"),
+    AppPage("pages/profile.py", "Area profile", ":material/monitoring:", "profile"),
     AppPage("pages/scenario.py", "NHS number scenarios", ":material/tune:", "scenario"),
     AppPage("pages/review.py", "Review links", ":material/rule:", "review"),
     AppPage("pages/data.py", "Data", ":material/database:", "data"),
@@ -630,6 +631,61 @@ def demo_banner() -> None:
     if is_demo() and demo_state()[0]:
         st.warning("**Synthetic demo data.** No sign-in is configured: every record here is generated, none is "
                    "about a real child. Loading real data requires sign-in.", icon=":material/science:")
+
+
+# -- the area chosen once, kept across pages and in the address (?area=) ------------------------------------
+# One area code, chosen on any page (Compare, Divergence, Boundaries, Across boundaries, Area profile), is kept
+# in this session (st.session_state, a key no widget owns, so it survives navigation) and in the URL, so a
+# shared link opens every page on it. A page uses it only where it is an area of the page's layer (a code of
+# another geography leaves that page on its own default). The URL wins on the first run of a session.
+
+AREA_PARAM = "area"
+AREA_STATE = "_joinedup_area"
+
+
+def shared_area(allowed=None) -> str | None:
+    """The area chosen once (this session's, or the address's ?area= on a session's first page), if it is one
+    of ``allowed`` (the page's layer's codes; None: any code); None otherwise. The address gets it back (a
+    page change clears the address's parameters)."""
+    if AREA_STATE not in st.session_state:
+        st.session_state[AREA_STATE] = st.query_params.get(AREA_PARAM) or None
+    code = st.session_state[AREA_STATE]
+    if code is not None and st.query_params.get(AREA_PARAM) is None:
+        st.query_params[AREA_PARAM] = code
+    return code if code is not None and (allowed is None or code in set(allowed)) else None
+
+
+def remember_area(code: str | None) -> None:
+    """Keep the area the user chose on this page for every page, and put it in the address."""
+    if not code:
+        return
+    st.session_state[AREA_STATE] = code
+    if st.query_params.get(AREA_PARAM) != code:
+        st.query_params[AREA_PARAM] = code
+
+
+def area_changed(state_key: str) -> None:
+    """on_change of an area widget (a code, or a list whose first item is the area): keep the user's choice."""
+    value = st.session_state.get(state_key)
+    remember_area(value[0] if isinstance(value, (list, tuple)) and value else
+                  value if isinstance(value, str) else None)
+
+
+def seed_area(state_key: str, allowed, *, first_of: list | None = None) -> None:
+    """Before a page's area widget ``state_key`` is drawn: start it on the area chosen once, when that is one
+    of ``allowed`` and differs from the widget's value (a default only: the user can change it, which
+    ``area_changed`` keeps). ``first_of``: the widget holds a list (a multiselect) whose first item is the
+    area; the rest (default ``first_of``) follow it."""
+    code = shared_area(allowed)
+    if code is None:
+        return
+    if first_of is None:
+        if st.session_state.get(state_key) != code:
+            st.session_state[state_key] = code
+        return
+    current = list(st.session_state.get(state_key) or first_of)
+    if not current or current[0] != code:
+        st.session_state[state_key] = [code, *[c for c in current if c != code]][:len(current) or 1]
 
 
 # -- rendering a view's PageData (lib.views): pages only render what the builder returns --------------------

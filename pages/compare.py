@@ -56,6 +56,7 @@ codes = sorted(names, key=lambda c: names[c])
 exports.seed_from_query("mode", "cmp_mode", list(view.MODES))
 exports.seed_from_query("areas", "cmp_areas", codes, many=True)
 exports.seed_from_query("group", "cmp_group", codes, many=True)
+common.seed_area("cmp_areas", codes, first_of=busiest[:3])  # the area chosen on any page leads (a default)
 if any(c not in names for c in st.session_state.get("cmp_areas", [])):
     st.session_state["cmp_areas"] = [c for c in st.session_state["cmp_areas"] if c in names]
 if any(c not in names for c in st.session_state.get("cmp_group", [])):
@@ -65,11 +66,12 @@ mode = st.radio("Areas", list(view.MODES), horizontal=True, key="cmp_mode", form
 if mode == "choose":
     areas = st.multiselect("Areas to compare", codes, default=busiest[:3] if "cmp_areas" not in st.session_state
                            else None, format_func=lambda c: f"{names[c]} ({c})", max_selections=view.compare.MAX_AREAS,
-                           key="cmp_areas", help="Type to search. Up to six areas.")
+                           key="cmp_areas", help="Type to search. Up to six areas.",
+                           on_change=common.area_changed, args=("cmp_areas",))
 else:
     current = (st.session_state.get("cmp_areas") or busiest[:1])[0]
     focus = st.selectbox("Area", codes, index=codes.index(current), format_func=lambda c: f"{names[c]} ({c})",
-                         key="cmp_focus")
+                         key="cmp_focus", on_change=common.area_changed, args=("cmp_focus",))
     areas = [focus, *view.neighbours(source, layer, focus)]
     st.session_state["cmp_areas"] = areas
     st.caption(f"{names[focus]} and the {len(areas) - 1} areas sharing the longest boundaries with it.")

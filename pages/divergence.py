@@ -10,7 +10,7 @@ from lib.measures import divergence as dv
 from lib.views import base as view_base
 from lib.views import build_with, resolve_params
 from lib.views import divergence as view
-from pages import exports
+from pages import common, exports
 from pages.common import connection, db_path, export_button, require_page, show_table, stored_data_version
 
 ROLE = require_page("divergence")  # every role; counts protected (perturbed) for roles that see aggregates only
@@ -93,6 +93,7 @@ if upload is not None:
 source.inputs = inputs
 choices, names = view.area_choices(source, params, ROLE)
 exports.seed_from_query("area", "div_area", choices)
+common.seed_area("div_area", choices)  # the area chosen on any page (a default)
 chosen = st.session_state.get("div_area")
 params["area"] = chosen if chosen in choices else None
 page = build_with("divergence", source, params, ROLE)
@@ -153,9 +154,12 @@ if tab.open:
 # -- one area: trend and why -------------------------------------------------------------------------------
 
 st.subheader("One area: trend, and why the agencies differ")
-area = st.selectbox("Area", choices, format_func=lambda c: names.get(c, c), key="div_area")
+area = st.selectbox("Area", choices, format_func=lambda c: names.get(c, c), key="div_area",
+                    on_change=common.area_changed, args=("div_area",))
 area_name = names.get(area, area)
 exports.sync_query_params({"layer": layer, "period": period, "area": area})
+if page.sentence("area"):  # the chosen area's reading (also the board pack summary's first line)
+    st.markdown(page.sentence("area"))
 with st.container(border=True):
     st.markdown(f"**Board pack for {area_name}**: map, charts, comparison with similar areas, summary and notes.")
     exports.board_pack_controls(layer=layer, area=area, period=period, measure=measure, a=a, b=b,

@@ -54,7 +54,7 @@ def _pack(path: str, version: str, spec: dict, cube) -> boardpack.BoardPack:
 def board_pack_controls(*, layer: str, area: str, period: str = "all", measure: str = "cse_records",
                         a: str = "police", b: str = "children_social_care", cube=None,
                         compare_areas: list[str] | None = None, comparator: list[str] | None = None,
-                        role: str | None = None, key: str = "bp") -> None:
+                        role: str | None = None, key: str = "bp", kind: str = "divergence") -> None:
     """A "Board pack (PowerPoint)" button and, in an expander, the charts (PNG) and tables (CSV)."""
     path = common.db_path()
     version = common.stored_data_version(common.connection(path))
@@ -64,7 +64,8 @@ def board_pack_controls(*, layer: str, area: str, period: str = "all", measure: 
     cube = cube if cube is not None else measure_cube(path, version)
     spec = {"layer": layer, "area": area, "role": role, "period": period, "measure": measure, "a": a, "b": b,
             "compare_areas": list(compare_areas) if compare_areas else None,
-            "comparator": list(comparator) if comparator else None}
+            "comparator": list(comparator) if comparator else None, "kind": kind}
+    charts, tables = boardpack.ASSETS[kind]
 
     def download(part: str, name: str | None = None):
         def make() -> bytes:
@@ -75,22 +76,24 @@ def board_pack_controls(*, layer: str, area: str, period: str = "all", measure: 
             return data
         return make
 
-    stem = f"board_pack_{layer}_{area}_{period.replace(' ', '_')}"
+    stem = f"board_pack_{'' if kind == 'divergence' else 'across_'}{layer}_{area}_{period.replace(' ', '_')}"
     suppressed = " Small numbers are suppressed (c) for your role." if boardpack.aggregates_suppressed(role) else ""
     st.download_button("Board pack (PowerPoint)", download("deck"), file_name=f"{stem}.pptx",
                        mime=boardpack.PPTX_MIME, key=f"{key}_deck", type="primary", icon=":material/slideshow:",
                        on_click="ignore",
-                       help="Title, map, divergence chart, funnel plot, comparison table, a plain-English summary, "
-                            "data-quality and methods notes, attribution and data vintage. Takes about 10 s."
+                       help=("Title, summary, map, divergence chart, funnel plot, trend, why they differ, comparison "
+                             "table, methods notes, attribution and data vintage." if kind == "divergence" else
+                             "Title, summary, headline figures, children crossing boundaries, flows, children found "
+                             "only by linkage, methods notes, attribution and data vintage.") + " Takes about 15 s."
                             + suppressed)
     with st.expander("Charts (PNG) and tables (CSV)"):
         st.caption("The same charts and tables as the board pack. CSV cells that a spreadsheet would run as a "
                    "formula are neutralised." + suppressed)
         cols = st.columns(3)
-        for i, (name, title) in enumerate(boardpack.CHARTS.items()):
+        for i, (name, title) in enumerate(charts.items()):
             cols[i].download_button(f"{title} (PNG)", download("png", f"{name}.png"), file_name=f"{name}.png",
                                     mime="image/png", key=f"{key}_png_{name}", on_click="ignore")
-        for i, (name, title) in enumerate(boardpack.TABLES.items()):
+        for i, (name, title) in enumerate(tables.items()):
             cols[i].download_button(f"{title} (CSV)", download("csv", name.format(layer=layer)),
                                     file_name=name.format(layer=layer), mime="text/csv", key=f"{key}_csv_{i}",
                                     on_click="ignore")

@@ -11,6 +11,7 @@ from lib import views
 from lib.geo import maps
 from lib.geo.layers import LAYERS, PLACE_ORDER
 from lib.views import boundaries as view_def
+from pages import common
 from pages.common import column_config, export_button, require_page
 
 ROLE = require_page("boundaries")  # every role: public boundaries only, no records
@@ -64,6 +65,8 @@ if view_choice == "overlay":
                                    format_func=lambda k: LAYERS[k].title, key="hover_layer")
         basemap = st.selectbox("Base map", list(maps.BASEMAPS), index=0, key="basemap")
         st.subheader("Find a place")
+        if "place_query" not in st.session_state and common.shared_area():  # the area chosen on any page
+            st.session_state["place_query"] = common.shared_area()
         query = st.text_input("Postcode or area name", placeholder="e.g. LS1 3EX or Rotherham",
                               key="place_query", on_change=reset_match)
         data, figures = build(view="overlay", layers=shown, hover=hover_layer, basemap=basemap, place=query,

@@ -69,13 +69,17 @@ def test_deck_slides_images_alt_text_and_text(packs):
 
     deck = _deck(packs["lead"].deck)
     slides = list(deck.slides)
-    assert len(slides) == len(SLIDE_TITLES) == 8
+    # issue 18 added the trend and "why they differ" slides to the 8 of the first deck, issue 17 the area profile
+    assert len(slides) == len(SLIDE_TITLES) == 11 and packs["lead"].slides == SLIDE_TITLES
     titles = [s.shapes.title.text for s in slides]
     assert titles[0] == "Somerset: where agencies' counts diverge"
     assert titles[1] == "Summary" and titles[-1] == "Attribution, date and data vintage"
-    assert titles[4].startswith("Funnel plot") and titles[5].startswith("Comparison")
+    assert titles[4].startswith("Funnel plot") and titles[7].startswith("Comparison")
+    assert titles[5] == "Trend by financial year: Somerset" and titles[6] == "Why they differ in Somerset"
+    assert titles[8] == "Area profile: Somerset"
     pictures = [sh for s in slides for sh in s.shapes if sh.shape_type == 13]
-    assert [p.name for p in pictures] == ["Map of the divergence ratio", "Divergence chart", "Funnel plot"]
+    assert [p.name for p in pictures] == ["Map of the divergence ratio", "Divergence chart", "Funnel plot",
+                                          "Trend by financial year", "Why they differ"]
     for picture in pictures:
         alt = picture._element.nvPicPr.cNvPr.get("descr")
         assert alt and len(alt) > 60
@@ -92,9 +96,9 @@ def test_deck_slides_images_alt_text_and_text(packs):
     assert ATTRIBUTION in text and "ONSPD November 2025" in text
     assert "Somerset" in slides[1].shapes[1].text_frame.text  # the plain-English summary names the area
     assert "Funnel limits are exact binomial" in text and "comparator group" in text.lower()
-    for slide in slides[2:5]:  # every chart slide carries its table in the notes
+    for slide in slides[2:7]:  # every chart slide carries its table in the notes
         assert slide.has_notes_slide and " | " in slide.notes_slide.notes_text_frame.text
-    table = [sh for sh in slides[5].shapes if sh.has_table][0].table
+    table = [sh for sh in slides[7].shapes if sh.has_table][0].table
     header = [cell.text for cell in table.rows[0].cells]
     assert header[0] == "Indicator" and header[1] == "Somerset" and header[-2:] == ["Comparator group",
                                                                                      "England and Wales"]
@@ -102,7 +106,8 @@ def test_deck_slides_images_alt_text_and_text(packs):
 
 def test_pngs_and_csvs_come_with_the_pack(packs):
     pack = packs["lead"]
-    assert set(pack.pngs) == {"map.png", "divergence.png", "funnel.png"}
+    # with the trend and "why they differ" charts of issue 18 (the lead sees both for Somerset)
+    assert set(pack.pngs) == {"map.png", "divergence.png", "funnel.png", "trend.png", "why.png"}
     for data in pack.pngs.values():
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(pack.csvs) == {"divergence_utla.csv", "comparison.csv", "comparator_group.csv"}
@@ -115,7 +120,8 @@ def test_commissioner_pack_is_suppressed_and_has_no_child_rows(packs):
     pack = packs["commissioner"]
     frame = pd.read_csv(io.BytesIO(pack.csvs["divergence_utla.csv"]), encoding="utf-8-sig", dtype=str)
     counts = frame[["police", "children_social_care", "total"]]
-    assert (counts == "c").any().any()
+    # the divergence view (which the pack now uses, issue 15) leaves out areas whose counts are hidden
+    assert len(frame) < len(pd.read_csv(io.BytesIO(packs["lead"].csvs["divergence_utla.csv"]), encoding="utf-8-sig"))
     visible = counts[counts != "c"].stack().dropna().astype(float)
     assert ((visible == 0) | (visible > 5)).all()
     # Secondary: no row gives a hidden count back from its total (exactly one hidden of A, B, A + B).
@@ -127,7 +133,9 @@ def test_commissioner_pack_is_suppressed_and_has_no_child_rows(packs):
     deck_text = _all_text(_deck(pack.deck))
     everything = deck_text + "".join(b.decode("utf-8-sig") for b in pack.csvs.values())
     assert "CH-" not in everything  # no child pseudonyms anywhere
-    assert "Counts from 1 to 5 are shown as c" in deck_text
+    from lib.disclosure.notes import method_note
+
+    assert method_note(True) in deck_text  # the methods slide names the disclosure method
     table = [sh for s in _deck(pack.deck).slides for sh in s.shapes if sh.has_table][0].table
     for row in list(table.rows)[1:]:
         cells = [c.text for c in row.cells]
@@ -139,11 +147,11 @@ def test_commissioner_pack_is_suppressed_and_has_no_child_rows(packs):
     by_name = frame.set_index("area_name")
     for label, column in (("Police: CSE-flagged records", "police"),
                           ("Children's social care: CSE-flagged records", "children_social_care")):
-        row = comparison[comparison["indicator"] == label].iloc[0]
-        for area in comparison.columns[1:-2]:
-            assert (row[area] == "c") == (by_name.at[area, column] == "c"), (label, area)
+        row = comparison[comparison["Indicator"] == label].iloc[0]  # the Compare page's own CSV (issue 15)
+        for area in comparison.columns[1:-2]:  # a count hidden in the comparison is not shown in the divergence
+            assert row[area] != "c" or area not in by_name.index, (label, area)
     lead_text = _all_text(_deck(packs["lead"].deck))
-    assert "Counts from 1 to 5 are shown as c" not in lead_text
+    assert method_note(True) not in lead_text and method_note(False) in lead_text
 
 
 def test_formulas_are_neutralised_numbers_are_not():

@@ -228,15 +228,17 @@ def test_divergence_for_aggregate_roles_maps_only_shown_areas_and_one_period(sto
     assert maps, "no map was checked"
 
 
-def test_board_pack_refuses_a_single_period_for_aggregate_roles(store_copy):
+def test_board_pack_refuses_a_quarter_for_aggregate_roles(store_copy):
+    """Issue 16 opened financial years to aggregate roles (every year and "all" are sums of the same perturbed
+    atoms); quarters are not published below the lead, so a commissioner's pack refuses one."""
     from lib.export import boardpack
     from lib.records import store
 
     con = store.connect(store_copy)
     try:
-        with pytest.raises(ValueError, match="all periods together"):
+        with pytest.raises(ValueError, match="not quarters"):
             boardpack.build_board_pack(con, layer="utla", area="E06000066", role="commissioner",
-                                       period="2024-25", audit=False)
+                                       period="2024-25 Q1", audit=False)
     finally:
         con.close()
 

@@ -23,6 +23,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "across": frozenset(ROLES),        # child lists and journeys inside it: lead only
     "divergence": frozenset(ROLES),
     "compare": frozenset(ROLES),
+    "profile": frozenset(ROLES),       # one area's indicators against England and Wales (aggregates)
     "scenario": frozenset(ROLES),
     "review": frozenset({LEAD}),
     "data": frozenset({ANALYST}),

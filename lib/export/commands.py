@@ -23,6 +23,12 @@ def register(sub) -> None:
                                                         "area and up to 3 neighbours)")
     cmd.add_argument("--comparator", default=None, help="a user-defined comparator group, comma-separated "
                                                            "(default: the 5 nearest neighbours on indicators)")
+    cmd.add_argument("--from", dest="kind", choices=["divergence", "across"], default="divergence",
+                     help="which deck: divergence (the Where counts diverge and Compare pages) or across "
+                          "(children crossing boundaries, the Across boundaries page)")
+    cmd.add_argument("--scenario", default=None, metavar="LEVERS_JSON",
+                     help='add a scenario slide: the levers as JSON, e.g. \'{"capture": {"police": 1.0}}\' '
+                          "(the Scenario page's simulation)")
     cmd.add_argument("--out", type=Path, required=True, help="the .pptx to write")
     cmd.add_argument("--assets", type=Path, default=None, help="also write each chart (PNG) and table (CSV) here")
     cmd.set_defaults(func=boardpack)
@@ -39,9 +45,17 @@ def boardpack(args) -> int:
     a, b = [x.strip() for x in args.agencies.split(",")]
     con = store.connect(args.db, read_only=True)  # a reader: the current version
     try:
+        scenario = None
+        if args.scenario is not None:
+            from lib import views
+            from lib.views.base import Source
+
+            scenario = views.build_with("scenario", Source(con, store.resolve_path(args.db)),
+                                        {"levers": args.scenario}, args.role)
         pack = build_board_pack(con, layer=args.layer, area=args.area, role=args.role, period=args.period,
                                 measure=args.measure, a=a, b=b, compare_areas=_codes(args.compare),
-                                comparator=_codes(args.comparator), user=f"cli:{getpass.getuser()}")
+                                comparator=_codes(args.comparator), user=f"cli:{getpass.getuser()}",
+                                kind=args.kind, scenario=scenario)
     finally:
         con.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +66,7 @@ def boardpack(args) -> int:
         for name, data in {**pack.pngs, **pack.csvs}.items():
             (args.assets / name).write_bytes(data)
             written.append(str(args.assets / name))
-    print(json.dumps({"out": str(args.out), "layer": args.layer, "area": args.area, "role": args.role,
-                      "period": args.period, "slides": pack.slides, "bytes": len(pack.deck),
+    print(json.dumps({"out": str(args.out), "kind": args.kind, "layer": args.layer, "area": args.area,
+                      "role": args.role, "period": args.period, "slides": pack.slides, "bytes": len(pack.deck),
                       "seconds": pack.seconds, "timings": pack.timings, "files": written}))
     return 0

@@ -30,6 +30,7 @@ BUILDERS: dict[str, str] = {
     "across": "lib.views.across",
     "divergence": "lib.views.divergence",
     "compare": "lib.views.compare",
+    "profile": "lib.views.profile",
     "scenario": "lib.views.scenario",
     "review": "lib.views.review",
     "data": "lib.views.data",

@@ -165,6 +165,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                           "page). A trust's children are its modelled share of each area's children.")
     data.notes.append(f"Agencies compared for divergence: {dv.agency_title(A)} and {dv.agency_title(B)}.")
     data.extra.update({"indicator": indicator, "indicators": list(numeric.index), "labels": labels,
+                       "table_indicators": list(prof.table["indicator"]),  # the key of each cmp_table row
                        "hidden": prof.hidden, "suppressed": suppressed, "small": small,
                        "period_label": counts.period_label(period)})
     return data

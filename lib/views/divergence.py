@@ -221,6 +221,9 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     data.extra["area_name"] = area_name
     if agg and area in small_codes(result):
         data.note("small", disclosure_notes.small_note([area_name]))
+    focus = result[result["area_code"] == area]
+    if not focus.empty:  # the chosen area's reading (the board pack's summary leads with it)
+        data.say("area", dv.describe_area(focus.iloc[0], a, b, measure))
     if agg:
         data.note("trend_hidden", "Trends by quarter are for the safeguarding lead (quarters are not published "
                                   "to your role); choose a financial year under Period to see one year.")

@@ -1,0 +1,378 @@
+"""View builder of the Area profile page (issue 17): one area's indicators, Fingertips-style spine chart, against
+England and Wales and its comparator group (DfE statistical neighbours for children's services authorities,
+context neighbours otherwise), with 95% confidence intervals, comparisons in colour AND words, the trend over
+financial years and a definition of every indicator (lib.measures.profile does the arithmetic).
+
+The role's protection is the Compare page's, applied in ONE place (``_protect``, which calls
+``lib.views.compare._protect`` on the same base and cube): a cell hidden on Compare is hidden here, so the two
+pages cannot be differenced against each other. The store's yearly trend is shown only where the role sees
+every period (``lib.access.roles.periods_for``); the published DfE trend is public and shown to every role.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from lib.access.roles import aggregates_suppressed, periods_for
+from lib.geo import official_lookups
+from lib.measures import convert, counts, neighbours, population
+from lib.measures import divergence as dv
+from lib.measures import profile as prof
+from lib.measures import published as pub
+from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
+from lib.views import compare as view_compare
+from lib.views.base import PageData, Param, Source, Table, source_of
+
+PAGE = "profile"
+CACHEABLE = True  # lib.views.build_with keeps the PageData per data version, parameters and role
+TITLE = "Area profile"
+MEASURE = "cse_records"
+A, B = view_compare.A, view_compare.B
+
+PARAMS: dict[str, Param] = {
+    "layer": Param("utla", tuple(convert.MEASURE_LAYERS), help="the geography of the area"),
+    "area": Param(None, help="an area code of the layer (default: the area with the most cases)"),
+    "period": Param("all", help="all or a financial year (2023-24); aggregate-only roles: all"),
+}
+
+
+def _cube(source: Source, role: str):
+    """The measure cube the role reads (the protected cube for aggregate roles once the store offers one)."""
+    cube_for = getattr(source, "cube_for", None)
+    return cube_for(role) if cube_for is not None else source.cube()
+
+
+def _protect(source: Source, base: pd.DataFrame, layer: str, period: str, role: str) -> pd.DataFrame:
+    """THE protection of this page: Compare's hidden-cell mask for the role on the same base."""
+    return view_compare._protect(source, base, (layer, period, MEASURE), role)
+
+
+def options(con_or_store, role: str) -> dict:
+    """Periods the role may pick: all, and financial years (no quarters) where the role sees every period."""
+    cube = source_of(con_or_store).cube()
+    return {"periods": [p for p in periods_for(role, cube.periods) if " Q" not in p]}
+
+
+def choices(con_or_store, layer: str) -> tuple[dict[str, str], list[str]]:
+    """The areas a selector offers: code -> name, and codes from the most cases to the fewest."""
+    return view_compare.choices(con_or_store, layer, "all", MEASURE)
+
+
+def _years(cube, period: str) -> list[str]:
+    return [p for p in cube.periods if p != "all" and " Q" not in p] if period == "all" else [period]
+
+
+def _vintage(key: str) -> str:
+    entry = official_lookups.sources_json().get(key, {})
+    return f"{entry.get('dataset', key)}; vintage {entry.get('vintage', '?')}; {entry.get('licence', '')}".strip("; ")
+
+
+def _fmt(value, digits: int = 1) -> str:
+    if value is None or pd.isna(value):
+        return ""
+    return f"{value:,.{digits}f}"
+
+
+def _count(value) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:,.0f}"
+
+
+def _comparison(word: str, against: str) -> str:
+    if word == "hidden":
+        return "hidden for your role (small numbers)"
+    if word == "not compared":
+        return f"not compared (no figure to compare with {against})"
+    return f"{prof.SIGNIFICANCE_STYLE[word]['text']} {against}"
+
+
+def definitions(layer: str, years: list[str], data_version: str, agencies: list[str]) -> pd.DataFrame:
+    """Numerator, denominator, source, vintage and caveats of every indicator."""
+    pop_source = population.source_label(layer=layer)
+    store = f"Your record store (data version {data_version})"
+    direct = "placed in the area by where the encounter happened (direct basis)"
+    span = ", ".join(years) if years else "no financial year"
+    rows = []
+    for x in agencies:
+        rows.append((f"{dv.agency_title(x)}: CSE-flagged records per 10,000 children",
+                     f"{dv.agency_title(x)} records with a CSE flag, {direct}, financial years {span}",
+                     "children aged 0–17 living in the area (official population)", store + "; " + pop_source,
+                     "ONS mid-2024 (England), mid-2020 (Wales)",
+                     "A record, not a child: a child seen twice counts twice. A rate over several years is "
+                     "records of all those years per 10,000 children. 95% CI: Byar's approximation to the exact "
+                     "Poisson interval (the population taken as known)."))
+    if A in agencies and B in agencies:
+        rows.append((f"{dv.agency_title(A)} share of {dv.agency_title(A)} + {dv.agency_title(B)} CSE-flagged "
+                     "records (%)", f"{dv.agency_title(A)} CSE-flagged records, {direct}",
+                     f"{dv.agency_title(A)} + {dv.agency_title(B)} CSE-flagged records", store, store,
+                     "A share says where two agencies' recording diverges, not how much harm there is. 95% CI: "
+                     "Wilson score interval; records of one child are not independent, so it is too narrow "
+                     "where children are seen repeatedly."))
+    rows += [("Identifier completeness: valid NHS number (% of records)",
+              "records with an NHS number passing the modulus 11 check", "all records placed in the area", store,
+              store, "Covers all periods. 95% CI: Wilson."),
+             ("Identifier completeness: name and date of birth (% of records)",
+              "records with a forename, surname and date of birth", "all records placed in the area", store, store,
+              "Covers all periods. 95% CI: Wilson."),
+             ("Children spanning boundaries (% of resident linked children)",
+              "linked children living in the area whose encounters span two or more police forces, children's "
+              "services authorities, ICBs/health boards or trust catchments",
+              "linked children living in the area", store + " after linkage", store,
+              "Needs a linkage run; a linked child is a probabilistic match (see the Review page). 95% CI: "
+              "Wilson."),
+             ("Linkage rate (% of identifiable records joined to another)",
+              "identifiable records that linkage joined to at least one other record",
+              "identifiable (not anonymous) records placed in the area", store + " after linkage", store,
+              "A low rate can mean children seen once, or identifiers too poor to link. 95% CI: Wilson."),
+             ("Published DfE: CSE identified at the end of children in need assessments, per 10,000 children",
+              "DfE children in need table C3, factor 'child sexual exploitation', local authority figures "
+              + ("summed" if convert.layer_key(layer) == "utla" else
+                 "summed where authorities nest in the area, apportioned by postcodes where they do not")
+              + f", financial years {span}",
+              "children aged 0–17 living in the area (official population)",
+              "Department for Education, Characteristics of children in need (OGL v3.0); " + pop_source,
+              _vintage(pub.C3_EXTRACT),
+              "England only (Wales: no figure; the national figure is England's). Factors are counted per "
+              "assessment, not per child. A cell published as a symbol (c, k, low, u, x, z) has no number: it "
+              "is left out of sums and named, never counted as zero. 95% CI: Byar.")]
+    return pd.DataFrame(rows, columns=["Indicator", "Numerator", "Denominator", "Source", "Vintage", "Caveats"])
+
+
+def _display(rows: pd.DataFrame, comparator_label: str) -> pd.DataFrame:
+    out = []
+    for r in rows.itertuples(index=False):
+        digits = 1
+        hidden = bool(r.hidden)
+        national = r.national_label
+        out.append({
+            "Indicator": r.label,
+            "Count": "c" if hidden else _count(r.numerator),
+            "Denominator": "c" if hidden else _count(r.denominator),
+            "Value": "c" if hidden else (_fmt(r.value, digits) or (r.symbols if getattr(r, "symbols", "") else
+                                                                    "no figure")),
+            "95% CI": "" if hidden or pd.isna(r.lower) else f"{_fmt(r.lower, digits)} to {_fmt(r.upper, digits)}",
+            comparator_label: _fmt(r.comparator_value, digits) or "c or no figure",
+            "National": f"{national}: {_fmt(r.national_value, digits)}" if pd.notna(r.national_value)
+            else f"{national}: c or no figure",
+            "Against national": _comparison(r.vs_national, national),
+            "Against comparator group": _comparison(r.vs_comparator, "the comparator group"),
+            "Trend": r.trend,
+        })
+    return pd.DataFrame(out)
+
+
+def spine(rows: pd.DataFrame, name: str) -> go.Figure:
+    """The Fingertips spine chart: per indicator, the spread of the layer's areas (grey: whole range, darker:
+    middle half) scaled so the national value is the centre line, the comparator group (diamond) and the
+    area (coloured and shaped by its comparison with the national value, with its 95% interval)."""
+    fig = go.Figure()
+    labels = list(rows["label"])
+    for i, r in enumerate(rows.itertuples(index=False)):
+        centre = r.national_value
+        if pd.isna(centre):
+            continue
+        half = max(abs(v - centre) for v in (r.range_min, r.range_max, r.value, r.lower, r.upper,
+                                            r.comparator_value, centre + 1e-9) if pd.notna(v))
+
+        def x(v, centre=centre, half=half):
+            return (v - centre) / half if pd.notna(v) else None
+
+        y = labels[i]
+        if pd.notna(r.range_min):
+            fig.add_trace(go.Scatter(x=[x(r.range_min), x(r.range_max)], y=[y, y], mode="lines",
+                                     line={"color": "#D9D9D9", "width": 14}, hoverinfo="skip", showlegend=False))
+            fig.add_trace(go.Scatter(x=[x(r.range_q1), x(r.range_q3)], y=[y, y], mode="lines",
+                                     line={"color": "#8C8C8C", "width": 14}, hoverinfo="skip", showlegend=False))
+        if pd.notna(r.comparator_value):
+            fig.add_trace(go.Scatter(x=[x(r.comparator_value)], y=[y], mode="markers", showlegend=False,
+                                     marker={"symbol": "diamond", "size": 11, "color": "#000000"},
+                                     hovertemplate=f"Comparator group: {r.comparator_value:,.1f}<extra></extra>"))
+        style = prof.SIGNIFICANCE_STYLE[r.vs_national]
+        if pd.notna(r.value):
+            fig.add_trace(go.Scatter(
+                x=[x(r.value)], y=[y], mode="markers", showlegend=False,
+                error_x={"type": "data", "symmetric": False, "array": [x(r.upper) - x(r.value)],
+                         "arrayminus": [x(r.value) - x(r.lower)], "color": "#333333", "thickness": 1.5},
+                marker={"symbol": style["symbol"], "size": 15, "color": style["colour"],
+                        "line": {"color": "#000000", "width": 1.5}},
+                hovertemplate=(f"{name}: {r.value:,.1f} (95% CI {r.lower:,.1f} to {r.upper:,.1f}); "
+                               f"{style['text']} {r.national_label} ({centre:,.1f})<extra></extra>")))
+    fig.add_vline(x=0, line={"color": "#000000", "width": 2})
+    for word in ("higher", "similar", "lower"):  # the legend: colour and shape, with words
+        style = prof.SIGNIFICANCE_STYLE[word]
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{style['text']} national",
+                                 marker={"symbol": style["symbol"], "size": 12, "color": style["colour"],
+                                         "line": {"color": "#000000", "width": 1}}))
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="comparator group",
+                             marker={"symbol": "diamond", "size": 10, "color": "#000000"}))
+    fig.update_layout(height=110 + 52 * len(rows), margin={"l": 10, "r": 20, "t": 30, "b": 40},
+                      plot_bgcolor="white", legend={"orientation": "h", "y": -0.08},
+                      xaxis={"range": [-1.15, 1.15], "showticklabels": False, "zeroline": False,
+                             "title": "← lower than national | national (centre line) | higher than national →"},
+                      yaxis={"autorange": "reversed", "automargin": True})
+    return fig
+
+
+def _trend_rows(cube, layer: str, code: str, years: list[str], pop: pd.Series, agencies: list[str],
+                figures: pd.DataFrame, show_store: bool) -> pd.DataFrame:
+    rows = []
+    children = float(pop.get(code, np.nan))
+    if show_store:
+        for year in years:
+            wide = counts.agency_counts(cube, layer, year, MEASURE).set_index("area_code")
+            for x in agencies:
+                n = float(wide.at[code, x]) if code in wide.index and pd.notna(wide.at[code, x]) else 0.0
+                value, lower, upper = prof.estimate(prof.RATE, n, children)
+                rows.append((f"rate_{x}", f"{dv.agency_title(x)}: CSE-flagged records per 10,000 children", year,
+                             n, value, lower, upper, ""))
+    published = prof.published_on_layer(figures, layer)
+    published = published[published["area_code"] == code].set_index("period")
+    for year in sorted(published.index):
+        n = published.at[year, "count"]
+        value, lower, upper = prof.estimate(prof.RATE, n, children)
+        rows.append(("published_rate", "Published DfE: CSE identified at the end of assessment, per 10,000 "
+                     "children", year, n, value, lower, upper, published.at[year, "symbols"]))
+    return pd.DataFrame(rows, columns=["key", "indicator", "period", "count", "value", "lower", "upper", "symbols"])
+
+
+def build(con_or_store, params: dict, role: str) -> PageData:
+    source = source_of(con_or_store)
+    layer, period = convert.layer_key(params["layer"]), params["period"]
+    allowed = options(source, role)
+    if period not in allowed["periods"]:
+        raise ValueError(f"parameter period={period!r}: expected one of {', '.join(allowed['periods'])} "
+                         f"for the {role} role")
+    names, busiest = choices(source, layer)
+    area = params["area"] or (busiest[0] if busiest else None)
+    if area not in names:
+        raise ValueError(f"parameter area={area!r}: not an area of layer {layer!r}")
+    cube = _cube(source, role)
+    base = view_compare._base(source, layer, period, MEASURE)
+    mask = _protect(source, base, layer, period, role)
+    suppressed = aggregates_suppressed(role)
+    name = names[area]
+    data = PageData(page=PAGE, role=role, params=dict(params), data_version=source.data_version(), title=TITLE,
+                    extra={"area": area, "layer": layer, "names": names, "period_label": counts.period_label(period),
+                           "suppressed": suppressed})
+
+    # the comparator group: DfE statistical neighbours or context neighbours, never the outcome measures
+    group = neighbours.neighbours(layer, area)
+    dfe = bool(len(group)) and group["method"].iat[0] == neighbours.DFE_METHOD
+    codes = list(group["neighbour_code"])
+    comparator_label = "DfE statistical neighbours" if dfe else "Context neighbours"
+    if dfe:
+        data.say("comparator", f"**Comparator group: DfE statistical neighbours.** {name}'s {len(codes)} nearest "
+                               "children's services authorities in the Department for Education's statistical "
+                               "neighbour model (2025), with DfE's closeness band for each; chosen by DfE on "
+                               "the authorities' characteristics, never on the CSE figures compared here.")
+        table = group[["rank", "neighbour_code", "neighbour_name", "closeness"]].rename(columns={
+            "rank": "Rank", "neighbour_code": "Code", "neighbour_name": "Area", "closeness": "DfE closeness"})
+    else:
+        why = (" (DfE's model covers English authorities only)" if layer == "utla" else "")
+        data.say("comparator", f"**Comparator group: context neighbours{why}.** The {len(codes)} areas of this "
+                               "layer nearest to " + name + " in child population, child density and household "
+                               "deprivation (Census 2021), each standardised; never the CSE figures compared here.")
+        table = group[["rank", "neighbour_code", "neighbour_name", "distance"]].rename(columns={
+            "rank": "Rank", "neighbour_code": "Code", "neighbour_name": "Area",
+            "distance": "Distance (standard deviations)"})
+
+    # the indicators
+    years = _years(cube, period)
+    pop = population.default_population(layer)
+    rows = prof.indicator_table(base, area, codes, mask, a=A, b=B)
+    figures = pub.figures_for(source.con)
+    national = pub.dfe_c3(levels=("National",))
+    published_row = prof.published_row(figures, national, layer, area, codes, years, pop)
+    rows = pd.concat([rows.assign(symbols=""), pd.DataFrame([published_row]).drop(columns="periods")],
+                     ignore_index=True)
+
+    # the trend over financial years
+    agencies = list(cube.agencies)
+    show_store = not suppressed
+    all_years = [p for p in cube.periods if p != "all" and " Q" not in p]
+    trend = _trend_rows(cube, layer, area, all_years, pop, agencies, figures, show_store)
+    words = {key: prof.trend(part) for key, part in trend.groupby("key")}
+    rows["trend"] = [words[key] if key in words else
+                     ("yearly figures shown to the safeguarding lead only" if key.startswith("rate_")
+                      else "no yearly figures" if key == "published_rate" else "covers all periods")
+                     for key in rows["indicator"]]
+
+    # readings
+    said = {}
+    for r in rows.itertuples(index=False):
+        said.setdefault(r.vs_national, []).append(r.label.split(" (")[0].split(", per")[0])
+    parts = [f"**{prof.SIGNIFICANCE_STYLE[w]['text']} England and Wales**: "
+             + "; ".join(said[w]) for w in ("higher", "similar", "lower") if said.get(w)]
+    if said.get("hidden"):
+        parts.append("**hidden for your role** (small numbers): " + "; ".join(said["hidden"]))
+    if said.get("not compared"):
+        parts.append("**not compared** (no figure): " + "; ".join(said["not compared"]))
+    data.say("headline", f"**{name} ({area})**, {convert.MEASURE_LAYERS[layer].lower()}, "
+                         f"{counts.period_label(period)}. Each indicator's 95% confidence interval against the "
+                         "national value (England for the published DfE figure): " + ". ".join(parts) + ".")
+    csc = rows[rows["indicator"] == f"rate_{B}"]
+    if len(csc):
+        mine = "c (hidden for your role)" if bool(csc["hidden"].iat[0]) else _count(csc["numerator"].iat[0])
+        theirs = (_count(published_row["numerator"]) if pd.notna(published_row["numerator"])
+                  else f"no total ({published_row['symbols'] or 'no figure'})")
+        extra = f" (left out of the sum, published as symbols: {published_row['symbols']})" if (
+            published_row["symbols"] and pd.notna(published_row["numerator"])) else ""
+        basis = ("" if layer == "utla" else " Published figures are authorities' figures summed where they nest in "
+                 "the area and apportioned by postcodes where they do not.")
+        data.say("published", f"Children's social care, financial years {', '.join(years)}: your extract: {mine}; "
+                              f"published: {theirs}{extra}. Your extract counts CSE-flagged records where the "
+                              "encounter happened; DfE counts assessments with CSE identified as a factor."
+                              + basis)
+
+    data.tables["profile_table"] = Table(_display(rows, comparator_label), f"{name}: indicators",
+                                         "Higher / similar / lower: the area's 95% confidence interval wholly "
+                                         "above, overlapping or wholly below the national value (Fingertips' "
+                                         "method). Not better or worse: more recorded harm can mean better "
+                                         "recognition.", downloadable=True)
+    data.figures["profile_spine"] = spine(rows, name)
+    if show_store or len(trend):
+        shown = trend.assign(
+            Count=[_count(c) if pd.notna(c) else (s or "no figure") for c, s in zip(trend["count"], trend["symbols"])],
+            Value=[_fmt(v) for v in trend["value"]],
+            CI=[f"{_fmt(lo)} to {_fmt(hi)}" if pd.notna(lo) else "" for lo, hi in zip(trend["lower"], trend["upper"])])
+        shown = shown.rename(columns={"indicator": "Indicator", "period": "Financial year", "CI": "95% CI"})
+        data.tables["profile_trend_table"] = Table(
+            shown[["Indicator", "Financial year", "Count", "Value", "95% CI"]], "Trend over financial years",
+            ("" if show_store else "Your extract's yearly figures are shown to the safeguarding lead only: "
+             "beside the all-period figures they could be subtracted to reveal hidden small counts. ")
+            + "Published DfE figures: reporting year ending 31 March, shown as the financial year it closes.",
+            downloadable=True)
+        data.figures["profile_trend"] = _trend_figure(trend)
+    data.tables["profile_group_table"] = Table(table, f"Comparator group: {comparator_label.lower()}",
+                                               downloadable=True)
+    data.tables["profile_definitions"] = Table(definitions(layer, years, data.data_version, agencies),
+                                               "Definitions", downloadable=True)
+    data.note("population", population.source_label(layer=layer))
+    if suppressed:
+        data.note("suppression", SUPPRESSION_NOTE + " A comparator group figure is hidden when any member's is.")
+    data.note("spine", "Spine chart: the centre line is the national value; the grey bar spans the areas of the "
+                       "layer you may see (lightest: the whole range, darker: the middle half); the diamond is the "
+                       "comparator group; the marker is the area, its colour AND shape saying higher (blue "
+                       "triangle up), similar (yellow circle) or lower (orange triangle down), the whiskers its 95% "
+                       "interval. The table below gives every value.")
+    data.extra.update({"indicators": list(rows["indicator"]), "comparator_method": comparator_label,
+                       "comparator": codes, "years": years})
+    return data
+
+
+def _trend_figure(trend: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    palette = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"]
+    dashes = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot", "solid"]
+    for i, (indicator, part) in enumerate(trend.groupby("indicator", sort=False)):
+        part = part.dropna(subset=["value"])
+        fig.add_trace(go.Scatter(
+            x=part["period"], y=part["value"], mode="lines+markers", name=indicator.split(":")[0],
+            line={"color": palette[i % len(palette)], "dash": dashes[i % len(dashes)]},
+            error_y={"type": "data", "symmetric": False, "array": (part["upper"] - part["value"]).tolist(),
+                     "arrayminus": (part["value"] - part["lower"]).tolist()},
+            hovertemplate="%{x}: %{y:,.1f} per 10,000<extra>" + indicator.split(":")[0] + "</extra>"))
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 20, "b": 40}, plot_bgcolor="white",
+                      yaxis={"title": "per 10,000 children", "rangemode": "tozero", "gridcolor": "#eeeeee"},
+                      xaxis={"title": "financial year", "type": "category"}, legend={"orientation": "h", "y": -0.25})
+    return fig
