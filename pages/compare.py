@@ -41,7 +41,7 @@ available = view.options(source, ROLE)
 
 layers = list(convert.MEASURE_LAYERS)
 exports.seed_from_query("layer", "cmp_layer", layers)
-PERIODS = available["periods"]  # aggregate-only roles: all periods together (no differencing)
+PERIODS = available["periods"]  # aggregate-only roles: all and financial years (no quarters)
 exports.seed_from_query("period", "cmp_period", PERIODS)
 c1, c2, c3 = st.columns([2, 1, 1])
 st.session_state.setdefault("cmp_layer", "utla")
@@ -49,7 +49,7 @@ layer = c1.selectbox("Layer", layers, format_func=convert.MEASURE_LAYERS.get, ke
 period = c2.selectbox("Period", PERIODS, format_func=counts.period_label, key="cmp_period")
 measure = c3.selectbox("Count", available["measures"], key="cmp_measure", format_func=view.MEASURES.get)
 with st.spinner("Profiling every area…"):
-    names, busiest = view.choices(source, layer, period, measure)
+    names, busiest = view.choices(source, layer, period, measure, ROLE)
 codes = sorted(names, key=lambda c: names[c])
 
 # Areas from the URL only if they belong to the chosen layer.
@@ -104,6 +104,9 @@ st.subheader(side.title)
 st.markdown(page.sentences[0])
 show_table(page, "cmp_table", height=38 + 35 * len(side.frame))
 st.caption(side.note)
+for name in ("disclosure", "small"):  # how the counts are protected, and the user's own small areas
+    if page.note_text(name):
+        st.caption(page.note_text(name))
 
 # -- one indicator as a chart, with its table ----------------------------------------------------------------
 
@@ -139,5 +142,6 @@ st.subheader("Board pack and downloads")
 st.caption(page.notes[0])
 exports.board_pack_controls(layer=layer, area=areas[0], period=period, measure=measure, a=view.A, b=view.B, cube=data,
                             compare_areas=areas, comparator=comparator, role=ROLE, key="cmp_bp")
-for note in page.notes[1:]:
-    st.caption(note)
+for i, note in enumerate(page.notes[1:], start=1):
+    if i not in (page.note_names.get("disclosure"), page.note_names.get("small")):
+        st.caption(note)

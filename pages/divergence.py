@@ -13,7 +13,7 @@ from lib.views import divergence as view
 from pages import common, exports
 from pages.common import connection, db_path, export_button, require_page, show_table, stored_data_version
 
-ROLE = require_page("divergence")  # every role; counts suppressed for roles that see aggregates only
+ROLE = require_page("divergence")  # every role; counts protected (perturbed) for roles that see aggregates only
 MAP_CONFIG = {"scrollZoom": True, "displaylogo": False}
 
 st.title(view.TITLE)
@@ -66,7 +66,7 @@ b = c2.selectbox("Agency B", b_options,
                  index=b_options.index("children_social_care") if "children_social_care" in b_options else 0,
                  format_func=dv.agency_title, key="div_b")
 exports.seed_from_query("layer", "div_layer", convert.MEASURE_LAYERS)  # a shared link restores the view
-PERIODS = available["periods"]  # aggregate-only roles: all periods together (no differencing)
+PERIODS = available["periods"]  # aggregate-only roles: all and financial years (no quarters)
 exports.seed_from_query("period", "div_period", PERIODS)
 layer = c3.selectbox("Common geography", list(convert.MEASURE_LAYERS),
                      index=None if "div_layer" in st.session_state else 1,
@@ -102,7 +102,7 @@ for name in sorted(n for n in page.note_names if n.startswith("population_proble
     note(name, st.warning)
 note("modelled")
 note("apportioned")
-note("suppressed")
+note("disclosure")
 st.markdown(page.sentence("table"))
 note("population_source")
 
@@ -172,6 +172,7 @@ with st.container(border=True):
     st.markdown(f"**Board pack for {area_name}**: map, charts, comparison with similar areas, summary and notes.")
     exports.board_pack_controls(layer=layer, area=area, period=period, measure=measure, a=a, b=b,
                                 cube=source.cube(), role=ROLE, key="div_bp")
+note("small", lambda text: st.info(text, icon=":material/info:"))
 if page.note_text("trend_hidden"):
     note("trend_hidden", lambda text: st.info(text, icon=":material/visibility_off:"))
 else:

@@ -44,7 +44,7 @@ st.session_state.setdefault("prof_layer", "utla")
 c1, c2, c3 = st.columns([2, 3, 1])
 layer = c1.selectbox("Layer", layers, format_func=convert.MEASURE_LAYERS.get, key="prof_layer")
 with st.spinner("Profiling every area…"):
-    names, busiest = view.choices(source, layer)
+    names, busiest = view.choices(source, layer, ROLE)
 codes = sorted(names, key=lambda c: names[c])
 common.seed_area("prof_area", codes)
 if st.session_state.get("prof_area") not in names:
@@ -82,6 +82,6 @@ show_table(page, "profile_group_table")
 
 st.subheader("What each indicator counts")
 show_table(page, "profile_definitions")
-for name in ("population", "suppression"):
+for name in ("population", "disclosure", "small"):
     if page.note_text(name):
         st.caption(page.note_text(name))

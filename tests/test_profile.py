@@ -141,19 +141,33 @@ def test_published_figures_equal_the_file_and_keep_their_symbols(store):
         view["sentence_names"]["published"]]
 
 
-def test_hidden_cells_stay_hidden_for_aggregate_roles(store):
-    lead = rows(cli_view(store, "profile", "lead", {"area": LEEDS})).set_index("Indicator")
+def test_aggregate_roles_see_the_same_protected_counts_as_on_compare(store):
+    """Below the lead the profile's counts are the disclosure service's (Source.cube_for), the very figures
+    Compare shows for the area; the lead's are exact; nothing is shown as c; every role sees a yearly trend."""
+    lead_view = cli_view(store, "profile", "lead", {"area": LEEDS})
     commissioner_view = cli_view(store, "profile", "commissioner", {"area": LEEDS})
     commissioner = rows(commissioner_view).set_index("Indicator")
-    assert not (lead["Value"] == "c").any()
-    hidden = commissioner[commissioner["Value"] == "c"]
-    assert len(hidden), "the synthetic store's Leeds has small counts a commissioner may not see"
-    assert (hidden["95% CI"] == "").all() and (hidden["Count"] == "c").all()
-    assert hidden["Against national"].str.startswith("hidden").all()
-    # the store's yearly figures are for the lead only (years beside all periods could be differenced)
-    lead_trend = rows(cli_view(store, "profile", "lead", {"area": LEEDS}), "profile_trend_table")
-    commissioner_trend = rows(commissioner_view, "profile_trend_table")
-    assert lead_trend["Indicator"].str.contains("CSE-flagged records").any()
-    assert not commissioner_trend["Indicator"].str.contains("CSE-flagged records").any()
-    with pytest.raises(AssertionError):
-        cli_view(store, "profile", "commissioner", {"area": LEEDS, "period": "2023-24"})
+    assert not (commissioner["Value"] == "c").any()
+    compare = cli_view(store, "compare", "commissioner", {"areas": LEEDS})
+    side = rows(compare, "cmp_table").set_index("Indicator")
+    for agency in ("Police", "Children's social care"):
+        on_compare = side.loc[f"{agency}: CSE-flagged records", "Leeds"]
+        assert commissioner.loc[f"{agency}: CSE-flagged records per 10,000 children", "Count"] == on_compare
+    lead_compare = rows(cli_view(store, "compare", "lead", {"areas": LEEDS}), "cmp_table").set_index("Indicator")
+    lead = rows(lead_view).set_index("Indicator")
+    assert lead.loc["Police: CSE-flagged records per 10,000 children", "Count"] == \
+        lead_compare.loc["Police: CSE-flagged records", "Leeds"]
+    assert "disclosure" in commissioner_view["note_names"]
+    assert "cell key perturbation" in commissioner_view["notes"][commissioner_view["note_names"]["disclosure"]]
+    trend = rows(commissioner_view, "profile_trend_table")
+    assert trend["Indicator"].str.contains("CSE-flagged records").any()
+    assert set(trend["Financial year"]) >= {"2023-24", "2024-25"}
+    one_year = cli_view(store, "profile", "commissioner", {"area": LEEDS, "period": "2023-24"})
+    assert one_year["extra"]["years"] == ["2023-24"]
+    with pytest.raises(AssertionError):  # quarters: too few cases for a profile, for every role
+        cli_view(store, "profile", "lead", {"area": LEEDS, "period": "2023-24 Q1"})
+
+
+def test_a_perturbed_numerator_above_its_denominator_is_a_full_share():
+    value, low, high = prof.estimate(prof.PROPORTION, 12, 11)
+    assert value == 100 and high == 100 and low == pytest.approx(_wilson(11, 11)[0] * 100)

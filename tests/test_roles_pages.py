@@ -193,10 +193,12 @@ def test_app_navigation_lists_only_the_role_pages(store_copy):
 @pytest.mark.parametrize("role", ["analyst", "commissioner"])
 def test_divergence_for_aggregate_roles_maps_only_shown_areas_and_one_period(store_copy, role):
     """The ratio map's hover carries each area's counts, so it must hold only the areas the page shows; and
-    these roles get all periods together only (a year minus its other quarters would give a hidden one)."""
+    these roles get all periods and financial years, never quarters (issue 16: years are sums of perturbed
+    atoms, so they add up to all; was "all periods" only under per-table suppression)."""
     at = _run_page(APP_PAGES["divergence"], role, tables=True)
     period = next(s for s in at.selectbox if s.key == "div_period")
-    assert list(period.options) == ["all periods"]
+    assert list(period.options)[0] == "all periods"
+    assert all(o.startswith("financial year") for o in list(period.options)[1:]) and len(period.options) > 1
     assert "div_trend_by" not in _keys(at)
     shown = {str(code) for f in at.dataframe if "area_code" in f.value.columns for code in f.value["area_code"]}
     assert shown

@@ -50,12 +50,20 @@ def test_chart_tab_closed_renders_the_two_other_tables(store, monkeypatch):
                   tables=["cmp_table", "cmp_group_table", "cmp_published_table"])  # issue 17 added the last
 
 
-def test_suppression_differs_by_role_in_the_view(store):
+def test_protection_differs_by_role_in_the_view(store):
+    """Issue 16: the commissioner's counts are perturbed (cell key perturbation), never hidden as ``c``; the
+    lead's are exact and say they are unprotected. (Was: the commissioner saw ``c``; that per-table suppression
+    gave hidden counts back by subtraction and is gone.)"""
+    from lib.disclosure import notes
+
     params = {"layer": "lad", "areas": "E06000001,E06000002,E06000003"}
-    lead = cli_view(store, "compare", "lead", params)["tables"]["cmp_table"]["rows"]
-    commissioner = cli_view(store, "compare", "commissioner", params)["tables"]["cmp_table"]["rows"]
-    assert not any("c" in row for row in lead)
-    assert any("c" in row for row in commissioner)
+    lead = cli_view(store, "compare", "lead", params)
+    commissioner = cli_view(store, "compare", "commissioner", params)
+    lead_rows, comm_rows = lead["tables"]["cmp_table"]["rows"], commissioner["tables"]["cmp_table"]["rows"]
+    assert not any("c" in row for row in lead_rows)
+    assert not any("c" in row for row in comm_rows)
+    assert lead_rows != comm_rows  # perturbed somewhere
+    assert notes.METHOD in commissioner["notes"] and notes.UNPROTECTED in lead["notes"]
 
 
 def test_cli_refuses_unknown_parameters_and_values(store, capsys):
@@ -63,7 +71,8 @@ def test_cli_refuses_unknown_parameters_and_values(store, capsys):
     assert "no parameter colour" in capsys.readouterr().err
     assert cli.main(["view", "compare", "--role", "lead", "--db", str(store), "--param", "areas=E99999999"]) == 2
     assert "E99999999 not an area of layer 'utla'" in capsys.readouterr().err
-    assert cli.main(["view", "compare", "--role", "analyst", "--db", str(store), "--param", "period=2024-25"]) == 2
+    # aggregate roles see financial years (perturbed on atoms per year, so years add up to all), not quarters
+    assert cli.main(["view", "compare", "--role", "analyst", "--db", str(store), "--param", "period=2024-25 Q1"]) == 2
     assert "for the analyst role" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["view", "compare", "--role", "boss", "--db", str(store)])

@@ -67,14 +67,27 @@ def test_chart_tabs_open_render_no_table(store, monkeypatch):
     assert_parity(monkeypatch, store, "divergence", "lead", params={}, tables=[])
 
 
-def test_aggregate_roles_leave_out_small_areas(store):
-    lead = cli_view(store, "divergence", "lead", {"layer": "lad"})["tables"]["div_dumbbell_table"]
-    analyst = cli_view(store, "divergence", "analyst", {"layer": "lad"})["tables"]["div_dumbbell_table"]
+def test_aggregate_roles_see_every_area_with_perturbed_counts(store):
+    """Issue 16: below the lead every area is shown with its published (perturbed) counts, small ones hatched on the
+    map; nothing is left out. (Was: areas with a count of 1-5 were left out; that per-table suppression gave them
+    back by subtraction across layers.)"""
+    from lib.disclosure import notes
+
+    lead_view = cli_view(store, "divergence", "lead", {"layer": "lad"})
+    analyst_view = cli_view(store, "divergence", "analyst", {"layer": "lad"})
+    lead, analyst = (v["tables"]["div_dumbbell_table"] for v in (lead_view, analyst_view))
     counts = lead["columns"].index("count_a"), lead["columns"].index("count_b")
     small = [r for r in lead["rows"] if any(1 <= (r[i] or 0) <= 5 for i in counts)]
-    assert small, "the fixture has small counts to hide"
-    assert len(analyst["rows"]) < len(lead["rows"])
-    assert not [r for r in analyst["rows"] if any(1 <= (r[i] or 0) <= 5 for i in counts)]
+    assert small, "the fixture has small counts"
+    exact = {r[1]: [r[i] for i in counts] for r in lead["rows"]}
+    shown = {r[1]: [r[i] for i in counts] for r in analyst["rows"]}
+    assert not set(shown) - set(exact)
+    assert all(sum(exact[code]) <= 5 for code in set(exact) - set(shown))  # only a small count can publish as 0
+    assert any(shown.get(code) != value for code, value in exact.items())  # perturbed
+    assert notes.METHOD in analyst_view["notes"] and notes.UNPROTECTED in lead_view["notes"]
+    hatch = [t for t in analyst_view["figures"]["div_map"]["data"] if t.get("name") == notes.HATCH_LEGEND]
+    assert len(hatch) == 1 and hatch[0]["showlegend"]
+    assert not [t for t in lead_view["figures"]["div_map"]["data"] if t.get("name") == notes.HATCH_LEGEND]
 
 
 def test_cli_refuses_unknown_parameters_and_values(store, capsys):
@@ -84,7 +97,8 @@ def test_cli_refuses_unknown_parameters_and_values(store, capsys):
 
     assert "no parameter colour" in refused("--role", "lead", "--param", "colour=red")
     assert "layer='mars'" in refused("--role", "lead", "--param", "layer=mars")
-    assert "for the commissioner role" in refused("--role", "commissioner", "--param", "period=2024-25")
+    # aggregate roles may pick a financial year (years add up to all on atoms), not a quarter
+    assert "for the commissioner role" in refused("--role", "commissioner", "--param", "period=2024-25 Q1")
     assert "two different agencies" in refused("--role", "lead", "--param", "b=police")
     assert "parameter a='fire'" in refused("--role", "lead", "--param", "a=fire")
     assert "area='E99999999'" in refused("--role", "lead", "--param", "area=E99999999")

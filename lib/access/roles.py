@@ -2,7 +2,7 @@
 
 Decision (docs/ACCESS.md, "Roles"): only the safeguarding lead sees child-level rows (journeys, the review
 queue, lists of children). Analysts and commissioners see aggregates, and every aggregate they see
-or export passes through small-number suppression (lib.measures.suppression). Analysts alone load
+or export is protected by cell key perturbation (lib.disclosure.service; docs/DISCLOSURE.md). Analysts alone load
 extracts and run linkage. The role decides which pages and widgets exist, not only what is hidden.
 """
 from __future__ import annotations
@@ -49,16 +49,19 @@ def sees_child_level(role: str) -> bool:
 
 
 def aggregates_suppressed(role: str) -> bool:
-    """Counts 1-5 shown as `c` (with secondary suppression) in every view and export for this role."""
+    """Every count this role sees or exports is protected (lib.disclosure: cell key perturbation; pages not yet
+    moved to it still show counts 1-5 as `c`); False for the safeguarding lead, who sees exact figures."""
     return role != LEAD
 
 
 def periods_for(role: str, periods: list[str]) -> list[str]:
-    """The periods a role may pick. Aggregate-only roles get "all" alone: suppression works within one table,
-    and a year is the sum of its quarters (and "all" of its years), so a count hidden in one period could be
-    worked out by subtracting the others. One non-overlapping period cannot be differenced."""
+    """The periods a role may pick. Aggregate-only roles get "all" and the financial years, not quarters: their
+    counts come from lib.disclosure.service, where records are perturbed once per atom and financial year and
+    every published year and "all" is an exact sum of those perturbed atoms, so subtracting one year (or all the
+    others) from "all" yields nothing finer than a perturbed atom. Quarters are not perturbed that way and stay
+    with the safeguarding lead."""
     if aggregates_suppressed(role):
-        return [p for p in periods if p == "all"] or periods[:1]
+        return [p for p in periods if " Q" not in p] or periods[:1]
     return list(periods)
 
 

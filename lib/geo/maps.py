@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import shapely
 
 from lib.geo import alignment, lookup
+from lib.geo import layers as layer_registry
 from lib.geo.layers import LAYERS
 
 ENGLAND_WALES_CENTRE = {"lat": 52.6, "lon": -2.3}
@@ -160,3 +161,58 @@ def choropleth_figure(layer: str, values: dict[str, float], title: str, hover: d
     layout["map"]["layers"] = map_layers
     fig.update_layout(**layout)
     return fig
+
+
+HATCH_COLOUR = "#222222"
+HATCH_LEGEND = "Small count (under 10): perturbed"  # the same words as lib.disclosure.notes.HATCH_LEGEND
+
+
+@cache
+def _feature_index(layer: str) -> dict[str, dict]:
+    """Code -> display feature of a layer; a measure layer drawn from several (``nhs``: ICBs and Welsh health
+    boards) is the union of its parts."""
+    parts = layer_registry.get(layer).name_layers if layer not in LAYERS else (layer,)
+    return {f["id"]: f for part in parts for f in layer_geojson(part)["features"]}
+
+
+@cache
+def _hatch_segments(layer: str, code: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Diagonal hatching of one area: parallel lines (45°, spacing a tenth of the area's extent, kept between
+    0.008° and 0.06° so a city district still gets several lines and a county is not black) intersected with
+    its simplified polygon. Returns (lons, lats) with None between segments."""
+    feature = _feature_index(layer).get(code)
+    if feature is None:
+        return (), ()
+    geom = shapely.geometry.shape(feature["geometry"]).simplify(0.002, preserve_topology=True)
+    if geom.is_empty:
+        return (), ()
+    min_x, min_y, max_x, max_y = geom.bounds
+    spacing = min(max(max(max_x - min_x, max_y - min_y) / 10, 0.008), 0.06)
+    # lines y = x + c for c across the box: from (min_x, min_x + c) to (max_x, max_x + c)
+    offsets = np.arange(min_y - max_x, max_y - min_x + spacing, spacing)
+    lines = shapely.MultiLineString([[(min_x, min_x + c), (max_x, max_x + c)] for c in offsets])
+    cut = shapely.intersection(lines, geom)
+    lons: list = []
+    lats: list = []
+    for part in shapely.get_parts(cut):
+        if part.geom_type != "LineString" or part.length == 0:
+            continue
+        xs, ys = part.xy
+        lons.extend([*map(float, xs), None])
+        lats.extend([*map(float, ys), None])
+    return tuple(lons), tuple(lats)
+
+
+def hatch_trace(layer: str, codes, *, name: str = HATCH_LEGEND, colour: str = HATCH_COLOUR,
+                width: float = 1.0) -> go.Scattermap:
+    """One line trace hatching the areas ``codes`` of ``layer`` (diagonal lines clipped to their polygons;
+    offline: plain map lines, no tiles), with a legend entry ``name``. Areas not in the layer's display
+    GeoJSON are skipped. Add it to a map figure after its fills so the hatching lies on top."""
+    lons: list = []
+    lats: list = []
+    for code in sorted(set(map(str, codes))):
+        x, y = _hatch_segments(layer, code)
+        lons.extend(x)
+        lats.extend(y)
+    return go.Scattermap(lon=lons or [None], lat=lats or [None], mode="lines", name=name,
+                         line={"color": colour, "width": width}, hoverinfo="skip", showlegend=bool(lons))

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from lib.disclosure import service
 from lib.measures import convert, population, spans
 from lib.measures import divergence as dv
 from lib.measures.counts import MeasureCube, agency_counts
@@ -79,13 +80,27 @@ def _linkage_per_area(con, layer: str) -> pd.DataFrame:
         WHERE e.{column} IS NOT NULL GROUP BY 1""")
 
 
+#: Compare's record counts that are not in the cube: SQL conditions on an encounter ``e`` (``s.n``: records of its
+#: linked child), the same definitions as lib.records.store.completeness and ``_linkage_per_area``.
+RECORD_MEASURES = {
+    "encounters": "TRUE",
+    "valid_nhs": "e.nhs_status = 'valid'",
+    "name_dob": "e.forename_hash IS NOT NULL AND e.surname_hash IS NOT NULL AND e.dob_hash IS NOT NULL",
+}
+LINKED_MEASURES = {"identifiable": "NOT e.is_anonymous AND rc.in_rc", "linked": "NOT e.is_anonymous AND s.n >= 2"}
+
+
 def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: str = "cse_records",
-              population: pd.Series | None = None, a: str = "police", b: str = "children_social_care"
-              ) -> pd.DataFrame:
+              population: pd.Series | None = None, a: str = "police", b: str = "children_social_care",
+              keys: dict | None = None) -> pd.DataFrame:
     """One row per area of ``layer`` with the numerators and denominators of every indicator:
     ``area_code``, ``area_name``, one count column per agency, ``total``, ``children_population``,
     ``encounters``, ``valid_nhs``, ``name_dob``, ``children``, ``spanning``, ``identifiable``, ``linked``,
-    ``verdict`` (funnel verdict of A's share)."""
+    ``verdict`` (funnel verdict of A's share).
+
+    ``keys`` (``lib.disclosure.members.key_tables``; pass with the protected cube of ``lib.disclosure.service``):
+    every count is then published by cell key perturbation: records on atoms (``service.area_record_sums``),
+    resident children per area with their children's cell key (``service.distinct_cells``). Without it, exact."""
     layer = convert.layer_key(layer)
     wide = agency_counts(cube, layer, period, measure)
     agencies = list(cube.agencies)
@@ -93,13 +108,27 @@ def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: 
     base["total"] = base[agencies].sum(axis=1, min_count=1)
     pop = population if population is not None else pd.Series(dtype="float64")
     base["children_population"] = base["area_code"].map(pop).astype("float64")
-    comp = completeness(con, layer, basis="encounter", by="none")
-    comp = comp[comp["area_code"] != "(unplaced)"].set_index("area_code")
-    base["encounters"] = base["area_code"].map(comp["encounters"]).fillna(0).astype("float64")
-    base["valid_nhs"] = (base["area_code"].map(comp["valid_nhs_pct"]) / 100 * base["encounters"]).round()
-    base["name_dob"] = (base["area_code"].map(comp["name_dob_pct"]) / 100 * base["encounters"]).round()
-    span = _spans_per_area(con, layer).set_index("area_code")
-    link = _linkage_per_area(con, layer).set_index("area_code")
+    linked = spans.has_linkage(con)
+    if keys is None:
+        comp = completeness(con, layer, basis="encounter", by="none")
+        comp = comp[comp["area_code"] != "(unplaced)"].set_index("area_code")
+        base["encounters"] = base["area_code"].map(comp["encounters"]).fillna(0).astype("float64")
+        base["valid_nhs"] = (base["area_code"].map(comp["valid_nhs_pct"]) / 100 * base["encounters"]).round()
+        base["name_dob"] = (base["area_code"].map(comp["name_dob_pct"]) / 100 * base["encounters"]).round()
+        span = _spans_per_area(con, layer).set_index("area_code")
+        link = _linkage_per_area(con, layer).set_index("area_code")
+    else:
+        measures = {**RECORD_MEASURES, **(LINKED_MEASURES if linked else {})}
+        sums = service.area_record_sums(con, keys, layer, measures, linked_sizes=linked).set_index("area_code")
+        for column in RECORD_MEASURES:
+            base[column] = base["area_code"].map(sums[column]).fillna(0).astype("float64")
+        link = sums[list(LINKED_MEASURES)] if linked else pd.DataFrame(columns=list(LINKED_MEASURES))
+        if linked:
+            kids = spans.child_table(con, layer).dropna(subset=["home_area"]).rename(
+                columns={"home_area": "area_code", "spans_any": "spanning"})
+            span = service.distinct_cells(kids, ["area_code"], ["spanning"], keys).set_index("area_code")
+        else:
+            span = pd.DataFrame(columns=["children", "spanning"])
     for column, frame in (("children", span), ("spanning", span), ("identifiable", link), ("linked", link)):
         base[column] = base["area_code"].map(frame[column]).fillna(0).astype("float64") if len(frame) else np.nan
     if a in agencies and b in agencies:

@@ -64,12 +64,16 @@ def spec(agencies: list[str], a: str = "police", b: str = "children_social_care"
 
 
 def estimate(kind: str, numerator, denominator) -> tuple[float, float, float]:
-    """(value, lower, upper): a rate per 10,000 with Byar limits, or a percentage with Wilson limits."""
+    """(value, lower, upper): a rate per 10,000 with Byar limits, or a percentage with Wilson limits (a
+    numerator above its denominator, possible only between perturbed counts, is taken as the denominator)."""
     if numerator is None or denominator is None or pd.isna(numerator) or pd.isna(denominator) or denominator <= 0:
         return np.nan, np.nan, np.nan
     if kind == RATE:
         return tuple(float(v) for v in intervals.rate(float(numerator), float(denominator)))
-    value, lower, upper = intervals.proportion(float(numerator), float(denominator))
+    # Below the lead numerator and denominator are perturbed separately (cell key perturbation), so a published
+    # numerator can exceed its denominator by a little: the share is then taken as 100%.
+    value, lower, upper = intervals.proportion(min(max(float(numerator), 0.0), float(denominator)),
+                                               float(denominator))
     return float(value) * 100, float(lower) * 100, float(upper) * 100
 
 

@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lib.access.roles import aggregates_suppressed
+from lib.disclosure import members, service
 from lib.export.csv_safe import to_csv_bytes
 from lib.measures import counts
 from lib.records import store
@@ -156,9 +158,22 @@ class Source:
         self.inputs = dict(inputs or {})
 
     def cube(self):
+        """The EXACT cube (the safeguarding lead's figures). Builders showing counts call ``cube_for(role)``."""
         if self._cube is None:
             self._cube = self.memo.get(("cube",), lambda: counts.build_cube(self.con))
         return self._cube
+
+    def keys(self) -> dict:
+        """The store's record and child keys (lib.disclosure.members.key_tables), memoised per data version."""
+        return self.memo.get(("disclosure.keys",), lambda: members.key_tables(self.con))
+
+    def cube_for(self, role: str):
+        """The cube ``role`` may see: exact for the safeguarding lead, protected by cell key perturbation
+        (lib.disclosure.service.protected_cube, memoised per data version) for every other role."""
+        if not aggregates_suppressed(role):
+            return self.cube()
+        return self.memo.get(("cube", "protected"),
+                             lambda: service.protected_cube(self.con, self.cube(), keys=self.keys()))
 
     def data_version(self) -> str:
         return store.data_version(self.con)

@@ -1,17 +1,19 @@
 """View builder of the Compare areas page: the side-by-side profile, one indicator charted (figure and its
-table) and the comparator group, for one role (lib.measures.compare does the work; suppression for the role
-happens in ONE place, ``_protect``)."""
+table) and the comparator group, for one role (lib.measures.compare does the work). Protection for the role
+happens in ONE place, ``_base``: below the safeguarding lead every count is the published one of the
+disclosure service (lib.disclosure.service: cell key perturbation, docs/DISCLOSURE.md), and rates, shares,
+verdicts, the comparator group and England and Wales are computed from those counts. Nothing is hidden."""
 from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from lib.access.roles import aggregates_suppressed, periods_for
+from lib.disclosure import notes as disclosure_notes
 from lib.measures import compare, convert, counts, population, published
 from lib.measures import divergence as dv
 from lib.measures import neighbours as neighbours_measures
 from lib.measures import profile as profile_measures
-from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
 from lib.views.base import PageData, Param, Source, Table, source_of
 
 PAGE = "compare"
@@ -24,7 +26,7 @@ MODES = {"choose": "Areas I choose (2 to 6)", "neighbours": "An area and its nei
 PARAMS: dict[str, Param] = {
     "layer": Param("utla", tuple(convert.MEASURE_LAYERS), help="the common geography"),
     "period": Param("all", help="all, a financial year (2023-24) or quarter ('2023-24 Q1'); aggregate-only "
-                                "roles: all"),
+                                "roles: all or a financial year"),
     "measure": Param("cse_records", tuple(MEASURES), help="cse_children needs linkage"),
     "mode": Param("choose", tuple(MODES), help="choose: the areas given; neighbours: the first area and "
                                                "the areas sharing its longest boundaries"),
@@ -36,24 +38,35 @@ PARAMS: dict[str, Param] = {
 PATTERN = {compare.COMPARATOR: "/", compare.NATIONAL: "."}
 
 
-def _base(source: Source, layer: str, period: str, measure: str) -> pd.DataFrame:
-    return source.memo.get(("compare.base", layer, period, measure), lambda: compare.area_base(
-        source.cube(), source.con, layer, period, measure, population.default_population(layer), A, B))
+def _base(source: Source, layer: str, period: str, measure: str, role: str) -> pd.DataFrame:
+    """THE protection of this page: every area's counts as ``role`` may see them (exact for the lead; published
+    by the disclosure service for everyone else, the same values on every page, export and board pack)."""
+    if not aggregates_suppressed(role):
+        return source.memo.get(("compare.base", layer, period, measure), lambda: compare.area_base(
+            source.cube(), source.con, layer, period, measure, population.default_population(layer), A, B))
+    return source.memo.get(("compare.base.protected", layer, period, measure), lambda: compare.area_base(
+        source.cube_for(role), source.con, layer, period, measure, population.default_population(layer), A, B,
+        keys=source.keys()))
 
 
-def _protect(source: Source, base: pd.DataFrame, key: tuple, role: str) -> pd.DataFrame:
-    """THE suppression of this page (issue 16 replaces it): which cells ``role`` may not see, one
-    suppression over all areas of the layer (lib.measures.compare.hidden_mask)."""
-    return source.memo.get(("compare.hidden", *key, role),
-                           lambda: compare.hidden_mask(base, aggregates_suppressed(role), A, B))
-
-
-def choices(con_or_store, layer: str, period: str, measure: str) -> tuple[dict[str, str], list[str]]:
-    """The areas a selector offers: code -> name, and codes from the most cases to the fewest."""
+def choices(con_or_store, layer: str, period: str, measure: str, role: str) -> tuple[dict[str, str], list[str]]:
+    """The areas a selector offers: code -> name, and codes from the most cases to the fewest (as ``role``
+    sees the counts)."""
     source = source_of(con_or_store)
-    base = _base(source, layer, period, measure)
+    base = _base(source, layer, period, measure, role)
     names = dict(zip(base["area_code"], base["area_name"]))
-    return names, base.sort_values("total", ascending=False)["area_code"].tolist()
+    return names, base.sort_values(["total", "area_code"], ascending=[False, True])["area_code"].tolist()
+
+
+def small_areas(base: pd.DataFrame, codes) -> list[str]:
+    """Codes among ``codes`` whose published count of either compared agency is under 10 (perturbed: the
+    page says so plainly)."""
+    rows = base.set_index("area_code").reindex(list(codes))
+    small = pd.Series(False, index=rows.index)
+    for agency in (A, B):
+        if agency in rows.columns:
+            small |= rows[agency].fillna(0) < disclosure_notes.SMALL_BELOW
+    return [c for c in rows.index if small[c]]
 
 
 def neighbours(con_or_store, layer: str, code: str) -> list[str]:
@@ -63,7 +76,7 @@ def neighbours(con_or_store, layer: str, code: str) -> list[str]:
 
 def options(con_or_store, role: str) -> dict:
     """What the page's selectors offer for ``role``: periods and measures available in the store."""
-    cube = source_of(con_or_store).cube()
+    cube = source_of(con_or_store).cube_for(role)
     return {"periods": periods_for(role, cube.periods),
             "measures": ["cse_records", "cse_children"] if cube.linked else ["cse_records"]}
 
@@ -77,8 +90,8 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                          f"for the {role} role")
     if measure not in allowed["measures"]:
         raise ValueError(f"parameter measure={measure!r}: the store is not linked; expected cse_records")
-    base = _base(source, layer, period, measure)
-    names, busiest = choices(source, layer, period, measure)
+    base = _base(source, layer, period, measure, role)
+    names, busiest = choices(source, layer, period, measure, role)
     for param in ("areas", "group"):
         unknown = [c for c in params[param] or [] if c not in names]
         if unknown:
@@ -101,19 +114,17 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         data.notes.append("Choose at least one area to compare.")
         return data
 
+    suppressed = aggregates_suppressed(role)  # True: the counts in ``base`` are the published (perturbed) ones
     group_codes = comparator or (list(recognised["neighbour_code"]) if recognised is not None and len(recognised)
                                  else None)
-    prof = compare.profile(base, areas, aggregates_suppressed(role), comparator=group_codes, a=A, b=B,
-                           measure=measure, mask=_protect(source, base, (layer, period, measure), role))
+    prof = compare.profile(base, areas, False, comparator=group_codes, a=A, b=B, measure=measure)
     if comparator is None and recognised is not None and len(recognised):
         prof.explanation, prof.comparator = _recognised(recognised, names[areas[0]])
-    suppressed = aggregates_suppressed(role)
 
     # side by side
     data.sentences.append(compare.describe(prof))
     table = prof.table.drop(columns=["indicator"]).rename(columns={"label": "Indicator"})
-    captions = [*prof.notes] + ([f"{prof.hidden} cells are hidden (c) for your role."] if suppressed else [])
-    data.tables["cmp_table"] = Table(table, "Side by side", " ".join(captions), downloadable=True)
+    data.tables["cmp_table"] = Table(table, "Side by side", " ".join(prof.notes), downloadable=True)
 
     # one indicator, charted
     numeric = prof.numeric[prof.numeric["indicator"] != "verdict"].set_index("indicator")
@@ -134,14 +145,11 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                       plot_bgcolor="white", yaxis={"autorange": "reversed", "automargin": True},
                       xaxis={"title": labels[indicator], "gridcolor": "#eeeeee", "rangemode": "tozero"})
     data.figures["cmp_chart"] = fig
-    hidden_here = [n for n, v in values.items() if pd.isna(v)]
-    cells = ["c" if pd.isna(v) and suppressed else ("" if pd.isna(v) else round(v, 1)) for v in values]
-    if any(isinstance(v, str) for v in cells):  # one type per column: as text, as the page has always shown it
-        cells = [str(v) for v in cells]
-    chart_table = pd.DataFrame({"Area": values.index, labels[indicator]: cells})
+    missing = [n for n, v in values.items() if pd.isna(v)]
+    chart_table = pd.DataFrame({"Area": values.index,
+                                labels[indicator]: [None if pd.isna(v) else round(v, 1) for v in values]})
     chart_note = ("Blue: the areas compared; hatched orange: the comparator group; dotted grey: England and Wales. "
-                  "Each bar carries its value." + (f" Not shown (hidden or no data): {', '.join(hidden_here)}."
-                                                   if hidden_here else ""))
+                  "Each bar carries its value." + (f" Not shown (no data): {', '.join(missing)}." if missing else ""))
     data.tables["cmp_chart_table"] = Table(chart_table, labels[indicator], chart_note, downloadable=True)
 
     # the comparator group
@@ -150,15 +158,19 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                                             "closest_on": "Closest on"})
     data.tables["cmp_group_table"] = Table(group, "The comparator group", downloadable=True)
 
-    data.notes.append(f"A deck for the first area ({names[areas[0]]}) with these areas side by side."
-                      + (f" {SUPPRESSION_NOTE}" if suppressed else ""))
+    data.notes.append(f"A deck for the first area ({names[areas[0]]}) with these areas side by side.")
+    data.note("disclosure", disclosure_notes.method_note(suppressed))
+    small = small_areas(base, areas) if suppressed else []
+    if small:
+        data.note("small", disclosure_notes.small_note([names[c] for c in small]))
     if convert.MEASURE_LAYERS[layer].endswith("(modelled)"):
         data.notes.append("Trust catchments are modelled from OHID admissions (NHS Acute (Hospital) Trust Catchment "
                           "Populations, 2022 edition): NHS trusts have no statutory boundary (see the Boundaries "
                           "page). A trust's children are its modelled share of each area's children.")
     data.notes.append(f"Agencies compared for divergence: {dv.agency_title(A)} and {dv.agency_title(B)}.")
     data.extra.update({"indicator": indicator, "indicators": list(numeric.index), "labels": labels,
-                       "hidden": prof.hidden, "suppressed": suppressed, "period_label": counts.period_label(period)})
+                       "hidden": prof.hidden, "suppressed": suppressed, "small": small,
+                       "period_label": counts.period_label(period)})
     # published DfE figures beside the store's children's social care count (issue 17; additive, last)
     _published(source, base, areas, names, layer, period, measure, role, data)
     return data
@@ -187,8 +199,8 @@ def _recognised(group: pd.DataFrame, name: str) -> tuple[str, pd.DataFrame]:
 def _published(source: Source, base: pd.DataFrame, areas: list[str], names: dict, layer: str, period: str,
                measure: str, role: str, data: PageData) -> None:
     """Table ``cmp_published_table``: the published DfE C3 figure (or imported statistics) beside the children's
-    social care count of each area compared, hidden (c) where the page hides it; a note where it does not
-    apply."""
+    social care count of each area compared, as the page shows it to ``role`` (``base`` is already the role's:
+    published by the disclosure service below the lead); a note where it does not apply."""
     if measure != "cse_records" or B != "children_social_care":
         data.note("published_unavailable", "Published DfE figures are shown beside children's social care "
                                            "CSE-flagged records: choose that count.")
@@ -200,11 +212,10 @@ def _published(source: Source, base: pd.DataFrame, areas: list[str], names: dict
     if " Q" in period:
         data.note("published_unavailable", "Published DfE figures are yearly: choose a financial year or all periods.")
         return
-    mask = _protect(source, base, (layer, period, measure), role)
     counts_ = base.set_index("area_code")[B]
     store = pd.DataFrame({"area_code": areas, "area_name": [names[c] for c in areas],
-                          "store_count": [float("nan") if bool(mask.at[c, B]) else float(counts_[c]) for c in areas]})
-    cube = source.cube()
+                          "store_count": [float(counts_[c]) for c in areas]})
+    cube = source.cube_for(role)
     years = [p for p in cube.periods if p != "all" and " Q" not in p] if period == "all" else [period]
     figures_ = source.memo.get(("published.figures",), lambda: published.figures_for(source.con))
     data.tables["cmp_published_table"] = Table(profile_measures.beside_published(store, figures_, layer, years),

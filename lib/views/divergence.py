@@ -1,8 +1,10 @@
 """View builder of the Where counts diverge page: each agency's count on a common geography, side by side,
 on the map, on the funnel plot, one area's trend and why two agencies differ there, for one role.
 
-The role's protection happens in ONE place, ``_protect`` (issue 16 replaces its body): for aggregate-only
-roles every area whose count is 1-5 (or would reveal one) is left out of every chart, table and download.
+The role's protection happens in ONE place, the cube: ``Source.cube_for(role)`` is exact for the safeguarding
+lead and published by the disclosure service (lib.disclosure.service: cell key perturbation, docs/DISCLOSURE.md)
+for everyone else. Tables, map, funnel, ratios, rates, verdicts and the decomposition are all computed from
+those counts; nothing is hidden. Areas whose published A + B is under 10 are hatched on the map.
 """
 from __future__ import annotations
 
@@ -12,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 
 from lib.access.roles import aggregates_suppressed, periods_for
-from lib.access.views import aggregate_view, count_text, visible_rows
+from lib.disclosure import notes as disclosure_notes
+from lib.geo import maps as geo_maps
 from lib.measures import convert, figures, population, published
 from lib.measures import divergence as dv
 from lib.measures import profile as profile_measures
-from lib.measures.suppression import is_small
 from lib.views.base import Memo, PageData, Param, Source, Table, source_of
 
 PAGE = "divergence"
@@ -33,7 +35,7 @@ PARAMS: dict[str, Param] = {
     "b": Param("children_social_care", help="agency B, not A"),
     "layer": Param("utla", tuple(convert.MEASURE_LAYERS), help="the common geography"),
     "period": Param("all", help="all, a financial year (2023-24) or quarter ('2023-24 Q1'); aggregate-only "
-                                "roles: all"),
+                                "roles: all or a financial year"),
     "measure": Param("cse_records", tuple(MEASURES), help="cse_children needs linkage"),
     "age": Param(population.DEFAULT_AGE, population.AGE_BANDS, help="age band of the official population"),
     "population": Param(None, help="a population CSV (area_code, children) instead of the official one"),
@@ -48,15 +50,13 @@ TABLE_COLUMNS = {
     "div_funnel_table": ["area_name", "total", "share_a", "lower_95", "upper_95", "lower_998", "upper_998",
                          "verdict"],
 }
-SMALL_KEYS = ("native_a", "native_b", "records_a", "records_b", "children_a", "children_b")
 
 
-def _protect(frame: pd.DataFrame, role: str) -> pd.DataFrame:
-    """THE suppression of this page: the rows ``role`` may see (all of them for the lead)."""
-    if not aggregates_suppressed(role):
-        return frame
-    return visible_rows(frame, aggregate_view(frame, ["count_a", "count_b"], role=role, total_column="total"),
-                        ["count_a", "count_b", "total"]).reset_index(drop=True)
+def small_codes(table: pd.DataFrame) -> list[str]:
+    """Areas whose published A + B is under 10 (but not zero: an area with no cases has no ratio to colour):
+    hatched on the map below the lead and named in a plain note when chosen."""
+    small = (table["total"] > 0) & (table["total"] < disclosure_notes.SMALL_BELOW)
+    return table.loc[small, "area_code"].astype(str).tolist()
 
 
 def _population(source: Source, params: dict) -> tuple[str, pd.Series, list[str]]:
@@ -80,14 +80,25 @@ def _population(source: Source, params: dict) -> tuple[str, pd.Series, list[str]
     return f"upload:{hashlib.sha256(body).hexdigest()}", pop, problems
 
 
-def _table(source: Source, layer, period, a, b, measure, pop_key, pop) -> pd.DataFrame:
-    return source.memo.get(("divergence.table", layer, period, a, b, measure, pop_key),
-                           lambda: dv.divergence_table(source.cube(), layer, period, a, b, measure, pop))
+def _table(source: Source, role: str, layer, period, a, b, measure, pop_key, pop) -> pd.DataFrame:
+    """The divergence table from the counts ``role`` may see (exact for the lead, published otherwise)."""
+    protected = aggregates_suppressed(role)
+    return source.memo.get(("divergence.table", protected, layer, period, a, b, measure, pop_key),
+                           lambda: dv.divergence_table(source.cube_for(role), layer, period, a, b, measure, pop))
+
+
+def _ratio_map(table: pd.DataFrame, layer: str, a: str, b: str, hatch: bool):
+    """The ratio map; below the lead, areas with a small published count hatched on top (with a legend)."""
+    fig = figures.ratio_map(table, layer, a, b)
+    if hatch:
+        fig.add_trace(geo_maps.hatch_trace(convert.layer_key(layer), small_codes(table),
+                                           name=disclosure_notes.HATCH_LEGEND))
+    return fig
 
 
 def options(con_or_store, role: str) -> dict:
     """What the page's selectors offer for ``role``: agencies, periods and measures in the store."""
-    cube = source_of(con_or_store).cube()
+    cube = source_of(con_or_store).cube_for(role)
     return {"agencies": list(cube.agencies), "periods": periods_for(role, cube.periods), "linked": cube.linked,
             "measures": list(MEASURES) if cube.linked else ["cse_records"]}
 
@@ -96,8 +107,8 @@ def area_choices(con_or_store, params: dict, role: str) -> tuple[list[str], dict
     """The areas the one-area selector offers (most cases first, among those the role may see) and names."""
     source = source_of(con_or_store)
     key, pop, _ = _population(source, params)
-    result = _protect(_table(source, params["layer"], params["period"], params["a"], params["b"],
-                             params["measure"], key, pop), role)
+    result = _table(source, role, params["layer"], params["period"], params["a"], params["b"], params["measure"],
+                    key, pop)
     counted = result[result["total"] > 0]
     names = dict(zip(result["area_code"], result["area_name"]))
     return counted.sort_values("total", ascending=False)["area_code"].tolist() or result["area_code"].tolist(), names
@@ -122,7 +133,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     _check(source, params, role)
     a, b, layer, period, measure = (params[k] for k in ("a", "b", "layer", "period", "measure"))
     agg = aggregates_suppressed(role)
-    cube = source.cube()
+    cube = source.cube_for(role)
     noun = dv.NOUN[measure]
     data = PageData(page=PAGE, role=role, params=dict(params), data_version=source.data_version(), title=TITLE)
     if not cube.linked:
@@ -139,13 +150,10 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                                  "by OHID's catchment shares (each district's share of admissions going to each "
                                  "trust, 2022 edition), weighted by children; such figures are marked as apportioned.")
 
-    result = _protect(_table(source, layer, period, a, b, measure, pop_key, pop), role)
-    if agg:
-        data.note("suppressed", "For your role, areas where a count is from 1 to 5 (or would reveal one) are left "
-                                "out of every chart, table and download on this page (DfE small-number convention).")
+    result = _table(source, role, layer, period, a, b, measure, pop_key, pop)
+    data.note("disclosure", disclosure_notes.method_note(agg))
     counted = result[result["total"] > 0]
-    data.say("table", ("Among areas whose counts can be shown: " if agg else "")
-             + dv.describe_table(result, a, b, measure, period))
+    data.say("table", dv.describe_table(result, a, b, measure, period))
     official = pop_key.startswith("official")
     if official:
         data.note("population_source", population.source_label(params["age"], layer))
@@ -171,11 +179,12 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     if not ranked.empty:
         data.say("ranked_top", dv.describe_area(ranked.iloc[0], a, b, measure))
     maps = source.memo.get(("divergence.maps",), lambda: Memo(max_entries=64))  # maps are large: their own bound
-    data.figures["div_map"] = maps.get((layer, period, a, b, measure, role), lambda: figures.ratio_map(
-        _protect(_table(source, layer, period, a, b, measure, "none", None), role), layer, a, b))
+    data.figures["div_map"] = maps.get((layer, period, a, b, measure, agg), lambda: _ratio_map(
+        _table(source, role, layer, period, a, b, measure, "none", None), layer, a, b, agg))
     data.note("map", f"Colour: the ratio {title_a} ÷ {title_b} (log scale; ½ added to each count so zeros stay "
                      "finite). Purple: A records more; orange: B records more; pale: about equal. Grey: fewer "
-                     f"than {figures.RATIO_MIN_TOTAL} records in both together, too few for a ratio to mean much.")
+                     f"than {figures.RATIO_MIN_TOTAL} records in both together, too few for a ratio to mean much."
+                     + (f" Hatched: {disclosure_notes.HATCH_LEGEND.lower()}." if agg else ""))
     data.tables["div_ranked_table"] = Table(
         ranked[TABLE_COLUMNS["div_ranked_table"]], "How far apart",
         columns={"rank": {"label": "Rank"}, "area_name": {"label": "Area"}, "area_code": {"label": "Code"},
@@ -214,13 +223,15 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         return data
     area_name = names.get(area, area)
     data.extra["area_name"] = area_name
+    if agg and area in small_codes(result):
+        data.note("small", disclosure_notes.small_note([area_name]))
     if beside is not None and area in set(beside["Code"]):
         text = beside.loc[beside["Code"] == area, "Reconciliation"].iat[0]
         data.say("published_area", f"**{area_name}**, children's social care against the published DfE figure: "
                                    f"{text}.")
     if agg:
-        data.note("trend_hidden", "Trends by quarter or year are not shown for your role: a year is the sum of its "
-                                  "quarters, so a count hidden in one period could be worked out from the others.")
+        data.note("trend_hidden", "Trends by quarter are for the safeguarding lead (quarters are not published "
+                                  "to your role); choose a financial year under Period to see one year.")
     else:
         granularity = params["granularity"]
         trend = source.memo.get(("divergence.trend", layer, area, a, b, measure, granularity),
@@ -229,12 +240,8 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         data.figures["div_trend"] = figures.trend_figure(trend, a, b, noun)
         data.tables["div_trend_table"] = Table(trend, f"{area_name}: trend")
 
-    decomposition = source.memo.get(("divergence.decomposition", layer, area, period, a, b),
+    decomposition = source.memo.get(("divergence.decomposition", agg, layer, area, period, a, b),
                                     lambda: dv.decomposition(cube, layer, area, period, a, b))
-    if agg and any(is_small([decomposition.get(k, 0) or 0])[0] for k in SMALL_KEYS):
-        data.note("decomposition_hidden", f"Why the agencies differ in {area_name} is not shown for your role: some "
-                                          "of its counts are from 1 to 5.")
-        return data
     data.say("decomposition", f"**Why they differ in {area_name}.** "
              + dv.describe_decomposition(decomposition, area_name, a, b))
     data.note("decomposition", "Boundary effect: each agency's records counted on its own geography (force, "
@@ -254,7 +261,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
              f"{decomposition['native_b']:,.1f}, {decomposition['records_b']:,.0f}, "
              f"{decomposition['children_b']:,.0f}.")
     if not cube.unplaced_native.empty:
-        data.note("unplaced", f"{count_text(int(cube.unplaced_native['records'].sum()), role=role)} records carry an "
+        data.note("unplaced", f"{int(cube.unplaced_native['records'].sum()):,} records carry an "
                               "agency code that is not an area of their agency's geography and are left out of the "
                               "own-geography counts.")
     return data
@@ -280,7 +287,7 @@ def _published(source: Source, result: pd.DataFrame, layer: str, period: str, a:
         data.note("published_unavailable", "Published DfE figures are yearly: choose a financial year or all "
                                            "periods to see them beside your extract.")
         return None
-    cube = source.cube()
+    cube = source.cube_for(data.role)
     years = [p for p in cube.periods if p != "all" and " Q" not in p] if period == "all" else [period]
     figures_ = source.memo.get(("published.figures",), lambda: published.figures_for(source.con))
     store = result.assign(store_count=result["count_a" if a == csc else "count_b"]).sort_values("area_name")

@@ -3,10 +3,10 @@ England and Wales and its comparator group (DfE statistical neighbours for child
 context neighbours otherwise), with 95% confidence intervals, comparisons in colour AND words, the trend over
 financial years and a definition of every indicator (lib.measures.profile does the arithmetic).
 
-The role's protection is the Compare page's, applied in ONE place (``_protect``, which calls
-``lib.views.compare._protect`` on the same base and cube): a cell hidden on Compare is hidden here, so the two
-pages cannot be differenced against each other. The store's yearly trend is shown only where the role sees
-every period (``lib.access.roles.periods_for``); the published DfE trend is public and shown to every role.
+The role's protection is the Compare page's, in ONE place (``_base``: ``lib.views.compare._base``, the counts
+as the role may see them: exact for the safeguarding lead, published by the disclosure service's cell key
+perturbation below it, ``Source.cube_for(role)``), so the profile and Compare show one area the same figures.
+Nothing is hidden; ``lib.measures.profile`` still honours a hidden-cell mask should a method need one.
 """
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.access.roles import aggregates_suppressed, periods_for
+from lib.disclosure import notes as disclosure_notes
 from lib.geo import official_lookups
+from lib.measures import compare as compare_measures
 from lib.measures import convert, counts, neighbours, population
 from lib.measures import divergence as dv
 from lib.measures import profile as prof
 from lib.measures import published as pub
-from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
 from lib.views import compare as view_compare
 from lib.views.base import PageData, Param, Source, Table, source_of
 
@@ -37,26 +38,20 @@ PARAMS: dict[str, Param] = {
 }
 
 
-def _cube(source: Source, role: str):
-    """The measure cube the role reads (the protected cube for aggregate roles once the store offers one)."""
-    cube_for = getattr(source, "cube_for", None)
-    return cube_for(role) if cube_for is not None else source.cube()
-
-
-def _protect(source: Source, base: pd.DataFrame, layer: str, period: str, role: str) -> pd.DataFrame:
-    """THE protection of this page: Compare's hidden-cell mask for the role on the same base."""
-    return view_compare._protect(source, base, (layer, period, MEASURE), role)
+def _base(source: Source, layer: str, period: str, role: str) -> pd.DataFrame:
+    """THE protection of this page: every area's counts as ``role`` may see them (Compare's ``_base``)."""
+    return view_compare._base(source, layer, period, MEASURE, role)
 
 
 def options(con_or_store, role: str) -> dict:
-    """Periods the role may pick: all, and financial years (no quarters) where the role sees every period."""
-    cube = source_of(con_or_store).cube()
+    """Periods the role may pick: all and financial years (quarters are too few cases for a profile)."""
+    cube = source_of(con_or_store).cube_for(role)
     return {"periods": [p for p in periods_for(role, cube.periods) if " Q" not in p]}
 
 
-def choices(con_or_store, layer: str) -> tuple[dict[str, str], list[str]]:
+def choices(con_or_store, layer: str, role: str) -> tuple[dict[str, str], list[str]]:
     """The areas a selector offers: code -> name, and codes from the most cases to the fewest."""
-    return view_compare.choices(con_or_store, layer, "all", MEASURE)
+    return view_compare.choices(con_or_store, layer, "all", MEASURE, role)
 
 
 def _years(cube, period: str) -> list[str]:
@@ -242,13 +237,13 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     if period not in allowed["periods"]:
         raise ValueError(f"parameter period={period!r}: expected one of {', '.join(allowed['periods'])} "
                          f"for the {role} role")
-    names, busiest = choices(source, layer)
+    names, busiest = choices(source, layer, role)
     area = params["area"] or (busiest[0] if busiest else None)
     if area not in names:
         raise ValueError(f"parameter area={area!r}: not an area of layer {layer!r}")
-    cube = _cube(source, role)
-    base = view_compare._base(source, layer, period, MEASURE)
-    mask = _protect(source, base, layer, period, role)
+    cube = source.cube_for(role)
+    base = _base(source, layer, period, role)
+    mask = compare_measures.hidden_mask(base, False, A, B)  # nothing hidden: the counts are the role's own
     suppressed = aggregates_suppressed(role)
     name = names[area]
     data = PageData(page=PAGE, role=role, params=dict(params), data_version=source.data_version(), title=TITLE,
@@ -288,7 +283,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
 
     # the trend over financial years
     agencies = list(cube.agencies)
-    show_store = not suppressed
+    show_store = True  # each year's counts come from the role's cube (published consistently below the lead)
     all_years = [p for p in cube.periods if p != "all" and " Q" not in p]
     trend = _trend_rows(cube, layer, area, all_years, pop, agencies, figures, show_store)
     words = {key: prof.trend(part) for key, part in trend.groupby("key")}
@@ -338,9 +333,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         shown = shown.rename(columns={"indicator": "Indicator", "period": "Financial year", "CI": "95% CI"})
         data.tables["profile_trend_table"] = Table(
             shown[["Indicator", "Financial year", "Count", "Value", "95% CI"]], "Trend over financial years",
-            ("" if show_store else "Your extract's yearly figures are shown to the safeguarding lead only: "
-             "beside the all-period figures they could be subtracted to reveal hidden small counts. ")
-            + "Published DfE figures: reporting year ending 31 March, shown as the financial year it closes.",
+            "Published DfE figures: reporting year ending 31 March, shown as the financial year it closes.",
             downloadable=True)
         data.figures["profile_trend"] = _trend_figure(trend)
     data.tables["profile_group_table"] = Table(table, f"Comparator group: {comparator_label.lower()}",
@@ -348,10 +341,14 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     data.tables["profile_definitions"] = Table(definitions(layer, years, data.data_version, agencies),
                                                "Definitions", downloadable=True)
     data.note("population", population.source_label(layer=layer))
-    if suppressed:
-        data.note("suppression", SUPPRESSION_NOTE + " A comparator group figure is hidden when any member's is.")
+    data.note("disclosure", disclosure_notes.method_note(suppressed)
+              + (" Confidence intervals are computed on the published counts and leave the perturbation out."
+                 if suppressed else ""))
+    small = view_compare.small_areas(base, [area]) if suppressed else []
+    if small:
+        data.note("small", disclosure_notes.small_note([name]))
     data.note("spine", "Spine chart: the centre line is the national value; the grey bar spans the areas of the "
-                       "layer you may see (lightest: the whole range, darker: the middle half); the diamond is the "
+                       "layer (lightest: the whole range, darker: the middle half); the diamond is the "
                        "comparator group; the marker is the area, its colour AND shape saying higher (blue "
                        "triangle up), similar (yellow circle) or lower (orange triangle down), the whiskers its 95% "
                        "interval. The table below gives every value.")

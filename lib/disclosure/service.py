@@ -1,0 +1,258 @@
+"""The disclosure-control service: the measure cube as published to every role below the safeguarding lead.
+
+``protected_cube(con)`` has exactly the shape of ``lib.measures.counts.build_cube`` (the same columns, layers,
+bases and agencies), so every view builder that reads the cube reads protected counts by calling
+``Source.cube_for(role)`` instead of ``Source.cube()``. The method is the one in docs/DISCLOSURE.md:
+
+- **Records (additive: ``records``, ``cse_records``), direct basis.** One group-by over the encounters joined to
+  their record keys (``lib.disclosure.members``) by agency x financial year x every stored ``enc_<layer>`` column
+  of the measure layers. Each distinct combination of those columns is an *atom*: every area of every layer is a
+  union of atoms by construction, so no lookup is needed. Each atom cell (atom x agency x year x measure) is
+  perturbed once with its cell key (sum of its records' keys mod 256); every published area count is the exact
+  sum of its atoms' published values, a year of its atoms, and ``"all"`` the sum of the years.
+- **Distinct children (``children``, ``cse_children``).** Per published cell (layer x area x agency x period,
+  ``"all"`` included): the number of distinct children and their cell key (sum of the children's keys mod 256),
+  perturbed. The same children give the same key, hence the same value, wherever the cell appears.
+- **Native basis.** Perturbed at the native cell (agency x ``agency_code`` x year for records, x period for
+  children) with the cell key of its members, then converted with ``lib.measures.convert`` exactly as
+  ``build_cube`` converts exact counts.
+- **Periods.** Financial years and ``"all"``; quarters are not published below the lead.
+
+Nothing here knows about roles: ``lib.views.base.Source.cube_for`` picks the exact or the protected cube.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from lib.disclosure import cellkey, members
+from lib.geo.layers import REGISTRY as LAYER_REGISTRY
+from lib.measures import convert
+from lib.measures.counts import _YEAR, AGENCIES, NATIVE_LAYER, VALUE_COLUMNS, MeasureCube, _has_table
+from lib.records.store import cursor
+
+ADDITIVE = ("records", "cse_records")
+DISTINCT = ("children", "cse_children")
+__all__ = ["protected_cube", "atom_cells", "ADDITIVE", "DISTINCT"]
+
+
+def _stored(layer: str) -> str:
+    return f"enc_{LAYER_REGISTRY[convert.layer_key(layer)].stored_key}"
+
+
+def _sql(con, keys: dict, sql: str, params=None) -> pd.DataFrame:
+    """Run ``sql`` on a cursor of its own with the key relations registered on it."""
+    with cursor(con) as cur:
+        members.register(cur, keys)
+        return cur.execute(sql, params or []).df()
+
+
+def atom_cells(con, layers, keys: dict) -> pd.DataFrame:
+    """One row per atom x agency x financial year: the stored area of every layer (``enc_<layer>``; NULL where
+    the record has none), the true ``records`` and ``cse_records``, their cell keys (``records_key``,
+    ``cse_records_key``) and the published values (``records_published``, ``cse_records_published``).
+    ``year`` is NULL for records without an encounter date (they count in ``"all"`` only, as in build_cube)."""
+    columns = list(dict.fromkeys(_stored(layer) for layer in layers))
+    cols = ", ".join(f"e.{c}" for c in columns)
+    frame = _sql(con, keys, f"""
+        SELECT e.agency_type, {_YEAR} AS year, {cols},
+               count(*) AS records, CAST(sum(k.rkey) % 256 AS INTEGER) AS records_key,
+               count(*) FILTER (WHERE coalesce(e.cse_flag, false)) AS cse_records,
+               CAST(coalesce(sum(k.rkey) FILTER (WHERE coalesce(e.cse_flag, false)), 0) % 256 AS INTEGER)
+                   AS cse_records_key
+        FROM encounters e JOIN {members.RECORD_KEYS} k USING (record_key)
+        GROUP BY ALL""")
+    for measure in ADDITIVE:
+        frame[f"{measure}_published"] = cellkey.perturb(frame[measure].to_numpy("int64"),
+                                                        frame[f"{measure}_key"].to_numpy("int64"))
+    return frame
+
+
+def _additive_direct(atoms: pd.DataFrame, layer: str) -> pd.DataFrame:
+    """Published records per agency x area x year and "all" (sums of published atoms)."""
+    column = _stored(layer)
+    placed = atoms[atoms[column].notna()]
+    values = [f"{m}_published" for m in ADDITIVE]
+    years = (placed[placed["year"].notna()].groupby(["agency_type", column, "year"], as_index=False)[values].sum()
+             .rename(columns={"year": "period"}).assign(granularity="year"))
+    every = placed.groupby(["agency_type", column], as_index=False)[values].sum().assign(
+        period="all", granularity="all")
+    out = pd.concat([years, every], ignore_index=True).rename(
+        columns={column: "area_code", **{f"{m}_published": m for m in ADDITIVE}})
+    return out
+
+
+def _children_sql(area_sql: str, where: str = "") -> str:
+    """Distinct children per agency x area x period (years and "all") with their cell keys."""
+    return f"""
+        WITH base AS (
+            SELECT e.agency_type, {area_sql} AS area_code, {_YEAR} AS year, rc.child_id,
+                   coalesce(e.cse_flag, false) AS cse
+            FROM encounters e JOIN record_child rc USING (record_key)
+            WHERE {area_sql} IS NOT NULL {where}),
+        per_child AS (
+            SELECT agency_type, area_code, CASE WHEN grouping(year) = 0 THEN year ELSE 'all' END AS period,
+                   child_id, bool_or(cse) AS cse
+            FROM base
+            GROUP BY GROUPING SETS ((agency_type, area_code, year, child_id), (agency_type, area_code, child_id)))
+        SELECT p.agency_type, p.area_code, p.period,
+               count(*) AS children, CAST(sum(k.rkey) % 256 AS INTEGER) AS children_key,
+               count(*) FILTER (WHERE p.cse) AS cse_children,
+               CAST(coalesce(sum(k.rkey) FILTER (WHERE p.cse), 0) % 256 AS INTEGER) AS cse_children_key
+        FROM per_child p JOIN {members.CHILD_KEYS} k USING (child_id)
+        WHERE p.period IS NOT NULL
+        GROUP BY ALL"""
+
+
+def _perturb_children(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for measure in DISTINCT:
+        out[measure] = cellkey.perturb(out[measure].to_numpy("int64"), out[f"{measure}_key"].to_numpy("int64"))
+    return out.drop(columns=[f"{m}_key" for m in DISTINCT])
+
+
+def _with_children(records: pd.DataFrame, children: pd.DataFrame | None, keys: list[str]) -> pd.DataFrame:
+    """Records rows with their published children (0 where a cell's records have no linked child)."""
+    if children is None:
+        return records.assign(children=np.nan, cse_children=np.nan)
+    merged = records.merge(children, on=keys, how="left")
+    for measure in DISTINCT:
+        merged[measure] = merged[measure].fillna(0)
+    return merged
+
+
+def _native_cells(con, keys: dict, agencies: list[str], linked: bool) -> pd.DataFrame:
+    """Published native cells (agency x agency_code x period) of ``agencies`` (granularity year and all)."""
+    marks = ", ".join("?" * len(agencies))
+    frame = _sql(con, keys, f"""
+        SELECT e.agency_type, e.agency_code AS area_code, {_YEAR} AS year,
+               count(*) AS records, CAST(sum(k.rkey) % 256 AS INTEGER) AS records_key,
+               count(*) FILTER (WHERE coalesce(e.cse_flag, false)) AS cse_records,
+               CAST(coalesce(sum(k.rkey) FILTER (WHERE coalesce(e.cse_flag, false)), 0) % 256 AS INTEGER)
+                   AS cse_records_key
+        FROM encounters e JOIN {members.RECORD_KEYS} k USING (record_key)
+        WHERE e.agency_code IS NOT NULL AND e.agency_type IN ({marks})
+        GROUP BY ALL""", agencies)
+    for measure in ADDITIVE:
+        frame[measure] = cellkey.perturb(frame[measure].to_numpy("int64"), frame[f"{measure}_key"].to_numpy("int64"))
+    years = (frame[frame["year"].notna()].groupby(["agency_type", "area_code", "year"], as_index=False)[
+        list(ADDITIVE)].sum().rename(columns={"year": "period"}).assign(granularity="year"))
+    every = frame.groupby(["agency_type", "area_code"], as_index=False)[list(ADDITIVE)].sum().assign(
+        period="all", granularity="all")
+    records = pd.concat([years, every], ignore_index=True)
+    children = None
+    if linked:
+        children = _perturb_children(_sql(con, keys, _children_sql(
+            "e.agency_code", f"AND e.agency_type IN ({marks})"), agencies))
+    return _with_children(records, children, ["agency_type", "area_code", "period"])
+
+
+def protected_cube(con, cube: MeasureCube | None = None, *, layers=None, keys: dict | None = None) -> MeasureCube:
+    """The measure cube as published below the safeguarding lead (see the module docstring). ``cube``: the
+    exact cube of the same store, if already built (its layers are used; nothing else is read from it).
+    ``keys``: ``lib.disclosure.members.key_tables(con)`` if already made (memoise them per data version)."""
+    started = time.perf_counter()
+    if layers is None:
+        layers = (sorted(set(cube.counts["layer"]), key=list(convert.MEASURE_LAYERS).index)
+                  if cube is not None and not cube.counts.empty else tuple(convert.MEASURE_LAYERS))
+    layers = tuple(convert.layer_key(layer) for layer in layers)
+    linked = _has_table(con, "record_child")
+    keys = members.key_tables(con, children=linked) if keys is None else keys
+    linked = linked and members.CHILD_KEYS in keys
+
+    atoms = atom_cells(con, layers, keys)
+    parts = []
+    for layer in layers:
+        records = _additive_direct(atoms, layer)
+        children = (_perturb_children(_sql(con, keys, _children_sql(f"e.{_stored(layer)}")))
+                    if linked else None)
+        direct = _with_children(records, children, ["agency_type", "area_code", "period"])
+        parts.append(direct.assign(layer=layer, basis="direct", apportioned=False))
+
+    natives: dict[str, list[str]] = {}
+    for agency, native in NATIVE_LAYER.items():
+        natives.setdefault(native, []).append(agency)
+    native_cells = {native: _native_cells(con, keys, agencies, linked) for native, agencies in natives.items()}
+    unplaced = []
+    for layer in layers:
+        for native, frame in native_cells.items():
+            converted, missing = convert.convert(frame, native, layer, list(VALUE_COLUMNS),
+                                                 by=["agency_type", "granularity", "period"])
+            parts.append(converted.drop(columns=["sources"]).assign(layer=layer, basis="native"))
+            if layer == layers[0] and not missing.empty:
+                unplaced.append(missing[missing["granularity"] == "all"][["agency_type", "area_code", "records"]])
+    counts = pd.concat(parts, ignore_index=True)
+    direct_other = counts[(counts["basis"] == "direct") & ~counts["agency_type"].isin(list(NATIVE_LAYER))]
+    if not direct_other.empty:
+        counts = pd.concat([counts, direct_other.assign(basis="native")], ignore_index=True)
+    for column in ("layer", "basis", "granularity", "period", "agency_type", "area_code"):
+        counts[column] = counts[column].astype("str")
+    for column in VALUE_COLUMNS:
+        counts[column] = counts[column].astype("float64")
+    counts["apportioned"] = counts["apportioned"].astype("bool")
+    counts = counts[["agency_type", "area_code", "granularity", "period", *VALUE_COLUMNS, "apportioned", "layer",
+                     "basis"]].reset_index(drop=True)  # build_cube's column order
+    unplaced_frame = (pd.concat(unplaced, ignore_index=True).rename(columns={"area_code": "agency_code"})
+                      if unplaced else pd.DataFrame({"agency_type": pd.Series(dtype="str"),
+                                                     "agency_code": pd.Series(dtype="str"),
+                                                     "records": pd.Series(dtype="float64")}))
+    unplaced_frame["records"] = unplaced_frame["records"].astype("float64")
+    periods = sorted(set(counts["period"]) - {"all"})
+    agencies = [a for a in AGENCIES if a in set(counts["agency_type"])]
+    return MeasureCube(counts=counts, linked=linked, unplaced_native=unplaced_frame,
+                       periods=["all", *periods], agencies=agencies,
+                       seconds=round(time.perf_counter() - started, 3))
+
+
+# -- counts that are not in the cube (Compare's completeness, linkage and spans), same method ----------------
+
+def area_record_sums(con, keys: dict, layer: str, measures: dict[str, str], *, linked_sizes: bool = False
+                     ) -> pd.DataFrame:
+    """Published counts of records per area of ``layer`` over all agencies and periods, one column per entry of
+    ``measures`` (name -> SQL condition on ``e``, the encounter; with ``linked_sizes`` also ``rc.in_rc``, TRUE
+    when linkage placed the record, and ``s.n``, the number of records of its linked child, NULL if none).
+    Each measure is perturbed on the same atoms as the cube (agency x financial year x every enc_<layer> of the
+    measure layers) and summed, so it adds up across layers and agrees with the cube wherever the condition is
+    the same (``TRUE`` gives the cube's records)."""
+    columns = list(dict.fromkeys(_stored(x) for x in convert.MEASURE_LAYERS))
+    cols = ", ".join(f"e.{c}" for c in columns)
+    parts = []
+    for name, condition in measures.items():
+        parts.append(f"count(*) FILTER (WHERE {condition}) AS \"{name}\", "
+                     f"CAST(coalesce(sum(k.rkey) FILTER (WHERE {condition}), 0) % 256 AS INTEGER) AS \"{name}_key\"")
+    join = ""
+    if linked_sizes:
+        join = ("LEFT JOIN (SELECT record_key, child_id, TRUE AS in_rc FROM record_child) rc USING (record_key) "
+                "LEFT JOIN (SELECT child_id, count(*) AS n FROM record_child WHERE child_id IS NOT NULL GROUP BY 1) s "
+                "USING (child_id)")
+    atoms = _sql(con, keys, f"""
+        SELECT e.agency_type, {_YEAR} AS year, {cols}, {", ".join(parts)}
+        FROM encounters e JOIN {members.RECORD_KEYS} k USING (record_key) {join}
+        GROUP BY ALL""")
+    column = _stored(layer)
+    for name in measures:
+        atoms[name] = cellkey.perturb(atoms[name].to_numpy("int64"), atoms[f"{name}_key"].to_numpy("int64"))
+    placed = atoms[atoms[column].notna()]
+    out = placed.groupby(column)[list(measures)].sum().astype("float64")
+    out.index = out.index.astype("str")
+    return out.rename_axis("area_code").reset_index()
+
+
+def distinct_cells(children: pd.DataFrame, by: list[str], flags: list[str], keys: dict) -> pd.DataFrame:
+    """Published counts of distinct children per cell: ``children`` has one row per child and cell (``child_id``,
+    the ``by`` columns, boolean ``flags``); each cell's count of children, and of children with each flag, is
+    perturbed with the cell key of exactly those children (the same children give the same value wherever the
+    cell appears, on this page or another)."""
+    child_keys = keys[members.CHILD_KEYS].to_pandas()
+    frame = children[["child_id", *by, *flags]].merge(child_keys, on="child_id", how="inner")
+    frame["_all"] = True
+    out = []
+    for name, flag in (("children", "_all"), *((f, f) for f in flags)):
+        chosen = frame[frame[flag].astype(bool)]
+        grouped = chosen.groupby(by, dropna=True).agg(n=("child_id", "size"), key=("rkey", "sum"))
+        grouped[name] = cellkey.perturb(grouped["n"].to_numpy("int64"), grouped["key"].to_numpy("int64") % 256)
+        out.append(grouped[[name]])
+    result = pd.concat(out, axis=1).fillna(0).astype("float64")
+    return result.reset_index()

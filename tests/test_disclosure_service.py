@@ -1,0 +1,127 @@
+"""The disclosure service (lib.disclosure.service; docs/DISCLOSURE.md): the cube every role below the safeguarding
+lead sees. Same cell, same value (two builds, two layers); published counts add up exactly across nested layers and
+periods; never negative, zero stays zero, each count within the stated noise of the truth; the lead's cube is exact."""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib.disclosure import cellkey, service
+from lib.measures import convert, counts
+from lib.views.base import Source
+from tests.fixtures_linkage import synthetic_linked_store
+
+KEY = ["layer", "basis", "granularity", "period", "agency_type", "area_code"]
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory):
+    connection = duckdb.connect(str(synthetic_linked_store(tmp_path_factory)), read_only=True)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def cubes(con):
+    exact = counts.build_cube(con)
+    return exact, service.protected_cube(con, exact)
+
+
+def _joined(cubes) -> pd.DataFrame:
+    exact, protected = cubes
+    return exact.counts[exact.counts["granularity"] != "quarter"].merge(
+        protected.counts, on=KEY, how="outer", suffixes=("_true", "_pub"), indicator=True)
+
+
+def test_the_protected_cube_has_the_exact_cubes_shape_without_quarters(cubes):
+    exact, protected = cubes
+    assert list(protected.counts.columns) == list(exact.counts.columns)
+    assert dict(protected.counts.dtypes) == dict(exact.counts.dtypes)
+    assert protected.linked and protected.agencies == exact.agencies
+    assert protected.periods == [p for p in exact.periods if " Q" not in p]
+    joined = _joined(cubes)
+    assert (joined["_merge"] == "both").all(), joined[joined["_merge"] != "both"].head()
+
+
+def test_counts_are_perturbed_never_negative_and_zero_stays_zero(cubes):
+    joined = _joined(cubes)
+    for measure in counts.VALUE_COLUMNS:
+        true, pub = joined[f"{measure}_true"], joined[f"{measure}_pub"]
+        assert (pub >= 0).all(), measure
+        assert (pub[true == 0] == 0).all(), measure
+        assert (pub != true).any(), f"{measure}: nothing was perturbed"
+    direct = joined[joined["basis"] == "direct"]
+    for measure in service.DISTINCT:  # one perturbation per published cell of children
+        assert (direct[f"{measure}_pub"] - direct[f"{measure}_true"]).abs().max() <= cellkey.MAX_NOISE
+
+
+def test_atoms_are_perturbed_once_and_every_area_is_the_sum_of_its_atoms(con):
+    keys = Source(con).keys()
+    atoms = service.atom_cells(con, convert.MEASURE_LAYERS, keys)
+    for measure in service.ADDITIVE:
+        moved = atoms[f"{measure}_published"] - atoms[measure]
+        assert moved.abs().max() <= cellkey.MAX_NOISE and moved.ne(0).any()
+    protected = service.protected_cube(con, keys=keys)
+    for layer in convert.MEASURE_LAYERS:
+        column = f"enc_{layer}"
+        part = atoms[atoms[column].notna()]
+        expected = part.groupby(["agency_type", column])["cse_records_published"].sum()
+        cells = protected.slice(layer, "all").set_index(["agency_type", "area_code"])["cse_records"]
+        expected.index.names = cells.index.names
+        pd.testing.assert_series_equal(cells.sort_index(), expected.sort_index().astype("float64"),
+                                       check_names=False)
+
+
+def test_the_same_cell_gets_the_same_value_in_two_builds(con, cubes):
+    again = service.protected_cube(con)
+    pd.testing.assert_frame_equal(cubes[1].counts.sort_values(KEY, ignore_index=True),
+                                  again.counts.sort_values(KEY, ignore_index=True))
+
+
+def test_the_same_area_in_two_layers_gets_the_same_value(cubes):
+    """A unitary authority is one district and one children's services authority with the same code and the same
+    records and children: every measure is published identically on both layers."""
+    protected = cubes[1]
+    lad = protected.slice("lad", "all").set_index(["agency_type", "area_code"])
+    utla = protected.slice("utla", "all").set_index(["agency_type", "area_code"])
+    shared = lad.index.intersection(utla.index)
+    unitary = [i for i in shared if i[1].startswith(("E06", "W06"))]
+    assert len(unitary) > 20
+    for measure in counts.VALUE_COLUMNS:
+        assert (lad.loc[unitary, measure] == utla.loc[unitary, measure]).all(), measure
+
+
+@pytest.mark.parametrize("to_layer", ["utla", "pfa"])
+def test_district_sums_equal_the_published_county_and_police_area_exactly(cubes, to_layer):
+    protected = cubes[1]
+    assert convert.nests("lad", to_layer)
+    for period in protected.periods:
+        lad = protected.slice("lad", period)
+        summed, missing = convert.convert(lad, "lad", to_layer, list(service.ADDITIVE), by=["agency_type"])
+        assert missing.empty
+        published = protected.slice(to_layer, period).set_index(["agency_type", "area_code"])
+        summed = summed.set_index(["agency_type", "area_code"])
+        for measure in service.ADDITIVE:
+            assert (summed[measure] == published.loc[summed.index, measure]).all(), (period, measure)
+            assert summed[measure].sum() == published[measure].sum()  # England and Wales: the same total
+
+
+def test_years_add_up_to_all_periods(cubes):
+    protected = cubes[1]
+    direct = protected.counts[protected.counts["basis"] == "direct"]
+    years = direct[direct["granularity"] == "year"].groupby(["layer", "agency_type", "area_code"])[
+        list(service.ADDITIVE)].sum()
+    every = direct[direct["period"] == "all"].set_index(["layer", "agency_type", "area_code"])[
+        list(service.ADDITIVE)]
+    assert np.array_equal(every.loc[years.index].to_numpy(), years.to_numpy())
+
+
+def test_source_gives_the_lead_the_exact_cube_and_others_the_protected_one(con):
+    source = Source(con)
+    assert source.cube_for("lead") is source.cube()
+    protected = source.cube_for("commissioner")
+    assert protected is source.cube_for("analyst")  # built once per data version
+    assert not protected.counts.equals(source.cube().counts)
+    assert set(protected.counts["granularity"]) == {"year", "all"}
