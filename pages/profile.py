@@ -81,7 +81,12 @@ st.markdown(page.sentence("comparator"))
 show_table(page, "profile_group_table")
 
 st.subheader("What each indicator counts")
-show_table(page, "profile_definitions")
+definitions = page.table("profile_definitions").frame
+for row in definitions.itertuples(index=False):  # one panel per indicator (the same rows as the table below)
+    with st.expander(row.Indicator):
+        st.markdown("\n".join(f"- **{field}**: {value}" for field, value in zip(definitions.columns[1:], row[1:])))
+with st.expander("All definitions as a table"):
+    show_table(page, "profile_definitions")
 for name in ("population", "disclosure", "small"):
     if page.note_text(name):
         st.caption(page.note_text(name))

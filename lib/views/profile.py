@@ -296,15 +296,15 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     said = {}
     for r in rows.itertuples(index=False):
         said.setdefault(r.vs_national, []).append(r.label.split(" (")[0].split(", per")[0])
-    parts = [f"**{prof.SIGNIFICANCE_STYLE[w]['text']} England and Wales**: "
+    parts = [f"- **{prof.SIGNIFICANCE_STYLE[w]['text']} England and Wales**: "
              + "; ".join(said[w]) for w in ("higher", "similar", "lower") if said.get(w)]
     if said.get("hidden"):
-        parts.append("**hidden for your role** (small numbers): " + "; ".join(said["hidden"]))
+        parts.append("- **hidden for your role** (small numbers): " + "; ".join(said["hidden"]))
     if said.get("not compared"):
-        parts.append("**not compared** (no figure): " + "; ".join(said["not compared"]))
+        parts.append("- **not compared** (no figure): " + "; ".join(said["not compared"]))
     data.say("headline", f"**{name} ({area})**, {convert.MEASURE_LAYERS[layer].lower()}, "
                          f"{counts.period_label(period)}. Each indicator's 95% confidence interval against the "
-                         "national value (England for the published DfE figure): " + ". ".join(parts) + ".")
+                         "national value (England for the published DfE figure):\n\n" + "\n".join(parts))
     csc = rows[rows["indicator"] == f"rate_{B}"]
     if len(csc):
         mine = "c (hidden for your role)" if bool(csc["hidden"].iat[0]) else _count(csc["numerator"].iat[0])
@@ -336,7 +336,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
             "Published DfE figures: reporting year ending 31 March, shown as the financial year it closes.",
             downloadable=True)
         data.figures["profile_trend"] = _trend_figure(trend)
-    data.tables["profile_group_table"] = Table(table, f"Comparator group: {comparator_label.lower()}",
+    data.tables["profile_group_table"] = Table(table, f"Comparator group: {comparator_label}",
                                                downloadable=True)
     data.tables["profile_definitions"] = Table(definitions(layer, years, data.data_version, agencies),
                                                "Definitions", downloadable=True)
@@ -358,18 +358,32 @@ def build(con_or_store, params: dict, role: str) -> PageData:
 
 
 def _trend_figure(trend: pd.DataFrame) -> go.Figure:
-    fig = go.Figure()
+    """The yearly rates with 95% intervals: your extract's agencies above, the published DfE rate below (their
+    scales differ a hundredfold), financial years in order on a shared axis."""
+    from plotly.subplots import make_subplots
+
     palette = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"]
     dashes = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot", "solid"]
-    for i, (indicator, part) in enumerate(trend.groupby("indicator", sort=False)):
-        part = part.dropna(subset=["value"])
-        fig.add_trace(go.Scatter(
-            x=part["period"], y=part["value"], mode="lines+markers", name=indicator.split(":")[0],
-            line={"color": palette[i % len(palette)], "dash": dashes[i % len(dashes)]},
-            error_y={"type": "data", "symmetric": False, "array": (part["upper"] - part["value"]).tolist(),
-                     "arrayminus": (part["value"] - part["lower"]).tolist()},
-            hovertemplate="%{x}: %{y:,.1f} per 10,000<extra>" + indicator.split(":")[0] + "</extra>"))
-    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 20, "b": 40}, plot_bgcolor="white",
-                      yaxis={"title": "per 10,000 children", "rangemode": "tozero", "gridcolor": "#eeeeee"},
-                      xaxis={"title": "financial year", "type": "category"}, legend={"orientation": "h", "y": -0.25})
+    years = sorted(set(trend["period"]))
+    store = trend[trend["key"] != "published_rate"]
+    panels = [("Your extract", store), ("Published DfE", trend[trend["key"] == "published_rate"])]
+    panels = [(title, part) for title, part in panels if len(part)]
+    fig = make_subplots(rows=len(panels) or 1, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=[f"{t}: per 10,000 children" for t, _ in panels] or None)
+    i = 0
+    for row, (_, part) in enumerate(panels, start=1):
+        for indicator, series in part.groupby("indicator", sort=False):
+            series = series.dropna(subset=["value"])
+            name = indicator.split(":")[0]
+            fig.add_trace(go.Scatter(
+                x=series["period"], y=series["value"], mode="lines+markers", name=name,
+                line={"color": palette[i % len(palette)], "dash": dashes[i % len(dashes)]},
+                error_y={"type": "data", "symmetric": False, "array": (series["upper"] - series["value"]).tolist(),
+                         "arrayminus": (series["value"] - series["lower"]).tolist()},
+                hovertemplate="%{x}: %{y:,.1f} per 10,000<extra>" + name + "</extra>"), row=row, col=1)
+            i += 1
+        fig.update_yaxes(rangemode="tozero", gridcolor="#eeeeee", row=row, col=1)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=years)
+    fig.update_layout(height=260 * max(len(panels), 1) + 80, margin={"l": 10, "r": 10, "t": 30, "b": 40},
+                      plot_bgcolor="white", legend={"orientation": "h", "y": -0.12})
     return fig
