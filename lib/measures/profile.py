@@ -246,12 +246,14 @@ def published_totals(figures: pd.DataFrame, layer: str, periods: list[str]) -> p
 
 def beside_published(store: pd.DataFrame, figures: pd.DataFrame, layer: str, periods: list[str]) -> pd.DataFrame:
     """``BESIDE_COLUMNS`` for the areas of ``store`` (``area_code``, ``area_name``, ``store_count``; NaN where the
-    viewer may not see the count, shown as c): "your extract: X; published: Y", Y being the symbol's meaning
+    viewer may not see the count, c in the text): "Your extract" a number (the count as the page shows it),
+    "your extract: X; published: Y", Y being the symbol's meaning
     (never 0) where a period has no number, and "no figure" for areas DfE does not publish (Wales)."""
     totals = published_totals(figures, layer, periods).set_index("area_code")
     out = []
     for code, name, mine in zip(store["area_code"], store["area_name"], store["store_count"]):
         shown = "c" if pd.isna(mine) else f"{mine:,.0f}"
+        number = float(mine) if pd.notna(mine) else np.nan
         if code in totals.index and pd.notna(totals.at[code, "published"]):
             theirs = f"{totals.at[code, 'published']:,.0f}"
             note = totals.at[code, "gaps"]
@@ -263,7 +265,7 @@ def beside_published(store: pd.DataFrame, figures: pd.DataFrame, layer: str, per
             theirs = ("no figure: DfE publishes figures for England only" if str(code).startswith("W")
                       else "no figure")
             text = f"your extract: {shown}; published: {theirs}"
-        out.append((name, code, shown, theirs, text))
+        out.append((name, code, number, theirs, text))
     return pd.DataFrame(out, columns=BESIDE_COLUMNS)
 
 

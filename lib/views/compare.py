@@ -220,4 +220,5 @@ def _published(source: Source, base: pd.DataFrame, areas: list[str], names: dict
     figures_ = source.memo.get(("published.figures",), lambda: published.figures_for(source.con))
     data.tables["cmp_published_table"] = Table(profile_measures.beside_published(store, figures_, layer, years),
                                                "Published figures beside your extract",
-                                               profile_measures.published_note(layer, years), downloadable=True)
+                                               profile_measures.published_note(layer, years), downloadable=True,
+                                               columns={"Your extract": {"format": "%d"}})

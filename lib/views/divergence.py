@@ -293,5 +293,6 @@ def _published(source: Source, result: pd.DataFrame, layer: str, period: str, a:
     store = result.assign(store_count=result["count_a" if a == csc else "count_b"]).sort_values("area_name")
     beside = profile_measures.beside_published(store, figures_, layer, years)
     data.tables["div_published_table"] = Table(beside, "Published figures beside your extract",
-                                               profile_measures.published_note(layer, years), downloadable=True)
+                                               profile_measures.published_note(layer, years), downloadable=True,
+                                               columns={"Your extract": {"format": "%d"}})
     return beside

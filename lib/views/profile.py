@@ -141,8 +141,8 @@ def _display(rows: pd.DataFrame, comparator_label: str) -> pd.DataFrame:
         national = r.national_label
         out.append({
             "Indicator": r.label,
-            "Count": "c" if hidden else _count(r.numerator),
-            "Denominator": "c" if hidden else _count(r.denominator),
+            "Count": np.nan if hidden else r.numerator,
+            "Denominator": np.nan if hidden else r.denominator,
             "Value": "c" if hidden else (_fmt(r.value, digits) or (r.symbols if getattr(r, "symbols", "") else
                                                                     "no figure")),
             "95% CI": "" if hidden or pd.isna(r.lower) else f"{_fmt(r.lower, digits)} to {_fmt(r.upper, digits)}",
@@ -154,6 +154,10 @@ def _display(rows: pd.DataFrame, comparator_label: str) -> pd.DataFrame:
             "Trend": r.trend,
         })
     return pd.DataFrame(out)
+
+
+#: Counts are numbers (blank where none: a published cell with a symbol says so under Value).
+COUNT_HINTS = {"Count": {"format": "%d"}, "Denominator": {"format": "%d"}}
 
 
 def spine(rows: pd.DataFrame, name: str) -> go.Figure:
@@ -323,18 +327,19 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                                          "Higher / similar / lower: the area's 95% confidence interval wholly "
                                          "above, overlapping or wholly below the national value (Fingertips' "
                                          "method). Not better or worse: more recorded harm can mean better "
-                                         "recognition.", downloadable=True)
+                                         "recognition.", downloadable=True, columns=COUNT_HINTS)
     data.figures["profile_spine"] = spine(rows, name)
     if show_store or len(trend):
         shown = trend.assign(
-            Count=[_count(c) if pd.notna(c) else (s or "no figure") for c, s in zip(trend["count"], trend["symbols"])],
-            Value=[_fmt(v) for v in trend["value"]],
+            Count=trend["count"].astype("float64"),
+            Value=[_fmt(v) if pd.notna(v) else (s or "no figure") for v, s in zip(trend["value"], trend["symbols"])],
             CI=[f"{_fmt(lo)} to {_fmt(hi)}" if pd.notna(lo) else "" for lo, hi in zip(trend["lower"], trend["upper"])])
         shown = shown.rename(columns={"indicator": "Indicator", "period": "Financial year", "CI": "95% CI"})
         data.tables["profile_trend_table"] = Table(
             shown[["Indicator", "Financial year", "Count", "Value", "95% CI"]], "Trend over financial years",
-            "Published DfE figures: reporting year ending 31 March, shown as the financial year it closes.",
-            downloadable=True)
+            "Published DfE figures: reporting year ending 31 March, shown as the financial year it closes. A "
+            "published cell with a symbol has no count: its meaning is shown under Value, never zero.",
+            downloadable=True, columns={"Count": {"format": "%d"}})
         data.figures["profile_trend"] = _trend_figure(trend)
     data.tables["profile_group_table"] = Table(table, f"Comparator group: {comparator_label}",
                                                downloadable=True)
