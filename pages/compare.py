@@ -78,7 +78,7 @@ else:
 
 group_mode = st.radio("Comparator group", ["similar", "custom"], horizontal=True, key="cmp_group_mode",
                       index=1 if st.query_params.get("group") else 0,
-                      format_func={"similar": "Most similar areas (nearest neighbours)",
+                      format_func={"similar": "Recognised neighbours (DfE statistical neighbours, or context)",
                                    "custom": "A group I choose"}.get)
 comparator = None
 if group_mode == "custom":
@@ -128,6 +128,13 @@ if tab.open:
 st.subheader(page.table("cmp_group_table").title)
 st.markdown(page.sentences[1])
 show_table(page, "cmp_group_table")
+
+# -- published figures beside your extract (issue 17) -----------------------------------------------------
+
+if "cmp_published_table" in page.tables:
+    st.subheader(page.table("cmp_published_table").title)
+    show_table(page, "cmp_published_table")
+    st.caption(page.table("cmp_published_table").note)
 
 # -- exports ---------------------------------------------------------------------------------------------
 

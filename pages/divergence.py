@@ -151,12 +151,22 @@ if tab.open:
     with tab:
         show_table(page, "div_funnel_table")
 
+# -- published figures beside your extract (issue 17) ------------------------------------------------------
+
+if "div_published_table" in page.tables:
+    st.subheader(page.table("div_published_table").title)
+    show_table(page, "div_published_table")
+    st.caption(page.table("div_published_table").note)
+note("published_unavailable")
+
 # -- one area: trend and why -------------------------------------------------------------------------------
 
 st.subheader("One area: trend, and why the agencies differ")
 area = st.selectbox("Area", choices, format_func=lambda c: names.get(c, c), key="div_area",
                     on_change=common.area_changed, args=("div_area",))
 area_name = names.get(area, area)
+if page.sentence("published_area"):
+    st.markdown(page.sentence("published_area"))
 exports.sync_query_params({"layer": layer, "period": period, "area": area})
 if page.sentence("area"):  # the chosen area's reading (also the board pack summary's first line)
     st.markdown(page.sentence("area"))

@@ -44,7 +44,7 @@ st.session_state.setdefault("prof_layer", "utla")
 c1, c2, c3 = st.columns([2, 3, 1])
 layer = c1.selectbox("Layer", layers, format_func=convert.MEASURE_LAYERS.get, key="prof_layer")
 with st.spinner("Profiling every area…"):
-    names, busiest = view.choices(source, layer)
+    names, busiest = view.choices(source, layer, ROLE)
 codes = sorted(names, key=lambda c: names[c])
 common.seed_area("prof_area", codes)
 if st.session_state.get("prof_area") not in names:
@@ -81,7 +81,12 @@ st.markdown(page.sentence("comparator"))
 show_table(page, "profile_group_table")
 
 st.subheader("What each indicator counts")
-show_table(page, "profile_definitions")
-for name in ("population", "suppression"):
+definitions = page.table("profile_definitions").frame
+for row in definitions.itertuples(index=False):  # one panel per indicator (the same rows as the table below)
+    with st.expander(row.Indicator):
+        st.markdown("\n".join(f"- **{field}**: {value}" for field, value in zip(definitions.columns[1:], row[1:])))
+with st.expander("All definitions as a table"):
+    show_table(page, "profile_definitions")
+for name in ("population", "disclosure", "small"):
     if page.note_text(name):
         st.caption(page.note_text(name))

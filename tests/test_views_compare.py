@@ -35,8 +35,11 @@ def test_rendered_tables_equal_the_cli_view(store, monkeypatch, role, case):
     query = {k: v for k, v in params.items() if k != "indicator"}  # the indicator is a widget, not in the URL
     at, view = assert_parity(monkeypatch, store, "compare", role, params=params, query=query,
                              state={**(state or {}), "cmp_chart_view": "Table"})
-    assert list(view["tables"]) == ["cmp_chart_table", "cmp_group_table", "cmp_table"]  # JSON keys sorted
-    assert view["table_order"] == ["cmp_table", "cmp_chart_table", "cmp_group_table"]
+    # issue 17 added the published DfE figures beside the store's count, on children's services authorities and
+    # police force areas (the "lad-three" case is on districts: no published table there)
+    published = [] if case == "lad-three" else ["cmp_published_table"]
+    assert list(view["tables"]) == sorted(["cmp_chart_table", "cmp_group_table", "cmp_table", *published])
+    assert view["table_order"] == ["cmp_table", "cmp_chart_table", "cmp_group_table", *published]
     assert view["sentences"] and all(s in [m.value for m in at.markdown] for s in view["sentences"])
     if role != "lead":
         assert view["params"]["period"] == "all"
@@ -44,7 +47,7 @@ def test_rendered_tables_equal_the_cli_view(store, monkeypatch, role, case):
 
 def test_chart_tab_closed_renders_the_two_other_tables(store, monkeypatch):
     assert_parity(monkeypatch, store, "compare", "analyst", params={"layer": "pfa"},
-                  tables=["cmp_table", "cmp_group_table"])
+                  tables=["cmp_table", "cmp_group_table", "cmp_published_table"])  # issue 17 added the last
 
 
 def test_protection_differs_by_role_in_the_view(store):

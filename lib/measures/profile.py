@@ -64,12 +64,16 @@ def spec(agencies: list[str], a: str = "police", b: str = "children_social_care"
 
 
 def estimate(kind: str, numerator, denominator) -> tuple[float, float, float]:
-    """(value, lower, upper): a rate per 10,000 with Byar limits, or a percentage with Wilson limits."""
+    """(value, lower, upper): a rate per 10,000 with Byar limits, or a percentage with Wilson limits (a
+    numerator above its denominator, possible only between perturbed counts, is taken as the denominator)."""
     if numerator is None or denominator is None or pd.isna(numerator) or pd.isna(denominator) or denominator <= 0:
         return np.nan, np.nan, np.nan
     if kind == RATE:
         return tuple(float(v) for v in intervals.rate(float(numerator), float(denominator)))
-    value, lower, upper = intervals.proportion(float(numerator), float(denominator))
+    # Below the lead numerator and denominator are perturbed separately (cell key perturbation), so a published
+    # numerator can exceed its denominator by a little: the share is then taken as 100%.
+    value, lower, upper = intervals.proportion(min(max(float(numerator), 0.0), float(denominator)),
+                                               float(denominator))
     return float(value) * 100, float(lower) * 100, float(upper) * 100
 
 
@@ -215,3 +219,68 @@ def trend(values: pd.DataFrame) -> str:
     word = compared(last["lower"], last["upper"], first["value"])
     return (f"{first['period']} {first['value']:,.1f} → {last['period']} {last['value']:,.1f}: {last['period']} "
             f"{SIGNIFICANCE_STYLE[word]['text']} {first['period']}")
+
+
+# -- published figures beside the store's children's social care counts (Divergence, Compare) ---------------
+
+BESIDE_COLUMNS = ["Area", "Code", "Your extract", "Published (DfE C3)", "Reconciliation"]
+
+
+def published_totals(figures: pd.DataFrame, layer: str, periods: list[str]) -> pd.DataFrame:
+    """Per area of ``layer``: ``area_code``, ``published`` (the sum over ``periods``; empty unless every period
+    has a number) and ``gaps`` (each period without a number, with its symbol's meaning; authorities left
+    out of an area's sum)."""
+    on_layer = published_on_layer(figures, layer)
+    on_layer = on_layer[on_layer["period"].isin(periods)]
+    rows = []
+    for code, part in on_layer.groupby("area_code"):
+        part = part.set_index("period")
+        gaps = [f"{p}: {part.at[p, 'symbols'] or 'no figure'}" if p in part.index else f"{p}: no figure"
+                for p in periods if p not in part.index or pd.isna(part.at[p, "count"])]
+        partial = [f"{p}: {part.at[p, 'symbols']}" for p in periods
+                   if p in part.index and pd.notna(part.at[p, "count"]) and part.at[p, "symbols"]]
+        total = part["count"].sum() if not gaps else np.nan
+        rows.append((code, total, "; ".join([*gaps, *partial])))
+    return pd.DataFrame(rows, columns=["area_code", "published", "gaps"])
+
+
+def beside_published(store: pd.DataFrame, figures: pd.DataFrame, layer: str, periods: list[str]) -> pd.DataFrame:
+    """``BESIDE_COLUMNS`` for the areas of ``store`` (``area_code``, ``area_name``, ``store_count``; NaN where the
+    viewer may not see the count, c in the text): "Your extract" a number (the count as the page shows it),
+    "your extract: X; published: Y", Y being the symbol's meaning
+    (never 0) where a period has no number, and "no figure" for areas DfE does not publish (Wales)."""
+    totals = published_totals(figures, layer, periods).set_index("area_code")
+    out = []
+    for code, name, mine in zip(store["area_code"], store["area_name"], store["store_count"]):
+        shown = "c" if pd.isna(mine) else f"{mine:,.0f}"
+        number = float(mine) if pd.notna(mine) else np.nan
+        if code in totals.index and pd.notna(totals.at[code, "published"]):
+            theirs = f"{totals.at[code, 'published']:,.0f}"
+            note = totals.at[code, "gaps"]
+            text = f"your extract: {shown}; published: {theirs}" + (f" (left out of the sum: {note})" if note else "")
+        elif code in totals.index:
+            theirs = f"no total ({totals.at[code, 'gaps']})"
+            text = f"your extract: {shown}; published: {theirs}"
+        else:
+            theirs = ("no figure: DfE publishes figures for England only" if str(code).startswith("W")
+                      else "no figure")
+            text = f"your extract: {shown}; published: {theirs}"
+        out.append((name, code, number, theirs, text))
+    return pd.DataFrame(out, columns=BESIDE_COLUMNS)
+
+
+PUBLISHED_LAYERS = ("utla", "pfa")
+
+
+def published_note(layer: str, periods: list[str]) -> str:
+    """What the published column is, for a table of ``beside_published`` on ``layer``."""
+    key = convert.layer_key(layer)
+    where = ("each children's services authority's published figure" if key == "utla" else
+             "children's services authorities' published figures summed to each police force area where they nest "
+             "(apportioned by postcodes where an authority lies in two forces)")
+    return (f"Published: DfE children in need table C3, assessments with child sexual exploitation identified, "
+            f"{where}, financial years {', '.join(periods)} together (reporting years ending 31 March). Your "
+            "extract: children's social care CSE-flagged records placed where the encounter happened. The two count "
+            "different things (records against assessments), so a gap is expected; a published cell carrying a "
+            "symbol (c suppressed, k/low rounds to 0, u low reliability, x not available, z not applicable) has "
+            "no number and is named, never counted as zero.")

@@ -10,8 +10,10 @@ import plotly.graph_objects as go
 
 from lib.access.roles import COMMISSIONER, aggregates_suppressed, periods_for
 from lib.disclosure import notes as disclosure_notes
-from lib.measures import compare, convert, counts, population
+from lib.measures import compare, convert, counts, population, published
 from lib.measures import divergence as dv
+from lib.measures import neighbours as neighbours_measures
+from lib.measures import profile as profile_measures
 from lib.views.base import PageData, Param, Source, Table, source_of
 
 PAGE = "compare"
@@ -108,6 +110,10 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     if len(areas) > compare.MAX_AREAS:
         raise ValueError(f"parameter areas: compare at most {compare.MAX_AREAS} areas")
     comparator = list(params["group"] or []) or None
+    recognised = None
+    if comparator is None and areas:  # recognised neighbours, never the outcome measures (issue 17)
+        recognised = source.memo.get(("compare.recognised", layer, areas[0]),
+                                     lambda: neighbours_measures.neighbours(layer, areas[0]))
     data = PageData(page=PAGE, role=role, params=dict(params), data_version=source.data_version(), title=TITLE,
                     extra={"areas": areas, "comparator": comparator, "names": {c: names[c] for c in areas}})
     if not areas:
@@ -115,7 +121,11 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         return data
 
     suppressed = aggregates_suppressed(role)  # True: the counts in ``base`` are the published (perturbed) ones
-    prof = compare.profile(base, areas, False, comparator=comparator, a=A, b=B, measure=measure)
+    group_codes = comparator or (list(recognised["neighbour_code"]) if recognised is not None and len(recognised)
+                                 else None)
+    prof = compare.profile(base, areas, False, comparator=group_codes, a=A, b=B, measure=measure)
+    if comparator is None and recognised is not None and len(recognised):
+        prof.explanation, prof.comparator = _recognised(recognised, names[areas[0]])
 
     # side by side
     data.sentences.append(compare.describe(prof))
@@ -168,4 +178,54 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                        "table_indicators": list(prof.table["indicator"]),  # the key of each cmp_table row
                        "hidden": prof.hidden, "suppressed": suppressed, "small": small,
                        "period_label": counts.period_label(period)})
+    # published DfE figures beside the store's children's social care count (issue 17; additive, last)
+    _published(source, base, areas, names, layer, period, measure, role, data)
     return data
+
+
+def _recognised(group: pd.DataFrame, name: str) -> tuple[str, pd.DataFrame]:
+    """The explanation and table of a recognised comparator group (lib.measures.neighbours): DfE statistical
+    neighbours for an English children's services authority, context neighbours otherwise; saying which."""
+    table = group.rename(columns={"rank": "Rank", "neighbour_code": "Code", "neighbour_name": "Area"})
+    if group["method"].iat[0] == neighbours_measures.DFE_METHOD:
+        text = (f"The comparator group is {name}'s {len(group)} **DfE statistical neighbours** (the Department for "
+                "Education's children's services statistical neighbour model, 2025), with DfE's closeness band for "
+                "each: chosen by DfE on the authorities' characteristics, never on the figures compared here. Its "
+                "figures are computed from the group's summed counts and populations.")
+        return text, table.rename(columns={"closeness": "DfE closeness"})[["Rank", "Code", "Area", "DfE closeness"]]
+    text = (f"The comparator group is the {len(group)} **context neighbours** of {name}: the areas of this layer "
+            "nearest in child population, child density and household deprivation (Census 2021), each standardised "
+            "and weighted equally; never the figures compared here"
+            + (" (DfE's statistical neighbours cover English authorities only)" if name and group["area_code"].iat[0]
+               .startswith("W") else "") + ". Its figures are computed from the group's summed counts and "
+            "populations.")
+    return text, table.rename(columns={"distance": "Distance (standard deviations)"})[
+        ["Rank", "Code", "Area", "Distance (standard deviations)"]]
+
+
+def _published(source: Source, base: pd.DataFrame, areas: list[str], names: dict, layer: str, period: str,
+               measure: str, role: str, data: PageData) -> None:
+    """Table ``cmp_published_table``: the published DfE C3 figure (or imported statistics) beside the children's
+    social care count of each area compared, as the page shows it to ``role`` (``base`` is already the role's:
+    published by the disclosure service below the lead); a note where it does not apply."""
+    if measure != "cse_records" or B != "children_social_care":
+        data.note("published_unavailable", "Published DfE figures are shown beside children's social care "
+                                           "CSE-flagged records: choose that count.")
+        return
+    if convert.layer_key(layer) not in profile_measures.PUBLISHED_LAYERS:
+        data.note("published_unavailable", "Published DfE figures are per children's services authority: they are "
+                                           "shown beside your extract on that layer and on police force areas.")
+        return
+    if " Q" in period:
+        data.note("published_unavailable", "Published DfE figures are yearly: choose a financial year or all periods.")
+        return
+    counts_ = base.set_index("area_code")[B]
+    store = pd.DataFrame({"area_code": areas, "area_name": [names[c] for c in areas],
+                          "store_count": [float(counts_[c]) for c in areas]})
+    cube = source.cube_for(role)
+    years = [p for p in cube.periods if p != "all" and " Q" not in p] if period == "all" else [period]
+    figures_ = source.memo.get(("published.figures",), lambda: published.figures_for(source.con))
+    data.tables["cmp_published_table"] = Table(profile_measures.beside_published(store, figures_, layer, years),
+                                               "Published figures beside your extract",
+                                               profile_measures.published_note(layer, years), downloadable=True,
+                                               columns={"Your extract": {"format": "%d"}})

@@ -16,8 +16,9 @@ import pandas as pd
 from lib.access.roles import aggregates_suppressed, periods_for
 from lib.disclosure import notes as disclosure_notes
 from lib.geo import maps as geo_maps
-from lib.measures import convert, figures, population
+from lib.measures import convert, figures, population, published
 from lib.measures import divergence as dv
+from lib.measures import profile as profile_measures
 from lib.views.base import Memo, PageData, Param, Source, Table, source_of
 
 PAGE = "divergence"
@@ -208,6 +209,9 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                  **{c: {"label": c.replace("_", " "), "format": "percent"}
                     for c in ("share_a", "lower_95", "upper_95", "lower_998", "upper_998")}})
 
+    # published DfE figures beside the store's children's social care count (issue 17; additive)
+    beside = _published(source, result, layer, period, a, b, measure, data)
+
     # one area: trend and why
     choices, names = area_choices(source, params, role)
     area = params["area"] or (choices[0] if choices else None)
@@ -224,6 +228,10 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     focus = result[result["area_code"] == area]
     if not focus.empty:  # the chosen area's reading (the board pack's summary leads with it)
         data.say("area", dv.describe_area(focus.iloc[0], a, b, measure))
+    if beside is not None and area in set(beside["Code"]):
+        text = beside.loc[beside["Code"] == area, "Reconciliation"].iat[0]
+        data.say("published_area", f"**{area_name}**, children's social care against the published DfE figure: "
+                                   f"{text}.")
     if agg:
         data.note("trend_hidden", "Trends by quarter are for the safeguarding lead (quarters are not published "
                                   "to your role); choose a financial year under Period to see one year.")
@@ -260,3 +268,34 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                               "agency code that is not an area of their agency's geography and are left out of the "
                               "own-geography counts.")
     return data
+
+
+def _published(source: Source, result: pd.DataFrame, layer: str, period: str, a: str, b: str, measure: str,
+               data: PageData) -> pd.DataFrame | None:
+    """The published DfE C3 figure (or statistics imported with ``import-stats``) beside the children's social
+    care count of every area the role may see (``result``, already protected), as table
+    ``div_published_table``; a note saying why not where it does not apply."""
+    csc = "children_social_care"
+    if csc not in (a, b) or measure != "cse_records":
+        data.note("published_unavailable", "Published DfE figures (children in need, CSE identified at assessment) "
+                                           "are shown beside children's social care CSE-flagged records: choose "
+                                           "children's social care as agency A or B and count records.")
+        return None
+    if convert.layer_key(layer) not in profile_measures.PUBLISHED_LAYERS:
+        data.note("published_unavailable", "Published DfE figures are per children's services authority: they are "
+                                           "shown beside your extract on that layer and on police force areas "
+                                           "(summed where authorities nest).")
+        return None
+    if " Q" in period:
+        data.note("published_unavailable", "Published DfE figures are yearly: choose a financial year or all "
+                                           "periods to see them beside your extract.")
+        return None
+    cube = source.cube_for(data.role)
+    years = [p for p in cube.periods if p != "all" and " Q" not in p] if period == "all" else [period]
+    figures_ = source.memo.get(("published.figures",), lambda: published.figures_for(source.con))
+    store = result.assign(store_count=result["count_a" if a == csc else "count_b"]).sort_values("area_name")
+    beside = profile_measures.beside_published(store, figures_, layer, years)
+    data.tables["div_published_table"] = Table(beside, "Published figures beside your extract",
+                                               profile_measures.published_note(layer, years), downloadable=True,
+                                               columns={"Your extract": {"format": "%d"}})
+    return beside

@@ -3,10 +3,10 @@ England and Wales and its comparator group (DfE statistical neighbours for child
 context neighbours otherwise), with 95% confidence intervals, comparisons in colour AND words, the trend over
 financial years and a definition of every indicator (lib.measures.profile does the arithmetic).
 
-The role's protection is the Compare page's, applied in ONE place (``_protect``, which calls
-``lib.views.compare._protect`` on the same base and cube): a cell hidden on Compare is hidden here, so the two
-pages cannot be differenced against each other. The store's yearly trend is shown only where the role sees
-every period (``lib.access.roles.periods_for``); the published DfE trend is public and shown to every role.
+The role's protection is the Compare page's, in ONE place (``_base``: ``lib.views.compare._base``, the counts
+as the role may see them: exact for the safeguarding lead, published by the disclosure service's cell key
+perturbation below it, ``Source.cube_for(role)``), so the profile and Compare show one area the same figures.
+Nothing is hidden; ``lib.measures.profile`` still honours a hidden-cell mask should a method need one.
 """
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.access.roles import aggregates_suppressed, periods_for
+from lib.disclosure import notes as disclosure_notes
 from lib.geo import official_lookups
+from lib.measures import compare as compare_measures
 from lib.measures import convert, counts, neighbours, population
 from lib.measures import divergence as dv
 from lib.measures import profile as prof
 from lib.measures import published as pub
-from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
 from lib.views import compare as view_compare
 from lib.views.base import PageData, Param, Source, Table, source_of
 
@@ -37,26 +38,20 @@ PARAMS: dict[str, Param] = {
 }
 
 
-def _cube(source: Source, role: str):
-    """The measure cube the role reads (the protected cube for aggregate roles once the store offers one)."""
-    cube_for = getattr(source, "cube_for", None)
-    return cube_for(role) if cube_for is not None else source.cube()
-
-
-def _protect(source: Source, base: pd.DataFrame, layer: str, period: str, role: str) -> pd.DataFrame:
-    """THE protection of this page: Compare's hidden-cell mask for the role on the same base."""
-    return view_compare._protect(source, base, (layer, period, MEASURE), role)
+def _base(source: Source, layer: str, period: str, role: str) -> pd.DataFrame:
+    """THE protection of this page: every area's counts as ``role`` may see them (Compare's ``_base``)."""
+    return view_compare._base(source, layer, period, MEASURE, role)
 
 
 def options(con_or_store, role: str) -> dict:
-    """Periods the role may pick: all, and financial years (no quarters) where the role sees every period."""
-    cube = source_of(con_or_store).cube()
+    """Periods the role may pick: all and financial years (quarters are too few cases for a profile)."""
+    cube = source_of(con_or_store).cube_for(role)
     return {"periods": [p for p in periods_for(role, cube.periods) if " Q" not in p]}
 
 
-def choices(con_or_store, layer: str) -> tuple[dict[str, str], list[str]]:
+def choices(con_or_store, layer: str, role: str) -> tuple[dict[str, str], list[str]]:
     """The areas a selector offers: code -> name, and codes from the most cases to the fewest."""
-    return view_compare.choices(con_or_store, layer, "all", MEASURE)
+    return view_compare.choices(con_or_store, layer, "all", MEASURE, role)
 
 
 def _years(cube, period: str) -> list[str]:
@@ -146,8 +141,8 @@ def _display(rows: pd.DataFrame, comparator_label: str) -> pd.DataFrame:
         national = r.national_label
         out.append({
             "Indicator": r.label,
-            "Count": "c" if hidden else _count(r.numerator),
-            "Denominator": "c" if hidden else _count(r.denominator),
+            "Count": np.nan if hidden else r.numerator,
+            "Denominator": np.nan if hidden else r.denominator,
             "Value": "c" if hidden else (_fmt(r.value, digits) or (r.symbols if getattr(r, "symbols", "") else
                                                                     "no figure")),
             "95% CI": "" if hidden or pd.isna(r.lower) else f"{_fmt(r.lower, digits)} to {_fmt(r.upper, digits)}",
@@ -159,6 +154,10 @@ def _display(rows: pd.DataFrame, comparator_label: str) -> pd.DataFrame:
             "Trend": r.trend,
         })
     return pd.DataFrame(out)
+
+
+#: Counts are numbers (blank where none: a published cell with a symbol says so under Value).
+COUNT_HINTS = {"Count": {"format": "%d"}, "Denominator": {"format": "%d"}}
 
 
 def spine(rows: pd.DataFrame, name: str) -> go.Figure:
@@ -242,13 +241,13 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     if period not in allowed["periods"]:
         raise ValueError(f"parameter period={period!r}: expected one of {', '.join(allowed['periods'])} "
                          f"for the {role} role")
-    names, busiest = choices(source, layer)
+    names, busiest = choices(source, layer, role)
     area = params["area"] or (busiest[0] if busiest else None)
     if area not in names:
         raise ValueError(f"parameter area={area!r}: not an area of layer {layer!r}")
-    cube = _cube(source, role)
-    base = view_compare._base(source, layer, period, MEASURE)
-    mask = _protect(source, base, layer, period, role)
+    cube = source.cube_for(role)
+    base = _base(source, layer, period, role)
+    mask = compare_measures.hidden_mask(base, False, A, B)  # nothing hidden: the counts are the role's own
     suppressed = aggregates_suppressed(role)
     name = names[area]
     data = PageData(page=PAGE, role=role, params=dict(params), data_version=source.data_version(), title=TITLE,
@@ -288,7 +287,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
 
     # the trend over financial years
     agencies = list(cube.agencies)
-    show_store = not suppressed
+    show_store = True  # each year's counts come from the role's cube (published consistently below the lead)
     all_years = [p for p in cube.periods if p != "all" and " Q" not in p]
     trend = _trend_rows(cube, layer, area, all_years, pop, agencies, figures, show_store)
     words = {key: prof.trend(part) for key, part in trend.groupby("key")}
@@ -301,15 +300,15 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     said = {}
     for r in rows.itertuples(index=False):
         said.setdefault(r.vs_national, []).append(r.label.split(" (")[0].split(", per")[0])
-    parts = [f"**{prof.SIGNIFICANCE_STYLE[w]['text']} England and Wales**: "
+    parts = [f"- **{prof.SIGNIFICANCE_STYLE[w]['text']} England and Wales**: "
              + "; ".join(said[w]) for w in ("higher", "similar", "lower") if said.get(w)]
     if said.get("hidden"):
-        parts.append("**hidden for your role** (small numbers): " + "; ".join(said["hidden"]))
+        parts.append("- **hidden for your role** (small numbers): " + "; ".join(said["hidden"]))
     if said.get("not compared"):
-        parts.append("**not compared** (no figure): " + "; ".join(said["not compared"]))
+        parts.append("- **not compared** (no figure): " + "; ".join(said["not compared"]))
     data.say("headline", f"**{name} ({area})**, {convert.MEASURE_LAYERS[layer].lower()}, "
                          f"{counts.period_label(period)}. Each indicator's 95% confidence interval against the "
-                         "national value (England for the published DfE figure): " + ". ".join(parts) + ".")
+                         "national value (England for the published DfE figure):\n\n" + "\n".join(parts))
     csc = rows[rows["indicator"] == f"rate_{B}"]
     if len(csc):
         mine = "c (hidden for your role)" if bool(csc["hidden"].iat[0]) else _count(csc["numerator"].iat[0])
@@ -328,30 +327,33 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                                          "Higher / similar / lower: the area's 95% confidence interval wholly "
                                          "above, overlapping or wholly below the national value (Fingertips' "
                                          "method). Not better or worse: more recorded harm can mean better "
-                                         "recognition.", downloadable=True)
+                                         "recognition.", downloadable=True, columns=COUNT_HINTS)
     data.figures["profile_spine"] = spine(rows, name)
     if show_store or len(trend):
         shown = trend.assign(
-            Count=[_count(c) if pd.notna(c) else (s or "no figure") for c, s in zip(trend["count"], trend["symbols"])],
-            Value=[_fmt(v) for v in trend["value"]],
+            Count=trend["count"].astype("float64"),
+            Value=[_fmt(v) if pd.notna(v) else (s or "no figure") for v, s in zip(trend["value"], trend["symbols"])],
             CI=[f"{_fmt(lo)} to {_fmt(hi)}" if pd.notna(lo) else "" for lo, hi in zip(trend["lower"], trend["upper"])])
         shown = shown.rename(columns={"indicator": "Indicator", "period": "Financial year", "CI": "95% CI"})
         data.tables["profile_trend_table"] = Table(
             shown[["Indicator", "Financial year", "Count", "Value", "95% CI"]], "Trend over financial years",
-            ("" if show_store else "Your extract's yearly figures are shown to the safeguarding lead only: "
-             "beside the all-period figures they could be subtracted to reveal hidden small counts. ")
-            + "Published DfE figures: reporting year ending 31 March, shown as the financial year it closes.",
-            downloadable=True)
+            "Published DfE figures: reporting year ending 31 March, shown as the financial year it closes. A "
+            "published cell with a symbol has no count: its meaning is shown under Value, never zero.",
+            downloadable=True, columns={"Count": {"format": "%d"}})
         data.figures["profile_trend"] = _trend_figure(trend)
-    data.tables["profile_group_table"] = Table(table, f"Comparator group: {comparator_label.lower()}",
+    data.tables["profile_group_table"] = Table(table, f"Comparator group: {comparator_label}",
                                                downloadable=True)
     data.tables["profile_definitions"] = Table(definitions(layer, years, data.data_version, agencies),
                                                "Definitions", downloadable=True)
     data.note("population", population.source_label(layer=layer))
-    if suppressed:
-        data.note("suppression", SUPPRESSION_NOTE + " A comparator group figure is hidden when any member's is.")
+    data.note("disclosure", disclosure_notes.method_note(suppressed)
+              + (" Confidence intervals are computed on the published counts and leave the perturbation out."
+                 if suppressed else ""))
+    small = view_compare.small_areas(base, [area]) if suppressed else []
+    if small:
+        data.note("small", disclosure_notes.small_note([name]))
     data.note("spine", "Spine chart: the centre line is the national value; the grey bar spans the areas of the "
-                       "layer you may see (lightest: the whole range, darker: the middle half); the diamond is the "
+                       "layer (lightest: the whole range, darker: the middle half); the diamond is the "
                        "comparator group; the marker is the area, its colour AND shape saying higher (blue "
                        "triangle up), similar (yellow circle) or lower (orange triangle down), the whiskers its 95% "
                        "interval. The table below gives every value.")
@@ -361,18 +363,32 @@ def build(con_or_store, params: dict, role: str) -> PageData:
 
 
 def _trend_figure(trend: pd.DataFrame) -> go.Figure:
-    fig = go.Figure()
+    """The yearly rates with 95% intervals: your extract's agencies above, the published DfE rate below (their
+    scales differ a hundredfold), financial years in order on a shared axis."""
+    from plotly.subplots import make_subplots
+
     palette = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"]
     dashes = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot", "solid"]
-    for i, (indicator, part) in enumerate(trend.groupby("indicator", sort=False)):
-        part = part.dropna(subset=["value"])
-        fig.add_trace(go.Scatter(
-            x=part["period"], y=part["value"], mode="lines+markers", name=indicator.split(":")[0],
-            line={"color": palette[i % len(palette)], "dash": dashes[i % len(dashes)]},
-            error_y={"type": "data", "symmetric": False, "array": (part["upper"] - part["value"]).tolist(),
-                     "arrayminus": (part["value"] - part["lower"]).tolist()},
-            hovertemplate="%{x}: %{y:,.1f} per 10,000<extra>" + indicator.split(":")[0] + "</extra>"))
-    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 20, "b": 40}, plot_bgcolor="white",
-                      yaxis={"title": "per 10,000 children", "rangemode": "tozero", "gridcolor": "#eeeeee"},
-                      xaxis={"title": "financial year", "type": "category"}, legend={"orientation": "h", "y": -0.25})
+    years = sorted(set(trend["period"]))
+    store = trend[trend["key"] != "published_rate"]
+    panels = [("Your extract", store), ("Published DfE", trend[trend["key"] == "published_rate"])]
+    panels = [(title, part) for title, part in panels if len(part)]
+    fig = make_subplots(rows=len(panels) or 1, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=[f"{t}: per 10,000 children" for t, _ in panels] or None)
+    i = 0
+    for row, (_, part) in enumerate(panels, start=1):
+        for indicator, series in part.groupby("indicator", sort=False):
+            series = series.dropna(subset=["value"])
+            name = indicator.split(":")[0]
+            fig.add_trace(go.Scatter(
+                x=series["period"], y=series["value"], mode="lines+markers", name=name,
+                line={"color": palette[i % len(palette)], "dash": dashes[i % len(dashes)]},
+                error_y={"type": "data", "symmetric": False, "array": (series["upper"] - series["value"]).tolist(),
+                         "arrayminus": (series["value"] - series["lower"]).tolist()},
+                hovertemplate="%{x}: %{y:,.1f} per 10,000<extra>" + name + "</extra>"), row=row, col=1)
+            i += 1
+        fig.update_yaxes(rangemode="tozero", gridcolor="#eeeeee", row=row, col=1)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=years)
+    fig.update_layout(height=260 * max(len(panels), 1) + 80, margin={"l": 10, "r": 10, "t": 30, "b": 40},
+                      plot_bgcolor="white", legend={"orientation": "h", "y": -0.12})
     return fig
