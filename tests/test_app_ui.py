@@ -1,0 +1,90 @@
+"""Issue 18's interaction defects, in AppTest (the browser twins are in tests/test_browser_ui.py): the review
+flow moves on at once with its counts, lists decided pairs with an undo; the first start is not an "update"."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from tests.fixtures_linkage import copy_store, run_page, synthetic_linked_store
+
+REVIEW = str(ROOT / "pages" / "review.py")
+
+
+@pytest.fixture()
+def review_app(tmp_path_factory, tmp_path, monkeypatch) -> tuple[AppTest, str]:
+    path = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)  # decisions must not leak
+    return run_page(REVIEW, path, monkeypatch), str(path)
+
+
+def _count(at: AppTest) -> int:
+    return int(at.metric[0].value.replace(",", ""))
+
+
+def _audit_actions(path: str) -> list[tuple[str, str]]:
+    from lib.access import audit
+
+    rows = audit.read(audit.AuditLog.for_store(path))
+    return list(zip(rows["action"], rows["detail"].fillna(""), strict=True))
+
+
+def test_a_decision_moves_to_the_next_pair_and_the_count_falls_on_the_same_run(review_app):
+    at, path = review_app
+    before, first = _count(at), at.markdown
+    first_reading = [m.value for m in first if "The model puts this pair at" in m.value]
+    first_cards = at.dataframe[1].value.to_string() + at.dataframe[2].value.to_string()
+    at.text_input(key="reviewer").set_value("Safeguarding lead").run()
+    at.button(key="decide_accept").click().run()
+    assert not at.exception, at.exception
+    assert _count(at) == before - 1  # 190 -> 189 on the run of the click, not the one after
+    message = " ".join(s.value for s in at.success)
+    assert "Recorded: accept" in message and "the pair at probability" in message
+    now_cards = at.dataframe[1].value.to_string() + at.dataframe[2].value.to_string()
+    now_reading = [m.value for m in at.markdown if "The model puts this pair at" in m.value]
+    assert (now_cards, now_reading) != (first_cards, first_reading), "the decided pair is still on screen"
+    decided = at.expander[-1]
+    assert "Decided pairs (1 most recent)" in decided.label
+    assert "accepted (same child) by Safeguarding lead" in " ".join(m.value for m in decided.markdown)
+
+
+def test_undo_writes_its_own_audited_version_and_returns_the_pair(review_app):
+    from lib.records import store
+
+    at, path = review_app
+    before = _count(at)
+    at.text_input(key="reviewer").set_value("Lead A").run()
+    at.button(key="decide_reject").click().run()
+    con = store.connect(path, read_only=True)
+    try:
+        version_after_decision = store.data_version(con)
+    finally:
+        con.close()
+    assert _count(at) == before - 1
+    at.button(key="undo_0").click().run()
+    assert not at.exception, at.exception
+    assert _count(at) == before
+    assert any("Undone:" in s.value for s in at.success)
+    assert "Decided pairs (0 most recent)" in at.expander[-1].label
+    con = store.connect(path, read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM review_decisions").fetchall()[0][0] == 0
+        assert store.data_version(con) != version_after_decision  # the undo is a version of its own
+    finally:
+        con.close()
+    details = [d for a, d in _audit_actions(path) if a == "review_decision"]
+    assert details[0].startswith("undo reject by Lead A (reviewer: Lead A") and details[1].startswith("reject")
+
+
+def test_the_record_cards_read_as_words(review_app):
+    at, _ = review_app
+    cards = at.dataframe[1]
+    shown = cards.value.to_string()
+    assert "00:00:00" not in shown
+    assert not set(cards.value["agency"]) & {"police", "health", "social_care", "education"}
+    assert at.markdown and any("| Identifier | Group A | Group B |" in m.value for m in at.markdown)
+
+
+def test_the_decision_buttons_have_keyboard_shortcuts(review_app):
+    at, _ = review_app
+    assert at.button(key="decide_accept").proto.shortcut.upper() == "A"
+    assert at.button(key="decide_reject").proto.shortcut.upper() == "D"
