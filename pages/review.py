@@ -67,8 +67,9 @@ def decide(decision: str, index: int) -> None:
                  f"{exc.holder.get('started', '?')}) is writing the store, so your decision is kept in a queue and "
                  "saved as soon as it finishes (within seconds of it); nothing needs doing.")
     audit("review_decision", subject, f"{decision} (reviewer: {reviewer})")
-    st.session_state[_FLASH] = ("success", f"Recorded: {decision} — {_pair_name(pair)} "
-                                           f"({view.DECISION_WORDS[decision]}). {saved} The next pair is below.")
+    meaning = "same child" if decision == "accept" else "different children"
+    st.session_state[_FLASH] = ("success", f"Recorded: {decision} ({meaning}) for {_pair_name(pair)}. {saved} "
+                                           "The next pair is below.")
 
 
 def skip(count: int) -> None:
