@@ -148,11 +148,10 @@ if data.extra["state"] == "empty":
 
 labels = data.extra["pairs"]
 choice = st.selectbox("Pair", range(len(labels)), format_func=lambda i: labels[i], key="review_pair")
-pair = view.selected_pair(source, {"pair": choice})
 if choice != data.extra["pair"]:  # the selector was drawn with another pair than the one built: rebuild
     data = view.build(source, {"pair": choice}, ROLE)
-audit_view("view_review", f"{safe_node_id(pair['node_l'])} / {safe_node_id(pair['node_r'])}",
-           f"probability {pair['match_probability']:.2f}", slot="review_pair")
+for action, subject, detail in view.audit_rows(source, data):  # the rows `view review` writes too
+    audit_view(action, subject, detail, slot="review_pair")
 if data.extra["state"] == "unexplained":
     st.info(data.sentences[1])
     decided_pairs()

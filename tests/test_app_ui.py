@@ -88,3 +88,69 @@ def test_the_decision_buttons_have_keyboard_shortcuts(review_app):
     at, _ = review_app
     assert at.button(key="decide_accept").proto.shortcut.upper() == "A"
     assert at.button(key="decide_reject").proto.shortcut.upper() == "D"
+
+
+# -- issue 15: the command line's views of children are audited as the pages' are ----------------------------
+
+@pytest.fixture()
+def linked_copy(tmp_path_factory, tmp_path) -> str:
+    return str(copy_store(synthetic_linked_store(tmp_path_factory), tmp_path))
+
+
+def _cli(*argv) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from lib import cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(list(argv))
+    return code, out.getvalue()
+
+
+def _rows(path: str, action: str):
+    from lib.access import audit
+
+    rows = audit.read(audit.AuditLog.for_store(path), action=action)
+    return rows
+
+
+def test_cli_view_across_as_lead_writes_the_pages_audit_rows(linked_copy):
+    import json
+
+    code, out = _cli("view", "across", "--role", "lead", "--db", linked_copy)
+    assert code == 0
+    data = json.loads(out)
+    listed = _rows(linked_copy, "view_list")
+    assert listed["subject"].tolist() == ["utla:all areas"]
+    assert listed["detail"].iloc[0].startswith(f"{len(data['extra']['children'])} children listed")
+    assert listed["user_name"].iloc[0].startswith("cli:") and listed["role"].iloc[0] == "(command line)"
+    assert _rows(linked_copy, "view_child").empty and "child_records" not in data["tables"]  # none chosen
+
+    child = data["extra"]["children"][2][0]
+    code, out = _cli("view", "across", "--role", "lead", "--db", linked_copy, "--param", f"child={child}")
+    assert code == 0 and json.loads(out)["tables"]["child_records"]["rows"]
+    assert _rows(linked_copy, "view_child")["subject"].tolist() == [child]
+
+
+def test_cli_view_review_writes_view_review_and_aggregate_views_write_none(linked_copy):
+    code, _ = _cli("view", "review", "--role", "lead", "--db", linked_copy, "--param", "pair=1")
+    assert code == 0
+    rows = _rows(linked_copy, "view_review")
+    assert len(rows) == 1 and rows["detail"].iloc[0].startswith("probability ")
+    code, _ = _cli("view", "across", "--role", "analyst", "--db", linked_copy)
+    assert code == 0
+    assert _rows(linked_copy, "view_list").empty
+
+
+def test_the_across_page_opens_no_child_until_one_is_chosen(linked_copy, monkeypatch):
+    at = run_page(str(ROOT / "pages" / "across.py"), linked_copy, monkeypatch)
+    assert not at.exception, at.exception
+    assert at.selectbox(key="child_id").value is None
+    assert _rows(linked_copy, "view_child").empty
+    assert not any("records from" in m.value for m in at.markdown)
+    child = at.selectbox(key="child_id").options[1].split(" — ")[0]
+    at.selectbox(key="child_id").set_value(child).run()
+    assert not at.exception, at.exception
+    assert _rows(linked_copy, "view_child")["subject"].tolist() == [child]

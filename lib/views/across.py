@@ -48,7 +48,7 @@ PARAMS: dict[str, Param] = {
     "top": Param(15, TOP_CHOICES, kind=int, help="flows shown"),
     "focus": Param(None, help="flows into or out of this area code (default: all areas)"),
     "resident_in": Param(None, help="lead only: list children resident in this area code (default: all)"),
-    "child": Param(None, help="lead only: the child to open (default: the first listed)"),
+    "child": Param(None, help="lead only: the child to open (default: none; a journey opens only when chosen)"),
 }
 FIGURES = ("spans_map", "flows_map", "missed_map", "child_timeline", "child_map")
 
@@ -312,7 +312,11 @@ def _child_section(src: Source, params: dict, role: str, page: _Page) -> None:
     if candidates.empty:
         page.say("child_list", "No child resident here has encounters in more than one area.", "info")
         return
-    child_id = params["child"] or next(iter(labels))
+    child_id = params["child"]
+    if child_id is None:  # a child's journey opens only when one is chosen (and only then is it audited)
+        page.say("child_list", "Choose a child above to open their journey (the choice is recorded in the audit "
+                               "trail).", "note")
+        return
     if child_id not in labels:
         raise ValueError(f"parameter child={child_id!r}: not among the children listed for resident_in="
                          f"{area!r} (encounters in several areas)")
@@ -339,6 +343,21 @@ def _child_section(src: Source, params: dict, role: str, page: _Page) -> None:
     page.data.tables["child_records"] = Table(
         journeys.display_table(records), title=f"Records of {child_id} (masked)",
         columns={"Match probability": {"format": "%.4f"}})
+
+
+# -- what the page shows that the audit trail records (the page and `view across` write the same rows) ---------
+
+def audit_rows(con_or_store, data: PageData) -> list[tuple[str, str, str]]:
+    """The audit rows (action, subject, detail) for what ``data`` shows of children: the lead's list of
+    children (``view_list``) and, only when a child was chosen, that child's journey (``view_child``)."""
+    if "children" not in data.extra:
+        return []
+    layer, area = data.params["layer"], data.params.get("resident_in")
+    rows = [("view_list", f"{layer}:{area or 'all areas'}",
+             f"{len(data.extra['children'])} children listed (encounters in several areas)")]
+    if data.params.get("child") and "child_records" in data.tables:
+        rows.append(("view_child", data.params["child"], f"resident in {area or 'any area'} ({layer})"))
+    return rows
 
 
 # -- figures -------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from lib.access.roles import sees_child_level
 from lib.linkage import explain, review
 from lib.measures import spans
 from lib.records import store
+from lib.records.identifiers import safe_node_id
 from lib.views.base import PageData, Param, Table, source_of
 from lib.views.scenario import store_path
 
@@ -86,6 +87,16 @@ def decided_pair(con_or_store, index: int) -> pd.Series | None:
     """Row ``index`` of ``decisions`` (record keys and decided_at: for the page's undo), or None."""
     rows = decisions(con_or_store)
     return rows.iloc[index] if 0 <= index < len(rows) else None
+
+
+def audit_rows(con_or_store, data: PageData) -> list[tuple[str, str, str]]:
+    """The audit rows (action, subject, detail) for what ``data`` shows: the pair opened (``view_review``,
+    subject the groups' safe node ids, as the page has always written it)."""
+    if data.extra.get("state") not in ("pair", "unexplained"):
+        return []
+    pair = selected_pair(con_or_store, {"pair": data.extra["pair"]})
+    return [("view_review", f"{safe_node_id(pair['node_l'])} / {safe_node_id(pair['node_r'])}",
+             f"probability {pair['match_probability']:.2f}")]
 
 
 def decided_label(row) -> str:
