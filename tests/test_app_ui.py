@@ -154,3 +154,14 @@ def test_the_across_page_opens_no_child_until_one_is_chosen(linked_copy, monkeyp
     at.selectbox(key="child_id").set_value(child).run()
     assert not at.exception, at.exception
     assert _rows(linked_copy, "view_child")["subject"].tolist() == [child]
+
+
+@pytest.mark.parametrize("role", ["lead", "analyst", "commissioner"])
+@pytest.mark.parametrize("layer", ["utla", "trust"])
+def test_found_only_by_linkage_is_one_number_in_headline_and_sentence(tmp_path_factory, role, layer):
+    from lib import views
+
+    data = views.build("across", synthetic_linked_store(tmp_path_factory), {"layer": layer}, role)
+    metrics = {row["label"]: row["value"] for row in data.tables["metrics"].frame.to_dict("records")}
+    sentence = data.extra["slots"]["missed_reading"][0]
+    assert sentence.startswith(f"{metrics['Found only by linkage']} of {metrics['Known to 2+ agencies']} children")

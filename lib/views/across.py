@@ -258,11 +258,29 @@ def _flows_section(src: Source, params: dict, role: str, page: _Page) -> None:
         title="All flows (download)", downloadable=True)
 
 
+def _missed_reading(totals: dict, drawn: pd.DataFrame, role: str) -> str:
+    """The sentence under "Children the system would miss without linkage": its numbers are the headline's
+    "Found only by linkage" and "Known to 2+ agencies" (one definition: ``_overview``, as ``_headline``);
+    the area it names is among those whose counts the role may see."""
+    multi, missed = totals["multi_agency"], totals["missed"]
+    if not multi:
+        return "No linked child is known to more than one agency."
+    share = _metric_share(missed, multi, "", role)
+    text = (f"{count_text(missed, role=role)} of {count_text(multi, role=role)} children known to two or more "
+            f"agencies{f' ({share.strip()})' if share else ''} share no NHS number, nor the same name and date of "
+            "birth, across agencies: without probabilistic linkage no agency would know the others had seen them")
+    if drawn.empty or not drawn["missed"].max():
+        return text + "."
+    top = drawn.sort_values(["missed", "multi_agency"], ascending=False).iloc[0]
+    where = "of the areas whose counts can be shown, most are in" if aggregates_suppressed(role) else "most are in"
+    return text + f"; {where} {top['area_name']} ({int(top['missed']):,})."
+
+
 def _missed_section(src: Source, params: dict, role: str, page: _Page) -> None:
     missed = _missed(src, params["layer"])
     shown = _protect(missed, MISSED_COUNTS, role, rates=MISSED_RATES)
-    page.say("missed_reading", _reading(role, missed, visible_rows(missed, shown, ["multi_agency", "missed"]),
-                                        "multi_agency", across_figures.describe_missed))
+    page.say("missed_reading", _missed_reading(_overview(src, params["layer"]),
+                                               visible_rows(missed, shown, ["multi_agency", "missed"]), role))
     page.say("missed_reading", "Counted: children known to two or more agency types where no record of one agency "
                                "shares a valid NHS number, or the same forename, surname and date of birth, with a "
                                "record of another — not even through a chain of such matches. Only probabilistic "
