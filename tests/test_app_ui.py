@@ -165,3 +165,16 @@ def test_found_only_by_linkage_is_one_number_in_headline_and_sentence(tmp_path_f
     metrics = {row["label"]: row["value"] for row in data.tables["metrics"].frame.to_dict("records")}
     sentence = data.extra["slots"]["missed_reading"][0]
     assert sentence.startswith(f"{metrics['Found only by linkage']} of {metrics['Known to 2+ agencies']} children")
+
+
+def test_the_childs_timeline_names_the_areas(tmp_path_factory):
+    from lib import views
+
+    store = synthetic_linked_store(tmp_path_factory)
+    listed = views.build("across", store, {}, "lead").extra["children"]
+    data = views.build("across", store, {"child": listed[0][0]}, "lead")
+    labels = [t for trace in data.figures["child_timeline"].data if trace.texttemplate is not None
+              for t in trace.texttemplate if t]
+    records = data.tables["child_records"].frame
+    area_column = "Where: Children's services"
+    assert labels and set(labels) <= set(records[area_column].dropna()) | {"area not placed"}
