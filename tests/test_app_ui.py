@@ -178,3 +178,22 @@ def test_the_childs_timeline_names_the_areas(tmp_path_factory):
     records = data.tables["child_records"].frame
     area_column = "Where: Children's services"
     assert labels and set(labels) <= set(records[area_column].dropna()) | {"area not placed"}
+
+
+def test_the_first_start_is_not_announced_as_a_data_update(tmp_path, monkeypatch):
+    """Issue 18: right after the first start built the default dataset, no "Data updated … version 2"."""
+    from functools import partial
+
+    from lib.records import default, store
+
+    monkeypatch.delenv("JOINEDUP_DB", raising=False)
+    monkeypatch.setattr(store, "DEFAULT_DB", tmp_path / "default.duckdb")
+    monkeypatch.setattr(default, "ensure_default_dataset",
+                        partial(default.ensure_default_dataset, n_encounters=800, seed=3))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    said = [i.value for i in at.info] + [t.value for t in at.toast]
+    assert not any("Data updated" in text for text in said), said
+    at.run()  # nor on the next rerun
+    assert not any("Data updated" in i.value for i in at.info)
