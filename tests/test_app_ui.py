@@ -197,3 +197,42 @@ def test_the_first_start_is_not_announced_as_a_data_update(tmp_path, monkeypatch
     assert not any("Data updated" in text for text in said), said
     at.run()  # nor on the next rerun
     assert not any("Data updated" in i.value for i in at.info)
+
+
+# -- Boundaries: a clicked area's panel, place labels, titles in sentences -----------------------------------
+
+def test_a_clicked_area_lists_every_layer_it_falls_in_with_shares_and_full_codes():
+    from lib import views
+    from lib.geo import alignment
+
+    data = views.build_with("boundaries", None, {"area": "utla:E10000007"}, "analyst")  # Derbyshire
+    panel = data.tables["place"].frame
+    assert data.sentences[0].startswith("**Derbyshire** (Children's services, E10000007) falls in")
+    expected = {code for members in alignment.memberships("utla", "E10000007").values() for code, _, _ in members}
+    assert set(panel["Code"]) == expected  # every area of every other layer, from the official lookups
+    assert panel["Area"].str.contains(r"\(\d+% of its LSOAs\)").any()  # shares where it is split
+    with pytest.raises(ValueError, match="parameter area='utla:NOPE'"):
+        views.build_with("boundaries", None, {"area": "utla:NOPE"}, "analyst")
+
+
+def test_the_plain_base_map_names_major_places_from_geodata():
+    from lib import views
+    from lib.geo import lookup
+
+    data = views.build_with("boundaries", None, {}, "analyst")
+    labels = [t for t in data.figures["map"].data if t.type == "scattermap" and t.mode == "text"]
+    assert labels and len(labels[0].text) >= 10
+    assert set(labels[0].text) <= set(lookup.name_of("lad").values())  # names from the official lookup
+    zoomed = views.build_with("boundaries", None, {"place": "LS1 3EX"}, "analyst").figures["map"]
+    names = [t for t in zoomed.data if t.type == "scattermap" and t.mode == "text"][0].text
+    assert "Leeds" in names
+    streets = views.build_with("boundaries", None, {"basemap": "Streets (needs internet)"}, "analyst").figures["map"]
+    assert not [t for t in streets.data if t.type == "scattermap" and t.mode == "text"]  # tiles name places
+
+
+def test_layer_titles_keep_their_official_capitals_in_sentences():
+    from lib import views
+
+    data = views.build_with("boundaries", None, {"view": "misalignment", "layer": "utla", "against": "icb"}, "analyst")
+    text = " ".join(data.sentences + data.notes)
+    assert "integrated care boards (England)" in text and "(england)" not in text

@@ -65,3 +65,27 @@ def test_review_accept_moves_to_the_next_pair_and_the_count_falls_by_one(tmp_pat
         assert "Decided pairs (2 most recent)" in page.locator('[data-testid="stMain"]').inner_text()
         assert not page.locator('[data-testid="stException"]').count()
     assert not errors, errors
+
+
+def test_boundaries_click_an_area_opens_its_side_panel(tmp_path):
+    errors: list[str] = []
+    with running_app() as base, browser_page() as page:
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(base + "/")
+        page.wait_for_selector("canvas.maplibregl-canvas", timeout=90_000)
+        wait_rendered(page)
+        page.wait_for_timeout(1500)
+        assert "falls in:" not in page.locator('[data-testid="stMain"]').inner_text()
+        box = page.locator(".js-plotly-plot").first.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.45)
+        page.locator(".hoverlayer .hovertext").first.wait_for(timeout=20_000)  # the hover names the area
+        page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.45)
+        page.get_by_text("falls in:").first.wait_for(timeout=60_000)
+        wait_rendered(page)
+        _shot(page, "boundaries_clicked")
+        panel = page.locator('[data-testid="stTable"]').first.inner_text()
+        assert "Police force" in panel and "ICB" in panel
+        codes = re.findall(r"\b[EW]\d{8}\b", panel)
+        assert len(codes) >= 3, panel  # full nine-character codes, not cut short
+        assert not page.locator('[data-testid="stException"]').count()
+    assert not errors, errors

@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.geo import lookup, maps
-from lib.geo.layers import LAYERS
+from lib.geo.layers import LAYERS, in_sentence
 from lib.measures import journeys
 from lib.measures.spans import SPAN_LAYERS, SPAN_TITLES
 
@@ -100,7 +100,7 @@ def describe_spans(table: pd.DataFrame, layer: str, span: str = "any", min_child
     big = table[table["children"] >= min_children]
     if len(big):
         top = big.sort_values([f"share_{span}", "children"], ascending=False).iloc[0]
-        text += (f"; the highest share among {LAYERS[layer].title.lower()} with at least {min_children} "
+        text += (f"; the highest share among {in_sentence(LAYERS[layer].title)} with at least {min_children} "
                  f"children is {top['area_name']} ({_pct(top[f'share_{span}'])} of {int(top['children'])}).")
     else:
         text += "."

@@ -26,7 +26,7 @@ import pandas as pd
 
 from lib.access.roles import aggregates_suppressed, sees_child_level
 from lib.access.views import aggregate_view, count_text, visible_rows
-from lib.geo.layers import LAYERS
+from lib.geo.layers import LAYERS, in_sentence
 from lib.measures import journeys, spans
 from lib.measures import span_figures as across_figures
 from lib.views.base import PageData, Param, Source, Table, source_of
@@ -196,8 +196,8 @@ def _headline(src: Source, params: dict, role: str, page: _Page) -> None:
         page.say("headline", SUPPRESSED_NOTE, "note")
     if totals["unplaced"]:
         page.say("headline", f"{count_text(totals['unplaced'], role=role)} linked children have no home postcode "
-                             f"placed in {LAYERS[layer].title.lower()} and are left out of the area figures below.",
-                 "note")
+                             f"placed in {in_sentence(LAYERS[layer].title)} and are left out of the area figures "
+                             "below.", "note")
     if LAYERS[layer].modelled:
         page.say("headline", LAYERS[layer].note, "note")
 
