@@ -236,3 +236,19 @@ def test_layer_titles_keep_their_official_capitals_in_sentences():
     data = views.build_with("boundaries", None, {"view": "misalignment", "layer": "utla", "against": "icb"}, "analyst")
     text = " ".join(data.sentences + data.notes)
     assert "integrated care boards (England)" in text and "(england)" not in text
+
+
+# -- Compare: a count is never charted against the England and Wales total ----------------------------------
+
+def test_a_count_chart_draws_the_areas_only_and_a_rate_chart_draws_england_and_wales(tmp_path_factory):
+    from lib import views
+    from lib.measures.compare import COMPARATOR, NATIONAL
+
+    store = synthetic_linked_store(tmp_path_factory)
+    count = views.build("compare", store, {"indicator": "police"}, "lead")
+    drawn = list(count.figures["cmp_chart"].data[0].y)
+    assert len(drawn) == len(count.extra["areas"])  # one bar per area compared, nothing else
+    assert NATIONAL not in drawn and COMPARATOR not in drawn
+    assert "totals over many areas" in count.tables["cmp_chart_table"].note
+    rate = views.build("compare", store, {"indicator": "rate_police"}, "lead")
+    assert NATIONAL in list(rate.figures["cmp_chart"].data[0].y)
