@@ -233,6 +233,15 @@ def _area_labels(part: pd.DataFrame) -> list[str]:
     return [name if i == 0 or name != names[i - 1] else "" for i, name in enumerate(names)]
 
 
+def _label_positions(labels: list[str]) -> list[str]:
+    """Labels alternately above and below their markers, so two close in time do not overprint."""
+    positions, shown = [], 0
+    for label in labels:
+        positions.append("top center" if shown % 2 == 0 else "bottom center")
+        shown += bool(label)
+    return positions
+
+
 def timeline_figure(records: pd.DataFrame, height: int | None = None) -> go.Figure:
     """Encounters by date (x) and agency (y), each labelled with its area where the area changes; CSE-flagged
     records are filled diamonds."""
@@ -244,7 +253,7 @@ def timeline_figure(records: pd.DataFrame, height: int | None = None) -> go.Figu
         colour = AGENCY_COLOURS.get(agency, "#444444")
         fig.add_trace(go.Scatter(
             x=part["encounter_date"], y=part["agency"], mode="markers+text", name=agency,
-            texttemplate=_area_labels(part), textposition="top center",
+            texttemplate=_area_labels(part), textposition=_label_positions(_area_labels(part)),
             textfont={"size": 11, "color": "#333333"}, cliponaxis=False,
             marker={"color": colour, "size": 13, "symbol": [CSE_SYMBOLS[c] for c in part["cse"]],
                     "line": {"width": 2, "color": colour}},
