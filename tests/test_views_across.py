@@ -84,7 +84,7 @@ def test_the_lead_s_chosen_child_and_area_are_the_cli_s(store, monkeypatch):
     child = children[-1][0]
     params = {"resident_in": area, "child": child}
     at, view = assert_parity(monkeypatch, store, "across", "lead", params=params, query={}, state=_state(params),
-                             tables=_expected_tables("lead"))
+                             tables=_expected_tables("lead", params))
     assert view["params"]["child"] == child and at.selectbox(key="child_id").value == child
     assert view["tables"]["child_records"]["rows"], "the opened child's records"
 
