@@ -252,15 +252,17 @@ c1, c2 = st.columns([1, 2])
 c1.selectbox("Resident in", [None, *resident_names], key="child_area",
              format_func=lambda c: "All areas" if c is None else resident_names.get(c, c))
 children = dict(data.extra["children"])
-audit_view("view_list", f"{layer}:{data.params['resident_in'] or 'all areas'}", f"{len(children)} children listed "
-           "(encounters in several areas)", slot="across_list")
+for action, subject, detail in view_def.audit_rows(None, data):  # the rows `view across` writes too
+    audit_view(action, subject, detail, slot="across_list" if action == "view_list" else "across_child")
 if not children:
     say(data, "child_list")
     st.stop()
-child_id = c2.selectbox("Child (encounters in several areas; most areas first)", list(children),
-                        format_func=children.get, key="child_id")
-audit_view("view_child", child_id, f"resident in {data.params['resident_in'] or 'any area'} ({layer})",
-           slot="across_child")
+c2.selectbox("Child (encounters in several areas; most areas first)", list(children), index=None,
+             format_func=children.get, key="child_id", placeholder="Choose a child to open their journey")
+if data.params.get("child") is None:  # nothing opens, and nothing is audited, until a child is chosen
+    say(data, "child_list")
+    say(data, "trust")
+    st.stop()
 say(data, "child_reading")
 say(data, "child_flags")
 reading = data.extra["slots"]["child_reading"][0].strip("*")

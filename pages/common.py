@@ -237,11 +237,14 @@ def ensure_default_data() -> None:
                     summary = run.link(w.con, run.LinkConfig(), progress=progress_callback(bar))
                 w.change = "first start: synthetic national dataset, linked"
             bar.empty()
-            _pin(path)  # this rerun reads the new version from here on
+            after_write()  # the audit trail below opens beside the version just published
             if summary is not None:  # audited once the version is published (the trail opens beside it)
                 audit_log.record(audit_trail(), user="system", role="(first start)", action="link_run",
                                  detail=f"first start: run {summary.get('run_id')}: {summary['records']} "
                                         f"records into {summary['children']} children")
+        # This rerun reads the version just built (here, or by the session this one waited for) from here on:
+        # the first start is not an update, so no "Data updated" notice (issue 18).
+        after_write()
     st.session_state["_default_data_checked"] = True
 
 

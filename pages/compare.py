@@ -43,7 +43,7 @@ layers = list(convert.MEASURE_LAYERS)
 exports.seed_from_query("layer", "cmp_layer", layers)
 PERIODS = available["periods"]  # aggregate-only roles: all and financial years (no quarters)
 exports.seed_from_query("period", "cmp_period", PERIODS)
-c1, c2, c3 = st.columns([2, 1, 1])
+c1, c2, c3 = st.columns([5, 3, 4])  # long labels (layer, count): not cut short at 1024 px
 st.session_state.setdefault("cmp_layer", "utla")
 layer = c1.selectbox("Layer", layers, format_func=convert.MEASURE_LAYERS.get, key="cmp_layer")
 period = c2.selectbox("Period", PERIODS, format_func=counts.period_label, key="cmp_period")
@@ -99,11 +99,37 @@ page = build_with("compare", source, {"layer": layer, "period": period, "measure
 
 # -- the side-by-side table ---------------------------------------------------------------------------------
 
+WRAPPED_COLUMNS = 4  # value columns per markdown table: four fit beside the indicator at 1024 px
+
+
+def wrapped_tables(frame) -> list[str]:
+    """A view table as markdown tables of at most ``WRAPPED_COLUMNS`` value columns each, the indicator repeated
+    in each: headers and cells wrap, so every area's column and its full name stay in view at 1024 px (a grid
+    of eight columns scrolls sideways and cuts its headers short)."""
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    first, values = frame.columns[0], list(frame.columns[1:])
+    parts = max(1, -(-len(values) // WRAPPED_COLUMNS))
+    size = -(-len(values) // parts)
+    tables = []
+    for start in range(0, len(values), size):
+        part = frame[[first, *values[start:start + size]]]
+        head = "| " + " | ".join(cell(c) for c in part.columns) + " |"
+        rule = "|" + "|".join([":---"] + ["---:"] * (len(part.columns) - 1)) + "|"
+        tables.append("\n".join([head, rule, *("| " + " | ".join(cell(v) for v in row) + " |"
+                                               for row in part.itertuples(index=False))]))
+    return tables
+
+
 side = page.table("cmp_table")
 st.subheader(side.title)
 st.markdown(page.sentences[0])
-show_table(page, "cmp_table", height=38 + 35 * len(side.frame))
+for text in wrapped_tables(side.frame):
+    st.markdown(text)
 st.caption(side.note)
+with st.expander("The same table as a sortable grid", icon=":material/table:"):
+    show_table(page, "cmp_table", height=38 + 35 * len(side.frame))
 for name in ("disclosure", "small"):  # how the counts are protected, and the user's own small areas
     if page.note_text(name):
         st.caption(page.note_text(name))

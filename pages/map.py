@@ -54,23 +54,40 @@ view_label = st.segmented_control("View", labels, default=labels[0], key="view",
     or labels[0]
 view_choice = next(k for k, v in view_def.VIEWS.items() if v == view_label)
 
+def clicked_area() -> str:
+    """The area clicked on the overlay map, as layer:code of the hover layer (its invisible fill, trace 0)."""
+    state = st.session_state.get("boundaries_map") or {}
+    points = (state.get("selection") or {}).get("points") or []
+    point = next((p for p in points if p.get("curve_number", 0) == 0 and p.get("location")), None)
+    return f"{st.session_state.get('hover_layer', 'utla')}:{point['location']}" if point else ""
+
+
+def map_clicked() -> None:
+    """A click on the map answers "what does this area fall in": it replaces any typed place."""
+    if clicked_area():
+        st.session_state["place_query"] = ""
+
+
 if view_choice == "overlay":
-    controls, canvas = st.columns([1, 3])
-    with controls:
-        st.subheader("Layers")
+    st.markdown("**Layers**")
+    with st.container(horizontal=True, gap="medium"):
         shown = [key for key, layer in LAYERS.items()
                  if st.toggle(layer.title, value=key in view_def.DEFAULT_LAYERS, key=f"layer_{key}",
                               help=f"{layer.agency}. {layer.note} Drawn as a {layer.dash} line.")]
-        hover_layer = st.selectbox("Hover details for", list(LAYERS), index=list(LAYERS).index("utla"),
-                                   format_func=lambda k: LAYERS[k].title, key="hover_layer")
-        basemap = st.selectbox("Base map", list(maps.BASEMAPS), index=0, key="basemap")
+    hover_col, base_col = st.columns(2)
+    hover_layer = hover_col.selectbox("Hover and click details for", list(LAYERS), index=list(LAYERS).index("utla"),
+                                      format_func=lambda k: LAYERS[k].title, key="hover_layer")
+    basemap = base_col.selectbox("Base map", list(maps.BASEMAPS), index=0, key="basemap")
+    canvas, panel = st.columns([5, 2])
+    with panel:
         st.subheader("Find a place")
         if "place_query" not in st.session_state and common.shared_area():  # the area chosen on any page
             st.session_state["place_query"] = common.shared_area()
         query = st.text_input("Postcode or area name", placeholder="e.g. LS1 3EX or Rotherham",
                               key="place_query", on_change=reset_match)
+        area = "" if query.strip() else clicked_area()
         data, figures = build(view="overlay", layers=shown, hover=hover_layer, basemap=basemap, place=query,
-                              match=int(st.session_state.get("place_match") or 0))
+                              match=int(st.session_state.get("place_match") or 0), area=area)
         show_messages(data)
         if data.extra.get("matches"):
             matches = data.extra["matches"]
@@ -79,11 +96,15 @@ if view_choice == "overlay":
         if "place" in data.tables:
             st.markdown(data.sentences[0])
             st.table(data.tables["place"].frame.set_index("Geography"))
+        else:
+            st.caption("Or click an area on the map: every layer it falls in is listed here, with the share of "
+                       "its neighbourhoods (LSOAs) where it is split.")
         for text in data.extra.get("info", []):
             st.info(text, icon=":material/info:")
 
     with canvas:
-        st.plotly_chart(figures["map"], width="stretch", config=MAP_CONFIG, key="boundaries_map")
+        st.plotly_chart(figures["map"], width="stretch", config=MAP_CONFIG, key="boundaries_map",
+                        on_select=map_clicked, selection_mode="points")
 
 elif view_choice == "trust_shares":
     trusts = view_def.trust_choices()

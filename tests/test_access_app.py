@@ -241,7 +241,10 @@ def _page(name: str, role: str, **state) -> AppTest:
 
 def test_child_view_review_view_decision_and_audit_page_are_audited(linked_copy):
     at = _page("across", "lead")
-    child = at.selectbox(key="child_id").value
+    assert at.selectbox(key="child_id").value is None  # issue 18: opening the page opens no child
+    assert _audit_rows(linked_copy, "view_child").empty
+    child = at.selectbox(key="child_id").options[0].split(" — ")[0]
+    at.selectbox(key="child_id").set_value(child).run()  # an explicit choice: audited
     at.run()  # a rerun of the same view is not a second row
     other = [o for o in at.selectbox(key="child_id").options if o != at.selectbox(key="child_id").format_func(child)]
     assert other
@@ -252,7 +255,8 @@ def test_child_view_review_view_decision_and_audit_page_are_audited(linked_copy)
     at.text_input(key="reviewer").set_value("Lead A").run()
     at.button(key="decide_accept").click().run()
     assert not at.exception
-    assert len(_audit_rows(linked_copy, "view_review")) == 1
+    opened = _audit_rows(linked_copy, "view_review")  # the decided pair, then the next one (issue 18: it moves on)
+    assert len(opened) == 2 and opened["subject"].nunique() == 2
     decision = _audit_rows(linked_copy, "review_decision")
     assert decision["detail"].tolist() == ["accept (reviewer: Lead A)"]
 

@@ -176,6 +176,13 @@ MEASURE_ALIASES: Mapping[str, str] = _View(lambda layer: bool(layer.measured_as)
 STORED: Mapping[str, str] = _View(lambda layer: layer.stored is None, lambda layer: layer.column)
 
 
+def in_sentence(title: str) -> str:
+    """A layer's title inside a sentence: its first letter lower-cased unless its first word is an acronym,
+    the rest as officially written ("integrated care boards (England)", "NHS …", never "(england)")."""
+    first = title.split(" ", 1)[0]
+    return title if first.isupper() or first[1:2].isupper() else title[:1].lower() + title[1:]
+
+
 def get(key: str) -> Layer:
     """The layer ``key``; ValueError naming the known keys if there is none."""
     try:

@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.geo import lookup, maps
-from lib.geo.layers import LAYERS
+from lib.geo.layers import LAYERS, in_sentence
 from lib.measures import journeys
 from lib.measures.spans import SPAN_LAYERS, SPAN_TITLES
 
@@ -110,7 +110,7 @@ def describe_spans(table: pd.DataFrame, layer: str, span: str = "any", min_child
     big = table[table["children"] >= min_children]
     if len(big):
         top = big.sort_values([f"share_{span}", "children"], ascending=False).iloc[0]
-        text += (f"; the highest share among {LAYERS[layer].title.lower()} with at least {min_children} "
+        text += (f"; the highest share among {in_sentence(LAYERS[layer].title)} with at least {min_children} "
                  f"children is {top['area_name']} ({_pct(top[f'share_{span}'])} of {int(top['children'])}).")
     else:
         text += "."
@@ -239,16 +239,35 @@ def _with_cse(records: pd.DataFrame) -> pd.DataFrame:
                           .astype("str"))
 
 
+def _area_labels(part: pd.DataFrame) -> list[str]:
+    """The area (children's services authority) of each encounter in one agency's row, written where it
+    changes from that agency's previous encounter (so a run of encounters in one place is labelled once)."""
+    names = part["enc_utla_name"].fillna("area not placed").astype(str).tolist()
+    return [name if i == 0 or name != names[i - 1] else "" for i, name in enumerate(names)]
+
+
+def _label_positions(labels: list[str]) -> list[str]:
+    """Labels alternately above and below their markers, so two close in time do not overprint."""
+    positions, shown = [], 0
+    for label in labels:
+        positions.append("top center" if shown % 2 == 0 else "bottom center")
+        shown += bool(label)
+    return positions
+
+
 def timeline_figure(records: pd.DataFrame, height: int | None = None) -> go.Figure:
-    """Encounters by date (x) and agency (y); CSE-flagged records are filled diamonds."""
-    records = _with_cse(records)
+    """Encounters by date (x) and agency (y), each labelled with its area where the area changes; CSE-flagged
+    records are filled diamonds."""
+    records = _with_cse(records).sort_values("encounter_date", kind="stable")
     order = journeys.agency_order(records)
     fig = go.Figure()
     for agency in order:
         part = records[records["agency"] == agency]
         colour = AGENCY_COLOURS.get(agency, "#444444")
         fig.add_trace(go.Scatter(
-            x=part["encounter_date"], y=part["agency"], mode="markers", name=agency,
+            x=part["encounter_date"], y=part["agency"], mode="markers+text", name=agency,
+            texttemplate=_area_labels(part), textposition=_label_positions(_area_labels(part)),
+            textfont={"size": 11, "color": "#333333"}, cliponaxis=False,
             marker={"color": colour, "size": 13, "symbol": [CSE_SYMBOLS[c] for c in part["cse"]],
                     "line": {"width": 2, "color": colour}},
             text=_hover(part), hovertemplate="%{text}<extra></extra>", showlegend=False))
@@ -257,7 +276,7 @@ def timeline_figure(records: pd.DataFrame, height: int | None = None) -> go.Figu
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=CSE_WORDS[cse],
                                      marker={"symbol": symbol, "size": 12, "color": "#333333",
                                              "line": {"width": 2, "color": "#333333"}}, showlegend=True))
-    fig.update_layout(height=height or 140 + 60 * len(order), margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    fig.update_layout(height=height or 160 + 70 * len(order), margin={"l": 10, "r": 40, "t": 30, "b": 10},
                       yaxis={"categoryorder": "array", "categoryarray": order[::-1], "title": None},
                       xaxis={"title": None}, legend={"orientation": "h", "y": -0.25, "x": 0},
                       plot_bgcolor="#ffffff", hovermode="closest")

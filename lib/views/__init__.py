@@ -129,3 +129,22 @@ def build(page: str, store_path, params: dict | None, role: str) -> PageData:
         return builder(page).build(Source(con, store.resolve_path(store_path)), resolved, role)
     finally:
         con.close()
+
+
+def build_audited(page: str, store_path, params: dict | None, role: str) -> tuple[PageData, list[tuple]]:
+    """``build``, and the audit rows (action, subject, detail) of what the page shows of children, from the
+    builder's ``audit_rows`` (the rows its page writes; none for a page without one). ``lib.cli view`` writes
+    them before it prints (issue 15: the command line is audited as the page is)."""
+    check_access(page, role)
+    resolved = resolve_params(page, params)
+    module = builder(page)
+    con = store.connect(store_path, read_only=True)
+    try:
+        source = Source(con, store.resolve_path(store_path))
+        data = module.build(source, resolved, role)
+        rows = getattr(module, "audit_rows", None)
+        if rows is None:
+            return data, []
+        return data, list(rows(source, data))
+    finally:
+        con.close()

@@ -29,7 +29,7 @@ import pandas as pd
 from lib.access.roles import aggregates_suppressed, sees_child_level
 from lib.disclosure import cells
 from lib.disclosure.notes import SMALL_BELOW, method_note, small_note
-from lib.geo.layers import LAYERS
+from lib.geo.layers import LAYERS, in_sentence
 from lib.measures import journeys, spans
 from lib.measures import span_figures as across_figures
 from lib.views.base import PageData, Param, Source, Table, source_of
@@ -51,7 +51,7 @@ PARAMS: dict[str, Param] = {
     "top": Param(15, TOP_CHOICES, kind=int, help="flows shown"),
     "focus": Param(None, help="flows into or out of this area code (default: all areas)"),
     "resident_in": Param(None, help="lead only: list children resident in this area code (default: all)"),
-    "child": Param(None, help="lead only: the child to open (default: the first listed)"),
+    "child": Param(None, help="lead only: the child to open (default: none; a journey opens only when chosen)"),
 }
 FIGURES = ("spans_map", "flows_map", "missed_map", "child_timeline", "child_map")
 
@@ -264,8 +264,8 @@ def _headline(src: Source, params: dict, role: str, page: _Page) -> None:
     page.data.extra["slots"].setdefault("headline", []).append(page.data.notes[-1])
     if totals["unplaced"]:
         page.say("headline", f"{_count(totals['unplaced'])} linked children have no home postcode "
-                             f"placed in {LAYERS[layer].title.lower()} and are left out of the area figures below.",
-                 "note")
+                             f"placed in {in_sentence(LAYERS[layer].title)} and are left out of the area figures "
+                             "below.", "note")
     if LAYERS[layer].modelled:
         page.say("headline", LAYERS[layer].note, "note")
 
@@ -324,9 +324,25 @@ def _flows_section(src: Source, params: dict, role: str, page: _Page) -> None:
                                           note=method_note(aggregates_suppressed(role)))
 
 
+def _missed_reading(totals: dict, shown: pd.DataFrame) -> str:
+    """The sentence under "Children the system would miss without linkage": its numbers are the headline's
+    "Found only by linkage" and "Known to 2+ agencies" (the same totals, ``_totals``, published for the role);
+    the area it names is from the area table as the role sees it."""
+    multi, missed = totals["multi_agency"], totals["missed"]
+    if not multi:
+        return "No linked child is known to more than one agency."
+    text = (f"{_count(missed)} of {_count(multi)} children known to two or more agencies "
+            f"({_metric_share(missed, multi, '').strip()}) share no NHS number, nor the same name and date of "
+            "birth, across agencies: without probabilistic linkage no agency would know the others had seen them")
+    if shown.empty or not shown["missed"].max():
+        return text + "."
+    top = shown.sort_values(["missed", "multi_agency"], ascending=False).iloc[0]
+    return text + f"; most are in {top['area_name']} ({int(top['missed']):,})."
+
+
 def _missed_section(src: Source, params: dict, role: str, page: _Page) -> None:
     shown = _missed_shown(src, params["layer"], role)
-    page.say("missed_reading", _reading(role, shown, across_figures.describe_missed))
+    page.say("missed_reading", _missed_reading(_totals(src, params["layer"], role), shown))
     page.say("missed_reading", "Counted: children known to two or more agency types where no record of one agency "
                                "shares a valid NHS number, or the same forename, surname and date of birth, with a "
                                "record of another — not even through a chain of such matches. Only probabilistic "
@@ -376,7 +392,11 @@ def _child_section(src: Source, params: dict, role: str, page: _Page) -> None:
     if candidates.empty:
         page.say("child_list", "No child resident here has encounters in more than one area.", "info")
         return
-    child_id = params["child"] or next(iter(labels))
+    child_id = params["child"]
+    if child_id is None:  # a child's journey opens only when one is chosen (and only then is it audited)
+        page.say("child_list", "Choose a child above to open their journey (the choice is recorded in the audit "
+                               "trail).", "note")
+        return
     if child_id not in labels:
         raise ValueError(f"parameter child={child_id!r}: not among the children listed for resident_in="
                          f"{area!r} (encounters in several areas)")
@@ -403,6 +423,21 @@ def _child_section(src: Source, params: dict, role: str, page: _Page) -> None:
     page.data.tables["child_records"] = Table(
         journeys.display_table(records), title=f"Records of {child_id} (masked)",
         columns={"Match probability": {"format": "%.4f"}})
+
+
+# -- what the page shows that the audit trail records (the page and `view across` write the same rows) ---------
+
+def audit_rows(con_or_store, data: PageData) -> list[tuple[str, str, str]]:
+    """The audit rows (action, subject, detail) for what ``data`` shows of children: the lead's list of
+    children (``view_list``) and, only when a child was chosen, that child's journey (``view_child``)."""
+    if "children" not in data.extra:
+        return []
+    layer, area = data.params["layer"], data.params.get("resident_in")
+    rows = [("view_list", f"{layer}:{area or 'all areas'}",
+             f"{len(data.extra['children'])} children listed (encounters in several areas)")]
+    if data.params.get("child") and "child_records" in data.tables:
+        rows.append(("view_child", data.params["child"], f"resident in {area or 'any area'} ({layer})"))
+    return rows
 
 
 # -- figures -------------------------------------------------------------------------------------------

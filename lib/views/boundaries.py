@@ -21,7 +21,7 @@ from __future__ import annotations
 import pandas as pd
 
 from lib.geo import alignment, catchments, lookup, maps
-from lib.geo.layers import LAYERS, PLACE_ORDER, POLYGONS, vintage_table
+from lib.geo.layers import LAYERS, PLACE_ORDER, POLYGONS, in_sentence, vintage_table
 from lib.views.base import PageData, Param, Table
 
 PAGE = "boundaries"
@@ -41,6 +41,8 @@ PARAMS: dict[str, Param] = {
     "basemap": Param(next(iter(maps.BASEMAPS)), tuple(maps.BASEMAPS), help="base map of the overlay"),
     "place": Param("", help="a postcode or area name to find on the overlay"),
     "match": Param(0, kind=int, help="which matching area (0 = first) when the place names several"),
+    "area": Param("", help="overlay: an area clicked on the map, as layer:code (e.g. utla:E08000035); the side "
+                           "panel lists every layer it falls in"),
     "layer": Param("utla", tuple(LAYERS), help="misalignment: areas of this layer"),
     "against": Param(None, PLACE_ORDER, help="misalignment: cut across by this layer (default icb)"),
     "min_share": Param(0, tuple(range(0, 21)), kind=int,
@@ -82,7 +84,14 @@ def _place_rows(query: str, match: int, data: PageData) -> tuple[tuple | None, t
     if not 0 <= match < len(found):
         raise ValueError(f"parameter match={match}: “{query.strip()}” matches {len(found)} areas (0 to "
                          f"{len(found) - 1})")
-    layer, code, name = found.at[match, "layer"], found.at[match, "code"], found.at[match, "name"]
+    layer, code = found.at[match, "layer"], found.at[match, "code"]
+    return (layer, code), None, _area_rows(layer, code, data)
+
+
+def _area_rows(layer: str, code: str, data: PageData) -> list[tuple[str, str, str]]:
+    """The panel of one area: every area of the other layers it falls in, with the share of its LSOAs where
+    it is split (from the official LSOA lookups in geodata/, lib.geo.alignment); its sentence into ``data``."""
+    name = lookup.name_of(layer).get(code, code)
     data.sentences.append(f"**{name}** ({LAYERS[layer].short}, {code}) falls in:")
     rows = []
     for other, members in alignment.memberships(layer, code).items():
@@ -90,24 +99,78 @@ def _place_rows(query: str, match: int, data: PageData) -> tuple[tuple | None, t
             rows.append((LAYERS[other].short, other_name if share > 0.995 else
                          f"{other_name} ({share:.0%} of its LSOAs)" if share >= 0.005 else
                          f"{other_name} (<1% of its LSOAs)", other_code))
-    return (layer, code), None, rows
+    return rows
+
+
+def _clicked(area: str) -> tuple[str, str]:
+    """``layer:code`` of a clicked area, checked against the drawn layers and their codes."""
+    layer, sep, code = str(area).partition(":")
+    if not sep or layer not in LAYERS or code not in lookup.name_of(layer):
+        raise ValueError(f"parameter area={area!r}: expected layer:code of a drawn layer's area, e.g. "
+                         "utla:E08000035 (layers: " + ", ".join(LAYERS) + ")")
+    return layer, code
+
+
+#: How many places the plain base map names at the national view; zoomed in, every district in view.
+NATIONAL_LABELS = 25
+ZOOMED_LABELS = 40
+
+
+def place_labels(view: dict | None, width_px: int = 760, height_px: int = 650) -> pd.DataFrame:
+    """Names of major places for the plain base map (it has no labels of its own): local authority districts
+    at their postcode-weighted centres (lib.measures.span_figures.centroids), the districts with the most
+    postcodes in the ONS Postcode Directory first (geodata/: nothing typed by hand). National view: the
+    largest ``NATIONAL_LABELS``; zoomed to a place: up to ``ZOOMED_LABELS`` districts whose centre is in
+    view. Columns: code, name, lon, lat."""
+    from lib.measures.span_figures import centroids  # the one centroid rule of the maps (no cycle: views > measures)
+
+    table = centroids("lad").copy()
+    weights = lookup.lsoa_table().groupby("lad_code")["postcodes"].sum()
+    table["postcodes"] = table["code"].map(weights).fillna(0)
+    table["name"] = table["code"].map(lookup.name_of("lad"))
+    table = table.dropna(subset=["name"]).sort_values(["postcodes", "code"], ascending=[False, True])
+    if not view:
+        return table.head(NATIONAL_LABELS)[["code", "name", "lon", "lat"]].reset_index(drop=True)
+    import math
+
+    centre, zoom = view["center"], float(view["zoom"])
+    span_lon = width_px / 512 * 360 / 2 ** zoom  # MapLibre tiles are 512 px
+    span_lat = height_px / 512 * 360 / 2 ** zoom * math.cos(math.radians(centre["lat"]))
+    inside = table[(table["lon"].sub(centre["lon"]).abs() < span_lon / 2)
+                   & (table["lat"].sub(centre["lat"]).abs() < span_lat / 2)]
+    return inside.head(ZOOMED_LABELS)[["code", "name", "lon", "lat"]].reset_index(drop=True)
+
+
+def _label_trace(labels: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    return go.Scattermap(lon=labels["lon"], lat=labels["lat"], mode="text", text=labels["name"],
+                         textfont={"size": 12, "color": "#3a3a3a"}, hoverinfo="skip", name="Places",
+                         showlegend=False)
 
 
 def _overlay(params: dict, data: PageData) -> None:
     shown = [k for k in LAYERS if k in params["layers"]]
     highlight = point = None
     query = str(params["place"] or "")
+    rows = None
     if query.strip():
         highlight, point, rows = _place_rows(query, int(params["match"]), data)
-        if rows is not None:
-            data.tables["place"] = Table(pd.DataFrame(rows, columns=["Geography", "Area", "Code"]),
-                                         title="What the place falls in")
+    elif params.get("area"):
+        highlight = _clicked(params["area"])
+        rows = _area_rows(*highlight, data)
+    if rows is not None:
+        data.tables["place"] = Table(pd.DataFrame(rows, columns=["Geography", "Area", "Code"]),
+                                     title="What the place falls in")
     if "trust" in shown:
         data.extra["info"].append(LAYERS["trust"].note)
     view = maps.zoom_for_bounds(maps.layer_bounds(highlight[0])[highlight[1]]) if highlight else (
         {"center": {"lat": point[0], "lon": point[1]}, "zoom": 10.5} if point else None)
-    data.figures["map"] = maps.boundaries_figure(
-        shown, params["hover"], style=maps.BASEMAPS[params["basemap"]], view=view, highlight=highlight, point=point)
+    style = maps.BASEMAPS[params["basemap"]]
+    figure = maps.boundaries_figure(shown, params["hover"], style=style, view=view, highlight=highlight, point=point)
+    if style == maps.OFFLINE_STYLE:  # the plain base map has no place names of its own
+        figure.add_trace(_label_trace(place_labels(view)))
+    data.figures["map"] = figure
 
 
 # -- misalignment -------------------------------------------------------------------------------------
@@ -129,7 +192,7 @@ def _misalignment(params: dict, data: PageData) -> None:
     table = alignment.misalignment(layer, min_share)
     covered = table[table[f"{against}_areas"] > 0]
     split = covered[covered[f"{against}_crossing"] > 0].sort_values(f"{against}_crossing", ascending=False)
-    a_title, b_title = LAYERS[layer].title.lower(), LAYERS[against].title.lower()
+    a_title, b_title = in_sentence(LAYERS[layer].title), in_sentence(LAYERS[against].title)
     if covered.empty:
         data.extra["info"].append(f"No {a_title} are covered by {b_title}.")
     else:

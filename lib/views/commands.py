@@ -3,7 +3,10 @@
     python -m lib.cli view <page> --role R [--param key=value ...] [--format json|csv] [--table NAME]
                                   [--db PATH] [--out FILE]
 
-JSON goes to stdout (or ``--out``); CSV needs ``--table`` (default: the page's first downloadable table).
+A view that shows children (the lead's list of children and a chosen child's journey on ``across``, a pair's
+masked records on ``review``) writes the same view_list / view_child / view_review audit rows its page writes
+(user ``cli:<os user>``), before anything is printed. JSON goes to stdout (or ``--out``); CSV needs ``--table``
+(default: the page's first downloadable table).
 Every CSV, and any file written, goes through lib.export.downloads (spreadsheet-safe, audited before it is
 written). An unknown page, role, parameter or value ends with a clear message (exit code 2).
 """
@@ -45,11 +48,12 @@ def parse_params(items: list[str]) -> dict[str, str]:
 
 def view(args) -> int:
     from lib import views
+    from lib.access import audit
     from lib.export import downloads
     from lib.records import store
 
     try:
-        data = views.build(args.page, args.db, parse_params(args.param), args.role)
+        data, viewed = views.build_audited(args.page, args.db, parse_params(args.param), args.role)
         if args.format == "csv":
             name = args.table or next((n for n, t in data.tables.items() if t.downloadable), None)
             if name is None:
@@ -63,6 +67,8 @@ def view(args) -> int:
         print(f"view: {exc}", file=sys.stderr)
         return EXIT_USAGE
     detail = f"command line: view {args.page} as {args.role}" + "".join(f" {p}" for p in args.param)
+    for action, subject, what in viewed:  # lists of children, a child's or a pair's records: audited as the page
+        audit.record_command(store.resolve_path(args.db), action=action, subject=subject, detail=f"{what} ({detail})")
     if args.format == "csv":
         body = downloads.command_export(store.resolve_path(args.db), "csv", frame, subject=args.page,
                                         detail=f"{detail} --table {name}"

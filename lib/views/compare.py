@@ -87,6 +87,11 @@ def options(con_or_store, role: str) -> dict:
             "measures": ["cse_records", "cse_children"] if cube.linked else ["cse_records"]}
 
 
+def is_rate(indicator: str) -> bool:
+    """A rate, share or percentage (comparable with England and Wales), not a count of records."""
+    return indicator.startswith(("rate_", "share_")) or indicator.endswith("_pct")
+
+
 def build(con_or_store, params: dict, role: str) -> PageData:
     source = source_of(con_or_store)
     layer, period, measure, mode = params["layer"], params["period"], params["measure"], params["mode"]
@@ -140,14 +145,19 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         raise ValueError(f"parameter indicator={indicator!r}: expected one of {', '.join(numeric.index)}")
     values = numeric.loc[indicator].drop(labels=["label"]).astype("float64")
     shown = values.dropna()
+    # A count is never drawn against a total: the comparator group's and England and Wales's counts are sums over
+    # many areas (issue 18: "10 vs 707"), so a count chart draws the areas only; rates and shares draw all.
+    totals = [] if is_rate(indicator) else [n for n in (compare.COMPARATOR, compare.NATIONAL) if n in shown.index]
+    shown = shown.drop(index=totals)
     fig = go.Figure(go.Bar(
-        x=shown.to_numpy(), y=list(shown.index), orientation="h", text=[f"{v:,.1f}" for v in shown],
-        textposition="outside", marker={"color": ["#0072B2" if n not in PATTERN else "#E69F00"
+        x=shown.to_numpy(), y=list(shown.index), orientation="h",
+        text=[f"{v:,.1f}" if is_rate(indicator) else f"{v:,.0f}" for v in shown], textposition="outside",
+        cliponaxis=False, marker={"color": ["#0072B2" if n not in PATTERN else "#E69F00"
                                                   if n == compare.COMPARATOR else "#999999" for n in shown.index],
                                         "pattern": {"shape": [PATTERN.get(n, "") for n in shown.index]},
                                         "line": {"color": "#333333", "width": 1}},
         hovertemplate="%{y}: %{x:,.1f}<extra></extra>"))
-    fig.update_layout(height=90 + 46 * len(shown), margin={"l": 10, "r": 40, "t": 20, "b": 40},
+    fig.update_layout(height=90 + 46 * len(shown), margin={"l": 10, "r": 60, "t": 20, "b": 40},
                       plot_bgcolor="white", yaxis={"autorange": "reversed", "automargin": True},
                       xaxis={"title": labels[indicator], "gridcolor": "#eeeeee", "rangemode": "tozero"})
     data.figures["cmp_chart"] = fig
@@ -156,6 +166,12 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                                 labels[indicator]: [None if pd.isna(v) else round(v, 1) for v in values]})
     chart_note = ("Blue: the areas compared; hatched orange: the comparator group; dotted grey: England and Wales. "
                   "Each bar carries its value." + (f" Not shown (no data): {', '.join(missing)}." if missing else ""))
+    if totals:
+        chart_note = ("Blue: the areas compared. A count is drawn for the areas only: the "
+                      + " and ".join(n[:1].lower() + n[1:] if n == compare.COMPARATOR else n for n in totals)
+                      + " figures are totals over many areas (in the table); chart the rate per 10,000 children "
+                        "or a share to set the areas against them. Each bar carries its value."
+                      + (f" Not shown (no data): {', '.join(missing)}." if missing else ""))
     data.tables["cmp_chart_table"] = Table(chart_table, labels[indicator], chart_note, downloadable=True)
 
     # the comparator group
