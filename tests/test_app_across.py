@@ -133,7 +133,7 @@ def test_page_draws_in_chromium(db_path, tmp_path):
         page.goto(base + "/")
         page.wait_for_selector("canvas.maplibregl-canvas", timeout=90_000)
         wait_idle(page, 90_000)
-        assert page.locator(".js-plotly-plot").count() >= 3  # spans map, flows map, timeline
+        assert page.locator(".js-plotly-plot").count() >= 2  # spans map, flows map
         page.wait_for_timeout(1500)
         shot = Image.open(io.BytesIO(page.locator(".js-plotly-plot").first.screenshot())).convert("RGB")
         pixels = np.asarray(shot, dtype=int).reshape(-1, 3)
@@ -141,6 +141,16 @@ def test_page_draws_in_chromium(db_path, tmp_path):
         assert coloured > 0.05, "the choropleth drew no coloured areas"
         body = page.locator('[data-testid="stMain"]').inner_text()
         assert "Across boundaries" in body and "Open one child" in body
+        assert "records from" not in body  # issue 18: no child's journey opens until one is chosen
+        picker = page.get_by_role("combobox", name="Child (encounters in several areas; most areas first)")
+        picker.scroll_into_view_if_needed()
+        picker.click()
+        page.get_by_role("option").first.wait_for(timeout=30_000)
+        page.get_by_role("option").first.click()
+        page.get_by_text("records from").first.wait_for(timeout=90_000)
+        wait_idle(page, 90_000)
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3",
+                               timeout=30_000)  # and its timeline
         page.get_by_role("tab", name="Records").click()
         page.locator('[data-testid="stDataFrame"]').nth(1).wait_for(timeout=30_000)
         wait_idle(page)
