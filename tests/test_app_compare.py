@@ -1,5 +1,5 @@
 """The Compare page and the URL state of the analysis pages (AppTest, headless): a link's query parameters
-restore the view, changing the view writes them back, and aggregate-only roles see suppressed figures."""
+restore the view, changing the view writes them back, and aggregate-only roles see protected (perturbed) figures."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -74,22 +74,29 @@ def test_neighbours_mode_and_user_defined_group(store, monkeypatch):
                                                                                 "Bristol, City of"]
 
 
-def test_commissioner_sees_suppressed_figures_lead_does_not(store, monkeypatch):
+def test_commissioner_sees_perturbed_figures_lead_sees_exact(store, monkeypatch):
+    """Issue 16: the commissioner's small counts are perturbed (cell key perturbation), never `c`, and the page
+    says how; the lead's are exact. (Was: the commissioner saw `c` for 1-5; that per-table suppression gave
+    hidden counts back by subtraction across layers.)"""
+    from lib.disclosure import cellkey, notes
+
     params = {"layer": "lad", "areas": "E06000001,E06000002,E06000003"}
-    lead = _table(_page("pages/compare.py", store, monkeypatch, params=params))
-    commissioner = _table(_page("pages/compare.py", store, monkeypatch, role="commissioner", params=params))
+    lead_page = _page("pages/compare.py", store, monkeypatch, params=params)
+    comm_page = _page("pages/compare.py", store, monkeypatch, role="commissioner", params=params)
+    lead, commissioner = _table(lead_page), _table(comm_page)
     counts = lead[lead["Indicator"].str.endswith("CSE-flagged records")]
     shown = commissioner[commissioner["Indicator"].str.endswith("CSE-flagged records")]
     small = [(i, c) for i in counts.index for c in counts.columns[1:4]
              if counts.at[i, c] not in ("", "0") and 1 <= float(counts.at[i, c].replace(",", "")) <= 5]
     assert small, "the fixture should hold small counts in these districts"
-    assert all(shown.at[i, c] == "c" for i, c in small)
-    assert "c" not in set(lead.iloc[:, 1:].to_numpy().ravel())
-    for frame in (shown,):
-        for value in frame.iloc[:, 1:].to_numpy().ravel():
-            if value not in ("c", "", "—"):
-                number = float(str(value).replace(",", ""))
-                assert number == 0 or number > 5
+    for table in (lead, commissioner):
+        assert "c" not in set(table.iloc[:, 1:].to_numpy().ravel())
+    for i, c in small:  # a sum of at most `true` non-empty atoms, each moved by at most MAX_NOISE
+        true, published = (float(t.at[i, c].replace(",", "")) for t in (counts, shown))
+        assert published >= 0 and abs(published - true) <= cellkey.MAX_NOISE * true
+    assert not counts.equals(shown)
+    captions = " ".join(c.value for c in comm_page.caption)
+    assert notes.METHOD in captions and notes.UNPROTECTED in " ".join(c.value for c in lead_page.caption)
 
 
 def test_compare_chart_has_table_alternative_and_no_colour_only(store, monkeypatch):

@@ -125,3 +125,69 @@ def test_source_gives_the_lead_the_exact_cube_and_others_the_protected_one(con):
     assert protected is source.cube_for("analyst")  # built once per data version
     assert not protected.counts.equals(source.cube().counts)
     assert set(protected.counts["granularity"]) == {"year", "all"}
+
+
+def test_hatching_covers_exactly_the_small_areas_of_the_divergence_map(con):
+    """The commissioner's ratio map hatches the districts whose published A + B is 1-9, and nothing else: every
+    hatch segment lies inside one of them (within the 0.002° simplification), and each of them gets hatched."""
+    import shapely
+
+    from lib import views
+    from lib.disclosure import notes
+    from lib.measures import figures
+    from lib.views import divergence
+
+    source = Source(con)
+    page = views.build_with("divergence", source, {"layer": "lad"}, "commissioner")
+    hatch = [t for t in page.figures["div_map"].data if t.name == notes.HATCH_LEGEND]
+    assert len(hatch) == 1
+    table = divergence._table(source, "commissioner", "lad", "all", "police", "children_social_care",
+                                         "cse_records", "none", None)
+    small = set(divergence.small_codes(table))
+    assert small and len(small) < len(table)
+    shapes = {f["id"]: shapely.geometry.shape(f["geometry"]) for f in figures.layer_geojson("lad")["features"]}
+    inside = shapely.union_all([shapes[c] for c in small if c in shapes]).buffer(0.003)
+    lons, lats = list(hatch[0].lon), list(hatch[0].lat)
+    segments, current = [], []
+    for lon, lat in zip([*lons, None], [*lats, None]):
+        if lon is None:
+            if len(current) >= 2:
+                segments.append(shapely.LineString(current))
+            current = []
+        else:
+            current.append((lon, lat))
+    assert segments
+    assert all(inside.contains(s) for s in segments)
+    hatched = {code for code in small if code in shapes
+               and any(shapes[code].intersects(s.interpolate(0.5, normalized=True)) for s in segments)}
+    assert hatched == {c for c in small if c in shapes}
+    lead = views.build_with("divergence", source, {"layer": "lad"}, "lead")
+    assert not [t for t in lead.figures["div_map"].data if t.name == notes.HATCH_LEGEND]
+
+
+def test_a_commissioners_compare_has_no_c_and_says_how_it_is_protected(con):
+    from lib import views
+    from lib.disclosure import notes
+
+    source = Source(con)
+    page = views.build_with("compare", source, {"layer": "lad", "areas": ["E06000001", "E06000002"]},
+                            "commissioner")
+    for table in page.tables.values():
+        assert not table.frame.astype(str).eq("c").any().any()
+    assert page.note_text("disclosure") == notes.METHOD
+    lead = views.build_with("compare", source, {"layer": "lad", "areas": ["E06000001", "E06000002"]}, "lead")
+    assert lead.note_text("disclosure") == notes.UNPROTECTED
+
+
+def test_an_empty_store_has_nothing_to_protect_and_compare_still_builds(tmp_path):
+    from lib import views
+    from lib.records import store
+
+    con = store.connect(tmp_path / "empty.duckdb")
+    try:
+        source = Source(con)
+        assert source.cube_for("commissioner").counts.empty
+        page = views.build_with("compare", source, {}, "commissioner")
+        assert page.note_text("disclosure")
+    finally:
+        con.close()

@@ -134,13 +134,23 @@ def test_each_page_opens_only_for_its_roles(store_copy, role):
             assert not at.dataframe and not at.get("plotly_chart") and not at.get("download_button"), (role, url)
 
 
+#: Pages whose counts come from the disclosure service (issue 16): small counts are published perturbed, not
+#: hidden, and the page names the method; the others still hide 1-5 as ``c`` until they move to the service.
+PERTURBED_PAGES = {"compare", "divergence"}
+
+
 @pytest.mark.parametrize("role", ["analyst", "commissioner"])
 def test_aggregate_roles_see_no_child_rows_and_no_small_counts(store_copy, role):
+    from lib.disclosure import notes
+
     downloads = 0
     for url, script in APP_PAGES.items():
         if not may_open(role, url):
             continue
         at = _run_page(script, role, tables=True)
+        perturbed = url in PERTURBED_PAGES
+        if perturbed:
+            assert notes.METHOD in [c.value for c in at.caption], (role, url, "the method is not named")
         keys = _keys(at)
         assert not keys & set(CHILD_WIDGETS), (role, url, keys & set(CHILD_WIDGETS))
         assert not any("Open one child" in s.value for s in at.subheader), (role, url)
@@ -150,12 +160,12 @@ def test_aggregate_roles_see_no_child_rows_and_no_small_counts(store_copy, role)
             assert not value.astype(str).apply(lambda c: c.str.contains(r"\bCH-\w", regex=True)).any().any(), \
                 (role, url, "a child pseudonym is shown")
             small = _small_counts(value)
-            assert not small, (role, url, small[:5])
+            assert perturbed or not small, (role, url, small[:5])
         for metric in at.metric:
             assert not re.fullmatch(r"[1-5]", str(metric.value).strip()), (role, url, metric.label)
         for frame in _download_frames(at):
             downloads += 1
-            assert not _small_counts(frame), (role, url, "download", _small_counts(frame)[:5])
+            assert perturbed or not _small_counts(frame), (role, url, "download", _small_counts(frame)[:5])
             assert not frame.astype(str).apply(lambda c: c.str.contains(r"\bCH-\w", regex=True)).any().any()
     assert downloads >= 2, "no CSV download was checked"
 

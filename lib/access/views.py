@@ -4,6 +4,10 @@
 with secondary suppression against the column totals the page shows elsewhere, and derived shares
 hidden with their counts) and ``visible_rows(...)``, the rows whose every listed count is shown, which
 maps and sentences are drawn from. For the safeguarding lead both are the table unchanged.
+
+Issue 16 replaces this per-table suppression with the disclosure service (lib.disclosure.service: cell key
+perturbation, counts published rather than hidden). Compare and Divergence no longer call these functions; they
+stay for the pages not yet moved (Across boundaries, Data, NHS number scenarios) and go when those pages move.
 """
 from __future__ import annotations
 

@@ -178,7 +178,7 @@ def _feature_index(layer: str) -> dict[str, dict]:
 @cache
 def _hatch_segments(layer: str, code: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Diagonal hatching of one area: parallel lines (45°, spacing a tenth of the area's extent, kept between
-    0.008° and 0.06° so a city district still gets several lines and a county is not black) intersected with
+    0.012° and 0.06° so a city district still gets several lines and a county is not black) intersected with
     its simplified polygon. Returns (lons, lats) with None between segments."""
     feature = _feature_index(layer).get(code)
     if feature is None:
@@ -187,7 +187,7 @@ def _hatch_segments(layer: str, code: str) -> tuple[tuple[float, ...], tuple[flo
     if geom.is_empty:
         return (), ()
     min_x, min_y, max_x, max_y = geom.bounds
-    spacing = min(max(max(max_x - min_x, max_y - min_y) / 10, 0.008), 0.06)
+    spacing = min(max(max(max_x - min_x, max_y - min_y) / 10, 0.012), 0.06)
     # lines y = x + c for c across the box: from (min_x, min_x + c) to (max_x, max_x + c)
     offsets = np.arange(min_y - max_x, max_y - min_x + spacing, spacing)
     lines = shapely.MultiLineString([[(min_x, min_x + c), (max_x, max_x + c)] for c in offsets])
@@ -204,7 +204,7 @@ def _hatch_segments(layer: str, code: str) -> tuple[tuple[float, ...], tuple[flo
 
 
 def hatch_trace(layer: str, codes, *, name: str = HATCH_LEGEND, colour: str = HATCH_COLOUR,
-                width: float = 1.0) -> go.Scattermap:
+                width: float = 0.8) -> go.Scattermap:
     """One line trace hatching the areas ``codes`` of ``layer`` (diagonal lines clipped to their polygons;
     offline: plain map lines, no tiles), with a legend entry ``name``. Areas not in the layer's display
     GeoJSON are skipped. Add it to a map figure after its fills so the hatching lies on top."""

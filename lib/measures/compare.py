@@ -20,7 +20,11 @@ is either user-defined or the areas most similar to a focus area on the product'
 (``nearest_neighbours``): every indicator is standardised over the layer's areas (z-score, missing = the
 mean), and areas are ranked by Euclidean distance to the focus area, each indicator weighted equally.
 
-Measures know no roles: the caller says whether aggregates are suppressed (``suppressed``, from
+Measures know no roles. Below the safeguarding lead the Compare view passes the disclosure service's cube and
+the store's keys (``area_base(..., keys=...)``): every count is then published by cell key perturbation
+(docs/DISCLOSURE.md) and nothing is hidden (``profile(..., suppressed=False)``). The older per-table suppression
+below is kept for callers that have not moved (``hidden_mask``; board packs built outside the view builders):
+the caller says whether aggregates are suppressed (``suppressed``, from
 ``lib.access.roles.aggregates_suppressed(role)`` in the view layer). When they are, every count passes
 through ``lib.measures.suppression`` on the table of *all* areas with the national total row (so an area's
 cell is hidden the same way whichever areas are compared), derived figures follow their counts, and a

@@ -72,9 +72,18 @@ def _pct(value: float) -> str:
 
 # -- spans -------------------------------------------------------------------------------------------
 
+def _hatched(fig: go.Figure, layer: str, hatch) -> go.Figure:
+    """``fig`` with the areas ``hatch`` hatched on top (lib.geo.maps.hatch_trace; roles below the lead: areas
+    whose published count is small). ``hatch`` None: unchanged (the lead's exact map)."""
+    if hatch is not None:
+        fig.add_trace(maps.hatch_trace(layer, hatch))
+    return fig
+
+
 def spans_map(table: pd.DataFrame, layer: str, span: str = "any", style: str = maps.OFFLINE_STYLE,
-              height: int = 560) -> go.Figure:
-    """Choropleth of the share (%) of resident children whose encounters span 2+ areas of ``span``."""
+              height: int = 560, hatch=None) -> go.Figure:
+    """Choropleth of the share (%) of resident children whose encounters span 2+ areas of ``span``; ``hatch``:
+    area codes to hatch (small published counts, roles below the lead)."""
     shown = table[table["children"] > 0]
     share = f"share_{span}"
     values = dict(zip(shown["area_code"], (100 * shown[share]).round(1)))
@@ -82,9 +91,9 @@ def spans_map(table: pd.DataFrame, layer: str, span: str = "any", style: str = m
              for row in shown.itertuples(index=False)}
     outline = SPAN_OUTLINE.get(span)
     title = f"% spanning 2+ {SPAN_TITLES[span] if span != 'any' else 'areas'}"
-    return maps.choropleth_figure(layer, values, title, hover=hover, style=style, colorscale="Cividis",
-                                  reverse=True, outline=outline if outline and outline != layer else None,
-                                  height=height)
+    return _hatched(maps.choropleth_figure(layer, values, title, hover=hover, style=style, colorscale="Cividis",
+                                           reverse=True, outline=outline if outline and outline != layer else None,
+                                           height=height), layer, hatch)
 
 
 def describe_spans(table: pd.DataFrame, layer: str, span: str = "any", min_children: int = 20) -> str:
@@ -191,15 +200,18 @@ def describe_flows(flow_table: pd.DataFrame) -> str:
 
 # -- missed without linkage --------------------------------------------------------------------------
 
-def missed_map(table: pd.DataFrame, layer: str, style: str = maps.OFFLINE_STYLE, height: int = 560) -> go.Figure:
-    """Choropleth of the number of resident children only probabilistic linkage joined across agencies."""
+def missed_map(table: pd.DataFrame, layer: str, style: str = maps.OFFLINE_STYLE, height: int = 560,
+               hatch=None) -> go.Figure:
+    """Choropleth of the number of resident children only probabilistic linkage joined across agencies;
+    ``hatch``: area codes to hatch (small published counts, roles below the lead)."""
     shown = table[table["multi_agency"] > 0]
     values = dict(zip(shown["area_code"], shown["missed"].astype(float)))
     hover = {row.area_code: f"{row.missed} of {row.multi_agency} multi-agency children "
                             f"({_pct(row.share_missed)}) share no identifier across agencies"
              for row in shown.itertuples(index=False)}
-    return maps.choropleth_figure(layer, values, "Children missed without linkage", hover=hover, style=style,
-                                  colorscale="Cividis", reverse=True, height=height)
+    return _hatched(maps.choropleth_figure(layer, values, "Children missed without linkage", hover=hover,
+                                           style=style, colorscale="Cividis", reverse=True, height=height),
+                    layer, hatch)
 
 
 def describe_missed(table: pd.DataFrame) -> str:

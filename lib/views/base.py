@@ -42,6 +42,7 @@ import pandas as pd
 
 from lib.access.roles import aggregates_suppressed
 from lib.disclosure import members, service
+from lib.disclosure.keys import NoSecret
 from lib.export.csv_safe import to_csv_bytes
 from lib.measures import counts
 from lib.records import store
@@ -172,8 +173,16 @@ class Source:
         (lib.disclosure.service.protected_cube, memoised per data version) for every other role."""
         if not aggregates_suppressed(role):
             return self.cube()
-        return self.memo.get(("cube", "protected"),
-                             lambda: service.protected_cube(self.con, self.cube(), keys=self.keys()))
+        return self.memo.get(("cube", "protected"), self._protected_cube)
+
+    def _protected_cube(self):
+        try:
+            keys = self.keys()
+        except NoSecret:  # nothing ingested yet: nothing to protect, and the exact cube is empty
+            if store.counts(self.con)["encounters"]:
+                raise
+            return self.cube()
+        return service.protected_cube(self.con, self.cube(), keys=keys)
 
     def data_version(self) -> str:
         return store.data_version(self.con)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from lib.access.roles import aggregates_suppressed, periods_for
+from lib.access.roles import COMMISSIONER, aggregates_suppressed, periods_for
 from lib.disclosure import notes as disclosure_notes
 from lib.measures import compare, convert, counts, population, published
 from lib.measures import divergence as dv
@@ -44,16 +44,22 @@ def _base(source: Source, layer: str, period: str, measure: str, role: str) -> p
     if not aggregates_suppressed(role):
         return source.memo.get(("compare.base", layer, period, measure), lambda: compare.area_base(
             source.cube(), source.con, layer, period, measure, population.default_population(layer), A, B))
-    return source.memo.get(("compare.base.protected", layer, period, measure), lambda: compare.area_base(
-        source.cube_for(role), source.con, layer, period, measure, population.default_population(layer), A, B,
-        keys=source.keys()))
+
+    def protected() -> pd.DataFrame:
+        cube = source.cube_for(role)
+        keys = source.keys() if not cube.counts.empty else None  # an empty store has nothing to protect
+        return compare.area_base(cube, source.con, layer, period, measure, population.default_population(layer),
+                                 A, B, keys=keys)
+
+    return source.memo.get(("compare.base.protected", layer, period, measure), protected)
 
 
-def choices(con_or_store, layer: str, period: str, measure: str, role: str) -> tuple[dict[str, str], list[str]]:
+def choices(con_or_store, layer: str, period: str, measure: str, role: str | None = None
+            ) -> tuple[dict[str, str], list[str]]:
     """The areas a selector offers: code -> name, and codes from the most cases to the fewest (as ``role``
-    sees the counts)."""
+    sees the counts; no role: as roles below the lead see them, so the order never rests on exact counts)."""
     source = source_of(con_or_store)
-    base = _base(source, layer, period, measure, role)
+    base = _base(source, layer, period, measure, role or COMMISSIONER)
     names = dict(zip(base["area_code"], base["area_name"]))
     return names, base.sort_values(["total", "area_code"], ascending=[False, True])["area_code"].tolist()
 
