@@ -89,7 +89,7 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
 # -- browsing the app while the store changes (issue 21; bench/bench_load.py) --------------------------------
 
 #: The pages a safeguarding lead can open, by URL path (the Boundaries page is served at /).
-LEAD_PAGES = ("boundaries", "across", "divergence", "compare", "scenario", "review", "audit", "about")
+LEAD_PAGES = ("boundaries", "across", "divergence", "compare", "profile", "scenario", "review", "audit", "about")
 _STATUS = r"Data version (\d+)\b.*?\b([\d,]+) encounters"
 
 
@@ -97,7 +97,7 @@ _STATUS = r"Data version (\d+)\b.*?\b([\d,]+) encounters"
 PAGE_TITLES = {"boundaries": "Boundaries", "across": "Across boundaries", "divergence": "Where counts diverge",
                "compare": "Compare areas", "scenario": "What if every agency recorded the NHS number?",
                "review": "Review uncertain links", "audit": "Audit trail", "data": "Data",
-               "about": "About and methods"}
+               "about": "About and methods", "profile": "Area profile"}
 
 
 def nav_selector(url_path: str) -> str:
