@@ -191,3 +191,28 @@ def test_an_empty_store_has_nothing_to_protect_and_compare_still_builds(tmp_path
         assert page.note_text("disclosure")
     finally:
         con.close()
+
+
+def test_england_and_wales_children_are_one_cell_whatever_the_layer(con):
+    """Distinct children are not additive: a child seen in two districts is one child in England and Wales. The
+    national figure is its own cell (the attack harness found it summed over the layer's areas, so it differed
+    between a district and an authority Compare), exact for the lead and published once for other roles."""
+    from lib.measures import compare
+    from lib.views import compare as compare_view
+
+    source = Source(con)
+    for measure, flag in (("cse_children", "e.cse_flag"), ("children", "true")):
+        exact = con.execute(f"""SELECT e.agency_type, count(DISTINCT rc.child_id) FILTER (WHERE {flag})
+                                FROM encounters e JOIN record_child rc USING (record_key) GROUP BY 1""").fetchall()
+        exact = {agency: float(n) for agency, n in exact}
+        for role in ("lead", "commissioner"):
+            bases = {layer: compare_view._base(source, layer, "all", measure, role) for layer in ("lad", "utla", "pfa")}
+            agencies = [a for a in exact if a in bases["lad"].columns]
+            values = {layer: [float(compare.national_row(base)[a].iat[0]) for a in agencies]
+                      for layer, base in bases.items()}
+            assert values["lad"] == values["utla"] == values["pfa"], (measure, role, values)
+            if role == "lead":
+                assert values["lad"] == [exact[a] for a in agencies], measure
+        if measure == "children":  # the old figure, the districts' sum, counts a child in two districts twice
+            summed = compare.aggregate(bases["lad"], bases["lad"]["area_code"], "sum")
+            assert any(float(summed[a].iat[0]) > exact[a] for a in agencies)

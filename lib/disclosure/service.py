@@ -106,6 +106,29 @@ def _children_sql(area_sql: str, where: str = "") -> str:
         GROUP BY ALL"""
 
 
+NATIONAL_CODE = "K04000001"  # ONS GSS code of England and Wales (the national cell of every distinct count)
+
+
+def national_children(con, period: str = "all", keys: dict | None = None) -> pd.DataFrame:
+    """Distinct linked children per agency for England and Wales (``agency_type``, ``children``,
+    ``cse_children``): a child seen in two areas is one child nationally, so the national figure is its own cell,
+    never the sum of the areas' (which differs by layer). With ``keys``: published (the national cell's
+    children's cell key, the same value on every page and layer); without: exact (the lead)."""
+    if not _has_table(con, "record_child"):
+        return pd.DataFrame(columns=["agency_type", *DISTINCT])
+    if keys is None:
+        frame = _sql(con, {}, f"""
+            WITH base AS (SELECT e.agency_type, rc.child_id, {_YEAR} AS year, coalesce(e.cse_flag, false) AS cse
+                          FROM encounters e JOIN record_child rc USING (record_key))
+            SELECT agency_type, count(DISTINCT child_id) AS children,
+                   count(DISTINCT child_id) FILTER (WHERE cse) AS cse_children
+            FROM base WHERE ? = 'all' OR year = ? GROUP BY agency_type""", [period, period])
+        return frame
+    cells = _sql(con, keys, _children_sql(f"'{NATIONAL_CODE}'"))
+    cells = _perturb_children(cells[cells["period"] == period])
+    return cells[["agency_type", *DISTINCT]].reset_index(drop=True)
+
+
 def _perturb_children(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for measure in DISTINCT:

@@ -140,7 +140,11 @@ def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: 
         base["verdict"] = base["area_code"].map(table.set_index("area_code")["verdict"]).fillna("no cases")
     else:
         base["verdict"] = "not available"
-    return base.reset_index(drop=True)
+    base = base.reset_index(drop=True)
+    if measure in service.DISTINCT:  # children are not additive across areas: England and Wales is its own cell
+        national = service.national_children(con, period, keys).set_index("agency_type")
+        base.attrs["national"] = {agency: float(national[measure].get(agency, 0)) for agency in agencies}
+    return base
 
 
 def count_columns(base: pd.DataFrame) -> list[str]:
@@ -192,12 +196,26 @@ def aggregate(base: pd.DataFrame, codes, name: str) -> pd.DataFrame:
     return row
 
 
+def national_row(base: pd.DataFrame) -> pd.DataFrame:
+    """The England and Wales row: sums of the areas' counts, except distinct children per agency, which are the
+    national cell's own (``area_base`` puts them in ``base.attrs["national"]``): a child seen in two areas is one
+    child in England and Wales, whichever layer the areas are on."""
+    row = aggregate(base, base["area_code"], NATIONAL)
+    national = base.attrs.get("national")
+    if national:
+        for agency, value in national.items():
+            row[agency] = value
+        agencies = [c for c in base.columns if c in dv.AGENCIES]
+        row["total"] = row[agencies].sum(axis=1, min_count=1)
+    return row
+
+
 def hidden_mask(base: pd.DataFrame, suppressed: bool, a: str = "police", b: str = "children_social_care"
                 ) -> pd.DataFrame:
     """Per area (plus a last row for England and Wales) and count/derived column: True where hidden when
     aggregates are ``suppressed`` (all False otherwise). Suppression runs on all areas at once with the
     national total row."""
-    full = pd.concat([base, aggregate(base, base["area_code"], NATIONAL)], ignore_index=True)
+    full = pd.concat([base, national_row(base)], ignore_index=True)
     full.index = [*base["area_code"], NATIONAL]
     derived = indicators(full, a, b)
     columns = [*count_columns(base), *derived_sources(base, a, b)]
@@ -331,7 +349,7 @@ def profile(base: pd.DataFrame, areas: list[str], suppressed: bool, *, comparato
     mask = hidden_mask(base, suppressed, a, b) if mask is None else mask
     rows = pd.concat([base[base["area_code"].isin(areas)].set_index("area_code").loc[areas].reset_index(),
                       aggregate(base, group["area_code"], COMPARATOR),
-                      aggregate(base, base["area_code"], NATIONAL)], ignore_index=True)
+                      national_row(base)], ignore_index=True)
     values = indicators(rows, a, b)
     values.index = [*areas, COMPARATOR, NATIONAL]
     row_mask = mask.reindex([*areas, NATIONAL]).copy()
