@@ -308,7 +308,9 @@ def collect_boardpacks(out: Collected, con, role: str, packs: dict[str, str], *,
         where = f"boardpack {layer} {area}"
         div = pd.read_csv(io.BytesIO(pack.csvs[f"divergence_{layer}.csv"]), dtype=str, keep_default_na=False)
         _divergence_rows(out, div, layer, "all", "cse_records", "police", "children_social_care", where)
-        group = pd.read_csv(io.BytesIO(pack.csvs["comparator_group.csv"]), dtype=str)["area_code"].tolist()
+        group_table = pd.read_csv(io.BytesIO(pack.csvs["comparator_group.csv"]), dtype=str)
+        # the Compare view's own group table (issue 15: the pack's CSVs are the views' downloads) labels it "Code"
+        group = group_table["Code" if "Code" in group_table.columns else "area_code"].tolist()
         comparison = pd.read_csv(io.BytesIO(pack.csvs["comparison.csv"]), dtype=str, keep_default_na=False)
         out.texts.append(pack.deck)
         names = {name: code for code, name in lookup.name_of(layer).items()}

@@ -215,19 +215,15 @@ def test_a_clicked_area_lists_every_layer_it_falls_in_with_shares_and_full_codes
         views.build_with("boundaries", None, {"area": "utla:NOPE"}, "analyst")
 
 
-def test_the_plain_base_map_names_major_places_from_geodata():
+def test_the_plain_base_map_draws_no_text_so_it_fetches_no_fonts():
+    """Map text needs MapLibre glyph fonts from a font server (fonts.openmaptiles.org): the place labels added
+    this session made the Boundaries page call it on every load (seen in Chromium), so the offline base map draws
+    no text (tests/test_browser_offline.py fails on any outside request)."""
     from lib import views
-    from lib.geo import lookup
 
-    data = views.build_with("boundaries", None, {}, "analyst")
-    labels = [t for t in data.figures["map"].data if t.type == "scattermap" and t.mode == "text"]
-    assert labels and len(labels[0].text) >= 10
-    assert set(labels[0].text) <= set(lookup.name_of("lad").values())  # names from the official lookup
-    zoomed = views.build_with("boundaries", None, {"place": "LS1 3EX"}, "analyst").figures["map"]
-    names = [t for t in zoomed.data if t.type == "scattermap" and t.mode == "text"][0].text
-    assert "Leeds" in names
-    streets = views.build_with("boundaries", None, {"basemap": "Streets (needs internet)"}, "analyst").figures["map"]
-    assert not [t for t in streets.data if t.type == "scattermap" and t.mode == "text"]  # tiles name places
+    for params in ({}, {"place": "LS1 3EX"}):
+        figure = views.build_with("boundaries", None, params, "analyst").figures["map"]
+        assert not [t for t in figure.data if "text" in str(getattr(t, "mode", "") or "")], params
 
 
 def test_layer_titles_keep_their_official_capitals_in_sentences():

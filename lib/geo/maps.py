@@ -114,8 +114,9 @@ def boundaries_figure(layers: list[str], hover_layer: str, style: str = OFFLINE_
                            "type": "line", "color": "#000000", "line": {"width": 4}})
     if point:
         lat, lon, label = point
-        fig.add_trace(go.Scattermap(lat=[lat], lon=[lon], mode="markers+text", text=[label],
-                                    textposition="top right", marker={"size": 14, "color": "#000000"},
+        # a marker, no map text: MapLibre would fetch glyph fonts from a font server (the offline promise);
+        # the postcode is named in the page's sentence and panel, and in the hover
+        fig.add_trace(go.Scattermap(lat=[lat], lon=[lon], mode="markers", marker={"size": 14, "color": "#000000"},
                                     name=label, hovertemplate=f"{label}<extra></extra>", showlegend=False))
     layout = base_layout(style, view, height)
     layout["map"]["layers"] = map_layers

@@ -111,44 +111,6 @@ def _clicked(area: str) -> tuple[str, str]:
     return layer, code
 
 
-#: How many places the plain base map names at the national view; zoomed in, every district in view.
-NATIONAL_LABELS = 25
-ZOOMED_LABELS = 40
-
-
-def place_labels(view: dict | None, width_px: int = 760, height_px: int = 650) -> pd.DataFrame:
-    """Names of major places for the plain base map (it has no labels of its own): local authority districts
-    at their postcode-weighted centres (lib.measures.span_figures.centroids), the districts with the most
-    postcodes in the ONS Postcode Directory first (geodata/: nothing typed by hand). National view: the
-    largest ``NATIONAL_LABELS``; zoomed to a place: up to ``ZOOMED_LABELS`` districts whose centre is in
-    view. Columns: code, name, lon, lat."""
-    from lib.measures.span_figures import centroids  # the one centroid rule of the maps (no cycle: views > measures)
-
-    table = centroids("lad").copy()
-    weights = lookup.lsoa_table().groupby("lad_code")["postcodes"].sum()
-    table["postcodes"] = table["code"].map(weights).fillna(0)
-    table["name"] = table["code"].map(lookup.name_of("lad"))
-    table = table.dropna(subset=["name"]).sort_values(["postcodes", "code"], ascending=[False, True])
-    if not view:
-        return table.head(NATIONAL_LABELS)[["code", "name", "lon", "lat"]].reset_index(drop=True)
-    import math
-
-    centre, zoom = view["center"], float(view["zoom"])
-    span_lon = width_px / 512 * 360 / 2 ** zoom  # MapLibre tiles are 512 px
-    span_lat = height_px / 512 * 360 / 2 ** zoom * math.cos(math.radians(centre["lat"]))
-    inside = table[(table["lon"].sub(centre["lon"]).abs() < span_lon / 2)
-                   & (table["lat"].sub(centre["lat"]).abs() < span_lat / 2)]
-    return inside.head(ZOOMED_LABELS)[["code", "name", "lon", "lat"]].reset_index(drop=True)
-
-
-def _label_trace(labels: pd.DataFrame):
-    import plotly.graph_objects as go
-
-    return go.Scattermap(lon=labels["lon"], lat=labels["lat"], mode="text", text=labels["name"],
-                         textfont={"size": 12, "color": "#3a3a3a"}, hoverinfo="skip", name="Places",
-                         showlegend=False)
-
-
 def _overlay(params: dict, data: PageData) -> None:
     shown = [k for k in LAYERS if k in params["layers"]]
     highlight = point = None
@@ -167,10 +129,11 @@ def _overlay(params: dict, data: PageData) -> None:
     view = maps.zoom_for_bounds(maps.layer_bounds(highlight[0])[highlight[1]]) if highlight else (
         {"center": {"lat": point[0], "lon": point[1]}, "zoom": 10.5} if point else None)
     style = maps.BASEMAPS[params["basemap"]]
-    figure = maps.boundaries_figure(shown, params["hover"], style=style, view=view, highlight=highlight, point=point)
-    if style == maps.OFFLINE_STYLE:  # the plain base map has no place names of its own
-        figure.add_trace(_label_trace(place_labels(view)))
-    data.figures["map"] = figure
+    # No text on the plain base map: MapLibre draws map text only with glyph fonts fetched from a font server
+    # (fonts.openmaptiles.org by default), which would break the offline promise; vendoring glyphs is not done.
+    # Place names come from "Find a place" and the click-an-area panel instead.
+    data.figures["map"] = maps.boundaries_figure(shown, params["hover"], style=style, view=view,
+                                                 highlight=highlight, point=point)
 
 
 # -- misalignment -------------------------------------------------------------------------------------
