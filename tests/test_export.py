@@ -139,7 +139,7 @@ def test_commissioner_pack_is_protected_and_has_no_child_rows(packs):
     assert method_note(True) in deck_text  # the methods slide names the disclosure method
     table = [sh for s in _deck(pack.deck).slides for sh in s.shapes if sh.has_table][0].table
     for row in list(table.rows)[1:]:
-        assert "c" not in [c.text for c in row.cells[1:]]
+        assert "c" not in [c.text for c in list(row.cells)[1:]]
     lead_text = _all_text(_deck(packs["lead"].deck))
     assert method_note(True) not in lead_text and method_note(False) in lead_text
 

@@ -235,6 +235,10 @@ def _published(source: Source, base: pd.DataFrame, areas: list[str], names: dict
     if " Q" in period:
         data.note("published_unavailable", "Published DfE figures are yearly: choose a financial year or all periods.")
         return
+    if B not in base.columns:  # nothing of that agency stored yet (an empty store)
+        data.note("published_unavailable", "No children's social care records are stored yet: nothing to set "
+                                           "beside the published DfE figures.")
+        return
     counts_ = base.set_index("area_code")[B]
     store = pd.DataFrame({"area_code": areas, "area_name": [names[c] for c in areas],
                           "store_count": [float(counts_[c]) for c in areas]})
