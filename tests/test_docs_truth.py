@@ -113,3 +113,8 @@ def test_relative_links_in_the_docs_point_at_files_that_exist(doc):
                if not (doc.parent / target).exists()]
     assert missing == [], f"{doc.name} links to missing files: {missing}"
 
+
+
+def test_the_readme_stays_short():
+    """What it is, the two commands, prerequisites, a page tour: at most 8,000 characters; the rest is in docs/."""
+    assert len((ROOT / "README.md").read_text(encoding="utf-8")) <= 8_000
