@@ -16,7 +16,7 @@ import pytest
 from lib.geo import lookup
 from lib.measures import convert, counts, funnel, population, published
 from lib.measures import divergence as dv
-from tests.fixtures_linkage import synthetic_linked_store
+from tests.fixtures_linkage import copy_store, synthetic_linked_store
 
 WEST_YORKSHIRE, SOUTH_YORKSHIRE = "E23000010", "E23000011"
 LEEDS = "E08000035"
@@ -243,9 +243,11 @@ def test_decomposition_by_hand():
 
 @pytest.fixture(scope="module")
 def cube(tmp_path_factory):
-    # Not read-only: page tests in this process may hold the same file open read-write, and DuckDB
-    # refuses a second connection to one file with a different configuration.
-    con = duckdb.connect(str(synthetic_linked_store(tmp_path_factory)))
+    # A private copy: other modules in this process may hold the shared store open (read-only or read-write, e.g.
+    # a page's cached connection), and DuckDB refuses a second connection to one file with another configuration
+    # (it did, in the full suite, once more modules read the shared store read-only).
+    path = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path_factory.mktemp("measures_store"))
+    con = duckdb.connect(str(path), read_only=True)
     try:
         yield counts.build_cube(con)
     finally:
