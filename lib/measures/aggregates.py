@@ -89,9 +89,13 @@ def build_on_spark(folder, *, master: str | None = None, partitions: int | None 
     linked = (folder / "record_child.parquet").exists()
     if linked:
         spark.read.parquet(str(folder / "record_child.parquet")).createOrReplaceTempView("record_child")
-    direct = pd.concat([spark.sql(stored.direct_sql(layer, linked)).toPandas() for layer in stored.measure_layers()],
-                       ignore_index=True)
-    native = spark.sql(stored.native_sql(linked)).toPandas()
+    try:
+        direct = pd.concat([spark.sql(stored.direct_sql(layer, linked)).toPandas()
+                            for layer in stored.measure_layers()], ignore_index=True)
+        native = spark.sql(stored.native_sql(linked)).toPandas()
+    finally:  # the session is shared (linkage scoring registers its own "encounters" table in it): leave no views
+        for view in ("encounters", "record_child"):
+            spark.catalog.dropTempView(view)
     for frame in (direct, native):
         for column in stored.VALUE_COLUMNS:
             frame[column] = frame[column].astype("float64")
