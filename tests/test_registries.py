@@ -11,9 +11,11 @@ import pytest
 
 from lib import cli
 from lib.geo import agencies, layers, lookup
-from lib.measures import convert, counts, population
+from lib.measures import convert, counts, journeys, population, spans
 from lib.records import schema, store
 from lib.records.ingest import commit, prepare
+from lib.scenario import scenario
+from tests.fixtures_linkage import tiny_store
 from tests.test_records import KEY, TODAY, csv_bytes, good_rows
 
 
@@ -70,7 +72,8 @@ UTLA = layers.REGISTRY["utla"]
 #: existing utla_code column, named from the utla areas, stored on encounters as utla).
 COPY = dataclasses.replace(UTLA, key="csa_copy", title="Children's services (test copy)", short="CSA copy",
                            drawn=False, parts=("utla",), stored="utla", measure_title="Children's services (copy)",
-                           noun="children's services area (copy)")
+                           noun="children's services area (copy)", nouns="children's services areas (copy)",
+                           span_title="CSAs (copy)", place_title="CSA (copy)")
 
 
 @pytest.fixture()
@@ -121,3 +124,39 @@ def test_registering_a_layer_checks_it():
     with pytest.raises(ValueError, match="unknown layer 'nowhere'"):
         layers.register(dataclasses.replace(COPY, nests_in=("nowhere",)))
     assert "csa_copy" not in layers.REGISTRY
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    con = tiny_store(tmp_path / "tiny.duckdb")
+    yield con
+    con.close()
+
+
+def test_a_registered_layer_gets_the_span_journey_and_scenario_labels(tiny):
+    """The labels of spans, journeys and the scenario are the registry's words: a registered layer has them and
+    is spanned and placed like the layer it copies, with nothing else changed."""
+    before_spans, before_places = list(spans.SPAN_LAYERS), list(journeys.PLACE_LAYERS)
+    assert before_spans == ["pfa", "utla", "nhs", "trust"]
+    assert before_places == ["pfa", "utla", "nhs", "trust", "lad"]  # the span geographies first
+    assert journeys.SPAN_WORDS["pfa"] == "police force areas" and spans.SPAN_TITLES["any"] == "any of these"
+    with layers.registered(COPY):
+        assert spans.SPAN_LAYERS["csa_copy"] == "children's services area (copy)"
+        assert spans.SPAN_TITLES["csa_copy"] == "CSAs (copy)" and list(spans.SPAN_TITLES)[-1] == "any"
+        assert journeys.SPAN_WORDS["csa_copy"] == "children's services areas (copy)"
+        assert journeys.PLACE_LAYERS["csa_copy"] == "CSA (copy)"
+        assert list(journeys.PLACE_LAYERS) == ["pfa", "utla", "nhs", "trust", "csa_copy", "lad"]
+        assert scenario.LAYER_LABEL["csa_copy"] == "children's services area (copy)"
+        # measured: spans of the copy equal those of utla (it is stored as utla), and a journey names it
+        children = spans.child_table(tiny, "utla")
+        assert children["spans_csa_copy"].tolist() == children["spans_utla"].tolist()
+        assert children["spans_utla"].any()
+        records = journeys.child_records(tiny, "CH-1")
+        assert list(records.columns) == journeys.record_columns() and "enc_csa_copy_name" in records.columns
+        assert records["enc_csa_copy_name"].tolist() == records["enc_utla_name"].tolist()
+        assert "Where: CSA (copy)" in journeys.display_table(records).columns
+        summary = journeys.child_summary(tiny, "CH-8")
+        assert summary["spans"]["csa_copy"] == summary["spans"]["utla"] == 2
+        assert "2 children's services areas (copy)" in journeys.describe_child(summary)
+    assert list(spans.SPAN_LAYERS) == before_spans and list(journeys.PLACE_LAYERS) == before_places
+    assert "csa_copy" not in scenario.LAYER_LABEL

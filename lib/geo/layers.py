@@ -42,6 +42,9 @@ class Layer:
     measure_title: str = ""  # offered for measures under this title ("": not offered)
     measured_as: str = ""  # where a user picks it for a measure, this layer is used instead (icb -> nhs)
     noun: str = ""  # one area of it, in a sentence ("police force area")
+    nouns: str = ""  # several of its areas, in a sentence ("police force areas")
+    span_title: str = ""  # a child's encounters are counted as spanning it: its short plural title ("": not)
+    place_title: str = ""  # a child's journey names each record's area of it, under this column title ("": not)
     code_words: str = ""  # its codes, in a validation message ("police force area code (E23…/W15…)")
     code_noun: str = ""  # what one of its codes names, in a message about a code ("": ``noun``)
     simplify_m: float = 1100.0  # display simplification tolerance in metres (geodata build)
@@ -78,7 +81,8 @@ REGISTRY: dict[str, Layer] = {
               source="ONS LAD to Community Safety Partnership to Police Force Area lookup",
               vintage="December 2024 (districts on 2025 codes)", official=("lad24_csp24_pfa24",),
               vintage_short="ONS December 2024",
-              union_of="lad", measure_title="Police force areas", noun="police force area",
+              union_of="lad", measure_title="Police force areas", noun="police force area", nouns="police force areas",
+              span_title="police forces", place_title="Police force area",
               code_words="police force area code (E23…/W15…)", simplify_m=1300.0),
         Layer("utla", "Children's services authorities", "Children's services", "utla_code",
               "Children's social care", "#D55E00", 2.2, "solid",
@@ -88,7 +92,8 @@ REGISTRY: dict[str, Layer] = {
               vintage="April 2023, with the 1 April 2025 Barnsley/Sheffield re-coding", official=("ltla23_utla23",),
               vintage_short="ONS April 2023, 2025 codes",
               nests_in=("pfa",), union_of="lad", measure_title="Children's services authorities",
-              noun="children's services authority",
+              noun="children's services authority", nouns="children's services authorities",
+              span_title="children's services authorities", place_title="Children's services",
               code_words="upper-tier local authority code (E06/E08/E09/E10/W06)",
               code_noun="upper-tier local authority"),
         Layer("lad", "Local authority districts", "LAD", "lad_code", "District councils", "#999999", 0.8, "dot",
@@ -97,6 +102,7 @@ REGISTRY: dict[str, Layer] = {
               vintage="2025 (ONSPD November 2025 codes, after the 1 April 2025 Barnsley and Sheffield re-coding)",
               official=("lad24_csp24_pfa24",), vintage_short="2025 codes (ONSPD November 2025)",
               nests_in=("utla", "pfa"), measure_title="Local authority districts", noun="local authority district",
+              nouns="local authority districts", place_title="District",
               code_words="local authority district code", simplify_m=900.0),
         Layer("icb", "Integrated care boards (England)", "ICB", "icb_code", "NHS England", "#009E73", 2.6, "dash",
               note="42 ICBs (April 2023 codes: E54000063 Surrey Heartlands, E54000064 Sussex), built from sub-ICB "
@@ -122,7 +128,8 @@ REGISTRY: dict[str, Layer] = {
               note="The NHS geography measures use: the integrated care board in England, the local health "
                    "board in Wales.",
               source="the icb and lhb layers", vintage=NHS_VINTAGE, vintage_short="ONS April 2024 / December 2022",
-              measure_title="ICBs (England) and health boards (Wales)", noun="ICB or health board"),
+              measure_title="ICBs (England) and health boards (Wales)", noun="ICB or health board",
+              nouns="ICBs or health boards", span_title="ICBs / health boards", place_title="ICB / health board"),
         Layer("trust", "Acute trust catchments (modelled)", "Trust catchment", "trust_code", "NHS acute trusts",
               "#E69F00", 1.8, "longdashdot", modelled=True,
               note="Modelled from OHID admissions (NHS Acute (Hospital) Trust Catchment Populations, 2022 edition; "
@@ -133,22 +140,31 @@ REGISTRY: dict[str, Layer] = {
                      "ODS successors",
               vintage="OHID 2022 edition, trusts on current ODS codes",
               vintage_short="modelled, OHID 2022 edition", measure_title="Acute trust catchments (modelled)",
-              noun="trust catchment", code_noun="NHS trust",
+              noun="trust catchment", nouns="trust catchments", code_noun="NHS trust",
+              span_title="trust catchments (modelled)", place_title="Trust catchment (modelled)",
               code_words="NHS trust or Welsh health board ODS code"),
     )
 }
 
 
 class _View(Mapping):
-    """A live, read-only view of the registry (layers registered later appear in it)."""
+    """A live, read-only view of the registry (layers registered later appear in it): the layers ``keep``
+    accepts, in registry order (stably sorted by ``order`` if given), each mapped to ``value(layer)``, then
+    the fixed entries ``extra`` (such as an "any" choice)."""
 
-    def __init__(self, keep, value=None):
+    def __init__(self, keep, value=None, *, order=None, extra=None):
         self._keep, self._value = keep, value or (lambda layer: layer)
+        self._order, self._extra = order, dict(extra or {})
 
     def _keys(self) -> list[str]:
-        return [k for k, layer in REGISTRY.items() if self._keep(layer)]
+        keys = [k for k, layer in REGISTRY.items() if self._keep(layer)]
+        if self._order is not None:
+            keys.sort(key=lambda k: self._order(REGISTRY[k]))
+        return keys + [k for k in self._extra if k not in REGISTRY]
 
     def __getitem__(self, key):
+        if key in self._extra and key not in REGISTRY:
+            return self._extra[key]
         layer = REGISTRY.get(key)
         if layer is None or not self._keep(layer):
             raise KeyError(key)
@@ -162,6 +178,12 @@ class _View(Mapping):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+def view(keep, value=None, *, order=None, extra=None) -> Mapping:
+    """A live view of the registry for a module's labels (lib.measures.spans, journeys, lib.scenario): layer key
+    -> ``value(layer)`` for the layers ``keep`` accepts, optionally sorted by ``order``, then ``extra``."""
+    return _View(keep, value, order=order, extra=extra)
 
 
 #: The drawn boundary layers (the map, the build, the Boundaries page), in drawing-legend order.

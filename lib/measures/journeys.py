@@ -12,10 +12,12 @@ What is shown, and what never is:
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import duckdb
 import pandas as pd
 
-from lib.geo import agencies, lookup
+from lib.geo import agencies, layers, lookup
 from lib.measures.spans import SPAN_LAYERS, _home_sql, _require_linkage, area_names
 from lib.records.identifiers import withhold
 from lib.records.store import query
@@ -23,16 +25,21 @@ from lib.records.store import query
 AGENCY_LABELS = agencies.LABELS
 #: Which layer names an agency's code (docs/CONTRACTS.md).
 AGENCY_CODE_LAYER = agencies.NATIVE_LAYER
-#: Encounter-location layers returned for each record, with their column titles.
-PLACE_LAYERS = {"pfa": "Police force area", "utla": "Children's services", "nhs": "ICB / health board",
-                "trust": "Trust catchment (modelled)", "lad": "District"}
+#: Encounter-location layers returned for each record, with their column titles: the layer registry's layers
+#: with a ``place_title``, the span geographies first (a live view: a layer registered later is named too).
+PLACE_LAYERS: Mapping[str, str] = layers.view(lambda layer: bool(layer.place_title), lambda layer: layer.place_title,
+                                              order=lambda layer: not layer.span_title)
+#: Span geography -> several of its areas, in a sentence (the registry's ``nouns``).
+SPAN_WORDS: Mapping[str, str] = layers.view(lambda layer: bool(layer.span_title), lambda layer: layer.nouns)
 MASK = "••••"
 
-#: Columns of child_records, in order (tests check that nothing else leaves this module).
-RECORD_COLUMNS = ["encounter_date", "agency_type", "agency", "agency_name", "source_record_id", "encounter_type",
-                  "cse_flag", *[f"enc_{k}_name" for k in PLACE_LAYERS], "lon", "lat", "link_method",
-                  "best_match_probability", "how_linked", "nhs_status", "nhs_number", "name", "birth_year", "sex",
-                  "home_sector", "nhs_conflict", "shared_number_suspected"]
+
+def record_columns() -> list[str]:
+    """Columns of child_records, in order (tests check that nothing else leaves this module)."""
+    return ["encounter_date", "agency_type", "agency", "agency_name", "source_record_id", "encounter_type",
+            "cse_flag", *[f"enc_{k}_name" for k in PLACE_LAYERS], "lon", "lat", "link_method",
+            "best_match_probability", "how_linked", "nhs_status", "nhs_number", "name", "birth_year", "sex",
+            "home_sector", "nhs_conflict", "shared_number_suspected"]
 
 
 def agency_label(agency_type: str) -> str:
@@ -77,9 +84,9 @@ def _how_linked(row) -> str:
 
 
 def child_records(con: duckdb.DuckDBPyConnection, child_id: str) -> pd.DataFrame:
-    """The child's encounters in date order (columns ``RECORD_COLUMNS``); masked identifiers only."""
+    """The child's encounters in date order (columns ``record_columns()``); masked identifiers only."""
     _require_linkage(con)
-    places = ", ".join(f"e.enc_{k}" for k in PLACE_LAYERS)
+    places = ", ".join(f"e.enc_{layers.REGISTRY[k].stored_key} AS enc_{k}" for k in PLACE_LAYERS)
     raw = query(con, f"""
         SELECT e.encounter_date, e.agency_type, e.agency_code, e.source_record_id, e.encounter_type, e.cse_flag,
                {places}, e.enc_lsoa, e.nhs_status, e.nhs_hash, e.forename_phonetic, e.surname_phonetic,
@@ -137,7 +144,7 @@ def child_records(con: duckdb.DuckDBPyConnection, child_id: str) -> pd.DataFrame
     out["home_sector"] = raw["home_sector"].fillna("—").astype("str")
     out["nhs_conflict"] = raw["nhs_conflict"].astype("bool")
     out["shared_number_suspected"] = raw["shared_number_suspected"].astype("bool")
-    return out[RECORD_COLUMNS].reset_index(drop=True)
+    return out[record_columns()].reset_index(drop=True)
 
 
 def child_summary(con: duckdb.DuckDBPyConnection, child_id: str) -> dict:
@@ -201,10 +208,6 @@ def describe_child(summary: dict) -> str:
     return text
 
 
-SPAN_WORDS = {"pfa": "police force areas", "utla": "children's services authorities",
-              "nhs": "ICBs or health boards", "trust": "trust catchments"}
-
-
 def display_table(records: pd.DataFrame) -> pd.DataFrame:
     """The records with user-facing column names (what the page shows and exports)."""
     table = records.drop(columns=["agency_type", "lon", "lat", "nhs_conflict", "shared_number_suspected"]).copy()
@@ -232,4 +235,4 @@ def agency_order(records: pd.DataFrame) -> list[str]:
 
 
 __all__ = ["child_records", "child_summary", "describe_child", "display_table", "agency_label", "agency_order",
-           "AGENCY_LABELS", "RECORD_COLUMNS", "MASK"]
+           "AGENCY_LABELS", "record_columns", "MASK"]

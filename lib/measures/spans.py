@@ -12,8 +12,9 @@ Definitions (kept in one place so the page, exports and tests agree):
   (e.g. every Welsh child for the England-only ``icb`` layer) and belong to no area row.
 - **Spans a geography**: the child's encounters took place (``enc_<g>``, where the encounter happened, not
   the home address) in two or more different areas of that geography. The span geographies are
-  ``SPAN_LAYERS``: police force area (``pfa``), children's services authority (``utla``), **ICB /
-  health board (``nhs``)** and modelled acute trust catchment (``trust``). For "ICB" the analysis
+  ``SPAN_LAYERS`` (the layer registry's layers with a ``span_title``): police force area (``pfa``),
+  children's services authority (``utla``), **ICB / health board (``nhs``)** and modelled acute trust
+  catchment (``trust``). For "ICB" the analysis
   deliberately uses the ``nhs`` geography — the ICB in England and the local health board in Wales — so
   a child moving between Cardiff and Bristol spans two NHS bodies even though Wales has no ICBs.
 - **Multi-agency**: records from two or more agency types (police, children's social care, health,
@@ -33,29 +34,23 @@ Definitions (kept in one place so the page, exports and tests agree):
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import duckdb
 import numpy as np
 import pandas as pd
 
-from lib.geo import lookup
+from lib.geo import layers, lookup
 from lib.geo.layers import LAYERS
 from lib.records.store import cursor, query
 
-#: Geographies a child's encounters can span (encounter location), in display order.
-SPAN_LAYERS: dict[str, str] = {
-    "pfa": "police force area",
-    "utla": "children's services authority",
-    "nhs": "ICB or health board",
-    "trust": "trust catchment",
-}
-#: Short plural titles for tables and pickers.
-SPAN_TITLES: dict[str, str] = {
-    "pfa": "police forces",
-    "utla": "children's services authorities",
-    "nhs": "ICBs / health boards",
-    "trust": "trust catchments (modelled)",
-    "any": "any of these",
-}
+#: Geographies a child's encounters can span (encounter location), in display order: layer key -> one area of
+#: it in a sentence. Derived from the layer registry (a layer with a ``span_title``), live: a layer registered
+#: later is spanned too.
+SPAN_LAYERS: Mapping[str, str] = layers.view(lambda layer: bool(layer.span_title), lambda layer: layer.noun)
+#: Short plural titles for tables and pickers (the registry's ``span_title``), and "any" of them.
+SPAN_TITLES: Mapping[str, str] = layers.view(lambda layer: bool(layer.span_title), lambda layer: layer.span_title,
+                                             extra={"any": "any of these"})
 #: Layers a child can be resident in (home area): the boundary layers that are drawn.
 HOME_LAYERS = tuple(LAYERS)
 
@@ -113,7 +108,7 @@ def child_table(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
     """One row per linked child: child_id, home_area (NA if unplaced), records, agencies, cse_records,
     first_date, last_date, and ``areas_<g>`` (distinct encounter areas) for each span geography."""
     _require_linkage(con)
-    areas = ", ".join(f"count(DISTINCT e.enc_{g}) AS areas_{g}" for g in SPAN_LAYERS)
+    areas = ", ".join(f"count(DISTINCT e.enc_{layers.REGISTRY[g].stored_key}) AS areas_{g}" for g in SPAN_LAYERS)
     frame = query(con, f"""
         WITH home AS ({_home_sql(layer)}),
         kids AS (

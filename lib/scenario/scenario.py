@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from lib.geo import agencies
+from lib.geo import agencies, layers
 from lib.scenario import simulate
 from lib.scenario.capture import Levers
 from lib.synth.config import AGENCY_TYPES
 
 AGENCY_LABEL = agencies.LABELS
-LAYER_LABEL = {"utla": "children's services authority", "pfa": "police force area", "nhs": "ICB / health board"}
+#: Layer key -> one area of it in a sentence (the layer registry's ``noun``; a live view).
+LAYER_LABEL = layers.view(lambda layer: bool(layer.noun), lambda layer: layer.noun)
 SIMULATION_TITLE = "Simulation on the synthetic population"
 MODEL_TITLE = "Model from your data's measured NHS-number completeness (an estimate, not a re-run)"
 
