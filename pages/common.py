@@ -37,8 +37,9 @@ from lib.access import accounts, auth, sessions
 from lib.access import audit as audit_log
 from lib.access.roles import LEAD, ROLE_LABELS, ROLES, may_open
 from lib.access.safety import escape_markdown
-from lib.measures import spans
+from lib.measures import convert, spans
 from lib.records import store, versions
+from lib.views import base as view_base
 
 POLL_ENV = "JOINEDUP_POLL_SECONDS"
 #: How often an open page checks for a new version of the store (one readlink); 0: only when it reruns.
@@ -702,6 +703,28 @@ def column_config(table) -> dict:
         else:
             config[column] = hint.get("label", column)
     return config
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _view_memo(page: str, path: str, version: str) -> view_base.Memo:
+    """A page's view-builder intermediate results for one data version, shared by reruns and sessions."""
+    return view_base.Memo()
+
+
+def measure_view_source(page: str, measure_cube) -> view_base.Source:
+    """What a measure page's view builder reads: this rerun's store connection, the stored measure cube
+    (``measure_cube(path, version)``, which the caller caches) and the page's own memo for this data version."""
+    path = db_path()
+    con = connection(path)
+    version = stored_data_version(con)
+    return view_base.Source(con, path, cube=measure_cube(path, version), memo=_view_memo(page, path, version))
+
+
+def measure_layer_select(container, key: str, default: str = "utla") -> str:
+    """The "Layer" selector of a measure page (the registry's measure layers), keeping its choice in ``key``."""
+    st.session_state.setdefault(key, default)
+    return container.selectbox("Layer", list(convert.MEASURE_LAYERS), format_func=convert.MEASURE_LAYERS.get,
+                               key=key)
 
 
 def show_table(page_data, name: str, **kwargs):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.measures import convert, counts
-from lib.views import base as view_base
 from lib.views import build_with
 from lib.views import compare as view
 from pages import common, exports
-from pages.common import connection, db_path, show_table, stored_data_version
+from pages.common import show_table
 
 ROLE = common.require_page("compare")
 
@@ -22,30 +21,16 @@ st.markdown(
     "share exactly what you see."
 )
 
-DB_PATH = db_path()
-con = connection(DB_PATH)
-version = stored_data_version(con)
-data = exports.measure_cube(DB_PATH, version)
-
-
-@st.cache_resource(show_spinner=False, max_entries=2)
-def view_memo(path: str, version: str) -> view_base.Memo:
-    """The builder's intermediate results for one data version, shared by reruns and sessions."""
-    return view_base.Memo()
-
-
-source = view_base.Source(con, DB_PATH, cube=data, memo=view_memo(DB_PATH, version))
+source = common.measure_view_source("compare", exports.measure_cube)
 available = view.options(source, ROLE)
 
 # -- controls (seeded from the URL on first load, written back on every run) ------------------------------
 
-layers = list(convert.MEASURE_LAYERS)
-exports.seed_from_query("layer", "cmp_layer", layers)
+exports.seed_from_query("layer", "cmp_layer", convert.MEASURE_LAYERS)
 PERIODS = available["periods"]  # aggregate-only roles: all and financial years (no quarters)
 exports.seed_from_query("period", "cmp_period", PERIODS)
 c1, c2, c3 = st.columns([5, 3, 4])  # long labels (layer, count): not cut short at 1024 px
-st.session_state.setdefault("cmp_layer", "utla")
-layer = c1.selectbox("Layer", layers, format_func=convert.MEASURE_LAYERS.get, key="cmp_layer")
+layer = common.measure_layer_select(c1, "cmp_layer")
 period = c2.selectbox("Period", PERIODS, format_func=counts.period_label, key="cmp_period")
 measure = c3.selectbox("Count", available["measures"], key="cmp_measure", format_func=view.MEASURES.get)
 with st.spinner("Profiling every area…"):
@@ -166,8 +151,8 @@ if "cmp_published_table" in page.tables:
 
 st.subheader("Board pack and downloads")
 st.caption(page.notes[0])
-exports.board_pack_controls(layer=layer, area=areas[0], period=period, measure=measure, a=view.A, b=view.B, cube=data,
-                            compare_areas=areas, comparator=comparator, role=ROLE, key="cmp_bp")
+exports.board_pack_controls(layer=layer, area=areas[0], period=period, measure=measure, a=view.A, b=view.B,
+                            cube=source.cube(), compare_areas=areas, comparator=comparator, role=ROLE, key="cmp_bp")
 for i, note in enumerate(page.notes[1:], start=1):
     if i not in (page.note_names.get("disclosure"), page.note_names.get("small")):
         st.caption(note)

@@ -7,11 +7,10 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.measures import convert, counts
-from lib.views import base as view_base
 from lib.views import build_with
 from lib.views import profile as view
 from pages import common, exports
-from pages.common import connection, db_path, show_table, stored_data_version
+from pages.common import show_table
 
 ROLE = common.require_page("profile")
 
@@ -22,27 +21,13 @@ st.markdown(
     "it counts. The address bar holds this view (and the area, for every page): copy it to share it."
 )
 
-DB_PATH = db_path()
-con = connection(DB_PATH)
-version = stored_data_version(con)
-data = exports.measure_cube(DB_PATH, version)
-
-
-@st.cache_resource(show_spinner=False, max_entries=2)
-def view_memo(path: str, version: str) -> view_base.Memo:
-    """The builder's intermediate results for one data version, shared by reruns and sessions."""
-    return view_base.Memo()
-
-
-source = view_base.Source(con, DB_PATH, cube=data, memo=view_memo(DB_PATH, version))
+source = common.measure_view_source("profile", exports.measure_cube)
 available = view.options(source, ROLE)
 
-layers = list(convert.MEASURE_LAYERS)
-exports.seed_from_query("layer", "prof_layer", layers)
+exports.seed_from_query("layer", "prof_layer", convert.MEASURE_LAYERS)
 exports.seed_from_query("period", "prof_period", available["periods"])
-st.session_state.setdefault("prof_layer", "utla")
 c1, c2, c3 = st.columns([2, 3, 1])
-layer = c1.selectbox("Layer", layers, format_func=convert.MEASURE_LAYERS.get, key="prof_layer")
+layer = common.measure_layer_select(c1, "prof_layer")
 with st.spinner("Profiling every area…"):
     names, busiest = view.choices(source, layer, ROLE)
 codes = sorted(names, key=lambda c: names[c])
