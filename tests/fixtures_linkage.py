@@ -9,6 +9,7 @@ store has a handful of rows whose every span, flow and miss is known exactly.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 from datetime import date
@@ -58,6 +59,36 @@ def copy_store(path: Path, folder: Path) -> Path:
     if wal.exists():
         shutil.copy(wal, Path(str(target) + ".wal"))
     return target
+
+
+def private_linked_store(tmp_path_factory, name: str) -> Path:
+    """A private copy of the session's linked synthetic store, in a new folder ``name``: the shared store may
+    already be open read-write in this process (an AppTest's cached connection), and DuckDB refuses a read-only
+    connection to a file open with another configuration."""
+    return copy_store(synthetic_linked_store(tmp_path_factory), tmp_path_factory.mktemp(name))
+
+
+def build_packs(path: Path, specs: dict[str, dict], layers=None) -> dict:
+    """Board packs of the store at ``path``, read-only: name -> ``build_board_pack(con, **spec)`` (not audited),
+    all from one measure cube of ``layers`` (None: every measure layer); the image engine is closed after."""
+    from lib.export import boardpack, images
+    from lib.measures import counts
+    from lib.records import store
+
+    con = store.connect(path, read_only=True)
+    try:
+        cube = counts.build_cube(con, layers=layers)
+        return {name: boardpack.build_board_pack(con, cube=cube, audit=False, **spec) for name, spec in specs.items()}
+    finally:
+        con.close()
+        images.close()
+
+
+def open_deck(data: bytes):
+    """A board pack's bytes as a python-pptx Presentation."""
+    from pptx import Presentation
+
+    return Presentation(io.BytesIO(data))
 
 
 # -- the tiny store ------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.fixtures_linkage import copy_store, synthetic_linked_store
+from tests.fixtures_linkage import build_packs, private_linked_store, synthetic_linked_store
+from tests.fixtures_linkage import open_deck as _deck
 
 AREA = "E06000066"  # Somerset
 PARAMS = {"layer": "utla", "period": "all", "measure": "cse_records", "a": "police", "b": "children_social_care",
@@ -20,7 +21,7 @@ PARAMS = {"layer": "utla", "period": "all", "measure": "cse_records", "a": "poli
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return copy_store(synthetic_linked_store(tmp_path_factory), tmp_path_factory.mktemp("boardpack_store"))
+    return private_linked_store(tmp_path_factory, "boardpack_store")
 
 
 def _scenario_page():
@@ -37,31 +38,11 @@ def _scenario_page():
 
 @pytest.fixture(scope="module")
 def packs(store):
-    from lib.export import boardpack, images
-    from lib.measures import counts
-    from lib.records import store as records
-
-    con = records.connect(store, read_only=True)
-    try:
-        cube = counts.build_cube(con)
-        built = {
-            "lead": boardpack.build_board_pack(con, layer="utla", area=AREA, role="lead", cube=cube, audit=False,
-                                               scenario=_scenario_page()),
-            "commissioner": boardpack.build_board_pack(con, layer="utla", area=AREA, role="commissioner", cube=cube,
-                                                       audit=False),
-            "across": boardpack.build_board_pack(con, layer="utla", area=AREA, role="commissioner", cube=cube,
-                                                 audit=False, kind="across"),
-        }
-    finally:
-        con.close()
-        images.close()
-    return built
-
-
-def _deck(data: bytes):
-    from pptx import Presentation
-
-    return Presentation(io.BytesIO(data))
+    return build_packs(store, {
+        "lead": {"layer": "utla", "area": AREA, "role": "lead", "scenario": _scenario_page()},
+        "commissioner": {"layer": "utla", "area": AREA, "role": "commissioner"},
+        "across": {"layer": "utla", "area": AREA, "role": "commissioner", "kind": "across"},
+    })
 
 
 def _slide(deck, title_start: str):

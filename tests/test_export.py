@@ -14,40 +14,21 @@ import pytest
 from PIL import Image
 
 from lib.export.csv_safe import to_csv_bytes
-from tests.fixtures_linkage import copy_store, synthetic_linked_store
+from tests.fixtures_linkage import build_packs, copy_store, private_linked_store
+from tests.fixtures_linkage import open_deck as _deck
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    # A private copy: the shared store may already be open read-write in this process (an AppTest's cached
-    # connection), and DuckDB refuses a read-only connection to a file open with another configuration.
-    return copy_store(synthetic_linked_store(tmp_path_factory), tmp_path_factory.mktemp("export_store"))
+    return private_linked_store(tmp_path_factory, "export_store")
 
 
 @pytest.fixture(scope="module")
 def packs(store):
-    from lib.export import boardpack, images
-    from lib.measures import counts
-    from lib.records import store as records
-
-    con = records.connect(store, read_only=True)
-    try:
-        cube = counts.build_cube(con, layers=("utla",))
-        built = {role: boardpack.build_board_pack(con, layer="utla", area="E06000066", role=role, cube=cube,
-                                                  audit=False)
-                 for role in ("lead", "commissioner")}
-    finally:
-        con.close()
-        images.close()
-    return built
-
-
-def _deck(data: bytes):
-    from pptx import Presentation
-
-    return Presentation(io.BytesIO(data))
+    return build_packs(store, {role: {"layer": "utla", "area": "E06000066", "role": role}
+                               for role in ("lead", "commissioner")}, layers=("utla",))
 
 
 def _all_text(deck) -> str:
