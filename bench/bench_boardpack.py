@@ -10,11 +10,9 @@ per-stage split (counts, tables, images, deck). Never asserted in tests.
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
 from pathlib import Path
 
-from bench.common import emit, peak_rss_mb
+from bench.common import busiest_area, emit, linked_store, peak_rss_mb
 
 
 def main() -> None:
@@ -33,20 +31,10 @@ def main() -> None:
     from lib.export import boardpack, images
     from lib.measures import convert
 
-    if args.db is None:
-        from tests.fixtures_linkage import synthetic_store
-
-        path = Path(tempfile.mkdtemp(prefix="bench-boardpack-")) / "store.duckdb"
-        started = time.perf_counter()
-        con, _ = synthetic_store(path, args.size, args.seed)
-        con.close()
-        emit("store build (generate, ingest, link)", round(time.perf_counter() - started, 1), "s",
-             encounters=args.size)
-        args.db = path
+    args.db = linked_store(args.db, args.size, args.seed, "boardpack")
     con = duckdb.connect(str(args.db), read_only=True)
     layer = convert.layer_key(args.layer)
-    area = args.area or con.execute(f"SELECT enc_{layer} FROM encounters WHERE enc_{layer} IS NOT NULL "
-                                    "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchall()[0][0]
+    area = args.area or busiest_area(con, layer)
     n = con.execute("SELECT count(*) FROM encounters").fetchall()[0][0]
 
     pack = boardpack.build_board_pack(con, layer=layer, area=area, role=args.role, audit=False)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from pathlib import Path
 
-from bench.common import emit
+from bench.common import busiest_area, emit, linked_store
 
 
 def _scenario(con, path: Path, role: str):
@@ -42,19 +41,10 @@ def main() -> None:
     from lib.measures import convert, counts
     from lib.records import store
 
-    if args.db is None:
-        from tests.fixtures_linkage import synthetic_store
-
-        args.db = Path(tempfile.mkdtemp(prefix="bench-deck-")) / "store.duckdb"
-        started = time.perf_counter()
-        con, _ = synthetic_store(args.db, args.size, args.seed)
-        con.close()
-        emit("store build (generate, ingest, link)", round(time.perf_counter() - started, 1), "s",
-             encounters=args.size)
+    args.db = linked_store(args.db, args.size, args.seed, "deck")
     con = store.connect(args.db, read_only=True)
     layer = convert.layer_key(args.layer)
-    area = args.area or con.execute(f"SELECT enc_{layer} FROM encounters WHERE enc_{layer} IS NOT NULL "
-                                    "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchall()[0][0]
+    area = args.area or busiest_area(con, layer)
     cube = counts.build_cube(con)
     decks = [("divergence_lead", "divergence", "lead", False), ("divergence_commissioner", "divergence",
                                                                 "commissioner", False),

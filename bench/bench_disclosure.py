@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import io
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from bench.common import emit
+from bench.common import emit, linked_store
 
 HIDDEN = "c"
 
@@ -103,16 +102,7 @@ def main() -> None:
     from lib.records import store
     from lib.views.base import Memo, Source
 
-    if args.db is None:
-        from tests.fixtures_linkage import synthetic_store
-
-        path = Path(tempfile.mkdtemp(prefix="bench-disclosure-")) / "store.duckdb"
-        started = time.perf_counter()
-        con, _ = synthetic_store(path, args.size, args.seed)
-        con.close()
-        emit("store build (generate, ingest, link)", round(time.perf_counter() - started, 1), "s",
-             encounters=args.size, seed=args.seed)
-        args.db = path
+    args.db = linked_store(args.db, args.size, args.seed, "disclosure", seed=args.seed)
     con = store.connect(args.db, read_only=True)
     commit = _commit()
     try:

@@ -23,27 +23,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import emit
+from bench.common import KEY, emit, published_store
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "bench-key-not-secret-0123456789abcdef"
 PAGES = ("boundaries", "across", "divergence", "compare", "scenario", "review", "audit")
 STATUS = re.compile(r"Data version (\d+)\b.*?\b([\d,]+) encounters", re.S)
 
 
 def build(work: Path, n: int, extra: int) -> tuple[Path, Path]:
     """A linked synthetic store of n encounters, and a further extract of `extra` new encounters."""
-    from lib.linkage.run import LinkConfig, link
-    from lib.records import ingest, versions
     from lib.synth import SynthConfig, generate
 
-    db = work / "store.duckdb"
+    db = published_store(work, n)
     more = work / "more.parquet"
-    if versions.current(db) is None:
-        encounters, _ = generate(SynthConfig(n_encounters=n, seed=21))
-        with versions.write(db, "bench ingest") as w:
-            ingest.commit(w.con, ingest.prepare_frame(encounters, "bench.parquet", key=KEY.encode()))
-            link(w.con, LinkConfig())
     if not more.exists():
         encounters, _ = generate(SynthConfig(n_encounters=extra, seed=22))
         encounters["source_record_id"] = "MORE" + encounters["source_record_id"].astype(str)

@@ -16,10 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import emit, peak_rss_mb
+from bench.common import emit, peak_rss_mb, published_store
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "bench-key-not-secret-0123456789abcdef"
 #: page url_path -> (script, role that opens it, a widget key and a new value for it; None: no widget change)
 PAGES = {"boundaries": ("pages/map.py", "lead", "mis_layer", "pfa"),
          "across": ("pages/across.py", "commissioner", "across_layer", "pfa"),
@@ -31,20 +30,6 @@ PAGES = {"boundaries": ("pages/map.py", "lead", "mis_layer", "pfa"),
          "about": ("pages/about.py", "commissioner", None, None)}
 #: pages whose `view` is also timed from a cold connection
 VIEWS = ("boundaries", "across", "data")
-
-
-def build_store(work: Path, n: int) -> Path:
-    from lib.linkage.run import LinkConfig, link
-    from lib.records import ingest, versions
-    from lib.synth import SynthConfig, generate
-
-    db = work / "store.duckdb"
-    if versions.current(db) is None:
-        encounters, _ = generate(SynthConfig(n_encounters=n, seed=21))
-        with versions.write(db, "bench ingest") as w:
-            ingest.commit(w.con, ingest.prepare_frame(encounters, "bench.parquet", key=KEY.encode()))
-            link(w.con, LinkConfig())
-    return db
 
 
 def time_page(url: str, reruns: int, size: int) -> None:
@@ -96,7 +81,7 @@ def main(argv=None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_view_pages_"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    db = build_store(work, args.encounters)
+    db = published_store(work, args.encounters)
     emit("store (synthetic, ingested, linked)", round(time.perf_counter() - t0, 3), "s", size=args.encounters)
     os.environ.update({"JOINEDUP_DB": str(db), "JOINEDUP_SYNTHETIC_STORE": "1",
                        "JOINEDUP_ACCOUNTS": str(work / "no-accounts.json"), "JOINEDUP_POLL_SECONDS": "0"})
