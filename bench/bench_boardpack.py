@@ -9,19 +9,11 @@ per-stage split (counts, tables, images, deck). Never asserted in tests.
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from bench.common import busiest_area, emit, linked_store, peak_rss_mb
+from bench.common import busiest_area, emit, linked_store, peak_rss_mb, store_parser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--db", type=Path, default=None, help="reuse an existing store (opened read-only)")
-    parser.add_argument("--size", type=int, default=20_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--layer", default="utla")
-    parser.add_argument("--area", default=None, help="default: the area with the most records")
+    parser = store_parser(seed=7, area=True)
     parser.add_argument("--role", default="commissioner")
     parser.add_argument("--repeat", type=int, default=2, help="builds after the first (browser kept)")
     args = parser.parse_args()

@@ -11,12 +11,11 @@ as PNG (DIR/<deck>/slide-N.png) to look at.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
 
-from bench.common import busiest_area, emit, linked_store
+from bench.common import busiest_area, emit, linked_store, store_parser
 
 
 def _scenario(con, path: Path, role: str):
@@ -27,12 +26,7 @@ def _scenario(con, path: Path, role: str):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--db", type=Path, default=None, help="reuse an existing store (opened read-only)")
-    parser.add_argument("--size", type=int, default=20_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--layer", default="utla")
-    parser.add_argument("--area", default=None, help="default: the area with the most records")
+    parser = store_parser(seed=7, area=True)
     parser.add_argument("--png-dir", type=Path, default=None)
     parser.add_argument("--no-scenario", action="store_true", help="skip the deck with a scenario slide")
     args = parser.parse_args()

@@ -14,15 +14,13 @@ Prints JSON figure lines {"figure","value","unit",...} and a small table. Never 
 """
 from __future__ import annotations
 
-import argparse
 import io
 import subprocess
 import time
-from pathlib import Path
 
 import pandas as pd
 
-from bench.common import emit, linked_store
+from bench.common import emit, linked_store, store_parser
 
 HIDDEN = "c"
 
@@ -89,12 +87,8 @@ def _commit() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--db", type=Path, default=None, help="reuse an existing store (opened read-only)")
-    parser.add_argument("--size", type=int, default=20_000)
-    parser.add_argument("--seed", type=int, default=11)
+    parser = store_parser(seed=11)
     parser.add_argument("--role", default="commissioner")
-    parser.add_argument("--layer", default="utla")
     parser.add_argument("--limit", type=int, default=None, help="only the first N areas on Compare")
     parser.add_argument("--packs", default="pfa,utla,lad")
     args = parser.parse_args()

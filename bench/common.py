@@ -2,6 +2,7 @@
 asserted in tests)."""
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import sys
@@ -27,6 +28,19 @@ def peak_rss_mb() -> float:
     except (OSError, StopIteration):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return round(peak / 1024 if sys.platform != "darwin" else peak / 1024 / 1024, 1)
+
+
+def store_parser(seed: int, *, area: bool = False) -> argparse.ArgumentParser:
+    """A parser with the options of a script timed on a linked store (see ``linked_store``): --db, --size,
+    --seed, --layer and, with ``area``, --area (default: ``busiest_area``)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", type=Path, default=None, help="reuse an existing store (opened read-only)")
+    parser.add_argument("--size", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=seed)
+    parser.add_argument("--layer", default="utla")
+    if area:
+        parser.add_argument("--area", default=None, help="default: the area with the most records")
+    return parser
 
 
 def linked_store(db: Path | None, size: int, seed: int, prefix: str, **extra) -> Path:
