@@ -184,3 +184,29 @@ def test_the_command_line_loads_nothing_from_bench_pages_or_streamlit():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]", done.stdout
+
+
+# -- docs/ARCHITECTURE.md draws what is there -----------------------------------------------------------------
+
+def _imports_section() -> str:
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    return text.split("## Imports run one way", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_architecture_page_draws_the_layers_in_order():
+    chain = _imports_section().split("```", 2)[1].strip().splitlines()[0]
+    assert [part.strip() for part in chain.split("->")] == \
+        [*(layer.removeprefix("lib.") for layer in LAYERS[:-2]), "export, CLI"]
+
+
+def test_the_architecture_page_names_every_disclosure_and_aggregates_module(graph):
+    section = _imports_section()
+    modules = sorted(m for m in graph.modules if m.startswith("lib.disclosure."))
+    assert len(modules) >= 7  # service, cellkey, keys, members, cells, notes, attack
+    for module in [*modules, "lib.records.aggregates", "lib.measures.aggregates"]:
+        assert module in graph.modules, module
+        assert module.removeprefix("lib.") in section, f"docs/ARCHITECTURE.md does not draw {module}"
+    layout = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8").split("## Layout", 1)[1]
+    for package in sorted({m.split(".")[1] for m in graph.modules if m.count(".") >= 1 and m.startswith("lib.")}):
+        if (ROOT / "lib" / package).is_dir():
+            assert f"{package}/" in layout, f"docs/ARCHITECTURE.md's layout does not list lib/{package}/"
