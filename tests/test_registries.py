@@ -9,13 +9,16 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from lib import cli
+from lib import cli, views
 from lib.geo import agencies, layers, lookup
 from lib.measures import convert, counts, journeys, population, spans
+from lib.measures import span_figures as across_figures
 from lib.records import schema, store
 from lib.records.ingest import commit, prepare
-from lib.scenario import scenario
-from tests.fixtures_linkage import tiny_store
+from lib.scenario import model, scenario, simulate
+from lib.scenario.capture import Levers
+from lib.views import across
+from tests.fixtures_linkage import private_linked_store, tiny_store
 from tests.test_records import KEY, TODAY, csv_bytes, good_rows
 
 
@@ -73,7 +76,7 @@ UTLA = layers.REGISTRY["utla"]
 COPY = dataclasses.replace(UTLA, key="csa_copy", title="Children's services (test copy)", short="CSA copy",
                            drawn=False, parts=("utla",), stored="utla", measure_title="Children's services (copy)",
                            noun="children's services area (copy)", nouns="children's services areas (copy)",
-                           span_title="CSAs (copy)", place_title="CSA (copy)")
+                           span_title="CSAs (copy)", place_title="CSA (copy)", scenario_order=4)
 
 
 @pytest.fixture()
@@ -160,3 +163,66 @@ def test_a_registered_layer_gets_the_span_journey_and_scenario_labels(tiny):
         assert "2 children's services areas (copy)" in journeys.describe_child(summary)
     assert list(spans.SPAN_LAYERS) == before_spans and list(journeys.PLACE_LAYERS) == before_places
     assert "csa_copy" not in scenario.LAYER_LABEL
+
+
+def test_a_registered_layer_gets_the_outline_scenario_and_across_choices():
+    """The span outline, the scenario's layers (model, simulation, command line) and the Across page's span
+    choices are live views of the registry: a registered layer is offered, and gone again after."""
+    assert dict(across_figures.SPAN_OUTLINE) == {"pfa": "pfa", "utla": "utla", "nhs": "icb", "trust": "trust"}
+    assert list(model.MODEL_LAYERS) == list(simulate.AREA_LAYERS) == ["utla", "pfa", "nhs"]
+    assert list(across.SPAN_CHOICES) == ["any", "pfa", "utla", "nhs", "trust"]
+    assert tuple(layers.PLACE_ORDER) == ("pfa", "utla", "lad", "icb", "sicbl", "lhb", "trust")
+    with layers.registered(COPY):
+        assert across_figures.SPAN_OUTLINE["csa_copy"] == "utla"  # not drawn: outlined by the layer it is named from
+        assert list(model.MODEL_LAYERS) == list(simulate.AREA_LAYERS) == ["utla", "pfa", "nhs", "csa_copy"]
+        parser = cli.build_parser()
+        assert "csa_copy" in _choices(parser, "scenario")
+        assert parser.parse_args(["scenario", "--layer", "csa_copy"]).layer == "csa_copy"
+        assert list(across.SPAN_CHOICES) == ["any", "pfa", "utla", "nhs", "trust", "csa_copy"]
+        assert across.SPAN_CHOICES["csa_copy"] == "CSAs (copy)"
+        assert views.resolve_params("across", {"span": "csa_copy"})["span"] == "csa_copy"
+        assert "spans_csa_copy" in across.span_counts() and across.span_rates()["share_csa_copy"] == \
+            ["children", "spans_csa_copy"]
+    assert "csa_copy" not in across.SPAN_CHOICES and "csa_copy" not in model.MODEL_LAYERS
+    assert "csa_copy" not in _choices(cli.build_parser(), "scenario")
+    with pytest.raises(ValueError, match="span='csa_copy'"):
+        views.resolve_params("across", {"span": "csa_copy"})
+
+
+def test_the_scenario_simulation_tables_a_registered_layer():
+    """The simulation's gain table by a registered layer (stored as utla) equals the one by utla, also for a
+    population generated before the layer was registered."""
+    pop = simulate.population(600, 11)
+    today = simulate.Outcome("full", {}, pop.multi_agency_true[::3], pop.multi_agency_true[::5], 0.0)
+    scen = simulate.Outcome("full", {}, pop.multi_agency_true[::2], pop.multi_agency_true[::4], 0.0)
+    with layers.registered(COPY):
+        copy = simulate.by_area(pop, today, scen, "csa_copy", secret=KEY)
+        original = simulate.by_area(pop, today, scen, "utla", secret=KEY)
+    assert len(original) > 1 and original["gain"].any()
+    pd.testing.assert_frame_equal(copy, original)
+    with pytest.raises(ValueError, match="layer must be one of utla, pfa, nhs"):
+        simulate.by_area(pop, today, scen, "csa_copy")
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory):
+    con = store.connect(private_linked_store(tmp_path_factory, "registries_linked"), read_only=True)
+    yield con
+    con.close()
+
+
+def test_the_scenario_model_and_the_across_view_use_a_registered_layer(linked):
+    """On a linked store: the scenario model by the copy equals the model by utla, and the Across page's spans
+    table publishes the copy's counts below the lead (never an exact count: each equals utla's published one)."""
+    with layers.registered(COPY):
+        copy = model.estimate(linked, Levers(capture={"police": 1.0}), layer="csa_copy")
+        original = model.estimate(linked, Levers(capture={"police": 1.0}), layer="utla")
+        pd.testing.assert_frame_equal(copy["by_area"], original["by_area"])
+        assert copy["expected_gain_by_number"] == original["expected_gain_by_number"] > 0
+        exact = views.build_with("across", linked, {"span": "csa_copy"}, "lead").tables["spans_all"].frame
+        shown = views.build_with("across", linked, {"span": "csa_copy"}, "analyst").tables["spans_all"].frame
+    assert exact["spans_csa_copy"].tolist() == exact["spans_utla"].tolist()
+    assert shown["spans_csa_copy"].tolist() == shown["spans_utla"].tolist()
+    pd.testing.assert_series_equal(shown["share_csa_copy"], shown["share_utla"], check_names=False)
+    assert shown["spans_utla"].tolist() != exact["spans_utla"].tolist()  # published, not exact
+    assert not [c for c in shown.columns if str(c).startswith("key_")]

@@ -45,6 +45,7 @@ class Layer:
     nouns: str = ""  # several of its areas, in a sentence ("police force areas")
     span_title: str = ""  # a child's encounters are counted as spanning it: its short plural title ("": not)
     place_title: str = ""  # a child's journey names each record's area of it, under this column title ("": not)
+    scenario_order: int = 0  # its place among the layers the NHS-number scenario maps its gain by (0: not offered)
     code_words: str = ""  # its codes, in a validation message ("police force area code (E23…/W15…)")
     code_noun: str = ""  # what one of its codes names, in a message about a code ("": ``noun``)
     simplify_m: float = 1100.0  # display simplification tolerance in metres (geodata build)
@@ -82,7 +83,7 @@ REGISTRY: dict[str, Layer] = {
               vintage="December 2024 (districts on 2025 codes)", official=("lad24_csp24_pfa24",),
               vintage_short="ONS December 2024",
               union_of="lad", measure_title="Police force areas", noun="police force area", nouns="police force areas",
-              span_title="police forces", place_title="Police force area",
+              span_title="police forces", place_title="Police force area", scenario_order=2,
               code_words="police force area code (E23…/W15…)", simplify_m=1300.0),
         Layer("utla", "Children's services authorities", "Children's services", "utla_code",
               "Children's social care", "#D55E00", 2.2, "solid",
@@ -93,7 +94,7 @@ REGISTRY: dict[str, Layer] = {
               vintage_short="ONS April 2023, 2025 codes",
               nests_in=("pfa",), union_of="lad", measure_title="Children's services authorities",
               noun="children's services authority", nouns="children's services authorities",
-              span_title="children's services authorities", place_title="Children's services",
+              span_title="children's services authorities", place_title="Children's services", scenario_order=1,
               code_words="upper-tier local authority code (E06/E08/E09/E10/W06)",
               code_noun="upper-tier local authority"),
         Layer("lad", "Local authority districts", "LAD", "lad_code", "District councils", "#999999", 0.8, "dot",
@@ -129,7 +130,8 @@ REGISTRY: dict[str, Layer] = {
                    "board in Wales.",
               source="the icb and lhb layers", vintage=NHS_VINTAGE, vintage_short="ONS April 2024 / December 2022",
               measure_title="ICBs (England) and health boards (Wales)", noun="ICB or health board",
-              nouns="ICBs or health boards", span_title="ICBs / health boards", place_title="ICB / health board"),
+              nouns="ICBs or health boards", span_title="ICBs / health boards", place_title="ICB / health board",
+              scenario_order=3),
         Layer("trust", "Acute trust catchments (modelled)", "Trust catchment", "trust_code", "NHS acute trusts",
               "#E69F00", 1.8, "longdashdot", modelled=True,
               note="Modelled from OHID admissions (NHS Acute (Hospital) Trust Catchment Populations, 2022 edition; "
@@ -148,19 +150,21 @@ REGISTRY: dict[str, Layer] = {
 
 
 class _View(Mapping):
-    """A live, read-only view of the registry (layers registered later appear in it): the layers ``keep``
-    accepts, in registry order (stably sorted by ``order`` if given), each mapped to ``value(layer)``, then
-    the fixed entries ``extra`` (such as an "any" choice)."""
+    """A live, read-only view of the registry (layers registered later appear in it): the fixed entries
+    ``first`` (such as an "any" choice offered first), then the layers ``keep`` accepts, in registry order
+    (stably sorted by ``order`` if given), each mapped to ``value(layer)``, then the fixed entries ``extra``."""
 
-    def __init__(self, keep, value=None, *, order=None, extra=None):
+    def __init__(self, keep, value=None, *, order=None, extra=None, first=None):
         self._keep, self._value = keep, value or (lambda layer: layer)
-        self._order, self._extra = order, dict(extra or {})
+        self._order, self._extra = order, {**dict(first or {}), **dict(extra or {})}
+        self._first = tuple(first or ())
 
     def _keys(self) -> list[str]:
         keys = [k for k, layer in REGISTRY.items() if self._keep(layer)]
         if self._order is not None:
             keys.sort(key=lambda k: self._order(REGISTRY[k]))
-        return keys + [k for k in self._extra if k not in REGISTRY]
+        fixed = [k for k in self._extra if k not in REGISTRY]
+        return [k for k in fixed if k in self._first] + keys + [k for k in fixed if k not in self._first]
 
     def __getitem__(self, key):
         if key in self._extra and key not in REGISTRY:
@@ -180,10 +184,11 @@ class _View(Mapping):
         return repr(dict(self))
 
 
-def view(keep, value=None, *, order=None, extra=None) -> Mapping:
-    """A live view of the registry for a module's labels (lib.measures.spans, journeys, lib.scenario): layer key
-    -> ``value(layer)`` for the layers ``keep`` accepts, optionally sorted by ``order``, then ``extra``."""
-    return _View(keep, value, order=order, extra=extra)
+def view(keep, value=None, *, order=None, extra=None, first=None) -> Mapping:
+    """A live view of the registry for a module's labels and choices (lib.measures.spans, journeys,
+    span_figures, lib.scenario, lib.views.across): layer key -> ``value(layer)`` for the layers ``keep``
+    accepts, optionally sorted by ``order``, after the fixed entries ``first`` and before ``extra``."""
+    return _View(keep, value, order=order, extra=extra, first=first)
 
 
 #: The drawn boundary layers (the map, the build, the Boundaries page), in drawing-legend order.
@@ -196,6 +201,11 @@ MEASURE_LAYERS: Mapping[str, str] = _View(lambda layer: bool(layer.measure_title
 MEASURE_ALIASES: Mapping[str, str] = _View(lambda layer: bool(layer.measured_as), lambda layer: layer.measured_as)
 #: Suffix of the stored home_/enc_ columns -> LSOA lookup column (each stored once).
 STORED: Mapping[str, str] = _View(lambda layer: layer.stored is None, lambda layer: layer.column)
+#: Layers the NHS-number scenario (simulation and model) maps its gain by, in the order offered -> the layer.
+SCENARIO_LAYERS: Mapping[str, Layer] = _View(lambda layer: layer.scenario_order > 0,
+                                             order=lambda layer: layer.scenario_order)
+#: Layers a place falls in, in the order a side panel lists them (the drawn layers) -> their titles.
+PLACE_ORDER: Mapping[str, str] = _View(lambda layer: layer.drawn, lambda layer: layer.title)
 
 
 def in_sentence(title: str) -> str:
@@ -239,6 +249,13 @@ def registered(layer: Layer):
         unregister(layer.key)
 
 
+def outline(key: str) -> str | None:
+    """The drawn layer whose boundaries outline ``key``'s areas: the layer itself if drawn, else the first drawn
+    layer it is named from (``nhs`` -> ``icb``); None if there is none."""
+    layer = get(key)
+    return next((k for k in (key, *layer.name_layers) if k in REGISTRY and REGISTRY[k].drawn), None)
+
+
 def nestings() -> list[tuple[str, str]]:
     """(inner, outer) for every declared nesting: each area of inner lies wholly in one area of outer."""
     return [(key, outer) for key, layer in REGISTRY.items() for outer in layer.nests_in]
@@ -264,9 +281,6 @@ def facts():
         "drawn": layer.drawn, "names_from": " + ".join(layer.name_layers), "nests_in": ", ".join(layer.nests_in),
         "union_of": layer.union_of, "source": layer.source, "vintage": layer.vintage,
         "official_extracts": ", ".join(layer.official)} for key, layer in REGISTRY.items()])
-
-#: Layers a place falls in, in the order a side panel lists them.
-PLACE_ORDER = ("pfa", "utla", "lad", "icb", "sicbl", "lhb", "trust")
 
 
 def vintage_table():

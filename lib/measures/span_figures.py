@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from lib.geo import lookup, maps
+from lib.geo import layers, lookup, maps
 from lib.geo.layers import LAYERS, in_sentence
 from lib.measures import journeys
 from lib.measures.spans import SPAN_LAYERS, SPAN_TITLES
@@ -26,8 +26,9 @@ AGENCY_COLOURS = {"Police": "#0072B2", "Children's social care": "#D55E00", "Hea
 CSE_SYMBOLS = {"yes": "diamond", "no": "circle-open", "not recorded": "square-open"}
 CSE_WORDS = {"yes": "CSE flagged", "no": "No CSE flag", "not recorded": "CSE flag not recorded"}
 FLOW_COLOUR = "#0072B2"
-#: Which drawn layer outlines a span geography.
-SPAN_OUTLINE = {"pfa": "pfa", "utla": "utla", "nhs": "icb", "trust": "trust"}
+#: Which drawn layer outlines a span geography (the registry's ``outline``: the layer itself, or the first drawn
+#: layer it is named from, ``nhs`` -> ``icb``); a live view, so a layer registered later is outlined too.
+SPAN_OUTLINE = layers.view(lambda layer: bool(layer.span_title), lambda layer: layers.outline(layer.key))
 
 
 @cache

@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+from lib.geo import layers
+
 
 def register(sub) -> None:
     p = sub.add_parser("scenario", help="NHS-number scenario explorer: re-run the synthetic population under "
@@ -21,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--mode", choices=("auto", "simulation", "model"), default="auto",
                    help="auto: simulation when the store holds the default synthetic dataset (or nothing), "
                         "else the model from measured completeness")
-    p.add_argument("--layer", choices=("utla", "pfa", "nhs"), default="utla", help="areas of the gain table")
+    p.add_argument("--layer", choices=list(layers.SCENARIO_LAYERS), default="utla", help="areas of the gain table")
     p.add_argument("--curve", default="0,0.2,0.4,0.6,0.8,1", help="capture rates of the curve ('' for none)")
     p.add_argument("--curve-mode", choices=("deterministic", "full"), default="deterministic",
                    help="link each curve point by the NHS-number pass only (fast) or fully")

@@ -20,11 +20,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from lib.geo import layers
 from lib.records import store
 from lib.scenario.capture import Levers
 from lib.synth.config import AGENCY_TYPES
 
-MODEL_LAYERS = ("utla", "pfa", "nhs")
+#: Layers the model tables its gain by (the registry's scenario layers, live), in the order offered.
+MODEL_LAYERS = layers.SCENARIO_LAYERS
 
 
 def _at_least_two(p: np.ndarray) -> np.ndarray:
@@ -59,7 +61,8 @@ def national_capture(con) -> dict:
 
 
 def _records(con, layer: str) -> pd.DataFrame:
-    area = f"coalesce(e.home_{layer}, e.enc_{layer}, '(unplaced)')"
+    stored = layers.REGISTRY[layer].stored_key  # the encounters' home_/enc_ columns holding the layer
+    area = f"coalesce(e.home_{stored}, e.enc_{stored}, '(unplaced)')"
     return store.query(con, f"""
         SELECT r.child_id, e.agency_type, e.agency_code, {area} AS area_code
         FROM record_child r JOIN encounters e USING (record_key)
@@ -72,7 +75,7 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
     ``rates`` sets every agency's capture share in turn (other levers kept) for the gain-versus-capture
     curve. Needs a linked store (``record_child``)."""
     if layer not in MODEL_LAYERS:
-        raise ValueError(f"layer must be one of {MODEL_LAYERS}")
+        raise ValueError(f"layer must be one of {', '.join(MODEL_LAYERS)}")
     records = _records(con, layer)
     measured = measured_capture(con, layer)
     p_today = records.merge(measured[["agency_type", "area_code", "valid_share"]], how="left",

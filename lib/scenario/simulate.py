@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from lib.geo import layers
 from lib.linkage.evaluate import pairwise_scores
 from lib.records.store import cursor
 from lib.scenario.capture import Levers, Recorder
 from lib.synth.config import AGENCY_TYPES
 
 Progress = Callable[[float, str], None]
-AREA_LAYERS = ("utla", "pfa", "nhs")
+#: Layers the gain table is by (the registry's scenario layers, live), in the order offered.
+AREA_LAYERS = layers.SCENARIO_LAYERS
 CURVE_RATES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 MODES = ("full", "deterministic")
 
@@ -51,7 +53,7 @@ class Population:
     n_encounters: int
     seed: int
     recorder: Recorder
-    child_area: pd.DataFrame  # index true_child_id: utla, pfa, nhs (home areas)
+    child_area: pd.DataFrame  # index true_child_id: the home area's code in every LSOA lookup column (utla_code, …)
     multi_agency_true: np.ndarray  # true_child_ids known to two or more agency types (non-anonymous records)
 
     @property
@@ -84,8 +86,7 @@ def _population(n_encounters: int, seed: int, progress: Progress) -> Population:
     recorder = Recorder(encounters, truth, seed=int(seed))
     first = truth.drop_duplicates("true_child_id").set_index("true_child_id")
     placed = lookup.place_postcodes(first["true_home_postcode"])
-    child_area = pd.DataFrame({"utla": placed["utla_code"], "pfa": placed["pfa_code"], "nhs": placed["nhs_code"]},
-                              index=first.index)
+    child_area = placed[[c for c in placed.columns if c.endswith("_code")]].set_axis(first.index)
     named = truth[~truth["anonymous"].to_numpy(bool)]
     spans = named.groupby("true_child_id")["agency_type"].nunique()
     return Population(int(n_encounters), int(seed), recorder, child_area, spans.index[spans >= 2].to_numpy())
@@ -228,8 +229,8 @@ def by_area(pop: Population, today: Outcome, scenario: Outcome, layer: str = "ut
     from lib.geo import lookup
 
     if layer not in AREA_LAYERS:
-        raise ValueError(f"layer must be one of {AREA_LAYERS}")
-    area = pop.child_area[layer]
+        raise ValueError(f"layer must be one of {', '.join(AREA_LAYERS)}")
+    area = pop.child_area[layers.REGISTRY[layer].column]
     true = pd.Series(1, index=pop.multi_agency_true).groupby(area.reindex(pop.multi_agency_true).to_numpy()).sum()
 
     def count(ids):

@@ -29,6 +29,7 @@ import pandas as pd
 from lib.access.roles import aggregates_suppressed, sees_child_level
 from lib.disclosure import cells
 from lib.disclosure.notes import SMALL_BELOW, method_note, small_note
+from lib.geo import layers
 from lib.geo.layers import LAYERS, in_sentence
 from lib.measures import journeys, spans
 from lib.measures import span_figures as across_figures
@@ -39,7 +40,10 @@ TITLE = "Across boundaries"
 INTRO = ("Police, children's services and the NHS each see only the part of a child's life that happens on "
          "their patch. Once records are linked, this page shows the children whose encounters cross those "
          "boundaries, where they go, and which of them no agency would connect without linkage.")
-SPAN_CHOICES = ("any", *spans.SPAN_LAYERS)
+#: "any", then the span geographies -> their titles: a live view of the layer registry (a layer registered later
+#: is offered and its counts protected).
+SPAN_CHOICES = layers.view(lambda layer: bool(layer.span_title), lambda layer: layer.span_title,
+                           first={"any": spans.SPAN_TITLES["any"]})
 TOP_CHOICES = tuple(range(5, 55, 5))
 CHILD_LIST_LIMIT = 300
 #: Layers a board pack can be built on from this page.
@@ -55,9 +59,18 @@ PARAMS: dict[str, Param] = {
 }
 FIGURES = ("spans_map", "flows_map", "missed_map", "child_timeline", "child_map")
 
-SPAN_COUNTS = ["children", "multi_agency", *(f"spans_{k}" for k in (*spans.SPAN_LAYERS, "any"))]
-SPAN_RATES = {"share_multi_agency": ["children", "multi_agency"],
-              **{f"share_{k}": ["children", f"spans_{k}"] for k in (*spans.SPAN_LAYERS, "any")}}
+
+def span_counts() -> list[str]:
+    """The spans table's counts, published below the lead: one per span geography in the registry now."""
+    return ["children", "multi_agency", *(f"spans_{k}" for k in (*spans.SPAN_LAYERS, "any"))]
+
+
+def span_rates() -> dict[str, list[str]]:
+    """The spans table's shares -> [denominator, numerator], recomputed from the published counts."""
+    return {"share_multi_agency": ["children", "multi_agency"],
+            **{f"share_{k}": ["children", f"spans_{k}"] for k in (*spans.SPAN_LAYERS, "any")}}
+
+
 FLOW_COUNTS = ["children", "encounters", "reverse_children", "reverse_encounters"]
 MISSED_COUNTS = ["children", "multi_agency", "missed", "partly_missed"]
 MISSED_RATES = {"share_missed": ["multi_agency", "missed"]}
@@ -160,7 +173,7 @@ def _totals(src: Source, layer: str, role: str) -> dict:
 
 
 def _spans_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
-    return _protect(_spans(src, layer, aggregates_suppressed(role)), SPAN_COUNTS, role, rates=SPAN_RATES)
+    return _protect(_spans(src, layer, aggregates_suppressed(role)), span_counts(), role, rates=span_rates())
 
 
 def _missed_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
