@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -101,6 +103,20 @@ class Collected:
         cells = [c for c in self.cells if where_prefix is None
                  or any(w.startswith(where_prefix) for w in self.seen_in[c])]
         return sum(self.cells[c] != HIDDEN for c in cells), len(cells)
+
+
+def log(message: str) -> None:
+    """A progress line in the file ``JOINEDUP_ATTACK_LOG`` names (the full runs take long: how far they got)."""
+    path = os.environ.get("JOINEDUP_ATTACK_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+
+
+def _tick(out: Collected, every: int = 100) -> None:
+    out.outputs += 1
+    if out.outputs % every == 0:
+        log(f"{out.outputs} outputs read, {len(out.cells)} cells")
 
 
 def _value(value):
@@ -242,7 +258,7 @@ def collect_compare(out: Collected, source: Source, role: str, *, layers=None, r
                 for params in todo:
                     data = views.build_with("compare", source, {"layer": layer, "period": period, "measure": measure,
                                                                 **params}, role)
-                    out.outputs += 1
+                    _tick(out)
                     out.current_method = _method_of(data)
                     by_name = {name: code for code, name in data.extra["names"].items()}
                     group = data.tables["cmp_group_table"].frame["Code"].tolist()
@@ -275,7 +291,7 @@ def collect_divergence(out: Collected, source: Source, role: str, *, layers=None
                 for a, b in pairs:
                     data = views.build_with("divergence", source, {"a": a, "b": b, "layer": layer,
                                                                    "period": period, "measure": measure}, role)
-                    out.outputs += 1
+                    _tick(out)
                     out.current_method = _method_of(data)
                     _divergence_rows(out, data.tables["div_export"].frame, layer, period, measure, a, b,
                                      f"divergence {layer} {period} {measure} {a}/{b}")
@@ -286,7 +302,7 @@ def collect_across(out: Collected, source: Source, role: str, *, layers=None) ->
     its CSV), with the multi-agency and spanning counts."""
     for layer in layers or HOME_COLUMN:
         data = views.build_with("across", source, {"layer": layer}, role)
-        out.outputs += 1
+        _tick(out)
         out.current_method = _method_of(data)
         if "spans_all" not in data.tables:
             continue
@@ -303,7 +319,7 @@ def collect_boardpacks(out: Collected, con, role: str, packs: dict[str, str], *,
     from lib.export import boardpack
     for layer, area in packs.items():
         pack = boardpack.build_board_pack(con, layer=layer, area=area, role=role, cube=cube, audit=False)
-        out.outputs += 1
+        _tick(out)
         out.current_method = declared_method([_deck_text(pack.deck)])
         where = f"boardpack {layer} {area}"
         div = pd.read_csv(io.BytesIO(pack.csvs[f"divergence_{layer}.csv"]), dtype=str, keep_default_na=False)
@@ -534,6 +550,8 @@ def lp_bounds(seen: Collected, truth: dict[Cell, object], *, limit: int | None =
         for cell in cells[:limit] if limit else cells:
             lo, hi = attack.integer_interval(*lp.bound(targets[cell]))
             bounded += 1
+            if bounded % 25 == 0:
+                log(f"LP: {bounded} protected cells bounded, {len(findings)} findings")
             if hi - lo < 2:
                 findings.append(Finding(cell, truth[cell], lo, hi, f"LP over {len(targets)} published cells"))
     return findings, bounded

@@ -13,6 +13,8 @@ family shape (the exact figures depend on the seed): a family with one hidden me
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -214,12 +216,39 @@ def test_york_from_the_north_yorkshire_board_packs(seen, truth):
 
 # -- the large stores, over everything (CI: JOINEDUP_ATTACK_FULL=1) ---------------------------------------
 
-def _full_store(tmp_path_factory, size: str) -> object:
-    from lib.records.default import DEFAULT_SEED
-    from lib.synth.config import DEFAULT_ENCOUNTERS
+def _build_full_store(path, size: str) -> None:
+    """The default dataset exactly as the app builds it at first start (lib.records.default, then link), or a
+    synthetic linked store of ``size`` encounters (the recipe of tests/fixtures_linkage.py)."""
+    from lib.linkage import run
+    from lib.records import default, versions
+    from tests.fixtures_linkage import TEST_KEY, synthetic_store
 
-    n, seed = (DEFAULT_ENCOUNTERS, DEFAULT_SEED) if size == "default" else (int(size), SEED)
-    return synthetic_linked_store(tmp_path_factory, n, seed)
+    if size == "default":
+        with versions.write(path, "attack test: default dataset") as w:
+            default.ensure_default_dataset(w.con, key=TEST_KEY, db_path=path)
+            run.link(w.con, run.LinkConfig())
+            w.change = "attack test"
+    else:
+        con, _ = synthetic_store(path, int(size), SEED)
+        con.close()
+
+
+def _full_store(tmp_path_factory, size: str):
+    """The store of ``size``: built once under ``JOINEDUP_ATTACK_STORES`` (a folder kept between runs: the
+    large stores take minutes to build and link) when set, else in pytest's temporary folder."""
+    folder = os.environ.get("JOINEDUP_ATTACK_STORES")
+    if not folder:
+        folder = tmp_path_factory.mktemp(f"attack_{size}")
+    folder = Path(folder) / f"attack_{size}"
+    path = folder / "store.duckdb"
+    done = folder / "BUILT"
+    if not done.exists():
+        if folder.exists():
+            shutil.rmtree(folder)  # a build cut short: start again rather than read half a store
+        folder.mkdir(parents=True)
+        _build_full_store(path, size)
+        done.write_text("built\n")
+    return path
 
 
 @pytest.mark.attack_full
@@ -229,14 +258,20 @@ def test_everything_a_commissioner_sees_on_a_large_store_survives_the_attacks(tm
     """The default dataset's generator and seed (200,000 encounters, linked) and a 100,000-encounter store:
     every view twin over every layer, period, measure and area (six at a time and each with its neighbours),
     every agency pair on Divergence, every layer on Across boundaries, and a PFA, UTLA and LAD board pack."""
+    h.log(f"{size}: building or reusing the store")
     store = _full_store(tmp_path_factory, size)
+    h.log(f"{size}: store ready at {store}; collecting")
     ny = _code("utla", "North Yorkshire")
     seen = h.collect(store, ROLE, packs={"pfa": _pfa_of(ny), "utla": ny, "lad": _code("lad", "Wyre Forest")})
     truth = h.truth(store, seen.cells)
+    h.log(f"{size}: {seen.outputs} outputs, {len(seen.cells)} cells ({seen.share_shown()[0]} shown), "
+          f"{len(seen.disagreements)} disagreements, method {seen.method}")
     assert not seen.disagreements, seen.disagreements[:20]
     found = h.subtraction(seen, truth)
+    h.log(f"{size}: subtraction pinned {len(found)}")
     assert not found, h.summary(found)
     found, bounded = h.lp_bounds(seen, truth)
+    h.log(f"{size}: LP bounded {bounded}, pinned {len(found)}")
     assert bounded > 0 and not found, h.summary(found)
 
 
