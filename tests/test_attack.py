@@ -195,6 +195,60 @@ def test_no_small_count_is_bounded_to_fewer_than_three_values(lp):
     assert not found, f"{len(found)} of {bounded} protected counts of 1-5 pinned by the LP:\n{h.summary(found)}"
 
 
+# -- the Data page and the Across flows (analysts; issue 16, remainder) ----------------------------------------
+
+#: Analysts may open the Data page (lib.access.roles.PAGE_ROLES); the commissioner may not. Its completeness
+#: tables over districts, UTLAs and police force areas on every basis, all agencies and each agency; with the
+#: Across flows of the same layers.
+DATA_LAYERS = ["lad", "utla", "pfa"]
+
+
+@pytest.fixture(scope="module")
+def seen_analyst(store):
+    return h.collect(store, "analyst", skip=("compare", "divergence", "across"), data_layers=DATA_LAYERS,
+                     flow_layers=DATA_LAYERS)
+
+
+@pytest.fixture(scope="module")
+def truth_analyst(store, seen_analyst):
+    return h.truth(store, seen_analyst.cells)
+
+
+def test_the_data_page_and_the_flows_are_collected_with_one_value_each(seen_analyst, truth_analyst):
+    """Every completeness row and every flow becomes cells; each cell has one value wherever it is shown (a
+    flow's reverse columns are the opposite flow's own), and each published count is within the method's noise
+    of the truth (records: MAX_NOISE per atom, agency and year; a flow's children: MAX_NOISE)."""
+    data = [c for c in seen_analyst.cells if c.measure in h.DATA_MEASURES]
+    flows = [c for c in seen_analyst.cells if c.basis == "flow"]
+    assert len(data) > 500 and len(flows) > 100 and seen_analyst.method == "perturbation"
+    assert {c.basis for c in data} == set(h.DATA_BASES)
+    assert not seen_analyst.disagreements, seen_analyst.disagreements[:10]
+    checked = 0
+    for cell, value, _ in seen_analyst.observations:
+        if not isinstance(value, int) or cell not in truth_analyst:
+            continue
+        checked += 1
+        if cell.measure == "flow_children":
+            assert abs(value - truth_analyst[cell]) <= MAX_NOISE, (cell, value, truth_analyst[cell])
+        elif cell.measure == "records":
+            pieces = len(h.atoms_of(cell)) * len(cell.agency.split("+")) * max(1, len(seen_analyst.years))
+            assert abs(value - truth_analyst[cell]) <= MAX_NOISE * pieces, (cell, value, truth_analyst[cell])
+    assert checked > 500
+
+
+def test_no_small_count_of_the_data_page_or_the_flows_is_given_back_by_subtraction(seen_analyst, truth_analyst):
+    found = h.subtraction(seen_analyst, truth_analyst)
+    assert not found, f"{len(found)} hidden counts of 1-5 given back by one subtraction:\n{h.summary(found)}"
+
+
+@needs_lp[0]
+@needs_lp[1]
+def test_no_small_count_of_the_data_page_is_bounded_to_fewer_than_three_values(seen_analyst, truth_analyst):
+    found, bounded = h.lp_bounds(seen_analyst, truth_analyst, limit=LP_LIMIT)
+    assert bounded > 0
+    assert not found, f"{len(found)} of {bounded} protected counts of 1-5 pinned by the LP:\n{h.summary(found)}"
+
+
 # -- the issue's examples, by name ----------------------------------------------------------------------
 
 def _named(seen, truth, layer: str, name: str, **cell) -> list[h.Finding]:
