@@ -21,8 +21,9 @@ every published count is the sum of perturbed atoms, each within ``MAX_NOISE`` o
 
 The TRUE counts come from the same collection as the safeguarding lead (exact figures), so the test knows which
 cells hold 1 to 5. Counts only: rates, shares and verdicts are computed from them (or hidden with them).
-Pages the commissioner cannot open (Data, Review, Audit) are not collected; the Scenario page's simulation
-runs on a synthetic population of its own, not the store, and is left out (see docs/DISCLOSURE.md).
+The Data page is collected for the roles that may open it (analysts); Review and Audit are the lead's. The
+Scenario page's model (area table by home area) is collected where the store can be modelled; its simulation
+runs on a synthetic population of its own, not the store, and is tested in tests/test_scenario.py.
 """
 from __future__ import annotations
 
@@ -382,6 +383,26 @@ def collect_flows(out: Collected, source: Source, role: str, *, layers=None) -> 
                             f"across {name} {layer}")
 
 
+SCENARIO_LAYERS = ("utla", "pfa", "nhs")
+
+
+def collect_scenario(out: Collected, source: Source, role: str, *, layers=SCENARIO_LAYERS) -> None:
+    """The Scenario page's model on the store (``view scenario --param kind=model``): its area table of children
+    known to two or more agencies by home area, for every layer it offers (the issue's Merton attack read
+    ``layer=utla`` against ``layer=pfa``). Nothing when the store cannot be modelled (the default dataset has
+    the simulation, on a population of its own)."""
+    from lib.views import scenario as page
+    if not page.model_available(source.con):
+        return
+    for layer in layers:
+        data = views.build_with("scenario", source, {"kind": "model", "layer": layer}, role)
+        _tick(out)
+        out.current_method = _method_of(data)
+        for _, row in data.tables["areas"].frame.iterrows():
+            out.add(Cell(layer, row["area_code"], "all", "all", "multi_agency_children", "home"),
+                    row["multi_agency_linked"], f"scenario model {layer}")
+
+
 def collect_boardpacks(out: Collected, con, role: str, packs: dict[str, str], *, cube=None) -> None:
     """The tables of one board pack per (layer, area) in ``packs``: the divergence CSV (every area of the layer)
     and the comparison CSV (the focus, its neighbours, the comparator group, England and Wales)."""
@@ -425,6 +446,8 @@ def collect(store_path: Path, role: str, *, compare_layers=None, compare_runs: d
             collect_flows(out, source, role, layers=flow_layers or across_layers)
         if may_open(role, "data") and "data" not in skip:
             collect_data(out, source, role, layers=data_layers, agencies=data_agencies)
+        if may_open(role, "scenario") and "scenario" not in skip:
+            collect_scenario(out, source, role)
         if packs:
             collect_boardpacks(out, con, role, packs, cube=source.cube())
         notes = []
@@ -432,7 +455,9 @@ def collect(store_path: Path, role: str, *, compare_layers=None, compare_runs: d
             if may_open(role, page) and page not in skip:
                 data = views.build_with(page, source, {}, role)
                 notes += [*data.notes, *data.sentences, *(t.note for t in data.tables.values())]
-        out.method = declared_method([*notes, *(_deck_text(d) for d in out.texts)])
+        methods = {m for _, _, m in out.observations}
+        out.method = (declared_method([*notes, *(_deck_text(d) for d in out.texts)]) if notes or out.texts or
+                      len(methods) != 1 else methods.pop())  # only pages read: the method their outputs declare
         out.current_method = None
         return out
     finally:

@@ -268,6 +268,72 @@ def test_york_from_the_north_yorkshire_board_packs(seen, truth):
     assert not found, h.summary(found)
 
 
+#: The Merton store (tests/merton_store.py): the smallest of the generator's sizes tried (20,000 with seeds
+#: 11-13; 30,000 with seed 11) where the per-table suppression hid Merton alone among the Metropolitan Police
+#: area's boroughs, as in the issue.
+MERTON = (30_000, 11)
+OLD_NOTE = "Counts from 1 to 5 are shown as `c`, with secondary suppression, for this role."
+
+
+def _old_protect_areas(result: dict, role: str):
+    """The Scenario area table as published before issue 16 (lib.views.scenario at 8531138^): each table
+    suppressed on its own (1-5 as ``c``, secondary suppression against the column totals)."""
+    from lib.access.roles import aggregates_suppressed
+    from lib.access.views import aggregate_view
+    from lib.disclosure import cells
+    from lib.scenario import scenario as sc
+
+    table = cells.drop_keys(result["by_area"])
+    if not aggregates_suppressed(role):
+        return table
+    counts = [c for c in sc.AREA_COUNT_COLUMNS if c in table.columns]
+    gains = {g: list(src) for g, src in sc.AREA_GAIN_COLUMNS.items() if g in table.columns}
+    return aggregate_view(table, counts, role=role, rates=gains)
+
+
+@pytest.fixture(scope="module")
+def merton(tmp_path_factory):
+    from tests.merton_store import merton_store
+
+    store = merton_store(tmp_path_factory.mktemp("merton") / "merton.duckdb", *MERTON)
+    lead = h.collect(store, "lead", skip=("compare", "divergence", "across", "flows", "data"))
+    truth = {c: v for c, v in lead.cells.items() if isinstance(v, int)}
+    cell = h.Cell("utla", _code("utla", "Merton"), "all", "all", "multi_agency_children", "home")
+    assert 1 <= truth[cell] <= 5, f"the Merton store no longer has the issue's shape: {truth[cell]}"
+    return store, truth, cell
+
+
+def _scenario_seen(store) -> h.Collected:
+    return h.collect(store, ROLE, skip=("compare", "divergence", "across", "flows", "data"))
+
+
+def test_merton_was_given_back_by_the_per_table_suppression(merton, monkeypatch):
+    """The issue's attack reproduced on the old code (the per-table suppression put back in the view for this
+    test only): the Metropolitan Police area minus its other boroughs gives Merton's true count exactly."""
+    from lib.views import scenario as view
+
+    store, truth, cell = merton
+    monkeypatch.setattr(view, "protect_areas", _old_protect_areas)
+    monkeypatch.setattr(view, "method_note", lambda protected: OLD_NOTE if protected else "")
+    seen = _scenario_seen(store)
+    assert seen.method == "suppression" and seen.cells[cell] == h.HIDDEN
+    found = [f for f in h.subtraction(seen, truth) if f.cell == cell]
+    assert [(f.low, f.high) for f in found] == [(truth[cell], truth[cell])], h.summary(found)
+
+
+def test_merton_cannot_be_recovered_from_the_scenario_area_tables(merton):
+    """The same outputs as the service publishes them now: no subtraction, and the attacker's linear programme
+    over every area table of the model (UTLA, police force area, ICB) bounds Merton to at least three values."""
+    store, truth, cell = merton
+    seen = _scenario_seen(store)
+    assert seen.method == "perturbation" and isinstance(seen.cells[cell], int)
+    assert not [f for f in h.subtraction(seen, truth) if f.cell == cell]
+    programmes = h.programmes(seen)
+    lp, targets = programmes[("multi_agency_children", "home")]
+    low, high = h.attack.integer_interval(*lp.bound(targets[cell]))
+    assert low <= truth[cell] <= high and high - low >= 2, (low, high, truth[cell])
+
+
 # -- the large stores, over everything (CI: JOINEDUP_ATTACK_FULL=1) ---------------------------------------
 
 def _build_full_store(path, size: str) -> None:
