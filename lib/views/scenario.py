@@ -195,7 +195,8 @@ def published_curve(result: dict, role: str, population_true: int | None = None)
     missing = [c for c in sc.CURVE_COUNTS if c in curve.columns and cells.key_column(c) not in curve.columns]
     if missing:
         raise KeyError(f"the scenario curve has no cell keys for {', '.join(missing)}: it cannot be published")
-    return cells.publish(curve, sc.CURVE_COUNTS)
+    # the agencies' count gap at each point comes from exact per-agency counts the curve does not keep: hidden
+    return cells.publish(curve, sc.CURVE_COUNTS).drop(columns=["count_gap_pct"], errors="ignore")
 
 
 def published_result(result: dict, role: str) -> dict:
