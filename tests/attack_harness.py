@@ -21,13 +21,16 @@ every published count is the sum of perturbed atoms, each within ``MAX_NOISE`` o
 
 The TRUE counts come from the same collection as the safeguarding lead (exact figures), so the test knows which
 cells hold 1 to 5. Counts only: rates, shares and verdicts are computed from them (or hidden with them).
-Pages the commissioner cannot open (Data, Review, Audit) are not collected; the Scenario page's simulation
-runs on a synthetic population of its own, not the store, and is left out (see docs/DISCLOSURE.md).
+The Data page is collected for the roles that may open it (analysts); Review and Audit are the lead's. The
+Scenario page's model (area table by home area) is collected where the store can be modelled; its simulation
+runs on a synthetic population of its own, not the store, and is tested in tests/test_scenario.py.
 """
 from __future__ import annotations
 
 import io
 import math
+import os
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -56,6 +59,15 @@ HOME_COLUMN = {"lad": "lad_code", "utla": "utla_code", "pfa": "pfa_code", "icb":
 NATIONAL = ("ew", "K04000001")
 AGENCIES = tuple(dv.AGENCIES)
 SPAN_COUNTS = ("children", "multi_agency", "spans_any")
+#: The Data page's completeness table (analysts): records per area, and the identifier counts behind its
+#: percentages, on each basis (where the contact happened, home, home else where it happened).
+DATA_MEASURES = ("records", "valid_nhs", "name_dob", "anonymous")
+DATA_SHARES = {"valid NHS %": "valid_nhs", "name + DOB %": "name_dob", "anonymous %": "anonymous"}
+DATA_BASES = ("encounter", "home", "either")
+#: Across boundaries' flows (children's home area -> area where they were encountered): children (distinct, per
+#: flow) and encounters, each flow also read as the reverse of the opposite flow.
+FLOW_COUNTS = {"children": "flow_children", "encounters": "flow_encounters",
+               "reverse_children": "flow_children", "reverse_encounters": "flow_encounters"}
 #: Upper bound on any one atom's count, so the programme is bounded where nothing is published (it never
 #: narrows an interval to fewer than three values: the store holds far fewer records).
 CEILING = 1e7
@@ -101,6 +113,20 @@ class Collected:
         cells = [c for c in self.cells if where_prefix is None
                  or any(w.startswith(where_prefix) for w in self.seen_in[c])]
         return sum(self.cells[c] != HIDDEN for c in cells), len(cells)
+
+
+def log(message: str) -> None:
+    """A progress line in the file ``JOINEDUP_ATTACK_LOG`` names (the full runs take long: how far they got)."""
+    path = os.environ.get("JOINEDUP_ATTACK_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+
+
+def _tick(out: Collected, every: int = 100) -> None:
+    out.outputs += 1
+    if out.outputs % every == 0:
+        log(f"{out.outputs} outputs read, {len(out.cells)} cells")
 
 
 def _value(value):
@@ -242,7 +268,7 @@ def collect_compare(out: Collected, source: Source, role: str, *, layers=None, r
                 for params in todo:
                     data = views.build_with("compare", source, {"layer": layer, "period": period, "measure": measure,
                                                                 **params}, role)
-                    out.outputs += 1
+                    _tick(out)
                     out.current_method = _method_of(data)
                     by_name = {name: code for code, name in data.extra["names"].items()}
                     group = data.tables["cmp_group_table"].frame["Code"].tolist()
@@ -275,7 +301,7 @@ def collect_divergence(out: Collected, source: Source, role: str, *, layers=None
                 for a, b in pairs:
                     data = views.build_with("divergence", source, {"a": a, "b": b, "layer": layer,
                                                                    "period": period, "measure": measure}, role)
-                    out.outputs += 1
+                    _tick(out)
                     out.current_method = _method_of(data)
                     _divergence_rows(out, data.tables["div_export"].frame, layer, period, measure, a, b,
                                      f"divergence {layer} {period} {measure} {a}/{b}")
@@ -286,7 +312,7 @@ def collect_across(out: Collected, source: Source, role: str, *, layers=None) ->
     its CSV), with the multi-agency and spanning counts."""
     for layer in layers or HOME_COLUMN:
         data = views.build_with("across", source, {"layer": layer}, role)
-        out.outputs += 1
+        _tick(out)
         out.current_method = _method_of(data)
         if "spans_all" not in data.tables:
             continue
@@ -297,13 +323,93 @@ def collect_across(out: Collected, source: Source, role: str, *, layers=None) ->
                         f"across {layer}")
 
 
+def _data_agency(agency: str) -> str:
+    from lib.records import schema
+    return "+".join(sorted(schema.AGENCY_TYPES)) if agency == "all" else agency
+
+
+def collect_data(out: Collected, source: Source, role: str, *, layers=None, bases=DATA_BASES,
+                 agencies=None) -> None:
+    """The Data page (analysts): the completeness table of every layer the attacker's geography holds x basis x
+    agency. Each row gives its area's records and, where the percentage pins it (fewer than 500 records: a
+    tenth of a per cent is less than one record), the count of records with a valid NHS number, with name and
+    date of birth, and anonymous."""
+    from lib.views import data as page
+    for basis in bases:
+        columns = LAYER_COLUMN if basis == "encounter" else HOME_COLUMN
+        for layer in layers or [x for x in page.LAYER_CHOICES if x in columns]:
+            for agency in agencies or page.AGENCY_CHOICES:
+                data = views.build_with("data", source, {"layer": layer, "basis": basis, "agency": agency}, role)
+                _tick(out)
+                out.current_method = _method_of(data)
+                if "completeness" not in data.tables:
+                    continue
+                where = f"data {layer} {basis} {agency}"
+                who = _data_agency(agency)
+                for _, row in data.tables["completeness"].frame.iterrows():
+                    if row["code"] == "(unplaced)":
+                        continue
+                    records = _value(row["encounters"])
+                    out.add(Cell(layer, row["code"], "all", who, "records", basis), records, where)
+                    if not isinstance(records, int) or records >= 500:
+                        continue
+                    for column, measure in DATA_SHARES.items():
+                        share = row.get(column)
+                        if share is None or (isinstance(share, float) and math.isnan(share)):
+                            continue
+                        out.add(Cell(layer, row["code"], "all", who, measure, basis),
+                                round(float(share) * records / 100), where)
+
+
+def collect_flows(out: Collected, source: Source, role: str, *, layers=None) -> None:
+    """Across boundaries' flows: every flow of every layer (the "All flows" download), its reverse columns and
+    the page's top flows table, each count a cell ``(layer, "from>to", ...)`` so one flow has one value
+    wherever it is shown."""
+    for layer in layers or HOME_COLUMN:
+        data = views.build_with("across", source, {"layer": layer}, role)
+        _tick(out)
+        out.current_method = _method_of(data)
+        for name in ("flows_all", "flows"):
+            if name not in data.tables:
+                continue
+            frame = data.tables[name].frame
+            for _, row in frame.iterrows():
+                for column, measure in FLOW_COUNTS.items():
+                    if column not in frame.columns:
+                        continue
+                    pair = ((row["to_code"], row["from_code"]) if column.startswith("reverse")
+                            else (row["from_code"], row["to_code"]))
+                    out.add(Cell(layer, ">".join(pair), "all", "all", measure, "flow"), row[column],
+                            f"across {name} {layer}")
+
+
+SCENARIO_LAYERS = ("utla", "pfa", "nhs")
+
+
+def collect_scenario(out: Collected, source: Source, role: str, *, layers=SCENARIO_LAYERS) -> None:
+    """The Scenario page's model on the store (``view scenario --param kind=model``): its area table of children
+    known to two or more agencies by home area, for every layer it offers (the issue's Merton attack read
+    ``layer=utla`` against ``layer=pfa``). Nothing when the store cannot be modelled (the default dataset has
+    the simulation, on a population of its own)."""
+    from lib.views import scenario as page
+    if not page.model_available(source.con):
+        return
+    for layer in layers:
+        data = views.build_with("scenario", source, {"kind": "model", "layer": layer}, role)
+        _tick(out)
+        out.current_method = _method_of(data)
+        for _, row in data.tables["areas"].frame.iterrows():
+            out.add(Cell(layer, row["area_code"], "all", "all", "multi_agency_children", "home"),
+                    row["multi_agency_linked"], f"scenario model {layer}")
+
+
 def collect_boardpacks(out: Collected, con, role: str, packs: dict[str, str], *, cube=None) -> None:
     """The tables of one board pack per (layer, area) in ``packs``: the divergence CSV (every area of the layer)
     and the comparison CSV (the focus, its neighbours, the comparator group, England and Wales)."""
     from lib.export import boardpack
     for layer, area in packs.items():
         pack = boardpack.build_board_pack(con, layer=layer, area=area, role=role, cube=cube, audit=False)
-        out.outputs += 1
+        _tick(out)
         out.current_method = declared_method([_deck_text(pack.deck)])
         where = f"boardpack {layer} {area}"
         div = pd.read_csv(io.BytesIO(pack.csvs[f"divergence_{layer}.csv"]), dtype=str, keep_default_na=False)
@@ -319,7 +425,8 @@ def collect_boardpacks(out: Collected, con, role: str, packs: dict[str, str], *,
 
 def collect(store_path: Path, role: str, *, compare_layers=None, compare_runs: dict | None = None,
             neighbours: bool = True, divergence_layers=None, pairs=None, across_layers=None,
-            packs: dict[str, str] | None = None, skip: tuple[str, ...] = (), periods=None) -> Collected:
+            packs: dict[str, str] | None = None, skip: tuple[str, ...] = (), periods=None, data_layers=None,
+            data_agencies=None, flow_layers=None) -> Collected:
     """Everything ``role`` can see for the store at ``store_path`` (see the module's docstring). The keyword
     arguments bound the collection to a documented sample (None: everything the PARAMS allow); ``skip`` names
     pages left out; ``periods`` the periods collected (None: every period the role is offered)."""
@@ -335,14 +442,22 @@ def collect(store_path: Path, role: str, *, compare_layers=None, compare_runs: d
             collect_divergence(out, source, role, layers=divergence_layers, pairs=pairs, periods=periods)
         if may_open(role, "across") and "across" not in skip:
             collect_across(out, source, role, layers=across_layers)
+        if may_open(role, "across") and "flows" not in skip:
+            collect_flows(out, source, role, layers=flow_layers or across_layers)
+        if may_open(role, "data") and "data" not in skip:
+            collect_data(out, source, role, layers=data_layers, agencies=data_agencies)
+        if may_open(role, "scenario") and "scenario" not in skip:
+            collect_scenario(out, source, role)
         if packs:
             collect_boardpacks(out, con, role, packs, cube=source.cube())
         notes = []
-        for page in ("compare", "divergence", "across"):
+        for page in ("compare", "divergence", "across", "data"):
             if may_open(role, page) and page not in skip:
                 data = views.build_with(page, source, {}, role)
                 notes += [*data.notes, *data.sentences, *(t.note for t in data.tables.values())]
-        out.method = declared_method([*notes, *(_deck_text(d) for d in out.texts)])
+        methods = {m for _, _, m in out.observations}
+        out.method = (declared_method([*notes, *(_deck_text(d) for d in out.texts)]) if notes or out.texts or
+                      len(methods) != 1 else methods.pop())  # only pages read: the method their outputs declare
         out.current_method = None
         return out
     finally:
@@ -385,12 +500,17 @@ def truth(store_path: Path, cells) -> dict[Cell, int]:
     try:
         atoms = true_atom_counts(con).set_index(["agency", "period", "atom"])["n"].to_dict()
         result: dict[Cell, int] = {}
-        home_layers = sorted({c.layer for c in cells if c.basis == "home"})
-        if home_layers:
+        home_layers = sorted({c.layer for c in cells if c.basis == "home" and c.measure.startswith("resident_")})
+        flow_layers = sorted({c.layer for c in cells if c.basis == "flow"})
+        if home_layers or flow_layers:
             source = Source(con, store_mod.resolve_path(store_path), memo=Memo(max_entries=1_000))
             lead = Collected(role="lead", method="exact")
-            collect_across(lead, source, "lead", layers=home_layers)
+            if home_layers:
+                collect_across(lead, source, "lead", layers=home_layers)
+            if flow_layers:
+                collect_flows(lead, source, "lead", layers=flow_layers)
             result.update({c: v for c, v in lead.cells.items() if isinstance(v, int)})
+        result.update(data_truth(con, [c for c in cells if c.measure in DATA_MEASURES]))
         for cell in cells:
             if cell.basis == "encounter" and cell.measure == "cse_records":
                 members = atoms_of(cell)
@@ -399,6 +519,29 @@ def truth(store_path: Path, cells) -> dict[Cell, int]:
         return result
     finally:
         con.close()
+
+
+def data_truth(con, cells) -> dict[Cell, int]:
+    """The exact counts of the Data page's cells: records, and records with each identifier, per agency and
+    area of a layer on a basis (the SQL of lib.views.data, without perturbation)."""
+    from lib.views import data as page
+    out: dict[Cell, int] = {}
+    needed = sorted({(c.layer, c.basis) for c in cells})
+    for layer, basis in needed:
+        area = page._place(layer, basis)
+        flags = ", ".join(f"count(*) FILTER (WHERE {sql}) AS {name}" for name, sql in page._FLAGS.items())
+        frame = store_mod.query(con, f"""SELECT e.agency_type, {area} AS area_code, count(*) AS records, {flags}
+                                         FROM encounters e WHERE {area} IS NOT NULL GROUP BY ALL""")
+        counts = frame.set_index(["agency_type", "area_code"])
+        for cell in cells:
+            if (cell.layer, cell.basis) != (layer, basis):
+                continue
+            total = 0
+            for agency in cell.agency.split("+"):
+                if (agency, cell.area) in counts.index:
+                    total += int(counts.loc[(agency, cell.area), cell.measure])
+            out[cell] = total
+    return out
 
 
 # -- attack (a): subtraction along nestings and overlaps ------------------------------------------------
@@ -413,7 +556,8 @@ class Finding:
 
 
 def _geography(basis: str) -> tuple[pd.DataFrame, dict[str, str]]:
-    return (home_atom_table(), HOME_COLUMN) if basis == "home" else (atom_table(), LAYER_COLUMN)
+    """Atoms of the basis: home areas (and the Data page's home-else-encounter) on the home geography."""
+    return (home_atom_table(), HOME_COLUMN) if basis in ("home", "either") else (atom_table(), LAYER_COLUMN)
 
 
 def families(cells) -> list[tuple[Cell, list[Cell]]]:
@@ -465,7 +609,12 @@ def subtraction(seen: Collected, truth: dict[Cell, object]) -> list[Finding]:
 # -- attack (b): the linear programme over all published relations -------------------------------------
 
 def _additive(cell: Cell) -> bool:
-    return cell.measure == "cse_records" or cell.basis == "home"
+    return cell.measure == "cse_records" or cell.basis == "home" or cell.measure in DATA_MEASURES
+
+
+def _per_atom(cell: Cell) -> bool:
+    """Perturbed once per atom, agency and financial year and summed (records); else per published cell."""
+    return (cell.basis == "encounter" and cell.measure == "cse_records") or cell.measure in DATA_MEASURES
 
 
 def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme, dict[Cell, dict[str, float]]]]:
@@ -482,7 +631,7 @@ def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme,
     for cell, _, _ in cells:
         if cell.period != "all" and seen.years_complete:
             years[(cell.measure, cell.basis)].add(cell.period)
-        if seen.method == "perturbation" and cell.basis == "encounter" and seen.years:
+        if seen.method == "perturbation" and _per_atom(cell) and seen.years:
             # the method perturbs each atom once per financial year: "all" is the sum of the years' atoms
             years[(cell.measure, cell.basis)].update(seen.years)
     for cell, value, method in cells:
@@ -501,7 +650,7 @@ def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme,
                     name = f"{agency}|{period}|t|{atom}"
                     t = lp.var(name, hi=CEILING)
                     target[name] = 1.0
-                    if method == "perturbation" and cell.basis == "encounter":
+                    if method == "perturbation" and _per_atom(cell):
                         qname = f"{agency}|{period}|q|{atom}"
                         if qname not in lp.columns:
                             q = lp.var(qname, hi=CEILING)
@@ -513,7 +662,7 @@ def programmes(seen: Collected, extra=()) -> dict[tuple, tuple[attack.Programme,
         targets[cell] = target
         if value in (HIDDEN, None) or not terms:
             continue
-        if method == "perturbation" and cell.basis != "encounter":
+        if method == "perturbation" and not _per_atom(cell):
             # children are perturbed per published cell (their cell key): within MAX_NOISE of the cell's truth
             lp.add_le(terms, float(value) + MAX_NOISE)
             lp.add_le({k: -v for k, v in terms.items()}, -(float(value) - MAX_NOISE))
@@ -534,6 +683,8 @@ def lp_bounds(seen: Collected, truth: dict[Cell, object], *, limit: int | None =
         for cell in cells[:limit] if limit else cells:
             lo, hi = attack.integer_interval(*lp.bound(targets[cell]))
             bounded += 1
+            if bounded % 25 == 0:
+                log(f"LP: {bounded} protected cells bounded, {len(findings)} findings")
             if hi - lo < 2:
                 findings.append(Finding(cell, truth[cell], lo, hi, f"LP over {len(targets)} published cells"))
     return findings, bounded

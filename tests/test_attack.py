@@ -13,6 +13,8 @@ family shape (the exact figures depend on the seed): a family with one hidden me
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -193,6 +195,60 @@ def test_no_small_count_is_bounded_to_fewer_than_three_values(lp):
     assert not found, f"{len(found)} of {bounded} protected counts of 1-5 pinned by the LP:\n{h.summary(found)}"
 
 
+# -- the Data page and the Across flows (analysts; issue 16, remainder) ----------------------------------------
+
+#: Analysts may open the Data page (lib.access.roles.PAGE_ROLES); the commissioner may not. Its completeness
+#: tables over districts, UTLAs and police force areas on every basis, all agencies and each agency; with the
+#: Across flows of the same layers.
+DATA_LAYERS = ["lad", "utla", "pfa"]
+
+
+@pytest.fixture(scope="module")
+def seen_analyst(store):
+    return h.collect(store, "analyst", skip=("compare", "divergence", "across"), data_layers=DATA_LAYERS,
+                     flow_layers=DATA_LAYERS)
+
+
+@pytest.fixture(scope="module")
+def truth_analyst(store, seen_analyst):
+    return h.truth(store, seen_analyst.cells)
+
+
+def test_the_data_page_and_the_flows_are_collected_with_one_value_each(seen_analyst, truth_analyst):
+    """Every completeness row and every flow becomes cells; each cell has one value wherever it is shown (a
+    flow's reverse columns are the opposite flow's own), and each published count is within the method's noise
+    of the truth (records: MAX_NOISE per atom, agency and year; a flow's children: MAX_NOISE)."""
+    data = [c for c in seen_analyst.cells if c.measure in h.DATA_MEASURES]
+    flows = [c for c in seen_analyst.cells if c.basis == "flow"]
+    assert len(data) > 500 and len(flows) > 100 and seen_analyst.method == "perturbation"
+    assert {c.basis for c in data} == set(h.DATA_BASES)
+    assert not seen_analyst.disagreements, seen_analyst.disagreements[:10]
+    checked = 0
+    for cell, value, _ in seen_analyst.observations:
+        if not isinstance(value, int) or cell not in truth_analyst:
+            continue
+        checked += 1
+        if cell.measure == "flow_children":
+            assert abs(value - truth_analyst[cell]) <= MAX_NOISE, (cell, value, truth_analyst[cell])
+        elif cell.measure == "records":
+            pieces = len(h.atoms_of(cell)) * len(cell.agency.split("+")) * max(1, len(seen_analyst.years))
+            assert abs(value - truth_analyst[cell]) <= MAX_NOISE * pieces, (cell, value, truth_analyst[cell])
+    assert checked > 500
+
+
+def test_no_small_count_of_the_data_page_or_the_flows_is_given_back_by_subtraction(seen_analyst, truth_analyst):
+    found = h.subtraction(seen_analyst, truth_analyst)
+    assert not found, f"{len(found)} hidden counts of 1-5 given back by one subtraction:\n{h.summary(found)}"
+
+
+@needs_lp[0]
+@needs_lp[1]
+def test_no_small_count_of_the_data_page_is_bounded_to_fewer_than_three_values(seen_analyst, truth_analyst):
+    found, bounded = h.lp_bounds(seen_analyst, truth_analyst, limit=LP_LIMIT)
+    assert bounded > 0
+    assert not found, f"{len(found)} of {bounded} protected counts of 1-5 pinned by the LP:\n{h.summary(found)}"
+
+
 # -- the issue's examples, by name ----------------------------------------------------------------------
 
 def _named(seen, truth, layer: str, name: str, **cell) -> list[h.Finding]:
@@ -212,14 +268,107 @@ def test_york_from_the_north_yorkshire_board_packs(seen, truth):
     assert not found, h.summary(found)
 
 
+#: The Merton store (tests/merton_store.py): the smallest of the generator's sizes tried (20,000 with seeds
+#: 11-13; 30,000 with seed 11) where the per-table suppression hid Merton alone among the Metropolitan Police
+#: area's boroughs, as in the issue.
+MERTON = (30_000, 11)
+OLD_NOTE = "Counts from 1 to 5 are shown as `c`, with secondary suppression, for this role."
+
+
+def _old_protect_areas(result: dict, role: str):
+    """The Scenario area table as published before issue 16 (lib.views.scenario at 8531138^): each table
+    suppressed on its own (1-5 as ``c``, secondary suppression against the column totals)."""
+    from lib.access.roles import aggregates_suppressed
+    from lib.access.views import aggregate_view
+    from lib.disclosure import cells
+    from lib.scenario import scenario as sc
+
+    table = cells.drop_keys(result["by_area"])
+    if not aggregates_suppressed(role):
+        return table
+    counts = [c for c in sc.AREA_COUNT_COLUMNS if c in table.columns]
+    gains = {g: list(src) for g, src in sc.AREA_GAIN_COLUMNS.items() if g in table.columns}
+    return aggregate_view(table, counts, role=role, rates=gains)
+
+
+@pytest.fixture(scope="module")
+def merton(tmp_path_factory):
+    from tests.merton_store import merton_store
+
+    store = merton_store(tmp_path_factory.mktemp("merton") / "merton.duckdb", *MERTON)
+    lead = h.collect(store, "lead", skip=("compare", "divergence", "across", "flows", "data"))
+    truth = {c: v for c, v in lead.cells.items() if isinstance(v, int)}
+    cell = h.Cell("utla", _code("utla", "Merton"), "all", "all", "multi_agency_children", "home")
+    assert 1 <= truth[cell] <= 5, f"the Merton store no longer has the issue's shape: {truth[cell]}"
+    return store, truth, cell
+
+
+def _scenario_seen(store) -> h.Collected:
+    return h.collect(store, ROLE, skip=("compare", "divergence", "across", "flows", "data"))
+
+
+def test_merton_was_given_back_by_the_per_table_suppression(merton, monkeypatch):
+    """The issue's attack reproduced on the old code (the per-table suppression put back in the view for this
+    test only): the Metropolitan Police area minus its other boroughs gives Merton's true count exactly."""
+    from lib.views import scenario as view
+
+    store, truth, cell = merton
+    monkeypatch.setattr(view, "protect_areas", _old_protect_areas)
+    monkeypatch.setattr(view, "method_note", lambda protected: OLD_NOTE if protected else "")
+    seen = _scenario_seen(store)
+    assert seen.method == "suppression" and seen.cells[cell] == h.HIDDEN
+    found = [f for f in h.subtraction(seen, truth) if f.cell == cell]
+    assert [(f.low, f.high) for f in found] == [(truth[cell], truth[cell])], h.summary(found)
+
+
+def test_merton_cannot_be_recovered_from_the_scenario_area_tables(merton):
+    """The same outputs as the service publishes them now: no subtraction, and the attacker's linear programme
+    over every area table of the model (UTLA, police force area, ICB) bounds Merton to at least three values."""
+    store, truth, cell = merton
+    seen = _scenario_seen(store)
+    assert seen.method == "perturbation" and isinstance(seen.cells[cell], int)
+    assert not [f for f in h.subtraction(seen, truth) if f.cell == cell]
+    programmes = h.programmes(seen)
+    lp, targets = programmes[("multi_agency_children", "home")]
+    low, high = h.attack.integer_interval(*lp.bound(targets[cell]))
+    assert low <= truth[cell] <= high and high - low >= 2, (low, high, truth[cell])
+
+
 # -- the large stores, over everything (CI: JOINEDUP_ATTACK_FULL=1) ---------------------------------------
 
-def _full_store(tmp_path_factory, size: str) -> object:
-    from lib.records.default import DEFAULT_SEED
-    from lib.synth.config import DEFAULT_ENCOUNTERS
+def _build_full_store(path, size: str) -> None:
+    """The default dataset exactly as the app builds it at first start (lib.records.default, then link), or a
+    synthetic linked store of ``size`` encounters (the recipe of tests/fixtures_linkage.py)."""
+    from lib.linkage import run
+    from lib.records import default, versions
+    from tests.fixtures_linkage import TEST_KEY, synthetic_store
 
-    n, seed = (DEFAULT_ENCOUNTERS, DEFAULT_SEED) if size == "default" else (int(size), SEED)
-    return synthetic_linked_store(tmp_path_factory, n, seed)
+    if size == "default":
+        with versions.write(path, "attack test: default dataset") as w:
+            default.ensure_default_dataset(w.con, key=TEST_KEY, db_path=path)
+            run.link(w.con, run.LinkConfig())
+            w.change = "attack test"
+    else:
+        con, _ = synthetic_store(path, int(size), SEED)
+        con.close()
+
+
+def _full_store(tmp_path_factory, size: str):
+    """The store of ``size``: built once under ``JOINEDUP_ATTACK_STORES`` (a folder kept between runs: the
+    large stores take minutes to build and link) when set, else in pytest's temporary folder."""
+    folder = os.environ.get("JOINEDUP_ATTACK_STORES")
+    if not folder:
+        folder = tmp_path_factory.mktemp(f"attack_{size}")
+    folder = Path(folder) / f"attack_{size}"
+    path = folder / "store.duckdb"
+    done = folder / "BUILT"
+    if not done.exists():
+        if folder.exists():
+            shutil.rmtree(folder)  # a build cut short: start again rather than read half a store
+        folder.mkdir(parents=True)
+        _build_full_store(path, size)
+        done.write_text("built\n")
+    return path
 
 
 @pytest.mark.attack_full
@@ -229,14 +378,20 @@ def test_everything_a_commissioner_sees_on_a_large_store_survives_the_attacks(tm
     """The default dataset's generator and seed (200,000 encounters, linked) and a 100,000-encounter store:
     every view twin over every layer, period, measure and area (six at a time and each with its neighbours),
     every agency pair on Divergence, every layer on Across boundaries, and a PFA, UTLA and LAD board pack."""
+    h.log(f"{size}: building or reusing the store")
     store = _full_store(tmp_path_factory, size)
+    h.log(f"{size}: store ready at {store}; collecting")
     ny = _code("utla", "North Yorkshire")
     seen = h.collect(store, ROLE, packs={"pfa": _pfa_of(ny), "utla": ny, "lad": _code("lad", "Wyre Forest")})
     truth = h.truth(store, seen.cells)
+    h.log(f"{size}: {seen.outputs} outputs, {len(seen.cells)} cells ({seen.share_shown()[0]} shown), "
+          f"{len(seen.disagreements)} disagreements, method {seen.method}")
     assert not seen.disagreements, seen.disagreements[:20]
     found = h.subtraction(seen, truth)
+    h.log(f"{size}: subtraction pinned {len(found)}")
     assert not found, h.summary(found)
     found, bounded = h.lp_bounds(seen, truth)
+    h.log(f"{size}: LP bounded {bounded}, pinned {len(found)}")
     assert bounded > 0 and not found, h.summary(found)
 
 

@@ -142,11 +142,19 @@ def test_gains_are_monotone_in_capture_on_a_fixed_seed(pop):
     assert full["recall"].iloc[-1] > full["recall"].iloc[0]
 
 
-def test_a_scenario_is_measured_against_truth_by_area(pop):
+@pytest.fixture(scope="module")
+def police_result(pop):
+    """Police capture 100%, with a two-point curve, by police force area (one run shared by the tests)."""
     from lib.scenario import scenario as sc
 
-    result = sc.simulate_scenario(Levers(capture={"police": 1.0}), key=KEY, n_encounters=N, seed=SEED,
-                                  curve_rates=(0.0, 1.0), layer="pfa")
+    return sc.simulate_scenario(Levers(capture={"police": 1.0}), key=KEY, n_encounters=N, seed=SEED,
+                                curve_rates=(0.0, 1.0), layer="pfa")
+
+
+def test_a_scenario_is_measured_against_truth_by_area(pop, police_result):
+    from lib.scenario import scenario as sc
+
+    result = police_result
     today, scen = result["today"], result["scenario"]
     assert scen["multi_agency_recognised_by_number"] > today["multi_agency_recognised_by_number"]
     assert today["multi_agency_children_true"] == len(pop.multi_agency_true)
@@ -173,6 +181,47 @@ def test_a_scenario_is_measured_against_truth_by_area(pop):
     assert (shown["gain_by_number"] == shown["by_number_scenario"] - shown["by_number_today"]).all()
     small = exact["multi_agency_true"].between(1, 5)
     assert (shown.loc[small[small].index, "multi_agency_true"] != exact.loc[small, "multi_agency_true"]).any()
+
+
+def test_every_count_the_simulation_publishes_below_the_lead_is_protected(police_result):
+    """Issue 16: the agencies' national counts of children and the curve's points were shown exact to aggregate
+    roles. Below the lead each is perturbed with the cell key of its children (the same children, the same
+    value: the curve's national true count equals the summary's; an agency's true count is one cell today and
+    under the scenario), the count gap follows from the published counts, and no key leaves; the lead's stay
+    exact."""
+    from lib.disclosure.cellkey import perturb
+    from lib.scenario import scenario as sc
+    from lib.views.scenario import download_json, page_data, published_result
+
+    result, keys = police_result, police_result["total_keys"]
+    shown = published_result(result, "commissioner")
+    exact, curve = result["curve"], shown["curve"]
+    assert not any(str(c).startswith("key_") for c in curve.columns) and "count_gap_pct" not in curve.columns
+    for count in sc.CURVE_COUNTS:
+        assert curve[count].tolist() == perturb(exact[count], exact[f"key_{count}"]).tolist(), count
+    assert (curve["multi_agency_children_true"] == shown["population"]["multi_agency_children_true"]).all()
+    moved = 0
+    for side in ("today", "scenario"):
+        for agency in AGENCY_TYPES:
+            for name in ("true", "estimated"):
+                true = result[side]["agency_counts"][agency][name]
+                published = shown[side]["agency_counts"][agency][name]
+                assert published == perturb(true, keys[f"agency.{agency}"]), (side, agency, name)
+                moved += published != true
+        assert shown[side]["children_estimated"] == perturb(result[side]["children_estimated"], keys["children"])
+    assert moved, "the keys of this population move some agency count"
+    assert all(shown["today"]["agency_counts"][a]["true"] == shown["scenario"]["agency_counts"][a]["true"]
+               for a in AGENCY_TYPES)
+    data = page_data(result, {}, "commissioner")
+    table = data.tables["agencies"].frame
+    assert table["true"].tolist() == [shown["scenario"]["agency_counts"][a]["true"] for a in AGENCY_TYPES]
+    assert table["today"].tolist() == [shown["today"]["agency_counts"][a]["estimated"] for a in AGENCY_TYPES]
+    points = data.tables["curve"].frame
+    assert points["multi_agency_recognised"].tolist() == curve["multi_agency_recognised"].tolist()
+    assert "key_" not in download_json(result, "commissioner") and "key_" not in download_json(result, "lead")
+    lead = page_data(result, {}, "lead").tables["curve"].frame
+    assert lead["multi_agency_recognised"].tolist() == exact["multi_agency_recognised"].tolist()
+    assert not any(str(c).startswith("key_") for c in lead.columns)
 
 
 def test_model_on_a_real_store(tmp_path, pop, capsys):

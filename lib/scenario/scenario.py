@@ -138,6 +138,8 @@ def simulate_scenario(levers: Levers, *, key: bytes, n_encounters: int | None = 
                                progress=simulate._sub(progress, split[2], 1.0, "Curve: "))
     secret = disclosure_secret(key)
     areas = simulate.by_area(pop, today, scen, layer, secret=secret)
+    if curve is not None:
+        curve = curve_with_keys(curve, pop, secret)
     baseline = pop.baseline.as_dict()
     result = {
         "kind": "simulation",
@@ -171,22 +173,55 @@ def simulate_scenario(levers: Levers, *, key: bytes, n_encounters: int | None = 
     return result
 
 
-def total_keys(pop, today, scen, secret: bytes) -> dict[str, int]:
-    """The cell key of each national count of children in the summary (the sum of its children's record keys
-    modulo 256, lib.disclosure), so a role below the lead sees it perturbed (lib.views.scenario)."""
+#: Counts of children in the simulation's curve, each with its children's cell key ``key_<count>``.
+CURVE_COUNTS = ("multi_agency_recognised", "multi_agency_recognised_by_number", "multi_agency_children_true")
+
+
+def _child_keys(pop, secret: bytes) -> pd.Series:
+    """The record key (lib.disclosure) of every named synthetic child, indexed by true child id."""
     from lib.disclosure.members import keys_of
 
-    ids = pop.multi_agency_true
-    rkey = pd.Series(keys_of([str(i) for i in ids], secret, "child"), index=ids, dtype="int64")
+    truth = pop.recorder.truth
+    ids = np.unique(truth["true_child_id"].to_numpy())
+    return pd.Series(keys_of([str(i) for i in ids], secret, "child"), index=ids, dtype="int64")
 
-    def key(members) -> int:
-        return int(rkey.reindex(np.intersect1d(members, ids)).sum() % 256)
 
-    return {"multi_agency_children_true": key(ids),
-            "today.multi_agency_recognised": key(today.recognised),
-            "scenario.multi_agency_recognised": key(scen.recognised),
-            "today.multi_agency_recognised_by_number": key(today.recognised_by_number),
-            "scenario.multi_agency_recognised_by_number": key(scen.recognised_by_number)}
+def _key_of(rkey: pd.Series, members) -> int:
+    """The cell key of a set of children: the sum of their record keys modulo 256."""
+    members = np.intersect1d(np.asarray(members), rkey.index.to_numpy())
+    return int(rkey.reindex(members).sum() % 256)
+
+
+def total_keys(pop, today, scen, secret: bytes) -> dict[str, int]:
+    """The cell key of each national count of children the simulation publishes (the sum of its children's
+    record keys modulo 256, lib.disclosure), so a role below the lead sees it perturbed (lib.views.scenario):
+    the summary's counts, ``children`` (every named child: the key of the children counted and estimated) and
+    ``agency.<agency>`` (the children the agency recorded: the key of its true and estimated counts)."""
+    rkey = _child_keys(pop, secret)
+    truth = pop.recorder.truth
+    named = truth[~truth["anonymous"].to_numpy(bool)]
+    out = {"children": _key_of(rkey, named["true_child_id"].unique()),
+           "multi_agency_children_true": _key_of(rkey, pop.multi_agency_true),
+           "today.multi_agency_recognised": _key_of(rkey, today.recognised),
+           "scenario.multi_agency_recognised": _key_of(rkey, scen.recognised),
+           "today.multi_agency_recognised_by_number": _key_of(rkey, today.recognised_by_number),
+           "scenario.multi_agency_recognised_by_number": _key_of(rkey, scen.recognised_by_number)}
+    for agency in AGENCY_TYPES:
+        out[f"agency.{agency}"] = _key_of(rkey, named.loc[named["agency_type"] == agency, "true_child_id"].unique())
+    return out
+
+
+def curve_with_keys(curve: pd.DataFrame, pop, secret: bytes) -> pd.DataFrame:
+    """The curve with the cell key of each count of children (``key_<count>``, CURVE_COUNTS) in place of the
+    children behind it, so the view publishes every point as it publishes the summary: the same children,
+    the same key, the same published value (the national true count equals the summary's)."""
+    rkey = _child_keys(pop, secret)
+    out = curve.drop(columns=["recognised_ids", "by_number_ids"], errors="ignore").copy()
+    if "recognised_ids" in curve.columns:
+        out["key_multi_agency_recognised"] = [_key_of(rkey, ids) for ids in curve["recognised_ids"]]
+        out["key_multi_agency_recognised_by_number"] = [_key_of(rkey, ids) for ids in curve["by_number_ids"]]
+    out["key_multi_agency_children_true"] = _key_of(rkey, pop.multi_agency_true)
+    return out
 
 
 def _gain(today: dict, scen: dict) -> dict:

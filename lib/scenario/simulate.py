@@ -281,5 +281,7 @@ def curve(pop: Population, levers: Levers | None, *, key: bytes, agencies=AGENCY
                      "multi_agency_recognised_by_number": m["multi_agency_recognised_by_number"],
                      "multi_agency_children_true": m["multi_agency_children_true"],
                      "precision": m["precision"], "recall": m["recall"], "f1": m["f1"],
-                     "count_gap_pct": m["count_gap_pct"], "seconds": round(out.seconds, 2)})
+                     "count_gap_pct": m["count_gap_pct"], "seconds": round(out.seconds, 2),
+                     # the children behind each count, for their cell keys (lib.scenario.scenario drops them)
+                     "recognised_ids": out.recognised, "by_number_ids": out.recognised_by_number})
     return pd.DataFrame(rows)

@@ -158,17 +158,63 @@ def protect_areas(result: dict, role: str) -> pd.DataFrame:
     return shown.sort_values([value, first, "area_code"], ascending=[False, False, True]).reset_index(drop=True)
 
 
-def published_result(result: dict, role: str) -> dict:
-    """``result`` with its national counts of children as ``role`` may see them: exact for the lead; below it
-    each perturbed with its children's cell key (``result["total_keys"]``; a result without them is refused),
-    the model's expected counts scaled to the published count of children and gains recomputed."""
+def _perturbed(count, key: int) -> int:
+    return int(cells.perturb(int(count), int(key)))
+
+
+def _published_agency_counts(counts: dict, keys: dict) -> dict:
+    """Each agency's true and estimated national count of children, perturbed with the cell key of the
+    children the agency recorded (the same children, the same key, in today's and the scenario's rows)."""
+    return {a: {name: _perturbed(value, keys[f"agency.{a}"]) for name, value in c.items()}
+            for a, c in counts.items()}
+
+
+def _count_gap_pct(counts: dict) -> float:
+    """The agencies' count gap from truth (as lib.scenario.simulate.measure), from the published counts."""
+    total = sum(c["true"] for c in counts.values())
+    gap = sum(abs(c["estimated"] - c["true"]) for c in counts.values())
+    return round(100.0 * gap / total, 2) if total else 0.0
+
+
+def published_curve(result: dict, role: str, population_true: int | None = None) -> pd.DataFrame | None:
+    """The curve as ``role`` may see it: exact for the lead (keys dropped); below it the simulation's counts of
+    children published with their children's cell keys (the national true count equal to the summary's), the
+    model's national count of linked children the published one and its expected counts scaled to it."""
+    curve = result.get("curve")
+    if curve is None:
+        return None
     if not aggregates_suppressed(role):
-        return result
-    keys = result["total_keys"]
+        return cells.drop_keys(curve)
+    if result["kind"] == "model":
+        out = curve.copy()
+        true = result["multi_agency_children_linked"]
+        shown = _perturbed(true, result["total_keys"]["multi_agency_children_linked"])
+        out["multi_agency_children_linked"] = shown
+        out["expected_by_number"] = (curve["expected_by_number"] * (shown / true if true else 0.0)).round(1)
+        return out
+    missing = [c for c in sc.CURVE_COUNTS if c in curve.columns and cells.key_column(c) not in curve.columns]
+    if missing:
+        raise KeyError(f"the scenario curve has no cell keys for {', '.join(missing)}: it cannot be published")
+    # the agencies' count gap at each point comes from exact per-agency counts the curve does not keep: hidden
+    return cells.publish(curve, sc.CURVE_COUNTS).drop(columns=["count_gap_pct"], errors="ignore")
+
+
+def published_result(result: dict, role: str) -> dict:
+    """``result`` with every count of children as ``role`` may see it: exact for the lead; below it each
+    perturbed with its children's cell key (``result["total_keys"]``; a result without them is refused), the
+    model's expected counts scaled to the published count of children, the agencies' counts and their gap
+    from truth, the curve (``published_curve``) and the gains recomputed from the published counts."""
+    if not aggregates_suppressed(role):
+        curve = result.get("curve")
+        if curve is None or not any(str(c).startswith(cells.KEY_PREFIX) for c in curve.columns):
+            return result
+        return {**result, "curve": published_curve(result, role)}
     out = dict(result)
+    out["curve"] = published_curve(result, role)
+    keys = result["total_keys"]
     if result["kind"] == "model":
         true = result["multi_agency_children_linked"]
-        shown = int(cells.perturb(true, keys["multi_agency_children_linked"]))
+        shown = _perturbed(true, keys["multi_agency_children_linked"])
         ratio = shown / true if true else 0.0
         out["multi_agency_children_linked"] = shown
         for name in ("expected_by_number_today", "expected_by_number_scenario"):
@@ -176,14 +222,26 @@ def published_result(result: dict, role: str) -> dict:
         out["expected_gain_by_number"] = round(out["expected_by_number_scenario"] - out["expected_by_number_today"], 1)
         return out
     population = dict(result["population"])
-    population["multi_agency_children_true"] = int(cells.perturb(population["multi_agency_children_true"],
-                                                                 keys["multi_agency_children_true"]))
+    population["multi_agency_children_true"] = _perturbed(population["multi_agency_children_true"],
+                                                          keys["multi_agency_children_true"])
+    if "children_true" in population:
+        population["children_true"] = _perturbed(population["children_true"], keys["children"])
     out["population"] = population
     for side in ("today", "scenario"):
         metrics = dict(result[side])
         metrics["multi_agency_children_true"] = population["multi_agency_children_true"]
         for name in ("multi_agency_recognised", "multi_agency_recognised_by_number"):
-            metrics[name] = int(cells.perturb(metrics[name], keys[f"{side}.{name}"]))
+            metrics[name] = _perturbed(metrics[name], keys[f"{side}.{name}"])
+        # every other national count of children, records or pairs (the same key for the same children)
+        for name, key in (("children_true", "children"), ("children_estimated", "children"),
+                          ("multi_agency_children_estimated", "multi_agency_children_true"),
+                          ("review_queue", "children"), ("anonymous_records", "children"),
+                          ("nhs_conflicts_flagged", "children")):
+            if name in metrics:
+                metrics[name] = _perturbed(metrics[name], keys[key])
+        if "agency_counts" in metrics:
+            metrics["agency_counts"] = _published_agency_counts(metrics["agency_counts"], keys)
+            metrics["count_gap_pct"] = _count_gap_pct(metrics["agency_counts"])
         out[side] = metrics
     out["gain"] = sc._gain(out["today"], out["scenario"])
     return out
