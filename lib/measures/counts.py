@@ -137,13 +137,23 @@ def assemble(direct: dict[str, pd.DataFrame], native_frames: dict[str, pd.DataFr
     direct_other = counts[(counts["basis"] == "direct") & ~counts["agency_type"].isin(list(NATIVE_LAYER))]
     if not direct_other.empty:
         counts = pd.concat([counts, direct_other.assign(basis="native")], ignore_index=True)
+    unplaced_frame = (pd.concat(unplaced, ignore_index=True).rename(columns={"area_code": "agency_code"})
+                      if unplaced else None)
+    return finish(counts, unplaced_frame, linked, started)
+
+
+def finish(counts: pd.DataFrame, unplaced: pd.DataFrame | None, linked: bool, started: float) -> MeasureCube:
+    """The cube of assembled rows (``assemble``'s, or the same rows as stored by ``lib.measures.aggregates``):
+    key columns as text, the periods in order and the agencies present."""
     for column in ("layer", "basis", "granularity", "period", "agency_type", "area_code"):
         counts[column] = counts[column].astype("str")
+    for column in VALUE_COLUMNS:
+        counts[column] = counts[column].astype("float64")
     counts["apportioned"] = counts["apportioned"].astype("bool")
-    unplaced_frame = (pd.concat(unplaced, ignore_index=True).rename(columns={"area_code": "agency_code"})
-                      if unplaced else pd.DataFrame({"agency_type": pd.Series(dtype="str"),
-                                                     "agency_code": pd.Series(dtype="str"),
-                                                     "records": pd.Series(dtype="float64")}))
+    unplaced_frame = (unplaced.reset_index(drop=True) if unplaced is not None
+                      else pd.DataFrame({"agency_type": pd.Series(dtype="str"),
+                                         "agency_code": pd.Series(dtype="str"),
+                                         "records": pd.Series(dtype="float64")}))
     periods = sorted(set(counts["period"]) - {"all"}, key=lambda p: (p[:7], len(p), p))
     present = set(counts["agency_type"])  # once (inside the comprehension it was rebuilt per agency)
     agencies = [a for a in AGENCIES if a in present]

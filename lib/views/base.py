@@ -170,12 +170,16 @@ class Source:
 
     def cube_for(self, role: str):
         """The cube ``role`` may see: exact for the safeguarding lead, protected by cell key perturbation
-        (lib.disclosure.service.protected_cube, memoised per data version) for every other role."""
+        (lib.disclosure.service.protected_cube, memoised per data version) for every other role: the one stored
+        by the last write (``agg_cube``, lib.measures.aggregates) when current, else computed here."""
         if not aggregates_suppressed(role):
             return self.cube()
         return self.memo.get(("cube", "protected"), self._protected_cube)
 
     def _protected_cube(self):
+        kept = aggregates.stored_cube(self.con, "protected")  # built with the data, when it is current
+        if kept is not None:
+            return kept
         try:
             keys = self.keys()
         except NoSecret:  # nothing ingested yet: nothing to protect, and the exact cube is empty
