@@ -14,6 +14,12 @@ cube; the other half (converting native areas to every layer) runs on these smal
   counts (``records``, ``cse_records``, ``children``, ``cse_children``; the last two NULL before any linkage run);
 - ``agg_native``: the same by the agency's own code (``agency_code``), for agencies with a native geography.
 
+Schema 5 adds the assembled cubes (``agg_cube``, ``agg_unplaced``; ``refresh_cubes``): the exact cube (natives
+converted to every layer) and the protected cube every role below the lead reads (cell key perturbation), built
+by ``lib.measures.aggregates.build_stored`` on the same cursor, in the same transaction, whenever the records,
+batches or linkage changed (``cubes_fingerprint``; a reviewer decision changes no ``record_child`` row, so it keeps
+them). Pages then only scan them (``Source.cube`` / ``Source.cube_for``).
+
 ``meta`` row ``aggregates`` holds the ``fingerprint`` of the record tables the aggregates were built from
 (encounters, batches, linkage runs, linked rows, decisions). A reader compares it with the store's: a store
 changed by a path that did not refresh (an older release, a hand edit) is detected and recounted, never
