@@ -70,6 +70,13 @@ def assert_same_protected(con) -> bool:
     pd.testing.assert_frame_equal(got.unplaced_native.sort_values(cols, ignore_index=True),
                                   want.unplaced_native.sort_values(cols, ignore_index=True))
     assert (got.periods, got.agencies, got.linked) == (want.periods, want.agencies, want.linked)
+    kept, made = aggregates.stored_keys(con), members.key_tables(con)
+    assert set(kept) == set(made)
+    for name in made:  # the disclosure keys stored with it are the store's keys
+        pd.testing.assert_frame_equal(kept[name].to_pandas().sort_values(list(kept[name].column_names),
+                                                                         ignore_index=True),
+                                      made[name].to_pandas().sort_values(list(made[name].column_names),
+                                                                         ignore_index=True))
     return True
 
 

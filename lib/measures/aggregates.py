@@ -22,6 +22,7 @@ import time
 import duckdb
 import pandas as pd
 
+from lib.disclosure import members
 from lib.geo import lookup
 from lib.measures import convert, counts
 from lib.records import aggregates as stored
@@ -33,6 +34,8 @@ CUBE_COLUMNS = [*GROUPED_COLUMNS, "apportioned", "layer", "basis"]
 UNPLACED_COLUMNS = ["agency_type", "agency_code", "records"]
 #: Bumped whenever what the stored cubes hold changes: a store built by another release is rebuilt, never read.
 CUBES_FORMAT = "1"
+#: Where the disclosure keys are kept (registered name -> stored table).
+KEY_TABLES = {members.RECORD_KEYS: "agg_record_keys", members.CHILD_KEYS: "agg_child_keys"}
 
 
 def _natives() -> dict[str, list[str]]:
@@ -111,6 +114,17 @@ def _read_cube(cur, cube: str, layers, started: float) -> counts.MeasureCube | N
     return counts.finish(rows, unplaced if len(unplaced) else None, linked, started)
 
 
+def stored_keys(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The store's record and child keys (``lib.disclosure.members.key_tables``'s Arrow tables) as stored with the
+    protected cube, when it is current; else None (the caller computes them)."""
+    with cursor(con) as cur, atomic(cur):
+        if not stored.cubes_current(cur, "protected"):
+            return None
+        linked = "record_child" in stored._tables(cur)
+        return {name: cur.execute(f"SELECT * FROM {table}").to_arrow_table()
+                for name, table in KEY_TABLES.items() if linked or name == members.RECORD_KEYS}
+
+
 @functools.lru_cache(maxsize=1)
 def geography_version() -> str:
     """The geography the conversion weights come from (a digest of geodata/manifest.json: every file's sha256)."""
@@ -139,12 +153,12 @@ def build_stored(cur) -> None:
     perturbation, ``lib.disclosure.service.protected_cube``) and store both, on ``cur`` inside the caller's
     transaction (``lib.records.aggregates.refresh_cubes`` calls it). A store without records keeps none; one without
     a key (nothing ingested) keeps only the exact cube. Readers then only scan ``agg_cube``."""
-    from lib.disclosure import members, service
+    from lib.disclosure import service
     from lib.disclosure.keys import NoSecret
 
     started = time.perf_counter()
-    cur.execute("DELETE FROM agg_cube")
-    cur.execute("DELETE FROM agg_unplaced")
+    for table in ("agg_cube", "agg_unplaced", *KEY_TABLES.values()):
+        cur.execute(f"DELETE FROM {table}")
     cur.execute("DELETE FROM meta WHERE name IN (?, ?)", [f"{stored.STATE_KEY}.exact", f"{stored.STATE_KEY}.protected"])
     if not cur.execute("SELECT count(*) FROM encounters").fetchall()[0][0]:
         return
@@ -160,6 +174,10 @@ def build_stored(cur) -> None:
     if keys is not None:
         try:
             built["protected"] = service.protected_cube(here, exact, keys=keys)
+            members.register(cur, keys)
+            for name, table in KEY_TABLES.items():
+                if name in keys:
+                    cur.execute(f"INSERT INTO {table} SELECT * FROM {name}")  # registered by protected_cube
         finally:
             for name in keys:
                 cur.unregister(name)

@@ -107,6 +107,9 @@ AGGREGATE_TABLES: dict[str, str] = {
                 f"{_AGG_VALUES}, apportioned BOOLEAN, layer VARCHAR, basis VARCHAR)",
     "agg_unplaced": "CREATE TABLE IF NOT EXISTS agg_unplaced (cube VARCHAR NOT NULL, ord BIGINT NOT NULL, "
                     "agency_type VARCHAR, agency_code VARCHAR, records DOUBLE)",
+    # The record and child keys of disclosure control (lib.disclosure.members), kept with the protected cube.
+    "agg_record_keys": "CREATE TABLE IF NOT EXISTS agg_record_keys (record_key VARCHAR, rkey INTEGER)",
+    "agg_child_keys": "CREATE TABLE IF NOT EXISTS agg_child_keys (child_id VARCHAR, rkey INTEGER)",
 }
 
 #: Replaced whole by each linkage run or import (lib.linkage.run, lib.linkage.exchange).

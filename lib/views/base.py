@@ -166,7 +166,8 @@ class Source:
 
     def keys(self) -> dict:
         """The store's record and child keys (lib.disclosure.members.key_tables), memoised per data version."""
-        return self.memo.get(("disclosure.keys",), lambda: members.key_tables(self.con))
+        return self.memo.get(("disclosure.keys",), lambda: aggregates.stored_keys(self.con)
+                             or members.key_tables(self.con))  # stored with the protected cube when current
 
     def cube_for(self, role: str):
         """The cube ``role`` may see: exact for the safeguarding lead, protected by cell key perturbation
