@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lib.disclosure import members, service
 from lib.linkage import run
 from lib.linkage.exchange import RECORD_CHILD_COLUMNS, import_linkage
 from lib.measures import aggregates, counts
@@ -51,6 +52,32 @@ def assert_same_cube(con) -> bool:
                                   want.unplaced_native.sort_values(cols, ignore_index=True))
     assert (got.periods, got.agencies, got.linked) == (want.periods, want.agencies, want.linked)
     return from_store
+
+
+def assert_same_protected(con) -> bool:
+    """The stored protected cube (what every role below the lead reads) equals one computed from the records by
+    ``service.protected_cube``, and the stored exact cube is current; returns whether the store holds them (it
+    does once it has records)."""
+    if not con.execute("SELECT count(*) FROM encounters").fetchall()[0][0]:
+        assert aggregates.stored_cube(con, "protected") is None
+        return False
+    with store.cursor(con) as cur:
+        assert stored.cubes_current(cur, "exact") and stored.cubes_current(cur, "protected")
+    got = aggregates.stored_cube(con, "protected")
+    want = service.protected_cube(con, counts.build_cube(con), keys=members.key_tables(con))
+    pd.testing.assert_frame_equal(normalised(got), normalised(want), check_exact=False, rtol=1e-12, atol=1e-9)
+    cols = ["agency_type", "agency_code", "records"]
+    pd.testing.assert_frame_equal(got.unplaced_native.sort_values(cols, ignore_index=True),
+                                  want.unplaced_native.sort_values(cols, ignore_index=True))
+    assert (got.periods, got.agencies, got.linked) == (want.periods, want.agencies, want.linked)
+    kept, made = aggregates.stored_keys(con), members.key_tables(con)
+    assert set(kept) == set(made)
+    for name in made:  # the disclosure keys stored with it are the store's keys
+        pd.testing.assert_frame_equal(kept[name].to_pandas().sort_values(list(kept[name].column_names),
+                                                                         ignore_index=True),
+                                      made[name].to_pandas().sort_values(list(made[name].column_names),
+                                                                         ignore_index=True))
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +140,7 @@ def test_stored_aggregates_equal_a_recount_after_any_sequence_of_changes(synthet
                 run.record_decision(con, keys[left], keys[right], op[2], "test")
             # every write left the aggregates current (none fell back to a recount) and equal to one
             assert assert_same_cube(con), f"after {op}"
+            assert_same_protected(con)
     finally:
         con.close()
 
@@ -168,6 +196,49 @@ def test_a_store_changed_behind_the_aggregates_is_recounted_not_shown_stale(synt
 
 
 # -- failures mid-refresh ----------------------------------------------------------------------------------------
+
+def test_an_error_while_building_the_stored_cubes_leaves_the_previous_ones(synthetic, monkeypatch):
+    con = store.connect(":memory:")
+    try:
+        _upload(con, synthetic.iloc[:150], "first.parquet")
+        assert assert_same_protected(con)
+        before = normalised(aggregates.stored_cube(con, "protected"))
+        cube_rows = con.execute("SELECT * FROM agg_cube ORDER BY cube, ord").fetchall()
+
+        def failing(*args, **kwargs):  # the exact cube is already rewritten by then (same transaction)
+            raise RuntimeError("out of memory (simulated) while building the protected cube")
+
+        monkeypatch.setattr(service, "protected_cube", failing)
+        with pytest.raises(RuntimeError, match="simulated"):
+            _upload(con, synthetic.iloc[150:300], "second.parquet")
+        monkeypatch.undo()
+        assert con.execute("SELECT count(*) FROM batches").fetchall()[0][0] == 1  # the upload rolled back too
+        assert con.execute("SELECT * FROM agg_cube ORDER BY cube, ord").fetchall() == cube_rows
+        assert assert_same_protected(con) and assert_same_cube(con)
+        pd.testing.assert_frame_equal(normalised(aggregates.stored_cube(con, "protected")), before)
+    finally:
+        con.close()
+
+
+def test_a_decision_keeps_the_stored_cubes_and_a_stale_one_is_never_read(synthetic):
+    con = store.connect(":memory:")
+    try:
+        _upload(con, synthetic.iloc[:200], "first.parquet")
+        keys = con.execute("SELECT record_key FROM encounters ORDER BY record_key LIMIT 2").df()["record_key"]
+        with store.cursor(con) as cur:
+            fingerprint = stored.cubes_fingerprint(cur)
+        run.record_decision(con, keys[0], keys[1], "reject", "test")  # no record_child row changes
+        with store.cursor(con) as cur:
+            assert stored.cubes_fingerprint(cur) == fingerprint and stored.cubes_current(cur, "protected")
+        # records written behind the aggregates' back: the stored cubes are no longer current, never read
+        con.execute("UPDATE agg_cube SET records = records + 1")
+        con.execute("INSERT INTO encounters SELECT * REPLACE (record_key || 'x' AS record_key) FROM encounters "
+                    "LIMIT 3")
+        assert aggregates.stored_cube(con, "protected") is None and aggregates.stored_cube(con, "exact") is None
+        assert not assert_same_cube(con)  # recounted from the records
+    finally:
+        con.close()
+
 
 def test_an_error_mid_refresh_leaves_the_previous_aggregates(synthetic, monkeypatch):
     con = store.connect(":memory:")
@@ -295,14 +366,16 @@ def test_an_older_store_gets_its_aggregates_built_once_when_upgraded(synthetic, 
     _upload(con, synthetic.iloc[:200], "first.parquet")
     con.execute("DROP TABLE agg_direct")  # what a store of schema 3 looks like
     con.execute("DROP TABLE agg_native")
-    con.execute("DELETE FROM meta WHERE name = 'aggregates'")
+    con.execute("DROP TABLE agg_cube")  # (schema 5's)
+    con.execute("DROP TABLE agg_unplaced")
+    con.execute("DELETE FROM meta WHERE name LIKE 'aggregates%'")
     con.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
     con.close()
     reader = store.connect(path, read_only=True)  # read-only: counted from the records, as before
     assert not assert_same_cube(reader)
     reader.close()
     with versions.write(path, "upgrade") as w:  # the next writer upgrades it
-        assert store.Store(w.con).schema_version() == tables.SCHEMA_VERSION == 4
+        assert store.Store(w.con).schema_version() == tables.SCHEMA_VERSION == 5
     reader = store.connect(path, read_only=True)
     try:
         assert assert_same_cube(reader)

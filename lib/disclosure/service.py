@@ -30,7 +30,7 @@ import pandas as pd
 from lib.disclosure import cellkey, members
 from lib.geo.layers import REGISTRY as LAYER_REGISTRY
 from lib.measures import convert
-from lib.measures.counts import _YEAR, AGENCIES, NATIVE_LAYER, VALUE_COLUMNS, MeasureCube, _has_table
+from lib.measures.counts import _YEAR, NATIVE_LAYER, VALUE_COLUMNS, MeasureCube, _has_table, assemble
 from lib.records.store import cursor
 
 ADDITIVE = ("records", "cse_records")
@@ -186,47 +186,26 @@ def protected_cube(con, cube: MeasureCube | None = None, *, layers=None, keys: d
     linked = linked and members.CHILD_KEYS in keys
 
     atoms = atom_cells(con, layers, keys)
-    parts = []
+    direct = {}
     for layer in layers:
         records = _additive_direct(atoms, layer)
         children = (_perturb_children(_sql(con, keys, _children_sql(f"e.{_stored(layer)}")))
                     if linked else None)
-        direct = _with_children(records, children, ["agency_type", "area_code", "period"])
-        parts.append(direct.assign(layer=layer, basis="direct", apportioned=False))
-
+        direct[layer] = _grouped_frame(_with_children(records, children, ["agency_type", "area_code", "period"]))
     natives: dict[str, list[str]] = {}
     for agency, native in NATIVE_LAYER.items():
         natives.setdefault(native, []).append(agency)
-    native_cells = {native: _native_cells(con, keys, agencies, linked) for native, agencies in natives.items()}
-    unplaced = []
-    for layer in layers:
-        for native, frame in native_cells.items():
-            converted, missing = convert.convert(frame, native, layer, list(VALUE_COLUMNS),
-                                                 by=["agency_type", "granularity", "period"])
-            parts.append(converted.drop(columns=["sources"]).assign(layer=layer, basis="native"))
-            if layer == layers[0] and not missing.empty:
-                unplaced.append(missing[missing["granularity"] == "all"][["agency_type", "area_code", "records"]])
-    counts = pd.concat(parts, ignore_index=True)
-    direct_other = counts[(counts["basis"] == "direct") & ~counts["agency_type"].isin(list(NATIVE_LAYER))]
-    if not direct_other.empty:
-        counts = pd.concat([counts, direct_other.assign(basis="native")], ignore_index=True)
-    for column in ("layer", "basis", "granularity", "period", "agency_type", "area_code"):
-        counts[column] = counts[column].astype("str")
+    native_cells = {native: _grouped_frame(_native_cells(con, keys, agencies, linked))
+                    for native, agencies in natives.items()}
+    return assemble(direct, native_cells, linked, layers, started)  # converted exactly as the exact cube is
+
+
+def _grouped_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Published cells in the columns and types of the exact cube's grouped counts (``counts.assemble``'s input)."""
+    frame = frame[["agency_type", "area_code", "granularity", "period", *VALUE_COLUMNS]].reset_index(drop=True)
     for column in VALUE_COLUMNS:
-        counts[column] = counts[column].astype("float64")
-    counts["apportioned"] = counts["apportioned"].astype("bool")
-    counts = counts[["agency_type", "area_code", "granularity", "period", *VALUE_COLUMNS, "apportioned", "layer",
-                     "basis"]].reset_index(drop=True)  # build_cube's column order
-    unplaced_frame = (pd.concat(unplaced, ignore_index=True).rename(columns={"area_code": "agency_code"})
-                      if unplaced else pd.DataFrame({"agency_type": pd.Series(dtype="str"),
-                                                     "agency_code": pd.Series(dtype="str"),
-                                                     "records": pd.Series(dtype="float64")}))
-    unplaced_frame["records"] = unplaced_frame["records"].astype("float64")
-    periods = sorted(set(counts["period"]) - {"all"})
-    agencies = [a for a in AGENCIES if a in set(counts["agency_type"])]
-    return MeasureCube(counts=counts, linked=linked, unplaced_native=unplaced_frame,
-                       periods=["all", *periods], agencies=agencies,
-                       seconds=round(time.perf_counter() - started, 3))
+        frame[column] = frame[column].astype("float64")
+    return frame
 
 
 # -- counts that are not in the cube (Compare's completeness, linkage and spans), same method ----------------

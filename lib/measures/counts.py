@@ -33,6 +33,7 @@ import pandas as pd
 from lib.geo import agencies as agency_registry
 from lib.geo.layers import REGISTRY as LAYER_REGISTRY
 from lib.measures import convert
+from lib.records import aggregates as stored_aggregates
 from lib.records.store import cursor, query
 
 AGENCIES: dict[str, str] = agency_registry.LABELS  # the agency registry (lib.geo.agencies)
@@ -64,29 +65,11 @@ def _has_table(con, name: str) -> bool:
 
 
 def _grouped(con, area_sql: str, linked: bool, where: str = "", params=None) -> pd.DataFrame:
-    """Counts by agency, area (an SQL expression) and period, for every period granularity at once."""
-    child = "rc.child_id" if linked else "CAST(NULL AS VARCHAR)"
-    join = "LEFT JOIN record_child rc USING (record_key)" if linked else ""
-    frame = query(con, f"""
-        WITH base AS (
-            SELECT e.agency_type, {area_sql} AS area_code, {_YEAR} AS year, {_QUARTER} AS quarter,
-                   coalesce(e.cse_flag, false) AS cse, {child} AS child_id
-            FROM encounters e {join}
-            WHERE {area_sql} IS NOT NULL {where})
-        SELECT agency_type, area_code,
-               CASE WHEN grouping(quarter) = 0 THEN 'quarter' WHEN grouping(year) = 0 THEN 'year'
-                    ELSE 'all' END AS granularity,
-               coalesce(quarter, year, 'all') AS period,
-               count(*) AS records, count(*) FILTER (WHERE cse) AS cse_records,
-               count(DISTINCT child_id) AS children, count(DISTINCT child_id) FILTER (WHERE cse) AS cse_children
-        FROM base
-        GROUP BY GROUPING SETS ((agency_type, area_code, quarter), (agency_type, area_code, year),
-                                (agency_type, area_code))""", params)
+    """Counts by agency, area (an SQL expression) and period, for every period granularity at once: the SQL of
+    the stored aggregates (``lib.records.aggregates.grouped_sql``, one text for DuckDB and Spark)."""
+    frame = query(con, stored_aggregates.grouped_sql(area_sql, linked, where), params)
     for column in VALUE_COLUMNS:
         frame[column] = frame[column].astype("float64")
-    if not linked:
-        frame["children"] = float("nan")
-        frame["cse_children"] = float("nan")
     return frame
 
 
@@ -154,13 +137,23 @@ def assemble(direct: dict[str, pd.DataFrame], native_frames: dict[str, pd.DataFr
     direct_other = counts[(counts["basis"] == "direct") & ~counts["agency_type"].isin(list(NATIVE_LAYER))]
     if not direct_other.empty:
         counts = pd.concat([counts, direct_other.assign(basis="native")], ignore_index=True)
+    unplaced_frame = (pd.concat(unplaced, ignore_index=True).rename(columns={"area_code": "agency_code"})
+                      if unplaced else None)
+    return finish(counts, unplaced_frame, linked, started)
+
+
+def finish(counts: pd.DataFrame, unplaced: pd.DataFrame | None, linked: bool, started: float) -> MeasureCube:
+    """The cube of assembled rows (``assemble``'s, or the same rows as stored by ``lib.measures.aggregates``):
+    key columns as text, the periods in order and the agencies present."""
     for column in ("layer", "basis", "granularity", "period", "agency_type", "area_code"):
         counts[column] = counts[column].astype("str")
+    for column in VALUE_COLUMNS:
+        counts[column] = counts[column].astype("float64")
     counts["apportioned"] = counts["apportioned"].astype("bool")
-    unplaced_frame = (pd.concat(unplaced, ignore_index=True).rename(columns={"area_code": "agency_code"})
-                      if unplaced else pd.DataFrame({"agency_type": pd.Series(dtype="str"),
-                                                     "agency_code": pd.Series(dtype="str"),
-                                                     "records": pd.Series(dtype="float64")}))
+    unplaced_frame = (unplaced.reset_index(drop=True) if unplaced is not None
+                      else pd.DataFrame({"agency_type": pd.Series(dtype="str"),
+                                         "agency_code": pd.Series(dtype="str"),
+                                         "records": pd.Series(dtype="float64")}))
     periods = sorted(set(counts["period"]) - {"all"}, key=lambda p: (p[:7], len(p), p))
     present = set(counts["agency_type"])  # once (inside the comprehension it was rebuilt per agency)
     agencies = [a for a in AGENCIES if a in present]

@@ -14,6 +14,12 @@ cube; the other half (converting native areas to every layer) runs on these smal
   counts (``records``, ``cse_records``, ``children``, ``cse_children``; the last two NULL before any linkage run);
 - ``agg_native``: the same by the agency's own code (``agency_code``), for agencies with a native geography.
 
+Schema 5 adds the assembled cubes (``agg_cube``, ``agg_unplaced``; ``refresh_cubes``): the exact cube (natives
+converted to every layer) and the protected cube every role below the lead reads (cell key perturbation), built
+by ``lib.measures.aggregates.build_stored`` on the same cursor, in the same transaction, whenever the records,
+batches or linkage changed (``cubes_fingerprint``; a reviewer decision changes no ``record_child`` row, so it keeps
+them). Pages then only scan them (``Source.cube`` / ``Source.cube_for``).
+
 ``meta`` row ``aggregates`` holds the ``fingerprint`` of the record tables the aggregates were built from
 (encounters, batches, linkage runs, linked rows, decisions). A reader compares it with the store's: a store
 changed by a path that did not refresh (an older release, a hand edit) is detected and recounted, never
@@ -166,6 +172,41 @@ def rebuild(cur) -> None:
         cur.execute(f"INSERT INTO agg_direct {direct_sql(layer, linked)}")
     cur.execute(f"INSERT INTO agg_native {native_sql(linked)}")
     _mark(cur)
+    refresh_cubes(cur, force=True)
+
+
+# -- the assembled cubes (exact and protected), built by the measures layer on the same cursor ------------------
+
+def cubes_fingerprint(cur) -> str:
+    """What the assembled cubes depend on: the records, the batches and the linkage (not the reviewer decisions,
+    which change no ``record_child`` row until the next linkage run), the geography (its manifest: conversion
+    weights) and the format of the stored cube (``CUBES_FORMAT``)."""
+    from lib.measures import aggregates as cubes  # the layer above builds the cubes (weights, cell keys)
+
+    n, batch, run, linked, _ = fingerprint(cur).split(":")
+    return f"{cubes.CUBES_FORMAT}:{n}:{batch}:{run}:{linked}:{cubes.geography_version()}"
+
+
+def cubes_current(cur, cube: str = "exact") -> bool:
+    """Whether the stored ``cube`` ("exact" or "protected") matches the store (False on a store before schema 5,
+    or one with no records: the cube is then read from ``agg_direct``/``agg_native`` or counted)."""
+    if not {"meta", "agg_cube", "agg_unplaced"} <= _tables(cur):
+        return False
+    rows = cur.execute("SELECT value FROM meta WHERE name = ?", [f"{STATE_KEY}.{cube}"]).fetchall()
+    return bool(rows) and rows[0][0] == cubes_fingerprint(cur)
+
+
+def refresh_cubes(cur, *, force: bool = False) -> bool:
+    """Rebuild the assembled cubes on ``cur`` (inside the caller's transaction) unless they are current and not
+    ``force``; returns whether they were rebuilt. A store without ``agg_cube`` (being migrated) is left alone."""
+    if not {"agg_cube", "agg_unplaced"} <= _tables(cur):
+        return False
+    if not force and cubes_current(cur, "exact") and cubes_current(cur, "protected"):
+        return False
+    from lib.measures import aggregates as cubes
+
+    cubes.build_stored(cur)
+    return True
 
 
 def _refresh_touched(cur, touched_sql: str, params: list) -> None:
@@ -223,6 +264,7 @@ def refresh(cur, *, batch_id: int | None = None, record_keys=None, full: bool = 
         else:
             _refresh_touched(cur, f"SELECT record_key FROM encounters WHERE record_key IN ({marks})", keys)
     _mark(cur)
+    refresh_cubes(cur)  # an upload changes them; a decision does not (kept when current)
     return "incremental"
 
 

@@ -17,7 +17,8 @@ created only by the first linkage run); 2 creates every table above when a store
 the keyed Bloom filters of both names (``forename_bloom``, ``surname_bloom``: NULL for rows stored before, since a
 name cannot be re-encoded from its hash; re-ingest the extracts to fill them); 4 adds the stored aggregates
 (``AGGREGATE_TABLES``, built by ``lib.records.aggregates`` inside every write's transaction; the migration
-builds them once from the stored records).
+builds them once from the stored records); 5 adds the assembled cubes (``agg_cube``, ``agg_unplaced``: the exact
+and the protected measure cube, built by ``lib.measures.aggregates`` in the same transactions).
 ``ensure_schema`` creates a new store at ``SCHEMA_VERSION``, upgrades an older one step by step (inside one
 transaction: a failed step leaves the store as it was) and refuses a store written by a newer release.
 """
@@ -27,7 +28,7 @@ import duckdb
 
 from lib.records import aggregates, geography
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class StoreError(RuntimeError):
@@ -99,6 +100,16 @@ AGGREGATE_TABLES: dict[str, str] = {
                   f"{_AGG_VALUES})",
     "agg_native": "CREATE TABLE IF NOT EXISTS agg_native (agency_type VARCHAR NOT NULL, agency_code VARCHAR NOT NULL, "
                   f"granularity VARCHAR NOT NULL, period VARCHAR NOT NULL, {_AGG_VALUES})",
+    # The assembled cubes (lib.measures.aggregates): ``cube`` "exact" (the lead's, natives converted to every
+    # layer) and "protected" (cell key perturbation, lib.disclosure.service), in the order they were built (ord).
+    "agg_cube": "CREATE TABLE IF NOT EXISTS agg_cube (cube VARCHAR NOT NULL, ord BIGINT NOT NULL, "
+                "agency_type VARCHAR, area_code VARCHAR, granularity VARCHAR, period VARCHAR, "
+                f"{_AGG_VALUES}, apportioned BOOLEAN, layer VARCHAR, basis VARCHAR)",
+    "agg_unplaced": "CREATE TABLE IF NOT EXISTS agg_unplaced (cube VARCHAR NOT NULL, ord BIGINT NOT NULL, "
+                    "agency_type VARCHAR, agency_code VARCHAR, records DOUBLE)",
+    # The record and child keys of disclosure control (lib.disclosure.members), kept with the protected cube.
+    "agg_record_keys": "CREATE TABLE IF NOT EXISTS agg_record_keys (record_key VARCHAR, rkey INTEGER)",
+    "agg_child_keys": "CREATE TABLE IF NOT EXISTS agg_child_keys (child_id VARCHAR, rkey INTEGER)",
 }
 
 #: Replaced whole by each linkage run or import (lib.linkage.run, lib.linkage.exchange).
@@ -155,8 +166,13 @@ def _to_4(cur) -> None:
     create(cur, AGGREGATE_TABLES)
 
 
+def _to_5(cur) -> None:
+    """4 → 5: the assembled cubes, exact and protected (built by ``ensure_schema`` with the aggregates)."""
+    create(cur, AGGREGATE_TABLES)
+
+
 #: Migration from each version to the next.
-MIGRATIONS = {1: _to_2, 2: _to_3, 3: _to_4}
+MIGRATIONS = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5}
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, where: str = "the store") -> int:
@@ -177,7 +193,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, where: str = "the store") -> i
             create(cur, LINKAGE_TABLES)
             create(cur, AGGREGATE_TABLES)
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-            if not aggregates.current(cur):
+            if not aggregates.current(cur) or not aggregates.cubes_current(cur):
                 aggregates.rebuild(cur)  # a new store's (empty) aggregates, or an older store's, built once
             cur.execute("COMMIT")
         except BaseException:

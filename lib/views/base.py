@@ -166,16 +166,21 @@ class Source:
 
     def keys(self) -> dict:
         """The store's record and child keys (lib.disclosure.members.key_tables), memoised per data version."""
-        return self.memo.get(("disclosure.keys",), lambda: members.key_tables(self.con))
+        return self.memo.get(("disclosure.keys",), lambda: aggregates.stored_keys(self.con)
+                             or members.key_tables(self.con))  # stored with the protected cube when current
 
     def cube_for(self, role: str):
         """The cube ``role`` may see: exact for the safeguarding lead, protected by cell key perturbation
-        (lib.disclosure.service.protected_cube, memoised per data version) for every other role."""
+        (lib.disclosure.service.protected_cube, memoised per data version) for every other role: the one stored
+        by the last write (``agg_cube``, lib.measures.aggregates) when current, else computed here."""
         if not aggregates_suppressed(role):
             return self.cube()
         return self.memo.get(("cube", "protected"), self._protected_cube)
 
     def _protected_cube(self):
+        kept = aggregates.stored_cube(self.con, "protected")  # built with the data, when it is current
+        if kept is not None:
+            return kept
         try:
             keys = self.keys()
         except NoSecret:  # nothing ingested yet: nothing to protect, and the exact cube is empty
