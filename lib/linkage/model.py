@@ -2,11 +2,12 @@
 
 Identifiers reach linkage only as keyed hashes and lossy derived features (lib.records.pseudonymise),
 so string-distance comparisons are not possible; agreement is graded instead by exact hash, nickname-
-canonical hash, phonetic code, transposed day/month, postcode sector and district. Every m and u
-probability is estimated from the data (u by random sampling, m by expectation maximisation); none is
-typed in. Levels are Splink's library levels (exact match, null, columns reversed, absolute difference,
-literal match, composed with Or) wherever one says what we mean; the one custom SQL level is the date of
-birth read with day and month transposed, which compares two different columns.
+canonical hash, phonetic code, transposed day/month, two of the date's three parts (keyed hashes of the
+parts two at a time), postcode sector and district. Every m and u probability is estimated from the data
+(u by random sampling, m by expectation maximisation); none is typed in. Levels are Splink's library levels
+(exact match, null, columns reversed, absolute difference, literal match, composed with Or) wherever one
+says what we mean; the one custom SQL level is the date of birth read with day and month transposed, which
+compares two different columns.
 """
 from __future__ import annotations
 
@@ -18,13 +19,24 @@ from lib.linkage import dice, lsh
 
 #: Columns Splink sees (beside unique_id).
 FEATURES = ["forename_hash", "forename_canon_hash", "forename_phonetic", "surname_hash", "surname_phonetic",
-            "dob_hash", "dob_swap_hash", "birth_year", "sex", "home_postcode_hash", "home_sector",
-            "home_district", "forename_bloom", "surname_bloom"]
+            "dob_hash", "dob_swap_hash", "dob_dm_hash", "dob_ym_hash", "dob_yd_hash", "birth_year", "sex",
+            "home_postcode_hash", "home_sector", "home_district", "forename_bloom", "surname_bloom"]
 
 
-def comparisons(dice_cuts: dict[str, list[float]] | None = None) -> list:
+DOB_PARTS_LABEL = "Two of day, month and year agree"
+
+
+def dob_parts_level():
+    """Two of the date of birth's three parts agree (and not the whole date: that level comes first): the same
+    day and month in another year, or the same year with one of day or month different."""
+    return cll.Or(*[cll.ExactMatchLevel(f"dob_{part}_hash") for part in ("dm", "ym", "yd")]).configure(
+        label_for_charts=DOB_PARTS_LABEL)
+
+
+def comparisons(dice_cuts: dict[str, list[float]] | None = None, dob_parts: bool = False) -> list:
     """The comparisons; `dice_cuts` (from `dice.thresholds`) adds Dice levels on the names' Bloom filters
-    between sound-alike and disagreement (None or an empty list: today's levels only)."""
+    between sound-alike and disagreement (None or an empty list: today's levels only); `dob_parts` adds the
+    date of birth's partial agreement (`dob_parts_level`) between transposed and same year."""
     dice_cuts = dice_cuts or {}
     forename = cl.CustomComparison(
         [
@@ -55,6 +67,7 @@ def comparisons(dice_cuts: dict[str, list[float]] | None = None) -> list:
             cll.ExactMatchLevel("dob_hash"),
             cll.CustomLevel('"dob_hash_l" = "dob_swap_hash_r"', label_for_charts="Day and month transposed",
                             base_dialect_str="duckdb"),
+            *([dob_parts_level()] if dob_parts else []),
             cll.ExactMatchLevel("birth_year").configure(label_for_charts="Same year of birth"),
             cll.AbsoluteDifferenceLevel("birth_year", 1).configure(label_for_charts="Year of birth ±1"),
             cll.ElseLevel(),
@@ -103,10 +116,11 @@ def blocking_rules(name_lsh: bool = False) -> list:
     return rules
 
 
-def settings(dice_cuts: dict[str, list[float]] | None = None, name_lsh: bool = False) -> SettingsCreator:
+def settings(dice_cuts: dict[str, list[float]] | None = None, name_lsh: bool = False,
+             dob_parts: bool = False) -> SettingsCreator:
     return SettingsCreator(
         link_type="dedupe_only",
-        comparisons=comparisons(dice_cuts),
+        comparisons=comparisons(dice_cuts, dob_parts),
         blocking_rules_to_generate_predictions=blocking_rules(name_lsh),
         retain_intermediate_calculation_columns=True,  # per-field match weights (mw_*), kept to explain links
         retain_matching_columns=False,
@@ -134,6 +148,12 @@ def train(linker, seed: int = 42, max_pairs: float = 2e6) -> None:
         block_on("forename_canon_hash", "surname_hash"), estimate_without_term_frequencies=True)
 
 
+def has_dob_parts(model_json: dict) -> bool:
+    """Whether a trained model's JSON was built with the date of birth's partial-agreement level."""
+    return any(level.get("label_for_charts") == DOB_PARTS_LABEL for comparison in model_json["comparisons"]
+               for level in comparison["comparison_levels"])
+
+
 def trained_settings(model_json: dict, dialect: str) -> dict:
     """The settings of `model.settings()` written for another SQL dialect (e.g. "spark"), carrying the
     trained λ and every m and u probability of `model_json` (a model trained elsewhere, e.g. on DuckDB).
@@ -142,7 +162,8 @@ def trained_settings(model_json: dict, dialect: str) -> dict:
     would be string literals in Spark SQL, so the JSON cannot be loaded as it is by another backend.
     """
     name_lsh = any(lsh.COLUMN in str(rule) for rule in model_json.get("blocking_rules_to_generate_predictions", []))
-    target = settings(dice.thresholds_in(model_json), name_lsh).create_settings_dict(sql_dialect_str=dialect)
+    target = settings(dice.thresholds_in(model_json), name_lsh, has_dob_parts(model_json)).create_settings_dict(
+        sql_dialect_str=dialect)
     target["probability_two_random_records_match"] = model_json["probability_two_random_records_match"]
     trained = {c["output_column_name"]: c for c in model_json["comparisons"]}
     for comparison in target["comparisons"]:

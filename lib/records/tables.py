@@ -17,7 +17,10 @@ created only by the first linkage run); 2 creates every table above when a store
 the keyed Bloom filters of both names (``forename_bloom``, ``surname_bloom``: NULL for rows stored before, since a
 name cannot be re-encoded from its hash; re-ingest the extracts to fill them); 4 adds the stored aggregates
 (``AGGREGATE_TABLES``, built by ``lib.records.aggregates`` inside every write's transaction; the migration
-builds them once from the stored records).
+builds them once from the stored records); 5 is the speed work's assembled cubes (merged separately; on this
+branch its step only re-creates the aggregate tables); 6 adds keyed hashes of the date of birth's parts taken two
+at a time (``dob_dm_hash`` day and month, ``dob_ym_hash`` year and month, ``dob_yd_hash`` year and day: NULL for
+rows stored before, since a date cannot be re-read from its hash; re-ingest the extracts to fill them).
 ``ensure_schema`` creates a new store at ``SCHEMA_VERSION``, upgrades an older one step by step (inside one
 transaction: a failed step leaves the store as it was) and refuses a store written by a newer release.
 """
@@ -27,7 +30,7 @@ import duckdb
 
 from lib.records import aggregates, geography
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 
 
 class StoreError(RuntimeError):
@@ -56,6 +59,9 @@ ENCOUNTER_COLUMNS: list[tuple[str, str]] = [
     ("surname_phonetic", "VARCHAR"),
     ("dob_hash", "VARCHAR"),
     ("dob_swap_hash", "VARCHAR"),
+    ("dob_dm_hash", "VARCHAR"),  # keyed hashes of two of the date's three parts (partial agreement)
+    ("dob_ym_hash", "VARCHAR"),
+    ("dob_yd_hash", "VARCHAR"),
     ("birth_year", "SMALLINT"),
     ("sex", "VARCHAR"),
     ("home_postcode_hash", "VARCHAR"),
@@ -155,8 +161,21 @@ def _to_4(cur) -> None:
     create(cur, AGGREGATE_TABLES)
 
 
+def _to_5(cur) -> None:
+    """4 → 5: the speed work's step (its assembled cube tables), merged from that branch; here only the
+    aggregate tables, already present after 4."""
+    create(cur, AGGREGATE_TABLES)
+
+
+def _to_6(cur) -> None:
+    """5 → 6: keyed hashes of the date of birth's parts two at a time (partial agreement in linkage); rows
+    stored before keep NULL."""
+    for column in ("dob_dm_hash", "dob_ym_hash", "dob_yd_hash"):
+        cur.execute(f"ALTER TABLE encounters ADD COLUMN IF NOT EXISTS {column} VARCHAR")
+
+
 #: Migration from each version to the next.
-MIGRATIONS = {1: _to_2, 2: _to_3, 3: _to_4}
+MIGRATIONS = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5, 5: _to_6}
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, where: str = "the store") -> int:
