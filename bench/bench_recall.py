@@ -52,9 +52,9 @@ FLOOR = 0.3  # pairs scored down to this probability, so every threshold of THRE
 
 #: The models compared: (Dice levels on the names' Bloom filters, MinHash blocking on them, the date of birth's
 #: partial-agreement level). "before" is the model without any, "dice" the levels only, "after" levels and
-#: blocking, "parts" all three.
+#: blocking, "parts" all three, "dob" the partial-date level alone.
 MODELS = {"before": (False, False, False), "dice": (True, False, False), "after": (True, True, False),
-          "parts": (True, True, True)}
+          "parts": (True, True, True), "dob": (False, False, True)}
 
 
 def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, dob_parts: bool = False
