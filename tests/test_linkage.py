@@ -27,6 +27,7 @@ def _record(key, nhs=None, fore="F1", canon="F1", sur="S1", dob="D1", swap="W1",
     return {"record_key": key, "agency_type": agency, "nhs_status": "valid" if nhs else "missing", "nhs_hash": nhs,
             "forename_hash": fore, "forename_canon_hash": canon, "forename_phonetic": fore[:1],
             "surname_hash": sur, "surname_phonetic": sur[:1], "dob_hash": dob, "dob_swap_hash": swap,
+            "dob_dm_hash": None, "dob_ym_hash": None, "dob_yd_hash": None,  # no partial-date hashes here
             "birth_year": year, "sex": "F", "home_postcode_hash": "P", "home_sector": "LS6 2",
             "home_district": "LS6", "forename_bloom": None, "surname_bloom": None,  # no name filters here
             "is_anonymous": anonymous}

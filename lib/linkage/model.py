@@ -33,11 +33,47 @@ def dob_parts_level():
         label_for_charts=DOB_PARTS_LABEL)
 
 
-def comparisons(dice_cuts: dict[str, list[float]] | None = None, dob_parts: bool = False) -> list:
+BOTH_NAMES_LABEL = "Both names differ"
+BOTH_NAMES_SURNAME_LABEL = "Both names differ (weighed once, in forename)"
+
+
+def _disagrees(field: str, cuts: list[float]) -> str:
+    """SQL: `field` is known on both sides and no level of its comparison above disagreement fires."""
+    col = {"forename": ["forename_hash", "forename_canon_hash", "forename_phonetic"],
+           "surname": ["surname_hash", "surname_phonetic"]}[field]
+    parts = [f'"{field}_hash_l" IS NOT NULL', f'"{field}_hash_r" IS NOT NULL']
+    parts += [f'NOT coalesce("{c}_l" = "{c}_r", false)' for c in col]
+    parts += [f"NOT coalesce({bloom_sql} >= {t:.2f}, false)" for bloom_sql in [dice.bloom.dice_sql(f"{field}_bloom")]
+              for t in cuts]
+    if field == "forename":
+        swapped = '"forename_hash_l" = "surname_hash_r" AND "forename_hash_r" = "surname_hash_l"'
+        parts.append(f"NOT coalesce({swapped}, false)")
+    return " AND ".join(parts)
+
+
+def joint_name_levels(dice_cuts: dict[str, list[float]]) -> tuple:
+    """(forename level, surname level) for a pair whose forename and surname both disagree fully (a false name or
+    an alias, or two different children): weighed once, by the forename comparison's level, whose m and u EM
+    estimates for the two names together; the surname comparison's level is a null level (no weight). Without
+    it the two Else levels are weighed as if independent, and once the Dice levels take typos out of them
+    each is rarer among matches, so a child recorded under a false name was pushed out (measured:
+    docs/LINKAGE_PRIVACY.md)."""
+    forename = cll.CustomLevel(_disagrees("surname", dice_cuts.get("surname", [])), label_for_charts=BOTH_NAMES_LABEL,
+                               base_dialect_str="duckdb")
+    surname = cll.CustomLevel(_disagrees("forename", dice_cuts.get("forename", [])),
+                              label_for_charts=BOTH_NAMES_SURNAME_LABEL, base_dialect_str="duckdb").configure(
+        is_null_level=True)
+    return forename, surname
+
+
+def comparisons(dice_cuts: dict[str, list[float]] | None = None, dob_parts: bool = False,
+                joint_names: bool = False) -> list:
     """The comparisons; `dice_cuts` (from `dice.thresholds`) adds Dice levels on the names' Bloom filters
     between sound-alike and disagreement (None or an empty list: today's levels only); `dob_parts` adds the
-    date of birth's partial agreement (`dob_parts_level`) between transposed and same year."""
+    date of birth's partial agreement (`dob_parts_level`) between transposed and same year; `joint_names`
+    weighs a pair whose two names both disagree once (`joint_name_levels`)."""
     dice_cuts = dice_cuts or {}
+    joint = joint_name_levels(dice_cuts) if joint_names else None
     forename = cl.CustomComparison(
         [
             cll.NullLevel("forename_hash"),
@@ -47,6 +83,7 @@ def comparisons(dice_cuts: dict[str, list[float]] | None = None, dob_parts: bool
             *dice.levels("forename", dice_cuts.get("forename", [])),
             cll.ColumnsReversedLevel("forename_hash", "surname_hash").configure(
                 label_for_charts="Forename and surname swapped"),
+            *([joint[0]] if joint else []),
             cll.ElseLevel(),
         ],
         output_column_name="forename",
@@ -57,6 +94,7 @@ def comparisons(dice_cuts: dict[str, list[float]] | None = None, dob_parts: bool
             cll.ExactMatchLevel("surname_hash", term_frequency_adjustments=True),
             cll.ExactMatchLevel("surname_phonetic").configure(label_for_charts="Surnames sound alike"),
             *dice.levels("surname", dice_cuts.get("surname", [])),
+            *([joint[1]] if joint else []),
             cll.ElseLevel(),
         ],
         output_column_name="surname",
@@ -117,10 +155,10 @@ def blocking_rules(name_lsh: bool = False) -> list:
 
 
 def settings(dice_cuts: dict[str, list[float]] | None = None, name_lsh: bool = False,
-             dob_parts: bool = False) -> SettingsCreator:
+             dob_parts: bool = False, joint_names: bool = False) -> SettingsCreator:
     return SettingsCreator(
         link_type="dedupe_only",
-        comparisons=comparisons(dice_cuts, dob_parts),
+        comparisons=comparisons(dice_cuts, dob_parts, joint_names),
         blocking_rules_to_generate_predictions=blocking_rules(name_lsh),
         retain_intermediate_calculation_columns=True,  # per-field match weights (mw_*), kept to explain links
         retain_matching_columns=False,
@@ -148,10 +186,14 @@ def train(linker, seed: int = 42, max_pairs: float = 2e6) -> None:
         block_on("forename_canon_hash", "surname_hash"), estimate_without_term_frequencies=True)
 
 
+def _has_level(model_json: dict, label: str) -> bool:
+    return any(level.get("label_for_charts") == label for comparison in model_json["comparisons"]
+               for level in comparison["comparison_levels"])
+
+
 def has_dob_parts(model_json: dict) -> bool:
     """Whether a trained model's JSON was built with the date of birth's partial-agreement level."""
-    return any(level.get("label_for_charts") == DOB_PARTS_LABEL for comparison in model_json["comparisons"]
-               for level in comparison["comparison_levels"])
+    return _has_level(model_json, DOB_PARTS_LABEL)
 
 
 def trained_settings(model_json: dict, dialect: str) -> dict:
@@ -162,8 +204,8 @@ def trained_settings(model_json: dict, dialect: str) -> dict:
     would be string literals in Spark SQL, so the JSON cannot be loaded as it is by another backend.
     """
     name_lsh = any(lsh.COLUMN in str(rule) for rule in model_json.get("blocking_rules_to_generate_predictions", []))
-    target = settings(dice.thresholds_in(model_json), name_lsh, has_dob_parts(model_json)).create_settings_dict(
-        sql_dialect_str=dialect)
+    target = settings(dice.thresholds_in(model_json), name_lsh, has_dob_parts(model_json),
+                      _has_level(model_json, BOTH_NAMES_LABEL)).create_settings_dict(sql_dialect_str=dialect)
     target["probability_two_random_records_match"] = model_json["probability_two_random_records_match"]
     trained = {c["output_column_name"]: c for c in model_json["comparisons"]}
     for comparison in target["comparisons"]:
