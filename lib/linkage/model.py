@@ -58,10 +58,10 @@ def joint_name_levels(dice_cuts: dict[str, list[float]]) -> tuple:
     it the two Else levels are weighed as if independent, and once the Dice levels take typos out of them
     each is rarer among matches, so a child recorded under a false name was pushed out (measured:
     docs/LINKAGE_PRIVACY.md)."""
-    forename = cll.CustomLevel(_disagrees("surname", dice_cuts.get("surname", [])), label_for_charts=BOTH_NAMES_LABEL,
-                               base_dialect_str="duckdb")
-    surname = cll.CustomLevel(_disagrees("forename", dice_cuts.get("forename", [])),
-                              label_for_charts=BOTH_NAMES_SURNAME_LABEL, base_dialect_str="duckdb").configure(
+    fore, sur = (_disagrees(field, dice_cuts.get(field, [])) for field in ("forename", "surname"))
+    both = f"({fore}) AND ({sur})"  # the same condition in both: either level fires only where the other does
+    forename = cll.CustomLevel(both, label_for_charts=BOTH_NAMES_LABEL, base_dialect_str="duckdb")
+    surname = cll.CustomLevel(both, label_for_charts=BOTH_NAMES_SURNAME_LABEL, base_dialect_str="duckdb").configure(
         is_null_level=True)
     return forename, surname
 
