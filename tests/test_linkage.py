@@ -178,11 +178,14 @@ def test_explained_level_is_the_level_splink_recorded_for_the_pair(linked):
 
     con, _, _ = linked
     splink_levels = {}
-    for creator in model.comparisons(dice.thresholds_in(explain.latest_model(con))):  # the run's own levels
+    trained = explain.latest_model(con)
+    for creator in model.comparisons(dice.thresholds_in(trained), model.has_dob_parts(trained),
+                                     model.has_joint_names(trained)):  # the run's own levels
         comparison = creator.get_comparison("duckdb")
-        splink_levels[comparison.output_column_name] = {
-            level.comparison_vector_value: explain.plain_label(level.label_for_charts, level.is_null_level)
-            for level in comparison.comparison_levels}
+        levels = splink_levels[comparison.output_column_name] = {}
+        for level in comparison.comparison_levels:  # the first null level names gamma -1
+            levels.setdefault(level.comparison_vector_value,
+                              explain.plain_label(level.label_for_charts, level.is_null_level))
     gammas = [f"gamma_{name}" for name in explain.COMPARISON_TITLES]
     pairs = con.execute(f"""SELECT node_l, node_r, {', '.join(gammas)} FROM link_edges WHERE match_weight IS NOT NULL
                             ORDER BY {', '.join(gammas)}, node_l, node_r""").df()

@@ -191,6 +191,11 @@ def _has_level(model_json: dict, label: str) -> bool:
                for level in comparison["comparison_levels"])
 
 
+def has_joint_names(model_json: dict) -> bool:
+    """Whether a trained model's JSON was built with the joint name levels."""
+    return _has_level(model_json, BOTH_NAMES_LABEL)
+
+
 def has_dob_parts(model_json: dict) -> bool:
     """Whether a trained model's JSON was built with the date of birth's partial-agreement level."""
     return _has_level(model_json, DOB_PARTS_LABEL)
