@@ -50,12 +50,17 @@ THRESHOLDS = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999]
 FLOOR = 0.3  # pairs scored down to this probability, so every threshold of THRESHOLDS can be clustered
 
 
-#: The models compared: (Dice levels on the names' Bloom filters, MinHash blocking on them). "before" is
-#: today's model without either, "dice" the previous session's (levels only), "after" both.
-MODELS = {"before": (False, False), "dice": (True, False), "after": (True, True)}
+#: The models compared: (Dice levels on the names' Bloom filters, MinHash blocking on them, the date of birth's
+#: partial-agreement level). "before" is the model without any, "dice" the levels only, "after" levels and
+#: blocking, "parts" all three, "dob" the partial-date level alone; "joint" is "parts" with a pair whose two
+#: names both disagree weighed once (model.joint_name_levels): today's default.
+MODELS = {"before": (False, False, False, False), "dice": (True, False, False, False),
+          "after": (True, True, False, False), "parts": (True, True, True, False), "dob": (False, False, True, False),
+          "joint": (True, True, True, True)}
 
 
-def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False) -> tuple[list[dict], float]:
+def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, dob_parts: bool = False,
+          joint_names: bool = False) -> tuple[list[dict], float]:
     """Pairwise scores at each match threshold of THRESHOLDS (review band: 0.5 up to the threshold) from
     one training and one scoring (lib.linkage.run's passes and clustering, as `link` runs them), and the
     seconds the passes took."""
@@ -65,7 +70,8 @@ def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False) ->
     started = time.perf_counter()
     nodes, record_nodes = run.deterministic_pass(con)
     edges, _ = run.probabilistic_pass(nodes, run.LinkConfig(review_floor=FLOOR, name_similarity=similarity,
-                                                              name_blocking=blocking, name_similarity_min_nodes=0))
+                                                              name_blocking=blocking, name_similarity_min_nodes=0,
+                                                              dob_parts=dob_parts, joint_names=joint_names))
     seconds = time.perf_counter() - started
     keys = con.execute("""SELECT record_key, agency_type, source_record_id FROM encounters
                           WHERE NOT is_anonymous""").df()

@@ -27,6 +27,7 @@ def _record(key, nhs=None, fore="F1", canon="F1", sur="S1", dob="D1", swap="W1",
     return {"record_key": key, "agency_type": agency, "nhs_status": "valid" if nhs else "missing", "nhs_hash": nhs,
             "forename_hash": fore, "forename_canon_hash": canon, "forename_phonetic": fore[:1],
             "surname_hash": sur, "surname_phonetic": sur[:1], "dob_hash": dob, "dob_swap_hash": swap,
+            "dob_dm_hash": None, "dob_ym_hash": None, "dob_yd_hash": None,  # no partial-date hashes here
             "birth_year": year, "sex": "F", "home_postcode_hash": "P", "home_sector": "LS6 2",
             "home_district": "LS6", "forename_bloom": None, "surname_bloom": None,  # no name filters here
             "is_anonymous": anonymous}
@@ -177,11 +178,14 @@ def test_explained_level_is_the_level_splink_recorded_for_the_pair(linked):
 
     con, _, _ = linked
     splink_levels = {}
-    for creator in model.comparisons(dice.thresholds_in(explain.latest_model(con))):  # the run's own levels
+    trained = explain.latest_model(con)
+    for creator in model.comparisons(dice.thresholds_in(trained), model.has_dob_parts(trained),
+                                     model.has_joint_names(trained)):  # the run's own levels
         comparison = creator.get_comparison("duckdb")
-        splink_levels[comparison.output_column_name] = {
-            level.comparison_vector_value: explain.plain_label(level.label_for_charts, level.is_null_level)
-            for level in comparison.comparison_levels}
+        levels = splink_levels[comparison.output_column_name] = {}
+        for level in comparison.comparison_levels:  # the first null level names gamma -1
+            levels.setdefault(level.comparison_vector_value,
+                              explain.plain_label(level.label_for_charts, level.is_null_level))
     gammas = [f"gamma_{name}" for name in explain.COMPARISON_TITLES]
     pairs = con.execute(f"""SELECT node_l, node_r, {', '.join(gammas)} FROM link_edges WHERE match_weight IS NOT NULL
                             ORDER BY {', '.join(gammas)}, node_l, node_r""").df()

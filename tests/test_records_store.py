@@ -401,10 +401,11 @@ def test_a_store_written_by_the_previous_release_opens_and_is_upgraded(tmp_path)
     reader.close()
     assert "review_decisions" not in _tables_of(duckdb_open(path))
     with store.Store.open(path) as s:
-        assert s.schema_version() == tables.SCHEMA_VERSION == 4  # 3: the names' Bloom filters; 4: stored aggregates
+        assert s.schema_version() == tables.SCHEMA_VERSION == 6  # 3: names' Bloom filters; 4: aggregates; 6: DOB parts
         assert set(tables.TABLES) <= _tables_of(s.con)
         after = snapshot(s.con)
-        # every stored value kept; schema 3 appends the two Bloom-filter columns, empty for rows stored before
+        # every stored value kept; schemas 3 and 6 append the Bloom-filter and date-part hash columns, empty for
+        # rows stored before
         width = len(before["encounters"][0])
         assert [row[:width] for row in after["encounters"]] == before["encounters"]
         assert all(value is None for row in after["encounters"] for value in row[width:])

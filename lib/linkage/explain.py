@@ -38,8 +38,8 @@ def gamma_labels(levels: list[dict]) -> dict[int, str]:
     counter = sum(1 for level in levels if not level.get("is_null_level")) - 1
     labels = {}
     for level in levels:
-        if level.get("is_null_level"):
-            labels[-1] = level.get("label_for_charts", "")
+        if level.get("is_null_level"):  # the first null level names -1 (a later one, e.g. the joint names', also
+            labels.setdefault(-1, level.get("label_for_charts", ""))  # has -1 and no weight)
         else:
             labels[counter] = level.get("label_for_charts", "")
             counter -= 1

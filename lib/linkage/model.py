@@ -2,11 +2,12 @@
 
 Identifiers reach linkage only as keyed hashes and lossy derived features (lib.records.pseudonymise),
 so string-distance comparisons are not possible; agreement is graded instead by exact hash, nickname-
-canonical hash, phonetic code, transposed day/month, postcode sector and district. Every m and u
-probability is estimated from the data (u by random sampling, m by expectation maximisation); none is
-typed in. Levels are Splink's library levels (exact match, null, columns reversed, absolute difference,
-literal match, composed with Or) wherever one says what we mean; the one custom SQL level is the date of
-birth read with day and month transposed, which compares two different columns.
+canonical hash, phonetic code, transposed day/month, two of the date's three parts (keyed hashes of the
+parts two at a time), postcode sector and district. Every m and u probability is estimated from the data
+(u by random sampling, m by expectation maximisation); none is typed in. Levels are Splink's library levels
+(exact match, null, columns reversed, absolute difference, literal match, composed with Or) wherever one
+says what we mean; the one custom SQL level is the date of birth read with day and month transposed, which
+compares two different columns.
 """
 from __future__ import annotations
 
@@ -18,14 +19,61 @@ from lib.linkage import dice, lsh
 
 #: Columns Splink sees (beside unique_id).
 FEATURES = ["forename_hash", "forename_canon_hash", "forename_phonetic", "surname_hash", "surname_phonetic",
-            "dob_hash", "dob_swap_hash", "birth_year", "sex", "home_postcode_hash", "home_sector",
-            "home_district", "forename_bloom", "surname_bloom"]
+            "dob_hash", "dob_swap_hash", "dob_dm_hash", "dob_ym_hash", "dob_yd_hash", "birth_year", "sex",
+            "home_postcode_hash", "home_sector", "home_district", "forename_bloom", "surname_bloom"]
 
 
-def comparisons(dice_cuts: dict[str, list[float]] | None = None) -> list:
+DOB_PARTS_LABEL = "Two of day, month and year agree"
+
+
+def dob_parts_level():
+    """Two of the date of birth's three parts agree (and not the whole date: that level comes first): the same
+    day and month in another year, or the same year with one of day or month different."""
+    return cll.Or(*[cll.ExactMatchLevel(f"dob_{part}_hash") for part in ("dm", "ym", "yd")]).configure(
+        label_for_charts=DOB_PARTS_LABEL)
+
+
+BOTH_NAMES_LABEL = "Both names differ"
+BOTH_NAMES_SURNAME_LABEL = "Both names differ (weighed once, in forename)"
+
+
+def _disagrees(field: str, cuts: list[float]) -> str:
+    """SQL: `field` is known on both sides and no level of its comparison above disagreement fires."""
+    col = {"forename": ["forename_hash", "forename_canon_hash", "forename_phonetic"],
+           "surname": ["surname_hash", "surname_phonetic"]}[field]
+    parts = [f'"{field}_hash_l" IS NOT NULL', f'"{field}_hash_r" IS NOT NULL']
+    parts += [f'NOT coalesce("{c}_l" = "{c}_r", false)' for c in col]
+    parts += [f"NOT coalesce({bloom_sql} >= {t:.2f}, false)" for bloom_sql in [dice.bloom.dice_sql(f"{field}_bloom")]
+              for t in cuts]
+    if field == "forename":
+        swapped = '"forename_hash_l" = "surname_hash_r" AND "forename_hash_r" = "surname_hash_l"'
+        parts.append(f"NOT coalesce({swapped}, false)")
+    return " AND ".join(parts)
+
+
+def joint_name_levels(dice_cuts: dict[str, list[float]]) -> tuple:
+    """(forename level, surname level) for a pair whose forename and surname both disagree fully (a false name or
+    an alias, or two different children): weighed once, by the forename comparison's level, whose m and u EM
+    estimates for the two names together; the surname comparison's level is a null level (no weight). Without
+    it the two Else levels are weighed as if independent, and once the Dice levels take typos out of them
+    each is rarer among matches, so a child recorded under a false name was pushed out (measured:
+    docs/LINKAGE_PRIVACY.md)."""
+    fore, sur = (_disagrees(field, dice_cuts.get(field, [])) for field in ("forename", "surname"))
+    both = f"({fore}) AND ({sur})"  # the same condition in both: either level fires only where the other does
+    forename = cll.CustomLevel(both, label_for_charts=BOTH_NAMES_LABEL, base_dialect_str="duckdb")
+    surname = cll.CustomLevel(both, label_for_charts=BOTH_NAMES_SURNAME_LABEL, base_dialect_str="duckdb").configure(
+        is_null_level=True)
+    return forename, surname
+
+
+def comparisons(dice_cuts: dict[str, list[float]] | None = None, dob_parts: bool = False,
+                joint_names: bool = False) -> list:
     """The comparisons; `dice_cuts` (from `dice.thresholds`) adds Dice levels on the names' Bloom filters
-    between sound-alike and disagreement (None or an empty list: today's levels only)."""
+    between sound-alike and disagreement (None or an empty list: today's levels only); `dob_parts` adds the
+    date of birth's partial agreement (`dob_parts_level`) between transposed and same year; `joint_names`
+    weighs a pair whose two names both disagree once (`joint_name_levels`)."""
     dice_cuts = dice_cuts or {}
+    joint = joint_name_levels(dice_cuts) if joint_names else None
     forename = cl.CustomComparison(
         [
             cll.NullLevel("forename_hash"),
@@ -35,6 +83,7 @@ def comparisons(dice_cuts: dict[str, list[float]] | None = None) -> list:
             *dice.levels("forename", dice_cuts.get("forename", [])),
             cll.ColumnsReversedLevel("forename_hash", "surname_hash").configure(
                 label_for_charts="Forename and surname swapped"),
+            *([joint[0]] if joint else []),
             cll.ElseLevel(),
         ],
         output_column_name="forename",
@@ -45,6 +94,7 @@ def comparisons(dice_cuts: dict[str, list[float]] | None = None) -> list:
             cll.ExactMatchLevel("surname_hash", term_frequency_adjustments=True),
             cll.ExactMatchLevel("surname_phonetic").configure(label_for_charts="Surnames sound alike"),
             *dice.levels("surname", dice_cuts.get("surname", [])),
+            *([joint[1]] if joint else []),
             cll.ElseLevel(),
         ],
         output_column_name="surname",
@@ -55,6 +105,7 @@ def comparisons(dice_cuts: dict[str, list[float]] | None = None) -> list:
             cll.ExactMatchLevel("dob_hash"),
             cll.CustomLevel('"dob_hash_l" = "dob_swap_hash_r"', label_for_charts="Day and month transposed",
                             base_dialect_str="duckdb"),
+            *([dob_parts_level()] if dob_parts else []),
             cll.ExactMatchLevel("birth_year").configure(label_for_charts="Same year of birth"),
             cll.AbsoluteDifferenceLevel("birth_year", 1).configure(label_for_charts="Year of birth ±1"),
             cll.ElseLevel(),
@@ -103,10 +154,11 @@ def blocking_rules(name_lsh: bool = False) -> list:
     return rules
 
 
-def settings(dice_cuts: dict[str, list[float]] | None = None, name_lsh: bool = False) -> SettingsCreator:
+def settings(dice_cuts: dict[str, list[float]] | None = None, name_lsh: bool = False,
+             dob_parts: bool = False, joint_names: bool = False) -> SettingsCreator:
     return SettingsCreator(
         link_type="dedupe_only",
-        comparisons=comparisons(dice_cuts),
+        comparisons=comparisons(dice_cuts, dob_parts, joint_names),
         blocking_rules_to_generate_predictions=blocking_rules(name_lsh),
         retain_intermediate_calculation_columns=True,  # per-field match weights (mw_*), kept to explain links
         retain_matching_columns=False,
@@ -134,6 +186,21 @@ def train(linker, seed: int = 42, max_pairs: float = 2e6) -> None:
         block_on("forename_canon_hash", "surname_hash"), estimate_without_term_frequencies=True)
 
 
+def _has_level(model_json: dict, label: str) -> bool:
+    return any(level.get("label_for_charts") == label for comparison in model_json["comparisons"]
+               for level in comparison["comparison_levels"])
+
+
+def has_joint_names(model_json: dict) -> bool:
+    """Whether a trained model's JSON was built with the joint name levels."""
+    return _has_level(model_json, BOTH_NAMES_LABEL)
+
+
+def has_dob_parts(model_json: dict) -> bool:
+    """Whether a trained model's JSON was built with the date of birth's partial-agreement level."""
+    return _has_level(model_json, DOB_PARTS_LABEL)
+
+
 def trained_settings(model_json: dict, dialect: str) -> dict:
     """The settings of `model.settings()` written for another SQL dialect (e.g. "spark"), carrying the
     trained λ and every m and u probability of `model_json` (a model trained elsewhere, e.g. on DuckDB).
@@ -142,7 +209,8 @@ def trained_settings(model_json: dict, dialect: str) -> dict:
     would be string literals in Spark SQL, so the JSON cannot be loaded as it is by another backend.
     """
     name_lsh = any(lsh.COLUMN in str(rule) for rule in model_json.get("blocking_rules_to_generate_predictions", []))
-    target = settings(dice.thresholds_in(model_json), name_lsh).create_settings_dict(sql_dialect_str=dialect)
+    target = settings(dice.thresholds_in(model_json), name_lsh, has_dob_parts(model_json),
+                      _has_level(model_json, BOTH_NAMES_LABEL)).create_settings_dict(sql_dialect_str=dialect)
     target["probability_two_random_records_match"] = model_json["probability_two_random_records_match"]
     trained = {c["output_column_name"]: c for c in model_json["comparisons"]}
     for comparison in target["comparisons"]:

@@ -15,6 +15,9 @@ linkage can spot a forename and surname recorded the wrong way round. Each disti
 Forename and surname are also kept as keyed Bloom filters of their character bigrams (``forename_bloom``,
 ``surname_bloom``; lib.records.bloom), so linkage can grade a misspelling by Dice similarity.
 
+The date of birth is also hashed two parts at a time (``dob_dm_hash``, ``dob_ym_hash``, ``dob_yd_hash``), so
+linkage can see that two dates agree on two of day, month and year without either being stored in clear.
+
 Derived features kept in clear are lossy: phonetic codes of names (jellyfish Metaphone), birth year,
 sex, postcode sector ("LS6 2") and district ("LS6"), and the geography of the postcode.
 """
@@ -166,6 +169,19 @@ def swapped_dates(days: np.ndarray) -> list:
     return [f"{y:04d}-{d:02d}-{m:02d}" if d <= 12 and d != m else None for y, m, d in zip(year, month, day)]
 
 
+def date_parts(days: np.ndarray) -> dict[str, list]:
+    """Each date's parts two at a time, as the values hashed for partial agreement (domain ``dob``; the
+    prefixes keep them apart from whole dates): ``dm`` "DM:07-02" (month-day), ``ym`` "YM:2010-07",
+    ``yd`` "YD:2010-02"."""
+    months = days.astype("datetime64[M]")
+    year = days.astype("datetime64[Y]").astype(np.int64) + 1970
+    month = months.astype(np.int64) % 12 + 1
+    day = (days - months).astype(np.int64) + 1
+    return {"dm": [f"DM:{m:02d}-{d:02d}" for m, d in zip(month, day)],
+            "ym": [f"YM:{y:04d}-{m:02d}" for y, m in zip(year, month)],
+            "yd": [f"YD:{y:04d}-{d:02d}" for y, d in zip(year, day)]}
+
+
 def sector_district(postcodes: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Postcode sector ("LS6 2") and district ("LS6") of normalised postcodes (no spaces)."""
     outward = pc.utf8_slice_codeunits(postcodes, 0, -3)
@@ -194,6 +210,7 @@ def pseudonymise(good: pa.Table, key: bytes) -> pa.Table:
     forename = _dictionary(good.column("forename"))
     surname = _dictionary(good.column("surname"))
     dob_dict, dob_days = _date_dictionary(good.column("date_of_birth"))
+    parts = date_parts(dob_days)
     home = _dictionary(good.column("home_postcode"))
     sector, district = sector_district(home.dictionary)
     years = pc.year(good.column("date_of_birth"))
@@ -216,6 +233,8 @@ def pseudonymise(good: pa.Table, key: bytes) -> pa.Table:
         "dob_hash": _with_dictionary(dob_dict, pa.array(hasher.values("dob", _iso(dob_days)), pa.string())),
         "dob_swap_hash": _with_dictionary(dob_dict, pa.array(hasher.values("dob", swapped_dates(dob_days)),
                                                              pa.string())),
+        **{f"dob_{part}_hash": _with_dictionary(dob_dict, pa.array(hasher.values("dob", values), pa.string()))
+           for part, values in parts.items()},
         "birth_year": pc.cast(years, pa.int16()),
         "sex": good.column("sex"),
         "home_postcode_hash": hashed(home, "postcode"),

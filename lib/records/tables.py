@@ -18,7 +18,9 @@ the keyed Bloom filters of both names (``forename_bloom``, ``surname_bloom``: NU
 name cannot be re-encoded from its hash; re-ingest the extracts to fill them); 4 adds the stored aggregates
 (``AGGREGATE_TABLES``, built by ``lib.records.aggregates`` inside every write's transaction; the migration
 builds them once from the stored records); 5 adds the assembled cubes (``agg_cube``, ``agg_unplaced``: the exact
-and the protected measure cube, built by ``lib.measures.aggregates`` in the same transactions).
+and the protected measure cube, built by ``lib.measures.aggregates`` in the same transactions); 6 adds keyed hashes of the date of birth's parts taken two
+at a time (``dob_dm_hash`` day and month, ``dob_ym_hash`` year and month, ``dob_yd_hash`` year and day: NULL for
+rows stored before, since a date cannot be re-read from its hash; re-ingest the extracts to fill them).
 ``ensure_schema`` creates a new store at ``SCHEMA_VERSION``, upgrades an older one step by step (inside one
 transaction: a failed step leaves the store as it was) and refuses a store written by a newer release.
 """
@@ -28,7 +30,7 @@ import duckdb
 
 from lib.records import aggregates, geography
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class StoreError(RuntimeError):
@@ -57,6 +59,9 @@ ENCOUNTER_COLUMNS: list[tuple[str, str]] = [
     ("surname_phonetic", "VARCHAR"),
     ("dob_hash", "VARCHAR"),
     ("dob_swap_hash", "VARCHAR"),
+    ("dob_dm_hash", "VARCHAR"),  # keyed hashes of two of the date's three parts (partial agreement)
+    ("dob_ym_hash", "VARCHAR"),
+    ("dob_yd_hash", "VARCHAR"),
     ("birth_year", "SMALLINT"),
     ("sex", "VARCHAR"),
     ("home_postcode_hash", "VARCHAR"),
@@ -171,8 +176,15 @@ def _to_5(cur) -> None:
     create(cur, AGGREGATE_TABLES)
 
 
+def _to_6(cur) -> None:
+    """5 → 6: keyed hashes of the date of birth's parts two at a time (partial agreement in linkage); rows
+    stored before keep NULL."""
+    for column in ("dob_dm_hash", "dob_ym_hash", "dob_yd_hash"):
+        cur.execute(f"ALTER TABLE encounters ADD COLUMN IF NOT EXISTS {column} VARCHAR")
+
+
 #: Migration from each version to the next.
-MIGRATIONS = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5}
+MIGRATIONS = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5, 5: _to_6}
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, where: str = "the store") -> int:
