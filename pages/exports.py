@@ -37,8 +37,16 @@ def measure_cube(path: str, version: str):
     return aggregates.cube(common.connection(path))  # the stored aggregates
 
 
+def _spec_key(value) -> str:
+    """A spec value as part of the cache key; a scenario view (PageData) by what its slide shows."""
+    if hasattr(value, "tables"):
+        return repr((value.title, value.data_version, value.sentences, value.notes,
+                     {k: t.frame.to_csv() for k, t in value.tables.items()}))
+    return str(value)
+
+
 def _pack(path: str, version: str, spec: dict, cube) -> boardpack.BoardPack:
-    key = (path, version, *sorted((k, str(v)) for k, v in spec.items()))
+    key = (path, version, *sorted((k, _spec_key(v)) for k, v in spec.items()))
     with _LOCK:
         if key in _PACKS:
             _PACKS.move_to_end(key)
@@ -54,8 +62,9 @@ def _pack(path: str, version: str, spec: dict, cube) -> boardpack.BoardPack:
 def board_pack_controls(*, layer: str, area: str, period: str = "all", measure: str = "cse_records",
                         a: str = "police", b: str = "children_social_care", cube=None,
                         compare_areas: list[str] | None = None, comparator: list[str] | None = None,
-                        role: str | None = None, key: str = "bp", kind: str = "divergence") -> None:
-    """A "Board pack (PowerPoint)" button and, in an expander, the charts (PNG) and tables (CSV)."""
+                        role: str | None = None, key: str = "bp", kind: str = "divergence", scenario=None) -> None:
+    """A "Board pack (PowerPoint)" button and, in an expander, the charts (PNG) and tables (CSV). ``scenario``:
+    a scenario view's PageData (the Scenario page), added to the deck as a slide."""
     path = common.db_path()
     version = common.stored_data_version(common.connection(path))
     role = role or current_role()
@@ -65,6 +74,8 @@ def board_pack_controls(*, layer: str, area: str, period: str = "all", measure: 
     spec = {"layer": layer, "area": area, "role": role, "period": period, "measure": measure, "a": a, "b": b,
             "compare_areas": list(compare_areas) if compare_areas else None,
             "comparator": list(comparator) if comparator else None, "kind": kind}
+    if scenario is not None:
+        spec["scenario"] = scenario
     charts, tables = boardpack.ASSETS[kind]
 
     def download(part: str, name: str | None = None):
@@ -76,13 +87,15 @@ def board_pack_controls(*, layer: str, area: str, period: str = "all", measure: 
             return data
         return make
 
-    stem = f"board_pack_{'' if kind == 'divergence' else 'across_'}{layer}_{area}_{period.replace(' ', '_')}"
+    stem = (f"board_pack_{'' if kind == 'divergence' else 'across_'}{'scenario_' if scenario is not None else ''}"
+            f"{layer}_{area}_{period.replace(' ', '_')}")
     suppressed = " Small numbers are suppressed (c) for your role." if boardpack.aggregates_suppressed(role) else ""
     st.download_button("Board pack (PowerPoint)", download("deck"), file_name=f"{stem}.pptx",
                        mime=boardpack.PPTX_MIME, key=f"{key}_deck", type="primary", icon=":material/slideshow:",
                        on_click="ignore",
                        help=("Title, summary, map, divergence chart, funnel plot, trend, why they differ, comparison "
-                             "table, methods notes, attribution and data vintage." if kind == "divergence" else
+                             "table, " + ("the scenario, " if scenario is not None else "")
+                             + "methods notes, attribution and data vintage." if kind == "divergence" else
                              "Title, summary, headline figures, children crossing boundaries, flows, children found "
                              "only by linkage, methods notes, attribution and data vintage.") + " Takes about 15 s."
                             + suppressed)

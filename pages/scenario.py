@@ -8,15 +8,17 @@ from collections import OrderedDict
 
 import streamlit as st
 
+from lib import views
 from lib.records import store
 from lib.records.default import DEFAULT_SEED
 from lib.scenario import scenario as sc
 from lib.scenario import simulate
 from lib.scenario.capture import Levers
 from lib.synth.config import AGENCY_TYPES
+from lib.views import divergence as divergence_view
 from lib.views import scenario as view
 from lib.views.base import Source
-from pages import common
+from pages import common, exports
 from pages.common import connection, db_path, progress_callback
 
 ROLE = common.require_page("scenario")  # every role; the area table is suppressed for aggregate-only roles
@@ -230,3 +232,19 @@ common.export_button("Download the result (JSON)", view.download_json(result, RO
                      "application/json", key="scn_json", container=d1)
 common.export_button("Download the area table (CSV)", areas.frame, "scenario_areas.csv", "text/csv",
                      key="scn_csv", container=d2)
+
+# -- board pack: the divergence deck of the store's counts with this scenario as a slide (the same export path,
+# cache and audit row as the other pages' board packs: pages.exports) ----------------------------------------
+st.markdown("**Board pack**")
+pack_layer = shown["layer"] if shown["layer"] in divergence_view.PARAMS["layer"].choices else "utla"
+try:
+    pack_areas, _ = divergence_view.area_choices(source, views.resolve_params("divergence", {"layer": pack_layer}),
+                                                 ROLE)
+except ValueError:  # no agencies' records in the store to count
+    pack_areas = []
+if pack_areas:
+    exports.board_pack_controls(layer=pack_layer, area=common.shared_area(pack_areas) or pack_areas[0], role=ROLE,
+                                key="scn_bp", scenario=data)
+else:
+    st.caption("The board pack needs records in the store (the Data page); the scenario's own results are in the "
+               "downloads above.")

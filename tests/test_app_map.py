@@ -29,7 +29,9 @@ def _line_colours(figure: dict) -> list[str]:
 
 def test_map_page_draws_default_layers_offline(app):
     figure = _map_figure(app)
-    assert figure["layout"]["map"]["style"] == "white-bg"  # no internet needed
+    style = figure["layout"]["map"]["style"]  # no internet needed: a plain background, glyphs from the app
+    assert style["layers"] == [{"id": "white-bg", "type": "background", "paint": {"background-color": "#FFFFFF"}}]
+    assert style["glyphs"].startswith("/app/static/") and "tiles" not in json.dumps(style["sources"])
     legend = [t["name"] for t in figure["data"] if t.get("showlegend")]
     assert any("Police force areas" in name for name in legend)
     assert any("Children's services" in name for name in legend)
@@ -114,3 +116,24 @@ def test_trust_catchment_shares_view_maps_one_trusts_share_by_district(app):
     captions = " ".join(c.value for c in app.caption)
     assert "Modelled from OHID admissions, 2022 edition" in captions
     assert "Manchester University NHS Foundation Trust" in " ".join(m.value for m in app.markdown)
+
+
+def test_place_labels_are_the_official_district_names_shown_only_zoomed_in():
+    """The plain map's place names are every district of the display layer, named as in the official ONS
+    lookups (lookup.name_of), each at a point inside its own polygon; the glyphs they need are in static/."""
+    import shapely
+
+    from lib.geo import lookup, maps
+
+    points = maps.place_label_points()["features"]
+    districts = maps.layer_geojson("lad")["features"]
+    assert [p["id"] for p in points] == [f["id"] for f in districts]
+    names = lookup.name_of("lad")
+    assert all(p["properties"]["name"] == names[p["id"]] for p in points)
+    polygons = {f["id"]: shapely.geometry.shape(f["geometry"]) for f in districts}
+    assert all(polygons[p["id"]].buffer(1e-4).contains(shapely.geometry.Point(p["geometry"]["coordinates"]))
+               for p in points)
+    layer = maps.place_label_layer()
+    assert layer["minzoom"] >= 7 and layer["symbol"]["icon"] == ""  # no icon: Plotly would fetch it from a CDN
+    font_dir = maps.ROOT_STATIC / "glyphs" / maps.GLYPH_FONTSTACK
+    assert (font_dir / "0-255.pbf").stat().st_size > 10_000 and (font_dir / "256-511.pbf").stat().st_size > 10_000

@@ -247,3 +247,25 @@ def test_across_page_offers_the_boundary_crossing_deck(tmp_path_factory, monkeyp
     assert len(buttons) == 1
     assert "children crossing boundaries, flows" in buttons[0].help
     assert "funnel plot" not in buttons[0].help
+
+
+def test_commissioner_trend_slide_is_by_financial_year_from_the_published_counts(packs, store):
+    """Aggregate roles see financial years (lib.access.roles.periods_for): the commissioner's deck has a trend
+    chart by financial year whose every figure equals what the divergence view publishes to that role for that
+    year (the disclosure service's protected counts). Before, the trend was lead-only (quarters) and this slide
+    said the counts were too small to show."""
+    from lib.export.deck_slides import cell_text
+
+    pack, deck = packs["commissioner"], _deck(packs["commissioner"].deck)
+    assert "trend.png" in pack.pngs
+    slide = _slide(deck, "Trend by financial year")
+    assert any(sh.shape_type == 13 for sh in slide.shapes)  # a picture: the chart
+    lines = slide.notes_slide.notes_text_frame.text.splitlines()[1:]
+    assert lines, "no trend rows in the notes"
+    for line in lines:
+        year, count_a, count_b = line.split(" | ")[:3]
+        assert " Q" not in year
+        published = _table(_view(store, "divergence", {**PARAMS, "period": year}, "commissioner")["tables"]
+                           ["div_export"])
+        row = published[published["area_code"] == AREA]
+        assert [count_a, count_b] == [cell_text(row["police"].iat[0]), cell_text(row["children_social_care"].iat[0])]

@@ -104,3 +104,52 @@ def test_a_scenario_survives_a_second_session_and_its_download(tmp_path_factory,
             second.wait_for_timeout(1500)
             _no_exception(second)
             assert "Police: NHS number recorded on 100%" in second.locator('[data-testid="stMain"]').inner_text()
+
+
+def _download_deck(page) -> bytes:
+    with page.expect_download(timeout=240_000) as info:
+        page.get_by_role("button", name="Board pack (PowerPoint)").click()
+    return Path(info.value.path()).read_bytes()
+
+
+def _scenario_slide_text(data: bytes) -> str:
+    import io
+
+    from pptx import Presentation
+
+    deck = Presentation(io.BytesIO(data))
+    return "\\n".join(sh.text_frame.text for s in deck.slides for sh in s.shapes if sh.has_text_frame
+                     and s.shapes.title is not None and s.shapes.title.text.startswith("Scenario"))
+
+
+def test_scenario_board_pack_twice_in_a_session_and_once_in_another(tmp_path_factory, tmp_path):
+    """Issue 18: the Scenario page had no board-pack button. It offers the board pack (the same export path as the
+    other pages) with the scenario as a slide; pressed twice in one session and once in a second session, each
+    press serves the deck and writes an export audit row, and the page shows no error."""
+    db = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)
+
+    def exports() -> int:
+        from lib.access import audit
+
+        rows = audit.read(audit.AuditLog.for_store(db), action="export")
+        return int(rows["detail"].astype(str).str.startswith("board_pack_scenario_").sum())
+
+    with running_app(env={"JOINEDUP_DB": str(db)}) as base:
+        with browser_page() as first:
+            _run_police_100(first, base)
+            decks = [_download_deck(first)]
+            wait_idle(first)
+            decks.append(_download_deck(first))
+            wait_idle(first)
+            first.wait_for_timeout(1000)
+            _no_exception(first)
+            assert "NHS number alone recognises" in first.locator('[data-testid="stMain"]').inner_text()
+        with browser_page() as second:
+            _run_police_100(second, base)
+            decks.append(_download_deck(second))
+            wait_idle(second)
+            _no_exception(second)
+    for data in decks:
+        assert data[:2] == b"PK"
+        assert "Police" in _scenario_slide_text(data) and "100%" in _scenario_slide_text(data)
+    assert exports() == 3

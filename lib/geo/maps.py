@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -27,6 +28,23 @@ BASEMAPS = {"Plain (works offline)": OFFLINE_STYLE, "Streets (needs internet)": 
 DASH_PATTERN = {"solid": None, "dot": [1, 2], "dash": [4, 2], "dashdot": [4, 2, 1, 2],
                 "longdash": [8, 3], "longdashdot": [8, 2, 1, 2]}
 LAND_FILL = "#f3f1ec"
+#: Map text (place names) needs glyph PBFs. Plotly's own "white-bg" style points MapLibre at
+#: fonts.openmaptiles.org (outside the machine), so the plain base map is this equivalent style whose
+#: glyphs are served by the app itself (./static, `server.enableStaticServing`; docs/USER_GUIDE.md,
+#: "Place names on the plain map"). The path is root-relative: the app is served at its own root.
+GLYPHS_URL = "/app/static/glyphs/{fontstack}/{range}.pbf"
+#: The one font vendored (static/glyphs/; Latin ranges 0-255 and 256-511 cover English and Welsh names): Open Sans
+#: Regular, stored under the font-stack name MapLibre asks for (Plotly's layers use MapLibre's default text-font).
+GLYPH_FONTSTACK = "Open Sans Regular,Arial Unicode MS Regular"
+ROOT_STATIC = Path(__file__).resolve().parents[2] / "static"
+#: (An empty "sources" object is dropped on its way to the browser, and MapLibre then rejects the style as
+#: missing "sources": so it holds one empty GeoJSON source.)
+PLAIN_STYLE = {"id": "plain", "version": 8, "glyphs": GLYPHS_URL,
+               "sources": {"plain-empty": {"type": "geojson", "data": {"type": "FeatureCollection", "features": []}}},
+               "layers": [{"id": "white-bg", "type": "background", "paint": {"background-color": "#FFFFFF"}}]}
+#: Place names appear from this zoom (a county fills the map); district names from the ONS lookups' names.
+PLACE_LABEL_MIN_ZOOM = 7.5
+PLACE_LABEL_LAYER = "lad"
 
 
 @cache
@@ -43,6 +61,35 @@ def layer_bounds(layer: str) -> dict[str, tuple[float, float, float, float]]:
         geom = shapely.geometry.shape(feature["geometry"])
         out[feature["id"]] = tuple(float(v) for v in geom.bounds)
     return out
+
+
+@cache
+def place_label_points(layer: str = PLACE_LABEL_LAYER) -> dict:
+    """GeoJSON points naming each area of ``layer`` (local authority districts by default) at a point inside it
+    (shapely's representative point of the display polygon). Names come from lookup.name_of, i.e. the official
+    ONS lookups recorded in geodata/manifest.json; nothing is typed."""
+    names = lookup.name_of(layer)
+    features = []
+    for feature in layer_geojson(layer)["features"]:
+        code = feature["id"]
+        point = shapely.geometry.shape(feature["geometry"]).representative_point()
+        features.append({"type": "Feature", "id": code, "properties": {"name": names.get(code, code)},
+                         "geometry": {"type": "Point", "coordinates": [round(point.x, 5), round(point.y, 5)]}})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def place_label_layer(layer: str = PLACE_LABEL_LAYER) -> dict:
+    """A map symbol layer writing place names (no icon: an icon name would make Plotly fetch it from a CDN),
+    shown only when zoomed in (MapLibre's minzoom), with glyphs from the app's own static folder."""
+    return {"sourcetype": "geojson", "source": place_label_points(layer), "type": "symbol",
+            "minzoom": PLACE_LABEL_MIN_ZOOM, "color": "#333333", "name": "place names",
+            "symbol": {"icon": "", "text": "{name}", "textfont": {"size": 13, "color": "#333333"},
+                       "placement": "point", "textposition": "middle center"}}
+
+
+def map_style(style: str) -> str | dict:
+    """The MapLibre style Plotly is given: the plain style with locally served glyphs for the offline base map."""
+    return PLAIN_STYLE if style == OFFLINE_STYLE else style
 
 
 def zoom_for_bounds(bounds: tuple[float, float, float, float], width_px: int = 800, height_px: int = 650) -> dict:
@@ -106,6 +153,8 @@ def boundaries_figure(layers: list[str], hover_layer: str, style: str = OFFLINE_
     """All chosen boundary layers overlaid; hover on `hover_layer`; optional highlighted area or point."""
     order = [k for k in LAYERS if k in layers][::-1]  # thin lines underneath, police on top
     map_layers = ([_land_layer()] if style == OFFLINE_STYLE else []) + [_line_layer(k) for k in order]
+    if style == OFFLINE_STYLE:  # the tiled base maps carry their own names
+        map_layers.append(place_label_layer())
     fig = go.Figure([hover_trace(hover_layer), *legend_traces([k for k in LAYERS if k in layers])])
     if highlight:
         layer, code = highlight
@@ -114,11 +163,11 @@ def boundaries_figure(layers: list[str], hover_layer: str, style: str = OFFLINE_
                            "type": "line", "color": "#000000", "line": {"width": 4}})
     if point:
         lat, lon, label = point
-        # a marker, no map text: MapLibre would fetch glyph fonts from a font server (the offline promise);
-        # the postcode is named in the page's sentence and panel, and in the hover
+        # a marker: the postcode is named in the page's sentence and panel, and in the hover
         fig.add_trace(go.Scattermap(lat=[lat], lon=[lon], mode="markers", marker={"size": 14, "color": "#000000"},
                                     name=label, hovertemplate=f"{label}<extra></extra>", showlegend=False))
     layout = base_layout(style, view, height)
+    layout["map"]["style"] = map_style(style)
     layout["map"]["layers"] = map_layers
     fig.update_layout(**layout)
     return fig

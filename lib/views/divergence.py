@@ -87,6 +87,22 @@ def _table(source: Source, role: str, layer, period, a, b, measure, pop_key, pop
                            lambda: dv.divergence_table(source.cube_for(role), layer, period, a, b, measure, pop))
 
 
+def _published_trend(source: Source, role: str, layer, area, a, b, measure, pop_key, pop) -> pd.DataFrame:
+    """An aggregate role's trend: one row per financial year it may pick (lib.access.roles.periods_for), taken
+    from that year's protected divergence table (``_table``, the disclosure service's counts), so every figure
+    equals what this view publishes for that year. Columns as ``dv.trend``."""
+    years = [p for p in periods_for(role, source.cube_for(role).periods) if p != "all"]
+    columns = ["period", "count_a", "count_b", "total", "share_a", "national_share", "lower_95", "upper_95",
+               "lower_998", "upper_998", "verdict"]
+    rows = []
+    for year in years:
+        table = _table(source, role, layer, year, a, b, measure, pop_key, pop)
+        row = table[table["area_code"] == area]
+        if not row.empty:
+            rows.append(row.iloc[0][columns[1:]].to_dict() | {"period": year})
+    return pd.DataFrame(rows, columns=columns)
+
+
 def _ratio_map(table: pd.DataFrame, layer: str, a: str, b: str, hatch: bool):
     """The ratio map; below the lead, areas with a small published count hatched on top (with a legend)."""
     fig = figures.ratio_map(table, layer, a, b)
@@ -232,13 +248,15 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         text = beside.loc[beside["Code"] == area, "Reconciliation"].iat[0]
         data.say("published_area", f"**{area_name}**, children's social care against the published DfE figure: "
                                    f"{text}.")
-    if agg:
+    if agg:  # by financial year from the protected counts: each year's row is the one this view publishes for it
         data.note("trend_hidden", "Trends by quarter are for the safeguarding lead (quarters are not published "
-                                  "to your role); choose a financial year under Period to see one year.")
+                                  "to your role): the trend is by financial year, from the published counts.")
+        trend = _published_trend(source, role, layer, area, a, b, measure, pop_key, pop)
     else:
         granularity = params["granularity"]
         trend = source.memo.get(("divergence.trend", layer, area, a, b, measure, granularity),
                                 lambda: dv.trend(cube, layer, area, a, b, measure, granularity))
+    if not agg or not trend.empty:
         data.say("trend", dv.describe_trend(trend, area_name, a, b, measure))
         data.figures["div_trend"] = figures.trend_figure(trend, a, b, noun)
         data.tables["div_trend_table"] = Table(trend, f"{area_name}: trend")
