@@ -375,7 +375,7 @@ def test_an_older_store_gets_its_aggregates_built_once_when_upgraded(synthetic, 
     assert not assert_same_cube(reader)
     reader.close()
     with versions.write(path, "upgrade") as w:  # the next writer upgrades it
-        assert store.Store(w.con).schema_version() == tables.SCHEMA_VERSION == 5
+        assert store.Store(w.con).schema_version() == tables.SCHEMA_VERSION == 6
     reader = store.connect(path, read_only=True)
     try:
         assert assert_same_cube(reader)
