@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 
+import lib.measures.aggregates  # noqa: F401  (registers the cube builder for every store the CLI writes)
 from lib.access.audit import AuditError
 from lib.records.store import StoreError
 from lib.records.versions import EXIT_LOCKED, StoreLocked

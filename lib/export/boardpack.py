@@ -339,7 +339,9 @@ def _scenario_slide(s: Slides, d: _Deck) -> None:
     if scenario is None:
         return
     slide = s.titled(f"{SCENARIO_TITLE}: {scenario.title}")
-    s.bullets(slide, [scenario.sentences[0]], size=16, height=1.2)
+    levers = scenario.extra.get("levers", [])[:2]  # what was changed: a board must see which scenario this is
+    s.bullets(slide, ["Scenario: " + " ".join(levers), scenario.sentences[0]] if levers else [scenario.sentences[0]],
+              size=14, height=1.4)
     table = scenario.table("summary").frame.copy()
     for column in ("today", "scenario", "change"):
         if column in table.columns:

@@ -241,3 +241,18 @@ def store_rows(con: duckdb.DuckDBPyConnection, direct: pd.DataFrame, native: pd.
         cur.unregister("incoming_native")
         cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [stored.STATE_KEY, stored.fingerprint(cur)])
         stored.refresh_cubes(cur, force=True)  # assembled from the rows just stored
+
+
+class _CubeBuilder:
+    """What storage calls to build the cubes inside a write (``lib.records.aggregates.register_cube_builder``)."""
+
+    @staticmethod
+    def version() -> str:
+        return f"{CUBES_FORMAT}:{geography_version()}"
+
+    @staticmethod
+    def build_stored(cur) -> None:
+        build_stored(cur)
+
+
+stored.register_cube_builder(_CubeBuilder)

@@ -177,14 +177,28 @@ def rebuild(cur) -> None:
 
 # -- the assembled cubes (exact and protected), built by the measures layer on the same cursor ------------------
 
-def cubes_fingerprint(cur) -> str:
+#: The layer above that assembles the cubes (exact and protected need the conversion weights and the cell keys,
+#: which storage must not import): ``lib.measures.aggregates`` registers itself here when imported, as every
+#: writer of a store does (the app, ``lib.cli``, the view layer). A process that never imported it builds no cubes
+#: and leaves them stale, so readers count afresh: slower, never wrong.
+_cube_builder = None
+
+
+def register_cube_builder(builder) -> None:
+    """Register what builds the cubes: an object with ``version() -> str`` (format and geography) and
+    ``build_stored(cur)``."""
+    global _cube_builder
+    _cube_builder = builder
+
+
+def cubes_fingerprint(cur) -> str | None:
     """What the assembled cubes depend on: the records, the batches and the linkage (not the reviewer decisions,
     which change no ``record_child`` row until the next linkage run), the geography (its manifest: conversion
-    weights) and the format of the stored cube (``CUBES_FORMAT``)."""
-    from lib.measures import aggregates as cubes  # the layer above builds the cubes (weights, cell keys)
-
+    weights) and the format of the stored cube; None when no cube builder is registered."""
+    if _cube_builder is None:
+        return None
     n, batch, run, linked, _ = fingerprint(cur).split(":")
-    return f"{cubes.CUBES_FORMAT}:{n}:{batch}:{run}:{linked}:{cubes.geography_version()}"
+    return f"{n}:{batch}:{run}:{linked}:{_cube_builder.version()}"
 
 
 def cubes_current(cur, cube: str = "exact") -> bool:
@@ -193,19 +207,18 @@ def cubes_current(cur, cube: str = "exact") -> bool:
     if not {"meta", "agg_cube", "agg_unplaced"} <= _tables(cur):
         return False
     rows = cur.execute("SELECT value FROM meta WHERE name = ?", [f"{STATE_KEY}.{cube}"]).fetchall()
-    return bool(rows) and rows[0][0] == cubes_fingerprint(cur)
+    wanted = cubes_fingerprint(cur)
+    return wanted is not None and bool(rows) and rows[0][0] == wanted
 
 
 def refresh_cubes(cur, *, force: bool = False) -> bool:
     """Rebuild the assembled cubes on ``cur`` (inside the caller's transaction) unless they are current and not
     ``force``; returns whether they were rebuilt. A store without ``agg_cube`` (being migrated) is left alone."""
-    if not {"agg_cube", "agg_unplaced"} <= _tables(cur):
+    if _cube_builder is None or not {"agg_cube", "agg_unplaced"} <= _tables(cur):
         return False
     if not force and cubes_current(cur, "exact") and cubes_current(cur, "protected"):
         return False
-    from lib.measures import aggregates as cubes
-
-    cubes.build_stored(cur)
+    _cube_builder.build_stored(cur)
     return True
 
 

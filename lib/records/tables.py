@@ -18,9 +18,10 @@ the keyed Bloom filters of both names (``forename_bloom``, ``surname_bloom``: NU
 name cannot be re-encoded from its hash; re-ingest the extracts to fill them); 4 adds the stored aggregates
 (``AGGREGATE_TABLES``, built by ``lib.records.aggregates`` inside every write's transaction; the migration
 builds them once from the stored records); 5 adds the assembled cubes (``agg_cube``, ``agg_unplaced``: the exact
-and the protected measure cube, built by ``lib.measures.aggregates`` in the same transactions); 6 adds keyed hashes of the date of birth's parts taken two
-at a time (``dob_dm_hash`` day and month, ``dob_ym_hash`` year and month, ``dob_yd_hash`` year and day: NULL for
-rows stored before, since a date cannot be re-read from its hash; re-ingest the extracts to fill them).
+and the protected measure cube, built by ``lib.measures.aggregates`` in the same transactions); 6 adds keyed
+hashes of the date of birth's parts taken two at a time (``dob_dm_hash`` day and month, ``dob_ym_hash`` year and
+month, ``dob_yd_hash`` year and day: NULL for rows stored before, since a date cannot be re-read from its hash;
+re-ingest the extracts to fill them).
 ``ensure_schema`` creates a new store at ``SCHEMA_VERSION``, upgrades an older one step by step (inside one
 transaction: a failed step leaves the store as it was) and refuses a store written by a newer release.
 """

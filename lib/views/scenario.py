@@ -282,7 +282,7 @@ def page_data(result: dict, params: dict, role: str, data_version: str = "") -> 
     data = PageData(page=PAGE, role=role, params=dict(params), data_version=data_version, title=report.title,
                     sentences=sentences, tables=tables,
                     figures=dict(report.figures),  # go.Figure: cheaper to draw on a rerun
-                    notes=lines, extra={"kind": result["kind"]})
+                    notes=lines, extra={"kind": result["kind"], "levers": list(result["levers_text"])})
     data.note("disclosure", method_note(aggregates_suppressed(role)))
     return data
 
