@@ -13,6 +13,7 @@ from collections import OrderedDict
 
 import streamlit as st
 
+from lib.disclosure.notes import method_note
 from lib.export import boardpack, downloads
 from pages import common
 
@@ -83,13 +84,13 @@ def board_pack_controls(*, layer: str, area: str, period: str = "all", measure: 
             pack = _pack(path, version, spec, cube)
             data = pack.deck if part == "deck" else (pack.pngs if part == "png" else pack.csvs)[name]
             downloads.record(trail, user=user, role=role, subject=f"{layer}:{area}",  # before serving
-                             detail=f"{name or pack.file_stem + '.pptx'} ({period}, {measure})")
+                             detail=f"{name or stem + '.pptx'} ({period}, {measure})")  # the file served
             return data
         return make
 
     stem = (f"board_pack_{'' if kind == 'divergence' else 'across_'}{'scenario_' if scenario is not None else ''}"
             f"{layer}_{area}_{period.replace(' ', '_')}")
-    suppressed = " Small numbers are suppressed (c) for your role." if boardpack.aggregates_suppressed(role) else ""
+    suppressed = " " + method_note(boardpack.aggregates_suppressed(role))  # what protects the figures, or that none does
     st.download_button("Board pack (PowerPoint)", download("deck"), file_name=f"{stem}.pptx",
                        mime=boardpack.PPTX_MIME, key=f"{key}_deck", type="primary", icon=":material/slideshow:",
                        on_click="ignore",
