@@ -90,7 +90,7 @@ def board_pack_controls(*, layer: str, area: str, period: str = "all", measure: 
 
     stem = (f"board_pack_{'' if kind == 'divergence' else 'across_'}{'scenario_' if scenario is not None else ''}"
             f"{layer}_{area}_{period.replace(' ', '_')}")
-    suppressed = " " + method_note(boardpack.aggregates_suppressed(role))  # what protects the figures, or that none does
+    suppressed = " " + method_note(boardpack.aggregates_suppressed(role))  # what protects the figures (or none)
     st.download_button("Board pack (PowerPoint)", download("deck"), file_name=f"{stem}.pptx",
                        mime=boardpack.PPTX_MIME, key=f"{key}_deck", type="primary", icon=":material/slideshow:",
                        on_click="ignore",
