@@ -23,6 +23,14 @@ def test_about_lists_every_official_source_with_its_vintage_from_the_manifest():
     assert set(data.table("layers").frame["Layer"]) == {layer.title for layer in LAYERS.values()}
 
 
+def test_about_names_the_protection_the_pages_apply_not_the_retired_suppression():
+    """About said "Counts from 1 to 5 are shown as c" after every page had moved to cell key perturbation."""
+    from lib.disclosure.notes import METHOD
+
+    text = " ".join(about.build(None, {}, "commissioner").sentences)
+    assert METHOD in text and "shown as c" not in text
+
+
 def test_about_says_who_sees_what_from_the_role_table():
     roles = about.build(None, {}, "lead").table("roles").frame
     assert len(roles) == len(ROLES)

@@ -5,5 +5,6 @@
 - ``boardpack``: the deck built with python-pptx; the page and ``python -m lib.cli boardpack`` share it.
 - ``commands``: the ``boardpack`` sub-command.
 
-Every export for an aggregate-only role passes through ``lib.measures.suppression`` first.
+Every export for an aggregate-only role is built from the view builders' PageData, already protected by the
+disclosure-control service (``lib.disclosure.service``, cell key perturbation).
 """

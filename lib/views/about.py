@@ -12,8 +12,8 @@ import pandas as pd
 from lib.access.roles import PAGE_ROLES, ROLE_LABELS, ROLES, sees_child_level
 from lib.geo.layers import LAYERS
 from lib.measures import funnel, population
-from lib.measures.suppression import NOTE as SUPPRESSION_NOTE
 from lib.views.base import PageData, Param, Table
+from lib.disclosure.notes import METHOD
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "geodata" / "manifest.json"
@@ -50,7 +50,7 @@ METHODS = [
     ("Where counts diverge", "Each area's share of one agency's count against two agencies' total is compared "
                    f"with the national share on a funnel plot with {funnel.LEVEL_TITLES['95']} and "
                    f"{funnel.LEVEL_TITLES['998']} limits (binomial), so small areas are not flagged by chance."),
-    ("Protecting small numbers", SUPPRESSION_NOTE + " The safeguarding lead sees exact figures; every file the lead "
+    ("Protecting small numbers", METHOD + " The safeguarding lead sees exact figures; every file the lead "
                    "exports says it is unprotected."),
 ]
 

@@ -6,8 +6,8 @@ A view builder (``lib/views/<page>.py``) returns a ``PageData``; the Streamlit p
 Interface (kept small; other builders depend on it):
 
 - ``Table(frame, title="", note="", downloadable=False, columns={})``: ``frame`` is exactly what the user
-  sees, already protected for the role (the builder calls the suppression functions in ONE place, so
-  issue 16's disclosure service is a one-line change). ``columns``: optional display hints per column,
+  sees, already protected for the role (the builder reads the protected cube, ``Source.cube_for(role)``, from
+  the one disclosure-control service). ``columns``: optional display hints per column,
   ``{"col": {"label": "Area", "format": "%.2f"}}`` (JSON-safe; the page turns them into column_config).
 - ``PageData(page, role, params, data_version, title, sentences=[], tables={}, figures={}, notes=[])``:
   ``sentences``: the readings shown as markdown, in page order; ``tables``: ordered name -> Table;
