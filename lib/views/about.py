@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 from lib.access.roles import PAGE_ROLES, ROLE_LABELS, ROLES, sees_child_level
+from lib.disclosure.notes import METHOD
 from lib.geo.layers import LAYERS
 from lib.measures import funnel, population
 from lib.views.base import PageData, Param, Table
-from lib.disclosure.notes import METHOD
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "geodata" / "manifest.json"
