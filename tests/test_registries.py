@@ -18,6 +18,7 @@ from lib.records.ingest import commit, prepare
 from lib.scenario import model, scenario, simulate
 from lib.scenario.capture import Levers
 from lib.views import across
+from lib.views import scenario as scenario_view
 from tests.fixtures_linkage import private_linked_store, tiny_store
 from tests.test_records import KEY, TODAY, csv_bytes, good_rows
 
@@ -181,9 +182,12 @@ def test_a_registered_layer_gets_the_outline_scenario_and_across_choices():
         assert list(across.SPAN_CHOICES) == ["any", "pfa", "utla", "nhs", "trust", "csa_copy"]
         assert across.SPAN_CHOICES["csa_copy"] == "CSAs (copy)"
         assert views.resolve_params("across", {"span": "csa_copy"})["span"] == "csa_copy"
+        assert list(scenario_view.LAYERS)[-1] == "csa_copy"  # the Scenario page's "Map the gain by"
+        assert views.resolve_params("scenario", {"layer": "csa_copy"})["layer"] == "csa_copy"
         assert "spans_csa_copy" in across.span_counts() and across.span_rates()["share_csa_copy"] == \
             ["children", "spans_csa_copy"]
     assert "csa_copy" not in across.SPAN_CHOICES and "csa_copy" not in model.MODEL_LAYERS
+    assert "csa_copy" not in scenario_view.LAYERS
     assert "csa_copy" not in _choices(cli.build_parser(), "scenario")
     with pytest.raises(ValueError, match="span='csa_copy'"):
         views.resolve_params("across", {"span": "csa_copy"})

@@ -34,6 +34,7 @@ import json
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,10 +118,10 @@ class PageData:
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter of a page: ``choices`` (a tuple) or ``kind`` (a type parsing text); ``many``: a list
-    (comma-separated on the command line). ``default`` None means "the builder decides"."""
+    """One parameter of a page: ``choices`` (a tuple, or a live registry view: a layer registered later is
+    offered) or ``kind`` (a type parsing text); ``many``: a list (comma-separated on the command line). ``default`` None means "the builder decides"."""
     default: Any = None
-    choices: tuple | None = None
+    choices: tuple | Mapping | None = None
     kind: type = str
     many: bool = False
     help: str = ""

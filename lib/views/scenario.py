@@ -22,6 +22,7 @@ import pandas as pd
 from lib.access.roles import aggregates_suppressed
 from lib.disclosure import cells
 from lib.disclosure.notes import method_note
+from lib.geo import layers
 from lib.records import store
 from lib.scenario import scenario as sc
 from lib.scenario.capture import Levers
@@ -30,7 +31,9 @@ from lib.views.base import PageData, Param, Source, Table, source_of
 
 PAGE = "scenario"
 POPULATIONS = {20_000: "20,000 encounters (the default dataset)", 5_000: "5,000 encounters (quicker)"}
-LAYERS = {"utla": "Children's services authority", "pfa": "Police force area", "nhs": "ICB / Welsh health board"}
+#: The layers the gain table and map may use -> their labels (a live view of the layer registry).
+LAYERS = layers.view(lambda layer: layer.scenario_order > 0, lambda layer: layer.noun[:1].upper() + layer.noun[1:],
+                     order=lambda layer: layer.scenario_order)
 CURVE_MODES = {"deterministic": "NHS-number pass only (fast, about 1–2 s a point)",
                "full": "Full linkage at every point (about 5 s a point)"}
 KINDS = {"simulation": "Simulation on the synthetic population", "model": "Model on your data"}
@@ -39,7 +42,7 @@ PARAMS = {
     "kind": Param("simulation", choices=tuple(KINDS), help="simulation (synthetic population) or model (your data)"),
     "encounters": Param(20_000, choices=tuple(POPULATIONS), kind=int, help="synthetic population size"),
     "levers": Param("{}", help='JSON of the levers, e.g. {"capture": {"police": 1.0}, "opt_out": 0.1}'),
-    "layer": Param("utla", choices=tuple(LAYERS), help="areas of the gain table and map"),
+    "layer": Param("utla", choices=LAYERS, help="areas of the gain table and map"),
     "curve_agencies": Param(None, choices=tuple(AGENCY_TYPES), many=True,
                             help="agencies whose capture the curve varies (default: every agency)"),
     "curve_mode": Param("deterministic", choices=tuple(CURVE_MODES), help="how each curve point is linked"),
