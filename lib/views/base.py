@@ -119,7 +119,8 @@ class PageData:
 @dataclass(frozen=True)
 class Param:
     """One parameter of a page: ``choices`` (a tuple, or a live registry view: a layer registered later is
-    offered) or ``kind`` (a type parsing text); ``many``: a list (comma-separated on the command line). ``default`` None means "the builder decides"."""
+    offered) or ``kind`` (a type parsing text); ``many``: a list (comma-separated on the command line).
+    ``default`` None means "the builder decides"."""
     default: Any = None
     choices: tuple | Mapping | None = None
     kind: type = str
