@@ -175,11 +175,12 @@ with st.container(border=True):
     exports.board_pack_controls(layer=layer, area=area, period=period, measure=measure, a=a, b=b,
                                 cube=source.cube(), role=ROLE, key="div_bp")
 note("small", lambda text: st.info(text, icon=":material/info:"))
-if page.note_text("trend_hidden"):
-    note("trend_hidden", lambda text: st.info(text, icon=":material/visibility_off:"))
+if page.note_text("trend_hidden"):  # aggregate roles: by financial year, from the published counts
+    note("trend_hidden", lambda text: st.info(text, icon=":material/info:"))
 else:
     st.radio("Trend by", list(view.GRANULARITIES), horizontal=True, key="div_trend_by",
              format_func=view.GRANULARITIES.get)
+if "div_trend_table" in page.tables:
     st.markdown(page.sentence("trend"))
     chart, tab = view_tabs("div_trend_view")
     if chart.open:
