@@ -4,6 +4,7 @@ audited before it is written."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -45,7 +46,7 @@ def test_rendered_tables_equal_the_cli_view(store, monkeypatch, role, case):
     if aggregates_suppressed(role) and params.get("period", "all") != "all":
         pytest.skip("aggregate-only roles have one period (test_cli_refuses_... checks the refusal)")
     if aggregates_suppressed(role) and "area" in params:
-        params.pop("granularity")  # no trend for these roles; the area may be left out for them
+        params.pop("granularity")  # their trend is by financial year only; the area may be left out for them
         choices = cli_view(store, "divergence", role, {"layer": params["layer"]})["extra"]["area_choices"]
         if params["area"] not in choices:
             params.pop("area")
@@ -57,8 +58,11 @@ def test_rendered_tables_equal_the_cli_view(store, monkeypatch, role, case):
     assert got["table_order"] == view_json["table_order"]
     shown = [m.value for m in at.markdown]
     assert all(s in shown for s in got["sentences"]), set(got["sentences"]) - set(shown)
-    if aggregates_suppressed(role):
-        assert "div_trend_table" not in got["tables"] and "trend_hidden" in got["note_names"]
+    if aggregates_suppressed(role):  # a trend by financial year from the published counts, and a note saying so
+        assert "div_trend_table" in got["tables"] and "trend_hidden" in got["note_names"]
+        trend = view_json["tables"]["div_trend_table"]
+        periods = [row[trend["columns"].index("period")] for row in trend["rows"]]
+        assert all(re.fullmatch(r"\d{4}-\d{2}", str(p)) for p in periods), periods  # financial years, no quarter
     else:
         assert "div_trend_table" in got["tables"]
 
