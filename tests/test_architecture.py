@@ -210,3 +210,36 @@ def test_the_architecture_page_names_every_disclosure_and_aggregates_module(grap
     for package in sorted({m.split(".")[1] for m in graph.modules if m.count(".") >= 1 and m.startswith("lib.")}):
         if (ROOT / "lib" / package).is_dir():
             assert f"{package}/" in layout, f"docs/ARCHITECTURE.md's layout does not list lib/{package}/"
+
+
+# -- functions stay short enough to read (issue 15) -----------------------------------------------------------
+
+#: The longest a function in lib/ may be, in lines from ``def`` to its last line (decorators not counted).
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(root: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """"path:line name (n lines)" of every function or method under ``root`` longer than ``limit`` lines."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > limit:
+                    found.append(f"{path.relative_to(root.parent)}:{node.lineno} {node.name} ({length} lines)")
+    return found
+
+
+def test_no_function_in_lib_is_over_80_lines():
+    offenders = long_functions(ROOT / "lib")
+    assert not offenders, "split these into well-named helpers (issue 15):\n" + "\n".join(offenders)
+
+
+def test_the_length_check_counts_from_def_to_the_last_line(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(80))
+    (tmp_path / "pkg" / "m.py").write_text(f"def short():\n    return 1\n\n\nclass C:\n    def long(self):\n{body}",
+                                           encoding="utf-8")
+    assert long_functions(tmp_path / "pkg") == ["pkg/m.py:6 long (81 lines)"]
+    assert long_functions(tmp_path / "pkg", limit=81) == []

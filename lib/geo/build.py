@@ -344,7 +344,6 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
     names = area_names(table, ref, shares)
     t = step("LSOA lookup and OHID trust catchments", t)
 
-    files: dict[str, dict] = {}
     table.to_parquet(out_dir / "lsoa_lookup.parquet", index=False, compression="zstd")
     names.to_csv(out_dir / "areas.csv", index=False, lineterminator="\n")
     placed = lsoa_of_postcode >= 0
@@ -358,6 +357,19 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
         table, names[names["layer"] == "utla"].set_index("code")["name"], out_dir)
     t = step("lookups, facts and child population written", t)
 
+    layer_checks = _write_layers(lsoa, table, names, out_dir, step, t)
+    files = _file_checksums(out_dir, facts)
+    manifest = _manifest(layer_checks, trust_section, population_section, table, placed, files)
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+                                           encoding="utf-8")
+    progress(f"built in {time.perf_counter() - started:.1f} s")
+    manifest["timings_s"] = timings
+    return manifest
+
+
+def _write_layers(lsoa, table: pd.DataFrame, names: pd.DataFrame, out_dir: Path, step, t: float) -> dict:
+    """Dissolve, check and simplify each map layer and write its GeoJSON; returns each layer's coverage checks
+    (full resolution and as displayed), timing each layer with ``step``."""
     layer_checks = {}
     for key, layer in LAYERS.items():
         areas = dissolve_layer(lsoa, table[layer.column].replace("nan", None))
@@ -369,17 +381,28 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
         layer_checks[key] = {"areas": len(areas), "full_resolution": full, "display": shown,
                              "simplify_tolerance_m": SIMPLIFY_TOLERANCE[key]}
         t = step(f"layer {key} ({len(areas)} areas)", t)
+    return layer_checks
 
+
+def _file_checksums(out_dir: Path, facts: dict) -> dict[str, dict]:
+    """Size and SHA-256 of every file the build wrote or vendored, so the manifest pins each one."""
+    files: dict[str, dict] = {}
     for path in sorted([*out_dir.glob("*.parquet"), out_dir / "areas.csv", *(out_dir / "layers").glob("*.geojson"),
                         *[out_dir / "facts" / name for name in facts], out_dir / "facts" / trusts.SUCCESSOR_FACTS,
                         *(out_dir / "official").glob("*.*")]):
         files[str(path.relative_to(out_dir))] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+    return files
 
+
+def _manifest(layer_checks: dict, trust_section: dict, population_section: dict, table: pd.DataFrame,
+              placed: np.ndarray, files: dict) -> dict:
+    """manifest.json: every official source with its vintage and provenance, what each fact file derives from,
+    packages, licences, the layers' checks and the files' checksums (the house rule's single record)."""
     official = official_lookups.sources_json()
     for key, layer in LAYERS.items():
         layer_checks[key].update({"source": layer.source, "vintage": layer.vintage,
                                   "official": {k: _provenance(official[k]) for k in layer.official}})
-    manifest = {
+    return {
         "build_command": "python -m lib.cli geodata build",
         "refresh_official_command": "python -m lib.cli geodata extract --mirror /work/.mirror",
         "official": {k: {**v, "path_in_project": f"geodata/official/{v['file']}"} for k, v in official.items()}
@@ -425,8 +448,3 @@ def build(out_dir: Path = sources.GEODATA, progress: Progress = print) -> dict:
         "postcodes_outside_lsoas": int((~placed).sum()),
         "files": files,
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")
-    progress(f"built in {time.perf_counter() - started:.1f} s")
-    manifest["timings_s"] = timings
-    return manifest

@@ -352,9 +352,25 @@ def profile(base: pd.DataFrame, areas: list[str], suppressed: bool, *, comparato
                       national_row(base)], ignore_index=True)
     values = indicators(rows, a, b)
     values.index = [*areas, COMPARATOR, NATIONAL]
+    row_mask = _row_mask(base, mask, values, list(group["area_code"]), areas, suppressed, a, b)
+    columns = [*[names[c] for c in areas], COMPARATOR, NATIONAL]
+    display, numeric_rows, hidden = _cells(_indicator_spec(base, a, b, measure), values, row_mask, columns)
+    notes = ["Counts are placed where each encounter happened (direct basis); completeness, spans and the "
+             "linkage rate cover all periods.", population.source_label()]
+    if suppressed:
+        notes.append(NOTE)
+    return Profile(table=pd.DataFrame(display), numeric=pd.DataFrame(numeric_rows), areas=list(areas),
+                   names={c: names[c] for c in areas}, comparator=group, explanation=explanation, hidden=hidden,
+                   suppressed=suppressed, notes=notes)
+
+
+def _row_mask(base: pd.DataFrame, mask: pd.DataFrame, values: pd.DataFrame, members: list[str], areas: list[str],
+              suppressed: bool, a: str, b: str) -> pd.DataFrame:
+    """Which cells of ``values`` are hidden: each area's and the nation's own, and the comparator group's
+    wherever a member's cell is hidden or (suppressed) the group's own count is small, with what derives from it."""
     row_mask = mask.reindex([*areas, NATIONAL]).copy()
-    members = mask.reindex(list(group["area_code"])).fillna(False)
-    comp_row = members.any(axis=0) if len(members) else pd.Series(False, index=mask.columns)
+    member_mask = mask.reindex(members).fillna(False)
+    comp_row = member_mask.any(axis=0) if len(member_mask) else pd.Series(False, index=mask.columns)
     if suppressed:  # the group's own small counts, and anything derived from them
         small = suppress(values.loc[[COMPARATOR]], [c for c in count_columns(base)])
         for column in count_columns(base):
@@ -363,8 +379,12 @@ def profile(base: pd.DataFrame, areas: list[str], suppressed: bool, *, comparato
             src = [src] if isinstance(src, str) else list(src)
             comp_row[column] = bool(comp_row[column]) or bool(comp_row[src].any())
     row_mask.loc[COMPARATOR] = comp_row
-    row_mask = row_mask.reindex(values.index).astype(bool)
+    return row_mask.reindex(values.index).astype(bool)
 
+
+def _indicator_spec(base: pd.DataFrame, a: str, b: str, measure: str) -> list[tuple[str, str, str]]:
+    """(key, label, kind) of each profile row, in order: counts and rates of the agencies present, divergence
+    when both compared agencies are, then identifier completeness, spans and linkage."""
     agencies = [c for c in base.columns if c in dv.AGENCIES]
     noun = dv.NOUN.get(measure, measure)
     spec = [(x, f"{dv.agency_title(x)}: {noun}", "count") for x in agencies]
@@ -377,7 +397,13 @@ def profile(base: pd.DataFrame, areas: list[str], suppressed: bool, *, comparato
              ("name_dob_pct", "Identifier completeness: name and date of birth (% of records)", "pct"),
              ("spanning_pct", "Children spanning boundaries (% of resident linked children)", "pct"),
              ("linkage_pct", "Linkage rate (% of identifiable records joined to another)", "pct")]
-    columns = [*[names[c] for c in areas], COMPARATOR, NATIONAL]
+    return spec
+
+
+def _cells(spec: list[tuple[str, str, str]], values: pd.DataFrame, row_mask: pd.DataFrame,
+           columns: list[str]) -> tuple[list[dict], list[dict], int]:
+    """The displayed rows (formatted text, SUPPRESSED where hidden), the numeric rows (NaN where hidden or
+    missing) and how many cells were hidden."""
     display, numeric_rows = [], []
     hidden = 0
     for key, label, kind in spec:
@@ -399,13 +425,7 @@ def profile(base: pd.DataFrame, areas: list[str], suppressed: bool, *, comparato
                                  f"{value:,.1f}")
         display.append(shown)
         numeric_rows.append(nums)
-    notes = ["Counts are placed where each encounter happened (direct basis); completeness, spans and the "
-             "linkage rate cover all periods.", population.source_label()]
-    if suppressed:
-        notes.append(NOTE)
-    return Profile(table=pd.DataFrame(display), numeric=pd.DataFrame(numeric_rows), areas=list(areas),
-                   names={c: names[c] for c in areas}, comparator=group, explanation=explanation, hidden=hidden,
-                   suppressed=suppressed, notes=notes)
+    return display, numeric_rows, hidden
 
 
 def describe(prof: Profile) -> str:

@@ -94,7 +94,7 @@ def is_rate(indicator: str) -> bool:
 
 def build(con_or_store, params: dict, role: str) -> PageData:
     source = source_of(con_or_store)
-    layer, period, measure, mode = params["layer"], params["period"], params["measure"], params["mode"]
+    layer, period, measure = params["layer"], params["period"], params["measure"]
     allowed = options(source, role)
     if period not in allowed["periods"]:
         raise ValueError(f"parameter period={period!r}: expected one of {', '.join(allowed['periods'])} "
@@ -103,22 +103,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         raise ValueError(f"parameter measure={measure!r}: the store is not linked; expected cse_records")
     base = _base(source, layer, period, measure, role)
     names, busiest = choices(source, layer, period, measure, role)
-    for param in ("areas", "group"):
-        unknown = [c for c in params[param] or [] if c not in names]
-        if unknown:
-            raise ValueError(f"parameter {param}: {', '.join(unknown)} not an area of layer {layer!r}")
-    if mode == "neighbours":
-        focus = (params["areas"] or busiest[:1])[0]
-        areas = [focus, *neighbours(source, layer, focus)]
-    else:
-        areas = list(params["areas"]) if params["areas"] is not None else busiest[:3]
-    if len(areas) > compare.MAX_AREAS:
-        raise ValueError(f"parameter areas: compare at most {compare.MAX_AREAS} areas")
-    comparator = list(params["group"] or []) or None
-    recognised = None
-    if comparator is None and areas:  # recognised neighbours, never the outcome measures (issue 17)
-        recognised = source.memo.get(("compare.recognised", layer, areas[0]),
-                                     lambda: neighbours_measures.neighbours(layer, areas[0]))
+    areas, comparator, recognised = _chosen_areas(source, params, names, busiest)
     data = PageData(page=PAGE, role=role, params=dict(params), data_version=source.data_version(), title=TITLE,
                     extra={"areas": areas, "comparator": comparator, "names": {c: names[c] for c in areas}})
     if not areas:
@@ -137,42 +122,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     table = prof.table.drop(columns=["indicator"]).rename(columns={"label": "Indicator"})
     data.tables["cmp_table"] = Table(table, "Side by side", " ".join(prof.notes), downloadable=True)
 
-    # one indicator, charted
-    numeric = prof.numeric[prof.numeric["indicator"] != "verdict"].set_index("indicator")
-    labels = dict(zip(prof.numeric["indicator"], prof.numeric["label"]))
-    indicator = params["indicator"] or ("share_a" if "share_a" in numeric.index else numeric.index[0])
-    if indicator not in numeric.index:
-        raise ValueError(f"parameter indicator={indicator!r}: expected one of {', '.join(numeric.index)}")
-    values = numeric.loc[indicator].drop(labels=["label"]).astype("float64")
-    shown = values.dropna()
-    # A count is never drawn against a total: the comparator group's and England and Wales's counts are sums over
-    # many areas (issue 18: "10 vs 707"), so a count chart draws the areas only; rates and shares draw all.
-    totals = [] if is_rate(indicator) else [n for n in (compare.COMPARATOR, compare.NATIONAL) if n in shown.index]
-    shown = shown.drop(index=totals)
-    fig = go.Figure(go.Bar(
-        x=shown.to_numpy(), y=list(shown.index), orientation="h",
-        text=[f"{v:,.1f}" if is_rate(indicator) else f"{v:,.0f}" for v in shown], textposition="outside",
-        cliponaxis=False, marker={"color": ["#0072B2" if n not in PATTERN else "#E69F00"
-                                                  if n == compare.COMPARATOR else "#999999" for n in shown.index],
-                                        "pattern": {"shape": [PATTERN.get(n, "") for n in shown.index]},
-                                        "line": {"color": "#333333", "width": 1}},
-        hovertemplate="%{y}: %{x:,.1f}<extra></extra>"))
-    fig.update_layout(height=90 + 46 * len(shown), margin={"l": 10, "r": 60, "t": 20, "b": 40},
-                      plot_bgcolor="white", yaxis={"autorange": "reversed", "automargin": True},
-                      xaxis={"title": labels[indicator], "gridcolor": "#eeeeee", "rangemode": "tozero"})
-    data.figures["cmp_chart"] = fig
-    missing = [n for n, v in values.items() if pd.isna(v)]
-    chart_table = pd.DataFrame({"Area": values.index,
-                                labels[indicator]: [None if pd.isna(v) else round(v, 1) for v in values]})
-    chart_note = ("Blue: the areas compared; hatched orange: the comparator group; dotted grey: England and Wales. "
-                  "Each bar carries its value." + (f" Not shown (no data): {', '.join(missing)}." if missing else ""))
-    if totals:
-        chart_note = ("Blue: the areas compared. A count is drawn for the areas only: the "
-                      + " and ".join(n[:1].lower() + n[1:] if n == compare.COMPARATOR else n for n in totals)
-                      + " figures are totals over many areas (in the table); chart the rate per 10,000 children "
-                        "or a share to set the areas against them. Each bar carries its value."
-                      + (f" Not shown (no data): {', '.join(missing)}." if missing else ""))
-    data.tables["cmp_chart_table"] = Table(chart_table, labels[indicator], chart_note, downloadable=True)
+    indicator, numeric, labels = _indicator_chart(data, prof, params["indicator"])
 
     # the comparator group
     data.sentences.append(prof.explanation)
@@ -197,6 +147,83 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     # published DfE figures beside the store's children's social care count (issue 17; additive, last)
     _published(source, base, areas, names, layer, period, measure, role, data)
     return data
+
+
+def _chosen_areas(source: Source, params: dict, names: dict, busiest: list[str]
+                  ) -> tuple[list[str], list[str] | None, pd.DataFrame | None]:
+    """The areas compared, the user's comparator group (or None) and the recognised neighbours used when there
+    is none; unknown codes and too many areas are refused, naming the parameter."""
+    layer = params["layer"]
+    for param in ("areas", "group"):
+        unknown = [c for c in params[param] or [] if c not in names]
+        if unknown:
+            raise ValueError(f"parameter {param}: {', '.join(unknown)} not an area of layer {layer!r}")
+    if params["mode"] == "neighbours":
+        focus = (params["areas"] or busiest[:1])[0]
+        areas = [focus, *neighbours(source, layer, focus)]
+    else:
+        areas = list(params["areas"]) if params["areas"] is not None else busiest[:3]
+    if len(areas) > compare.MAX_AREAS:
+        raise ValueError(f"parameter areas: compare at most {compare.MAX_AREAS} areas")
+    comparator = list(params["group"] or []) or None
+    recognised = None
+    if comparator is None and areas:  # recognised neighbours, never the outcome measures (issue 17)
+        recognised = source.memo.get(("compare.recognised", layer, areas[0]),
+                                     lambda: neighbours_measures.neighbours(layer, areas[0]))
+    return areas, comparator, recognised
+
+
+def _indicator_chart(data: PageData, prof, chosen: str | None) -> tuple[str, pd.DataFrame, dict]:
+    """One indicator charted across the areas (``cmp_chart`` and its table); returns the indicator, the numeric
+    profile by indicator and the labels, which the page's selector offers."""
+    numeric = prof.numeric[prof.numeric["indicator"] != "verdict"].set_index("indicator")
+    labels = dict(zip(prof.numeric["indicator"], prof.numeric["label"]))
+    indicator = chosen or ("share_a" if "share_a" in numeric.index else numeric.index[0])
+    if indicator not in numeric.index:
+        raise ValueError(f"parameter indicator={indicator!r}: expected one of {', '.join(numeric.index)}")
+    values = numeric.loc[indicator].drop(labels=["label"]).astype("float64")
+    shown = values.dropna()
+    # A count is never drawn against a total: the comparator group's and England and Wales's counts are sums over
+    # many areas (issue 18: "10 vs 707"), so a count chart draws the areas only; rates and shares draw all.
+    totals = [] if is_rate(indicator) else [n for n in (compare.COMPARATOR, compare.NATIONAL) if n in shown.index]
+    shown = shown.drop(index=totals)
+    data.figures["cmp_chart"] = _bar_chart(shown, is_rate(indicator), labels[indicator])
+    missing = [n for n, v in values.items() if pd.isna(v)]
+    chart_table = pd.DataFrame({"Area": values.index,
+                                labels[indicator]: [None if pd.isna(v) else round(v, 1) for v in values]})
+    data.tables["cmp_chart_table"] = Table(chart_table, labels[indicator], _chart_note(totals, missing),
+                                           downloadable=True)
+    return indicator, numeric, labels
+
+
+def _bar_chart(shown: pd.Series, rate: bool, label: str) -> go.Figure:
+    """Horizontal bars, one per area (blue), comparator group (hatched orange) and England and Wales (dotted
+    grey), each carrying its value: told apart by pattern as well as colour."""
+    fig = go.Figure(go.Bar(
+        x=shown.to_numpy(), y=list(shown.index), orientation="h",
+        text=[f"{v:,.1f}" if rate else f"{v:,.0f}" for v in shown], textposition="outside",
+        cliponaxis=False, marker={"color": ["#0072B2" if n not in PATTERN else "#E69F00"
+                                                  if n == compare.COMPARATOR else "#999999" for n in shown.index],
+                                        "pattern": {"shape": [PATTERN.get(n, "") for n in shown.index]},
+                                        "line": {"color": "#333333", "width": 1}},
+        hovertemplate="%{y}: %{x:,.1f}<extra></extra>"))
+    fig.update_layout(height=90 + 46 * len(shown), margin={"l": 10, "r": 60, "t": 20, "b": 40},
+                      plot_bgcolor="white", yaxis={"autorange": "reversed", "automargin": True},
+                      xaxis={"title": label, "gridcolor": "#eeeeee", "rangemode": "tozero"})
+    return fig
+
+
+def _chart_note(totals: list[str], missing: list[str]) -> str:
+    """The chart's legend in words, saying why totals over many areas are left off a count chart."""
+    chart_note = ("Blue: the areas compared; hatched orange: the comparator group; dotted grey: England and Wales. "
+                  "Each bar carries its value." + (f" Not shown (no data): {', '.join(missing)}." if missing else ""))
+    if totals:
+        chart_note = ("Blue: the areas compared. A count is drawn for the areas only: the "
+                      + " and ".join(n[:1].lower() + n[1:] if n == compare.COMPARATOR else n for n in totals)
+                      + " figures are totals over many areas (in the table); chart the rate per 10,000 children "
+                        "or a share to set the areas against them. Each bar carries its value."
+                      + (f" Not shown (no data): {', '.join(missing)}." if missing else ""))
+    return chart_note
 
 
 def _recognised(group: pd.DataFrame, name: str) -> tuple[str, pd.DataFrame]:

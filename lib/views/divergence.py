@@ -150,21 +150,8 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     a, b, layer, period, measure = (params[k] for k in ("a", "b", "layer", "period", "measure"))
     agg = aggregates_suppressed(role)
     cube = source.cube_for(role)
-    noun = dv.NOUN[measure]
     data = PageData(page=PAGE, role=role, params=dict(params), data_version=source.data_version(), title=TITLE)
-    if not cube.linked:
-        data.note("not_linked", NOT_LINKED)
-    pop_key, pop, problems = _population(source, params)
-    for i, problem in enumerate(problems[:5]):
-        data.note(f"population_problem_{i}", problem)
-    if convert.MEASURE_LAYERS[layer].endswith("(modelled)"):
-        data.note("modelled", "Trust catchments are modelled from OHID admissions (NHS Acute (Hospital) Trust "
-                              "Catchment Populations, 2022 edition): NHS trusts have no statutory boundary (see the "
-                              "Boundaries page).")
-    if "health" in (a, b):
-        data.note("apportioned", "On the native basis, trust-recorded counts are apportioned to other geographies "
-                                 "by OHID's catchment shares (each district's share of admissions going to each "
-                                 "trust, 2022 edition), weighted by children; such figures are marked as apportioned.")
+    pop_key, pop = _basis_notes(data, source, params, cube.linked)
 
     result = _table(source, role, layer, period, a, b, measure, pop_key, pop)
     data.note("disclosure", disclosure_notes.method_note(agg))
@@ -174,13 +161,59 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     if official:
         data.note("population_source", population.source_label(params["age"], layer))
     rate_unit = population.rate_label(params["age"]) if official else "per 10,000 (uploaded population)"
-    title_a, title_b = dv.agency_title(a), dv.agency_title(b)
 
-    # side by side
+    _side_by_side(data, result, counted, params, rate_unit)
+    _map_and_ranked(data, source, role, result, counted, params, rate_unit)
+    _funnel(data, result, counted, a, b)
+
+    # published DfE figures beside the store's children's social care count (issue 17; additive)
+    beside = _published(source, result, layer, period, a, b, measure, data)
+
+    # one area: trend and why
+    choices, names = area_choices(source, params, role)
+    area = params["area"] or (choices[0] if choices else None)
+    if area is not None and area not in choices:
+        raise ValueError(f"parameter area={area!r}: not an area of layer {layer!r} shown for the {role} role")
+    data.extra.update({"area": area, "area_choices": choices, "names": {c: names.get(c, c) for c in choices},
+                       "rate_unit": rate_unit, "population_key": pop_key, "linked": cube.linked})
+    if area is None:
+        return data
+    area_name = names.get(area, area)
+    data.extra["area_name"] = area_name
+    _area_reading(data, result, beside, params, area, area_name, agg)
+    _area_trend(data, source, role, cube, params, area, area_name, pop_key, pop)
+    _area_decomposition(data, source, cube, params, area, area_name, agg)
+    return data
+
+
+def _basis_notes(data: PageData, source: Source, params: dict, linked: bool) -> tuple[str, object]:
+    """Say up front what the counts rest on (linkage, population, modelled or apportioned geography), before
+    any figure: returns the population key and population the rates use."""
+    if not linked:
+        data.note("not_linked", NOT_LINKED)
+    pop_key, pop, problems = _population(source, params)
+    for i, problem in enumerate(problems[:5]):
+        data.note(f"population_problem_{i}", problem)
+    if convert.MEASURE_LAYERS[params["layer"]].endswith("(modelled)"):
+        data.note("modelled", "Trust catchments are modelled from OHID admissions (NHS Acute (Hospital) Trust "
+                              "Catchment Populations, 2022 edition): NHS trusts have no statutory boundary (see the "
+                              "Boundaries page).")
+    if "health" in (params["a"], params["b"]):
+        data.note("apportioned", "On the native basis, trust-recorded counts are apportioned to other geographies "
+                                 "by OHID's catchment shares (each district's share of admissions going to each "
+                                 "trust, 2022 edition), weighted by children; such figures are marked as apportioned.")
+    return pop_key, pop
+
+
+def _side_by_side(data: PageData, result: pd.DataFrame, counted: pd.DataFrame, params: dict,
+                  rate_unit: str) -> None:
+    """The dumbbell and its table: both agencies' counts and rates per area, read first."""
+    a, b, measure = params["a"], params["b"], params["measure"]
+    title_a, title_b = dv.agency_title(a), dv.agency_title(b)
     top_area = counted.nlargest(1, "total")
     if not top_area.empty:
         data.say("top_area", dv.describe_area(top_area.iloc[0], a, b, measure))
-    data.figures["div_dumbbell"] = figures.dumbbell(result, a, b, noun)
+    data.figures["div_dumbbell"] = figures.dumbbell(result, a, b, dv.NOUN[measure])
     data.tables["div_dumbbell_table"] = Table(
         counted[TABLE_COLUMNS["div_dumbbell_table"]], f"{title_a} and {title_b} side by side",
         "The 25 areas with the most cases, ordered by the ratio of the two counts.",
@@ -189,7 +222,13 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                  "rate_a": {"label": f"{title_a} {rate_unit}", "format": "%.2f"},
                  "rate_b": {"label": f"{title_b} {rate_unit}", "format": "%.2f"}})
 
-    # map and ranked table
+
+def _map_and_ranked(data: PageData, source: Source, role: str, result: pd.DataFrame, counted: pd.DataFrame,
+                    params: dict, rate_unit: str) -> None:
+    """The ratio map (memoised apart: maps are large), the ranked table and the CSV download."""
+    a, b, layer, period, measure = (params[k] for k in ("a", "b", "layer", "period", "measure"))
+    agg = aggregates_suppressed(role)
+    title_a, title_b = dv.agency_title(a), dv.agency_title(b)
     # the map's reading names the most divergent area among those the map colours (enough records to compare)
     ranked = counted[counted["total"] >= figures.RATIO_MIN_TOTAL].sort_values("log_ratio", ascending=False)
     if not ranked.empty:
@@ -213,7 +252,9 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         dv.export_table(result, a, b, layer, period, measure, rate_basis=rate_unit), f"divergence_{layer}.csv",
         f"{period}, {measure}, {a} v {b}", downloadable=True)
 
-    # funnel
+
+def _funnel(data: PageData, result: pd.DataFrame, counted: pd.DataFrame, a: str, b: str) -> None:
+    """The funnel plot and its table: which areas' shares are further from the national one than chance."""
     data.say("funnel", dv.describe_funnel(result, a, b))
     data.figures["div_funnel"] = figures.funnel_figure(result, a, b)
     data.note("funnel", "Limits are exact binomial quantiles around the national share (Spiegelhalter 2005, "
@@ -225,29 +266,27 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                  **{c: {"label": c.replace("_", " "), "format": "percent"}
                     for c in ("share_a", "lower_95", "upper_95", "lower_998", "upper_998")}})
 
-    # published DfE figures beside the store's children's social care count (issue 17; additive)
-    beside = _published(source, result, layer, period, a, b, measure, data)
 
-    # one area: trend and why
-    choices, names = area_choices(source, params, role)
-    area = params["area"] or (choices[0] if choices else None)
-    if area is not None and area not in choices:
-        raise ValueError(f"parameter area={area!r}: not an area of layer {layer!r} shown for the {role} role")
-    data.extra.update({"area": area, "area_choices": choices, "names": {c: names.get(c, c) for c in choices},
-                       "rate_unit": rate_unit, "population_key": pop_key, "linked": cube.linked})
-    if area is None:
-        return data
-    area_name = names.get(area, area)
-    data.extra["area_name"] = area_name
+def _area_reading(data: PageData, result: pd.DataFrame, beside: pd.DataFrame | None, params: dict, area: str,
+                  area_name: str, agg: bool) -> None:
+    """The chosen area's own sentences (the board pack's summary leads with them) and its small-count note."""
     if agg and area in small_codes(result):
         data.note("small", disclosure_notes.small_note([area_name]))
     focus = result[result["area_code"] == area]
     if not focus.empty:  # the chosen area's reading (the board pack's summary leads with it)
-        data.say("area", dv.describe_area(focus.iloc[0], a, b, measure))
+        data.say("area", dv.describe_area(focus.iloc[0], params["a"], params["b"], params["measure"]))
     if beside is not None and area in set(beside["Code"]):
         text = beside.loc[beside["Code"] == area, "Reconciliation"].iat[0]
         data.say("published_area", f"**{area_name}**, children's social care against the published DfE figure: "
                                    f"{text}.")
+
+
+def _area_trend(data: PageData, source: Source, role: str, cube, params: dict, area: str, area_name: str,
+                pop_key: str, pop) -> None:
+    """One area's trend: by quarter from the exact cube for the lead, by financial year from the published
+    counts for everyone else (quarters are not published to them)."""
+    a, b, layer, measure = (params[k] for k in ("a", "b", "layer", "measure"))
+    agg = aggregates_suppressed(role)
     if agg:  # by financial year from the protected counts: each year's row is the one this view publishes for it
         data.note("trend_hidden", "Trends by quarter are for the safeguarding lead (quarters are not published "
                                   "to your role): the trend is by financial year, from the published counts.")
@@ -258,9 +297,16 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                                 lambda: dv.trend(cube, layer, area, a, b, measure, granularity))
     if not agg or not trend.empty:
         data.say("trend", dv.describe_trend(trend, area_name, a, b, measure))
-        data.figures["div_trend"] = figures.trend_figure(trend, a, b, noun)
+        data.figures["div_trend"] = figures.trend_figure(trend, a, b, dv.NOUN[measure])
         data.tables["div_trend_table"] = Table(trend, f"{area_name}: trend")
 
+
+def _area_decomposition(data: PageData, source: Source, cube, params: dict, area: str, area_name: str,
+                        agg: bool) -> None:
+    """Why the two agencies differ in one area: the boundary, identity and recording effects that add up to
+    the gap (waterfall, table and the figures behind them)."""
+    a, b, layer, period = (params[k] for k in ("a", "b", "layer", "period"))
+    title_a, title_b = dv.agency_title(a), dv.agency_title(b)
     decomposition = source.memo.get(("divergence.decomposition", agg, layer, area, period, a, b),
                                     lambda: dv.decomposition(cube, layer, area, period, a, b))
     data.say("decomposition", f"**Why they differ in {area_name}.** "
@@ -285,7 +331,6 @@ def build(con_or_store, params: dict, role: str) -> PageData:
         data.note("unplaced", f"{int(cube.unplaced_native['records'].sum()):,} records carry an "
                               "agency code that is not an area of their agency's geography and are left out of the "
                               "own-geography counts.")
-    return data
 
 
 def _published(source: Source, result: pd.DataFrame, layer: str, period: str, a: str, b: str, measure: str,

@@ -254,26 +254,7 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                     extra={"area": area, "layer": layer, "names": names, "period_label": counts.period_label(period),
                            "suppressed": suppressed})
 
-    # the comparator group: DfE statistical neighbours or context neighbours, never the outcome measures
-    group = neighbours.neighbours(layer, area)
-    dfe = bool(len(group)) and group["method"].iat[0] == neighbours.DFE_METHOD
-    codes = list(group["neighbour_code"])
-    comparator_label = "DfE statistical neighbours" if dfe else "Context neighbours"
-    if dfe:
-        data.say("comparator", f"**Comparator group: DfE statistical neighbours.** {name}'s {len(codes)} nearest "
-                               "children's services authorities in the Department for Education's statistical "
-                               "neighbour model (2025), with DfE's closeness band for each; chosen by DfE on "
-                               "the authorities' characteristics, never on the CSE figures compared here.")
-        table = group[["rank", "neighbour_code", "neighbour_name", "closeness"]].rename(columns={
-            "rank": "Rank", "neighbour_code": "Code", "neighbour_name": "Area", "closeness": "DfE closeness"})
-    else:
-        why = (" (DfE's model covers English authorities only)" if layer == "utla" else "")
-        data.say("comparator", f"**Comparator group: context neighbours{why}.** The {len(codes)} areas of this "
-                               "layer nearest to " + name + " in child population, child density and household "
-                               "deprivation (Census 2021), each standardised; never the CSE figures compared here.")
-        table = group[["rank", "neighbour_code", "neighbour_name", "distance"]].rename(columns={
-            "rank": "Rank", "neighbour_code": "Code", "neighbour_name": "Area",
-            "distance": "Distance (standard deviations)"})
+    codes, comparator_label, table = _comparator(data, layer, area, name)
 
     # the indicators
     years = _years(cube, period)
@@ -296,7 +277,54 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                       else "no yearly figures" if key == "published_rate" else "covers all periods")
                      for key in rows["indicator"]]
 
-    # readings
+    _headline(data, rows, name, area, layer, period)
+    _published_sentence(data, rows, published_row, years, layer)
+
+    data.tables["profile_table"] = Table(_display(rows, comparator_label), f"{name}: indicators",
+                                         "Higher / similar / lower: the area's 95% confidence interval wholly "
+                                         "above, overlapping or wholly below the national value (Fingertips' "
+                                         "method). Not better or worse: more recorded harm can mean better "
+                                         "recognition.", downloadable=True, columns=COUNT_HINTS)
+    data.figures["profile_spine"] = spine(rows, name)
+    if show_store or len(trend):
+        _trend_table(data, trend)
+    data.tables["profile_group_table"] = Table(table, f"Comparator group: {comparator_label}",
+                                               downloadable=True)
+    data.tables["profile_definitions"] = Table(definitions(layer, years, data.data_version, agencies),
+                                               "Definitions", downloadable=True)
+    _method_notes(data, base, area, name, layer, suppressed)
+    data.extra.update({"indicators": list(rows["indicator"]), "comparator_method": comparator_label,
+                       "comparator": codes, "years": years})
+    return data
+
+
+def _comparator(data: PageData, layer: str, area: str, name: str) -> tuple[list[str], str, pd.DataFrame]:
+    """The comparator group (DfE statistical neighbours, or context neighbours where DfE's model does not
+    reach), never chosen on the outcome measures; says which. Returns its codes, label and table."""
+    group = neighbours.neighbours(layer, area)
+    dfe = bool(len(group)) and group["method"].iat[0] == neighbours.DFE_METHOD
+    codes = list(group["neighbour_code"])
+    comparator_label = "DfE statistical neighbours" if dfe else "Context neighbours"
+    if dfe:
+        data.say("comparator", f"**Comparator group: DfE statistical neighbours.** {name}'s {len(codes)} nearest "
+                               "children's services authorities in the Department for Education's statistical "
+                               "neighbour model (2025), with DfE's closeness band for each; chosen by DfE on "
+                               "the authorities' characteristics, never on the CSE figures compared here.")
+        table = group[["rank", "neighbour_code", "neighbour_name", "closeness"]].rename(columns={
+            "rank": "Rank", "neighbour_code": "Code", "neighbour_name": "Area", "closeness": "DfE closeness"})
+    else:
+        why = (" (DfE's model covers English authorities only)" if layer == "utla" else "")
+        data.say("comparator", f"**Comparator group: context neighbours{why}.** The {len(codes)} areas of this "
+                               "layer nearest to " + name + " in child population, child density and household "
+                               "deprivation (Census 2021), each standardised; never the CSE figures compared here.")
+        table = group[["rank", "neighbour_code", "neighbour_name", "distance"]].rename(columns={
+            "rank": "Rank", "neighbour_code": "Code", "neighbour_name": "Area",
+            "distance": "Distance (standard deviations)"})
+    return codes, comparator_label, table
+
+
+def _headline(data: PageData, rows: pd.DataFrame, name: str, area: str, layer: str, period: str) -> None:
+    """The headline reading: indicators grouped by how they stand against the national value."""
     said = {}
     for r in rows.itertuples(index=False):
         said.setdefault(r.vs_national, []).append(r.label.split(" (")[0].split(", per")[0])
@@ -309,42 +337,44 @@ def build(con_or_store, params: dict, role: str) -> PageData:
     data.say("headline", f"**{name} ({area})**, {convert.MEASURE_LAYERS[layer].lower()}, "
                          f"{counts.period_label(period)}. Each indicator's 95% confidence interval against the "
                          "national value (England for the published DfE figure):\n\n" + "\n".join(parts))
-    csc = rows[rows["indicator"] == f"rate_{B}"]
-    if len(csc):
-        mine = "c (hidden for your role)" if bool(csc["hidden"].iat[0]) else _count(csc["numerator"].iat[0])
-        theirs = (_count(published_row["numerator"]) if pd.notna(published_row["numerator"])
-                  else f"no total ({published_row['symbols'] or 'no figure'})")
-        extra = f" (left out of the sum, published as symbols: {published_row['symbols']})" if (
-            published_row["symbols"] and pd.notna(published_row["numerator"])) else ""
-        basis = ("" if layer == "utla" else " Published figures are authorities' figures summed where they nest in "
-                 "the area and apportioned by postcodes where they do not.")
-        data.say("published", f"Children's social care, financial years {', '.join(years)}: your extract: {mine}; "
-                              f"published: {theirs}{extra}. Your extract counts CSE-flagged records where the "
-                              "encounter happened; DfE counts assessments with CSE identified as a factor."
-                              + basis)
 
-    data.tables["profile_table"] = Table(_display(rows, comparator_label), f"{name}: indicators",
-                                         "Higher / similar / lower: the area's 95% confidence interval wholly "
-                                         "above, overlapping or wholly below the national value (Fingertips' "
-                                         "method). Not better or worse: more recorded harm can mean better "
-                                         "recognition.", downloadable=True, columns=COUNT_HINTS)
-    data.figures["profile_spine"] = spine(rows, name)
-    if show_store or len(trend):
-        shown = trend.assign(
-            Count=trend["count"].astype("float64"),
-            Value=[_fmt(v) if pd.notna(v) else (s or "no figure") for v, s in zip(trend["value"], trend["symbols"])],
-            CI=[f"{_fmt(lo)} to {_fmt(hi)}" if pd.notna(lo) else "" for lo, hi in zip(trend["lower"], trend["upper"])])
-        shown = shown.rename(columns={"indicator": "Indicator", "period": "Financial year", "CI": "95% CI"})
-        data.tables["profile_trend_table"] = Table(
-            shown[["Indicator", "Financial year", "Count", "Value", "95% CI"]], "Trend over financial years",
-            "Published DfE figures: reporting year ending 31 March, shown as the financial year it closes. A "
-            "published cell with a symbol has no count: its meaning is shown under Value, never zero.",
-            downloadable=True, columns={"Count": {"format": "%d"}})
-        data.figures["profile_trend"] = _trend_figure(trend)
-    data.tables["profile_group_table"] = Table(table, f"Comparator group: {comparator_label}",
-                                               downloadable=True)
-    data.tables["profile_definitions"] = Table(definitions(layer, years, data.data_version, agencies),
-                                               "Definitions", downloadable=True)
+
+def _published_sentence(data: PageData, rows: pd.DataFrame, published_row: dict, years: list[str],
+                        layer: str) -> None:
+    """The extract's children's social care count beside the published DfE figure, saying why they differ."""
+    csc = rows[rows["indicator"] == f"rate_{B}"]
+    if not len(csc):
+        return
+    mine = "c (hidden for your role)" if bool(csc["hidden"].iat[0]) else _count(csc["numerator"].iat[0])
+    theirs = (_count(published_row["numerator"]) if pd.notna(published_row["numerator"])
+              else f"no total ({published_row['symbols'] or 'no figure'})")
+    extra = f" (left out of the sum, published as symbols: {published_row['symbols']})" if (
+        published_row["symbols"] and pd.notna(published_row["numerator"])) else ""
+    basis = ("" if layer == "utla" else " Published figures are authorities' figures summed where they nest in "
+             "the area and apportioned by postcodes where they do not.")
+    data.say("published", f"Children's social care, financial years {', '.join(years)}: your extract: {mine}; "
+                          f"published: {theirs}{extra}. Your extract counts CSE-flagged records where the "
+                          "encounter happened; DfE counts assessments with CSE identified as a factor."
+                          + basis)
+
+
+def _trend_table(data: PageData, trend: pd.DataFrame) -> None:
+    """The yearly figures as a table (a symbol shown under Value, never zero) and as a chart."""
+    shown = trend.assign(
+        Count=trend["count"].astype("float64"),
+        Value=[_fmt(v) if pd.notna(v) else (s or "no figure") for v, s in zip(trend["value"], trend["symbols"])],
+        CI=[f"{_fmt(lo)} to {_fmt(hi)}" if pd.notna(lo) else "" for lo, hi in zip(trend["lower"], trend["upper"])])
+    shown = shown.rename(columns={"indicator": "Indicator", "period": "Financial year", "CI": "95% CI"})
+    data.tables["profile_trend_table"] = Table(
+        shown[["Indicator", "Financial year", "Count", "Value", "95% CI"]], "Trend over financial years",
+        "Published DfE figures: reporting year ending 31 March, shown as the financial year it closes. A "
+        "published cell with a symbol has no count: its meaning is shown under Value, never zero.",
+        downloadable=True, columns={"Count": {"format": "%d"}})
+    data.figures["profile_trend"] = _trend_figure(trend)
+
+
+def _method_notes(data: PageData, base: pd.DataFrame, area: str, name: str, layer: str, suppressed: bool) -> None:
+    """How to read the page: the population used, the disclosure method, small counts and the spine chart."""
     data.note("population", population.source_label(layer=layer))
     data.note("disclosure", disclosure_notes.method_note(suppressed)
               + (" Confidence intervals are computed on the published counts and leave the perturbation out."
@@ -357,9 +387,6 @@ def build(con_or_store, params: dict, role: str) -> PageData:
                        "comparator group; the marker is the area, its colour AND shape saying higher (blue "
                        "triangle up), similar (yellow circle) or lower (orange triangle down), the whiskers its 95% "
                        "interval. The table below gives every value.")
-    data.extra.update({"indicators": list(rows["indicator"]), "comparator_method": comparator_label,
-                       "comparator": codes, "years": years})
-    return data
 
 
 def _trend_figure(trend: pd.DataFrame) -> go.Figure:
