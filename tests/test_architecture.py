@@ -238,7 +238,7 @@ def test_no_function_in_lib_is_over_80_lines():
 
 def test_the_length_check_counts_from_def_to_the_last_line(tmp_path):
     (tmp_path / "pkg").mkdir()
-    body = "".join(f"    x{i} = {i}\n" for i in range(80))
+    body = "".join(f"        x{i} = {i}\n" for i in range(80))
     (tmp_path / "pkg" / "m.py").write_text(f"def short():\n    return 1\n\n\nclass C:\n    def long(self):\n{body}",
                                            encoding="utf-8")
     assert long_functions(tmp_path / "pkg") == ["pkg/m.py:6 long (81 lines)"]
