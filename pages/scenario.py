@@ -21,7 +21,7 @@ from lib.views.base import Source
 from pages import common, exports
 from pages.common import connection, db_path, progress_callback
 
-ROLE = common.require_page("scenario")  # every role; the area table is suppressed for aggregate-only roles
+ROLE = common.require_page("scenario")  # every role; every count is protected for aggregate-only roles (lib.disclosure)
 
 MAP_CONFIG = {"scrollZoom": True, "displaylogo": False}
 
