@@ -49,8 +49,8 @@ def sees_child_level(role: str) -> bool:
 
 
 def aggregates_suppressed(role: str) -> bool:
-    """Every count this role sees or exports is protected (lib.disclosure: cell key perturbation; pages not yet
-    moved to it still show counts 1-5 as `c`); False for the safeguarding lead, who sees exact figures."""
+    """Every count this role sees or exports is protected (lib.disclosure: cell key perturbation, on every page,
+    export and command-line twin); False for the safeguarding lead, who sees exact figures."""
     return role != LEAD
 
 

@@ -5,9 +5,10 @@ with secondary suppression against the column totals the page shows elsewhere, a
 hidden with their counts) and ``visible_rows(...)``, the rows whose every listed count is shown, which
 maps and sentences are drawn from. For the safeguarding lead both are the table unchanged.
 
-Issue 16 replaces this per-table suppression with the disclosure service (lib.disclosure.service: cell key
-perturbation, counts published rather than hidden). Compare and Divergence no longer call these functions; they
-stay for the pages not yet moved (Across boundaries, Data, NHS number scenarios) and go when those pages move.
+No page, export or command-line twin uses this any more: every count below the lead is published by the
+disclosure service (lib.disclosure.service: cell key perturbation, docs/DISCLOSURE.md). It is kept as the
+per-table method that service replaced, so the attack tests (tests/test_attack.py, tests/merton_store.py) can show
+the old method gives hidden counts back by subtraction while the service does not.
 """
 from __future__ import annotations
 

@@ -23,8 +23,8 @@ mean), and areas are ranked by Euclidean distance to the focus area, each indica
 Measures know no roles. Below the safeguarding lead the Compare view passes the disclosure service's cube and
 the store's keys (``area_base(..., keys=...)``): every count is then published by cell key perturbation
 (docs/DISCLOSURE.md) and nothing is hidden (``profile(..., suppressed=False)``). The older per-table suppression
-below is kept for callers that have not moved (``hidden_mask``; board packs built outside the view builders):
-the caller says whether aggregates are suppressed (``suppressed``, from
+below is no longer used by any page or export (every caller passes ``suppressed=False``); its removal is left to a later
+change. The caller says whether aggregates are suppressed (``suppressed``, from
 ``lib.access.roles.aggregates_suppressed(role)`` in the view layer). When they are, every count passes
 through ``lib.measures.suppression`` on the table of *all* areas with the national total row (so an area's
 cell is hidden the same way whichever areas are compared), derived figures follow their counts, and a
