@@ -268,20 +268,19 @@ def test_a_registered_layer_is_placed_on_its_lookup_column():
     assert "trust_area" not in lookup.place_lsoa_rows(rows).columns
 
 
-def test_an_agency_recording_on_a_registered_layer_has_its_areas_named_on_the_scenario_page(monkeypatch):
+def test_an_agency_recording_on_a_registered_layer_has_its_areas_named_on_the_scenario_page():
     """The Scenario page's per-area capture names the areas of every layer an agency records natively on (the
     agency registry): an agency on a registered layer gets its layer's names; without it they are not offered."""
     before = scenario_view.area_names()
     assert set(before) == {*lookup.name_of("pfa"), *lookup.name_of("utla"), *lookup.name_of("trust")}
     districts = set(lookup.name_of("lad"))
     assert districts - set(before)  # county districts are not among the agencies' own areas today
-    with layers.registered(SHARE_AREA):
-        monkeypatch.setitem(agencies.NATIVE_LAYER, "test_agency", "share_area")
+    with layers.registered(SHARE_AREA), pytest.MonkeyPatch.context() as patch:
+        patch.setitem(agencies.NATIVE_LAYER, "test_agency", "share_area")  # an agency recording on it
         names = scenario_view.area_names()
         assert {code: names[code] for code in lookup.name_of("share_area")} == lookup.name_of("share_area")
         assert districts <= set(names)
-        monkeypatch.delitem(agencies.NATIVE_LAYER, "test_agency")
-    assert scenario_view.area_names() == before
+    assert "test_agency" not in agencies.NATIVE_LAYER and scenario_view.area_names() == before
 
 
 def _layers_aggregate_roles_choose() -> set[str]:
