@@ -21,6 +21,7 @@ import re
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import KEY, emit, published_store
@@ -102,108 +103,147 @@ async def _decide(page, who: str) -> bool:
     return True
 
 
+@dataclass
+class _Load:
+    """What the browsing sessions and the writers share while the load runs."""
+    times: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    versions_seen: set[int] = field(default_factory=set)
+    last_version: dict[int, int] = field(default_factory=dict)
+    decisions: list[str] = field(default_factory=list)
+    writers_done: bool = False
+    link_started: bool = False
+    deadline: float = 0.0
+
+    def result(self, writers: dict) -> dict:
+        return {"writers": writers, "times": self.times, "errors": self.errors,
+                "versions_seen": sorted(self.versions_seen), "decisions": self.decisions,
+                "last_version": self.last_version}
+
+
+async def _start_session(i: int, page, base: str, opening: asyncio.Semaphore, load: _Load):
+    """Open the light Audit page first (the browsing then covers every page); None if it never opened."""
+    async with opening:
+        t = time.perf_counter()
+        try:
+            await page.goto(base + "/audit", timeout=300_000, wait_until="commit")
+            await page.get_by_text("Data version").first.wait_for(timeout=300_000)
+            await _idle(page, 300_000)
+        except Exception as exc:  # noqa: BLE001 - a session that never opened is an error
+            load.errors.append(f"session {i} did not open: {type(exc).__name__}")
+            return None
+        print(f"session {i} open in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+        return page
+
+
+async def _open_sessions(browser, sessions: int, base: str, load: _Load) -> list:
+    """``sessions`` browser contexts, each with the app open; those that never opened are left out."""
+    pages = []
+    for _ in range(sessions):
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        pages.append(await context.new_page())
+    opening = asyncio.Semaphore(2)  # sessions arrive a couple at a time, as people do
+    # The first session alone: a fresh server's very first requests are run by Streamlit's folder mode
+    # until app.py has run once (pages.common._run_through_app); two at once there can hang one.
+    first = await _start_session(0, pages[0], base, opening, load)
+    rest = await asyncio.gather(*(_start_session(i, pg, base, opening, load) for i, pg in enumerate(pages) if i > 0))
+    return [pg for pg in [first, *rest] if pg]
+
+
+async def _review(i: int, page, load: _Load) -> None:
+    """Session ``i`` records one review decision (while the link runs)."""
+    try:
+        if await _decide(page, f"bench reviewer {i}"):
+            load.decisions.append(f"bench reviewer {i}")
+        else:
+            load.errors.append(f"review decision by session {i}: not confirmed on the page")
+    except Exception as exc:  # noqa: BLE001
+        load.errors.append(f"review decision: {type(exc).__name__}: {str(exc)[:150]}")
+
+
+async def _visit(i: int, page, url: str, load: _Load) -> None:
+    """Session ``i`` opens ``url``: its time, the data versions it shows and any error box are recorded."""
+    t = time.perf_counter()
+    try:
+        await _open(page, url)
+        state = await _state(page)
+        load.times.append(time.perf_counter() - t)
+        load.versions_seen.update(state["versions"])
+        if state["versions"]:
+            load.last_version[i] = state["versions"][-1]
+        if state["errors"]:
+            load.errors.append(f"{url}: {state['errors'][0]}")
+        if len(state["versions"]) != 1:
+            load.errors.append(f"{url}: versions shown {state['versions']}")
+    except Exception as exc:  # noqa: BLE001 - a page that did not finish counts as an error
+        load.errors.append(f"{url}: {type(exc).__name__}: {str(exc)[:150]}")
+    print(f"session {i} {url} {load.times[-1] if load.times else 0:.1f} s", file=sys.stderr, flush=True)
+
+
+async def _browse(i: int, page, load: _Load) -> None:
+    """Session ``i`` moves through every page in its own order until the writers are done and it has done one
+    more full round, or the deadline passes; sessions 0 and 1 each record a review decision while the link runs."""
+    order = PAGES[i % len(PAGES):] + PAGES[:i % len(PAGES)]
+    rounds_after = 0
+    step = 0
+    decided = i >= 2
+    while time.monotonic() < load.deadline and rounds_after < 1:
+        if not decided and load.link_started:
+            decided = True
+            await _review(i, page, load)
+            continue
+        await _visit(i, page, order[step % len(order)], load)
+        step += 1
+        if load.writers_done and step % len(order) == 0:
+            rounds_after += 1
+
+
+async def _write(name: str, args: list[str], db: Path, env: dict, load: _Load) -> dict:
+    """Run ``python -m lib.cli <args> --db db``: its exit code, seconds, the end of its output and the store's
+    version after it. For ``link``, the sessions are told it has started a second after it does."""
+    from lib.records import versions
+
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lib.cli", *args, "--db", str(db), cwd=ROOT,
+        env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    print(f"writer {name} started", file=sys.stderr, flush=True)
+    if name == "link":
+        await asyncio.sleep(1)
+        load.link_started = True
+    stdout, stderr = await proc.communicate()
+    print(f"writer {name} exit {proc.returncode}", file=sys.stderr, flush=True)
+    return {"code": proc.returncode, "seconds": round(time.perf_counter() - started, 1),
+            "stdout": stdout.decode()[-4000:], "version": versions.current(db).number}
+
+
+async def _writers(db: Path, more: Path, env: dict, load: _Load) -> dict:
+    """The command line's ingest of the further extract, then a link run, one after the other."""
+    out = {}
+    for name, args in (("ingest", ["ingest", str(more)]), ("link", ["link"])):
+        out[name] = await _write(name, args, db, env, load)
+    load.writers_done = True
+    return out
+
+
 async def run_load(base: str, sessions: int, seconds: float, db: Path, more: Path, env: dict) -> dict:
+    """``sessions`` browser sessions browse the app at ``base`` while the writers ingest and link (see the
+    module docstring): page times, errors, versions seen, decisions made and the writers' results."""
     from playwright.async_api import async_playwright
 
     from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
-    times: list[float] = []
-    errors: list[str] = []
-    versions_seen: set[int] = set()
-    last_version: dict[int, int] = {}
-    done = {"writers": False, "link_started": False}
-    decisions: list[str] = []
+    load = _Load()
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            pages = []
-            for _ in range(sessions):
-                context = await browser.new_context(viewport={"width": 1280, "height": 900})
-                pages.append(await context.new_page())
-
-            opening = asyncio.Semaphore(2)  # sessions arrive a couple at a time, as people do
-
-            async def start(i, page):
-                async with opening:  # the light Audit page first; the browsing then covers every page
-                    t = time.perf_counter()
-                    try:
-                        await page.goto(base + "/audit", timeout=300_000, wait_until="commit")
-                        await page.get_by_text("Data version").first.wait_for(timeout=300_000)
-                        await _idle(page, 300_000)
-                    except Exception as exc:  # noqa: BLE001 - a session that never opened is an error
-                        errors.append(f"session {i} did not open: {type(exc).__name__}")
-                        return None
-                    print(f"session {i} open in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
-                    return page
-
-            # The first session alone: a fresh server's very first requests are run by Streamlit's folder mode
-            # until app.py has run once (pages.common._run_through_app); two at once there can hang one.
-            first = await start(0, pages[0])
-            rest = await asyncio.gather(*(start(i, pg) for i, pg in enumerate(pages) if i > 0))
-            pages = [pg for pg in [first, *rest] if pg]
-            deadline = time.monotonic() + seconds
-
-            async def browse(i: int, page) -> None:
-                order = PAGES[i % len(PAGES):] + PAGES[:i % len(PAGES)]
-                rounds_after = 0
-                step = 0
-                decided = i >= 2  # sessions 0 and 1 each record a review decision while the link runs
-                while time.monotonic() < deadline and rounds_after < 1:
-                    if not decided and done["link_started"]:
-                        decided = True
-                        try:
-                            if await _decide(page, f"bench reviewer {i}"):
-                                decisions.append(f"bench reviewer {i}")
-                            else:
-                                errors.append(f"review decision by session {i}: not confirmed on the page")
-                        except Exception as exc:  # noqa: BLE001
-                            errors.append(f"review decision: {type(exc).__name__}: {str(exc)[:150]}")
-                        continue
-                    url = order[step % len(order)]
-                    t = time.perf_counter()
-                    try:
-                        await _open(page, url)
-                        state = await _state(page)
-                        times.append(time.perf_counter() - t)
-                        versions_seen.update(state["versions"])
-                        if state["versions"]:
-                            last_version[i] = state["versions"][-1]
-                        if state["errors"]:
-                            errors.append(f"{url}: {state['errors'][0]}")
-                        if len(state["versions"]) != 1:
-                            errors.append(f"{url}: versions shown {state['versions']}")
-                    except Exception as exc:  # noqa: BLE001 - a page that did not finish counts as an error
-                        errors.append(f"{url}: {type(exc).__name__}: {str(exc)[:150]}")
-                    print(f"session {i} {url} {times[-1] if times else 0:.1f} s", file=sys.stderr, flush=True)
-                    step += 1
-                    if done["writers"] and step % len(order) == 0:
-                        rounds_after += 1
-
-            async def writers() -> dict:
-                out = {}
-                for name, args in (("ingest", ["ingest", str(more)]), ("link", ["link"])):
-                    started = time.perf_counter()
-                    proc = await asyncio.create_subprocess_exec(
-                        sys.executable, "-m", "lib.cli", *args, "--db", str(db), cwd=ROOT,
-                        env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-                    print(f"writer {name} started", file=sys.stderr, flush=True)
-                    if name == "link":
-                        await asyncio.sleep(1)
-                        done["link_started"] = True
-                    stdout, stderr = await proc.communicate()
-                    print(f"writer {name} exit {proc.returncode}", file=sys.stderr, flush=True)
-                    from lib.records import versions as _versions
-
-                    out[name] = {"code": proc.returncode, "seconds": round(time.perf_counter() - started, 1),
-                                 "stdout": stdout.decode()[-4000:], "version": _versions.current(db).number}
-                done["writers"] = True
-                return out
-
-            results = await asyncio.gather(writers(), *(browse(i, pg) for i, pg in enumerate(pages)))
+            pages = await _open_sessions(browser, sessions, base, load)
+            load.deadline = time.monotonic() + seconds
+            results = await asyncio.gather(_writers(db, more, env, load),
+                                           *(_browse(i, pg, load) for i, pg in enumerate(pages)))
         finally:
             await browser.close()
-    return {"writers": results[0], "times": times, "errors": errors, "versions_seen": sorted(versions_seen),
-            "decisions": decisions, "last_version": last_version}
+    return load.result(results[0])
 
 
 def main(argv=None) -> int:

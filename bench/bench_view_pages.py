@@ -1,8 +1,9 @@
 """Every page's script time through its view builder (issue 15), and `view` times for three of them.
 
-    python -m bench.bench_view_pages [--encounters 20000] [--work DIR] [--reruns 3]
+    python -m bench.bench_view_pages [--encounters 20000] [--seed 21] [--work DIR] [--reruns 3]
 
-Builds (once per --work folder) a linked synthetic store of --encounters, then for each page: the script's
+Builds (once per --work folder) a linked synthetic store of --encounters (the app's default dataset:
+``--encounters 200000 --seed 20251125``, lib.records.default), then for each page: the script's
 first run through AppTest and the median of --reruns cached reruns (as bench/run_all.py's "pages" step), one
 widget change (a new layer) and its rerun, and `lib.views.build` of the same page from a cold store
 connection (what `python -m lib.cli view <page>` costs). Prints JSON lines; quote `uptime` with the figures.
@@ -25,6 +26,8 @@ PAGES = {"boundaries": ("pages/map.py", "lead", "mis_layer", "pfa"),
          "data": ("pages/data.py", "analyst", "completeness_layer", "pfa"),
          "compare": ("pages/compare.py", "commissioner", "cmp_layer", "pfa"),
          "divergence": ("pages/divergence.py", "commissioner", "div_layer", "pfa"),
+         "profile": ("pages/profile.py", "commissioner", "prof_layer", "pfa"),
+         "scenario": ("pages/scenario.py", "commissioner", None, None),
          "review": ("pages/review.py", "lead", None, None),
          "audit": ("pages/audit.py", "lead", None, None),
          "about": ("pages/about.py", "commissioner", None, None)}
@@ -75,14 +78,16 @@ def time_view(db: Path, url: str, size: int) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encounters", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=21, help="the generator's seed (default dataset: 20251125)")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--reruns", type=int, default=3)
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_view_pages_"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    db = published_store(work, args.encounters)
-    emit("store (synthetic, ingested, linked)", round(time.perf_counter() - t0, 3), "s", size=args.encounters)
+    db = published_store(work, args.encounters, seed=args.seed)
+    emit("store (synthetic, ingested, linked)", round(time.perf_counter() - t0, 3), "s", size=args.encounters,
+         seed=args.seed)
     os.environ.update({"JOINEDUP_DB": str(db), "JOINEDUP_SYNTHETIC_STORE": "1",
                        "JOINEDUP_ACCOUNTS": str(work / "no-accounts.json"), "JOINEDUP_POLL_SECONDS": "0"})
     for url in PAGES:

@@ -236,6 +236,12 @@ def test_no_function_in_lib_is_over_80_lines():
     assert not offenders, "split these into well-named helpers (issue 15):\n" + "\n".join(offenders)
 
 
+def test_no_function_in_bench_is_over_80_lines():
+    """The benchmarks are read as the measurements' definitions: they stay as short as lib/'s functions."""
+    offenders = long_functions(ROOT / "bench")
+    assert not offenders, "split these into well-named steps:\n" + "\n".join(offenders)
+
+
 def test_the_length_check_counts_from_def_to_the_last_line(tmp_path):
     (tmp_path / "pkg").mkdir()
     body = "".join(f"        x{i} = {i}\n" for i in range(80))

@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from lib import cli, views
+from lib.access import roles
+from lib.disclosure import members
 from lib.geo import agencies, layers, lookup
 from lib.measures import convert, counts, journeys, population, spans
 from lib.measures import span_figures as across_figures
@@ -162,8 +165,12 @@ def test_a_registered_layer_gets_the_span_journey_and_scenario_labels(tiny):
         summary = journeys.child_summary(tiny, "CH-8")
         assert summary["spans"]["csa_copy"] == summary["spans"]["utla"] == 2
         assert "2 children's services areas (copy)" in journeys.describe_child(summary)
+        # the child's home is named in it too (a home layer of the summary, as the utla it copies)
+        assert list(summary["home"]) == ["pfa", "utla", "nhs", "csa_copy"]
+        assert summary["home"]["csa_copy"] == summary["home"]["utla"] is not None
     assert list(spans.SPAN_LAYERS) == before_spans and list(journeys.PLACE_LAYERS) == before_places
     assert "csa_copy" not in scenario.LAYER_LABEL
+    assert list(journeys.child_summary(tiny, "CH-8")["home"]) == ["pfa", "utla", "nhs"]
 
 
 def test_a_registered_layer_gets_the_outline_scenario_and_across_choices():
@@ -230,3 +237,108 @@ def test_the_scenario_model_and_the_across_view_use_a_registered_layer(linked):
     pd.testing.assert_series_equal(shown["share_csa_copy"], shown["share_utla"], check_names=False)
     assert shown["spans_utla"].tolist() != exact["spans_utla"].tolist()  # published, not exact
     assert not [c for c in shown.columns if str(c).startswith("key_")]
+
+
+# -- a registered layer is placed, atomised for disclosure and named as an agency's own areas ---------------
+
+#: A test-only layer on a code column of the LSOA lookup no registered layer uses: ``trust_area``, the district
+#: (Wales: health board) whose trust catchment shares apply (lib.geo.trusts), named from the lad and lhb areas.
+SHARE_AREA = dataclasses.replace(layers.REGISTRY["lad"], key="share_area", title="Trust share areas (test)",
+                                 short="Share area", column="trust_area", drawn=False, parts=("lad", "lhb"),
+                                 stored="lad", nests_in=(), union_of="", measure_title="", noun="trust share area",
+                                 nouns="trust share areas", place_title="", code_words="")
+
+
+def test_a_registered_layer_is_placed_on_its_lookup_column():
+    """lookup.PLACE_COLUMNS comes from the registry's code columns: a registered layer's column is given to every
+    placed record (from the LSOA lookup), and not after it is unregistered."""
+    before = list(lookup.PLACE_COLUMNS)
+    assert before == ["lsoa11cd", "lad_code", "utla_code", "pfa_code", "icb_code", "sicbl_code", "lhb_code",
+                      "nhs_code", "trust_code", "lon", "lat"]  # the stored home_/enc_ columns keep this order
+    rows = np.array([0, 5, -1, 17])
+    with layers.registered(SHARE_AREA):
+        assert "trust_area" in lookup.PLACE_COLUMNS and lookup.PLACE_COLUMNS.count("utla_code") == 1
+        placed = lookup.place_lsoa_rows(rows)
+        assert list(placed.columns) == list(lookup.PLACE_COLUMNS)
+        expected = lookup.lsoa_table()["trust_area"].to_numpy(dtype=object)[[0, 5, 17]].tolist()
+        assert placed["trust_area"].iloc[[0, 1, 3]].tolist() == expected and pd.isna(placed["trust_area"].iloc[2])
+        with layers.registered(COPY):  # a layer on a column already placed adds none
+            assert list(lookup.PLACE_COLUMNS) == list(placed.columns)
+    assert list(lookup.PLACE_COLUMNS) == before
+    assert "trust_area" not in lookup.place_lsoa_rows(rows).columns
+
+
+def test_an_agency_recording_on_a_registered_layer_has_its_areas_named_on_the_scenario_page():
+    """The Scenario page's per-area capture names the areas of every layer an agency records natively on (the
+    agency registry): an agency on a registered layer gets its layer's names; without it they are not offered."""
+    before = scenario_view.area_names()
+    assert set(before) == {*lookup.name_of("pfa"), *lookup.name_of("utla"), *lookup.name_of("trust")}
+    districts = set(lookup.name_of("lad"))
+    assert districts - set(before)  # county districts are not among the agencies' own areas today
+    with layers.registered(SHARE_AREA), pytest.MonkeyPatch.context() as patch:
+        patch.setitem(agencies.NATIVE_LAYER, "test_agency", "share_area")  # an agency recording on it
+        names = scenario_view.area_names()
+        assert {code: names[code] for code in lookup.name_of("share_area")} == lookup.name_of("share_area")
+        assert districts <= set(names)
+    assert "test_agency" not in agencies.NATIVE_LAYER and scenario_view.area_names() == before
+
+
+def _layers_aggregate_roles_choose() -> set[str]:
+    """Every layer a role below the lead can pick on any page it may open (the view builders' parameters)."""
+    below = [role for role in roles.ROLES if roles.aggregates_suppressed(role)]
+    chosen = set()
+    for page in views.BUILDERS:
+        if any(roles.may_open(role, page) for role in below):
+            for spec in views.builder(page).PARAMS.values():
+                if spec.choices and set(spec.choices) <= set(layers.REGISTRY):
+                    chosen |= set(spec.choices)
+    return chosen
+
+
+def _covered(table: pd.DataFrame, atom_layers, layer: str) -> bool:
+    """Each area of ``layer`` is a union of atoms (distinct combinations of the atom layers' areas) on the
+    official LSOA lookup: no atom holds LSOAs of two of its areas."""
+    atoms = table.groupby([layers.COLUMNS[k] for k in atom_layers], dropna=False)[layers.COLUMNS[layer]]
+    return bool((atoms.nunique(dropna=False) <= 1).all())
+
+
+def test_the_flow_atoms_cover_every_layer_an_aggregate_role_can_choose():
+    """Flow encounters are published on atoms (spans.published_flow_encounters): the atom layers, derived from
+    the registry, are every layer of the published measure cube, and every layer a role below the lead can
+    choose is a union of the atoms of its flows. Sub-ICB locations are the one chosen layer not a union of
+    ``ATOM_LAYERS``'s atoms alone: their flows add them as an atom layer (``atom_layers``)."""
+    with layers.registered(COPY):  # a layer registered for measures is an atom layer, and not after
+        assert "csa_copy" in spans.ATOM_LAYERS
+        assert "csa_copy" in spans.atom_layers("pfa")
+    assert "csa_copy" not in spans.ATOM_LAYERS
+    chosen = _layers_aggregate_roles_choose()
+    assert set(layers.REGISTRY) <= chosen  # the pages' parameters were found
+    cube = {convert.layer_key(layer) for layer in chosen if layer in layers.measure_choices()}
+    assert cube == {"pfa", "utla", "lad", "nhs", "trust"}
+    assert cube <= set(spans.ATOM_LAYERS)
+    table = lookup.lsoa_table()
+    for layer in chosen:
+        assert layer in spans.atom_layers(layer) and _covered(table, spans.atom_layers(layer), layer), layer
+    assert {layer for layer in chosen if not _covered(table, spans.ATOM_LAYERS, layer)} <= {"sicbl"}
+
+
+def test_a_registered_measure_layer_joins_the_flow_atoms(linked):
+    """Flows published below the lead are summed from atoms of every atom layer: a registered measure layer is
+    one (its home and encounter areas read from the stored columns it is stored as), and as it copies utla the
+    published flows are unchanged."""
+    keys = members.key_tables(linked)
+    before = spans.published_flow_encounters(linked, "pfa", keys)
+    assert len(before) > 0
+    seen = []
+    real = spans._home_sql
+
+    def spy(layer):
+        seen.append(layer)
+        return real(layer)
+
+    with layers.registered(COPY), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(spans, "_home_sql", spy)
+        during = spans.published_flow_encounters(linked, "pfa", keys)
+    assert seen == ["pfa", "utla", "lad", "nhs", "trust", "csa_copy"]
+    pd.testing.assert_frame_equal(during, before)
+    assert spans.atom_layers("pfa") == ["pfa", "utla", "lad", "nhs", "trust"]

@@ -46,6 +46,9 @@ class Layer:
     span_title: str = ""  # a child's encounters are counted as spanning it: its short plural title ("": not)
     place_title: str = ""  # a child's journey names each record's area of it, under this column title ("": not)
     scenario_order: int = 0  # its place among the layers the NHS-number scenario maps its gain by (0: not offered)
+    child_home: bool = False  # a child's summary names the child's home area in it (lib.measures.journeys)
+    place_rank: int = 100  # position of its code column among the place columns (lookup.PLACE_COLUMNS; the
+    # stored home_/enc_ columns keep that order, fixed by store schema 1): a layer added later goes last
     code_words: str = ""  # its codes, in a validation message ("police force area code (E23…/W15…)")
     code_noun: str = ""  # what one of its codes names, in a message about a code ("": ``noun``)
     simplify_m: float = 1100.0  # display simplification tolerance in metres (geodata build)
@@ -83,7 +86,8 @@ REGISTRY: dict[str, Layer] = {
               vintage="December 2024 (districts on 2025 codes)", official=("lad24_csp24_pfa24",),
               vintage_short="ONS December 2024",
               union_of="lad", measure_title="Police force areas", noun="police force area", nouns="police force areas",
-              span_title="police forces", place_title="Police force area", scenario_order=2,
+              span_title="police forces", place_title="Police force area", scenario_order=2, child_home=True,
+              place_rank=3,
               code_words="police force area code (E23…/W15…)", simplify_m=1300.0),
         Layer("utla", "Children's services authorities", "Children's services", "utla_code",
               "Children's social care", "#D55E00", 2.2, "solid",
@@ -95,6 +99,7 @@ REGISTRY: dict[str, Layer] = {
               nests_in=("pfa",), union_of="lad", measure_title="Children's services authorities",
               noun="children's services authority", nouns="children's services authorities",
               span_title="children's services authorities", place_title="Children's services", scenario_order=1,
+              child_home=True, place_rank=2,
               code_words="upper-tier local authority code (E06/E08/E09/E10/W06)",
               code_noun="upper-tier local authority"),
         Layer("lad", "Local authority districts", "LAD", "lad_code", "District councils", "#999999", 0.8, "dot",
@@ -104,7 +109,7 @@ REGISTRY: dict[str, Layer] = {
               official=("lad24_csp24_pfa24",), vintage_short="2025 codes (ONSPD November 2025)",
               nests_in=("utla", "pfa"), measure_title="Local authority districts", noun="local authority district",
               nouns="local authority districts", place_title="District",
-              code_words="local authority district code", simplify_m=900.0),
+              code_words="local authority district code", simplify_m=900.0, place_rank=1),
         Layer("icb", "Integrated care boards (England)", "ICB", "icb_code", "NHS England", "#009E73", 2.6, "dash",
               note="42 ICBs (April 2023 codes: E54000063 Surrey Heartlands, E54000064 Sussex), built from sub-ICB "
                    "locations.",
@@ -112,18 +117,18 @@ REGISTRY: dict[str, Layer] = {
               vintage=NHS_VINTAGE, official=("lsoa21_sicbl24_icb24", "lsoa11_lsoa21_ltla22"),
               vintage_short="ONS April 2024 (April 2026 edition not yet in)", union_of="sicbl",
               measured_as="nhs", noun="integrated care board",
-              code_words="integrated care board code", simplify_m=1300.0),
+              code_words="integrated care board code", simplify_m=1300.0, place_rank=4),
         Layer("sicbl", "Sub-ICB locations (England)", "Sub-ICB", "sicbl_code", "NHS England", "#56B4E9", 1.2, "dashdot",
               note="106 sub-ICB locations, built from LSOAs.",
               source="ONS LSOA (2021) to Sub ICB Location to ICB lookup, via the ONS LSOA 2011 to 2021 lookup",
               vintage=NHS_VINTAGE, official=("lsoa21_sicbl24_icb24", "lsoa11_lsoa21_ltla22"),
               vintage_short="ONS April 2024", nests_in=("icb",), noun="sub-ICB location",
-              code_words="sub-ICB location code"),
+              code_words="sub-ICB location code", place_rank=5),
         Layer("lhb", "Local health boards (Wales)", "Health board", "lhb_code", "NHS Wales", "#CC79A7", 2.6, "longdash",
               note="7 Welsh health boards.",
               source="ONS Unitary Authority to Local Health Board lookup", vintage="December 2022",
               official=("ua22_lhb22",), vintage_short="ONS December 2022", noun="local health board",
-              code_words="Welsh local health board code", simplify_m=1300.0),
+              code_words="Welsh local health board code", simplify_m=1300.0, place_rank=6),
         Layer("nhs", "NHS bodies: ICBs (England) and health boards (Wales)", "NHS body", "nhs_code",
               "NHS England and NHS Wales", "#009E73", 2.6, "dash", drawn=False, parts=("icb", "lhb"),
               note="The NHS geography measures use: the integrated care board in England, the local health "
@@ -131,7 +136,7 @@ REGISTRY: dict[str, Layer] = {
               source="the icb and lhb layers", vintage=NHS_VINTAGE, vintage_short="ONS April 2024 / December 2022",
               measure_title="ICBs (England) and health boards (Wales)", noun="ICB or health board",
               nouns="ICBs or health boards", span_title="ICBs / health boards", place_title="ICB / health board",
-              scenario_order=3),
+              scenario_order=3, child_home=True, place_rank=7),
         Layer("trust", "Acute trust catchments (modelled)", "Trust catchment", "trust_code", "NHS acute trusts",
               "#E69F00", 1.8, "longdashdot", modelled=True,
               note="Modelled from OHID admissions (NHS Acute (Hospital) Trust Catchment Populations, 2022 edition; "
@@ -144,7 +149,7 @@ REGISTRY: dict[str, Layer] = {
               vintage_short="modelled, OHID 2022 edition", measure_title="Acute trust catchments (modelled)",
               noun="trust catchment", nouns="trust catchments", code_noun="NHS trust",
               span_title="trust catchments (modelled)", place_title="Trust catchment (modelled)",
-              code_words="NHS trust or Welsh health board ODS code"),
+              code_words="NHS trust or Welsh health board ODS code", place_rank=8),
     )
 }
 
@@ -204,6 +209,8 @@ STORED: Mapping[str, str] = _View(lambda layer: layer.stored is None, lambda lay
 #: Layers the NHS-number scenario (simulation and model) maps its gain by, in the order offered -> the layer.
 SCENARIO_LAYERS: Mapping[str, Layer] = _View(lambda layer: layer.scenario_order > 0,
                                              order=lambda layer: layer.scenario_order)
+#: Layers a child's summary names the home area in (lib.measures.journeys.child_summary) -> the layer.
+CHILD_HOME: Mapping[str, Layer] = _View(lambda layer: layer.child_home)
 #: Layers a place falls in, in the order a side panel lists them (the drawn layers) -> their titles.
 PLACE_ORDER: Mapping[str, str] = _View(lambda layer: layer.drawn, lambda layer: layer.title)
 
@@ -259,6 +266,13 @@ def outline(key: str) -> str | None:
 def nestings() -> list[tuple[str, str]]:
     """(inner, outer) for every declared nesting: each area of inner lies wholly in one area of outer."""
     return [(key, outer) for key, layer in REGISTRY.items() for outer in layer.nests_in]
+
+
+def code_columns() -> list[str]:
+    """The distinct code columns of the LSOA lookup the registered layers use, ordered by ``place_rank`` (then
+    registry order): lib.geo.lookup.PLACE_COLUMNS, the columns every placed record gets."""
+    ranked = sorted(REGISTRY.values(), key=lambda layer: layer.place_rank)  # stable: registry order breaks ties
+    return list(dict.fromkeys(layer.column for layer in ranked))
 
 
 def measure_choices() -> list[str]:

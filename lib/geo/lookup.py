@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator, Sequence
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -19,8 +20,30 @@ from lib.geo.layers import LAYERS
 GEODATA = Path(__file__).resolve().parents[2] / "geodata"
 #: Layer key -> lsoa_table column, for every registered layer (a live view of lib.geo.layers).
 LAYER_COLUMN = layers.COLUMNS
-PLACE_COLUMNS = ["lsoa11cd", "lad_code", "utla_code", "pfa_code", "icb_code", "sicbl_code", "lhb_code",
-                 "nhs_code", "trust_code", "lon", "lat"]
+
+
+class _PlaceColumns(Sequence):
+    """The columns a placed record gets, live from the layer registry: the LSOA code, every registered layer's
+    code column (``layers.code_columns``: by ``place_rank``, each once), then the centroid (lon, lat)."""
+
+    def _columns(self) -> list[str]:
+        return ["lsoa11cd", *layers.code_columns(), "lon", "lat"]
+
+    def __getitem__(self, index):
+        return self._columns()[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns())
+
+    def __len__(self) -> int:
+        return len(self._columns())
+
+    def __repr__(self) -> str:
+        return repr(self._columns())
+
+
+#: Columns of ``place_lsoa_rows``/``place_postcodes`` (after ``postcode_norm``); a layer registered later is placed too.
+PLACE_COLUMNS: Sequence[str] = _PlaceColumns()
 
 # UK postcode shape (outward code, inward code), after removing spaces and upper-casing.
 _POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")

@@ -159,7 +159,7 @@ def child_summary(con: duckdb.DuckDBPyConnection, child_id: str) -> dict:
     if records.empty:
         return {}
     home = {}
-    for key in ("pfa", "utla", "nhs"):
+    for key in layers.CHILD_HOME:  # the registry's home layers of a child summary
         found = query(con, f"WITH home AS ({_home_sql(key)}) SELECT home_area FROM home WHERE child_id = ?",
                        [child_id])
         home[key] = area_names(key).get(found.iloc[0, 0], found.iloc[0, 0]) if len(found) else None

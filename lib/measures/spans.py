@@ -92,7 +92,9 @@ def area_names(layer: str) -> dict[str, str]:
 
 def _home_sql(layer: str) -> str:
     """SQL (a CTE body) giving one row per placed child: child_id, home_area."""
-    column = f"home_{_check_layer(layer, (*HOME_LAYERS, 'nhs'))}"
+    # any registered layer (drawn ones first, as the message lists them), read from its stored home_ column
+    allowed = (*HOME_LAYERS, *(k for k in layers.REGISTRY if k not in HOME_LAYERS))
+    column = f"home_{layers.REGISTRY[_check_layer(layer, allowed)].stored_key}"
     return f"""
         SELECT child_id, area AS home_area FROM (
             SELECT child_id, area, row_number() OVER (
@@ -250,8 +252,16 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     return frame.reset_index(drop=True)
 
 
-#: The layers whose home and encounter areas define the atoms of flow encounters (with the flow's own layer).
-ATOM_LAYERS = ("pfa", "utla", "lad", "nhs", "trust")
+#: The layers whose home and encounter areas define the atoms of flow encounters (with the flow's own layer): the
+#: measure layers of the layer registry (those of the measure cube, whose records lib.disclosure.service publishes
+#: on atoms of the same layers), live, so a layer registered for measures is an atom layer too.
+ATOM_LAYERS: Mapping[str, str] = layers.MEASURE_LAYERS
+
+
+def atom_layers(layer: str) -> list[str]:
+    """The layers whose areas define the atoms of ``layer``'s published flow encounters: ``ATOM_LAYERS``, then
+    ``layer`` itself if it is not one of them."""
+    return list(dict.fromkeys([*ATOM_LAYERS, layer]))
 
 
 def published_flow_encounters(con: duckdb.DuckDBPyConnection, layer: str, keys: dict) -> pd.DataFrame:
@@ -266,11 +276,11 @@ def published_flow_encounters(con: duckdb.DuckDBPyConnection, layer: str, keys: 
 
     _check_layer(layer)
     _require_linkage(con)
-    atom_layers = list(dict.fromkeys([*ATOM_LAYERS, layer]))
-    homes = ",\n".join(f"h{i} AS ({_home_sql(g)})" for i, g in enumerate(atom_layers))
-    joins = " ".join(f"LEFT JOIN h{i} ON h{i}.child_id = rc.child_id" for i in range(len(atom_layers)))
-    columns = ", ".join([*(f"h{i}.home_area AS home{i}" for i in range(len(atom_layers))),
-                         *(f"e.enc_{g} AS enc{i}" for i, g in enumerate(atom_layers))])
+    atoms_of = atom_layers(layer)
+    homes = ",\n".join(f"h{i} AS ({_home_sql(g)})" for i, g in enumerate(atoms_of))
+    joins = " ".join(f"LEFT JOIN h{i} ON h{i}.child_id = rc.child_id" for i in range(len(atoms_of)))
+    columns = ", ".join([*(f"h{i}.home_area AS home{i}" for i in range(len(atoms_of))),
+                         *(f"e.enc_{layers.REGISTRY[g].stored_key} AS enc{i}" for i, g in enumerate(atoms_of))])
     with cursor(con) as cur:
         register(cur, keys)
         atoms = cur.execute(f"""
@@ -280,7 +290,7 @@ def published_flow_encounters(con: duckdb.DuckDBPyConnection, layer: str, keys: 
                  JOIN {RECORD_KEYS} k ON k.record_key = e.record_key {joins}
             WHERE rc.child_id IS NOT NULL
             GROUP BY ALL""").df()
-    chosen = atom_layers.index(layer)
+    chosen = atoms_of.index(layer)
     atoms["encounters"] = perturb(atoms["n"].to_numpy("int64"), atoms["cell_key"].to_numpy("int64"))
     moves = atoms[atoms[f"home{chosen}"].notna() & atoms[f"enc{chosen}"].notna()
                   & (atoms[f"home{chosen}"] != atoms[f"enc{chosen}"])]

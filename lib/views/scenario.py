@@ -23,6 +23,7 @@ from lib.access.roles import aggregates_suppressed
 from lib.disclosure import cells
 from lib.disclosure.notes import method_note
 from lib.geo import layers
+from lib.geo.agencies import NATIVE_LAYER as AGENCY_NATIVE_LAYER
 from lib.records import store
 from lib.scenario import scenario as sc
 from lib.scenario.capture import Levers
@@ -327,10 +328,11 @@ def area_choices(con, kind: str, agency: str, population=None) -> list[str]:
 
 
 def area_names() -> dict[str, str]:
-    """Names of the agencies' own areas (police force areas, authorities, trusts) for the area selector."""
+    """Names of the agencies' own areas (police force areas, authorities, trusts) for the area selector: those of
+    every layer an agency records natively on (the agency registry's ``NATIVE_LAYER``), in order of first use."""
     from lib.geo import lookup
 
     names: dict[str, str] = {}
-    for layer in ("pfa", "utla", "trust"):
+    for layer in dict.fromkeys(AGENCY_NATIVE_LAYER.values()):
         names.update(lookup.name_of(layer))
     return names
