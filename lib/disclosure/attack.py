@@ -31,8 +31,11 @@ class Programme:
     upper: list[float] = field(default_factory=list)
     eq: list[tuple[dict[int, float], float]] = field(default_factory=list)
     ub: list[tuple[dict[int, float], float]] = field(default_factory=list)
+    changes: int = field(default=0, repr=False)  # counts every change, so the built matrices are rebuilt after one
+    _cache: tuple | None = field(default=None, repr=False, compare=False)
 
     def var(self, name: str, lo: float = 0.0, hi: float | None = None) -> int:
+        self.changes += 1
         if name not in self.columns:
             self.columns[name] = len(self.columns)
             self.lower.append(lo)
@@ -44,9 +47,11 @@ class Programme:
         return self.columns[name]
 
     def add_eq(self, terms: dict[int, float], value: float) -> None:
+        self.changes += 1
         self.eq.append((terms, value))
 
     def add_le(self, terms: dict[int, float], value: float) -> None:
+        self.changes += 1
         self.ub.append((terms, value))
 
     def _matrix(self, rows):
@@ -61,14 +66,23 @@ class Programme:
         shape = (len(rows), len(self.columns))
         return coo_matrix((data, (r, c)), shape=shape).tocsr(), np.array([v for _, v in rows], dtype=float)
 
+    def _built(self):
+        """The matrices and bounds of the programme, built once and kept until a variable or row is added (the
+        attack bounds thousands of cells over one programme: rebuilding them per cell cost more than the solve)."""
+        shape = (self.changes, len(self.columns), len(self.eq), len(self.ub))
+        if self._cache is None or self._cache[0] != shape:
+            a_eq, b_eq = self._matrix(self.eq)
+            a_ub, b_ub = self._matrix(self.ub)
+            bounds = list(zip(self.lower, [None if math.isinf(u) else u for u in self.upper]))
+            self._cache = (shape, a_eq, b_eq, a_ub, b_ub, bounds)
+        return self._cache[1:]
+
     def bound(self, target: dict[str, float]) -> tuple[float, float]:
         """(lowest, highest) value of sum(coef * var) over everything the attacker knows."""
-        a_eq, b_eq = self._matrix(self.eq)
-        a_ub, b_ub = self._matrix(self.ub)
+        a_eq, b_eq, a_ub, b_ub, bounds = self._built()
         c = np.zeros(len(self.columns))
         for name, coef in target.items():
             c[self.columns[name]] = coef
-        bounds = list(zip(self.lower, [None if math.isinf(u) else u for u in self.upper]))
         result = []
         for sign in (1, -1):
             res = linprog(sign * c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
