@@ -33,6 +33,7 @@ class Programme:
     ub: list[tuple[dict[int, float], float]] = field(default_factory=list)
     changes: int = field(default=0, repr=False)  # counts every change, so the built matrices are rebuilt after one
     _cache: tuple | None = field(default=None, repr=False, compare=False)
+    _model: tuple | None = field(default=None, repr=False, compare=False)  # (state, HiGHS model, its costs)
 
     def var(self, name: str, lo: float = 0.0, hi: float | None = None) -> int:
         self.changes += 1
@@ -78,7 +79,16 @@ class Programme:
         return self._cache[1:]
 
     def bound(self, target: dict[str, float]) -> tuple[float, float]:
-        """(lowest, highest) value of sum(coef * var) over everything the attacker knows."""
+        """(lowest, highest) value of sum(coef * var) over everything the attacker knows. With highspy installed
+        (the tests and benchmarks: requirements-dev.txt) one HiGHS model per programme is kept and each bound
+        re-solved from the last optimal basis (only the objective changes); else scipy's HiGHS solves afresh."""
+        try:
+            import highspy  # noqa: F401
+        except ImportError:
+            return self._bound_scipy(target)
+        return self._bound_highs(target)
+
+    def _bound_scipy(self, target: dict[str, float]) -> tuple[float, float]:
         a_eq, b_eq, a_ub, b_ub, bounds = self._built()
         c = np.zeros(len(self.columns))
         for name, coef in target.items():
@@ -90,6 +100,61 @@ class Programme:
                 raise RuntimeError(f"the attacker's programme has no solution ({res.message}): the published "
                                    "figures contradict the stated method")
             result.append(sign * res.fun)
+        return result[0], result[1]
+
+    def _highs(self):
+        """The programme as one HiGHS model (built once per state of the programme, like ``_built``)."""
+        import highspy
+        from scipy.sparse import vstack
+
+        key = (self.changes, len(self.columns), len(self.eq), len(self.ub))
+        if self._model is not None and self._model[0] == key:
+            return self._model[1]
+        a_eq, b_eq, a_ub, b_ub, _ = self._built()
+        inf = highspy.kHighsInf
+        model = highspy.Highs()
+        model.setOptionValue("output_flag", False)
+        n = len(self.columns)
+        model.addVars(n, np.array(self.lower, dtype=float),
+                      np.array([inf if math.isinf(u) else u for u in self.upper], dtype=float))
+        blocks, lower, upper = [], [], []
+        if a_eq is not None:
+            blocks.append(a_eq)
+            lower.append(b_eq)
+            upper.append(b_eq)
+        if a_ub is not None:
+            blocks.append(a_ub)
+            lower.append(np.full(len(b_ub), -inf))
+            upper.append(b_ub)
+        if blocks:
+            matrix = vstack(blocks).tocsr()
+            model.addRows(matrix.shape[0], np.concatenate(lower), np.concatenate(upper), matrix.nnz,
+                          matrix.indptr[:-1].astype(np.int32), matrix.indices.astype(np.int32),
+                          matrix.data.astype(float))
+        self._model = (key, model, {})
+        return model
+
+    def _bound_highs(self, target: dict[str, float]) -> tuple[float, float]:
+        import highspy
+
+        model = self._highs()
+        costs = self._model[2]  # the objective's nonzero costs left from the last bound
+        wanted = {self.columns[name]: float(coef) for name, coef in target.items()}
+        changed = {j: 0.0 for j in costs if j not in wanted} | wanted
+        if changed:
+            index = np.array(list(changed), dtype=np.int32)
+            model.changeColsCost(len(index), index, np.array(list(changed.values()), dtype=float))
+        costs.clear()
+        costs.update(wanted)
+        result = []
+        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
+            model.changeObjectiveSense(sense)
+            model.run()
+            status = model.getModelStatus()
+            if status != highspy.HighsModelStatus.kOptimal:
+                raise RuntimeError(f"the attacker's programme has no solution ({model.modelStatusToString(status)})"
+                                   ": the published figures contradict the stated method")
+            result.append(model.getInfo().objective_function_value)
         return result[0], result[1]
 
 
