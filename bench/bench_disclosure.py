@@ -96,7 +96,7 @@ def main() -> None:
     from lib.records import store
     from lib.views.base import Memo, Source
 
-    args.db = linked_store(args.db, args.size, args.seed, "disclosure", seed=args.seed)
+    args.db = linked_store(args.db, args.size, args.seed, "disclosure")  # (seed= here clashed with its own seed)
     con = store.connect(args.db, read_only=True)
     commit = _commit()
     try:
@@ -110,7 +110,8 @@ def main() -> None:
         emit("board packs counted", round(time.perf_counter() - started, 1), "s")
     finally:
         con.close()
-    print(f"\nShare of cells the {args.role} sees (not c), commit {commit}, store {args.db}")
+    print(f"\nShare of cells the {args.role} sees (not c), commit {commit}, store {args.db} (seed {args.seed} "
+          "when built here)")
     print(f"{'output':<48} {'shown':>7} {'cells':>7} {'share':>7}")
     for name, (shown, cells) in rows.items():
         share = shown / cells * 100 if cells else float("nan")

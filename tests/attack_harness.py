@@ -680,8 +680,13 @@ def lp_bounds(seen: Collected, truth: dict[Cell, object], *, limit: int | None =
     exact = {c for c, v, m in seen.observations if m == "suppression" and v != HIDDEN}
     for lp, targets in programmes(seen, extra=list(truth)).values():
         cells = [c for c in targets if isinstance(truth.get(c), int) and 1 <= truth[c] <= 5 and c not in exact]
+        solved: dict[frozenset, tuple[int, int]] = {}  # cells with the same target (same agencies, periods and
+        # atoms, e.g. a unitary authority on the district and county layers) have the same bounds: solved once
         for cell in cells[:limit] if limit else cells:
-            lo, hi = attack.integer_interval(*lp.bound(targets[cell]))
+            key = frozenset(targets[cell].items())
+            if key not in solved:
+                solved[key] = attack.integer_interval(*lp.bound(targets[cell]))
+            lo, hi = solved[key]
             bounded += 1
             if bounded % 25 == 0:
                 log(f"LP: {bounded} protected cells bounded, {len(findings)} findings")

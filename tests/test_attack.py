@@ -339,6 +339,31 @@ def test_merton_cannot_be_recovered_from_the_scenario_area_tables(merton):
     assert low <= truth[cell] <= high and high - low >= 2, (low, high, truth[cell])
 
 
+def test_the_lead_reads_merton_exactly(merton):
+    """The safeguarding lead's Scenario area tables are exact and say so (this covered the simulation's Merton
+    in tests/test_disclosure_pages.py before; here on the Merton store): Merton's count is the children the
+    store kept, every area's count is the model's own, and no cell key leaves the view."""
+    from lib import views
+    from lib.disclosure.notes import METHOD, UNPROTECTED
+    from lib.records import store as store_mod
+    from lib.views import scenario as view
+    from tests.merton_store import MERTON_CHILDREN
+
+    store, truth, cell = merton
+    assert truth[cell] == MERTON_CHILDREN
+    params = views.resolve_params("scenario", {"kind": "model", "layer": "utla"})
+    data = views.build("scenario", store, params, "lead")
+    assert UNPROTECTED in data.notes and METHOD not in data.notes
+    shown = data.tables["areas"].frame
+    assert not [c for c in shown.columns if str(c).startswith("key_")]
+    con = store_mod.connect(store, read_only=True)
+    try:
+        model = view.compute(con, params)["by_area"].set_index("area_code")["multi_agency_linked"]
+    finally:
+        con.close()
+    assert shown.set_index("area_code")["multi_agency_linked"].to_dict() == model.to_dict()
+
+
 # -- the large stores, over everything (CI: JOINEDUP_ATTACK_FULL=1) ---------------------------------------
 
 def _build_full_store(path, size: str) -> None:

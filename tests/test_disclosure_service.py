@@ -216,3 +216,24 @@ def test_england_and_wales_children_are_one_cell_whatever_the_layer(con):
         if measure == "children":  # the old figure, the districts' sum, counts a child in two districts twice
             summed = compare.aggregate(bases["lad"], bases["lad"]["area_code"], "sum")
             assert any(float(summed[a].iat[0]) > exact[a] for a in agencies)
+
+
+def test_the_disclosure_benchmark_runs_and_prints_its_shares(tmp_path):
+    """bench/bench_disclosure.py (the share of cells a commissioner sees) runs end to end on a tiny store and
+    prints a share figure per output (it raised a TypeError building its store on the merged head of 30
+    November). No figure is asserted beyond being a share."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    done = subprocess.run([sys.executable, "-m", "bench.bench_disclosure", "--size", "1500", "--limit", "2",
+                           "--packs", "lad"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    shares = [f for f in figures if f["figure"].startswith("share shown: ")]
+    compare = {f["figure"].split(" (")[0] for f in shares if "Compare" in f["figure"]}
+    assert compare == {"share shown: Compare utla + neighbours"}
+    assert any("board pack lad" in f["figure"] for f in shares)
+    assert all(0 <= f["value"] <= 100 and f["cells"] > 0 for f in shares), shares

@@ -31,8 +31,12 @@ class Programme:
     upper: list[float] = field(default_factory=list)
     eq: list[tuple[dict[int, float], float]] = field(default_factory=list)
     ub: list[tuple[dict[int, float], float]] = field(default_factory=list)
+    changes: int = field(default=0, repr=False)  # counts every change, so the built matrices are rebuilt after one
+    _cache: tuple | None = field(default=None, repr=False, compare=False)
+    _model: tuple | None = field(default=None, repr=False, compare=False)  # (state, HiGHS model, its costs)
 
     def var(self, name: str, lo: float = 0.0, hi: float | None = None) -> int:
+        self.changes += 1
         if name not in self.columns:
             self.columns[name] = len(self.columns)
             self.lower.append(lo)
@@ -44,9 +48,11 @@ class Programme:
         return self.columns[name]
 
     def add_eq(self, terms: dict[int, float], value: float) -> None:
+        self.changes += 1
         self.eq.append((terms, value))
 
     def add_le(self, terms: dict[int, float], value: float) -> None:
+        self.changes += 1
         self.ub.append((terms, value))
 
     def _matrix(self, rows):
@@ -61,14 +67,32 @@ class Programme:
         shape = (len(rows), len(self.columns))
         return coo_matrix((data, (r, c)), shape=shape).tocsr(), np.array([v for _, v in rows], dtype=float)
 
+    def _built(self):
+        """The matrices and bounds of the programme, built once and kept until a variable or row is added (the
+        attack bounds thousands of cells over one programme: rebuilding them per cell cost more than the solve)."""
+        shape = (self.changes, len(self.columns), len(self.eq), len(self.ub))
+        if self._cache is None or self._cache[0] != shape:
+            a_eq, b_eq = self._matrix(self.eq)
+            a_ub, b_ub = self._matrix(self.ub)
+            bounds = list(zip(self.lower, [None if math.isinf(u) else u for u in self.upper]))
+            self._cache = (shape, a_eq, b_eq, a_ub, b_ub, bounds)
+        return self._cache[1:]
+
     def bound(self, target: dict[str, float]) -> tuple[float, float]:
-        """(lowest, highest) value of sum(coef * var) over everything the attacker knows."""
-        a_eq, b_eq = self._matrix(self.eq)
-        a_ub, b_ub = self._matrix(self.ub)
+        """(lowest, highest) value of sum(coef * var) over everything the attacker knows. With highspy installed
+        (the tests and benchmarks: requirements-dev.txt) one HiGHS model per programme is kept and each bound
+        re-solved from the last optimal basis (only the objective changes); else scipy's HiGHS solves afresh."""
+        try:
+            import highspy  # noqa: F401
+        except ImportError:
+            return self._bound_scipy(target)
+        return self._bound_highs(target)
+
+    def _bound_scipy(self, target: dict[str, float]) -> tuple[float, float]:
+        a_eq, b_eq, a_ub, b_ub, bounds = self._built()
         c = np.zeros(len(self.columns))
         for name, coef in target.items():
             c[self.columns[name]] = coef
-        bounds = list(zip(self.lower, [None if math.isinf(u) else u for u in self.upper]))
         result = []
         for sign in (1, -1):
             res = linprog(sign * c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
@@ -76,6 +100,61 @@ class Programme:
                 raise RuntimeError(f"the attacker's programme has no solution ({res.message}): the published "
                                    "figures contradict the stated method")
             result.append(sign * res.fun)
+        return result[0], result[1]
+
+    def _highs(self):
+        """The programme as one HiGHS model (built once per state of the programme, like ``_built``)."""
+        import highspy
+        from scipy.sparse import vstack
+
+        key = (self.changes, len(self.columns), len(self.eq), len(self.ub))
+        if self._model is not None and self._model[0] == key:
+            return self._model[1]
+        a_eq, b_eq, a_ub, b_ub, _ = self._built()
+        inf = highspy.kHighsInf
+        model = highspy.Highs()
+        model.setOptionValue("output_flag", False)
+        n = len(self.columns)
+        model.addVars(n, np.array(self.lower, dtype=float),
+                      np.array([inf if math.isinf(u) else u for u in self.upper], dtype=float))
+        blocks, lower, upper = [], [], []
+        if a_eq is not None:
+            blocks.append(a_eq)
+            lower.append(b_eq)
+            upper.append(b_eq)
+        if a_ub is not None:
+            blocks.append(a_ub)
+            lower.append(np.full(len(b_ub), -inf))
+            upper.append(b_ub)
+        if blocks:
+            matrix = vstack(blocks).tocsr()
+            model.addRows(matrix.shape[0], np.concatenate(lower), np.concatenate(upper), matrix.nnz,
+                          matrix.indptr[:-1].astype(np.int32), matrix.indices.astype(np.int32),
+                          matrix.data.astype(float))
+        self._model = (key, model, {})
+        return model
+
+    def _bound_highs(self, target: dict[str, float]) -> tuple[float, float]:
+        import highspy
+
+        model = self._highs()
+        costs = self._model[2]  # the objective's nonzero costs left from the last bound
+        wanted = {self.columns[name]: float(coef) for name, coef in target.items()}
+        changed = {j: 0.0 for j in costs if j not in wanted} | wanted
+        if changed:
+            index = np.array(list(changed), dtype=np.int32)
+            model.changeColsCost(len(index), index, np.array(list(changed.values()), dtype=float))
+        costs.clear()
+        costs.update(wanted)
+        result = []
+        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
+            model.changeObjectiveSense(sense)
+            model.run()
+            status = model.getModelStatus()
+            if status != highspy.HighsModelStatus.kOptimal:
+                raise RuntimeError(f"the attacker's programme has no solution ({model.modelStatusToString(status)})"
+                                   ": the published figures contradict the stated method")
+            result.append(model.getInfo().objective_function_value)
         return result[0], result[1]
 
 
