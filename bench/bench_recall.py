@@ -56,11 +56,11 @@ FLOOR = 0.3  # pairs scored down to this probability, so every threshold of THRE
 #: names both disagree weighed once (model.joint_name_levels): today's default.
 MODELS = {"before": (False, False, False, False), "dice": (True, False, False, False),
           "after": (True, True, False, False), "parts": (True, True, True, False), "dob": (False, False, True, False),
-          "joint": (True, True, True, True)}
+          "joint": (True, True, True, "once"), "cond": (True, True, True, True)}
 
 
 def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, dob_parts: bool = False,
-          joint_names: bool = False) -> tuple[list[dict], float]:
+          joint_names: bool | str = False) -> tuple[list[dict], float]:
     """Pairwise scores at each match threshold of THRESHOLDS (review band: 0.5 up to the threshold) from
     one training and one scoring (lib.linkage.run's passes and clustering, as `link` runs them), and the
     seconds the passes took."""

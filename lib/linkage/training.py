@@ -25,6 +25,6 @@ def train_model(db_api, frame: pd.DataFrame, config: LinkConfig) -> dict:
     cuts = dice.thresholds(frame, config.seed) if use_dice else None
     name_lsh = config.name_blocking and lsh.COLUMN in frame.columns
     trainer = Linker(db_api.register(frame, dataset_display_name="training_nodes"),
-                     model.settings(cuts, name_lsh, config.dob_parts, config.joint_names and bool(cuts)), log_level=30)
+                     model.settings(cuts, name_lsh, config.dob_parts, config.joint_names if cuts else False), log_level=30)
     model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs)
     return trainer.misc.save_model_to_json()
