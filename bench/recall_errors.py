@@ -40,6 +40,46 @@ def _labels(model_json: dict) -> dict[str, dict[int, str]]:
     return out
 
 
+def _unscored(nodes: pd.DataFrame, pairs: list[tuple[str, str]], name_lsh: bool) -> Counter:
+    """Missed pairs that have no edge at or above 0.3: whether any blocking rule proposes them ("scored < 0.3")
+    or none does ("never proposed"), the latter by which of date of birth, postcode district, surname and
+    forename (exact hash) agree."""
+    import duckdb
+
+    from lib.linkage import lsh, model
+
+    frame = nodes[["unique_id", *model.FEATURES]]
+    if name_lsh:
+        frame = lsh.with_keys(frame)
+    con = duckdb.connect()
+    con.register("n", frame)
+    con.register("p", pd.DataFrame(pairs, columns=["a", "b"]))
+    rules = []
+    for rule in model.blocking_rules(name_lsh):
+        if isinstance(rule, str):
+            rules.append(rule)
+        elif name_lsh and lsh.COLUMN in str(rule.get_blocking_rule("duckdb").blocking_rule_sql):
+            rules.append(f"len(list_intersect(l.{lsh.COLUMN}, r.{lsh.COLUMN})) > 0")
+        else:
+            rules.append(rule.get_blocking_rule("duckdb").blocking_rule_sql)
+    proposed = " OR ".join(f"coalesce({r}, false)" for r in rules)
+    rows = con.execute(f"""SELECT {proposed} AS proposed,
+                                  coalesce(l.dob_hash = r.dob_hash, false) AS dob,
+                                  coalesce(l.home_district = r.home_district, false) AS district,
+                                  coalesce(l.surname_hash = r.surname_hash, false) AS surname,
+                                  coalesce(l.forename_hash = r.forename_hash, false) AS forename
+                           FROM p JOIN n l ON l.unique_id = p.a JOIN n r ON r.unique_id = p.b""").fetchall()
+    con.close()
+    out = Counter()
+    for proposed_, *agree in rows:
+        if proposed_:
+            out["proposed, scored < 0.3"] += 1
+        else:
+            same = [f for f, a in zip(("dob", "district", "surname", "forename"), agree) if a]
+            out["never proposed; same: " + (", ".join(same) or "none of dob, district, names")] += 1
+    return out
+
+
 def analyse(con, truth: pd.DataFrame, model_name: str, threshold: float = 0.9) -> dict:
     from lib.linkage import run
 
@@ -77,7 +117,7 @@ def analyse(con, truth: pd.DataFrame, model_name: str, threshold: float = 0.9) -
     pairs = multi.merge(multi, on="child")
     pairs = pairs[(pairs["node_x"] < pairs["node_y"]) & (pairs["cluster_x"] != pairs["cluster_y"])]
     scored = edges.set_index(pd.Index(list(zip(edges["unique_id_l"], edges["unique_id_r"]))))
-    missed = Counter()
+    missed, unscored = Counter(), []
     for a, b in zip(pairs["node_x"], pairs["node_y"]):
         key = (a, b) if (a, b) in scored.index else (b, a)
         if key in scored.index:
@@ -85,7 +125,9 @@ def analyse(con, truth: pd.DataFrame, model_name: str, threshold: float = 0.9) -
             p = float(row["match_probability"])
             missed[(row["pattern"], "0.5-0.9" if p >= 0.5 else "0.3-0.5")] += 1
         else:
-            missed[("not scored >= 0.3", "")] += 1
+            unscored.append((a, b))
+    for kind, n in _unscored(nodes, unscored, blocking).items():
+        missed[(kind, "")] += n
     return {"model": model_name, "nodes": len(nodes), "records": len(keys),
             "missed_node_pairs": sum(missed.values()),
             "missed": [{"pattern": p, "band": b, "n": n} for (p, b), n in missed.most_common(25)],
