@@ -134,7 +134,8 @@ def analyse(con, truth: pd.DataFrame, model_name: str, threshold: float = 0.9) -
             "false_edges": len(false),
             "false": [{"pattern": p, "n": int(n)} for p, n in false["pattern"].value_counts().head(20).items()],
             "queue": len(queue), "queue_true": int(queue["is_true"].sum()),
-            "queue_patterns": [{"pattern": p, "n": int(n), "true": int(queue.loc[queue["pattern"] == p, "is_true"].sum())}
+            "queue_patterns": [{"pattern": p, "n": int(n),
+                                "true": int(queue.loc[queue["pattern"] == p, "is_true"].sum())}
                                for p, n in queue["pattern"].value_counts().head(25).items()],
             "band_edges": {f"{lo}-{hi}": {"true": int(((edges["match_probability"] >= lo)
                                                       & (edges["match_probability"] < hi) & edges["is_true"]).sum()),

@@ -102,8 +102,9 @@ def conditional_name_levels(dice_cuts: dict[str, list[float]]) -> tuple[list, ob
         cll.CustomLevel('"surname_hash_l" IS NOT NULL AND "surname_hash_r" IS NOT NULL',
                         label_for_charts=BOTH_NAMES_LABEL, base_dialect_str="duckdb"),
     ]
-    surname = cll.CustomLevel(_disagrees("forename", dice_cuts.get("forename", [])), label_for_charts=SURNAME_GIVEN_LABEL,
-                              base_dialect_str="duckdb").configure(is_null_level=True)
+    surname = cll.CustomLevel(_disagrees("forename", dice_cuts.get("forename", [])),
+                              label_for_charts=SURNAME_GIVEN_LABEL, base_dialect_str="duckdb").configure(
+        is_null_level=True)
     return forename, surname
 
 
