@@ -108,8 +108,8 @@ def test_siblings_no_longer_count_the_surname_twice(builtin_8k):
 
 def test_spark_scores_the_names_weighed_together_as_duckdb_does(tmp_path):
     """The Dice levels and the names weighed together, forced on at 3,000 encounters: Spark scores the same edges
-    with the same per-level weights as DuckDB (the levels' SQL is translated by Splink). Skipped without pyspark
-    or Java unless JOINEDUP_REQUIRE_SPARK=1."""
+    with the same per-level weights as DuckDB (the levels' SQL is translated by Splink), twice in one process.
+    Skipped without pyspark or Java unless JOINEDUP_REQUIRE_SPARK=1."""
     import os
     import shutil
 
@@ -124,8 +124,11 @@ def test_spark_scores_the_names_weighed_together_as_duckdb_does(tmp_path):
     con.close()
     forced = {"name_similarity_min_nodes": 0}
     duck, duck_model = run.probabilistic_pass(nodes, run.LinkConfig(**forced))
-    spark, spark_model = run.probabilistic_pass(nodes, run.LinkConfig(backend="spark", spark_master="local[2]",
-                                                                      spark_partitions=4, **forced))
+    on_spark = run.LinkConfig(backend="spark", spark_master="local[2]", spark_partitions=4, **forced)
+    spark, spark_model = run.probabilistic_pass(nodes, on_spark)
+    # a second Spark link in the same process (the session keeps the first one's view): failed before
+    again, _ = run.probabilistic_pass(nodes, on_spark)
+    assert len(again) == len(spark)
     assert model.has_joint_names(duck_model) is True and model.has_joint_names(spark_model) is True
     fired = duck["gamma_forename"].value_counts()
     assert len(fired) >= 5, fired  # exact, the two names' joint levels and more fired here
