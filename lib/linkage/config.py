@@ -37,8 +37,9 @@ class LinkConfig:
     #                             levels, from name_similarity_min_nodes (inference.uses_name_blocking)
     dob_parts: bool = True  # a level for two of day, month and year agreeing (keyed hashes of the parts,
     #                          model.dob_parts_level); False: without it (measured in LINKAGE_PRIVACY.md)
-    joint_names: bool = True  # with the Dice levels: a pair whose two names both disagree is weighed once
-    #                            (model.joint_name_levels); False: as two independent disagreements
+    joint_names: bool | str = True  # with the Dice levels: where the forename disagrees, both names are weighed
+    #   together (model.conditional_name_levels); "once": only both disagreeing, weighed once (model.joint_name_levels,
+    #   measured worse); False: as two independent comparisons
     name_similarity_min_nodes: int = 50_000  # fewer nodes to train on: no Dice levels (measured: at 20,000
     #                                          encounters they cost recall, at 100,000 they add it; LINKAGE_PRIVACY.md)
 

@@ -66,14 +66,58 @@ def joint_name_levels(dice_cuts: dict[str, list[float]]) -> tuple:
     return forename, surname
 
 
+FORENAME_ONLY_LABEL = "Forename differs, surname agrees"
+SURNAME_GIVEN_LABEL = "Forename differs (both names weighed in forename)"
+
+
+def _agrees(field: str, cuts: list[float]) -> str:
+    """SQL: some level of `field`'s comparison above disagreement fires (exact, sound-alike or Dice)."""
+    col = {"forename": ["forename_hash", "forename_canon_hash", "forename_phonetic"],
+           "surname": ["surname_hash", "surname_phonetic"]}[field]
+    parts = [f'coalesce("{c}_l" = "{c}_r", false)' for c in col]
+    parts += [f"coalesce({dice.bloom.dice_sql(f'{field}_bloom')} >= {t:.2f}, false)" for t in cuts]
+    return " OR ".join(parts)
+
+
+def conditional_name_levels(dice_cuts: dict[str, list[float]]) -> tuple[list, object]:
+    """(forename levels, surname level): the two names weighed together whenever the forename disagrees.
+
+    `joint_name_levels` weighed the joint disagreement once but left "forename differs, surname agrees" in the
+    forename's Else level, whose m and u then both require the surname to agree: its weight came out near zero
+    (m 0.0047, u 0.0046 at 20,000 built-in encounters), and the surname comparison weighed the surname's
+    agreement again (exact surname +3.1 bits, more with its term frequency). A sibling at the same address
+    (another forename, the same surname) kept the evidence of the surname twice: most false links and most of
+    the review queue at 100,000 were such pairs (docs/LINKAGE_PRIVACY.md).
+
+    Here, once the forename has failed every level above (Splink's levels are tried in order, so these
+    conditions need not repeat them), the forename comparison says what the surname did: some level of it
+    agrees, or it is known on both sides and does not, or it is unknown (the Else level); m and u are estimated
+    for the two names together. The surname comparison's first level after its null level is a null level at
+    "the forename disagreed" (no weight: the surname was weighed in the forename). Where the forename agrees at
+    some level, the surname is graded as before: P(forename, surname) = P(forename level) x P(surname level |
+    the forename did not disagree), with no term counted twice."""
+    forename = [
+        cll.CustomLevel(_agrees("surname", dice_cuts.get("surname", [])), label_for_charts=FORENAME_ONLY_LABEL,
+                        base_dialect_str="duckdb"),
+        cll.CustomLevel('"surname_hash_l" IS NOT NULL AND "surname_hash_r" IS NOT NULL',
+                        label_for_charts=BOTH_NAMES_LABEL, base_dialect_str="duckdb"),
+    ]
+    surname = cll.CustomLevel(_disagrees("forename", dice_cuts.get("forename", [])),
+                              label_for_charts=SURNAME_GIVEN_LABEL, base_dialect_str="duckdb").configure(
+        is_null_level=True)
+    return forename, surname
+
+
 def comparisons(dice_cuts: dict[str, list[float]] | None = None, dob_parts: bool = False,
-                joint_names: bool = False) -> list:
+                joint_names: bool | str = False) -> list:
     """The comparisons; `dice_cuts` (from `dice.thresholds`) adds Dice levels on the names' Bloom filters
     between sound-alike and disagreement (None or an empty list: today's levels only); `dob_parts` adds the
     date of birth's partial agreement (`dob_parts_level`) between transposed and same year; `joint_names`
-    weighs a pair whose two names both disagree once (`joint_name_levels`)."""
+    (True) weighs both names together whenever the forename disagrees (`conditional_name_levels`); "once" weighs
+    only a pair whose two names both disagree once (`joint_name_levels`: session 4's model, measured worse)."""
     dice_cuts = dice_cuts or {}
-    joint = joint_name_levels(dice_cuts) if joint_names else None
+    conditional = conditional_name_levels(dice_cuts) if joint_names is True else None
+    joint = joint_name_levels(dice_cuts) if joint_names == "once" else None
     forename = cl.CustomComparison(
         [
             cll.NullLevel("forename_hash"),
@@ -84,6 +128,7 @@ def comparisons(dice_cuts: dict[str, list[float]] | None = None, dob_parts: bool
             cll.ColumnsReversedLevel("forename_hash", "surname_hash").configure(
                 label_for_charts="Forename and surname swapped"),
             *([joint[0]] if joint else []),
+            *(conditional[0] if conditional else []),
             cll.ElseLevel(),
         ],
         output_column_name="forename",
@@ -91,6 +136,7 @@ def comparisons(dice_cuts: dict[str, list[float]] | None = None, dob_parts: bool
     surname = cl.CustomComparison(
         [
             cll.NullLevel("surname_hash"),
+            *([conditional[1]] if conditional else []),
             cll.ExactMatchLevel("surname_hash", term_frequency_adjustments=True),
             cll.ExactMatchLevel("surname_phonetic").configure(label_for_charts="Surnames sound alike"),
             *dice.levels("surname", dice_cuts.get("surname", [])),
@@ -155,7 +201,7 @@ def blocking_rules(name_lsh: bool = False) -> list:
 
 
 def settings(dice_cuts: dict[str, list[float]] | None = None, name_lsh: bool = False,
-             dob_parts: bool = False, joint_names: bool = False) -> SettingsCreator:
+             dob_parts: bool = False, joint_names: bool | str = False) -> SettingsCreator:
     return SettingsCreator(
         link_type="dedupe_only",
         comparisons=comparisons(dice_cuts, dob_parts, joint_names),
@@ -191,9 +237,12 @@ def _has_level(model_json: dict, label: str) -> bool:
                for level in comparison["comparison_levels"])
 
 
-def has_joint_names(model_json: dict) -> bool:
-    """Whether a trained model's JSON was built with the joint name levels."""
-    return _has_level(model_json, BOTH_NAMES_LABEL)
+def has_joint_names(model_json: dict) -> bool | str:
+    """How a trained model's JSON weighs the two names: True (together when the forename disagrees,
+    `conditional_name_levels`), "once" (the joint disagreement alone, `joint_name_levels`) or False."""
+    if _has_level(model_json, FORENAME_ONLY_LABEL):
+        return True
+    return "once" if _has_level(model_json, BOTH_NAMES_LABEL) else False
 
 
 def has_dob_parts(model_json: dict) -> bool:
@@ -210,7 +259,7 @@ def trained_settings(model_json: dict, dialect: str) -> dict:
     """
     name_lsh = any(lsh.COLUMN in str(rule) for rule in model_json.get("blocking_rules_to_generate_predictions", []))
     target = settings(dice.thresholds_in(model_json), name_lsh, has_dob_parts(model_json),
-                      _has_level(model_json, BOTH_NAMES_LABEL)).create_settings_dict(sql_dialect_str=dialect)
+                      has_joint_names(model_json)).create_settings_dict(sql_dialect_str=dialect)
     target["probability_two_random_records_match"] = model_json["probability_two_random_records_match"]
     trained = {c["output_column_name"]: c for c in model_json["comparisons"]}
     for comparison in target["comparisons"]:

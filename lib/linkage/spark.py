@@ -93,6 +93,9 @@ def predict(frame: pd.DataFrame, model_json: dict, threshold: float, *, master: 
 
         table = spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))
     api = SparkAPI(spark_session=spark, num_partitions_on_repartition=partitions)
+    # A second link in the same process finds the first one's view in the session: Splink refuses to overwrite a
+    # table it did not name itself, so the second run failed ("Table 'encounters' already exists").
+    spark.catalog.dropTempView("encounters")
     linker = Linker(api.register(table, dataset_display_name="encounters"),
                     model.scoring_settings(model.trained_settings(model_json, "spark")), log_level=30)
     scored = linker.inference.predict(threshold_match_probability=threshold).as_spark_dataframe()
