@@ -74,3 +74,31 @@ def test_an_unlinked_store_says_so(tmp_path):
     store.connect(db).close()
     data = views.build("review", db, {}, "lead")
     assert data.extra["state"] == "unlinked" and "not been linked" in data.sentences[1] and not data.tables
+
+
+def test_identifier_agreement_equals_a_recount_per_group_and_identifier(linked):
+    """review.agreement reads both groups in one query; each row must equal a separate recount of that group's
+    distinct recorded values of that identifier (the per-identifier queries it replaced)."""
+    import duckdb
+
+    from lib.linkage import review
+
+    con = duckdb.connect(str(linked), read_only=True)
+    try:
+        pairs = review.review_queue(con, limit=6)
+        assert len(pairs) >= 3
+        for pair in pairs.itertuples():
+            got = review.agreement(con, pair.node_l, pair.node_r)
+            for (label, column, shown), row in zip(review.AGREEMENT_FIELDS, got.itertuples()):
+                sets = []
+                for node in (pair.node_l, pair.node_r):
+                    found = con.execute(f"""SELECT DISTINCT e.{column} FROM record_child r JOIN encounters e
+                                            USING (record_key) WHERE r.node_id = ? AND e.{column} IS NOT NULL""",
+                                        [node]).fetchall()
+                    sets.append({v for (v,) in found if v != ""})
+                a, b = sets
+                assert row.identifier == label
+                assert (row.group_a, row.group_b) == (review._masked(a, shown), review._masked(b, shown))
+                assert row.verdict == ("not on both" if not a or not b else ("agree" if a & b else "disagree"))
+    finally:
+        con.close()

@@ -65,11 +65,20 @@ AGREEMENT_FIELDS = (
 )
 
 
-def _values(con, node_id: str, column: str) -> set:
+def _group_values(con, node_l: str, node_r: str) -> dict[tuple[str, str], set]:
+    """(node, column) -> that group's distinct recorded values of the column, for both groups in one query (one
+    join of record_child and encounters per column for each group cost the Review page 0.5 s at 200,000)."""
+    columns = [column for _, column, _ in AGREEMENT_FIELDS]
     with cursor(con) as cur:
-        rows = cur.execute(f"""SELECT DISTINCT e.{column} FROM record_child r JOIN encounters e USING (record_key)
-                               WHERE r.node_id = ? AND e.{column} IS NOT NULL""", [node_id]).fetchall()
-    return {r[0] for r in rows if r[0] != ""}
+        rows = cur.execute(f"""SELECT r.node_id, {", ".join(f"e.{c}" for c in columns)}
+                               FROM record_child r JOIN encounters e USING (record_key)
+                               WHERE r.node_id IN (?, ?)""", [node_l, node_r]).fetchall()
+    values: dict[tuple[str, str], set] = {(n, c): set() for n in (node_l, node_r) for c in columns}
+    for node, *recorded in rows:
+        for column, value in zip(columns, recorded):
+            if value is not None and value != "":
+                values[(node, column)].add(value)
+    return values
 
 
 def _masked(values: set, shown: bool) -> str:
@@ -84,9 +93,9 @@ def agreement(con: duckdb.DuckDBPyConnection, node_l: str, node_r: str) -> pd.Da
     """Which identifiers the two groups have in common: one row per identifier (``identifier``, ``group_a``,
     ``group_b``, ``verdict``: "agree", "disagree" or "not on both"). Masked: a sound code, year, sex or sector
     is shown; a keyed hash only as "recorded" (never its value)."""
-    rows = []
+    values, rows = _group_values(con, node_l, node_r), []
     for label, column, shown in AGREEMENT_FIELDS:
-        a, b = _values(con, node_l, column), _values(con, node_r, column)
+        a, b = values[(node_l, column)], values[(node_r, column)]
         verdict = "not on both" if not a or not b else ("agree" if a & b else "disagree")
         rows.append((label, _masked(a, shown), _masked(b, shown), verdict))
     return pd.DataFrame(rows, columns=["identifier", "group_a", "group_b", "verdict"]).astype("object")
