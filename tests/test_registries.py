@@ -13,14 +13,15 @@ import pytest
 from lib import cli, views
 from lib.access import roles
 from lib.disclosure import members
-from lib.geo import agencies, layers, lookup
+from lib.geo import agencies, layers, lookup, maps
 from lib.measures import convert, counts, journeys, population, spans
 from lib.measures import span_figures as across_figures
 from lib.records import schema, store
 from lib.records.ingest import commit, prepare
 from lib.scenario import model, scenario, simulate
 from lib.scenario.capture import Levers
-from lib.views import across
+from lib.views import across, boundaries
+from lib.views import data as data_view
 from lib.views import scenario as scenario_view
 from tests.fixtures_linkage import private_linked_store, tiny_store
 from tests.test_records import KEY, TODAY, csv_bytes, good_rows
@@ -342,3 +343,39 @@ def test_a_registered_measure_layer_joins_the_flow_atoms(linked):
     assert seen == ["pfa", "utla", "lad", "nhs", "trust", "csa_copy"]
     pd.testing.assert_frame_equal(during, before)
     assert spans.atom_layers("pfa") == ["pfa", "utla", "lad", "nhs", "trust"]
+
+
+#: A drawn copy of the police force layer (drawn from the police force outlines in this test only).
+DRAWN = dataclasses.replace(layers.REGISTRY["pfa"], key="pfa_drawn_copy", title="Police force areas (drawn copy)",
+                            stored="pfa", parts=("pfa",), measure_title="Police force areas (drawn copy)",
+                            span_title="", place_title="", scenario_order=0, child_home=False, place_rank=100,
+                            shown_first=True, journey_outline=0.3)
+
+
+def test_a_registered_drawn_layer_is_shown_first_packed_and_outlined_on_journeys(tiny, monkeypatch):
+    """The overlay's default layers, the board pack's layers and a journey map's outlines are registry fields
+    (``shown_first``, drawn and offered for measures, ``journey_outline``): a registered drawn layer joins
+    all three, and the agency labels of the Data page are the agency registry's."""
+    assert list(boundaries.DEFAULT_LAYERS) == ["pfa", "utla", "icb", "lhb"]
+    assert list(across.PACK_LAYERS) == ["pfa", "utla", "lad", "icb", "trust"]
+    assert list(layers.JOURNEY_OUTLINES) == ["pfa", "utla"]
+    assert data_view.AGENCY_LABELS == agencies.LABELS
+    real = maps.layer_geojson
+    monkeypatch.setattr(maps, "layer_geojson", lambda key: real("pfa" if key == DRAWN.key else key))
+    records = journeys.child_records(tiny, "CH-8")
+    assert len(records) > 1
+    widths = [m["line"]["width"] for m in across_figures.journey_map(records).layout.map.layers
+              if m["type"] == "line"]
+    assert widths == [3.2 * 0.7, 2.2 * 0.5]
+    with layers.registered(DRAWN):
+        assert list(boundaries.DEFAULT_LAYERS)[-1] == DRAWN.key
+        shown = views.resolve_params("boundaries", {})["layers"]
+        assert shown is None and DRAWN.key in boundaries.DEFAULT_LAYERS  # the builder draws the default layers
+        assert views.resolve_params("boundaries", {"layers": f"utla,{DRAWN.key}"})["layers"] == ["utla", DRAWN.key]
+        assert list(across.PACK_LAYERS)[-1] == DRAWN.key
+        widths = [m["line"]["width"] for m in across_figures.journey_map(records).layout.map.layers
+                  if m["type"] == "line"]
+        assert widths == [3.2 * 0.7, 2.2 * 0.5, 3.2 * 0.3]
+    assert DRAWN.key not in boundaries.DEFAULT_LAYERS and DRAWN.key not in across.PACK_LAYERS
+    with pytest.raises(ValueError, match=DRAWN.key):
+        views.resolve_params("boundaries", {"layers": DRAWN.key})

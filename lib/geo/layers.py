@@ -47,6 +47,8 @@ class Layer:
     place_title: str = ""  # a child's journey names each record's area of it, under this column title ("": not)
     scenario_order: int = 0  # its place among the layers the NHS-number scenario maps its gain by (0: not offered)
     child_home: bool = False  # a child's summary names the child's home area in it (lib.measures.journeys)
+    shown_first: bool = False  # drawn on the overlay map when the Boundaries page opens (a drawn layer)
+    journey_outline: float = 0.0  # its outline's width, as a share of ``width``, on a child's journey map (0: none)
     place_rank: int = 100  # position of its code column among the place columns (lookup.PLACE_COLUMNS; the
     # stored home_/enc_ columns keep that order, fixed by store schema 1): a layer added later goes last
     code_words: str = ""  # its codes, in a validation message ("police force area code (E23…/W15…)")
@@ -87,7 +89,7 @@ REGISTRY: dict[str, Layer] = {
               vintage_short="ONS December 2024",
               union_of="lad", measure_title="Police force areas", noun="police force area", nouns="police force areas",
               span_title="police forces", place_title="Police force area", scenario_order=2, child_home=True,
-              place_rank=3,
+              place_rank=3, shown_first=True, journey_outline=0.7,
               code_words="police force area code (E23…/W15…)", simplify_m=1300.0),
         Layer("utla", "Children's services authorities", "Children's services", "utla_code",
               "Children's social care", "#D55E00", 2.2, "solid",
@@ -99,7 +101,7 @@ REGISTRY: dict[str, Layer] = {
               nests_in=("pfa",), union_of="lad", measure_title="Children's services authorities",
               noun="children's services authority", nouns="children's services authorities",
               span_title="children's services authorities", place_title="Children's services", scenario_order=1,
-              child_home=True, place_rank=2,
+              child_home=True, place_rank=2, shown_first=True, journey_outline=0.5,
               code_words="upper-tier local authority code (E06/E08/E09/E10/W06)",
               code_noun="upper-tier local authority"),
         Layer("lad", "Local authority districts", "LAD", "lad_code", "District councils", "#999999", 0.8, "dot",
@@ -117,7 +119,7 @@ REGISTRY: dict[str, Layer] = {
               vintage=NHS_VINTAGE, official=("lsoa21_sicbl24_icb24", "lsoa11_lsoa21_ltla22"),
               vintage_short="ONS April 2024 (April 2026 edition not yet in)", union_of="sicbl",
               measured_as="nhs", noun="integrated care board",
-              code_words="integrated care board code", simplify_m=1300.0, place_rank=4),
+              code_words="integrated care board code", simplify_m=1300.0, place_rank=4, shown_first=True),
         Layer("sicbl", "Sub-ICB locations (England)", "Sub-ICB", "sicbl_code", "NHS England", "#56B4E9", 1.2, "dashdot",
               note="106 sub-ICB locations, built from LSOAs.",
               source="ONS LSOA (2021) to Sub ICB Location to ICB lookup, via the ONS LSOA 2011 to 2021 lookup",
@@ -128,7 +130,7 @@ REGISTRY: dict[str, Layer] = {
               note="7 Welsh health boards.",
               source="ONS Unitary Authority to Local Health Board lookup", vintage="December 2022",
               official=("ua22_lhb22",), vintage_short="ONS December 2022", noun="local health board",
-              code_words="Welsh local health board code", simplify_m=1300.0, place_rank=6),
+              code_words="Welsh local health board code", simplify_m=1300.0, place_rank=6, shown_first=True),
         Layer("nhs", "NHS bodies: ICBs (England) and health boards (Wales)", "NHS body", "nhs_code",
               "NHS England and NHS Wales", "#009E73", 2.6, "dash", drawn=False, parts=("icb", "lhb"),
               note="The NHS geography measures use: the integrated care board in England, the local health "
@@ -211,6 +213,13 @@ SCENARIO_LAYERS: Mapping[str, Layer] = _View(lambda layer: layer.scenario_order 
                                              order=lambda layer: layer.scenario_order)
 #: Layers a child's summary names the home area in (lib.measures.journeys.child_summary) -> the layer.
 CHILD_HOME: Mapping[str, Layer] = _View(lambda layer: layer.child_home)
+#: Drawn layers switched on when the overlay map opens (the Boundaries page's default) -> the layer.
+SHOWN_FIRST: Mapping[str, Layer] = _View(lambda layer: layer.drawn and layer.shown_first)
+#: Drawn layers offered for measures (directly or as the layer they are measured as): a board pack is built on
+#: one of these (lib.views.across, lib.export.boardpack) -> the layer.
+PACK_LAYERS: Mapping[str, Layer] = _View(lambda layer: layer.drawn and bool(layer.measure_title or layer.measured_as))
+#: Drawn layers outlined on a child's journey map (lib.measures.span_figures) -> the layer.
+JOURNEY_OUTLINES: Mapping[str, Layer] = _View(lambda layer: layer.drawn and layer.journey_outline > 0)
 #: Layers a place falls in, in the order a side panel lists them (the drawn layers) -> their titles.
 PLACE_ORDER: Mapping[str, str] = _View(lambda layer: layer.drawn, lambda layer: layer.title)
 

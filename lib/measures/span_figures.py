@@ -315,7 +315,7 @@ def journey_map(records: pd.DataFrame, style: str = maps.OFFLINE_STYLE, height: 
         view = _fit((records["lon"].min() - 0.15, records["lat"].min() - 0.1, records["lon"].max() + 0.15,
                      records["lat"].max() + 0.1), height, 10.5)
     layout = maps.base_layout(style, view, height)
-    layout["map"]["layers"] = ([_land()] if style == maps.OFFLINE_STYLE else []) + [_outline("pfa", 0.7),
-                                                                                   _outline("utla", 0.5)]
+    layout["map"]["layers"] = ([_land()] if style == maps.OFFLINE_STYLE else []) + [
+        _outline(key, layer.journey_outline) for key, layer in layers.JOURNEY_OUTLINES.items()]
     fig.update_layout(**layout)
     return fig

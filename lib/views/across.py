@@ -46,8 +46,9 @@ SPAN_CHOICES = layers.view(lambda layer: bool(layer.span_title), lambda layer: l
                            first={"any": spans.SPAN_TITLES["any"]})
 TOP_CHOICES = tuple(range(5, 55, 5))
 CHILD_LIST_LIMIT = 300
-#: Layers a board pack can be built on from this page.
-PACK_LAYERS = tuple(k for k in LAYERS if k not in ("sicbl", "lhb"))
+#: Layers a board pack can be built on from this page: a live view of the layer registry (drawn layers offered for
+#: measures).
+PACK_LAYERS = layers.PACK_LAYERS
 
 PARAMS: dict[str, Param] = {
     "layer": Param("utla", tuple(LAYERS), help="children resident in areas of this layer"),

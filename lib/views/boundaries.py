@@ -21,7 +21,7 @@ from __future__ import annotations
 import pandas as pd
 
 from lib.geo import alignment, catchments, lookup, maps
-from lib.geo.layers import LAYERS, PLACE_ORDER, POLYGONS, in_sentence, vintage_table
+from lib.geo.layers import LAYERS, PLACE_ORDER, POLYGONS, SHOWN_FIRST, in_sentence, vintage_table
 from lib.views.base import PageData, Param, Table
 
 PAGE = "boundaries"
@@ -31,19 +31,21 @@ INTRO = ("Police, children's services and the NHS each work on their own map. Sw
 #: The page's three views, by parameter value, with the label its selector shows.
 VIEWS = {"overlay": "Overlay map", "misalignment": "Where boundaries misalign",
          "trust_shares": "Trust catchment shares"}
-DEFAULT_LAYERS = ("pfa", "utla", "icb", "lhb")
+#: Layers switched on when the overlay opens: a live view of the layer registry (``Layer.shown_first``).
+DEFAULT_LAYERS = SHOWN_FIRST
 DEFAULT_TRUST = "RJ1"
 
 PARAMS: dict[str, Param] = {
     "view": Param("overlay", tuple(VIEWS), help="overlay, misalignment or trust_shares"),
-    "layers": Param(DEFAULT_LAYERS, tuple(LAYERS), many=True, help="layers drawn on the overlay map"),
-    "hover": Param("utla", tuple(LAYERS), help="the layer whose areas the overlay's hover describes"),
+    "layers": Param(None, LAYERS, many=True,
+                     help="layers drawn on the overlay map (default: " + ", ".join(DEFAULT_LAYERS) + ")"),
+    "hover": Param("utla", LAYERS, help="the layer whose areas the overlay's hover describes"),
     "basemap": Param(next(iter(maps.BASEMAPS)), tuple(maps.BASEMAPS), help="base map of the overlay"),
     "place": Param("", help="a postcode or area name to find on the overlay"),
     "match": Param(0, kind=int, help="which matching area (0 = first) when the place names several"),
     "area": Param("", help="overlay: an area clicked on the map, as layer:code (e.g. utla:E08000035); the side "
                            "panel lists every layer it falls in"),
-    "layer": Param("utla", tuple(LAYERS), help="misalignment: areas of this layer"),
+    "layer": Param("utla", LAYERS, help="misalignment: areas of this layer"),
     "against": Param(None, PLACE_ORDER, help="misalignment: cut across by this layer (default icb)"),
     "min_share": Param(0, tuple(range(0, 21)), kind=int,
                        help="misalignment: ignore overlaps smaller than this % of the area's LSOAs"),
@@ -112,7 +114,8 @@ def _clicked(area: str) -> tuple[str, str]:
 
 
 def _overlay(params: dict, data: PageData) -> None:
-    shown = [k for k in LAYERS if k in params["layers"]]
+    chosen = DEFAULT_LAYERS if params["layers"] is None else params["layers"]
+    shown = [k for k in LAYERS if k in chosen]
     highlight = point = None
     query = str(params["place"] or "")
     rows = None

@@ -13,7 +13,7 @@ import pandas as pd
 from lib.access.roles import aggregates_suppressed
 from lib.disclosure import cells, members
 from lib.disclosure.notes import method_note
-from lib.geo import maps
+from lib.geo import agencies, maps
 from lib.geo.layers import LAYERS, REGISTRY
 from lib.measures import convert
 from lib.measures.counts import _YEAR
@@ -26,8 +26,7 @@ INTRO = ("Load agency extracts (CSV, Excel or Parquet). Each file is checked row
          "geography and pseudonymised before anything is stored: names, NHS numbers, dates of birth and "
          "postcodes are kept only as keyed hashes. You see what will be stored, and what will not, first.")
 MIN_ENCOUNTERS = 6  # areas with fewer encounters than this show no percentages (small numbers)
-AGENCY_LABELS = {"police": "Police", "children_social_care": "Children's social care", "health": "Health",
-                 "education": "Education", "other": "Other"}
+AGENCY_LABELS = agencies.LABELS
 BASIS_LABELS = {"either": "Home, else where it happened", "home": "Home postcode", "encounter": "Where it happened"}
 LAYER_CHOICES = tuple(k for k in LAYERS if k in store.COMPLETENESS_LAYERS)
 AGENCY_CHOICES = ("all", *schema.AGENCY_TYPES)
