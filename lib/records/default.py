@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from lib.records import ingest, store
+from lib.records import ingest, store, versions
 from lib.records.pseudonymise import load_key
 from lib.synth import config
 
@@ -58,8 +58,6 @@ def ensure_default_dataset(db=None, progress=None, *, n_encounters: int = DEFAUL
                 return _fill(con, None, progress, n_encounters, seed, key)
             finally:
                 con.close()
-        from lib.records import versions
-
         opened = versions.open_current(path)
         if opened is not None:
             try:

@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lib.records import geography
 from lib.records.nhs import NHS_CODES, check_nhs_numbers, nhs_digit_checks
 
 NEAR = 40  # characters between a name and another identifier for the name to count
@@ -111,8 +112,6 @@ def _nhs_valid(digits: str) -> bool:
 
 
 def _in_directory(postcodes: list[str]) -> list[bool]:
-    from lib.records import geography
-
     if not postcodes:
         return []
     index, _, lsoa, _ = geography.parse_postcodes(pa.array(postcodes, pa.string()))

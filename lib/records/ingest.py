@@ -10,6 +10,7 @@ import hashlib
 import logging
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -18,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lib.records import schema, store
+from lib.records import schema, store, versions
 from lib.records.extract import ExtractError, map_columns, read_extract, table_columns
 from lib.records.filenames import safe_filename
 from lib.records.pseudonymise import Hasher, key_check, load_key, pseudonymise
@@ -172,10 +173,6 @@ def commit(con, batch: PreparedBatch, *, progress=None) -> dict:
 
 def ingest_files(paths, db=None, *, key: str | bytes | None = None, today: date | None = None) -> dict:
     """Ingest each file as its own batch; a file with a whole-file problem is reported and skipped."""
-    from contextlib import nullcontext
-
-    from lib.records import versions
-
     db_path = store.resolve_path(db)
     raw_key = load_key(db_path, key)
     results = []

@@ -22,7 +22,7 @@ import pandas as pd
 from lib.access.roles import sees_child_level
 from lib.linkage import explain, review
 from lib.measures import spans
-from lib.records import store
+from lib.records import store, versions
 from lib.records.identifiers import safe_node_id
 from lib.views.base import PageData, Param, Table, source_of
 from lib.views.scenario import store_path
@@ -56,8 +56,6 @@ def queue(con_or_store) -> tuple[pd.DataFrame, list[dict]]:
     """(undecided pairs, most uncertain first, without those waiting in the decision queue; the waiting
     decisions). Decisions made while another writer held the store wait in lib.records.versions' queue:
     they are not offered again."""
-    from lib.records import versions
-
     source = source_of(con_or_store)
     pairs = review.review_queue(source.con, limit=LISTED)
     path = store_path(source)
