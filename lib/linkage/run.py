@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import duckdb
 import pandas as pd
@@ -27,12 +27,12 @@ import pandas as pd
 from lib.linkage import clustering, model
 from lib.linkage.clustering import cluster
 from lib.linkage.config import LinkConfig, Progress, memory_limit, noop
-from lib.linkage.inference import RECORD_COLUMNS, deterministic_pass, probabilistic_pass
+from lib.linkage.inference import RECORD_COLUMNS, deterministic_pass, probabilistic_pass, trained_review_floor
 from lib.records import aggregates, tables
 from lib.records.store import cursor, transaction
 
 __all__ = ["RECORD_COLUMNS", "LinkConfig", "cluster", "deterministic_pass", "ensure_tables", "link",
-           "multi_agency_children", "probabilistic_pass", "record_decision"]
+           "multi_agency_children", "probabilistic_pass", "record_decision", "with_review_floor"]
 
 DDL = list(tables.LINKAGE_TABLES.values())  # defined with every other table in lib.records.tables
 
@@ -80,6 +80,7 @@ def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: P
             edges, model_json = probabilistic_pass(nodes, config, progress)
         except model.TrainingError as exc:  # the NHS-number pass stands alone, and the summary says so
             probabilistic = f"skipped: {exc}"
+    config, edges = with_review_floor(config, edges)
     progress(0.85, "Clustering and applying reviewers' decisions")
     cluster_of, edges = cluster(nodes, edges, clustering.decisions(con), record_nodes, config)
 
@@ -91,6 +92,17 @@ def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: P
     summary["seconds"] = round(time.perf_counter() - started, 2)
     progress(1.0, f"Linked {summary['records']:,} records into {summary['children']:,} children")
     return summary
+
+
+def with_review_floor(config: LinkConfig, edges: pd.DataFrame) -> tuple[LinkConfig, pd.DataFrame]:
+    """(the config with its review floor set, the edges at or above it): a floor given in the config is kept; else
+    it is trained from this run's scored pairs (lib.linkage.inference.trained_review_floor) and recorded in the
+    run's config, so the saved run says which floor made its queue."""
+    if config.review_floor is None:
+        floor = trained_review_floor(edges["match_probability"].to_numpy(dtype=float), config.match_threshold,
+                                     config.review_floor_lowest)
+        config = replace(config, review_floor=floor)
+    return config, edges[edges["match_probability"] >= config.review_floor].reset_index(drop=True)
 
 
 def _summary(out: pd.DataFrame, nodes: pd.DataFrame, edges: pd.DataFrame, config: LinkConfig,
@@ -110,6 +122,7 @@ def _summary(out: pd.DataFrame, nodes: pd.DataFrame, edges: pd.DataFrame, config
         "reviewer_rejected": int((edges["status"] == "rejected by reviewer").sum()),
         "multi_agency_children": int(named.loc[named["agencies"] >= 2, "child_id"].nunique()),
         "match_threshold": config.match_threshold,
+        "review_floor": config.review_floor,
         "probabilistic_pass": probabilistic,
     }
 
