@@ -89,7 +89,7 @@ def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, do
     no_decisions = pd.DataFrame(columns=["record_key_l", "record_key_r", "decision"])
     true_of = keys.groupby("node_id")["true_child_id"].agg(lambda c: c.mode().iloc[0])  # a node's majority child
     for threshold in THRESHOLDS:
-        config, kept = run.with_review_floor(run.LinkConfig(match_threshold=threshold), edges)
+        config, kept = run.with_review_floor(run.LinkConfig(match_threshold=threshold), edges, len(keys))
         cluster_of, status = run.cluster(nodes, kept, no_decisions, record_nodes, config)
         scores = pairwise_scores(keys["node_id"].map(cluster_of), keys["true_child_id"])
         queue = status["status"] == "review"

@@ -17,6 +17,16 @@ def _balanced(p: np.ndarray, floor: float, threshold: float) -> bool:
     return below <= doubt + 1e-12
 
 
+def _expected(p: np.ndarray, threshold: float, lowest: float, cap: float | None) -> float:
+    """The rule by brute force: the highest balanced floor on the 0.01 grid, raised to the lowest within the cap."""
+    p = p[p >= lowest]
+    grid = [round(lowest + i / 100, 2) for i in range(int(round((threshold - lowest) * 100)) + 1)]
+    floor = max(f for f in grid if _balanced(p, f, threshold))
+    if cap is not None:
+        floor = min(f for f in grid if f >= floor and ((p >= f) & (p < threshold)).sum() <= cap)
+    return floor
+
+
 def test_the_floor_on_hand_computed_probabilities():
     p = np.array([0.15, 0.2, 0.3, 0.6, 0.7, 0.85, 0.97, 0.99])
     # f = 0.6: below 0.15 + 0.2 + 0.3 = 0.65, band 0.4 + 0.3 + 0.15 = 0.85 (balanced);
@@ -27,6 +37,14 @@ def test_the_floor_on_hand_computed_probabilities():
     # many doubtful pairs: the band reaches down to them (at 0.12 nothing is left below it)
     assert trained_review_floor(np.array([0.12] * 50 + [0.89]), 0.9, 0.1) == 0.12
     assert trained_review_floor(np.array([]), 0.9, 0.1) == 0.9
+    # a cap of 2 pairs in the band: from 0.6 (3 pairs: 0.6, 0.7, 0.85) up to 0.61 (2 pairs)
+    assert trained_review_floor(p, 0.9, 0.1, max_pairs=2) == 0.61
+    assert trained_review_floor(p, 0.9, 0.1, max_pairs=3) == 0.6
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        q = rng.beta(0.5, 0.5, size=200)
+        for cap in (None, 5, 40):
+            assert trained_review_floor(q, 0.9, 0.1, cap) == _expected(q, 0.9, 0.1, cap)
 
 
 def test_a_given_floor_is_kept_and_a_bad_one_refused():
@@ -53,9 +71,10 @@ def test_link_trains_the_floor_from_its_own_scored_pairs(linked):
     p = edges["match_probability"].to_numpy(dtype=float)
     floor = summary["review_floor"]
     threshold = summary["match_threshold"]
+    config = run.LinkConfig()
+    cap = config.review_cap_per_100k * (summary["records"] - summary["anonymous_records"]) / 100_000
+    assert floor == _expected(p, threshold, config.review_floor_lowest, cap)
     assert floor != 0.5  # where it matters: on this store the trained floor is not the typed one
-    assert _balanced(p, floor, threshold)
-    assert not _balanced(p, round(floor + 0.01, 2), threshold)  # the highest balanced floor on the grid
     assert f'"review_floor": {floor}' in saved  # the run records the floor that made its queue
     queued = stored[stored["status"] == "review"]["match_probability"]
     assert len(queued) > 0 and queued.min() >= floor and queued.max() < threshold

@@ -20,6 +20,8 @@ class LinkConfig:
     review_floor: float | None = None  # links from here up to the threshold are queued for review; None: trained
     #                                     on this run's scored pairs (inference.trained_review_floor)
     review_floor_lowest: float = 0.1  # the lowest trained floor: pairs are scored down to it to train the floor
+    review_cap_per_100k: float | None = 1_492.0  # a trained floor rises until the band holds at most this many pairs
+    #   per 100,000 named records (the queue before issue 20, docs/LINKAGE_PRIVACY.md); None: no cap
     seed: int = 42
     max_u_pairs: float = 2e6
     train_sample: int = 250_000  # above this many groups, train on a seeded random sample of them

@@ -80,7 +80,7 @@ def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: P
             edges, model_json = probabilistic_pass(nodes, config, progress)
         except model.TrainingError as exc:  # the NHS-number pass stands alone, and the summary says so
             probabilistic = f"skipped: {exc}"
-    config, edges = with_review_floor(config, edges)
+    config, edges = with_review_floor(config, edges, len(record_nodes))
     progress(0.85, "Clustering and applying reviewers' decisions")
     cluster_of, edges = cluster(nodes, edges, clustering.decisions(con), record_nodes, config)
 
@@ -94,13 +94,15 @@ def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: P
     return summary
 
 
-def with_review_floor(config: LinkConfig, edges: pd.DataFrame) -> tuple[LinkConfig, pd.DataFrame]:
+def with_review_floor(config: LinkConfig, edges: pd.DataFrame, records: int) -> tuple[LinkConfig, pd.DataFrame]:
     """(the config with its review floor set, the edges at or above it): a floor given in the config is kept; else
-    it is trained from this run's scored pairs (lib.linkage.inference.trained_review_floor) and recorded in the
+    it is trained from this run's scored pairs (lib.linkage.inference.trained_review_floor), capped at
+    `config.review_cap_per_100k` pairs per 100,000 of the run's `records` (named records), and recorded in the
     run's config, so the saved run says which floor made its queue."""
     if config.review_floor is None:
+        cap = None if config.review_cap_per_100k is None else config.review_cap_per_100k * records / 100_000
         floor = trained_review_floor(edges["match_probability"].to_numpy(dtype=float), config.match_threshold,
-                                     config.review_floor_lowest)
+                                     config.review_floor_lowest, cap)
         config = replace(config, review_floor=floor)
     return config, edges[edges["match_probability"] >= config.review_floor].reset_index(drop=True)
 
