@@ -37,6 +37,7 @@ def test_the_floor_on_hand_computed_probabilities():
     # many doubtful pairs: the band reaches down to them (at 0.12 nothing is left below it)
     assert trained_review_floor(np.array([0.12] * 50 + [0.89]), 0.9, 0.1) == 0.12
     assert trained_review_floor(np.array([]), 0.9, 0.1) == 0.9
+    assert trained_review_floor(np.array([0.995]), 0.999, 0.1) == 0.99  # a threshold off the grid: never above it
     # a cap of 2 pairs in the band: from 0.6 (3 pairs: 0.6, 0.7, 0.85) up to 0.61 (2 pairs)
     assert trained_review_floor(p, 0.9, 0.1, max_pairs=2) == 0.61
     assert trained_review_floor(p, 0.9, 0.1, max_pairs=3) == 0.6

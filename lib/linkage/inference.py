@@ -139,7 +139,8 @@ def trained_review_floor(probabilities, threshold: float, lowest: float, max_pai
     p = p[(p >= lowest) & (p < threshold)]
     below = np.concatenate([[0.0], np.cumsum(p)])  # below[i]: sum of p over the i lowest pairs
     doubt = np.concatenate([np.cumsum((1.0 - p)[::-1])[::-1], [0.0]])  # doubt[i]: sum of 1 - p from pair i up
-    grid = np.round(np.arange(threshold, lowest - 1e-9, -0.01), 2)
+    grid = np.round(np.arange(lowest, threshold + 1e-9, 0.01), 2)
+    grid = np.unique(np.append(grid[grid <= threshold], threshold))[::-1]  # highest first; the threshold: no band
     found = float(lowest)
     for floor in grid:
         i = int(np.searchsorted(p, floor, side="left"))  # pairs below the floor: p[:i]
