@@ -109,7 +109,7 @@ def stage_timer():
             setattr(module, fn_name, original)
 
 
-def one_size(size: int, seed: int, baseline: bool = True) -> None:
+def one_size(size: int, seed: int, baseline: bool = True, **config) -> None:
     from lib.linkage.evaluate import evaluate, pairwise_scores
     from lib.linkage.run import LinkConfig, link
     from lib.records import ingest, store
@@ -123,9 +123,10 @@ def one_size(size: int, seed: int, baseline: bool = True) -> None:
         before = peak_rss_mb()
         started = time.perf_counter()
         with stage_timer() as stages:
-            summary = link(con, LinkConfig())
+            summary = link(con, LinkConfig(**config))
         seconds = time.perf_counter() - started
-        emit("link end to end", round(seconds, 2), "s", size=size, target="<= 30 s at 1,000,000 (issue 19)")
+        emit("link end to end", round(seconds, 2), "s", size=size, target="<= 30 s at 1,000,000 (issue 19)",
+             config=config, review_floor=summary["review_floor"])
         for name, figures in stages.items():
             emit(f"link stage {name}", figures["seconds"], "s", size=size, peak_rss_mb=figures["peak_rss_mb"],
                  calls=figures["calls"])
@@ -162,14 +163,19 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-baseline", action="store_true", help="skip the plain-Splink comparison")
+    parser.add_argument("--memory-limit", default=None, help="LinkConfig.memory_limit, e.g. 4GB (default: its own)")
+    parser.add_argument("--train-sample", type=int, default=None, help="LinkConfig.train_sample (default: its own)")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    config = {k: v for k, v in (("memory_limit", args.memory_limit), ("train_sample", args.train_sample))
+              if v is not None}
     if args.one:
-        one_size(args.one, args.seed, baseline=not args.no_baseline)
+        one_size(args.one, args.seed, baseline=not args.no_baseline, **config)
         return
     for size in (int(s) for s in args.sizes.split(",")):
+        options = [f"--{k.replace('_', '-')}={v}" for k, v in config.items()]
         result = subprocess.run([sys.executable, "-m", "bench.bench_linkage", "--one", str(size),
-                                 "--seed", str(args.seed), *(["--no-baseline"] if args.no_baseline else [])],
+                                 "--seed", str(args.seed), *(["--no-baseline"] if args.no_baseline else []), *options],
                                 capture_output=True, text=True)
         for line in result.stdout.splitlines():
             if line.startswith("{"):

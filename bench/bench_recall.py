@@ -17,7 +17,7 @@ truth (lib.linkage.evaluate). `--rate 0.75` is
 the documented calibrated rate (docs/LINKAGE_PRIVACY.md): there today's model without NHS numbers has about
 the recall and precision of the external benchmark the issue reports (0.89 at 0.997).
 Prints one JSON line per run and a table: precision, recall, F1 and review queue (links in the review band, from
-the trained review floor up to the threshold, joining two children: `run.with_review_floor`, as `link` does) per
+the trained review floor up to the threshold, joining two children: `run.cluster_with_floor`, as `link` does) per
 100,000 records at the default match threshold (0.9), with the floor, how many queued links join one true child
 ("true") and the queue at the typed floor 0.5 used before session 6 ("@0.5");
 "recall@eqP": the model's best recall at any threshold of THRESHOLDS whose precision is at least the "before"
@@ -89,8 +89,8 @@ def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, do
     no_decisions = pd.DataFrame(columns=["record_key_l", "record_key_r", "decision"])
     true_of = keys.groupby("node_id")["true_child_id"].agg(lambda c: c.mode().iloc[0])  # a node's majority child
     for threshold in THRESHOLDS:
-        config, kept = run.with_review_floor(run.LinkConfig(match_threshold=threshold), edges, len(keys))
-        cluster_of, status = run.cluster(nodes, kept, no_decisions, record_nodes, config)
+        config, cluster_of, status = run.cluster_with_floor(nodes, edges, no_decisions, record_nodes,
+                                                            run.LinkConfig(match_threshold=threshold))
         scores = pairwise_scores(keys["node_id"].map(cluster_of), keys["true_child_id"])
         queue = status["status"] == "review"
         typed = run.LinkConfig(match_threshold=threshold, review_floor=min(TYPED_FLOOR, threshold))

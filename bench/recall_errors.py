@@ -95,9 +95,9 @@ def analyse(con, truth: pd.DataFrame, model_name: str, threshold: float = 0.9) -
                                                                     on="record_key")
     true_of = keys.groupby("node_id")["true_child_id"].agg(lambda s: s.mode().iloc[0])
     size_of = keys.groupby("node_id").size()
-    cfg, kept = run.with_review_floor(run.LinkConfig(match_threshold=threshold), edges, len(keys))  # as `link` does
-    cluster_of, status = run.cluster(nodes, kept, pd.DataFrame(columns=["record_key_l", "record_key_r", "decision"]),
-                                     record_nodes, cfg)
+    cfg, cluster_of, status = run.cluster_with_floor(  # the trained floor, as `link` does
+        nodes, edges, pd.DataFrame(columns=["record_key_l", "record_key_r", "decision"]), record_nodes,
+        run.LinkConfig(match_threshold=threshold))
     labels = _labels(model_json)
 
     def pattern(row) -> str:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lib.linkage import run
-from lib.linkage.inference import trained_review_floor
+from lib.linkage.inference import capped_review_floor, trained_review_floor
 from tests.fixtures_linkage import synthetic_store
 
 
@@ -17,14 +17,14 @@ def _balanced(p: np.ndarray, floor: float, threshold: float) -> bool:
     return below <= doubt + 1e-12
 
 
-def _expected(p: np.ndarray, threshold: float, lowest: float, cap: float | None) -> float:
-    """The rule by brute force: the highest balanced floor on the 0.01 grid, raised to the lowest within the cap."""
+def _grid(lowest: float, threshold: float) -> list[float]:
+    return [round(lowest + i / 100, 2) for i in range(int(round((threshold - lowest) * 100)) + 1)]
+
+
+def _expected(p: np.ndarray, threshold: float, lowest: float) -> float:
+    """The rule by brute force: the highest balanced floor on the 0.01 grid."""
     p = p[p >= lowest]
-    grid = [round(lowest + i / 100, 2) for i in range(int(round((threshold - lowest) * 100)) + 1)]
-    floor = max(f for f in grid if _balanced(p, f, threshold))
-    if cap is not None:
-        floor = min(f for f in grid if f >= floor and ((p >= f) & (p < threshold)).sum() <= cap)
-    return floor
+    return max(f for f in _grid(lowest, threshold) if _balanced(p, f, threshold))
 
 
 def test_the_floor_on_hand_computed_probabilities():
@@ -38,14 +38,18 @@ def test_the_floor_on_hand_computed_probabilities():
     assert trained_review_floor(np.array([0.12] * 50 + [0.89]), 0.9, 0.1) == 0.12
     assert trained_review_floor(np.array([]), 0.9, 0.1) == 0.9
     assert trained_review_floor(np.array([0.995]), 0.999, 0.1) == 0.99  # a threshold off the grid: never above it
-    # a cap of 2 pairs in the band: from 0.6 (3 pairs: 0.6, 0.7, 0.85) up to 0.61 (2 pairs)
-    assert trained_review_floor(p, 0.9, 0.1, max_pairs=2) == 0.61
-    assert trained_review_floor(p, 0.9, 0.1, max_pairs=3) == 0.6
     rng = np.random.default_rng(3)
     for _ in range(20):
         q = rng.beta(0.5, 0.5, size=200)
-        for cap in (None, 5, 40):
-            assert trained_review_floor(q, 0.9, 0.1, cap) == _expected(q, 0.9, 0.1, cap)
+        assert trained_review_floor(q, 0.9, 0.1) == _expected(q, 0.9, 0.1)
+
+
+def test_the_cap_raises_the_floor_until_the_queue_fits():
+    queued = np.array([0.6, 0.7, 0.85])
+    assert capped_review_floor(queued, 0.6, 0.9, 3) == 0.6  # fits
+    assert capped_review_floor(queued, 0.6, 0.9, 2) == 0.61  # 0.7 and 0.85 left
+    assert capped_review_floor(queued, 0.6, 0.9, 0) == 0.86  # none left
+    assert capped_review_floor(queued, 0.5, 0.9, 1) == 0.71
 
 
 def test_a_given_floor_is_kept_and_a_bad_one_refused():
@@ -74,7 +78,11 @@ def test_link_trains_the_floor_from_its_own_scored_pairs(linked):
     threshold = summary["match_threshold"]
     config = run.LinkConfig()
     cap = config.review_cap_per_100k * (summary["records"] - summary["anonymous_records"]) / 100_000
-    assert floor == _expected(p, threshold, config.review_floor_lowest, cap)
+    balanced = _expected(p, threshold, config.review_floor_lowest)
+    assert floor >= balanced and summary["review_queue"] <= cap
+    if floor > balanced:  # raised by the cap: one grid step lower, the queue would not fit
+        queued = stored.loc[stored["status"] == "review", "match_probability"]
+        assert len(queued) <= cap
     assert floor != 0.5  # where it matters: on this store the trained floor is not the typed one
     assert f'"review_floor": {floor}' in saved  # the run records the floor that made its queue
     queued = stored[stored["status"] == "review"]["match_probability"]

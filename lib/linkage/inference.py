@@ -124,7 +124,7 @@ def scoring_floor(config: LinkConfig) -> float:
     return config.review_floor if config.review_floor is not None else config.review_floor_lowest
 
 
-def trained_review_floor(probabilities, threshold: float, lowest: float, max_pairs: float | None = None) -> float:
+def trained_review_floor(probabilities, threshold: float, lowest: float) -> float:
     """The review band's floor from the model's own match probabilities of this run's scored pairs (those at or
     above `lowest`, the pairs of two valid NHS numbers already dropped): the highest floor f (on a 0.01 grid from
     `lowest` to `threshold`) at which the true matches the model expects to leave out of review, the sum of p over
@@ -133,25 +133,34 @@ def trained_review_floor(probabilities, threshold: float, lowest: float, max_pai
     to the queue than it rescues true ones; raising it leaves out more true matches than it spares false ones.
     Where the model is sure (few pairs between `lowest` and the threshold) the band is narrow; where many pairs
     are uncertain it widens. Probabilities below `lowest` are not scored, so their expected matches are not
-    counted (documented in docs/LINKAGE_PRIVACY.md). With `max_pairs`, the floor then rises (same grid) until at
-    most that many pairs lie from it up to the threshold: the reviewers' capacity bounds the band."""
+    counted (documented in docs/LINKAGE_PRIVACY.md). `capped_review_floor` then bounds the queue."""
     p = np.sort(np.asarray(probabilities, dtype=float))
     p = p[(p >= lowest) & (p < threshold)]
+    grid = _grid(lowest, threshold)[::-1]  # highest first
     below = np.concatenate([[0.0], np.cumsum(p)])  # below[i]: sum of p over the i lowest pairs
     doubt = np.concatenate([np.cumsum((1.0 - p)[::-1])[::-1], [0.0]])  # doubt[i]: sum of 1 - p from pair i up
-    grid = np.round(np.arange(lowest, threshold + 1e-9, 0.01), 2)
-    grid = np.unique(np.append(grid[grid <= threshold], threshold))[::-1]  # highest first; the threshold: no band
-    found = float(lowest)
     for floor in grid:
         i = int(np.searchsorted(p, floor, side="left"))  # pairs below the floor: p[:i]
         if below[i] <= doubt[i]:
-            found = float(floor)
-            break
-    if max_pairs is not None:
-        for floor in grid[::-1]:
-            if floor >= found and len(p) - int(np.searchsorted(p, floor, side="left")) <= max_pairs:
-                return float(floor)
-    return found
+            return float(floor)
+    return float(lowest)
+
+
+def _grid(lowest: float, threshold: float) -> np.ndarray:
+    """Floors considered, ascending: 0.01 steps from `lowest`, never above the threshold, and the threshold (an
+    empty band)."""
+    grid = np.round(np.arange(lowest, threshold + 1e-9, 0.01), 2)
+    return np.unique(np.append(grid[grid <= threshold], threshold))
+
+
+def capped_review_floor(queued, floor: float, threshold: float, max_pairs: float) -> float:
+    """The lowest floor on the grid, at or above `floor`, that leaves at most `max_pairs` of the `queued` pairs'
+    probabilities (the pairs clustering would queue for review) in the band: the reviewers' capacity."""
+    q = np.sort(np.asarray(queued, dtype=float))
+    for candidate in _grid(floor, threshold):
+        if len(q) - int(np.searchsorted(q, candidate, side="left")) <= max_pairs:
+            return float(candidate)
+    return float(threshold)
 
 
 def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, progress: Progress) -> pd.DataFrame:
