@@ -16,12 +16,14 @@ Dice levels and the MinHash name blocking of lib.linkage.lsh), ..., "cond" (toda
 truth (lib.linkage.evaluate). `--rate 0.75` is
 the documented calibrated rate (docs/LINKAGE_PRIVACY.md): there today's model without NHS numbers has about
 the recall and precision of the external benchmark the issue reports (0.89 at 0.997).
-Prints one JSON line per run and a table: precision, recall, F1 and review queue (links in the review band,
-0.5 up to the threshold, joining two children) per 100,000 records at the default match threshold (0.9);
+Prints one JSON line per run and a table: precision, recall, F1 and review queue (links in the review band, from
+the trained review floor up to the threshold, joining two children: `run.cluster_with_floor`, as `link` does) per
+100,000 records at the default match threshold (0.9), with the floor, how many queued links join one true child
+("true") and the queue at the typed floor 0.5 used before session 6 ("@0.5");
 "recall@eqP": the model's best recall at any threshold of THRESHOLDS whose precision is at least the "before"
 model's at 0.9 (one reference for both) (the issue's "recall at equal precision"); seconds of the
 deterministic and probabilistic passes (training and scoring).
-Each model is trained and scored once, down to probability 0.3, and clustered at every threshold with
+Each model is trained and scored once, down to probability 0.1 (FLOOR), and clustered at every threshold with
 lib.linkage.run.cluster, as `link` does (no reviewers' decisions).
 """
 from __future__ import annotations
@@ -49,7 +51,9 @@ def truth_sets(size: int, seed: int, rate: float) -> dict[str, tuple[pd.DataFram
 
 
 THRESHOLDS = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999]
-FLOOR = 0.3  # pairs scored down to this probability, so every threshold of THRESHOLDS can be clustered
+FLOOR = 0.1  # pairs scored down to this probability (LinkConfig().review_floor_lowest), so every threshold of
+#              THRESHOLDS can be clustered and its review floor trained as `link` trains it
+TYPED_FLOOR = 0.5  # the review floor before it was trained (session 6), reported beside the trained one
 
 
 #: The models compared: (Dice levels on the names' Bloom filters, MinHash blocking on them, the date of birth's
@@ -64,7 +68,7 @@ MODELS = {"before": (False, False, False, False), "dice": (True, False, False, F
 
 def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, dob_parts: bool = False,
           joint_names: bool | str = False) -> tuple[list[dict], float]:
-    """Pairwise scores at each match threshold of THRESHOLDS (review band: 0.5 up to the threshold) from
+    """Pairwise scores at each match threshold of THRESHOLDS (review band: the trained floor up to it) from
     one training and one scoring (lib.linkage.run's passes and clustering, as `link` runs them), and the
     seconds the passes took."""
     from lib.linkage import run
@@ -82,15 +86,21 @@ def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, do
                       on=["agency_type", "source_record_id"], validate="one_to_one")
     keys = keys.merge(record_nodes[["record_key", "node_id"]], on="record_key")
     out = []
+    no_decisions = pd.DataFrame(columns=["record_key_l", "record_key_r", "decision"])
+    true_of = keys.groupby("node_id")["true_child_id"].agg(lambda c: c.mode().iloc[0])  # a node's majority child
     for threshold in THRESHOLDS:
-        config = run.LinkConfig(match_threshold=threshold, review_floor=min(0.5, threshold))
-        cluster_of, status = run.cluster(nodes, edges[edges["match_probability"] >= config.review_floor],
-                                         pd.DataFrame(columns=["record_key_l", "record_key_r", "decision"]),
-                                         record_nodes, config)
+        config, cluster_of, status = run.cluster_with_floor(nodes, edges, no_decisions, record_nodes,
+                                                            run.LinkConfig(match_threshold=threshold))
         scores = pairwise_scores(keys["node_id"].map(cluster_of), keys["true_child_id"])
-        queue = int((status["status"] == "review").sum())
-        scores.update(threshold=threshold, review_queue=queue,
-                      review_per_100k=round(queue * 100_000 / len(keys), 1), records_evaluated=len(keys))
+        queue = status["status"] == "review"
+        typed = run.LinkConfig(match_threshold=threshold, review_floor=min(TYPED_FLOOR, threshold))
+        typed_queue = int(run.cluster(nodes, edges[edges["match_probability"] >= typed.review_floor], no_decisions,
+                                      record_nodes, typed)[1]["status"].eq("review").sum())
+        band = status[queue]
+        queue_true = int((band["unique_id_l"].map(true_of) == band["unique_id_r"].map(true_of)).sum())
+        scores.update(threshold=threshold, review_floor=config.review_floor, review_queue=int(queue.sum()),
+                      review_queue_true=queue_true, review_per_100k=round(int(queue.sum()) * 100_000 / len(keys), 1),
+                      review_per_100k_typed=round(typed_queue * 100_000 / len(keys), 1), records_evaluated=len(keys))
         out.append(scores)
     return out, seconds
 
@@ -122,8 +132,8 @@ def measure(encounters: pd.DataFrame, truth: pd.DataFrame, *, nhs: bool, store_d
         out[name] = {**at, "seconds": round(seconds, 1),
                      "recall_at_equal_precision": best["recall"] if best else None,
                      "threshold_at_equal_precision": best["threshold"] if best else None,
-                     "curve": [{k: s[k] for k in ("threshold", "precision", "recall", "f1", "review_per_100k")}
-                               for s in curve]}
+                     "curve": [{k: s[k] for k in ("threshold", "precision", "recall", "f1", "review_floor",
+                                                  "review_per_100k", "review_per_100k_typed")} for s in curve]}
     return out
 
 
@@ -158,13 +168,14 @@ def candidate_pairs(encounters: pd.DataFrame, *, nhs: bool, store_dir: Path) -> 
 
 def table(rows: list[dict]) -> str:
     head = (f"{'truth set':<12} {'NHS':<8} {'model':<7} {'precision':>9} {'recall':>7} {'F1':>7} {'review/100k':>11} "
-            f"{'recall@eqP':>10} {'s':>6}")
+            f"{'floor':>5} {'true':>5} {'@0.5':>7} {'recall@eqP':>10} {'s':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
         eq = "-" if r["recall_at_equal_precision"] is None else (
             f"{r['recall_at_equal_precision']:.4f}@{r['threshold_at_equal_precision']}")
         lines.append(f"{r['truth_set']:<12} {r['nhs']:<8} {r['model']:<7} {r['precision']:>9.4f} {r['recall']:>7.4f} "
-                     f"{r['f1']:>7.4f} {r['review_per_100k']:>11.1f} {eq:>10} {r['seconds']:>6.1f}")
+                     f"{r['f1']:>7.4f} {r['review_per_100k']:>11.1f} {r['review_floor']:>5.2f} "
+                     f"{r['review_queue_true']:>5} {r['review_per_100k_typed']:>7.1f} {eq:>10} {r['seconds']:>6.1f}")
     return "\n".join(lines)
 
 

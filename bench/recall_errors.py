@@ -5,7 +5,7 @@ Run: python -m bench.recall_errors [--size 100000] [--set built-in] [--nhs with]
 
 Pairs of nodes (one per NHS-number group or unnumbered record), each labelled by its majority true child.
 "missed": true pairs of nodes in two different clusters at the threshold, by the pattern of the scored edge
-between them, or "not scored >= 0.3" when blocking never proposed them or the model scored them below 0.3;
+between them, or "not scored" when blocking never proposed them or the model scored them below SCORED (0.1);
 "false": edges at or above the threshold joining two different true children, by pattern; "queue": edges in
 the review band (status "review"), true or false, by pattern. Patterns are the level labels of each comparison.
 """
@@ -21,6 +21,7 @@ import pandas as pd
 
 from bench import bench_recall
 
+SCORED = 0.1  # pairs are scored down to this probability (LinkConfig().review_floor_lowest)
 COMPARISONS = ["forename", "surname", "date_of_birth", "sex", "home_postcode"]
 
 
@@ -41,7 +42,7 @@ def _labels(model_json: dict) -> dict[str, dict[int, str]]:
 
 
 def _unscored(nodes: pd.DataFrame, pairs: list[tuple[str, str]], name_lsh: bool) -> Counter:
-    """Missed pairs that have no edge at or above 0.3: whether any blocking rule proposes them ("scored < 0.3")
+    """Missed pairs that have no edge at or above SCORED: whether any blocking rule proposes them ("scored < SCORED")
     or none does ("never proposed"), the latter by which of date of birth, postcode district, surname and
     forename (exact hash) agree."""
     import duckdb
@@ -73,7 +74,7 @@ def _unscored(nodes: pd.DataFrame, pairs: list[tuple[str, str]], name_lsh: bool)
     out = Counter()
     for proposed_, *agree in rows:
         if proposed_:
-            out["proposed, scored < 0.3"] += 1
+            out[f"proposed, scored < {SCORED}"] += 1
         else:
             same = [f for f, a in zip(("dob", "district", "surname", "forename"), agree) if a]
             out["never proposed; same: " + (", ".join(same) or "none of dob, district, names")] += 1
@@ -85,7 +86,7 @@ def analyse(con, truth: pd.DataFrame, model_name: str, threshold: float = 0.9) -
 
     similarity, blocking, dob_parts, joint = bench_recall.MODELS[model_name]
     nodes, record_nodes = run.deterministic_pass(con)
-    config = run.LinkConfig(review_floor=0.3, name_similarity=similarity, name_blocking=blocking,
+    config = run.LinkConfig(review_floor=SCORED, name_similarity=similarity, name_blocking=blocking,
                             name_similarity_min_nodes=0, dob_parts=dob_parts, joint_names=joint)
     edges, model_json = run.probabilistic_pass(nodes, config)
     keys = con.execute("SELECT record_key, agency_type, source_record_id FROM encounters WHERE NOT is_anonymous").df()
@@ -94,10 +95,9 @@ def analyse(con, truth: pd.DataFrame, model_name: str, threshold: float = 0.9) -
                                                                     on="record_key")
     true_of = keys.groupby("node_id")["true_child_id"].agg(lambda s: s.mode().iloc[0])
     size_of = keys.groupby("node_id").size()
-    cfg = run.LinkConfig(match_threshold=threshold, review_floor=0.5)
-    cluster_of, status = run.cluster(nodes, edges[edges["match_probability"] >= 0.5],
-                                     pd.DataFrame(columns=["record_key_l", "record_key_r", "decision"]),
-                                     record_nodes, cfg)
+    cfg, cluster_of, status = run.cluster_with_floor(  # the trained floor, as `link` does
+        nodes, edges, pd.DataFrame(columns=["record_key_l", "record_key_r", "decision"]), record_nodes,
+        run.LinkConfig(match_threshold=threshold))
     labels = _labels(model_json)
 
     def pattern(row) -> str:
@@ -123,12 +123,13 @@ def analyse(con, truth: pd.DataFrame, model_name: str, threshold: float = 0.9) -
         if key in scored.index:
             row = scored.loc[key]
             p = float(row["match_probability"])
-            missed[(row["pattern"], "0.5-0.9" if p >= 0.5 else "0.3-0.5")] += 1
+            missed[(row["pattern"], f"{cfg.review_floor}-{threshold}" if p >= cfg.review_floor
+                    else f"{SCORED}-{cfg.review_floor}")] += 1
         else:
             unscored.append((a, b))
     for kind, n in _unscored(nodes, unscored, blocking).items():
         missed[(kind, "")] += n
-    return {"model": model_name, "nodes": len(nodes), "records": len(keys),
+    return {"model": model_name, "nodes": len(nodes), "records": len(keys), "review_floor": cfg.review_floor,
             "missed_node_pairs": sum(missed.values()),
             "missed": [{"pattern": p, "band": b, "n": n} for (p, b), n in missed.most_common(25)],
             "false_edges": len(false),
@@ -141,8 +142,8 @@ def analyse(con, truth: pd.DataFrame, model_name: str, threshold: float = 0.9) -
                                                       & (edges["match_probability"] < hi) & edges["is_true"]).sum()),
                                           "false": int(((edges["match_probability"] >= lo)
                                                        & (edges["match_probability"] < hi) & ~edges["is_true"]).sum())}
-                           for lo, hi in [(0.3, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 0.95),
-                                          (0.95, 1.01)]}}
+                           for lo, hi in [(0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (0.6, 0.7),
+                                          (0.7, 0.8), (0.8, 0.9), (0.9, 0.95), (0.95, 1.01)]}}
 
 
 def main(argv=None) -> None:

@@ -177,4 +177,10 @@ def test_dice_levels_find_more_of_the_same_child_on_independently_damaged_names(
 
 
 def test_the_review_queue_does_not_grow(independent):
-    assert independent["after"]["review_per_100k"] <= independent["before"]["review_per_100k"]
+    # at one floor for both models (the typed 0.5 this test was written for): since session 6 each run trains its
+    # own floor (inference.trained_review_floor), so "review_per_100k" compares two floors as well as two models
+    assert independent["after"]["review_per_100k_typed"] <= independent["before"]["review_per_100k_typed"]
+    from lib.linkage.config import LinkConfig
+
+    cap = LinkConfig().review_cap_per_100k  # the trained floors' queues stay within the reviewers' capacity
+    assert max(independent["after"]["review_per_100k"], independent["before"]["review_per_100k"]) <= cap

@@ -10,7 +10,8 @@ def register(sub) -> None:
     link = sub.add_parser("link", help="link encounters into children (NHS number, then Splink)")
     link.add_argument("--db", type=Path, default=None, help="DuckDB store (default $JOINEDUP_DB or data/)")
     link.add_argument("--threshold", type=float, default=None, help="match probability that links (default 0.9)")
-    link.add_argument("--review-floor", type=float, default=None, help="lowest probability queued for review")
+    link.add_argument("--review-floor", type=float, default=None,
+                      help="lowest probability queued for review (default: trained on the run's own scores)")
     link.add_argument("--backend", choices=("duckdb", "spark"), default=None,
                       help="where Splink scores pairs (default duckdb; spark needs requirements-spark.txt)")
     link.add_argument("--spark-master", default=None,

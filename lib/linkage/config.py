@@ -17,7 +17,11 @@ def noop(fraction: float, message: str) -> None:
 @dataclass(frozen=True)
 class LinkConfig:
     match_threshold: float = 0.9  # a model link at or above this joins two records
-    review_floor: float = 0.5  # links from here up to the threshold are queued for review
+    review_floor: float | None = None  # links from here up to the threshold are queued for review; None: trained
+    #                                     on this run's scored pairs (inference.trained_review_floor)
+    review_floor_lowest: float = 0.1  # the lowest trained floor: pairs are scored down to it to train the floor
+    review_cap_per_100k: float | None = 1_492.0  # a trained floor rises until the band holds at most this many pairs
+    #   per 100,000 named records (the queue before issue 20, docs/LINKAGE_PRIVACY.md); None: no cap
     seed: int = 42
     max_u_pairs: float = 2e6
     train_sample: int = 250_000  # above this many groups, train on a seeded random sample of them
@@ -44,6 +48,9 @@ class LinkConfig:
     #                                          encounters they cost recall, at 100,000 they add it; LINKAGE_PRIVACY.md)
 
     def __post_init__(self):
+        if self.review_floor is not None and not 0 < self.review_floor <= self.match_threshold:
+            raise ValueError(f"review_floor must be above 0 and at most the match threshold ({self.match_threshold}),"
+                             f" not {self.review_floor!r}")
         if self.backend not in ("duckdb", "spark"):
             raise ValueError(f"backend must be 'duckdb' or 'spark', not {self.backend!r}")
 

@@ -13,6 +13,7 @@ Thresholds (link, review) are applied by lib.linkage.clustering.
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from lib.linkage import lsh, model, training
@@ -118,6 +119,50 @@ def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progre
     return kept_edges(scored, nodes), model_json
 
 
+def scoring_floor(config: LinkConfig) -> float:
+    """The lowest probability scored pairs are kept at: the review floor, or the lowest a trained one may be."""
+    return config.review_floor if config.review_floor is not None else config.review_floor_lowest
+
+
+def trained_review_floor(probabilities, threshold: float, lowest: float) -> float:
+    """The review band's floor from the model's own match probabilities of this run's scored pairs (those at or
+    above `lowest`, the pairs of two valid NHS numbers already dropped): the highest floor f (on a 0.01 grid from
+    `lowest` to `threshold`) at which the true matches the model expects to leave out of review, the sum of p over
+    the pairs below f, are no more than the false ones it expects to show reviewers, the sum of 1 - p over the
+    pairs from f up to the threshold. A balanced-error point: lowering the floor adds more expected false pairs
+    to the queue than it rescues true ones; raising it leaves out more true matches than it spares false ones.
+    Where the model is sure (few pairs between `lowest` and the threshold) the band is narrow; where many pairs
+    are uncertain it widens. Probabilities below `lowest` are not scored, so their expected matches are not
+    counted (documented in docs/LINKAGE_PRIVACY.md). `capped_review_floor` then bounds the queue."""
+    p = np.sort(np.asarray(probabilities, dtype=float))
+    p = p[(p >= lowest) & (p < threshold)]
+    grid = _grid(lowest, threshold)[::-1]  # highest first
+    below = np.concatenate([[0.0], np.cumsum(p)])  # below[i]: sum of p over the i lowest pairs
+    doubt = np.concatenate([np.cumsum((1.0 - p)[::-1])[::-1], [0.0]])  # doubt[i]: sum of 1 - p from pair i up
+    for floor in grid:
+        i = int(np.searchsorted(p, floor, side="left"))  # pairs below the floor: p[:i]
+        if below[i] <= doubt[i]:
+            return float(floor)
+    return float(lowest)
+
+
+def _grid(lowest: float, threshold: float) -> np.ndarray:
+    """Floors considered, ascending: 0.01 steps from `lowest`, never above the threshold, and the threshold (an
+    empty band)."""
+    grid = np.round(np.arange(lowest, threshold + 1e-9, 0.01), 2)
+    return np.unique(np.append(grid[grid <= threshold], threshold))
+
+
+def capped_review_floor(queued, floor: float, threshold: float, max_pairs: float) -> float:
+    """The lowest floor on the grid, at or above `floor`, that leaves at most `max_pairs` of the `queued` pairs'
+    probabilities (the pairs clustering would queue for review) in the band: the reviewers' capacity."""
+    q = np.sort(np.asarray(queued, dtype=float))
+    for candidate in _grid(floor, threshold):
+        if len(q) - int(np.searchsorted(q, candidate, side="left")) <= max_pairs:
+            return float(candidate)
+    return float(threshold)
+
+
 def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, progress: Progress) -> pd.DataFrame:
     """Splink's predictions of `frame`'s pairs at or above the review floor, on `config.backend`."""
     from splink import Linker
@@ -126,7 +171,7 @@ def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, pro
         from lib.linkage import spark
 
         progress(0.6, "Scoring candidate pairs on Spark")
-        return spark.predict(frame, model_json, config.review_floor, master=config.spark_master,
+        return spark.predict(frame, model_json, scoring_floor(config), master=config.spark_master,
                              checkpoint_dir=config.spark_checkpoint_dir, partitions=config.spark_partitions,
                              exchange_dir=config.spark_exchange_dir)
     linker = Linker(db_api.register(frame, dataset_display_name="encounters"), scoring_settings(model_json),
@@ -135,7 +180,7 @@ def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, pro
     # Chunks (of the left side of each pair) bound the comparison vectors held at once; one chunk
     # below predict_chunk_nodes, so small runs are unchanged.
     chunks = max(1, -(-len(frame) // config.predict_chunk_nodes))
-    predictions = linker.inference.predict(threshold_match_probability=config.review_floor,
+    predictions = linker.inference.predict(threshold_match_probability=scoring_floor(config),
                                            num_chunks_left=chunks if chunks > 1 else None)
     relation = predictions.as_duckdbpyrelation()
     scored = relation.select(*edge_columns(relation.columns)).df()  # the matching columns never leave DuckDB

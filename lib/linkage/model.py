@@ -250,30 +250,53 @@ def has_dob_parts(model_json: dict) -> bool:
     return _has_level(model_json, DOB_PARTS_LABEL)
 
 
-def trained_settings(model_json: dict, dialect: str) -> dict:
-    """The settings of `model.settings()` written for another SQL dialect (e.g. "spark"), carrying the
-    trained λ and every m and u probability of `model_json` (a model trained elsewhere, e.g. on DuckDB).
+class ReplayError(ValueError):
+    """A trained model's JSON cannot be scored on another backend (its SQL does not translate, or a field it
+    needs is missing); the message names the model."""
 
-    Splink's model JSON holds SQL in the dialect it was trained in: DuckDB's double-quoted identifiers
-    would be string literals in Spark SQL, so the JSON cannot be loaded as it is by another backend.
-    """
-    name_lsh = any(lsh.COLUMN in str(rule) for rule in model_json.get("blocking_rules_to_generate_predictions", []))
-    target = settings(dice.thresholds_in(model_json), name_lsh, has_dob_parts(model_json),
-                      has_joint_names(model_json)).create_settings_dict(sql_dialect_str=dialect)
-    target["probability_two_random_records_match"] = model_json["probability_two_random_records_match"]
-    trained = {c["output_column_name"]: c for c in model_json["comparisons"]}
-    for comparison in target["comparisons"]:
-        source = trained[comparison["output_column_name"]]["comparison_levels"]
-        levels = comparison["comparison_levels"]
-        if len(source) != len(levels):
-            raise ValueError(f"model JSON does not match the settings for {comparison['output_column_name']}")
-        for level, fitted in zip(levels, source):
-            if level.get("label_for_charts") != fitted.get("label_for_charts"):
-                raise ValueError(f"level mismatch: {level.get('label_for_charts')} / {fitted.get('label_for_charts')}")
-            for key in ("m_probability", "u_probability", "tf_minimum_u_value"):
-                if key in fitted:
-                    level[key] = fitted[key]
-    return target
+
+def _translate(sql: str, dialect: str) -> str:
+    import sqlglot
+
+    return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
+
+
+def trained_settings(model_json: dict, dialect: str, source: str = "the trained model") -> dict:
+    """`model_json` (Splink's JSON of a model trained on DuckDB) with its SQL written for another dialect (e.g.
+    "spark"): the same comparisons, levels, λ and every m and u probability, each level's SQL condition and each
+    blocking rule translated from DuckDB by sqlglot (as Splink itself translates a level written for DuckDB).
+
+    Splink's model JSON holds SQL in the dialect it was trained in: DuckDB's double-quoted identifiers would be
+    string literals in Spark SQL, and DuckDB's lists count from 1, Spark's arrays from 0, so the JSON cannot be
+    loaded as it is by another backend. The SQL is translated from the JSON itself, not rebuilt from today's
+    `settings()`: a model trained by an earlier release (whose levels were labelled or written differently, e.g.
+    session 4's `joint_name_levels`) replays exactly as it was trained. `source` names the model in the
+    `ReplayError` raised when it cannot be (e.g. "model of linkage run 3", a file name)."""
+    import copy
+
+    out = copy.deepcopy(model_json)
+    where = "its λ (probability_two_random_records_match)"
+    try:
+        out["probability_two_random_records_match"] = float(model_json["probability_two_random_records_match"])
+        for comparison in out["comparisons"]:
+            for level in comparison["comparison_levels"]:
+                where = f"comparison {comparison.get('output_column_name')!r}, level {level.get('label_for_charts')!r}"
+                if level["sql_condition"].strip().upper() != "ELSE":
+                    level["sql_condition"] = _translate(level["sql_condition"], dialect)
+        for rule in out.get("blocking_rules_to_generate_predictions", []):
+            where = f"blocking rule {rule.get('blocking_rule')!r}"
+            if rule.get("sql_dialect", "duckdb") != "duckdb":
+                raise ValueError(f"written for {rule.get('sql_dialect')}, not DuckDB")
+            rule["blocking_rule"] = _translate(rule["blocking_rule"], dialect)
+            rule["sql_dialect"] = dialect
+        if "sql_dialect" in out:  # Splink's saved JSON names its dialect
+            out["sql_dialect"] = dialect
+    except KeyError as exc:
+        raise ReplayError(f"{source} cannot be scored on {dialect}: its JSON lacks {exc} (not a Splink model "
+                          "trained by lib.linkage.training?)") from exc
+    except Exception as exc:  # sqlglot's parse and unsupported-syntax errors, or the dialect check above
+        raise ReplayError(f"{source} cannot be scored on {dialect}: {where}: {exc}") from exc
+    return out
 
 
 def scoring_settings(settings: dict) -> dict:

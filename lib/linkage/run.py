@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import duckdb
 import pandas as pd
@@ -27,12 +27,18 @@ import pandas as pd
 from lib.linkage import clustering, model
 from lib.linkage.clustering import cluster
 from lib.linkage.config import LinkConfig, Progress, memory_limit, noop
-from lib.linkage.inference import RECORD_COLUMNS, deterministic_pass, probabilistic_pass
+from lib.linkage.inference import (
+    RECORD_COLUMNS,
+    capped_review_floor,
+    deterministic_pass,
+    probabilistic_pass,
+    trained_review_floor,
+)
 from lib.records import aggregates, tables
 from lib.records.store import cursor, transaction
 
 __all__ = ["RECORD_COLUMNS", "LinkConfig", "cluster", "deterministic_pass", "ensure_tables", "link",
-           "multi_agency_children", "probabilistic_pass", "record_decision"]
+           "multi_agency_children", "probabilistic_pass", "record_decision", "cluster_with_floor"]
 
 DDL = list(tables.LINKAGE_TABLES.values())  # defined with every other table in lib.records.tables
 
@@ -81,7 +87,7 @@ def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: P
         except model.TrainingError as exc:  # the NHS-number pass stands alone, and the summary says so
             probabilistic = f"skipped: {exc}"
     progress(0.85, "Clustering and applying reviewers' decisions")
-    cluster_of, edges = cluster(nodes, edges, clustering.decisions(con), record_nodes, config)
+    config, cluster_of, edges = cluster_with_floor(nodes, edges, clustering.decisions(con), record_nodes, config)
 
     out, edges = clustering.outcomes(con, record_nodes, cluster_of, edges)
     summary = _summary(out, nodes, edges, config, probabilistic)
@@ -91,6 +97,33 @@ def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: P
     summary["seconds"] = round(time.perf_counter() - started, 2)
     progress(1.0, f"Linked {summary['records']:,} records into {summary['children']:,} children")
     return summary
+
+
+def cluster_with_floor(nodes: pd.DataFrame, edges: pd.DataFrame, decisions: pd.DataFrame,
+                       record_nodes: pd.DataFrame, config: LinkConfig) -> tuple[LinkConfig, pd.Series, pd.DataFrame]:
+    """`cluster` with the review band's floor set: (the config with its floor, cluster id per node, the edges at or
+    above the floor with their status). A floor given in the config is kept. Else it is trained from this run's
+    scored pairs (lib.linkage.inference.trained_review_floor) and, where the pairs clustering queues for review
+    are more than `config.review_cap_per_100k` per 100,000 named records (`record_nodes`), raised until they are
+    not (`capped_review_floor`). The floor is recorded in the run's config, so the saved run says which floor
+    made its queue. Links below the threshold never join clusters, so the floor changes only the queue."""
+    if config.review_floor is not None:
+        edges = edges[edges["match_probability"] >= config.review_floor].reset_index(drop=True)
+        return (config, *cluster(nodes, edges, decisions, record_nodes, config))
+    probability = edges["match_probability"].to_numpy(dtype=float)
+    config = replace(config, review_floor=trained_review_floor(probability, config.match_threshold,
+                                                               config.review_floor_lowest))
+    edges = edges[edges["match_probability"] >= config.review_floor].reset_index(drop=True)
+    cluster_of, edges = cluster(nodes, edges, decisions, record_nodes, config)
+    if config.review_cap_per_100k is not None:
+        queued = edges.loc[edges["status"] == "review", "match_probability"]
+        cap = config.review_cap_per_100k * len(record_nodes) / 100_000
+        floor = capped_review_floor(queued, config.review_floor, config.match_threshold, cap)
+        if floor > config.review_floor:
+            config = replace(config, review_floor=floor)
+            below = edges["status"].isin(["review", "already joined"]) & (edges["match_probability"] < floor)
+            edges = edges[~below].reset_index(drop=True)
+    return config, cluster_of, edges
 
 
 def _summary(out: pd.DataFrame, nodes: pd.DataFrame, edges: pd.DataFrame, config: LinkConfig,
@@ -110,6 +143,7 @@ def _summary(out: pd.DataFrame, nodes: pd.DataFrame, edges: pd.DataFrame, config
         "reviewer_rejected": int((edges["status"] == "rejected by reviewer").sum()),
         "multi_agency_children": int(named.loc[named["agencies"] >= 2, "child_id"].nunique()),
         "match_threshold": config.match_threshold,
+        "review_floor": config.review_floor,
         "probabilistic_pass": probabilistic,
     }
 
