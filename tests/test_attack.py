@@ -254,6 +254,45 @@ def test_no_small_count_of_the_data_page_is_bounded_to_fewer_than_three_values(s
     assert not found, f"{len(found)} of {bounded} protected counts of 1-5 pinned by the LP:\n{h.summary(found)}"
 
 
+# -- one logical count, one split (issue 16, the possible double split) ---------------------------------------
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    """The double-split store (tests/split_store.py): 40 children's records moved to the two sub-ICB locations
+    of one measure atom, so ICB flows and their sub-ICB flows hold records of both parts."""
+    from tests.split_store import split_store
+    return split_store(tmp_path_factory.mktemp("split") / "split.duckdb", N_ENCOUNTERS, SEED)
+
+
+def _flows_seen(store) -> h.Collected:
+    return h.collect(store, ROLE, skip=("compare", "divergence", "across", "data", "scenario"),
+                     flow_layers=["icb", "sicbl"])
+
+
+def _old_atom_layers(layer: str) -> list[str]:
+    """The flow atoms before the fix (lib.measures.spans at ff47d55): the measure layers and the flow's own."""
+    from lib.measures import spans
+    return list(dict.fromkeys([*spans.ATOM_LAYERS, layer]))
+
+
+def test_icb_flows_were_published_twice_when_each_layer_had_its_own_atoms(split, monkeypatch):
+    """The attack finds what it looks for: with each flow layer perturbed on atoms of its own (the old rule),
+    an ICB's flow and the sum of its sub-ICB locations' flows, exactly the same records, were published with
+    two values (two independent noises on one count of children's encounters)."""
+    from lib.measures import spans
+    monkeypatch.setattr(spans, "atom_layers", _old_atom_layers)
+    found = h.split_disagreements(_flows_seen(split), split)
+    assert found, "the planted double split was not found"
+    assert any(1 <= true <= 5 for *_, true in found), found
+
+
+def test_an_icb_flow_has_one_value_however_it_is_split(split):
+    """Every flow of every layer is a sum of one partition of the records (spans.atom_layers): an ICB's flow
+    and the sum of its sub-ICB locations' flows, the same records, are published with the same value."""
+    found = h.split_disagreements(_flows_seen(split), split)
+    assert not found, "\n".join(f"{c.layer} {c.area}: {a} and {b} (true {t})" for c, a, b, t in found[:20])
+
+
 # -- the issue's examples, by name ----------------------------------------------------------------------
 
 def _named(seen, truth, layer: str, name: str, **cell) -> list[h.Finding]:
