@@ -945,11 +945,12 @@ def lp_bounds(seen: Collected, truth: dict[Cell, object], *, limit: int | None =
     component by component. A cell settled without a solve has an interval at least as wide as the one
     shown: the programme's is wider or equal. ``relations`` (``store_relations``): the store's home atoms and
     the flows as relations (``programmes``). ``stats`` (a dict) receives: proven (by the witness), moved (by
-    single moves), solved (by the LP), programmes, components, the narrowest interval of each kind and the
-    seconds spent."""
+    single moves), solved (by the LP), outside (solved cells whose true count the programme excludes: its model
+    of the method does not hold; must be 0), programmes, components, the narrowest interval of each kind and
+    the seconds spent."""
     started = time.perf_counter()
     findings, bounded = [], 0
-    info = {"proven": 0, "moved": 0, "solved": 0, "programmes": 0, "components": 0}
+    info = {"proven": 0, "moved": 0, "solved": 0, "programmes": 0, "components": 0, "outside": 0}
     narrowest: dict[str, tuple] = {}
     exact = {c for c, v, m in seen.observations if m == "suppression" and v != HIDDEN}
     for key, (lp, targets) in programmes(seen, extra=list(truth), relations=relations).items():
@@ -988,6 +989,8 @@ def lp_bounds(seen: Collected, truth: dict[Cell, object], *, limit: int | None =
                     except RuntimeError as error:
                         raise RuntimeError(f"{key}, {cell}: {error}") from error
                     how = "solved"
+                    if not lo <= truth[cell] <= hi:  # the attacker's model does not hold on this store
+                        info["outside"] += 1
                 solved[target] = (lo, hi, how)
                 info[how] += 1
                 if how not in narrowest or hi - lo < narrowest[how][0]:
