@@ -12,8 +12,12 @@ attacks of docs/DISCLOSURE.md ("How it is tested") run over them.
    as the whole minus the rest.
 3. ``lp_bounds(...)``: the attacker's linear programme (``lib.disclosure.attack``) over the finest cells every
    published area is a union of ("atoms": the distinct district x UTLA x PFA x ICB/health board x trust
-   catchment combinations of the lookup), with every published count of a family as a relation; each protected
-   cell is bounded below and above.
+   catchment combinations of the lookup), with every published count of a family as a relation, and on the
+   store's own partitions where the service's differ (``store_relations``: home atoms, flow atoms, flow classes,
+   so the flows are relations too); each protected cell is bounded below and above, by checked witness points,
+   single moves or the programme's independent components (``lp_bounds``).
+2'. ``split_disagreements(...)``: one logical count (an ICB's flow, or the sum of its sub-ICB locations' flows)
+   must have one value however it is split.
 
 What a published value tells the attacker depends on the method the outputs declare: under per-table
 suppression a shown count is exact and ``c`` is unknown; under cell key perturbation (``lib.disclosure.notes``)
