@@ -112,3 +112,37 @@ def test_the_kept_highs_model_bounds_as_a_fresh_solve_does():
         assert np.allclose(programme._bound_highs(target), programme._bound_scipy(target), atol=1e-6), target
     programme.add_eq({0: 1.0}, float(truth[0]))
     assert np.allclose(programme._bound_highs({"x0": 1.0}), (truth[0], truth[0]), atol=1e-6)
+
+
+def test_independent_components_are_bounded_apart_as_the_whole_programme_bounds_them():
+    """The programme falls into independent components (columns joined by a row); each is solved on its own and
+    a sum across them is bounded by the sum of its parts' bounds: the same as one solve of the whole (scipy),
+    a column in no row at its own bounds."""
+    pytest.importorskip("highspy")
+    rng = np.random.default_rng(11)
+    programme = attack.Programme()
+    for i in range(60):
+        programme.var(f"x{i}", 0.0, 50.0)
+    for block in range(3):  # three chained blocks x0-x18, x20-x38, x40-x58; x19, x39 and x59 in no row
+        for k in range(16):
+            members = [20 * block + k + d for d in (0, 1, 2, 3)]
+            programme.add_le({j: float(rng.integers(1, 3)) for j in members}, float(rng.integers(5, 30)))
+            programme.add_le({j: -1.0 for j in members}, -float(rng.integers(0, 4)))
+    assert programme.components() == 6
+    for target in ({"x0": 1.0, "x25": 1.0, "x59": 1.0}, {"x3": 2.0, "x41": 1.0}, {"x59": 1.0},
+                   {"x10": 1.0, "x11": -1.0, "x50": 1.0}):
+        assert np.allclose(programme._bound_highs(target), programme._bound_scipy(target), atol=1e-6), target
+
+
+def test_a_point_that_breaks_a_row_is_not_taken_as_proof():
+    """Witness points stand as proof only when every bound and row holds (Programme.feasible)."""
+    programme = attack.Programme()
+    a, b = programme.var("a", 0.0, 10.0), programme.var("b", 0.0, 10.0)
+    programme.add_eq({a: 1.0, b: 1.0}, 4.0)
+    programme.add_le({a: 1.0}, 3.0)
+    assert programme.feasible(np.array([3.0, 1.0]))
+    assert not programme.feasible(np.array([4.0, 0.0]))   # a <= 3 broken
+    assert not programme.feasible(np.array([2.0, 1.0]))   # a + b = 4 broken
+    assert not programme.feasible(np.array([-1.0, 5.0]))  # a >= 0 broken
+    x = programme.point()
+    assert programme.feasible(x)

@@ -307,7 +307,7 @@ def test_the_flow_atoms_cover_every_layer_an_aggregate_role_can_choose():
     """Flow encounters are published on atoms (spans.published_flow_encounters): the atom layers, derived from
     the registry, are every layer of the published measure cube, and every layer a role below the lead can
     choose is a union of the atoms of its flows. Sub-ICB locations are the one chosen layer not a union of
-    ``ATOM_LAYERS``'s atoms alone: their flows add them as an atom layer (``atom_layers``)."""
+    ``ATOM_LAYERS``'s atoms alone: every flow's atoms add the home layers (``atom_layers``), the same for all."""
     with layers.registered(COPY):  # a layer registered for measures is an atom layer, and not after
         assert "csa_copy" in spans.ATOM_LAYERS
         assert "csa_copy" in spans.atom_layers("pfa")
@@ -340,9 +340,11 @@ def test_a_registered_measure_layer_joins_the_flow_atoms(linked):
     with layers.registered(COPY), pytest.MonkeyPatch.context() as patch:
         patch.setattr(spans, "_home_sql", spy)
         during = spans.published_flow_encounters(linked, "pfa", keys)
-    assert seen == ["pfa", "utla", "lad", "nhs", "trust", "csa_copy"]
+    # every flow layer's atoms are one partition: the measure layers, then the home layers not among them
+    assert seen == ["pfa", "utla", "lad", "nhs", "trust", "csa_copy", "icb", "sicbl", "lhb"]
     pd.testing.assert_frame_equal(during, before)
-    assert spans.atom_layers("pfa") == ["pfa", "utla", "lad", "nhs", "trust"]
+    assert spans.atom_layers("pfa") == ["pfa", "utla", "lad", "nhs", "trust", "icb", "sicbl", "lhb"]
+    assert all(spans.atom_layers(layer) == spans.atom_layers("pfa") for layer in spans.HOME_LAYERS)
 
 
 #: A drawn copy of the police force layer (drawn from the police force outlines in this test only).

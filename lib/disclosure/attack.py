@@ -33,7 +33,7 @@ class Programme:
     ub: list[tuple[dict[int, float], float]] = field(default_factory=list)
     changes: int = field(default=0, repr=False)  # counts every change, so the built matrices are rebuilt after one
     _cache: tuple | None = field(default=None, repr=False, compare=False)
-    _model: tuple | None = field(default=None, repr=False, compare=False)  # (state, HiGHS model, its costs)
+    _parts: tuple | None = field(default=None, repr=False, compare=False)  # components and their HiGHS models
 
     def var(self, name: str, lo: float = 0.0, hi: float | None = None) -> int:
         self.changes += 1
@@ -80,8 +80,9 @@ class Programme:
 
     def bound(self, target: dict[str, float]) -> tuple[float, float]:
         """(lowest, highest) value of sum(coef * var) over everything the attacker knows. With highspy installed
-        (the tests and benchmarks: requirements-dev.txt) one HiGHS model per programme is kept and each bound
-        re-solved from the last optimal basis (only the objective changes); else scipy's HiGHS solves afresh."""
+        (the tests and benchmarks: requirements-dev.txt) the programme is split into its independent components
+        (``components``), one small HiGHS model per component is kept and each bound re-solved from its last
+        optimal basis (only the objective changes); else scipy's HiGHS solves afresh."""
         try:
             import highspy  # noqa: F401
         except ImportError:
@@ -102,44 +103,82 @@ class Programme:
             result.append(sign * res.fun)
         return result[0], result[1]
 
-    def _highs(self):
-        """The programme as one HiGHS model (built once per state of the programme, like ``_built``)."""
+    def _layout(self):
+        """The programme's independent components: columns joined by any row are in one component (a row's
+        columns all share one). Returns (state, label of each column, {label: (its columns, its eq rows, its ub
+        rows)}), built once per state of the programme."""
+        from scipy.sparse import csr_matrix, vstack
+        from scipy.sparse.csgraph import connected_components
+
+        key = (self.changes, len(self.columns), len(self.eq), len(self.ub))
+        if self._parts is not None and self._parts[0] == key:
+            return self._parts
+        a_eq, _, a_ub, _, _ = self._built()
+        n = len(self.columns)
+        blocks = [m for m in (a_eq, a_ub) if m is not None]
+        incidence = vstack(blocks).tocsr() if blocks else csr_matrix((0, n))
+        rows = incidence.shape[0]
+        # the bipartite graph columns + rows, an edge per nonzero: its components are the programme's
+        edges = incidence.tocoo()
+        graph = coo_matrix((np.ones(edges.nnz), (edges.col, n + edges.row)), shape=(n + rows, n + rows))
+        _, labels = connected_components(graph, directed=False)
+        columns = labels[:n]
+        row_labels = labels[n:]
+        n_eq = 0 if a_eq is None else a_eq.shape[0]
+        parts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        col_groups = _groups(columns)
+        eq_groups = _groups(row_labels[:n_eq])
+        ub_groups = _groups(row_labels[n_eq:])
+        empty = np.array([], dtype=np.int64)
+        for label, cols in col_groups.items():
+            parts[label] = (cols, eq_groups.get(label, empty), ub_groups.get(label, empty))
+        self._parts = (key, columns, parts, {})
+        return self._parts
+
+    def components(self) -> int:
+        """How many independent components the programme falls into (a column in no row is one of its own)."""
+        return len(self._layout()[2])
+
+    def _component_model(self, label: int):
+        """One HiGHS model per component with rows (kept, and re-solved from its last basis: only the
+        objective changes between bounds), over the component's own columns and rows."""
         import highspy
         from scipy.sparse import vstack
 
-        key = (self.changes, len(self.columns), len(self.eq), len(self.ub))
-        if self._model is not None and self._model[0] == key:
-            return self._model[1]
+        _, _, parts, models = self._layout()
+        if label in models:
+            return models[label]
+        cols, eq_rows, ub_rows = parts[label]
         a_eq, b_eq, a_ub, b_ub, _ = self._built()
         inf = highspy.kHighsInf
         model = highspy.Highs()
         model.setOptionValue("output_flag", False)
-        n = len(self.columns)
-        model.addVars(n, np.array(self.lower, dtype=float),
-                      np.array([inf if math.isinf(u) else u for u in self.upper], dtype=float))
-        blocks, lower, upper = [], [], []
-        if a_eq is not None:
-            blocks.append(a_eq)
-            lower.append(b_eq)
-            upper.append(b_eq)
-        if a_ub is not None:
-            blocks.append(a_ub)
-            lower.append(np.full(len(b_ub), -inf))
-            upper.append(b_ub)
-        if blocks:
-            matrix = vstack(blocks).tocsr()
-            model.addRows(matrix.shape[0], np.concatenate(lower), np.concatenate(upper), matrix.nnz,
-                          matrix.indptr[:-1].astype(np.int32), matrix.indices.astype(np.int32),
-                          matrix.data.astype(float))
-        self._model = (key, model, {})
-        return model
+        model.setOptionValue("threads", 1)
+        lower = np.array(self.lower, dtype=float)[cols]
+        upper = np.array([inf if math.isinf(u) else u for u in self.upper], dtype=float)[cols]
+        model.addVars(len(cols), lower, upper)
+        blocks, lo, hi = [], [], []
+        if len(eq_rows):
+            blocks.append(a_eq[eq_rows][:, cols])
+            lo.append(b_eq[eq_rows])
+            hi.append(b_eq[eq_rows])
+        if len(ub_rows):
+            blocks.append(a_ub[ub_rows][:, cols])
+            lo.append(np.full(len(ub_rows), -inf))
+            hi.append(b_ub[ub_rows])
+        matrix = vstack(blocks).tocsr()
+        model.addRows(matrix.shape[0], np.concatenate(lo), np.concatenate(hi), matrix.nnz,
+                      matrix.indptr[:-1].astype(np.int32), matrix.indices.astype(np.int32),
+                      matrix.data.astype(float))
+        local = {int(c): i for i, c in enumerate(cols)}
+        models[label] = (model, local, {})
+        return models[label]
 
-    def _bound_highs(self, target: dict[str, float]) -> tuple[float, float]:
+    def _solve_component(self, label: int, costs_wanted: dict[int, float]) -> tuple[float, float]:
         import highspy
 
-        model = self._highs()
-        costs = self._model[2]  # the objective's nonzero costs left from the last bound
-        wanted = {self.columns[name]: float(coef) for name, coef in target.items()}
+        model, local, costs = self._component_model(label)
+        wanted = {local[j]: v for j, v in costs_wanted.items()}
         changed = {j: 0.0 for j in costs if j not in wanted} | wanted
         if changed:
             index = np.array(list(changed), dtype=np.int32)
@@ -156,6 +195,71 @@ class Programme:
                                    ": the published figures contradict the stated method")
             result.append(model.getInfo().objective_function_value)
         return result[0], result[1]
+
+    def _bound_highs(self, target: dict[str, float]) -> tuple[float, float]:
+        """The bounds component by component: the programme's feasible set is the product of its independent
+        components' sets, so the lowest (highest) value of a sum is the sum of the lowest (highest) value of its
+        part in each component; each component's small model is solved on its own (a column in no row needs
+        no solve: its own bounds)."""
+        _, labels, parts, _ = self._layout()
+        by_part: dict[int, dict[int, float]] = {}
+        for name, coef in target.items():
+            j = self.columns[name]
+            by_part.setdefault(int(labels[j]), {})[j] = by_part.get(int(labels[j]), {}).get(j, 0.0) + float(coef)
+        low = high = 0.0
+        for label, costs in by_part.items():
+            cols, eq_rows, ub_rows = parts[label]
+            if not len(eq_rows) and not len(ub_rows):
+                (j, coef), = costs.items()
+                ends = (coef * self.lower[j], coef * self.upper[j])
+                low, high = low + min(ends), high + max(ends)
+                continue
+            lo, hi = self._solve_component(label, costs)
+            low, high = low + lo, high + hi
+        return low, high
+
+    def point(self) -> np.ndarray:
+        """One point the attacker cannot rule out (a feasible solution of every component; a column in no row
+        at its lower bound). Raises when the programme has none."""
+        import highspy
+
+        _, _, parts, _ = self._layout()
+        x = np.array(self.lower, dtype=float)
+        for label, (cols, eq_rows, ub_rows) in parts.items():
+            if not len(eq_rows) and not len(ub_rows):
+                continue
+            model, local, costs = self._component_model(label)
+            if costs:
+                index = np.array(list(costs), dtype=np.int32)
+                model.changeColsCost(len(index), index, np.zeros(len(index)))
+                costs.clear()
+            model.changeObjectiveSense(highspy.ObjSense.kMinimize)
+            model.run()
+            if model.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                raise RuntimeError("the attacker's programme has no solution: the published figures contradict "
+                                   "the stated method")
+            x[cols] = np.asarray(model.getSolution().col_value)
+        return x
+
+    def feasible(self, x: np.ndarray, tol: float = 1e-6) -> bool:
+        """Whether ``x`` (one value per column) meets every bound and row of the programme: checked, so a
+        point built by hand can stand as proof of what the attacker cannot rule out."""
+        a_eq, b_eq, a_ub, b_ub, _ = self._built()
+        x = np.asarray(x, dtype=float)
+        if len(x) != len(self.columns):
+            return False
+        if (x < np.array(self.lower) - tol).any() or (x > np.array(self.upper) + tol).any():
+            return False
+        if a_eq is not None and (np.abs(a_eq @ x - b_eq) > tol).any():
+            return False
+        return a_ub is None or bool((a_ub @ x <= b_ub + tol).all())
+
+
+def _groups(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Label -> the positions holding it (one sort, not one pass per label)."""
+    order = np.argsort(labels, kind="stable")
+    values, starts = np.unique(labels[order], return_index=True)
+    return {int(v): part for v, part in zip(values, np.split(order, starts[1:]))}
 
 
 def add_additive(programme: Programme, family: str, atoms_of: dict[str, list[str]], published: dict[str, float],

@@ -259,9 +259,11 @@ ATOM_LAYERS: Mapping[str, str] = layers.MEASURE_LAYERS
 
 
 def atom_layers(layer: str) -> list[str]:
-    """The layers whose areas define the atoms of ``layer``'s published flow encounters: ``ATOM_LAYERS``, then
-    ``layer`` itself if it is not one of them."""
-    return list(dict.fromkeys([*ATOM_LAYERS, layer]))
+    """The layers whose areas define the atoms of published flow encounters: ``ATOM_LAYERS``, then every home
+    layer (and ``layer``) not among them. The same for every layer, so flows of all layers are sums of one
+    partition and one logical count (an ICB's flow, or the sum of its sub-ICB locations' flows) has one value
+    (issue 16: atoms adding only the flow's own layer split sub-ICB flows differently from ICB flows)."""
+    return list(dict.fromkeys([*ATOM_LAYERS, *HOME_LAYERS, layer]))
 
 
 def published_flow_encounters(con: duckdb.DuckDBPyConnection, layer: str, keys: dict) -> pd.DataFrame:
