@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lib.disclosure import members, service
@@ -165,6 +165,9 @@ OPS = st.lists(st.one_of(
 
 @settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(ops=OPS)
+# always tried: incremental refreshes (small uploads before and after a link, a decision) besides full ones
+@example(ops=[("upload", 0, 200), ("upload", 200, 20), ("link", 5, 30), ("upload", 220, 10), ("decide", 7, "reject"),
+              ("link", 6, 30)])
 def test_stored_aggregates_equal_a_recount_after_any_sequence_of_changes(synthetic, tmp_path_factory, ops):
     con = store.connect(":memory:")
     folder = tmp_path_factory.mktemp("imports")
@@ -349,10 +352,10 @@ def test_an_error_while_building_the_stored_measures_leaves_the_previous_ones(sy
         assert con.execute("SELECT count(*) FROM batches").fetchall()[0][0] == 1  # both writes rolled back
         assert con.execute("SELECT name, kind, payload FROM agg_frames ORDER BY name").fetchall() == before
         assert assert_same_views(con) and assert_same_protected(con) and assert_same_cube(con)
-        _upload(con, synthetic.iloc[150:300], "second.parquet")  # an upload after a link keeps the Across ones
-        after = dict((name, payload) for name, _, payload in
-                     con.execute("SELECT name, kind, payload FROM agg_frames ORDER BY name").fetchall())
-        assert all(after[name] == payload for name, _, payload in before if name.startswith("across/"))
+        monkeypatch.setattr(spans, "flows", failing)  # an upload after a link keeps the Across ones (not rebuilt)
+        _upload(con, synthetic.iloc[150:200], "second.parquet")
+        monkeypatch.undo()
+        assert len(calls) == 2
         assert assert_same_views(con, pages=True)
     finally:
         con.close()

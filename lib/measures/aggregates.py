@@ -448,7 +448,7 @@ class _CubeBuilder:
 
     @staticmethod
     def build_stored(cur, *, full: bool = True) -> None:
-        build_stored(cur)
+        build_stored(cur, full=full)
 
 
 stored.register_cube_builder(_CubeBuilder)
