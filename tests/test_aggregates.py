@@ -501,6 +501,41 @@ def test_spark_and_duckdb_build_the_same_aggregates(linked_store, tmp_path):
     assert assert_same_cube(con)
 
 
+@pytest.mark.skipif(os.environ.get("JOINEDUP_REQUIRE_SPARK") != "1" and not _spark_ready(),
+                    reason="pyspark (requirements-spark.txt) or Java 17 is not installed; "
+                           "set JOINEDUP_REQUIRE_SPARK=1 to make this a failure")
+def test_spark_and_duckdb_build_the_same_completeness_measures(linked_store, tmp_path):
+    """The Data page's stored measures (schema 7): Spark SQL over the exchanged Parquet gives the atoms DuckDB
+    counts, and published they are the stored ``data.completeness`` measures of every layer and basis."""
+    from lib.disclosure import cells
+
+    _, con = linked_store
+    written = store.export_parquet(con, tmp_path / "exchange", aggregates.EXCHANGE_TABLES)
+    assert written["agg_record_keys"] == written["encounters"] > 1_000
+    theirs = aggregates.completeness_on_spark(tmp_path / "exchange", master="local[2]", partitions=4)
+    keys = members.key_tables(con)
+    assert len(theirs) == 12  # three bases, by the measure layers and by each of icb, sicbl and lhb besides
+    for (placed, basis), atoms in theirs.items():
+        with store.cursor(con) as cur:
+            members.register(cur, keys)
+            ours = cur.execute(aggregates.completeness_sql(list(placed), basis)).df()
+        key = ["agency_type", "year", *(f"a{i}" for i in range(len(placed)))]
+        norm = [frame.astype({c: "object" for c in key}).fillna({c: "(none)" for c in key})
+                .sort_values(key, ignore_index=True) for frame in (atoms, ours)]
+        pd.testing.assert_frame_equal(norm[0], norm[1], check_dtype=False)
+        assert len(ours) > 10
+        for layer in placed:
+            if list(placed) != aggregates.completeness_placed(layer):
+                continue
+            published = aggregates.completeness_by_area(
+                cells.publish(atoms, list(aggregates.COMPLETENESS_COUNTS)), list(placed), layer)
+            kept = aggregates.stored_frame(con, aggregates.frame_name("data.completeness", layer, basis))
+            sort = ["agency_type", "area_code"]
+            both = [frame.astype({"area_code": "object"}).sort_values(sort, ignore_index=True)
+                    for frame in (published, kept)]
+            pd.testing.assert_frame_equal(both[0], both[1], check_dtype=False)
+
+
 def test_the_refresh_is_incremental_only_when_the_aggregates_were_current(synthetic):
     con = store.connect(":memory:")
     try:

@@ -259,25 +259,31 @@ def completeness_placed(layer: str) -> list[str]:
     return list(dict.fromkeys([*(convert.layer_key(k) for k in convert.MEASURE_LAYERS), layer]))
 
 
+def completeness_sql(placed: list[str], basis: str) -> str:
+    """Exact completeness counts on atoms with their cell keys (sum of the records' keys modulo 256), one text for
+    DuckDB and Spark SQL (no FILTER, no GROUP BY ALL: grouped by position): agency_type, year, a0, a1, ... (the
+    place in each layer of ``placed`` on ``basis``), then each of ``COMPLETENESS_COUNTS`` and its ``key_``."""
+    select = ", ".join(f"{place(k, basis)} AS a{i}" for i, k in enumerate(placed))
+    flags = ", ".join(f"CAST(sum(CASE WHEN {sql} THEN 1 ELSE 0 END) AS BIGINT) AS {name}, "
+                      f"CAST(coalesce(sum(CASE WHEN {sql} THEN k.rkey END), 0) % 256 AS INTEGER) AS key_{name}"
+                      for name, sql in COMPLETENESS_FLAGS.items())
+    return f"""
+        SELECT e.agency_type AS agency_type, {stored._YEAR} AS year, {select},
+               CAST(count(*) AS BIGINT) AS encounters, CAST(sum(k.rkey) % 256 AS INTEGER) AS key_encounters, {flags}
+        FROM encounters e JOIN {members.RECORD_KEYS} k ON k.record_key = e.record_key
+        GROUP BY {", ".join(str(i) for i in range(1, len(placed) + 3))}"""
+
+
 def completeness_atoms(con, placed: list[str], basis: str, keys: dict) -> pd.DataFrame:
     """Published completeness counts on atoms (docs/DISCLOSURE.md: records are additive): one row per agency
     type, financial year and place in every layer of ``placed`` (columns a0, a1, ...), each count
-    (``COMPLETENESS_COUNTS``) perturbed with the cell key of its records."""
+    (``COMPLETENESS_COUNTS``) perturbed with the cell key of its records (``completeness_sql``)."""
     from lib.disclosure import cells
-    from lib.measures.counts import _YEAR
     from lib.records import store
 
-    select = ", ".join(f"{place(k, basis)} AS a{i}" for i, k in enumerate(placed))
-    flags = ", ".join(f"count(*) FILTER (WHERE {sql}) AS {name}, "
-                      f"CAST(coalesce(sum(k.rkey) FILTER (WHERE {sql}), 0) % 256 AS INTEGER) AS key_{name}"
-                      for name, sql in COMPLETENESS_FLAGS.items())
     with store.cursor(con) as cur:
         members.register(cur, keys)
-        atoms = cur.execute(f"""
-            SELECT e.agency_type, {_YEAR} AS year, {select},
-                   count(*) AS encounters, CAST(sum(k.rkey) % 256 AS INTEGER) AS key_encounters, {flags}
-            FROM encounters e JOIN {members.RECORD_KEYS} k USING (record_key)
-            GROUP BY ALL""").df()
+        atoms = cur.execute(completeness_sql(placed, basis)).df()
     return cells.publish(atoms, list(COMPLETENESS_COUNTS))
 
 
@@ -421,6 +427,39 @@ def build_on_spark(folder, *, master: str | None = None, partitions: int | None 
         for column in stored.VALUE_COLUMNS:
             frame[column] = frame[column].astype("float64")
     return direct, native, linked
+
+
+def completeness_on_spark(folder, *, master: str | None = None, partitions: int | None = None
+                          ) -> dict[tuple[tuple[str, ...], str], pd.DataFrame]:
+    """The Data page's completeness atoms (exact counts and cell keys, ``completeness_sql``) computed by Spark SQL
+    from ``folder/encounters.parquet`` and ``folder/agg_record_keys.parquet`` (``store.export_parquet(con, folder,
+    EXCHANGE_TABLES)``), for every distinct set of layers and basis the stored measures use:
+    ``{(placed layers, basis): atoms}``. Published by ``lib.disclosure.cells.publish`` (pandas), they are the
+    stored ``data.completeness`` measures (tests/test_aggregates.py)."""
+    from pathlib import Path
+
+    from lib.linkage import spark as spark_backend
+    from lib.records.store import AREA_BASES
+
+    spark = spark_backend.session(master, partitions=partitions)
+    folder = Path(folder)
+    spark.read.parquet(str(folder / "encounters.parquet")).createOrReplaceTempView("encounters")
+    spark.read.parquet(str(folder / "agg_record_keys.parquet")).createOrReplaceTempView(members.RECORD_KEYS)
+    out = {}
+    try:
+        for layer in store_layers():
+            placed = tuple(completeness_placed(layer))
+            for basis in AREA_BASES:
+                if (placed, basis) not in out:
+                    out[(placed, basis)] = spark.sql(completeness_sql(list(placed), basis)).toPandas()
+    finally:
+        for view in ("encounters", members.RECORD_KEYS):
+            spark.catalog.dropTempView(view)
+    return out
+
+
+#: What a cluster needs from the store to build every stored aggregate and measure that Spark twins.
+EXCHANGE_TABLES = ("encounters", "record_child", "link_edges", "agg_record_keys")
 
 
 def store_rows(con: duckdb.DuckDBPyConnection, direct: pd.DataFrame, native: pd.DataFrame) -> None:
