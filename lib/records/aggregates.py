@@ -14,6 +14,10 @@ cube; the other half (converting native areas to every layer) runs on these smal
   counts (``records``, ``cse_records``, ``children``, ``cse_children``; the last two NULL before any linkage run);
 - ``agg_native``: the same by the agency's own code (``agency_code``), for agencies with a native geography.
 
+Schema 7 adds ``agg_frames``: the Across boundaries and Data pages' measures (spans, flows, who only linkage
+found, identifier completeness; exact and published), built by the same builder in the same transaction and
+marked with the same fingerprint (meta ``aggregates.views``), read only when current.
+
 Schema 5 adds the assembled cubes (``agg_cube``, ``agg_unplaced``; ``refresh_cubes``): the exact cube (natives
 converted to every layer) and the protected cube every role below the lead reads (cell key perturbation), built
 by ``lib.measures.aggregates.build_stored`` on the same cursor, in the same transaction, whenever the records,
@@ -186,7 +190,7 @@ _cube_builder = None
 
 def register_cube_builder(builder) -> None:
     """Register what builds the cubes: an object with ``version() -> str`` (format and geography) and
-    ``build_stored(cur)``."""
+    ``build_stored(cur, full)`` (``full``: nothing stored may be kept)."""
     global _cube_builder
     _cube_builder = builder
 
@@ -203,8 +207,10 @@ def cubes_fingerprint(cur) -> str | None:
 
 def cubes_current(cur, cube: str = "exact") -> bool:
     """Whether the stored ``cube`` ("exact" or "protected") matches the store (False on a store before schema 5,
-    or one with no records: the cube is then read from ``agg_direct``/``agg_native`` or counted)."""
-    if not {"meta", "agg_cube", "agg_unplaced"} <= _tables(cur):
+    or one with no records: the cube is then read from ``agg_direct``/``agg_native`` or counted). ``cube``
+    "views": the pages' stored measures (``agg_frames``, schema 7: spans, flows, completeness), same fingerprint."""
+    needed = {"meta", "agg_cube", "agg_unplaced"} | ({"agg_frames"} if cube == "views" else set())
+    if not needed <= _tables(cur):
         return False
     rows = cur.execute("SELECT value FROM meta WHERE name = ?", [f"{STATE_KEY}.{cube}"]).fetchall()
     wanted = cubes_fingerprint(cur)
@@ -216,9 +222,10 @@ def refresh_cubes(cur, *, force: bool = False) -> bool:
     ``force``; returns whether they were rebuilt. A store without ``agg_cube`` (being migrated) is left alone."""
     if _cube_builder is None or not {"agg_cube", "agg_unplaced"} <= _tables(cur):
         return False
-    if not force and cubes_current(cur, "exact") and cubes_current(cur, "protected"):
+    if not force and cubes_current(cur, "exact") and cubes_current(cur, "protected") \
+            and ("agg_frames" not in _tables(cur) or cubes_current(cur, "views")):
         return False
-    _cube_builder.build_stored(cur)
+    _cube_builder.build_stored(cur, full=force)  # force: the linkage was replaced (or a rebuild): everything
     return True
 
 
