@@ -42,6 +42,7 @@ Parquet (``store.export_parquet``) and must give the same rows (tests/test_aggre
 from __future__ import annotations
 
 import contextlib
+import contextvars
 
 from lib.geo import agencies as agency_registry
 from lib.geo import layers as layer_registry
@@ -58,6 +59,28 @@ _FY = "(year(e.encounter_date) - CASE WHEN month(e.encounter_date) < 4 THEN 1 EL
 _YEAR = f"(CAST({_FY} AS STRING) || '-' || lpad(CAST(({_FY} + 1) % 100 AS STRING), 2, '0'))"
 _QUARTER = (f"({_YEAR} || ' Q' || CAST(CAST(floor(((month(e.encounter_date) + 8) % 12) / 3) AS INT) + 1 "
             "AS STRING))")
+
+
+#: Off (``scratch()``): writes in this context keep no aggregates (a throwaway store nothing reads them from).
+_MAINTAIN: contextvars.ContextVar[bool] = contextvars.ContextVar("joinedup_aggregates_maintained", default=True)
+
+
+@contextlib.contextmanager
+def scratch():
+    """Inside it, writes on any store keep no aggregates (``refresh`` and ``rebuild`` do nothing): for a scratch store
+    that is written, read by its own code from the record tables and thrown away (the Scenario simulation's
+    in-memory stores, ``lib.scenario.simulate``). Its aggregates are then not current, so any reader would recount:
+    never a stale figure. A context variable: other threads and the caller's context after it are unaffected."""
+    token = _MAINTAIN.set(False)
+    try:
+        yield
+    finally:
+        _MAINTAIN.reset(token)
+
+
+def maintaining() -> bool:
+    """Whether writes in this context keep the aggregates (False inside ``scratch()``)."""
+    return _MAINTAIN.get()
 
 
 def measure_layers() -> list[str]:
@@ -168,7 +191,9 @@ def _mark(cur) -> None:
 
 
 def rebuild(cur) -> None:
-    """Every aggregate from scratch (on ``cur``, inside the caller's transaction)."""
+    """Every aggregate from scratch (on ``cur``, inside the caller's transaction); nothing inside ``scratch()``."""
+    if not maintaining():
+        return
     linked = _linked(cur)
     cur.execute("DELETE FROM agg_direct")
     cur.execute("DELETE FROM agg_native")
@@ -262,7 +287,9 @@ def refresh(cur, *, batch_id: int | None = None, record_keys=None, full: bool = 
     these records (the cells of their children's records are recomputed); ``full``: the linkage was replaced.
     ``was_current``: whether the aggregates matched the store before the change (``maintained`` checks it);
     if not (never built, or changed by a path that did not refresh) everything is rebuilt.
-    Returns what was done: "full" or "incremental"."""
+    Returns what was done: "full", "incremental" or "off" (inside ``scratch()``: nothing)."""
+    if not maintaining():
+        return "off"
     if full or not was_current or stored_fingerprint(cur) is None:
         rebuild(cur)
         return "full"
