@@ -314,6 +314,8 @@ def view_frames(con, keys: dict | None, linked: bool):
     if not linked:
         return
     reach = spans.exact_match_reach(con)
+    keyed = keys is not None and members.CHILD_KEYS in keys
+    flow_atoms: dict = {}  # published flow encounters' atoms, by their layers (shared by every ATOM_LAYERS layer)
     for layer in spans.HOME_LAYERS:
         children = spans.child_table(con, layer)
         yield frame_name("across", "spans", layer, False), spans.spans_by_area(con, layer, children=children)
@@ -321,20 +323,29 @@ def view_frames(con, keys: dict | None, linked: bool):
             con, layer, children=children, reach=reach)
         yield frame_name("across", "overview", layer, False), spans.overview(con, layer, children=children,
                                                                             reach=reach)
-        yield frame_name("across", "flows", layer, False), spans.flows(con, layer, top=None)
+        # the keyed flows are the exact flows plus their cell keys (same rows, same order): one query for both
+        with_keys = spans.flows(con, layer, top=None, keys=keys) if keyed else None
+        yield frame_name("across", "flows", layer, False), (
+            spans.flows(con, layer, top=None) if with_keys is None
+            else with_keys[[c for c in with_keys.columns if not c.startswith("key_")]])
         yield frame_name("across", "spanning", layer, None), spans.spanning_children(
             con, layer, limit=SPANNING_LIMIT, children=children)
-        if keys is None or members.CHILD_KEYS not in keys:
+        if not keyed:
             continue
-        keyed = spans.child_keys(con, children)
-        yield frame_name("across", "spans", layer, True), spans.spans_by_area(con, layer, children=keyed)
+        keyed_children = spans.child_keys(con, children)
+        yield frame_name("across", "spans", layer, True), spans.spans_by_area(con, layer, children=keyed_children)
         yield frame_name("across", "missed", layer, True), spans.missed_without_linkage(
-            con, layer, children=keyed, reach=reach)
-        yield frame_name("across", "overview", layer, True), spans.overview(con, layer, children=keyed,
+            con, layer, children=keyed_children, reach=reach)
+        yield frame_name("across", "overview", layer, True), spans.overview(con, layer, children=keyed_children,
                                                                            reach=reach, keys=keys)
-        yield frame_name("across", "flows", layer, True), spans.flows(con, layer, top=None, keys=keys)
+        yield frame_name("across", "flows", layer, True), with_keys
+        atoms_of = tuple(spans.atom_layers(layer))
+        if atoms_of not in flow_atoms:
+            flow_atoms[atoms_of] = spans.flow_encounter_atoms(con, list(atoms_of), keys)
         yield (frame_name("across", "flow_encounters", layer),
-               spans.published_flow_encounters(con, layer, keys))
+               spans.published_flow_encounters(con, layer, keys, atoms=flow_atoms[atoms_of]))
+        if atoms_of != tuple(spans.ATOM_LAYERS):
+            del flow_atoms[atoms_of]  # a layer's own atoms: used once
 
 
 def _payload(value) -> tuple[str, bytes]:
