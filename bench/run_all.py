@@ -65,6 +65,7 @@ def step_generate(size: int, work: Path, seed: int) -> None:
 
 
 def step_ingest(size: int, work: Path, seed: int) -> None:
+    import lib.measures.aggregates  # noqa: F401  (registers the cube builder, as the app and the CLI do)
     from lib.records import geography, ingest, store
 
     geography._directory(), geography._layer_codes(), geography.agency_codes(), geography.code_layers()
@@ -160,6 +161,7 @@ def step_placement_baseline(size: int, work: Path, seed: int) -> None:
 def step_link(size: int, work: Path, seed: int) -> None:
     import pandas as pd
 
+    import lib.measures.aggregates  # noqa: F401  (the link's transaction builds the stored cubes and measures)
     from lib.linkage.evaluate import evaluate
     from lib.linkage.run import LinkConfig, link
     from lib.records import store
