@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 KEY = b"benchmark-key-not-secret-0123456789abcdef"
 STEPS = ("generate", "ingest", "placement", "placement_baseline", "link", "link_baseline", "measures", "pages",
-         "boardpack")
+         "first_open", "boardpack")
 NEEDS = {"ingest": "generate", "placement": "generate", "placement_baseline": "generate", "link": "ingest",
-         "link_baseline": "ingest", "measures": "link", "pages": "link", "boardpack": "link"}
+         "link_baseline": "ingest", "measures": "link", "pages": "link", "first_open": "link", "boardpack": "link"}
 
 
 def emit(figure: str, value, unit: str, **extra) -> None:
@@ -65,6 +65,7 @@ def step_generate(size: int, work: Path, seed: int) -> None:
 
 
 def step_ingest(size: int, work: Path, seed: int) -> None:
+    import lib.measures.aggregates  # noqa: F401  (registers the cube builder, as the app and the CLI do)
     from lib.records import geography, ingest, store
 
     geography._directory(), geography._layer_codes(), geography.agency_codes(), geography.code_layers()
@@ -160,6 +161,7 @@ def step_placement_baseline(size: int, work: Path, seed: int) -> None:
 def step_link(size: int, work: Path, seed: int) -> None:
     import pandas as pd
 
+    import lib.measures.aggregates  # noqa: F401  (the link's transaction builds the stored cubes and measures)
     from lib.linkage.evaluate import evaluate
     from lib.linkage.run import LinkConfig, link
     from lib.records import store
@@ -260,6 +262,38 @@ def step_pages(size: int, work: Path, seed: int) -> None:
         emit(f"page {url}: first run / cached rerun", round(cached, 3), "s", size=size, first=round(cold, 3),
              role=role, exceptions=len(at.exception), target="cached <= 1 s on the default dataset")
     _done("pages", time.perf_counter() - started, size, worst_cached=round(worst_cached, 3))
+
+
+def step_first_open(size: int, work: Path, seed: int) -> None:
+    """Issue 19: each page's view builder on a fresh read-only connection right after the linkage run (what a new
+    server process pays; bench/bench_first_open.py), the cube read against a recount, and a reviewer decision
+    written as the store's next version followed by the Divergence page: decision-to-page. On a copy of the store
+    (the decision makes it versioned)."""
+    from bench import bench_first_open as first
+    from lib.geo import lookup
+
+    folder = work / "first_open"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for name in ("store.duckdb", "store.duckdb.wal"):
+        if (work / name).exists():
+            shutil.copy(work / name, folder / name)
+    db = folder / "store.duckdb"
+    os.environ.setdefault("JOINEDUP_ACCOUNTS", str(work / "no-accounts.json"))
+    lookup.lsoa_table()  # the app loads the geography once at start
+    started = time.perf_counter()
+    for page, role in first.ROLES.items():
+        seconds, error = first.open_page(db, page)
+        emit(f"first open {page}", round(seconds, 3), "s", size=size, role=role, error=error or None,
+             target="<= 2 s at 1M, <= 5 s at 5M")
+    cube = first.cube_times(db)
+    emit("cube: stored / recounted", round(cube["stored"], 3), "s", size=size, recount=round(cube["scratch"], 3),
+         current=cube["from_store"])
+    decided = first.decision_to_page(db)
+    emit("decision to page", round(decided["total"], 3), "s", size=size, write=round(decided["write"], 3),
+         page=round(decided["page"], 3), error=decided["error"] or None, target="<= 2 s at 1M")
+    shutil.rmtree(folder, ignore_errors=True)
+    _done("first_open", time.perf_counter() - started, size)
 
 
 def step_boardpack(size: int, work: Path, seed: int) -> None:
@@ -400,6 +434,29 @@ def _value(figures, figure: str, size: int):
     return None
 
 
+def _first_open_table(figures: list[dict], sizes: list[int]) -> list[str]:
+    """Markdown rows: each page's first open after a linkage run, and decision-to-page, per size (step_first_open)."""
+    opens = [r for r in figures if str(r.get("figure", "")).startswith("first open ")]
+    if not opens:
+        return []
+    lines = ["", "| first open after a linkage run (fresh read-only connection) | "
+             + " | ".join(f"{s:,} encounters" for s in sizes) + " |", "|---|" + "---|" * len(sizes)]
+    roles = {r["figure"]: r.get("role") for r in opens}
+    for figure in [*roles, "cube: stored / recounted", "decision to page"]:
+        cells = []
+        for size in sizes:
+            record = next((r for r in figures if r.get("figure") == figure and r.get("size") == size), None)
+            if record is None or record.get("value") is None:
+                cells.append("—")
+                continue
+            extra = {"decision to page": f" (write {record.get('write')} s + page {record.get('page')} s)",
+                     "cube: stored / recounted": f" / {record.get('recount')} s"}.get(figure, "")
+            cells.append(f"{record['value']} s{extra}" + (" (error)" if record.get("error") else ""))
+        label = f"{figure[len('first open '):]} ({roles[figure]})" if figure in roles else figure
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def table(figures: list[dict], sizes: list[int]) -> str:
     """Markdown: one row per step, time and peak memory per size; ratios against the baselines; pages."""
     info = next((r["value"] for r in figures if r["figure"] == "machine"), {})
@@ -414,7 +471,7 @@ def table(figures: list[dict], sizes: list[int]) -> str:
              "placement_baseline": "baseline: geopandas sjoin into raw LSOA polygons",
              "link": "link end to end (ours)", "link_baseline": "baseline: plain Splink deduplication",
              "measures": "all measures, first computation", "pages": "every page's script (AppTest, cold + 3 cached)",
-             "boardpack": "board pack"}
+             "first_open": "every page's first open after linkage, cube, decision", "boardpack": "board pack"}
     for step in STEPS:
         cells = []
         for size in sizes:
@@ -443,6 +500,7 @@ def table(figures: list[dict], sizes: list[int]) -> str:
         cells = [str(_value(figures, figure, size) if _value(figures, figure, size) is not None else "—")
                  for size in sizes]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += _first_open_table(figures, sizes)
     pages = [r for r in figures if str(r.get("figure", "")).startswith("page ")]
     if pages:
         lines += ["", "| page script (AppTest) | dataset | first run | cached rerun (median of 3) |",

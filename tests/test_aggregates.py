@@ -8,6 +8,9 @@ write's transaction, and always equals a from-scratch count (``counts.build_cube
   previous aggregates readable, current and equal to a recount; a reader on another connection during a write
   sees the old aggregates with the old records.
 - A store of an older schema is upgraded (3 → 4) with its aggregates built once.
+- Schema 7: the pages' stored measures (``agg_frames``: spans, flows, completeness) are current after every
+  write of the sequence and equal a recomputation, and the Across and Data pages read from them give the same
+  page as computed from the records; an error while building them rolls the write back and leaves them current.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lib.disclosure import members, service
@@ -80,6 +83,50 @@ def assert_same_protected(con) -> bool:
     return True
 
 
+def stored_frames(con) -> dict:
+    return {name: aggregates.stored_frame(con, name)
+            for name in con.execute("SELECT name FROM agg_frames ORDER BY name").df()["name"]}
+
+
+def assert_same_views(con, pages: bool = False) -> bool:
+    """The pages' stored measures (``agg_frames``) are current and equal the same measures computed now from the
+    records (every one: spans, flows, who only linkage found and completeness, exact and published); with
+    ``pages``, the Across and Data pages built from them equal the pages computed from the records. Returns
+    whether the store holds them (it does once it has records)."""
+    if not con.execute("SELECT count(*) FROM encounters").fetchall()[0][0]:
+        return False
+    with store.cursor(con) as cur:
+        assert stored.cubes_current(cur, "views")
+    linked = store.has_table(con, "record_child")
+    want = dict(aggregates.view_frames(con, members.key_tables(con, children=linked), linked))
+    got = stored_frames(con)
+    assert set(got) == set(want) and any(name.startswith("data.") for name in want)
+    assert linked == any(name.startswith("across/spans/") for name in want)
+    for name, value in want.items():
+        if isinstance(value, dict):
+            assert got[name] == value, name
+        else:
+            pd.testing.assert_frame_equal(got[name], value, obj=name)
+    if pages:
+        assert_pages_read_the_stored_measures(con)
+    return True
+
+
+def assert_pages_read_the_stored_measures(con) -> None:
+    from lib.views import across, data
+    from lib.views.base import Source
+
+    for module, role, params in ((across, "lead", {"layer": "utla", "span": "any", "top": 15}),
+                                 (across, "commissioner", {"layer": "pfa", "span": "any", "top": 5}),
+                                 (data, "analyst", {"layer": "utla", "basis": "either", "agency": "all"}),
+                                 (data, "analyst", {"layer": "icb", "basis": "home", "agency": "police"})):
+        full = {**{k: v.default for k, v in module.PARAMS.items()}, **params}
+        kept, counted = Source(con), Source(con, use_stored=False)
+        extra = {"figures": ()} if module is across else {}
+        got = module.build(kept, dict(full), role, **extra).to_json()
+        assert got == module.build(counted, dict(full), role, **extra).to_json(), (module.PAGE, role)
+
+
 @pytest.fixture(scope="module")
 def synthetic():
     encounters, _ = generate(SynthConfig(n_encounters=360, seed=3))
@@ -118,6 +165,9 @@ OPS = st.lists(st.one_of(
 
 @settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(ops=OPS)
+# always tried: incremental refreshes (small uploads before and after a link, a decision) besides full ones
+@example(ops=[("upload", 0, 200), ("upload", 200, 20), ("link", 5, 30), ("upload", 220, 10), ("decide", 7, "reject"),
+              ("link", 6, 30)])
 def test_stored_aggregates_equal_a_recount_after_any_sequence_of_changes(synthetic, tmp_path_factory, ops):
     con = store.connect(":memory:")
     folder = tmp_path_factory.mktemp("imports")
@@ -141,6 +191,7 @@ def test_stored_aggregates_equal_a_recount_after_any_sequence_of_changes(synthet
             # every write left the aggregates current (none fell back to a recount) and equal to one
             assert assert_same_cube(con), f"after {op}"
             assert_same_protected(con)
+            assert_same_views(con, pages=i == len(ops) - 1)
     finally:
         con.close()
 
@@ -274,6 +325,42 @@ def test_an_error_mid_refresh_leaves_the_previous_aggregates(synthetic, monkeypa
         con.close()
 
 
+def test_an_error_while_building_the_stored_measures_leaves_the_previous_ones(synthetic, tmp_path, monkeypatch):
+    from lib.measures import spans
+
+    con = store.connect(":memory:")
+    try:
+        _upload(con, synthetic.iloc[:150], "first.parquet")
+        _import_children(con, tmp_path / "run1", 1, 40)
+        assert assert_same_views(con, pages=True)
+        before = con.execute("SELECT name, kind, payload FROM agg_frames ORDER BY name").fetchall()
+        assert any(name.startswith("across/flows/") for name, _, _ in before)
+        calls = []
+
+        def failing(*args, **kwargs):  # the Data page's measures (and the cubes) are rewritten by then
+            calls.append(1)
+            raise RuntimeError("out of memory (simulated) while storing the flows")
+
+        monkeypatch.setattr(spans, "flows", failing)
+        with pytest.raises(RuntimeError, match="simulated"):  # a linkage import rebuilds every measure
+            _import_children(con, tmp_path / "run2", 2, 25)
+        monkeypatch.setattr(aggregates, "completeness_atoms", failing)
+        with pytest.raises(RuntimeError, match="simulated"):  # an upload rebuilds the Data page's
+            _upload(con, synthetic.iloc[150:300], "second.parquet")
+        monkeypatch.undo()
+        assert len(calls) == 2
+        assert con.execute("SELECT count(*) FROM batches").fetchall()[0][0] == 1  # both writes rolled back
+        assert con.execute("SELECT name, kind, payload FROM agg_frames ORDER BY name").fetchall() == before
+        assert assert_same_views(con) and assert_same_protected(con) and assert_same_cube(con)
+        monkeypatch.setattr(spans, "flows", failing)  # an upload after a link keeps the Across ones (not rebuilt)
+        _upload(con, synthetic.iloc[150:200], "second.parquet")
+        monkeypatch.undo()
+        assert len(calls) == 2
+        assert assert_same_views(con, pages=True)
+    finally:
+        con.close()
+
+
 def test_a_reader_during_a_write_sees_the_old_aggregates_with_the_old_records(synthetic):
     con = store.connect(":memory:")
     try:
@@ -334,6 +421,7 @@ def test_killed_mid_refresh_leaves_the_aggregates_current(tmp_path):
     try:
         assert store.counts(reopened)["encounters"] in (2_000, 20_000)
         assert assert_same_cube(reopened)  # old or new, whole, and current either way
+        assert assert_same_views(reopened)  # the pages' stored measures too
     finally:
         reopened.close()
 
@@ -375,7 +463,7 @@ def test_an_older_store_gets_its_aggregates_built_once_when_upgraded(synthetic, 
     assert not assert_same_cube(reader)
     reader.close()
     with versions.write(path, "upgrade") as w:  # the next writer upgrades it
-        assert store.Store(w.con).schema_version() == tables.SCHEMA_VERSION == 6
+        assert store.Store(w.con).schema_version() == tables.SCHEMA_VERSION == 7
     reader = store.connect(path, read_only=True)
     try:
         assert assert_same_cube(reader)
@@ -413,6 +501,41 @@ def test_spark_and_duckdb_build_the_same_aggregates(linked_store, tmp_path):
     assert assert_same_cube(con)
 
 
+@pytest.mark.skipif(os.environ.get("JOINEDUP_REQUIRE_SPARK") != "1" and not _spark_ready(),
+                    reason="pyspark (requirements-spark.txt) or Java 17 is not installed; "
+                           "set JOINEDUP_REQUIRE_SPARK=1 to make this a failure")
+def test_spark_and_duckdb_build_the_same_completeness_measures(linked_store, tmp_path):
+    """The Data page's stored measures (schema 7): Spark SQL over the exchanged Parquet gives the atoms DuckDB
+    counts, and published they are the stored ``data.completeness`` measures of every layer and basis."""
+    from lib.disclosure import cells
+
+    _, con = linked_store
+    written = store.export_parquet(con, tmp_path / "exchange", aggregates.EXCHANGE_TABLES)
+    assert written["agg_record_keys"] == written["encounters"] > 1_000
+    theirs = aggregates.completeness_on_spark(tmp_path / "exchange", master="local[2]", partitions=4)
+    keys = members.key_tables(con)
+    assert len(theirs) == 12  # three bases, by the measure layers and by each of icb, sicbl and lhb besides
+    for (placed, basis), atoms in theirs.items():
+        with store.cursor(con) as cur:
+            members.register(cur, keys)
+            ours = cur.execute(aggregates.completeness_sql(list(placed), basis)).df()
+        key = ["agency_type", "year", *(f"a{i}" for i in range(len(placed)))]
+        norm = [frame.astype({c: "object" for c in key}).fillna({c: "(none)" for c in key})
+                .sort_values(key, ignore_index=True) for frame in (atoms, ours)]
+        pd.testing.assert_frame_equal(norm[0], norm[1], check_dtype=False)
+        assert len(ours) > 10
+        for layer in placed:
+            if list(placed) != aggregates.completeness_placed(layer):
+                continue
+            published = aggregates.completeness_by_area(
+                cells.publish(atoms, list(aggregates.COMPLETENESS_COUNTS)), list(placed), layer)
+            kept = aggregates.stored_frame(con, aggregates.frame_name("data.completeness", layer, basis))
+            sort = ["agency_type", "area_code"]
+            both = [frame.astype({"area_code": "object"}).sort_values(sort, ignore_index=True)
+                    for frame in (published, kept)]
+            pd.testing.assert_frame_equal(both[0], both[1], check_dtype=False)
+
+
 def test_the_refresh_is_incremental_only_when_the_aggregates_were_current(synthetic):
     con = store.connect(":memory:")
     try:
@@ -426,5 +549,57 @@ def test_the_refresh_is_incremental_only_when_the_aggregates_were_current(synthe
         assert stored.refresh(cur, full=True) == "full"
         cur.execute("ROLLBACK")
         cur.close()
+    finally:
+        con.close()
+
+
+def test_a_scenario_simulation_builds_no_stored_aggregates(monkeypatch):
+    """The Scenario simulation's scratch stores (lib.scenario.simulate.run: in memory, read by its own code from the
+    record tables, thrown away) keep no stored aggregates: every refresh of its upload and linkage run does nothing
+    and no cube or page measure is built (that build was 53 s of a 97 s Scenario first open). The caller's writes
+    after it maintain them as before."""
+    from lib.scenario import simulate
+    from lib.scenario.capture import Levers
+
+    refreshed, built = [], []
+    real_refresh, real_build = stored.refresh, aggregates.build_stored
+
+    def refresh(cur, **kwargs):
+        refreshed.append(real_refresh(cur, **kwargs))
+        return refreshed[-1]
+
+    def build_stored(cur, **kwargs):
+        built.append(kwargs)
+        return real_build(cur, **kwargs)
+
+    monkeypatch.setattr(stored, "refresh", refresh)
+    monkeypatch.setattr(aggregates, "build_stored", build_stored)
+    out = simulate.run(simulate.population(6_000, 7), Levers(), key=TEST_KEY, mode="full")
+    assert out.metrics["linkage"] == "full" and out.metrics["f1"] > 0.9
+    assert refreshed == ["off", "off"]  # the upload's and the linkage run's
+    assert built == []
+    assert stored.maintaining()
+    con = store.connect(":memory:")  # outside the simulation: maintained
+    try:
+        assert built  # the new store's (empty) cubes
+        _upload(con, generate(SynthConfig(n_encounters=200, seed=5))[0], "after.parquet")
+        assert refreshed[-1] == "full" and aggregates.load(con)[1]
+    finally:
+        con.close()
+
+
+def test_writes_inside_scratch_leave_the_aggregates_not_current_and_readers_recount(synthetic):
+    con = store.connect(":memory:")
+    try:
+        with stored.scratch():
+            _upload(con, synthetic.iloc[:150], "scratch.parquet")
+            assert con.execute("SELECT count(*) FROM agg_direct").fetchall()[0][0] == 0
+            assert con.execute("SELECT count(*) FROM agg_frames").fetchall()[0][0] == 0
+        with store.cursor(con) as cur:
+            assert not stored.current(cur) and not stored.cubes_current(cur, "views")
+        assert not assert_same_cube(con)  # recounted, never read stale
+        _upload(con, synthetic.iloc[150:160], "after.parquet")  # maintained again: rebuilt whole
+        assert assert_same_cube(con)
+        assert_same_views(con)
     finally:
         con.close()

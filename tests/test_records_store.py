@@ -401,7 +401,7 @@ def test_a_store_written_by_the_previous_release_opens_and_is_upgraded(tmp_path)
     reader.close()
     assert "review_decisions" not in _tables_of(duckdb_open(path))
     with store.Store.open(path) as s:
-        assert s.schema_version() == tables.SCHEMA_VERSION == 6  # 3: names' Bloom filters; 4: aggregates; 6: DOB parts
+        assert s.schema_version() == tables.SCHEMA_VERSION == 7  # 3 Bloom, 4 aggregates, 6 DOB parts, 7 pages
         assert set(tables.TABLES) <= _tables_of(s.con)
         after = snapshot(s.con)
         # every stored value kept; schemas 3 and 6 append the Bloom-filter and date-part hash columns, empty for

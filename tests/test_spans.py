@@ -14,7 +14,7 @@ import pytest
 
 from lib.measures import journeys, spans
 from lib.records import store
-from tests.fixtures_linkage import h, synthetic_linked_store, tiny_store
+from tests.fixtures_linkage import h, private_linked_store, tiny_store
 
 LEEDS, BRADFORD, MANCHESTER, CARDIFF, BRISTOL = "E08000035", "E08000032", "E08000003", "W06000015", "E06000023"
 WEST_YORKS, GTR_MANCHESTER, SOUTH_WALES, AVON = "E23000010", "E23000005", "W15000003", "E23000036"
@@ -30,7 +30,9 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    con = store.connect(synthetic_linked_store(tmp_path_factory))
+    # a private copy: this process may hold the shared store open read-only (a page's cached version connection,
+    # another module's reader), and DuckDB refuses a read-write connection to a file open with another configuration
+    con = store.connect(private_linked_store(tmp_path_factory, "spans_synth"))
     yield con
     con.close()
 

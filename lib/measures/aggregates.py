@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
+import json
 import time
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from lib.disclosure import members
 from lib.geo import lookup
@@ -33,7 +36,7 @@ GROUPED_COLUMNS = ["agency_type", "area_code", "granularity", "period", *counts.
 CUBE_COLUMNS = [*GROUPED_COLUMNS, "apportioned", "layer", "basis"]
 UNPLACED_COLUMNS = ["agency_type", "agency_code", "records"]
 #: Bumped whenever what the stored cubes hold changes: a store built by another release is rebuilt, never read.
-CUBES_FORMAT = "1"
+CUBES_FORMAT = "2"  # 2: with the pages' stored measures (agg_frames, schema 7)
 #: Where the disclosure keys are kept (registered name -> stored table).
 KEY_TABLES = {members.RECORD_KEYS: "agg_record_keys", members.CHILD_KEYS: "agg_child_keys"}
 
@@ -131,6 +134,23 @@ def geography_version() -> str:
     return hashlib.sha256((lookup.GEODATA / "manifest.json").read_bytes()).hexdigest()[:16]
 
 
+def registry_version() -> str:
+    """The layers the stored measures are computed over (home layers, span geographies, atom layers, measure
+    layers: live views of the layer registry), as a digest: a layer registered later makes them not current."""
+    from lib.measures import spans
+
+    text = repr((tuple(spans.HOME_LAYERS), tuple(spans.SPAN_LAYERS), tuple(spans.ATOM_LAYERS),
+                 tuple(stored.measure_layers()), tuple(store_layers())))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def store_layers() -> tuple[str, ...]:
+    """The layers of the Data page's completeness (every registered layer)."""
+    from lib.records.store import COMPLETENESS_LAYERS
+
+    return tuple(COMPLETENESS_LAYERS)
+
+
 class _InTransaction:
     """A cursor inside a write's transaction handed where a connection is expected: ``store.cursor`` gets the same
     cursor back (a new cursor is another transaction, blind to the change not yet committed) and cannot close it."""
@@ -148,18 +168,25 @@ class _InTransaction:
         return getattr(self._cur, name)
 
 
-def build_stored(cur) -> None:
+def build_stored(cur, *, full: bool = True) -> None:
     """Assemble the exact cube from ``agg_direct``/``agg_native`` and the protected cube from the records (cell key
     perturbation, ``lib.disclosure.service.protected_cube``) and store both, on ``cur`` inside the caller's
     transaction (``lib.records.aggregates.refresh_cubes`` calls it). A store without records keeps none; one without
-    a key (nothing ingested) keeps only the exact cube. Readers then only scan ``agg_cube``."""
+    a key (nothing ingested) keeps only the exact cube. Readers then only scan ``agg_cube``. Then the pages'
+    measures (``agg_frames``, ``build_views``); ``full`` False (an upload's or a decision's refresh, the linkage
+    not replaced) keeps the Across measures when ``_across_unchanged`` shows they still hold."""
     from lib.disclosure import service
     from lib.disclosure.keys import NoSecret
 
     started = time.perf_counter()
+    with_frames = "agg_frames" in stored._tables(cur)
+    keep_across = with_frames and not full and _across_unchanged(cur)
     for table in ("agg_cube", "agg_unplaced", *KEY_TABLES.values()):
         cur.execute(f"DELETE FROM {table}")
-    cur.execute("DELETE FROM meta WHERE name IN (?, ?)", [f"{stored.STATE_KEY}.exact", f"{stored.STATE_KEY}.protected"])
+    if with_frames:
+        cur.execute("DELETE FROM agg_frames" + (" WHERE name NOT LIKE 'across/%'" if keep_across else ""))
+    cur.execute("DELETE FROM meta WHERE name IN (?, ?, ?)", [f"{stored.STATE_KEY}.{name}"
+                                                              for name in ("exact", "protected", "views")])
     if not cur.execute("SELECT count(*) FROM encounters").fetchall()[0][0]:
         return
     here = _InTransaction(cur)
@@ -182,6 +209,9 @@ def build_stored(cur) -> None:
             for name in keys:
                 cur.unregister(name)
     fingerprint = stored.cubes_fingerprint(cur)
+    if with_frames:
+        build_views(cur, keys, linked, across=not keep_across)
+        cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [f"{stored.STATE_KEY}.views", fingerprint])
     for name, cube in built.items():
         rows = cube.counts[CUBE_COLUMNS].assign(cube=name, ord=range(len(cube.counts)))
         unplaced = cube.unplaced_native[UNPLACED_COLUMNS].assign(cube=name, ord=range(len(cube.unplaced_native)))
@@ -196,6 +226,189 @@ def build_stored(cur) -> None:
             cur.unregister("incoming_cube")
             cur.unregister("incoming_unplaced")
         cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [f"{stored.STATE_KEY}.{name}", fingerprint])
+
+
+# -- the pages' measures (schema 7, ``agg_frames``): spans, flows and completeness, stored by name -------------
+
+#: The longest list of children spanning areas the Across page shows the lead (``lib.views.across``).
+SPANNING_LIMIT = 300
+#: The Data page's identifier counts (besides encounters): name -> SQL condition on ``encounters``.
+COMPLETENESS_FLAGS = {"valid_nhs": "nhs_status = 'valid'",
+          "name_dob": "forename_hash IS NOT NULL AND surname_hash IS NOT NULL AND dob_hash IS NOT NULL",
+          "anonymous": "is_anonymous"}
+COMPLETENESS_COUNTS = ("encounters", *COMPLETENESS_FLAGS)
+
+
+def frame_name(*key) -> str:
+    """The stored name of a measure: its memo key joined by "/" (``("across", "spans", "utla", True)`` ->
+    ``"across/spans/utla/True"``)."""
+    return "/".join(str(part) for part in key)
+
+
+def place(layer: str, basis: str) -> str:
+    """SQL placing an encounter (``e``) in ``layer`` on ``basis`` (as lib.records.store.completeness does)."""
+    from lib.geo.layers import REGISTRY
+
+    key = REGISTRY[layer].stored_key
+    return {"home": f"e.home_{key}", "encounter": f"e.enc_{key}",
+            "either": f"coalesce(e.home_{key}, e.enc_{key})"}[basis]
+
+
+def completeness_placed(layer: str) -> list[str]:
+    """The layers an atom of the completeness table is placed in: every measure layer, then ``layer``."""
+    return list(dict.fromkeys([*(convert.layer_key(k) for k in convert.MEASURE_LAYERS), layer]))
+
+
+def completeness_sql(placed: list[str], basis: str) -> str:
+    """Exact completeness counts on atoms with their cell keys (sum of the records' keys modulo 256), one text for
+    DuckDB and Spark SQL (no FILTER, no GROUP BY ALL: grouped by position): agency_type, year, a0, a1, ... (the
+    place in each layer of ``placed`` on ``basis``), then each of ``COMPLETENESS_COUNTS`` and its ``key_``."""
+    select = ", ".join(f"{place(k, basis)} AS a{i}" for i, k in enumerate(placed))
+    flags = ", ".join(f"CAST(sum(CASE WHEN {sql} THEN 1 ELSE 0 END) AS BIGINT) AS {name}, "
+                      f"CAST(coalesce(sum(CASE WHEN {sql} THEN k.rkey END), 0) % 256 AS INTEGER) AS key_{name}"
+                      for name, sql in COMPLETENESS_FLAGS.items())
+    return f"""
+        SELECT e.agency_type AS agency_type, {stored._YEAR} AS year, {select},
+               CAST(count(*) AS BIGINT) AS encounters, CAST(sum(k.rkey) % 256 AS INTEGER) AS key_encounters, {flags}
+        FROM encounters e JOIN {members.RECORD_KEYS} k ON k.record_key = e.record_key
+        GROUP BY {", ".join(str(i) for i in range(1, len(placed) + 3))}"""
+
+
+def completeness_atoms(con, placed: list[str], basis: str, keys: dict) -> pd.DataFrame:
+    """Published completeness counts on atoms (docs/DISCLOSURE.md: records are additive): one row per agency
+    type, financial year and place in every layer of ``placed`` (columns a0, a1, ...), each count
+    (``COMPLETENESS_COUNTS``) perturbed with the cell key of its records (``completeness_sql``)."""
+    from lib.disclosure import cells
+    from lib.records import store
+
+    with store.cursor(con) as cur:
+        members.register(cur, keys)
+        atoms = cur.execute(completeness_sql(placed, basis)).df()
+    return cells.publish(atoms, list(COMPLETENESS_COUNTS))
+
+
+def completeness_by_area(atoms: pd.DataFrame, placed: list[str], layer: str) -> pd.DataFrame:
+    """Published atoms summed per agency type and area of ``layer``: agency_type, area_code (NULL where
+    unplaced), encounters, valid_nhs, name_dob, anonymous."""
+    chosen = placed.index(layer)
+    return (atoms.rename(columns={f"a{chosen}": "area_code"})
+            .groupby(["agency_type", "area_code"], dropna=False, as_index=False)[list(COMPLETENESS_COUNTS)].sum())
+
+
+def view_frames(con, keys: dict | None, linked: bool):
+    """Every stored measure of the pages, as (name, value) pairs: what ``lib.views.across`` and ``lib.views.data``
+    would compute on first open (the same public functions of ``lib.measures.spans``, the same memo keys).
+    ``keys``: the store's record and child keys (None: nothing ingested, no published measure)."""
+    from lib.measures import spans
+    from lib.records.store import AREA_BASES
+
+    if keys is not None:  # Data: identifier completeness as published below the lead, every layer and basis
+        atoms: dict = {}
+        for layer in store_layers():
+            placed = completeness_placed(layer)
+            for basis in AREA_BASES:
+                if (tuple(placed), basis) not in atoms:
+                    atoms[(tuple(placed), basis)] = completeness_atoms(con, placed, basis, keys)
+                yield (frame_name("data.completeness", layer, basis),
+                       completeness_by_area(atoms[(tuple(placed), basis)], placed, layer))
+    if not linked:
+        return
+    reach = spans.exact_match_reach(con)
+    keyed = keys is not None and members.CHILD_KEYS in keys
+    flow_atoms: dict = {}  # published flow encounters' atoms, by their layers (shared by every ATOM_LAYERS layer)
+    for layer in spans.HOME_LAYERS:
+        children = spans.child_table(con, layer)
+        yield frame_name("across", "spans", layer, False), spans.spans_by_area(con, layer, children=children)
+        yield frame_name("across", "missed", layer, False), spans.missed_without_linkage(
+            con, layer, children=children, reach=reach)
+        yield frame_name("across", "overview", layer, False), spans.overview(con, layer, children=children,
+                                                                            reach=reach)
+        # the keyed flows are the exact flows plus their cell keys (same rows, same order): one query for both
+        with_keys = spans.flows(con, layer, top=None, keys=keys) if keyed else None
+        yield frame_name("across", "flows", layer, False), (
+            spans.flows(con, layer, top=None) if with_keys is None
+            else with_keys[[c for c in with_keys.columns if not c.startswith("key_")]])
+        yield frame_name("across", "spanning", layer, None), spans.spanning_children(
+            con, layer, limit=SPANNING_LIMIT, children=children)
+        if not keyed:
+            continue
+        keyed_children = spans.child_keys(con, children)
+        yield frame_name("across", "spans", layer, True), spans.spans_by_area(con, layer, children=keyed_children)
+        yield frame_name("across", "missed", layer, True), spans.missed_without_linkage(
+            con, layer, children=keyed_children, reach=reach)
+        yield frame_name("across", "overview", layer, True), spans.overview(con, layer, children=keyed_children,
+                                                                           reach=reach, keys=keys)
+        yield frame_name("across", "flows", layer, True), with_keys
+        atoms_of = tuple(spans.atom_layers(layer))
+        if atoms_of not in flow_atoms:
+            flow_atoms[atoms_of] = spans.flow_encounter_atoms(con, list(atoms_of), keys)
+        yield (frame_name("across", "flow_encounters", layer),
+               spans.published_flow_encounters(con, layer, keys, atoms=flow_atoms[atoms_of]))
+        if atoms_of != tuple(spans.ATOM_LAYERS):
+            del flow_atoms[atoms_of]  # a layer's own atoms: used once
+
+
+def _payload(value) -> tuple[str, bytes]:
+    if isinstance(value, dict):
+        return "json", json.dumps(value, sort_keys=True).encode()
+    table = pa.Table.from_pandas(value, preserve_index=False)
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return "arrow", sink.getvalue()
+
+
+def _value(kind: str, payload: bytes):
+    if kind == "json":
+        return json.loads(bytes(payload).decode())
+    return pa.ipc.open_stream(pa.BufferReader(bytes(payload))).read_all().to_pandas()
+
+
+def _across_unchanged(cur) -> bool:
+    """Whether the stored Across measures (``across/...``) still hold for the store as it is in this transaction:
+    they were current for the state recorded in meta ``aggregates.views``, the linkage (run, ``record_child``
+    rows), the geography and the format are the same, and every record stored since is new (none removed) and
+    in no ``record_child`` row. Those measures count only linked records, so an upload after a linkage run leaves
+    them as they were: kept, not recomputed (a decision changes no ``record_child`` row either)."""
+    rows = cur.execute("SELECT value FROM meta WHERE name = ?", [f"{stored.STATE_KEY}.views"]).fetchall()
+    now = stored.cubes_fingerprint(cur)
+    if not rows or now is None or "record_child" not in stored._tables(cur):
+        return False
+    then_n, then_batch, *then_rest = rows[0][0].split(":", 4)
+    now_n, _, *now_rest = now.split(":", 4)
+    if then_rest != now_rest:
+        return False
+    added, added_linked = cur.execute(
+        "SELECT count(*), count(rc.record_key) FROM encounters e LEFT JOIN record_child rc USING (record_key) "
+        "WHERE e.batch_id > ?", [int(then_batch)]).fetchall()[0]
+    return added_linked == 0 and int(now_n) - int(then_n) == added
+
+
+def build_views(cur, keys: dict | None, linked: bool, *, across: bool = True) -> int:
+    """Store every measure of ``view_frames`` in ``agg_frames`` on ``cur`` (inside the caller's transaction, the
+    keys registered or not: each function registers what it needs on the same cursor); returns how many.
+    ``across`` False: only the Data page's (the Across measures are kept: ``_across_unchanged``)."""
+    here = _InTransaction(cur)
+    n = 0
+    try:
+        for name, value in view_frames(here, keys, linked and across):
+            kind, payload = _payload(value)
+            cur.execute("INSERT INTO agg_frames VALUES (?, ?, ?)", [name, kind, payload])
+            n += 1
+    finally:
+        for name in keys or {}:  # registered on this cursor by the measures
+            cur.unregister(name)
+    return n
+
+
+def stored_frame(con: duckdb.DuckDBPyConnection, name: str):
+    """The stored measure ``name`` (a frame or a dict) when the stored measures match the store, else None (the
+    caller computes it). Checked and read in one transaction."""
+    with cursor(con) as cur, atomic(cur):
+        if not stored.cubes_current(cur, "views"):
+            return None
+        rows = cur.execute("SELECT kind, payload FROM agg_frames WHERE name = ?", [name]).fetchall()
+    return _value(*rows[0]) if rows else None
 
 
 # -- Spark: the same SQL over the exchanged Parquet -------------------------------------------------------------
@@ -227,6 +440,39 @@ def build_on_spark(folder, *, master: str | None = None, partitions: int | None 
     return direct, native, linked
 
 
+def completeness_on_spark(folder, *, master: str | None = None, partitions: int | None = None
+                          ) -> dict[tuple[tuple[str, ...], str], pd.DataFrame]:
+    """The Data page's completeness atoms (exact counts and cell keys, ``completeness_sql``) computed by Spark SQL
+    from ``folder/encounters.parquet`` and ``folder/agg_record_keys.parquet`` (``store.export_parquet(con, folder,
+    EXCHANGE_TABLES)``), for every distinct set of layers and basis the stored measures use:
+    ``{(placed layers, basis): atoms}``. Published by ``lib.disclosure.cells.publish`` (pandas), they are the
+    stored ``data.completeness`` measures (tests/test_aggregates.py)."""
+    from pathlib import Path
+
+    from lib.linkage import spark as spark_backend
+    from lib.records.store import AREA_BASES
+
+    spark = spark_backend.session(master, partitions=partitions)
+    folder = Path(folder)
+    spark.read.parquet(str(folder / "encounters.parquet")).createOrReplaceTempView("encounters")
+    spark.read.parquet(str(folder / "agg_record_keys.parquet")).createOrReplaceTempView(members.RECORD_KEYS)
+    out = {}
+    try:
+        for layer in store_layers():
+            placed = tuple(completeness_placed(layer))
+            for basis in AREA_BASES:
+                if (placed, basis) not in out:
+                    out[(placed, basis)] = spark.sql(completeness_sql(list(placed), basis)).toPandas()
+    finally:
+        for view in ("encounters", members.RECORD_KEYS):
+            spark.catalog.dropTempView(view)
+    return out
+
+
+#: What a cluster needs from the store to build every stored aggregate and measure that Spark twins.
+EXCHANGE_TABLES = ("encounters", "record_child", "link_edges", "agg_record_keys")
+
+
 def store_rows(con: duckdb.DuckDBPyConnection, direct: pd.DataFrame, native: pd.DataFrame) -> None:
     """Replace the stored aggregates by rows computed elsewhere (``build_on_spark``) in one transaction, marked
     current for the store as it is now (the caller computed them from this store's exported tables)."""
@@ -248,11 +494,11 @@ class _CubeBuilder:
 
     @staticmethod
     def version() -> str:
-        return f"{CUBES_FORMAT}:{geography_version()}"
+        return f"{CUBES_FORMAT}:{geography_version()}:{registry_version()}"
 
     @staticmethod
-    def build_stored(cur) -> None:
-        build_stored(cur)
+    def build_stored(cur, *, full: bool = True) -> None:
+        build_stored(cur, full=full)
 
 
 stored.register_cube_builder(_CubeBuilder)

@@ -266,19 +266,38 @@ def atom_layers(layer: str) -> list[str]:
     return list(dict.fromkeys([*ATOM_LAYERS, *HOME_LAYERS, layer]))
 
 
-def published_flow_encounters(con: duckdb.DuckDBPyConnection, layer: str, keys: dict) -> pd.DataFrame:
+def published_flow_encounters(con: duckdb.DuckDBPyConnection, layer: str, keys: dict,
+                              atoms: pd.DataFrame | None = None) -> pd.DataFrame:
     """Encounters of every flow of ``layer`` as published below the lead (docs/DISCLOSURE.md): records are
     additive, so they are perturbed once on atoms and summed. An atom is a distinct combination of the linked
     child's home area and the encounter's area in every layer of ``ATOM_LAYERS`` (and ``layer``): every flow of
     every layer (home A, encounter B) is a union of atoms, so a flow is the exact sum of its perturbed atoms and
     subtracting flows from one another yields at most perturbed atoms. Each atom is perturbed with the cell key of
-    its records (``keys``: lib.disclosure.members.key_tables). Columns: from_code, to_code, encounters."""
+    its records (``keys``: lib.disclosure.members.key_tables). Columns: from_code, to_code, encounters.
+    ``atoms``: ``flow_encounter_atoms(con, atom_layers(layer), keys)`` when the caller already has them (every
+    layer of ``ATOM_LAYERS`` has the same atoms)."""
+    _check_layer(layer)
+    atoms_of = atom_layers(layer)
+    atoms = flow_encounter_atoms(con, atoms_of, keys) if atoms is None else atoms
+    chosen = atoms_of.index(layer)
+    moves = atoms[atoms[f"home{chosen}"].notna() & atoms[f"enc{chosen}"].notna()
+                  & (atoms[f"home{chosen}"] != atoms[f"enc{chosen}"])]
+    out = (moves.groupby([f"home{chosen}", f"enc{chosen}"], as_index=False)["encounters"].sum()
+           .rename(columns={f"home{chosen}": "from_code", f"enc{chosen}": "to_code"}))
+    out["from_code"] = out["from_code"].astype("str")
+    out["to_code"] = out["to_code"].astype("str")
+    out["encounters"] = out["encounters"].astype("int64")
+    return out
+
+
+def flow_encounter_atoms(con: duckdb.DuckDBPyConnection, atoms_of: list[str], keys: dict) -> pd.DataFrame:
+    """The atoms of published flow encounters over the layers ``atoms_of`` (``atom_layers(layer)``): home0...,
+    enc0... (the linked child's home area and the encounter's area in each), n (records), cell_key and
+    ``encounters`` (n perturbed with the cell key)."""
     from lib.disclosure.cellkey import KEYS, perturb
     from lib.disclosure.members import RECORD_KEYS, register
 
-    _check_layer(layer)
     _require_linkage(con)
-    atoms_of = atom_layers(layer)
     homes = ",\n".join(f"h{i} AS ({_home_sql(g)})" for i, g in enumerate(atoms_of))
     joins = " ".join(f"LEFT JOIN h{i} ON h{i}.child_id = rc.child_id" for i in range(len(atoms_of)))
     columns = ", ".join([*(f"h{i}.home_area AS home{i}" for i in range(len(atoms_of))),
@@ -292,16 +311,8 @@ def published_flow_encounters(con: duckdb.DuckDBPyConnection, layer: str, keys: 
                  JOIN {RECORD_KEYS} k ON k.record_key = e.record_key {joins}
             WHERE rc.child_id IS NOT NULL
             GROUP BY ALL""").df()
-    chosen = atoms_of.index(layer)
     atoms["encounters"] = perturb(atoms["n"].to_numpy("int64"), atoms["cell_key"].to_numpy("int64"))
-    moves = atoms[atoms[f"home{chosen}"].notna() & atoms[f"enc{chosen}"].notna()
-                  & (atoms[f"home{chosen}"] != atoms[f"enc{chosen}"])]
-    out = (moves.groupby([f"home{chosen}", f"enc{chosen}"], as_index=False)["encounters"].sum()
-           .rename(columns={f"home{chosen}": "from_code", f"enc{chosen}": "to_code"}))
-    out["from_code"] = out["from_code"].astype("str")
-    out["to_code"] = out["to_code"].astype("str")
-    out["encounters"] = out["encounters"].astype("int64")
-    return out
+    return atoms
 
 
 def exact_match_reach(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

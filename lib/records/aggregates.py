@@ -14,6 +14,10 @@ cube; the other half (converting native areas to every layer) runs on these smal
   counts (``records``, ``cse_records``, ``children``, ``cse_children``; the last two NULL before any linkage run);
 - ``agg_native``: the same by the agency's own code (``agency_code``), for agencies with a native geography.
 
+Schema 7 adds ``agg_frames``: the Across boundaries and Data pages' measures (spans, flows, who only linkage
+found, identifier completeness; exact and published), built by the same builder in the same transaction and
+marked with the same fingerprint (meta ``aggregates.views``), read only when current.
+
 Schema 5 adds the assembled cubes (``agg_cube``, ``agg_unplaced``; ``refresh_cubes``): the exact cube (natives
 converted to every layer) and the protected cube every role below the lead reads (cell key perturbation), built
 by ``lib.measures.aggregates.build_stored`` on the same cursor, in the same transaction, whenever the records,
@@ -38,6 +42,7 @@ Parquet (``store.export_parquet``) and must give the same rows (tests/test_aggre
 from __future__ import annotations
 
 import contextlib
+import contextvars
 
 from lib.geo import agencies as agency_registry
 from lib.geo import layers as layer_registry
@@ -54,6 +59,28 @@ _FY = "(year(e.encounter_date) - CASE WHEN month(e.encounter_date) < 4 THEN 1 EL
 _YEAR = f"(CAST({_FY} AS STRING) || '-' || lpad(CAST(({_FY} + 1) % 100 AS STRING), 2, '0'))"
 _QUARTER = (f"({_YEAR} || ' Q' || CAST(CAST(floor(((month(e.encounter_date) + 8) % 12) / 3) AS INT) + 1 "
             "AS STRING))")
+
+
+#: Off (``scratch()``): writes in this context keep no aggregates (a throwaway store nothing reads them from).
+_MAINTAIN: contextvars.ContextVar[bool] = contextvars.ContextVar("joinedup_aggregates_maintained", default=True)
+
+
+@contextlib.contextmanager
+def scratch():
+    """Inside it, writes on any store keep no aggregates (``refresh`` and ``rebuild`` do nothing): for a scratch store
+    that is written, read by its own code from the record tables and thrown away (the Scenario simulation's
+    in-memory stores, ``lib.scenario.simulate``). Its aggregates are then not current, so any reader would recount:
+    never a stale figure. A context variable: other threads and the caller's context after it are unaffected."""
+    token = _MAINTAIN.set(False)
+    try:
+        yield
+    finally:
+        _MAINTAIN.reset(token)
+
+
+def maintaining() -> bool:
+    """Whether writes in this context keep the aggregates (False inside ``scratch()``)."""
+    return _MAINTAIN.get()
 
 
 def measure_layers() -> list[str]:
@@ -164,7 +191,9 @@ def _mark(cur) -> None:
 
 
 def rebuild(cur) -> None:
-    """Every aggregate from scratch (on ``cur``, inside the caller's transaction)."""
+    """Every aggregate from scratch (on ``cur``, inside the caller's transaction); nothing inside ``scratch()``."""
+    if not maintaining():
+        return
     linked = _linked(cur)
     cur.execute("DELETE FROM agg_direct")
     cur.execute("DELETE FROM agg_native")
@@ -186,7 +215,7 @@ _cube_builder = None
 
 def register_cube_builder(builder) -> None:
     """Register what builds the cubes: an object with ``version() -> str`` (format and geography) and
-    ``build_stored(cur)``."""
+    ``build_stored(cur, full)`` (``full``: nothing stored may be kept)."""
     global _cube_builder
     _cube_builder = builder
 
@@ -203,8 +232,10 @@ def cubes_fingerprint(cur) -> str | None:
 
 def cubes_current(cur, cube: str = "exact") -> bool:
     """Whether the stored ``cube`` ("exact" or "protected") matches the store (False on a store before schema 5,
-    or one with no records: the cube is then read from ``agg_direct``/``agg_native`` or counted)."""
-    if not {"meta", "agg_cube", "agg_unplaced"} <= _tables(cur):
+    or one with no records: the cube is then read from ``agg_direct``/``agg_native`` or counted). ``cube``
+    "views": the pages' stored measures (``agg_frames``, schema 7: spans, flows, completeness), same fingerprint."""
+    needed = {"meta", "agg_cube", "agg_unplaced"} | ({"agg_frames"} if cube == "views" else set())
+    if not needed <= _tables(cur):
         return False
     rows = cur.execute("SELECT value FROM meta WHERE name = ?", [f"{STATE_KEY}.{cube}"]).fetchall()
     wanted = cubes_fingerprint(cur)
@@ -216,9 +247,10 @@ def refresh_cubes(cur, *, force: bool = False) -> bool:
     ``force``; returns whether they were rebuilt. A store without ``agg_cube`` (being migrated) is left alone."""
     if _cube_builder is None or not {"agg_cube", "agg_unplaced"} <= _tables(cur):
         return False
-    if not force and cubes_current(cur, "exact") and cubes_current(cur, "protected"):
+    if not force and cubes_current(cur, "exact") and cubes_current(cur, "protected") \
+            and ("agg_frames" not in _tables(cur) or cubes_current(cur, "views")):
         return False
-    _cube_builder.build_stored(cur)
+    _cube_builder.build_stored(cur, full=force)  # force: the linkage was replaced (or a rebuild): everything
     return True
 
 
@@ -255,7 +287,9 @@ def refresh(cur, *, batch_id: int | None = None, record_keys=None, full: bool = 
     these records (the cells of their children's records are recomputed); ``full``: the linkage was replaced.
     ``was_current``: whether the aggregates matched the store before the change (``maintained`` checks it);
     if not (never built, or changed by a path that did not refresh) everything is rebuilt.
-    Returns what was done: "full" or "incremental"."""
+    Returns what was done: "full", "incremental" or "off" (inside ``scratch()``: nothing)."""
+    if not maintaining():
+        return "off"
     if full or not was_current or stored_fingerprint(cur) is None:
         rebuild(cur)
         return "full"

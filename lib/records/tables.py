@@ -21,7 +21,9 @@ builds them once from the stored records); 5 adds the assembled cubes (``agg_cub
 and the protected measure cube, built by ``lib.measures.aggregates`` in the same transactions); 6 adds keyed
 hashes of the date of birth's parts taken two at a time (``dob_dm_hash`` day and month, ``dob_ym_hash`` year and
 month, ``dob_yd_hash`` year and day: NULL for rows stored before, since a date cannot be re-read from its hash;
-re-ingest the extracts to fill them).
+re-ingest the extracts to fill them); 7 adds ``agg_frames``: the Across boundaries and Data pages' measures
+(spans, flows and completeness per area, published and exact) kept as Arrow or JSON payloads by name, built by
+``lib.measures.aggregates`` in the same transactions as the cubes and covered by the same fingerprint.
 ``ensure_schema`` creates a new store at ``SCHEMA_VERSION``, upgrades an older one step by step (inside one
 transaction: a failed step leaves the store as it was) and refuses a store written by a newer release.
 """
@@ -31,7 +33,7 @@ import duckdb
 
 from lib.records import aggregates, geography
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class StoreError(RuntimeError):
@@ -116,6 +118,10 @@ AGGREGATE_TABLES: dict[str, str] = {
     # The record and child keys of disclosure control (lib.disclosure.members), kept with the protected cube.
     "agg_record_keys": "CREATE TABLE IF NOT EXISTS agg_record_keys (record_key VARCHAR, rkey INTEGER)",
     "agg_child_keys": "CREATE TABLE IF NOT EXISTS agg_child_keys (child_id VARCHAR, rkey INTEGER)",
+    # The pages' stored measures (lib.measures.aggregates.VIEW_FRAMES): one row per name ("across/spans/utla/1"),
+    # ``kind`` "arrow" (an Arrow IPC stream of a table) or "json" (a dict of totals).
+    "agg_frames": "CREATE TABLE IF NOT EXISTS agg_frames (name VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, "
+                  "payload BLOB NOT NULL)",
 }
 
 #: Replaced whole by each linkage run or import (lib.linkage.run, lib.linkage.exchange).
@@ -184,8 +190,14 @@ def _to_6(cur) -> None:
         cur.execute(f"ALTER TABLE encounters ADD COLUMN IF NOT EXISTS {column} VARCHAR")
 
 
+def _to_7(cur) -> None:
+    """6 → 7: the pages' stored measures (``agg_frames``: spans, flows, completeness; built by ``ensure_schema``
+    with the cubes)."""
+    create(cur, AGGREGATE_TABLES)
+
+
 #: Migration from each version to the next.
-MIGRATIONS = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5, 5: _to_6}
+MIGRATIONS = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5, 5: _to_6, 6: _to_7}
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, where: str = "the store") -> int:
@@ -206,7 +218,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, where: str = "the store") -> i
             create(cur, LINKAGE_TABLES)
             create(cur, AGGREGATE_TABLES)
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-            if not aggregates.current(cur) or not aggregates.cubes_current(cur):
+            if not aggregates.current(cur) or not aggregates.cubes_current(cur) \
+                    or not aggregates.cubes_current(cur, "views"):
                 aggregates.rebuild(cur)  # a new store's (empty) aggregates, or an older store's, built once
             cur.execute("COMMIT")
         except BaseException:

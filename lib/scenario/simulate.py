@@ -108,7 +108,7 @@ def run(pop: Population, levers: Levers | None, *, key: bytes, mode: str = "full
         progress: Progress = _noop) -> Outcome:
     """Re-record ``pop`` under ``levers``, ingest into a fresh in-memory store, link, measure."""
     from lib.linkage.run import LinkConfig, deterministic_pass, link
-    from lib.records import ingest, store
+    from lib.records import aggregates, ingest, store
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
@@ -120,38 +120,40 @@ def run(pop: Population, levers: Levers | None, *, key: bytes, mode: str = "full
     t0 = time.perf_counter()
     progress(0.1, "Validating and pseudonymising")
     batch = ingest.prepare_frame(encounters, "scenario (synthetic)", key=key)
-    con = store.connect(":memory:")
-    try:
-        ingest.commit(con, batch)
-        stages["ingest"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        with cursor(con) as cur:
-            records = cur.execute("""SELECT record_key, agency_type, source_record_id, is_anonymous
-                                     FROM encounters""").df()
-        summary = {}
-        note = None
-        if mode == "full":
-            try:
-                summary = link(con, LinkConfig(), progress=_sub(progress, 0.25, 1.0, "Linking: "))
-                if summary.get("probabilistic_pass", "ran") != "ran":
-                    note = (f"Splink could not be trained on this scenario ({summary['probabilistic_pass']}); "
-                            "the NHS-number pass alone links these records.")
-            except ValueError as exc:
-                # Splink cannot be trained when (almost) every record carries a valid number: its prior
-                # estimate finds no pairs among the few unnumbered records ("math domain error").
-                note = (f"Splink could not be trained on this scenario ({exc}); the NHS-number pass alone "
-                        "is reported, as nearly every record carries a valid number.")
-                mode = "deterministic"
-            else:
-                with cursor(con) as cur:
-                    linked = cur.execute("SELECT record_key, child_id, node_id, nhs_conflict FROM record_child").df()
-        if mode == "deterministic":
-            progress(0.5, "Deterministic pass: valid NHS numbers")
-            _, linked = deterministic_pass(con)
-            linked = linked[["record_key", "node_id", "nhs_conflict"]].assign(child_id=linked["node_id"])
-        stages["link"] = time.perf_counter() - t0
-    finally:
-        con.close()
+    with aggregates.scratch():  # a throwaway store: it builds no stored aggregates (nothing reads them)
+        con = store.connect(":memory:")
+        try:
+            ingest.commit(con, batch)
+            stages["ingest"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            with cursor(con) as cur:
+                records = cur.execute("""SELECT record_key, agency_type, source_record_id, is_anonymous
+                                         FROM encounters""").df()
+            summary = {}
+            note = None
+            if mode == "full":
+                try:
+                    summary = link(con, LinkConfig(), progress=_sub(progress, 0.25, 1.0, "Linking: "))
+                    if summary.get("probabilistic_pass", "ran") != "ran":
+                        note = (f"Splink could not be trained on this scenario ({summary['probabilistic_pass']}); "
+                                "the NHS-number pass alone links these records.")
+                except ValueError as exc:
+                    # Splink cannot be trained when (almost) every record carries a valid number: its prior
+                    # estimate finds no pairs among the few unnumbered records ("math domain error").
+                    note = (f"Splink could not be trained on this scenario ({exc}); the NHS-number pass alone "
+                            "is reported, as nearly every record carries a valid number.")
+                    mode = "deterministic"
+                else:
+                    with cursor(con) as cur:
+                        linked = cur.execute("SELECT record_key, child_id, node_id, nhs_conflict "
+                                             "FROM record_child").df()
+            if mode == "deterministic":
+                progress(0.5, "Deterministic pass: valid NHS numbers")
+                _, linked = deterministic_pass(con)
+                linked = linked[["record_key", "node_id", "nhs_conflict"]].assign(child_id=linked["node_id"])
+            stages["link"] = time.perf_counter() - t0
+        finally:
+            con.close()
     frame = records.merge(linked, on="record_key", how="left")
     frame = frame[~frame["is_anonymous"].astype(bool)]
     frame = frame.merge(truth[["agency_type", "source_record_id", "true_child_id"]],

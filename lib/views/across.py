@@ -31,7 +31,7 @@ from lib.disclosure import cells
 from lib.disclosure.notes import SMALL_BELOW, method_note, small_note
 from lib.geo import layers
 from lib.geo.layers import LAYERS, in_sentence
-from lib.measures import journeys, spans
+from lib.measures import aggregates, journeys, spans
 from lib.measures import span_figures as across_figures
 from lib.views.base import PageData, Param, Source, Table, source_of
 
@@ -45,7 +45,7 @@ INTRO = ("Police, children's services and the NHS each see only the part of a ch
 SPAN_CHOICES = layers.view(lambda layer: bool(layer.span_title), lambda layer: layer.span_title,
                            first={"any": spans.SPAN_TITLES["any"]})
 TOP_CHOICES = tuple(range(5, 55, 5))
-CHILD_LIST_LIMIT = 300
+CHILD_LIST_LIMIT = aggregates.SPANNING_LIMIT  # 300 (the stored list of spanning children is this long)
 #: Layers a board pack can be built on from this page: a live view of the layer registry (drawn layers offered for
 #: measures).
 PACK_LAYERS = layers.PACK_LAYERS
@@ -84,11 +84,18 @@ NOT_LINKED = ("Records have not been linked into children yet, so nothing on thi
 
 # -- measures, memoised per store version ---------------------------------------------------------------
 
+#: Measures the last write stored (lib.measures.aggregates.view_frames, ``agg_frames``), by the first part of
+#: their memo key: read from the store when current, computed here otherwise.
+STORED = ("spans", "missed", "overview", "flows", "spanning", "flow_encounters")
+
+
 def _measure(src: Source, key: tuple, compute):
-    """``compute()`` once per Source (the page keeps one Source per store version, so reruns reuse it)."""
+    """``compute()`` once per Source (the page keeps one Source per store version, so reruns reuse it); a measure
+    the last write stored (``STORED``) is read instead when it is current."""
     memo = src.__dict__.setdefault("_across_memo", {})
     if key not in memo:
-        memo[key] = compute()
+        kept = src.stored("across", *key) if key[0] in STORED else None
+        memo[key] = kept if kept is not None else compute()
     return memo[key]
 
 
@@ -189,7 +196,8 @@ def _all_flows_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
         if not aggregates_suppressed(role):
             return _all_flows(src, layer)
         shown = cells.publish(_all_flows(src, layer, True), ["children", "reverse_children"])
-        encounters = spans.published_flow_encounters(src.con, layer, src.keys())
+        encounters = _measure(src, ("flow_encounters", layer),
+                              lambda: spans.published_flow_encounters(src.con, layer, src.keys()))
         forward = encounters.set_index(["from_code", "to_code"])["encounters"]
         shown["encounters"] = forward.reindex(pd.MultiIndex.from_frame(shown[["from_code", "to_code"]])
                                               ).fillna(0).to_numpy("int64")

@@ -23,7 +23,8 @@ Interface (kept small; other builders depend on it):
 - ``Param(default, choices=None, kind=str, many=False, help="")``: one entry of a page module's ``PARAMS``.
 - ``Source(con, path=None, cube=None, memo=None, inputs=None)``: what builders read from: the store
   connection, memoised expensive inputs (``cube()``, ``memo.get(key, fn)``: a ``Memo`` per data version,
-  which pages keep in st.cache_resource so a rerun does not recount) and ``inputs`` (uploaded bytes).
+  which pages keep in st.cache_resource so a rerun does not recount), ``inputs`` (uploaded bytes) and
+  ``stored(*key)``: a measure the last write stored (spans, flows, completeness), None when not current.
 
 lib.views never imports streamlit.
 """
@@ -155,10 +156,20 @@ class Source:
     ``memo.get(key, fn)``) and ``inputs``: data the user gave the page that is not a parameter (an uploaded
     file's bytes, by name)."""
 
-    def __init__(self, con, path=None, *, cube=None, memo: Memo | None = None, inputs: dict | None = None):
+    def __init__(self, con, path=None, *, cube=None, memo: Memo | None = None, inputs: dict | None = None,
+                 use_stored: bool = True):
         self.con, self.path, self._cube = con, path, cube
         self.memo = memo if memo is not None else Memo()
         self.inputs = dict(inputs or {})
+        self.use_stored = use_stored
+
+    def stored(self, *key):
+        """The measure ``key`` as the last write stored it (``agg_frames``: spans, flows, completeness; see
+        lib.measures.aggregates.view_frames) when current, else None (the builder computes it). ``use_stored``
+        False: always None (tests compare the two)."""
+        if not self.use_stored:
+            return None
+        return aggregates.stored_frame(self.con, aggregates.frame_name(*key))
 
     def cube(self):
         """The EXACT cube (the safeguarding lead's figures). Builders showing counts call ``cube_for(role)``."""

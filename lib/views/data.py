@@ -11,12 +11,10 @@ from __future__ import annotations
 import pandas as pd
 
 from lib.access.roles import aggregates_suppressed
-from lib.disclosure import cells, members
 from lib.disclosure.notes import method_note
 from lib.geo import agencies, maps
-from lib.geo.layers import LAYERS, REGISTRY
-from lib.measures import convert
-from lib.measures.counts import _YEAR
+from lib.geo.layers import LAYERS
+from lib.measures import aggregates
 from lib.records import schema, store
 from lib.views.base import PageData, Param, Source, Table, source_of
 
@@ -33,9 +31,8 @@ AGENCY_CHOICES = ("all", *schema.AGENCY_TYPES)
 SHARES = ("valid_nhs_pct", "name_dob_pct", "anonymous_pct")
 #: The counts behind each share (records with a valid NHS number, with name and date of birth, anonymous).
 SHARE_COUNTS = {"valid_nhs_pct": "valid_nhs", "name_dob_pct": "name_dob", "anonymous_pct": "anonymous"}
-_FLAGS = {"valid_nhs": "nhs_status = 'valid'",
-          "name_dob": "forename_hash IS NOT NULL AND surname_hash IS NOT NULL AND dob_hash IS NOT NULL",
-          "anonymous": "is_anonymous"}
+_FLAGS = aggregates.COMPLETENESS_FLAGS
+_place = aggregates.place  # SQL placing an encounter in a layer on a basis
 
 PARAMS: dict[str, Param] = {
     "layer": Param("utla", LAYER_CHOICES, help="completeness: areas of this layer"),
@@ -45,13 +42,6 @@ PARAMS: dict[str, Param] = {
 }
 
 
-def _place(layer: str, basis: str) -> str:
-    """SQL placing an encounter in ``layer`` on ``basis`` (as lib.records.store.completeness does)."""
-    stored = REGISTRY[layer].stored_key
-    return {"home": f"e.home_{stored}", "encounter": f"e.enc_{stored}",
-            "either": f"coalesce(e.home_{stored}, e.enc_{stored})"}[basis]
-
-
 def atom_counts(con, layer: str, basis: str, keys: dict) -> pd.DataFrame:
     """Record counts of the completeness table on atoms, published (docs/DISCLOSURE.md, records are additive).
 
@@ -59,30 +49,22 @@ def atom_counts(con, layer: str, basis: str, keys: dict) -> pd.DataFrame:
     ``basis``, per agency type and financial year: the atoms of lib.disclosure.service for ``basis='encounter'``,
     so an area's published records here equal its published records on Compare. Each atom's counts
     (``encounters`` and the ``SHARE_COUNTS``) are perturbed with the cell key of their records; areas are sums.
-    Columns: agency_type, area_code (NULL where unplaced), encounters, valid_nhs, name_dob, anonymous."""
-    placed = list(dict.fromkeys([*(convert.layer_key(k) for k in convert.MEASURE_LAYERS), layer]))
-    columns = [_place(k, basis) for k in placed]
-    chosen = placed.index(layer)
-    select = ", ".join(f"{c} AS a{i}" for i, c in enumerate(columns))
-    flags = ", ".join(f"count(*) FILTER (WHERE {sql}) AS {name}, "
-                      f"CAST(coalesce(sum(k.rkey) FILTER (WHERE {sql}), 0) % 256 AS INTEGER) AS key_{name}"
-                      for name, sql in _FLAGS.items())
-    with store.cursor(con) as cur:
-        members.register(cur, keys)
-        atoms = cur.execute(f"""
-            SELECT e.agency_type, {_YEAR} AS year, {select},
-                   count(*) AS encounters, CAST(sum(k.rkey) % 256 AS INTEGER) AS key_encounters, {flags}
-            FROM encounters e JOIN {members.RECORD_KEYS} k USING (record_key)
-            GROUP BY ALL""").df()
-    published = cells.publish(atoms, ["encounters", *_FLAGS])
-    return (published.rename(columns={f"a{chosen}": "area_code"})
-            .groupby(["agency_type", "area_code"], dropna=False, as_index=False)[["encounters", *_FLAGS]].sum())
+    Columns: agency_type, area_code (NULL where unplaced), encounters, valid_nhs, name_dob, anonymous.
+    (lib.measures.aggregates computes it; every write stores it for every layer and basis.)"""
+    placed = aggregates.completeness_placed(layer)
+    return aggregates.completeness_by_area(aggregates.completeness_atoms(con, placed, basis, keys), placed, layer)
+
+
+def _stored_or(kept, compute):
+    return kept if kept is not None else compute()
 
 
 def _published_table(src: Source, layer: str, basis: str, agency: str) -> pd.DataFrame:
     """The completeness table as published below the lead: same columns as lib.records.store.completeness
     (by agency type or all agencies), percentages computed from the published counts."""
-    atoms = src.memo.get(("data.completeness", layer, basis), lambda: atom_counts(src.con, layer, basis, src.keys()))
+    atoms = src.memo.get(("data.completeness", layer, basis),
+                         lambda: _stored_or(src.stored("data.completeness", layer, basis),
+                                            lambda: atom_counts(src.con, layer, basis, src.keys())))
     by = ["area_code"] if agency == "all" else ["agency_type", "area_code"]
     table = atoms.groupby(by, dropna=False, as_index=False)[["encounters", *_FLAGS]].sum()
     table["area_code"] = table["area_code"].fillna("(unplaced)").astype("str")
