@@ -14,7 +14,7 @@ from lib import cli, views
 from lib.access import roles
 from lib.disclosure import members
 from lib.geo import agencies, layers, lookup, maps
-from lib.measures import convert, counts, journeys, population, spans
+from lib.measures import aggregates, convert, counts, journeys, population, spans
 from lib.measures import span_figures as across_figures
 from lib.records import schema, store
 from lib.records.ingest import commit, prepare
@@ -321,6 +321,23 @@ def test_the_flow_atoms_cover_every_layer_an_aggregate_role_can_choose():
     for layer in chosen:
         assert layer in spans.atom_layers(layer) and _covered(table, spans.atom_layers(layer), layer), layer
     assert {layer for layer in chosen if not _covered(table, spans.ATOM_LAYERS, layer)} <= {"sicbl"}
+
+
+def test_no_record_count_below_the_lead_is_published_on_a_layer_cutting_across_the_atoms():
+    """Record counts below the lead are summed from the measure layers' atoms (lib.disclosure.service): the
+    registry's rule (``layers.on_measure_atoms``) says which layers are whole unions of them, and it agrees with
+    the official lookup. The Data page's completeness, stored and offered, is only on those: on sub-ICB locations it
+    summed finer atoms, so an ICB's records were published twice with two noises (its own row and its sub-ICB
+    locations' sum)."""
+    table = lookup.lsoa_table()
+    atoms = [convert.layer_key(k) for k in convert.MEASURE_LAYERS]
+    assert {k: layers.on_measure_atoms(k) for k in layers.REGISTRY} == \
+        {k: _covered(table, atoms, k) for k in layers.REGISTRY}
+    assert not layers.on_measure_atoms("sicbl")
+    assert "sicbl" not in data_view.LAYER_CHOICES and "sicbl" not in aggregates.store_layers()
+    assert all(layers.on_measure_atoms(k) for k in [*data_view.LAYER_CHOICES, *aggregates.store_layers()])
+    with pytest.raises(ValueError, match="sicbl"):
+        views.resolve_params("data", {"layer": "sicbl"})
 
 
 def test_a_registered_measure_layer_joins_the_flow_atoms(linked):

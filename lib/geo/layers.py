@@ -284,6 +284,17 @@ def code_columns() -> list[str]:
     return list(dict.fromkeys(layer.column for layer in ranked))
 
 
+def on_measure_atoms(key: str) -> bool:
+    """Whether every area of ``key`` is a whole union of the measure layers' areas as the registry declares it: a
+    measure layer, one measured as one (``icb`` -> ``nhs``) or a part of one (``lhb`` in ``nhs``). Record counts
+    published below the lead are summed from atoms of the measure layers (lib.disclosure.service); a layer cutting
+    across them (sub-ICB locations) would need finer atoms, a second, differently perturbed reading of the same
+    records (docs/DISCLOSURE.md), so no aggregate record count is published on it."""
+    layer = get(key)
+    return bool(layer.measure_title or layer.measured_as) or any(
+        key in REGISTRY[measure].parts for measure in MEASURE_LAYERS)
+
+
 def measure_choices() -> list[str]:
     """Layer keys a user may pick for a measure (command-line choices): measure layers, then their aliases."""
     return [*MEASURE_LAYERS, *MEASURE_ALIASES]

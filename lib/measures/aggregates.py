@@ -20,16 +20,20 @@ import hashlib
 import io
 import json
 import time
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from lib.disclosure import members
+from lib.disclosure import cells, members, service
+from lib.disclosure.keys import NoSecret
+from lib.geo import layers as layer_registry
 from lib.geo import lookup
-from lib.measures import convert, counts
+from lib.measures import convert, counts, spans
 from lib.records import aggregates as stored
-from lib.records.store import atomic, cursor
+from lib.records import store
+from lib.records.store import AREA_BASES, COMPLETENESS_LAYERS, atomic, cursor
 
 GROUPED_COLUMNS = ["agency_type", "area_code", "granularity", "period", *counts.VALUE_COLUMNS]
 #: The columns of a cube's rows, in ``counts.build_cube``'s order (what ``agg_cube`` stores besides cube, ord).
@@ -137,7 +141,6 @@ def geography_version() -> str:
 def registry_version() -> str:
     """The layers the stored measures are computed over (home layers, span geographies, atom layers, measure
     layers: live views of the layer registry), as a digest: a layer registered later makes them not current."""
-    from lib.measures import spans
 
     text = repr((tuple(spans.HOME_LAYERS), tuple(spans.SPAN_LAYERS), tuple(spans.ATOM_LAYERS),
                  tuple(stored.measure_layers()), tuple(store_layers())))
@@ -145,10 +148,10 @@ def registry_version() -> str:
 
 
 def store_layers() -> tuple[str, ...]:
-    """The layers of the Data page's completeness (every registered layer)."""
-    from lib.records.store import COMPLETENESS_LAYERS
+    """The layers of the Data page's completeness (every registered layer whose areas are unions of the published
+    atoms: ``lib.geo.layers.on_measure_atoms``)."""
 
-    return tuple(COMPLETENESS_LAYERS)
+    return tuple(k for k in COMPLETENESS_LAYERS if layer_registry.on_measure_atoms(k))
 
 
 class _InTransaction:
@@ -175,8 +178,6 @@ def build_stored(cur, *, full: bool = True) -> None:
     a key (nothing ingested) keeps only the exact cube. Readers then only scan ``agg_cube``. Then the pages'
     measures (``agg_frames``, ``build_views``); ``full`` False (an upload's or a decision's refresh, the linkage
     not replaced) keeps the Across measures when ``_across_unchanged`` shows they still hold."""
-    from lib.disclosure import service
-    from lib.disclosure.keys import NoSecret
 
     started = time.perf_counter()
     with_frames = "agg_frames" in stored._tables(cur)
@@ -247,9 +248,8 @@ def frame_name(*key) -> str:
 
 def place(layer: str, basis: str) -> str:
     """SQL placing an encounter (``e``) in ``layer`` on ``basis`` (as lib.records.store.completeness does)."""
-    from lib.geo.layers import REGISTRY
 
-    key = REGISTRY[layer].stored_key
+    key = layer_registry.REGISTRY[layer].stored_key
     return {"home": f"e.home_{key}", "encounter": f"e.enc_{key}",
             "either": f"coalesce(e.home_{key}, e.enc_{key})"}[basis]
 
@@ -278,8 +278,6 @@ def completeness_atoms(con, placed: list[str], basis: str, keys: dict) -> pd.Dat
     """Published completeness counts on atoms (docs/DISCLOSURE.md: records are additive): one row per agency
     type, financial year and place in every layer of ``placed`` (columns a0, a1, ...), each count
     (``COMPLETENESS_COUNTS``) perturbed with the cell key of its records (``completeness_sql``)."""
-    from lib.disclosure import cells
-    from lib.records import store
 
     with store.cursor(con) as cur:
         members.register(cur, keys)
@@ -299,8 +297,6 @@ def view_frames(con, keys: dict | None, linked: bool):
     """Every stored measure of the pages, as (name, value) pairs: what ``lib.views.across`` and ``lib.views.data``
     would compute on first open (the same public functions of ``lib.measures.spans``, the same memo keys).
     ``keys``: the store's record and child keys (None: nothing ingested, no published measure)."""
-    from lib.measures import spans
-    from lib.records.store import AREA_BASES
 
     if keys is not None:  # Data: identifier completeness as published below the lead, every layer and basis
         atoms: dict = {}
@@ -417,7 +413,6 @@ def build_on_spark(folder, *, master: str | None = None, partitions: int | None 
                    ) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     """(agg_direct rows, agg_native rows, linked) computed by Spark SQL from ``folder/encounters.parquet`` and,
     if present, ``folder/record_child.parquet``: the statements ``lib.records.aggregates`` runs on DuckDB."""
-    from pathlib import Path
 
     from lib.linkage import spark as spark_backend
 
@@ -447,10 +442,8 @@ def completeness_on_spark(folder, *, master: str | None = None, partitions: int 
     EXCHANGE_TABLES)``), for every distinct set of layers and basis the stored measures use:
     ``{(placed layers, basis): atoms}``. Published by ``lib.disclosure.cells.publish`` (pandas), they are the
     stored ``data.completeness`` measures (tests/test_aggregates.py)."""
-    from pathlib import Path
 
     from lib.linkage import spark as spark_backend
-    from lib.records.store import AREA_BASES
 
     spark = spark_backend.session(master, partitions=partitions)
     folder = Path(folder)

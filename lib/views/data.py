@@ -12,8 +12,7 @@ import pandas as pd
 
 from lib.access.roles import aggregates_suppressed
 from lib.disclosure.notes import method_note
-from lib.geo import agencies, maps
-from lib.geo.layers import LAYERS
+from lib.geo import agencies, layers, lookup, maps
 from lib.measures import aggregates
 from lib.records import schema, store
 from lib.views.base import PageData, Param, Source, Table, source_of
@@ -26,7 +25,10 @@ INTRO = ("Load agency extracts (CSV, Excel or Parquet). Each file is checked row
 MIN_ENCOUNTERS = 6  # areas with fewer encounters than this show no percentages (small numbers)
 AGENCY_LABELS = agencies.LABELS
 BASIS_LABELS = {"either": "Home, else where it happened", "home": "Home postcode", "encounter": "Where it happened"}
-LAYER_CHOICES = tuple(k for k in LAYERS if k in store.COMPLETENESS_LAYERS)
+#: Drawn layers whose areas are whole unions of the published atoms (``layers.on_measure_atoms``: not sub-ICB
+#: locations, which would publish the same records twice, differently perturbed): a live view of the registry.
+LAYER_CHOICES = layers.view(lambda layer: layer.drawn and layer.key in store.COMPLETENESS_LAYERS
+                            and layers.on_measure_atoms(layer.key))
 AGENCY_CHOICES = ("all", *schema.AGENCY_TYPES)
 SHARES = ("valid_nhs_pct", "name_dob_pct", "anonymous_pct")
 #: The counts behind each share (records with a valid NHS number, with name and date of birth, anonymous).
@@ -78,8 +80,6 @@ def _published_table(src: Source, layer: str, basis: str, agency: str) -> pd.Dat
 
 
 def _area_names(layer: str) -> dict[str, str]:
-    from lib.geo import lookup
-
     return lookup.name_of(layer)
 
 
