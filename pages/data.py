@@ -159,8 +159,9 @@ with upload_tab:
 with completeness_tab:
     st.markdown(view_data.extra["slots"]["completeness"][0])
     c1, c2, c3 = st.columns(3)
-    c1.selectbox("Areas", view_def.LAYER_CHOICES, format_func=lambda k: LAYERS[k].title,
-                 index=view_def.LAYER_CHOICES.index("utla"), key="completeness_layer")
+    layer_choices = list(view_def.LAYER_CHOICES)
+    c1.selectbox("Areas", layer_choices, format_func=lambda k: LAYERS[k].title,
+                 index=layer_choices.index("utla"), key="completeness_layer")
     c2.selectbox("Place each contact by", list(view_def.BASIS_LABELS), format_func=view_def.BASIS_LABELS.get,
                  key="completeness_basis")
     c3.selectbox("Agency", view_def.AGENCY_CHOICES, key="completeness_agency",

@@ -287,7 +287,10 @@ def test_icb_flows_were_published_twice_when_each_layer_had_its_own_atoms(split,
     an ICB's flow and the sum of its sub-ICB locations' flows, exactly the same records, were published with
     two values (two independent noises on one count of children's encounters)."""
     from lib.measures import spans
+    from lib.views.base import Source
     monkeypatch.setattr(spans, "atom_layers", _old_atom_layers)
+    # the store's stored measures were built under today's rule: the pages compute the flows under the old one
+    monkeypatch.setattr(Source, "stored", lambda self, *key: None)
     found = h.split_disagreements(_flows_seen(split), split)
     assert found, "the planted double split was not found"
     assert any(1 <= true <= 5 for *_, true in found), found
@@ -448,8 +451,9 @@ def _full_store(tmp_path_factory, size: str):
 
 
 @pytest.mark.attack_full
-@pytest.mark.skipif(not FULL, reason="the large stores run with JOINEDUP_ATTACK_FULL=1 (CI): collecting everything a "
-                    "commissioner sees takes about 17 minutes per 100,000 encounters; the LP, seconds to minutes")
+@pytest.mark.skipif(not FULL, reason="the large stores run with JOINEDUP_ATTACK_FULL=1 (by hand; not in CI): "
+                    "collecting everything a commissioner sees takes about 17 minutes per 100,000 encounters; the LP, "
+                    "seconds to minutes")
 @pytest.mark.parametrize("size", ["default", "100000"])
 def test_everything_a_commissioner_sees_on_a_large_store_survives_the_attacks(tmp_path_factory, size):
     """The default dataset's generator and seed (200,000 encounters, linked) and a 100,000-encounter store:
