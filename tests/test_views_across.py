@@ -133,3 +133,15 @@ def test_child_parameters_are_refused_for_aggregate_roles(store, capsys):
     assert "safeguarding lead only" in capsys.readouterr().err
     assert cli.main(["view", "across", "--role", "lead", "--db", str(store), "--param", "focus=E99999999"]) == 2
     assert "focus='E99999999'" in capsys.readouterr().err
+
+
+def test_a_published_share_is_never_above_one(store):
+    """Counts are perturbed one by one, so a published part can exceed its published whole: every share the
+    commissioner sees on the Across page (spans, missed) stays within 0-1 on every layer."""
+    for layer in ("pfa", "utla", "lad", "trust"):
+        shown = cli_view(store, "across", "commissioner", {"layer": layer})["tables"]
+        for name, table in shown.items():
+            columns = table["columns"]
+            for column in [c for c in columns if c.startswith("share")]:
+                values = [row[columns.index(column)] for row in table["rows"]]
+                assert all(v is None or 0 <= float(v) <= 1 for v in values), (layer, name, column)

@@ -167,7 +167,9 @@ def _protect(frame: pd.DataFrame, counts: list[str], role: str, *, rates=None) -
     shown = cells.publish(frame, counts)
     for share, (denominator, numerator) in (rates or {}).items():
         if share in shown.columns:
-            shown[share] = (shown[numerator] / shown[denominator].where(shown[denominator] > 0)).astype("float64")
+            # a perturbed part can exceed its perturbed whole: a share is shown within 0-100% (docs/DISCLOSURE.md)
+            shown[share] = (shown[numerator] / shown[denominator].where(shown[denominator] > 0)).astype(
+                "float64").clip(0.0, 1.0)
     return shown
 
 

@@ -72,7 +72,9 @@ def _published_table(src: Source, layer: str, basis: str, agency: str) -> pd.Dat
     table["area_code"] = table["area_code"].fillna("(unplaced)").astype("str")
     table = table[table["encounters"] > 0].sort_values(by).reset_index(drop=True)
     for share, count in SHARE_COUNTS.items():
-        table[share] = (100.0 * table[count] / table["encounters"]).round(1)
+        # each count is perturbed on its own, so a published part can exceed its published whole: a share is
+        # shown within 0-100% (docs/DISCLOSURE.md, "Rates")
+        table[share] = (100.0 * table[count] / table["encounters"]).clip(0.0, 100.0).round(1)
     names = _area_names(layer)
     table.insert(table.columns.get_loc("area_code") + 1, "area_name",
                  table["area_code"].map(names).fillna(table["area_code"]).astype("str"))
