@@ -311,7 +311,7 @@ def view_frames(con, keys: dict | None, linked: bool):
         return
     reach = spans.exact_match_reach(con)
     keyed = keys is not None and members.CHILD_KEYS in keys
-    flow_atoms: dict = {}  # published flow encounters' atoms, by their layers (shared by every ATOM_LAYERS layer)
+    flow_atoms: dict = {}  # published flow encounters' atoms, by their layers (one partition for every layer)
     for layer in spans.HOME_LAYERS:
         children = spans.child_table(con, layer)
         yield frame_name("across", "spans", layer, False), spans.spans_by_area(con, layer, children=children)
@@ -340,8 +340,6 @@ def view_frames(con, keys: dict | None, linked: bool):
             flow_atoms[atoms_of] = spans.flow_encounter_atoms(con, list(atoms_of), keys)
         yield (frame_name("across", "flow_encounters", layer),
                spans.published_flow_encounters(con, layer, keys, atoms=flow_atoms[atoms_of]))
-        if atoms_of != tuple(spans.ATOM_LAYERS):
-            del flow_atoms[atoms_of]  # a layer's own atoms: used once
 
 
 def _payload(value) -> tuple[str, bytes]:
