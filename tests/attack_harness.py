@@ -338,7 +338,8 @@ def collect_data(out: Collected, source: Source, role: str, *, layers=None, base
     """The Data page (analysts): the completeness table of every layer the attacker's geography holds x basis x
     agency. Each row gives its area's records and, where the percentage pins it (fewer than 500 records: a
     tenth of a per cent is less than one record), the count of records with a valid NHS number, with name and
-    date of birth, and anonymous."""
+    date of birth, and anonymous (not from a share of 100%: shares are shown within 0-100%, so there the count is
+    only bounded below by the records)."""
     from lib.views import data as page
     for basis in bases:
         columns = LAYER_COLUMN if basis == "encounter" else HOME_COLUMN
@@ -361,6 +362,8 @@ def collect_data(out: Collected, source: Source, role: str, *, layers=None, base
                     for column, measure in DATA_SHARES.items():
                         share = row.get(column)
                         if share is None or (isinstance(share, float) and math.isnan(share)):
+                            continue
+                        if float(share) >= 100:  # shown within 0-100%: at 100 the count is only known to be >= records
                             continue
                         out.add(Cell(layer, row["code"], "all", who, measure, basis),
                                 round(float(share) * records / 100), where)
