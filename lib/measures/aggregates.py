@@ -141,7 +141,6 @@ def geography_version() -> str:
 def registry_version() -> str:
     """The layers the stored measures are computed over (home layers, span geographies, atom layers, measure
     layers: live views of the layer registry), as a digest: a layer registered later makes them not current."""
-
     text = repr((tuple(spans.HOME_LAYERS), tuple(spans.SPAN_LAYERS), tuple(spans.ATOM_LAYERS),
                  tuple(stored.measure_layers()), tuple(store_layers())))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -150,14 +149,12 @@ def registry_version() -> str:
 def store_layers() -> tuple[str, ...]:
     """The layers of the Data page's completeness (every registered layer whose areas are unions of the published
     atoms: ``lib.geo.layers.on_measure_atoms``)."""
-
     return tuple(k for k in COMPLETENESS_LAYERS if layer_registry.on_measure_atoms(k))
 
 
 class _InTransaction:
     """A cursor inside a write's transaction handed where a connection is expected: ``store.cursor`` gets the same
     cursor back (a new cursor is another transaction, blind to the change not yet committed) and cannot close it."""
-
     def __init__(self, cur):
         self._cur = cur
 
@@ -178,7 +175,6 @@ def build_stored(cur, *, full: bool = True) -> None:
     a key (nothing ingested) keeps only the exact cube. Readers then only scan ``agg_cube``. Then the pages'
     measures (``agg_frames``, ``build_views``); ``full`` False (an upload's or a decision's refresh, the linkage
     not replaced) keeps the Across measures when ``_across_unchanged`` shows they still hold."""
-
     started = time.perf_counter()
     with_frames = "agg_frames" in stored._tables(cur)
     keep_across = with_frames and not full and _across_unchanged(cur)
@@ -248,7 +244,6 @@ def frame_name(*key) -> str:
 
 def place(layer: str, basis: str) -> str:
     """SQL placing an encounter (``e``) in ``layer`` on ``basis`` (as lib.records.store.completeness does)."""
-
     key = layer_registry.REGISTRY[layer].stored_key
     return {"home": f"e.home_{key}", "encounter": f"e.enc_{key}",
             "either": f"coalesce(e.home_{key}, e.enc_{key})"}[basis]
@@ -278,7 +273,6 @@ def completeness_atoms(con, placed: list[str], basis: str, keys: dict) -> pd.Dat
     """Published completeness counts on atoms (docs/DISCLOSURE.md: records are additive): one row per agency
     type, financial year and place in every layer of ``placed`` (columns a0, a1, ...), each count
     (``COMPLETENESS_COUNTS``) perturbed with the cell key of its records (``completeness_sql``)."""
-
     with store.cursor(con) as cur:
         members.register(cur, keys)
         atoms = cur.execute(completeness_sql(placed, basis)).df()
@@ -297,7 +291,6 @@ def view_frames(con, keys: dict | None, linked: bool):
     """Every stored measure of the pages, as (name, value) pairs: what ``lib.views.across`` and ``lib.views.data``
     would compute on first open (the same public functions of ``lib.measures.spans``, the same memo keys).
     ``keys``: the store's record and child keys (None: nothing ingested, no published measure)."""
-
     if keys is not None:  # Data: identifier completeness as published below the lead, every layer and basis
         atoms: dict = {}
         for layer in store_layers():
@@ -411,7 +404,6 @@ def build_on_spark(folder, *, master: str | None = None, partitions: int | None 
                    ) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     """(agg_direct rows, agg_native rows, linked) computed by Spark SQL from ``folder/encounters.parquet`` and,
     if present, ``folder/record_child.parquet``: the statements ``lib.records.aggregates`` runs on DuckDB."""
-
     from lib.linkage import spark as spark_backend
 
     spark = spark_backend.session(master, partitions=partitions)
@@ -440,7 +432,6 @@ def completeness_on_spark(folder, *, master: str | None = None, partitions: int 
     EXCHANGE_TABLES)``), for every distinct set of layers and basis the stored measures use:
     ``{(placed layers, basis): atoms}``. Published by ``lib.disclosure.cells.publish`` (pandas), they are the
     stored ``data.completeness`` measures (tests/test_aggregates.py)."""
-
     from lib.linkage import spark as spark_backend
 
     spark = spark_backend.session(master, partitions=partitions)
@@ -482,7 +473,6 @@ def store_rows(con: duckdb.DuckDBPyConnection, direct: pd.DataFrame, native: pd.
 
 class _CubeBuilder:
     """What storage calls to build the cubes inside a write (``lib.records.aggregates.register_cube_builder``)."""
-
     @staticmethod
     def version() -> str:
         return f"{CUBES_FORMAT}:{geography_version()}:{registry_version()}"

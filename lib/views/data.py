@@ -73,7 +73,7 @@ def _published_table(src: Source, layer: str, basis: str, agency: str) -> pd.Dat
     table = table[table["encounters"] > 0].sort_values(by).reset_index(drop=True)
     for share, count in SHARE_COUNTS.items():
         # each count is perturbed on its own, so a published part can exceed its published whole: a share is
-        # shown within 0-100% (docs/DISCLOSURE.md, "Rates")
+        # shown within 0-100% (docs/DISCLOSURE.md, the method, item 6)
         table[share] = (100.0 * table[count] / table["encounters"]).clip(0.0, 100.0).round(1)
     names = _area_names(layer)
     table.insert(table.columns.get_loc("area_code") + 1, "area_name",
