@@ -11,8 +11,11 @@ compares two different columns.
 """
 from __future__ import annotations
 
+import copy
+
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
+import sqlglot
 from splink import SettingsCreator, block_on
 
 from lib.linkage import dice, lsh
@@ -256,8 +259,6 @@ class ReplayError(ValueError):
 
 
 def _translate(sql: str, dialect: str) -> str:
-    import sqlglot
-
     return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
 
 
@@ -272,8 +273,6 @@ def trained_settings(model_json: dict, dialect: str, source: str = "the trained 
     `settings()`: a model trained by an earlier release (whose levels were labelled or written differently, e.g.
     session 4's `joint_name_levels`) replays exactly as it was trained. `source` names the model in the
     `ReplayError` raised when it cannot be (e.g. "model of linkage run 3", a file name)."""
-    import copy
-
     out = copy.deepcopy(model_json)
     where = "its λ (probability_two_random_records_match)"
     try:
