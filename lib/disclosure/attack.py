@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linprog
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix, vstack
+from scipy.sparse.csgraph import connected_components
 
 from lib.disclosure.cellkey import MAX_NOISE
 
@@ -107,9 +108,6 @@ class Programme:
         """The programme's independent components: columns joined by any row are in one component (a row's
         columns all share one). Returns (state, label of each column, {label: (its columns, its eq rows, its ub
         rows)}), built once per state of the programme."""
-        from scipy.sparse import csr_matrix, vstack
-        from scipy.sparse.csgraph import connected_components
-
         key = (self.changes, len(self.columns), len(self.eq), len(self.ub))
         if self._parts is not None and self._parts[0] == key:
             return self._parts
@@ -143,7 +141,6 @@ class Programme:
         """One HiGHS model per component with rows (kept, and re-solved from its last basis: only the
         objective changes between bounds), over the component's own columns and rows."""
         import highspy
-        from scipy.sparse import vstack
 
         _, _, parts, models = self._layout()
         if label in models:
