@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench import corruption
@@ -60,14 +61,36 @@ TYPED_FLOOR = 0.5  # the review floor before it was trained (session 6), reporte
 #: partial-agreement level). "before" is the model without any, "dice" the levels only, "after" levels and
 #: blocking, "parts" all three, "dob" the partial-date level alone; "joint" is "parts" with a pair whose two
 #: names both disagree weighed once (model.joint_name_levels, session 4's default); "cond" is "parts" with both
-#: names weighed together wherever the forename disagrees (model.conditional_name_levels): today's default.
-MODELS = {"before": (False, False, False, False), "dice": (True, False, False, False),
-          "after": (True, True, False, False), "parts": (True, True, True, False), "dob": (False, False, True, False),
-          "joint": (True, True, True, "once"), "cond": (True, True, True, True)}
+#: names weighed together wherever the forename disagrees (model.conditional_name_levels): today's default; "tf" is
+#: "cond" with the exact forename's term-frequency adjustment (the fifth item, `LinkConfig.forename_tf`: measured
+#: in session 7 and not made the default).
+MODELS = {"before": (False, False, False, False, False), "dice": (True, False, False, False, False),
+          "after": (True, True, False, False, False), "parts": (True, True, True, False, False),
+          "dob": (False, False, True, False, False), "joint": (True, True, True, "once", False),
+          "cond": (True, True, True, True, False), "tf": (True, True, True, True, True)}
+
+
+def expected_f1_threshold(probabilities, lowest: float = FLOOR) -> tuple[float, float]:
+    """(threshold, F1) where the model's own expected pairwise F1 over its scored pairs is highest, on a 0.01
+    grid from `lowest`: each pair is true with its match probability p, so linking the pairs at or above t
+    expects TP = sum of p there and FP = count there - TP, and misses FN = sum of p below t (pairs not scored,
+    below `lowest`, are not counted). A diagnostic of whether the match threshold could be trained this way
+    (docs/LINKAGE_PRIVACY.md, session 7): it counts edges, not the record pairs clustering joins."""
+    p = np.sort(np.asarray(probabilities, dtype=float))
+    p = p[p >= lowest]
+    above = np.concatenate([np.cumsum(p[::-1])[::-1], [0.0]])  # above[i]: sum of p over p[i:]
+    best = (1.0, 0.0)
+    for t in np.round(np.arange(lowest, 1.0, 0.01), 2):
+        i = int(np.searchsorted(p, t, side="left"))
+        linked, tp = len(p) - i, above[i]
+        f1 = 2 * tp / (linked + above[0]) if linked + above[0] else 0.0
+        if f1 > best[1]:
+            best = (float(t), float(f1))
+    return best
 
 
 def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, dob_parts: bool = False,
-          joint_names: bool | str = False) -> tuple[list[dict], float]:
+          joint_names: bool | str = False, forename_tf: bool = False) -> tuple[list[dict], float]:
     """Pairwise scores at each match threshold of THRESHOLDS (review band: the trained floor up to it) from
     one training and one scoring (lib.linkage.run's passes and clustering, as `link` runs them), and the
     seconds the passes took."""
@@ -78,13 +101,15 @@ def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, do
     nodes, record_nodes = run.deterministic_pass(con)
     edges, _ = run.probabilistic_pass(nodes, run.LinkConfig(review_floor=FLOOR, name_similarity=similarity,
                                                               name_blocking=blocking, name_similarity_min_nodes=0,
-                                                              dob_parts=dob_parts, joint_names=joint_names))
+                                                              dob_parts=dob_parts, joint_names=joint_names,
+                                                              forename_tf=forename_tf))
     seconds = time.perf_counter() - started
     keys = con.execute("""SELECT record_key, agency_type, source_record_id FROM encounters
                           WHERE NOT is_anonymous""").df()
     keys = keys.merge(truth[["agency_type", "source_record_id", "true_child_id"]],
                       on=["agency_type", "source_record_id"], validate="one_to_one")
     keys = keys.merge(record_nodes[["record_key", "node_id"]], on="record_key")
+    model_threshold, model_f1 = expected_f1_threshold(edges["match_probability"])
     out = []
     no_decisions = pd.DataFrame(columns=["record_key_l", "record_key_r", "decision"])
     true_of = keys.groupby("node_id")["true_child_id"].agg(lambda c: c.mode().iloc[0])  # a node's majority child
@@ -100,7 +125,8 @@ def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, do
         queue_true = int((band["unique_id_l"].map(true_of) == band["unique_id_r"].map(true_of)).sum())
         scores.update(threshold=threshold, review_floor=config.review_floor, review_queue=int(queue.sum()),
                       review_queue_true=queue_true, review_per_100k=round(int(queue.sum()) * 100_000 / len(keys), 1),
-                      review_per_100k_typed=round(typed_queue * 100_000 / len(keys), 1), records_evaluated=len(keys))
+                      review_per_100k_typed=round(typed_queue * 100_000 / len(keys), 1), records_evaluated=len(keys),
+                      expected_f1_threshold=model_threshold, expected_f1=round(model_f1, 5))
         out.append(scores)
     return out, seconds
 

@@ -88,3 +88,22 @@ def test_link_trains_the_floor_from_its_own_scored_pairs(linked):
     queued = stored[stored["status"] == "review"]["match_probability"]
     assert len(queued) > 0 and queued.min() >= floor and queued.max() < threshold
     assert stored["match_probability"].min() >= floor  # nothing below the floor is kept
+
+
+def test_the_models_expected_f1_threshold_on_hand_computed_probabilities():
+    """bench.bench_recall.expected_f1_threshold, the match-threshold rule measured and not adopted in session 7
+    (docs/LINKAGE_PRIVACY.md): the threshold where the model's own expected F1 over its scored pairs is highest."""
+    from bench.bench_recall import expected_f1_threshold
+
+    p = np.array([0.95, 0.9, 0.6, 0.3])  # all true expected: 2.75
+    # t <= 0.3: TP 2.75 of 4 linked, F1 5.5 / 6.75 = 0.8148; 0.3 < t <= 0.6: 2.45 of 3, 4.9 / 5.75 = 0.8522;
+    # 0.6 < t <= 0.9: 1.85 of 2, 3.7 / 4.75 = 0.7789: so the first grid point above 0.3
+    threshold, f1 = expected_f1_threshold(p, 0.1)
+    assert threshold == 0.31 and f1 == pytest.approx(4.9 / 5.75)
+    assert expected_f1_threshold(p[::-1], 0.1)[0] == 0.31
+    # linking a pair of probability q raises the expected F1 exactly when q > F1 / 2: with dense probabilities
+    # the rule lands at half the F1 it reaches, about 0.5 for a good model, whatever the precision there
+    rng = np.random.default_rng(5)
+    q = np.concatenate([rng.uniform(0.1, 1.0, 20_000), np.full(50_000, 0.999)])
+    threshold, f1 = expected_f1_threshold(q, 0.1)
+    assert abs(threshold - f1 / 2) <= 0.011, (threshold, f1)

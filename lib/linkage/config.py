@@ -44,6 +44,9 @@ class LinkConfig:
     joint_names: bool | str = True  # with the Dice levels: where the forename disagrees, both names are weighed
     #   together (model.conditional_name_levels); "once": only both disagreeing, weighed once (model.joint_name_levels,
     #   measured worse); False: as two independent comparisons
+    forename_tf: bool = False  # True: the exact forename's weight adjusted by the forename's frequency, as the
+    #   surname's (model.comparisons). Measured in LINKAGE_PRIVACY.md (session 7): F1 up on the built-in data, recall
+    #   at equal precision down on the independent corruption model, so not the default
     name_similarity_min_nodes: int = 50_000  # fewer nodes to train on: no Dice levels (measured: at 20,000
     #                                          encounters they cost recall, at 100,000 they add it; LINKAGE_PRIVACY.md)
 

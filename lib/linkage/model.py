@@ -112,19 +112,21 @@ def conditional_name_levels(dice_cuts: dict[str, list[float]]) -> tuple[list, ob
 
 
 def comparisons(dice_cuts: dict[str, list[float]] | None = None, dob_parts: bool = False,
-                joint_names: bool | str = False) -> list:
+                joint_names: bool | str = False, forename_tf: bool = False) -> list:
     """The comparisons; `dice_cuts` (from `dice.thresholds`) adds Dice levels on the names' Bloom filters
     between sound-alike and disagreement (None or an empty list: today's levels only); `dob_parts` adds the
     date of birth's partial agreement (`dob_parts_level`) between transposed and same year; `joint_names`
     (True) weighs both names together whenever the forename disagrees (`conditional_name_levels`); "once" weighs
-    only a pair whose two names both disagree once (`joint_name_levels`: session 4's model, measured worse)."""
+    only a pair whose two names both disagree once (`joint_name_levels`: session 4's model, measured worse);
+    `forename_tf` adjusts the exact forename's weight by the forename's frequency, as the surname's is (a shared
+    "Olivia" is weaker evidence than a shared "Zephyrine"; measured in docs/LINKAGE_PRIVACY.md, session 7)."""
     dice_cuts = dice_cuts or {}
     conditional = conditional_name_levels(dice_cuts) if joint_names is True else None
     joint = joint_name_levels(dice_cuts) if joint_names == "once" else None
     forename = cl.CustomComparison(
         [
             cll.NullLevel("forename_hash"),
-            cll.ExactMatchLevel("forename_hash"),
+            cll.ExactMatchLevel("forename_hash", term_frequency_adjustments=forename_tf),
             cll.ExactMatchLevel("forename_canon_hash").configure(label_for_charts="Same forename after nicknames"),
             cll.ExactMatchLevel("forename_phonetic").configure(label_for_charts="Forenames sound alike"),
             *dice.levels("forename", dice_cuts.get("forename", [])),
@@ -204,10 +206,10 @@ def blocking_rules(name_lsh: bool = False) -> list:
 
 
 def settings(dice_cuts: dict[str, list[float]] | None = None, name_lsh: bool = False,
-             dob_parts: bool = False, joint_names: bool | str = False) -> SettingsCreator:
+             dob_parts: bool = False, joint_names: bool | str = False, forename_tf: bool = False) -> SettingsCreator:
     return SettingsCreator(
         link_type="dedupe_only",
-        comparisons=comparisons(dice_cuts, dob_parts, joint_names),
+        comparisons=comparisons(dice_cuts, dob_parts, joint_names, forename_tf),
         blocking_rules_to_generate_predictions=blocking_rules(name_lsh),
         retain_intermediate_calculation_columns=True,  # per-field match weights (mw_*), kept to explain links
         retain_matching_columns=False,
