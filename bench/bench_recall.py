@@ -97,13 +97,13 @@ def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, do
     from lib.linkage import run
     from lib.linkage.evaluate import pairwise_scores
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()  # CPU of every thread: less of the machine's load
     nodes, record_nodes = run.deterministic_pass(con)
     edges, _ = run.probabilistic_pass(nodes, run.LinkConfig(review_floor=FLOOR, name_similarity=similarity,
                                                               name_blocking=blocking, name_similarity_min_nodes=0,
                                                               dob_parts=dob_parts, joint_names=joint_names,
                                                               forename_tf=forename_tf))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     keys = con.execute("""SELECT record_key, agency_type, source_record_id FROM encounters
                           WHERE NOT is_anonymous""").df()
     keys = keys.merge(truth[["agency_type", "source_record_id", "true_child_id"]],
@@ -126,7 +126,8 @@ def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, do
         scores.update(threshold=threshold, review_floor=config.review_floor, review_queue=int(queue.sum()),
                       review_queue_true=queue_true, review_per_100k=round(int(queue.sum()) * 100_000 / len(keys), 1),
                       review_per_100k_typed=round(typed_queue * 100_000 / len(keys), 1), records_evaluated=len(keys),
-                      expected_f1_threshold=model_threshold, expected_f1=round(model_f1, 5))
+                      expected_f1_threshold=model_threshold, expected_f1=round(model_f1, 5),
+                      passes_cpu_seconds=round(cpu, 1), edges_kept=len(edges))
         out.append(scores)
     return out, seconds
 

@@ -29,6 +29,9 @@ import pyarrow as pa
 from lib.records import bloom
 
 BANDS = 6  # MinHashes per name, one key per coarse block and band: measured in docs/LINKAGE_PRIVACY.md
+ROWS = (1, 1)  # MinHashes of each name in one band key, per coarse block (date of birth, district with sex): with
+#               r rows two names of Jaccard similarity J meet in a band with probability J^r, so a larger r
+#               proposes fewer unrelated pairs in a large block (measured in docs/LINKAGE_PRIVACY.md, session 7)
 SEED = 20_201  # fixed: the permutations are public, the filters' positions are keyed
 COLUMN = "name_lsh"
 CHUNK = 250_000  # nodes looked up at once
@@ -96,7 +99,10 @@ def band_keys(frame: pd.DataFrame) -> pd.Series:
     keys, usable = [], (fore[:, 0] >= 0) & (sur[:, 0] >= 0)
     for block, (base, known) in enumerate(coarse):
         for band in range(BANDS):
-            parts = pd.DataFrame({"block": block * BANDS + band, "base": base, "f": fore[:, band], "s": sur[:, band]})
+            rows = [(band + j) % BANDS for j in range(ROWS[block])]  # band b: MinHashes b, b+1, ... (cyclic)
+            parts = pd.DataFrame({"block": block * BANDS + band, "base": base,
+                                  **{f"f{j}": fore[:, r] for j, r in enumerate(rows)},
+                                  **{f"s{j}": sur[:, r] for j, r in enumerate(rows)}})
             key = pd.util.hash_pandas_object(parts, index=False).to_numpy().astype(np.int64)
             keys.append(np.where(known & usable, key, 0))
     stacked = np.stack(keys, axis=1)  # built as an Arrow list array: no Python object per key
