@@ -89,6 +89,31 @@ def test_name_blocking_proposes_a_pair_no_other_rule_does():
     assert proposed(True) == 1
 
 
+def test_with_two_rows_a_band_key_needs_two_minhashes_of_each_name(monkeypatch):
+    """lsh.ROWS (session 7, docs/LINKAGE_PRIVACY.md): with r rows per coarse block, band b's key holds MinHashes
+    b..b+r-1 of both names, so two nodes share it exactly when those all agree; (1, 1) is today's keys."""
+    names = [("ISABELLE", "BAILEY"), ("LSABELLE", "BWILEY"), ("ISABELL", "BAILEY"), ("OLIVIA", "SMITH")]
+    frame = pd.DataFrame([_node(str(i), f, s, "AB1") for i, (f, s) in enumerate(names)])
+    fore, sur = lsh.minhashes(frame["forename_bloom"]), lsh.minhashes(frame["surname_bloom"])
+    for rows in [(1, 1), (2, 1), (1, 2), (3, 3)]:
+        monkeypatch.setattr(lsh, "ROWS", rows)
+        keys = [list(k) for k in lsh.band_keys(frame)]
+        for i in range(len(names)):
+            for j in range(i + 1, len(names)):
+                for block, r in enumerate(rows):  # same date of birth and same district: both blocks shared
+                    for band in range(lsh.BANDS):
+                        cols = [(band + k) % lsh.BANDS for k in range(r)]
+                        agree = (fore[i, cols] == fore[j, cols]).all() and (sur[i, cols] == sur[j, cols]).all()
+                        slot = block * lsh.BANDS + band
+                        assert (keys[i][slot] == keys[j][slot]) == agree, (rows, i, j, block, band)
+    monkeypatch.setattr(lsh, "ROWS", (1, 1))
+    one = [set(k) for k in lsh.band_keys(frame)]
+    monkeypatch.setattr(lsh, "ROWS", (2, 2))
+    two = [set(k) for k in lsh.band_keys(frame)]
+    assert bool(one[0] & one[2]) and sum(bool(one[0] & one[j]) for j in (1, 2, 3)) >= sum(
+        bool(two[0] & two[j]) for j in (1, 2, 3))
+
+
 def test_a_node_without_both_filters_gets_no_keys():
     node = _node("a", "ISABELLE", "BAILEY", "AB1")
     frame = pd.DataFrame([node, {**node, "unique_id": "b", "surname_bloom": None},
