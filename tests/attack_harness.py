@@ -49,8 +49,10 @@ from lib.access.roles import may_open
 from lib.disclosure import attack
 from lib.disclosure.cellkey import MAX_NOISE
 from lib.disclosure.notes import METHOD_NAME
+from lib.disclosure.residents import ATOM
+from lib.geo import layers as registry
 from lib.geo import lookup
-from lib.measures import compare, convert
+from lib.measures import compare, convert, spans
 from lib.measures import divergence as dv
 from lib.records import store as store_mod
 from lib.views.base import Memo, Source
@@ -397,8 +399,9 @@ SCENARIO_LAYERS = ("utla", "pfa", "nhs")
 def collect_scenario(out: Collected, source: Source, role: str, *, layers=SCENARIO_LAYERS) -> None:
     """The Scenario page's model on the store (``view scenario --param kind=model``): its area table of children
     known to two or more agencies by home area, for every layer it offers (the issue's Merton attack read
-    ``layer=utla`` against ``layer=pfa``). Nothing when the store cannot be modelled (the default dataset has
-    the simulation, on a population of its own)."""
+    ``layer=utla`` against ``layer=pfa``): the same cells as Across's resident multi-agency children (the same
+    children by the same home, so one value wherever they appear). Nothing when the store cannot be modelled
+    (the default dataset has the simulation, on a population of its own)."""
     from lib.views import scenario as page
     if not page.model_available(source.con):
         return
@@ -407,7 +410,7 @@ def collect_scenario(out: Collected, source: Source, role: str, *, layers=SCENAR
         _tick(out)
         out.current_method = _method_of(data)
         for _, row in data.tables["areas"].frame.iterrows():
-            out.add(Cell(layer, row["area_code"], "all", "all", "multi_agency_children", "home"),
+            out.add(Cell(layer, row["area_code"], "all", "all", "resident_multi_agency", "home"),
                     row["multi_agency_linked"], f"scenario model {layer}")
 
 
@@ -503,21 +506,19 @@ def true_atom_counts(con) -> pd.DataFrame:
 
 def truth(store_path: Path, cells) -> dict[Cell, int]:
     """The true count of every additive cell in ``cells``: CSE-flagged records (all periods) from the store's
-    atoms, and children by home area from the lead's own Across boundaries tables (exact figures)."""
+    atoms, children by home area from the store's children and their homes (``resident_truth``) and flows from
+    the lead's own Across boundaries tables (exact figures)."""
     con = store_mod.connect(store_path, read_only=True)
     try:
         atoms = true_atom_counts(con).set_index(["agency", "period", "atom"])["n"].to_dict()
         result: dict[Cell, int] = {}
-        home_layers = sorted({c.layer for c in cells if c.basis == "home" and c.measure.startswith("resident_")})
         flow_layers = sorted({c.layer for c in cells if c.basis == "flow"})
-        if home_layers or flow_layers:
+        if flow_layers:
             source = Source(con, store_mod.resolve_path(store_path), memo=Memo(max_entries=1_000))
             lead = Collected(role="lead", method="exact")
-            if home_layers:
-                collect_across(lead, source, "lead", layers=home_layers)
-            if flow_layers:
-                collect_flows(lead, source, "lead", layers=flow_layers)
+            collect_flows(lead, source, "lead", layers=flow_layers)
             result.update({c: v for c, v in lead.cells.items() if isinstance(v, int)})
+        result.update(resident_truth(con, [c for c in cells if c.basis == "home" and c.measure in RESIDENT_FLAGS]))
         result.update(data_truth(con, [c for c in cells if c.measure in DATA_MEASURES]))
         for cell in cells:
             if cell.basis == "encounter" and cell.measure == "cse_records":
@@ -619,8 +620,6 @@ def subtraction(seen: Collected, truth: dict[Cell, object]) -> list[Finding]:
 def flow_records(con, layer: str) -> pd.Series:
     """(from_code, to_code) -> the frozenset of record keys of each flow of ``layer`` (the lead's exact
     reading of lib.measures.spans: home area per layer, encounters elsewhere)."""
-    from lib.geo import layers as registry
-    from lib.measures import spans
     column = registry.REGISTRY[layer].stored_key
     frame = store_mod.query(con, f"""
         WITH home AS ({spans._home_sql(layer)})
@@ -681,15 +680,43 @@ def _additive(cell: Cell) -> bool:
 
 
 def _per_atom(cell: Cell) -> bool:
-    """Perturbed once per atom (records: per agency and financial year; flow encounters: over all periods) and
-    summed; else per published cell (children)."""
+    """Perturbed once per atom (records: per agency and financial year; flow encounters and resident children:
+    over all periods) and summed; else per published cell (children per flow, national totals)."""
     return ((cell.basis == "encounter" and cell.measure == "cse_records") or cell.measure in DATA_MEASURES
-            or cell.measure == "flow_encounters")
+            or cell.measure == "flow_encounters" or (cell.basis == "home" and cell.measure in RESIDENT_FLAGS))
 
 
-#: Across's resident counts -> the child table's flag each counts (None: every placed child).
+#: Resident counts (Across, and the Scenario model's multi-agency children) -> the child table's flag each
+#: counts (None: every child).
 RESIDENT_FLAGS = {"resident_children": None, "resident_multi_agency": "multi_agency",
                   "resident_spans_any": "spans_any"}
+#: The area of children with no home in a layer (the Scenario model's by-area table lists them).
+UNPLACED = "(unplaced)"
+
+
+def resident_base(con) -> pd.DataFrame:
+    """One row per linked child: its flags, its home in every resident layer (``home_<layer>``) and its home
+    atom as the service publishes on (lib.measures.spans.home_areas: the product's own partition)."""
+    flags = spans.child_table(con, spans.HOME_LAYERS[0])[["child_id", "multi_agency", "spans_any"]]
+    return spans.home_areas(con).merge(flags, on="child_id", how="left")
+
+
+def _resident_members(base: pd.DataFrame, layer: str, area: str) -> pd.DataFrame:
+    column = f"home_{layer}"
+    return base[base[column].isna()] if area == UNPLACED else base[base[column] == area]
+
+
+def resident_truth(con, cells) -> dict[Cell, int]:
+    """True resident counts (children by home area, with a flag or not) of ``cells``, from the store."""
+    if not cells:
+        return {}
+    base = resident_base(con)
+    out = {}
+    for cell in cells:
+        members = _resident_members(base, cell.layer, cell.area)
+        flag = RESIDENT_FLAGS[cell.measure]
+        out[cell] = int(len(members) if flag is None else members[flag].astype(bool).sum())
+    return out
 
 
 @dataclass
@@ -719,24 +746,18 @@ class StoreRelations:
 
 def store_relations(store_path: Path, home_layers=None, flow_layers=None) -> StoreRelations:
     """The store's home atoms, flow atoms and flow classes (see ``StoreRelations``) for the layers given."""
-    from lib.geo import layers as registry
-    from lib.measures import spans
-
-    home_layers = list(home_layers if home_layers is not None else HOME_COLUMN)
+    home_layers = list(home_layers if home_layers is not None else spans.RESIDENT_LAYERS)
     flow_layers = list(flow_layers if flow_layers is not None else HOME_COLUMN)
     out = StoreRelations()
     con = store_mod.connect(store_path, read_only=True)
     try:
         if home_layers:
-            base = spans.child_table(con, home_layers[0])[["child_id", "multi_agency", "spans_any"]]
-            for layer in home_layers:
-                homes = store_mod.query(con, spans._home_sql(layer)).rename(columns={"home_area": layer})
-                base = base.merge(homes, on="child_id", how="left")
-            base["atom"] = pd.factorize(pd.MultiIndex.from_frame(base[home_layers].fillna("")))[0]
-            base["atom"] = "s" + base["atom"].astype(str)
+            base = resident_base(con)
+            base["atom"] = "s" + base[ATOM].astype(str)
             for layer in home_layers:  # one partition for every count (which atoms hold no spanning child,
                 # say, is not given away)
-                for area, atoms in base.dropna(subset=[layer]).groupby(layer)["atom"]:
+                column = f"home_{layer}"
+                for area, atoms in base.assign(**{column: base[column].fillna(UNPLACED)}).groupby(column)["atom"]:
                     for measure in RESIDENT_FLAGS:
                         out.members[(measure, layer, area)] = frozenset(atoms)
             for measure, flag in RESIDENT_FLAGS.items():
@@ -814,8 +835,8 @@ def programmes(seen: Collected, extra=(), relations: StoreRelations | None = Non
         cells = [x for x in cells if x[0].basis != "flow"]
     years = defaultdict(set)
     for cell, _, _ in cells:
-        if cell.basis == "flow":
-            continue  # flows are over all periods together, perturbed once
+        if cell.basis in ("flow", "home"):
+            continue  # flows and resident children are over all periods together, perturbed once
         if cell.period != "all" and seen.years_complete:
             years[(cell.measure, cell.basis)].add(cell.period)
         if seen.method == "perturbation" and _per_atom(cell) and seen.years:
@@ -935,9 +956,9 @@ def _truth_point(lp: attack.Programme, measure: str, relations: StoreRelations |
 
 def guarantee(cell: Cell) -> int:
     """The narrowest width (high - low) the method promises for a protected count of 1-5 (docs/DISCLOSURE.md,
-    "What it guarantees"): records and flow encounters, perturbed once per atom and summed, at least three whole
-    values (2); distinct children, perturbed cell by cell, never pinned (1). Under per-table suppression
-    (shown counts exact) the test asks three values of every hidden cell (2)."""
+    "What it guarantees"): records, flow encounters and resident children, perturbed once per atom and summed,
+    at least three whole values (2); children per flow, perturbed flow by flow, never pinned (1). Under
+    per-table suppression (shown counts exact) the test asks three values of every hidden cell (2)."""
     return 2 if _per_atom(cell) or cell.basis not in ("home", "flow") else 1
 
 

@@ -244,21 +244,29 @@ def test_board_pack_refuses_a_quarter_for_aggregate_roles(store_copy):
 
 
 def test_scenario_area_table_is_protected_against_its_totals():
-    """One small cell in a column whose total is shown: below the lead every count is published by cell key
-    perturbation (issue 16), so neither the cell nor total minus the other areas gives the true count; the lead
-    sees exact counts. A result without cell keys is refused below the lead, never shown exact."""
+    """One small cell in a column whose total is shown: below the lead the model's children per area are
+    published on home atoms (issue 16: lib.disclosure.residents, the same values as Across and Compare), so
+    neither the cell nor total minus the other areas gives the true count; the lead sees exact counts. A result
+    without published counts is refused below the lead, never shown exact."""
+    from lib.disclosure import residents
     from lib.views.scenario import protect_areas
 
+    sizes = {"A": 40, "B": 4, "C": 30, "D": 25}
+    homes = [area for area, n in sizes.items() for _ in range(n)]
+    children = pd.DataFrame({"home_area": homes, "rkey": [(37 * i + 11) % 256 for i in range(len(homes))]})
+    children[residents.ATOM] = residents.atom_ids(children.assign(other=[i % 2 for i in range(len(homes))]),
+                                                  ["home_area", "other"])  # two atoms per area
+    published = residents.area_counts(children, "home_area", {"multi_agency_linked": None}).set_index("home_area")
     by_area = pd.DataFrame({"area_code": ["A", "B", "C", "D"], "area_name": ["a", "b", "c", "d"],
                             "multi_agency_linked": [40, 4, 30, 25], "by_number_today": [20.0, 2.0, 15.0, 10.0],
-                            "by_number_scenario": [40.0, 4.0, 30.0, 25.0], "gain_by_number": [20.0, 2.0, 15.0, 15.0],
-                            "key_multi_agency_linked": [3, 200, 77, 140]})
-    result = {"kind": "model", "by_area": by_area}
+                            "by_number_scenario": [40.0, 4.0, 30.0, 25.0], "gain_by_number": [20.0, 2.0, 15.0, 15.0]})
+    result = {"kind": "model", "by_area": by_area, "published_by_area": published["multi_agency_linked"]}
     shown = protect_areas(result, "commissioner").set_index("area_code")
-    assert "key_multi_agency_linked" not in shown.columns and not (shown.drop(columns="area_name") == "c").any().any()
-    assert shown.loc["B", "multi_agency_linked"] != 4  # this cell key moves the 4
+    assert not (shown.drop(columns="area_name") == "c").any().any()
+    assert shown["multi_agency_linked"].to_dict() == published["multi_agency_linked"].to_dict()
+    assert shown["multi_agency_linked"].to_dict() != sizes  # these keys move at least one count (A and D)
     assert (shown["by_number_scenario"] == shown["multi_agency_linked"]).all()  # 100% capture: all of them
     lead = protect_areas(result, "lead").set_index("area_code")
     assert lead.loc[["A", "B", "C", "D"], "multi_agency_linked"].tolist() == [40, 4, 30, 25]
-    with pytest.raises(KeyError, match="cell key"):
-        protect_areas({"kind": "model", "by_area": by_area.drop(columns="key_multi_agency_linked")}, "analyst")
+    with pytest.raises(KeyError, match="published"):
+        protect_areas({"kind": "model", "by_area": by_area}, "analyst")

@@ -240,21 +240,3 @@ def area_record_sums(con, keys: dict, layer: str, measures: dict[str, str], *, l
     out = placed.groupby(column)[list(measures)].sum().astype("float64")
     out.index = out.index.astype("str")
     return out.rename_axis("area_code").reset_index()
-
-
-def distinct_cells(children: pd.DataFrame, by: list[str], flags: list[str], keys: dict) -> pd.DataFrame:
-    """Published counts of distinct children per cell: ``children`` has one row per child and cell (``child_id``,
-    the ``by`` columns, boolean ``flags``); each cell's count of children, and of children with each flag, is
-    perturbed with the cell key of exactly those children (the same children give the same value wherever the
-    cell appears, on this page or another)."""
-    child_keys = keys[members.CHILD_KEYS].to_pandas()
-    frame = children[["child_id", *by, *flags]].merge(child_keys, on="child_id", how="inner")
-    frame["_all"] = True
-    out = []
-    for name, flag in (("children", "_all"), *((f, f) for f in flags)):
-        chosen = frame[frame[flag].astype(bool)]
-        grouped = chosen.groupby(by, dropna=True).agg(n=("child_id", "size"), key=("rkey", "sum"))
-        grouped[name] = cellkey.perturb(grouped["n"].to_numpy("int64"), grouped["key"].to_numpy("int64") % 256)
-        out.append(grouped[[name]])
-    result = pd.concat(out, axis=1).fillna(0).astype("float64")
-    return result.reset_index()

@@ -40,7 +40,7 @@ GROUPED_COLUMNS = ["agency_type", "area_code", "granularity", "period", *counts.
 CUBE_COLUMNS = [*GROUPED_COLUMNS, "apportioned", "layer", "basis"]
 UNPLACED_COLUMNS = ["agency_type", "agency_code", "records"]
 #: Bumped whenever what the stored cubes hold changes: a store built by another release is rebuilt, never read.
-CUBES_FORMAT = "2"  # 2: with the pages' stored measures (agg_frames, schema 7)
+CUBES_FORMAT = "3"  # 2: with the pages' stored measures (agg_frames, schema 7); 3: resident children on home atoms
 #: Where the disclosure keys are kept (registered name -> stored table).
 KEY_TABLES = {members.RECORD_KEYS: "agg_record_keys", members.CHILD_KEYS: "agg_child_keys"}
 
@@ -305,6 +305,10 @@ def view_frames(con, keys: dict | None, linked: bool):
     reach = spans.exact_match_reach(con)
     keyed = keys is not None and members.CHILD_KEYS in keys
     flow_atoms: dict = {}  # published flow encounters' atoms, by their layers (one partition for every layer)
+    homes = None
+    if keyed:  # every child's home atom and record key, once for every layer (lib.disclosure.residents)
+        homes = spans.home_areas(con)
+        homes = spans.child_keys(con, homes, homes)
     for layer in spans.HOME_LAYERS:
         children = spans.child_table(con, layer)
         yield frame_name("across", "spans", layer, False), spans.spans_by_area(con, layer, children=children)
@@ -321,7 +325,7 @@ def view_frames(con, keys: dict | None, linked: bool):
             con, layer, limit=SPANNING_LIMIT, children=children)
         if not keyed:
             continue
-        keyed_children = spans.child_keys(con, children)
+        keyed_children = spans.child_keys(con, children, homes)
         yield frame_name("across", "spans", layer, True), spans.spans_by_area(con, layer, children=keyed_children)
         yield frame_name("across", "missed", layer, True), spans.missed_without_linkage(
             con, layer, children=keyed_children, reach=reach)

@@ -104,7 +104,8 @@ def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: 
 
     ``keys`` (``lib.disclosure.members.key_tables``; pass with the protected cube of ``lib.disclosure.service``):
     every count is then published by cell key perturbation: records on atoms (``service.area_record_sums``),
-    resident children per area with their children's cell key (``service.distinct_cells``). Without it, exact."""
+    resident children per area on their home atoms (``spans.published_residents``, the same values as Across
+    boundaries). Without it, exact."""
     layer = convert.layer_key(layer)
     wide = agency_counts(cube, layer, period, measure)
     agencies = list(cube.agencies)
@@ -128,9 +129,7 @@ def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: 
             base[column] = base["area_code"].map(sums[column]).fillna(0).astype("float64")
         link = sums[list(LINKED_MEASURES)] if linked else pd.DataFrame(columns=list(LINKED_MEASURES))
         if linked:
-            kids = spans.child_table(con, layer).dropna(subset=["home_area"]).rename(
-                columns={"home_area": "area_code", "spans_any": "spanning"})
-            span = service.distinct_cells(kids, ["area_code"], ["spanning"], keys).set_index("area_code")
+            span = spans.published_residents(con, layer, {"spanning": "spans_any"}).set_index("area_code")
         else:
             span = pd.DataFrame(columns=["children", "spanning"])
     for column, frame in (("children", span), ("spanning", span), ("identifiable", link), ("linked", link)):

@@ -39,9 +39,17 @@ from collections.abc import Mapping
 import duckdb
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
+from lib.disclosure import residents
+from lib.disclosure.cellkey import KEYS, perturb
+from lib.disclosure.cells import key_column, total_cell
+from lib.disclosure.keys import store_secret
+from lib.disclosure.members import CHILD_KEYS, RECORD_KEYS, keys_of, register
 from lib.geo import layers, lookup
 from lib.geo.layers import LAYERS
+from lib.records import store
 from lib.records.store import cursor, query
 
 #: Geographies a child's encounters can span (encounter location), in display order: layer key -> one area of
@@ -53,6 +61,10 @@ SPAN_TITLES: Mapping[str, str] = layers.view(lambda layer: bool(layer.span_title
                                              extra={"any": "any of these"})
 #: Layers a child can be resident in (home area): the boundary layers that are drawn.
 HOME_LAYERS = tuple(LAYERS)
+#: Every layer on which counts of resident children are published: the home layers (Across boundaries) and the
+#: measure layers (Compare, the Scenario model; ``nhs`` = ICB or health board). A child's homes in all of them
+#: make its home atom (lib.disclosure.residents), so every published resident count is a sum of the same atoms.
+RESIDENT_LAYERS = tuple(dict.fromkeys([*HOME_LAYERS, *layers.MEASURE_LAYERS]))
 
 
 class LinkageMissing(RuntimeError):
@@ -130,25 +142,43 @@ def child_table(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
     return frame
 
 
-def child_keys(con: duckdb.DuckDBPyConnection, children: pd.DataFrame) -> pd.DataFrame:
-    """``children`` (with ``child_id``) plus ``rkey``: each child's record key for disclosure control (the
-    keyed hash of lib.disclosure.members, the same key wherever the child is counted)."""
-    from lib.disclosure.keys import store_secret
-    from lib.disclosure.members import keys_of
+def home_areas(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """One row per linked child with a home in any resident layer: ``child_id``, ``home_<layer>`` for every layer
+    of ``RESIDENT_LAYERS`` (NA where it has none) and its home atom (``residents.ATOM``), in one query."""
+    _require_linkage(con)
+    ctes = ",\n".join(f"h{i} AS ({_home_sql(g)})" for i, g in enumerate(RESIDENT_LAYERS))
+    picks = ", ".join(f"h{i}.home_area AS home_{g}" for i, g in enumerate(RESIDENT_LAYERS))
+    joins = " ".join(f"LEFT JOIN h{i} USING (child_id)" for i in range(len(RESIDENT_LAYERS)))
+    frame = query(con, f"""
+        WITH {ctes}, kids AS (SELECT DISTINCT child_id FROM record_child WHERE child_id IS NOT NULL)
+        SELECT kids.child_id, {picks} FROM kids {joins} ORDER BY kids.child_id""")
+    frame[residents.ATOM] = residents.atom_ids(frame, [f"home_{g}" for g in RESIDENT_LAYERS])
+    return frame
 
-    ids = children["child_id"].astype("str").tolist()
-    return children.assign(rkey=np.array(keys_of(ids, store_secret(con), "child"), dtype="int64"))
+
+def child_keys(con: duckdb.DuckDBPyConnection, children: pd.DataFrame, homes: pd.DataFrame | None = None
+               ) -> pd.DataFrame:
+    """``children`` (with ``child_id``) plus ``rkey``, each child's record key for disclosure control (the keyed
+    hash of lib.disclosure.members, the same key wherever the child is counted), and its home atom
+    (``residents.ATOM``). ``homes``: ``home_areas(con)`` if already computed, with ``rkey`` if already keyed."""
+    homes = home_areas(con) if homes is None else homes
+    by_child = homes.set_index("child_id")
+    atom = children["child_id"].map(by_child[residents.ATOM]).fillna(-1).astype("int64")
+    if "rkey" in by_child.columns:
+        rkey = children["child_id"].map(by_child["rkey"]).astype("int64")
+    else:
+        rkey = np.array(keys_of(children["child_id"].astype("str").tolist(), store_secret(con), "child"),
+                        dtype="int64")
+    return children.assign(rkey=rkey, **{residents.ATOM: atom})
 
 
 def _per_area(children: pd.DataFrame, layer: str, columns: dict[str, str]) -> pd.DataFrame:
     """Sum boolean child columns per home area, over every area of the layer (zeros where none). When
-    ``children`` carries record keys (``rkey``, from ``child_keys``) each count ``x`` comes with its cell key
-    ``key_x`` (the sum of its children's keys modulo 256) for lib.disclosure.cells.publish."""
-    from lib.disclosure.cells import group_cells
-
+    ``children`` carries record keys and home atoms (``child_keys``) the counts are *published*: each the sum
+    of its home atoms' perturbed counts (lib.disclosure.residents), never the exact count."""
     placed = children.dropna(subset=["home_area"])
     if "rkey" in placed.columns:
-        sums = group_cells(placed, "home_area", {"children": None, **columns}).set_index("home_area")
+        sums = residents.area_counts(placed, "home_area", {"children": None, **columns}).set_index("home_area")
     else:
         sums = placed.groupby("home_area").agg(
             children=("child_id", "size"), **{out: (src, "sum") for out, src in columns.items()})
@@ -158,6 +188,18 @@ def _per_area(children: pd.DataFrame, layer: str, columns: dict[str, str]) -> pd
     for column in sums.columns:
         table[column] = table[column].fillna(0).astype("int64")
     return table
+
+
+def published_residents(con: duckdb.DuckDBPyConnection, layer: str, flags: dict[str, str],
+                         homes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Resident children per area of ``layer`` (any layer of ``RESIDENT_LAYERS``) as published below the lead:
+    ``area_code``, ``children`` and one column per ``out: flag`` of ``flags`` (a boolean column of
+    ``child_table``), each the sum of its home atoms' perturbed counts (lib.disclosure.residents), so the same
+    area has the same value on every page. Areas without a resident child are left out. ``homes``: as for
+    ``child_keys``."""
+    children = child_keys(con, child_table(con, layer), homes).dropna(subset=["home_area"])
+    table = residents.area_counts(children, "home_area", {"children": None, **flags})
+    return table.rename(columns={"home_area": "area_code"})
 
 
 def _share(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -198,9 +240,6 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     then comes with its cell key ``key_x`` (children: sum of the children's keys; encounters: of the records'
     keys; modulo 256), the reverse columns with the keys of the reverse cell.
     """
-    from lib.disclosure.cellkey import KEYS
-    from lib.disclosure.members import CHILD_KEYS, RECORD_KEYS, register
-
     _check_layer(layer)
     _require_linkage(con)
     enc = f"enc_{layer}"
@@ -294,9 +333,6 @@ def flow_encounter_atoms(con: duckdb.DuckDBPyConnection, atoms_of: list[str], ke
     """The atoms of published flow encounters over the layers ``atoms_of`` (``atom_layers(layer)``): home0...,
     enc0... (the linked child's home area and the encounter's area in each), n (records), cell_key and
     ``encounters`` (n perturbed with the cell key)."""
-    from lib.disclosure.cellkey import KEYS, perturb
-    from lib.disclosure.members import RECORD_KEYS, register
-
     _require_linkage(con)
     homes = ",\n".join(f"h{i} AS ({_home_sql(g)})" for i, g in enumerate(atoms_of))
     joins = " ".join(f"LEFT JOIN h{i} ON h{i}.child_id = rc.child_id" for i in range(len(atoms_of)))
@@ -335,9 +371,6 @@ def exact_match_reach(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     if records.empty:
         return pd.DataFrame({"child_id": pd.Series(dtype="str"), "agencies": pd.Series(dtype="int64"),
                              "agencies_exact": pd.Series(dtype="int64")})
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = len(records)
     keys = pd.concat([records["nhs_key"], records["name_dob_key"]], ignore_index=True)
     rows = np.tile(np.arange(n), 2)
@@ -406,10 +439,6 @@ def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame 
     area in ``layer``). ``children``, ``reach``: as for ``missed_without_linkage``. ``keys``: the store's
     record keys (``lib.disclosure.members.key_tables``) with ``children`` carrying ``rkey`` (``child_keys``):
     each total ``x`` then comes with its cell key ``key_x``."""
-    from lib.disclosure.cellkey import KEYS
-    from lib.disclosure.cells import key_column, total_cell
-    from lib.disclosure.members import RECORD_KEYS, register
-
     children = child_table(con, layer) if children is None else children
     reach = exact_match_reach(con) if reach is None else reach
     keyed = keys is not None and "rkey" in children.columns
@@ -445,7 +474,5 @@ def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame 
 
 def data_version(con: duckdb.DuckDBPyConnection) -> str:
     """The store's data version: one function for every page and cache (lib.records.store.data_version)."""
-    from lib.records import store
-
     return store.data_version(con)
 

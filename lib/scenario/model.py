@@ -20,13 +20,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from lib.disclosure import residents
+from lib.disclosure.cellkey import KEYS
 from lib.geo import layers
+from lib.measures import spans
 from lib.records import store
 from lib.scenario.capture import Levers
 from lib.synth.config import AGENCY_TYPES
 
 #: Layers the model tables its gain by (the registry's scenario layers, live), in the order offered.
 MODEL_LAYERS = layers.SCENARIO_LAYERS
+#: The area of children with no home in the layer.
+UNPLACED = "(unplaced)"
 
 
 def _at_least_two(p: np.ndarray) -> np.ndarray:
@@ -83,12 +88,16 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
     national = national_capture(con)
     p_today = p_today.fillna(records["agency_type"].map(national)).fillna(0.0).to_numpy()
     agencies = sorted(records["agency_type"].unique())
-    spans = records.groupby("child_id")["agency_type"].nunique()
-    multi = spans.index[spans >= 2]
+    agency_counts = records.groupby("child_id")["agency_type"].nunique()
+    multi = agency_counts.index[agency_counts >= 2]
     part = records["child_id"].isin(multi).to_numpy()
     rec = records[part].reset_index(drop=True)
     p_rec_today = p_today[part]
-    home = rec.groupby("child_id")["area_code"].agg(lambda s: s.value_counts().index[0])
+    # each child's home area as on every other page (lib.measures.spans: the area of its most recent placed
+    # record in the layer), its record key and its home atom, so the view can publish the children per area on
+    # home atoms: the same published value as Across boundaries and Compare for the same area
+    kids = spans.child_keys(con, spans.child_table(con, layer)).set_index("child_id")
+    home = kids["home_area"].astype("object").where(kids["home_area"].notna(), UNPLACED)
 
     def expected(p_rec: np.ndarray) -> pd.Series:
         log_q = np.log(np.clip(1.0 - p_rec, 1e-12, 1.0))
@@ -110,16 +119,10 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
     scen = expected(scenario_p(levers))
     table = pd.DataFrame({"multi_agency_linked": 1, "by_number_today": today, "by_number_scenario": scen})
     table["area_code"] = home.reindex(table.index).to_numpy()
-    # each child's record key (lib.disclosure: the same key as on every page), so the view can publish the
-    # count of children per area by cell key perturbation
-    from lib.disclosure.keys import store_secret
-    from lib.disclosure.members import keys_of
-
-    table["key_multi_agency_linked"] = keys_of([str(c) for c in table.index], store_secret(con), "child")
-    total_key = int(table["key_multi_agency_linked"].sum() % 256)  # the national count's cell key
-    table = table.groupby("area_code")[["multi_agency_linked", "by_number_today", "by_number_scenario",
-                                        "key_multi_agency_linked"]].sum()
-    table["key_multi_agency_linked"] = table["key_multi_agency_linked"].astype("int64") % 256
+    chosen = kids.loc[table.index].assign(home_area=table["area_code"]).reset_index()
+    published = residents.area_counts(chosen, "home_area", {"multi_agency_linked": None})
+    total_key = int(kids.loc[table.index, "rkey"].sum() % KEYS)  # the national count's cell key
+    table = table.groupby("area_code")[["multi_agency_linked", "by_number_today", "by_number_scenario"]].sum()
     table["gain_by_number"] = table["by_number_scenario"] - table["by_number_today"]
     table = table.reset_index()
     names = dict(zip(measured["area_code"], measured["area_name"]))
@@ -137,6 +140,8 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
         "expected_by_number_scenario": round(float(scen.sum()), 1),
         "expected_gain_by_number": round(float(scen.sum() - today.sum()), 1),
         "by_area": table,
+        # children per area as published below the lead (sums of their home atoms' perturbed counts)
+        "published_by_area": published.set_index("home_area")["multi_agency_linked"],
     }
     if rates is not None:
         rows = []

@@ -257,6 +257,7 @@ def model_scenario(con, levers: Levers, *, layer: str = "utla", curve_rates=simu
         "expected_gain_by_number": est["expected_gain_by_number"],
         "layer": layer,
         "by_area": est["by_area"],
+        "published_by_area": est["published_by_area"],
         "total_keys": {"multi_agency_children_linked": est["key_multi_agency_children_linked"]},
         "curve": est.get("curve"),
         "assumptions": list(ASSUMPTIONS_MODEL),

@@ -3,10 +3,11 @@ boundaries, flows between areas, children only linkage finds, and (safeguarding 
 
 ``build(con_or_store, params, role)`` returns the page for one choice of its controls, already protected for
 the role: for aggregate-only roles (analyst, commissioner) every count is published by cell key perturbation
-(docs/DISCLOSURE.md): distinct children with the cell key of the children in the cell, encounters with the
-cell key of the records in it, so the same cell has the same value in the tables, the CSV, the sentences and
-the maps; shares are computed from the published counts. The protection is applied in one place,
-``_protect``. Child lists and journeys are built for the lead only.
+(docs/DISCLOSURE.md): resident children as sums of their home atoms' perturbed counts
+(lib.disclosure.residents), children per flow and national totals with the cell key of the children in the cell,
+encounters on atoms with the cell key of their records, so the same cell has the same value in the tables, the
+CSV, the sentences and the maps; shares are computed from the published counts. The measures are protected in
+the ``*_shown`` functions, nowhere else. Child lists and journeys are built for the lead only.
 ``python -m lib.cli view across --role R --param layer=pfa ...`` writes the same object.
 
 Where each text goes on the page: ``extra["slots"]`` maps a slot name to its texts, in page order, and each
@@ -100,11 +101,20 @@ def _measure(src: Source, key: tuple, compute):
 
 
 def _children(src: Source, layer: str, keyed: bool = False) -> pd.DataFrame:
-    """The layer's child table; ``keyed``: with each child's record key (``rkey``) for disclosure control
-    (made only for roles below the lead: the lead's figures need no key)."""
+    """The layer's child table; ``keyed``: with each child's record key (``rkey``) and home atom, for disclosure
+    control (made only for roles below the lead: the lead's figures need no key)."""
     if keyed:
-        return _measure(src, ("children", layer, True), lambda: spans.child_keys(src.con, _children(src, layer)))
+        return _measure(src, ("children", layer, True), lambda: spans.child_keys(src.con, _children(src, layer),
+                                                                                 _homes(src)))
     return _measure(src, ("children", layer), lambda: spans.child_table(src.con, layer))
+
+
+def _homes(src: Source) -> pd.DataFrame:
+    """Every linked child's home atom and record key (lib.disclosure.residents), once for every layer."""
+    def compute():
+        homes = spans.home_areas(src.con)
+        return spans.child_keys(src.con, homes, homes)
+    return _measure(src, ("homes",), compute)
 
 
 def _keys(src: Source) -> dict:
@@ -117,7 +127,7 @@ def _reach(src: Source) -> pd.DataFrame:
 
 
 def _spans(src: Source, layer: str, keyed: bool = False) -> pd.DataFrame:
-    """Spans by area; ``keyed``: each count with its cell key (``key_<count>``) for publishing."""
+    """Spans by area; ``keyed``: the counts as published below the lead (sums of perturbed home atoms)."""
     return _measure(src, ("spans", layer, keyed), lambda: spans.spans_by_area(
         src.con, layer, children=_children(src, layer, keyed)))
 
@@ -158,16 +168,12 @@ def _child(src: Source, child_id: str) -> tuple[pd.DataFrame, dict]:
 
 # -- protection for the role (one place) ----------------------------------------------------------------
 
-def _protect(frame: pd.DataFrame, counts: list[str], role: str, *, rates=None) -> pd.DataFrame:
-    """``frame`` as ``role`` sees it: exact for the lead; for aggregate-only roles every count replaced by its
-    published value (cell key perturbation, lib.disclosure.cells.publish) and every share ``rates[share] =
-    [denominator, numerator]`` recomputed from the published counts. Key columns never leave."""
-    if not aggregates_suppressed(role):
-        return cells.drop_keys(frame)
-    shown = cells.publish(frame, counts)
-    for share, (denominator, numerator) in (rates or {}).items():
+def _with_shares(frame: pd.DataFrame, rates: dict[str, list[str]]) -> pd.DataFrame:
+    """Every share ``rates[share] = [denominator, numerator]`` recomputed from the published counts: a perturbed
+    part can exceed its perturbed whole, so a share is shown within 0-100% (docs/DISCLOSURE.md)."""
+    shown = frame.copy()
+    for share, (denominator, numerator) in rates.items():
         if share in shown.columns:
-            # a perturbed part can exceed its perturbed whole: a share is shown within 0-100% (docs/DISCLOSURE.md)
             shown[share] = (shown[numerator] / shown[denominator].where(shown[denominator] > 0)).astype(
                 "float64").clip(0.0, 1.0)
     return shown
@@ -183,11 +189,17 @@ def _totals(src: Source, layer: str, role: str) -> dict:
 
 
 def _spans_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
-    return _protect(_spans(src, layer, aggregates_suppressed(role)), span_counts(), role, rates=span_rates())
+    """Spans by area as ``role`` sees them: below the lead, resident children published on home atoms
+    (lib.disclosure.residents: the keyed table's counts are the published ones)."""
+    if not aggregates_suppressed(role):
+        return _spans(src, layer)
+    return _with_shares(_spans(src, layer, True), span_rates())
 
 
 def _missed_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
-    return _protect(_missed(src, layer, aggregates_suppressed(role)), MISSED_COUNTS, role, rates=MISSED_RATES)
+    if not aggregates_suppressed(role):
+        return _missed(src, layer)
+    return _with_shares(_missed(src, layer, True), MISSED_RATES)
 
 
 def _all_flows_shown(src: Source, layer: str, role: str) -> pd.DataFrame:

@@ -52,8 +52,8 @@ PARAMS = {
 #: Counts of children in the simulation's by-area table, each published with its children's cell key.
 SIMULATION_COUNTS = ("multi_agency_true", "recognised_today", "recognised_scenario", "by_number_today",
                      "by_number_scenario")
-#: The model's: children known to 2+ agencies; its expected values are scaled to the published count.
-MODEL_COUNTS = ("multi_agency_linked",)
+#: The model's children known to 2+ agencies are published on home atoms (``_published_model_areas``); its
+#: expected values are scaled to the published count.
 MODEL_EXPECTED = ("by_number_today", "by_number_scenario")
 AGENCY_CAPTION = ("Estimated by linkage today and under the scenario, against the true count: duplicate records "
                   "the agency cannot join inflate its count.")
@@ -140,26 +140,41 @@ def compute(con_or_store, params: dict, *, key: bytes | None = None, progress=No
 
 def protect_areas(result: dict, role: str) -> pd.DataFrame:
     """The by-area table as ``role`` may see it, the one place the scenario is protected: exact for the lead;
-    below the lead every count of children published by cell key perturbation with its children's cell key
-    (lib.disclosure.cells.publish; a result without the keys is refused, never shown exact), gains the
+    below the lead every count of children published by cell key perturbation (the simulation's with its
+    children's cell key, lib.disclosure.cells.publish; the model's on home atoms, as Across and Compare; a
+    result without them is refused, never shown exact), gains the
     differences of the published counts, the model's expected values scaled to the published count of
     children (the same expected share of them), sorted by the published figures."""
     table = result["by_area"]
     if not aggregates_suppressed(role):
         return cells.drop_keys(table).reset_index(drop=True)
-    counts = MODEL_COUNTS if result["kind"] == "model" else SIMULATION_COUNTS
-    shown = cells.publish(table, counts)
     if result["kind"] == "model":
+        shown = _published_model_areas(result)
         true = table["multi_agency_linked"].astype("float64")
         ratio = (shown["multi_agency_linked"] / true.where(true > 0)).fillna(0.0)
         for column in MODEL_EXPECTED:
             shown[column] = (table[column].astype("float64") * ratio).round(1)
+    else:
+        shown = cells.publish(table, SIMULATION_COUNTS)
     for gain, (before, after) in sc.AREA_GAIN_COLUMNS.items():
         if gain in shown.columns:
             shown[gain] = (shown[after] - shown[before]).round(1)
     first = "multi_agency_linked" if result["kind"] == "model" else "multi_agency_true"
     value = "gain_by_number" if "gain_by_number" in shown.columns else "gain"
     return shown.sort_values([value, first, "area_code"], ascending=[False, False, True]).reset_index(drop=True)
+
+
+def _published_model_areas(result: dict) -> pd.DataFrame:
+    """The model's by-area table with its children per area as published (``published_by_area``: sums of the
+    children's home atoms' perturbed counts, lib.disclosure.residents, the values Across boundaries and Compare
+    show for the same areas). A result without them is refused, never shown exact."""
+    if "published_by_area" not in result:
+        raise KeyError("the model's by-area table has no published counts (published_by_area): it cannot be shown "
+                       "below the safeguarding lead")
+    shown = result["by_area"].copy()
+    published = result["published_by_area"]
+    shown["multi_agency_linked"] = shown["area_code"].map(published).fillna(0).astype("int64")
+    return shown
 
 
 def _perturbed(count, key: int) -> int:
