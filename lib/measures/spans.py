@@ -90,8 +90,10 @@ def area_names(layer: str) -> dict[str, str]:
     return lookup.name_of(layer)
 
 
-def _home_sql(layer: str) -> str:
-    """SQL (a CTE body) giving one row per placed child: child_id, home_area."""
+def _home_sql(layer: str, source: str = "encounters e JOIN record_child rc USING (record_key)",
+              child: str = "rc.child_id") -> str:
+    """SQL (a CTE body) giving one row per placed child: child_id, home_area. ``source``: the linked records
+    (alias ``e`` with the encounter's columns; ``child`` the child's id), the store's by default."""
     # any registered layer (drawn ones first, as the message lists them), read from its stored home_ column
     allowed = (*HOME_LAYERS, *(k for k in layers.REGISTRY if k not in HOME_LAYERS))
     column = f"home_{layers.REGISTRY[_check_layer(layer, allowed)].stored_key}"
@@ -99,9 +101,10 @@ def _home_sql(layer: str) -> str:
         SELECT child_id, area AS home_area FROM (
             SELECT child_id, area, row_number() OVER (
                        PARTITION BY child_id ORDER BY last_seen DESC, n DESC, area) AS pick
-            FROM (SELECT rc.child_id, e.{column} AS area, max(e.encounter_date) AS last_seen, count(*) AS n
-                  FROM encounters e JOIN record_child rc USING (record_key)
-                  WHERE rc.child_id IS NOT NULL AND e.{column} IS NOT NULL
+            FROM (SELECT {child} AS child_id, e.{column} AS area, max(e.encounter_date) AS last_seen,
+                         count(*) AS n
+                  FROM {source}
+                  WHERE {child} IS NOT NULL AND e.{column} IS NOT NULL
                   GROUP BY ALL))
         WHERE pick = 1"""
 
@@ -109,25 +112,41 @@ def _home_sql(layer: str) -> str:
 def child_table(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
     """One row per linked child: child_id, home_area (NA if unplaced), records, agencies, cse_records,
     first_date, last_date, and ``areas_<g>`` (distinct encounter areas) for each span geography."""
+    return child_tables(con, [layer])[layer]
+
+
+def child_tables(con: duckdb.DuckDBPyConnection, layer_list) -> dict[str, pd.DataFrame]:
+    """``child_table`` of every layer of ``layer_list`` from one query: the per-child counts do not depend on
+    the layer (computed once) and every layer's home area is read from one pass over the linked records, so a
+    write storing the measures of seven layers does not recount the record tables seven times."""
     _require_linkage(con)
+    chosen = list(dict.fromkeys(layer_list))
     areas = ", ".join(f"count(DISTINCT e.enc_{layers.REGISTRY[g].stored_key}) AS areas_{g}" for g in SPAN_LAYERS)
+    needed = sorted({"e.encounter_date", "e.agency_type", "e.cse_flag",
+                     *(f"e.enc_{layers.REGISTRY[g].stored_key}" for g in SPAN_LAYERS),
+                     *(f"e.home_{layers.REGISTRY[k].stored_key}" for k in chosen)})
+    linked = (f"linked AS MATERIALIZED (SELECT rc.child_id, {', '.join(needed)} FROM encounters e "
+              "JOIN record_child rc USING (record_key) WHERE rc.child_id IS NOT NULL)")
+    homes = ",\n".join(f"h{i} AS ({_home_sql(k, 'linked e', 'e.child_id')})" for i, k in enumerate(chosen))
     frame = query(con, f"""
-        WITH home AS ({_home_sql(layer)}),
+        WITH {linked}, {homes},
         kids AS (
-            SELECT rc.child_id, count(*) AS records, count(DISTINCT e.agency_type) AS agencies,
+            SELECT e.child_id, count(*) AS records, count(DISTINCT e.agency_type) AS agencies,
                    count(*) FILTER (WHERE e.cse_flag) AS cse_records,
                    min(e.encounter_date) AS first_date, max(e.encounter_date) AS last_date, {areas}
-            FROM encounters e JOIN record_child rc USING (record_key)
-            WHERE rc.child_id IS NOT NULL
-            GROUP BY rc.child_id)
-        SELECT k.child_id, h.home_area, k.* EXCLUDE (child_id)
-        FROM kids k LEFT JOIN home h USING (child_id)
+            FROM linked e
+            GROUP BY e.child_id)
+        SELECT k.child_id, {", ".join(f"h{i}.home_area AS home{i}" for i in range(len(chosen)))},
+               k.* EXCLUDE (child_id)
+        FROM kids k {" ".join(f"LEFT JOIN h{i} ON h{i}.child_id = k.child_id" for i in range(len(chosen)))}
         ORDER BY k.child_id""")
     for g in SPAN_LAYERS:
         frame[f"spans_{g}"] = frame[f"areas_{g}"] > 1
     frame["spans_any"] = frame[[f"spans_{g}" for g in SPAN_LAYERS]].any(axis=1)
     frame["multi_agency"] = frame["agencies"] >= 2
-    return frame
+    rest = [c for c in frame.columns if c != "child_id" and not (c.startswith("home") and c[4:].isdigit())]
+    return {k: frame[["child_id", f"home{i}", *rest]].rename(columns={f"home{i}": "home_area"})
+            for i, k in enumerate(chosen)}
 
 
 def child_keys(con: duckdb.DuckDBPyConnection, children: pd.DataFrame) -> pd.DataFrame:
@@ -399,31 +418,41 @@ def spanning_children(con: duckdb.DuckDBPyConnection, layer: str, area: str | No
     return chosen[keep].reset_index(drop=True)
 
 
-def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame | None = None,
-             reach: pd.DataFrame | None = None, keys: dict | None = None) -> dict[str, int]:
-    """National totals: records, anonymous_records, children, multi_agency, spans_<g> and spans_any,
-    missed (multi-agency children only probabilistic linkage joined), unplaced (children with no home
-    area in ``layer``). ``children``, ``reach``: as for ``missed_without_linkage``. ``keys``: the store's
-    record keys (``lib.disclosure.members.key_tables``) with ``children`` carrying ``rkey`` (``child_keys``):
-    each total ``x`` then comes with its cell key ``key_x``."""
+def record_totals(con: duckdb.DuckDBPyConnection, keys: dict | None = None) -> pd.Series:
+    """The linked records' totals ``overview`` reports (the same for every layer): records, anonymous_records
+    and, with ``keys``, their cell keys key_records, key_anonymous_records (0 without)."""
     from lib.disclosure.cellkey import KEYS
-    from lib.disclosure.cells import key_column, total_cell
     from lib.disclosure.members import RECORD_KEYS, register
 
-    children = child_table(con, layer) if children is None else children
-    reach = exact_match_reach(con) if reach is None else reach
-    keyed = keys is not None and "rkey" in children.columns
+    keyed = keys is not None
     with cursor(con) as cur:
         if keyed:
             register(cur, keys)
         join = f"JOIN {RECORD_KEYS} rk ON rk.record_key = e.record_key" if keyed else ""
         rkey = "rk.rkey" if keyed else "0"
-        counts = cur.execute(f"""SELECT count(*) AS records,
-                                   count(*) FILTER (WHERE rc.child_id IS NULL) AS anonymous_records,
-                                   coalesce(sum({rkey}), 0) % {KEYS} AS key_records,
-                                   coalesce(sum({rkey}) FILTER (WHERE rc.child_id IS NULL), 0) % {KEYS}
-                                       AS key_anonymous_records
-                            FROM encounters e JOIN record_child rc USING (record_key) {join}""").df().iloc[0]
+        return cur.execute(f"""SELECT count(*) AS records,
+                                 count(*) FILTER (WHERE rc.child_id IS NULL) AS anonymous_records,
+                                 coalesce(sum({rkey}), 0) % {KEYS} AS key_records,
+                                 coalesce(sum({rkey}) FILTER (WHERE rc.child_id IS NULL), 0) % {KEYS}
+                                     AS key_anonymous_records
+                          FROM encounters e JOIN record_child rc USING (record_key) {join}""").df().iloc[0]
+
+
+def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame | None = None,
+             reach: pd.DataFrame | None = None, keys: dict | None = None,
+             totals: pd.Series | None = None) -> dict[str, int]:
+    """National totals: records, anonymous_records, children, multi_agency, spans_<g> and spans_any,
+    missed (multi-agency children only probabilistic linkage joined), unplaced (children with no home
+    area in ``layer``). ``children``, ``reach``: as for ``missed_without_linkage``. ``keys``: the store's
+    record keys (``lib.disclosure.members.key_tables``) with ``children`` carrying ``rkey`` (``child_keys``):
+    each total ``x`` then comes with its cell key ``key_x``. ``totals``: ``record_totals(con, keys)`` if
+    already computed (with the keys when ``keys`` is given)."""
+    from lib.disclosure.cells import key_column, total_cell
+
+    children = child_table(con, layer) if children is None else children
+    reach = exact_match_reach(con) if reach is None else reach
+    keyed = keys is not None and "rkey" in children.columns
+    counts = record_totals(con, keys if keyed else None) if totals is None else totals
     missed = reach.loc[reach["agencies_exact"] < 2, ["child_id"]]
     out = {"records": int(counts["records"]), "anonymous_records": int(counts["anonymous_records"]),
            "children": int(len(children)), "multi_agency": int(children["multi_agency"].sum()),
