@@ -318,6 +318,7 @@ def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True):
     totals = spans.record_totals(con, keys if keyed else None)  # the overviews' record totals: every layer's
     every = [*spans.HOME_LAYERS, *(k for k in compare_layers if k not in spans.HOME_LAYERS)]
     tables = spans.child_tables(con, every)  # one pass over the linked records for every layer's children
+    homes = spans.home_areas(tables)  # every layer's homes, read by the flows instead of recomputed
     child_rkey = None  # every layer's table lists the same children in the same order: their keys hashed once
     for layer in every:
         children = tables.pop(layer)
@@ -331,9 +332,9 @@ def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True):
         yield frame_name("across", "overview", layer, False), spans.overview(con, layer, children=children,
                                                                             reach=reach, totals=totals)
         # the keyed flows are the exact flows plus their cell keys (same rows, same order): one query for both
-        with_keys = spans.flows(con, layer, top=None, keys=keys) if keyed else None
+        with_keys = spans.flows(con, layer, top=None, keys=keys, homes=homes) if keyed else None
         yield frame_name("across", "flows", layer, False), (
-            spans.flows(con, layer, top=None) if with_keys is None
+            spans.flows(con, layer, top=None, homes=homes) if with_keys is None
             else with_keys[[c for c in with_keys.columns if not c.startswith("key_")]])
         yield frame_name("across", "spanning", layer, None), spans.spanning_children(
             con, layer, limit=SPANNING_LIMIT, children=children)
@@ -352,7 +353,8 @@ def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True):
         yield frame_name("across", "flows", layer, True), with_keys
         atoms_of = tuple(spans.atom_layers(layer))
         if atoms_of not in flow_atoms:
-            flow_atoms[atoms_of] = spans.flow_encounter_atoms(con, list(atoms_of), keys)
+            flow_atoms[atoms_of] = spans.flow_encounter_atoms(
+                con, list(atoms_of), keys, homes=homes if set(atoms_of) <= set(every) else None)
         yield (frame_name("across", "flow_encounters", layer),
                spans.published_flow_encounters(con, layer, keys, atoms=flow_atoms[atoms_of]))
 

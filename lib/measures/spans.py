@@ -149,6 +149,29 @@ def child_tables(con: duckdb.DuckDBPyConnection, layer_list) -> dict[str, pd.Dat
             for i, k in enumerate(chosen)}
 
 
+#: The name a ``home_areas`` frame is registered under on a cursor (``flows``, ``flow_encounter_atoms``).
+HOMES = "joinedup_child_homes"
+
+
+def home_areas(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every child's home area in each layer, from ``child_tables``'s tables (same children, same order):
+    child_id, home_<layer>... Passed to ``flows`` and ``flow_encounter_atoms``, it spares them recomputing the
+    homes from the records."""
+    first = next(iter(tables.values()))
+    out = pd.DataFrame({"child_id": first["child_id"]})
+    for layer, table in tables.items():
+        if not table["child_id"].equals(first["child_id"]):
+            raise ValueError("child tables of different children")
+        out[f"home_{_check_layer(layer, tuple(layers.REGISTRY))}"] = table["home_area"]
+    return out
+
+
+def _homes_sql(layer: str) -> str:
+    """``_home_sql``'s rows read from a registered ``home_areas`` frame (``HOMES``)."""
+    column = f"home_{_check_layer(layer, tuple(layers.REGISTRY))}"
+    return f"SELECT child_id, {column} AS home_area FROM {HOMES} WHERE {column} IS NOT NULL"
+
+
 def child_keys(con: duckdb.DuckDBPyConnection, children: pd.DataFrame) -> pd.DataFrame:
     """``children`` (with ``child_id``) plus ``rkey``: each child's record key for disclosure control (the
     keyed hash of lib.disclosure.members, the same key wherever the child is counted)."""
@@ -204,7 +227,7 @@ def spans_by_area(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataF
 
 
 def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area: str | None = None,
-          keys: dict | None = None) -> pd.DataFrame:
+          keys: dict | None = None, homes: pd.DataFrame | None = None) -> pd.DataFrame:
     """Where children resident in one area of ``layer`` are encountered in another.
 
     One row per (home area → encounter area) with the two different: ``from_code``, ``from_name``,
@@ -216,6 +239,7 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     ``keys``: the store's record and child keys (``lib.disclosure.members.key_tables``): each count ``x``
     then comes with its cell key ``key_x`` (children: sum of the children's keys; encounters: of the records'
     keys; modulo 256), the reverse columns with the keys of the reverse cell.
+    ``homes``: ``home_areas`` of the children (with ``layer``) when the caller already has them.
     """
     from lib.disclosure.cellkey import KEYS
     from lib.disclosure.members import CHILD_KEYS, RECORD_KEYS, register
@@ -237,7 +261,7 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     key_columns = (", m.key_children, m.key_encounters, coalesce(r.key_children, 0) AS key_reverse_children, "
                    "coalesce(r.key_encounters, 0) AS key_reverse_encounters") if keyed else ""
     sql = f"""
-        WITH home AS ({_home_sql(layer)}),
+        WITH home AS ({_home_sql(layer) if homes is None else _homes_sql(layer)}),
         per_child AS (
             SELECT h.home_area AS from_code, e.{enc} AS to_code, rc.child_id, any_value({ckey}) AS ckey,
                    count(*) AS n, sum({rkey}) AS rsum
@@ -259,6 +283,8 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     with cursor(con) as cur:
         if keyed:
             register(cur, keys)
+        if homes is not None:
+            cur.register(HOMES, homes)
         frame = cur.execute(sql, params).df()
     names = area_names(layer)
     frame.insert(1, "from_name", frame["from_code"].map(names).fillna(frame["from_code"]).astype("str"))
@@ -309,22 +335,26 @@ def published_flow_encounters(con: duckdb.DuckDBPyConnection, layer: str, keys: 
     return out
 
 
-def flow_encounter_atoms(con: duckdb.DuckDBPyConnection, atoms_of: list[str], keys: dict) -> pd.DataFrame:
+def flow_encounter_atoms(con: duckdb.DuckDBPyConnection, atoms_of: list[str], keys: dict,
+                         homes: pd.DataFrame | None = None) -> pd.DataFrame:
     """The atoms of published flow encounters over the layers ``atoms_of`` (``atom_layers(layer)``): home0...,
     enc0... (the linked child's home area and the encounter's area in each), n (records), cell_key and
-    ``encounters`` (n perturbed with the cell key)."""
+    ``encounters`` (n perturbed with the cell key). ``homes``: ``home_areas`` of the children (with every layer
+    of ``atoms_of``) when the caller already has them."""
     from lib.disclosure.cellkey import KEYS, perturb
     from lib.disclosure.members import RECORD_KEYS, register
 
     _require_linkage(con)
-    homes = ",\n".join(f"h{i} AS ({_home_sql(g)})" for i, g in enumerate(atoms_of))
+    ctes = ",\n".join(f"h{i} AS ({_home_sql(g) if homes is None else _homes_sql(g)})" for i, g in enumerate(atoms_of))
     joins = " ".join(f"LEFT JOIN h{i} ON h{i}.child_id = rc.child_id" for i in range(len(atoms_of)))
     columns = ", ".join([*(f"h{i}.home_area AS home{i}" for i in range(len(atoms_of))),
                          *(f"e.enc_{layers.REGISTRY[g].stored_key} AS enc{i}" for i, g in enumerate(atoms_of))])
     with cursor(con) as cur:
         register(cur, keys)
+        if homes is not None:
+            cur.register(HOMES, homes)
         atoms = cur.execute(f"""
-            WITH {homes}
+            WITH {ctes}
             SELECT {columns}, count(*) AS n, CAST(sum(k.rkey) % {KEYS} AS INTEGER) AS cell_key
             FROM encounters e JOIN record_child rc USING (record_key)
                  JOIN {RECORD_KEYS} k ON k.record_key = e.record_key {joins}
