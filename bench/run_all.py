@@ -324,17 +324,20 @@ def step_boardpack(size: int, work: Path, seed: int) -> None:
 
 
 def step_default_store(size: int, work: Path, seed: int) -> None:
-    """The app's first-start dataset (lib.records.default), linked: the setting of the page target."""
+    """The app's first-start dataset (lib.records.default), linked: the setting of the page target. Written as
+    the app writes it, each change the store's next version (``ensure_default_dataset`` makes the store versioned,
+    so a plain read-write connection to it is refused): the linkage run too, through ``versions.write``."""
+    import lib.measures.aggregates  # noqa: F401  (registers the cube builder, as the app and the CLI do)
     from lib.linkage.run import LinkConfig, link
-    from lib.records import store
+    from lib.records import versions
     from lib.records.default import ensure_default_dataset
 
     db = work / "store.duckdb"
     started = time.perf_counter()
     summary = ensure_default_dataset(db, None, key=KEY)
-    con = store.connect(db)
-    link(con, LinkConfig())
-    con.close()
+    with versions.write(db, "bench: link the default dataset") as w:
+        link(w.con, LinkConfig())
+        w.change = "linkage run"
     emit("default dataset built and linked", round(time.perf_counter() - started, 2), "s",
          encounters=summary["encounters"])
 

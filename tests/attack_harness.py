@@ -698,7 +698,7 @@ def resident_base(con) -> pd.DataFrame:
     """One row per linked child: its flags, its home in every resident layer (``home_<layer>``) and its home
     atom as the service publishes on (lib.measures.spans.home_areas: the product's own partition)."""
     flags = spans.child_table(con, spans.HOME_LAYERS[0])[["child_id", "multi_agency", "spans_any"]]
-    return spans.home_areas(con).merge(flags, on="child_id", how="left")
+    return spans.resident_homes(con).merge(flags, on="child_id", how="left")
 
 
 def _resident_members(base: pd.DataFrame, layer: str, area: str) -> pd.DataFrame:

@@ -113,13 +113,18 @@ def assert_same_views(con, pages: bool = False) -> bool:
 
 
 def assert_pages_read_the_stored_measures(con) -> None:
-    from lib.views import across, data
+    from lib.views import across, compare, data
     from lib.views.base import Source
 
+    linked = store.has_table(con, "record_child")
     for module, role, params in ((across, "lead", {"layer": "utla", "span": "any", "top": 15}),
                                  (across, "commissioner", {"layer": "pfa", "span": "any", "top": 5}),
                                  (data, "analyst", {"layer": "utla", "basis": "either", "agency": "all"}),
-                                 (data, "analyst", {"layer": "icb", "basis": "home", "agency": "police"})):
+                                 (data, "analyst", {"layer": "icb", "basis": "home", "agency": "police"}),
+                                 (compare, "commissioner", {"layer": "utla"}),
+                                 (compare, "analyst", {"layer": "nhs", "period": "all", "mode": "neighbours"}),
+                                 *(((compare, "commissioner", {"layer": "pfa", "measure": "cse_children"}),)
+                                   if linked else ())):
         full = {**{k: v.default for k, v in module.PARAMS.items()}, **params}
         kept, counted = Source(con), Source(con, use_stored=False)
         extra = {"figures": ()} if module is across else {}

@@ -51,3 +51,24 @@ def test_a_failing_step_is_reported_and_its_dependents_skipped(tmp_path):
     assert by_name["link time"]["value"] is None and "skipped" in by_name["link time"]["note"]
     text = run_all.table(figures, [1000])
     assert "failed" in text.split("| ingest + validate + geocode + store |")[1].split("\n")[0]
+
+
+def test_the_default_dataset_step_links_the_versioned_store_it_builds(tmp_path, monkeypatch, capsys):
+    # ensure_default_dataset writes the store as its first version; the step then links it as the store's next
+    # version (a plain read-write connection to a versioned store is refused: the step failed on it before).
+    import functools
+
+    from lib.records import default, store, versions
+
+    monkeypatch.setattr(default, "ensure_default_dataset",
+                        functools.partial(default.ensure_default_dataset, n_encounters=1500))
+    run_all.step_default_store(0, tmp_path, 1)
+    figures = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["figure"] for r in figures] == ["default dataset built and linked"]
+    assert figures[0]["encounters"] > 1000
+    assert versions.current(tmp_path / "store.duckdb").number >= 2  # the dataset, then its linkage run
+    con = store.connect(tmp_path / "store.duckdb", read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM record_child").fetchall()[0][0] > 1000
+    finally:
+        con.close()

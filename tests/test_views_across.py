@@ -128,7 +128,7 @@ def test_aggregate_roles_see_small_counts_perturbed(store):
     assert shown.keys() == true.keys()
     con = store_mod.connect(store, read_only=True)
     try:
-        atoms = spans.home_areas(con).groupby("home_lad")[residents.ATOM].nunique()
+        atoms = spans.resident_homes(con).groupby("home_lad")[residents.ATOM].nunique()
     finally:
         con.close()
     assert all(abs(shown[a] - true[a]) <= MAX_NOISE * atoms.get(a, 0) and shown[a] >= 0 for a in true)

@@ -124,9 +124,22 @@ def national_children(con, period: str = "all", keys: dict | None = None) -> pd.
                    count(DISTINCT child_id) FILTER (WHERE cse) AS cse_children
             FROM base WHERE ? = 'all' OR year = ? GROUP BY agency_type""", [period, period])
         return frame
-    cells = _sql(con, keys, _children_sql(f"'{NATIONAL_CODE}'"))
-    cells = _perturb_children(cells[cells["period"] == period])
-    return cells[["agency_type", *DISTINCT]].reset_index(drop=True)
+    return national_period(national_children_cells(con, keys), period)
+
+
+def national_children_cells(con, keys: dict) -> pd.DataFrame:
+    """England and Wales's published children cells of every period (``agency_type``, ``period``, then
+    ``DISTINCT``), before one period is chosen (``national_period``): computed once, kept by the stored measures."""
+    if not _has_table(con, "record_child"):
+        return pd.DataFrame({"agency_type": pd.Series(dtype="str"), "period": pd.Series(dtype="str"),
+                             **{m: pd.Series(dtype="int64") for m in DISTINCT}})
+    cells = _perturb_children(_sql(con, keys, _children_sql(f"'{NATIONAL_CODE}'")))
+    return cells[["agency_type", "period", *DISTINCT]].sort_values(["agency_type", "period"]).reset_index(drop=True)
+
+
+def national_period(cells: pd.DataFrame, period: str) -> pd.DataFrame:
+    """``national_children``'s published rows for ``period`` from ``national_children_cells``."""
+    return cells[cells["period"] == period][["agency_type", *DISTINCT]].reset_index(drop=True)
 
 
 def _perturb_children(frame: pd.DataFrame) -> pd.DataFrame:
@@ -218,6 +231,12 @@ def area_record_sums(con, keys: dict, layer: str, measures: dict[str, str], *, l
     Each measure is perturbed on the same atoms as the cube (agency x financial year x every enc_<layer> of the
     measure layers) and summed, so it adds up across layers and agrees with the cube wherever the condition is
     the same (``TRUE`` gives the cube's records)."""
+    return sum_record_atoms(record_atoms(con, keys, measures, linked_sizes=linked_sizes), layer, measures)
+
+
+def record_atoms(con, keys: dict, measures: dict[str, str], *, linked_sizes: bool = False) -> pd.DataFrame:
+    """``area_record_sums``'s published atoms (agency x financial year x every ``enc_<layer>`` of the measure
+    layers), the same for every layer: computed once, they give every layer's sums (``sum_record_atoms``)."""
     columns = list(dict.fromkeys(_stored(x) for x in convert.MEASURE_LAYERS))
     cols = ", ".join(f"e.{c}" for c in columns)
     parts = []
@@ -233,9 +252,14 @@ def area_record_sums(con, keys: dict, layer: str, measures: dict[str, str], *, l
         SELECT e.agency_type, {_YEAR} AS year, {cols}, {", ".join(parts)}
         FROM encounters e JOIN {members.RECORD_KEYS} k USING (record_key) {join}
         GROUP BY ALL""")
-    column = _stored(layer)
     for name in measures:
         atoms[name] = cellkey.perturb(atoms[name].to_numpy("int64"), atoms[f"{name}_key"].to_numpy("int64"))
+    return atoms
+
+
+def sum_record_atoms(atoms: pd.DataFrame, layer: str, measures) -> pd.DataFrame:
+    """Published atoms of ``record_atoms`` summed per area of ``layer`` (``area_code`` and one column per measure)."""
+    column = _stored(layer)
     placed = atoms[atoms[column].notna()]
     out = placed.groupby(column)[list(measures)].sum().astype("float64")
     out.index = out.index.astype("str")

@@ -36,10 +36,12 @@ def _mode_columns(source: str, key: str, columns: list[str]) -> str:
     return sql
 
 
-def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
+def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection, *, nodes: bool = True
+                       ) -> tuple[pd.DataFrame | None, pd.DataFrame]:
     """(nodes for Splink, record → node table with the NHS flags), from a frame of RECORD_COLUMNS or
     straight from a store's `encounters` table. Runs in DuckDB: at a million records, grouping
-    64-character hashes in pandas costs tens of seconds, and a round trip through pandas several more."""
+    64-character hashes in pandas costs tens of seconds, and a round trip through pandas several more.
+    ``nodes`` False: no nodes (None), for a caller that stops at the NHS-number pass (the scenario's curve)."""
     if isinstance(records, pd.DataFrame):
         con = duckdb.connect()
         con.register("records", records)
@@ -77,8 +79,10 @@ def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection) -> tup
                    j.g IS NOT NULL AND j.g IN (SELECT g FROM judged WHERE contradicts) AS shared_number_suspected
             FROM named r LEFT JOIN judged j USING (record_key) LEFT JOIN trusted t USING (record_key)
             ORDER BY r.record_key""").df()
+        if not nodes:
+            return None, record_nodes
         features = ", ".join(model.FEATURES)
-        nodes = con.execute(f"""
+        frame = con.execute(f"""
             SELECT 'N:' || t.group_key AS unique_id, true AS has_nhs, {features}
             FROM ({_mode_columns('trusted', 'g', model.FEATURES)}) m
             JOIN (SELECT g, any_value(group_key) AS group_key FROM trusted GROUP BY g) t USING (g)
@@ -88,8 +92,8 @@ def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection) -> tup
             ORDER BY unique_id""").df()
     finally:
         con.close()
-    nodes["birth_year"] = pd.to_numeric(nodes["birth_year"]).astype("Int64")
-    return nodes, record_nodes
+    frame["birth_year"] = pd.to_numeric(frame["birth_year"]).astype("Int64")
+    return frame, record_nodes
 
 
 def uses_name_blocking(config: LinkConfig, nodes: int) -> bool:

@@ -30,7 +30,7 @@ from lib.disclosure import cells, members, service
 from lib.disclosure.keys import NoSecret
 from lib.geo import layers as layer_registry
 from lib.geo import lookup
-from lib.measures import convert, counts, spans
+from lib.measures import compare, convert, counts, spans
 from lib.records import aggregates as stored
 from lib.records import store
 from lib.records.store import AREA_BASES, COMPLETENESS_LAYERS, atomic, cursor
@@ -40,7 +40,8 @@ GROUPED_COLUMNS = ["agency_type", "area_code", "granularity", "period", *counts.
 CUBE_COLUMNS = [*GROUPED_COLUMNS, "apportioned", "layer", "basis"]
 UNPLACED_COLUMNS = ["agency_type", "agency_code", "records"]
 #: Bumped whenever what the stored cubes hold changes: a store built by another release is rebuilt, never read.
-CUBES_FORMAT = "3"  # 2: with the pages' stored measures (agg_frames, schema 7); 3: resident children on home atoms
+CUBES_FORMAT = "3"  # 2: with the pages' stored measures (agg_frames, schema 7); 3: with Compare's, and
+#: resident children on home atoms
 #: Where the disclosure keys are kept (registered name -> stored table).
 KEY_TABLES = {members.RECORD_KEYS: "agg_record_keys", members.CHILD_KEYS: "agg_child_keys"}
 
@@ -287,10 +288,17 @@ def completeness_by_area(atoms: pd.DataFrame, placed: list[str], layer: str) -> 
             .groupby(["agency_type", "area_code"], dropna=False, as_index=False)[list(COMPLETENESS_COUNTS)].sum())
 
 
-def view_frames(con, keys: dict | None, linked: bool):
-    """Every stored measure of the pages, as (name, value) pairs: what ``lib.views.across`` and ``lib.views.data``
-    would compute on first open (the same public functions of ``lib.measures.spans``, the same memo keys).
-    ``keys``: the store's record and child keys (None: nothing ingested, no published measure)."""
+def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True):
+    """Every stored measure of the pages, as (name, value) pairs: what ``lib.views.across``, ``lib.views.data``
+    and ``lib.views.compare`` would compute on first open (the same public functions of ``lib.measures.spans``
+    and ``lib.measures.compare``, the same memo keys). ``keys``: the store's record and child keys (None: nothing
+    ingested, no published measure). ``across`` False: not the measures named ``across/...``, which count only
+    linked records (kept by an upload that links none: ``_across_unchanged``)."""
+    if keys is not None:  # Compare below the lead: published records per area (one set of atoms, every layer)
+        atoms = service.record_atoms(con, keys, compare.published_measures(linked), linked_sizes=linked)
+        for layer in stored.measure_layers():
+            yield frame_name("compare", "sums", layer), compare.published_sums(atoms, layer, linked)
+        del atoms
     if keys is not None:  # Data: identifier completeness as published below the lead, every layer and basis
         atoms: dict = {}
         for layer in store_layers():
@@ -300,41 +308,54 @@ def view_frames(con, keys: dict | None, linked: bool):
                     atoms[(tuple(placed), basis)] = completeness_atoms(con, placed, basis, keys)
                 yield (frame_name("data.completeness", layer, basis),
                        completeness_by_area(atoms[(tuple(placed), basis)], placed, layer))
-    if not linked:
+    if not linked or not across:
         return
     reach = spans.exact_match_reach(con)
     keyed = keys is not None and members.CHILD_KEYS in keys
     flow_atoms: dict = {}  # published flow encounters' atoms, by their layers (one partition for every layer)
-    homes = None
-    if keyed:  # every child's home atom and record key, once for every layer (lib.disclosure.residents)
-        homes = spans.home_areas(con)
-        homes = spans.child_keys(con, homes, homes)
-    for layer in spans.HOME_LAYERS:
-        children = spans.child_table(con, layer)
+    if keyed:  # Compare below the lead: England and Wales's children (linked records only, so "across/")
+        yield frame_name("across", "compare_national"), service.national_children_cells(con, keys)
+    compare_layers = stored.measure_layers() if keyed else []
+    totals = spans.record_totals(con, keys if keyed else None)  # the overviews' record totals: every layer's
+    every = [*spans.HOME_LAYERS, *(k for k in compare_layers if k not in spans.HOME_LAYERS)]
+    tables = spans.child_tables(con, every)  # one pass over the linked records for every layer's children
+    homes = spans.home_areas(tables)  # every layer's homes, read by the flows instead of recomputed
+    keyed_homes = None
+    if keyed:  # every child's home atom and record key, hashed once for every layer (lib.disclosure.residents)
+        keyed_homes = spans.resident_homes(con, tables)
+        keyed_homes = spans.child_keys(con, keyed_homes, keyed_homes)
+    for layer in every:
+        children = tables.pop(layer)
+        if layer in compare_layers:  # Compare's resident children, published (linked records only)
+            yield frame_name("across", "compare_span", layer), compare.published_span(
+                spans.child_keys(con, children, keyed_homes))
+        if layer not in spans.HOME_LAYERS:
+            continue
         yield frame_name("across", "spans", layer, False), spans.spans_by_area(con, layer, children=children)
         yield frame_name("across", "missed", layer, False), spans.missed_without_linkage(
             con, layer, children=children, reach=reach)
         yield frame_name("across", "overview", layer, False), spans.overview(con, layer, children=children,
-                                                                            reach=reach)
+                                                                            reach=reach, totals=totals)
         # the keyed flows are the exact flows plus their cell keys (same rows, same order): one query for both
-        with_keys = spans.flows(con, layer, top=None, keys=keys) if keyed else None
+        with_keys = spans.flows(con, layer, top=None, keys=keys, homes=homes) if keyed else None
         yield frame_name("across", "flows", layer, False), (
-            spans.flows(con, layer, top=None) if with_keys is None
+            spans.flows(con, layer, top=None, homes=homes) if with_keys is None
             else with_keys[[c for c in with_keys.columns if not c.startswith("key_")]])
         yield frame_name("across", "spanning", layer, None), spans.spanning_children(
             con, layer, limit=SPANNING_LIMIT, children=children)
         if not keyed:
             continue
-        keyed_children = spans.child_keys(con, children, homes)
+        keyed_children = spans.child_keys(con, children, keyed_homes)
         yield frame_name("across", "spans", layer, True), spans.spans_by_area(con, layer, children=keyed_children)
         yield frame_name("across", "missed", layer, True), spans.missed_without_linkage(
             con, layer, children=keyed_children, reach=reach)
-        yield frame_name("across", "overview", layer, True), spans.overview(con, layer, children=keyed_children,
-                                                                           reach=reach, keys=keys)
+        yield frame_name("across", "overview", layer, True), spans.overview(
+            con, layer, children=keyed_children, reach=reach, keys=keys, totals=totals)
         yield frame_name("across", "flows", layer, True), with_keys
         atoms_of = tuple(spans.atom_layers(layer))
         if atoms_of not in flow_atoms:
-            flow_atoms[atoms_of] = spans.flow_encounter_atoms(con, list(atoms_of), keys)
+            flow_atoms[atoms_of] = spans.flow_encounter_atoms(
+                con, list(atoms_of), keys, homes=homes if set(atoms_of) <= set(every) else None)
         yield (frame_name("across", "flow_encounters", layer),
                spans.published_flow_encounters(con, layer, keys, atoms=flow_atoms[atoms_of]))
 
@@ -378,11 +399,11 @@ def _across_unchanged(cur) -> bool:
 def build_views(cur, keys: dict | None, linked: bool, *, across: bool = True) -> int:
     """Store every measure of ``view_frames`` in ``agg_frames`` on ``cur`` (inside the caller's transaction, the
     keys registered or not: each function registers what it needs on the same cursor); returns how many.
-    ``across`` False: only the Data page's (the Across measures are kept: ``_across_unchanged``)."""
+    ``across`` False: only the Data and Compare pages' (the ``across/...`` measures are kept: ``_across_unchanged``)."""
     here = _InTransaction(cur)
     n = 0
     try:
-        for name, value in view_frames(here, keys, linked and across):
+        for name, value in view_frames(here, keys, linked, across=across):
             kind, payload = _payload(value)
             cur.execute("INSERT INTO agg_frames VALUES (?, ?, ?)", [name, kind, payload])
             n += 1

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from lib.disclosure import service
+from lib.disclosure import residents, service
 from lib.measures import convert, population, spans
 from lib.measures import divergence as dv
 from lib.measures.counts import MeasureCube, agency_counts
@@ -96,7 +96,7 @@ LINKED_MEASURES = {"identifiable": "NOT e.is_anonymous AND rc.in_rc", "linked": 
 
 def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: str = "cse_records",
               population: pd.Series | None = None, a: str = "police", b: str = "children_social_care",
-              keys: dict | None = None) -> pd.DataFrame:
+              keys: dict | None = None, published: dict | None = None) -> pd.DataFrame:
     """One row per area of ``layer`` with the numerators and denominators of every indicator:
     ``area_code``, ``area_name``, one count column per agency, ``total``, ``children_population``,
     ``encounters``, ``valid_nhs``, ``name_dob``, ``children``, ``spanning``, ``identifiable``, ``linked``,
@@ -104,8 +104,9 @@ def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: 
 
     ``keys`` (``lib.disclosure.members.key_tables``; pass with the protected cube of ``lib.disclosure.service``):
     every count is then published by cell key perturbation: records on atoms (``service.area_record_sums``),
-    resident children per area on their home atoms (``spans.published_residents``, the same values as Across
-    boundaries). Without it, exact."""
+    resident children per area on their home atoms (``published_span``, the same values as Across boundaries).
+    Without it, exact. ``published``: those published counts as the last write stored them
+    (``published_counts``: no record-level table is read; protected as with ``keys``, which may then be None)."""
     layer = convert.layer_key(layer)
     wide = agency_counts(cube, layer, period, measure)
     agencies = list(cube.agencies)
@@ -114,7 +115,7 @@ def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: 
     pop = population if population is not None else pd.Series(dtype="float64")
     base["children_population"] = base["area_code"].map(pop).astype("float64")
     linked = spans.has_linkage(con)
-    if keys is None:
+    if keys is None and published is None:
         comp = completeness(con, layer, basis="encounter", by="none")
         comp = comp[comp["area_code"] != "(unplaced)"].set_index("area_code")
         base["encounters"] = base["area_code"].map(comp["encounters"]).fillna(0).astype("float64")
@@ -123,15 +124,11 @@ def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: 
         span = _spans_per_area(con, layer).set_index("area_code")
         link = _linkage_per_area(con, layer).set_index("area_code")
     else:
-        measures = {**RECORD_MEASURES, **(LINKED_MEASURES if linked else {})}
-        sums = service.area_record_sums(con, keys, layer, measures, linked_sizes=linked).set_index("area_code")
+        published = published if published is not None else published_counts(con, keys, layer, linked)
+        sums, span = published["sums"].set_index("area_code"), published["span"].set_index("area_code")
         for column in RECORD_MEASURES:
             base[column] = base["area_code"].map(sums[column]).fillna(0).astype("float64")
         link = sums[list(LINKED_MEASURES)] if linked else pd.DataFrame(columns=list(LINKED_MEASURES))
-        if linked:
-            span = spans.published_residents(con, layer, {"spanning": "spans_any"}).set_index("area_code")
-        else:
-            span = pd.DataFrame(columns=["children", "spanning"])
     for column, frame in (("children", span), ("spanning", span), ("identifiable", link), ("linked", link)):
         base[column] = base["area_code"].map(frame[column]).fillna(0).astype("float64") if len(frame) else np.nan
     if a in agencies and b in agencies:
@@ -141,9 +138,50 @@ def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: 
         base["verdict"] = "not available"
     base = base.reset_index(drop=True)
     if measure in service.DISTINCT:  # children are not additive across areas: England and Wales is its own cell
-        national = service.national_children(con, period, keys).set_index("agency_type")
+        national = (service.national_children(con, period, keys) if published is None or "national" not in published
+                    else service.national_period(published["national"], period)).set_index("agency_type")
         base.attrs["national"] = {agency: float(national[measure].get(agency, 0)) for agency in agencies}
     return base
+
+
+def published_counts(con, keys: dict, layer: str, linked: bool, *, national: bool = False) -> dict:
+    """The counts ``area_base`` reads from record-level tables below the lead, published: ``sums``
+    (``published_sums``) and ``span`` (``published_span``; empty when not linked); with ``national`` also
+    ``national``, England and Wales's children cells of every period (``service.national_children_cells``).
+    The stored measures keep the same frames (``lib.measures.aggregates.view_frames``)."""
+    atoms = service.record_atoms(con, keys, published_measures(linked), linked_sizes=linked)
+    out = {"sums": published_sums(atoms, layer, linked),
+           "span": published_span(spans.child_keys(con, spans.child_table(con, layer))) if linked else empty_span()}
+    if national:
+        out["national"] = service.national_children_cells(con, keys)
+    return out
+
+
+def published_sums(atoms: pd.DataFrame, layer: str, linked: bool) -> pd.DataFrame:
+    """Published records per area of ``layer`` (area_code, encounters, valid_nhs, name_dob and, linked,
+    identifiable and linked) from the store's ``service.record_atoms`` of ``published_measures(linked)``
+    (the same atoms for every layer)."""
+    return service.sum_record_atoms(atoms, layer, published_measures(linked))
+
+
+def published_span(children: pd.DataFrame) -> pd.DataFrame:
+    """Published resident linked children per home area (area_code, children, spanning) from
+    ``spans.child_table`` of the layer keyed by ``spans.child_keys`` (record keys and home atoms): each count
+    the sum of its home atoms' perturbed counts (lib.disclosure.residents), Across's values for the same area."""
+    kids = children.dropna(subset=["home_area"])
+    table = residents.area_counts(kids, "home_area", {"children": None, "spanning": "spans_any"})
+    return table.rename(columns={"home_area": "area_code"}).astype({"children": "float64", "spanning": "float64"})
+
+
+def empty_span() -> pd.DataFrame:
+    """``published_span`` of a store without linkage (no child: the page shows no figure)."""
+    return pd.DataFrame({"area_code": pd.Series(dtype="str"), "children": pd.Series(dtype="float64"),
+                         "spanning": pd.Series(dtype="float64")})
+
+
+def published_measures(linked: bool) -> dict[str, str]:
+    """The record measures ``area_base`` publishes (name -> SQL condition), linkage's with a linked store."""
+    return {**RECORD_MEASURES, **(LINKED_MEASURES if linked else {})}
 
 
 def count_columns(base: pd.DataFrame) -> list[str]:

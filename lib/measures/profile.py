@@ -21,6 +21,9 @@ hidden cell has no value, no interval and no significance.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 import pandas as pd
 
@@ -138,10 +141,37 @@ def indicator_table(base: pd.DataFrame, code: str, group: list[str], mask: pd.Da
 
 # -- the published DfE rate --------------------------------------------------------------------------------
 
+#: Results computed from one published-figures frame, kept while it is the same object (the vendored DfE
+#: figures are one cached frame per process, ``pub.dfe_c3``; a store's imported ones one per data version):
+#: reference data a page's first open after a linkage run would otherwise convert again. Last 16 kept.
+_BY_FIGURES: OrderedDict = OrderedDict()
+_BY_FIGURES_LOCK = threading.Lock()
+
+
+def _kept(figures: pd.DataFrame, key: tuple, compute):
+    """``compute()`` for ``figures`` and ``key``, reused while ``figures`` is the very same frame (held here, so
+    its id is never reused by another frame while the entry lives). Callers must not modify the result."""
+    with _BY_FIGURES_LOCK:
+        hit = _BY_FIGURES.get((id(figures), *key))
+        if hit is not None and hit[0] is figures:
+            return hit[1]
+    value = compute()
+    with _BY_FIGURES_LOCK:
+        _BY_FIGURES[(id(figures), *key)] = (figures, value)
+        while len(_BY_FIGURES) > 16:
+            _BY_FIGURES.popitem(last=False)
+    return value
+
+
 def published_on_layer(figures: pd.DataFrame, layer: str) -> pd.DataFrame:
     """Published local-authority counts on ``layer`` per area and period: ``area_code``, ``period``,
     ``count`` (numbers only; summed where authorities nest in an area, apportioned by postcodes where they do
-    not, ``lib.measures.convert``), ``symbols`` (authority: symbol, meaning, for cells without a number)."""
+    not, ``lib.measures.convert``), ``symbols`` (authority: symbol, meaning, for cells without a number).
+    Kept per figures frame and layer (``_kept``): do not modify it."""
+    return _kept(figures, ("on_layer", convert.layer_key(layer)), lambda: _published_on_layer(figures, layer))
+
+
+def _published_on_layer(figures: pd.DataFrame, layer: str) -> pd.DataFrame:
     key = convert.layer_key(layer)
     la = figures[figures["geographic_level"].isin(["Local authority", "utla"])].copy()
     la["count"] = la["count"].astype("float64")
@@ -229,7 +259,12 @@ BESIDE_COLUMNS = ["Area", "Code", "Your extract", "Published (DfE C3)", "Reconci
 def published_totals(figures: pd.DataFrame, layer: str, periods: list[str]) -> pd.DataFrame:
     """Per area of ``layer``: ``area_code``, ``published`` (the sum over ``periods``; empty unless every period
     has a number) and ``gaps`` (each period without a number, with its symbol's meaning; authorities left
-    out of an area's sum)."""
+    out of an area's sum). Kept per figures frame, layer and periods (``_kept``): do not modify it."""
+    return _kept(figures, ("totals", convert.layer_key(layer), tuple(periods)),
+                 lambda: _published_totals(figures, layer, periods))
+
+
+def _published_totals(figures: pd.DataFrame, layer: str, periods: list[str]) -> pd.DataFrame:
     on_layer = published_on_layer(figures, layer)
     on_layer = on_layer[on_layer["period"].isin(periods)]
     rows = []

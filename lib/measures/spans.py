@@ -102,8 +102,10 @@ def area_names(layer: str) -> dict[str, str]:
     return lookup.name_of(layer)
 
 
-def _home_sql(layer: str) -> str:
-    """SQL (a CTE body) giving one row per placed child: child_id, home_area."""
+def _home_sql(layer: str, source: str = "encounters e JOIN record_child rc USING (record_key)",
+              child: str = "rc.child_id") -> str:
+    """SQL (a CTE body) giving one row per placed child: child_id, home_area. ``source``: the linked records
+    (alias ``e`` with the encounter's columns; ``child`` the child's id), the store's by default."""
     # any registered layer (drawn ones first, as the message lists them), read from its stored home_ column
     allowed = (*HOME_LAYERS, *(k for k in layers.REGISTRY if k not in HOME_LAYERS))
     column = f"home_{layers.REGISTRY[_check_layer(layer, allowed)].stored_key}"
@@ -111,9 +113,10 @@ def _home_sql(layer: str) -> str:
         SELECT child_id, area AS home_area FROM (
             SELECT child_id, area, row_number() OVER (
                        PARTITION BY child_id ORDER BY last_seen DESC, n DESC, area) AS pick
-            FROM (SELECT rc.child_id, e.{column} AS area, max(e.encounter_date) AS last_seen, count(*) AS n
-                  FROM encounters e JOIN record_child rc USING (record_key)
-                  WHERE rc.child_id IS NOT NULL AND e.{column} IS NOT NULL
+            FROM (SELECT {child} AS child_id, e.{column} AS area, max(e.encounter_date) AS last_seen,
+                         count(*) AS n
+                  FROM {source}
+                  WHERE {child} IS NOT NULL AND e.{column} IS NOT NULL
                   GROUP BY ALL))
         WHERE pick = 1"""
 
@@ -121,37 +124,73 @@ def _home_sql(layer: str) -> str:
 def child_table(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
     """One row per linked child: child_id, home_area (NA if unplaced), records, agencies, cse_records,
     first_date, last_date, and ``areas_<g>`` (distinct encounter areas) for each span geography."""
+    return child_tables(con, [layer])[layer]
+
+
+def child_tables(con: duckdb.DuckDBPyConnection, layer_list) -> dict[str, pd.DataFrame]:
+    """``child_table`` of every layer of ``layer_list`` from one query: the per-child counts do not depend on
+    the layer (computed once) and every layer's home area is read from one pass over the linked records, so a
+    write storing the measures of seven layers does not recount the record tables seven times."""
     _require_linkage(con)
+    chosen = list(dict.fromkeys(layer_list))
     areas = ", ".join(f"count(DISTINCT e.enc_{layers.REGISTRY[g].stored_key}) AS areas_{g}" for g in SPAN_LAYERS)
+    needed = sorted({"e.encounter_date", "e.agency_type", "e.cse_flag",
+                     *(f"e.enc_{layers.REGISTRY[g].stored_key}" for g in SPAN_LAYERS),
+                     *(f"e.home_{layers.REGISTRY[k].stored_key}" for k in chosen)})
+    linked = (f"linked AS MATERIALIZED (SELECT rc.child_id, {', '.join(needed)} FROM encounters e "
+              "JOIN record_child rc USING (record_key) WHERE rc.child_id IS NOT NULL)")
+    homes = ",\n".join(f"h{i} AS ({_home_sql(k, 'linked e', 'e.child_id')})" for i, k in enumerate(chosen))
     frame = query(con, f"""
-        WITH home AS ({_home_sql(layer)}),
+        WITH {linked}, {homes},
         kids AS (
-            SELECT rc.child_id, count(*) AS records, count(DISTINCT e.agency_type) AS agencies,
+            SELECT e.child_id, count(*) AS records, count(DISTINCT e.agency_type) AS agencies,
                    count(*) FILTER (WHERE e.cse_flag) AS cse_records,
                    min(e.encounter_date) AS first_date, max(e.encounter_date) AS last_date, {areas}
-            FROM encounters e JOIN record_child rc USING (record_key)
-            WHERE rc.child_id IS NOT NULL
-            GROUP BY rc.child_id)
-        SELECT k.child_id, h.home_area, k.* EXCLUDE (child_id)
-        FROM kids k LEFT JOIN home h USING (child_id)
+            FROM linked e
+            GROUP BY e.child_id)
+        SELECT k.child_id, {", ".join(f"h{i}.home_area AS home{i}" for i in range(len(chosen)))},
+               k.* EXCLUDE (child_id)
+        FROM kids k {" ".join(f"LEFT JOIN h{i} ON h{i}.child_id = k.child_id" for i in range(len(chosen)))}
         ORDER BY k.child_id""")
     for g in SPAN_LAYERS:
         frame[f"spans_{g}"] = frame[f"areas_{g}"] > 1
     frame["spans_any"] = frame[[f"spans_{g}" for g in SPAN_LAYERS]].any(axis=1)
     frame["multi_agency"] = frame["agencies"] >= 2
-    return frame
+    rest = [c for c in frame.columns if c != "child_id" and not (c.startswith("home") and c[4:].isdigit())]
+    return {k: frame[["child_id", f"home{i}", *rest]].rename(columns={f"home{i}": "home_area"})
+            for i, k in enumerate(chosen)}
 
 
-def home_areas(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """One row per linked child with a home in any resident layer: ``child_id``, ``home_<layer>`` for every layer
-    of ``RESIDENT_LAYERS`` (NA where it has none) and its home atom (``residents.ATOM``), in one query."""
-    _require_linkage(con)
-    ctes = ",\n".join(f"h{i} AS ({_home_sql(g)})" for i, g in enumerate(RESIDENT_LAYERS))
-    picks = ", ".join(f"h{i}.home_area AS home_{g}" for i, g in enumerate(RESIDENT_LAYERS))
-    joins = " ".join(f"LEFT JOIN h{i} USING (child_id)" for i in range(len(RESIDENT_LAYERS)))
-    frame = query(con, f"""
-        WITH {ctes}, kids AS (SELECT DISTINCT child_id FROM record_child WHERE child_id IS NOT NULL)
-        SELECT kids.child_id, {picks} FROM kids {joins} ORDER BY kids.child_id""")
+#: The name a ``home_areas`` frame is registered under on a cursor (``flows``, ``flow_encounter_atoms``).
+HOMES = "joinedup_child_homes"
+
+
+def home_areas(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every child's home area in each layer, from ``child_tables``'s tables (same children, same order):
+    child_id, home_<layer>... Passed to ``flows`` and ``flow_encounter_atoms``, it spares them recomputing the
+    homes from the records."""
+    first = next(iter(tables.values()))
+    out = pd.DataFrame({"child_id": first["child_id"]})
+    for layer, table in tables.items():
+        if not table["child_id"].equals(first["child_id"]):
+            raise ValueError("child tables of different children")
+        out[f"home_{_check_layer(layer, tuple(layers.REGISTRY))}"] = table["home_area"]
+    return out
+
+
+def _homes_sql(layer: str) -> str:
+    """``_home_sql``'s rows read from a registered ``home_areas`` frame (``HOMES``)."""
+    column = f"home_{_check_layer(layer, tuple(layers.REGISTRY))}"
+    return f"SELECT child_id, {column} AS home_area FROM {HOMES} WHERE {column} IS NOT NULL"
+
+
+def resident_homes(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pd.DataFrame] | None = None
+                   ) -> pd.DataFrame:
+    """One row per linked child: ``child_id``, ``home_<layer>`` for every layer of ``RESIDENT_LAYERS`` (NA where
+    it has none) and its home atom (``residents.ATOM``: the combination of them all). ``tables``:
+    ``child_tables(con, RESIDENT_LAYERS)`` if already made (one query otherwise)."""
+    tables = child_tables(con, RESIDENT_LAYERS) if tables is None else tables
+    frame = home_areas({layer: tables[layer] for layer in RESIDENT_LAYERS})
     frame[residents.ATOM] = residents.atom_ids(frame, [f"home_{g}" for g in RESIDENT_LAYERS])
     return frame
 
@@ -160,8 +199,8 @@ def child_keys(con: duckdb.DuckDBPyConnection, children: pd.DataFrame, homes: pd
                ) -> pd.DataFrame:
     """``children`` (with ``child_id``) plus ``rkey``, each child's record key for disclosure control (the keyed
     hash of lib.disclosure.members, the same key wherever the child is counted), and its home atom
-    (``residents.ATOM``). ``homes``: ``home_areas(con)`` if already computed, with ``rkey`` if already keyed."""
-    homes = home_areas(con) if homes is None else homes
+    (``residents.ATOM``). ``homes``: ``resident_homes(con)`` if already computed, with ``rkey`` if already keyed."""
+    homes = resident_homes(con) if homes is None else homes
     by_child = homes.set_index("child_id")
     atom = children["child_id"].map(by_child[residents.ATOM]).fillna(-1).astype("int64")
     if "rkey" in by_child.columns:
@@ -190,18 +229,6 @@ def _per_area(children: pd.DataFrame, layer: str, columns: dict[str, str]) -> pd
     return table
 
 
-def published_residents(con: duckdb.DuckDBPyConnection, layer: str, flags: dict[str, str],
-                         homes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Resident children per area of ``layer`` (any layer of ``RESIDENT_LAYERS``) as published below the lead:
-    ``area_code``, ``children`` and one column per ``out: flag`` of ``flags`` (a boolean column of
-    ``child_table``), each the sum of its home atoms' perturbed counts (lib.disclosure.residents), so the same
-    area has the same value on every page. Areas without a resident child are left out. ``homes``: as for
-    ``child_keys``."""
-    children = child_keys(con, child_table(con, layer), homes).dropna(subset=["home_area"])
-    table = residents.area_counts(children, "home_area", {"children": None, **flags})
-    return table.rename(columns={"home_area": "area_code"})
-
-
 def _share(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return (numerator / denominator.where(denominator > 0)).astype("float64")
 
@@ -227,7 +254,7 @@ def spans_by_area(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataF
 
 
 def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area: str | None = None,
-          keys: dict | None = None) -> pd.DataFrame:
+          keys: dict | None = None, homes: pd.DataFrame | None = None) -> pd.DataFrame:
     """Where children resident in one area of ``layer`` are encountered in another.
 
     One row per (home area → encounter area) with the two different: ``from_code``, ``from_name``,
@@ -239,6 +266,7 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     ``keys``: the store's record and child keys (``lib.disclosure.members.key_tables``): each count ``x``
     then comes with its cell key ``key_x`` (children: sum of the children's keys; encounters: of the records'
     keys; modulo 256), the reverse columns with the keys of the reverse cell.
+    ``homes``: ``home_areas`` of the children (with ``layer``) when the caller already has them.
     """
     _check_layer(layer)
     _require_linkage(con)
@@ -257,7 +285,7 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     key_columns = (", m.key_children, m.key_encounters, coalesce(r.key_children, 0) AS key_reverse_children, "
                    "coalesce(r.key_encounters, 0) AS key_reverse_encounters") if keyed else ""
     sql = f"""
-        WITH home AS ({_home_sql(layer)}),
+        WITH home AS ({_home_sql(layer) if homes is None else _homes_sql(layer)}),
         per_child AS (
             SELECT h.home_area AS from_code, e.{enc} AS to_code, rc.child_id, any_value({ckey}) AS ckey,
                    count(*) AS n, sum({rkey}) AS rsum
@@ -279,6 +307,8 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     with cursor(con) as cur:
         if keyed:
             register(cur, keys)
+        if homes is not None:
+            cur.register(HOMES, homes)
         frame = cur.execute(sql, params).df()
     names = area_names(layer)
     frame.insert(1, "from_name", frame["from_code"].map(names).fillna(frame["from_code"]).astype("str"))
@@ -329,19 +359,23 @@ def published_flow_encounters(con: duckdb.DuckDBPyConnection, layer: str, keys: 
     return out
 
 
-def flow_encounter_atoms(con: duckdb.DuckDBPyConnection, atoms_of: list[str], keys: dict) -> pd.DataFrame:
+def flow_encounter_atoms(con: duckdb.DuckDBPyConnection, atoms_of: list[str], keys: dict,
+                         homes: pd.DataFrame | None = None) -> pd.DataFrame:
     """The atoms of published flow encounters over the layers ``atoms_of`` (``atom_layers(layer)``): home0...,
     enc0... (the linked child's home area and the encounter's area in each), n (records), cell_key and
-    ``encounters`` (n perturbed with the cell key)."""
+    ``encounters`` (n perturbed with the cell key). ``homes``: ``home_areas`` of the children (with every layer
+    of ``atoms_of``) when the caller already has them."""
     _require_linkage(con)
-    homes = ",\n".join(f"h{i} AS ({_home_sql(g)})" for i, g in enumerate(atoms_of))
+    ctes = ",\n".join(f"h{i} AS ({_home_sql(g) if homes is None else _homes_sql(g)})" for i, g in enumerate(atoms_of))
     joins = " ".join(f"LEFT JOIN h{i} ON h{i}.child_id = rc.child_id" for i in range(len(atoms_of)))
     columns = ", ".join([*(f"h{i}.home_area AS home{i}" for i in range(len(atoms_of))),
                          *(f"e.enc_{layers.REGISTRY[g].stored_key} AS enc{i}" for i, g in enumerate(atoms_of))])
     with cursor(con) as cur:
         register(cur, keys)
+        if homes is not None:
+            cur.register(HOMES, homes)
         atoms = cur.execute(f"""
-            WITH {homes}
+            WITH {ctes}
             SELECT {columns}, count(*) AS n, CAST(sum(k.rkey) % {KEYS} AS INTEGER) AS cell_key
             FROM encounters e JOIN record_child rc USING (record_key)
                  JOIN {RECORD_KEYS} k ON k.record_key = e.record_key {joins}
@@ -432,27 +466,36 @@ def spanning_children(con: duckdb.DuckDBPyConnection, layer: str, area: str | No
     return chosen[keep].reset_index(drop=True)
 
 
-def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame | None = None,
-             reach: pd.DataFrame | None = None, keys: dict | None = None) -> dict[str, int]:
-    """National totals: records, anonymous_records, children, multi_agency, spans_<g> and spans_any,
-    missed (multi-agency children only probabilistic linkage joined), unplaced (children with no home
-    area in ``layer``). ``children``, ``reach``: as for ``missed_without_linkage``. ``keys``: the store's
-    record keys (``lib.disclosure.members.key_tables``) with ``children`` carrying ``rkey`` (``child_keys``):
-    each total ``x`` then comes with its cell key ``key_x``."""
-    children = child_table(con, layer) if children is None else children
-    reach = exact_match_reach(con) if reach is None else reach
-    keyed = keys is not None and "rkey" in children.columns
+def record_totals(con: duckdb.DuckDBPyConnection, keys: dict | None = None) -> pd.Series:
+    """The linked records' totals ``overview`` reports (the same for every layer): records, anonymous_records
+    and, with ``keys``, their cell keys key_records, key_anonymous_records (0 without)."""
+    keyed = keys is not None
     with cursor(con) as cur:
         if keyed:
             register(cur, keys)
         join = f"JOIN {RECORD_KEYS} rk ON rk.record_key = e.record_key" if keyed else ""
         rkey = "rk.rkey" if keyed else "0"
-        counts = cur.execute(f"""SELECT count(*) AS records,
-                                   count(*) FILTER (WHERE rc.child_id IS NULL) AS anonymous_records,
-                                   coalesce(sum({rkey}), 0) % {KEYS} AS key_records,
-                                   coalesce(sum({rkey}) FILTER (WHERE rc.child_id IS NULL), 0) % {KEYS}
-                                       AS key_anonymous_records
-                            FROM encounters e JOIN record_child rc USING (record_key) {join}""").df().iloc[0]
+        return cur.execute(f"""SELECT count(*) AS records,
+                                 count(*) FILTER (WHERE rc.child_id IS NULL) AS anonymous_records,
+                                 coalesce(sum({rkey}), 0) % {KEYS} AS key_records,
+                                 coalesce(sum({rkey}) FILTER (WHERE rc.child_id IS NULL), 0) % {KEYS}
+                                     AS key_anonymous_records
+                          FROM encounters e JOIN record_child rc USING (record_key) {join}""").df().iloc[0]
+
+
+def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame | None = None,
+             reach: pd.DataFrame | None = None, keys: dict | None = None,
+             totals: pd.Series | None = None) -> dict[str, int]:
+    """National totals: records, anonymous_records, children, multi_agency, spans_<g> and spans_any,
+    missed (multi-agency children only probabilistic linkage joined), unplaced (children with no home
+    area in ``layer``). ``children``, ``reach``: as for ``missed_without_linkage``. ``keys``: the store's
+    record keys (``lib.disclosure.members.key_tables``) with ``children`` carrying ``rkey`` (``child_keys``):
+    each total ``x`` then comes with its cell key ``key_x``. ``totals``: ``record_totals(con, keys)`` if
+    already computed (with the keys when ``keys`` is given)."""
+    children = child_table(con, layer) if children is None else children
+    reach = exact_match_reach(con) if reach is None else reach
+    keyed = keys is not None and "rkey" in children.columns
+    counts = record_totals(con, keys if keyed else None) if totals is None else totals
     missed = reach.loc[reach["agencies_exact"] < 2, ["child_id"]]
     out = {"records": int(counts["records"]), "anonymous_records": int(counts["anonymous_records"]),
            "children": int(len(children)), "multi_agency": int(children["multi_agency"].sum()),

@@ -15,7 +15,8 @@ cube; the other half (converting native areas to every layer) runs on these smal
 - ``agg_native``: the same by the agency's own code (``agency_code``), for agencies with a native geography.
 
 Schema 7 adds ``agg_frames``: the Across boundaries and Data pages' measures (spans, flows, who only linkage
-found, identifier completeness; exact and published), built by the same builder in the same transaction and
+found, identifier completeness; exact and published) and, since ``CUBES_FORMAT`` 3, the Compare page's published
+record and children counts, built by the same builder in the same transaction and
 marked with the same fingerprint (meta ``aggregates.views``), read only when current.
 
 Schema 5 adds the assembled cubes (``agg_cube``, ``agg_unplaced``; ``refresh_cubes``): the exact cube (natives

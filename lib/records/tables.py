@@ -22,7 +22,8 @@ and the protected measure cube, built by ``lib.measures.aggregates`` in the same
 hashes of the date of birth's parts taken two at a time (``dob_dm_hash`` day and month, ``dob_ym_hash`` year and
 month, ``dob_yd_hash`` year and day: NULL for rows stored before, since a date cannot be re-read from its hash;
 re-ingest the extracts to fill them); 7 adds ``agg_frames``: the Across boundaries and Data pages' measures
-(spans, flows and completeness per area, published and exact) kept as Arrow or JSON payloads by name, built by
+(spans, flows and completeness per area, published and exact; and the Compare page's published counts since
+``CUBES_FORMAT`` 3) kept as Arrow or JSON payloads by name, built by
 ``lib.measures.aggregates`` in the same transactions as the cubes and covered by the same fingerprint.
 ``ensure_schema`` creates a new store at ``SCHEMA_VERSION``, upgrades an older one step by step (inside one
 transaction: a failed step leaves the store as it was) and refuses a store written by a newer release.

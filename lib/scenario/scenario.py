@@ -131,7 +131,8 @@ def simulate_scenario(levers: Levers, *, key: bytes, n_encounters: int | None = 
     progress(0.0, "Generating the synthetic population (same children, same encounters)")
     pop = simulate.population(n_encounters, seed, progress=simulate._sub(progress, 0.0, split[0]))
     today = simulate.baseline(pop, key=key, progress=simulate._sub(progress, split[0], split[1], "Today: "))
-    scen = simulate.run(pop, levers, key=key, progress=simulate._sub(progress, split[1], split[2], "Scenario: "))
+    scen = (simulate.same_as_today(today) if simulate.records_today(pop, levers)
+            else simulate.run(pop, levers, key=key, progress=simulate._sub(progress, split[1], split[2], "Scenario: ")))
     curve = None
     if has_curve:
         curve = simulate.curve(pop, levers, key=key, agencies=curve_agencies, rates=curve_rates, mode=curve_mode,

@@ -112,7 +112,7 @@ def _children(src: Source, layer: str, keyed: bool = False) -> pd.DataFrame:
 def _homes(src: Source) -> pd.DataFrame:
     """Every linked child's home atom and record key (lib.disclosure.residents), once for every layer."""
     def compute():
-        homes = spans.home_areas(src.con)
+        homes = spans.resident_homes(src.con)
         return spans.child_keys(src.con, homes, homes)
     return _measure(src, ("homes",), compute)
 
