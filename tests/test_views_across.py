@@ -154,3 +154,64 @@ def test_a_published_share_is_never_above_one(store):
             for column in [c for c in columns if c.startswith("share")]:
                 values = [row[columns.index(column)] for row in table["rows"]]
                 assert all(v is None or 0 <= float(v) <= 1 for v in values), (layer, name, column)
+
+
+def test_national_totals_are_the_areas_plus_the_unplaced_and_parts_stay_within_wholes(store):
+    """Issue 16 browser check: the commissioner's headline read 3,207 children known to 2+ agencies while the
+    areas summed to 3,210 plus the unplaced (each total had its own noise), and a UTLA's "span 2+ police areas"
+    exceeded its "span 2+ any". Now every resident total is the sum of its home atoms' published counts, so
+    headline = areas + unplaced exactly, and a part is capped at its whole atom by atom."""
+    con = store_mod.connect(store, read_only=True)
+    try:
+        src = views.Source(con, store)
+        for layer in ("pfa", "utla", "lad", "icb"):
+            totals = across._totals(src, layer, "commissioner")
+            shown = across._spans_shown(src, layer, "commissioner")
+            missed = across._missed_shown(src, layer, "commissioner")
+            keyed = across._children(src, layer, True)
+            unplaced = keyed[keyed["home_area"].isna()]
+            flags = {"children": None, "multi_agency": "multi_agency", "spans_any": "spans_any",
+                     "spans_pfa": "spans_pfa"}
+            rest = residents.atom_counts(keyed, flags).loc[unplaced[residents.ATOM].unique()].sum()
+            assert totals["unplaced"] == rest["children"], layer
+            for name in flags:
+                assert totals[name] == int(shown[name].sum()) + int(rest[name]), (layer, name)
+            assert totals["missed"] >= int(missed["missed"].sum()), layer
+            for part, whole in (("multi_agency", "children"), ("spans_any", "children"), ("spans_pfa", "spans_any"),
+                                ("spans_utla", "spans_any"), ("spans_nhs", "spans_any"), ("spans_trust", "spans_any")):
+                assert (shown[part] <= shown[whole]).all(), (layer, part)
+            assert (missed["missed"] <= missed["multi_agency"]).all(), layer
+            lead = across._totals(src, layer, "lead")
+            assert lead["children"] == len(keyed) and lead["unplaced"] == len(unplaced)
+    finally:
+        con.close()
+
+
+def test_the_maps_hatch_areas_whose_coloured_counts_are_small(store):
+    """Issue 16 browser check: Gwynedd's share was drawn from 6 of 11 children without hatching (only resident
+    children under 10 were hatched). The spans map hatches an area when the share's denominator or numerator is
+    published from 1 to 9; the missed map when its coloured count is. The lead's maps have no hatching."""
+    from lib.geo import maps
+
+    con = store_mod.connect(store, read_only=True)
+    try:
+        src = views.Source(con, store)
+        for layer, span in (("utla", "any"), ("lad", "pfa")):
+            params = views.resolve_params("across", {"layer": layer, "span": span})
+            shown = across._spans_shown(src, layer, "commissioner")
+            def small(column, table=shown):
+                return (table[column] > 0) & (table[column] < 10)
+            codes = sorted(shown.loc[small("children") | small(f"spans_{span}"), "area_code"])
+            assert (small(f"spans_{span}") & ~small("children")).any()  # the case the check found: now hatched
+            fig = across.figure(src, params, "commissioner", "spans_map")
+            hatch = [t for t in fig.data if t.name == maps.HATCH_LEGEND]
+            assert len(hatch) == 1 and list(hatch[0].lon) == list(maps.hatch_trace(layer, codes).lon), layer
+            missed = across._missed_shown(src, layer, "commissioner")
+            codes = sorted(missed.loc[(missed["missed"] > 0) & (missed["missed"] < 10), "area_code"])
+            fig = across.figure(src, params, "commissioner", "missed_map")
+            hatch = [t for t in fig.data if t.name == maps.HATCH_LEGEND]
+            assert list(hatch[0].lon) == list(maps.hatch_trace(layer, codes).lon), layer
+            lead = across.figure(src, params, "lead", "spans_map")
+            assert not [t for t in lead.data if t.name == maps.HATCH_LEGEND]
+    finally:
+        con.close()

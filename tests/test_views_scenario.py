@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from lib import views
@@ -44,12 +45,37 @@ def test_model_page_tables_equal_the_view(linked, monkeypatch, role, params):
     assert data["extra"]["kind"] == "model" and set(data["tables"]) == {"summary", "capture", "curve", "areas"}
     from lib.disclosure.notes import method_note
 
-    # issue 16: the method (or, for the lead, "unprotected") is named under the area table
-    assert data["tables"]["areas"]["note"] == method_note(role != "lead")
+    # issue 16: the method (or, for the lead, "unprotected") is named under the area table, with the hatching
+    assert data["tables"]["areas"]["note"].startswith(method_note(role != "lead"))
+    assert ("Hatched on the map" in data["tables"]["areas"]["note"]) == (role != "lead")
 
 
 SIMULATION = {"kind": "simulation", "encounters": 5_000, "levers": json.dumps({"capture": {"police": 1.0}}),
               "curve_agencies": ["police"], "layer": "utla"}
+
+
+def test_the_model_map_hatches_the_small_areas_below_the_lead(linked):
+    """Issue 16 browser check: the Scenario model's map had no hatching. Below the lead, the areas whose
+    published count of children known to 2+ agencies is 1-9 are hatched (the trace of lib.geo.maps); the lead's
+    map has no hatching."""
+    from lib.geo import maps
+
+    con = store.connect(linked, read_only=True)
+    try:
+        built = {role: view.build(views.Source(con, linked), views.resolve_params("scenario", MODEL_PARAMS[0]), role)
+                 for role in ("lead", "commissioner")}
+    finally:
+        con.close()
+    for role, data in built.items():
+        areas = pd.DataFrame(data.tables["areas"].frame)
+        counts = areas["multi_agency_linked"]
+        small = sorted(areas.loc[(counts > 0) & (counts < 10), "area_code"])
+        traces = [t for t in data.figures["map"].data if t.name == maps.HATCH_LEGEND]
+        if role == "lead":
+            assert not traces and view.small_areas(areas, role) == []
+            continue
+        assert small, "the test store has small areas"
+        assert len(traces) == 1 and list(traces[0].lon) == list(maps.hatch_trace("utla", small).lon)
 
 
 @pytest.mark.parametrize("role", ["lead", "commissioner"])
@@ -133,3 +159,26 @@ def test_the_scenario_page_serves_the_new_model_after_a_re_link(linked, tmp_path
     finally:
         con.close()
     assert after["scenario"].tolist() == fresh.tables["summary"].frame["scenario"].tolist()
+
+
+def test_the_models_national_count_is_the_sum_of_its_published_areas(linked):
+    """Issue 16 browser check: below the lead the model's sentence said 2,542 children known to 2+ agencies and
+    its table summed to 2,543 (the national count had its own noise). The national count is now the sum of the
+    published by-area counts (unplaced included), and each area's the Across page's "known to 2+ agencies"."""
+    from lib.views import across as across_view
+
+    con = store.connect(linked, read_only=True)
+    try:
+        src = views.Source(con, linked)
+        for layer in ("utla", "pfa"):
+            result = view.compute(src, {**views.resolve_params("scenario", MODEL_PARAMS[0]), "layer": layer})
+            shown = view.published_result(result, "commissioner")
+            areas = view.protect_areas(result, "commissioner")
+            assert shown["multi_agency_children_linked"] == int(areas["multi_agency_linked"].sum()), layer
+            across = across_view._spans_shown(src, layer, "commissioner").set_index("area_code")["multi_agency"]
+            placed = areas[areas["area_code"] != "(unplaced)"].set_index("area_code")["multi_agency_linked"]
+            assert placed.to_dict() == across.reindex(placed.index).to_dict(), layer
+            assert view.published_result(result, "lead")["multi_agency_children_linked"] == \
+                result["multi_agency_children_linked"]
+    finally:
+        con.close()

@@ -14,6 +14,9 @@ import pandas as pd
 from lib.disclosure.cellkey import KEYS, perturb
 
 KEY_PREFIX = "key_"
+#: A count published as the sum of its atoms' published values (``lib.disclosure.residents``) is carried beside
+#: its true count under this prefix, never perturbed again.
+PUBLISHED_PREFIX = "published_"
 
 
 def key_column(count: str) -> str:

@@ -10,6 +10,8 @@ sum of its atoms' published values, as records are summed from their atoms (``li
 Subtracting one published area from another therefore leaves a sum of perturbed atoms, each within
 ``cellkey.MAX_NOISE`` of its truth, whatever the layers and however the homes nest: the same guarantee as for
 records. Per-cell noise on each area, used before, let an attacker add many areas' noise bands against a total's.
+A part (children spanning police areas) is capped per atom at its whole (children spanning any area): the capped
+value is still within ``MAX_NOISE`` of the truth, since the part's truth is at most the whole's.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from lib.disclosure.cellkey import perturb
 from lib.disclosure.cells import group_cells, key_column
 
 ATOM = "home_atom"
-__all__ = ["ATOM", "atom_ids", "atom_counts", "area_counts"]
+__all__ = ["ATOM", "WITHIN", "within", "atom_ids", "atom_counts", "area_counts"]
 
 
 def atom_ids(homes: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -31,14 +33,46 @@ def atom_ids(homes: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return pd.MultiIndex.from_frame(frame).factorize()[0].astype(np.int64)
 
 
+#: Flags whose children are a subset of another flag's (the rest are subsets of every child only): a part is never
+#: published above its whole (``atom_counts``). ``spans_<g>`` (one geography) is within ``spans_any``.
+WITHIN = {"missed": "multi_agency", "partly_missed": "multi_agency"}
+
+
+def within(flag: str | None) -> str | None:
+    """The flag whose children include every child with ``flag`` (None: every child; ``flag`` None: itself)."""
+    if flag is not None and flag.startswith("spans_") and flag != "spans_any":
+        return "spans_any"
+    return WITHIN.get(flag) if flag is not None else None
+
+
+def _lineage(flags) -> list[str | None]:
+    """Every flag of ``flags`` and every flag it is within, wholes before parts (None, every child, first)."""
+    chain: list[str | None] = [None]
+    def add(flag):
+        if flag is not None and flag not in chain:
+            add(within(flag))
+            chain.append(flag)
+    for flag in flags:
+        add(flag)
+    return chain
+
+
 def atom_counts(children: pd.DataFrame, flags: dict[str, str | None]) -> pd.DataFrame:
     """Published counts per home atom: ``children`` has one row per child (``ATOM``, its record key ``rkey``
     and boolean flag columns); for each ``out: flag`` of ``flags`` (None: every child) the atom's count of
-    children with the flag, perturbed with the cell key of exactly those children. Index: ``ATOM``."""
-    grouped = group_cells(children, ATOM, flags).set_index(ATOM)
-    for out in flags:
-        grouped[out] = perturb(grouped[out].to_numpy(np.int64), grouped[key_column(out)].to_numpy(np.int64))
-    return grouped[list(flags)]
+    children with the flag, perturbed with the cell key of exactly those children, and never above the
+    published count of the flag it is within (``within``: 12 spanning police areas of 11 spanning any area
+    would be read as an error). The wholes are published whether asked for or not, so an atom's count with a
+    flag is the same value whichever table asks. Index: ``ATOM``."""
+    lineage = _lineage(flags.values())
+    names = {flag: f"f{i}" for i, flag in enumerate(lineage)}
+    grouped = group_cells(children, ATOM, {names[f]: f for f in lineage}).set_index(ATOM)
+    published: dict[str | None, np.ndarray] = {}
+    for flag in lineage:  # wholes first: each part is capped at its whole's published count
+        name = names[flag]
+        value = perturb(grouped[name].to_numpy(np.int64), grouped[key_column(name)].to_numpy(np.int64))
+        published[flag] = value if flag is None else np.minimum(value, published[within(flag)])
+    return pd.DataFrame({out: published[flag] for out, flag in flags.items()}, index=grouped.index)
 
 
 def area_counts(children: pd.DataFrame, area: str, flags: dict[str, str | None]) -> pd.DataFrame:

@@ -40,8 +40,8 @@ GROUPED_COLUMNS = ["agency_type", "area_code", "granularity", "period", *counts.
 CUBE_COLUMNS = [*GROUPED_COLUMNS, "apportioned", "layer", "basis"]
 UNPLACED_COLUMNS = ["agency_type", "agency_code", "records"]
 #: Bumped whenever what the stored cubes hold changes: a store built by another release is rebuilt, never read.
-CUBES_FORMAT = "3"  # 2: with the pages' stored measures (agg_frames, schema 7); 3: with Compare's, and
-#: resident children on home atoms
+CUBES_FORMAT = "4"  # 2: with the pages' stored measures (agg_frames, schema 7); 3: with Compare's, and
+#: resident children on home atoms; 4: parts capped at their wholes per atom, national totals sums of atoms
 #: Where the disclosure keys are kept (registered name -> stored table).
 KEY_TABLES = {members.RECORD_KEYS: "agg_record_keys", members.CHILD_KEYS: "agg_child_keys"}
 

@@ -44,7 +44,7 @@ from scipy.sparse.csgraph import connected_components
 
 from lib.disclosure import residents
 from lib.disclosure.cellkey import KEYS, perturb
-from lib.disclosure.cells import key_column, total_cell
+from lib.disclosure.cells import PUBLISHED_PREFIX, key_column
 from lib.disclosure.keys import store_secret
 from lib.disclosure.members import CHILD_KEYS, RECORD_KEYS, keys_of, register
 from lib.geo import layers, lookup
@@ -490,7 +490,8 @@ def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame 
     missed (multi-agency children only probabilistic linkage joined), unplaced (children with no home
     area in ``layer``). ``children``, ``reach``: as for ``missed_without_linkage``. ``keys``: the store's
     record keys (``lib.disclosure.members.key_tables``) with ``children`` carrying ``rkey`` (``child_keys``):
-    each total ``x`` then comes with its cell key ``key_x``. ``totals``: ``record_totals(con, keys)`` if
+    the records totals ``x`` then come with their cell key ``key_x`` and the resident totals with their published
+    value ``published_x`` (the sum of their home atoms' published counts). ``totals``: ``record_totals(con, keys)`` if
     already computed (with the keys when ``keys`` is given)."""
     children = child_table(con, layer) if children is None else children
     reach = exact_match_reach(con) if reach is None else reach
@@ -508,10 +509,14 @@ def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame 
                                   missed=children["child_id"].isin(missed["child_id"]))
         out[key_column("records")] = int(counts["key_records"])
         out[key_column("anonymous_records")] = int(counts["key_anonymous_records"])
-        for name in ("children", "multi_agency", "missed", "unplaced", *(f"spans_{g}" for g in (*SPAN_LAYERS, "any"))):
-            count, cell = total_cell(members, None if name == "children" else name)
-            assert count == out[name], name
-            out[key_column(name)] = cell
+        resident = {name: None if name == "children" else name
+                    for name in ("children", "multi_agency", "missed", "unplaced",
+                                 *(f"spans_{g}" for g in (*SPAN_LAYERS, "any")))}
+        # resident children: the sums of every home atom's published count (lib.disclosure.residents), so the
+        # national figure is the sum of the areas' published figures and the unplaced one, as the tables show
+        atoms = residents.atom_counts(members, resident)
+        for name in resident:
+            out[PUBLISHED_PREFIX + name] = int(atoms[name].sum())
     return out
 
 

@@ -119,8 +119,11 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
     scen = expected(scenario_p(levers))
     table = pd.DataFrame({"multi_agency_linked": 1, "by_number_today": today, "by_number_scenario": scen})
     table["area_code"] = home.reindex(table.index).to_numpy()
-    chosen = kids.loc[table.index].assign(home_area=table["area_code"]).reset_index()
-    published = residents.area_counts(chosen, "home_area", {"multi_agency_linked": None})
+    # every child, flagged when it is one of the model's multi-agency children: the cell is the same as Across's
+    # "known to 2+ agencies" for the area (same children, same atom, same cap at the atom's children)
+    everyone = kids.assign(home_area=home, multi_agency=kids.index.isin(table.index)).reset_index()
+    published = residents.area_counts(everyone, "home_area", {"multi_agency_linked": "multi_agency"})
+    published = published[published["multi_agency_linked"] > 0]
     total_key = int(kids.loc[table.index, "rkey"].sum() % KEYS)  # the national count's cell key
     table = table.groupby("area_code")[["multi_agency_linked", "by_number_today", "by_number_scenario"]].sum()
     table["gain_by_number"] = table["by_number_scenario"] - table["by_number_today"]
@@ -136,6 +139,8 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
         "measured_capture": national,
         "multi_agency_children_linked": int(len(multi)),
         "key_multi_agency_children_linked": total_key,
+        # the national count as published below the lead: the sum of every home atom's (the areas' and unplaced)
+        "published_multi_agency_children_linked": int(published["multi_agency_linked"].sum()),
         "expected_by_number_today": round(float(today.sum()), 1),
         "expected_by_number_scenario": round(float(scen.sum()), 1),
         "expected_gain_by_number": round(float(scen.sum() - today.sum()), 1),

@@ -260,6 +260,7 @@ def model_scenario(con, levers: Levers, *, layer: str = "utla", curve_rates=simu
         "by_area": est["by_area"],
         "published_by_area": est["published_by_area"],
         "total_keys": {"multi_agency_children_linked": est["key_multi_agency_children_linked"]},
+        "published_totals": {"multi_agency_children_linked": est["published_multi_agency_children_linked"]},
         "curve": est.get("curve"),
         "assumptions": list(ASSUMPTIONS_MODEL),
     }
@@ -372,8 +373,10 @@ def curve_figure(result: dict) -> go.Figure:
     return fig
 
 
-def gain_map(table: pd.DataFrame, layer: str, value: str = "gain_by_number", height: int = 520) -> go.Figure:
-    """Areas coloured by the gain (children newly recognised); cells without a number left grey."""
+def gain_map(table: pd.DataFrame, layer: str, value: str = "gain_by_number", height: int = 520,
+             hatch=()) -> go.Figure:
+    """Areas coloured by the gain (children newly recognised); cells without a number left grey. ``hatch``:
+    codes of areas hatched as small (published counts under 10 below the lead: lib.geo.maps.hatch_trace)."""
     from lib.geo import maps
     from lib.measures.figures import layer_geojson
 
@@ -397,6 +400,8 @@ def gain_map(table: pd.DataFrame, layer: str, value: str = "gain_by_number", hei
         hovertemplate="<b>%{text}</b> (%{location})<br>gain: %{z:,.1f} children<extra></extra>",
         colorbar={"title": {"text": "children newly<br>recognised", "side": "right"}, "thickness": 14,
                   "len": 0.8, "y": 0.45}))
+    if len(hatch):
+        traces.append(maps.hatch_trace(layer, hatch))
     fig = go.Figure(traces)
     layout = maps.base_layout(maps.OFFLINE_STYLE, None, height)
     layout["map"]["layers"] = [{"sourcetype": "geojson", "source": maps.layer_geojson("pfa"), "type": "fill",
@@ -448,13 +453,15 @@ def headline(result: dict) -> str:
             f"{s['precision']:.3f}, recall {t['recall']:.3f} → {s['recall']:.3f}.")
 
 
-def scenario_report(result: dict, areas: pd.DataFrame | None = None) -> ScenarioReport:
+def scenario_report(result: dict, areas: pd.DataFrame | None = None, hatch=()) -> ScenarioReport:
     """Figures + table + assumptions for the page and for a board-pack slide (see docs/CONTRACTS.md).
-    ``areas``: the by-area table as the role may see it (lib.views.scenario.protect_areas); default exact."""
+    ``areas``: the by-area table as the role may see it (lib.views.scenario.protect_areas); default exact.
+    ``hatch``: codes of the areas the map hatches as small (``lib.views.scenario.small_areas``)."""
     areas = area_table(result) if areas is None else areas
     value = "gain_by_number" if "gain_by_number" in areas.columns else "gain"
     lines = [*result["levers_text"], *result["assumptions"]]
     return ScenarioReport(title=result["title"],
-                          figures={"curve": curve_figure(result), "map": gain_map(areas, result["layer"], value)},
+                          figures={"curve": curve_figure(result), "map": gain_map(areas, result["layer"], value,
+                                                                                   hatch=hatch)},
                           table=summary_table(result), area_table=areas,
                           assumptions="\n".join(f"- {line}" for line in lines), headline=headline(result))

@@ -180,12 +180,15 @@ def _with_shares(frame: pd.DataFrame, rates: dict[str, list[str]]) -> pd.DataFra
 
 
 def _totals(src: Source, layer: str, role: str) -> dict:
-    """The national totals as ``role`` sees them (each total perturbed with its own cell key)."""
+    """The national totals as ``role`` sees them: below the lead, resident children as the sums of their home
+    atoms' published counts (so a total is the sum of the areas and the unplaced, as the tables show) and
+    records perturbed with their own cell key."""
     totals = _overview(src, layer, aggregates_suppressed(role))
-    names = [k for k in totals if not k.startswith(cells.KEY_PREFIX)]
+    names = [k for k in totals if not k.startswith((cells.KEY_PREFIX, cells.PUBLISHED_PREFIX))]
     if not aggregates_suppressed(role):
         return {k: totals[k] for k in names}
-    return {k: int(cells.perturb(totals[k], totals[cells.key_column(k)])) for k in names}
+    return {k: int(totals[cells.PUBLISHED_PREFIX + k]) if cells.PUBLISHED_PREFIX + k in totals
+            else int(cells.perturb(totals[k], totals[cells.key_column(k)])) for k in names}
 
 
 def _spans_shown(src: Source, layer: str, role: str) -> pd.DataFrame:
@@ -233,13 +236,17 @@ def _flows_shown(src: Source, layer: str, role: str, top: int, area: str | None)
     return flows.head(top).reset_index(drop=True)
 
 
-def _hatch(role: str, table: pd.DataFrame, column: str) -> dict:
-    """Map arguments hatching, for aggregate-only roles, the areas whose published ``column`` is from 1 to
-    ``SMALL_BELOW - 1`` (perturbed counts that small may differ from the truth by a few); none for the lead."""
+def _hatch(role: str, table: pd.DataFrame, *columns: str) -> dict:
+    """Map arguments hatching, for aggregate-only roles, the areas where any of ``columns`` (the counts the
+    colour is made of: a share's numerator and denominator, or the count itself) is published from 1 to
+    ``SMALL_BELOW - 1``: perturbed counts that small may differ from the truth by a few, so the colour may
+    too (6 of 11 children read 55% but may be 4 of 12). None for the lead."""
     if not aggregates_suppressed(role):
         return {}
-    small = table[(table[column] > 0) & (table[column] < SMALL_BELOW)]
-    return {"hatch": small["area_code"].tolist()}
+    small = pd.Series(False, index=table.index)
+    for column in columns:
+        small |= (table[column] > 0) & (table[column] < SMALL_BELOW)
+    return {"hatch": table.loc[small, "area_code"].tolist()}
 
 
 def _reading(role: str, shown: pd.DataFrame, describe, *args) -> str:
@@ -313,8 +320,9 @@ def _spans_section(src: Source, params: dict, role: str, page: _Page) -> None:
     page.say("spans_map", f"Colour: share of the children resident in each area whose encounters took place in more "
                           f"than one {'area of any of these geographies' if span == 'any' else spans.SPAN_LAYERS[span]}"
                           ". Darker is higher; areas with no linked resident children are left blank."
-                          + (f" Hatched: fewer than {SMALL_BELOW} resident children (perturbed counts that small "
-                             "may differ from the true count by a few)." if aggregates_suppressed(role) else ""),
+                          + (f" Hatched: fewer than {SMALL_BELOW} resident children, or fewer than {SMALL_BELOW} of "
+                             "them spanning (perturbed counts that small may differ from the true count by a few, "
+                             "and the share with them)." if aggregates_suppressed(role) else ""),
              "note")
     rows = shown[shown["children"] > 0].sort_values([f"share_{span}", "area_code"], ascending=[False, True])
     hints = {"area_name": {"label": "Area"}, "area_code": {"label": "Code"},
@@ -385,9 +393,9 @@ def _missed_section(src: Source, params: dict, role: str, page: _Page) -> None:
                                "linkage brought their agencies together. Partly missed: exact matching joins some of "
                                "their agencies, but not all.", "note")
     page.say("missed_map", "Colour: number of resident children found only by linkage. Darker is more."
-                           + (f" Hatched: fewer than {SMALL_BELOW} children known to 2+ agencies (perturbed counts "
-                              "that small may differ from the true count by a few)." if aggregates_suppressed(role)
-                              else ""), "note")
+                           + (f" Hatched: from 1 to {SMALL_BELOW - 1} children found only by linkage (perturbed "
+                              "counts that small may differ from the true count by a few)."
+                              if aggregates_suppressed(role) else ""), "note")
     rows = shown[shown["multi_agency"] > 0].sort_values(["missed", "multi_agency", "area_code"],
                                                         ascending=[False, False, True])
     page.data.tables["missed"] = Table(
@@ -484,12 +492,13 @@ def figure(con_or_store, params: dict, role: str, name: str):
     layer = params["layer"]
     if name == "spans_map":
         shown = _spans_shown(src, layer, role)
-        return across_figures.spans_map(shown, layer, params["span"], **_hatch(role, shown, "children"))
+        return across_figures.spans_map(shown, layer, params["span"], **_hatch(role, shown, "children",
+                                                                                    f"spans_{params['span']}"))
     if name == "flows_map":
         return across_figures.flows_map(_flows_shown(src, layer, role, int(params["top"]), params["focus"]), layer)
     if name == "missed_map":
         shown = _missed_shown(src, layer, role)
-        return across_figures.missed_map(shown, layer, **_hatch(role, shown, "multi_agency"))
+        return across_figures.missed_map(shown, layer, **_hatch(role, shown, "missed"))
     if name in ("child_timeline", "child_map"):
         if not sees_child_level(role) or not params.get("child"):
             raise ValueError(f"figure {name!r}: one child's journey, for the safeguarding lead with a child chosen")

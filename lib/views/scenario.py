@@ -21,7 +21,7 @@ import pandas as pd
 
 from lib.access.roles import aggregates_suppressed
 from lib.disclosure import cells
-from lib.disclosure.notes import method_note
+from lib.disclosure.notes import SMALL_BELOW, method_note
 from lib.geo import layers
 from lib.geo.agencies import NATIVE_LAYER as AGENCY_NATIVE_LAYER
 from lib.records import store
@@ -177,6 +177,15 @@ def _published_model_areas(result: dict) -> pd.DataFrame:
     return shown
 
 
+def _published_model_total(result: dict) -> int:
+    """The model's national count of multi-agency children as published below the lead: the sum of its home
+    atoms' published counts (``published_totals``), so it is the sum of the by-area table, as on Across."""
+    if "multi_agency_children_linked" not in result.get("published_totals", {}):
+        raise KeyError("the model's result has no published national count (published_totals): it cannot be "
+                       "shown below the safeguarding lead")
+    return int(result["published_totals"]["multi_agency_children_linked"])
+
+
 def _perturbed(count, key: int) -> int:
     return int(cells.perturb(int(count), int(key)))
 
@@ -207,7 +216,7 @@ def published_curve(result: dict, role: str, population_true: int | None = None)
     if result["kind"] == "model":
         out = curve.copy()
         true = result["multi_agency_children_linked"]
-        shown = _perturbed(true, result["total_keys"]["multi_agency_children_linked"])
+        shown = _published_model_total(result)
         out["multi_agency_children_linked"] = shown
         out["expected_by_number"] = (curve["expected_by_number"] * (shown / true if true else 0.0)).round(1)
         return out
@@ -233,7 +242,7 @@ def published_result(result: dict, role: str) -> dict:
     keys = result["total_keys"]
     if result["kind"] == "model":
         true = result["multi_agency_children_linked"]
-        shown = _perturbed(true, keys["multi_agency_children_linked"])
+        shown = _published_model_total(result)
         ratio = shown / true if true else 0.0
         out["multi_agency_children_linked"] = shown
         for name in ("expected_by_number_today", "expected_by_number_scenario"):
@@ -266,11 +275,21 @@ def published_result(result: dict, role: str) -> dict:
     return out
 
 
+def small_areas(areas: pd.DataFrame, role: str) -> list[str]:
+    """Below the lead, the areas whose published count of children known to 2+ agencies (the model's, or the
+    simulation's true count) is from 1 to ``SMALL_BELOW - 1``: hatched on the map, as on every other page."""
+    if not aggregates_suppressed(role):
+        return []
+    column = "multi_agency_linked" if "multi_agency_linked" in areas.columns else "multi_agency_true"
+    counts = pd.to_numeric(areas[column], errors="coerce").fillna(0)
+    return areas.loc[(counts > 0) & (counts < SMALL_BELOW), "area_code"].astype(str).tolist()
+
+
 def page_data(result: dict, params: dict, role: str, data_version: str = "") -> PageData:
     """What the page shows for ``result`` to ``role`` (cheap: the page calls it on every rerun)."""
     areas = protect_areas(result, role)  # protected for the role here, once
     result = published_result(result, role)
-    report = sc.scenario_report(result, areas)
+    report = sc.scenario_report(result, areas, hatch=small_areas(areas, role))
     tables = {"summary": Table(report.table, title="Today and under the scenario",
                                columns={"measure": {"label": "Measure", "width": "medium"},
                                         "today": {"label": "Today", "format": "%.4g"},
@@ -296,7 +315,10 @@ def page_data(result: dict, params: dict, role: str, data_version: str = "") -> 
     tables["areas"] = Table(report.area_table.reset_index(drop=True), downloadable=True,
                             title=f"Where: children newly recognised by NHS number alone, by home "
                                   f"{sc.LAYER_LABEL[result['layer']]}",
-                            note=method_note(aggregates_suppressed(role)))
+                            note=method_note(aggregates_suppressed(role))
+                            + (f" Hatched on the map: fewer than {SMALL_BELOW} children known to 2+ agencies "
+                               "(the gain there rests on a perturbed count that small)."
+                               if aggregates_suppressed(role) else ""))
     lines = [*result["levers_text"], *result["assumptions"]]
     data = PageData(page=PAGE, role=role, params=dict(params), data_version=data_version, title=report.title,
                     sentences=sentences, tables=tables,
@@ -311,6 +333,7 @@ def download_json(result: dict, role: str) -> str:
     payload = {**published_result(result, role), "by_area": protect_areas(result, role),
                "disclosure": method_note(aggregates_suppressed(role))}
     payload.pop("total_keys", None)  # cell keys never leave
+    payload.pop("published_totals", None)  # already the figures above
     return json.dumps(sc.to_json(payload), indent=1, default=str)
 
 
