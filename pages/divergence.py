@@ -57,7 +57,7 @@ if not available["linked"]:
 
 # -- controls ------------------------------------------------------------------------------------------
 
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4 = st.columns([1, 1, 1.5, 0.8])  # the geography's names are the longest (e.g. sub-ICB locations)
 agencies = available["agencies"]
 a = c1.selectbox("Agency A", agencies, index=agencies.index("police") if "police" in agencies else 0,
                  format_func=dv.agency_title, key="div_a")
