@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from lib.disclosure import residents
-from lib.disclosure.cellkey import KEYS
 from lib.geo import layers
 from lib.measures import spans
 from lib.records import store
@@ -74,6 +73,16 @@ def _records(con, layer: str) -> pd.DataFrame:
         WHERE r.child_id IS NOT NULL AND NOT e.is_anonymous""")
 
 
+def _published_by_home(kids: pd.DataFrame, home: pd.Series, multi) -> pd.Series:
+    """Children known to 2+ agencies per home area as published below the lead: every child (``kids``, keyed by
+    ``spans.child_keys``, its ``home`` area or unplaced) flagged when it is one of the model's multi-agency
+    children (``multi``), summed over home atoms (lib.disclosure.residents): the same cell, hence the same value,
+    as Across's "known to 2+ agencies" for the area (same children, same atom, same cap at the atom's children)."""
+    everyone = kids.assign(home_area=home, multi_agency=kids.index.isin(multi)).reset_index()
+    published = residents.area_counts(everyone, "home_area", {"multi_agency_linked": "multi_agency"})
+    return published[published["multi_agency_linked"] > 0].set_index("home_area")["multi_agency_linked"]
+
+
 def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
     """The model's answer: totals, a table by home area and (optionally) the curve over ``rates``.
 
@@ -119,12 +128,7 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
     scen = expected(scenario_p(levers))
     table = pd.DataFrame({"multi_agency_linked": 1, "by_number_today": today, "by_number_scenario": scen})
     table["area_code"] = home.reindex(table.index).to_numpy()
-    # every child, flagged when it is one of the model's multi-agency children: the cell is the same as Across's
-    # "known to 2+ agencies" for the area (same children, same atom, same cap at the atom's children)
-    everyone = kids.assign(home_area=home, multi_agency=kids.index.isin(table.index)).reset_index()
-    published = residents.area_counts(everyone, "home_area", {"multi_agency_linked": "multi_agency"})
-    published = published[published["multi_agency_linked"] > 0]
-    total_key = int(kids.loc[table.index, "rkey"].sum() % KEYS)  # the national count's cell key
+    published = _published_by_home(kids, home, table.index)
     table = table.groupby("area_code")[["multi_agency_linked", "by_number_today", "by_number_scenario"]].sum()
     table["gain_by_number"] = table["by_number_scenario"] - table["by_number_today"]
     table = table.reset_index()
@@ -138,15 +142,13 @@ def estimate(con, levers: Levers, layer: str = "utla", rates=None) -> dict:
         "layer": layer,
         "measured_capture": national,
         "multi_agency_children_linked": int(len(multi)),
-        "key_multi_agency_children_linked": total_key,
         # the national count as published below the lead: the sum of every home atom's (the areas' and unplaced)
-        "published_multi_agency_children_linked": int(published["multi_agency_linked"].sum()),
+        "published_multi_agency_children_linked": int(published.sum()),
         "expected_by_number_today": round(float(today.sum()), 1),
         "expected_by_number_scenario": round(float(scen.sum()), 1),
         "expected_gain_by_number": round(float(scen.sum() - today.sum()), 1),
         "by_area": table,
-        # children per area as published below the lead (sums of their home atoms' perturbed counts)
-        "published_by_area": published.set_index("home_area")["multi_agency_linked"],
+        "published_by_area": published,
     }
     if rates is not None:
         rows = []

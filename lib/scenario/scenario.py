@@ -259,7 +259,7 @@ def model_scenario(con, levers: Levers, *, layer: str = "utla", curve_rates=simu
         "layer": layer,
         "by_area": est["by_area"],
         "published_by_area": est["published_by_area"],
-        "total_keys": {"multi_agency_children_linked": est["key_multi_agency_children_linked"]},
+        "total_keys": {},  # the model's counts of children are published on home atoms (published_totals)
         "published_totals": {"multi_agency_children_linked": est["published_multi_agency_children_linked"]},
         "curve": est.get("curve"),
         "assumptions": list(ASSUMPTIONS_MODEL),
