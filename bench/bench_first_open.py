@@ -34,6 +34,7 @@ ROLES = {"boundaries": "lead", "across": "lead", "divergence": "commissioner", "
 def build_store(work: Path, size: int) -> tuple[Path, dict]:
     """A linked versioned store of ``size`` synthetic encounters (reused when already built)."""
     import lib.measures.aggregates  # noqa: F401  (registers the cube builder, as the app and the CLI do)
+    import lib.scenario.stored  # noqa: F401  (and the Scenario's default simulation, as the app and CLI do)
     from lib.linkage.run import LinkConfig, link
     from lib.records import ingest, versions
     from lib.synth import SynthConfig, generate

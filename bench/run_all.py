@@ -66,6 +66,7 @@ def step_generate(size: int, work: Path, seed: int) -> None:
 
 def step_ingest(size: int, work: Path, seed: int) -> None:
     import lib.measures.aggregates  # noqa: F401  (registers the cube builder, as the app and the CLI do)
+    import lib.scenario.stored  # noqa: F401  (and the Scenario's default simulation, as the app and CLI do)
     from lib.records import geography, ingest, store
 
     geography._directory(), geography._layer_codes(), geography.agency_codes(), geography.code_layers()
@@ -162,6 +163,7 @@ def step_link(size: int, work: Path, seed: int) -> None:
     import pandas as pd
 
     import lib.measures.aggregates  # noqa: F401  (the link's transaction builds the stored cubes and measures)
+    import lib.scenario.stored  # noqa: F401  (and the Scenario's default simulation, as the app and CLI do)
     from lib.linkage.evaluate import evaluate
     from lib.linkage.run import LinkConfig, link
     from lib.records import store
@@ -328,6 +330,7 @@ def step_default_store(size: int, work: Path, seed: int) -> None:
     the app writes it, each change the store's next version (``ensure_default_dataset`` makes the store versioned,
     so a plain read-write connection to it is refused): the linkage run too, through ``versions.write``."""
     import lib.measures.aggregates  # noqa: F401  (registers the cube builder, as the app and the CLI do)
+    import lib.scenario.stored  # noqa: F401  (and the Scenario's default simulation, as the app and CLI do)
     from lib.linkage.run import LinkConfig, link
     from lib.records import versions
     from lib.records.default import ensure_default_dataset

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import lib.measures.aggregates  # noqa: F401  (registers the cube builder for every store the CLI writes)
+import lib.scenario.stored  # noqa: F401  (and the Scenario's default simulation, kept with them)
 from lib.access.audit import AuditError
 from lib.records.store import StoreError
 from lib.records.versions import EXIT_LOCKED, StoreLocked

@@ -28,6 +28,10 @@ os.environ.setdefault("JOINEDUP_SYNTHETIC_STORE", "1")
 os.environ.setdefault("STREAMLIT_CLIENT_SHOW_ERROR_DETAILS", "full")  # servers the tests start
 _streamlit_config.set_option("client.showErrorDetails", "full")  # AppTest, in this process
 os.environ.setdefault("JOINEDUP_ACCOUNTS", str(_SESSION_STORE.with_name("no-accounts.json")))
+# Writes keep the Scenario's default simulation in the store (lib.scenario.stored), once per store key: every test
+# store has its own random key, so each would pay a simulation (8-14 s). Off here; tests/test_scenario_stored.py
+# switches it on and checks it, and the view twin simulates when the store holds none (never a stale result).
+os.environ.setdefault("JOINEDUP_STORED_SCENARIO", "0")
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402

@@ -42,7 +42,9 @@ __all__ = ["RECORD_COLUMNS", "LinkConfig", "cluster", "deterministic_pass", "ens
 
 DDL = list(tables.LINKAGE_TABLES.values())  # defined with every other table in lib.records.tables
 
-_LINK_LOCK = threading.Lock()
+#: One linkage run at a time per process. Re-entrant: a linkage run's transaction may run the Scenario's default
+#: simulation (lib.scenario.stored), which links its own in-memory store in the same thread.
+_LINK_LOCK = threading.RLock()
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -169,6 +169,25 @@ class _InTransaction:
         return getattr(self._cur, name)
 
 
+#: Stored results that do not follow the record tables, registered from the layers above (the Scenario's default
+#: simulation, ``lib.scenario.stored``): name prefix in ``agg_frames`` -> ``refresh(cur)``, which keeps its own
+#: fingerprint and rows and recomputes them, inside the write's transaction, only when that fingerprint changed.
+_OWN_RESULTS: dict = {}
+
+
+def register_stored_result(prefix: str, refresh) -> None:
+    """Register a stored result kept under ``prefix`` in ``agg_frames`` (``build_stored`` leaves its rows alone and
+    calls ``refresh(cur)`` after the cubes and measures)."""
+    _OWN_RESULTS[prefix] = refresh
+
+
+def _kept_frames(keep_across: bool) -> str:
+    """The WHERE clause of the ``agg_frames`` rows a rebuild deletes: not the registered results' own rows, nor
+    the Across measures when they are kept."""
+    kept = [*_OWN_RESULTS, *(["across/"] if keep_across else [])]
+    return "".join(f" AND NOT starts_with(name, '{prefix}')" for prefix in kept).replace(" AND", " WHERE", 1)
+
+
 def build_stored(cur, *, full: bool = True) -> None:
     """Assemble the exact cube from ``agg_direct``/``agg_native`` and the protected cube from the records (cell key
     perturbation, ``lib.disclosure.service.protected_cube``) and store both, on ``cur`` inside the caller's
@@ -182,7 +201,7 @@ def build_stored(cur, *, full: bool = True) -> None:
     for table in ("agg_cube", "agg_unplaced", *KEY_TABLES.values()):
         cur.execute(f"DELETE FROM {table}")
     if with_frames:
-        cur.execute("DELETE FROM agg_frames" + (" WHERE name NOT LIKE 'across/%'" if keep_across else ""))
+        cur.execute("DELETE FROM agg_frames" + _kept_frames(keep_across))
     cur.execute("DELETE FROM meta WHERE name IN (?, ?, ?)", [f"{stored.STATE_KEY}.{name}"
                                                               for name in ("exact", "protected", "views")])
     if not cur.execute("SELECT count(*) FROM encounters").fetchall()[0][0]:
@@ -224,6 +243,16 @@ def build_stored(cur, *, full: bool = True) -> None:
             cur.unregister("incoming_cube")
             cur.unregister("incoming_unplaced")
         cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [f"{stored.STATE_KEY}.{name}", fingerprint])
+    refresh_results(cur)
+
+
+def refresh_results(cur) -> None:
+    """Bring each registered stored result up to date (each checks its own fingerprint: most writes keep it); on a
+    store with records and ``agg_frames`` only."""
+    if "agg_frames" not in stored._tables(cur) or not cur.execute("SELECT count(*) FROM encounters").fetchall()[0][0]:
+        return
+    for refresh in _OWN_RESULTS.values():
+        refresh(cur)
 
 
 # -- the pages' measures (schema 7, ``agg_frames``): spans, flows and completeness, stored by name -------------
@@ -505,6 +534,10 @@ class _CubeBuilder:
     @staticmethod
     def build_stored(cur, *, full: bool = True) -> None:
         build_stored(cur, full=full)
+
+    @staticmethod
+    def refresh_results(cur) -> None:
+        refresh_results(cur)
 
 
 stored.register_cube_builder(_CubeBuilder)

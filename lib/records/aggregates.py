@@ -215,8 +215,9 @@ _cube_builder = None
 
 
 def register_cube_builder(builder) -> None:
-    """Register what builds the cubes: an object with ``version() -> str`` (format and geography) and
-    ``build_stored(cur, full)`` (``full``: nothing stored may be kept)."""
+    """Register what builds the cubes: an object with ``version() -> str`` (format and geography),
+    ``build_stored(cur, full)`` (``full``: nothing stored may be kept) and ``refresh_results(cur)`` (when the cubes
+    are kept: the stored results that do not follow the records, each brought up to date by its own fingerprint)."""
     global _cube_builder
     _cube_builder = builder
 
@@ -250,6 +251,7 @@ def refresh_cubes(cur, *, force: bool = False) -> bool:
         return False
     if not force and cubes_current(cur, "exact") and cubes_current(cur, "protected") \
             and ("agg_frames" not in _tables(cur) or cubes_current(cur, "views")):
+        _cube_builder.refresh_results(cur)  # results that do not follow the records keep their own fingerprint
         return False
     _cube_builder.build_stored(cur, full=force)  # force: the linkage was replaced (or a rebuild): everything
     return True

@@ -42,7 +42,9 @@ ENCOUNTER_COLUMNS = tables.ENCOUNTER_COLUMNS
 ENCOUNTER_NAMES = [name for name, _ in ENCOUNTER_COLUMNS]
 RECORD_NAMES = ENCOUNTER_NAMES[:-2]  # supplied by the batch; batch_id and ingested_at added at commit
 
-_INGEST_LOCK = threading.Lock()
+#: One upload at a time per process. Re-entrant: a write's transaction may run the Scenario's default simulation
+#: (lib.scenario.stored), which uploads to its own in-memory store in the same thread.
+_INGEST_LOCK = threading.RLock()
 INSERT_CHUNK = 200_000  # rows decoded at a time while streaming into the batch's one INSERT
 
 

@@ -48,6 +48,7 @@ from lib.disclosure.keys import NoSecret
 from lib.export.csv_safe import to_csv_bytes
 from lib.measures import aggregates
 from lib.records import store
+from lib.scenario import stored as _stored_scenario  # noqa: F401 - registers the Scenario's stored result
 
 
 @dataclass

@@ -5,7 +5,8 @@ headline, the summary table, each agency's counts (simulation) or today's measur
 curve (figure and table), the gain by area (map and table, published by cell key perturbation for
 aggregate-only roles in ONE place: ``protect_areas``, docs/DISCLOSURE.md), and the assumptions.
 The page caches ``compute`` (a scenario takes
-10-20 s; its progress bar is drawn by the page) and renders ``page_data``; ``python -m lib.cli view scenario``
+10-20 s; its progress bar is drawn by the page; the default simulation is computed when the store is written and
+read from it, ``lib.scenario.stored``) and renders ``page_data``; ``python -m lib.cli view scenario``
 calls ``build``. Both key their caches on ``lib.records.store.data_version`` only (``cache_key``).
 
 Parameters: ``kind`` (simulation on the synthetic population, or a model from the store's measured
@@ -26,12 +27,13 @@ from lib.geo import layers
 from lib.geo.agencies import NATIVE_LAYER as AGENCY_NATIVE_LAYER
 from lib.records import store
 from lib.scenario import scenario as sc
+from lib.scenario import stored
 from lib.scenario.capture import Levers
 from lib.synth.config import AGENCY_TYPES
 from lib.views.base import PageData, Param, Source, Table, source_of
 
 PAGE = "scenario"
-POPULATIONS = {20_000: "20,000 encounters (the default dataset)", 5_000: "5,000 encounters (quicker)"}
+POPULATIONS = {stored.ENCOUNTERS: "20,000 encounters (the default dataset)", 5_000: "5,000 encounters (quicker)"}
 #: The layers the gain table and map may use -> their labels (a live view of the layer registry).
 LAYERS = layers.view(lambda layer: layer.scenario_order > 0, lambda layer: layer.noun[:1].upper() + layer.noun[1:],
                      order=lambda layer: layer.scenario_order)
@@ -41,12 +43,12 @@ KINDS = {"simulation": "Simulation on the synthetic population", "model": "Model
 
 PARAMS = {
     "kind": Param("simulation", choices=tuple(KINDS), help="simulation (synthetic population) or model (your data)"),
-    "encounters": Param(20_000, choices=tuple(POPULATIONS), kind=int, help="synthetic population size"),
+    "encounters": Param(stored.ENCOUNTERS, choices=tuple(POPULATIONS), kind=int, help="synthetic population size"),
     "levers": Param("{}", help='JSON of the levers, e.g. {"capture": {"police": 1.0}, "opt_out": 0.1}'),
-    "layer": Param("utla", choices=LAYERS, help="areas of the gain table and map"),
+    "layer": Param(stored.LAYER, choices=LAYERS, help="areas of the gain table and map"),
     "curve_agencies": Param(None, choices=tuple(AGENCY_TYPES), many=True,
                             help="agencies whose capture the curve varies (default: every agency)"),
-    "curve_mode": Param("deterministic", choices=tuple(CURVE_MODES), help="how each curve point is linked"),
+    "curve_mode": Param(stored.CURVE_MODE, choices=tuple(CURVE_MODES), help="how each curve point is linked"),
 }
 
 #: Counts of children in the simulation's by-area table, each published with its children's cell key.
@@ -132,6 +134,12 @@ def compute(con_or_store, params: dict, *, key: bytes | None = None, progress=No
 
     if key is None:
         key = sc.scenario_key(store_path(source))
+    asked = stored.request(levers, n_encounters=int(params["encounters"]), seed=DEFAULT_SEED, layer=params["layer"],
+                           curve_agencies=tuple(params.get("curve_agencies") or AGENCY_TYPES),
+                           curve_mode=params["curve_mode"])
+    kept = stored.read(source.con, key, asked)  # the write-time simulation, when the store holds this one
+    if kept is not None:
+        return kept
     return sc.simulate_scenario(levers, key=key, n_encounters=int(params["encounters"]), seed=DEFAULT_SEED,
                                 layer=params["layer"], curve_agencies=tuple(params.get("curve_agencies")
                                                                             or AGENCY_TYPES),
