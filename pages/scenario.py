@@ -80,10 +80,11 @@ simulating = kind == "simulation"
 if simulating:
     n = st.selectbox("Synthetic population", list(view.POPULATIONS), format_func=view.POPULATIONS.get,
                      key="scn_population")
-    pop = population(n, DEFAULT_SEED)
+    kept_start = view.stored_start(source, n)  # the stored default simulation's start: no population generated
+    pop = population(n, DEFAULT_SEED) if kept_start is None else None
 else:
-    n, pop = None, None
-today = view.todays_levers(con, kind, pop)
+    n, pop, kept_start = None, None, None
+today = view.todays_levers(con, kind, pop, kept_start)
 
 # -- levers --------------------------------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ with st.form("scn_levers"):
     with st.expander("By area (optional): a different share for some of one agency's areas"):
         a1, a2, a3 = st.columns([1, 2, 1])
         area_agency = a1.selectbox("Agency", AGENCY_TYPES, format_func=sc.AGENCY_LABEL.get, key="scn_area_agency")
-        codes = view.area_choices(con, kind, area_agency, pop)
+        codes = view.area_choices(con, kind, area_agency, pop, kept_start)
         names = view.area_names()
         chosen = a2.multiselect("Areas (the agency's own codes)", codes,
                                 format_func=lambda c: f"{names.get(c, c)} ({c})",

@@ -170,3 +170,57 @@ def test_the_view_opens_on_the_stored_request():
                            curve_agencies=tuple(params["curve_agencies"] or ()) or sc.AGENCY_TYPES,
                            curve_mode=params["curve_mode"])
     assert asked == stored.request()
+
+
+def test_the_page_starts_its_levers_from_the_stored_result_without_the_population(on, extract, tmp_path):
+    """The page's sliders start at the population's recording today and its per-area lever offers each agency's
+    own areas: with the default simulation stored, both come from it (the population, seconds to generate, is not
+    needed to open the page), equal to what the population gives; another population size has no stored start."""
+    from lib.records.default import DEFAULT_SEED
+    from lib.scenario import simulate
+
+    path = tmp_path / "store.duckdb"
+    con = store.connect(path)
+    _upload(con, extract.iloc[:300], "first.parquet")
+    con.close()
+    reader = store.connect(path, read_only=True)
+    try:
+        start = view.stored_start(reader, ENCOUNTERS)
+        assert start is not None
+        pop = simulate.population(ENCOUNTERS, DEFAULT_SEED)
+        assert view.todays_levers(reader, "simulation", start=start) == view.todays_levers(reader, "simulation", pop)
+        for agency in sc.AGENCY_TYPES:
+            codes = view.area_choices(reader, "simulation", agency, start=start)
+            assert codes and codes == view.area_choices(reader, "simulation", agency, pop)
+        assert view.stored_start(reader, 2_000) is None  # not the stored population
+    finally:
+        reader.close()
+    empty = store.connect(tmp_path / "none.duckdb")
+    try:
+        assert view.stored_start(empty, ENCOUNTERS) is None  # nothing stored: the page generates the population
+    finally:
+        empty.close()
+
+
+def test_the_page_opens_on_the_stored_start_without_generating_the_population(on, extract, tmp_path, monkeypatch):
+    """The page itself (AppTest): on the stored population its sliders start at the stored recording today and
+    the population is never generated (it took 3.6 s of the page's first open at 1M)."""
+    from lib.scenario import simulate
+    from tests.browser import ROOT
+    from tests.fixtures_linkage import run_page
+
+    path = tmp_path / "store.duckdb"
+    con = store.connect(path)
+    _upload(con, extract.iloc[:300], "first.parquet")
+    con.close()
+    at = run_page(str(ROOT / "pages" / "scenario.py"), path, monkeypatch)  # 20,000: not stored here, generated
+    monkeypatch.setattr(simulate, "population", lambda *a, **k: pytest.fail("the page generated the population"))
+    at.selectbox(key="scn_population").set_value(ENCOUNTERS).run()
+    assert not at.exception, at.exception
+    reader = store.connect(path, read_only=True)
+    try:
+        today = view.stored_start(reader, ENCOUNTERS)["today_levers"]
+    finally:
+        reader.close()
+    for agency in sc.AGENCY_TYPES:
+        assert at.slider(key=f"scn_cap_{agency}_{ENCOUNTERS}").value == round(100 * today["capture"][agency])

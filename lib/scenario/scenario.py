@@ -116,6 +116,13 @@ ASSUMPTIONS_MODEL = [
 ]
 
 
+def agency_areas(pop) -> dict[str, list[str]]:
+    """Each agency type's own area codes in the synthetic population, sorted (where a per-area capture can be set)."""
+    encounters = pop.recorder.encounters
+    return {a: sorted(map(str, encounters.loc[encounters["agency_type"] == a, "agency_code"].unique()))
+            for a in AGENCY_TYPES}
+
+
 def simulate_scenario(levers: Levers, *, key: bytes, n_encounters: int | None = None, seed: int | None = None,
                       layer: str = "utla", curve_rates=simulate.CURVE_RATES, curve_mode: str = "deterministic",
                       curve_agencies=None, progress=_noop) -> dict:
@@ -149,6 +156,9 @@ def simulate_scenario(levers: Levers, *, key: bytes, n_encounters: int | None = 
                        "children_true": today.metrics["children_true"],
                        "multi_agency_children_true": today.metrics["multi_agency_children_true"]},
         "today_levers": baseline,
+        # each agency's own area codes in the population (the page's per-area lever offers them): kept with the
+        # result so a page opening on a stored result need not generate the population (lib.scenario.stored)
+        "agency_areas": agency_areas(pop),
         "levers": levers.as_dict(),
         "levers_text": levers_text(levers, baseline),
         "today": today.metrics,

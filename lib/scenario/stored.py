@@ -39,7 +39,7 @@ from lib.scenario.capture import Levers
 from lib.synth.config import AGENCY_TYPES
 
 #: Bumped whenever the simulation or the stored shape changes: a result stored by another release is not read.
-FORMAT = "1"
+FORMAT = "2"  # 2: with each agency's area codes (the page's levers start from the stored result)
 PREFIX = "scenario/"
 META = "aggregates.scenario"
 ENV = "JOINEDUP_STORED_SCENARIO"

@@ -353,22 +353,34 @@ def build(con_or_store, params: dict, role: str) -> PageData:
 
 # -- what the page's levers start from (widget defaults and choices, not results) ------------------------
 
-def todays_levers(con, kind: str, population=None) -> dict:
-    """Today's recording, where each slider starts: the synthetic population's (``population``, from
-    ``lib.scenario.simulate.population``) or the store's measured NHS-number capture."""
+def stored_start(con_or_store, encounters: int) -> dict | None:
+    """Where the simulation's levers start and which areas they offer, from the default simulation the store keeps
+    (``lib.scenario.stored``): ``{"today_levers", "agency_areas"}`` when it holds one for a population of
+    ``encounters``, else None (the page generates the population: seconds on first open)."""
+    if int(encounters) != stored.ENCOUNTERS:
+        return None
+    source = source_of(con_or_store)
+    kept = stored.read(source.con, sc.scenario_key(store_path(source)), stored.request())
+    if kept is None or "agency_areas" not in kept:
+        return None
+    return {"today_levers": kept["today_levers"], "agency_areas": kept["agency_areas"]}
+
+
+def todays_levers(con, kind: str, population=None, start: dict | None = None) -> dict:
+    """Today's recording, where each slider starts: the synthetic population's (``start``, from ``stored_start``,
+    or ``population``, from ``lib.scenario.simulate.population``) or the store's measured NHS-number capture."""
     if kind == "simulation":
-        return population.baseline.as_dict()
+        return start["today_levers"] if start is not None else population.baseline.as_dict()
     from lib.scenario import model
 
     measured = model.national_capture(con)
     return {"capture": {a: measured.get(a, 0.0) for a in AGENCY_TYPES}}
 
 
-def area_choices(con, kind: str, agency: str, population=None) -> list[str]:
+def area_choices(con, kind: str, agency: str, population=None, start: dict | None = None) -> list[str]:
     """The agency's own area codes a per-area capture can be set for."""
     if kind == "simulation":
-        encounters = population.recorder.encounters
-        return sorted(encounters.loc[encounters["agency_type"] == agency, "agency_code"].unique())
+        return list(start["agency_areas"][agency]) if start is not None else sc.agency_areas(population)[agency]
     return store.query(con, "SELECT DISTINCT agency_code FROM encounters WHERE agency_type = ? ORDER BY 1",
                        [agency])["agency_code"].tolist()
 
