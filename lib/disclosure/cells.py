@@ -46,17 +46,6 @@ def group_cells(members: pd.DataFrame, by, flags: dict[str, str | None], *, key:
     return result
 
 
-def total_cell(members: pd.DataFrame, flag: str | None = None, *, key: str = "rkey") -> tuple[int, int]:
-    """(count, cell key) of the members with ``flag`` (all members when None): one cell such as a national total."""
-    chosen = members if flag is None else members[members[flag].to_numpy(dtype=bool)]
-    return int(len(chosen)), int(chosen[key].to_numpy(dtype=np.int64).sum() % KEYS)
-
-
-def published_total(members: pd.DataFrame, flag: str | None = None, *, key: str = "rkey") -> int:
-    count, cell = total_cell(members, flag, key=key)
-    return int(perturb(count, cell))
-
-
 def publish(table: pd.DataFrame, counts) -> pd.DataFrame:
     """``table`` with each count replaced by its published value (true count + the noise of its cell key; a
     zero stays zero) and the key columns dropped. A count without a key column is an error, never passed on."""
