@@ -112,7 +112,7 @@ def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progre
 
     db_api = DuckDBAPI(connection=duckdb.connect(config=duckdb_config(config)))
     try:
-        frame = nodes[["unique_id", *model.FEATURES]]
+        frame = nodes[["unique_id", *model.FEATURES, model.NUMBERED]]
         if uses_name_blocking(config, len(frame)):
             frame = lsh.with_keys(frame)  # computed here from the filters, never stored
         progress(0.35, "Training the match model (u by sampling, m by expectation maximisation)")
@@ -178,8 +178,8 @@ def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, pro
         return spark.predict(frame, model_json, scoring_floor(config), master=config.spark_master,
                              checkpoint_dir=config.spark_checkpoint_dir, partitions=config.spark_partitions,
                              exchange_dir=config.spark_exchange_dir)
-    linker = Linker(db_api.register(frame, dataset_display_name="encounters"), scoring_settings(model_json),
-                    log_level=30)
+    linker = Linker(db_api.register(frame, dataset_display_name="encounters"),
+                    scoring_settings(model_json, model.NUMBERED in frame.columns), log_level=30)
     progress(0.6, "Scoring candidate pairs")
     # Chunks (of the left side of each pair) bound the comparison vectors held at once; one chunk
     # below predict_chunk_nodes, so small runs are unchanged.

@@ -26,6 +26,9 @@ FEATURES = ["forename_hash", "forename_canon_hash", "forename_phonetic", "surnam
             "home_postcode_hash", "home_sector", "home_district", "forename_bloom", "surname_bloom"]
 
 
+#: Column of the scored frame (not a feature): the node is an NHS-number group (lib.linkage.inference).
+NUMBERED = "has_nhs"
+
 DOB_PARTS_LABEL = "Two of day, month and year agree"
 
 
@@ -300,11 +303,22 @@ def trained_settings(model_json: dict, dialect: str, source: str = "the trained 
     return out
 
 
-def scoring_settings(settings: dict) -> dict:
+def scoring_settings(settings: dict, skip_numbered_pairs: bool = False) -> dict:
     """A trained model's settings for scoring: Splink 5 outputs the level that fired (gamma_*) only when it
     retains the matching columns, which training does without (they would weigh down EM's tables);
-    `edge_columns` drops them again before they leave the backend."""
-    return {**settings, "retain_matching_columns": True}
+    `edge_columns` drops them again before they leave the backend.
+
+    `skip_numbered_pairs` (the scored frame has the `NUMBERED` column): every prediction rule also requires that
+    not both nodes are NHS-number groups. Two groups carry two different valid numbers (the deterministic pass
+    merged equal ones), so `inference.kept_edges` drops their pair whatever its score; blocking them out spares
+    scoring them, and the edges are the same (tests/test_linkage_numbered_pairs.py). Added at scoring time only:
+    the stored model JSON keeps the rules it was trained with."""
+    out = {**settings, "retain_matching_columns": True}
+    if skip_numbered_pairs:
+        out["blocking_rules_to_generate_predictions"] = [
+            {**rule, "blocking_rule": f"({rule['blocking_rule']}) AND NOT (l.{NUMBERED} AND r.{NUMBERED})"}
+            for rule in settings.get("blocking_rules_to_generate_predictions", [])]
+    return out
 
 
 def edge_columns(columns: list[str]) -> list[str]:

@@ -97,6 +97,7 @@ def predict(frame: pd.DataFrame, model_json: dict, threshold: float, *, master: 
     # table it did not name itself, so the second run failed ("Table 'encounters' already exists").
     spark.catalog.dropTempView("encounters")
     linker = Linker(api.register(table, dataset_display_name="encounters"),
-                    model.scoring_settings(model.trained_settings(model_json, "spark")), log_level=30)
+                    model.scoring_settings(model.trained_settings(model_json, "spark"),
+                                           model.NUMBERED in frame.columns), log_level=30)
     scored = linker.inference.predict(threshold_match_probability=threshold).as_spark_dataframe()
     return scored.select(*model.edge_columns(scored.columns)).toPandas()  # the matching columns stay on the cluster
