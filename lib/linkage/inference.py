@@ -171,6 +171,8 @@ def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, pro
     """Splink's predictions of `frame`'s pairs at or above the review floor, on `config.backend`."""
     from splink import Linker
 
+    if not config.name_pairs_both_differ:
+        model_json = model.without_names_both_differ(model_json)  # scoring only: the stored model is unchanged
     if config.backend == "spark":
         from lib.linkage import spark
 

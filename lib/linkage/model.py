@@ -12,6 +12,7 @@ compares two different columns.
 from __future__ import annotations
 
 import copy
+import re
 
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
@@ -300,6 +301,32 @@ def trained_settings(model_json: dict, dialect: str, source: str = "the trained 
                           "trained by lib.linkage.training?)") from exc
     except Exception as exc:  # sqlglot's parse and unsupported-syntax errors, or the dialect check above
         raise ReplayError(f"{source} cannot be scored on {dialect}: {where}: {exc}") from exc
+    return out
+
+
+def without_names_both_differ(model_json: dict) -> dict:
+    """A copy of a trained model whose name-blocking rule (the exploded MinHash band keys, lib.linkage.lsh) proposes
+    a pair only where its two names do not both differ: some level of the forename's or the surname's comparison
+    above disagreement fires (exact, nicknames, sound-alike, the trained Dice cut-point, names swapped).
+
+    Why: the band keys meet inside large coarse blocks (a date of birth; a district with sex), so most pairs they
+    add share a MinHash of each name and little else. Such a pair would fall to the model's "Both names differ"
+    level, and with no date and district agreeing together (those pairs come from the earlier rules) it scores
+    near zero: at 200,000 built-in encounters 614,548 of the rule's 651,242 pairs (94%) had both names differ,
+    their highest probability was 0.255, and none reached 0.38 (docs/PERFORMANCE.md, session 9). The pairs a
+    misspelling needs name blocking for have one name at least at the Dice cut-point, and are kept. Only a model
+    whose names are weighed together (`has_joint_names` True) is filtered; any other is returned as it is. The
+    stored model keeps its rules: this is applied at scoring time (`inference.score`), in DuckDB SQL that the
+    Spark path translates like the model's own."""
+    if has_joint_names(model_json) is not True:
+        return model_json
+    cuts = dice.thresholds_in(model_json)
+    both = f"({_disagrees('forename', cuts['forename'])}) AND ({_disagrees('surname', cuts['surname'])})"
+    both = re.sub(r'"(\w+)_([lr])"', r'\2."\1"', both)  # a level's "x_l" is a blocking rule's l."x"
+    out = copy.deepcopy(model_json)
+    for rule in out.get("blocking_rules_to_generate_predictions", []):
+        if rule.get("arrays_to_explode") == [lsh.COLUMN]:
+            rule["blocking_rule"] = f"({rule['blocking_rule']}) AND NOT ({both})"
     return out
 
 
