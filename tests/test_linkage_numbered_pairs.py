@@ -24,7 +24,7 @@ def test_pairs_of_two_nhs_groups_are_not_scored_and_the_kept_edges_are_the_same(
     nodes, _ = run.deterministic_pass(con)
     con.close()
     # every rule (name blocking's exploded one included), and every candidate pair kept whatever its score
-    config = run.LinkConfig(name_similarity_min_nodes=0, review_floor_lowest=0.0)
+    config = run.LinkConfig(name_similarity_min_nodes=0, review_floor_lowest=0.0, name_pairs_both_differ=True)
     frame = lsh.with_keys(nodes[["unique_id", *model.FEATURES, model.NUMBERED]])
     db_api = DuckDBAPI(connection=duckdb.connect())
     model_json = training.train_model(db_api, frame, config)
@@ -42,6 +42,31 @@ def test_pairs_of_two_nhs_groups_are_not_scored_and_the_kept_edges_are_the_same(
             for scored in (skipped, everything)]
     assert len(kept[0]) > 100
     pd.testing.assert_frame_equal(kept[0], kept[1], check_exact=True)
+
+
+def test_name_blocking_leaves_out_only_pairs_whose_names_both_differ(tmp_path):
+    """`model.without_names_both_differ`: every pair the filtered name blocking no longer proposes is one the model
+    puts in its "Both names differ" level, and every other pair is scored exactly as before."""
+    from splink.backends.duckdb import DuckDBAPI
+
+    con, _ = synthetic_store(tmp_path / "store.duckdb", n_encounters=3_000, seed=5, link=False)
+    nodes, _ = run.deterministic_pass(con)
+    con.close()
+    frame = lsh.with_keys(nodes[["unique_id", *model.FEATURES, model.NUMBERED]])
+    config = run.LinkConfig(name_similarity_min_nodes=0, review_floor_lowest=0.0)
+    model_json = training.train_model(DuckDBAPI(connection=duckdb.connect()), frame, config)
+    assert model.has_joint_names(model_json) is True
+    scored = {both: inference.score(DuckDBAPI(connection=duckdb.connect()), frame, model_json,
+                                    run.LinkConfig(**{**config.__dict__, "name_pairs_both_differ": both}), noop)
+              .set_index(["unique_id_l", "unique_id_r"]) for both in (True, False)}
+    left_out = scored[True].index.difference(scored[False].index)
+    assert len(left_out) > 50 and scored[False].index.isin(scored[True].index).all()
+    forename = next(c for c in model_json["comparisons"] if c["output_column_name"] == "forename")
+    levels = [level for level in forename["comparison_levels"] if not level.get("is_null_level")]
+    both_differ = len(levels) - 1 - [level["label_for_charts"] for level in levels].index(model.BOTH_NAMES_LABEL)
+    assert (scored[True].loc[left_out, "gamma_forename"] == both_differ).all()
+    kept = scored[True].loc[scored[False].index]
+    pd.testing.assert_frame_equal(kept, scored[False], check_exact=True)
 
 
 def test_the_condition_is_added_at_scoring_time_only():
