@@ -39,6 +39,7 @@ from lib.access.roles import LEAD, ROLE_LABELS, ROLES, may_open
 from lib.access.safety import escape_markdown
 from lib.measures import convert, spans
 from lib.records import store, versions
+from lib.records.pseudonymise import use_host_key
 from lib.views import base as view_base
 
 POLL_ENV = "JOINEDUP_POLL_SECONDS"
@@ -207,6 +208,7 @@ def ensure_default_data() -> None:
     """At first start on the default store (no $JOINEDUP_DB), build the synthetic national dataset and
     link it, showing progress, as the store's next version; afterwards a cheap check once per session. One
     session does the work: others arriving meanwhile wait, then find it done."""
+    use_host_key(secret_key())  # the writes this process makes store the Scenario's simulation under it
     if st.session_state.get("_default_data_checked") or store.DB_ENV in os.environ:
         return
 

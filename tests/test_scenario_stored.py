@@ -224,3 +224,27 @@ def test_the_page_opens_on_the_stored_start_without_generating_the_population(on
         reader.close()
     for agency in sc.AGENCY_TYPES:
         assert at.slider(key=f"scn_cap_{agency}_{ENCOUNTERS}").value == round(100 * today["capture"][agency])
+
+
+def test_a_key_held_only_in_the_apps_secrets_stores_the_simulation_its_page_reads(on, extract, tmp_path, monkeypatch):
+    """lib cannot read Streamlit's secrets: a write used to store the simulation under the fixed synthetic key while
+    the page read with the secret one, so that deployment's Scenario simulated on every first open. The app hands
+    its key over (`pseudonymise.use_host_key`, pages.common.ensure_default_data) and the write stores under it."""
+    from lib.records import pseudonymise
+
+    monkeypatch.setattr(pseudonymise, "_HOST_KEY", [None])
+    for name, handed in (("before.duckdb", None), ("after.duckdb", OTHER_KEY)):
+        pseudonymise.use_host_key(handed)
+        path = tmp_path / name
+        con = store.connect(path)
+        try:
+            _upload(con, extract.iloc[:300], "first.parquet")
+            page_key = sc.scenario_key(path, OTHER_KEY)  # what pages/scenario.py reads with: the secret
+            found = stored.read(con, page_key, stored.request())
+            assert (found is not None) == (handed is not None), name
+            assert (stored.read(con, sc.SYNTHETIC_KEY, stored.request()) is None) == (handed is not None), name
+        finally:
+            con.close()
+    assert sc.scenario_key(tmp_path / "after.duckdb") == OTHER_KEY.encode()
+    pseudonymise.use_host_key(None)
+    assert sc.scenario_key(tmp_path / "after.duckdb") == sc.SYNTHETIC_KEY

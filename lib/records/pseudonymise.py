@@ -68,6 +68,22 @@ def read_or_make_key_file(path: Path) -> str:
     return new
 
 
+#: The key the hosting app holds in its secrets (`use_host_key`); None: the environment or the key file.
+_HOST_KEY: list = [None]
+
+
+def use_host_key(key: str | bytes | None) -> None:
+    """Hand over the key the app holds in its secrets, which lib cannot read (it knows nothing of Streamlit).
+    Only the Scenario's key (`lib.scenario.scenario.scenario_key`) reads it: a deployment whose key is only in its
+    secrets then stores the Scenario's default simulation, inside the writes the app makes, under the key its page
+    reads with (lib.scenario.stored; issue 19), not under the fixed synthetic key. None clears it."""
+    _HOST_KEY[0] = key or None
+
+
+def host_key() -> str | bytes | None:
+    return _HOST_KEY[0]
+
+
 def load_key(db_path: str | os.PathLike | None = None, key: str | bytes | None = None, *, create: bool = True) -> bytes:
     """The pseudonymisation key (see module docstring for the order of sources)."""
     if key is None:

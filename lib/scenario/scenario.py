@@ -34,10 +34,12 @@ SYNTHETIC_KEY = b"joined-up scenario key (synthetic data only)"
 
 
 def scenario_key(db_path=None, key=None) -> bytes:
-    """The store's pseudonymisation key (secret, environment or key file; never created here), else a fixed key
-    for synthetic-only runs (the scenario store is temporary and holds synthetic records only)."""
-    from lib.records.pseudonymise import KeyProblem, load_key
+    """The store's pseudonymisation key (given, the host app's secret, environment or key file; never created
+    here), else a fixed key for synthetic-only runs (the scenario store is temporary and holds synthetic records
+    only)."""
+    from lib.records.pseudonymise import KeyProblem, host_key, load_key
 
+    key = key if key is not None else host_key()
     try:
         return load_key(None if db_path is None or str(db_path) == ":memory:" else db_path, key, create=False)
     except KeyProblem:
