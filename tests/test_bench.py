@@ -27,10 +27,12 @@ def test_bench_command_prints_json_figures_and_writes_a_table(tmp_path):
     assert 0.8 < figures["link F1"]["value"] <= 1
     assert figures["placement: postcodes placed"]["value"] > 1000
     opened = {name[len("first open "):]: r for name, r in figures.items() if name.startswith("first open ")}
-    assert {"boundaries", "across", "divergence", "data", "review"} <= set(opened)  # issue 19: every page, and
+    from lib.access.roles import PAGE_ROLES  # issue 19: every page, as every role that may open it, and
+
+    assert set(opened) == {f"{page} as {role}" for page, roles in PAGE_ROLES.items() for role in roles}
     assert not [r for r in opened.values() if r.get("error")] and figures["decision to page"]["value"] > 0
     text = table.read_text()
-    assert "| decision to page |" in text and "| across (lead) |" in text
+    assert "| decision to page |" in text and "| across as lead |" in text and "| compare as lead |" in text
     assert "| link end to end (ours) |" in text and "1,500 encounters" in text and "cores" in text
     assert "skipped" not in text.split("| link end to end (ours) |")[1].split("\n")[0]
 
