@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from lib.linkage import lsh, model, training
+from lib.linkage import band_pairs, lsh, model, training
 from lib.linkage.config import LinkConfig, Progress, duckdb_config, noop
 from lib.linkage.model import edge_columns, scoring_settings  # noqa: F401 - re-exported for callers
 
@@ -185,8 +185,10 @@ def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, pro
 def _scores(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, progress: Progress) -> pd.DataFrame:
     from splink import Linker
 
-    if not config.name_pairs_both_differ:
-        model_json = model.without_names_both_differ(model_json)  # scoring only: the stored model is unchanged
+    if band_pairs.applies(model_json, frame):  # scoring only: the stored model is unchanged
+        frame, _ = band_pairs.pair_keys(frame, model_json, model.NUMBERED in frame.columns,
+                                        config.name_pairs_both_differ)
+        model_json = band_pairs.scoring_model(model_json)
     if config.backend == "spark":
         from lib.linkage import spark
 

@@ -304,6 +304,15 @@ def trained_settings(model_json: dict, dialect: str, source: str = "the trained 
     return out
 
 
+def names_both_differ_sql(model_json: dict) -> str | None:
+    """SQL (a level's form, "x_l" and "x_r"): both names are known and differ at every level above disagreement,
+    with the model's own Dice cut-points; None for a model whose names are not weighed together."""
+    if has_joint_names(model_json) is not True:
+        return None
+    cuts = dice.thresholds_in(model_json)
+    return f"({_disagrees('forename', cuts['forename'])}) AND ({_disagrees('surname', cuts['surname'])})"
+
+
 def without_names_both_differ(model_json: dict) -> dict:
     """A copy of a trained model whose name-blocking rule (the exploded MinHash band keys, lib.linkage.lsh) proposes
     a pair only where its two names do not both differ: some level of the forename's or the surname's comparison
@@ -318,10 +327,9 @@ def without_names_both_differ(model_json: dict) -> dict:
     whose names are weighed together (`has_joint_names` True) is filtered; any other is returned as it is. The
     stored model keeps its rules: this is applied at scoring time (`inference.score`), in DuckDB SQL that the
     Spark path translates like the model's own."""
-    if has_joint_names(model_json) is not True:
+    both = names_both_differ_sql(model_json)
+    if both is None:
         return model_json
-    cuts = dice.thresholds_in(model_json)
-    both = f"({_disagrees('forename', cuts['forename'])}) AND ({_disagrees('surname', cuts['surname'])})"
     both = re.sub(r'"(\w+)_([lr])"', r'\2."\1"', both)  # a level's "x_l" is a blocking rule's l."x"
     out = copy.deepcopy(model_json)
     for rule in out.get("blocking_rules_to_generate_predictions", []):

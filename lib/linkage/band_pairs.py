@@ -1,0 +1,92 @@
+"""Name blocking's candidate pairs found once, in DuckDB, and handed to Splink as pair keys (issue 19).
+
+The MinHash band keys (lib.linkage.lsh) are an exploding blocking rule: Splink unnests every node's 12 keys, joins
+them, and for each raw match evaluates the rule's own conditions and every earlier rule (so that a pair is
+proposed once), which needs each of those rules' columns, the names' Bloom filters included, copied into every
+exploded row. At 1,000,000 encounters that rule's blocking took 15-24 s of the link's 30-39 s of scoring, against
+3-5 s for the other eight rules together (docs/PERFORMANCE.md, session 9).
+
+Here the same pairs are found first, on integer ids and the keys alone: the band keys joined, de-duplicated, then
+the surviving pairs joined to their two nodes once to drop what the rule's conditions drop (two NHS-number groups,
+names that both differ: `model.without_names_both_differ`) and what an earlier rule proposes. Each pair left gets
+one key of its own, held by its two nodes in the `name_lsh` column in place of the band keys, and the exploding
+rule on that column comes first among the rules: each key joins exactly one pair and it has no earlier rule to
+exclude. A later rule does not propose the pair again (removed here; Splink would otherwise de-duplicate it in
+its union of the rules' pairs), so the pairs scored, and their scores, are those of the rule as it was
+(tests/test_linkage_band_pairs.py). The model as stored keeps its
+rules; this is how scoring runs them.
+"""
+from __future__ import annotations
+
+import copy
+import re
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from lib.linkage import lsh, model
+
+
+def _rules(model_json: dict) -> tuple[list[dict], dict | None]:
+    """(the rules that are not name blocking, the name-blocking rule or None)."""
+    rules = model_json.get("blocking_rules_to_generate_predictions", [])
+    named = [r for r in rules if r.get("arrays_to_explode") == [lsh.COLUMN]]
+    return [r for r in rules if r not in named], (named[0] if named else None)
+
+
+def applies(model_json: dict, frame: pd.DataFrame) -> bool:
+    """Whether the model blocks on the band keys and the frame carries them."""
+    return _rules(model_json)[1] is not None and lsh.COLUMN in frame.columns
+
+
+def _on_pairs(sql: str) -> str:
+    """A blocking rule's SQL (l."x", r.x) read on the joined pair table ("x_l", "x_r")."""
+    return re.sub(r'\b([lr])\."?(\w+)"?', r'"\2_\1"', sql)
+
+
+def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_both_differ: bool
+              ) -> tuple[pd.DataFrame, int]:
+    """(`frame`, its integer `unique_id`s, with `name_lsh` holding pair keys instead of band keys, and the number of
+    pairs). A pair is kept when the nodes share a band key, are not two NHS-number groups (`skip_numbered`), do not
+    have both names differ (unless `names_both_differ`), and no other rule of the model proposes them."""
+    others, _ = _rules(model_json)
+    drop = [f"coalesce(({_on_pairs(r['blocking_rule'])}), false)" for r in others]
+    if skip_numbered:
+        drop.append(f'("{model.NUMBERED}_l" AND "{model.NUMBERED}_r")')
+    both = model.names_both_differ_sql(model_json) if not names_both_differ else None
+    if both:
+        drop.append(f"({both})")
+    columns = [c for c in frame.columns if c != lsh.COLUMN]
+    con = duckdb.connect()
+    try:
+        con.register("nodes_in", frame)
+        con.execute(f"""CREATE TEMP TABLE bands AS SELECT unique_id AS id, unnest({lsh.COLUMN}) AS k FROM nodes_in
+                        WHERE {lsh.COLUMN} IS NOT NULL""")
+        con.execute("""CREATE TEMP TABLE met AS SELECT DISTINCT l.id AS a, r.id AS b FROM bands l JOIN bands r
+                       ON l.k = r.k AND l.id < r.id""")
+        sides = ", ".join(f'{s}."{c}" AS "{c}_{s}"' for s in "lr" for c in columns)
+        where = f"WHERE NOT ({' OR '.join(drop)})" if drop else ""
+        con.execute(f"""CREATE TEMP TABLE kept AS SELECT a, b, row_number() OVER () AS pk FROM (
+                            SELECT met.a, met.b, {sides} FROM met
+                            JOIN nodes_in l ON l.unique_id = met.a JOIN nodes_in r ON r.unique_id = met.b) {where}""")
+        pairs = con.execute("SELECT count(*) FROM kept").fetchall()[0][0]
+        keys = con.execute("""SELECT id, list(pk ORDER BY pk) AS pks
+                              FROM (SELECT a AS id, pk FROM kept UNION ALL SELECT b AS id, pk FROM kept)
+                              GROUP BY id""").to_arrow_table()
+    finally:
+        con.close()
+    held = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(keys.column("pks")).cast(pa.list_(pa.int64()))),
+                     index=pd.Index(keys.column("id").to_numpy(), name="unique_id"))
+    lists = held.reindex(frame["unique_id"].to_numpy())
+    return frame.assign(**{lsh.COLUMN: pd.Series(lists.array, index=frame.index)}), int(pairs)
+
+
+def scoring_model(model_json: dict) -> dict:
+    """The model's rules as scoring runs them on pair keys: the name-blocking rule first and bare (its conditions were
+    applied in `pair_keys`), the others after it as they are."""
+    others, named = _rules(model_json)
+    out = copy.deepcopy(model_json)
+    out["blocking_rules_to_generate_predictions"] = [
+        {**named, "blocking_rule": f'l."{lsh.COLUMN}" = r."{lsh.COLUMN}"'}, *copy.deepcopy(others)]
+    return out
