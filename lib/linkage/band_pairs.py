@@ -4,7 +4,7 @@ The MinHash band keys (lib.linkage.lsh) are an exploding blocking rule: Splink u
 them, and for each raw match evaluates the rule's own conditions and every earlier rule (so that a pair is
 proposed once), which needs each of those rules' columns, the names' Bloom filters included, copied into every
 exploded row. At 1,000,000 encounters that rule's blocking took 15-24 s of the link's 30-39 s of scoring, against
-3-5 s for the other eight rules together (docs/PERFORMANCE.md, session 9).
+3-5 s for the other eight rules together, and scoring held 10.2-10.4 GB (docs/PERFORMANCE.md, session 9).
 
 Here the same pairs are found first, on integer ids and the keys alone: the band keys joined, de-duplicated, then
 the surviving pairs joined to their two nodes once to drop what the rule's conditions drop (two NHS-number groups,
@@ -14,7 +14,13 @@ rule on that column comes first among the rules: each key joins exactly one pair
 exclude. A later rule does not propose the pair again (removed here; Splink would otherwise de-duplicate it in
 its union of the rules' pairs), so the pairs scored, and their scores, are those of the rule as it was
 (tests/test_linkage_band_pairs.py). The model as stored keeps its
-rules; this is how scoring runs them.
+rules; this is how scoring runs them, in DuckDB (Spark runs the exploding rule itself).
+
+Measured at 1M (session 9): finding the pairs here takes 19-24 s (the band keys' raw matches 4.6 s, the other rules
+and the NHS-number groups 5.1 s, the names' Dice 7.7 s), Splink's blocking and scoring after it 12 s: about the
+time Splink took for the exploding rule, with the process's peak at 8.8 GB instead of 10.2-10.4 GB. Most raw
+matches are names that both differ; a band key that proposes fewer of them without losing misspelt names is the
+next step.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from lib.linkage import lsh, model
+from lib.records import bloom
 
 
 def _rules(model_json: dict) -> tuple[list[dict], dict | None]:
@@ -48,16 +55,15 @@ def _on_pairs(sql: str) -> str:
 def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_both_differ: bool
               ) -> tuple[pd.DataFrame, int]:
     """(`frame`, its integer `unique_id`s, with `name_lsh` holding pair keys instead of band keys, and the number of
-    pairs). A pair is kept when the nodes share a band key, are not two NHS-number groups (`skip_numbered`), do not
-    have both names differ (unless `names_both_differ`), and no other rule of the model proposes them."""
+    pairs). A pair is kept when the nodes share a band key, are not two NHS-number groups (`skip_numbered`), no other
+    rule of the model proposes them, and their names do not both differ (unless `names_both_differ`). The cheap
+    conditions run first; the names' Dice only on the pairs left, on the filters' words as plain columns."""
     others, _ = _rules(model_json)
-    drop = [f"coalesce(({_on_pairs(r['blocking_rule'])}), false)" for r in others]
+    cheap = [f"coalesce(({_on_pairs(r['blocking_rule'])}), false)" for r in others]
     if skip_numbered:
-        drop.append(f'("{model.NUMBERED}_l" AND "{model.NUMBERED}_r")')
+        cheap.append(f'("{model.NUMBERED}_l" AND "{model.NUMBERED}_r")')
     both = model.names_both_differ_sql(model_json) if not names_both_differ else None
-    if both:
-        drop.append(f"({both})")
-    columns = [c for c in frame.columns if c != lsh.COLUMN]
+    both = _words(both) if both else None
     con = duckdb.connect()
     try:
         con.register("nodes_in", frame)
@@ -65,21 +71,48 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
                         WHERE {lsh.COLUMN} IS NOT NULL""")
         con.execute("""CREATE TEMP TABLE met AS SELECT DISTINCT l.id AS a, r.id AS b FROM bands l JOIN bands r
                        ON l.k = r.k AND l.id < r.id""")
-        sides = ", ".join(f'{s}."{c}" AS "{c}_{s}"' for s in "lr" for c in columns)
-        where = f"WHERE NOT ({' OR '.join(drop)})" if drop else ""
-        con.execute(f"""CREATE TEMP TABLE kept AS SELECT a, b, row_number() OVER () AS pk FROM (
-                            SELECT met.a, met.b, {sides} FROM met
-                            JOIN nodes_in l ON l.unique_id = met.a JOIN nodes_in r ON r.unique_id = met.b) {where}""")
+        _nodes(con, frame, " ".join([*cheap, both or ""]))
+        con.execute(f"CREATE TEMP TABLE left_ AS {_pairs(con, 'met', cheap)}")
+        named = _pairs(con, "left_", [both] if both else [])
+        con.execute(f"CREATE TEMP TABLE kept AS SELECT a, b, row_number() OVER () AS pk FROM ({named})")
         pairs = con.execute("SELECT count(*) FROM kept").fetchall()[0][0]
-        keys = con.execute("""SELECT id, list(pk ORDER BY pk) AS pks
-                              FROM (SELECT a AS id, pk FROM kept UNION ALL SELECT b AS id, pk FROM kept)
-                              GROUP BY id""").to_arrow_table()
+        keys = con.sql("""SELECT id, list(pk ORDER BY pk) AS pks
+                          FROM (SELECT a AS id, pk FROM kept UNION ALL SELECT b AS id, pk FROM kept)
+                          GROUP BY id""").to_arrow_table()
     finally:
         con.close()
     held = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(keys.column("pks")).cast(pa.list_(pa.int64()))),
                      index=pd.Index(keys.column("id").to_numpy(), name="unique_id"))
     lists = held.reindex(frame["unique_id"].to_numpy())
     return frame.assign(**{lsh.COLUMN: pd.Series(lists.array, index=frame.index)}), int(pairs)
+
+
+def _words(sql: str) -> str:
+    """A level's Dice SQL on list elements ("forename_bloom_l"[2]) read on plain word columns ("forename_bloom2_l")."""
+    return re.sub(r'"(\w+)_bloom_([lr])"\[(\d+)\]', r'"\1_bloom\3_\2"', sql)
+
+
+def _nodes(con, frame: pd.DataFrame, conditions: str) -> None:
+    """The nodes table: the columns `conditions` read, copied once out of pandas (a Python list per filter is slow
+    to scan), each Bloom filter's words as plain BIGINT columns."""
+    picked = [f'"{c}"' for c in frame.columns
+              if c != lsh.COLUMN and (f'"{c}_l"' in conditions or f'"{c}_r"' in conditions)]
+    for field in bloom.FIELDS:
+        picked += [f'{field}_bloom[{i}] AS "{field}_bloom{i}"' for i in range(1, bloom.WORDS + 1)
+                   if f'"{field}_bloom{i}_l"' in conditions or f'"{field}_bloom{i}_r"' in conditions]
+    con.execute(f"""CREATE TEMP TABLE nodes AS SELECT {', '.join(['unique_id', *picked])} FROM nodes_in
+                    WHERE unique_id IN (SELECT a FROM met UNION SELECT b FROM met)""")
+
+
+def _pairs(con, table: str, drop: list[str]) -> str:
+    """SQL: the pairs (a, b) of `table` for which none of `drop` holds, read on both nodes' columns."""
+    if not drop:
+        return f"SELECT a, b FROM {table}"
+    columns = [d[0] for d in con.execute("SELECT * FROM nodes LIMIT 0").description if d[0] != "unique_id"]
+    sides = "".join(f', {s}."{c}" AS "{c}_{s}"' for s in "lr" for c in columns)
+    return f"""SELECT a, b FROM (SELECT p.a, p.b{sides} FROM {table} p
+               JOIN nodes l ON l.unique_id = p.a JOIN nodes r ON r.unique_id = p.b)
+               WHERE NOT ({' OR '.join(drop)})"""
 
 
 def scoring_model(model_json: dict) -> dict:

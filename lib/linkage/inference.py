@@ -185,10 +185,13 @@ def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, pro
 def _scores(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, progress: Progress) -> pd.DataFrame:
     from splink import Linker
 
-    if band_pairs.applies(model_json, frame):  # scoring only: the stored model is unchanged
+    # scoring only: the stored model is unchanged. On Spark the band keys stay an exploding rule run by the cluster.
+    if config.backend == "duckdb" and band_pairs.applies(model_json, frame):
         frame, _ = band_pairs.pair_keys(frame, model_json, model.NUMBERED in frame.columns,
                                         config.name_pairs_both_differ)
         model_json = band_pairs.scoring_model(model_json)
+    elif not config.name_pairs_both_differ:
+        model_json = model.without_names_both_differ(model_json)
     if config.backend == "spark":
         from lib.linkage import spark
 
