@@ -322,7 +322,8 @@ def without_names_both_differ(model_json: dict) -> dict:
     add share a MinHash of each name and little else. Such a pair would fall to the model's "Both names differ"
     level, and with no date and district agreeing together (those pairs come from the earlier rules) it scores
     near zero: at 200,000 built-in encounters 614,548 of the rule's 651,242 pairs (94%) had both names differ,
-    their highest probability was 0.255, and none reached 0.38 (docs/PERFORMANCE.md, session 9). The pairs a
+    their highest probability was 0.255, and none reached 0.38 (docs/LINKAGE_PRIVACY.md, "Blocking on the
+    filters"; 1M in docs/PERFORMANCE.md, session 9). The pairs a
     misspelling needs name blocking for have one name at least at the Dice cut-point, and are kept. Only a model
     whose names are weighed together (`has_joint_names` True) is filtered; any other is returned as it is. The
     stored model keeps its rules: this is applied at scoring time (`inference.score`), in DuckDB SQL that the
