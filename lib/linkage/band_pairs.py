@@ -56,8 +56,8 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
               ) -> tuple[pd.DataFrame, int]:
     """(`frame`, its integer `unique_id`s, with `name_lsh` holding pair keys instead of band keys, and the number of
     pairs). A pair is kept when the nodes share a band key, are not two NHS-number groups (`skip_numbered`), no other
-    rule of the model proposes them, and their names do not both differ (unless `names_both_differ`). The cheap
-    conditions run first; the names' Dice only on the pairs left, on the filters' words as plain columns."""
+    rule of the model proposes them, and their names do not both differ (unless `names_both_differ`). The names' Dice
+    is computed only for the pairs the other conditions keep, on the filters' words as plain columns."""
     others, _ = _rules(model_json)
     cheap = [f"coalesce(({_on_pairs(r['blocking_rule'])}), false)" for r in others]
     if skip_numbered:
@@ -72,9 +72,8 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
         con.execute("""CREATE TEMP TABLE met AS SELECT DISTINCT l.id AS a, r.id AS b FROM bands l JOIN bands r
                        ON l.k = r.k AND l.id < r.id""")
         _nodes(con, frame, " ".join([*cheap, both or ""]))
-        con.execute(f"CREATE TEMP TABLE left_ AS {_pairs(con, 'met', cheap)}")
-        named = _pairs(con, "left_", [both] if both else [])
-        con.execute(f"CREATE TEMP TABLE kept AS SELECT a, b, row_number() OVER () AS pk FROM ({named})")
+        kept = _pairs(con, cheap, both)
+        con.execute(f"CREATE TEMP TABLE kept AS SELECT a, b, row_number() OVER () AS pk FROM ({kept})")
         pairs = con.execute("SELECT count(*) FROM kept").fetchall()[0][0]
         keys = con.sql("""SELECT id, list(pk ORDER BY pk) AS pks
                           FROM (SELECT a AS id, pk FROM kept UNION ALL SELECT b AS id, pk FROM kept)
@@ -104,15 +103,17 @@ def _nodes(con, frame: pd.DataFrame, conditions: str) -> None:
                     WHERE unique_id IN (SELECT a FROM met UNION SELECT b FROM met)""")
 
 
-def _pairs(con, table: str, drop: list[str]) -> str:
-    """SQL: the pairs (a, b) of `table` for which none of `drop` holds, read on both nodes' columns."""
-    if not drop:
-        return f"SELECT a, b FROM {table}"
+def _pairs(con, cheap: list[str], costly: str | None) -> str:
+    """SQL: the pairs (a, b) of `met` for which none of `cheap` holds, nor `costly`, read on both nodes' columns in one
+    pass. `costly` (the names' Dice) sits in a CASE's second branch: DuckDB evaluates it only for the pairs the cheap
+    conditions keep."""
     columns = [d[0] for d in con.execute("SELECT * FROM nodes LIMIT 0").description if d[0] != "unique_id"]
     sides = "".join(f', {s}."{c}" AS "{c}_{s}"' for s in "lr" for c in columns)
-    return f"""SELECT a, b FROM (SELECT p.a, p.b{sides} FROM {table} p
+    dropped = f"({' OR '.join(cheap)})" if cheap else "false"
+    keep = f"CASE WHEN {dropped} THEN false ELSE NOT ({costly}) END" if costly else f"NOT {dropped}"
+    return f"""SELECT a, b FROM (SELECT p.a, p.b{sides} FROM met p
                JOIN nodes l ON l.unique_id = p.a JOIN nodes r ON r.unique_id = p.b)
-               WHERE NOT ({' OR '.join(drop)})"""
+               WHERE {keep}"""
 
 
 def scoring_model(model_json: dict) -> dict:
