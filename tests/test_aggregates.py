@@ -122,8 +122,11 @@ def assert_pages_read_the_stored_measures(con) -> None:
                                  (data, "analyst", {"layer": "utla", "basis": "either", "agency": "all"}),
                                  (data, "analyst", {"layer": "icb", "basis": "home", "agency": "police"}),
                                  (compare, "commissioner", {"layer": "utla"}),
+                                 (compare, "lead", {"layer": "utla"}),  # resident children from Across's frame
+                                 (compare, "lead", {"layer": "nhs"}),  # not a home layer: counted
                                  (compare, "analyst", {"layer": "nhs", "period": "all", "mode": "neighbours"}),
-                                 *(((compare, "commissioner", {"layer": "pfa", "measure": "cse_children"}),)
+                                 *(((compare, "commissioner", {"layer": "pfa", "measure": "cse_children"}),
+                                    (compare, "lead", {"layer": "pfa", "measure": "cse_children"}))
                                    if linked else ())):
         full = {**{k: v.default for k, v in module.PARAMS.items()}, **params}
         kept, counted = Source(con), Source(con, use_stored=False)

@@ -52,19 +52,21 @@ def _on_pairs(sql: str) -> str:
     return re.sub(r'\b([lr])\."?(\w+)"?', r'"\2_\1"', sql)
 
 
-def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_both_differ: bool
-              ) -> tuple[pd.DataFrame, int]:
+def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_both_differ: bool,
+              limits: dict | None = None) -> tuple[pd.DataFrame, int]:
     """(`frame`, its integer `unique_id`s, with `name_lsh` holding pair keys instead of band keys, and the number of
     pairs). A pair is kept when the nodes share a band key, are not two NHS-number groups (`skip_numbered`), no other
     rule of the model proposes them, and their names do not both differ (unless `names_both_differ`). The names' Dice
-    is computed only for the pairs the other conditions keep, on the filters' words as plain columns."""
+    is computed only for the pairs the other conditions keep, on the filters' words as plain columns. `limits`: the
+    DuckDB settings the link runs under (`config.duckdb_config`: its memory limit and spill folder), so a national
+    store's pairs spill to disk instead of exhausting memory."""
     others, _ = _rules(model_json)
     cheap = [f"coalesce(({_on_pairs(r['blocking_rule'])}), false)" for r in others]
     if skip_numbered:
         cheap.append(f'("{model.NUMBERED}_l" AND "{model.NUMBERED}_r")')
     both = model.names_both_differ_sql(model_json) if not names_both_differ else None
     both = _words(both) if both else None
-    con = duckdb.connect()
+    con = duckdb.connect(config=limits or {})
     try:
         con.register("nodes_in", frame)
         con.execute(f"""CREATE TEMP TABLE bands AS SELECT unique_id AS id, unnest({lsh.COLUMN}) AS k FROM nodes_in

@@ -188,7 +188,7 @@ def _scores(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, p
     # scoring only: the stored model is unchanged. On Spark the band keys stay an exploding rule run by the cluster.
     if config.backend == "duckdb" and band_pairs.applies(model_json, frame):
         frame, _ = band_pairs.pair_keys(frame, model_json, model.NUMBERED in frame.columns,
-                                        config.name_pairs_both_differ)
+                                        config.name_pairs_both_differ, duckdb_config(config))
         model_json = band_pairs.scoring_model(model_json)
     elif not config.name_pairs_both_differ:
         model_json = model.without_names_both_differ(model_json)

@@ -96,7 +96,8 @@ LINKED_MEASURES = {"identifiable": "NOT e.is_anonymous AND rc.in_rc", "linked": 
 
 def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: str = "cse_records",
               population: pd.Series | None = None, a: str = "police", b: str = "children_social_care",
-              keys: dict | None = None, published: dict | None = None) -> pd.DataFrame:
+              keys: dict | None = None, published: dict | None = None, span: pd.DataFrame | None = None
+              ) -> pd.DataFrame:
     """One row per area of ``layer`` with the numerators and denominators of every indicator:
     ``area_code``, ``area_name``, one count column per agency, ``total``, ``children_population``,
     ``encounters``, ``valid_nhs``, ``name_dob``, ``children``, ``spanning``, ``identifiable``, ``linked``,
@@ -106,7 +107,9 @@ def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: 
     every count is then published by cell key perturbation: records on atoms (``service.area_record_sums``),
     resident children per area on their home atoms (``published_span``, the same values as Across boundaries).
     Without it, exact. ``published``: those published counts as the last write stored them
-    (``published_counts``: no record-level table is read; protected as with ``keys``, which may then be None)."""
+    (``published_counts``: no record-level table is read; protected as with ``keys``, which may then be None).
+    ``span``: exact only, the resident linked children per area (area_code, children, spanning) as the last write
+    stored them (Across's ``spans_by_area``): not recounted from the records."""
     layer = convert.layer_key(layer)
     wide = agency_counts(cube, layer, period, measure)
     agencies = list(cube.agencies)
@@ -121,7 +124,7 @@ def area_base(cube: MeasureCube, con, layer: str, period: str = "all", measure: 
         base["encounters"] = base["area_code"].map(comp["encounters"]).fillna(0).astype("float64")
         base["valid_nhs"] = (base["area_code"].map(comp["valid_nhs_pct"]) / 100 * base["encounters"]).round()
         base["name_dob"] = (base["area_code"].map(comp["name_dob_pct"]) / 100 * base["encounters"]).round()
-        span = _spans_per_area(con, layer).set_index("area_code")
+        span = (_spans_per_area(con, layer) if span is None else span).set_index("area_code")
         link = _linkage_per_area(con, layer).set_index("area_code")
     else:
         published = published if published is not None else published_counts(con, keys, layer, linked)

@@ -42,8 +42,16 @@ def _base(source: Source, layer: str, period: str, measure: str, role: str) -> p
     """THE protection of this page: every area's counts as ``role`` may see them (exact for the lead; published
     by the disclosure service for everyone else, the same values on every page, export and board pack)."""
     if not aggregates_suppressed(role):
-        return source.memo.get(("compare.base", layer, period, measure), lambda: compare.area_base(
-            source.cube(), source.con, layer, period, measure, population.default_population(layer), A, B))
+        def exact() -> pd.DataFrame:
+            # resident children per area as the last write stored them for Across (the same exact counts), so the
+            # lead's first open does not recount every linked record (1M: 2.2 s -> docs/PERFORMANCE.md, session 9)
+            kept = source.stored("across", "spans", layer, False) if layer in spans.HOME_LAYERS else None
+            span = None if kept is None else kept[["area_code", "children", "spans_any"]].rename(
+                columns={"spans_any": "spanning"})
+            return compare.area_base(source.cube(), source.con, layer, period, measure,
+                                     population.default_population(layer), A, B, span=span)
+
+        return source.memo.get(("compare.base", layer, period, measure), exact)
 
     def protected() -> pd.DataFrame:
         cube = source.cube_for(role)
