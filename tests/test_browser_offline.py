@@ -72,10 +72,12 @@ def test_no_request_leaves_the_machine_on_any_page_in_any_role(tmp_path_factory,
 
 
 def test_a_failing_page_shows_a_reference_not_a_traceback(tmp_path_factory, tmp_path):
-    """A store damaged outside the app (a column dropped by hand) makes the Compare page's query fail."""
+    """A store damaged outside the app (a column renamed by hand) makes the Compare page's query fail: the lead's
+    (the demo's role) linked records per area read ``is_anonymous`` from the records. (``encounter_date`` was the
+    column until Compare read the lead's resident children from the stored measures, which no longer touch it.)"""
     db = copy_store(synthetic_linked_store(tmp_path_factory), tmp_path)
     con = duckdb.connect(str(db))
-    con.execute("ALTER TABLE encounters RENAME COLUMN encounter_date TO date_of_encounter")
+    con.execute("ALTER TABLE encounters RENAME COLUMN is_anonymous TO anonymous_flag")
     con.close()
     log = tmp_path / "server.log"
     users = {"STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "none"}  # what users get (.streamlit/config.toml)
