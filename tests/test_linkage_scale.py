@@ -53,3 +53,18 @@ def test_the_store_memory_limit_is_restored_after_linking(tmp_path):
     assert before.endswith(" GiB") and after.endswith(" GiB") and abs(float(after[:-4]) - float(before[:-4])) < 0.11
     assert con.execute("SELECT count(*) FROM record_child").fetchall()[0][0] > 1_000
     con.close()
+
+
+def test_the_spill_folder_a_process_made_goes_with_it():
+    """config.temp_directory: every linking process made a joinedup-link-spill-* folder that outlived it (hundreds
+    were left in /tmp, one holding 6 GB of a killed 5,000,000-encounter link's spill)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    made = subprocess.run([sys.executable, "-c", "from lib.linkage import config; "
+                           "print(config.temp_directory(config.LinkConfig()))"],
+                          capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    folder = Path(made.stdout.strip())
+    assert folder.name.startswith("joinedup-link-spill-")
+    assert not folder.exists()

@@ -2,7 +2,9 @@
 limits a linkage connection runs under."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +81,7 @@ def temp_directory(config: LinkConfig) -> str:
         return config.temp_directory
     if "dir" not in _TEMP or not os.path.isdir(_TEMP["dir"]):
         _TEMP["dir"] = tempfile.mkdtemp(prefix="joinedup-link-spill-")
+        atexit.register(shutil.rmtree, _TEMP["dir"], True)  # the process's own spill folder goes with it
     return _TEMP["dir"]
 
 
