@@ -114,6 +114,61 @@ def test_with_two_rows_a_band_key_needs_two_minhashes_of_each_name(monkeypatch):
         bool(two[0] & two[j]) for j in (1, 2, 3))
 
 
+def _crowd(n: int, seed: int) -> pd.DataFrame:
+    """`n` children with distinct random names, one date of birth (one large block), each in a district of its own."""
+    rng = np.random.default_rng(seed)
+    syllables = ["AN", "BE", "CA", "DO", "EL", "FI", "GRA", "HU", "IS", "JO", "KA", "LI", "MO", "NE", "OR", "PA",
+                 "RI", "SA", "TO", "VE", "WY", "ZE"]
+    names = set()
+    while len(names) < n:
+        names.add(("".join(rng.choice(syllables, 3)), "".join(rng.choice(syllables, 3))))
+    return pd.DataFrame([_node(str(i), f, s, f"D{i}") for i, (f, s) in enumerate(sorted(names))])
+
+
+def _matches_per_node(keys: pd.Series, slots: range) -> float:
+    """Raw band matches per node (pairs sharing a key, counted per band) over the band slots `slots`."""
+    table = pd.DataFrame([list(k) for k in keys]).iloc[:, list(slots)]
+    pairs = sum(int((c * (c - 1) // 2).sum()) for c in (table[s].value_counts() for s in table.columns))
+    return pairs / len(table) / len(slots)
+
+
+def test_a_large_block_takes_more_minhashes_so_band_matches_grow_with_the_store_not_its_square(monkeypatch):
+    """lsh.levels (issue 19): the fixed keys made the raw band matches grow with the square of a coarse block (the
+    5,000,000-encounter link never finished finding them). A block whose nodes would each meet more than
+    PAIRS_PER_NODE others in one band by chance takes more MinHashes per key; a small block keeps today's keys."""
+    monkeypatch.setattr(lsh, "PAIRS_PER_NODE", 3.0)
+    crowd = _crowd(600, seed=5)
+    fore, sur = lsh.minhashes(crowd["forename_bloom"]), lsh.minhashes(crowd["surname_bloom"])
+    base = lsh._hash(crowd["dob_hash"])
+    level = lsh.levels(0, base, fore, sur)
+    assert len(set(level)) == 1 and level[0] > 0  # one block, one level, above today's
+    chance = [lsh.chance_meeting(0, lv, fore, sur) for lv in range(level[0] + 1)]
+    assert len(crowd) * chance[level[0]] <= lsh.PAIRS_PER_NODE < len(crowd) * chance[level[0] - 1]
+    keys = lsh.band_keys(crowd)
+    dob_slots, district_slots = range(0, lsh.BANDS), range(lsh.BANDS, 2 * lsh.BANDS)
+    assert _matches_per_node(keys, dob_slots) <= 2 * lsh.PAIRS_PER_NODE
+    assert _matches_per_node(keys, district_slots) == 0  # a district each: no pair
+    monkeypatch.setattr(lsh, "PAIRS_PER_NODE", float("inf"))  # today's keys everywhere
+    fixed = lsh.band_keys(crowd)
+    assert _matches_per_node(fixed, dob_slots) > 4 * _matches_per_node(keys, dob_slots)
+    for got, old in zip(keys, fixed):  # the districts' blocks (one node each) keep today's keys exactly
+        assert list(got)[lsh.BANDS:] == list(old)[lsh.BANDS:]
+    f_rows, s_rows = lsh._rows(0, int(level[0]))
+    keys = [list(k) for k in keys]
+    for i in range(0, 60):
+        for j in range(i + 1, 60):
+            for band in range(lsh.BANDS):
+                fc = [(band + k) % lsh.BANDS for k in range(f_rows)]
+                sc = [(band + k) % lsh.BANDS for k in range(s_rows)]
+                agree = (fore[i, fc] == fore[j, fc]).all() and (sur[i, sc] == sur[j, sc]).all()
+                assert (keys[i][band] == keys[j][band]) == agree, (i, j, band)
+
+
+def test_levels_add_a_minhash_of_each_name_in_turn():
+    assert [lsh._rows(0, lv) for lv in range(4)] == [(1, 1), (2, 1), (2, 2), (3, 2)]
+    assert lsh._rows(0, lsh.MAX_LEVEL)[0] <= lsh.BANDS
+
+
 def test_a_node_without_both_filters_gets_no_keys():
     node = _node("a", "ISABELLE", "BAILEY", "AB1")
     frame = pd.DataFrame([node, {**node, "unique_id": "b", "surname_bloom": None},

@@ -13,6 +13,10 @@ For each node with both name filters:
 - a band key: a 64-bit hash of (band, coarse block, forename MinHash, surname MinHash), for two coarse
   blocks: the date of birth's keyed hash, and the home postcode district with sex. Each alone would propose
   far too many pairs; both names' MinHashes together keep the count bounded (measured in bench.bench_recall).
+  A coarse block is a fixed share of the store (there are only so many dates of birth and districts), so its
+  chance meetings grow with the square of the store: a block large enough that its nodes would each meet more
+  than `PAIRS_PER_NODE` others in a band by chance takes one more MinHash of a name per key, then one more of
+  the other, until they would not (`levels`, issue 19: measured in docs/PERFORMANCE.md, session 10).
 
 `name_lsh` holds the 2 x `BANDS` keys of a node as a BIGINT list; one Splink blocking rule explodes it
 (`model.blocking_rules(name_lsh=True)`): two nodes sharing any key are a candidate pair. The keys are
@@ -32,6 +36,11 @@ BANDS = 6  # MinHashes per name, one key per coarse block and band: measured in 
 ROWS = (1, 1)  # MinHashes of each name in one band key, per coarse block (date of birth, district with sex): with
 #               r rows two names of Jaccard similarity J meet in a band with probability J^r, so a larger r
 #               proposes fewer unrelated pairs in a large block (measured in docs/LINKAGE_PRIVACY.md, session 7)
+PAIRS_PER_NODE = 15.0  # a coarse block whose nodes would each meet more than this many others in one band by chance
+#                        takes more MinHashes per key (`levels`): at 1,000,000 encounters the largest date-of-birth
+#                        block (459 nodes) stays at today's keys; at 5,000,000 they are 5 times larger and meet
+#                        25 times as often, which the fixed keys turned into pairs growing with the square of the store
+MAX_LEVEL = 6
 SEED = 20_201  # fixed: the permutations are public, the filters' positions are keyed
 COLUMN = "name_lsh"
 CHUNK = 250_000  # nodes looked up at once
@@ -87,6 +96,49 @@ def _hash(values: pd.Series) -> np.ndarray:
     return pd.util.hash_array(values.astype(object).to_numpy()).astype(np.int64)
 
 
+def _rows(block: int, level: int) -> tuple[int, int]:
+    """(forename, surname) MinHashes in one band key of a coarse block at `level`: `ROWS` at level 0, then one more
+    of the forename, one more of the surname, alternately."""
+    return ROWS[block] + (level + 1) // 2, ROWS[block] + level // 2
+
+
+def _key(block: int, band: int, base: np.ndarray, fore: np.ndarray, sur: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Band `band`'s key of each node: a hash of (block and band, coarse block, its level, the MinHashes its level
+    takes: band b's MinHash and the next ones, cyclically; -2 where the level takes fewer)."""
+    width = _rows(block, MAX_LEVEL)
+    parts = {"block": np.full(len(base), block * BANDS + band), "base": base, "level": level}
+    for name, hashes, wide, at in (("f", fore, width[0], 0), ("s", sur, width[1], 1)):
+        taken = np.array([_rows(block, int(lv))[at] for lv in range(MAX_LEVEL + 1)])[level]
+        for j in range(wide):
+            parts[f"{name}{j}"] = np.where(j < taken, hashes[:, (band + j) % BANDS], -2)
+    return pd.util.hash_pandas_object(pd.DataFrame(parts), index=False).to_numpy().astype(np.int64)
+
+
+def chance_meeting(block: int, level: int, fore: np.ndarray, sur: np.ndarray) -> float:
+    """The chance that two nodes drawn at random from the store share band 0's key of a coarse block at `level`,
+    given the same block: the sum of the squared frequencies of the combinations of MinHashes the level takes."""
+    key = _key(block, 0, np.zeros(len(fore), dtype=np.int64), fore, sur, np.full(len(fore), level))
+    share = pd.Series(key).value_counts(normalize=True).to_numpy()
+    return float((share ** 2).sum())
+
+
+def levels(block: int, base: np.ndarray, fore: np.ndarray, sur: np.ndarray) -> np.ndarray:
+    """Each node's level in a coarse block: the smallest at which a node of its block meets at most `PAIRS_PER_NODE`
+    others in one band by chance (block size x `chance_meeting`), so the raw band matches grow with the store, not its
+    square. Every node of a block has the same level: two nodes share a key only within one block and level."""
+    codes = pd.factorize(base)[0]
+    size = np.bincount(codes)[codes].astype(float) if len(codes) else np.zeros(0)
+    out = np.full(len(base), MAX_LEVEL, dtype=np.int64)
+    open_ = np.ones(len(base), dtype=bool)
+    for level in range(MAX_LEVEL):
+        if not open_.any():
+            break
+        fits = open_ & (size * chance_meeting(block, level, fore, sur) <= PAIRS_PER_NODE)
+        out[fits] = level
+        open_ &= ~fits
+    return out
+
+
 def band_keys(frame: pd.DataFrame) -> pd.Series:
     """A BIGINT list per node (the `name_lsh` column): 2 x BANDS band keys, or None when the node lacks a
     filter of either name (no key: such a node is blocked by today's rules only)."""
@@ -98,13 +150,11 @@ def band_keys(frame: pd.DataFrame) -> pd.Series:
     coarse.append((_hash(place), frame["home_district"].notna().to_numpy()))
     keys, usable = [], (fore[:, 0] >= 0) & (sur[:, 0] >= 0)
     for block, (base, known) in enumerate(coarse):
+        held = known & usable
+        level = np.zeros(len(frame), dtype=np.int64)
+        level[held] = levels(block, base[held], fore[held], sur[held])
         for band in range(BANDS):
-            rows = [(band + j) % BANDS for j in range(ROWS[block])]  # band b: MinHashes b, b+1, ... (cyclic)
-            parts = pd.DataFrame({"block": block * BANDS + band, "base": base,
-                                  **{f"f{j}": fore[:, r] for j, r in enumerate(rows)},
-                                  **{f"s{j}": sur[:, r] for j, r in enumerate(rows)}})
-            key = pd.util.hash_pandas_object(parts, index=False).to_numpy().astype(np.int64)
-            keys.append(np.where(known & usable, key, 0))
+            keys.append(np.where(held, _key(block, band, base, fore, sur, level), 0))
     stacked = np.stack(keys, axis=1)  # built as an Arrow list array: no Python object per key
     width = stacked.shape[1]
     values = pa.array(stacked.ravel(), mask=(stacked == 0).ravel(), type=pa.int64())
