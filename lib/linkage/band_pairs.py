@@ -16,11 +16,11 @@ its union of the rules' pairs), so the pairs scored, and their scores, are those
 (tests/test_linkage_band_pairs.py). The model as stored keeps its
 rules; this is how scoring runs them, in DuckDB (Spark runs the exploding rule itself).
 
-Measured at 1M (session 9): finding the pairs here takes 19-24 s (the band keys' raw matches 4.6 s, the other rules
-and the NHS-number groups 5.1 s, the names' Dice 7.7 s), Splink's blocking and scoring after it 12 s: about the
-time Splink took for the exploding rule, with the process's peak at 8.8 GB instead of 10.2-10.4 GB. Most raw
-matches are names that both differ; a band key that proposes fewer of them without losing misspelt names is the
-next step.
+Measured at 1M (session 9): finding the pairs here took 19-24 s against about the same for Splink's exploding
+rule, with the process's peak at 8.8 GB instead of 10.2-10.4 GB. Most raw matches are names that both differ, so
+since session 10 the names are tested first, on a narrow table with the name hashes as 64-bit integers, and only
+the pairs left are joined to the other rules' columns: on one 1M store 18.1 -> 9.6 s, on one 5M store 111.2 ->
+83.6 s, the same pairs (docs/PERFORMANCE.md, session 10).
 """
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
               limits: dict | None = None) -> tuple[pd.DataFrame, int]:
     """(`frame`, its integer `unique_id`s, with `name_lsh` holding pair keys instead of band keys, and the number of
     pairs). A pair is kept when the nodes share a band key, are not two NHS-number groups (`skip_numbered`), no other
-    rule of the model proposes them, and their names do not both differ (unless `names_both_differ`). The names' Dice
-    is computed only for the pairs the other conditions keep, on the filters' words as plain columns. `limits`: the
+    rule of the model proposes them, and their names do not both differ (unless `names_both_differ`). The names are
+    tested first, on a narrow table (the filters' words as plain columns, the name hashes as 64-bit integers:
+    `_nodes`): they drop most raw matches, so the other rules' columns are joined only to the pairs left. `limits`: the
     DuckDB settings the link runs under (`config.duckdb_config`: its memory limit and spill folder), so a national
     store's pairs spill to disk instead of exhausting memory."""
     others, _ = _rules(model_json)
@@ -73,9 +74,16 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
                         WHERE {lsh.COLUMN} IS NOT NULL""")
         con.execute("""CREATE TEMP TABLE met AS SELECT DISTINCT l.id AS a, r.id AS b FROM bands l JOIN bands r
                        ON l.k = r.k AND l.id < r.id""")
-        _nodes(con, frame, " ".join([*cheap, both or ""]))
-        kept = _pairs(con, cheap, both)
-        con.execute(f"CREATE TEMP TABLE kept AS SELECT a, b, row_number() OVER () AS pk FROM ({kept})")
+        source = "met"
+        if both:  # first the names, on a narrow table: most raw matches are names that both differ
+            _nodes(con, frame, both, table="names", source=source)
+            con.execute(f"CREATE TEMP TABLE named AS {_pairs(con, 'names', source, f'NOT ({both})')}")
+            source = "named"
+        if cheap:
+            _nodes(con, frame, " ".join(cheap), table="nodes", source=source)
+            proposed = " OR ".join(cheap)  # another rule proposes the pair, or two NHS-number groups
+            source = f"({_pairs(con, 'nodes', source, f'NOT ({proposed})')})"
+        con.execute(f"CREATE TEMP TABLE kept AS SELECT a, b, row_number() OVER () AS pk FROM {source}")
         pairs = con.execute("SELECT count(*) FROM kept").fetchall()[0][0]
         keys = con.sql("""SELECT id, list(pk ORDER BY pk) AS pks
                           FROM (SELECT a AS id, pk FROM kept UNION ALL SELECT b AS id, pk FROM kept)
@@ -93,28 +101,40 @@ def _words(sql: str) -> str:
     return re.sub(r'"(\w+)_bloom_([lr])"\[(\d+)\]', r'"\1_bloom\3_\2"', sql)
 
 
-def _nodes(con, frame: pd.DataFrame, conditions: str) -> None:
-    """The nodes table: the columns `conditions` read, copied once out of pandas (a Python list per filter is slow
-    to scan), each Bloom filter's words as plain BIGINT columns."""
-    picked = [f'"{c}"' for c in frame.columns
-              if c != lsh.COLUMN and (f'"{c}_l"' in conditions or f'"{c}_r"' in conditions)]
+_EQUALITY = re.compile(r'(?<![+\-*/|<>=!]\s)(?<![\w"+\-*/|<>=!])"\w+_[lr]"\s*'
+                       r'(?:=\s*"\w+_[lr]"|IS\s+(?:NOT\s+)?NULL)(?=\s*(?:\)|AND\b|OR\b|,|$))')
+
+
+def _only_compared(conditions: str, column: str) -> bool:
+    """Whether `conditions` read `column` only in equalities between two columns and null tests."""
+    rest = _EQUALITY.sub("", conditions)
+    return f'"{column}_l"' not in rest and f'"{column}_r"' not in rest
+
+
+def _nodes(con, frame: pd.DataFrame, conditions: str, *, table: str, source: str) -> None:
+    """A node table `table` of the nodes in the pairs `source`: the columns `conditions` read, copied once out of
+    pandas (a Python list per filter is slow to scan), each Bloom filter's words as plain BIGINT columns. A text
+    column that the conditions only compare for equality or test for null is held as its 64-bit hash (NULL kept
+    NULL), so the join to every pair carries 8 bytes instead of a 64-character hash (two different texts with
+    one hash: about 1 in 10^19 per comparison)."""
+    picked = []
+    for c in frame.columns:
+        if c != lsh.COLUMN and (f'"{c}_l"' in conditions or f'"{c}_r"' in conditions):
+            text = pd.api.types.is_string_dtype(frame[c]) and _only_compared(conditions, c)
+            picked.append(f'CASE WHEN "{c}" IS NULL THEN NULL ELSE hash("{c}") END AS "{c}"' if text else f'"{c}"')
     for field in bloom.FIELDS:
         picked += [f'{field}_bloom[{i}] AS "{field}_bloom{i}"' for i in range(1, bloom.WORDS + 1)
                    if f'"{field}_bloom{i}_l"' in conditions or f'"{field}_bloom{i}_r"' in conditions]
-    con.execute(f"""CREATE TEMP TABLE nodes AS SELECT {', '.join(['unique_id', *picked])} FROM nodes_in
-                    WHERE unique_id IN (SELECT a FROM met UNION SELECT b FROM met)""")
+    con.execute(f"""CREATE TEMP TABLE {table} AS SELECT {', '.join(['unique_id', *picked])} FROM nodes_in
+                    WHERE unique_id IN (SELECT a FROM {source} UNION SELECT b FROM {source})""")
 
 
-def _pairs(con, cheap: list[str], costly: str | None) -> str:
-    """SQL: the pairs (a, b) of `met` for which none of `cheap` holds, nor `costly`, read on both nodes' columns in one
-    pass. `costly` (the names' Dice) sits in a CASE's second branch: DuckDB evaluates it only for the pairs the cheap
-    conditions keep."""
-    columns = [d[0] for d in con.execute("SELECT * FROM nodes LIMIT 0").description if d[0] != "unique_id"]
+def _pairs(con, table: str, source: str, keep: str) -> str:
+    """SQL: the pairs (a, b) of `source` for which `keep` holds, read on both nodes' columns of `table`."""
+    columns = [d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description if d[0] != "unique_id"]
     sides = "".join(f', {s}."{c}" AS "{c}_{s}"' for s in "lr" for c in columns)
-    dropped = f"({' OR '.join(cheap)})" if cheap else "false"
-    keep = f"CASE WHEN {dropped} THEN false ELSE NOT ({costly}) END" if costly else f"NOT {dropped}"
-    return f"""SELECT a, b FROM (SELECT p.a, p.b{sides} FROM met p
-               JOIN nodes l ON l.unique_id = p.a JOIN nodes r ON r.unique_id = p.b)
+    return f"""SELECT a, b FROM (SELECT p.a, p.b{sides} FROM {source} p
+               JOIN {table} l ON l.unique_id = p.a JOIN {table} r ON r.unique_id = p.b)
                WHERE {keep}"""
 
 
