@@ -40,7 +40,7 @@ PAIRS_PER_NODE = 15.0  # a coarse block whose nodes would each meet more than th
 #                        takes more MinHashes per key (`levels`): at 1,000,000 encounters the largest date-of-birth
 #                        block (459 nodes) stays at today's keys; at 5,000,000 they are 5 times larger and meet
 #                        25 times as often, which the fixed keys turned into pairs growing with the square of the store
-MAX_LEVEL = 6
+MAX_LEVEL = 6  # at most ROWS + 3 MinHashes of each name per key (the 5M store's largest blocks need level 2)
 SEED = 20_201  # fixed: the permutations are public, the filters' positions are keyed
 COLUMN = "name_lsh"
 CHUNK = 250_000  # nodes looked up at once
