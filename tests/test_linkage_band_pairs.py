@@ -82,6 +82,7 @@ def test_each_pair_key_is_held_by_its_two_nodes_and_no_other_rule_proposes_the_p
     ('"x_l" = "x_r" OR levenshtein("x_l", "x_r") <= 1', False),
 ])
 def test_a_text_column_is_held_as_a_hash_only_where_it_is_only_compared_for_equality(conditions, hashable):
-    """band_pairs._nodes holds a text column as its 64-bit hash (the 5M link's name test, 72 -> 54 s) only where
-    every use is an equality between two columns or a null test: a hash keeps equality, not order or substrings."""
+    """band_pairs._nodes holds a text column as its 64-bit hash (on one 5M store the filtering went 72.1 -> 45.9 s)
+    only where every use is an equality between two columns or a null test: a hash keeps equality, not order or
+    substrings."""
     assert band_pairs._only_compared(conditions, "x") is hashable
