@@ -30,6 +30,8 @@ import re
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import sqlglot
+from sqlglot import exp
 
 from lib.linkage import lsh, model
 from lib.records import bloom
@@ -80,8 +82,8 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
             con.execute(f"CREATE TEMP TABLE named AS {_pairs(con, 'names', source, f'NOT ({both})')}")
             source = "named"
         if cheap:
-            _nodes(con, frame, " ".join(cheap), table="nodes", source=source)
             proposed = " OR ".join(cheap)  # another rule proposes the pair, or two NHS-number groups
+            _nodes(con, frame, proposed, table="nodes", source=source)
             source = f"({_pairs(con, 'nodes', source, f'NOT ({proposed})')})"
         con.execute(f"CREATE TEMP TABLE kept AS SELECT a, b, row_number() OVER () AS pk FROM {source}")
         pairs = con.execute("SELECT count(*) FROM kept").fetchall()[0][0]
@@ -101,14 +103,18 @@ def _words(sql: str) -> str:
     return re.sub(r'"(\w+)_bloom_([lr])"\[(\d+)\]', r'"\1_bloom\3_\2"', sql)
 
 
-_EQUALITY = re.compile(r'(?<![+\-*/|<>=!]\s)(?<![\w"+\-*/|<>=!])"\w+_[lr]"\s*'
-                       r'(?:=\s*"\w+_[lr]"|IS\s+(?:NOT\s+)?NULL)(?=\s*(?:\)|AND\b|OR\b|,|$))')
-
-
 def _only_compared(conditions: str, column: str) -> bool:
-    """Whether `conditions` read `column` only in equalities between two columns and null tests."""
-    rest = _EQUALITY.sub("", conditions)
-    return f'"{column}_l"' not in rest and f'"{column}_r"' not in rest
+    """Whether `conditions` read `column` only in equalities between two columns and null tests (parsed by
+    sqlglot, Splink's own SQL library)."""
+    def compared(ref: exp.Column) -> bool:
+        parent = ref.parent
+        if isinstance(parent, exp.EQ):
+            return isinstance(parent.this, exp.Column) and isinstance(parent.expression, exp.Column)
+        return isinstance(parent, exp.Is) and isinstance(parent.expression, exp.Null)
+
+    refs = [c for c in sqlglot.parse_one(conditions, read="duckdb").find_all(exp.Column)
+            if c.name in (f"{column}_l", f"{column}_r")]
+    return all(compared(ref) for ref in refs)
 
 
 def _nodes(con, frame: pd.DataFrame, conditions: str, *, table: str, source: str) -> None:
