@@ -16,6 +16,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from lib.linkage.config import LinkConfig
+from lib.records import frames
 from lib.records.store import cursor
 
 
@@ -171,7 +172,7 @@ def outcomes(store: duckdb.DuckDBPyConnection, record_nodes: pd.DataFrame, clust
         con.register("record_nodes", record_nodes)
         con.register("clusters", pd.DataFrame({"node_id": cluster_of.index, "cluster_id": cluster_of.to_numpy()}))
         con.register("edges", edges)
-        out = con.execute("""
+        out = frames.frame(con.sql("""
             WITH rc AS (SELECT r.*, c.cluster_id, e.agency_type FROM record_nodes r JOIN clusters c USING (node_id)
                         JOIN encounters e USING (record_key)),
             clusters_info AS (SELECT cluster_id, min(record_key) AS first_key, count(*) AS size,
@@ -192,11 +193,11 @@ def outcomes(store: duckdb.DuckDBPyConnection, record_nodes: pd.DataFrame, clust
             UNION ALL
             SELECT record_key, NULL, NULL, 'anonymous (never linked)', NULL, false, false, false, 0
             FROM encounters WHERE is_anonymous
-            ORDER BY record_key""").df()
-        edges = con.execute("""
+            ORDER BY record_key"""))
+        edges = frames.frame(con.sql("""
             WITH first AS (SELECT node_id, min(record_key) AS record_key FROM record_nodes GROUP BY node_id)
             SELECT e.* RENAME (unique_id_l AS node_l, unique_id_r AS node_r),
                    l.record_key AS record_key_l, r.record_key AS record_key_r
             FROM edges e LEFT JOIN first l ON l.node_id = e.unique_id_l LEFT JOIN first r ON r.node_id = e.unique_id_r
-            """).df()
+            """))
     return out, edges  # out carries `agencies` (distinct agency types of the record's child) for the summary

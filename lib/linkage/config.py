@@ -27,6 +27,8 @@ class LinkConfig:
     seed: int = 42
     max_u_pairs: float = 2e6
     train_sample: int = 250_000  # above this many groups, train on a seeded random sample of them
+    em_max_pairs: float | None = 2e6  # each EM session on about this many of its blocked pairs at most (Splink's
+    #   own hash sample of the records); None: every blocked pair (model.train)
     memory_limit: str | None = None  # DuckDB memory limit while linking (None: 35% of RAM, at most 8 GB);
     #                                  past it DuckDB spills to disk instead of growing
     temp_directory: str | None = None  # where DuckDB spills (None: one temporary folder per process)

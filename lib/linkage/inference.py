@@ -15,10 +15,13 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from lib.linkage import band_pairs, lsh, model, training
 from lib.linkage.config import LinkConfig, Progress, duckdb_config, noop
 from lib.linkage.model import edge_columns, scoring_settings  # noqa: F401 - re-exported for callers
+from lib.records import frames
 
 RECORD_COLUMNS = ["record_key", "agency_type", "nhs_status", "nhs_hash", *model.FEATURES, "is_anonymous"]
 
@@ -70,7 +73,7 @@ def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection, *, nod
         # An NHS group is named after its smallest record key: no bit of the number's hash leaves this pass.
         con.execute("""CREATE TEMP TABLE trusted AS SELECT n.*, min(n.record_key) OVER (PARTITION BY n.g) AS group_key
                        FROM numbered n JOIN judged j USING (record_key) WHERE NOT j.contradicts""")
-        record_nodes = con.execute("""
+        record_nodes = frames.frame(con.sql("""
             SELECT r.record_key,
                    CASE WHEN t.record_key IS NOT NULL THEN 'N:' || t.group_key
                         ELSE 'R:' || r.record_key END AS node_id,
@@ -78,22 +81,22 @@ def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection, *, nod
                    coalesce(j.contradicts, false) AS nhs_conflict,
                    j.g IS NOT NULL AND j.g IN (SELECT g FROM judged WHERE contradicts) AS shared_number_suspected
             FROM named r LEFT JOIN judged j USING (record_key) LEFT JOIN trusted t USING (record_key)
-            ORDER BY r.record_key""").df()
+            ORDER BY r.record_key"""))
         if not nodes:
             return None, record_nodes
         features = ", ".join(model.FEATURES)
-        frame = con.execute(f"""
+        nodes_frame = frames.frame(con.sql(f"""
             SELECT 'N:' || t.group_key AS unique_id, true AS has_nhs, {features}
             FROM ({_mode_columns('trusted', 'g', model.FEATURES)}) m
             JOIN (SELECT g, any_value(group_key) AS group_key FROM trusted GROUP BY g) t USING (g)
             UNION ALL
             SELECT 'R:' || record_key AS unique_id, false AS has_nhs, {features}
             FROM named WHERE record_key NOT IN (SELECT record_key FROM trusted)
-            ORDER BY unique_id""").df()
+            ORDER BY unique_id"""))
     finally:
         con.close()
-    frame["birth_year"] = pd.to_numeric(frame["birth_year"]).astype("Int64")
-    return frame, record_nodes
+    nodes_frame["birth_year"] = pd.to_numeric(nodes_frame["birth_year"]).astype("Int64")
+    return nodes_frame, record_nodes
 
 
 def uses_name_blocking(config: LinkConfig, nodes: int) -> bool:
@@ -208,7 +211,7 @@ def _scores(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, p
     predictions = linker.inference.predict(threshold_match_probability=scoring_floor(config),
                                            num_chunks_left=chunks if chunks > 1 else None)
     relation = predictions.as_duckdbpyrelation()
-    scored = relation.select(*edge_columns(relation.columns)).df()  # the matching columns never leave DuckDB
+    scored = frames.frame(relation.select(*edge_columns(relation.columns)))  # the matching columns never leave DuckDB
     predictions.drop_table_from_database_and_remove_from_cache()
     return scored
 
@@ -217,6 +220,9 @@ def kept_edges(scored: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
     """The scored pairs as edges (ids, weight, probability, per-comparison mw_* and gamma_*), without pairs of
     two nodes that each carry a different valid NHS number."""
     edges = scored[edge_columns(list(scored.columns))]
-    has_nhs = set(nodes.loc[nodes["has_nhs"], "unique_id"])
-    both_numbered = edges["unique_id_l"].isin(has_nhs) & edges["unique_id_r"].isin(has_nhs)
-    return edges[~both_numbered].reset_index(drop=True)  # different valid NHS numbers: different children
+    # Arrow's hash look-up: a Python set of a million ids took 2.7 s at 1M, this 0.3 s
+    has_nhs = pa.array(nodes.loc[nodes["has_nhs"], "unique_id"], type=pa.string())
+    both_numbered = pc.and_(*(pc.is_in(pa.array(edges[side], type=pa.string()), value_set=has_nhs)
+                              for side in ("unique_id_l", "unique_id_r")))
+    keep = ~both_numbered.to_numpy(zero_copy_only=False)
+    return edges[keep].reset_index(drop=True)  # different valid NHS numbers: different children

@@ -225,8 +225,12 @@ class TrainingError(RuntimeError):
     number, so too few unnumbered records are left to find a single matching pair among them."""
 
 
-def train(linker, seed: int = 42, max_pairs: float = 2e6) -> None:
-    """λ from deterministic rules, u by random sampling, m by EM in two blocked sessions."""
+def train(linker, seed: int = 42, max_pairs: float = 2e6, em_max_pairs: float | None = None) -> None:
+    """λ from deterministic rules, u by random sampling, m by EM in two blocked sessions, each on at most about
+    `em_max_pairs` of its blocked pairs (None: all). Splink samples the records of each side by a deterministic
+    hash, so a sampled pair is as likely to be a match as any blocked pair: the m estimates keep their target
+    and only their spread grows. The date-of-birth session is the large one (250,000 nodes: 12.6 million pairs,
+    9.9 of the 16.5 s of training at 1M; docs/PERFORMANCE.md, session 11)."""
     try:
         linker.training.estimate_probability_two_random_records_match(
             [block_on("forename_hash", "surname_hash", "dob_hash"), block_on("dob_hash", "home_postcode_hash")],
@@ -235,10 +239,9 @@ def train(linker, seed: int = 42, max_pairs: float = 2e6) -> None:
     except (ValueError, ZeroDivisionError) as exc:  # log(0): no pair meets the deterministic rules
         raise TrainingError(f"too few records without a valid NHS number to train the match model ({exc})") from exc
     linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob_hash"),
-                                                                      estimate_without_term_frequencies=True)
-    linker.training.estimate_parameters_using_expectation_maximisation(
-        block_on("forename_canon_hash", "surname_hash"), estimate_without_term_frequencies=True)
+    for rule in (block_on("dob_hash"), block_on("forename_canon_hash", "surname_hash")):
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule, estimate_without_term_frequencies=True, max_pairs=em_max_pairs)
 
 
 def _has_level(model_json: dict, label: str) -> bool:
