@@ -12,6 +12,8 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -79,26 +81,42 @@ def _decided_pairs(decided: pd.DataFrame, record_nodes: pd.DataFrame) -> tuple[p
     return decided[decided["decision"] == "accept"], decided[decided["decision"] == "reject"]
 
 
-def _with_accepted(edges: pd.DataFrame, accepted: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """(edges plus an unscored edge for each accepted pair the model did not score, their pair keys)."""
-    edges = edges.copy()
-    keys = _pair_key(edges["unique_id_l"], edges["unique_id_r"])
-    missing = accepted[~_pair_key(accepted["node_l"], accepted["node_r"]).isin(set(keys))]
-    if len(missing):
-        edges = pd.concat([edges, pd.DataFrame({"unique_id_l": missing["node_l"], "unique_id_r": missing["node_r"],
-                                                "match_weight": np.nan, "match_probability": np.nan})],
-                          ignore_index=True)
-        keys = _pair_key(edges["unique_id_l"], edges["unique_id_r"])
-    return edges, keys
+def _positions(ids: np.ndarray, column: pd.Series) -> np.ndarray:
+    """Each value's position in `ids` (-1 where absent), by Arrow's hash look-up: pandas' `get_indexer` over a
+    million text ids took seconds at 1M."""
+    found = pc.index_in(pa.array(column, type=pa.string()), value_set=pa.array(ids, type=pa.string()))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _components(ids: np.ndarray, numbered: list[bool], left: np.ndarray, right: np.ndarray, priority: tuple,
+def _pair_codes(left: np.ndarray, right: np.ndarray, n: int) -> np.ndarray:
+    """One integer per unordered pair of node positions (n nodes: below n², within int64 up to 3 billion nodes)."""
+    return np.minimum(left, right) * n + np.maximum(left, right)
+
+
+def _with_accepted(edges: pd.DataFrame, accepted: pd.DataFrame, ids: np.ndarray
+                   ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(edges plus an unscored edge for each accepted pair the model did not score, and each edge's left and
+    right node positions in `ids`)."""
+    left, right = _positions(ids, edges["unique_id_l"]), _positions(ids, edges["unique_id_r"])
+    if len(accepted):
+        wanted_l, wanted_r = _positions(ids, accepted["node_l"]), _positions(ids, accepted["node_r"])
+        missing = ~np.isin(_pair_codes(wanted_l, wanted_r, len(ids)), _pair_codes(left, right, len(ids)))
+        if missing.any():
+            edges = pd.concat([edges, pd.DataFrame({
+                "unique_id_l": accepted["node_l"].to_numpy()[missing],
+                "unique_id_r": accepted["node_r"].to_numpy()[missing],
+                "match_weight": np.nan, "match_probability": np.nan})], ignore_index=True)
+            left, right = np.concatenate([left, wanted_l[missing]]), np.concatenate([right, wanted_r[missing]])
+    return edges.copy(), left, right
+
+
+def _components(ids: np.ndarray, numbered: list[bool], left: np.ndarray, right: np.ndarray, priority,
                 candidate: np.ndarray, status: np.ndarray, rejected: list[tuple[int, int]]) -> np.ndarray:
     """A cluster label per node; refused joins get their status in `status` (changed in place).
 
     Fast path: plain connected components of the candidate links. Only components that would hold two NHS
     numbers or a rejected pair (rare) are re-done edge by edge under the constraints, in the order of
-    `priority` (np.lexsort keys over all edges, last key first)."""
+    `priority(rows)` (np.lexsort keys of those edges, last key first)."""
     graph = coo_matrix((np.ones(int(candidate.sum())), (left[candidate], right[candidate])),
                        shape=(len(ids), len(ids)))
     _, component = connected_components(graph, directed=False)
@@ -111,7 +129,7 @@ def _components(ids: np.ndarray, numbered: list[bool], left: np.ndarray, right: 
     redo = np.flatnonzero(candidate & troubled[component[np.maximum(left, 0)]])
     if len(redo):
         constrained = _ConstrainedUnion(numbered, rejected)
-        for i in redo[np.lexsort(tuple(k[redo] for k in priority))]:
+        for i in redo[np.lexsort(priority(redo))]:
             outcome = constrained.union(left[i], right[i])
             if outcome != "joined":
                 status[i] = outcome
@@ -137,20 +155,28 @@ def cluster(nodes: pd.DataFrame, edges: pd.DataFrame, decisions: pd.DataFrame, r
     accepted, rejected = _decided_pairs(decisions, record_nodes)
     rejected_positions = [(position[a], position[b]) for a, b in zip(rejected["node_l"], rejected["node_r"])]
 
-    edges, keys = _with_accepted(edges, accepted)
-    is_accepted = keys.isin(set(_pair_key(accepted["node_l"], accepted["node_r"]))).to_numpy()
-    is_rejected = keys.isin(set(_pair_key(rejected["node_l"], rejected["node_r"]))).to_numpy()
+    edges, left, right = _with_accepted(edges, accepted, ids)
+    codes = _pair_codes(left, right, len(ids))
+
+    def decided(pairs: pd.DataFrame) -> np.ndarray:
+        if not len(pairs):
+            return np.zeros(len(edges), dtype=bool)
+        wanted = _pair_codes(_positions(ids, pairs["node_l"]), _positions(ids, pairs["node_r"]), len(ids))
+        return np.isin(codes, wanted)
+
+    is_accepted, is_rejected = decided(accepted), decided(rejected)
     probability = edges["match_probability"].fillna(1.0).to_numpy()
-    index = pd.Index(ids)
-    left = index.get_indexer(edges["unique_id_l"])
-    right = index.get_indexer(edges["unique_id_r"])
     candidate = ~is_rejected & (is_accepted | (probability >= config.match_threshold))
     status = np.full(len(edges), "review", dtype=object)
     status[is_rejected] = "rejected by reviewer"
     status[candidate] = np.where(is_accepted[candidate], "accepted by reviewer", "linked")
 
-    # Constrained joins: reviewers' accepted pairs first, then the most probable links, ties by pair key.
-    priority = (keys.to_numpy(), -probability, ~is_accepted)
+    # Constrained joins: reviewers' accepted pairs first, then the most probable links, ties by pair key (the
+    # text key built only for the edges re-done: they are few).
+    def priority(rows: np.ndarray) -> tuple:
+        keys = _pair_key(edges["unique_id_l"].iloc[rows], edges["unique_id_r"].iloc[rows]).to_numpy()
+        return keys, -probability[rows], ~is_accepted[rows]
+
     labels = _components(ids, numbered, left, right, priority, candidate, status, rejected_positions)
     in_band = status == "review"
     status[in_band & (labels[left] == labels[right])] = "already joined"
