@@ -49,6 +49,13 @@ def test_text_is_carried_as_strings_with_nulls_as_df_gives_them(con):
     assert got["s"].isna().tolist() == [False, True, False]
 
 
+def test_a_time_zone_timestamp_keeps_the_callers_time_zone():
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'Asia/Tokyo'")
+    _same(connection, "SELECT TIMESTAMPTZ '2020-01-02 10:00+00' AS t, 'x' AS s")
+    connection.close()
+
+
 def test_enum_duplicate_names_and_parameters(con):
     _same(con, "SELECT 'calm'::mood AS m, 'x' AS s")
     _same(con, "SELECT 1 AS a, 'x' AS a")
