@@ -150,10 +150,10 @@ def cluster(nodes: pd.DataFrame, edges: pd.DataFrame, decisions: pd.DataFrame, r
     ids = nodes["unique_id"].to_numpy(dtype=object)
     if len(ids) == 0:
         return pd.Series([], dtype=object, name="cluster_id"), edges.assign(status=pd.Series(dtype=object))
-    position = {node: i for i, node in enumerate(ids)}
     numbered = [bool(v) for v in nodes["has_nhs"].to_numpy()]
     accepted, rejected = _decided_pairs(decisions, record_nodes)
-    rejected_positions = [(position[a], position[b]) for a, b in zip(rejected["node_l"], rejected["node_r"])]
+    rejected_positions = list(zip(_positions(ids, rejected["node_l"]).tolist(),
+                                  _positions(ids, rejected["node_r"]).tolist()))
 
     edges, left, right = _with_accepted(edges, accepted, ids)
     codes = _pair_codes(left, right, len(ids))
