@@ -20,6 +20,9 @@ import duckdb
 import pandas as pd
 
 from bench.common import emit
+from lib.linkage.inference import _mode_columns  # the deterministic pass's own usual identity of a number
+
+IDENTITY = ["forename_canon_hash", "surname_hash", "dob_hash", "home_district", "true_child_id"]
 
 BANDS = [-1, 0, 0.5, 0.9, 1]  # best edge: none, below 0.5, the review band, at or above the threshold
 
@@ -72,13 +75,14 @@ def singletons(con, parts: pd.DataFrame) -> None:
 
 
 def lone_numbers(con) -> None:
-    found = con.execute("""
+    found = con.execute(f"""
         WITH numbered AS (SELECT e.*, t.true_child_id, t.nhs_status AS truth_status, hash(e.nhs_hash) AS g
                           FROM encounters e JOIN truth t USING (agency_type, source_record_id)
                           WHERE NOT e.is_anonymous AND e.nhs_status = 'valid' AND e.nhs_hash IS NOT NULL),
-             usual AS (SELECT g, mode(forename_canon_hash) AS f, mode(surname_hash) AS s, mode(dob_hash) AS d,
-                              mode(home_district) AS district, mode(true_child_id) AS child, count(*) AS n
-                       FROM numbered GROUP BY g)
+             modal AS ({_mode_columns("numbered", "g", IDENTITY)}),
+             usual AS (SELECT m.g, m.forename_canon_hash AS f, m.surname_hash AS s, m.dob_hash AS d,
+                              m.home_district AS district, m.true_child_id AS child, c.n
+                       FROM modal m JOIN (SELECT g, count(*) AS n FROM numbered GROUP BY g) c USING (g))
         SELECT n.truth_status, n.true_child_id = u.child AS one_child, count(DISTINCT n.record_key) AS records
         FROM numbered n JOIN usual own ON own.g = n.g AND own.n = 1
         JOIN usual u ON u.g <> n.g AND u.f = n.forename_canon_hash AND u.s = n.surname_hash
