@@ -10,11 +10,11 @@ Two synthetic truth sets of `--size` encounters from lib.synth:
   surnames) at `--rate` per name field;
 each with NHS numbers as generated and with every NHS number removed. Each is linked on one store by each
 model of `--models` (MODELS): "before" (the comparisons and blocking before issue 20, `LinkConfig(name_similarity=
-False, name_blocking=False, dob_parts=False, joint_names=False)`), "dice" (the Dice levels only), "after" (the
-Dice levels and the MinHash name blocking of lib.linkage.lsh), ..., "cond" (today's default, the default
-`--models` with "before": the before/after table of docs/LINKAGE_PRIVACY.md), and scored pairwise against the
-truth (lib.linkage.evaluate). `--rate 0.75` is
-the documented calibrated rate (docs/LINKAGE_PRIVACY.md): there today's model without NHS numbers has about
+False, name_blocking=False, dob_parts=False, joint_names=False, encounter_area=False)`), "dice" (the Dice levels
+only), "after" (the Dice levels and the MinHash name blocking of lib.linkage.lsh), ..., "cond" (the default of
+sessions 5-11), "area" (today's default, the default `--models` with "before": the before/after table of
+docs/LINKAGE_PRIVACY.md), and scored pairwise against the truth (lib.linkage.evaluate). `--rate 0.75` is
+the documented calibrated rate (docs/LINKAGE_PRIVACY.md): there the "before" model without NHS numbers has about
 the recall and precision of the external benchmark the issue reports (0.89 at 0.997).
 Prints one JSON line per run and a table: precision, recall, F1 and review queue (links in the review band, from
 the trained review floor up to the threshold, joining two children: `run.cluster_with_floor`, as `link` does) per
@@ -61,13 +61,16 @@ TYPED_FLOOR = 0.5  # the review floor before it was trained (session 6), reporte
 #: partial-agreement level). "before" is the model without any, "dice" the levels only, "after" levels and
 #: blocking, "parts" all three, "dob" the partial-date level alone; "joint" is "parts" with a pair whose two
 #: names both disagree weighed once (model.joint_name_levels, session 4's default); "cond" is "parts" with both
-#: names weighed together wherever the forename disagrees (model.conditional_name_levels): today's default; "tf" is
-#: "cond" with the exact forename's term-frequency adjustment (the fifth item, `LinkConfig.forename_tf`: measured
-#: in session 7 and not made the default).
-MODELS = {"before": (False, False, False, False, False), "dice": (True, False, False, False, False),
-          "after": (True, True, False, False, False), "parts": (True, True, True, False, False),
-          "dob": (False, False, True, False, False), "joint": (True, True, True, "once", False),
-          "cond": (True, True, True, True, False), "tf": (True, True, True, True, True)}
+#: names weighed together wherever the forename disagrees (model.conditional_name_levels): the default of sessions
+#: 5-11; "tf" is "cond" with the exact forename's term-frequency adjustment (the fifth item,
+#: `LinkConfig.forename_tf`: measured in session 7 and not made the default).
+#: "area" is "cond" with the place the records were met where the home postcode does not agree (the sixth item,
+#: `LinkConfig.encounter_area`, model.area_levels): today's default since session 12.
+MODELS = {"before": (False, False, False, False, False, False), "dice": (True, False, False, False, False, False),
+          "after": (True, True, False, False, False, False), "parts": (True, True, True, False, False, False),
+          "dob": (False, False, True, False, False, False), "joint": (True, True, True, "once", False, False),
+          "cond": (True, True, True, True, False, False), "tf": (True, True, True, True, True, False),
+          "area": (True, True, True, True, False, True)}
 
 
 def expected_f1_threshold(probabilities, lowest: float = FLOOR) -> tuple[float, float]:
@@ -90,7 +93,8 @@ def expected_f1_threshold(probabilities, lowest: float = FLOOR) -> tuple[float, 
 
 
 def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, dob_parts: bool = False,
-          joint_names: bool | str = False, forename_tf: bool = False) -> tuple[list[dict], float]:
+          joint_names: bool | str = False, forename_tf: bool = False, encounter_area: bool = False
+          ) -> tuple[list[dict], float]:
     """Pairwise scores at each match threshold of THRESHOLDS (review band: the trained floor up to it) from
     one training and one scoring (lib.linkage.run's passes and clustering, as `link` runs them), and the
     seconds the passes took."""
@@ -102,7 +106,8 @@ def sweep(con, truth: pd.DataFrame, similarity: bool, blocking: bool = False, do
     edges, _ = run.probabilistic_pass(nodes, run.LinkConfig(review_floor=FLOOR, name_similarity=similarity,
                                                               name_blocking=blocking, name_similarity_min_nodes=0,
                                                               dob_parts=dob_parts, joint_names=joint_names,
-                                                              forename_tf=forename_tf))
+                                                              forename_tf=forename_tf,
+                                                              encounter_area=encounter_area))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     keys = con.execute("""SELECT record_key, agency_type, source_record_id FROM encounters
                           WHERE NOT is_anonymous""").df()
@@ -213,7 +218,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rate", type=float, default=0.15, help="share of each name field damaged")
     parser.add_argument("--sets", default="built-in,independent", help="truth sets to run, comma-separated")
     parser.add_argument("--nhs", default="with,without", help="with and/or without NHS numbers")
-    parser.add_argument("--models", default="before,cond", help=f"of {', '.join(MODELS)}")
+    parser.add_argument("--models", default="before,area", help=f"of {', '.join(MODELS)}")
     parser.add_argument("--pairs", action="store_true",
                         help="only count candidate pairs without and with the name blocking (no linkage)")
     args = parser.parse_args(argv)

@@ -84,11 +84,11 @@ def _unscored(nodes: pd.DataFrame, pairs: list[tuple[str, str]], name_lsh: bool)
 def analyse(con, truth: pd.DataFrame, model_name: str, threshold: float = 0.9) -> dict:
     from lib.linkage import run
 
-    similarity, blocking, dob_parts, joint, forename_tf = bench_recall.MODELS[model_name]
+    similarity, blocking, dob_parts, joint, forename_tf, area = bench_recall.MODELS[model_name]
     nodes, record_nodes = run.deterministic_pass(con)
     config = run.LinkConfig(review_floor=SCORED, name_similarity=similarity, name_blocking=blocking,
                             name_similarity_min_nodes=0, dob_parts=dob_parts, joint_names=joint,
-                            forename_tf=forename_tf)
+                            forename_tf=forename_tf, encounter_area=area)
     edges, model_json = run.probabilistic_pass(nodes, config)
     keys = con.execute("SELECT record_key, agency_type, source_record_id FROM encounters WHERE NOT is_anonymous").df()
     keys = keys.merge(truth[["agency_type", "source_record_id", "true_child_id"]],

@@ -30,7 +30,7 @@ def _record(key, nhs=None, fore="F1", canon="F1", sur="S1", dob="D1", swap="W1",
             "dob_dm_hash": None, "dob_ym_hash": None, "dob_yd_hash": None,  # no partial-date hashes here
             "birth_year": year, "sex": "F", "home_postcode_hash": "P", "home_sector": "LS6 2",
             "home_district": "LS6", "forename_bloom": None, "surname_bloom": None,  # no name filters here
-            "is_anonymous": anonymous}
+            "enc_lad": "area 1", "is_anonymous": anonymous}
 
 
 def test_deterministic_pass_groups_a_valid_nhs_number_and_flags_a_contradiction():
@@ -180,7 +180,8 @@ def test_explained_level_is_the_level_splink_recorded_for_the_pair(linked):
     splink_levels = {}
     trained = explain.latest_model(con)
     for creator in model.comparisons(dice.thresholds_in(trained), model.has_dob_parts(trained),
-                                     model.has_joint_names(trained)):  # the run's own levels
+                                     model.has_joint_names(trained),
+                                     encounter_area=model.has_encounter_area(trained)):  # the run's own levels
         comparison = creator.get_comparison("duckdb")
         levels = splink_levels[comparison.output_column_name] = {}
         for level in comparison.comparison_levels:  # the first null level names gamma -1

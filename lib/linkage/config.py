@@ -54,6 +54,8 @@ class LinkConfig:
     forename_tf: bool = False  # True: the exact forename's weight adjusted by the forename's frequency, as the
     #   surname's (model.comparisons). Measured in LINKAGE_PRIVACY.md (session 7): F1 up on the built-in data, recall
     #   at equal precision down on the independent corruption model, so not the default
+    encounter_area: bool = True  # where the home postcode is unknown or differs, two records met in the same local
+    #   authority district agree on place (model.area_levels; LINKAGE_PRIVACY.md, session 12); False: without
     name_similarity_min_nodes: int = 50_000  # fewer nodes to train on: no Dice levels (measured: at 20,000
     #                                          encounters they cost recall, at 100,000 they add it; LINKAGE_PRIVACY.md)
 

@@ -19,7 +19,7 @@ from lib.records.store import cursor
 
 #: Plain-English names of the comparisons in lib.linkage.model.
 COMPARISON_TITLES = {"forename": "Forename", "surname": "Surname", "date_of_birth": "Date of birth",
-                     "sex": "Sex", "home_postcode": "Home postcode"}
+                     "sex": "Sex", "home_postcode": "Home postcode or area seen"}
 
 
 def latest_model(con: duckdb.DuckDBPyConnection) -> dict:

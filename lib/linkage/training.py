@@ -26,6 +26,7 @@ def train_model(db_api, frame: pd.DataFrame, config: LinkConfig) -> dict:
     name_lsh = config.name_blocking and lsh.COLUMN in frame.columns
     joint = config.joint_names if cuts else False  # the names' joint levels go with the Dice levels
     trainer = Linker(db_api.register(frame, dataset_display_name="training_nodes"),
-                     model.settings(cuts, name_lsh, config.dob_parts, joint, config.forename_tf), log_level=30)
+                     model.settings(cuts, name_lsh, config.dob_parts, joint, config.forename_tf,
+                                    config.encounter_area), log_level=30)
     model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs, em_max_pairs=config.em_max_pairs)
     return trainer.misc.save_model_to_json()
