@@ -43,7 +43,7 @@ def test_the_review_view_shows_no_more_than_the_page(private):
     cards = data["tables"]["group_a"]
     assert cards["columns"] == ["agency", "date", "encounter", "nhs_number", "forename_sounds_like",
                                 "surname_sounds_like", "birth_year", "sex", "home_postcode_sector",
-                                "home_authority", "encounter_force"]
+                                "home_authority", "encounter_force", "encounter_authority"]
     assert all(len(row[cards["columns"].index("home_postcode_sector")] or "") <= 6 for row in cards["rows"])
 
 

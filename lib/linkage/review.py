@@ -38,7 +38,7 @@ def group_profile(con: duckdb.DuckDBPyConnection, node_id: str) -> pd.DataFrame:
                    CASE e.nhs_status WHEN 'valid' THEN 'valid number (hidden)' WHEN 'invalid' THEN 'invalid number'
                         ELSE 'none' END AS nhs_number,
                    e.forename_phonetic AS forename_sounds_like, e.surname_phonetic AS surname_sounds_like,
-                   e.birth_year, e.sex, e.home_sector AS home_postcode_sector, e.home_utla, e.enc_pfa
+                   e.birth_year, e.sex, e.home_sector AS home_postcode_sector, e.home_utla, e.enc_pfa, e.enc_lad
             FROM record_child r JOIN encounters e USING (record_key)
             WHERE r.node_id = ? ORDER BY e.encounter_date""", [node_id]).df()
     frame["agency"] = frame["agency"].map(lambda v: AGENCY_LABELS.get(v, v)).astype("object")
@@ -46,11 +46,12 @@ def group_profile(con: duckdb.DuckDBPyConnection, node_id: str) -> pd.DataFrame:
     frame["encounter"] = frame["encounter"].map(lambda v: withhold(v, record_id=False))  # older stores
     frame["home_authority"] = frame.pop("home_utla").map(lookup.name_of("utla"))
     frame["encounter_force"] = frame.pop("enc_pfa").map(lookup.name_of("pfa"))
+    frame["encounter_authority"] = frame.pop("enc_lad").map(lookup.name_of("lad"))
     return frame
 
 
-#: The identifiers compared between the two groups: (label, stored column, shown as: the masked value itself,
-#: or only whether it is recorded, for a keyed hash).
+#: The identifiers compared between the two groups: (label, stored column, shown as: the masked value itself (True),
+#: only whether it is recorded, for a keyed hash (False), or an area's name, for a layer's code (the layer)).
 AGREEMENT_FIELDS = (
     ("NHS number", "nhs_hash", False),
     ("Forename (exact)", "forename_hash", False),
@@ -62,6 +63,7 @@ AGREEMENT_FIELDS = (
     ("Sex", "sex", True),
     ("Home postcode (exact)", "home_postcode_hash", False),
     ("Home postcode sector", "home_sector", True),
+    ("Local authority where seen", "enc_lad", "lad"),  # the model weighs it where the homes do not agree
 )
 
 
@@ -81,9 +83,12 @@ def _group_values(con, node_l: str, node_r: str) -> dict[tuple[str, str], set]:
     return values
 
 
-def _masked(values: set, shown: bool) -> str:
+def _masked(values: set, shown: bool | str) -> str:
     if not values:
         return "not recorded"
+    if isinstance(shown, str):
+        names = lookup.name_of(shown)
+        return ", ".join(sorted(names.get(v, str(v)) for v in values))
     if shown:
         return ", ".join(str(v) for v in sorted(values, key=str))
     return "recorded" if len(values) == 1 else f"{len(values)} different"
@@ -92,7 +97,7 @@ def _masked(values: set, shown: bool) -> str:
 def agreement(con: duckdb.DuckDBPyConnection, node_l: str, node_r: str) -> pd.DataFrame:
     """Which identifiers the two groups have in common: one row per identifier (``identifier``, ``group_a``,
     ``group_b``, ``verdict``: "agree", "disagree" or "not on both"). Masked: a sound code, year, sex or sector
-    is shown; a keyed hash only as "recorded" (never its value)."""
+    is shown, a local authority by its name; a keyed hash only as "recorded" (never its value)."""
     values, rows = _group_values(con, node_l, node_r), []
     for label, column, shown in AGREEMENT_FIELDS:
         a, b = values[(node_l, column)], values[(node_r, column)]

@@ -47,7 +47,8 @@ CARD_COLUMNS = {"agency": {"label": "Agency"}, "date": {"label": "Date"}, "encou
                 "surname_sounds_like": {"label": "Surname sounds like"}, "birth_year": {"label": "Birth year"},
                 "sex": {"label": "Sex"}, "home_postcode_sector": {"label": "Home postcode sector"},
                 "home_authority": {"label": "Home area (children's services)"},
-                "encounter_force": {"label": "Encounter area (police force)"}}
+                "encounter_force": {"label": "Encounter area (police force)"},
+                "encounter_authority": {"label": "Encounter area (local authority)"}}
 
 PARAMS = {"pair": Param(0, kind=int, help="position of the pair in the review queue (0: the most uncertain)")}
 
