@@ -316,3 +316,34 @@ def test_every_record_numbered_links_by_number_alone(tmp_path):
         assert summary["children"] == truth.loc[named, "true_child_id"].nunique()
     finally:
         con.close()
+
+
+def test_modes_stored_column_by_column_equal_the_one_query_modes():
+    """inference._mode_table (each column's mode in a table of its own, so a national store's pass can spill) holds
+    exactly what the one-query form (_mode_columns) gives: the most common non-null value per key, ties to the
+    smallest, a key whose values are all null kept with NULL."""
+    import duckdb
+    import numpy as np
+
+    from lib.linkage import inference
+
+    rng = np.random.default_rng(7)
+    n = 5_000
+    frame = pd.DataFrame({"g": rng.integers(0, 800, n),
+                          "a": pd.array(rng.choice(["x", "y", "z", None], n), dtype="object"),
+                          "b": pd.array(rng.integers(0, 3, n), dtype="Int64"),
+                          "c": [None] * n})  # every value null: NULL for every key
+    frame.loc[rng.random(n) < 0.3, "b"] = pd.NA
+    con = duckdb.connect()
+    con.register("source", frame)
+    con.execute("CREATE TEMP TABLE src AS SELECT g, a, b, CAST(c AS VARCHAR) AS c FROM source")
+    one = con.execute(f"SELECT * FROM ({inference._mode_columns('src', 'g', ['a', 'b', 'c'])}) ORDER BY g").df()
+    inference._mode_table(con, "src", "g", ["a", "b", "c"], "modes")
+    stored = con.execute("SELECT * FROM modes ORDER BY g").df()
+    pd.testing.assert_frame_equal(stored, one)
+    assert len(stored) == frame["g"].nunique() and stored["c"].isna().all()
+    # ties go to the smallest value: key 0 holds x twice and y twice
+    con.execute("CREATE TEMP TABLE tie AS SELECT * FROM (VALUES (0, 'y'), (0, 'x'), (0, 'y'), (0, 'x')) t(g, a)")
+    inference._mode_table(con, "tie", "g", ["a"], "tied")
+    assert con.execute("SELECT a FROM tied").fetchall() == [("x",)]
+    assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'modes_%'").fetchone()[0]

@@ -68,3 +68,17 @@ def test_the_spill_folder_a_process_made_goes_with_it():
     folder = Path(made.stdout.strip())
     assert folder.name.startswith("joinedup-link-spill-")
     assert not folder.exists()
+
+
+def test_the_default_memory_limit_is_35_percent_of_ram_between_1_and_4_gb(monkeypatch):
+    """config.memory_limit: 4 GB linked 1M and 5M as fast as 8 GB with a 2.5 GB lower peak at 5M (PERFORMANCE.md,
+    session 12); a small machine gets 35% of its RAM, never below 1 GB; a given limit is kept."""
+    import os
+
+    from lib.linkage import config
+
+    for ram_gb, expected in ((64, "4GB"), (23.5, "4GB"), (8, "2GB"), (2, "1GB")):
+        monkeypatch.setattr(os, "sysconf", lambda name, ram=ram_gb: 4096 if name == "SC_PAGE_SIZE"
+                            else int(ram * 2**30 / 4096))
+        assert config.memory_limit(run.LinkConfig()) == expected, ram_gb
+    assert config.memory_limit(run.LinkConfig(memory_limit="6GB")) == "6GB"

@@ -29,7 +29,8 @@ class LinkConfig:
     train_sample: int = 250_000  # above this many groups, train on a seeded random sample of them
     em_max_pairs: float | None = 2e6  # each EM session on about this many of its blocked pairs at most (Splink's
     #   own hash sample of the records); None: every blocked pair (model.train)
-    memory_limit: str | None = None  # DuckDB memory limit while linking (None: 35% of RAM, at most 8 GB);
+    memory_limit: str | None = None  # DuckDB memory limit while linking (None: 35% of RAM, at most 4 GB: 8 GB
+    #                                  linked 1M and 5M no faster, 5M's process peaking 2.5 GB higher: PERFORMANCE.md);
     #                                  past it DuckDB spills to disk instead of growing
     temp_directory: str | None = None  # where DuckDB spills (None: one temporary folder per process)
     predict_chunk_nodes: int = 1_500_000  # score in chunks of about this many nodes (bounded memory at 5M+)
@@ -74,7 +75,7 @@ def memory_limit(config: LinkConfig) -> str:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         total = 16 * 2**30
-    return f"{max(1, min(8, int(total * 0.35 / 2**30)))}GB"
+    return f"{max(1, min(4, int(total * 0.35 / 2**30)))}GB"
 
 
 _TEMP: dict[str, str] = {}

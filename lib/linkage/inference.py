@@ -26,17 +26,36 @@ from lib.records import frames
 RECORD_COLUMNS = ["record_key", "agency_type", "nhs_status", "nhs_hash", *model.FEATURES, "is_anonymous"]
 
 
+def _mode_of(source: str, key: str, column: str) -> str:
+    """SQL for a table (key, column): the most common non-null value of `column` per key (ties: the smallest value,
+    so runs repeat)."""
+    return f"""SELECT {key}, first({column} ORDER BY n DESC, {column}) AS {column} FROM (
+                   SELECT {key}, {column}, count(*) AS n FROM {source} WHERE {column} IS NOT NULL GROUP BY ALL)
+               GROUP BY {key}"""
+
+
 def _mode_columns(source: str, key: str, columns: list[str]) -> str:
-    """SQL for a table (key, column...) holding the most common non-null value of each column per key
-    (ties: the smallest value, so runs repeat)."""
-    parts = [f"""(SELECT {key}, first({c} ORDER BY n DESC, {c}) AS {c} FROM (
-                    SELECT {key}, {c}, count(*) AS n FROM {source} WHERE {c} IS NOT NULL GROUP BY ALL)
-                  GROUP BY {key}) AS m_{c}""" for c in columns]
+    """SQL for a table (key, column...) holding the most common non-null value of each column per key (`_mode_of`),
+    as one query (bench.missed_pairs reads a number's usual identity this way)."""
     sql = (f"SELECT k.{key}, " + ", ".join(f"m_{c}.{c}" for c in columns)
            + f" FROM (SELECT DISTINCT {key} FROM {source}) k")
     for c in columns:
-        sql += f" LEFT JOIN {parts[columns.index(c)]} USING ({key})"
+        sql += f" LEFT JOIN ({_mode_of(source, key, c)}) AS m_{c} USING ({key})"
     return sql
+
+
+def _mode_table(con, source: str, key: str, columns: list[str], table: str) -> None:
+    """Temporary table `table` (key, column...): `_mode_columns`'s values, each column's mode first stored in a table
+    of its own. One query holding every column's ordered aggregate at once could not spill: at 5,000,000 encounters
+    under a 4 GB memory limit it stopped with DuckDB's out-of-memory error; one at a time, each finishes
+    (docs/PERFORMANCE.md, session 12)."""
+    for c in columns:
+        con.execute(f"CREATE TEMP TABLE {table}_{c} AS {_mode_of(source, key, c)}")
+    joins = " ".join(f"LEFT JOIN {table}_{c} USING ({key})" for c in columns)
+    con.execute(f"""CREATE TEMP TABLE {table} AS SELECT k.{key}, {", ".join(f"{table}_{c}.{c}" for c in columns)}
+                    FROM (SELECT DISTINCT {key} FROM {source}) k {joins}""")
+    for c in columns:
+        con.execute(f"DROP TABLE {table}_{c}")
 
 
 def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection, *, nodes: bool = True
@@ -58,7 +77,7 @@ def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection, *, nod
         con.execute("""CREATE TEMP TABLE numbered AS SELECT *, hash(nhs_hash) AS g
                        FROM named WHERE nhs_status = 'valid' AND nhs_hash IS NOT NULL""")
         identity = ["dob_hash", "surname_hash", "forename_canon_hash", "birth_year"]
-        con.execute(f"CREATE TEMP TABLE identity AS {_mode_columns('numbered', 'g', identity)}")
+        _mode_table(con, "numbered", "g", identity, "identity")
         # A record flatly contradicts its number's usual identity when its surname, its forename after
         # nicknames and its year of birth all differ (a different year implies a different date, transposed
         # or not; the transposed hash is NULL for most dates, so it cannot be part of the test); nulls never
@@ -85,9 +104,10 @@ def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection, *, nod
         if not nodes:
             return None, record_nodes
         features = ", ".join(model.FEATURES)
+        _mode_table(con, "trusted", "g", model.FEATURES, "modal")
         nodes_frame = frames.frame(con.sql(f"""
             SELECT 'N:' || t.group_key AS unique_id, true AS has_nhs, {features}
-            FROM ({_mode_columns('trusted', 'g', model.FEATURES)}) m
+            FROM modal m
             JOIN (SELECT g, any_value(group_key) AS group_key FROM trusted GROUP BY g) t USING (g)
             UNION ALL
             SELECT 'R:' || record_key AS unique_id, false AS has_nhs, {features}
