@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from bench.common import emit
-from lib.linkage.inference import _mode_columns  # the deterministic pass's own usual identity of a number
+from lib.linkage.inference import _mode_table  # the deterministic pass's own usual identity of a number
 
 IDENTITY = ["forename_canon_hash", "surname_hash", "dob_hash", "home_district", "true_child_id"]
 
@@ -75,12 +75,13 @@ def singletons(con, parts: pd.DataFrame) -> None:
 
 
 def lone_numbers(con) -> None:
-    found = con.execute(f"""
-        WITH numbered AS (SELECT e.*, t.true_child_id, t.nhs_status AS truth_status, hash(e.nhs_hash) AS g
-                          FROM encounters e JOIN truth t USING (agency_type, source_record_id)
-                          WHERE NOT e.is_anonymous AND e.nhs_status = 'valid' AND e.nhs_hash IS NOT NULL),
-             modal AS ({_mode_columns("numbered", "g", IDENTITY)}),
-             usual AS (SELECT m.g, m.forename_canon_hash AS f, m.surname_hash AS s, m.dob_hash AS d,
+    con.execute("""CREATE OR REPLACE TEMP TABLE numbered AS
+                   SELECT e.*, t.true_child_id, t.nhs_status AS truth_status, hash(e.nhs_hash) AS g
+                   FROM encounters e JOIN truth t USING (agency_type, source_record_id)
+                   WHERE NOT e.is_anonymous AND e.nhs_status = 'valid' AND e.nhs_hash IS NOT NULL""")
+    _mode_table(con, "numbered", "g", IDENTITY, "modal")
+    found = con.execute("""
+        WITH usual AS (SELECT m.g, m.forename_canon_hash AS f, m.surname_hash AS s, m.dob_hash AS d,
                               m.home_district AS district, m.true_child_id AS child, c.n
                        FROM modal m JOIN (SELECT g, count(*) AS n FROM numbered GROUP BY g) c USING (g))
         SELECT n.truth_status, n.true_child_id = u.child AS one_child, count(DISTINCT n.record_key) AS records

@@ -318,10 +318,10 @@ def test_every_record_numbered_links_by_number_alone(tmp_path):
         con.close()
 
 
-def test_modes_stored_column_by_column_equal_the_one_query_modes():
-    """inference._mode_table (each column's mode in a table of its own, so a national store's pass can spill) holds
-    exactly what the one-query form (_mode_columns) gives: the most common non-null value per key, ties to the
-    smallest, a key whose values are all null kept with NULL."""
+def test_modes_stored_column_by_column_equal_a_recount():
+    """inference._mode_table (each column's mode in a table of its own, so a national store's pass can spill) holds,
+    for every key, the most common non-null value of each column, ties to the smallest, NULL where a column has no
+    value: the same as a recount in pandas."""
     import duckdb
     import numpy as np
 
@@ -337,10 +337,18 @@ def test_modes_stored_column_by_column_equal_the_one_query_modes():
     con = duckdb.connect()
     con.register("source", frame)
     con.execute("CREATE TEMP TABLE src AS SELECT g, a, b, CAST(c AS VARCHAR) AS c FROM source")
-    one = con.execute(f"SELECT * FROM ({inference._mode_columns('src', 'g', ['a', 'b', 'c'])}) ORDER BY g").df()
     inference._mode_table(con, "src", "g", ["a", "b", "c"], "modes")
-    stored = con.execute("SELECT * FROM modes ORDER BY g").df()
-    pd.testing.assert_frame_equal(stored, one)
+    stored = con.execute("SELECT * FROM modes ORDER BY g").df().set_index("g")
+
+    def recount(values: pd.Series):
+        counts = values.dropna().value_counts()
+        return None if counts.empty else min(counts.index[counts == counts.max()])
+
+    def plain(values: pd.Series) -> dict:  # one missing value, whichever NA each side uses
+        return values.astype(object).where(values.notna(), None).to_dict()
+
+    for column in ("a", "b"):
+        assert plain(stored[column]) == plain(frame.groupby("g")[column].agg(recount))
     assert len(stored) == frame["g"].nunique() and stored["c"].isna().all()
     # ties go to the smallest value: key 0 holds x twice and y twice
     con.execute("CREATE TEMP TABLE tie AS SELECT * FROM (VALUES (0, 'y'), (0, 'x'), (0, 'y'), (0, 'x')) t(g, a)")

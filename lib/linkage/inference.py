@@ -34,19 +34,10 @@ def _mode_of(source: str, key: str, column: str) -> str:
                GROUP BY {key}"""
 
 
-def _mode_columns(source: str, key: str, columns: list[str]) -> str:
-    """SQL for a table (key, column...) holding the most common non-null value of each column per key (`_mode_of`),
-    as one query (bench.missed_pairs reads a number's usual identity this way)."""
-    sql = (f"SELECT k.{key}, " + ", ".join(f"m_{c}.{c}" for c in columns)
-           + f" FROM (SELECT DISTINCT {key} FROM {source}) k")
-    for c in columns:
-        sql += f" LEFT JOIN ({_mode_of(source, key, c)}) AS m_{c} USING ({key})"
-    return sql
-
-
 def _mode_table(con, source: str, key: str, columns: list[str], table: str) -> None:
-    """Temporary table `table` (key, column...): `_mode_columns`'s values, each column's mode first stored in a table
-    of its own. One query holding every column's ordered aggregate at once could not spill: at 5,000,000 encounters
+    """Temporary table `table` (key, column...): each key of `source` with the most common non-null value of each
+    column (`_mode_of`; NULL where a column has none), each column's mode first stored in a table of its own. One query
+    holding every column's ordered aggregate at once could not spill: at 5,000,000 encounters
     under a 4 GB memory limit it stopped with DuckDB's out-of-memory error; one at a time, each finishes
     (docs/PERFORMANCE.md, session 12)."""
     for c in columns:
