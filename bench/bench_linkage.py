@@ -56,10 +56,12 @@ def _rss_mb() -> float:
 
 
 #: The stages of `link` timed by `stage_timer`: (module, function), in the order they run. Nested ones
-#: (Dice cut-points, EM) are inside training; their seconds are part of it.
+#: (Dice cut-points, EM) are inside training, the pairs found before Splink (pair_keys) inside scoring; their seconds
+#: are part of it.
 STAGES = [("lib.linkage.run", "deterministic_pass"), ("lib.linkage.lsh", "with_keys"),
           ("lib.linkage.dice", "thresholds"), ("lib.linkage.training", "train_model"),
-          ("lib.linkage.inference", "score"), ("lib.linkage.inference", "kept_edges"),
+          ("lib.linkage.inference", "score"), ("lib.linkage.band_pairs", "pair_keys"),
+          ("lib.linkage.inference", "kept_edges"),
           ("lib.linkage.run", "cluster"), ("lib.linkage.clustering", "outcomes"), ("lib.linkage.run", "_save")]
 
 

@@ -40,6 +40,17 @@ def synthetic_store(path: Path, n_encounters: int, seed: int, link: bool = True
     return con, truth
 
 
+def splink_nodes(path: Path, n_encounters: int, seed: int) -> pd.DataFrame:
+    """The nodes Splink trains and scores on (unique_id, the model's features, the NHS-group flag) of an unlinked
+    synthetic store at `path`."""
+    from lib.linkage import model, run
+
+    con, _ = synthetic_store(path, n_encounters=n_encounters, seed=seed, link=False)
+    frame, _ = run.deterministic_pass(con)
+    con.close()
+    return frame[["unique_id", *model.FEATURES, model.NUMBERED]]
+
+
 def synthetic_linked_store(tmp_path_factory, n_encounters: int = SYNTH_ENCOUNTERS, seed: int = SYNTH_SEED) -> Path:
     """Path of a linked synthetic store (built on first call in the session, then reused)."""
     key = (n_encounters, seed)

@@ -74,3 +74,18 @@ def test_a_stores_tables_come_back_as_df_gives_them(tmp_path):
     for table in ("encounters", "batches"):
         _same(con, f"SELECT * FROM {table}")
     con.close()
+
+
+def test_arrow_lists_keep_bigint_lists_as_arrow_with_the_same_values_and_everything_else_as_df(con):
+    """frame(arrow_lists=True), for the linkage nodes' Bloom filters: a BIGINT list column stays an Arrow list (one
+    buffer, not a NumPy array per row) holding the same lists and nulls; every other column is `.df()`'s."""
+    sql = """SELECT * FROM (VALUES ([1, -2]::BIGINT[], 'a', 1), (NULL, NULL, NULL), ([3, 4]::BIGINT[], 'b', 2))
+             t(words, s, n)"""
+    expected = con.sql(sql).df()
+    got = frames.frame(con.sql(sql), arrow_lists=True)
+    assert isinstance(got["words"].dtype, pd.ArrowDtype)
+    assert got["words"].array._pa_array.to_pylist() == [[1, -2], None, [3, 4]]
+    pd.testing.assert_frame_equal(got.drop(columns=["words"]), expected.drop(columns=["words"]))
+    back = duckdb.connect()
+    back.register("f", got)
+    assert back.execute("SELECT words FROM f").fetchall() == [([1, -2],), (None,), ([3, 4],)]

@@ -5,11 +5,12 @@ import json
 import subprocess
 import sys
 
+import duckdb
 import pandas as pd
 import pytest
 
 from lib.linkage import evaluate as ev
-from lib.linkage import run
+from lib.linkage import model, run
 from tests.conftest import ROOT
 from tests.fixtures_linkage import synthetic_store
 
@@ -48,7 +49,25 @@ def test_deterministic_pass_groups_a_valid_nhs_number_and_flags_a_contradiction(
     assert "f" not in by_key.index  # anonymous contacts never enter linkage
     assert len(nodes) == 3  # the n1 group, d on its own, e on its own
     rep = nodes.set_index("unique_id").loc[by_key.loc["a", "node_id"]]
-    assert rep["forename_hash"] == "F1" and rep["dob_hash"] == "D1"  # modal identity
+    assert rep["forename_hash"] == _narrowed("F1") and rep["dob_hash"] == _narrowed("D1")  # modal identity
+    assert pd.isna(rep["dob_dm_hash"])  # a null hash stays null (DuckDB's hash of NULL is a number)
+
+
+def _narrowed(text: str) -> int:
+    """A hashed feature as linkage holds it (model.narrowed)."""
+    sql = f"SELECT {model.narrowed('surname_hash')} FROM (SELECT ?::VARCHAR AS surname_hash)"
+    return duckdb.execute(sql, [text]).fetchall()[0][0]
+
+
+def test_hashed_features_reach_linkage_as_distinct_integers_and_nulls_stay_null():
+    records = pd.DataFrame([_record("a", nhs="n1"), _record("b", sur="S2"), {**_record("c"), "forename_hash": None}])
+    nodes, _ = run.deterministic_pass(records)
+    assert [f for f in model.FEATURES if f.endswith("_hash")] == model.HASHED and len(model.HASHED) == 9
+    for column in model.HASHED:
+        assert pd.api.types.is_integer_dtype(nodes[column]), column
+    by_id = nodes.set_index("unique_id")
+    assert _narrowed("S1") == by_id.loc["N:a", "surname_hash"] != by_id.loc["R:b", "surname_hash"]
+    assert pd.isna(by_id.loc["R:c", "forename_hash"]) and by_id.loc["R:c", "home_sector"] == "LS6 2"
 
 
 def test_two_numbers_with_identical_identities_stay_two_groups():

@@ -47,10 +47,14 @@ def test_pair_keys_score_exactly_the_pairs_the_band_rule_did(trained, both_diffe
     frame, model_json, config = trained
     config = run.LinkConfig(**{**config.__dict__, "name_pairs_both_differ": both_differ})
     ours = inference.score(DuckDBAPI(connection=duckdb.connect()), frame, model_json, config, noop)
-    theirs = _reference(frame, model_json, both_differ)
+    _same_scores(ours, _reference(frame, model_json, both_differ), at_least=1_000)
+
+
+def _same_scores(ours: pd.DataFrame, theirs: pd.DataFrame, at_least: int) -> None:
+    """The same pairs, sides, weights and levels, to the bit (pair order aside)."""
     order = ["unique_id_l", "unique_id_r"]
     ours, theirs = (f.sort_values(order).reset_index(drop=True) for f in (ours, theirs))
-    assert len(theirs) > 1_000
+    assert len(theirs) > at_least
     pd.testing.assert_frame_equal(ours[order].astype(str), theirs[order].astype(str))
     numeric = [c for c in theirs.columns if c not in order]
     pd.testing.assert_frame_equal(ours[numeric], theirs[numeric], check_exact=True, check_dtype=False)
@@ -86,3 +90,64 @@ def test_a_text_column_is_held_as_a_hash_only_where_it_is_only_compared_for_equa
     only where every use is an equality between two columns or a null test: a hash keeps equality, not order or
     substrings."""
     assert band_pairs._only_compared(conditions, "x") is hashable
+
+
+def _bounds(frame: pd.DataFrame, model_json: dict, pairs: pd.DataFrame) -> pd.Series:
+    """weight_bound.bound_sql evaluated on `pairs` (unique_id_l, unique_id_r) of `frame`, less its margin."""
+    from lib.linkage import weight_bound
+
+    lists = {c for c in frame.columns if c == lsh.COLUMN or c.endswith("_bloom")}
+    con = duckdb.connect()
+    con.register("frame_in", frame.drop(columns=[lsh.COLUMN]))
+    con.register("pairs", pairs[["unique_id_l", "unique_id_r"]])
+    tf = weight_bound.tf_columns(model_json)
+    assert tf == ["surname_hash"]
+    con.execute(f"""CREATE TABLE nodes AS SELECT * FROM frame_in
+                    LEFT JOIN ({weight_bound.tf_table_sql('surname_hash', 'frame_in')}) USING (surname_hash)""")
+    bound = weight_bound.bound_sql(model_json, lists)
+    out = con.execute(f"""SELECT ({weight_bound.on_rows(bound)}) - {weight_bound.MARGIN} FROM pairs p
+                          JOIN nodes l ON l.unique_id = p.unique_id_l JOIN nodes r ON r.unique_id = p.unique_id_r
+                          ORDER BY p.unique_id_l, p.unique_id_r""").fetchall()
+    return pd.Series([row[0] for row in out])
+
+
+def test_the_weight_bound_is_never_below_the_weight_splink_gives(trained):
+    """weight_bound: every pair Splink scores (every candidate, the floor at 0) has a bound at or above its match
+    weight, rare surnames' term-frequency adjustment included; and the bound is not vacuous: for some pairs it is
+    the weight itself (names at their best level), for many it is far below the 0.5 floor's weight."""
+    frame, model_json, _ = trained
+    theirs = _reference(frame, model_json, True).sort_values(["unique_id_l", "unique_id_r"]).reset_index(drop=True)
+    bound = _bounds(frame, model_json, theirs)
+    gap = bound - theirs["match_weight"]
+    assert len(theirs) > 1_000
+    assert gap.min() >= -1e-9, theirs.loc[gap.idxmin()].to_dict()
+    assert (gap.abs() < 1e-9).sum() > 100  # exact where both names agree exactly
+    assert (bound < 0).sum() > 100
+
+
+@pytest.mark.parametrize("floor", [0.1, 0.5])
+def test_pairs_under_the_weight_bound_are_not_scored_and_nothing_at_the_floor_is_lost(trained, floor):
+    """A floor above 0: pair_keys drops the pairs whose bound cannot reach it (fewer pair keys than at floor 0), and
+    the pairs scored at or above the floor, their sides, weights and levels are exactly Splink's own rules'."""
+    from splink.backends.duckdb import DuckDBAPI
+
+    frame, model_json, config = trained
+    codes, _ = pd.factorize(frame["unique_id"], sort=True)
+    numbered = frame.assign(unique_id=codes)
+    _, everything = band_pairs.pair_keys(numbered, model_json, True, False)
+    _, reachable = band_pairs.pair_keys(numbered, model_json, True, False, floor=floor)
+    assert reachable < everything * 0.9
+    config = run.LinkConfig(**{**config.__dict__, "review_floor_lowest": floor})
+    ours = inference.score(DuckDBAPI(connection=duckdb.connect()), frame, model_json, config, noop)
+    theirs = _reference(frame, model_json, False)
+    _same_scores(ours, theirs[theirs["match_probability"] >= floor], at_least=500)
+
+
+def test_the_rule_on_names_alone_is_found_before_splink_and_left_out_of_its_rules(trained):
+    """band_pairs.national: the same forename and surname anywhere is the one rule on names alone; scoring's
+    rules are the pair keys and every other rule, in the model's order."""
+    _, model_json, _ = trained
+    stored = model_json["blocking_rules_to_generate_predictions"]
+    assert [band_pairs.national(r) for r in stored] == [True] + [False] * (len(stored) - 1)
+    scoring = band_pairs.scoring_model(model_json)["blocking_rules_to_generate_predictions"]
+    assert scoring[1:] == stored[1:-1]

@@ -9,16 +9,13 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from lib.linkage import model, run, training
-from tests.fixtures_linkage import synthetic_store
+from lib.linkage import run, training
+from tests.fixtures_linkage import splink_nodes
 
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
-    con, _ = synthetic_store(tmp_path_factory.mktemp("em") / "store.duckdb", n_encounters=4_000, seed=9, link=False)
-    frame, _ = run.deterministic_pass(con)
-    con.close()
-    return frame[["unique_id", *model.FEATURES, model.NUMBERED]]
+    return splink_nodes(tmp_path_factory.mktemp("em") / "store.duckdb", n_encounters=4_000, seed=9)
 
 
 def _m_values(nodes, em_max_pairs) -> dict:

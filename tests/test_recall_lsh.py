@@ -8,6 +8,7 @@ import duckdb
 import jellyfish
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from lib.linkage import lsh, model
@@ -44,6 +45,12 @@ def test_minhash_is_the_lowest_rank_of_a_set_bit_under_each_permutation():
     got = lsh.minhashes(pd.Series([encoder.encode(n) for n in names], dtype=object))
     for row, name in zip(got, names):
         assert (row == [r[encoder.bits(name)].min() for r in ranks]).all()
+    # the nodes' filters as Arrow lists (frames.frame(arrow_lists=True)) give the same MinHashes, nulls included
+    filters = [one_bit, None, *[encoder.encode(n) for n in names]]
+    as_arrow = pd.Series(pd.arrays.ArrowExtensionArray(pa.array(filters, type=pa.list_(pa.int64()))))
+    assert (lsh.minhashes(as_arrow) == lsh.minhashes(pd.Series(filters, dtype=object))).all()
+    with pytest.raises(ValueError, match="4 words"):
+        lsh.minhashes(pd.Series(pd.arrays.ArrowExtensionArray(pa.array([[1, 2]], type=pa.list_(pa.int64())))))
 
 
 def test_misspelt_names_share_more_minhashes_than_unrelated_ones():

@@ -21,6 +21,12 @@ rule, with the process's peak at 8.8 GB instead of 10.2-10.4 GB. Most raw matche
 since session 10 the names are tested first, on a narrow table with the name hashes as 64-bit integers, and only
 the pairs left are joined to the other rules' columns: on one 1M store 18.1 -> 9.6 s, on one 5M store 111.2 ->
 83.6 s, the same pairs (docs/PERFORMANCE.md, session 10).
+
+Since session 13 the national rules' pairs are found here too (`national`: the same forename and surname anywhere,
+73.4 million pairs at 5M), and with a floor above 0 neither they nor the band keys' pairs are kept where the pair's
+weight bound (lib.linkage.weight_bound) cannot reach the floor: Splink never scores a pair that could only be
+dropped. In one 5M link scoring went 347 -> 244 s (finding the pairs here 123 s of it), with the same children, queue
+and F1; the scored pairs at or above the floor are Splink's own rules' (tested at two floors).
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from lib.linkage import lsh, model
+from lib.linkage import lsh, model, weight_bound
 from lib.records import bloom
 
 
@@ -42,6 +48,17 @@ def _rules(model_json: dict) -> tuple[list[dict], dict | None]:
     rules = model_json.get("blocking_rules_to_generate_predictions", [])
     named = [r for r in rules if r.get("arrays_to_explode") == [lsh.COLUMN]]
     return [r for r in rules if r not in named], (named[0] if named else None)
+
+
+def _columns(rule: dict) -> set[str]:
+    return set(re.findall(r'\b[lr]\."?(\w+)"?', rule["blocking_rule"]))
+
+
+def national(rule: dict) -> bool:
+    """Whether a blocking rule reads the names alone: it pairs two records anywhere in the country at any age, so
+    its pairs grow with the square of the store (the same forename and surname: 3.5 million pairs at 1M, 73.4
+    million at 5M). Its pairs are found here, under the weight bound (lib.linkage.weight_bound)."""
+    return not rule.get("arrays_to_explode") and _columns(rule) <= set(model.NAME_COLUMNS)
 
 
 def applies(model_json: dict, frame: pd.DataFrame) -> bool:
@@ -55,24 +72,35 @@ def _on_pairs(sql: str) -> str:
 
 
 def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_both_differ: bool,
-              limits: dict | None = None) -> tuple[pd.DataFrame, int]:
+              limits: dict | None = None, floor: float = 0.0) -> tuple[pd.DataFrame, int]:
     """(`frame`, its integer `unique_id`s, with `name_lsh` holding pair keys instead of band keys, and the number of
-    pairs). A pair is kept when the nodes share a band key, are not two NHS-number groups (`skip_numbered`), no other
-    rule of the model proposes them, and their names do not both differ (unless `names_both_differ`). The names are
-    tested first, on a narrow table (the filters' words as plain columns, the name hashes as 64-bit integers:
-    `_nodes`): they drop most raw matches, so the other rules' columns are joined only to the pairs left. `limits`: the
-    DuckDB settings the link runs under (`config.duckdb_config`: its memory limit and spill folder), so a national
-    store's pairs spill to disk instead of exhausting memory."""
+    pairs). The pairs: those of the band keys (names that both differ dropped unless `names_both_differ`) and those
+    of the national rules (`national`), kept where the nodes are not two NHS-number groups (`skip_numbered`), no
+    other rule of the model proposes them, and, with a `floor` above 0, the pair's weight bound
+    (lib.linkage.weight_bound) reaches the floor's weight: a pair under it cannot be scored at the floor. The names
+    are tested first, on a narrow table (the filters' words as plain columns, the name hashes as 64-bit integers:
+    `_nodes`): they drop most raw matches, so the other rules' columns are joined only to the pairs left. `limits`:
+    the DuckDB settings the link runs under (`config.duckdb_config`: its memory limit and spill folder), so a
+    national store's pairs spill to disk instead of exhausting memory."""
     others, _ = _rules(model_json)
-    cheap = [f"coalesce(({_on_pairs(r['blocking_rule'])}), false)" for r in others]
-    if skip_numbered:
-        cheap.append(f'("{model.NUMBERED}_l" AND "{model.NUMBERED}_r")')
+    local = [r for r in others if not national(r)]
+    cheap = [f"coalesce(({_on_pairs(r['blocking_rule'])}), false)" for r in local]
+    numbered = f'("{model.NUMBERED}_l" AND "{model.NUMBERED}_r")' if skip_numbered else None
+    if numbered:
+        cheap.append(numbered)
+    reach = None
+    if floor > 0:
+        lists = {c for c in frame.columns if c == lsh.COLUMN or c.endswith("_bloom")}
+        reach = f"(({weight_bound.bound_sql(model_json, lists)}) >= {weight_bound.floor_weight(floor)!r})"
     both = model.names_both_differ_sql(model_json) if not names_both_differ else None
     both = _words(both) if both else None
     con = duckdb.connect(config=limits or {})
     try:
-        con.register("nodes_in", frame)
-        con.execute(f"""CREATE TEMP TABLE bands AS SELECT unique_id AS id, unnest({lsh.COLUMN}) AS k FROM nodes_in
+        con.register("frame_in", frame)
+        tf = weight_bound.tf_columns(model_json) if reach else []
+        tf_joins = "".join(f" LEFT JOIN ({weight_bound.tf_table_sql(c, 'frame_in')}) USING (\"{c}\")" for c in tf)
+        con.execute(f"CREATE TEMP VIEW nodes_in AS SELECT * FROM frame_in{tf_joins}")
+        con.execute(f"""CREATE TEMP TABLE bands AS SELECT unique_id AS id, unnest({lsh.COLUMN}) AS k FROM frame_in
                         WHERE {lsh.COLUMN} IS NOT NULL""")
         con.execute("""CREATE TEMP TABLE met AS SELECT DISTINCT l.id AS a, r.id AS b FROM bands l JOIN bands r
                        ON l.k = r.k AND l.id < r.id""")
@@ -81,10 +109,18 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
             _nodes(con, frame, both, table="names", source=source)
             con.execute(f"CREATE TEMP TABLE named AS {_pairs(con, 'names', source, f'NOT ({both})')}")
             source = "named"
-        if cheap:
-            proposed = " OR ".join(cheap)  # another rule proposes the pair, or two NHS-number groups
-            _nodes(con, frame, proposed, table="nodes", source=source)
-            source = f"({_pairs(con, 'nodes', source, f'NOT ({proposed})')})"
+        proposed = " OR ".join(cheap) or "false"  # another rule proposes the pair, or two NHS-number groups
+        keep = f"NOT ({proposed})" + (f" AND {reach}" if reach else "")
+        found = [r for r in others if national(r)]
+        rules = "".join(f" AND ({_on_pairs(r['blocking_rule'])})" for r in found)
+        _nodes(con, frame, keep + rules, table="nodes", source=None if found else source)
+        source = f"({_pairs(con, 'nodes', source, keep)})" if cheap or reach else source
+        if found:  # the national rules' pairs, on every node, kept as the band keys' are
+            source = " UNION ".join([f"SELECT a, b FROM {source}", *(
+                f"SELECT l.unique_id AS a, r.unique_id AS b FROM nodes l JOIN nodes r"
+                f" ON ({r['blocking_rule']}) AND l.unique_id < r.unique_id WHERE {weight_bound.on_rows(keep)}"
+                for r in found)])
+            source = f"({source})"
         con.execute(f"CREATE TEMP TABLE kept AS SELECT a, b, row_number() OVER () AS pk FROM {source}")
         pairs = con.execute("SELECT count(*) FROM kept").fetchall()[0][0]
         keys = con.sql("""SELECT id, list(pk ORDER BY pk) AS pks
@@ -117,22 +153,22 @@ def _only_compared(conditions: str, column: str) -> bool:
     return all(compared(ref) for ref in refs)
 
 
-def _nodes(con, frame: pd.DataFrame, conditions: str, *, table: str, source: str) -> None:
-    """A node table `table` of the nodes in the pairs `source`: the columns `conditions` read, copied once out of
-    pandas (a Python list per filter is slow to scan), each Bloom filter's words as plain BIGINT columns. A text
-    column that the conditions only compare for equality or test for null is held as its 64-bit hash (NULL kept
-    NULL), so the join to every pair carries 8 bytes instead of a 64-character hash (two different texts with
-    one hash: about 1 in 10^19 per comparison)."""
+def _nodes(con, frame: pd.DataFrame, conditions: str, *, table: str, source: str | None) -> None:
+    """A node table `table` of the nodes in the pairs `source` (None: every node): the columns `conditions` read,
+    copied once out of pandas (a Python list per filter is slow to scan), each Bloom filter's words as plain BIGINT
+    columns. A text column that the conditions only compare for equality or test for null is held as its 64-bit hash
+    (NULL kept NULL), so the join to every pair carries 8 bytes instead of a 64-character hash (two different texts
+    with one hash: about 1 in 10^19 per comparison). The hashed features are integers already (`model.narrowed`)."""
     picked = []
-    for c in frame.columns:
+    for c in [d[0] for d in con.execute("SELECT * FROM nodes_in LIMIT 0").description]:  # the frame's, and tf_*
         if c != lsh.COLUMN and (f'"{c}_l"' in conditions or f'"{c}_r"' in conditions):
-            text = pd.api.types.is_string_dtype(frame[c]) and _only_compared(conditions, c)
+            text = c in frame and pd.api.types.is_string_dtype(frame[c]) and _only_compared(conditions, c)
             picked.append(f'CASE WHEN "{c}" IS NULL THEN NULL ELSE hash("{c}") END AS "{c}"' if text else f'"{c}"')
     for field in bloom.FIELDS:
         picked += [f'{field}_bloom[{i}] AS "{field}_bloom{i}"' for i in range(1, bloom.WORDS + 1)
                    if f'"{field}_bloom{i}_l"' in conditions or f'"{field}_bloom{i}_r"' in conditions]
-    con.execute(f"""CREATE TEMP TABLE {table} AS SELECT {', '.join(['unique_id', *picked])} FROM nodes_in
-                    WHERE unique_id IN (SELECT a FROM {source} UNION SELECT b FROM {source})""")
+    where = f"WHERE unique_id IN (SELECT a FROM {source} UNION SELECT b FROM {source})" if source else ""
+    con.execute(f"CREATE TEMP TABLE {table} AS SELECT {', '.join(['unique_id', *picked])} FROM nodes_in {where}")
 
 
 def _pairs(con, table: str, source: str, keep: str) -> str:
@@ -145,10 +181,11 @@ def _pairs(con, table: str, source: str, keep: str) -> str:
 
 
 def scoring_model(model_json: dict) -> dict:
-    """The model's rules as scoring runs them on pair keys: the name-blocking rule first and bare (its conditions were
-    applied in `pair_keys`), the others after it as they are."""
+    """The model's rules as scoring runs them on pair keys: the name-blocking rule first and bare (its conditions, and
+    the national rules' pairs, were found in `pair_keys`), the other rules after it as they are."""
     others, named = _rules(model_json)
     out = copy.deepcopy(model_json)
     out["blocking_rules_to_generate_predictions"] = [
-        {**named, "blocking_rule": f'l."{lsh.COLUMN}" = r."{lsh.COLUMN}"'}, *copy.deepcopy(others)]
+        {**named, "blocking_rule": f'l."{lsh.COLUMN}" = r."{lsh.COLUMN}"'},
+        *copy.deepcopy([r for r in others if not national(r)])]
     return out

@@ -53,14 +53,17 @@ def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection, *, nod
                        ) -> tuple[pd.DataFrame | None, pd.DataFrame]:
     """(nodes for Splink, record → node table with the NHS flags), from a frame of RECORD_COLUMNS or
     straight from a store's `encounters` table. Runs in DuckDB: at a million records, grouping
-    64-character hashes in pandas costs tens of seconds, and a round trip through pandas several more.
+    64-character hashes in pandas costs tens of seconds, and a round trip through pandas several more. The hashed
+    features come out as 63-bit integers (`model.narrowed`); every other column as stored.
     ``nodes`` False: no nodes (None), for a caller that stops at the NHS-number pass (the scenario's curve)."""
+    columns = ", ".join(model.narrowed(c) for c in RECORD_COLUMNS)  # the hashed features as 8-byte integers
     if isinstance(records, pd.DataFrame):
         con = duckdb.connect()
-        con.register("records", records)
+        con.register("records_in", records)
+        con.execute(f"CREATE TEMP VIEW records AS SELECT {columns} FROM records_in")
     else:
         con = records.cursor()  # its own connection: temporary tables stay private and go with it
-        con.execute(f"CREATE TEMP VIEW records AS SELECT {', '.join(RECORD_COLUMNS)} FROM encounters")
+        con.execute(f"CREATE TEMP VIEW records AS SELECT {columns} FROM encounters")
     try:
         con.execute("""CREATE TEMP TABLE named AS SELECT * FROM records WHERE NOT is_anonymous""")
         # Group key: a 64-bit hash of the NHS-number hash (a collision among a million numbers has a
@@ -103,7 +106,7 @@ def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection, *, nod
             UNION ALL
             SELECT 'R:' || record_key AS unique_id, false AS has_nhs, {features}
             FROM named WHERE record_key NOT IN (SELECT record_key FROM trusted)
-            ORDER BY unique_id"""))
+            ORDER BY unique_id"""), arrow_lists=True)  # the Bloom filters go back to DuckDB and NumPy whole
     finally:
         con.close()
     nodes_frame["birth_year"] = pd.to_numeric(nodes_frame["birth_year"]).astype("Int64")
@@ -202,7 +205,7 @@ def _scores(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, p
     # scoring only: the stored model is unchanged. On Spark the band keys stay an exploding rule run by the cluster.
     if config.backend == "duckdb" and band_pairs.applies(model_json, frame):
         frame, _ = band_pairs.pair_keys(frame, model_json, model.NUMBERED in frame.columns,
-                                        config.name_pairs_both_differ, duckdb_config(config))
+                                        config.name_pairs_both_differ, duckdb_config(config), scoring_floor(config))
         model_json = band_pairs.scoring_model(model_json)
     elif not config.name_pairs_both_differ:
         model_json = model.without_names_both_differ(model_json)

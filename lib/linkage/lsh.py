@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lib.records import bloom
 
@@ -71,7 +72,14 @@ def _filters(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(N x WORDS int64 words, N booleans: has a filter) of a column of stored filters (lists or None)."""
     present = column.notna().to_numpy()
     words = np.zeros((len(column), bloom.WORDS), dtype="<i8")
-    if present.any():
+    if not present.any():
+        return words, present
+    if isinstance(column.dtype, pd.ArrowDtype):  # Arrow lists (frames.frame(arrow_lists=True)): one flat buffer
+        lists = pa.chunked_array(column.array._pa_array).combine_chunks()
+        if not pc.all(pc.equal(pc.list_value_length(lists.drop_null()), bloom.WORDS)).as_py():
+            raise ValueError(f"{column.name}: every Bloom filter must hold {bloom.WORDS} words")
+        words[present] = pc.list_flatten(lists).to_numpy().reshape(-1, bloom.WORDS)
+    else:
         words[present] = np.stack([np.asarray(x, dtype="<i8") for x in column[present]])
     return words, present
 
@@ -145,7 +153,7 @@ def band_keys(frame: pd.DataFrame) -> pd.Series:
     fore, sur = minhashes(frame["forename_bloom"]), minhashes(frame["surname_bloom"])
     coarse = []
     dob = frame["dob_hash"]
-    coarse.append((_hash(dob.fillna("")), dob.notna().to_numpy()))
+    coarse.append((_hash(dob.astype(object).where(dob.notna(), "")), dob.notna().to_numpy()))  # text or integers
     place = frame["home_district"].astype(object).fillna("") + "|" + frame["sex"].astype(object).fillna("U")
     coarse.append((_hash(place), frame["home_district"].notna().to_numpy()))
     keys, usable = [], (fore[:, 0] >= 0) & (sur[:, 0] >= 0)

@@ -31,6 +31,25 @@ FEATURES = ["forename_hash", "forename_canon_hash", "forename_phonetic", "surnam
             "dob_hash", "dob_swap_hash", "dob_dm_hash", "dob_ym_hash", "dob_yd_hash", "birth_year", "sex",
             "home_postcode_hash", "home_sector", "home_district", "forename_bloom", "surname_bloom", AREA]
 
+#: The features stored as 64-character keyed hashes (lib.records.pseudonymise). Linkage only ever tests them for
+#: equality (and for null), so each enters it as a 63-bit integer of its hash (`narrowed`): 8 bytes instead of 64 in
+#: every copy the linkage makes. At 5,000,000 encounters the deterministic pass took 70.8 s with the text, 29.6 s
+#: with the integers, its process peaking at 8.9 GB against 5.5 GB (docs/PERFORMANCE.md, session 13). Two different
+#: hashes with one integer: about n^2 / 2^64, 1 in a million for 5 million distinct values, once per store.
+HASHED = [f for f in FEATURES if f.endswith("_hash")]
+
+
+def narrowed(column: str) -> str:
+    """SQL for `column` as linkage reads it: a `HASHED` feature as a 63-bit integer of its text (NULL stays NULL:
+    DuckDB's hash of NULL is a number), any other column as it is."""
+    if column not in HASHED:
+        return column
+    return f"CASE WHEN {column} IS NULL THEN NULL ELSE (hash({column}) >> 1)::BIGINT END AS {column}"
+
+#: The features that hold a name (lib.linkage.band_pairs.national: a blocking rule on these alone pairs records
+#: anywhere in the country at any age).
+NAME_COLUMNS = ["forename_hash", "forename_canon_hash", "forename_phonetic", "surname_hash", "surname_phonetic",
+                "forename_bloom", "surname_bloom"]
 
 #: Column of the scored frame (not a feature): the node is an NHS-number group (lib.linkage.inference).
 NUMBERED = "has_nhs"
@@ -272,10 +291,37 @@ def train(linker, seed: int = 42, max_pairs: float = 2e6, em_max_pairs: float | 
         )
     except (ValueError, ZeroDivisionError) as exc:  # log(0): no pair meets the deterministic rules
         raise TrainingError(f"too few records without a valid NHS number to train the match model ({exc})") from exc
-    linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+    estimate_u(linker, max_pairs, seed)
     for rule in (block_on("dob_hash"), block_on("forename_canon_hash", "surname_hash")):
         linker.training.estimate_parameters_using_expectation_maximisation(
             rule, estimate_without_term_frequencies=True, max_pairs=em_max_pairs)
+
+
+#: How many times more random pairs u is estimated on again when a level was met by none of them (`estimate_u`).
+U_RETRY = 5
+
+
+def unobserved_u(model_json: dict) -> list[str]:
+    """The levels (comparison: label) that have no u: random sampling met no pair at them. Null and ELSE levels are
+    not counted (a null level has no u; the ELSE level of a comparison whose other levels cover every pair is
+    never met)."""
+    return [f"{c['output_column_name']}: {level.get('label_for_charts')}" for c in model_json["comparisons"]
+            for level in c["comparison_levels"]
+            if not level.get("is_null_level") and level["sql_condition"].strip().upper() != "ELSE"
+            and level.get("u_probability") is None]
+
+
+def estimate_u(linker, max_pairs: float, seed: int) -> None:
+    """u by random sampling on `max_pairs` pairs, once more on `U_RETRY` times as many if a level was met by none.
+
+    Why: a level that no sampled pair meets is left without a u, and Splink then scores it with a default u of its
+    own. The exact home postcode is such a level at national scale: about 1 random pair in a million shares it, so 2
+    million pairs meet it a handful of times or not at all. In one 5M link none did, and recall fell from 0.984 to
+    0.949; on 10 million pairs its u was 9.2e-7 and recall 0.984 again (docs/PERFORMANCE.md, session 13). Retried
+    only when needed: at 1M, 10 million pairs take 10.5 s against 2.7 s."""
+    linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+    if unobserved_u(linker.misc.save_model_to_json()):
+        linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs * U_RETRY, seed=seed)
 
 
 def _has_level(model_json: dict, label: str) -> bool:
