@@ -113,8 +113,10 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
         keep = f"NOT ({proposed})" + (f" AND {reach}" if reach else "")
         found = [r for r in others if national(r)]
         rules = "".join(f" AND ({_on_pairs(r['blocking_rule'])})" for r in found)
-        _nodes(con, frame, keep + rules, table="nodes", source=None if found else source)
-        source = f"({_pairs(con, 'nodes', source, keep)})" if cheap or reach else source
+        if cheap or reach or found:
+            _nodes(con, frame, keep + rules, table="nodes", source=None if found else source)
+        if cheap or reach:
+            source = f"({_pairs(con, 'nodes', source, keep)})"
         if found:  # the national rules' pairs, on every node, kept as the band keys' are
             source = " UNION ".join([f"SELECT a, b FROM {source}", *(
                 f"SELECT l.unique_id AS a, r.unique_id AS b FROM nodes l JOIN nodes r"

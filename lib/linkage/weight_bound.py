@@ -57,10 +57,22 @@ def _reads(sql: str, columns: set[str]) -> bool:
     return any(f'"{c}_l"' in sql or f'"{c}_r"' in sql for c in columns)
 
 
+def _number(value: float) -> str:
+    """A float as DuckDB SQL, infinities included (an m or u of 0 gives Splink an infinite weight)."""
+    return f"CAST('{value}' AS DOUBLE)" if math.isinf(value) else repr(float(value))
+
+
+def _log2_bayes_factor(level) -> float:
+    try:
+        return float(level._log2_bayes_factor)
+    except ValueError:  # log2(0): an m of 0
+        return -math.inf
+
+
 def _weight(level, levels) -> str:
     """SQL: the weight `level` gives where it fires, with its term-frequency adjustment as Splink writes it
     (splink.internals.comparison_level._tf_adjustment_sql)."""
-    weight = repr(float(level._log2_bayes_factor))
+    weight = _number(_log2_bayes_factor(level))
     if level.is_null_level or not level._has_tf_adjustments or level._tf_adjustment_weight == 0 \
             or level._is_else_level:
         return weight
