@@ -105,7 +105,7 @@ def _bounds(frame: pd.DataFrame, model_json: dict, pairs: pd.DataFrame) -> pd.Se
     con.execute(f"""CREATE TABLE nodes AS SELECT * FROM frame_in
                     LEFT JOIN ({weight_bound.tf_table_sql('surname_hash', 'frame_in')}) USING (surname_hash)""")
     bound = weight_bound.bound_sql(model_json, lists)
-    out = con.execute(f"""SELECT ({weight_bound.on_rows(bound)}) - {weight_bound.MARGIN} FROM pairs p
+    out = con.execute(f"""SELECT ({model.on_rows(bound)}) - {weight_bound.MARGIN} FROM pairs p
                           JOIN nodes l ON l.unique_id = p.unique_id_l JOIN nodes r ON r.unique_id = p.unique_id_r
                           ORDER BY p.unique_id_l, p.unique_id_r""").fetchall()
     return pd.Series([row[0] for row in out])

@@ -120,7 +120,7 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
         if found:  # the national rules' pairs, on every node, kept as the band keys' are
             source = " UNION ".join([f"SELECT a, b FROM {source}", *(
                 f"SELECT l.unique_id AS a, r.unique_id AS b FROM nodes l JOIN nodes r"
-                f" ON ({r['blocking_rule']}) AND l.unique_id < r.unique_id WHERE {weight_bound.on_rows(keep)}"
+                f" ON ({r['blocking_rule']}) AND l.unique_id < r.unique_id WHERE {model.on_rows(keep)}"
                 for r in found)])
             source = f"({source})"
         con.execute(f"CREATE TEMP TABLE kept AS SELECT a, b, row_number() OVER () AS pk FROM {source}")

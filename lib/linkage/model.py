@@ -401,6 +401,11 @@ def names_both_differ_sql(model_json: dict) -> str | None:
     return f"({_disagrees('forename', cuts['forename'])}) AND ({_disagrees('surname', cuts['surname'])})"
 
 
+def on_rows(sql: str) -> str:
+    """A level's SQL ("x_l", "x_r") read on a join of two rows aliased l and r, as a blocking rule reads it."""
+    return re.sub(r'"(\w+)_([lr])"', r'\2."\1"', sql)
+
+
 def without_names_both_differ(model_json: dict) -> dict:
     """A copy of a trained model whose name-blocking rule (the exploded MinHash band keys, lib.linkage.lsh) proposes
     a pair only where its two names do not both differ: some level of the forename's or the surname's comparison
@@ -419,7 +424,7 @@ def without_names_both_differ(model_json: dict) -> dict:
     both = names_both_differ_sql(model_json)
     if both is None:
         return model_json
-    both = re.sub(r'"(\w+)_([lr])"', r'\2."\1"', both)  # a level's "x_l" is a blocking rule's l."x"
+    both = on_rows(both)
     out = copy.deepcopy(model_json)
     for rule in out.get("blocking_rules_to_generate_predictions", []):
         if rule.get("arrays_to_explode") == [lsh.COLUMN]:

@@ -17,7 +17,6 @@ changes no scored pair at or above it (tests/test_linkage_band_pairs.py).
 from __future__ import annotations
 
 import math
-import re
 
 #: Added to the bound, in bits: the bound is summed in another order than Splink's sum, so float rounding could put a
 #: pair exactly at the floor a hair under it; this keeps every such pair (a bit is a factor of two in the odds).
@@ -102,8 +101,3 @@ def bound_sql(model_json: dict, list_columns: set[str]) -> str:
             default = [f"greatest({', '.join(_weight(level, levels) for level in levels)})"]
         terms.append(f"CASE {' '.join(cases)} ELSE {default[0]} END")
     return " + ".join(f"({t})" for t in terms) + f" + {MARGIN!r}"
-
-
-def on_rows(sql: str) -> str:
-    """A level's SQL ("x_l", "x_r") read on a join of two rows aliased l and r (l."x", r."x")."""
-    return re.sub(r'"(\w+)_([lr])"', r'\2."\1"', sql)
