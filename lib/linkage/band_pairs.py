@@ -26,7 +26,10 @@ Since session 13 the national rules' pairs are found here too (`national`: the s
 73.4 million pairs at 5M), and with a floor above 0 neither they nor the band keys' pairs are kept where the pair's
 weight bound (lib.linkage.weight_bound) cannot reach the floor: Splink never scores a pair that could only be
 dropped. In one 5M link scoring went 347 -> 244 s (finding the pairs here 123 s of it), with the same children, queue
-and F1; the scored pairs at or above the floor are Splink's own rules' (tested at two floors).
+and F1; the scored pairs at or above the floor are Splink's own rules' (tested at two floors). Since session 14 a
+national rule's pairs are met on the keys of lib.linkage.bound_joins (the same names with the same date of birth,
+or part of it, or the same home, or an unknown one, ...) instead of forming all of them: every pair whose bound can
+reach the floor shares one, so the pairs kept are the same (tests/test_linkage_bound_joins.py).
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from lib.linkage import lsh, model, weight_bound
+from lib.linkage import bound_joins, lsh, model, weight_bound
 from lib.records import bloom
 
 
@@ -115,14 +118,22 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
         rules = "".join(f" AND ({_on_pairs(r['blocking_rule'])})" for r in found)
         if cheap or reach or found:
             _nodes(con, frame, keep + rules, table="nodes", source=None if found else source)
-        if cheap or reach:
+        keyed = _met_on_keys(con, model_json, found, floor)  # national rules whose pairs are met on keys: tables
+        if keyed:  # the band keys' pairs and the keys' tested together, each pair's two nodes looked up once
+            union = " UNION ALL ".join([f"SELECT a, b, true AS band FROM {source}",
+                                        *(f"SELECT a, b, false AS band FROM {table}" for table in keyed.values())])
+            con.execute(f"CREATE TEMP TABLE candidates AS SELECT a, b, bool_or(band) AS band FROM ({union})"
+                        " GROUP BY a, b")
+            met_rule = " OR ".join(f"({_on_pairs(found[i]['blocking_rule'])})" for i in keyed)
+            source = f"({_pairs(con, 'nodes', 'candidates', f'({keep}) AND (band OR {met_rule})', carry=('band',))})"
+        elif cheap or reach:
             source = f"({_pairs(con, 'nodes', source, keep)})"
-        if found:  # the national rules' pairs, on every node, kept as the band keys' are
-            source = " UNION ".join([f"SELECT a, b FROM {source}", *(
+        whole = [r for i, r in enumerate(found) if i not in keyed]
+        if whole:  # the national rules' pairs, on every node, kept as the band keys' are
+            source = "(" + " UNION ".join([f"SELECT a, b FROM {source}", *(
                 f"SELECT l.unique_id AS a, r.unique_id AS b FROM nodes l JOIN nodes r"
                 f" ON ({r['blocking_rule']}) AND l.unique_id < r.unique_id WHERE {model.on_rows(keep)}"
-                for r in found)])
-            source = f"({source})"
+                for r in whole)]) + ")"
         con.execute(f"CREATE TEMP TABLE kept AS SELECT a, b, row_number() OVER () AS pk FROM {source}")
         pairs = con.execute("SELECT count(*) FROM kept").fetchall()[0][0]
         keys = con.sql("""SELECT id, list(pk ORDER BY pk) AS pks
@@ -134,6 +145,53 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
                      index=pd.Index(keys.column("id").to_numpy(), name="unique_id"))
     lists = held.reindex(frame["unique_id"].to_numpy())
     return frame.assign(**{lsh.COLUMN: pd.Series(lists.array, index=frame.index)}), int(pairs)
+
+
+def _met_on_keys(con, model_json: dict, rules: list[dict], floor: float) -> dict[int, str]:
+    """{index of a national rule: a table of pairs (a, b)} for the rules whose pairs are met on the keys of
+    lib.linkage.bound_joins: every pair of the rule whose bound can reach the floor is among them (with others, which
+    the rule and the bound then drop). None without a floor, nor where the keys cannot be read: such a rule's whole
+    join runs."""
+    if floor <= 0 or not rules:
+        return {}
+    lists = {c for c in _columns_of(con, "nodes_in") if c == lsh.COLUMN or c.endswith("_bloom")}
+    facts = _facts(con)
+    out = {}
+    for number, rule in enumerate(rules):
+        keys = bound_joins.plan(model_json, lists, _on_pairs(rule["blocking_rule"]), floor, facts)
+        if keys is None:
+            continue
+        sides = {side: ", ".join(key.side_sql(i, side) for i, key in enumerate(keys)) for side in "lr"}
+        con.execute(f"""CREATE TEMP TABLE key_{number} AS SELECT unique_id, [{sides['l']}] AS kl, [{sides['r']}] AS kr
+                        FROM nodes_in""")
+        con.execute(f"""CREATE TEMP TABLE met_{number} AS SELECT DISTINCT l.id AS a, r.id AS b
+                        FROM (SELECT * FROM (SELECT unique_id AS id, unnest(kl) AS v FROM key_{number})
+                              WHERE v IS NOT NULL) l
+                        JOIN (SELECT * FROM (SELECT unique_id AS id, unnest(kr) AS v FROM key_{number})
+                              WHERE v IS NOT NULL) r
+                        ON l.v = r.v AND l.id < r.id""")
+        con.execute(f"DROP TABLE key_{number}")
+        out[number] = f"met_{number}"
+    return out
+
+
+def _columns_of(con, table: str) -> list[str]:
+    return [d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
+
+
+def _facts(con):
+    """column -> (DuckDB type, approximate distinct values) on the nodes, read once per column asked."""
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE nodes_in)").fetchall())
+    known: dict = {}
+
+    def facts(column: str):
+        if column not in types:
+            return None
+        if column not in known:
+            count = con.execute(f'SELECT approx_count_distinct("{column}") FROM nodes_in').fetchall()[0][0]
+            known[column] = (types[column], int(count))
+        return known[column]
+    return facts
 
 
 def _words(sql: str) -> str:
@@ -173,11 +231,13 @@ def _nodes(con, frame: pd.DataFrame, conditions: str, *, table: str, source: str
     con.execute(f"CREATE TEMP TABLE {table} AS SELECT {', '.join(['unique_id', *picked])} FROM nodes_in {where}")
 
 
-def _pairs(con, table: str, source: str, keep: str) -> str:
-    """SQL: the pairs (a, b) of `source` for which `keep` holds, read on both nodes' columns of `table`."""
+def _pairs(con, table: str, source: str, keep: str, carry: tuple = ()) -> str:
+    """SQL: the pairs (a, b) of `source` for which `keep` holds, read on both nodes' columns of `table` and the
+    `carry` columns of `source`."""
     columns = [d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description if d[0] != "unique_id"]
     sides = "".join(f', {s}."{c}" AS "{c}_{s}"' for s in "lr" for c in columns)
-    return f"""SELECT a, b FROM (SELECT p.a, p.b{sides} FROM {source} p
+    carried = "".join(f', p."{c}"' for c in carry)
+    return f"""SELECT a, b FROM (SELECT p.a, p.b{carried}{sides} FROM {source} p
                JOIN {table} l ON l.unique_id = p.a JOIN {table} r ON r.unique_id = p.b)
                WHERE {keep}"""
 
