@@ -273,3 +273,16 @@ def test_records_stored_after_linkage_are_counted(tmp_path):
     assert spans.records_not_linked(con) == 1
     assert spans.overview(con, "utla")["records"] == 21  # figures cover linked records only
     con.close()
+
+
+def test_child_keys_in_the_homes_order_equal_those_looked_up_by_id(synth):
+    """child_keys takes a child's record key and home atom by position when the children are child_tables' own, in
+    its order (the stored measures' path), and by id otherwise: the same keys either way."""
+    tables = spans.child_tables(synth, [*spans.RESIDENT_LAYERS, "utla"])
+    homes = spans.resident_homes(synth, tables)
+    homes = spans.child_keys(synth, homes, homes)
+    children = tables["utla"]
+    in_order = spans.child_keys(synth, children, homes)
+    shuffled = spans.child_keys(synth, children.sample(frac=1.0, random_state=3), homes).sort_index()
+    assert children["child_id"].equals(homes["child_id"]) and len(children) > 100
+    pd.testing.assert_frame_equal(in_order, shuffled, check_exact=True)
