@@ -429,8 +429,9 @@ def exact_match_reach(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                        shape=(n + int(codes.max()) + 1, n + int(codes.max()) + 1))
     _, labels = connected_components(graph, directed=False)
     child, child_ids = pd.factorize(records["child_id"], sort=True)  # grouped as integers, in the ids' order
+    agency = pd.factorize(records["agency_type"])[0]
     numbered = pd.DataFrame({"child": child, "group": labels[:n],
-                             "agency": pd.factorize(records["agency_type"])[0]})
+                             "agency": pd.Series(agency).where(agency >= 0)})  # a missing type counts as none
     per_group = numbered.groupby(["child", "group"])["agency"].nunique().groupby("child").max()
     agencies = numbered.groupby("child")["agency"].nunique()
     return pd.DataFrame({"child_id": pd.Index(child_ids[agencies.index.to_numpy()]).astype("str"),
