@@ -92,8 +92,8 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
     if numbered:
         cheap.append(numbered)
     reach = None
+    lists = {c for c in frame.columns if c == lsh.COLUMN or c.endswith("_bloom")}  # what the bound weighs at best
     if floor > 0:
-        lists = {c for c in frame.columns if c == lsh.COLUMN or c.endswith("_bloom")}
         reach = f"(({weight_bound.bound_sql(model_json, lists)}) >= {weight_bound.floor_weight(floor)!r})"
     both = model.names_both_differ_sql(model_json) if not names_both_differ else None
     both = _words(both) if both else None
@@ -118,7 +118,7 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
         rules = "".join(f" AND ({_on_pairs(r['blocking_rule'])})" for r in found)
         if cheap or reach or found:
             _nodes(con, frame, keep + rules, table="nodes", source=None if found else source)
-        keyed = _met_on_keys(con, model_json, found, floor)  # national rules whose pairs are met on keys: tables
+        keyed = _met_on_keys(con, model_json, found, floor, lists)  # national rules whose pairs are met on keys: tables
         if keyed:  # the band keys' pairs and the keys' tested together, each pair's two nodes looked up once
             union = " UNION ALL ".join([f"SELECT a, b, true AS band FROM {source}",
                                         *(f"SELECT a, b, false AS band FROM {table}" for table in keyed.values())])
@@ -143,18 +143,17 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
         con.close()
     held = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(keys.column("pks")).cast(pa.list_(pa.int64()))),
                      index=pd.Index(keys.column("id").to_numpy(), name="unique_id"))
-    lists = held.reindex(frame["unique_id"].to_numpy())
-    return frame.assign(**{lsh.COLUMN: pd.Series(lists.array, index=frame.index)}), int(pairs)
+    per_node = held.reindex(frame["unique_id"].to_numpy())
+    return frame.assign(**{lsh.COLUMN: pd.Series(per_node.array, index=frame.index)}), int(pairs)
 
 
-def _met_on_keys(con, model_json: dict, rules: list[dict], floor: float) -> dict[int, str]:
+def _met_on_keys(con, model_json: dict, rules: list[dict], floor: float, lists: set[str]) -> dict[int, str]:
     """{index of a national rule: a table of pairs (a, b)} for the rules whose pairs are met on the keys of
     lib.linkage.bound_joins: every pair of the rule whose bound can reach the floor is among them (with others, which
     the rule and the bound then drop). None without a floor, nor where the keys cannot be read: such a rule's whole
-    join runs."""
+    join runs. `lists`: the list columns the bound weighs at their best (as `weight_bound.bound_sql`)."""
     if floor <= 0 or not rules:
         return {}
-    lists = {c for c in _columns_of(con, "nodes_in") if c == lsh.COLUMN or c.endswith("_bloom")}
     facts = _facts(con)
     out = {}
     for number, rule in enumerate(rules):
@@ -220,7 +219,7 @@ def _nodes(con, frame: pd.DataFrame, conditions: str, *, table: str, source: str
     (NULL kept NULL), so the join to every pair carries 8 bytes instead of a 64-character hash (two different texts
     with one hash: about 1 in 10^19 per comparison). The hashed features are integers already (`model.narrowed`)."""
     picked = []
-    for c in [d[0] for d in con.execute("SELECT * FROM nodes_in LIMIT 0").description]:  # the frame's, and tf_*
+    for c in _columns_of(con, "nodes_in"):  # the frame's, and tf_*
         if c != lsh.COLUMN and (f'"{c}_l"' in conditions or f'"{c}_r"' in conditions):
             text = c in frame and pd.api.types.is_string_dtype(frame[c]) and _only_compared(conditions, c)
             picked.append(f'CASE WHEN "{c}" IS NULL THEN NULL ELSE hash("{c}") END AS "{c}"' if text else f'"{c}"')
@@ -234,7 +233,7 @@ def _nodes(con, frame: pd.DataFrame, conditions: str, *, table: str, source: str
 def _pairs(con, table: str, source: str, keep: str, carry: tuple = ()) -> str:
     """SQL: the pairs (a, b) of `source` for which `keep` holds, read on both nodes' columns of `table` and the
     `carry` columns of `source`."""
-    columns = [d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description if d[0] != "unique_id"]
+    columns = [c for c in _columns_of(con, table) if c != "unique_id"]
     sides = "".join(f', {s}."{c}" AS "{c}_{s}"' for s in "lr" for c in columns)
     carried = "".join(f', p."{c}"' for c in carry)
     return f"""SELECT a, b FROM (SELECT p.a, p.b{carried}{sides} FROM {source} p
