@@ -352,7 +352,7 @@ def test_an_error_while_building_the_stored_measures_leaves_the_previous_ones(sy
         monkeypatch.setattr(spans, "flows", failing)
         with pytest.raises(RuntimeError, match="simulated"):  # a linkage import rebuilds every measure
             _import_children(con, tmp_path / "run2", 2, 25)
-        monkeypatch.setattr(aggregates, "completeness_atoms", failing)
+        monkeypatch.setattr(aggregates, "completeness_atom_sets", failing)
         with pytest.raises(RuntimeError, match="simulated"):  # an upload rebuilds the Data page's
             _upload(con, synthetic.iloc[150:300], "second.parquet")
         monkeypatch.undo()
@@ -612,3 +612,62 @@ def test_writes_inside_scratch_leave_the_aggregates_not_current_and_readers_reco
         assert_same_views(con)
     finally:
         con.close()
+
+
+def test_the_grouped_counts_equal_an_independent_pandas_recount(linked_store):
+    """``grouped_sql`` (every stored aggregate, on DuckDB and Spark) counts distinct children per quarter, year and
+    all periods by nested groupings, not ``count(DISTINCT)``: the records, CSE records, children and CSE children of
+    every agency x area x period equal pandas' own count of the joined records (a child counted once per cell)."""
+    _, con = linked_store
+    rows = con.execute(f"""
+        SELECT e.agency_type, e.enc_utla AS area_code, {stored._YEAR} AS year, {stored._QUARTER} AS quarter,
+               coalesce(e.cse_flag, false) AS cse, rc.child_id
+        FROM encounters e LEFT JOIN record_child rc USING (record_key) WHERE e.enc_utla IS NOT NULL""").df()
+    expected = []
+    for granularity, by in (("quarter", "quarter"), ("year", "year"), ("all", None)):
+        frame = rows.assign(period=rows[by] if by else "all")
+        grouped = frame.groupby(["agency_type", "area_code", "period"])
+        cse_children = frame[frame["cse"]].groupby(["agency_type", "area_code", "period"])["child_id"].nunique()
+        part = pd.DataFrame({"records": grouped.size(), "cse_records": grouped["cse"].sum(),
+                             "children": grouped["child_id"].nunique()})
+        part["cse_children"] = cse_children.reindex(part.index).fillna(0)
+        expected.append(part.reset_index().assign(granularity=granularity))
+    expected = pd.concat(expected, ignore_index=True)
+    ours = con.execute(stored.grouped_sql("e.enc_utla", True)).df()
+    key = ["agency_type", "area_code", "granularity", "period"]
+    columns = [*key, "records", "cse_records", "children", "cse_children"]
+    both = [frame[columns].astype({c: "float64" for c in columns[4:]}).astype({c: "str" for c in key})
+            .sort_values(key, ignore_index=True) for frame in (expected, ours)]
+    assert len(both[0]) > 300 and both[0]["children"].lt(both[0]["records"]).any()
+    assert (both[0]["cse_children"] > 0).any()
+    pd.testing.assert_frame_equal(both[0], both[1])
+
+
+def test_the_completeness_atoms_of_several_layer_lists_from_one_query_equal_one_query_each(linked_store):
+    """The stored Data measures read the atoms of all three lists of placed layers from one query per basis
+    (``completeness_atom_sets``, GROUPING SETS): each list's atoms equal ``completeness_atoms`` run for it alone."""
+    _, con = linked_store
+    keys = members.key_tables(con)
+    sets = list(dict.fromkeys(tuple(aggregates.completeness_placed(k)) for k in aggregates.store_layers()))
+    assert len(sets) == 3
+    for basis in store.AREA_BASES:
+        together = aggregates.completeness_atom_sets(con, [list(s) for s in sets], basis, keys)
+        for placed in sets:
+            alone = aggregates.completeness_atoms(con, list(placed), basis, keys)
+            key = ["agency_type", "year", *(f"a{i}" for i in range(len(placed)))]
+            sort = [frame.astype({c: "object" for c in key}).fillna({c: "(none)" for c in key})
+                    .sort_values(key, ignore_index=True) for frame in (together[placed], alone)]
+            assert len(sort[1]) > 10
+            pd.testing.assert_frame_equal(sort[0], sort[1], check_exact=True)
+
+
+def test_record_keys_are_the_first_byte_of_the_keyed_hash():
+    """``members.keys_of`` reads the digest's first byte (``Hasher.first_bytes``), as the hex text's first two
+    characters gave it: the same key for every id, so every stored cell keeps its noise."""
+    from lib.records.pseudonymise import Hasher
+
+    ids = [f"CH-{i:012x}" for i in range(2_000)] + ["", "é", "None"]
+    secret = b"a-test-secret-of-some-length-0123456789"
+    for domain in ("record", "child"):
+        assert members.keys_of(ids, secret, domain) == [int(h[:2], 16) for h in Hasher(secret).values(domain, ids)]
+    assert members.keys_of([None], secret, "child") == members.keys_of(["None"], secret, "child")

@@ -286,3 +286,44 @@ def test_child_keys_in_the_homes_order_equal_those_looked_up_by_id(synth):
     shuffled = spans.child_keys(synth, children.sample(frac=1.0, random_state=3), homes).sort_index()
     assert children["child_id"].equals(homes["child_id"]) and len(children) > 100
     pd.testing.assert_frame_equal(in_order, shuffled, check_exact=True)
+
+
+def test_measures_from_the_shared_atoms_and_reach_equal_each_layer_computed_alone(synth):
+    """The stored measures compute the per-child facts once for every layer (``with_reach``: the exact-match reach
+    looked up once; ``resident_atoms``: every home atom's published counts once; ``keyed_records``: the keyed
+    records joined once for every layer's flows). Each measure so computed equals the same measure computed
+    alone from the layer's own children, exactly."""
+    from lib.disclosure import members
+    from lib.measures import aggregates, compare
+
+    keys = members.key_tables(synth)
+    layers = list(spans.HOME_LAYERS)
+    tables = spans.child_tables(synth, [*spans.RESIDENT_LAYERS, *layers])
+    homes = spans.resident_homes(synth, tables)
+    keyed_homes = spans.child_keys(synth, homes, homes, keys=keys)
+    by_hash = spans.child_keys(synth, homes, homes)  # hashed again, not looked up in the key tables
+    assert keyed_homes["rkey"].equals(by_hash["rkey"])
+    reach = spans.exact_match_reach(synth)
+    exact = spans.with_reach(tables[layers[0]][["child_id"]], reach)["agencies_exact"].to_numpy()
+    atoms, missed = None, 0
+    with store.cursor(synth) as raw:
+        cur = aggregates._InTransaction(raw)  # the temporary table is the cursor's own: flows must run on it
+        records = spans.keyed_records(cur, keys, layers)
+        for layer in layers:
+            alone = spans.child_keys(synth, tables[layer], keyed_homes)
+            shared = alone.assign(agencies_exact=exact)
+            atoms = spans.resident_atoms(shared) if atoms is None else atoms
+            pd.testing.assert_frame_equal(spans.spans_by_area(synth, layer, children=shared, atoms=atoms),
+                                          spans.spans_by_area(synth, layer, children=alone), check_exact=True)
+            pd.testing.assert_frame_equal(
+                spans.missed_without_linkage(synth, layer, children=shared, reach=reach, atoms=atoms),
+                spans.missed_without_linkage(synth, layer, children=alone, reach=reach), check_exact=True)
+            overview = spans.overview(synth, layer, children=shared, reach=reach, keys=keys, atoms=atoms)
+            assert overview == spans.overview(synth, layer, children=alone, reach=reach, keys=keys)
+            missed = max(missed, overview["published_missed"])
+            pd.testing.assert_frame_equal(compare.published_span(shared, atoms=atoms), compare.published_span(alone),
+                                          check_exact=True)
+            pd.testing.assert_frame_equal(spans.flows(cur, layer, top=None, keys=keys, records=records),
+                                          spans.flows(synth, layer, top=None, keys=keys), check_exact=True)
+        cur.execute(f"DROP TABLE temp.{records}")
+    assert (exact >= 2).sum() > 10 and missed > 0

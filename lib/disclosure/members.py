@@ -6,6 +6,7 @@ Keys are the first byte of HMAC-SHA-256 under the store's secret (lib.disclosure
 """
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 from lib.disclosure.keys import store_secret
@@ -17,8 +18,14 @@ CHILD_KEYS = "dc_child_keys"    # (child_id VARCHAR, rkey INTEGER)
 
 
 def keys_of(ids: list[str], secret: bytes, domain: str) -> list[int]:
-    """The record key of each id (same id, same secret, same domain -> same key)."""
-    return [int(h[:2], 16) for h in Hasher(secret).values(domain, [str(i) for i in ids])]
+    """The record key of each id (same id, same secret, same domain -> same key; a missing id is keyed as
+    "None")."""
+    return list(Hasher(secret).first_bytes(domain, [str(i) for i in ids]))
+
+
+def _keyed(ids: pa.Array, secret: bytes, domain: str, name: str) -> pa.Table:
+    keys = Hasher(secret).first_bytes(domain, [str(i) for i in ids.to_pylist()])
+    return pa.table({name: ids.cast(pa.string()), "rkey": pa.array(np.frombuffer(keys, np.uint8), pa.int32())})
 
 
 def key_tables(con, *, children: bool = True) -> dict[str, pa.Table]:
@@ -26,15 +33,14 @@ def key_tables(con, *, children: bool = True) -> dict[str, pa.Table]:
     ``{CHILD_KEYS: ...}`` (Arrow tables; one pass over the ids, about 1 µs each). Memoise them per data version."""
     secret = store_secret(con)
     with cursor(con) as cur:
-        ids = [r[0] for r in cur.execute("SELECT record_key FROM encounters").fetchall()]
+        ids = cur.sql("SELECT record_key FROM encounters").to_arrow_table().column(0).combine_chunks()
         linked = children and bool(cur.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'record_child'").fetchall()[0][0])
-        kids = [r[0] for r in cur.execute("SELECT DISTINCT child_id FROM record_child").fetchall()] if linked else []
-    out = {RECORD_KEYS: pa.table({"record_key": pa.array(ids, pa.string()),
-                                  "rkey": pa.array(keys_of(ids, secret, "record"), pa.int32())})}
+        kids = (cur.sql("SELECT DISTINCT child_id FROM record_child").to_arrow_table().column(0)
+                .combine_chunks() if linked else None)
+    out = {RECORD_KEYS: _keyed(ids, secret, "record", "record_key")}
     if linked:
-        out[CHILD_KEYS] = pa.table({"child_id": pa.array(kids, pa.string()),
-                                    "rkey": pa.array(keys_of(kids, secret, "child"), pa.int32())})
+        out[CHILD_KEYS] = _keyed(kids, secret, "child", "child_id")
     return out
 
 

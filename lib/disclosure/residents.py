@@ -22,7 +22,9 @@ from lib.disclosure.cellkey import perturb
 from lib.disclosure.cells import group_cells, key_column
 
 ATOM = "home_atom"
-__all__ = ["ATOM", "WITHIN", "within", "atom_ids", "atom_counts", "area_counts"]
+#: The column of ``atom_table`` holding every child's published count (the flag None).
+EVERY = "children"
+__all__ = ["ATOM", "EVERY", "WITHIN", "within", "atom_ids", "atom_counts", "atom_table", "area_counts"]
 
 
 def atom_ids(homes: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -75,11 +77,24 @@ def atom_counts(children: pd.DataFrame, flags: dict[str, str | None]) -> pd.Data
     return pd.DataFrame({out: published[flag] for out, flag in flags.items()}, index=grouped.index)
 
 
-def area_counts(children: pd.DataFrame, area: str, flags: dict[str, str | None]) -> pd.DataFrame:
+def atom_table(children: pd.DataFrame, flags) -> pd.DataFrame:
+    """``atom_counts`` of every child (column ``EVERY``) and of each flag of ``flags`` (a column named as the
+    flag), once for all areas of all layers: an atom's published count of a flag does not depend on the layer
+    nor on the other flags asked for, so ``area_counts(..., atoms=atom_table(...))`` gives every layer the values
+    it would compute alone."""
+    return atom_counts(children, {EVERY: None, **{flag: flag for flag in flags if flag != EVERY}})
+
+
+def area_counts(children: pd.DataFrame, area: str, flags: dict[str, str | None],
+                atoms: pd.DataFrame | None = None) -> pd.DataFrame:
     """Published resident counts per area: the sum of the published counts of the home atoms of the children
     whose home (column ``area``) is that area. Areas without a child are left out (their count is 0).
-    Columns: ``area``, then one per entry of ``flags``, whole numbers."""
-    atoms = atom_counts(children, flags)
+    Columns: ``area``, then one per entry of ``flags``, whole numbers. ``atoms``: ``atom_table`` of every child
+    (with each flag of ``flags``) when already computed; ``children`` then only gives the atoms' homes."""
+    if atoms is None:
+        atoms = atom_counts(children, flags)
+    else:
+        atoms = atoms[[EVERY if flag is None else flag for flag in flags.values()]].set_axis(list(flags), axis=1)
     homes = children[[ATOM, area]].drop_duplicates(ATOM).dropna(subset=[area]).set_index(ATOM)[area]
     placed = atoms.loc[atoms.index.intersection(homes.index)]
     sums = placed.groupby(homes.reindex(placed.index).to_numpy()).sum()

@@ -309,6 +309,52 @@ def completeness_atoms(con, placed: list[str], basis: str, keys: dict) -> pd.Dat
     return cells.publish(atoms, list(COMPLETENESS_COUNTS))
 
 
+def completeness_sets_sql(sets: list[list[str]], basis: str) -> str:
+    """``completeness_sql`` for several lists of placed layers at once (one scan of the records and their keys,
+    ``GROUPING SETS``): the same rows for each list, told apart by ``gid`` (``GROUPING`` of every layer's place
+    column ``c0``, ``c1``, ... in the order of ``set_layers(sets)``). DuckDB only (Spark runs ``completeness_sql``
+    per list: tests/test_aggregates.py checks both give the same published measures)."""
+    every = set_layers(sets)
+    columns = [f"c{i}" for i in range(len(every))]
+    inner = ", ".join([f"e.agency_type AS agency_type, {stored._YEAR} AS year",
+                       *(f"{place(k, basis)} AS c{i}" for i, k in enumerate(every)),
+                       *(f"{sql} AS f_{name}" for name, sql in COMPLETENESS_FLAGS.items()), "k.rkey AS rkey"])
+    flags = ", ".join(f"CAST(sum(CASE WHEN f_{name} THEN 1 ELSE 0 END) AS BIGINT) AS {name}, "
+                      f"CAST(coalesce(sum(CASE WHEN f_{name} THEN rkey END), 0) % 256 AS INTEGER) AS key_{name}"
+                      for name in COMPLETENESS_FLAGS)
+    grouping = ", ".join("(agency_type, year, " + ", ".join(columns[every.index(k)] for k in placed) + ")"
+                         for placed in sets)
+    return f"""
+        SELECT agency_type, year, {", ".join(columns)}, GROUPING({", ".join(columns)}) AS gid,
+               CAST(count(*) AS BIGINT) AS encounters, CAST(sum(rkey) % 256 AS INTEGER) AS key_encounters, {flags}
+        FROM (SELECT {inner} FROM encounters e JOIN {members.RECORD_KEYS} k ON k.record_key = e.record_key)
+        GROUP BY GROUPING SETS ({grouping})"""
+
+
+def set_layers(sets: list[list[str]]) -> list[str]:
+    """Every layer of ``sets`` once, in order of first appearance (``completeness_sets_sql``'s c0, c1, ...)."""
+    return list(dict.fromkeys(k for placed in sets for k in placed))
+
+
+def completeness_atom_sets(con, sets: list[list[str]], basis: str, keys: dict) -> dict[tuple, pd.DataFrame]:
+    """``completeness_atoms`` of each list of placed layers of ``sets`` on ``basis``, from one query
+    (``completeness_sets_sql``): {tuple(placed): atoms}. The Data page's nine measures' atoms took nine scans."""
+    every = set_layers(sets)
+    with store.cursor(con) as cur:
+        members.register(cur, keys)
+        rows = cur.execute(completeness_sets_sql(sets, basis)).df()
+    out = {}
+    for placed in sets:
+        # GROUPING's bit for a column is 1 where the set does not group by it (the first column is the high bit)
+        gid = sum(1 << (len(every) - 1 - i) for i, k in enumerate(every) if k not in placed)
+        atoms = rows[rows["gid"] == gid].reset_index(drop=True)
+        atoms = atoms.rename(columns={f"c{every.index(k)}": f"a{i}" for i, k in enumerate(placed)})
+        counts = [c for name in COMPLETENESS_COUNTS for c in (name, f"key_{name}")]
+        atoms = atoms[["agency_type", "year", *(f"a{i}" for i in range(len(placed))), *counts]]
+        out[tuple(placed)] = cells.publish(atoms, list(COMPLETENESS_COUNTS))
+    return out
+
+
 def completeness_by_area(atoms: pd.DataFrame, placed: list[str], layer: str) -> pd.DataFrame:
     """Published atoms summed per agency type and area of ``layer``: agency_type, area_code (NULL where
     unplaced), encounters, valid_nhs, name_dob, anonymous."""
@@ -329,14 +375,15 @@ def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True):
             yield frame_name("compare", "sums", layer), compare.published_sums(atoms, layer, linked)
         del atoms
     if keys is not None:  # Data: identifier completeness as published below the lead, every layer and basis
-        atoms: dict = {}
+        sets = list(dict.fromkeys(tuple(completeness_placed(layer)) for layer in store_layers()))
+        by_basis = {basis: completeness_atom_sets(con, [list(placed) for placed in sets], basis, keys)
+                    for basis in AREA_BASES}
         for layer in store_layers():
             placed = completeness_placed(layer)
             for basis in AREA_BASES:
-                if (tuple(placed), basis) not in atoms:
-                    atoms[(tuple(placed), basis)] = completeness_atoms(con, placed, basis, keys)
                 yield (frame_name("data.completeness", layer, basis),
-                       completeness_by_area(atoms[(tuple(placed), basis)], placed, layer))
+                       completeness_by_area(by_basis[basis][tuple(placed)], placed, layer))
+        del by_basis
     if not linked or not across:
         return
     reach = spans.exact_match_reach(con)
@@ -349,15 +396,21 @@ def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True):
     every = [*spans.HOME_LAYERS, *(k for k in compare_layers if k not in spans.HOME_LAYERS)]
     tables = spans.child_tables(con, every)  # one pass over the linked records for every layer's children
     homes = spans.home_areas(tables)  # every layer's homes, read by the flows instead of recomputed
-    keyed_homes = None
-    if keyed:  # every child's home atom and record key, hashed once for every layer (lib.disclosure.residents)
+    keyed_homes = atoms = None
+    if keyed:  # every child's home atom and record key, looked up once for every layer (lib.disclosure.residents)
         keyed_homes = spans.resident_homes(con, tables)
-        keyed_homes = spans.child_keys(con, keyed_homes, keyed_homes)
+        keyed_homes = spans.child_keys(con, keyed_homes, keyed_homes, keys=keys)
+    # the per-child facts that do not depend on the layer, once: the exact-match reach of every child and, keyed,
+    # the published counts of every home atom (each layer's resident counts are sums of the same atoms)
+    exact = spans.with_reach(tables[every[0]][["child_id"]], reach)["agencies_exact"].to_numpy()
+    records = spans.keyed_records(con, keys, spans.HOME_LAYERS) if keyed else None
     for layer in every:
-        children = tables.pop(layer)
+        children = tables.pop(layer).assign(agencies_exact=exact)
+        if keyed and atoms is None:
+            atoms = spans.resident_atoms(spans.child_keys(con, children, keyed_homes))
         if layer in compare_layers:  # Compare's resident children, published (linked records only)
             yield frame_name("across", "compare_span", layer), compare.published_span(
-                spans.child_keys(con, children, keyed_homes))
+                spans.child_keys(con, children, keyed_homes), atoms=atoms)
         if layer not in spans.HOME_LAYERS:
             continue
         yield frame_name("across", "spans", layer, False), spans.spans_by_area(con, layer, children=children)
@@ -366,7 +419,7 @@ def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True):
         yield frame_name("across", "overview", layer, False), spans.overview(con, layer, children=children,
                                                                             reach=reach, totals=totals)
         # the keyed flows are the exact flows plus their cell keys (same rows, same order): one query for both
-        with_keys = spans.flows(con, layer, top=None, keys=keys, homes=homes) if keyed else None
+        with_keys = spans.flows(con, layer, top=None, keys=keys, homes=homes, records=records) if keyed else None
         yield frame_name("across", "flows", layer, False), (
             spans.flows(con, layer, top=None, homes=homes) if with_keys is None
             else with_keys[[c for c in with_keys.columns if not c.startswith("key_")]])
@@ -375,11 +428,12 @@ def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True):
         if not keyed:
             continue
         keyed_children = spans.child_keys(con, children, keyed_homes)
-        yield frame_name("across", "spans", layer, True), spans.spans_by_area(con, layer, children=keyed_children)
+        yield frame_name("across", "spans", layer, True), spans.spans_by_area(con, layer, children=keyed_children,
+                                                                             atoms=atoms)
         yield frame_name("across", "missed", layer, True), spans.missed_without_linkage(
-            con, layer, children=keyed_children, reach=reach)
+            con, layer, children=keyed_children, reach=reach, atoms=atoms)
         yield frame_name("across", "overview", layer, True), spans.overview(
-            con, layer, children=keyed_children, reach=reach, keys=keys, totals=totals)
+            con, layer, children=keyed_children, reach=reach, keys=keys, totals=totals, atoms=atoms)
         yield frame_name("across", "flows", layer, True), with_keys
         atoms_of = tuple(spans.atom_layers(layer))
         if atoms_of not in flow_atoms:
@@ -387,6 +441,8 @@ def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True):
                 con, list(atoms_of), keys, homes=homes if set(atoms_of) <= set(every) else None)
         yield (frame_name("across", "flow_encounters", layer),
                spans.published_flow_encounters(con, layer, keys, atoms=flow_atoms[atoms_of]))
+    if records is not None:
+        con.execute(f"DROP TABLE IF EXISTS temp.{records}")
 
 
 def _payload(value) -> tuple[str, bytes]:
@@ -439,6 +495,7 @@ def build_views(cur, keys: dict | None, linked: bool, *, across: bool = True) ->
     finally:
         for name in keys or {}:  # registered on this cursor by the measures
             cur.unregister(name)
+        cur.execute(f"DROP TABLE IF EXISTS temp.{spans.KEYED_RECORDS}")  # view_frames' own, if it stopped early
     return n
 
 

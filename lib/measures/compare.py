@@ -167,12 +167,13 @@ def published_sums(atoms: pd.DataFrame, layer: str, linked: bool) -> pd.DataFram
     return service.sum_record_atoms(atoms, layer, published_measures(linked))
 
 
-def published_span(children: pd.DataFrame) -> pd.DataFrame:
+def published_span(children: pd.DataFrame, atoms: pd.DataFrame | None = None) -> pd.DataFrame:
     """Published resident linked children per home area (area_code, children, spanning) from
     ``spans.child_table`` of the layer keyed by ``spans.child_keys`` (record keys and home atoms): each count
-    the sum of its home atoms' perturbed counts (lib.disclosure.residents), Across's values for the same area."""
+    the sum of its home atoms' perturbed counts (lib.disclosure.residents), Across's values for the same area.
+    ``atoms``: ``spans.resident_atoms`` of the children when already computed (the same for every layer)."""
     kids = children.dropna(subset=["home_area"])
-    table = residents.area_counts(kids, "home_area", {"children": None, "spanning": "spans_any"})
+    table = residents.area_counts(kids, "home_area", {"children": None, "spanning": "spans_any"}, atoms=atoms)
     return table.rename(columns={"home_area": "area_code"}).astype({"children": "float64", "spanning": "float64"})
 
 

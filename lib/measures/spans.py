@@ -109,16 +109,15 @@ def _home_sql(layer: str, source: str = "encounters e JOIN record_child rc USING
     # any registered layer (drawn ones first, as the message lists them), read from its stored home_ column
     allowed = (*HOME_LAYERS, *(k for k in layers.REGISTRY if k not in HOME_LAYERS))
     column = f"home_{layers.REGISTRY[_check_layer(layer, allowed)].stored_key}"
+    # the first area by (latest date, most records, smallest code): a hash aggregate (min_by), not a window's
+    # sort of every child's areas; encounter_date is NOT NULL, and the code breaks every tie
     return f"""
-        SELECT child_id, area AS home_area FROM (
-            SELECT child_id, area, row_number() OVER (
-                       PARTITION BY child_id ORDER BY last_seen DESC, n DESC, area) AS pick
-            FROM (SELECT {child} AS child_id, e.{column} AS area, max(e.encounter_date) AS last_seen,
-                         count(*) AS n
-                  FROM {source}
-                  WHERE {child} IS NOT NULL AND e.{column} IS NOT NULL
-                  GROUP BY ALL))
-        WHERE pick = 1"""
+        SELECT child_id, min_by(area, (-epoch(last_seen), -n, area)) AS home_area FROM (
+            SELECT {child} AS child_id, e.{column} AS area, max(e.encounter_date) AS last_seen, count(*) AS n
+            FROM {source}
+            WHERE {child} IS NOT NULL AND e.{column} IS NOT NULL
+            GROUP BY ALL)
+        GROUP BY child_id"""
 
 
 def child_table(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
@@ -195,11 +194,12 @@ def resident_homes(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pd.DataF
     return frame
 
 
-def child_keys(con: duckdb.DuckDBPyConnection, children: pd.DataFrame, homes: pd.DataFrame | None = None
-               ) -> pd.DataFrame:
+def child_keys(con: duckdb.DuckDBPyConnection, children: pd.DataFrame, homes: pd.DataFrame | None = None,
+               keys: dict | None = None) -> pd.DataFrame:
     """``children`` (with ``child_id``) plus ``rkey``, each child's record key for disclosure control (the keyed
     hash of lib.disclosure.members, the same key wherever the child is counted), and its home atom
-    (``residents.ATOM``). ``homes``: ``resident_homes(con)`` if already computed, with ``rkey`` if already keyed."""
+    (``residents.ATOM``). ``homes``: ``resident_homes(con)`` if already computed, with ``rkey`` if already keyed.
+    ``keys``: the store's key tables (``members.key_tables``), whose child keys are then looked up, not hashed."""
     homes = resident_homes(con) if homes is None else homes
     if "rkey" in homes.columns and children["child_id"].equals(homes["child_id"]):
         # child_tables' children, in its order (every layer's table is): no look-up by id (3.9 s of a 1M save)
@@ -207,21 +207,30 @@ def child_keys(con: duckdb.DuckDBPyConnection, children: pd.DataFrame, homes: pd
                                **{residents.ATOM: homes[residents.ATOM].fillna(-1).to_numpy("int64")})
     by_child = homes.set_index("child_id")
     atom = children["child_id"].map(by_child[residents.ATOM]).fillna(-1).astype("int64")
+    known = keys.get(CHILD_KEYS) if keys is not None else None
+    at = None if known is None else pd.Index(known["child_id"].to_pandas()).get_indexer(children["child_id"])
     if "rkey" in by_child.columns:
         rkey = children["child_id"].map(by_child["rkey"]).astype("int64")
+    elif at is not None and (at >= 0).all():  # the keys members.key_tables hashed (1.2 s of a 1M save to redo)
+        rkey = known["rkey"].to_numpy().astype("int64")[at]
     else:
         rkey = np.array(keys_of(children["child_id"].astype("str").tolist(), store_secret(con), "child"),
                         dtype="int64")
     return children.assign(rkey=rkey, **{residents.ATOM: atom})
 
 
-def _per_area(children: pd.DataFrame, layer: str, columns: dict[str, str]) -> pd.DataFrame:
+def _per_area(children: pd.DataFrame, layer: str, columns: dict[str, str],
+              atoms: pd.DataFrame | None = None) -> pd.DataFrame:
     """Sum boolean child columns per home area, over every area of the layer (zeros where none). When
     ``children`` carries record keys and home atoms (``child_keys``) the counts are *published*: each the sum
-    of its home atoms' perturbed counts (lib.disclosure.residents), never the exact count."""
-    placed = children.dropna(subset=["home_area"])
+    of its home atoms' perturbed counts (lib.disclosure.residents), never the exact count. ``atoms``:
+    ``resident_atoms`` of these children when already computed (the same for every layer)."""
+    needed = [c for c in dict.fromkeys(["home_area", "child_id", "rkey", residents.ATOM, *columns.values()])
+              if c in children.columns]  # only these are read: the rest of a wide table is not copied
+    placed = children.loc[children["home_area"].notna(), needed]
     if "rkey" in placed.columns:
-        sums = residents.area_counts(placed, "home_area", {"children": None, **columns}).set_index("home_area")
+        sums = residents.area_counts(placed, "home_area", {"children": None, **columns},
+                                     atoms=atoms).set_index("home_area")
     else:
         sums = placed.groupby("home_area").agg(
             children=("child_id", "size"), **{out: (src, "sum") for out, src in columns.items()})
@@ -237,7 +246,8 @@ def _share(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return (numerator / denominator.where(denominator > 0)).astype("float64")
 
 
-def spans_by_area(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame | None = None) -> pd.DataFrame:
+def spans_by_area(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame | None = None,
+                  atoms: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per area of ``layer`` (every area, zeros where no child lives there).
 
     Columns: ``area_code``, ``area_name``, ``children`` (linked children whose home area it is),
@@ -245,20 +255,41 @@ def spans_by_area(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataF
     ``spans_trust`` (of them, encountered in 2+ areas of that geography — ``nhs`` is the ICB in England and
     the health board in Wales), ``spans_any`` (any of the four), and ``share_<x>`` = ``<x>`` / children for
     each of those (NaN where no children). Unplaced children are in ``overview``, not here.
-    ``children``: ``child_table(con, layer)`` when the caller already has it (it is not recomputed).
+    ``children``: ``child_table(con, layer)`` when the caller already has it (it is not recomputed); ``atoms``:
+    ``resident_atoms`` when the children are keyed and it is already computed.
     """
     _check_layer(layer)
     children = child_table(con, layer) if children is None else children
     counts = {"multi_agency": "multi_agency", **{f"spans_{g}": f"spans_{g}" for g in (*SPAN_LAYERS, "any")}}
-    table = _per_area(children, layer, counts)
+    table = _per_area(children, layer, counts, atoms)
     for column in counts:
         table[column.replace("spans_", "share_") if column.startswith("spans_") else f"share_{column}"] = \
             _share(table[column], table["children"])
     return table
 
 
+#: The name of the linked records with their keys that ``keyed_records`` makes on a cursor (read by ``flows``).
+KEYED_RECORDS = "joinedup_keyed_records"
+
+
+def keyed_records(cur, keys: dict, layer_list) -> str:
+    """Make, on ``cur`` (a temporary table, gone with the transaction or the connection), the linked records'
+    encounter areas in every layer of ``layer_list`` with the record's key ``rkey`` and its child's ``ckey``:
+    every layer's keyed ``flows`` then reads it (``records=``) instead of joining the records, the linkage and both
+    key tables again (at 1,000,000 encounters seven flows took 2.6 s, 1.5 s so). Returns its name."""
+    encs = ", ".join(f"e.enc_{layers.REGISTRY[_check_layer(k, tuple(layers.REGISTRY))].stored_key} AS enc_{k}"
+                     for k in dict.fromkeys(layer_list))
+    register(cur, keys)
+    cur.execute(f"""CREATE OR REPLACE TEMP TABLE {KEYED_RECORDS} AS
+        SELECT rc.child_id, {encs}, rk.rkey, ck.rkey AS ckey
+        FROM encounters e JOIN record_child rc USING (record_key)
+             JOIN {RECORD_KEYS} rk ON rk.record_key = e.record_key JOIN {CHILD_KEYS} ck ON ck.child_id = rc.child_id
+        WHERE rc.child_id IS NOT NULL""")
+    return KEYED_RECORDS
+
+
 def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area: str | None = None,
-          keys: dict | None = None, homes: pd.DataFrame | None = None) -> pd.DataFrame:
+          keys: dict | None = None, homes: pd.DataFrame | None = None, records: str | None = None) -> pd.DataFrame:
     """Where children resident in one area of ``layer`` are encountered in another.
 
     One row per (home area → encounter area) with the two different: ``from_code``, ``from_name``,
@@ -270,7 +301,8 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     ``keys``: the store's record and child keys (``lib.disclosure.members.key_tables``): each count ``x``
     then comes with its cell key ``key_x`` (children: sum of the children's keys; encounters: of the records'
     keys; modulo 256), the reverse columns with the keys of the reverse cell.
-    ``homes``: ``home_areas`` of the children (with ``layer``) when the caller already has them.
+    ``homes``: ``home_areas`` of the children (with ``layer``) when the caller already has them. ``records``: with
+    ``keys``, the table ``keyed_records`` made on ``con`` (a cursor) with ``layer``.
     """
     _check_layer(layer)
     _require_linkage(con)
@@ -286,15 +318,18 @@ def flows(con: duckdb.DuckDBPyConnection, layer: str, top: int | None = 20, area
     ckey = "ck.rkey" if keyed else "0"
     joins = (f"JOIN {RECORD_KEYS} rk ON rk.record_key = e.record_key "
              f"JOIN {CHILD_KEYS} ck ON ck.child_id = rc.child_id") if keyed else ""
+    source, at = "encounters e JOIN record_child rc USING (record_key)", f"e.{enc}"
+    if keyed and records is not None:  # the same rows, joined once for every layer (keyed_records)
+        source, joins, rkey, ckey, at = f"{records} rc", "", "rc.rkey", "rc.ckey", f"rc.enc_{layer}"
     key_columns = (", m.key_children, m.key_encounters, coalesce(r.key_children, 0) AS key_reverse_children, "
                    "coalesce(r.key_encounters, 0) AS key_reverse_encounters") if keyed else ""
     sql = f"""
         WITH home AS ({_home_sql(layer) if homes is None else _homes_sql(layer)}),
         per_child AS (
-            SELECT h.home_area AS from_code, e.{enc} AS to_code, rc.child_id, any_value({ckey}) AS ckey,
+            SELECT h.home_area AS from_code, {at} AS to_code, rc.child_id, any_value({ckey}) AS ckey,
                    count(*) AS n, sum({rkey}) AS rsum
-            FROM encounters e JOIN record_child rc USING (record_key) JOIN home h USING (child_id) {joins}
-            WHERE e.{enc} IS NOT NULL AND e.{enc} <> h.home_area
+            FROM {source} JOIN home h USING (child_id) {joins}
+            WHERE {at} IS NOT NULL AND {at} <> h.home_area
             GROUP BY ALL),
         moves AS (
             SELECT from_code, to_code, count(*) AS children, sum(n) AS encounters,
@@ -394,26 +429,27 @@ def exact_match_reach(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     types held by one group of the child's records joined (transitively) by a shared identifier (same valid
     NHS number, or same forename, surname and date of birth hashes). See the module docstring."""
     _require_linkage(con)
-    # each shared identifier numbered in DuckDB (dense_rank of the child and the identifier), not as a text
-    # joined and factorised in pandas: 4.1 s of a 1M save; the groups are the same
+    # each shared identifier (a child and its NHS number, or its name and date of birth) numbered in DuckDB by a
+    # hash aggregate of the distinct ones, not sorted (a window over 64-character hashes: 3 s of a 1M save) nor
+    # joined as text and factorised in pandas; any numbering gives the same groups, and the rows' order does not
+    # matter (the children are grouped below)
     records = query(con, """
-        WITH multi AS (
-            SELECT rc.child_id FROM encounters e JOIN record_child rc USING (record_key)
-            WHERE rc.child_id IS NOT NULL GROUP BY rc.child_id HAVING count(DISTINCT e.agency_type) >= 2),
-        rows AS (
-            SELECT rc.child_id, e.agency_type, e.record_key,
-                   e.nhs_status = 'valid' AND e.nhs_hash IS NOT NULL AS has_nhs, e.nhs_hash,
-                   e.forename_hash IS NOT NULL AND e.surname_hash IS NOT NULL AND e.dob_hash IS NOT NULL AS has_name,
-                   e.forename_hash, e.surname_hash, e.dob_hash
-            FROM encounters e JOIN record_child rc USING (record_key) JOIN multi USING (child_id))
-        SELECT child_id, agency_type,
-               CASE WHEN has_nhs THEN dense_rank() OVER (PARTITION BY has_nhs ORDER BY child_id, nhs_hash) - 1
-               END AS nhs_key,
-               CASE WHEN has_name THEN dense_rank() OVER (PARTITION BY has_name
-                                                         ORDER BY child_id, forename_hash, surname_hash, dob_hash) - 1
-               END AS name_dob_key
-        FROM rows
-        ORDER BY child_id, record_key""")
+        WITH linked AS MATERIALIZED (
+            SELECT rc.child_id, e.agency_type,
+                   CASE WHEN e.nhs_status = 'valid' THEN e.nhs_hash END AS nhs,
+                   CASE WHEN e.forename_hash IS NOT NULL AND e.surname_hash IS NOT NULL AND e.dob_hash IS NOT NULL
+                        THEN [e.forename_hash, e.surname_hash, e.dob_hash] END AS name_dob
+            FROM encounters e JOIN record_child rc USING (record_key)
+            WHERE rc.child_id IS NOT NULL),
+        multi AS (SELECT child_id FROM linked GROUP BY child_id HAVING count(DISTINCT agency_type) >= 2),
+        rows AS MATERIALIZED (SELECT l.* FROM linked l SEMI JOIN multi USING (child_id)),
+        nhs_ids AS (SELECT child_id, nhs, row_number() OVER () - 1 AS nhs_key
+                    FROM (SELECT DISTINCT child_id, nhs FROM rows WHERE nhs IS NOT NULL)),
+        name_ids AS (SELECT child_id, name_dob, row_number() OVER () - 1 AS name_dob_key
+                     FROM (SELECT DISTINCT child_id, name_dob FROM rows WHERE name_dob IS NOT NULL))
+        SELECT r.child_id, r.agency_type, n.nhs_key, m.name_dob_key
+        FROM rows r LEFT JOIN nhs_ids n ON n.child_id = r.child_id AND n.nhs = r.nhs
+             LEFT JOIN name_ids m ON m.child_id = r.child_id AND m.name_dob = r.name_dob""")
     if records.empty:
         return pd.DataFrame({"child_id": pd.Series(dtype="str"), "agencies": pd.Series(dtype="int64"),
                              "agencies_exact": pd.Series(dtype="int64")})
@@ -439,22 +475,48 @@ def exact_match_reach(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                          "agencies_exact": per_group.reindex(agencies.index).to_numpy("int64")})
 
 
+def with_reach(children: pd.DataFrame, reach: pd.DataFrame) -> pd.DataFrame:
+    """``children`` plus ``agencies_exact`` from ``exact_match_reach`` (NaN for a child that is not
+    multi-agency): looked up once for every layer's table (the same children), not merged per measure."""
+    at = pd.Index(reach["child_id"]).get_indexer(children["child_id"])
+    exact = reach["agencies_exact"].to_numpy("float64")
+    return children.assign(agencies_exact=np.where(at >= 0, exact[np.maximum(at, 0)] if len(exact) else 0, np.nan))
+
+
+def _missed(children: pd.DataFrame) -> pd.DataFrame:
+    """``children`` (with ``agencies_exact``: ``with_reach``) plus the flags ``missed`` and ``partly_missed``."""
+    exact = children["agencies_exact"].fillna(0)
+    return children.assign(missed=children["multi_agency"] & (exact < 2),
+                           partly_missed=children["multi_agency"] & (exact >= 2) & (exact < children["agencies"]))
+
+
+#: The flags of a linked child that are counted per home area (Across's spans, missed and overview; Compare's
+#: spanning children), published on home atoms (``resident_atoms``).
+RESIDENT_FLAGS = ("multi_agency", *(f"spans_{g}" for g in (*SPAN_LAYERS, "any")), "missed", "partly_missed")
+
+
+def resident_atoms(children: pd.DataFrame) -> pd.DataFrame:
+    """Published counts per home atom of every child and of each of ``RESIDENT_FLAGS``
+    (``residents.atom_table``), from any layer's keyed children (``child_keys``) with ``agencies_exact``
+    (``with_reach``): the same for every layer, so computed once and passed to ``spans_by_area``,
+    ``missed_without_linkage``, ``overview`` and ``compare.published_span`` as ``atoms``."""
+    return residents.atom_table(_missed(children), RESIDENT_FLAGS)
+
+
 def missed_without_linkage(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame | None = None,
-                           reach: pd.DataFrame | None = None) -> pd.DataFrame:
+                           reach: pd.DataFrame | None = None, atoms: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per area of ``layer`` (every area): ``multi_agency`` (resident children known to 2+ agency types),
     ``missed`` (of them, no two agencies' records share an identifier even transitively: only probabilistic
     linkage joined them), ``share_missed`` (missed / multi_agency, NaN if none), ``partly_missed``
     (exact matching joins some of their agencies but not all). Definitions: module docstring.
-    ``children``, ``reach``: ``child_table(con, layer)`` and ``exact_match_reach(con)`` if already computed."""
+    ``children``, ``reach``: ``child_table(con, layer)`` and ``exact_match_reach(con)`` if already computed
+    (``children`` with ``agencies_exact`` already: ``with_reach``); ``atoms``: as for ``spans_by_area``."""
     _check_layer(layer)
     children = child_table(con, layer) if children is None else children
-    reach = exact_match_reach(con) if reach is None else reach
-    children = children.merge(reach[["child_id", "agencies_exact"]], on="child_id", how="left")
-    exact = children["agencies_exact"].fillna(0)
-    children["missed"] = children["multi_agency"] & (exact < 2)
-    children["partly_missed"] = children["multi_agency"] & (exact >= 2) & (exact < children["agencies"])
-    table = _per_area(children, layer, {"multi_agency": "multi_agency", "missed": "missed",
-                                        "partly_missed": "partly_missed"})
+    if "agencies_exact" not in children.columns:
+        children = with_reach(children, exact_match_reach(con) if reach is None else reach)
+    table = _per_area(_missed(children), layer, {"multi_agency": "multi_agency", "missed": "missed",
+                                                 "partly_missed": "partly_missed"}, atoms)
     table["share_missed"] = _share(table["missed"], table["multi_agency"])
     return table
 
@@ -504,14 +566,15 @@ def record_totals(con: duckdb.DuckDBPyConnection, keys: dict | None = None) -> p
 
 def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame | None = None,
              reach: pd.DataFrame | None = None, keys: dict | None = None,
-             totals: pd.Series | None = None) -> dict[str, int]:
+             totals: pd.Series | None = None, atoms: pd.DataFrame | None = None) -> dict[str, int]:
     """National totals: records, anonymous_records, children, multi_agency, spans_<g> and spans_any,
     missed (multi-agency children only probabilistic linkage joined), unplaced (children with no home
     area in ``layer``). ``children``, ``reach``: as for ``missed_without_linkage``. ``keys``: the store's
     record keys (``lib.disclosure.members.key_tables``) with ``children`` carrying ``rkey`` (``child_keys``):
     the records totals ``x`` then come with their cell key ``key_x`` and the resident totals with their published
     value ``published_x`` (the sum of their home atoms' published counts). ``totals``: ``record_totals(con, keys)`` if
-    already computed (with the keys when ``keys`` is given)."""
+    already computed (with the keys when ``keys`` is given). ``atoms``: ``resident_atoms`` of the keyed children
+    when already computed."""
     children = child_table(con, layer) if children is None else children
     reach = exact_match_reach(con) if reach is None else reach
     keyed = keys is not None and "rkey" in children.columns
@@ -524,8 +587,6 @@ def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame 
     for g in (*SPAN_LAYERS, "any"):
         out[f"spans_{g}"] = int(children[f"spans_{g}"].sum())
     if keyed:
-        members = children.assign(unplaced=children["home_area"].isna(),
-                                  missed=children["child_id"].isin(missed["child_id"]))
         out[key_column("records")] = int(counts["key_records"])
         out[key_column("anonymous_records")] = int(counts["key_anonymous_records"])
         resident = {name: None if name == "children" else name
@@ -533,7 +594,13 @@ def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame 
                                  *(f"spans_{g}" for g in (*SPAN_LAYERS, "any")))}
         # resident children: the sums of every home atom's published count (lib.disclosure.residents), so the
         # national figure is the sum of the areas' published figures and the unplaced one, as the tables show
-        atoms = residents.atom_counts(members, resident)
+        if atoms is None:
+            members = children.assign(unplaced=children["home_area"].isna(),
+                                      missed=children["child_id"].isin(missed["child_id"]))
+            atoms = residents.atom_counts(members, resident)
+        else:  # a child's "missed" here (reach below 2) is missed_without_linkage's; an atom is unplaced whole
+            atoms = atoms.assign(unplaced=np.where(
+                atoms.index.isin(children.loc[children["home_area"].isna(), residents.ATOM]), atoms[residents.EVERY], 0))
         for name in resident:
             out[PUBLISHED_PREFIX + name] = int(atoms[name].sum())
     return out

@@ -138,6 +138,20 @@ class Hasher:
             append(o.hexdigest())
         return out
 
+    def first_bytes(self, domain: str, values: list[str]) -> bytearray:
+        """The first byte of each value's digest (``int(hexdigest[:2], 16)``), without forming the hex text:
+        the record keys of disclosure control (lib.disclosure.members), a third faster at a million ids."""
+        inner, outer = self._inner, self._outer
+        prefix = f"{domain}:".encode()
+        out = bytearray(len(values))
+        for i, value in enumerate(values):
+            h = inner.copy()
+            h.update(prefix + value.encode("utf-8"))
+            o = outer.copy()
+            o.update(h.digest())
+            out[i] = o.digest()[0]
+        return out
+
 
 def _dictionary(arr) -> pa.DictionaryArray:
     if isinstance(arr, pa.ChunkedArray):
