@@ -599,8 +599,8 @@ def overview(con: duckdb.DuckDBPyConnection, layer: str, children: pd.DataFrame 
                                       missed=children["child_id"].isin(missed["child_id"]))
             atoms = residents.atom_counts(members, resident)
         else:  # a child's "missed" here (reach below 2) is missed_without_linkage's; an atom is unplaced whole
-            atoms = atoms.assign(unplaced=np.where(
-                atoms.index.isin(children.loc[children["home_area"].isna(), residents.ATOM]), atoms[residents.EVERY], 0))
+            unplaced = atoms.index.isin(children.loc[children["home_area"].isna(), residents.ATOM])
+            atoms = atoms.assign(unplaced=np.where(unplaced, atoms[residents.EVERY], 0))
         for name in resident:
             out[PUBLISHED_PREFIX + name] = int(atoms[name].sum())
     return out
