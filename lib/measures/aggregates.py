@@ -493,9 +493,12 @@ def build_views(cur, keys: dict | None, linked: bool, *, across: bool = True) ->
             cur.execute("INSERT INTO agg_frames VALUES (?, ?, ?)", [name, kind, payload])
             n += 1
     finally:
-        for name in keys or {}:  # registered on this cursor by the measures
-            cur.unregister(name)
-        cur.execute(f"DROP TABLE IF EXISTS temp.{spans.KEYED_RECORDS}")  # view_frames' own, if it stopped early
+        try:
+            for name in keys or {}:  # registered on this cursor by the measures
+                cur.unregister(name)
+            cur.execute(f"DROP TABLE IF EXISTS temp.{spans.KEYED_RECORDS}")  # view_frames' own, if it stopped early
+        except duckdb.Error:  # the transaction failed (the caller rolls it back): its error is the one to raise
+            pass
     return n
 
 

@@ -109,15 +109,16 @@ def _home_sql(layer: str, source: str = "encounters e JOIN record_child rc USING
     # any registered layer (drawn ones first, as the message lists them), read from its stored home_ column
     allowed = (*HOME_LAYERS, *(k for k in layers.REGISTRY if k not in HOME_LAYERS))
     column = f"home_{layers.REGISTRY[_check_layer(layer, allowed)].stored_key}"
-    # the first area by (latest date, most records, smallest code): a hash aggregate (min_by), not a window's
-    # sort of every child's areas; encounter_date is NOT NULL, and the code breaks every tie
     return f"""
-        SELECT child_id, min_by(area, (-epoch(last_seen), -n, area)) AS home_area FROM (
-            SELECT {child} AS child_id, e.{column} AS area, max(e.encounter_date) AS last_seen, count(*) AS n
-            FROM {source}
-            WHERE {child} IS NOT NULL AND e.{column} IS NOT NULL
-            GROUP BY ALL)
-        GROUP BY child_id"""
+        SELECT child_id, area AS home_area FROM (
+            SELECT child_id, area, row_number() OVER (
+                       PARTITION BY child_id ORDER BY last_seen DESC, n DESC, area) AS pick
+            FROM (SELECT {child} AS child_id, e.{column} AS area, max(e.encounter_date) AS last_seen,
+                         count(*) AS n
+                  FROM {source}
+                  WHERE {child} IS NOT NULL AND e.{column} IS NOT NULL
+                  GROUP BY ALL))
+        WHERE pick = 1"""
 
 
 def child_table(con: duckdb.DuckDBPyConnection, layer: str) -> pd.DataFrame:
