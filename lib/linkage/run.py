@@ -93,8 +93,13 @@ def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: P
 
     out, edges = clustering.outcomes(con, record_nodes, cluster_of, edges)
     summary = _summary(out, nodes, edges, config, probabilistic)
+    # the save's stored build (every cube and page measure) needs none of the link's frames: let them go before it
+    # (at 5,000,000 encounters the nodes, their Bloom filters and the record map held gigabytes through the save)
+    del nodes, record_nodes, cluster_of
     progress(0.95, "Saving")
-    run_id = _save(con, out.drop(columns=["agencies"]), edges, summary, config, model_json, started_at, started)
+    frames = {"out": out.drop(columns=["agencies"]), "edges": edges}
+    del out, edges
+    run_id = _save(con, frames, summary, config, model_json, started_at, started)
     summary["run_id"] = run_id  # linkage_runs.run_id: the audit row names it (lib.access.audit.cross_check)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     progress(1.0, f"Linked {summary['records']:,} records into {summary['children']:,} children")
@@ -156,7 +161,10 @@ def multi_agency_children(frame: pd.DataFrame, child: str = "child_id") -> int:
     return int((known.groupby(child)["agency_type"].nunique() >= 2).sum())
 
 
-def _save(con, out, edges, summary, config, model_json, started_at, started) -> int:
+def _save(con, frames: dict, summary, config, model_json, started_at, started) -> int:
+    """Write the run (``frames``: "out", the record map, and "edges", emptied once stored) and every aggregate, in
+    one transaction."""
+    out, edges = frames.pop("out"), frames.pop("edges")
     with transaction(con) as cur:
         cur.register("out_frame", out)
         detail = [c for c in edges.columns if c.startswith(("mw_", "gamma_"))]  # explain.py reads both
@@ -169,6 +177,8 @@ def _save(con, out, edges, summary, config, model_json, started_at, started) -> 
                     [run_id, started_at.to_pydatetime(), time.perf_counter() - started, summary["records"],
                      summary["children"], json.dumps(asdict(config)), json.dumps(summary), json.dumps(model_json)])
         cur.unregister("out_frame")
+        cur.unregister("edge_frame")
+        del out, edges  # stored: the frames are not held through the stored build below
         aggregates.refresh(cur, full=True)  # record_child replaced whole: every aggregate, in this transaction
     return int(run_id)
 
