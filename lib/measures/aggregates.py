@@ -368,7 +368,14 @@ def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True):
     and ``lib.views.compare`` would compute on first open (the same public functions of ``lib.measures.spans``
     and ``lib.measures.compare``, the same memo keys). ``keys``: the store's record and child keys (None: nothing
     ingested, no published measure). ``across`` False: not the measures named ``across/...``, which count only
-    linked records (kept by an upload that links none: ``_across_unchanged``)."""
+    linked records (kept by an upload that links none: ``_across_unchanged``). Every measure runs on one cursor
+    (the caller's inside a write's transaction), which holds the temporary tables they share."""
+    with store.cursor(con) as cur:
+        yield from _view_frames(cur if isinstance(cur, _InTransaction) else _InTransaction(cur), keys, linked,
+                                across=across)
+
+
+def _view_frames(con, keys: dict | None, linked: bool, *, across: bool):
     if keys is not None:  # Compare below the lead: published records per area (one set of atoms, every layer)
         atoms = service.record_atoms(con, keys, compare.published_measures(linked), linked_sizes=linked)
         for layer in stored.measure_layers():
