@@ -208,7 +208,7 @@ def child_keys(con: duckdb.DuckDBPyConnection, children: pd.DataFrame, homes: pd
                                **{residents.ATOM: homes[residents.ATOM].fillna(-1).to_numpy("int64")})
     by_child = homes.set_index("child_id")
     atom = children["child_id"].map(by_child[residents.ATOM]).fillna(-1).astype("int64")
-    known = keys.get(CHILD_KEYS) if keys is not None else None
+    known = keys.get(CHILD_KEYS) if keys is not None and "rkey" not in by_child.columns else None
     at = None if known is None else pd.Index(known["child_id"].to_pandas()).get_indexer(children["child_id"])
     if "rkey" in by_child.columns:
         rkey = children["child_id"].map(by_child["rkey"]).astype("int64")
@@ -274,10 +274,11 @@ KEYED_RECORDS = "joinedup_keyed_records"
 
 
 def keyed_records(cur, keys: dict, layer_list) -> str:
-    """Make, on ``cur`` (a temporary table, gone with the transaction or the connection), the linked records'
-    encounter areas in every layer of ``layer_list`` with the record's key ``rkey`` and its child's ``ckey``:
-    every layer's keyed ``flows`` then reads it (``records=``) instead of joining the records, the linkage and both
-    key tables again (at 1,000,000 encounters seven flows took 2.6 s, 1.5 s so). Returns its name."""
+    """Make, on ``cur``, the linked records' encounter areas in every layer of ``layer_list`` with the record's key
+    ``rkey`` and its child's ``ckey`` (a temporary table: the caller drops it, as ``view_frames`` does, or it goes
+    with the cursor's connection or a transaction rolled back). Every layer's keyed ``flows`` then reads it
+    (``records=``) instead of joining the records, the linkage and both key tables again (at 1,000,000 encounters
+    seven flows took 2.6 s, 1.5 s so). Returns its name."""
     encs = ", ".join(f"e.enc_{layers.REGISTRY[_check_layer(k, tuple(layers.REGISTRY))].stored_key} AS enc_{k}"
                      for k in dict.fromkeys(layer_list))
     register(cur, keys)
