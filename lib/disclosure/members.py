@@ -6,7 +6,6 @@ Keys are the first byte of HMAC-SHA-256 under the store's secret (lib.disclosure
 """
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 
 from lib.disclosure.keys import store_secret
@@ -24,8 +23,9 @@ def keys_of(ids: list[str], secret: bytes, domain: str) -> list[int]:
 
 
 def _keyed(ids: pa.Array, secret: bytes, domain: str, name: str) -> pa.Table:
-    keys = Hasher(secret).first_bytes(domain, [str(i) for i in ids.to_pylist()])
-    return pa.table({name: ids.cast(pa.string()), "rkey": pa.array(np.frombuffer(keys, np.uint8), pa.int32())})
+    """The key table of ``ids`` (Arrow, as fetched): the id under ``name`` and its ``rkey``."""
+    return pa.table({name: ids.cast(pa.string()), "rkey": pa.array(keys_of(ids.to_pylist(), secret, domain),
+                                                                   pa.int32())})
 
 
 def key_tables(con, *, children: bool = True) -> dict[str, pa.Table]:

@@ -289,12 +289,9 @@ def completeness_sql(placed: list[str], basis: str) -> str:
     DuckDB and Spark SQL (no FILTER, no GROUP BY ALL: grouped by position): agency_type, year, a0, a1, ... (the
     place in each layer of ``placed`` on ``basis``), then each of ``COMPLETENESS_COUNTS`` and its ``key_``."""
     select = ", ".join(f"{place(k, basis)} AS a{i}" for i, k in enumerate(placed))
-    flags = ", ".join(f"CAST(sum(CASE WHEN {sql} THEN 1 ELSE 0 END) AS BIGINT) AS {name}, "
-                      f"CAST(coalesce(sum(CASE WHEN {sql} THEN k.rkey END), 0) % 256 AS INTEGER) AS key_{name}"
-                      for name, sql in COMPLETENESS_FLAGS.items())
     return f"""
         SELECT e.agency_type AS agency_type, {stored._YEAR} AS year, {select},
-               CAST(count(*) AS BIGINT) AS encounters, CAST(sum(k.rkey) % 256 AS INTEGER) AS key_encounters, {flags}
+               {_completeness_counts(COMPLETENESS_FLAGS, "k.rkey")}
         FROM encounters e JOIN {members.RECORD_KEYS} k ON k.record_key = e.record_key
         GROUP BY {", ".join(str(i) for i in range(1, len(placed) + 3))}"""
 
@@ -309,6 +306,15 @@ def completeness_atoms(con, placed: list[str], basis: str, keys: dict) -> pd.Dat
     return cells.publish(atoms, list(COMPLETENESS_COUNTS))
 
 
+def _completeness_counts(conditions: dict[str, str], rkey: str) -> str:
+    """The aggregates of the completeness atoms: ``encounters`` and each flag of ``conditions`` (name -> SQL
+    condition), each with its cell key ``key_<name>`` (the sum of ``rkey`` over its records, modulo 256)."""
+    flags = "".join(f", CAST(sum(CASE WHEN {sql} THEN 1 ELSE 0 END) AS BIGINT) AS {name}, "
+                    f"CAST(coalesce(sum(CASE WHEN {sql} THEN {rkey} END), 0) % 256 AS INTEGER) AS key_{name}"
+                    for name, sql in conditions.items())
+    return f"CAST(count(*) AS BIGINT) AS encounters, CAST(sum({rkey}) % 256 AS INTEGER) AS key_encounters{flags}"
+
+
 def completeness_sets_sql(sets: list[list[str]], basis: str) -> str:
     """``completeness_sql`` for several lists of placed layers at once (one scan of the records and their keys,
     ``GROUPING SETS``): the same rows for each list, told apart by ``gid`` (``GROUPING`` of every layer's place
@@ -319,14 +325,11 @@ def completeness_sets_sql(sets: list[list[str]], basis: str) -> str:
     inner = ", ".join([f"e.agency_type AS agency_type, {stored._YEAR} AS year",
                        *(f"{place(k, basis)} AS c{i}" for i, k in enumerate(every)),
                        *(f"{sql} AS f_{name}" for name, sql in COMPLETENESS_FLAGS.items()), "k.rkey AS rkey"])
-    flags = ", ".join(f"CAST(sum(CASE WHEN f_{name} THEN 1 ELSE 0 END) AS BIGINT) AS {name}, "
-                      f"CAST(coalesce(sum(CASE WHEN f_{name} THEN rkey END), 0) % 256 AS INTEGER) AS key_{name}"
-                      for name in COMPLETENESS_FLAGS)
     grouping = ", ".join("(agency_type, year, " + ", ".join(columns[every.index(k)] for k in placed) + ")"
                          for placed in sets)
     return f"""
         SELECT agency_type, year, {", ".join(columns)}, GROUPING({", ".join(columns)}) AS gid,
-               CAST(count(*) AS BIGINT) AS encounters, CAST(sum(rkey) % 256 AS INTEGER) AS key_encounters, {flags}
+               {_completeness_counts({name: f"f_{name}" for name in COMPLETENESS_FLAGS}, "rkey")}
         FROM (SELECT {inner} FROM encounters e JOIN {members.RECORD_KEYS} k ON k.record_key = e.record_key)
         GROUP BY GROUPING SETS ({grouping})"""
 
@@ -413,11 +416,11 @@ def _view_frames(con, keys: dict | None, linked: bool, *, across: bool):
     records = spans.keyed_records(con, keys, spans.HOME_LAYERS) if keyed else None
     for layer in every:
         children = tables.pop(layer).assign(agencies_exact=exact)
+        keyed_children = spans.child_keys(con, children, keyed_homes) if keyed else None
         if keyed and atoms is None:
-            atoms = spans.resident_atoms(spans.child_keys(con, children, keyed_homes))
+            atoms = spans.resident_atoms(keyed_children)
         if layer in compare_layers:  # Compare's resident children, published (linked records only)
-            yield frame_name("across", "compare_span", layer), compare.published_span(
-                spans.child_keys(con, children, keyed_homes), atoms=atoms)
+            yield frame_name("across", "compare_span", layer), compare.published_span(keyed_children, atoms=atoms)
         if layer not in spans.HOME_LAYERS:
             continue
         yield frame_name("across", "spans", layer, False), spans.spans_by_area(con, layer, children=children)
@@ -434,7 +437,6 @@ def _view_frames(con, keys: dict | None, linked: bool, *, across: bool):
             con, layer, limit=SPANNING_LIMIT, children=children)
         if not keyed:
             continue
-        keyed_children = spans.child_keys(con, children, keyed_homes)
         yield frame_name("across", "spans", layer, True), spans.spans_by_area(con, layer, children=keyed_children,
                                                                              atoms=atoms)
         yield frame_name("across", "missed", layer, True), spans.missed_without_linkage(

@@ -121,36 +121,28 @@ class Hasher:
         outer.update(inner.digest())
         return outer.hexdigest()
 
-    def values(self, domain: str, values: list) -> list:
-        """Hex digests of a list of str (None stays None); callers pass distinct values."""
+    def _digests(self, domain: str, values: list):
+        """Each value's finished HMAC object (None for None), in order."""
         inner, outer = self._inner, self._outer
         prefix = f"{domain}:".encode()
-        out = []
-        append = out.append
         for value in values:
             if value is None:
-                append(None)
+                yield None
                 continue
             h = inner.copy()
             h.update(prefix + value.encode("utf-8"))
             o = outer.copy()
             o.update(h.digest())
-            append(o.hexdigest())
-        return out
+            yield o
+
+    def values(self, domain: str, values: list) -> list:
+        """Hex digests of a list of str (None stays None); callers pass distinct values."""
+        return [None if o is None else o.hexdigest() for o in self._digests(domain, values)]
 
     def first_bytes(self, domain: str, values: list[str]) -> bytearray:
-        """The first byte of each value's digest (``int(hexdigest[:2], 16)``), without forming the hex text:
-        the record keys of disclosure control (lib.disclosure.members), a third faster at a million ids."""
-        inner, outer = self._inner, self._outer
-        prefix = f"{domain}:".encode()
-        out = bytearray(len(values))
-        for i, value in enumerate(values):
-            h = inner.copy()
-            h.update(prefix + value.encode("utf-8"))
-            o = outer.copy()
-            o.update(h.digest())
-            out[i] = o.digest()[0]
-        return out
+        """The first byte of each value's digest (``int(hexdigest[:2], 16)``), without forming the hex text: the
+        record keys of disclosure control (lib.disclosure.members)."""
+        return bytearray(o.digest()[0] for o in self._digests(domain, values))
 
 
 def _dictionary(arr) -> pa.DictionaryArray:
