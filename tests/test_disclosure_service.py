@@ -74,6 +74,46 @@ def test_atoms_are_perturbed_once_and_every_area_is_the_sum_of_its_atoms(con):
                                        check_names=False)
 
 
+def test_published_children_are_each_cells_distinct_children_perturbed_with_their_keys(con, cubes):
+    """Every direct cell of children (layer x area x agency x year and "all") is the perturbation of its distinct
+    children with the sum of their keys, recounted here in pandas from the linked records; the cube's shared table
+    of linked records (one for every layer) is gone afterwards, and a build on the same connection gives the same."""
+    from lib.disclosure import members
+
+    keys = Source(con).keys()
+    child_key = keys[members.CHILD_KEYS].to_pandas().set_index("child_id")["rkey"]
+    records = con.execute(f"""SELECT e.agency_type, {counts._YEAR} AS year, rc.child_id,
+                                     coalesce(e.cse_flag, false) AS cse, e.enc_lad, e.enc_pfa
+                              FROM encounters e JOIN record_child rc USING (record_key)
+                              WHERE rc.child_id IS NOT NULL""").df()
+    records["period"] = records["year"]
+    everything = pd.concat([records[records["year"].notna()], records.assign(period="all")])
+    protected = cubes[1].counts
+    checked = 0
+    for layer in ("lad", "pfa"):
+        placed = everything[everything[f"enc_{layer}"].notna()]
+        for measure, rows in (("children", placed), ("cse_children", placed[placed["cse"]])):
+            kids = rows.drop_duplicates(["agency_type", f"enc_{layer}", "period", "child_id"])
+            kids = kids.assign(key=kids["child_id"].map(child_key))
+            cells = kids.groupby(["agency_type", f"enc_{layer}", "period"]).agg(n=("child_id", "size"),
+                                                                                 key=("key", "sum"))
+            expected = pd.Series(cellkey.perturb(cells["n"].to_numpy("int64"), (cells["key"] % 256).to_numpy("int64")),
+                                 index=cells.index, dtype="float64")
+            mine = protected[(protected["layer"] == layer) & (protected["basis"] == "direct")
+                             & (protected["granularity"] != "quarter")]
+            got = mine.set_index(["agency_type", "area_code", "period"])[measure]
+            got = got[got > 0]  # the cells of records with no linked child publish 0
+            expected.index.names = got.index.names
+            pd.testing.assert_series_equal(got.sort_index(), expected[expected > 0].sort_index(), check_names=False)
+            checked += len(expected)
+    assert checked > 100
+    tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+    assert service.CHILD_RECORDS not in tables
+    again = service.protected_cube(con, keys=keys)
+    pd.testing.assert_frame_equal(again.counts.sort_values(KEY, ignore_index=True),
+                                  protected.sort_values(KEY, ignore_index=True))
+
+
 def test_the_same_cell_gets_the_same_value_in_two_builds(con, cubes):
     again = service.protected_cube(con)
     pd.testing.assert_frame_equal(cubes[1].counts.sort_values(KEY, ignore_index=True),

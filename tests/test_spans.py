@@ -294,7 +294,7 @@ def test_measures_from_the_shared_atoms_and_reach_equal_each_layer_computed_alon
     records joined once for every layer's flows). Each measure so computed equals the same measure computed
     alone from the layer's own children, exactly."""
     from lib.disclosure import members
-    from lib.measures import aggregates, compare
+    from lib.measures import compare
 
     keys = members.key_tables(synth)
     layers = list(spans.HOME_LAYERS)
@@ -307,7 +307,7 @@ def test_measures_from_the_shared_atoms_and_reach_equal_each_layer_computed_alon
     exact = spans.with_reach(tables[layers[0]][["child_id"]], reach)["agencies_exact"].to_numpy()
     atoms, missed = None, 0
     with store.cursor(synth) as raw:
-        cur = aggregates._InTransaction(raw)  # the temporary table is the cursor's own: flows must run on it
+        cur = store.HeldCursor(raw)  # the temporary table is the cursor's own: flows must run on it
         records = spans.keyed_records(cur, keys, layers)
         for layer in layers:
             alone = spans.child_keys(synth, tables[layer], keyed_homes)

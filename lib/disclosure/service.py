@@ -31,6 +31,7 @@ from lib.disclosure import cellkey, members
 from lib.geo.layers import REGISTRY as LAYER_REGISTRY
 from lib.measures import convert
 from lib.measures.counts import _YEAR, NATIVE_LAYER, VALUE_COLUMNS, MeasureCube, _has_table, assemble
+from lib.records import store
 from lib.records.store import cursor
 
 ADDITIVE = ("records", "cse_records")
@@ -84,25 +85,36 @@ def _additive_direct(atoms: pd.DataFrame, layer: str) -> pd.DataFrame:
     return out
 
 
-def _children_sql(area_sql: str, where: str = "") -> str:
-    """Distinct children per agency x area x period (years and "all") with their cell keys."""
+def _children_base(columns=()) -> str:
+    """Every linked record (a child's): agency_type, year, child_id, rkey (the child's key), cse and ``columns`` of
+    the encounter, joined to the child keys once (``_children_sql`` reads it as ``e``)."""
+    extra = "".join(f", e.{c}" for c in columns)
+    return f"""SELECT e.agency_type, {_YEAR} AS year, rc.child_id, k.rkey, coalesce(e.cse_flag, false) AS cse{extra}
+               FROM encounters e JOIN record_child rc USING (record_key) JOIN {members.CHILD_KEYS} k USING (child_id)"""
+
+
+#: The temporary table ``protected_cube`` reads every layer's children from (``_children_base``, made once).
+CHILD_RECORDS = "dc_child_records"
+
+
+def _children_sql(area_sql: str, where: str = "", base: str | None = None, columns=()) -> str:
+    """Distinct children per agency x area x period (years and "all") with their cell keys. ``base``: a relation
+    of ``_children_base``'s rows holding the columns ``area_sql`` and ``where`` read (alias ``e``); without it the
+    records are joined here, with the encounter's ``columns`` those two read."""
+    base = base or f"({_children_base(columns)})"
     return f"""
-        WITH base AS (
-            SELECT e.agency_type, {area_sql} AS area_code, {_YEAR} AS year, rc.child_id,
-                   coalesce(e.cse_flag, false) AS cse
-            FROM encounters e JOIN record_child rc USING (record_key)
-            WHERE {area_sql} IS NOT NULL {where}),
-        per_child AS (
+        WITH per_child AS (
             SELECT agency_type, area_code, CASE WHEN grouping(year) = 0 THEN year ELSE 'all' END AS period,
-                   child_id, bool_or(cse) AS cse
-            FROM base
+                   child_id, any_value(rkey) AS rkey, bool_or(cse) AS cse
+            FROM (SELECT e.agency_type, {area_sql} AS area_code, e.year, e.child_id, e.rkey, e.cse
+                  FROM {base} e WHERE {area_sql} IS NOT NULL {where})
             GROUP BY GROUPING SETS ((agency_type, area_code, year, child_id), (agency_type, area_code, child_id)))
-        SELECT p.agency_type, p.area_code, p.period,
-               count(*) AS children, CAST(sum(k.rkey) % 256 AS INTEGER) AS children_key,
-               count(*) FILTER (WHERE p.cse) AS cse_children,
-               CAST(coalesce(sum(k.rkey) FILTER (WHERE p.cse), 0) % 256 AS INTEGER) AS cse_children_key
-        FROM per_child p JOIN {members.CHILD_KEYS} k USING (child_id)
-        WHERE p.period IS NOT NULL
+        SELECT agency_type, area_code, period,
+               count(*) AS children, CAST(sum(rkey) % 256 AS INTEGER) AS children_key,
+               count(*) FILTER (WHERE cse) AS cse_children,
+               CAST(coalesce(sum(rkey) FILTER (WHERE cse), 0) % 256 AS INTEGER) AS cse_children_key
+        FROM per_child
+        WHERE period IS NOT NULL
         GROUP BY ALL"""
 
 
@@ -159,8 +171,9 @@ def _with_children(records: pd.DataFrame, children: pd.DataFrame | None, keys: l
     return merged
 
 
-def _native_cells(con, keys: dict, agencies: list[str], linked: bool) -> pd.DataFrame:
-    """Published native cells (agency x agency_code x period) of ``agencies`` (granularity year and all)."""
+def _native_cells(con, keys: dict, agencies: list[str], linked: bool, base: str | None = None) -> pd.DataFrame:
+    """Published native cells (agency x agency_code x period) of ``agencies`` (granularity year and all).
+    ``base``: as for ``_children_sql``, with ``agency_code``."""
     marks = ", ".join("?" * len(agencies))
     frame = _sql(con, keys, f"""
         SELECT e.agency_type, e.agency_code AS area_code, {_YEAR} AS year,
@@ -181,7 +194,7 @@ def _native_cells(con, keys: dict, agencies: list[str], linked: bool) -> pd.Data
     children = None
     if linked:
         children = _perturb_children(_sql(con, keys, _children_sql(
-            "e.agency_code", f"AND e.agency_type IN ({marks})"), agencies))
+            "e.agency_code", f"AND e.agency_type IN ({marks})", base), agencies))
     return _with_children(records, children, ["agency_type", "area_code", "period"])
 
 
@@ -198,18 +211,30 @@ def protected_cube(con, cube: MeasureCube | None = None, *, layers=None, keys: d
     keys = members.key_tables(con, children=linked) if keys is None else keys
     linked = linked and members.CHILD_KEYS in keys
 
-    atoms = atom_cells(con, layers, keys)
-    direct = {}
-    for layer in layers:
-        records = _additive_direct(atoms, layer)
-        children = (_perturb_children(_sql(con, keys, _children_sql(f"e.{_stored(layer)}")))
-                    if linked else None)
-        direct[layer] = _grouped_frame(_with_children(records, children, ["agency_type", "area_code", "period"]))
     natives: dict[str, list[str]] = {}
     for agency, native in NATIVE_LAYER.items():
         natives.setdefault(native, []).append(agency)
-    native_cells = {native: _grouped_frame(_native_cells(con, keys, agencies, linked))
-                    for native, agencies in natives.items()}
+    with store.held(con) as cur:  # one cursor: it holds the linked records' table every layer's children read
+        atoms = atom_cells(cur, layers, keys)
+        base = None
+        if linked:  # joined to the child keys once (five joins and nine groupings of the records before)
+            columns = list(dict.fromkeys(["agency_code", *(_stored(layer) for layer in layers)]))
+            members.register(cur, keys)
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE {CHILD_RECORDS} AS {_children_base(columns)}")
+            base = f"temp.{CHILD_RECORDS}"
+        try:
+            direct = {}
+            for layer in layers:
+                records = _additive_direct(atoms, layer)
+                children = (_perturb_children(_sql(cur, keys, _children_sql(f"e.{_stored(layer)}", base=base)))
+                            if linked else None)
+                direct[layer] = _grouped_frame(_with_children(records, children,
+                                                              ["agency_type", "area_code", "period"]))
+            native_cells = {native: _grouped_frame(_native_cells(cur, keys, agencies, linked, base))
+                            for native, agencies in natives.items()}
+        finally:
+            if base:
+                cur.execute(f"DROP TABLE IF EXISTS {base}")
     return assemble(direct, native_cells, linked, layers, started)  # converted exactly as the exact cube is
 
 

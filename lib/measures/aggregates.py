@@ -153,22 +153,6 @@ def store_layers() -> tuple[str, ...]:
     return tuple(k for k in COMPLETENESS_LAYERS if layer_registry.on_measure_atoms(k))
 
 
-class _InTransaction:
-    """A cursor inside a write's transaction handed where a connection is expected: ``store.cursor`` gets the same
-    cursor back (a new cursor is another transaction, blind to the change not yet committed) and cannot close it."""
-    def __init__(self, cur):
-        self._cur = cur
-
-    def cursor(self):
-        return self
-
-    def close(self) -> None:
-        pass
-
-    def __getattr__(self, name):
-        return getattr(self._cur, name)
-
-
 #: Stored results that do not follow the record tables, registered from the layers above (the Scenario's default
 #: simulation, ``lib.scenario.stored``): name prefix in ``agg_frames`` -> ``refresh(cur)``, which keeps its own
 #: fingerprint and rows and recomputes them, inside the write's transaction, only when that fingerprint changed.
@@ -206,7 +190,7 @@ def build_stored(cur, *, full: bool = True) -> None:
                                                               for name in ("exact", "protected", "views")])
     if not cur.execute("SELECT count(*) FROM encounters").fetchall()[0][0]:
         return
-    here = _InTransaction(cur)
+    here = store.HeldCursor(cur)
     linked = "record_child" in stored._tables(cur)
     exact = from_rows(cur.execute("SELECT * FROM agg_direct").df(), cur.execute("SELECT * FROM agg_native").df(),
                       linked, None, started)
@@ -373,9 +357,8 @@ def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True):
     ingested, no published measure). ``across`` False: not the measures named ``across/...``, which count only
     linked records (kept by an upload that links none: ``_across_unchanged``). Every measure runs on one cursor
     (the caller's inside a write's transaction), which holds the temporary tables they share."""
-    with store.cursor(con) as cur:
-        yield from _view_frames(cur if isinstance(cur, _InTransaction) else _InTransaction(cur), keys, linked,
-                                across=across)
+    with store.held(con) as cur:
+        yield from _view_frames(cur, keys, linked, across=across)
 
 
 def _view_frames(con, keys: dict | None, linked: bool, *, across: bool):
@@ -494,7 +477,7 @@ def build_views(cur, keys: dict | None, linked: bool, *, across: bool = True) ->
     """Store every measure of ``view_frames`` in ``agg_frames`` on ``cur`` (inside the caller's transaction, the
     keys registered or not: each function registers what it needs on the same cursor); returns how many.
     ``across`` False: only the Data and Compare pages' (the ``across/...`` measures are kept: ``_across_unchanged``)."""
-    here = _InTransaction(cur)
+    here = store.HeldCursor(cur)
     n = 0
     try:
         for name, value in view_frames(here, keys, linked, across=across):

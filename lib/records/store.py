@@ -106,6 +106,33 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, where: str = "the store") -> i
 
 # -- the facade: who owns the connection, cursors and transactions -------------------------------------------
 
+class HeldCursor:
+    """One cursor handed where a connection is expected: ``cursor`` gets the same cursor back and cannot close it.
+    Inside a write's transaction a new cursor would be another transaction, blind to the change not yet committed;
+    and a cursor's temporary tables are its own, so work sharing one must run on the one cursor."""
+    def __init__(self, cur):
+        self._cur = cur
+
+    def cursor(self):
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self._cur, name)
+
+
+@contextlib.contextmanager
+def held(con):
+    """A ``HeldCursor`` on ``con``: the one it is already, or a new cursor of ``con``'s, closed afterwards."""
+    if isinstance(con, HeldCursor):
+        yield con
+        return
+    with cursor(con) as cur:
+        yield HeldCursor(cur)
+
+
 @contextlib.contextmanager
 def cursor(con: duckdb.DuckDBPyConnection):
     """A cursor of its own on ``con`` (the app shares one connection across threads), closed afterwards."""
