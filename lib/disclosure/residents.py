@@ -31,8 +31,13 @@ def atom_ids(homes: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """One id per distinct combination of the ``columns`` (a child's home area in each layer; missing = none)."""
     if not len(homes):
         return np.zeros(0, dtype=np.int64)
-    frame = homes[columns].astype("string").fillna("\u2205")
-    return pd.MultiIndex.from_frame(frame).factorize()[0].astype(np.int64)
+    # the columns' codes folded in one at a time and renumbered (never above the rows x one column's values), so
+    # the ids are those of the tuples, numbered in order of first appearance (a MultiIndex of texts: 0.8 s at 1M)
+    ids = np.zeros(len(homes), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(homes[column].astype("string"))  # missing: -1, a value of its own
+        ids = pd.factorize(ids * (len(uniques) + 1) + (codes + 1))[0].astype(np.int64)
+    return ids
 
 
 #: Flags whose children are a subset of another flag's (the rest are subsets of every child only): a part is never
