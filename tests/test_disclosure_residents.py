@@ -67,3 +67,18 @@ def test_an_area_is_the_exact_sum_of_its_atoms():
     home = children.drop_duplicates(residents.ATOM).set_index(residents.ATOM)["home_area"]
     expected = atoms.groupby(home.reindex(atoms.index).to_numpy()).sum()
     pd.testing.assert_frame_equal(areas, expected, check_names=False, check_dtype=False)
+
+
+def test_atom_ids_number_each_combination_of_homes_once_in_order_of_first_appearance():
+    """A child's home atom is its combination of home areas, "no home" a value of its own: the ids equal a plain
+    numbering of the tuples (texts, the missing spelt out) in the order they first appear."""
+    rng = np.random.default_rng(7)
+    codes = np.array(["E1", "E2", "W1", None], dtype=object)
+    homes = pd.DataFrame({f"home_{i}": pd.array(codes[rng.integers(0, 4, 500)], dtype="string") for i in range(4)})
+    homes.loc[0, "home_0"] = "\u2205x"  # a text that only looks like a marker is not "no home"
+    seen: dict[tuple, int] = {}
+    expected = [seen.setdefault(tuple("<none>" if pd.isna(v) else v for v in row), len(seen))
+                for row in homes.itertuples(index=False)]
+    got = residents.atom_ids(homes, list(homes.columns))
+    assert got.tolist() == expected
+    assert residents.atom_ids(homes.iloc[:0], list(homes.columns)).tolist() == []
