@@ -412,16 +412,21 @@ def flow_encounter_atoms(con: duckdb.DuckDBPyConnection, atoms_of: list[str], ke
     ``encounters`` (n perturbed with the cell key). ``homes``: ``home_areas`` of the children (with every layer
     of ``atoms_of``) when the caller already has them."""
     _require_linkage(con)
-    ctes = ",\n".join(f"h{i} AS ({_home_sql(g) if homes is None else _homes_sql(g)})" for i, g in enumerate(atoms_of))
-    joins = " ".join(f"LEFT JOIN h{i} ON h{i}.child_id = rc.child_id" for i in range(len(atoms_of)))
-    columns = ", ".join([*(f"h{i}.home_area AS home{i}" for i in range(len(atoms_of))),
+    if homes is None:
+        ctes = "WITH " + ",\n".join(f"h{i} AS ({_home_sql(g)})" for i, g in enumerate(atoms_of))
+        joins = " ".join(f"LEFT JOIN h{i} ON h{i}.child_id = rc.child_id" for i in range(len(atoms_of)))
+        home = [f"h{i}.home_area" for i in range(len(atoms_of))]
+    else:  # one row per child with every layer's home: one join, not one per layer (NULL where it has none)
+        ctes, joins = "", f"LEFT JOIN {HOMES} h ON h.child_id = rc.child_id"
+        home = [f"h.home_{_check_layer(g, tuple(layers.REGISTRY))}" for g in atoms_of]
+    columns = ", ".join([*(f"{h} AS home{i}" for i, h in enumerate(home)),
                          *(f"e.enc_{layers.REGISTRY[g].stored_key} AS enc{i}" for i, g in enumerate(atoms_of))])
     with cursor(con) as cur:
         register(cur, keys)
         if homes is not None:
             cur.register(HOMES, homes)
         atoms = cur.execute(f"""
-            WITH {ctes}
+            {ctes}
             SELECT {columns}, count(*) AS n, CAST(sum(k.rkey) % {KEYS} AS INTEGER) AS cell_key
             FROM encounters e JOIN record_child rc USING (record_key)
                  JOIN {RECORD_KEYS} k ON k.record_key = e.record_key {joins}
