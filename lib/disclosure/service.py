@@ -97,11 +97,11 @@ def _children_base(columns=()) -> str:
 CHILD_RECORDS = "dc_child_records"
 
 
-def _children_sql(area_sql: str, where: str = "", base: str | None = None, columns=()) -> str:
+def _children_sql(area_sql: str, where: str = "", base: str | None = None) -> str:
     """Distinct children per agency x area x period (years and "all") with their cell keys. ``base``: a relation
     of ``_children_base``'s rows holding the columns ``area_sql`` and ``where`` read (alias ``e``); without it the
-    records are joined here, with the encounter's ``columns`` those two read."""
-    base = base or f"({_children_base(columns)})"
+    records are joined here with none of the encounter's other columns (England and Wales's cells)."""
+    base = base or f"({_children_base()})"
     return f"""
         WITH per_child AS (
             SELECT agency_type, area_code, CASE WHEN grouping(year) = 0 THEN year ELSE 'all' END AS period,
