@@ -14,6 +14,7 @@ write's transaction, and always equals a from-scratch count (``counts.build_cube
 """
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -307,11 +308,11 @@ def test_an_error_mid_refresh_leaves_the_previous_aggregates(synthetic, monkeypa
         rows_before = con.execute("SELECT * FROM agg_direct ORDER BY ALL").fetchall()
         real, calls = stored.direct_sql, []
 
-        def failing(layer, linked, cells=None):  # the first layer's cells are already rewritten by then
+        def failing(layer, linked, cells=None, **kwargs):  # the first layer's cells are already rewritten by then
             calls.append(layer)
             if len(calls) == 2:
                 raise RuntimeError("disk full (simulated) while rebuilding the aggregates")
-            return real(layer, linked, cells)
+            return real(layer, linked, cells, **kwargs)
 
         monkeypatch.setattr(stored, "direct_sql", failing)
         with pytest.raises(RuntimeError, match="simulated"):
@@ -641,6 +642,57 @@ def test_the_grouped_counts_equal_an_independent_pandas_recount(linked_store):
     assert len(both[0]) > 300 and both[0]["children"].lt(both[0]["records"]).any()
     assert (both[0]["cse_children"] > 0).any()
     pd.testing.assert_frame_equal(both[0], both[1])
+
+
+def test_the_rebuild_groups_one_table_of_the_records_as_each_layer_would_group_them(linked_store):
+    """A full rebuild reads the records once (``records_sql``, the temporary ``RECORDS``), not joined to their
+    children again per layer: every layer's and the native rows from it equal those grouped from the records
+    themselves, linked or not; the rebuild stores exactly them and leaves no temporary table behind."""
+    _, con = linked_store
+    with pytest.raises(_RolledBack), store.transaction(con) as cur:  # the shared store left as it was
+        for linked in (True, False):
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE {stored.RECORDS} AS {stored.records_sql(linked)}")
+            statements = [*(functools.partial(stored.direct_sql, layer, linked) for layer in stored.measure_layers()),
+                          functools.partial(stored.native_sql, linked)]
+            for sql in statements:
+                apart = cur.execute(f"SELECT * FROM ({sql(source=None)}) ORDER BY ALL").fetchall()
+                assert len(apart) > 20 and apart == cur.execute(
+                    f"SELECT * FROM ({sql(source=f'temp.{stored.RECORDS}')}) ORDER BY ALL").fetchall()
+            cur.execute(f"DROP TABLE temp.{stored.RECORDS}")
+        stored.rebuild(cur)
+        rows = {table: cur.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+                for table in ("agg_direct", "agg_native")}
+        assert rows["agg_direct"] == cur.execute(
+            " UNION ALL ".join(f"SELECT * FROM ({stored.direct_sql(layer, True)})" for layer in stored.measure_layers())
+            + " ORDER BY ALL").fetchall()
+        assert rows["agg_native"] == cur.execute(f"SELECT * FROM ({stored.native_sql(True)}) ORDER BY ALL").fetchall()
+        assert stored.RECORDS not in {r[0] for r in cur.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+        raise _RolledBack
+
+
+def test_the_exact_cube_is_the_same_to_the_bit_whatever_order_its_rows_were_stored_in(linked_store):
+    """The converted cells sum their parts in the order the grouped rows are read; they are read in the order of
+    their keys (``_stored_rows``), so rows stored in another order (a rebuild's parallel inserts) give the same
+    cube exactly, not only within rounding."""
+    _, con = linked_store
+    with pytest.raises(_RolledBack), store.transaction(con) as cur:
+        linked = "record_child" in stored._tables(cur)
+        before = aggregates.from_rows(*aggregates._stored_rows(cur), linked).counts
+        for table in ("agg_direct", "agg_native"):
+            rows = cur.execute(f"SELECT * FROM {table}").df().sample(frac=1.0, random_state=7)
+            cur.execute(f"DELETE FROM {table}")
+            cur.register("shuffled", rows)
+            cur.execute(f"INSERT INTO {table} SELECT * FROM shuffled")
+            cur.unregister("shuffled")
+        after = aggregates.from_rows(*aggregates._stored_rows(cur), linked).counts
+        assert before["apportioned"].any() and len(before) > 100
+        pd.testing.assert_frame_equal(before, after, check_exact=True)
+        raise _RolledBack
+
+
+class _RolledBack(Exception):
+    """Raised to roll a test's transaction back."""
 
 
 def test_the_completeness_atoms_of_several_layer_lists_from_one_query_equal_one_query_each(linked_store):

@@ -70,6 +70,18 @@ def from_rows(direct: pd.DataFrame, native: pd.DataFrame, linked: bool, layers=N
     return counts.assemble(direct_frames, native_frames, linked, layers, started)
 
 
+def _stored_rows(cur, layers=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(``agg_direct`` rows of ``layers`` or every layer, ``agg_native`` rows) in the order of their keys: the
+    converted cells sum their parts in this order, so the cube is the same to the last bit however the rows were
+    inserted (a rebuild's parallel inserts do not keep an order)."""
+    where, params = "", []
+    if layers is not None:
+        where, params = f" WHERE layer IN ({', '.join('?' * len(layers))})", list(layers)
+    direct = cur.execute(f"SELECT * FROM agg_direct{where} ORDER BY {', '.join(stored.DIRECT_KEYS)}", params).df()
+    native = cur.execute(f"SELECT * FROM agg_native ORDER BY {', '.join(stored.NATIVE_KEYS)}").df()
+    return direct, native
+
+
 def load(con: duckdb.DuckDBPyConnection, layers=None) -> tuple[counts.MeasureCube, bool]:
     """(the cube, whether it came from the stored aggregates). Read in one transaction: the check that the
     aggregates are current and the rows read see the same committed state. The assembled exact cube
@@ -83,11 +95,8 @@ def load(con: duckdb.DuckDBPyConnection, layers=None) -> tuple[counts.MeasureCub
                 return assembled, True
             if stored.current(cur):
                 names = stored.measure_layers() if wanted is None else wanted
-                marks = ", ".join("?" * len(names))
-                direct = cur.execute(f"SELECT * FROM agg_direct WHERE layer IN ({marks})", names).df()
-                native = cur.execute("SELECT * FROM agg_native").df()
                 linked = "record_child" in stored._tables(cur)
-                return from_rows(direct, native, linked, wanted, started), True
+                return from_rows(*_stored_rows(cur, names), linked, wanted, started), True
     return counts.build_cube(con, layers), False
 
 
@@ -192,8 +201,7 @@ def build_stored(cur, *, full: bool = True) -> None:
         return
     here = store.HeldCursor(cur)
     linked = "record_child" in stored._tables(cur)
-    exact = from_rows(cur.execute("SELECT * FROM agg_direct").df(), cur.execute("SELECT * FROM agg_native").df(),
-                      linked, None, started)
+    exact = from_rows(*_stored_rows(cur), linked, None, started)
     built = {"exact": exact}
     try:
         keys = members.key_tables(here, children=linked)
@@ -518,12 +526,13 @@ def build_on_spark(folder, *, master: str | None = None, partitions: int | None 
     linked = (folder / "record_child.parquet").exists()
     if linked:
         spark.read.parquet(str(folder / "record_child.parquet")).createOrReplaceTempView("record_child")
-    try:
-        direct = pd.concat([spark.sql(stored.direct_sql(layer, linked)).toPandas()
+    try:  # the full rebuild's statements: the records' table once (a view here), then every layer from it
+        spark.sql(stored.records_sql(linked)).createOrReplaceTempView(stored.RECORDS)
+        direct = pd.concat([spark.sql(stored.direct_sql(layer, linked, source=stored.RECORDS)).toPandas()
                             for layer in stored.measure_layers()], ignore_index=True)
-        native = spark.sql(stored.native_sql(linked)).toPandas()
+        native = spark.sql(stored.native_sql(linked, source=stored.RECORDS)).toPandas()
     finally:  # the session is shared (linkage scoring registers its own "encounters" table in it): leave no views
-        for view in ("encounters", "record_child"):
+        for view in ("encounters", "record_child", stored.RECORDS):
             spark.catalog.dropTempView(view)
     for frame in (direct, native):
         for column in stored.VALUE_COLUMNS:
