@@ -713,6 +713,38 @@ def test_the_completeness_atoms_of_several_layer_lists_from_one_query_equal_one_
             pd.testing.assert_frame_equal(sort[0], sort[1], check_exact=True)
 
 
+def test_known_keys_are_reused_under_this_secret_only_and_new_ids_are_hashed(linked_store, monkeypatch):
+    """The stored build hands ``members.key_tables`` last time's key tables (``known``): the tables come out as
+    hashing every id gives them, hashing only the ids the known tables lack (and a spot check of theirs); a known
+    table made under another secret is not used; a known id listed twice is looked up once."""
+    import pyarrow as pa
+
+    _, con = linked_store
+    fresh = members.key_tables(con)
+    assert set(fresh) == {members.RECORD_KEYS, members.CHILD_KEYS}
+
+    def ordered(tables):
+        return {name: table.sort_by(table.column_names[0]) for name, table in tables.items()}
+
+    real, hashed = members.keys_of, []
+    monkeypatch.setattr(members, "keys_of", lambda ids, secret, domain: hashed.append(len(ids)) or real(
+        ids, secret, domain))
+    half = {name: table.take(pa.array(range(0, table.num_rows, 2))) for name, table in fresh.items()}
+    shifted = {name: table.set_column(1, "rkey", pa.array((table.column("rkey").to_numpy() + 1) % 256, pa.int32()))
+               for name, table in fresh.items()}  # another secret's keys
+    total = sum(table.num_rows for table in fresh.values())
+    checks = 2 * members.SPOT_CHECKS  # the spot checks; a null child id (anonymous records) is never looked up
+    cases = ((fresh, 0, checks + 1), (half, total // 2 - 2, total // 2 + 2 + checks),
+             ({name: pa.concat_tables([t, t]) for name, t in half.items()}, total // 2 - 2, total // 2 + 2 + checks),
+             (shifted, total, total + checks))
+    for known, low, high in cases:
+        hashed.clear()
+        got = members.key_tables(con, known=known)
+        assert {name: t.num_rows for name, t in got.items()} == {name: t.num_rows for name, t in fresh.items()}
+        assert ordered(got) == ordered(fresh)
+        assert low <= sum(hashed) <= high
+
+
 def test_record_keys_are_the_first_byte_of_the_keyed_hash():
     """``members.keys_of`` reads the digest's first byte (``Hasher.first_bytes``), as the hex text's first two
     characters gave it: the same key for every id, so every stored cell keeps its noise."""
