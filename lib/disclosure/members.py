@@ -63,8 +63,8 @@ def key_tables(con, *, children: bool = True, known: dict[str, pa.Table] | None 
     ``{CHILD_KEYS: ...}`` (Arrow tables; one pass over the ids, about 1 µs each). Memoise them per data version.
     ``known``: key tables made before on this store (the stored build's previous ones, by the same names, one row
     per id): the ids they hold keep their keys, looked up in DuckDB (the values hashing gives them, checked on a
-    sample: ``_known_hold``), and only the others are hashed (5,000,000 encounters: 8.6-11.2 s hashed, 2.3 s
-    looked up)."""
+    sample: ``_known_hold``), and only the others are hashed (5,000,000 encounters: 8.4-11.2 s hashed, 2.5-2.6 s
+    looked up; session 17)."""
     known = known or {}
     secret = store_secret(con)
     out = {}

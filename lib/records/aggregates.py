@@ -116,8 +116,9 @@ def records_sql(linked: bool) -> str:
     """The records as ``grouped_sql`` reads them, for every layer at once: agency type and code, every layer's
     area column, financial year, quarter, the CSE flag and the child (NULL before linkage or for an anonymous
     record). A full rebuild groups this one table per layer instead of joining the records to their children and
-    deriving their periods again for each (at 5,000,000 encounters the six queries took 37.6 s against 14.2 s
-    from it, session 17: docs/PERFORMANCE.md)."""
+    deriving their periods again for each (5,000,000 encounters, session 17, docs/PERFORMANCE.md: read-only, the
+    six queries 37.6 s against 14.2 s from it and 2.1 s to make it; in a transaction the rebuild 21.4-25.0 s against
+    19.5-20.1 s)."""
     child = "rc.child_id" if linked else "CAST(NULL AS STRING)"
     join = "LEFT JOIN record_child rc ON rc.record_key = e.record_key" if linked else ""
     areas = "".join(f", e.{column}" for column in sorted({area_column(layer) for layer in measure_layers()}))
