@@ -61,10 +61,10 @@ _KNOWN = "joinedup_known_keys"
 def key_tables(con, *, children: bool = True, known: dict[str, pa.Table] | None = None) -> dict[str, pa.Table]:
     """The key relations of the store behind ``con``: ``{RECORD_KEYS: ...}`` and, when linked and ``children``,
     ``{CHILD_KEYS: ...}`` (Arrow tables; one pass over the ids, about 1 µs each). Memoise them per data version.
-    ``known``: key tables made before on this store (the stored build's previous ones, by the same names, one row
-    per id): the ids they hold keep their keys, looked up in DuckDB (the values hashing gives them, checked on a
-    sample: ``_known_hold``), and only the others are hashed (5,000,000 encounters: 8.4-11.2 s hashed, 2.5-2.6 s
-    looked up; session 17)."""
+    ``known``: key tables made before on this store (the stored build's previous ones, by the same names; an id
+    listed twice is looked up once): the ids they hold keep their keys, looked up in DuckDB (the values hashing
+    gives them, checked on a sample: ``_known_hold``), and only the others are hashed (5,000,000 encounters:
+    8.4-11.2 s hashed, 2.5-2.6 s looked up; session 17)."""
     known = known or {}
     secret = store_secret(con)
     out = {}
