@@ -110,7 +110,27 @@ def open_page(page, url_path: str, timeout_ms: int = 120_000) -> None:
     been drawn by a finished run: its own title in the main area (the previous page's title differs), no
     running indicator, nothing stale."""
     page.locator(nav_selector(url_path)).first.click()
-    page.wait_for_function(NAVIGATED_JS, arg=PAGE_TITLES[url_path], timeout=timeout_ms)
+    try:
+        page.wait_for_function(NAVIGATED_JS, arg=PAGE_TITLES[url_path], timeout=timeout_ms)
+    except Exception as error:  # say what the page showed instead: a lost click, a hung run or an error
+        raise AssertionError(f"{url_path!r} did not finish drawing in {timeout_ms / 1000:.0f} s: "
+                             f"{_what_it_shows(page)}") from error
+
+
+def _what_it_shows(page) -> dict:
+    """What a page that did not finish shows (for a failure message): its address, title, whether a run is
+    going, what is stale, and the end of its text."""
+    try:
+        return page.evaluate("""() => ({
+            url: location.href,
+            title: (document.querySelector('[data-testid="stMain"] h1') || {}).innerText || null,
+            running: !!document.querySelector('[data-testid="stStatusWidget"]'),
+            stale: document.querySelectorAll('[data-stale="true"]').length,
+            exceptions: [...document.querySelectorAll('[data-testid="stException"], [data-testid="stAlert"]')]
+                .map(e => e.innerText.slice(0, 300)),
+            text: document.body.innerText.slice(-1500)})""")
+    except Exception as error:  # noqa: BLE001 - the page itself is gone
+        return {"unreadable": repr(error)}
 
 
 NAVIGATED_JS = """(title) => { const h = document.querySelector('[data-testid="stMain"] h1');

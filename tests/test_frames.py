@@ -73,11 +73,6 @@ def test_a_stores_tables_come_back_as_df_gives_them(tmp_path):
     ingest.commit(con, ingest.prepare_frame(encounters, "synthetic.parquet", key=key))
     for table in ("encounters", "batches"):
         _same(con, f"SELECT * FROM {table}")
-    # store.query (every measure's query) goes this way: the same frame as the parameterised `.df()`
-    sql, params = "SELECT * FROM encounters WHERE agency_type = ? AND encounter_date >= ?", ["police", "2020-01-01"]
-    got = store.query(con, sql, params)
-    assert len(got) > 10
-    pd.testing.assert_frame_equal(got, con.execute(sql, params).df())
     con.close()
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from lib.geo import layers, lookup
-from lib.records import aggregates, frames, tables, versions
+from lib.records import aggregates, tables, versions
 
 SCHEMA_VERSION = tables.SCHEMA_VERSION
 DB_ENV = "JOINEDUP_DB"
@@ -309,12 +309,14 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch, *, progress=None) -> dic
 # -- queries -------------------------------------------------------------------------------------------
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> pd.DataFrame:
-    """Run one parameterised query on its own cursor (the app shares one connection across threads). The frame is
-    `.df()`'s, its text carried through Arrow (lib.records.frames): `.df()` made a Python string of every text
-    value (the stored build's child tables, one run each: 1,000,000 encounters 3.1 -> 2.7 s; at 5,000,000 no
-    change, 14.8 s, where the query itself dominates; session 17)."""
+    """Run one parameterised query on its own cursor (the app shares one connection across threads). `.df()`, not
+    lib.records.frames: the app's pages call this from many Streamlit threads at once, and frames converts through a
+    fresh in-memory DuckDB scanning a Python Arrow table, the pattern reported to hang under thread churn
+    (xqlsystems/xarray-sql#241). Session 17 routed this through frames for 0.4 s of the stored build at 1M; CI then
+    timed out once on a page opened while the store was loaded (tests/test_browser_snapshots.py). Not proven the
+    cause (not reproduced here), but the only change the app's reads had had, so it went back (session 18)."""
     with cursor(con) as cur:
-        return frames.frame(cur.sql(sql, params=params or None))
+        return cur.execute(sql, params or []).df()
 
 
 def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
