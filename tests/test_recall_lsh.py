@@ -171,6 +171,37 @@ def test_a_large_block_takes_more_minhashes_so_band_matches_grow_with_the_store_
                 assert (keys[i][band] == keys[j][band]) == agree, (i, j, band)
 
 
+def test_two_nodes_share_a_band_key_exactly_when_their_block_level_and_taken_minhashes_agree(monkeypatch):
+    """The band keys are hashes (`lsh._key`): what counts is which nodes share one. On nodes drawn so that most of
+    them agree with many others (few coarse blocks, MinHashes from 4 values, -1 and 255 among them, every level),
+    each band's keys split the nodes exactly as the tuples they encode do: the coarse block, the level and the
+    MinHashes the level takes, and nothing else (not the MinHashes it does not take). Also with wider keys than
+    today's (`ROWS` of 5: more than one word of MinHashes per name; with `BANDS` of 6 a MinHash is taken twice from
+    the seventh on, so a key never differs there alone)."""
+    rng = np.random.default_rng(7)
+    n = 20_000
+    cases = ((lsh.ROWS, [-1, 255, 0, 254], [-(2 ** 63), -5, 0, 17, 2 ** 62]), ((5, 5), [255, 1], [3]))
+    for rows, drawn, bases in cases:
+        monkeypatch.setattr(lsh, "ROWS", rows)
+        base = rng.choice(np.array(bases, dtype=np.int64), n)
+        fore, sur = (rng.choice(np.array(drawn, dtype=np.int16), (n, lsh.BANDS)) for _ in range(2))
+        for block in (0, 1):
+            level = rng.integers(0, lsh.MAX_LEVEL + 1, n)
+            for band in range(lsh.BANDS):
+                taken = [lsh._rows(block, int(lv)) for lv in level]
+                encoded = pd.Series([(block, band, b, lv, tuple(fore[i, (band + j) % lsh.BANDS] for j in range(f)),
+                                      tuple(sur[i, (band + j) % lsh.BANDS] for j in range(s)))
+                                     for i, (b, lv, (f, s)) in enumerate(zip(base, level, taken))])
+                keys = lsh._key(block, band, base, fore, sur, level)
+                assert 50 < len(set(keys)) < n  # many nodes share a key, and many keys
+                assert (pd.factorize(keys)[0] == pd.factorize(encoded)[0]).all(), (rows, block, band)
+    # two blocks, two bands: never one key between them
+    monkeypatch.setattr(lsh, "ROWS", (1, 1))
+    one = lsh._key(0, 0, base, fore, sur, np.zeros(n, dtype=np.int64))
+    assert not set(one) & set(lsh._key(1, 0, base, fore, sur, np.zeros(n, dtype=np.int64)))
+    assert not set(one) & set(lsh._key(0, 1, base, fore, sur, np.zeros(n, dtype=np.int64)))
+
+
 def test_levels_add_a_minhash_of_each_name_in_turn():
     assert [lsh._rows(0, lv) for lv in range(4)] == [(1, 1), (2, 1), (2, 2), (3, 2)]
     assert lsh._rows(0, lsh.MAX_LEVEL)[0] <= lsh.BANDS

@@ -86,22 +86,38 @@ def _filters(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def minhashes(column: pd.Series) -> np.ndarray:
     """N x BANDS MinHashes (the lowest rank, 0-255, of a set bit under each permutation), -1 without a filter
-    or with an empty one."""
+    or with an empty one. A running minimum over the filter's bytes, each byte looked up in its band's 256-entry
+    table (`_byte_tables`): no index array of every byte of every node is built (1,000,000 nodes' two names
+    2.3 -> 0.7 s; session 18)."""
     words, present = _filters(column)
-    data = words.view(np.uint8)  # N x BYTES, byte b holds bits 8b..8b+7 (little-endian words)
-    tables = _byte_tables().reshape(BANDS, -1)  # band x (byte * 256 + value)
-    shift = 256 * np.arange(data.shape[1], dtype=np.int32)[None, :]
+    data = np.ascontiguousarray(words.view(np.uint8).T)  # BYTES x N: byte b holds bits 8b..8b+7 (little-endian)
+    tables = _byte_tables()  # band x byte x value
     out = np.empty((len(column), BANDS), dtype=np.int16)
-    for start in range(0, len(column), CHUNK):
-        index = data[start:start + CHUNK].astype(np.int32) + shift
-        for band in range(BANDS):
-            out[start:start + CHUNK, band] = tables[band].take(index).min(axis=1)
+    best = np.empty(len(column), dtype=np.int16)
+    for band in range(BANDS):
+        best.fill(bloom.BITS)
+        for byte in range(data.shape[0]):
+            np.minimum(best, tables[band, byte].take(data[byte]), out=best)
+        out[:, band] = best
     out[(out == bloom.BITS) | ~present[:, None]] = -1
     return out
 
 
 def _hash(values: pd.Series) -> np.ndarray:
     return pd.util.hash_array(values.astype(object).to_numpy()).astype(np.int64)
+
+
+_GOLDEN, _M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (Steele, Lea and Flood 2014), a bijection of the 64-bit integers that spreads every
+    input bit over the output: keys built by mixing one word into the last are equal only for equal inputs, but
+    for a chance of about 2^-64 per two nodes."""
+    x = x + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
 
 
 def _rows(block: int, level: int) -> tuple[int, int]:
@@ -111,15 +127,24 @@ def _rows(block: int, level: int) -> tuple[int, int]:
 
 
 def _key(block: int, band: int, base: np.ndarray, fore: np.ndarray, sur: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """Band `band`'s key of each node: a hash of (block and band, coarse block, its level, the MinHashes its level
-    takes: band b's MinHash and the next ones, cyclically; -2 where the level takes fewer)."""
+    """Band `band`'s key of each node: a 64-bit hash of (block and band, coarse block, its level, the MinHashes its
+    level takes: band b's MinHash and the next ones, cyclically; -2 where the level takes fewer). The MinHashes
+    (-2 to 255) are packed 9 bits each, at most 7 to a word, a name's words apart from the other's; the block, band
+    and level make one more word; each word is mixed into the coarse block's in turn (`_mix`). Only equality of
+    keys counts (two nodes share a key or not), so this gives the pairs pandas' row hashes gave, a third of the
+    time (session 18)."""
     width = _rows(block, MAX_LEVEL)
-    parts = {"block": np.full(len(base), block * BANDS + band), "base": base, "level": level}
-    for name, hashes, wide, at in (("f", fore, width[0], 0), ("s", sur, width[1], 1)):
+    key = _mix(np.asarray(base).astype(np.int64).view(np.uint64)
+               ^ ((level.astype(np.uint64) << np.uint64(8)) | np.uint64(block * BANDS + band)))
+    for hashes, wide, at in ((fore, width[0], 0), (sur, width[1], 1)):
         taken = np.array([_rows(block, int(lv))[at] for lv in range(MAX_LEVEL + 1)])[level]
-        for j in range(wide):
-            parts[f"{name}{j}"] = np.where(j < taken, hashes[:, (band + j) % BANDS], -2)
-    return pd.util.hash_pandas_object(pd.DataFrame(parts), index=False).to_numpy().astype(np.int64)
+        for first in range(0, wide, 7):
+            word = np.zeros(len(base), dtype=np.uint64)
+            for j in range(first, min(first + 7, wide)):
+                part = np.where(j < taken, hashes[:, (band + j) % BANDS], -2).astype(np.int64) + 2  # 0 to 257
+                word |= part.astype(np.uint64) << np.uint64(9 * (j - first))
+            key = _mix(key ^ word)
+    return key.view(np.int64)
 
 
 def chance_meeting(block: int, level: int, fore: np.ndarray, sur: np.ndarray) -> float:
