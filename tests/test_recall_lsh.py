@@ -195,11 +195,14 @@ def test_two_nodes_share_a_band_key_exactly_when_their_block_level_and_taken_min
                 keys = lsh._key(block, band, base, fore, sur, level)
                 assert 50 < len(set(keys)) < n  # many nodes share a key, and many keys
                 assert (pd.factorize(keys)[0] == pd.factorize(encoded)[0]).all(), (rows, block, band)
-    # two blocks, two bands: never one key between them
+    # two blocks, two bands: never one key between them, even where the coarse blocks' hashes differ only where the
+    # block and band are written (0, 1, 6 and 7: block 0 band 1 is 1, block 1 band 0 is 6)
     monkeypatch.setattr(lsh, "ROWS", (1, 1))
-    one = lsh._key(0, 0, base, fore, sur, np.zeros(n, dtype=np.int64))
-    assert not set(one) & set(lsh._key(1, 0, base, fore, sur, np.zeros(n, dtype=np.int64)))
-    assert not set(one) & set(lsh._key(0, 1, base, fore, sur, np.zeros(n, dtype=np.int64)))
+    base = rng.choice(np.array([0, 1, 6, 7], dtype=np.int64), n)
+    level = np.zeros(n, dtype=np.int64)
+    one = lsh._key(0, 0, base, fore, sur, level)
+    assert not set(one) & set(lsh._key(1, 0, base, fore, sur, level))
+    assert not set(one) & set(lsh._key(0, 1, base, fore, sur, level))
 
 
 def test_levels_add_a_minhash_of_each_name_in_turn():

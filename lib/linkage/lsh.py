@@ -44,7 +44,6 @@ PAIRS_PER_NODE = 15.0  # a coarse block whose nodes would each meet more than th
 MAX_LEVEL = 6  # at most ROWS + 3 MinHashes of each name per key (the 5M store's largest blocks need level 2)
 SEED = 20_201  # fixed: the permutations are public, the filters' positions are keyed
 COLUMN = "name_lsh"
-CHUNK = 250_000  # nodes looked up at once
 
 
 def _ranks() -> np.ndarray:
@@ -130,12 +129,12 @@ def _key(block: int, band: int, base: np.ndarray, fore: np.ndarray, sur: np.ndar
     """Band `band`'s key of each node: a 64-bit hash of (block and band, coarse block, its level, the MinHashes its
     level takes: band b's MinHash and the next ones, cyclically; -2 where the level takes fewer). The MinHashes
     (-2 to 255) are packed 9 bits each, at most 7 to a word, a name's words apart from the other's; the block, band
-    and level make one more word; each word is mixed into the coarse block's in turn (`_mix`). Only equality of
-    keys counts (two nodes share a key or not), so this gives the pairs pandas' row hashes gave (at 1M: the same
-    partition of 8.4 million key slots), in under half the time (session 18)."""
+    and level make one more word; the coarse block's hash is mixed (`_mix`), then each word into it in turn. Only
+    equality of keys counts (two nodes share a key or not), so this gives the pairs pandas' row hashes gave (at 1M
+    and 5M: the same partition of every key slot), in under half the time (session 18)."""
     width = _rows(block, MAX_LEVEL)
-    key = _mix(np.asarray(base).astype(np.int64).view(np.uint64)
-               ^ ((level.astype(np.uint64) << np.uint64(8)) | np.uint64(block * BANDS + band)))
+    tag = (level.astype(np.uint64) << np.uint64(8)) | np.uint64(block * BANDS + band)
+    key = _mix(_mix(np.asarray(base).astype(np.int64).view(np.uint64)) ^ tag)
     for hashes, wide, at in ((fore, width[0], 0), (sur, width[1], 1)):
         taken = np.array([_rows(block, int(lv))[at] for lv in range(MAX_LEVEL + 1)])[level]
         for first in range(0, wide, 7):
