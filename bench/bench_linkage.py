@@ -2,8 +2,9 @@
 
 Run: python -m bench.bench_linkage [--sizes 100000,1000000] [--no-baseline]
 Each size runs in its own subprocess so peak memory is that size's own. Prints JSON lines. `--no-baseline`
-skips the plain-Splink comparison (at 1M it takes longer than our own link). Figures: link time, peak memory,
-F1, the review queue (per 100,000 records as in bench.bench_recall) and the children.
+skips the plain-Splink comparison (at 1M it takes longer than our own link). Figures: link time (the link as the
+app runs it, its save building every stored cube and measure; each stage's seconds too), peak memory, F1, the review
+queue (per 100,000 records as in bench.bench_recall) and the children.
 """
 from __future__ import annotations
 
@@ -56,13 +57,16 @@ def _rss_mb() -> float:
 
 
 #: The stages of `link` timed by `stage_timer`: (module, function), in the order they run. Nested ones
-#: (Dice cut-points, EM) are inside training, the pairs found before Splink (pair_keys) inside scoring; their seconds
-#: are part of it.
+#: (Dice cut-points, EM) are inside training, the pairs found before Splink (pair_keys) inside scoring, and the stored
+#: build (the record-level aggregates, the protected cube, the pages' stored measures, the Scenario's stored
+#: simulation) inside the save; their seconds are part of it.
 STAGES = [("lib.linkage.run", "deterministic_pass"), ("lib.linkage.lsh", "with_keys"),
           ("lib.linkage.dice", "thresholds"), ("lib.linkage.training", "train_model"),
           ("lib.linkage.inference", "score"), ("lib.linkage.band_pairs", "pair_keys"),
           ("lib.linkage.inference", "kept_edges"),
-          ("lib.linkage.run", "cluster"), ("lib.linkage.clustering", "outcomes"), ("lib.linkage.run", "_save")]
+          ("lib.linkage.run", "cluster"), ("lib.linkage.clustering", "outcomes"), ("lib.linkage.run", "_save"),
+          ("lib.records.aggregates", "rebuild"), ("lib.disclosure.service", "protected_cube"),
+          ("lib.measures.aggregates", "build_views"), ("lib.measures.aggregates", "refresh_results")]
 
 
 @contextlib.contextmanager
@@ -112,6 +116,8 @@ def stage_timer():
 
 
 def one_size(size: int, seed: int, baseline: bool = True, **config) -> None:
+    import lib.measures.aggregates  # noqa: F401  (the save builds the stored cubes and measures, as in the app,
+    import lib.scenario.stored  # noqa: F401       lib.cli and bench.run_all: the link is timed as they run it)
     from lib.linkage.evaluate import evaluate, pairwise_scores
     from lib.linkage.run import LinkConfig, link
     from lib.records import ingest, store
