@@ -58,8 +58,9 @@ def _rss_mb() -> float:
 
 #: The stages of `link` timed by `stage_timer`: (module, function), in the order they run. Nested ones
 #: (Dice cut-points, EM) are inside training, the pairs found before Splink (pair_keys) inside scoring, and the stored
-#: build (the record-level aggregates, the protected cube, the pages' stored measures, the Scenario's stored
-#: simulation) inside the save; their seconds are part of it.
+#: build (the record-level aggregates, the protected cube, the pages' stored measures, the stored results' check: the
+#: Scenario's simulation is stored by the ingest before, once per key, and kept) inside the save; their seconds are
+#: part of it.
 STAGES = [("lib.linkage.run", "deterministic_pass"), ("lib.linkage.lsh", "with_keys"),
           ("lib.linkage.dice", "thresholds"), ("lib.linkage.training", "train_model"),
           ("lib.linkage.inference", "score"), ("lib.linkage.band_pairs", "pair_keys"),
