@@ -1,6 +1,7 @@
 """Start the real app and drive it in Debian's Chromium through Playwright (no `playwright install`)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -21,6 +22,18 @@ def chromium_available() -> bool:
     return Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None
 
 
+#: Where each served app's output goes, and the logs of the apps started so far (newest last).
+LOG_DIR = Path(os.environ.get("JOINEDUP_APP_LOGS", "/tmp/joinedup-app-logs"))
+SERVER_LOGS: list[Path] = []
+
+
+def _server_log_tail(lines: int = 40) -> str:
+    """The last lines of the newest served app's output: what the server said while a page hung."""
+    if not SERVER_LOGS or not SERVER_LOGS[-1].exists():
+        return ""
+    return "\n".join(SERVER_LOGS[-1].read_text(errors="replace").splitlines()[-lines:])
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -32,12 +45,11 @@ def running_app(env: dict | None = None, timeout: float = 90, script: str = "app
     """Yield the base URL of the app (or one page script) served on a free loopback port. The server's own
     settings come from .streamlit/config.toml, as for a user (usage statistics off there, not here)."""
     port = _free_port()
-    if log_path is not None:
-        log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below, after the server stops
-    elif (ROOT / ".pytest_cache").exists():
-        log = open(ROOT / ".pytest_cache" / f"streamlit-{port}.log", "w")  # noqa: SIM115
-    else:
-        log = subprocess.DEVNULL
+    if log_path is None:  # kept: a page that does not finish drawing quotes the server's last lines
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log_path = LOG_DIR / f"streamlit-{port}.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below, after the server stops
+    SERVER_LOGS.append(Path(log_path))
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / script), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port)],
@@ -62,8 +74,7 @@ def running_app(env: dict | None = None, timeout: float = 90, script: str = "app
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        if log is not subprocess.DEVNULL:
-            log.close()
+        log.close()
 
 
 @contextmanager
@@ -108,29 +119,43 @@ def nav_selector(url_path: str) -> str:
 def open_page(page, url_path: str, timeout_ms: int = 120_000) -> None:
     """Go to a page through the sidebar navigation (the same Streamlit session), and wait until that page has
     been drawn by a finished run: its own title in the main area (the previous page's title differs), no
-    running indicator, nothing stale."""
-    page.locator(nav_selector(url_path)).first.click()
+    running indicator, nothing stale.
+
+    A page already open is first left for another: the check above would pass at once on the old drawing
+    (same title, the rerun not yet started) and read the sidebar of the run before (a flaky failure once)."""
+    title = page.evaluate("() => (document.querySelector('[data-testid=\"stMain\"] h1') || {}).innerText || ''")
+    if title.strip() == PAGE_TITLES[url_path]:
+        open_page(page, "about" if url_path != "about" else "boundaries", timeout_ms)
+    step = "the click on its link"
     try:
+        page.locator(nav_selector(url_path)).first.click()
+        step = "its drawing"
         page.wait_for_function(NAVIGATED_JS, arg=PAGE_TITLES[url_path], timeout=timeout_ms)
     except Exception as error:  # say what the page showed instead: a lost click, a hung run or an error
-        raise AssertionError(f"{url_path!r} did not finish drawing in {timeout_ms / 1000:.0f} s: "
-                             f"{_what_it_shows(page)}") from error
+        raise AssertionError(f"{url_path!r}: {step} did not finish ({str(error).splitlines()[0]}): "
+                             f"{_what_it_shows(page)}\nthe server's last lines:\n{_server_log_tail()}") from error
 
 
 def _what_it_shows(page) -> dict:
     """What a page that did not finish shows (for a failure message): its address, title, whether a run is
     going, what is stale, and the end of its text."""
     try:
-        return page.evaluate("""() => ({
+        shown = page.evaluate("""() => ({
             url: location.href,
             title: (document.querySelector('[data-testid="stMain"] h1') || {}).innerText || null,
             running: !!document.querySelector('[data-testid="stStatusWidget"]'),
             stale: document.querySelectorAll('[data-stale="true"]').length,
             exceptions: [...document.querySelectorAll('[data-testid="stException"], [data-testid="stAlert"]')]
                 .map(e => e.innerText.slice(0, 300)),
+            overlays: [...document.querySelectorAll('[role="dialog"], [data-testid="stToast"]')]
+                .map(e => e.innerText.slice(0, 300)),
             text: document.body.innerText.slice(-1500)})""")
     except Exception as error:  # noqa: BLE001 - the page itself is gone
         return {"unreadable": repr(error)}
+    with contextlib.suppress(Exception):  # and a picture of it, beside the server logs
+        shown["screenshot"] = str(LOG_DIR / f"unfinished-{int(time.time() * 1000)}.png")
+        page.screenshot(path=shown["screenshot"], full_page=True)
+    return shown
 
 
 NAVIGATED_JS = """(title) => { const h = document.querySelector('[data-testid="stMain"] h1');

@@ -11,7 +11,7 @@ import pytest
 from lib.access import audit
 from lib.records import store
 from lib.records.ingest import commit, prepare
-from tests.browser import browser_page, chromium_available, running_app, wait_idle
+from tests.browser import browser_page, chromium_available, running_app, wait_idle, wait_rendered
 from tests.test_records import KEY, TODAY, csv_bytes, good_rows
 
 pytestmark = pytest.mark.skipif(not chromium_available() and not os.environ.get("JOINEDUP_REQUIRE_BROWSER"),
@@ -50,9 +50,11 @@ def test_cr_only_csv_uploaded_in_chromium(tmp_path):
         assert metrics[:3] == ["3", "3", "0"], metrics
         body = _upload(page, "cr.csv", b"\r\x01")
         page.get_by_text("Nothing can be stored from this file").wait_for(timeout=30_000)
+        wait_rendered(page)  # the run has finished: the first file's summary and button are gone, not just faded
         body = page.inner_text("body")
         page.screenshot(path=str(SHOTS / "joinedup-cr-refused.png"), full_page=True)
         assert "cr.csv: missing required columns" in body, body[-1500:]
+        assert "Store these" not in body and "No problems found" not in body, body[-1500:]  # mac.csv's, gone
         assert "Traceback" not in body and "_csv.Error" not in body and "new-line character" not in body
         assert not page.locator('[data-testid="stException"]').count()
     refused = audit.read(audit.AuditLog.for_store(db), action="upload_refused")
