@@ -273,8 +273,8 @@ def test_commissioner_trend_slide_is_by_financial_year_from_the_published_counts
 
 def test_a_pack_reads_the_pages_stored_cube_and_equals_one_built_from_it(store, tmp_path, monkeypatch):
     """Given no cube, the board pack reads the exact cube the pages read (``agg_cube``, every layer) instead of
-    assembling its one layer from the stored rows again (1M: 1.3-2.2 s -> 0.4-0.5 s, session 20): nothing is
-    counted or assembled, and the deck's words equal those of a pack given that cube."""
+    assembling its one layer from the stored rows again, so its figures and notes are the page's by construction:
+    nothing is counted or assembled, and the deck's words equal those of a pack given that cube."""
     from lib.export import boardpack, images
     from lib.measures import aggregates, counts
     from lib.records import aggregates as stored

@@ -159,8 +159,9 @@ def build_board_pack(con, *, layer: str, area: str, role: str, period: str = "al
                          "published below the safeguarding lead (docs/DISCLOSURE.md)")
     layer = convert.layer_key(layer)
     images.warm_up()  # the browser starts while the views are built
-    if cube is None:  # the pages' own cube (every layer, read from agg_cube): the same figures and notes, and at
-        # 1M 0.2 s where assembling the one layer from the stored rows took 1.5-2.2 s (session 20)
+    if cube is None:  # the pages' own cube (every layer, read from agg_cube): the same figures and notes as the
+        # page by construction. Not faster in all at 1M: reading it saves 0.4-0.6 s, the views over every layer's
+        # rows cost about as much more (5.3-6.9 s a pack either way, session 20)
         cube = aggregates.stored_cube(con, "exact") or aggregates.cube(con, layers=(layer,))
     if not cube.linked and measure == "cse_children":
         measure = "cse_records"
