@@ -182,3 +182,15 @@ def test_the_models_national_count_is_the_sum_of_its_published_areas(linked):
                 result["multi_agency_children_linked"]
     finally:
         con.close()
+
+
+def test_the_population_labels_say_their_own_size_and_are_not_called_the_app_dataset():
+    """The Scenario's populations are its own synthetic ones: each label gives its size, and none is called the
+    app's default dataset, which is another size (the label once said "20,000 encounters (the default dataset)"
+    beside a sidebar reading "first-start default dataset: 200,000 encounters")."""
+    from lib.records.default import DEFAULT_ENCOUNTERS
+
+    assert view.PARAMS["encounters"].default in view.POPULATIONS
+    for size, label in view.POPULATIONS.items():
+        assert label.startswith(f"{size:,} encounters"), label
+        assert "default dataset" not in label or size == DEFAULT_ENCOUNTERS, label

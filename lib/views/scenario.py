@@ -33,7 +33,9 @@ from lib.synth.config import AGENCY_TYPES
 from lib.views.base import PageData, Param, Source, Table, source_of
 
 PAGE = "scenario"
-POPULATIONS = {stored.ENCOUNTERS: "20,000 encounters (the default dataset)", 5_000: "5,000 encounters (quicker)"}
+#: The simulation's own synthetic populations (not the store, nor the app's first-start dataset of 200,000).
+POPULATIONS = {stored.ENCOUNTERS: f"{stored.ENCOUNTERS:,} encounters (the page opens on it)",
+               5_000: "5,000 encounters (quicker)"}
 #: The layers the gain table and map may use -> their labels (a live view of the layer registry).
 LAYERS = layers.view(lambda layer: layer.scenario_order > 0, lambda layer: layer.noun[:1].upper() + layer.noun[1:],
                      order=lambda layer: layer.scenario_order)
