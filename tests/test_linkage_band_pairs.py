@@ -151,3 +151,29 @@ def test_the_rule_on_names_alone_is_found_before_splink_and_left_out_of_its_rule
     assert [band_pairs.national(r) for r in stored] == [True] + [False] * (len(stored) - 1)
     scoring = band_pairs.scoring_model(model_json)["blocking_rules_to_generate_predictions"]
     assert scoring[1:] == stored[1:-1]
+
+
+def _estimates(model_json: dict) -> dict:
+    out = {"lambda": model_json["probability_two_random_records_match"]}
+    for comparison in model_json["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            for name in ("m_probability", "u_probability"):
+                if level.get(name) is not None:
+                    out[(comparison["output_column_name"], level.get("label_for_charts"), name)] = level[name]
+    return out
+
+
+def test_training_beside_the_band_keys_gives_the_model_trained_on_them(trained):
+    """The link computes the band keys in a thread beside training (inference.probabilistic_pass): training is told the
+    keys will be there instead of reading them, and must give the same rules and the same estimates."""
+    from splink.backends.duckdb import DuckDBAPI
+
+    frame, model_json, config = trained
+    without = frame.drop(columns=[lsh.COLUMN])
+    beside = training.train_model(DuckDBAPI(connection=duckdb.connect()), without, config, name_lsh=True)
+    assert beside["blocking_rules_to_generate_predictions"] == model_json["blocking_rules_to_generate_predictions"]
+    ours, theirs = _estimates(beside), _estimates(model_json)
+    assert ours.keys() == theirs.keys()
+    assert all(ours[k] == pytest.approx(theirs[k], rel=1e-9) for k in theirs)
+    plain = training.train_model(DuckDBAPI(connection=duckdb.connect()), without, config)  # no keys, none announced
+    assert lsh.COLUMN not in str(plain["blocking_rules_to_generate_predictions"])

@@ -12,6 +12,8 @@ Thresholds (link, review) are applied by lib.linkage.clustering.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -130,10 +132,17 @@ def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progre
     db_api = DuckDBAPI(connection=duckdb.connect(config=duckdb_config(config)))
     try:
         frame = nodes[["unique_id", *model.FEATURES, model.NUMBERED]]
-        if uses_name_blocking(config, len(frame)):
-            frame = lsh.with_keys(frame)  # computed here from the filters, never stored
         progress(0.35, "Training the match model (u by sampling, m by expectation maximisation)")
-        model_json = training.train_model(db_api, frame, config)
+        if uses_name_blocking(config, len(frame)):
+            # the band keys (computed here from the filters, never stored) beside training, which never reads them:
+            # NumPy on one core while Splink's sampling runs mostly on the other (1M: 6.0-6.7 -> 4.6-4.8 s together,
+            # the same model and keys; docs/PERFORMANCE.md, session 21)
+            with ThreadPoolExecutor(1, thread_name_prefix="band-keys") as pool:
+                keyed = pool.submit(lsh.with_keys, frame)
+                model_json = training.train_model(db_api, frame, config, name_lsh=True)
+                frame = keyed.result()
+        else:
+            model_json = training.train_model(db_api, frame, config)
         scored = score(db_api, frame, model_json, config, progress)
     finally:
         db_api.duckdb_con.close()  # its tables and buffers go before clustering starts

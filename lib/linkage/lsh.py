@@ -195,6 +195,11 @@ def band_keys(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(pd.arrays.ArrowExtensionArray(lists), index=frame.index)
 
 
+def no_keys(rows: int) -> pd.Series:
+    """A `name_lsh` column of `rows` nulls, of the keys' type (a model's settings name the column; no key is read)."""
+    return pd.Series(pd.arrays.ArrowExtensionArray(pa.nulls(rows, type=pa.list_(pa.int64()))))
+
+
 def with_keys(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with its `name_lsh` column."""
     return frame.assign(**{COLUMN: band_keys(frame)})

@@ -13,9 +13,11 @@ from lib.linkage import dice, lsh, model
 from lib.linkage.config import LinkConfig
 
 
-def train_model(db_api, frame: pd.DataFrame, config: LinkConfig) -> dict:
+def train_model(db_api, frame: pd.DataFrame, config: LinkConfig, name_lsh: bool | None = None) -> dict:
     """The trained model (Splink's JSON) of `frame` (unique_id + model.FEATURES), or of a seeded random sample
-    of it when it holds more than `config.train_sample` nodes."""
+    of it when it holds more than `config.train_sample` nodes. `name_lsh`: whether the model blocks on the band
+    keys (lib.linkage.lsh) for scoring; None: whether `frame` carries them. Training never reads the keys (no
+    training rule blocks on them), so they may be computed beside it (`inference.probabilistic_pass`)."""
     from splink import Linker
 
     if len(frame) > config.train_sample:
@@ -23,7 +25,12 @@ def train_model(db_api, frame: pd.DataFrame, config: LinkConfig) -> dict:
     # the Dice cut-points are learned from the same nodes the model is trained on, and travel in its JSON
     use_dice = config.name_similarity and len(frame) >= config.name_similarity_min_nodes
     cuts = dice.thresholds(frame, config.seed) if use_dice else None
-    name_lsh = config.name_blocking and lsh.COLUMN in frame.columns
+    if name_lsh is None:
+        name_lsh = lsh.COLUMN in frame.columns
+    name_lsh = config.name_blocking and name_lsh
+    # never read here (the keys' own values are scoring's): a null column of their type, so Splink finds the column
+    # its scoring rule names, whether the keys are in `frame` or still being computed beside it
+    frame = frame.assign(**{lsh.COLUMN: lsh.no_keys(len(frame))}) if name_lsh else frame
     joint = config.joint_names if cuts else False  # the names' joint levels go with the Dice levels
     trainer = Linker(db_api.register(frame, dataset_display_name="training_nodes"),
                      model.settings(cuts, name_lsh, config.dob_parts, joint, config.forename_tf,
