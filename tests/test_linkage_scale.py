@@ -2,8 +2,11 @@
 DuckDB memory limit (spilling to disk) give the same links as one chunk in memory."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lib.linkage import run
 from tests.fixtures_linkage import synthetic_store
@@ -82,3 +85,17 @@ def test_the_default_memory_limit_is_35_percent_of_ram_between_1_and_4_gb(monkey
                             else int(ram * 2**30 / 4096))
         assert config.memory_limit(run.LinkConfig()) == expected, ram_gb
     assert config.memory_limit(run.LinkConfig(memory_limit="6GB")) == "6GB"
+
+
+@given(st.lists(st.text(min_size=1, max_size=6), max_size=40), st.booleans())
+def test_scoring_codes_equal_pandas_sorted_factorize(ids, presort):
+    """inference.score numbers the nodes by their ids' order; where the ids arrive strictly increasing (as the
+    deterministic pass gives them) it skips the sort. The codes and ids must be pandas' sorted factorize's, for any
+    text (non-ASCII included: Arrow compares UTF-8 bytes), sorted or not, with repeats or not."""
+    from lib.linkage.inference import _sorted_codes
+
+    series = pd.Series(sorted(set(ids)) if presort else ids, dtype="str")
+    codes, uniques = _sorted_codes(series)
+    want_codes, want_uniques = pd.factorize(series, sort=True)
+    assert np.asarray(codes).tolist() == want_codes.tolist()
+    assert list(uniques) == list(want_uniques)
