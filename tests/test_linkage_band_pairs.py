@@ -177,3 +177,44 @@ def test_training_beside_the_band_keys_gives_the_model_trained_on_them(trained):
     assert all(ours[k] == pytest.approx(theirs[k], rel=1e-9) for k in theirs)
     plain = training.train_model(DuckDBAPI(connection=duckdb.connect()), without, config)  # no keys, none announced
     assert lsh.COLUMN not in str(plain["blocking_rules_to_generate_predictions"])
+
+
+def test_the_names_test_on_counted_bits_equals_the_models_dice():
+    """pair_keys tests names on plain word columns, each filter's set bits counted once per node (`_words`,
+    `_nodes`, `_pairs`); the pairs at a cut-point must be those of the model's own Dice SQL on the same filters:
+    dense, sparse, empty and missing filters, related and unrelated."""
+    import numpy as np
+
+    from lib.records import bloom
+
+    rng = np.random.default_rng(7)
+    filters = []
+    for _ in range(300):
+        kind = rng.integers(0, 6)
+        if kind == 0:
+            filters.append(None)  # no filter
+        elif kind == 1:
+            filters.append([0] * bloom.WORDS)  # an empty one
+        elif kind == 5 and filters and filters[-1] is not None:  # a near copy of the one before
+            filters.append([w ^ (1 << int(rng.integers(0, 63))) for w in filters[-1]])
+        else:  # sparse to dense words
+            filters.append([int(w) for w in rng.integers(-2**63, 2**63 - 1, bloom.WORDS, dtype=np.int64)
+                            & rng.integers(-2**63, 2**63 - 1, bloom.WORDS, dtype=np.int64)])
+    frame = pd.DataFrame({"unique_id": np.arange(300, dtype=np.int64), "forename_bloom": filters})
+    pairs = pd.DataFrame({"a": np.r_[np.arange(299), rng.integers(0, 300, 600)],
+                          "b": np.r_[np.arange(1, 300), rng.integers(0, 300, 600)]})
+    con = duckdb.connect()
+    con.register("frame_in", frame)
+    con.execute("CREATE TEMP VIEW nodes_in AS SELECT * FROM frame_in")
+    con.register("pairs_in", pairs)
+    con.execute("CREATE TEMP TABLE met AS SELECT DISTINCT a, b FROM pairs_in WHERE a < b")
+    model_sql = f"coalesce({bloom.dice_sql('forename_bloom')} >= 0.55, false)"
+    ours = band_pairs._words(model_sql)
+    assert '"forename_bloomn_l" + "forename_bloomn_r"' in ours and 'bit_count("forename_bloom1_l")' not in ours
+    band_pairs._nodes(con, frame, ours, table="names", source="met")
+    got = set(con.execute(band_pairs._pairs(con, "names", "met", ours)).fetchall())
+    theirs = set(con.execute(f"""
+        SELECT a, b FROM (SELECT p.a, p.b, l.forename_bloom AS forename_bloom_l, r.forename_bloom AS forename_bloom_r
+                          FROM met p JOIN frame_in l ON l.unique_id = p.a JOIN frame_in r ON r.unique_id = p.b)
+        WHERE {model_sql}""").fetchall())
+    assert got == theirs and len(theirs) > 20

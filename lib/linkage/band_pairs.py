@@ -194,8 +194,20 @@ def _facts(con):
 
 
 def _words(sql: str) -> str:
-    """A level's Dice SQL on list elements ("forename_bloom_l"[2]) read on plain word columns ("forename_bloom2_l")."""
-    return re.sub(r'"(\w+)_bloom_([lr])"\[(\d+)\]', r'"\1_bloom\3_\2"', sql)
+    """A level's Dice SQL on list elements ("forename_bloom_l"[2]) read on plain word columns ("forename_bloom2_l"),
+    and each filter's set bits, summed over its words (`bloom.dice_sql`'s denominator), on a column of its own
+    ("forename_bloomn_l": `_nodes` counts them once per node, not once per pair: at 1M the names test 3.0 -> 2.6 s)."""
+    sql = re.sub(r'"(\w+)_bloom_([lr])"\[(\d+)\]', r'"\1_bloom\3_\2"', sql)
+    for field in bloom.FIELDS:
+        both = " + ".join(_set_bits(f'"{field}_bloom{{}}_{side}"') for side in "lr")
+        sql = sql.replace(f"({both})", f'("{field}_bloomn_l" + "{field}_bloomn_r")')
+    return sql
+
+
+def _set_bits(word: str) -> str:
+    """SQL: the set bits of a filter, summed over its words (`word`: a format for word i, 1 to WORDS), as
+    `bloom.dice_sql` writes each side of its denominator."""
+    return " + ".join(f"CAST(bit_count({word.format(i)}) AS INTEGER)" for i in range(1, bloom.WORDS + 1))
 
 
 def _only_compared(conditions: str, column: str) -> bool:
@@ -226,6 +238,8 @@ def _nodes(con, frame: pd.DataFrame, conditions: str, *, table: str, source: str
     for field in bloom.FIELDS:
         picked += [f'{field}_bloom[{i}] AS "{field}_bloom{i}"' for i in range(1, bloom.WORDS + 1)
                    if f'"{field}_bloom{i}_l"' in conditions or f'"{field}_bloom{i}_r"' in conditions]
+        if f'"{field}_bloomn_l"' in conditions or f'"{field}_bloomn_r"' in conditions:
+            picked.append(f'{_set_bits(field + "_bloom[{}]")} AS "{field}_bloomn"')
     where = f"WHERE unique_id IN (SELECT a FROM {source} UNION SELECT b FROM {source})" if source else ""
     con.execute(f"CREATE TEMP TABLE {table} AS SELECT {', '.join(['unique_id', *picked])} FROM nodes_in {where}")
 
