@@ -205,6 +205,37 @@ def test_stored_aggregates_equal_a_recount_after_any_sequence_of_changes(synthet
         con.close()
 
 
+def test_a_linkage_run_keeps_the_data_measures_and_an_upload_recounts_them(synthetic, tmp_path, monkeypatch):
+    """The Data page's stored measures count records and their keys, never the linkage: a linkage run (its save's
+    full rebuild) keeps them, an upload recomputes them, and after both they equal a recount."""
+    counted = []
+    real = aggregates.completeness_atom_sets
+    monkeypatch.setattr(aggregates, "completeness_atom_sets", lambda *a, **k: counted.append(1) or real(*a, **k))
+    con = store.connect(":memory:")
+    try:
+        _upload(con, synthetic.iloc[:200], "first.parquet")
+        assert counted
+        counted.clear()
+        _import_children(con, tmp_path / "run1", 3, 40)
+        assert not counted  # kept
+        assert assert_same_views(con)
+        _import_children(con, tmp_path / "run2", 4, 25)  # a second run: kept again
+        counted.clear()
+        _upload(con, synthetic.iloc[200:210], "second.parquet")
+        assert counted  # new records: recounted
+        assert assert_same_views(con)
+        with store.cursor(con) as cur:  # one of them missing: none is kept, every one is rebuilt
+            gone = cur.execute("DELETE FROM agg_frames WHERE name = ?",
+                               [aggregates.frame_name("data.completeness", "utla", "home")]).fetchall()
+        assert gone == [(1,)]
+        counted.clear()
+        _import_children(con, tmp_path / "run3", 5, 30)
+        assert counted
+        assert assert_same_views(con)
+    finally:
+        con.close()
+
+
 def test_an_upload_refreshes_only_its_cells(synthetic):
     con = store.connect(":memory:")
     try:

@@ -54,6 +54,13 @@ def _known_hold(known: pa.Table, secret: bytes, domain: str, name: str) -> bool:
     return keys_of(sample.column(name).to_pylist(), secret, domain) == sample.column("rkey").to_pylist()
 
 
+def known_hold(con, table: str, known: pa.Table | None) -> bool:
+    """Whether a key table made before (``known``, of ``table``: ``RECORD_KEYS`` or ``CHILD_KEYS``) holds the keys of
+    the store behind ``con`` (``_known_hold``): a stored measure published with it is then published as now."""
+    domain, name = {RECORD_KEYS: ("record", "record_key"), CHILD_KEYS: ("child", "child_id")}[table]
+    return known is not None and _known_hold(known, store_secret(con), domain, name)
+
+
 #: The name a known key table is registered under while its keys are looked up (``key_tables``).
 _KNOWN = "joinedup_known_keys"
 

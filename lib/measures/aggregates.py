@@ -174,10 +174,10 @@ def register_stored_result(prefix: str, refresh) -> None:
     _OWN_RESULTS[prefix] = refresh
 
 
-def _kept_frames(keep_across: bool) -> str:
+def _kept_frames(keep_across: bool, keep_data: bool = False) -> str:
     """The WHERE clause of the ``agg_frames`` rows a rebuild deletes: not the registered results' own rows, nor
-    the Across measures when they are kept."""
-    kept = [*_OWN_RESULTS, *(["across/"] if keep_across else [])]
+    the Across measures when they are kept, nor the Data page's when they are (``_data_unchanged``)."""
+    kept = [*_OWN_RESULTS, *(["across/"] if keep_across else []), *([DATA_PREFIX] if keep_data else [])]
     return "".join(f" AND NOT starts_with(name, '{prefix}')" for prefix in kept).replace(" AND", " WHERE", 1)
 
 
@@ -191,13 +191,14 @@ def build_stored(cur, *, full: bool = True) -> None:
     started = time.perf_counter()
     with_frames = "agg_frames" in stored._tables(cur)
     keep_across = with_frames and not full and _across_unchanged(cur)
+    keep_data = with_frames and _data_unchanged(cur)  # records only: kept through a linkage run too
     # the keys stored last time: their ids keep their keys (members.key_tables), only new ids are hashed (the key
     # tables at 1M 2.0-2.4 -> 0.4 s, at 5M 8.6-11.2 -> 2.6 s with the read, the same tables; session 17)
     known = {name: cur.sql(f"SELECT * FROM {table}").to_arrow_table() for name, table in KEY_TABLES.items()}
     for table in ("agg_cube", "agg_unplaced", *KEY_TABLES.values()):
         cur.execute(f"DELETE FROM {table}")
     if with_frames:
-        cur.execute("DELETE FROM agg_frames" + _kept_frames(keep_across))
+        cur.execute("DELETE FROM agg_frames" + _kept_frames(keep_across, keep_data))
     cur.execute("DELETE FROM meta WHERE name IN (?, ?, ?)", [f"{stored.STATE_KEY}.{name}"
                                                               for name in ("exact", "protected", "views")])
     if not cur.execute("SELECT count(*) FROM encounters").fetchall()[0][0]:
@@ -210,6 +211,11 @@ def build_stored(cur, *, full: bool = True) -> None:
         keys = members.key_tables(here, children=linked, known=known)
     except NoSecret:
         keys = None
+    if keep_data and (keys is None or not members.known_hold(here, members.RECORD_KEYS,
+                                                               known.get(members.RECORD_KEYS))):
+        # published with record keys that are not this store's now (or no key at all): recounted, never kept
+        cur.execute(f"DELETE FROM agg_frames WHERE starts_with(name, '{DATA_PREFIX}')")
+        keep_data = False
     del known
     if keys is not None:
         try:
@@ -223,7 +229,7 @@ def build_stored(cur, *, full: bool = True) -> None:
                 cur.unregister(name)
     fingerprint = stored.cubes_fingerprint(cur)
     if with_frames:
-        build_views(cur, keys, linked, across=not keep_across)
+        build_views(cur, keys, linked, across=not keep_across, data=not keep_data)
         cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [f"{stored.STATE_KEY}.views", fingerprint])
     for name, cube in built.items():
         rows = cube.counts[CUBE_COLUMNS].assign(cube=name, ord=range(len(cube.counts)))
@@ -362,24 +368,25 @@ def completeness_by_area(atoms: pd.DataFrame, placed: list[str], layer: str) -> 
             .groupby(["agency_type", "area_code"], dropna=False, as_index=False)[list(COMPLETENESS_COUNTS)].sum())
 
 
-def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True):
+def view_frames(con, keys: dict | None, linked: bool, *, across: bool = True, data: bool = True):
     """Every stored measure of the pages, as (name, value) pairs: what ``lib.views.across``, ``lib.views.data``
     and ``lib.views.compare`` would compute on first open (the same public functions of ``lib.measures.spans``
     and ``lib.measures.compare``, the same memo keys). ``keys``: the store's record and child keys (None: nothing
     ingested, no published measure). ``across`` False: not the measures named ``across/...``, which count only
-    linked records (kept by an upload that links none: ``_across_unchanged``). Every measure runs on one cursor
-    (the caller's inside a write's transaction), which holds the temporary tables they share."""
+    linked records (kept by an upload that links none: ``_across_unchanged``). ``data`` False: not the Data page's
+    (``data.completeness/...``, kept while the records are the same: ``_data_unchanged``). Every measure runs on one
+    cursor (the caller's inside a write's transaction), which holds the temporary tables they share."""
     with store.held(con) as cur:
-        yield from _view_frames(cur, keys, linked, across=across)
+        yield from _view_frames(cur, keys, linked, across=across, data=data)
 
 
-def _view_frames(con, keys: dict | None, linked: bool, *, across: bool):
+def _view_frames(con, keys: dict | None, linked: bool, *, across: bool, data: bool = True):
     if keys is not None:  # Compare below the lead: published records per area (one set of atoms, every layer)
         atoms = service.record_atoms(con, keys, compare.published_measures(linked), linked_sizes=linked)
         for layer in stored.measure_layers():
             yield frame_name("compare", "sums", layer), compare.published_sums(atoms, layer, linked)
         del atoms
-    if keys is not None:  # Data: identifier completeness as published below the lead, every layer and basis
+    if keys is not None and data:  # Data: identifier completeness as published below the lead, every layer and basis
         sets = list(dict.fromkeys(tuple(completeness_placed(layer)) for layer in store_layers()))
         by_basis = {basis: completeness_atom_sets(con, [list(placed) for placed in sets], basis, keys)
                     for basis in AREA_BASES}
@@ -485,14 +492,37 @@ def _across_unchanged(cur) -> bool:
     return added_linked == 0 and int(now_n) - int(then_n) == added
 
 
-def build_views(cur, keys: dict | None, linked: bool, *, across: bool = True) -> int:
+#: The name prefix of the Data page's stored measures (``frame_name("data.completeness", ...)``).
+DATA_PREFIX = "data.completeness/"
+
+
+def _data_unchanged(cur) -> bool:
+    """Whether the stored Data measures (``data.completeness/...``) still hold for the store as it is in this
+    transaction: they were current for the state recorded in meta ``aggregates.views`` with the same records (their
+    count and last batch: records are only ever added, in batches), geography and format, and every one of them is
+    stored. They count records and their record keys only, never the linkage, so a linkage run leaves them as they
+    were: kept, not recomputed (1M: 0.9 s of the link's save; docs/PERFORMANCE.md, session 21)."""
+    rows = cur.execute("SELECT value FROM meta WHERE name = ?", [f"{stored.STATE_KEY}.views"]).fetchall()
+    now = stored.cubes_fingerprint(cur)
+    if not rows or now is None:
+        return False
+    then, now = rows[0][0].split(":", 4), now.split(":", 4)
+    if len(then) != 5 or len(now) != 5 or then[:2] != now[:2] or then[4] != now[4]:
+        return False
+    wanted = {frame_name("data.completeness", layer, basis) for layer in store_layers() for basis in AREA_BASES}
+    held = {name for (name,) in cur.execute("SELECT name FROM agg_frames WHERE starts_with(name, ?)",
+                                            [DATA_PREFIX]).fetchall()}
+    return held == wanted
+
+
+def build_views(cur, keys: dict | None, linked: bool, *, across: bool = True, data: bool = True) -> int:
     """Store every measure of ``view_frames`` in ``agg_frames`` on ``cur`` (inside the caller's transaction, the
     keys registered or not: each function registers what it needs on the same cursor); returns how many.
     ``across`` False: only the Data and Compare pages' (the ``across/...`` measures are kept: ``_across_unchanged``)."""
     here = store.HeldCursor(cur)
     n = 0
     try:
-        for name, value in view_frames(here, keys, linked, across=across):
+        for name, value in view_frames(here, keys, linked, across=across, data=data):
             kind, payload = _payload(value)
             cur.execute("INSERT INTO agg_frames VALUES (?, ?, ?)", [name, kind, payload])
             n += 1
