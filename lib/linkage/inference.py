@@ -70,7 +70,9 @@ def deterministic_pass(records: pd.DataFrame | duckdb.DuckDBPyConnection, *, nod
         con.execute("""CREATE TEMP TABLE named AS SELECT * FROM records WHERE NOT is_anonymous""")
         # Group key: a 64-bit hash of the NHS-number hash (a collision among a million numbers has a
         # probability of about 1 in 30 million; sorting 64-character strings for a rank costs seconds).
-        con.execute("""CREATE TEMP TABLE numbered AS SELECT *, hash(nhs_hash) AS g
+        # a view, not a copy: its three readers each filter `named` again, cheaper than copying every column (the
+        # Bloom filters' lists among them) of most records once more (1M: 3.85 -> 3.60 s, the same nodes)
+        con.execute("""CREATE TEMP VIEW numbered AS SELECT *, hash(nhs_hash) AS g
                        FROM named WHERE nhs_status = 'valid' AND nhs_hash IS NOT NULL""")
         identity = ["dob_hash", "surname_hash", "forename_canon_hash", "birth_year"]
         _mode_table(con, "numbered", "g", identity, "identity")
