@@ -195,9 +195,10 @@ def band_keys(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(pd.arrays.ArrowExtensionArray(lists), index=frame.index)
 
 
-def no_keys(rows: int) -> pd.Series:
-    """A `name_lsh` column of `rows` nulls, of the keys' type (a model's settings name the column; no key is read)."""
-    return pd.Series(pd.arrays.ArrowExtensionArray(pa.nulls(rows, type=pa.list_(pa.int64()))))
+def no_keys(index: pd.Index) -> pd.Series:
+    """A `name_lsh` column of nulls on `index`, of the keys' type (a model's settings name the column; no key is
+    read)."""
+    return pd.Series(pd.arrays.ArrowExtensionArray(pa.nulls(len(index), type=pa.list_(pa.int64()))), index=index)
 
 
 def with_keys(frame: pd.DataFrame) -> pd.DataFrame:

@@ -30,7 +30,7 @@ def train_model(db_api, frame: pd.DataFrame, config: LinkConfig, name_lsh: bool 
     name_lsh = config.name_blocking and name_lsh
     # never read here (the keys' own values are scoring's): a null column of their type, so Splink finds the column
     # its scoring rule names, whether the keys are in `frame` or still being computed beside it
-    frame = frame.assign(**{lsh.COLUMN: lsh.no_keys(len(frame))}) if name_lsh else frame
+    frame = frame.assign(**{lsh.COLUMN: lsh.no_keys(frame.index)}) if name_lsh else frame
     joint = config.joint_names if cuts else False  # the names' joint levels go with the Dice levels
     trainer = Linker(db_api.register(frame, dataset_display_name="training_nodes"),
                      model.settings(cuts, name_lsh, config.dob_parts, joint, config.forename_tf,
