@@ -99,3 +99,19 @@ def test_scoring_codes_equal_pandas_sorted_factorize(ids, presort):
     want_codes, want_uniques = pd.factorize(series, sort=True)
     assert np.asarray(codes).tolist() == want_codes.tolist()
     assert list(uniques) == list(want_uniques)
+
+
+@given(st.lists(st.text(min_size=1, max_size=4), unique=True, max_size=30),
+       st.lists(st.lists(st.text(min_size=1, max_size=4), max_size=12), max_size=4))
+def test_node_positions_of_several_columns_equal_pandas_get_indexer(ids, columns):
+    """clustering._positions looks several columns up in one hash of the node ids (none when all are empty); each
+    column's positions must be pandas' get_indexer's (-1 where absent), empty columns and repeats included."""
+    from lib.linkage.clustering import _positions
+
+    held = np.array(ids, dtype=object)
+    asked = [pd.Series(column, dtype="str") for column in columns]
+    found = _positions(held, *asked)
+    assert len(found) == len(asked)
+    for column, positions in zip(asked, found, strict=True):
+        assert positions.dtype == np.int64
+        assert positions.tolist() == pd.Index(held, dtype=object).get_indexer(column.astype(object)).tolist()
