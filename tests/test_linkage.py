@@ -333,6 +333,15 @@ def test_every_record_numbered_links_by_number_alone(tmp_path):
         summary = run.link(con, run.LinkConfig())
         assert summary["probabilistic_pass"].startswith("skipped")
         assert summary["children"] == truth.loc[named, "true_child_id"].nunique()
+        # no scored pair, yet the stored tables keep their types (pages and reviews compare them as text and numbers)
+        types = {(table, name): kind for table in ("link_edges", "record_child")
+                 for name, kind, *_ in con.execute(f"DESCRIBE {table}").fetchall()}
+        assert con.execute("SELECT count(*) FROM link_edges").fetchall()[0][0] == 0
+        for column in ("node_l", "node_r", "record_key_l", "record_key_r", "status"):
+            assert types["link_edges", column] == "VARCHAR", column
+        for table, column in (("link_edges", "match_weight"), ("link_edges", "match_probability"),
+                              ("record_child", "best_match_probability")):
+            assert types[table, column] == "DOUBLE", (table, column)
     finally:
         con.close()
 

@@ -18,7 +18,6 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from lib.linkage.config import LinkConfig
-from lib.records import frames
 from lib.records.store import cursor
 
 
@@ -193,9 +192,13 @@ def cluster(nodes: pd.DataFrame, edges: pd.DataFrame, decisions: pd.DataFrame, r
 
 
 def outcomes(store: duckdb.DuckDBPyConnection, record_nodes: pd.DataFrame, cluster_of: pd.Series,
-              edges: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+              edges: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
     """(one outcome row per record, the edges with a record key on each side), in DuckDB: at a million
-    records the same joins and group-bys over string keys take tens of seconds in pandas.
+    records the same joins and group-bys over string keys take tens of seconds in pandas. Both as Arrow tables:
+    the save hands them back to DuckDB and the run's summary counts them with Arrow, so neither becomes a pandas
+    frame (1M: 0.5 s of text columns made Python-side and back). The edges' ids, probabilities and status are
+    typed as text and doubles even when there are none (no scored pair: a pandas column without a value would
+    otherwise be stored with DuckDB's NULL type).
 
     A child id is pseudonymous and stable while its smallest record key stays in it: "CH-" and the
     first 12 hex digits of the SHA-256 of that key (record keys are the agencies' own ids, not identities).
@@ -204,7 +207,7 @@ def outcomes(store: duckdb.DuckDBPyConnection, record_nodes: pd.DataFrame, clust
         con.register("record_nodes", record_nodes)
         con.register("clusters", pd.DataFrame({"node_id": cluster_of.index, "cluster_id": cluster_of.to_numpy()}))
         con.register("edges", edges)
-        out = frames.frame(con.sql("""
+        out = con.sql("""
             WITH rc AS (SELECT r.*, c.cluster_id, e.agency_type FROM record_nodes r JOIN clusters c USING (node_id)
                         JOIN encounters e USING (record_key)),
             clusters_info AS (SELECT cluster_id, min(record_key) AS first_key, count(*) AS size,
@@ -219,17 +222,20 @@ def outcomes(store: duckdb.DuckDBPyConnection, record_nodes: pd.DataFrame, clust
             SELECT rc.record_key, 'CH-' || substr(sha256(i.first_key), 1, 12) AS child_id, rc.node_id,
                    CASE WHEN i.size = 1 THEN 'single record' WHEN b.by_reviewer THEN 'reviewer'
                         WHEN b.p IS NOT NULL THEN 'probabilistic' ELSE 'nhs_number' END AS link_method,
-                   b.p AS best_match_probability, rc.by_nhs, rc.nhs_conflict, rc.shared_number_suspected,
-                   i.agencies
+                   CAST(b.p AS DOUBLE) AS best_match_probability, rc.by_nhs, rc.nhs_conflict,
+                   rc.shared_number_suspected, i.agencies
             FROM rc JOIN clusters_info i USING (cluster_id) LEFT JOIN best b ON b.node = rc.node_id
             UNION ALL
             SELECT record_key, NULL, NULL, 'anonymous (never linked)', NULL, false, false, false, 0
             FROM encounters WHERE is_anonymous
-            ORDER BY record_key"""))
-        edges = frames.frame(con.sql("""
+            ORDER BY record_key""").to_arrow_table()
+        edges = con.sql("""
             WITH first AS (SELECT node_id, min(record_key) AS record_key FROM record_nodes GROUP BY node_id)
-            SELECT e.* RENAME (unique_id_l AS node_l, unique_id_r AS node_r),
+            SELECT CAST(e.unique_id_l AS VARCHAR) AS node_l, CAST(e.unique_id_r AS VARCHAR) AS node_r,
+                   e.* EXCLUDE (unique_id_l, unique_id_r) REPLACE (
+                       CAST(e.match_weight AS DOUBLE) AS match_weight,
+                       CAST(e.match_probability AS DOUBLE) AS match_probability, CAST(e.status AS VARCHAR) AS status),
                    l.record_key AS record_key_l, r.record_key AS record_key_r
             FROM edges e LEFT JOIN first l ON l.node_id = e.unique_id_l LEFT JOIN first r ON r.node_id = e.unique_id_r
-            """))
+            """).to_arrow_table()
     return out, edges  # out carries `agencies` (distinct agency types of the record's child) for the summary
