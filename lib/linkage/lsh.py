@@ -37,10 +37,15 @@ BANDS = 6  # MinHashes per name, one key per coarse block and band: measured in 
 ROWS = (1, 1)  # MinHashes of each name in one band key, per coarse block (date of birth, district with sex): with
 #               r rows two names of Jaccard similarity J meet in a band with probability J^r, so a larger r
 #               proposes fewer unrelated pairs in a large block (measured in docs/LINKAGE_PRIVACY.md, session 7)
-PAIRS_PER_NODE = 15.0  # a coarse block whose nodes would each meet more than this many others in one band by chance
-#                        takes more MinHashes per key (`levels`): at 1,000,000 encounters the largest date-of-birth
-#                        block (459 nodes) stays at today's keys; at 5,000,000 they are 5 times larger and meet
-#                        25 times as often, which the fixed keys turned into pairs growing with the square of the store
+PAIRS_PER_NODE = 5.0  # a coarse block whose nodes would each meet more than this many others in one band by chance
+#                       takes more MinHashes per key (`levels`); the blocks grow with the store and their chance
+#                       meetings with its square, which fixed keys turned into pairs growing with the square of the
+#                       store. 5 (15 until session 22): up to 200,000 encounters every node keeps today's keys (the
+#                       keys are the same at 15, 8 and 5: measured at 100,000 and 200,000); at 1,000,000, 87% of the
+#                       date-of-birth blocks' nodes and 59% of the districts' take a second forename MinHash, the band
+#                       pairs 10.7 -> 6.7 s and the link 45.4 -> 41.7 s; recall at 1,000,000 without NHS numbers on
+#                       the independent corruption model 0.9800 -> 0.9787 at precision 0.9869 -> 0.9884 (F1 0.9834 ->
+#                       0.9835), on the built-in data F1 0.99211 -> 0.99206 (docs/PERFORMANCE.md, session 22)
 MAX_LEVEL = 6  # at most ROWS + 3 MinHashes of each name per key (the 5M store's largest blocks need level 2)
 SEED = 20_201  # fixed: the permutations are public, the filters' positions are keyed
 COLUMN = "name_lsh"
