@@ -1,7 +1,7 @@
 """Recall on imperfect names, before and after the Dice levels on the names' Bloom filters (issue 20).
 
 Run: python -m bench.bench_recall [--size 20000] [--seed 11] [--rate 0.15] [--sets independent]
-     [--nhs without] [--models before,joint,cond]
+     [--nhs without] [--models before,joint,cond] [--large --pairs-per-node 15]
 
 Two synthetic truth sets of `--size` encounters from lib.synth:
 - "built-in": lib.synth as it is (its own typos, nicknames, aliases, false names);
@@ -221,12 +221,20 @@ def main(argv=None) -> None:
     parser.add_argument("--models", default="before,area", help=f"of {', '.join(MODELS)}")
     parser.add_argument("--pairs", action="store_true",
                         help="only count candidate pairs without and with the name blocking (no linkage)")
+    parser.add_argument("--large", action="store_true",
+                        help="allow more than 100,000 encounters (a quiet machine: 1,000,000 takes about 6 minutes)")
+    parser.add_argument("--pairs-per-node", type=float, default=None,
+                        help="lib.linkage.lsh.PAIRS_PER_NODE for this run (default: the library's own)")
     args = parser.parse_args(argv)
     models = tuple(m for m in args.models.split(",") if m)
     if not set(models) <= set(MODELS):
         parser.error(f"--models: choose from {', '.join(MODELS)}")
-    if args.size > 100_000:
-        parser.error("at most 100,000 records here (shared machine); the lead runs larger sizes")
+    if args.size > 100_000 and not args.large:
+        parser.error("at most 100,000 records unless --large (each 1,000,000 holds about 4 GB and both cores)")
+    if args.pairs_per_node is not None:  # the name blocking's trade at national scale (docs/LINKAGE_PRIVACY.md)
+        from lib.linkage import lsh
+
+        lsh.PAIRS_PER_NODE = args.pairs_per_node
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for set_name, (encounters, truth) in truth_sets(args.size, args.seed, args.rate).items():

@@ -74,3 +74,24 @@ def test_the_default_dataset_step_links_the_versioned_store_it_builds(tmp_path, 
         assert con.execute("SELECT count(*) FROM record_child").fetchall()[0][0] > 1000
     finally:
         con.close()
+
+
+def test_the_recall_bench_refuses_a_national_size_unless_asked_and_sets_the_blocking_trade(monkeypatch):
+    """bench.bench_recall runs above 100,000 encounters only with --large (a national size holds gigabytes and both
+    cores for minutes), and --pairs-per-node sets lsh.PAIRS_PER_NODE for the run (the trade of docs/LINKAGE_PRIVACY.md)
+    before anything is generated."""
+    import pytest
+
+    from bench import bench_recall
+    from lib.linkage import lsh
+
+    with pytest.raises(SystemExit) as refused:
+        bench_recall.main(["--size", "1000000"])
+    assert refused.value.code == 2
+
+    asked = []
+    monkeypatch.setattr(lsh, "PAIRS_PER_NODE", lsh.PAIRS_PER_NODE)  # restored after the test
+    monkeypatch.setattr(bench_recall, "truth_sets", lambda size, seed, rate: asked.append(
+        (size, lsh.PAIRS_PER_NODE)) or {})
+    bench_recall.main(["--size", "1000000", "--large", "--pairs-per-node", "8"])
+    assert asked == [(1_000_000, 8.0)]
