@@ -6,6 +6,7 @@ no text overflows its box or the slide (skipped where soffice is absent)."""
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -281,6 +282,11 @@ def test_a_pack_reads_the_pages_stored_cube_and_equals_one_built_from_it(store, 
     from lib.records import store as records_store
     from tests.fixtures_linkage import copy_store
 
+    # both packs made at one instant: the deck says when it was produced, to the minute, so two packs built either
+    # side of a minute's turn differ there (a CI run on a loaded machine failed here once, session 22)
+    made = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    frozen = type("Frozen", (datetime,), {"now": classmethod(lambda cls, tz=None: made)})
+    monkeypatch.setattr(boardpack, "datetime", frozen)
     path = copy_store(store, tmp_path)
     con = records_store.connect(path)
     with records_store.cursor(con) as cur, records_store.atomic(cur):  # the cubes, as every write leaves them
