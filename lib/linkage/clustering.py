@@ -82,9 +82,8 @@ def _decided_pairs(decided: pd.DataFrame, record_nodes: pd.DataFrame) -> tuple[p
 
 def _positions(ids: np.ndarray, *columns: pd.Series) -> list[np.ndarray]:
     """Each column's values' positions in `ids` (-1 where absent), by Arrow's hash look-up: pandas' `get_indexer`
-    over a million text ids took seconds at 1M. The columns are looked up together, so `ids` is hashed once (each
-    look-up hashed all of them again: at 1M, 0.17 s a column, four columns, two of them usually empty), and not
-    at all when every column is empty."""
+    over a million text ids took seconds at 1M. The columns are looked up together, so `ids` is hashed once (a
+    look-up per column hashed all of them again: at 1M, 0.17 s each), and not at all when every column is empty."""
     sizes = [len(column) for column in columns]
     if not sum(sizes):
         return [np.zeros(0, dtype=np.int64) for _ in columns]
@@ -98,14 +97,13 @@ def _pair_codes(left: np.ndarray, right: np.ndarray, n: int) -> np.ndarray:
     return np.minimum(left, right) * n + np.maximum(left, right)
 
 
-def _with_accepted(edges: pd.DataFrame, accepted: pd.DataFrame, ids: np.ndarray
-                   ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def _with_accepted(edges: pd.DataFrame, accepted: pd.DataFrame, left: np.ndarray, right: np.ndarray,
+                   wanted_l: np.ndarray, wanted_r: np.ndarray, n: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """(edges plus an unscored edge for each accepted pair the model did not score, and each edge's left and
-    right node positions in `ids`)."""
-    left, right = _positions(ids, edges["unique_id_l"], edges["unique_id_r"])
+    right node positions among the `n` nodes). `left`, `right`: the edges' positions; `wanted_l`, `wanted_r`: the
+    accepted pairs'."""
     if len(accepted):
-        wanted_l, wanted_r = _positions(ids, accepted["node_l"], accepted["node_r"])
-        missing = ~np.isin(_pair_codes(wanted_l, wanted_r, len(ids)), _pair_codes(left, right, len(ids)))
+        missing = ~np.isin(_pair_codes(wanted_l, wanted_r, n), _pair_codes(left, right, n))
         if missing.any():
             edges = pd.concat([edges, pd.DataFrame({
                 "unique_id_l": accepted["node_l"].to_numpy()[missing],
@@ -157,19 +155,21 @@ def cluster(nodes: pd.DataFrame, edges: pd.DataFrame, decisions: pd.DataFrame, r
         return pd.Series([], dtype=object, name="cluster_id"), edges.assign(status=pd.Series(dtype=object))
     numbered = [bool(v) for v in nodes["has_nhs"].to_numpy()]
     accepted, rejected = _decided_pairs(decisions, record_nodes)
-    rejected_l, rejected_r = _positions(ids, rejected["node_l"], rejected["node_r"])
+    # the edges' and both kinds of decided pairs' node positions in one look-up: the node ids are hashed once
+    left, right, accepted_l, accepted_r, rejected_l, rejected_r = _positions(
+        ids, edges["unique_id_l"], edges["unique_id_r"], accepted["node_l"], accepted["node_r"],
+        rejected["node_l"], rejected["node_r"])
     rejected_positions = list(zip(rejected_l.tolist(), rejected_r.tolist()))
 
-    edges, left, right = _with_accepted(edges, accepted, ids)
+    edges, left, right = _with_accepted(edges, accepted, left, right, accepted_l, accepted_r, len(ids))
     codes = _pair_codes(left, right, len(ids))
 
-    def decided(pairs: pd.DataFrame) -> np.ndarray:
-        if not len(pairs):
+    def decided(pair_l: np.ndarray, pair_r: np.ndarray) -> np.ndarray:
+        if not len(pair_l):
             return np.zeros(len(edges), dtype=bool)
-        wanted = _pair_codes(*_positions(ids, pairs["node_l"], pairs["node_r"]), len(ids))
-        return np.isin(codes, wanted)
+        return np.isin(codes, _pair_codes(pair_l, pair_r, len(ids)))
 
-    is_accepted, is_rejected = decided(accepted), decided(rejected)
+    is_accepted, is_rejected = decided(accepted_l, accepted_r), decided(rejected_l, rejected_r)
     probability = edges["match_probability"].fillna(1.0).to_numpy()
     candidate = ~is_rejected & (is_accepted | (probability >= config.match_threshold))
     status = np.full(len(edges), "review", dtype=object)
