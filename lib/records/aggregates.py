@@ -62,18 +62,18 @@ _FY = "(year(e.encounter_date) - CASE WHEN month(e.encounter_date) < 4 THEN 1 EL
 _FQ = "(CAST(floor(((month(e.encounter_date) + 8) % 12) / 3) AS INT) + 1)"
 
 
-def _year_text(fy: str) -> str:
+def year_text(fy: str) -> str:
     """The financial year as published ("2024-25") of an SQL expression of its first calendar year."""
     return f"(CAST({fy} AS STRING) || '-' || lpad(CAST(({fy} + 1) % 100 AS STRING), 2, '0'))"
 
 
-def _quarter_text(fy: str, fq: str) -> str:
+def quarter_text(fy: str, fq: str) -> str:
     """The financial quarter as published ("2024-25 Q1") of SQL expressions of its year and quarter (1 to 4)."""
-    return f"({_year_text(fy)} || ' Q' || CAST({fq} AS STRING))"
+    return f"({year_text(fy)} || ' Q' || CAST({fq} AS STRING))"
 
 
-_YEAR = _year_text(_FY)
-_QUARTER = _quarter_text(_FY, _FQ)
+_YEAR = year_text(_FY)
+_QUARTER = quarter_text(_FY, _FQ)
 
 
 #: Off (``scratch()``): writes in this context keep no aggregates (a throwaway store nothing reads them from).
@@ -156,7 +156,7 @@ def grouped_sql(area_sql: str, linked: bool, where: str = "", cells: str | None 
     year_out, quarter_out = "year", "quarter"  # the published texts: from the records, or made per cell below
     if source:  # the periods (integers), the flag and the child are columns of the records' table already
         child, join, year, quarter, cse = "e.child_id", "", "e.fy", "e.fq", "e.cse"
-        year_out, quarter_out = _year_text("year"), _quarter_text("year", "quarter")
+        year_out, quarter_out = year_text("year"), quarter_text("year", "quarter")
     if cells:
         join += f" JOIN {cells} c ON c.agency_type = e.agency_type AND c.area_code = {area_sql}"
     # distinct children per quarter, year and all periods by three nested groupings (one row per child and cell,
