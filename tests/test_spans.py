@@ -212,6 +212,36 @@ def test_synthetic_spans_match_an_independent_recount(synth):
     assert table["children"].sum() == home.size
 
 
+def test_child_tables_of_several_layers_equal_an_independent_recount_and_leave_no_temporary_table(synth):
+    """Every layer's home area (latest dated, then most frequent, then smallest code) and each child's counts, as
+    pandas recounts them; made inside a write's transaction on the one cursor the stored build hands over, and the
+    temporary tables of the children's numbers and records are gone afterwards."""
+    joined = _joined(synth)
+    chosen = ["pfa", "lad", "trust", "nhs"]
+    with store.cursor(synth) as cur, store.atomic(cur):
+        tables = spans.child_tables(store.HeldCursor(cur), chosen)
+        left = {r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+    assert not left & {spans.CHILD_NUMBERS, spans.LINKED_RECORDS}
+    ids = sorted(joined["child_id"].unique())
+    for layer in chosen:
+        column = f"home_{layer}"
+        table = tables[layer]
+        assert table["child_id"].tolist() == ids  # every linked child once, in the ids' order
+        placed = joined.dropna(subset=[column])
+        stats = placed.groupby(["child_id", column]).agg(last=("encounter_date", "max"), n=("record_key", "size"))
+        stats = stats.reset_index().sort_values(["child_id", "last", "n", column],
+                                                ascending=[True, False, False, True])
+        home = stats.drop_duplicates("child_id").set_index("child_id")[column].reindex(ids)
+        got = table.set_index("child_id")["home_area"]
+        assert got.index.equals(home.index) and got.isna().equals(home.isna())
+        assert (got[got.notna()] == home[home.notna()]).all()
+    per_child = joined.groupby("child_id").agg(records=("record_key", "size"), agencies=("agency_type", "nunique"),
+                                               forces=("enc_pfa", "nunique")).reindex(ids)
+    table = tables["pfa"].set_index("child_id")
+    assert (table["records"] == per_child["records"]).all() and (table["agencies"] == per_child["agencies"]).all()
+    assert (table["areas_pfa"] == per_child["forces"]).all()
+
+
 def test_synthetic_flows_exclude_same_area_and_pair_up(synth):
     table = spans.flows(synth, "utla", top=None)
     assert len(table) > 10

@@ -168,9 +168,9 @@ def child_tables(con: duckdb.DuckDBPyConnection, layer_list) -> dict[str, pd.Dat
             homes = {}
             for k in chosen:  # child number -> home area, put in place (every child has a number from 1 to n)
                 got = cur.sql(_home_sql(k, f"temp.{LINKED_RECORDS} e", "e.c")).to_arrow_table()
-                home = np.full(len(frame), None, dtype=object)
-                home[got.column("child_id").to_numpy() - 1] = got.column("home_area").to_numpy(zero_copy_only=False)
-                homes[k] = pd.array(home, dtype="str")
+                at = np.full(len(frame), -1, dtype="int64")  # each child's row of `got`, -1 where it has no home
+                at[got.column("child_id").to_numpy() - 1] = np.arange(got.num_rows)
+                homes[k] = pd.array(got.column("home_area").take(pa.array(at, mask=at < 0)), dtype="str")
         finally:
             for table in (LINKED_RECORDS, CHILD_NUMBERS):
                 with contextlib.suppress(duckdb.Error):  # a failed statement aborted the transaction: its error

@@ -132,7 +132,7 @@ def records_sql(linked: bool) -> str:
     six queries 37.6 s against 14.2 s from it and 2.1 s to make it; in a transaction the rebuild 21.4-25.0 s against
     19.5-20.1 s). The periods are integers (``fy``, the year's first calendar year; ``fq``, 1 to 4) and each child
     a number (its rank among the distinct ids): the groupings run on integers and the published texts are made once
-    per cell (1M, session 23: the eight groupings 3.9 -> 3.2 s, the same rows)."""
+    per cell (1M, session 23: the eight groupings 3.6-3.8 -> 3.0-3.1 s, the same rows)."""
     child = "i.c" if linked else "CAST(NULL AS BIGINT)"
     join = ("LEFT JOIN record_child rc ON rc.record_key = e.record_key LEFT JOIN (SELECT child_id, "
             "row_number() OVER (ORDER BY child_id) AS c FROM (SELECT DISTINCT child_id FROM record_child "
