@@ -119,6 +119,12 @@ def area_column(layer: str) -> str:
     return column
 
 
+#: Every linked child numbered 1 to n in the order of its id (``child_id``, ``c``): the groupings that count children
+#: run on these integers, not on the 40-character ids (the rebuild's records; ``lib.measures.spans.child_tables``).
+CHILD_NUMBERS_SQL = ("SELECT child_id, row_number() OVER (ORDER BY child_id) AS c FROM (SELECT DISTINCT child_id "
+                     "FROM record_child WHERE child_id IS NOT NULL) d")
+
+
 #: The full rebuild's table of the records as every layer's grouping reads them (``records_sql``), made once on the
 #: rebuild's cursor and dropped after it.
 RECORDS = "agg_records"
@@ -134,9 +140,8 @@ def records_sql(linked: bool) -> str:
     a number (its rank among the distinct ids): the groupings run on integers and the published texts are made once
     per cell (1M, session 23: the eight groupings 3.6-3.8 -> 3.0-3.1 s, the same rows)."""
     child = "i.c" if linked else "CAST(NULL AS BIGINT)"
-    join = ("LEFT JOIN record_child rc ON rc.record_key = e.record_key LEFT JOIN (SELECT child_id, "
-            "row_number() OVER (ORDER BY child_id) AS c FROM (SELECT DISTINCT child_id FROM record_child "
-            "WHERE child_id IS NOT NULL) d) i ON i.child_id = rc.child_id") if linked else ""
+    join = (f"LEFT JOIN record_child rc ON rc.record_key = e.record_key LEFT JOIN ({CHILD_NUMBERS_SQL}) i "
+            "ON i.child_id = rc.child_id") if linked else ""
     areas = "".join(f", e.{column}" for column in sorted({area_column(layer) for layer in measure_layers()}))
     return (f"SELECT e.agency_type AS agency_type, e.agency_code AS agency_code{areas}, {_FY} AS fy, "
             f"{_FQ} AS fq, coalesce(e.cse_flag, false) AS cse, {child} AS child_id "
