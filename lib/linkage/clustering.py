@@ -210,7 +210,8 @@ def outcomes(store: duckdb.DuckDBPyConnection, record_nodes: pd.DataFrame, clust
         out = con.sql("""
             WITH rc AS (SELECT r.*, c.cluster_id, e.agency_type FROM record_nodes r JOIN clusters c USING (node_id)
                         JOIN encounters e USING (record_key)),
-            clusters_info AS (SELECT cluster_id, min(record_key) AS first_key, count(*) AS size,
+            clusters_info AS (SELECT cluster_id, 'CH-' || substr(sha256(min(record_key)), 1, 12) AS child_id,
+                                     count(*) AS size,
                                      count(DISTINCT agency_type) AS agencies FROM rc GROUP BY cluster_id),
             joined AS (SELECT unique_id_l AS node, match_probability AS p, status FROM edges
                        WHERE status IN ('linked', 'accepted by reviewer')
@@ -219,7 +220,7 @@ def outcomes(store: duckdb.DuckDBPyConnection, record_nodes: pd.DataFrame, clust
                        WHERE status IN ('linked', 'accepted by reviewer')),
             best AS (SELECT node, max(p) AS p, bool_or(status = 'accepted by reviewer') AS by_reviewer
                      FROM joined GROUP BY node)
-            SELECT rc.record_key, 'CH-' || substr(sha256(i.first_key), 1, 12) AS child_id, rc.node_id,
+            SELECT rc.record_key, i.child_id, rc.node_id,
                    CASE WHEN i.size = 1 THEN 'single record' WHEN b.by_reviewer THEN 'reviewer'
                         WHEN b.p IS NOT NULL THEN 'probabilistic' ELSE 'nhs_number' END AS link_method,
                    CAST(b.p AS DOUBLE) AS best_match_probability, rc.by_nhs, rc.nhs_conflict,
