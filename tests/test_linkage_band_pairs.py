@@ -179,6 +179,68 @@ def test_training_beside_the_band_keys_gives_the_model_trained_on_them(trained):
     assert lsh.COLUMN not in str(plain["blocking_rules_to_generate_predictions"])
 
 
+def _pair_sets(keyed: pd.DataFrame) -> set[tuple[int, int]]:
+    """The pairs a `pair_keys` frame's keys join (each key held by its two nodes), as (smaller id, larger id)."""
+    held = keyed[["unique_id", lsh.COLUMN]].dropna().explode(lsh.COLUMN)
+    ends = held.groupby(lsh.COLUMN)["unique_id"].agg(["min", "max"])
+    return set(zip(ends["min"], ends["max"], strict=True))
+
+
+def test_the_band_pairs_found_beside_training_are_those_found_after_it(trained):
+    """inference.probabilistic_pass finds the band keys' pairs whose names do not both differ on the model's settings
+    before its parameters are estimated (band_pairs.name_meetings, given `train_model`'s `on_settings`); pair_keys on
+    the trained model with them gives the pairs it finds alone. Meetings found under another names test (every pair
+    kept) are not used: pair_keys closes them and finds its own."""
+    from splink.backends.duckdb import DuckDBAPI
+
+    frame, model_json, config = trained
+    settings = []
+    trained_again = training.train_model(DuckDBAPI(connection=duckdb.connect()), frame.drop(columns=[lsh.COLUMN]),
+                                         config, name_lsh=True, on_settings=settings.append)
+    assert len(settings) == 1 and settings[0]["comparisons"] != trained_again["comparisons"]  # before estimation
+    numbered = frame.assign(unique_id=pd.factorize(frame["unique_id"], sort=True)[0])
+    alone, n_alone = band_pairs.pair_keys(numbered, model_json, True, False, floor=0.1)
+    meetings = band_pairs.name_meetings(numbered, settings[0], False)
+    assert meetings.both is not None and meetings.source == "named"
+    beside, n_beside = band_pairs.pair_keys(numbered, model_json, True, False, floor=0.1, meetings=meetings)
+    assert n_alone == n_beside > 50 and _pair_sets(beside) == _pair_sets(alone)
+    with pytest.raises(duckdb.ConnectionException):  # closed once read
+        meetings.con.execute("SELECT 1")
+    every = band_pairs.name_meetings(numbered, settings[0], True)  # names that both differ kept: not this test
+    assert every.both is None
+    other, n_other = band_pairs.pair_keys(numbered, model_json, True, False, floor=0.1, meetings=every)
+    assert n_other == n_alone and _pair_sets(other) == _pair_sets(alone)
+
+
+@pytest.mark.parametrize("settings_first", [False, True])
+def test_training_that_stops_stops_the_pass_and_its_thread(trained, monkeypatch, settings_first):
+    """Training raising (before or after it made its settings) reaches the caller as it is (lib.linkage.run then
+    keeps the NHS-number pass alone), and the thread finding the band pairs beside it does not wait for settings
+    that will never come."""
+    import threading
+
+    frame, model_json, config = trained
+
+    def stops(db_api, frame, config, name_lsh=None, on_settings=None):
+        if settings_first:
+            on_settings(model_json)
+        raise model.TrainingError("too few records")
+
+    monkeypatch.setattr(inference.training, "train_model", stops)
+    outcome = {}
+
+    def run_pass():
+        try:
+            inference.probabilistic_pass(frame, config)
+        except model.TrainingError as exc:
+            outcome["raised"] = exc
+
+    worker = threading.Thread(target=run_pass, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive() and str(outcome["raised"]) == "too few records"
+
+
 def test_the_names_test_on_counted_bits_equals_the_models_dice():
     """pair_keys tests names on plain word columns, each filter's set bits counted once per node (`_words`,
     `_nodes`, `_pairs`); the pairs at a cut-point must be those of the model's own Dice SQL on the same filters:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
@@ -74,17 +75,71 @@ def _on_pairs(sql: str) -> str:
     return re.sub(r'\b([lr])\."?(\w+)"?', r'"\2_\1"', sql)
 
 
+@dataclass
+class NameMeetings:
+    """The band keys' pairs whose names do not both differ: the first half of `pair_keys`, held on its DuckDB
+    connection (`con`, with `frame` registered) as the table `source`. They need the band keys and the names'
+    Dice cut-points, not the trained weights, so `inference.probabilistic_pass` finds them beside training, on the
+    core Splink's training leaves idle (docs/PERFORMANCE.md, session 24). `keyed`: the frame of text ids they
+    were asked for (`frame` is it with integer ids, as scoring numbers the nodes); `both`: the names test they
+    were found with (None: every pair kept). `pair_keys` takes them only for the same frame and the same test."""
+    con: duckdb.DuckDBPyConnection
+    frame: pd.DataFrame
+    both: str | None
+    source: str
+    keyed: pd.DataFrame | None = None
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _both_test(model_json: dict, names_both_differ: bool) -> str | None:
+    """The names test on the narrow table (`_words`): both names differ; None where no pair is dropped for it."""
+    both = model.names_both_differ_sql(model_json) if not names_both_differ else None
+    return _words(both) if both else None
+
+
+def name_meetings(frame: pd.DataFrame, model_json: dict, names_both_differ: bool, limits: dict | None = None,
+                  keyed: pd.DataFrame | None = None) -> NameMeetings:
+    """`NameMeetings` of `frame` (integer `unique_id`s and band keys) under the names test of `model_json`, trained
+    or not (the test reads its levels and Dice cut-points only): the band keys joined and de-duplicated, then the
+    pairs whose names both differ dropped on a narrow table (the filters' words as plain columns, the name hashes as
+    64-bit integers: `_nodes`), since they are most raw matches. Each table is dropped once the next is made.
+    `limits`: as `pair_keys`."""
+    both = _both_test(model_json, names_both_differ)
+    con = duckdb.connect(config=limits or {})
+    try:
+        con.register("frame_in", frame)
+        con.execute(f"""CREATE TEMP TABLE bands AS SELECT unique_id AS id, unnest({lsh.COLUMN}) AS k FROM frame_in
+                        WHERE {lsh.COLUMN} IS NOT NULL""")
+        con.execute("""CREATE TEMP TABLE met AS SELECT DISTINCT l.id AS a, r.id AS b FROM bands l JOIN bands r
+                       ON l.k = r.k AND l.id < r.id""")
+        con.execute("DROP TABLE bands")
+        source = "met"
+        if both:  # first the names, on a narrow table: most raw matches are names that both differ
+            _nodes(con, frame, both, table="names", source=source, of="frame_in")
+            con.execute(f"CREATE TEMP TABLE named AS {_pairs(con, 'names', source, f'NOT ({both})')}")
+            con.execute("DROP TABLE names")
+            con.execute("DROP TABLE met")
+            source = "named"
+    except BaseException:
+        con.close()
+        raise
+    return NameMeetings(con, frame, both, source, keyed)
+
+
 def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_both_differ: bool,
-              limits: dict | None = None, floor: float = 0.0) -> tuple[pd.DataFrame, int]:
+              limits: dict | None = None, floor: float = 0.0, meetings: NameMeetings | None = None
+              ) -> tuple[pd.DataFrame, int]:
     """(`frame`, its integer `unique_id`s, with `name_lsh` holding pair keys instead of band keys, and the number of
     pairs). The pairs: those of the band keys (names that both differ dropped unless `names_both_differ`) and those
     of the national rules (`national`), kept where the nodes are not two NHS-number groups (`skip_numbered`), no
     other rule of the model proposes them, and, with a `floor` above 0, the pair's weight bound
-    (lib.linkage.weight_bound) reaches the floor's weight: a pair under it cannot be scored at the floor. The names
-    are tested first, on a narrow table (the filters' words as plain columns, the name hashes as 64-bit integers:
-    `_nodes`): they drop most raw matches, so the other rules' columns are joined only to the pairs left. `limits`:
-    the DuckDB settings the link runs under (`config.duckdb_config`: its memory limit and spill folder), so a
-    national store's pairs spill to disk instead of exhausting memory."""
+    (lib.linkage.weight_bound) reaches the floor's weight: a pair under it cannot be scored at the floor. The band
+    keys' pairs are `name_meetings`' (`meetings` if found already for this frame and this model's names test, else
+    found here), so the other rules' columns are joined only to the pairs left. `limits`: the DuckDB settings the
+    link runs under (`config.duckdb_config`: its memory limit and spill folder), so a national store's pairs spill
+    to disk instead of exhausting memory. `meetings` is closed when this returns."""
     others, _ = _rules(model_json)
     local = [r for r in others if not national(r)]
     cheap = [f"coalesce(({_on_pairs(r['blocking_rule'])}), false)" for r in local]
@@ -95,23 +150,17 @@ def pair_keys(frame: pd.DataFrame, model_json: dict, skip_numbered: bool, names_
     lists = {c for c in frame.columns if c == lsh.COLUMN or c.endswith("_bloom")}  # what the bound weighs at best
     if floor > 0:
         reach = f"(({weight_bound.bound_sql(model_json, lists)}) >= {weight_bound.floor_weight(floor)!r})"
-    both = model.names_both_differ_sql(model_json) if not names_both_differ else None
-    both = _words(both) if both else None
-    con = duckdb.connect(config=limits or {})
+    if meetings is not None and (meetings.frame is not frame
+                                 or meetings.both != _both_test(model_json, names_both_differ)):
+        meetings.close()  # found for another frame or another names test: not these pairs
+        meetings = None
+    if meetings is None:
+        meetings = name_meetings(frame, model_json, names_both_differ, limits)
+    con, source = meetings.con, meetings.source
     try:
-        con.register("frame_in", frame)
         tf = weight_bound.tf_columns(model_json) if reach else []
         tf_joins = "".join(f" LEFT JOIN ({weight_bound.tf_table_sql(c, 'frame_in')}) USING (\"{c}\")" for c in tf)
         con.execute(f"CREATE TEMP VIEW nodes_in AS SELECT * FROM frame_in{tf_joins}")
-        con.execute(f"""CREATE TEMP TABLE bands AS SELECT unique_id AS id, unnest({lsh.COLUMN}) AS k FROM frame_in
-                        WHERE {lsh.COLUMN} IS NOT NULL""")
-        con.execute("""CREATE TEMP TABLE met AS SELECT DISTINCT l.id AS a, r.id AS b FROM bands l JOIN bands r
-                       ON l.k = r.k AND l.id < r.id""")
-        source = "met"
-        if both:  # first the names, on a narrow table: most raw matches are names that both differ
-            _nodes(con, frame, both, table="names", source=source)
-            con.execute(f"CREATE TEMP TABLE named AS {_pairs(con, 'names', source, f'NOT ({both})')}")
-            source = "named"
         proposed = " OR ".join(cheap) or "false"  # another rule proposes the pair, or two NHS-number groups
         keep = f"NOT ({proposed})" + (f" AND {reach}" if reach else "")
         found = [r for r in others if national(r)]
@@ -225,14 +274,15 @@ def _only_compared(conditions: str, column: str) -> bool:
     return all(compared(ref) for ref in refs)
 
 
-def _nodes(con, frame: pd.DataFrame, conditions: str, *, table: str, source: str | None) -> None:
+def _nodes(con, frame: pd.DataFrame, conditions: str, *, table: str, source: str | None, of: str = "nodes_in"
+           ) -> None:
     """A node table `table` of the nodes in the pairs `source` (None: every node): the columns `conditions` read,
     copied once out of pandas (a Python list per filter is slow to scan), each Bloom filter's words as plain BIGINT
     columns. A text column that the conditions only compare for equality or test for null is held as its 64-bit hash
     (NULL kept NULL), so the join to every pair carries 8 bytes instead of a 64-character hash (two different texts
     with one hash: about 1 in 10^19 per comparison). The hashed features are integers already (`model.narrowed`)."""
     picked = []
-    for c in _columns_of(con, "nodes_in"):  # the frame's, and tf_*
+    for c in _columns_of(con, of):  # the frame's, and tf_* (of `nodes_in`)
         if c != lsh.COLUMN and (f'"{c}_l"' in conditions or f'"{c}_r"' in conditions):
             text = c in frame and pd.api.types.is_string_dtype(frame[c]) and _only_compared(conditions, c)
             picked.append(f'CASE WHEN "{c}" IS NULL THEN NULL ELSE hash("{c}") END AS "{c}"' if text else f'"{c}"')
@@ -242,7 +292,7 @@ def _nodes(con, frame: pd.DataFrame, conditions: str, *, table: str, source: str
         if f'"{field}_bloomn_l"' in conditions or f'"{field}_bloomn_r"' in conditions:
             picked.append(f'{_set_bits(field + "_bloom[{}]")} AS "{field}_bloomn"')
     where = f"WHERE unique_id IN (SELECT a FROM {source} UNION SELECT b FROM {source})" if source else ""
-    con.execute(f"CREATE TEMP TABLE {table} AS SELECT {', '.join(['unique_id', *picked])} FROM nodes_in {where}")
+    con.execute(f"CREATE TEMP TABLE {table} AS SELECT {', '.join(['unique_id', *picked])} FROM {of} {where}")
 
 
 def _pairs(con, table: str, source: str, keep: str, carry: tuple = ()) -> str:

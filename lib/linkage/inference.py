@@ -12,7 +12,8 @@ Thresholds (link, review) are applied by lib.linkage.clustering.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import duckdb
 import numpy as np
@@ -135,20 +136,58 @@ def probabilistic_pass(nodes: pd.DataFrame, config: LinkConfig, progress: Progre
     try:
         frame = nodes[["unique_id", *model.FEATURES, model.NUMBERED]]
         progress(0.35, "Training the match model (u by sampling, m by expectation maximisation)")
+        meetings = None
         if uses_name_blocking(config, len(frame)):
             # the band keys (computed here from the filters, never stored) beside training, which never reads them:
             # NumPy on one core while Splink's sampling runs mostly on the other (1M: 6.0-6.7 -> 4.6-4.8 s together,
-            # the same model and keys; docs/PERFORMANCE.md, session 21)
+            # the same model and keys; docs/PERFORMANCE.md, session 21); then, once training has made its settings,
+            # the band keys' pairs whose names do not both differ (band_pairs.name_meetings), while Splink estimates
+            # the parameters mostly on one core (docs/PERFORMANCE.md, session 24)
+            settings: Future = Future()
             with ThreadPoolExecutor(1, thread_name_prefix="band-keys") as pool:
-                keyed = pool.submit(lsh.with_keys, frame)
-                model_json = training.train_model(db_api, frame, config, name_lsh=True)
-                frame = keyed.result()
+                keyed = pool.submit(_keys_and_meetings, frame, settings, config)
+                try:
+                    model_json = training.train_model(db_api, frame, config, name_lsh=True,
+                                                      on_settings=settings.set_result)
+                except BaseException:
+                    if not settings.done():
+                        settings.set_exception(model.TrainingError("training stopped before its settings"))
+                    with contextlib.suppress(Exception):
+                        _close(keyed.result()[1])
+                    raise
+                frame, meetings = keyed.result()
         else:
             model_json = training.train_model(db_api, frame, config)
-        scored = score(db_api, frame, model_json, config, progress)
+        try:
+            scored = score(db_api, frame, model_json, config, progress, meetings=meetings)
+        finally:
+            _close(meetings)  # closed by scoring once read; not if scoring stopped first
     finally:
         db_api.duckdb_con.close()  # its tables and buffers go before clustering starts
     return kept_edges(scored, nodes), model_json
+
+
+def _keys_and_meetings(frame: pd.DataFrame, settings: Future, config: LinkConfig
+                       ) -> tuple[pd.DataFrame, band_pairs.NameMeetings | None]:
+    """(`frame` with its band keys, and the band keys' pairs whose names do not both differ under the model's
+    `settings` once training has made them, on the integer ids scoring gives the nodes; None where scoring will not
+    read them: on Spark, for a model without name blocking, or when training stopped first)."""
+    keyed = lsh.with_keys(frame)
+    if config.backend != "duckdb":
+        return keyed, None
+    try:
+        untrained = settings.result()
+    except Exception:  # training stopped: nothing will be scored
+        return keyed, None
+    if not band_pairs.applies(untrained, keyed):
+        return keyed, None
+    return keyed, band_pairs.name_meetings(_coded(keyed), untrained, config.name_pairs_both_differ,
+                                           duckdb_config(config), keyed=keyed)
+
+
+def _close(meetings: band_pairs.NameMeetings | None) -> None:
+    if meetings is not None:
+        meetings.close()
 
 
 def scoring_floor(config: LinkConfig) -> float:
@@ -195,19 +234,28 @@ def capped_review_floor(queued, floor: float, threshold: float, max_pairs: float
     return float(threshold)
 
 
-def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, progress: Progress) -> pd.DataFrame:
+def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, progress: Progress,
+          meetings: band_pairs.NameMeetings | None = None) -> pd.DataFrame:
     """Splink's predictions of `frame`'s pairs at or above the review floor, on `config.backend`.
 
     Splink scores the nodes under integer ids, numbered in the order of their text ids so every pair keeps its left
     and right side (the transposed-date level reads one direction): its blocking joins, de-duplication and look-ups
     then run on integers instead of 40-character strings (1M, one process each, back to back: blocking
     30.4 -> 26.5 s, scoring after it 8.8 -> 6.2 s; docs/PERFORMANCE.md, session 9). The scored pairs get their
-    text ids back."""
-    codes, ids = _sorted_codes(frame["unique_id"])
-    scored = _scores(db_api, frame.assign(unique_id=codes.astype("int64")), model_json, config, progress)
+    text ids back. `meetings`: the band keys' pairs found beside training for this `frame` (`_keys_and_meetings`),
+    whose integer-id frame is then scored."""
+    _, ids = _sorted_codes(frame["unique_id"])
+    coded = meetings.frame if meetings is not None and meetings.keyed is frame else _coded(frame)
+    scored = _scores(db_api, coded, model_json, config, progress, meetings)
     for side in ("unique_id_l", "unique_id_r"):
         scored[side] = ids.take(scored[side].to_numpy())
     return scored
+
+
+def _coded(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with each node's integer id (`_sorted_codes`) as its `unique_id`, as Splink scores it."""
+    codes, _ = _sorted_codes(frame["unique_id"])
+    return frame.assign(unique_id=codes.astype("int64"))
 
 
 def _sorted_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -220,13 +268,15 @@ def _sorted_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return pd.factorize(ids, sort=True)
 
 
-def _scores(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, progress: Progress) -> pd.DataFrame:
+def _scores(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, progress: Progress,
+            meetings: band_pairs.NameMeetings | None = None) -> pd.DataFrame:
     from splink import Linker
 
     # scoring only: the stored model is unchanged. On Spark the band keys stay an exploding rule run by the cluster.
     if config.backend == "duckdb" and band_pairs.applies(model_json, frame):
         frame, _ = band_pairs.pair_keys(frame, model_json, model.NUMBERED in frame.columns,
-                                        config.name_pairs_both_differ, duckdb_config(config), scoring_floor(config))
+                                        config.name_pairs_both_differ, duckdb_config(config), scoring_floor(config),
+                                        meetings)
         model_json = band_pairs.scoring_model(model_json)
     elif not config.name_pairs_both_differ:
         model_json = model.without_names_both_differ(model_json)

@@ -7,17 +7,22 @@ on DuckDB or Spark alike. The comparisons, blocking rules and estimation steps a
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 from lib.linkage import dice, lsh, model
 from lib.linkage.config import LinkConfig
 
 
-def train_model(db_api, frame: pd.DataFrame, config: LinkConfig, name_lsh: bool | None = None) -> dict:
+def train_model(db_api, frame: pd.DataFrame, config: LinkConfig, name_lsh: bool | None = None,
+                on_settings: Callable[[dict], None] | None = None) -> dict:
     """The trained model (Splink's JSON) of `frame` (unique_id + model.FEATURES), or of a seeded random sample
     of it when it holds more than `config.train_sample` nodes. `name_lsh`: whether the model blocks on the band
     keys (lib.linkage.lsh) for scoring; None: whether `frame` carries them. Training never reads the keys (no
-    training rule blocks on them), so they may be computed beside it (`inference.probabilistic_pass`)."""
+    training rule blocks on them), so they may be computed beside it (`inference.probabilistic_pass`).
+    `on_settings`: called with the model's JSON before its parameters are estimated (its comparisons, levels and
+    Dice cut-points are final then), so what needs only those can start beside the estimation."""
     from splink import Linker
 
     if len(frame) > config.train_sample:
@@ -35,5 +40,7 @@ def train_model(db_api, frame: pd.DataFrame, config: LinkConfig, name_lsh: bool 
     trainer = Linker(db_api.register(frame, dataset_display_name="training_nodes"),
                      model.settings(cuts, name_lsh, config.dob_parts, joint, config.forename_tf,
                                     config.encounter_area), log_level=30)
+    if on_settings is not None:
+        on_settings(trainer.misc.save_model_to_json())
     model.train(trainer, seed=config.seed, max_pairs=config.max_u_pairs, em_max_pairs=config.em_max_pairs)
     return trainer.misc.save_model_to_json()
