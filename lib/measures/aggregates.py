@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -416,44 +417,75 @@ def _view_frames(con, keys: dict | None, linked: bool, *, across: bool, data: bo
     # the published counts of every home atom (each layer's resident counts are sums of the same atoms)
     exact = spans.with_reach(tables[every[0]][["child_id"]], reach)["agencies_exact"].to_numpy()
     records = spans.keyed_records(con, keys, spans.HOME_LAYERS) if keyed else None
-    for layer in every:
-        children = tables.pop(layer).assign(agencies_exact=exact)
-        keyed_children = spans.child_keys(con, children, keyed_homes) if keyed else None
-        if keyed and atoms is None:
-            atoms = spans.resident_atoms(keyed_children)
-        if layer in compare_layers:  # Compare's resident children, published (linked records only)
-            yield frame_name("across", "compare_span", layer), compare.published_span(keyed_children, atoms=atoms)
-        if layer not in spans.HOME_LAYERS:
-            continue
-        yield frame_name("across", "spans", layer, False), spans.spans_by_area(con, layer, children=children)
-        yield frame_name("across", "missed", layer, False), spans.missed_without_linkage(
-            con, layer, children=children, reach=reach)
-        yield frame_name("across", "overview", layer, False), spans.overview(con, layer, children=children,
-                                                                            reach=reach, totals=totals)
-        # the keyed flows are the exact flows plus their cell keys (same rows, same order): one query for both
-        with_keys = spans.flows(con, layer, top=None, keys=keys, homes=homes, records=records) if keyed else None
-        yield frame_name("across", "flows", layer, False), (
-            spans.flows(con, layer, top=None, homes=homes) if with_keys is None
-            else with_keys[[c for c in with_keys.columns if not c.startswith("key_")]])
-        yield frame_name("across", "spanning", layer, None), spans.spanning_children(
-            con, layer, limit=SPANNING_LIMIT, children=children)
-        if not keyed:
-            continue
-        yield frame_name("across", "spans", layer, True), spans.spans_by_area(con, layer, children=keyed_children,
-                                                                             atoms=atoms)
-        yield frame_name("across", "missed", layer, True), spans.missed_without_linkage(
-            con, layer, children=keyed_children, reach=reach, atoms=atoms)
-        yield frame_name("across", "overview", layer, True), spans.overview(
-            con, layer, children=keyed_children, reach=reach, keys=keys, totals=totals, atoms=atoms)
-        yield frame_name("across", "flows", layer, True), with_keys
-        atoms_of = tuple(spans.atom_layers(layer))
-        if atoms_of not in flow_atoms:
-            flow_atoms[atoms_of] = spans.flow_encounter_atoms(
-                con, list(atoms_of), keys, homes=homes if set(atoms_of) <= set(every) else None)
-        yield (frame_name("across", "flow_encounters", layer),
-               spans.published_flow_encounters(con, layer, keys, atoms=flow_atoms[atoms_of]))
+    # the measures that are pandas alone on a layer's children run on a thread of their own while this one runs the
+    # next queries (the flows and their atoms in DuckDB, which leaves Python free): one layer's at a time, so at most
+    # two layers' children are held (docs/PERFORMANCE.md, session 24)
+    pending: list = []
+    with ThreadPoolExecutor(1, thread_name_prefix="view-frames") as pool:
+        for layer in every:
+            children = tables.pop(layer).assign(agencies_exact=exact)
+            keyed_children = spans.child_keys(con, children, keyed_homes) if keyed else None
+            if keyed and atoms is None:
+                atoms = spans.resident_atoms(keyed_children)
+            yield from _finished(pending)
+            pending = [(name, pool.submit(work)) for name, work in _pandas_measures(
+                layer, children, keyed_children, atoms, reach, keys, totals, compare_layers)]
+            if layer not in spans.HOME_LAYERS:
+                continue
+            # the keyed flows are the exact flows plus their cell keys (same rows, same order): one query for both
+            with_keys = spans.flows(con, layer, top=None, keys=keys, homes=homes, records=records) if keyed else None
+            yield frame_name("across", "flows", layer, False), (
+                spans.flows(con, layer, top=None, homes=homes) if with_keys is None
+                else with_keys[[c for c in with_keys.columns if not c.startswith("key_")]])
+            if not keyed:
+                continue
+            yield frame_name("across", "flows", layer, True), with_keys
+            atoms_of = tuple(spans.atom_layers(layer))
+            if atoms_of not in flow_atoms:
+                flow_atoms[atoms_of] = spans.flow_encounter_atoms(
+                    con, list(atoms_of), keys, homes=homes if set(atoms_of) <= set(every) else None)
+            yield (frame_name("across", "flow_encounters", layer),
+                   spans.published_flow_encounters(con, layer, keys, atoms=flow_atoms[atoms_of]))
+        yield from _finished(pending)
     if records is not None:
         con.execute(f"DROP TABLE IF EXISTS temp.{records}")
+
+
+def _finished(pending: list):
+    """(name, value) of each submitted measure, in the order submitted, once done."""
+    for name, future in pending:
+        yield name, future.result()
+
+
+def _pandas_measures(layer: str, children: pd.DataFrame, keyed_children: pd.DataFrame | None, atoms,
+                     reach: pd.DataFrame, keys: dict | None, totals: pd.Series, compare_layers) -> list:
+    """(name, a call of no argument) of each of ``layer``'s stored measures that reads only its children frames
+    (``_view_frames``), never the cursor: Compare's published span and, for a home layer, Across's spans, missed,
+    overview and spanning children, exact and (with ``keyed_children``) published."""
+    out = []
+    if layer in compare_layers:  # Compare's resident children, published (linked records only)
+        out.append((frame_name("across", "compare_span", layer),
+                    functools.partial(compare.published_span, keyed_children, atoms=atoms)))
+    if layer not in spans.HOME_LAYERS:
+        return out
+    out += [(frame_name("across", "spans", layer, False),
+             functools.partial(spans.spans_by_area, None, layer, children=children)),
+            (frame_name("across", "missed", layer, False),
+             functools.partial(spans.missed_without_linkage, None, layer, children=children, reach=reach)),
+            (frame_name("across", "overview", layer, False),
+             functools.partial(spans.overview, None, layer, children=children, reach=reach, totals=totals)),
+            (frame_name("across", "spanning", layer, None),
+             functools.partial(spans.spanning_children, None, layer, limit=SPANNING_LIMIT, children=children))]
+    if keyed_children is not None:
+        out += [(frame_name("across", "spans", layer, True),
+                 functools.partial(spans.spans_by_area, None, layer, children=keyed_children, atoms=atoms)),
+                (frame_name("across", "missed", layer, True),
+                 functools.partial(spans.missed_without_linkage, None, layer, children=keyed_children, reach=reach,
+                                   atoms=atoms)),
+                (frame_name("across", "overview", layer, True),
+                 functools.partial(spans.overview, None, layer, children=keyed_children, reach=reach, keys=keys,
+                                   totals=totals, atoms=atoms))]
+    return out
 
 
 def _payload(value) -> tuple[str, bytes]:
