@@ -75,7 +75,7 @@ def _on_pairs(sql: str) -> str:
     return re.sub(r'\b([lr])\."?(\w+)"?', r'"\2_\1"', sql)
 
 
-@dataclass
+@dataclass(eq=False)  # holds frames and a connection: compared by identity
 class NameMeetings:
     """The band keys' pairs whose names do not both differ: the first half of `pair_keys`, held on its DuckDB
     connection (`con`, with `frame` registered) as the table `source`. They need the band keys and the names'

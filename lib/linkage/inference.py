@@ -244,8 +244,9 @@ def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, pro
     30.4 -> 26.5 s, scoring after it 8.8 -> 6.2 s; docs/PERFORMANCE.md, session 9). The scored pairs get their
     text ids back. `meetings`: the band keys' pairs found beside training for this `frame` (`_keys_and_meetings`),
     whose integer-id frame is then scored."""
-    _, ids = _sorted_codes(frame["unique_id"])
-    coded = meetings.frame if meetings is not None and meetings.keyed is frame else _coded(frame)
+    codes, ids = _sorted_codes(frame["unique_id"])
+    coded = (meetings.frame if meetings is not None and meetings.keyed is frame
+             else frame.assign(unique_id=codes.astype("int64")))
     scored = _scores(db_api, coded, model_json, config, progress, meetings)
     for side in ("unique_id_l", "unique_id_r"):
         scored[side] = ids.take(scored[side].to_numpy())
