@@ -245,17 +245,17 @@ def score(db_api, frame: pd.DataFrame, model_json: dict, config: LinkConfig, pro
     text ids back. `meetings`: the band keys' pairs found beside training for this `frame` (`_keys_and_meetings`),
     whose integer-id frame is then scored."""
     codes, ids = _sorted_codes(frame["unique_id"])
-    coded = (meetings.frame if meetings is not None and meetings.keyed is frame
-             else frame.assign(unique_id=codes.astype("int64")))
+    coded = meetings.frame if meetings is not None and meetings.keyed is frame else _coded(frame, codes)
     scored = _scores(db_api, coded, model_json, config, progress, meetings)
     for side in ("unique_id_l", "unique_id_r"):
         scored[side] = ids.take(scored[side].to_numpy())
     return scored
 
 
-def _coded(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with each node's integer id (`_sorted_codes`) as its `unique_id`, as Splink scores it."""
-    codes, _ = _sorted_codes(frame["unique_id"])
+def _coded(frame: pd.DataFrame, codes: np.ndarray | None = None) -> pd.DataFrame:
+    """`frame` with each node's integer id (`_sorted_codes`, or `codes` if found already) as its `unique_id`, as
+    Splink scores it."""
+    codes = _sorted_codes(frame["unique_id"])[0] if codes is None else codes
     return frame.assign(unique_id=codes.astype("int64"))
 
 
