@@ -181,7 +181,7 @@ def _version_watch() -> None:
     version = versions.current(path)
     # Read after the version, right before the rerun: reading session state is a yield point, where a click
     # already made (another page's link) takes over. st.rerun would otherwise fold this page's rerun over it
-    # (the newer request's page wins) and lose the click (stop 42; tests/test_browser_snapshots.py).
+    # (the newer request's page wins) and lose the click (stop 42; tests/test_browser_clicks.py).
     pin = st.session_state.get(_PIN)
     if version is not None and pin and pin[0] == path and version.number != pin[1]:
         st.rerun(scope="app")
