@@ -20,8 +20,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -355,7 +357,7 @@ def test_an_error_mid_refresh_leaves_the_previous_aggregates(synthetic, monkeypa
         assert assert_same_cube(con)
         pd.testing.assert_frame_equal(normalised(aggregates.cube(con)), before)
         # a failing full rebuild (a linkage import) leaves the linkage and the aggregates as they were
-        monkeypatch.setattr(stored, "rebuild", lambda cur: (_ for _ in ()).throw(RuntimeError("simulated")))
+        monkeypatch.setattr(stored, "rebuild", lambda cur, **kw: (_ for _ in ()).throw(RuntimeError("simulated")))
         with pytest.raises(RuntimeError, match="simulated"):
             _import_children(con, Path(os.environ.get("TMPDIR", "/tmp")) / f"agg-import-{os.getpid()}", 1, 9)
         monkeypatch.undo()
@@ -786,3 +788,100 @@ def test_record_keys_are_the_first_byte_of_the_keyed_hash():
     for domain in ("record", "child"):
         assert members.keys_of(ids, secret, domain) == [int(h[:2], 16) for h in Hasher(secret).values(domain, ids)]
     assert members.keys_of([None], secret, "child") == members.keys_of(["None"], secret, "child")
+
+
+def _across_rows_threads(monkeypatch) -> list[str]:
+    """The names of the threads that build the Across measures from here on (``aggregates.across_rows``)."""
+    threads, real = [], aggregates.across_rows
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(aggregates, "across_rows", recorded)
+    return threads
+
+
+def _beside_threads_alive() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("across-beside")]
+
+
+def test_a_linkage_run_builds_the_across_measures_beside_its_transaction_from_the_new_record_map(tmp_path,
+                                                                                                  monkeypatch):
+    """A linkage run's save builds the Across measures on a second cursor, outside its transaction, on which the
+    run's record map shadows the stored one (``rebuilt_beside``). A second run, after an upload, changes the record
+    map: its stored Across measures must be the new map's (equal a recount from the committed store, which differs
+    from the first run's), not the stored map's that the second cursor would otherwise read."""
+    threads = _across_rows_threads(monkeypatch)
+    encounters, _ = generate(SynthConfig(n_encounters=1_200, seed=11))
+    con = store.connect(tmp_path / "store.duckdb")
+    try:
+        _upload(con, encounters.iloc[:800], "first.parquet")
+        run.link(con)
+        first = stored_frames(con)
+        assert assert_same_views(con, pages=True)
+        _upload(con, encounters.iloc[800:], "second.parquet")
+        run.link(con)
+        assert assert_same_views(con, pages=True)
+        second = stored_frames(con)
+        assert any(not second[name].equals(first[name]) for name in first
+                   if name.startswith("across/spans/") and isinstance(first[name], pd.DataFrame))
+    finally:
+        con.close()
+    assert len(threads) == 2 and all(name.startswith("across-beside") for name in threads)
+    assert not _beside_threads_alive()
+
+
+def test_an_error_beside_a_linkage_write_rolls_it_back_and_one_inside_it_stops_the_work_beside(synthetic, tmp_path,
+                                                                                                 monkeypatch):
+    """An error in the Across measures built beside the write fails the write (nothing stored changes); an error in
+    the write's own transaction stops the work beside it (its DuckDB query interrupted) before the write returns."""
+    from lib.measures import spans
+
+    con = store.connect(":memory:")
+    try:
+        _upload(con, synthetic.iloc[:200], "first.parquet")
+        _import_children(con, tmp_path / "run1", 1, 40)
+        before = con.execute("SELECT name, kind, payload FROM agg_frames ORDER BY name").fetchall()
+        children = con.execute("SELECT * FROM record_child ORDER BY record_key").fetchall()
+        real_flows = spans.flows
+
+        def failing_beside(*args, **kwargs):
+            if threading.current_thread().name.startswith("across-beside"):
+                raise RuntimeError("out of memory (simulated) beside the write")
+            return real_flows(*args, **kwargs)
+
+        monkeypatch.setattr(spans, "flows", failing_beside)
+        with pytest.raises(RuntimeError, match="simulated"):
+            _import_children(con, tmp_path / "run2", 2, 25)
+        monkeypatch.undo()
+        assert con.execute("SELECT name, kind, payload FROM agg_frames ORDER BY name").fetchall() == before
+        assert con.execute("SELECT * FROM record_child ORDER BY record_key").fetchall() == children
+        assert not _beside_threads_alive()
+
+        interrupted, running, real_tables = [], threading.Event(), spans.child_tables
+
+        def slow_beside(con_, *args, **kwargs):  # a query beside the write of ~20 s unless the failing write stops it
+            running.set()
+            try:
+                con_.execute("SELECT sum(a.range * b.range) FROM range(100000) a, range(100000) b").fetchall()
+            except duckdb.Error as exc:
+                interrupted.append(str(exc))
+                raise
+            return real_tables(con_, *args, **kwargs)
+
+        def failing_inside(*args, **kwargs):  # the write's own transaction fails once the query beside is running
+            assert running.wait(120)
+            raise RuntimeError("simulated failure inside the write")
+
+        monkeypatch.setattr(spans, "child_tables", slow_beside)
+        monkeypatch.setattr(aggregates, "from_rows", failing_inside)
+        with pytest.raises(RuntimeError, match="simulated"):
+            _import_children(con, tmp_path / "run3", 3, 25)
+        monkeypatch.undo()
+        assert interrupted and "interrupt" in interrupted[0].lower()
+        assert not _beside_threads_alive()
+        assert con.execute("SELECT name, kind, payload FROM agg_frames ORDER BY name").fetchall() == before
+        assert assert_same_views(con) and assert_same_cube(con)
+    finally:
+        con.close()

@@ -71,7 +71,9 @@ def import_linkage(con: duckdb.DuckDBPyConnection, source: str | Path, *, edges:
             missing = [c for c in LINK_EDGE_COLUMNS if c not in edge_columns]
             if missing:
                 raise LinkageImportError(f"link_edges.parquet lacks columns {missing}")
-        with atomic(cur):  # on this cursor: the temporary view `incoming` lives on it
+        incoming = f"SELECT {', '.join(RECORD_CHILD_COLUMNS)} FROM read_parquet({_literal(record_child)})"
+        # on this cursor: the temporary view `incoming` lives on it; the Across measures are built beside it
+        with aggregates.rebuilt_beside(con, incoming) as beside, atomic(cur):
             cur.execute(f"CREATE OR REPLACE TABLE record_child AS SELECT {', '.join(RECORD_CHILD_COLUMNS)} "
                         "FROM incoming ORDER BY record_key")
             edge_rows = None
@@ -87,6 +89,7 @@ def import_linkage(con: duckdb.DuckDBPyConnection, source: str | Path, *, edges:
             cur.execute("INSERT INTO linkage_runs VALUES (?, now(), 0, ?, ?, ?, ?, ?)",
                         [run_id, rows, children, json.dumps({"backend": "imported", "source": str(record_child)}),
                          json.dumps(summary), json.dumps({})])
-            aggregates.refresh(cur, full=True)  # record_child replaced whole: every aggregate, in this transaction
+            # record_child replaced whole: every aggregate, in this transaction
+            aggregates.refresh(cur, full=True, beside=beside)
         summary["run_id"] = int(run_id)  # the audit row names it (lib.access.audit.cross_check)
         return summary

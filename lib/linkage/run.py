@@ -173,6 +173,12 @@ def multi_agency_children(frame: pd.DataFrame, child: str = "child_id") -> int:
 def _save(con, frames: dict, summary, config, model_json, started_at, started) -> int:
     """Write the run (``frames``: "out", the record map, and "edges", emptied once stored) and every aggregate, in
     one transaction."""
+    # the Across measures are built beside the transaction, on a cursor that reads this run's record map
+    with aggregates.rebuilt_beside(con, frames["out"]) as beside:
+        return _save_in_transaction(con, frames, summary, config, model_json, started_at, started, beside)
+
+
+def _save_in_transaction(con, frames: dict, summary, config, model_json, started_at, started, beside) -> int:
     out, edges = frames.pop("out"), frames.pop("edges")
     with transaction(con) as cur:
         # handed to DuckDB as Arrow tables (as clustering.outcomes made them): DuckDB reads Arrow's buffers where it
@@ -189,8 +195,9 @@ def _save(con, frames: dict, summary, config, model_json, started_at, started) -
                      summary["children"], json.dumps(asdict(config)), json.dumps(summary), json.dumps(model_json)])
         cur.unregister("out_frame")
         cur.unregister("edge_frame")
-        del out, edges  # stored: the frames are not held through the stored build below
-        aggregates.refresh(cur, full=True)  # record_child replaced whole: every aggregate, in this transaction
+        del out, edges  # stored: not held here through the stored build below (the cursor beside reads the map)
+        # record_child replaced whole: every aggregate, in this transaction
+        aggregates.refresh(cur, full=True, beside=beside)
     return int(run_id)
 
 

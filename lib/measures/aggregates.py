@@ -15,12 +15,14 @@ stored cube and a from-scratch ``counts.build_cube`` are the same rows (tests/te
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import json
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -182,7 +184,82 @@ def _kept_frames(keep_across: bool, keep_data: bool = False) -> str:
     return "".join(f" AND NOT starts_with(name, '{prefix}')" for prefix in kept).replace(" AND", " WHERE", 1)
 
 
-def build_stored(cur, *, full: bool = True) -> None:
+def _stored_keys(cur) -> dict[str, pa.Table]:
+    """The key tables the last stored build kept (``KEY_TABLES``), as ``members.key_tables``' ``known``."""
+    return {name: cur.sql(f"SELECT * FROM {table}").to_arrow_table() for name, table in KEY_TABLES.items()}
+
+
+def _key_tables(cur, linked: bool, known: dict) -> dict | None:
+    """The store's key tables (``members.key_tables``), or None when the store has no key (nothing ingested)."""
+    try:
+        return members.key_tables(store.HeldCursor(cur), children=linked, known=known)
+    except NoSecret:
+        return None
+
+
+def across_rows(cur, keys: dict | None, stop: threading.Event) -> list[tuple[str, str, bytes]]:
+    """Every Across measure of a linked store as ``agg_frames`` rows (name, kind, payload), on ``cur`` (a cursor
+    ``store.HeldCursor`` holds: the measures share its temporary tables); raises once ``stop`` is set."""
+    built = []
+    for name, value in _across_frames(cur, keys):
+        if stop.is_set():
+            raise RuntimeError("the Across measures beside the linkage run were stopped")
+        built.append((name, *_payload(value)))
+    return built
+
+
+class AcrossBeside:
+    """A linkage run's key tables and Across measures (``across/...``), computed on a second cursor of the store
+    while the run's transaction builds everything else on its own (``build_stored(beside=...)``).
+
+    Why: the save of a linkage run builds every stored measure in one transaction, on one cursor, so its queries ran
+    one after another and a core stood idle through every step that DuckDB or pandas runs on one core (1M: the save
+    12.3 s on 1.65 cores; docs/PERFORMANCE.md, session 26). The Across measures read only ``encounters``, the record
+    map (``record_child``) and the key tables (checked by ``tests/test_aggregates.py``): ``side`` is a cursor outside
+    the transaction on which the caller has registered the run's record map as ``record_child`` (it shadows the
+    stored one), so it reads what the transaction will commit. Nothing is written on ``side``: the measures are
+    stored by ``build_stored`` on the transaction's cursor, so they are committed with the run or not at all.
+    ``close`` stops the work (a DuckDB query is interrupted) and waits for it; the caller closes ``side``."""
+
+    def __init__(self, side):
+        self._side = store.HeldCursor(side)
+        self._raw = side
+        self._stop = threading.Event()
+        self._keys: Future = Future()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="across-beside")
+        self._frames = self._pool.submit(self._run)
+
+    def _run(self) -> list[tuple[str, str, bytes]]:
+        try:
+            keys = _key_tables(self._side, True, _stored_keys(self._side))
+        except BaseException as exc:
+            self._keys.set_exception(exc)
+            raise
+        self._keys.set_result(keys)
+        return across_rows(self._side, keys, self._stop)
+
+    def keys(self) -> dict | None:
+        """The key tables (as ``members.key_tables``; None: no key), once made."""
+        return self._keys.result()
+
+    def frames(self) -> list[tuple[str, str, bytes]]:
+        """Every Across measure as ``agg_frames`` rows (name, kind, payload), once all are made."""
+        return self._frames.result()
+
+    def close(self) -> None:
+        """Stop the work if it is still running and wait for it (its error, if any, was raised by ``frames``): the
+        query running beside is interrupted, and so is any it starts before it sees that it was stopped."""
+        self._stop.set()
+        while not self._frames.done():
+            with contextlib.suppress(duckdb.Error):
+                self._raw.interrupt()
+            with contextlib.suppress(BaseException):
+                self._frames.exception(timeout=0.05)
+        self._pool.shutdown(wait=True)
+
+
+def build_stored(cur, *, full: bool = True, beside: AcrossBeside | None = None) -> None:
+
     """Assemble the exact cube from ``agg_direct``/``agg_native`` and the protected cube from the records (cell key
     perturbation, ``lib.disclosure.service.protected_cube``) and store both, on ``cur`` inside the caller's
     transaction (``lib.records.aggregates.refresh_cubes`` calls it). A store without records keeps none; one without
@@ -195,7 +272,7 @@ def build_stored(cur, *, full: bool = True) -> None:
     keep_data = with_frames and _data_unchanged(cur)  # records only: kept through a linkage run too
     # the keys stored last time: their ids keep their keys (members.key_tables), only new ids are hashed (the key
     # tables at 1M 2.0-2.4 -> 0.4 s, at 5M 8.6-11.2 -> 2.6 s with the read, the same tables; session 17)
-    known = {name: cur.sql(f"SELECT * FROM {table}").to_arrow_table() for name, table in KEY_TABLES.items()}
+    known = _stored_keys(cur)
     for table in ("agg_cube", "agg_unplaced", *KEY_TABLES.values()):
         cur.execute(f"DELETE FROM {table}")
     if with_frames:
@@ -206,12 +283,11 @@ def build_stored(cur, *, full: bool = True) -> None:
         return
     here = store.HeldCursor(cur)
     linked = "record_child" in stored._tables(cur)
+    # the Across measures and the keys made beside this transaction: only when every Across measure is rebuilt
+    beside = beside if full and with_frames and linked else None
     exact = from_rows(*_stored_rows(cur), linked, None, started)
     built = {"exact": exact}
-    try:
-        keys = members.key_tables(here, children=linked, known=known)
-    except NoSecret:
-        keys = None
+    keys = beside.keys() if beside is not None else _key_tables(here, linked, known)
     if keep_data and (keys is None or not members.known_hold(here, members.RECORD_KEYS,
                                                                known.get(members.RECORD_KEYS))):
         # published with record keys that are not this store's now (or no key at all): recounted, never kept
@@ -230,7 +306,9 @@ def build_stored(cur, *, full: bool = True) -> None:
                 cur.unregister(name)
     fingerprint = stored.cubes_fingerprint(cur)
     if with_frames:
-        build_views(cur, keys, linked, across=not keep_across, data=not keep_data)
+        build_views(cur, keys, linked, across=not keep_across and beside is None, data=not keep_data)
+        if beside is not None:
+            cur.executemany("INSERT INTO agg_frames VALUES (?, ?, ?)", beside.frames())
         cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [f"{stored.STATE_KEY}.views", fingerprint])
     for name, cube in built.items():
         rows = cube.counts[CUBE_COLUMNS].assign(cube=name, ord=range(len(cube.counts)))
@@ -397,8 +475,12 @@ def _view_frames(con, keys: dict | None, linked: bool, *, across: bool, data: bo
                 yield (frame_name("data.completeness", layer, basis),
                        completeness_by_area(by_basis[basis][tuple(placed)], placed, layer))
         del by_basis
-    if not linked or not across:
-        return
+    if linked and across:
+        yield from _across_frames(con, keys)
+
+
+def _across_frames(con, keys: dict | None):
+    """The Across measures (``across/...``) of a linked store, on one cursor (``_view_frames``)."""
     reach = spans.exact_match_reach(con)
     keyed = keys is not None and members.CHILD_KEYS in keys
     flow_atoms: dict = {}  # published flow encounters' atoms, by their layers (one partition for every layer)
@@ -659,8 +741,12 @@ class _CubeBuilder:
         return f"{CUBES_FORMAT}:{geography_version()}:{registry_version()}"
 
     @staticmethod
-    def build_stored(cur, *, full: bool = True) -> None:
-        build_stored(cur, full=full)
+    def build_stored(cur, *, full: bool = True, beside: AcrossBeside | None = None) -> None:
+        build_stored(cur, full=full, beside=beside)
+
+    @staticmethod
+    def start_beside(side) -> AcrossBeside:
+        return AcrossBeside(side)
 
     @staticmethod
     def refresh_results(cur) -> None:

@@ -261,8 +261,9 @@ def _drop_quietly(cur, table: str) -> None:
         cur.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
 
-def rebuild(cur) -> None:
-    """Every aggregate from scratch (on ``cur``, inside the caller's transaction); nothing inside ``scratch()``."""
+def rebuild(cur, *, beside=None) -> None:
+    """Every aggregate from scratch (on ``cur``, inside the caller's transaction); nothing inside ``scratch()``.
+    ``beside``: as ``refresh``."""
     if not maintaining():
         return
     linked = _linked(cur)
@@ -276,7 +277,7 @@ def rebuild(cur) -> None:
     finally:
         _drop_quietly(cur, RECORDS)
     _mark(cur)
-    refresh_cubes(cur, force=True)
+    refresh_cubes(cur, force=True, beside=beside)
 
 
 # -- the assembled cubes (exact and protected), built by the measures layer on the same cursor ------------------
@@ -290,8 +291,9 @@ _cube_builder = None
 
 def register_cube_builder(builder) -> None:
     """Register what builds the cubes: an object with ``version() -> str`` (format and geography),
-    ``build_stored(cur, full)`` (``full``: nothing stored may be kept) and ``refresh_results(cur)`` (when the cubes
-    are kept: the stored results that do not follow the records, each brought up to date by its own fingerprint)."""
+    ``build_stored(cur, full, beside)`` (``full``: nothing stored may be kept; ``beside``: as ``refresh``),
+    ``refresh_results(cur)`` (when the cubes are kept: the stored results that do not follow the records, each
+    brought up to date by its own fingerprint) and ``start_beside(side)`` (``rebuilt_beside``)."""
     global _cube_builder
     _cube_builder = builder
 
@@ -318,7 +320,7 @@ def cubes_current(cur, cube: str = "exact") -> bool:
     return wanted is not None and bool(rows) and rows[0][0] == wanted
 
 
-def refresh_cubes(cur, *, force: bool = False) -> bool:
+def refresh_cubes(cur, *, force: bool = False, beside=None) -> bool:
     """Rebuild the assembled cubes on ``cur`` (inside the caller's transaction) unless they are current and not
     ``force``; returns whether they were rebuilt. A store without ``agg_cube`` (being migrated) is left alone."""
     if _cube_builder is None or not {"agg_cube", "agg_unplaced"} <= _tables(cur):
@@ -327,8 +329,36 @@ def refresh_cubes(cur, *, force: bool = False) -> bool:
             and ("agg_frames" not in _tables(cur) or cubes_current(cur, "views")):
         _cube_builder.refresh_results(cur)  # results that do not follow the records keep their own fingerprint
         return False
-    _cube_builder.build_stored(cur, full=force)  # force: the linkage was replaced (or a rebuild): everything
+    # force: the linkage was replaced (or a rebuild): everything
+    _cube_builder.build_stored(cur, full=force, beside=beside)
     return True
+
+
+@contextlib.contextmanager
+def rebuilt_beside(con, record_map):
+    """Around a write that replaces the record map (``record_child``) whole and then calls ``refresh(cur,
+    full=True, beside=...)``: yields what the cube builder started (its ``start_beside``: the Across measures) on a
+    cursor of ``con``'s own, outside the write's transaction, on which ``record_map`` (the new map: an Arrow table,
+    or a query) is the ``record_child`` it reads, shadowing the stored one. Stopped, waited for and closed on the way
+    out. Yields None (``refresh`` then builds everything on the write's cursor) when nothing is maintained here
+    (``scratch()``), no cube builder is registered, or ``con`` is a cursor that is its own ``cursor()`` (a
+    ``HeldCursor``: the write's own transaction)."""
+    side = con.cursor()
+    if side is con or not maintaining() or _cube_builder is None:
+        yield None
+        return
+    try:
+        if isinstance(record_map, str):
+            side.execute(f"CREATE TEMP TABLE record_child AS {record_map}")
+        else:
+            side.register("record_child", record_map)
+        started = _cube_builder.start_beside(side)
+        try:
+            yield started
+        finally:
+            started.close()
+    finally:
+        side.close()
 
 
 def _refresh_touched(cur, touched_sql: str, params: list) -> None:
@@ -357,18 +387,19 @@ def _refresh_touched(cur, touched_sql: str, params: list) -> None:
 
 
 def refresh(cur, *, batch_id: int | None = None, record_keys=None, full: bool = False,
-            was_current: bool = True) -> str:
+            was_current: bool = True, beside=None) -> str:
     """Bring the aggregates up to date after a change made on ``cur`` (inside its transaction).
 
     ``batch_id``: a batch was just stored (its cells are recomputed); ``record_keys``: a reviewer decided on
     these records (the cells of their children's records are recomputed); ``full``: the linkage was replaced.
     ``was_current``: whether the aggregates matched the store before the change (``maintained`` checks it);
-    if not (never built, or changed by a path that did not refresh) everything is rebuilt.
+    if not (never built, or changed by a path that did not refresh) everything is rebuilt. ``beside``: what
+    ``rebuilt_beside`` yielded for this change (a full rebuild reads its measures instead of computing them here).
     Returns what was done: "full", "incremental" or "off" (inside ``scratch()``: nothing)."""
     if not maintaining():
         return "off"
     if full or not was_current or stored_fingerprint(cur) is None:
-        rebuild(cur)
+        rebuild(cur, beside=beside)
         return "full"
     if batch_id is not None:
         added, total = cur.execute("SELECT count(*) FILTER (WHERE batch_id = ?), count(*) FROM encounters",
