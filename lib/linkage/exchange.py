@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from lib.records import aggregates, tables
-from lib.records.store import atomic, cursor
+from lib.records.store import atomic, cursor, rebuilt_beside
 
 RECORD_CHILD_COLUMNS = ["record_key", "child_id", "node_id", "link_method", "best_match_probability", "by_nhs",
                         "nhs_conflict", "shared_number_suspected"]
@@ -73,7 +73,7 @@ def import_linkage(con: duckdb.DuckDBPyConnection, source: str | Path, *, edges:
                 raise LinkageImportError(f"link_edges.parquet lacks columns {missing}")
         incoming = f"SELECT {', '.join(RECORD_CHILD_COLUMNS)} FROM read_parquet({_literal(record_child)})"
         # on this cursor: the temporary view `incoming` lives on it; the Across measures are built beside it
-        with aggregates.rebuilt_beside(con, incoming) as beside, atomic(cur):
+        with rebuilt_beside(con, incoming) as beside, atomic(cur):
             cur.execute(f"CREATE OR REPLACE TABLE record_child AS SELECT {', '.join(RECORD_CHILD_COLUMNS)} "
                         "FROM incoming ORDER BY record_key")
             edge_rows = None

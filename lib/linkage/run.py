@@ -37,7 +37,7 @@ from lib.linkage.inference import (
     trained_review_floor,
 )
 from lib.records import aggregates, tables
-from lib.records.store import cursor, transaction
+from lib.records.store import cursor, rebuilt_beside, transaction
 
 __all__ = ["RECORD_COLUMNS", "LinkConfig", "cluster", "deterministic_pass", "ensure_tables", "link",
            "multi_agency_children", "probabilistic_pass", "record_decision", "cluster_with_floor"]
@@ -174,7 +174,7 @@ def _save(con, frames: dict, summary, config, model_json, started_at, started) -
     """Write the run (``frames``: "out", the record map, and "edges", emptied once stored) and every aggregate, in
     one transaction."""
     # the Across measures are built beside the transaction, on a cursor that reads this run's record map
-    with aggregates.rebuilt_beside(con, frames["out"]) as beside:
+    with rebuilt_beside(con, frames["out"]) as beside:
         return _save_in_transaction(con, frames, summary, config, model_json, started_at, started, beside)
 
 

@@ -293,7 +293,7 @@ def register_cube_builder(builder) -> None:
     """Register what builds the cubes: an object with ``version() -> str`` (format and geography),
     ``build_stored(cur, full, beside)`` (``full``: nothing stored may be kept; ``beside``: as ``refresh``),
     ``refresh_results(cur)`` (when the cubes are kept: the stored results that do not follow the records, each
-    brought up to date by its own fingerprint) and ``start_beside(side)`` (``rebuilt_beside``)."""
+    brought up to date by its own fingerprint) and ``start_beside(side)`` (``start_beside``)."""
     global _cube_builder
     _cube_builder = builder
 
@@ -334,31 +334,14 @@ def refresh_cubes(cur, *, force: bool = False, beside=None) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def rebuilt_beside(con, record_map):
-    """Around a write that replaces the record map (``record_child``) whole and then calls ``refresh(cur,
-    full=True, beside=...)``: yields what the cube builder started (its ``start_beside``: the Across measures) on a
-    cursor of ``con``'s own, outside the write's transaction, on which ``record_map`` (the new map: an Arrow table,
-    or a query) is the ``record_child`` it reads, shadowing the stored one. Stopped, waited for and closed on the way
-    out. Yields None (``refresh`` then builds everything on the write's cursor) when nothing is maintained here
-    (``scratch()``), no cube builder is registered, or ``con`` is a cursor that is its own ``cursor()`` (a
-    ``HeldCursor``: the write's own transaction)."""
-    side = con.cursor()
-    if side is con or not maintaining() or _cube_builder is None:
-        yield None
-        return
-    try:
-        if isinstance(record_map, str):
-            side.execute(f"CREATE TEMP TABLE record_child AS {record_map}")
-        else:
-            side.register("record_child", record_map)
-        started = _cube_builder.start_beside(side)
-        try:
-            yield started
-        finally:
-            started.close()
-    finally:
-        side.close()
+def start_beside(side):
+    """Start, on ``side`` (a cursor outside a write's transaction that reads the write's new record map as
+    ``record_child``: ``store.rebuilt_beside``), what the cube builder can build of a full rebuild beside the
+    transaction (its ``start_beside``: the Across measures). None when nothing is maintained here (``scratch()``) or
+    no cube builder is registered: ``refresh`` then builds everything on the write's cursor."""
+    if not maintaining() or _cube_builder is None:
+        return None
+    return _cube_builder.start_beside(side)
 
 
 def _refresh_touched(cur, touched_sql: str, params: list) -> None:
@@ -394,7 +377,7 @@ def refresh(cur, *, batch_id: int | None = None, record_keys=None, full: bool = 
     these records (the cells of their children's records are recomputed); ``full``: the linkage was replaced.
     ``was_current``: whether the aggregates matched the store before the change (``maintained`` checks it);
     if not (never built, or changed by a path that did not refresh) everything is rebuilt. ``beside``: what
-    ``rebuilt_beside`` yielded for this change (a full rebuild reads its measures instead of computing them here).
+    ``store.rebuilt_beside`` yielded for this change (a full rebuild reads its measures instead of computing them).
     Returns what was done: "full", "incremental" or "off" (inside ``scratch()``: nothing)."""
     if not maintaining():
         return "off"

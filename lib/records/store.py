@@ -164,6 +164,30 @@ def transaction(con: duckdb.DuckDBPyConnection):
         yield cur
 
 
+@contextlib.contextmanager
+def rebuilt_beside(con: duckdb.DuckDBPyConnection, record_map: pa.Table | str):
+    """Around a write that replaces the record map (``record_child``) whole and then calls
+    ``aggregates.refresh(cur, full=True, beside=...)``: yields what ``aggregates.start_beside`` started (the Across
+    measures) on a cursor of ``con``'s own, outside the write's transaction, on which ``record_map`` (the new map: an
+    Arrow table, or a query) is the ``record_child`` it reads, shadowing the stored one. Stopped, waited for and
+    closed on the way out. Yields None (the refresh then builds everything on the write's cursor) when nothing is
+    maintained here or ``con`` is a ``HeldCursor`` (its cursor is the write's own)."""
+    if isinstance(con, HeldCursor):
+        yield None
+        return
+    with cursor(con) as side:
+        if isinstance(record_map, str):
+            side.execute(f"CREATE TEMP TABLE record_child AS {record_map}")
+        else:
+            side.register("record_child", record_map)
+        started = aggregates.start_beside(side)
+        try:
+            yield started
+        finally:
+            if started is not None:
+                started.close()
+
+
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether the store holds table ``name`` (an old store may lack the linkage tables)."""
     with cursor(con) as cur:
