@@ -885,3 +885,29 @@ def test_an_error_beside_a_linkage_write_rolls_it_back_and_one_inside_it_stops_t
         assert assert_same_views(con) and assert_same_cube(con)
     finally:
         con.close()
+
+
+def test_prepare_loads_every_conversion_the_cube_assembly_reads(linked_store, monkeypatch):
+    """A linkage run starts ``stored.prepare`` while it links, so its save's cube assembly (``from_rows``) finds the
+    geography's conversion weights loaded: after it, assembling the cube reads nothing of the geography again."""
+    from lib.geo import catchments
+    from lib.measures import convert
+
+    _, con = linked_store
+    convert.weights.cache_clear()
+    thread = stored.prepare()
+    assert thread is not None
+    thread.join()
+
+    def no_geography(*args, **kwargs):
+        raise AssertionError("the geography was read again after prepare()")
+
+    monkeypatch.setattr(convert, "_trust_weights", no_geography)
+    monkeypatch.setattr(catchments, "area_trust_weights", no_geography)
+    monkeypatch.setattr(convert.lookup, "lsoa_table", no_geography)
+    with store.cursor(con) as cur:
+        cube = aggregates.from_rows(*aggregates._stored_rows(cur), True)
+    assert not cube.counts.empty and set(cube.counts["basis"]) == {"direct", "native"}
+    monkeypatch.undo()
+    with stored.scratch():
+        assert stored.prepare() is None  # nothing maintained (a Scenario's simulation): nothing loaded

@@ -78,6 +78,7 @@ def _link(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: Progress
 def _link_passes(con: duckdb.DuckDBPyConnection, config: LinkConfig, progress: Progress) -> dict:
     started = time.perf_counter()
     started_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    aggregates.prepare()  # the save's geography, loaded on a thread of its own while this links
     ensure_tables(con)
     progress(0.05, "Deterministic pass: valid NHS numbers")
     nodes, record_nodes = deterministic_pass(con)

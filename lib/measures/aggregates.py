@@ -56,6 +56,17 @@ def _natives() -> dict[str, list[str]]:
     return natives
 
 
+def prepare() -> None:
+    """Load what assembling the cubes reads from the geography (the conversion weights of every native layer to
+    every measure layer; ``convert.weights`` keeps them for the process), so a write's build does not wait for it.
+    A linkage run calls it on a thread of its own while it links (``lib.records.aggregates.prepare``): in a fresh
+    process (``python -m lib.cli link``, the nightly load) the first build's ``from_rows`` loaded them itself
+    (1M: 1.4 s against 0.3 s once loaded; docs/PERFORMANCE.md, session 26)."""
+    for native in dict.fromkeys(counts.NATIVE_LAYER.values()):
+        for layer in stored.measure_layers():
+            convert.weights(native, layer)
+
+
 def from_rows(direct: pd.DataFrame, native: pd.DataFrame, linked: bool, layers=None,
               started: float | None = None) -> counts.MeasureCube:
     """The cube from rows of ``agg_direct`` and ``agg_native`` (as stored, or as Spark computed them)."""
@@ -747,6 +758,10 @@ class _CubeBuilder:
     @staticmethod
     def start_beside(side) -> AcrossBeside:
         return AcrossBeside(side)
+
+    @staticmethod
+    def prepare() -> None:
+        prepare()
 
     @staticmethod
     def refresh_results(cur) -> None:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 
 import duckdb
 
@@ -293,7 +294,8 @@ def register_cube_builder(builder) -> None:
     """Register what builds the cubes: an object with ``version() -> str`` (format and geography),
     ``build_stored(cur, full, beside)`` (``full``: nothing stored may be kept; ``beside``: as ``refresh``),
     ``refresh_results(cur)`` (when the cubes are kept: the stored results that do not follow the records, each
-    brought up to date by its own fingerprint) and ``start_beside(side)`` (``start_beside``)."""
+    brought up to date by its own fingerprint), ``start_beside(side)`` (``start_beside``) and ``prepare()``
+    (``prepare``)."""
     global _cube_builder
     _cube_builder = builder
 
@@ -332,6 +334,23 @@ def refresh_cubes(cur, *, force: bool = False, beside=None) -> bool:
     # force: the linkage was replaced (or a rebuild): everything
     _cube_builder.build_stored(cur, full=force, beside=beside)
     return True
+
+
+def prepare() -> threading.Thread | None:
+    """Start loading, on a daemon thread, what the cube builder's next full build reads from the geography (its
+    ``prepare``), for a write that will rebuild everything later (a linkage run: it links first); returns the
+    thread, or None when nothing is maintained here (``scratch()``) or no cube builder is registered. Nothing is
+    read from the store. An error there is left for the build itself to meet."""
+    if not maintaining() or _cube_builder is None:
+        return None
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            _cube_builder.prepare()
+
+    thread = threading.Thread(target=load, name="aggregates-prepare", daemon=True)
+    thread.start()
+    return thread
 
 
 def start_beside(side):
