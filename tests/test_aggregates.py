@@ -11,6 +11,9 @@ write's transaction, and always equals a from-scratch count (``counts.build_cube
 - Schema 7: the pages' stored measures (``agg_frames``: spans, flows, completeness) are current after every
   write of the sequence and equal a recomputation, and the Across and Data pages read from them give the same
   page as computed from the records; an error while building them rolls the write back and leaves them current.
+- A linkage write builds its Across measures beside its transaction (``store.rebuilt_beside``): a second run's are
+  its own record map's, an error beside rolls the write back, an error inside interrupts the work beside; the
+  geography the save reads is loaded while it links (``stored.prepare``).
 """
 from __future__ import annotations
 

@@ -270,13 +270,14 @@ class AcrossBeside:
 
 
 def build_stored(cur, *, full: bool = True, beside: AcrossBeside | None = None) -> None:
-
     """Assemble the exact cube from ``agg_direct``/``agg_native`` and the protected cube from the records (cell key
     perturbation, ``lib.disclosure.service.protected_cube``) and store both, on ``cur`` inside the caller's
     transaction (``lib.records.aggregates.refresh_cubes`` calls it). A store without records keeps none; one without
     a key (nothing ingested) keeps only the exact cube. Readers then only scan ``agg_cube``. Then the pages'
     measures (``agg_frames``, ``build_views``); ``full`` False (an upload's or a decision's refresh, the linkage
-    not replaced) keeps the Across measures when ``_across_unchanged`` shows they still hold."""
+    not replaced) keeps the Across measures when ``_across_unchanged`` shows they still hold. ``beside``: the
+    Across measures and key tables built beside this transaction (``AcrossBeside``), used when every Across measure
+    is rebuilt (``full``, a linked store with ``agg_frames``)."""
     started = time.perf_counter()
     with_frames = "agg_frames" in stored._tables(cur)
     keep_across = with_frames and not full and _across_unchanged(cur)
